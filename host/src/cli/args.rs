@@ -1,0 +1,209 @@
+//! Command-line flags, parsed and validated; nothing here touches a component.
+
+use airlock::{DirAccess, DirGrant, Limits};
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Run AI-agent tools as WASI 0.2 components behind a deny-by-default host.
+#[derive(Debug, Parser)]
+#[command(name = "airlock", version, about, after_help = EXIT_CODES)]
+pub struct Cli {
+    /// Where airlock keeps its state (the compile cache lives in `cache/`).
+    #[arg(
+        long,
+        global = true,
+        env = "AIRLOCK_STATE_DIR",
+        default_value = ".airlock"
+    )]
+    pub state_dir: PathBuf,
+
+    /// Compile every time instead of using the on-disk compile cache.
+    #[arg(long, global = true)]
+    pub no_cache: bool,
+
+    /// Log more (repeat for more detail); `RUST_LOG` overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+pub const EXIT_CODES: &str = "\
+Exit codes:
+  0  the tool returned output
+  1  the tool failed: returned an error, crashed (trap), exited, or returned non-JSON
+  2  usage or host error: bad arguments or input, unreadable or invalid component
+  3  denied: the component imports something airlock does not provide
+  4  a limit ended the invocation (deadline, fuel, memory, table, stack, input, output)";
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a tool component once and print its output.
+    Run(RunArgs),
+    /// Show what a component is: digest, imports, exports, world, capabilities.
+    Inspect(InspectArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The tool component (.wasm).
+    pub component: PathBuf,
+
+    /// Input JSON. Without --input or --input-file, read from stdin.
+    #[arg(long, conflicts_with = "input_file")]
+    pub input: Option<String>,
+
+    /// Read the input JSON from a file (`-` for stdin).
+    #[arg(long, value_name = "PATH")]
+    pub input_file: Option<PathBuf>,
+
+    /// Print a JSON result object (output, reason code, duration, limits).
+    #[arg(long)]
+    pub json: bool,
+
+    #[command(flatten)]
+    pub limits: LimitArgs,
+
+    #[command(flatten)]
+    pub grants: GrantArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct LimitArgs {
+    /// Wall-clock deadline, e.g. `500ms`, `10s`.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub timeout: Option<Duration>,
+
+    /// Instruction budget (enables fuel metering).
+    #[arg(long, value_name = "UNITS")]
+    pub fuel: Option<u64>,
+
+    /// Linear memory cap, e.g. `64MiB`.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub memory: Option<u64>,
+
+    /// Table elements cap.
+    #[arg(long, value_name = "COUNT")]
+    pub max_table_elements: Option<u64>,
+
+    /// Largest accepted input, e.g. `1MiB`.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub max_input: Option<u64>,
+
+    /// Largest accepted output, e.g. `1MiB`.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub max_output: Option<u64>,
+
+    /// Bytes of guest stdout and of stderr kept, e.g. `64KiB`.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub max_stdio: Option<u64>,
+}
+
+impl LimitArgs {
+    /// The defaults with every given flag applied.
+    pub fn to_limits(&self) -> Result<Limits, String> {
+        let mut limits = Limits::default();
+        if let Some(timeout) = self.timeout {
+            limits.timeout = timeout;
+        }
+        limits.fuel = self.fuel;
+        if let Some(memory) = self.memory {
+            limits.max_memory_bytes = memory;
+        }
+        if let Some(count) = self.max_table_elements {
+            limits.max_table_elements = count;
+        }
+        let usize_of = |flag: &str, value: u64| {
+            usize::try_from(value)
+                .map_err(|_| format!("--{flag} {value} is too large for this machine"))
+        };
+        if let Some(size) = self.max_input {
+            limits.max_input_bytes = usize_of("max-input", size)?;
+        }
+        if let Some(size) = self.max_output {
+            limits.max_output_bytes = usize_of("max-output", size)?;
+        }
+        if let Some(size) = self.max_stdio {
+            limits.max_stdio_bytes = usize_of("max-stdio", size)?;
+        }
+        Ok(limits)
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct GrantArgs {
+    /// Grant a host directory read-only, as `HOST::GUEST` (e.g. `./data::/data`).
+    #[arg(long = "dir", value_name = "HOST::GUEST", value_parser = parse_dir_ro)]
+    pub dirs_ro: Vec<DirGrant>,
+
+    /// Grant a host directory read-write, as `HOST::GUEST`.
+    #[arg(long = "dir-rw", value_name = "HOST::GUEST", value_parser = parse_dir_rw)]
+    pub dirs_rw: Vec<DirGrant>,
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// The component (.wasm).
+    pub component: PathBuf,
+
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text)
+        .map_err(|e| format!("{e}: write a duration such as `500ms`, `10s` or `2m`"))
+}
+
+fn parse_size(text: &str) -> Result<u64, String> {
+    text.parse::<bytesize::ByteSize>()
+        .map(|size| size.as_u64())
+        .map_err(|e| format!("{e}: write a size such as `65536`, `64KiB` or `128MiB`"))
+}
+
+fn parse_dir(text: &str, access: DirAccess) -> Result<DirGrant, String> {
+    match text.split_once("::") {
+        Some((host, guest)) if !host.is_empty() && !guest.is_empty() => {
+            Ok(DirGrant::new(host, guest, access))
+        }
+        _ => Err(format!(
+            "`{text}` is not HOST::GUEST: write e.g. `./data::/data` (host directory, \
+             then the name the tool sees)"
+        )),
+    }
+}
+
+fn parse_dir_ro(text: &str) -> Result<DirGrant, String> {
+    parse_dir(text, DirAccess::ReadOnly)
+}
+
+fn parse_dir_rw(text: &str) -> Result<DirGrant, String> {
+    parse_dir(text, DirAccess::ReadWrite)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_parse_or_explain() {
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert!(parse_duration("soon").unwrap_err().contains("500ms"));
+        assert_eq!(parse_size("64KiB"), Ok(64 * 1024));
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert!(parse_size("lots").unwrap_err().contains("128MiB"));
+        let dir = parse_dir_ro("./data::/data").expect("valid");
+        assert_eq!((dir.guest(), dir.access()), ("/data", DirAccess::ReadOnly));
+        assert!(parse_dir_rw("./data").unwrap_err().contains("HOST::GUEST"));
+        assert!(parse_dir_rw("::/data").is_err());
+    }
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,191 @@
+//! What the CLI prints: JSON objects with stable field names (reason codes are
+//! the library's), and their human-readable forms.
+
+use airlock::{Captured, ComponentInfo, Descriptor, Limits, Outcome, RunReport, Tool};
+use serde_json::{Value, json};
+use std::path::Path;
+
+/// Lines of guest stderr shown after a failure in text mode.
+const STDERR_TAIL_LINES: usize = 40;
+
+pub fn limits_json(limits: &Limits) -> Value {
+    json!({
+        "timeout_ms": limits.timeout.as_millis(),
+        "fuel": limits.fuel,
+        "max_memory_bytes": limits.max_memory_bytes,
+        "max_table_elements": limits.max_table_elements,
+        "max_input_bytes": limits.max_input_bytes,
+        "max_output_bytes": limits.max_output_bytes,
+        "max_stdio_bytes": limits.max_stdio_bytes,
+    })
+}
+
+fn captured_json(captured: &Captured) -> Value {
+    json!({ "text": captured.text, "dropped_bytes": captured.dropped_bytes })
+}
+
+fn report_json(report: &RunReport) -> Value {
+    json!({
+        "duration_ms": report.duration.as_secs_f64() * 1000.0,
+        "limits": limits_json(&report.limits),
+        "fuel_consumed": report.fuel_consumed,
+        "memory_peak_bytes": report.memory_peak_bytes,
+        "stdout": captured_json(&report.stdout),
+        "stderr": captured_json(&report.stderr),
+    })
+}
+
+fn tool_json(tool: &Tool) -> Value {
+    let d = tool.descriptor();
+    json!({
+        "name": d.name,
+        "version": d.version,
+        "sha256": tool.sha256().to_hex(),
+        "world": tool.world().as_str(),
+    })
+}
+
+/// The `run --json` result object.
+pub fn outcome_json(tool: &Tool, outcome: &Outcome) -> Value {
+    let mut object = json!({
+        "status": match outcome {
+            Outcome::Completed { .. } => "ok",
+            Outcome::ToolError { .. } => "tool_error",
+            Outcome::LimitExceeded { .. } => "limit_exceeded",
+            _ => "faulted",
+        },
+        "code": outcome.code(),
+        "exit_code": outcome.exit_code(),
+        "tool": tool_json(tool),
+        "report": report_json(outcome.report()),
+    });
+    if let Some(output) = outcome.output() {
+        // Completed output is checked JSON; embed it as a value.
+        object["output"] =
+            serde_json::from_str(output).unwrap_or_else(|_| Value::String(output.into()));
+    }
+    if let Some(message) = outcome.message() {
+        object["error"] = json!({ "code": outcome.code(), "message": message });
+    }
+    if let Outcome::Faulted {
+        fault: airlock::GuestFault::Trap {
+            backtrace: Some(bt),
+            ..
+        },
+        ..
+    } = outcome
+    {
+        object["error"]["backtrace"] = Value::String(bt.clone());
+    }
+    object
+}
+
+/// An error object for `--json` when there is no outcome.
+pub fn error_json(code: &str, message: &str, exit_code: u8) -> Value {
+    json!({
+        "status": "error",
+        "code": code,
+        "exit_code": exit_code,
+        "error": { "code": code, "message": message },
+    })
+}
+
+/// Text-mode report of a failed run on stderr: reason, message, guest stderr.
+pub fn print_failure(tool: &Tool, outcome: &Outcome) {
+    eprintln!(
+        "airlock: {}: {}: {}",
+        tool.name(),
+        outcome.code(),
+        outcome.message().unwrap_or_default()
+    );
+    let stderr = &outcome.report().stderr;
+    let lines: Vec<&str> = stderr.text.lines().collect();
+    if !lines.is_empty() {
+        eprintln!("guest stderr:");
+        let skip = lines.len().saturating_sub(STDERR_TAIL_LINES);
+        if skip > 0 {
+            eprintln!("  ... ({skip} earlier lines; --json shows all)");
+        }
+        for line in &lines[skip..] {
+            eprintln!("  {line}");
+        }
+    }
+}
+
+pub fn descriptor_json(descriptor: &Descriptor) -> Value {
+    json!({
+        "name": descriptor.name,
+        "version": descriptor.version,
+        "description": descriptor.description,
+        "input_schema": serde_json::from_str::<Value>(&descriptor.input_schema).unwrap_or(Value::Null),
+    })
+}
+
+/// The `inspect --json` object.
+pub fn info_json(
+    path: &Path,
+    info: &ComponentInfo,
+    described: Result<&Descriptor, (&str, String)>,
+) -> Value {
+    let mut object = json!({
+        "path": path.display().to_string(),
+        "sha256": info.sha256.to_hex(),
+        "size": info.size,
+        "world": info.world.as_str(),
+        "capabilities": info.capabilities().iter().map(|c| c.as_str()).collect::<Vec<_>>(),
+        "imports": info.imports.iter().map(|i| json!({ "name": i.name, "role": i.role.as_str() })).collect::<Vec<_>>(),
+        "exports": info.exports,
+        "tool_export": info.tool_export,
+    });
+    match described {
+        Ok(descriptor) => object["descriptor"] = descriptor_json(descriptor),
+        Err((code, message)) => {
+            object["descriptor"] = Value::Null;
+            object["describe_error"] = json!({ "code": code, "message": message });
+        }
+    }
+    object
+}
+
+/// The text form of `inspect`.
+pub fn print_info(
+    path: &Path,
+    info: &ComponentInfo,
+    described: Result<&Descriptor, (&str, String)>,
+) {
+    let capabilities: Vec<&str> = info.capabilities().iter().map(|c| c.as_str()).collect();
+    println!("component     {}", path.display());
+    println!("sha256        {}", info.sha256);
+    println!(
+        "size          {} ({} bytes)",
+        bytesize::ByteSize::b(info.size),
+        info.size
+    );
+    println!("world         {}", info.world);
+    println!(
+        "capabilities  {}",
+        if capabilities.is_empty() {
+            "(none)".to_string()
+        } else {
+            capabilities.join(", ")
+        }
+    );
+    match described {
+        Ok(d) => println!("tool          {} {}: {}", d.name, d.version, d.description),
+        Err((code, message)) => println!("tool          describe() failed ({code}): {message}"),
+    }
+    println!("imports");
+    let width = info.imports.iter().map(|i| i.name.len()).max().unwrap_or(0);
+    for import in &info.imports {
+        println!(
+            "  {:width$}  {:<10} {}",
+            import.name,
+            import.role.as_str(),
+            import.role.explain()
+        );
+    }
+    println!("exports");
+    for export in &info.exports {
+        println!("  {export}");
+    }
+}

@@ -1,0 +1,116 @@
+//! `airlock run`: load a component, run it once on JSON input, print the result.
+
+use super::args::{Cli, RunArgs};
+use super::render;
+use airlock::{Grants, Invocation, LimitExceeded, Outcome, exit_code};
+use std::io::{IsTerminal, Read};
+
+/// Prints an error (as JSON on stdout too, with `--json`) and returns `exit`.
+fn report_error(json: bool, code: &str, message: &str, exit: u8) -> u8 {
+    if json {
+        println!("{}", render::error_json(code, message, exit));
+    }
+    super::fail(message, exit)
+}
+
+pub async fn run(cli: &Cli, args: &RunArgs) -> u8 {
+    let json = args.json;
+    let limits = match args.limits.to_limits() {
+        Ok(limits) => limits,
+        Err(message) => return report_error(json, "usage", &message, exit_code::USAGE),
+    };
+    let input = match read_input(args, limits.max_input_bytes) {
+        Ok(input) => input,
+        Err((code, message, exit)) => return report_error(json, code, &message, exit),
+    };
+
+    let host = match super::build_host(cli, limits) {
+        Ok(host) => host,
+        Err(e) => return report_error(json, "host_build_failed", &e.to_string(), exit_code::USAGE),
+    };
+    let mut grants = Grants::none();
+    for dir in args.grants.dirs_ro.iter().chain(&args.grants.dirs_rw) {
+        grants = grants.with_dir(dir.clone());
+    }
+    let tool = match host.load(args.component.as_path(), grants).await {
+        Ok(tool) => tool,
+        Err(e) => {
+            let message = format!("{}: {e}", args.component.display());
+            return report_error(json, e.code(), &message, e.exit_code());
+        }
+    };
+    let outcome = match host.invoke(&tool, Invocation::new(input)).await {
+        Ok(outcome) => outcome,
+        Err(e) => return report_error(json, e.code(), &e.to_string(), e.exit_code()),
+    };
+
+    if json {
+        println!("{}", render::outcome_json(&tool, &outcome));
+    } else if let Outcome::Completed { output, .. } = &outcome {
+        println!("{output}");
+    } else {
+        render::print_failure(&tool, &outcome);
+    }
+    outcome.exit_code()
+}
+
+type InputError = (&'static str, String, u8);
+
+/// The input from `--input`, `--input-file` or stdin, read no further than
+/// one byte past the limit so an endless stdin cannot exhaust memory.
+fn read_input(args: &RunArgs, max: usize) -> Result<String, InputError> {
+    if let Some(input) = &args.input {
+        return Ok(input.clone());
+    }
+    let bytes = match args.input_file.as_deref() {
+        Some(path) if path.as_os_str() != "-" => {
+            let file = std::fs::File::open(path).map_err(|e| {
+                (
+                    "read_failed",
+                    format!("cannot read input file {}: {e}", path.display()),
+                    exit_code::USAGE,
+                )
+            })?;
+            read_bounded(file, max)
+        }
+        _ => {
+            let stdin = std::io::stdin();
+            if stdin.is_terminal() {
+                eprintln!("airlock: reading the input JSON from stdin (end with Ctrl-D)");
+            }
+            read_bounded(stdin.lock(), max)
+        }
+    }
+    .map_err(|e| {
+        (
+            "read_failed",
+            format!("reading the input failed: {e}"),
+            exit_code::USAGE,
+        )
+    })?;
+
+    if bytes.len() > max {
+        let limit = LimitExceeded::InputTooLarge {
+            limit: max,
+            actual: bytes.len(),
+        };
+        let message = format!("the input is more than {max} bytes; raise --max-input to allow it");
+        return Err((limit.code(), message, exit_code::LIMIT));
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        (
+            "invalid_input",
+            format!(
+                "the input is not UTF-8 (invalid byte at offset {}); pass JSON text",
+                e.utf8_error().valid_up_to()
+            ),
+            exit_code::USAGE,
+        )
+    })
+}
+
+fn read_bounded(reader: impl Read, max: usize) -> std::io::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    reader.take(max as u64 + 1).read_to_end(&mut bytes)?;
+    Ok(bytes)
+}

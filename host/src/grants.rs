@@ -1,0 +1,201 @@
+//! What an operator grants one tool beyond computing.
+//!
+//! The default is nothing: no directories, no network, no environment. A
+//! grant is checked against the tool's world when the tool is loaded, so a
+//! grant the tool cannot use is an error, not a silent no-op.
+
+use crate::runtime::World;
+use std::path::{Path, PathBuf};
+
+/// Access to a granted directory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DirAccess {
+    /// Read files and list directories.
+    ReadOnly,
+    /// Also create, write, rename and delete.
+    ReadWrite,
+}
+
+impl DirAccess {
+    /// `ro` or `rw`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DirAccess::ReadOnly => "ro",
+            DirAccess::ReadWrite => "rw",
+        }
+    }
+}
+
+/// One host directory made visible to a `files`-world tool.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DirGrant {
+    host: PathBuf,
+    guest: String,
+    access: DirAccess,
+}
+
+impl DirGrant {
+    /// Grants `host` to the tool, where it appears as the preopen `guest`
+    /// (e.g. `/data`).
+    pub fn new(host: impl Into<PathBuf>, guest: impl Into<String>, access: DirAccess) -> Self {
+        Self {
+            host: host.into(),
+            guest: guest.into(),
+            access,
+        }
+    }
+
+    /// The host directory.
+    pub fn host(&self) -> &Path {
+        &self.host
+    }
+
+    /// The name the guest sees.
+    pub fn guest(&self) -> &str {
+        &self.guest
+    }
+
+    /// Read-only or read-write.
+    pub fn access(&self) -> DirAccess {
+        self.access
+    }
+}
+
+/// Everything granted to one tool. [`Grants::none`] is the default.
+///
+/// # Examples
+///
+/// ```
+/// use airlock::{DirAccess, DirGrant, Grants};
+///
+/// let grants = Grants::none().with_dir(DirGrant::new("./data", "/data", DirAccess::ReadOnly));
+/// assert_eq!(grants.dirs().len(), 1);
+/// assert!(Grants::none().dirs().is_empty());
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Grants {
+    dirs: Vec<DirGrant>,
+}
+
+impl Grants {
+    /// Nothing granted.
+    pub fn none() -> Self {
+        Self::default()
+    }
+
+    /// Adds a directory grant.
+    pub fn with_dir(mut self, dir: DirGrant) -> Self {
+        self.dirs.push(dir);
+        self
+    }
+
+    /// The directory grants, in order.
+    pub fn dirs(&self) -> &[DirGrant] {
+        &self.dirs
+    }
+
+    /// Checks the grants against the tool's world and the file system, and
+    /// resolves host paths once so later invocations open exactly these
+    /// directories.
+    pub(crate) fn resolve(&self, world: World) -> Result<ResolvedGrants, GrantError> {
+        if !self.dirs.is_empty() && !world.uses_filesystem() {
+            return Err(GrantError::DirsNotUsable { world });
+        }
+        let mut resolved = Vec::with_capacity(self.dirs.len());
+        for dir in &self.dirs {
+            if dir.guest.is_empty() || dir.guest.contains('\0') {
+                return Err(GrantError::BadGuestPath {
+                    guest: dir.guest.clone(),
+                });
+            }
+            if resolved.iter().any(|d: &DirGrant| d.guest == dir.guest) {
+                return Err(GrantError::DuplicateGuestPath {
+                    guest: dir.guest.clone(),
+                });
+            }
+            let host = dir
+                .host
+                .canonicalize()
+                .map_err(|source| GrantError::HostDir {
+                    path: dir.host.clone(),
+                    source,
+                })?;
+            if !host.is_dir() {
+                return Err(GrantError::NotADirectory { path: host });
+            }
+            resolved.push(DirGrant {
+                host,
+                ..dir.clone()
+            });
+        }
+        Ok(ResolvedGrants(Grants { dirs: resolved }))
+    }
+}
+
+/// Grants that passed [`Grants::resolve`]: they fit the tool's world, host
+/// paths are canonical directories and guest names are unique.
+#[derive(Clone, Debug)]
+pub(crate) struct ResolvedGrants(Grants);
+
+impl ResolvedGrants {
+    /// The checked grants.
+    pub(crate) fn grants(&self) -> &Grants {
+        &self.0
+    }
+}
+
+/// A grant that cannot be honoured.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum GrantError {
+    /// Directories granted to a tool that does not import `wasi:filesystem`.
+    #[error(
+        "directory grants need a tool in the `files` or `network-files` world, \
+         but this tool is in `{world}`: remove the grant"
+    )]
+    DirsNotUsable {
+        /// The tool's world.
+        world: World,
+    },
+    /// A granted host directory cannot be opened.
+    #[error("granted directory {}: {source}", path.display())]
+    HostDir {
+        /// The path as granted.
+        path: PathBuf,
+        /// Why it cannot be used.
+        source: std::io::Error,
+    },
+    /// A granted host path is not a directory.
+    #[error("granted path {} is not a directory: grant its parent directory instead", path.display())]
+    NotADirectory {
+        /// The resolved path.
+        path: PathBuf,
+    },
+    /// The guest-side name is empty or contains NUL.
+    #[error("guest path {guest:?} is not usable: give a name such as `/data`")]
+    BadGuestPath {
+        /// The name as granted.
+        guest: String,
+    },
+    /// Two grants share a guest-side name.
+    #[error("guest path `{guest}` is granted twice: give each directory its own name")]
+    DuplicateGuestPath {
+        /// The repeated name.
+        guest: String,
+    },
+}
+
+impl GrantError {
+    /// Stable machine-readable reason code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            GrantError::DirsNotUsable { .. } => "grant_not_usable",
+            GrantError::HostDir { .. } | GrantError::NotADirectory { .. } => {
+                "grant_dir_unavailable"
+            }
+            GrantError::BadGuestPath { .. } | GrantError::DuplicateGuestPath { .. } => {
+                "grant_invalid"
+            }
+        }
+    }
+}

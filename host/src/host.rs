@@ -1,0 +1,420 @@
+//! [`Host`] and [`HostBuilder`]: the embedding API.
+
+use crate::grants::Grants;
+use crate::invocation::{Invocation, outcome_of};
+use crate::limits::Limits;
+use crate::outcome::{InvokeError, Outcome};
+use crate::runtime::cache::{CacheError, CompileCache, Lookup};
+use crate::runtime::engine::{self, EngineSettings, MEMORY_CEILING, TABLE_ELEMENTS_CEILING};
+use crate::runtime::run::{CallTool, Describe, ExecContext, Failure, execute};
+use crate::runtime::state::StoreState;
+use crate::runtime::{Sha256Digest, ToolPre, inspect, linker};
+use crate::tool::{Descriptor, LoadError, Source, Tool, ToolInner};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use wasmtime::Engine;
+use wasmtime::component::{Component, Linker};
+
+/// What happened while getting a component's compiled code, reported to the
+/// callback given to [`HostBuilder::on_compile`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CompileEvent {
+    /// A verified entry in the compile cache was used.
+    CacheHit {
+        /// The component.
+        sha256: Sha256Digest,
+    },
+    /// A cache entry existed but was refused; the component is recompiled.
+    CacheRejected {
+        /// The component.
+        sha256: Sha256Digest,
+        /// Why the entry was refused.
+        reason: String,
+    },
+    /// Compilation started.
+    Compiling {
+        /// The component.
+        sha256: Sha256Digest,
+        /// Its size in bytes, to judge whether to show progress.
+        bytes: usize,
+    },
+    /// Compilation finished (successfully or not).
+    Compiled {
+        /// The component.
+        sha256: Sha256Digest,
+        /// How long it took.
+        elapsed: Duration,
+    },
+}
+
+type CompileCallback = Arc<dyn Fn(&CompileEvent) + Send + Sync>;
+
+/// Why a [`Host`] could not be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// wasmtime rejected the engine configuration or could not reserve the
+    /// instance pool (e.g. a low `ulimit -v`).
+    #[error("creating the wasmtime engine failed: {message}")]
+    Engine {
+        /// wasmtime's description.
+        message: String,
+    },
+    /// The compile cache directory could not be used.
+    #[error(transparent)]
+    Cache(#[from] CacheError),
+    /// The epoch ticker thread could not be started.
+    #[error("starting the deadline timer thread failed: {0}")]
+    Ticker(std::io::Error),
+}
+
+/// Configures and builds a [`Host`].
+///
+/// # Examples
+///
+/// ```no_run
+/// use airlock::{Host, Limits};
+/// use std::time::Duration;
+///
+/// let host = Host::builder()
+///     .cache_dir(".airlock/cache")
+///     .default_limits(Limits { timeout: Duration::from_secs(5), ..Limits::default() })
+///     .build()?;
+/// # Ok::<(), airlock::BuildError>(())
+/// ```
+#[derive(Clone)]
+pub struct HostBuilder {
+    cache_dir: Option<PathBuf>,
+    default_limits: Limits,
+    fuel_metering: bool,
+    max_concurrent: u32,
+    on_compile: Option<CompileCallback>,
+}
+
+impl Default for HostBuilder {
+    fn default() -> Self {
+        Self {
+            cache_dir: None,
+            default_limits: Limits::default(),
+            fuel_metering: false,
+            max_concurrent: engine::DEFAULT_MAX_CONCURRENT,
+            on_compile: None,
+        }
+    }
+}
+
+impl HostBuilder {
+    /// Caches compiled components in `dir` (created if missing). Without
+    /// this, every load compiles.
+    pub fn cache_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.cache_dir = Some(dir.into());
+        self
+    }
+
+    /// Limits for invocations that do not bring their own, and for
+    /// `describe()` at load.
+    pub fn default_limits(mut self, limits: Limits) -> Self {
+        self.default_limits = limits;
+        self
+    }
+
+    /// Counts instructions so that [`Limits::fuel`] can be enforced. Costs
+    /// some guest speed, so it is off by default.
+    pub fn fuel_metering(mut self, enabled: bool) -> Self {
+        self.fuel_metering = enabled;
+        self
+    }
+
+    /// How many invocations may run at once (instance pool slots).
+    pub fn max_concurrent_instances(mut self, count: u32) -> Self {
+        self.max_concurrent = count;
+        self
+    }
+
+    /// Calls `callback` on cache hits, refusals and compilations, e.g. to show
+    /// progress for large components.
+    pub fn on_compile(mut self, callback: impl Fn(&CompileEvent) + Send + Sync + 'static) -> Self {
+        self.on_compile = Some(Arc::new(callback));
+        self
+    }
+
+    /// Builds the engine, the linker and the cache, and starts the deadline
+    /// timer thread (which stops when the host and its tools are dropped).
+    pub fn build(self) -> Result<Host, BuildError> {
+        let engine = engine::build(&EngineSettings {
+            fuel_metering: self.fuel_metering,
+            max_concurrent: self.max_concurrent,
+        })
+        .map_err(|e| BuildError::Engine {
+            message: format!("{e:#}"),
+        })?;
+        let linker = linker::build(&engine).map_err(|e| BuildError::Engine {
+            message: format!("linking WASI: {e:#}"),
+        })?;
+        let cache = self
+            .cache_dir
+            .as_deref()
+            .map(CompileCache::open)
+            .transpose()?;
+        engine::start_epoch_ticker(&engine).map_err(BuildError::Ticker)?;
+        Ok(Host {
+            inner: Arc::new(HostInner {
+                engine_hash: engine::compatibility_hash(&engine),
+                engine,
+                linker,
+                cache,
+                default_limits: self.default_limits,
+                fuel_metering: self.fuel_metering,
+                on_compile: self.on_compile,
+            }),
+        })
+    }
+}
+
+/// Loads tool components and invokes them under limits. Cheap to clone;
+/// clones share the engine, the linker and the cache.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// use airlock::{Grants, Host, Invocation};
+///
+/// let host = Host::builder().build()?;
+/// let tool = host.load(std::path::Path::new("echo.wasm"), Grants::none()).await?;
+/// let outcome = host.invoke(&tool, Invocation::new(r#"{"hi": 1}"#)).await?;
+/// assert_eq!(outcome.output(), Some(r#"{"hi": 1}"#));
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Host {
+    inner: Arc<HostInner>,
+}
+
+struct HostInner {
+    engine: Engine,
+    engine_hash: String,
+    linker: Linker<StoreState>,
+    cache: Option<CompileCache>,
+    default_limits: Limits,
+    fuel_metering: bool,
+    on_compile: Option<CompileCallback>,
+}
+
+impl Host {
+    /// A builder with defaults: no compile cache, no fuel metering,
+    /// [`Limits::default`].
+    pub fn builder() -> HostBuilder {
+        HostBuilder::default()
+    }
+
+    /// The limits used when an invocation brings none.
+    pub fn default_limits(&self) -> &Limits {
+        &self.inner.default_limits
+    }
+
+    /// Loads a component as a tool: inspects and classifies it, checks the
+    /// grants against its world, compiles it (or takes it from the cache),
+    /// pre-links it, and calls its `describe()` under the default limits.
+    pub async fn load(&self, source: impl Into<Source>, grants: Grants) -> Result<Tool, LoadError> {
+        let bytes: Arc<[u8]> = match source.into() {
+            Source::File(path) => match tokio::fs::read(&path).await {
+                Ok(bytes) => bytes.into(),
+                Err(source) => return Err(LoadError::Read { path, source }),
+            },
+            Source::Bytes(bytes) => bytes.into(),
+        };
+        let info = inspect(&bytes)?;
+        let grants = grants.resolve(info.world)?;
+
+        let inner = Arc::clone(&self.inner);
+        let sha = info.sha256;
+        let (component, from_cache) =
+            tokio::task::spawn_blocking(move || inner.compiled(&bytes, sha))
+                .await
+                .map_err(|e| LoadError::Compile {
+                    message: format!("the compiler task failed: {e}"),
+                })??;
+
+        let link = |e: wasmtime::Error| LoadError::Link {
+            message: format!("{e:#}"),
+        };
+        let pre = self
+            .inner
+            .linker
+            .instantiate_pre(&component)
+            .map_err(link)?;
+        let pre = ToolPre::new(pre).map_err(link)?;
+        let descriptor = self.describe(&pre, &grants, &info.sha256).await?;
+        Ok(Tool {
+            inner: Arc::new(ToolInner {
+                info,
+                descriptor,
+                pre,
+                grants,
+                from_cache,
+            }),
+        })
+    }
+
+    async fn describe(
+        &self,
+        pre: &ToolPre,
+        grants: &crate::grants::ResolvedGrants,
+        sha: &Sha256Digest,
+    ) -> Result<Descriptor, LoadError> {
+        let name = format!("sha256:{sha}");
+        let cx = ExecContext {
+            engine: &self.inner.engine,
+            pre,
+            tool_name: &name,
+            grants,
+            limits: &self.inner.default_limits,
+            fuel_metering: self.inner.fuel_metering,
+        };
+        let failed = |code, message| LoadError::Describe { code, message };
+        let wit = match execute(&cx, Describe).await.result {
+            Ok(wit) => wit,
+            Err(Failure::Limit(limit)) => return Err(failed(limit.code(), limit.to_string())),
+            Err(Failure::Fault(fault)) => return Err(failed(fault.code(), fault.to_string())),
+            Err(Failure::Host(error)) => return Err(failed(error.code(), error.to_string())),
+            Err(Failure::Bind(message)) => return Err(LoadError::Link { message }),
+        };
+        if wit.name.trim().is_empty() {
+            return Err(failed(
+                "invalid_descriptor",
+                "the descriptor's name is empty".into(),
+            ));
+        }
+        if let Err(e) = serde_json::from_str::<serde_json::Value>(&wit.input_schema) {
+            return Err(failed(
+                "invalid_descriptor",
+                format!("the descriptor's input-schema is not JSON: {e}"),
+            ));
+        }
+        Ok(Descriptor {
+            name: wit.name,
+            version: wit.version,
+            description: wit.description,
+            input_schema: wit.input_schema,
+        })
+    }
+
+    /// Runs `tool` once on `invocation`'s input.
+    ///
+    /// Returns `Ok` for every run, including ones a limit or a guest fault
+    /// ended (see [`Outcome`]); `Err` only when the tool could not be run at
+    /// all: input that is not JSON, limits the host cannot provide, a grant
+    /// that no longer works, or a host at capacity.
+    pub async fn invoke(
+        &self,
+        tool: &Tool,
+        invocation: Invocation,
+    ) -> Result<Outcome, InvokeError> {
+        let limits = invocation
+            .limits
+            .unwrap_or_else(|| self.inner.default_limits.clone());
+        self.check_limits(&limits)?;
+        let input = invocation.input;
+        if input.len() > limits.max_input_bytes {
+            return Ok(Outcome::LimitExceeded {
+                limit: crate::LimitExceeded::InputTooLarge {
+                    limit: limits.max_input_bytes,
+                    actual: input.len(),
+                },
+                report: crate::RunReport::not_started(limits),
+            });
+        }
+        serde_json::from_str::<serde::de::IgnoredAny>(&input).map_err(|e| {
+            InvokeError::InvalidInput {
+                message: e.to_string(),
+            }
+        })?;
+
+        let cx = ExecContext {
+            engine: &self.inner.engine,
+            pre: &tool.inner.pre,
+            tool_name: tool.name(),
+            grants: &tool.inner.grants,
+            limits: &limits,
+            fuel_metering: self.inner.fuel_metering,
+        };
+        outcome_of(execute(&cx, CallTool(&input)).await)
+    }
+
+    fn check_limits(&self, limits: &Limits) -> Result<(), InvokeError> {
+        if limits.fuel.is_some() && !self.inner.fuel_metering {
+            return Err(InvokeError::FuelNotEnabled);
+        }
+        for (limit, value, ceiling) in [
+            ("max_memory_bytes", limits.max_memory_bytes, MEMORY_CEILING),
+            (
+                "max_table_elements",
+                limits.max_table_elements,
+                TABLE_ELEMENTS_CEILING,
+            ),
+        ] {
+            if value > ceiling {
+                return Err(InvokeError::LimitAboveCeiling {
+                    limit,
+                    value,
+                    ceiling,
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+impl HostInner {
+    fn notify(&self, event: CompileEvent) {
+        if let Some(callback) = &self.on_compile {
+            callback(&event);
+        }
+    }
+
+    /// The compiled component, from the cache when a verified entry exists.
+    /// Returns whether it came from the cache.
+    fn compiled(&self, bytes: &[u8], sha: Sha256Digest) -> Result<(Component, bool), LoadError> {
+        if let Some(cache) = &self.cache {
+            match cache.lookup(&self.engine, &sha, &self.engine_hash) {
+                Lookup::Hit(component) => {
+                    self.notify(CompileEvent::CacheHit { sha256: sha });
+                    return Ok((component, true));
+                }
+                Lookup::Miss => {}
+                Lookup::Rejected(reason) => {
+                    tracing::warn!(%sha, %reason, "compile cache entry refused; recompiling");
+                    self.notify(CompileEvent::CacheRejected {
+                        sha256: sha,
+                        reason,
+                    });
+                }
+            }
+        }
+
+        self.notify(CompileEvent::Compiling {
+            sha256: sha,
+            bytes: bytes.len(),
+        });
+        let started = Instant::now();
+        let compiled = Component::new(&self.engine, bytes);
+        self.notify(CompileEvent::Compiled {
+            sha256: sha,
+            elapsed: started.elapsed(),
+        });
+        let component = compiled.map_err(|e| LoadError::Compile {
+            message: format!("{e:#}"),
+        })?;
+
+        if let Some(cache) = &self.cache
+            && let Err(e) = cache.store(&sha, &self.engine_hash, &component)
+        {
+            // The tool still works; it just compiles again next time.
+            tracing::warn!(%sha, error = %e, "could not write the compile cache entry");
+        }
+        Ok((component, false))
+    }
+}

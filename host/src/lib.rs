@@ -1,0 +1,64 @@
+//! airlock runs AI-agent tools as WASI 0.2 components behind a host that
+//! grants nothing by default.
+//!
+//! A tool is a component exporting `airlock:tool/tool` (see `wit/tool.wit`).
+//! [`Host::load`] inspects it, derives its capability [`World`] from what it
+//! imports, refuses imports the host does not provide, compiles it (through an
+//! integrity-checked on-disk cache) and pre-links it against WASI with empty
+//! grants. [`Host::invoke`] then runs it in a fresh instance under [`Limits`]:
+//! a wall-clock deadline, optional fuel, memory and table caps, input and
+//! output caps. Every way an invocation can end has a stable reason code.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use airlock::{Grants, Host, Invocation, Outcome};
+//!
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let host = Host::builder().cache_dir(".airlock/cache").build()?;
+//! let tool = host.load(std::path::Path::new("echo.wasm"), Grants::none()).await?;
+//! assert_eq!(tool.world(), airlock::World::Pure);
+//!
+//! match host.invoke(&tool, Invocation::new(r#"{"hello": "world"}"#)).await? {
+//!     Outcome::Completed { output, report } => {
+//!         println!("{output} in {:?}", report.duration);
+//!     }
+//!     other => eprintln!("{}: {}", other.code(), other.message().unwrap_or_default()),
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! # What airlock does not protect against
+//!
+//! Side channels between tools on one machine (timing, cache), denial of
+//! service beyond the per-invocation limits (a flood of invocations is the
+//! embedder's to rate-limit), and whatever a tool legitimately does with what
+//! it was granted.
+
+#![deny(missing_docs)]
+
+mod egress;
+mod grants;
+mod host;
+mod invocation;
+mod limits;
+mod outcome;
+mod runtime;
+mod tool;
+
+pub use grants::{DirAccess, DirGrant, GrantError, Grants};
+pub use host::{BuildError, CompileEvent, Host, HostBuilder};
+pub use invocation::Invocation;
+pub use limits::{
+    DEFAULT_MAX_INPUT_BYTES, DEFAULT_MAX_MEMORY_BYTES, DEFAULT_MAX_OUTPUT_BYTES,
+    DEFAULT_MAX_STDIO_BYTES, DEFAULT_MAX_TABLE_ELEMENTS, DEFAULT_TIMEOUT, Limits,
+};
+pub use outcome::{
+    GuestFault, InvokeError, LimitExceeded, Outcome, RunReport, ToolError, ToolErrorKind, exit_code,
+};
+pub use runtime::engine::{EPOCH_TICK, MAX_WASM_STACK};
+pub use runtime::{
+    CacheError, Capability, Captured, ClassifyError, ComponentInfo, Import, ImportRole,
+    InspectError, RefusedImport, Sha256Digest, World, inspect,
+};
+pub use tool::{Descriptor, LoadError, Source, Tool};

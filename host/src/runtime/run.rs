@@ -1,0 +1,245 @@
+//! One invocation: a fresh store under the invocation's limits, instantiate
+//! from the tool's pre-linked `InstancePre`, one call into the guest, and the
+//! mapping of whatever happened onto a limit, a fault or a host error.
+
+use super::bindings::{ToolPre, WitDescriptor, WitError, exports::airlock::tool::tool::Guest};
+use super::engine::MAX_WASM_STACK;
+use super::state::StoreState;
+use super::stdio::CapturedOutput;
+use crate::grants::ResolvedGrants;
+use crate::limits::{LimitHit, Limits};
+use crate::outcome::{GuestFault, InvokeError, LimitExceeded, RunReport};
+use std::time::Instant;
+use wasmtime::{Engine, PoolConcurrencyLimitError, Store, Trap, UpdateDeadline, WasmBacktrace};
+
+/// Raised from the epoch callback once the wall-clock deadline has passed.
+#[derive(Debug, thiserror::Error)]
+#[error("the invocation's deadline passed")]
+struct DeadlineReached;
+
+/// An export of `airlock:tool/tool` the host can call.
+pub(crate) trait Entry {
+    /// What the export returns.
+    type Output;
+
+    /// Calls the export on a fresh instance.
+    async fn call(
+        self,
+        guest: &Guest,
+        store: &mut Store<StoreState>,
+    ) -> wasmtime::Result<Self::Output>;
+}
+
+/// `describe()`.
+pub(crate) struct Describe;
+
+impl Entry for Describe {
+    type Output = WitDescriptor;
+
+    async fn call(
+        self,
+        guest: &Guest,
+        store: &mut Store<StoreState>,
+    ) -> wasmtime::Result<Self::Output> {
+        guest.call_describe(store).await
+    }
+}
+
+/// `call(input)`.
+pub(crate) struct CallTool<'a>(pub &'a str);
+
+impl Entry for CallTool<'_> {
+    type Output = Result<String, WitError>;
+
+    async fn call(
+        self,
+        guest: &Guest,
+        store: &mut Store<StoreState>,
+    ) -> wasmtime::Result<Self::Output> {
+        guest.call_call(store, self.0).await
+    }
+}
+
+/// Why an invocation did not return normally.
+#[derive(Debug)]
+pub(crate) enum Failure {
+    Limit(LimitExceeded),
+    Fault(GuestFault),
+    Host(InvokeError),
+    /// The component's exports do not have the types of `airlock:tool/tool`.
+    Bind(String),
+}
+
+/// What [`execute`] produced, with its measurements.
+pub(crate) struct Run<T> {
+    pub result: Result<T, Failure>,
+    pub report: RunReport,
+}
+
+/// Everything one invocation needs from the host and the tool.
+pub(crate) struct ExecContext<'a> {
+    pub engine: &'a Engine,
+    pub pre: &'a ToolPre,
+    pub tool_name: &'a str,
+    pub grants: &'a ResolvedGrants,
+    pub limits: &'a Limits,
+    pub fuel_metering: bool,
+}
+
+#[derive(Clone, Copy)]
+enum Stage {
+    Instantiate,
+    Bind,
+    Call,
+}
+
+/// Runs one export of the tool in a fresh instance under `cx.limits`.
+pub(crate) async fn execute<E: Entry>(cx: &ExecContext<'_>, entry: E) -> Run<E::Output> {
+    let limits = cx.limits;
+    let started = Instant::now();
+    let deadline = started + limits.timeout;
+    let stdout = CapturedOutput::new(limits.max_stdio_bytes);
+    let stderr = CapturedOutput::new(limits.max_stdio_bytes);
+    let state = match StoreState::new(cx.tool_name, cx.grants, limits, &stdout, &stderr, deadline) {
+        Ok(state) => state,
+        Err(e) => {
+            return Run {
+                result: Err(Failure::Host(e.into())),
+                report: RunReport::not_started(limits.clone()),
+            };
+        }
+    };
+
+    let mut store = Store::new(cx.engine, state);
+    store.limiter(|state| &mut state.limiter);
+    let fuel_budget = limits.fuel.unwrap_or(u64::MAX);
+    if cx.fuel_metering
+        && let Err(e) = store.set_fuel(fuel_budget)
+    {
+        return Run {
+            result: Err(Failure::Host(InvokeError::Instantiate {
+                message: format!("setting fuel: {e}"),
+            })),
+            report: RunReport::not_started(limits.clone()),
+        };
+    }
+    // Every epoch tick: stop if the deadline passed, otherwise yield to the
+    // executor so that other invocations (and timers) make progress.
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(|ctx| {
+        if Instant::now() >= ctx.data().deadline {
+            Err(wasmtime::Error::new(DeadlineReached))
+        } else {
+            Ok(UpdateDeadline::Yield(1))
+        }
+    });
+
+    // The outer timeout covers time the guest spends blocked in host calls,
+    // where no epoch check runs.
+    let work = instantiate_and_call(&mut store, cx.pre, entry);
+    let result = match tokio::time::timeout_at(deadline.into(), work).await {
+        Ok(Ok(output)) => Ok(output),
+        Ok(Err((stage, error))) => Err(classify(stage, &error, store.data(), limits)),
+        Err(_elapsed) => Err(Failure::Limit(LimitExceeded::Deadline {
+            timeout: limits.timeout,
+        })),
+    };
+
+    let fuel_consumed = cx
+        .fuel_metering
+        .then(|| fuel_budget.saturating_sub(store.get_fuel().unwrap_or(0)));
+    let report = RunReport {
+        duration: started.elapsed(),
+        limits: limits.clone(),
+        fuel_consumed,
+        memory_peak_bytes: store.data().limiter.peak_memory(),
+        stdout: stdout.snapshot(),
+        stderr: stderr.snapshot(),
+    };
+    Run { result, report }
+}
+
+async fn instantiate_and_call<E: Entry>(
+    store: &mut Store<StoreState>,
+    pre: &ToolPre,
+    entry: E,
+) -> Result<E::Output, (Stage, wasmtime::Error)> {
+    let instance = pre
+        .instance_pre
+        .instantiate_async(&mut *store)
+        .await
+        .map_err(|e| (Stage::Instantiate, e))?;
+    let bound = pre
+        .indices
+        .load(&mut *store, &instance)
+        .map_err(|e| (Stage::Bind, e))?;
+    entry
+        .call(bound.airlock_tool_tool(), store)
+        .await
+        .map_err(|e| (Stage::Call, e))
+}
+
+/// Maps a wasmtime error onto what really happened. A recorded limit hit wins
+/// over the trap it causes (an allocator that cannot grow memory aborts).
+fn classify(stage: Stage, error: &wasmtime::Error, state: &StoreState, limits: &Limits) -> Failure {
+    if let Stage::Bind = stage {
+        return Failure::Bind(format!("{error:#}"));
+    }
+    if error.is::<DeadlineReached>() {
+        return Failure::Limit(LimitExceeded::Deadline {
+            timeout: limits.timeout,
+        });
+    }
+    match state.limiter.hit() {
+        Some(LimitHit::Memory { requested }) => {
+            return Failure::Limit(LimitExceeded::Memory {
+                limit: limits.max_memory_bytes,
+                requested,
+            });
+        }
+        Some(LimitHit::Table { requested }) => {
+            return Failure::Limit(LimitExceeded::Table {
+                limit: limits.max_table_elements,
+                requested,
+            });
+        }
+        None => {}
+    }
+    if let Some(trap) = error.downcast_ref::<Trap>() {
+        return match trap {
+            Trap::OutOfFuel => Failure::Limit(LimitExceeded::Fuel {
+                fuel: limits.fuel.unwrap_or(u64::MAX),
+            }),
+            Trap::StackOverflow => Failure::Limit(LimitExceeded::StackOverflow {
+                max_stack: MAX_WASM_STACK,
+            }),
+            Trap::Interrupt => Failure::Limit(LimitExceeded::Deadline {
+                timeout: limits.timeout,
+            }),
+            _ => Failure::Fault(GuestFault::Trap {
+                message: trap.to_string(),
+                backtrace: error
+                    .downcast_ref::<WasmBacktrace>()
+                    .map(ToString::to_string),
+            }),
+        };
+    }
+    if let Some(exit) = error.downcast_ref::<wasmtime_wasi::I32Exit>() {
+        return Failure::Fault(GuestFault::Exit { status: exit.0 });
+    }
+    if error.is::<PoolConcurrencyLimitError>() {
+        return Failure::Host(InvokeError::Busy {
+            message: error.to_string(),
+        });
+    }
+    let message = format!("{error:#}");
+    match stage {
+        Stage::Instantiate | Stage::Bind => Failure::Host(InvokeError::Instantiate { message }),
+        // A host function refused to continue (e.g. a resource-table limit):
+        // the guest cannot go on, which to the caller is a crash.
+        Stage::Call => Failure::Fault(GuestFault::Trap {
+            message,
+            backtrace: None,
+        }),
+    }
+}

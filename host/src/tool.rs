@@ -1,0 +1,183 @@
+//! A loaded tool: its component, classification, description and grants,
+//! pre-linked so an invocation is instantiate + call.
+
+use crate::grants::{GrantError, Grants, ResolvedGrants};
+use crate::runtime::{ComponentInfo, InspectError, Sha256Digest, ToolPre, World};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Where a component comes from.
+#[derive(Clone, Debug)]
+pub enum Source {
+    /// A `.wasm` file.
+    File(PathBuf),
+    /// Component bytes already in memory.
+    Bytes(Vec<u8>),
+}
+
+impl From<PathBuf> for Source {
+    fn from(path: PathBuf) -> Self {
+        Source::File(path)
+    }
+}
+
+impl From<&Path> for Source {
+    fn from(path: &Path) -> Self {
+        Source::File(path.to_path_buf())
+    }
+}
+
+impl From<Vec<u8>> for Source {
+    fn from(bytes: Vec<u8>) -> Self {
+        Source::Bytes(bytes)
+    }
+}
+
+impl From<&[u8]> for Source {
+    fn from(bytes: &[u8]) -> Self {
+        Source::Bytes(bytes.to_vec())
+    }
+}
+
+/// What a tool says about itself (its `describe()` export), checked by the host.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Descriptor {
+    /// Short machine-friendly name.
+    pub name: String,
+    /// The tool's own version.
+    pub version: String,
+    /// What it does, for agents.
+    pub description: String,
+    /// JSON Schema of the input, as JSON text (checked to parse).
+    pub input_schema: String,
+}
+
+/// A loaded tool, cheap to clone and share between tasks.
+#[derive(Clone)]
+pub struct Tool {
+    pub(crate) inner: Arc<ToolInner>,
+}
+
+pub(crate) struct ToolInner {
+    pub info: ComponentInfo,
+    pub descriptor: Descriptor,
+    pub pre: ToolPre,
+    pub grants: ResolvedGrants,
+    pub from_cache: bool,
+}
+
+impl Tool {
+    /// Static facts about the component: digest, imports, exports, world.
+    pub fn info(&self) -> &ComponentInfo {
+        &self.inner.info
+    }
+
+    /// The tool's self-description.
+    pub fn descriptor(&self) -> &Descriptor {
+        &self.inner.descriptor
+    }
+
+    /// The tool's name, from its descriptor.
+    pub fn name(&self) -> &str {
+        &self.inner.descriptor.name
+    }
+
+    /// The world the component's imports put it in.
+    pub fn world(&self) -> World {
+        self.inner.info.world
+    }
+
+    /// SHA-256 of the component file.
+    pub fn sha256(&self) -> &Sha256Digest {
+        &self.inner.info.sha256
+    }
+
+    /// The grants the tool runs with (host paths resolved).
+    pub fn grants(&self) -> &Grants {
+        self.inner.grants.grants()
+    }
+
+    /// Whether the compiled code came from the on-disk cache.
+    pub fn compiled_from_cache(&self) -> bool {
+        self.inner.from_cache
+    }
+}
+
+impl fmt::Debug for Tool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Tool")
+            .field("name", &self.name())
+            .field("world", &self.world())
+            .field("sha256", self.sha256())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a component could not be loaded as a tool.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LoadError {
+    /// The component file could not be read.
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not a tool component (see [`InspectError`]).
+    #[error(transparent)]
+    Inspect(#[from] InspectError),
+    /// The grants do not fit the tool.
+    #[error(transparent)]
+    Grant(#[from] GrantError),
+    /// wasmtime could not compile the component.
+    #[error("compiling the component failed: {message}. The file may be corrupt: rebuild it")]
+    Compile {
+        /// wasmtime's description.
+        message: String,
+    },
+    /// The component's imports or its `tool` export do not match the host.
+    #[error(
+        "linking the component failed: {message}. Rebuild it against airlock's wit/ \
+         (package airlock:tool@0.1.0) and WASI 0.2"
+    )]
+    Link {
+        /// wasmtime's description.
+        message: String,
+    },
+    /// `describe()` did not return a usable descriptor.
+    #[error("the tool's describe() failed ({code}): {message}")]
+    Describe {
+        /// Reason code of the failure, e.g. `trap` or `invalid_descriptor`.
+        code: &'static str,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+impl LoadError {
+    /// Stable machine-readable reason code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            LoadError::Read { .. } => "read_failed",
+            LoadError::Inspect(e) => e.code(),
+            LoadError::Grant(e) => e.code(),
+            LoadError::Compile { .. } => "compile_failed",
+            LoadError::Link { .. } => "link_failed",
+            LoadError::Describe { .. } => "describe_failed",
+        }
+    }
+
+    /// The CLI's exit code: denied (3) for imports the host refuses to
+    /// provide, usage (2) for everything else.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            LoadError::Inspect(InspectError::Classify(
+                crate::runtime::ClassifyError::ForbiddenImports(_),
+            )) => crate::exit_code::DENIED,
+            _ => crate::exit_code::USAGE,
+        }
+    }
+}

@@ -1,0 +1,213 @@
+//! Limits end only the invocation that breached them, with the right reason,
+//! while other invocations on the same host carry on.
+
+use airlock::{Invocation, InvokeError, LimitExceeded, Limits, Outcome};
+use airlock_tests::{host, load_guest, metered_host};
+use std::time::Duration;
+
+fn limits(change: impl FnOnce(&mut Limits)) -> Limits {
+    let mut limits = Limits::default();
+    change(&mut limits);
+    limits
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_spinning_guest_does_not_block_others_even_on_one_thread() {
+    let spin = load_guest(host(), "spin-forever").await;
+    let echo = load_guest(host(), "echo").await;
+    let spinning = tokio::spawn(async move {
+        let long = limits(|l| l.timeout = Duration::from_secs(30));
+        host()
+            .invoke(&spin, Invocation::new("{}").with_limits(long))
+            .await
+    });
+    // Let the spinner start; it yields back at every epoch tick.
+    tokio::task::yield_now().await;
+
+    let outcome = host()
+        .invoke(&echo, Invocation::new("[1]"))
+        .await
+        .expect("echo runs");
+    assert_eq!(outcome.output(), Some("[1]"));
+    assert!(
+        !spinning.is_finished(),
+        "echo finished while the spinner still runs"
+    );
+    spinning.abort();
+}
+
+#[tokio::test]
+async fn deadline_reports_the_limit_and_is_not_early() {
+    let spin = load_guest(host(), "spin-forever").await;
+    let timeout = Duration::from_millis(150);
+    let outcome = host()
+        .invoke(
+            &spin,
+            Invocation::new("{}").with_limits(limits(|l| l.timeout = timeout)),
+        )
+        .await
+        .expect("runs");
+    let Outcome::LimitExceeded { limit, report } = outcome else {
+        panic!("expected a limit, got {outcome:?}");
+    };
+    assert_eq!(limit, LimitExceeded::Deadline { timeout });
+    assert!(
+        report.duration >= timeout,
+        "stopped after {:?}",
+        report.duration
+    );
+}
+
+#[tokio::test]
+async fn fuel_is_metered_and_reported() {
+    let echo = load_guest(metered_host(), "echo").await;
+    let budget = 50_000_000;
+    let outcome = metered_host()
+        .invoke(
+            &echo,
+            Invocation::new("{}").with_limits(limits(|l| l.fuel = Some(budget))),
+        )
+        .await
+        .expect("runs");
+    assert_eq!(outcome.code(), "ok");
+    let used = outcome.report().fuel_consumed.expect("metered");
+    assert!(used > 0 && used < budget, "used {used} of {budget}");
+
+    // The same run is deterministic: the measured amount is enough, half of
+    // it is not. (Fuel is checked at loop heads and calls, not per
+    // instruction, so the boundary is not exact to one unit.)
+    let again = metered_host()
+        .invoke(
+            &echo,
+            Invocation::new("{}").with_limits(limits(|l| l.fuel = Some(used))),
+        )
+        .await
+        .expect("runs");
+    assert_eq!(again.code(), "ok");
+    assert_eq!(again.report().fuel_consumed, Some(used));
+    let short = metered_host()
+        .invoke(
+            &echo,
+            Invocation::new("{}").with_limits(limits(|l| l.fuel = Some(used / 2))),
+        )
+        .await
+        .expect("runs");
+    assert_eq!(short.code(), "fuel_exhausted");
+}
+
+#[tokio::test]
+async fn fuel_needs_a_metered_host() {
+    let echo = load_guest(host(), "echo").await;
+    let err = host()
+        .invoke(
+            &echo,
+            Invocation::new("{}").with_limits(limits(|l| l.fuel = Some(1))),
+        )
+        .await
+        .expect_err("no metering");
+    assert!(matches!(err, InvokeError::FuelNotEnabled), "{err}");
+}
+
+#[tokio::test]
+async fn memory_limit_is_a_total_and_peak_stays_under_it() {
+    let bomb = load_guest(host(), "memory-bomb").await;
+    let cap = 16 << 20;
+    let outcome = host()
+        .invoke(
+            &bomb,
+            Invocation::new("{}").with_limits(limits(|l| l.max_memory_bytes = cap)),
+        )
+        .await
+        .expect("runs");
+    let Outcome::LimitExceeded {
+        limit: LimitExceeded::Memory { limit, requested },
+        report,
+    } = outcome
+    else {
+        panic!("expected memory_limit, got {outcome:?}");
+    };
+    assert_eq!(limit, cap);
+    assert!(requested > cap);
+    assert!(report.memory_peak_bytes <= cap && report.memory_peak_bytes > cap / 2);
+}
+
+#[tokio::test]
+async fn limits_above_the_engine_ceiling_are_refused() {
+    let echo = load_guest(host(), "echo").await;
+    let err = host()
+        .invoke(
+            &echo,
+            Invocation::new("{}").with_limits(limits(|l| l.max_memory_bytes = 8 << 30)),
+        )
+        .await
+        .expect_err("above ceiling");
+    assert_eq!(err.code(), "limit_above_ceiling");
+    assert!(err.to_string().contains("max_memory_bytes"), "{err}");
+}
+
+#[tokio::test]
+async fn input_is_checked_before_the_guest_runs() {
+    let echo = load_guest(host(), "echo").await;
+    let small = limits(|l| l.max_input_bytes = 8);
+    let outcome = host()
+        .invoke(
+            &echo,
+            Invocation::new(r#"{"a":123}"#).with_limits(small.clone()),
+        )
+        .await
+        .expect("runs");
+    assert_eq!(outcome.code(), "input_too_large");
+    assert_eq!(
+        outcome.report().duration,
+        Duration::ZERO,
+        "the guest never ran"
+    );
+    assert_eq!(
+        host()
+            .invoke(&echo, Invocation::new(r#"{"a":1}"#).with_limits(small))
+            .await
+            .expect("runs")
+            .code(),
+        "ok"
+    );
+
+    let err = host()
+        .invoke(&echo, Invocation::new("{not json"))
+        .await
+        .expect_err("not JSON");
+    assert_eq!(err.code(), "invalid_input");
+    assert_eq!(err.exit_code(), airlock::exit_code::USAGE);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_invocations_each_get_their_own_outcome() {
+    let spin = load_guest(host(), "spin-forever").await;
+    let echo = load_guest(host(), "echo").await;
+    let mut tasks = Vec::new();
+    for i in 0..16 {
+        let (tool, input, expected) = if i % 2 == 0 {
+            (
+                spin.clone(),
+                "{}".to_string(),
+                "deadline_exceeded".to_string(),
+            )
+        } else {
+            (echo.clone(), format!("[{i}]"), "ok".to_string())
+        };
+        tasks.push(tokio::spawn(async move {
+            let short = limits(|l| l.timeout = Duration::from_millis(300));
+            let outcome = host()
+                .invoke(&tool, Invocation::new(input.clone()).with_limits(short))
+                .await
+                .expect("runs");
+            (input, expected, outcome)
+        }));
+    }
+    for task in tasks {
+        let (input, expected, outcome) = task.await.expect("task");
+        assert_eq!(outcome.code(), expected, "{input}");
+        if expected == "ok" {
+            assert_eq!(outcome.output(), Some(input.as_str()));
+        }
+    }
+}

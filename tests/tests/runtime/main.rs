@@ -1,0 +1,9 @@
+//! Integration tests of the component runtime (issue: load, classify and run
+//! WASI 0.2 tool components). One binary, one module per concern.
+
+mod api;
+mod bad_components;
+mod cache;
+mod guests;
+mod limits;
+mod wasi;
