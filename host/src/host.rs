@@ -210,6 +210,13 @@ impl Host {
         HostBuilder::default()
     }
 
+    /// The wasmtime engine every tool of this host is compiled for, for
+    /// embedders that compile or instantiate alongside airlock (the P1
+    /// benchmark uses it for its raw-wasmtime baseline).
+    pub fn engine(&self) -> &Engine {
+        &self.inner.engine
+    }
+
     /// The limits used when an invocation brings none.
     pub fn default_limits(&self) -> &Limits {
         &self.inner.default_limits

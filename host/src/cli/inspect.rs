@@ -10,7 +10,7 @@ pub async fn inspect(cli: &Cli, args: &InspectArgs) -> u8 {
         if args.json {
             println!("{}", render::error_json(code, &message, exit));
         }
-        super::fail(&message, exit)
+        super::fail(code, &message, exit)
     };
     let bytes = match std::fs::read(path) {
         Ok(bytes) => bytes,

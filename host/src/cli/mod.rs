@@ -31,6 +31,7 @@ pub fn main() -> ExitCode {
         Ok(runtime) => runtime,
         Err(e) => {
             return ExitCode::from(fail(
+                "runtime_failed",
                 &format!("starting the async runtime failed: {e}"),
                 exit_code::USAGE,
             ));
@@ -60,10 +61,10 @@ fn init_tracing(verbose: u8) {
         .init();
 }
 
-/// Prints `airlock: <message>` to stderr and returns `code`.
-pub(crate) fn fail(message: &str, code: u8) -> u8 {
-    eprintln!("airlock: {message}");
-    code
+/// Prints `airlock: <reason code>: <message>` to stderr and returns `exit`.
+pub(crate) fn fail(code: &str, message: &str, exit: u8) -> u8 {
+    eprintln!("airlock: {code}: {message}");
+    exit
 }
 
 /// A host configured from the global flags.

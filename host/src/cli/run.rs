@@ -10,7 +10,7 @@ fn report_error(json: bool, code: &str, message: &str, exit: u8) -> u8 {
     if json {
         println!("{}", render::error_json(code, message, exit));
     }
-    super::fail(message, exit)
+    super::fail(code, message, exit)
 }
 
 pub async fn run(cli: &Cli, args: &RunArgs) -> u8 {

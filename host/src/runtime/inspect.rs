@@ -115,7 +115,7 @@ const WASM_MAGIC: &[u8; 4] = b"\0asm";
 /// # Examples
 ///
 /// ```
-/// let err = airlock::inspect(b"(component)").unwrap_err();
+/// let err = airlock::inspect(b"(component)").expect_err("text is not wasm");
 /// assert_eq!(err.code(), "not_wasm");
 /// ```
 pub fn inspect(bytes: &[u8]) -> Result<ComponentInfo, InspectError> {

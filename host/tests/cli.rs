@@ -1,0 +1,225 @@
+//! The `airlock` binary: output, `--json` result objects, input sources, grants
+//! and the documented exit codes, on the real guests and bad components.
+
+use airlock_tests::fixtures::bad_components;
+use airlock_tests::{guest_path, test_cache_dir};
+use serde_json::{Value, json};
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+fn airlock(args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_airlock"));
+    cmd.env("AIRLOCK_STATE_DIR", test_cache_dir().join("cli-state"))
+        .env_remove("RUST_LOG")
+        .args(args);
+    cmd
+}
+
+fn run(args: &[&str]) -> Output {
+    airlock(args).output().expect("run airlock")
+}
+
+fn run_stdin(args: &[&str], stdin: &[u8]) -> Output {
+    let mut child = airlock(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn airlock");
+    child.stdin.take().expect("stdin").write_all(stdin).expect("write stdin");
+    child.wait_with_output().expect("wait")
+}
+
+fn code(output: &Output) -> i32 {
+    output.status.code().expect("exited normally")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn json_of(output: &Output) -> Value {
+    serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", stdout(output)))
+}
+
+#[test]
+fn run_prints_the_output_and_exits_zero() {
+    let out = run(&["run", guest_path("echo"), "--input", r#"{"a": [1, 2]}"#]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(stdout(&out), "{\"a\": [1, 2]}\n");
+}
+
+#[test]
+fn input_comes_from_stdin_or_a_file() {
+    let out = run_stdin(&["run", guest_path("echo")], br#"{"from": "stdin"}"#);
+    assert_eq!((code(&out), stdout(&out).trim()), (0, r#"{"from": "stdin"}"#));
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("input.json");
+    std::fs::write(&file, r#"{"from": "file"}"#).expect("write");
+    let out = run(&["run", guest_path("echo"), "--input-file", file.to_str().expect("utf-8")]);
+    assert_eq!((code(&out), stdout(&out).trim()), (0, r#"{"from": "file"}"#));
+
+    let out = run_stdin(&["run", guest_path("echo"), "--input-file", "-"], b"[true]");
+    assert_eq!((code(&out), stdout(&out).trim()), (0, "[true]"));
+}
+
+#[test]
+fn json_result_object_carries_output_code_and_limits() {
+    let out = run(&["run", "--json", guest_path("echo"), "--input", r#"{"k":"v"}"#, "--timeout", "3s", "--memory", "32MiB"]);
+    assert_eq!(code(&out), 0);
+    let result = json_of(&out);
+    assert_eq!(result["status"], "ok");
+    assert_eq!(result["code"], "ok");
+    assert_eq!(result["exit_code"], 0);
+    assert_eq!(result["output"], json!({"k": "v"}));
+    assert_eq!(result["tool"]["name"], "echo");
+    assert_eq!(result["tool"]["world"], "pure");
+    assert_eq!(result["report"]["limits"]["timeout_ms"], 3000);
+    assert_eq!(result["report"]["limits"]["max_memory_bytes"], 32 << 20);
+    assert!(result["report"]["duration_ms"].as_f64().expect("duration") > 0.0);
+    assert!(result.get("error").is_none());
+}
+
+#[test]
+fn exit_codes_follow_the_outcome() {
+    let cases: &[(&str, &[&str], i32, &str)] = &[
+        ("trap", &["--input", r#"{"how":"panic"}"#], 1, "trap"),
+        ("trap", &["--input", r#"{"how":"error"}"#], 1, "tool_failed"),
+        ("json-transform", &["--input", r#"{"records": 1}"#], 1, "tool_invalid_input"),
+        ("spin-forever", &["--input", "{}", "--timeout", "200ms"], 4, "deadline_exceeded"),
+        ("spin-forever", &["--input", "{}", "--fuel", "1000000"], 4, "fuel_exhausted"),
+        ("memory-bomb", &["--input", "{}", "--memory", "16MiB"], 4, "memory_limit"),
+        ("deep-recursion", &["--input", "{}"], 4, "stack_overflow"),
+        ("huge-output", &["--input", r#"{"bytes": 5000}"#, "--max-output", "4KiB"], 4, "output_too_large"),
+        ("echo", &["--input", r#"{"long": "input"}"#, "--max-input", "8"], 4, "input_too_large"),
+        ("echo", &["--input", "{oops"], 2, "invalid_input"),
+    ];
+    for (guest, args, expected, reason) in cases {
+        let mut all = vec!["run", "--json", guest_path(guest)];
+        all.extend_from_slice(args);
+        let out = run(&all);
+        assert_eq!(code(&out), *expected, "{guest} {args:?}: {}", stderr(&out));
+        let result = json_of(&out);
+        assert_eq!(result["code"], *reason, "{guest} {args:?}");
+        assert_eq!(result["exit_code"], *expected);
+        assert!(result["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
+
+        // Text mode: the same exit code, the reason on stderr, nothing on stdout.
+        let mut text = vec!["run", guest_path(guest)];
+        text.extend_from_slice(args);
+        let out = run(&text);
+        assert_eq!(code(&out), *expected);
+        assert!(stdout(&out).is_empty(), "{guest}: {}", stdout(&out));
+        assert!(stderr(&out).contains(reason), "{guest}: {}", stderr(&out));
+    }
+}
+
+#[test]
+fn a_panicking_guest_shows_its_message() {
+    let out = run(&["run", guest_path("trap"), "--input", "{}"]);
+    assert_eq!(code(&out), 1);
+    assert!(stderr(&out).contains("guest stderr:"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("trap fixture: deliberate panic"), "{}", stderr(&out));
+}
+
+#[test]
+fn usage_errors_exit_two_and_say_what_to_write() {
+    let cases: &[(&[&str], &str)] = &[
+        (&["run", "/nonexistent/tool.wasm", "--input", "{}"], "cannot read /nonexistent/tool.wasm"),
+        (&["run", "x.wasm", "--timeout", "soon"], "500ms"),
+        (&["run", "x.wasm", "--memory", "lots"], "128MiB"),
+        (&["run", "x.wasm", "--dir", "nodelimiter"], "HOST::GUEST"),
+        (&["frobnicate"], "unrecognized subcommand"),
+        (&["inspect"], "<COMPONENT>"),
+    ];
+    for (args, needle) in cases {
+        let out = run(args);
+        assert_eq!(code(&out), 2, "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(needle), "{args:?}: {}", stderr(&out));
+    }
+}
+
+#[test]
+fn host_environment_never_reaches_the_guest() {
+    let canary = "airlock-canary-7f3a";
+    let out = airlock(&["run", guest_path("env-snoop"), "--input", "{}"])
+        .env("AIRLOCK_TEST_CANARY", canary)
+        .output()
+        .expect("run");
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let seen = json_of(&out);
+    assert_eq!(seen["env"], json!([]));
+    assert!(!stdout(&out).contains(canary));
+}
+
+#[test]
+fn dir_flags_grant_directories() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("note.txt"), "granted").expect("write");
+    let grant = format!("{}::/data", dir.path().display());
+    let input = r#"{"read": ["/data/note.txt"], "write": ["/data/out.txt"]}"#;
+
+    let out = run(&["run", guest_path("env-snoop"), "--dir", &grant, "--input", input]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let seen = json_of(&out);
+    assert_eq!(seen["reads"]["/data/note.txt"], json!({"ok": "granted"}));
+    assert!(seen["writes"]["/data/out.txt"].get("error").is_some(), "--dir is read-only");
+
+    let out = run(&["run", guest_path("env-snoop"), "--dir-rw", &grant, "--input", input]);
+    assert_eq!(json_of(&out)["writes"]["/data/out.txt"], json!({"ok": true}));
+
+    let out = run(&["run", guest_path("echo"), "--dir", &grant, "--input", "{}"]);
+    assert_eq!(code(&out), 2);
+    assert!(stderr(&out).contains("`files` or `network-files` world"), "{}", stderr(&out));
+}
+
+#[test]
+fn inspect_classifies_every_guest() {
+    let table = airlock_tests::fixtures::guest_table();
+    for spec in &table.guest {
+        let out = run(&["inspect", "--json", guest_path(&spec.name)]);
+        assert_eq!(code(&out), 0, "{}: {}", spec.name, stderr(&out));
+        let info = json_of(&out);
+        assert_eq!(info["world"], spec.world.as_str(), "{}", spec.name);
+        assert_eq!(info["capabilities"], json!(spec.capabilities), "{}", spec.name);
+        assert_eq!(info["descriptor"]["name"], spec.name.as_str());
+        let bytes = std::fs::read(guest_path(&spec.name)).expect("guest");
+        assert_eq!(info["sha256"], airlock::Sha256Digest::of(&bytes).to_hex());
+        assert_eq!(info["size"], bytes.len());
+        assert!(info["exports"].as_array().expect("exports").contains(&json!("airlock:tool/tool@0.1.0")));
+        assert!(!info["imports"].as_array().expect("imports").is_empty());
+    }
+
+    let text = run(&["inspect", guest_path("http-get")]);
+    let text = stdout(&text);
+    assert!(text.contains("world         network"), "{text}");
+    assert!(text.contains("wasi:http/outgoing-handler@0.2.12"), "{text}");
+    assert!(text.contains("every request goes through the egress policy"), "{text}");
+}
+
+#[test]
+fn inspect_and_run_refuse_bad_components_with_their_exit_code() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (i, case) in bad_components().case.iter().enumerate() {
+        let path = dir.path().join(format!("case-{i}.wasm"));
+        std::fs::write(&path, case.bytes()).expect("write case");
+        let path = path.to_str().expect("utf-8");
+
+        let out = run(&["inspect", path]);
+        assert_eq!(code(&out), i32::from(case.exit), "{}: {}", case.name, stderr(&out));
+        let all = format!("{}{}", stdout(&out), stderr(&out));
+        for fragment in &case.message {
+            assert!(all.contains(fragment.as_str()), "{}: lacks {fragment:?}: {all}", case.name);
+        }
+
+        let out = run(&["run", "--json", path, "--input", "{}"]);
+        assert_eq!(code(&out), i32::from(case.exit), "{}", case.name);
+        assert_eq!(json_of(&out)["code"], case.code.as_str(), "{}", case.name);
+    }
+}
