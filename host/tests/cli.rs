@@ -26,7 +26,12 @@ fn run_stdin(args: &[&str], stdin: &[u8]) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn airlock");
-    child.stdin.take().expect("stdin").write_all(stdin).expect("write stdin");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin)
+        .expect("write stdin");
     child.wait_with_output().expect("wait")
 }
 
@@ -57,13 +62,24 @@ fn run_prints_the_output_and_exits_zero() {
 #[test]
 fn input_comes_from_stdin_or_a_file() {
     let out = run_stdin(&["run", guest_path("echo")], br#"{"from": "stdin"}"#);
-    assert_eq!((code(&out), stdout(&out).trim()), (0, r#"{"from": "stdin"}"#));
+    assert_eq!(
+        (code(&out), stdout(&out).trim()),
+        (0, r#"{"from": "stdin"}"#)
+    );
 
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("input.json");
     std::fs::write(&file, r#"{"from": "file"}"#).expect("write");
-    let out = run(&["run", guest_path("echo"), "--input-file", file.to_str().expect("utf-8")]);
-    assert_eq!((code(&out), stdout(&out).trim()), (0, r#"{"from": "file"}"#));
+    let out = run(&[
+        "run",
+        guest_path("echo"),
+        "--input-file",
+        file.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(
+        (code(&out), stdout(&out).trim()),
+        (0, r#"{"from": "file"}"#)
+    );
 
     let out = run_stdin(&["run", guest_path("echo"), "--input-file", "-"], b"[true]");
     assert_eq!((code(&out), stdout(&out).trim()), (0, "[true]"));
@@ -71,7 +87,17 @@ fn input_comes_from_stdin_or_a_file() {
 
 #[test]
 fn json_result_object_carries_output_code_and_limits() {
-    let out = run(&["run", "--json", guest_path("echo"), "--input", r#"{"k":"v"}"#, "--timeout", "3s", "--memory", "32MiB"]);
+    let out = run(&[
+        "run",
+        "--json",
+        guest_path("echo"),
+        "--input",
+        r#"{"k":"v"}"#,
+        "--timeout",
+        "3s",
+        "--memory",
+        "32MiB",
+    ]);
     assert_eq!(code(&out), 0);
     let result = json_of(&out);
     assert_eq!(result["status"], "ok");
@@ -91,13 +117,43 @@ fn exit_codes_follow_the_outcome() {
     let cases: &[(&str, &[&str], i32, &str)] = &[
         ("trap", &["--input", r#"{"how":"panic"}"#], 1, "trap"),
         ("trap", &["--input", r#"{"how":"error"}"#], 1, "tool_failed"),
-        ("json-transform", &["--input", r#"{"records": 1}"#], 1, "tool_invalid_input"),
-        ("spin-forever", &["--input", "{}", "--timeout", "200ms"], 4, "deadline_exceeded"),
-        ("spin-forever", &["--input", "{}", "--fuel", "1000000"], 4, "fuel_exhausted"),
-        ("memory-bomb", &["--input", "{}", "--memory", "16MiB"], 4, "memory_limit"),
+        (
+            "json-transform",
+            &["--input", r#"{"records": 1}"#],
+            1,
+            "tool_invalid_input",
+        ),
+        (
+            "spin-forever",
+            &["--input", "{}", "--timeout", "200ms"],
+            4,
+            "deadline_exceeded",
+        ),
+        (
+            "spin-forever",
+            &["--input", "{}", "--fuel", "1000000"],
+            4,
+            "fuel_exhausted",
+        ),
+        (
+            "memory-bomb",
+            &["--input", "{}", "--memory", "16MiB"],
+            4,
+            "memory_limit",
+        ),
         ("deep-recursion", &["--input", "{}"], 4, "stack_overflow"),
-        ("huge-output", &["--input", r#"{"bytes": 5000}"#, "--max-output", "4KiB"], 4, "output_too_large"),
-        ("echo", &["--input", r#"{"long": "input"}"#, "--max-input", "8"], 4, "input_too_large"),
+        (
+            "huge-output",
+            &["--input", r#"{"bytes": 5000}"#, "--max-output", "4KiB"],
+            4,
+            "output_too_large",
+        ),
+        (
+            "echo",
+            &["--input", r#"{"long": "input"}"#, "--max-input", "8"],
+            4,
+            "input_too_large",
+        ),
         ("echo", &["--input", "{oops"], 2, "invalid_input"),
     ];
     for (guest, args, expected, reason) in cases {
@@ -108,7 +164,11 @@ fn exit_codes_follow_the_outcome() {
         let result = json_of(&out);
         assert_eq!(result["code"], *reason, "{guest} {args:?}");
         assert_eq!(result["exit_code"], *expected);
-        assert!(result["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
+        assert!(
+            result["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty())
+        );
 
         // Text mode: the same exit code, the reason on stderr, nothing on stdout.
         let mut text = vec!["run", guest_path(guest)];
@@ -125,13 +185,20 @@ fn a_panicking_guest_shows_its_message() {
     let out = run(&["run", guest_path("trap"), "--input", "{}"]);
     assert_eq!(code(&out), 1);
     assert!(stderr(&out).contains("guest stderr:"), "{}", stderr(&out));
-    assert!(stderr(&out).contains("trap fixture: deliberate panic"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("trap fixture: deliberate panic"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
 fn usage_errors_exit_two_and_say_what_to_write() {
     let cases: &[(&[&str], &str)] = &[
-        (&["run", "/nonexistent/tool.wasm", "--input", "{}"], "cannot read /nonexistent/tool.wasm"),
+        (
+            &["run", "/nonexistent/tool.wasm", "--input", "{}"],
+            "cannot read /nonexistent/tool.wasm",
+        ),
         (&["run", "x.wasm", "--timeout", "soon"], "500ms"),
         (&["run", "x.wasm", "--memory", "lots"], "128MiB"),
         (&["run", "x.wasm", "--dir", "nodelimiter"], "HOST::GUEST"),
@@ -165,18 +232,42 @@ fn dir_flags_grant_directories() {
     let grant = format!("{}::/data", dir.path().display());
     let input = r#"{"read": ["/data/note.txt"], "write": ["/data/out.txt"]}"#;
 
-    let out = run(&["run", guest_path("env-snoop"), "--dir", &grant, "--input", input]);
+    let out = run(&[
+        "run",
+        guest_path("env-snoop"),
+        "--dir",
+        &grant,
+        "--input",
+        input,
+    ]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     let seen = json_of(&out);
     assert_eq!(seen["reads"]["/data/note.txt"], json!({"ok": "granted"}));
-    assert!(seen["writes"]["/data/out.txt"].get("error").is_some(), "--dir is read-only");
+    assert!(
+        seen["writes"]["/data/out.txt"].get("error").is_some(),
+        "--dir is read-only"
+    );
 
-    let out = run(&["run", guest_path("env-snoop"), "--dir-rw", &grant, "--input", input]);
-    assert_eq!(json_of(&out)["writes"]["/data/out.txt"], json!({"ok": true}));
+    let out = run(&[
+        "run",
+        guest_path("env-snoop"),
+        "--dir-rw",
+        &grant,
+        "--input",
+        input,
+    ]);
+    assert_eq!(
+        json_of(&out)["writes"]["/data/out.txt"],
+        json!({"ok": true})
+    );
 
     let out = run(&["run", guest_path("echo"), "--dir", &grant, "--input", "{}"]);
     assert_eq!(code(&out), 2);
-    assert!(stderr(&out).contains("`files` or `network-files` world"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("`files` or `network-files` world"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -187,12 +278,22 @@ fn inspect_classifies_every_guest() {
         assert_eq!(code(&out), 0, "{}: {}", spec.name, stderr(&out));
         let info = json_of(&out);
         assert_eq!(info["world"], spec.world.as_str(), "{}", spec.name);
-        assert_eq!(info["capabilities"], json!(spec.capabilities), "{}", spec.name);
+        assert_eq!(
+            info["capabilities"],
+            json!(spec.capabilities),
+            "{}",
+            spec.name
+        );
         assert_eq!(info["descriptor"]["name"], spec.name.as_str());
         let bytes = std::fs::read(guest_path(&spec.name)).expect("guest");
         assert_eq!(info["sha256"], airlock::Sha256Digest::of(&bytes).to_hex());
         assert_eq!(info["size"], bytes.len());
-        assert!(info["exports"].as_array().expect("exports").contains(&json!("airlock:tool/tool@0.1.0")));
+        assert!(
+            info["exports"]
+                .as_array()
+                .expect("exports")
+                .contains(&json!("airlock:tool/tool@0.1.0"))
+        );
         assert!(!info["imports"].as_array().expect("imports").is_empty());
     }
 
@@ -200,7 +301,10 @@ fn inspect_classifies_every_guest() {
     let text = stdout(&text);
     assert!(text.contains("world         network"), "{text}");
     assert!(text.contains("wasi:http/outgoing-handler@0.2.12"), "{text}");
-    assert!(text.contains("every request goes through the egress policy"), "{text}");
+    assert!(
+        text.contains("every request goes through the egress policy"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -212,10 +316,20 @@ fn inspect_and_run_refuse_bad_components_with_their_exit_code() {
         let path = path.to_str().expect("utf-8");
 
         let out = run(&["inspect", path]);
-        assert_eq!(code(&out), i32::from(case.exit), "{}: {}", case.name, stderr(&out));
+        assert_eq!(
+            code(&out),
+            i32::from(case.exit),
+            "{}: {}",
+            case.name,
+            stderr(&out)
+        );
         let all = format!("{}{}", stdout(&out), stderr(&out));
         for fragment in &case.message {
-            assert!(all.contains(fragment.as_str()), "{}: lacks {fragment:?}: {all}", case.name);
+            assert!(
+                all.contains(fragment.as_str()),
+                "{}: lacks {fragment:?}: {all}",
+                case.name
+            );
         }
 
         let out = run(&["run", "--json", path, "--input", "{}"]);

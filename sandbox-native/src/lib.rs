@@ -96,7 +96,9 @@ pub enum SandboxError {
         hint: &'static str,
     },
     /// airlock has no native sandbox for this platform.
-    #[error("sandbox_unavailable: airlock has no native sandbox for this platform; run the tool as a WASI component")]
+    #[error(
+        "sandbox_unavailable: airlock has no native sandbox for this platform; run the tool as a WASI component"
+    )]
     UnsupportedPlatform,
 }
 
@@ -166,7 +168,10 @@ mod tests {
         let err = detect_in(Some(empty.path().into())).expect_err("nothing on PATH");
         assert_eq!(err.code(), "sandbox_unavailable");
         if kind == BackendKind::LinuxBubblewrap {
-            assert!(err.to_string().contains("apt-get install bubblewrap"), "{err}");
+            assert!(
+                err.to_string().contains("apt-get install bubblewrap"),
+                "{err}"
+            );
         }
     }
 

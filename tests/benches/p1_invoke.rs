@@ -32,7 +32,10 @@ struct RawState {
 
 impl WasiView for RawState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
@@ -52,10 +55,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .find(|a| !a.starts_with('-'))
         .and_then(|a| a.parse().ok())
         .unwrap_or(5_000);
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async {
         let host = Host::builder().build()?;
-        let tool = host.load(std::path::Path::new(airlock_test_artifacts::ECHO), Grants::none()).await?;
+        let tool = host
+            .load(
+                std::path::Path::new(airlock_test_artifacts::ECHO),
+                Grants::none(),
+            )
+            .await?;
 
         let engine = host.engine().clone();
         let mut linker: Linker<RawState> = Linker::new(&engine);
@@ -65,10 +75,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
         let raw_call = || async {
             let start = Instant::now();
-            let mut store = Store::new(&engine, RawState { wasi: WasiCtx::builder().build(), table: ResourceTable::new() });
+            let mut store = Store::new(
+                &engine,
+                RawState {
+                    wasi: WasiCtx::builder().build(),
+                    table: ResourceTable::new(),
+                },
+            );
             store.set_epoch_deadline(u64::MAX / 2);
             let instance = raw.instantiate_async(&mut store).await?;
-            let output = instance.airlock_tool_tool().call_call(&mut store, INPUT).await?;
+            let output = instance
+                .airlock_tool_tool()
+                .call_call(&mut store, INPUT)
+                .await?;
             drop(store);
             let elapsed = start.elapsed();
             assert_eq!(output.as_deref().ok(), Some(INPUT));
@@ -105,9 +124,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let host_p90 = percentile(&mut host_samples, 0.9);
         let ratio = host_p50.as_secs_f64() / raw_p50.as_secs_f64();
         println!("P1 warm invoke of `echo`, {iterations} interleaved iterations");
-        println!("  raw wasmtime (instantiate + call + drop): p50 {:8.1} µs   p90 {:8.1} µs", micros(raw_p50), micros(raw_p90));
-        println!("  airlock Host::invoke:                     p50 {:8.1} µs   p90 {:8.1} µs", micros(host_p50), micros(host_p90));
-        println!("  ratio (p50 host / p50 raw): {ratio:.2}x   target <= 1.50x   {}", if ratio <= 1.5 { "OK" } else { "OVER TARGET" });
+        println!(
+            "  raw wasmtime (instantiate + call + drop): p50 {:8.1} µs   p90 {:8.1} µs",
+            micros(raw_p50),
+            micros(raw_p90)
+        );
+        println!(
+            "  airlock Host::invoke:                     p50 {:8.1} µs   p90 {:8.1} µs",
+            micros(host_p50),
+            micros(host_p90)
+        );
+        println!(
+            "  ratio (p50 host / p50 raw): {ratio:.2}x   target <= 1.50x   {}",
+            if ratio <= 1.5 { "OK" } else { "OVER TARGET" }
+        );
         Ok(())
     })
 }

@@ -191,13 +191,25 @@ mod tests {
     #[test]
     fn flags_parse_or_explain() {
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-        assert!(parse_duration("soon").expect_err("not a duration").contains("500ms"));
+        assert!(
+            parse_duration("soon")
+                .expect_err("not a duration")
+                .contains("500ms")
+        );
         assert_eq!(parse_size("64KiB"), Ok(64 * 1024));
         assert_eq!(parse_size("4096"), Ok(4096));
-        assert!(parse_size("lots").expect_err("not a size").contains("128MiB"));
+        assert!(
+            parse_size("lots")
+                .expect_err("not a size")
+                .contains("128MiB")
+        );
         let dir = parse_dir_ro("./data::/data").expect("valid");
         assert_eq!((dir.guest(), dir.access()), ("/data", DirAccess::ReadOnly));
-        assert!(parse_dir_rw("./data").expect_err("no delimiter").contains("HOST::GUEST"));
+        assert!(
+            parse_dir_rw("./data")
+                .expect_err("no delimiter")
+                .contains("HOST::GUEST")
+        );
         assert!(parse_dir_rw("::/data").is_err());
     }
 
