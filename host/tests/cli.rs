@@ -337,3 +337,19 @@ fn inspect_and_run_refuse_bad_components_with_their_exit_code() {
         assert_eq!(json_of(&out)["code"], case.code.as_str(), "{}", case.name);
     }
 }
+
+#[test]
+fn limit_flags_bound_the_run_not_the_load() {
+    // echo's initial memory alone is over 64 KiB: the run, not the load, fails.
+    let out = run(&[
+        "run",
+        "--json",
+        guest_path("echo"),
+        "--input",
+        "{}",
+        "--memory",
+        "64KiB",
+    ]);
+    assert_eq!(code(&out), 4, "{}", stderr(&out));
+    assert_eq!(json_of(&out)["code"], "memory_limit");
+}

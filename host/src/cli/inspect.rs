@@ -2,7 +2,7 @@
 
 use super::args::{Cli, InspectArgs};
 use super::render;
-use airlock::{Grants, Limits, LoadError, exit_code};
+use airlock::{Grants, LoadError, exit_code};
 
 pub async fn inspect(cli: &Cli, args: &InspectArgs) -> u8 {
     let path = args.component.as_path();
@@ -32,7 +32,7 @@ pub async fn inspect(cli: &Cli, args: &InspectArgs) -> u8 {
 
     // Loading also compiles, links and calls describe(): the component is
     // only usable as a tool if that works too.
-    let loaded = match super::build_host(cli, Limits::default()) {
+    let loaded = match super::build_host(cli, false) {
         Ok(host) => host.load(bytes, Grants::none()).await,
         Err(e) => return fail("host_build_failed", e.to_string(), exit_code::USAGE),
     };

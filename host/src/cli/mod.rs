@@ -8,7 +8,7 @@ mod progress;
 mod render;
 mod run;
 
-use airlock::{Host, Limits, exit_code};
+use airlock::{Host, exit_code};
 use args::{Cli, Command};
 use clap::Parser;
 use std::process::ExitCode;
@@ -67,11 +67,12 @@ pub(crate) fn fail(code: &str, message: &str, exit: u8) -> u8 {
     exit
 }
 
-/// A host configured from the global flags.
-pub(crate) fn build_host(cli: &Cli, limits: Limits) -> Result<Host, airlock::BuildError> {
+/// A host configured from the global flags. Its default limits (which also
+/// bound `describe()` at load) stay the built-in ones; a command's limit flags
+/// apply to the invocation it runs.
+pub(crate) fn build_host(cli: &Cli, fuel_metering: bool) -> Result<Host, airlock::BuildError> {
     let mut builder = Host::builder()
-        .fuel_metering(limits.fuel.is_some())
-        .default_limits(limits)
+        .fuel_metering(fuel_metering)
         .on_compile(progress::compile_spinner());
     if !cli.no_cache {
         builder = builder.cache_dir(cli.state_dir.join("cache"));

@@ -24,7 +24,7 @@ pub async fn run(cli: &Cli, args: &RunArgs) -> u8 {
         Err((code, message, exit)) => return report_error(json, code, &message, exit),
     };
 
-    let host = match super::build_host(cli, limits) {
+    let host = match super::build_host(cli, limits.fuel.is_some()) {
         Ok(host) => host,
         Err(e) => return report_error(json, "host_build_failed", &e.to_string(), exit_code::USAGE),
     };
@@ -39,7 +39,10 @@ pub async fn run(cli: &Cli, args: &RunArgs) -> u8 {
             return report_error(json, e.code(), &message, e.exit_code());
         }
     };
-    let outcome = match host.invoke(&tool, Invocation::new(input)).await {
+    let outcome = match host
+        .invoke(&tool, Invocation::new(input).with_limits(limits))
+        .await
+    {
         Ok(outcome) => outcome,
         Err(e) => return report_error(json, e.code(), &e.to_string(), e.exit_code()),
     };

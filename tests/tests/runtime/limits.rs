@@ -211,3 +211,35 @@ async fn concurrent_invocations_each_get_their_own_outcome() {
         }
     }
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_full_pool_is_reported_not_waited_on() {
+    let host: &'static airlock::Host = Box::leak(Box::new(
+        airlock::Host::builder()
+            .cache_dir(airlock_tests::test_cache_dir())
+            .max_concurrent_instances(1)
+            .build()
+            .expect("host"),
+    ));
+    let spin = load_guest(host, "spin-forever").await;
+    let echo = load_guest(host, "echo").await;
+    let spinning = tokio::spawn(async move {
+        let long = limits(|l| l.timeout = Duration::from_secs(30));
+        host.invoke(&spin, Invocation::new("{}").with_limits(long))
+            .await
+    });
+    tokio::task::yield_now().await;
+
+    let err = host
+        .invoke(&echo, Invocation::new("{}"))
+        .await
+        .expect_err("the only slot is taken");
+    assert_eq!(err.code(), "host_busy", "{err}");
+    spinning.abort();
+    let _ = spinning.await;
+    let outcome = host
+        .invoke(&echo, Invocation::new("{}"))
+        .await
+        .expect("the slot is free again");
+    assert_eq!(outcome.code(), "ok");
+}
