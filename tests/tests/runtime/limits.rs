@@ -1,7 +1,7 @@
 //! Limits end only the invocation that breached them, with the right reason,
 //! while other invocations on the same host carry on.
 
-use airlock::{Invocation, InvokeError, LimitExceeded, Limits, Outcome};
+use airlock::{Host, Invocation, InvokeError, LimitExceeded, Limits, Outcome, Tool};
 use airlock_tests::{host, load_guest, metered_host};
 use std::time::Duration;
 
@@ -9,6 +9,13 @@ fn limits(change: impl FnOnce(&mut Limits)) -> Limits {
     let mut limits = Limits::default();
     change(&mut limits);
     limits
+}
+
+/// Runs `tool` on `input` under `limits`; the run itself must start.
+async fn invoke(host: &Host, tool: &Tool, input: &str, limits: Limits) -> Outcome {
+    host.invoke(tool, Invocation::new(input).with_limits(limits))
+        .await
+        .expect("the invocation starts")
 }
 
 #[tokio::test(flavor = "current_thread")]
@@ -40,13 +47,7 @@ async fn a_spinning_guest_does_not_block_others_even_on_one_thread() {
 async fn deadline_reports_the_limit_and_is_not_early() {
     let spin = load_guest(host(), "spin-forever").await;
     let timeout = Duration::from_millis(150);
-    let outcome = host()
-        .invoke(
-            &spin,
-            Invocation::new("{}").with_limits(limits(|l| l.timeout = timeout)),
-        )
-        .await
-        .expect("runs");
+    let outcome = invoke(host(), &spin, "{}", limits(|l| l.timeout = timeout)).await;
     let Outcome::LimitExceeded { limit, report } = outcome else {
         panic!("expected a limit, got {outcome:?}");
     };
@@ -62,13 +63,13 @@ async fn deadline_reports_the_limit_and_is_not_early() {
 async fn fuel_is_metered_and_reported() {
     let echo = load_guest(metered_host(), "echo").await;
     let budget = 50_000_000;
-    let outcome = metered_host()
-        .invoke(
-            &echo,
-            Invocation::new("{}").with_limits(limits(|l| l.fuel = Some(budget))),
-        )
-        .await
-        .expect("runs");
+    let outcome = invoke(
+        metered_host(),
+        &echo,
+        "{}",
+        limits(|l| l.fuel = Some(budget)),
+    )
+    .await;
     assert_eq!(outcome.code(), "ok");
     let used = outcome.report().fuel_consumed.expect("metered");
     assert!(used > 0 && used < budget, "used {used} of {budget}");
@@ -76,22 +77,16 @@ async fn fuel_is_metered_and_reported() {
     // The same run is deterministic: the measured amount is enough, half of
     // it is not. (Fuel is checked at loop heads and calls, not per
     // instruction, so the boundary is not exact to one unit.)
-    let again = metered_host()
-        .invoke(
-            &echo,
-            Invocation::new("{}").with_limits(limits(|l| l.fuel = Some(used))),
-        )
-        .await
-        .expect("runs");
+    let again = invoke(metered_host(), &echo, "{}", limits(|l| l.fuel = Some(used))).await;
     assert_eq!(again.code(), "ok");
     assert_eq!(again.report().fuel_consumed, Some(used));
-    let short = metered_host()
-        .invoke(
-            &echo,
-            Invocation::new("{}").with_limits(limits(|l| l.fuel = Some(used / 2))),
-        )
-        .await
-        .expect("runs");
+    let short = invoke(
+        metered_host(),
+        &echo,
+        "{}",
+        limits(|l| l.fuel = Some(used / 2)),
+    )
+    .await;
     assert_eq!(short.code(), "fuel_exhausted");
 }
 
@@ -112,13 +107,7 @@ async fn fuel_needs_a_metered_host() {
 async fn memory_limit_is_a_total_and_peak_stays_under_it() {
     let bomb = load_guest(host(), "memory-bomb").await;
     let cap = 16 << 20;
-    let outcome = host()
-        .invoke(
-            &bomb,
-            Invocation::new("{}").with_limits(limits(|l| l.max_memory_bytes = cap)),
-        )
-        .await
-        .expect("runs");
+    let outcome = invoke(host(), &bomb, "{}", limits(|l| l.max_memory_bytes = cap)).await;
     let Outcome::LimitExceeded {
         limit: LimitExceeded::Memory { limit, requested },
         report,
@@ -149,13 +138,7 @@ async fn limits_above_the_engine_ceiling_are_refused() {
 async fn input_is_checked_before_the_guest_runs() {
     let echo = load_guest(host(), "echo").await;
     let small = limits(|l| l.max_input_bytes = 8);
-    let outcome = host()
-        .invoke(
-            &echo,
-            Invocation::new(r#"{"a":123}"#).with_limits(small.clone()),
-        )
-        .await
-        .expect("runs");
+    let outcome = invoke(host(), &echo, r#"{"a":123}"#, small.clone()).await;
     assert_eq!(outcome.code(), "input_too_large");
     assert_eq!(
         outcome.report().duration,
@@ -163,11 +146,7 @@ async fn input_is_checked_before_the_guest_runs() {
         "the guest never ran"
     );
     assert_eq!(
-        host()
-            .invoke(&echo, Invocation::new(r#"{"a":1}"#).with_limits(small))
-            .await
-            .expect("runs")
-            .code(),
+        invoke(host(), &echo, r#"{"a":1}"#, small).await.code(),
         "ok"
     );
 
@@ -196,10 +175,7 @@ async fn concurrent_invocations_each_get_their_own_outcome() {
         };
         tasks.push(tokio::spawn(async move {
             let short = limits(|l| l.timeout = Duration::from_millis(300));
-            let outcome = host()
-                .invoke(&tool, Invocation::new(input.clone()).with_limits(short))
-                .await
-                .expect("runs");
+            let outcome = invoke(host(), &tool, &input, short).await;
             (input, expected, outcome)
         }));
     }
