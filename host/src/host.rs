@@ -9,7 +9,7 @@ use crate::runtime::engine::{self, EngineSettings, MEMORY_CEILING, TABLE_ELEMENT
 use crate::runtime::run::{CallTool, Describe, ExecContext, Failure, execute};
 use crate::runtime::state::StoreState;
 use crate::runtime::{Sha256Digest, ToolPre, inspect, linker};
-use crate::tool::{Descriptor, LoadError, Source, Tool, ToolInner};
+use crate::tool::{Descriptor, LoadError, Source, Tool, ToolInner, check_size, read_component};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -227,11 +227,16 @@ impl Host {
     /// pre-links it, and calls its `describe()` under the default limits.
     pub async fn load(&self, source: impl Into<Source>, grants: Grants) -> Result<Tool, LoadError> {
         let bytes: Arc<[u8]> = match source.into() {
-            Source::File(path) => match tokio::fs::read(&path).await {
-                Ok(bytes) => bytes.into(),
-                Err(source) => return Err(LoadError::Read { path, source }),
-            },
-            Source::Bytes(bytes) => bytes.into(),
+            Source::File(path) => tokio::task::spawn_blocking(move || read_component(&path))
+                .await
+                .map_err(|e| LoadError::Compile {
+                    message: format!("the file reader task failed: {e}"),
+                })??
+                .into(),
+            Source::Bytes(bytes) => {
+                check_size(bytes.len())?;
+                bytes.into()
+            }
         };
         let info = inspect(&bytes)?;
         let grants = grants.resolve(info.world)?;

@@ -61,4 +61,4 @@ pub use runtime::{
     CacheError, Capability, Captured, ClassifyError, ComponentInfo, Import, ImportRole,
     InspectError, RefusedImport, Sha256Digest, World, inspect,
 };
-pub use tool::{Descriptor, LoadError, Source, Tool};
+pub use tool::{Descriptor, LoadError, MAX_COMPONENT_BYTES, Source, Tool, read_component};

@@ -4,8 +4,39 @@
 use crate::grants::{GrantError, Grants, ResolvedGrants};
 use crate::runtime::{ComponentInfo, InspectError, Sha256Digest, ToolPre, World};
 use std::fmt;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+/// Largest component file airlock reads: far above real tools (tens of KiB
+/// to a few MiB), low enough that a stray multi-gigabyte file is refused
+/// instead of read into memory.
+pub const MAX_COMPONENT_BYTES: u64 = 256 << 20;
+
+/// Reads a component file, refusing files over [`MAX_COMPONENT_BYTES`]
+/// without reading them whole.
+pub fn read_component(path: &Path) -> Result<Vec<u8>, LoadError> {
+    let read_error = |source| LoadError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(read_error)?;
+    let mut bytes = Vec::new();
+    file.take(MAX_COMPONENT_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(read_error)?;
+    check_size(bytes.len())?;
+    Ok(bytes)
+}
+
+pub(crate) fn check_size(len: usize) -> Result<(), LoadError> {
+    if len as u64 > MAX_COMPONENT_BYTES {
+        return Err(LoadError::TooLarge {
+            limit: MAX_COMPONENT_BYTES,
+        });
+    }
+    Ok(())
+}
 
 /// Where a component comes from.
 #[derive(Clone, Debug)]
@@ -126,6 +157,12 @@ pub enum LoadError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// The file is larger than [`MAX_COMPONENT_BYTES`].
+    #[error("the component is larger than {limit} bytes, which no tool needs: check the path")]
+    TooLarge {
+        /// The ceiling in bytes.
+        limit: u64,
+    },
     /// The file is not a tool component (see [`InspectError`]).
     #[error(transparent)]
     Inspect(#[from] InspectError),
@@ -162,6 +199,7 @@ impl LoadError {
     pub fn code(&self) -> &'static str {
         match self {
             LoadError::Read { .. } => "read_failed",
+            LoadError::TooLarge { .. } => "component_too_large",
             LoadError::Inspect(e) => e.code(),
             LoadError::Grant(e) => e.code(),
             LoadError::Compile { .. } => "compile_failed",

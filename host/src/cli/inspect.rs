@@ -12,15 +12,9 @@ pub async fn inspect(cli: &Cli, args: &InspectArgs) -> u8 {
         }
         super::fail(code, &message, exit)
     };
-    let bytes = match std::fs::read(path) {
+    let bytes = match airlock::read_component(path) {
         Ok(bytes) => bytes,
-        Err(e) => {
-            return fail(
-                "read_failed",
-                format!("cannot read {}: {e}", path.display()),
-                exit_code::USAGE,
-            );
-        }
+        Err(e) => return fail(e.code(), e.to_string(), e.exit_code()),
     };
     let info = match airlock::inspect(&bytes) {
         Ok(info) => info,

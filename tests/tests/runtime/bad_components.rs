@@ -63,3 +63,19 @@ async fn unreadable_file_names_the_path() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn oversized_files_are_refused_without_reading_them_whole() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("huge.wasm");
+    let file = std::fs::File::create(&path).expect("create");
+    // Sparse: costs no disk space.
+    file.set_len(airlock::MAX_COMPONENT_BYTES + 1)
+        .expect("grow");
+    let err = host()
+        .load(path.as_path(), Grants::none())
+        .await
+        .expect_err("too large");
+    assert_eq!(err.code(), "component_too_large", "{err}");
+    assert_eq!(err.exit_code(), airlock::exit_code::USAGE);
+}
