@@ -4,8 +4,10 @@
 //! grant is checked against the tool's world when the tool is loaded, so a
 //! grant the tool cannot use is an error, not a silent no-op.
 
+use crate::egress::NetworkGrant;
 use crate::runtime::World;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Access to a granted directory.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -72,9 +74,10 @@ impl DirGrant {
 /// assert_eq!(grants.dirs().len(), 1);
 /// assert!(Grants::none().dirs().is_empty());
 /// ```
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default)]
 pub struct Grants {
     dirs: Vec<DirGrant>,
+    network: Arc<NetworkGrant>,
 }
 
 impl Grants {
@@ -89,9 +92,24 @@ impl Grants {
         self
     }
 
+    /// Sets the network grant (what the tool may reach over HTTP).
+    pub fn with_network(mut self, grant: NetworkGrant) -> Self {
+        self.network = Arc::new(grant);
+        self
+    }
+
     /// The directory grants, in order.
     pub fn dirs(&self) -> &[DirGrant] {
         &self.dirs
+    }
+
+    /// The network grant; empty (nothing reachable) unless one was set.
+    pub fn network(&self) -> &NetworkGrant {
+        &self.network
+    }
+
+    pub(crate) fn network_arc(&self) -> Arc<NetworkGrant> {
+        Arc::clone(&self.network)
     }
 
     /// Checks the grants against the tool's world and the file system, and
@@ -100,6 +118,9 @@ impl Grants {
     pub(crate) fn resolve(&self, world: World) -> Result<ResolvedGrants, GrantError> {
         if !self.dirs.is_empty() && !world.uses_filesystem() {
             return Err(GrantError::DirsNotUsable { world });
+        }
+        if !self.network.is_empty() && !world.uses_network() {
+            return Err(GrantError::NetworkNotUsable { world });
         }
         let mut resolved = Vec::with_capacity(self.dirs.len());
         for dir in &self.dirs {
@@ -128,7 +149,10 @@ impl Grants {
                 ..dir.clone()
             });
         }
-        Ok(ResolvedGrants(Grants { dirs: resolved }))
+        Ok(ResolvedGrants(Grants {
+            dirs: resolved,
+            network: Arc::clone(&self.network),
+        }))
     }
 }
 
@@ -154,6 +178,15 @@ pub enum GrantError {
          but this tool is in `{world}`: remove the grant"
     )]
     DirsNotUsable {
+        /// The tool's world.
+        world: World,
+    },
+    /// A network grant for a tool that does not import `wasi:http/outgoing-handler`.
+    #[error(
+        "a network grant needs a tool in the `network` or `network-files` world, \
+         but this tool is in `{world}`: remove the grant"
+    )]
+    NetworkNotUsable {
         /// The tool's world.
         world: World,
     },
@@ -189,7 +222,9 @@ impl GrantError {
     /// Stable machine-readable reason code.
     pub fn code(&self) -> &'static str {
         match self {
-            GrantError::DirsNotUsable { .. } => "grant_not_usable",
+            GrantError::DirsNotUsable { .. } | GrantError::NetworkNotUsable { .. } => {
+                "grant_not_usable"
+            }
             GrantError::HostDir { .. } | GrantError::NotADirectory { .. } => {
                 "grant_dir_unavailable"
             }

@@ -1,5 +1,6 @@
 //! [`Host`] and [`HostBuilder`]: the embedding API.
 
+use crate::egress::{Connector, Network, Resolver, SystemResolver, TcpTlsConnector};
 use crate::grants::Grants;
 use crate::invocation::{Invocation, outcome_of};
 use crate::limits::Limits;
@@ -91,6 +92,8 @@ pub struct HostBuilder {
     fuel_metering: bool,
     max_concurrent: u32,
     on_compile: Option<CompileCallback>,
+    resolver: Option<Arc<dyn Resolver>>,
+    connector: Option<Arc<dyn Connector>>,
 }
 
 impl Default for HostBuilder {
@@ -101,6 +104,8 @@ impl Default for HostBuilder {
             fuel_metering: false,
             max_concurrent: engine::DEFAULT_MAX_CONCURRENT,
             on_compile: None,
+            resolver: None,
+            connector: None,
         }
     }
 }
@@ -140,6 +145,20 @@ impl HostBuilder {
         self
     }
 
+    /// Resolves tools' host names with `resolver` instead of the system's
+    /// DNS configuration (e.g. a [`StaticResolver`](crate::egress::StaticResolver) in tests).
+    pub fn resolver(mut self, resolver: Arc<dyn Resolver>) -> Self {
+        self.resolver = Some(resolver);
+        self
+    }
+
+    /// Dials checked addresses with `connector` instead of tokio TCP plus
+    /// rustls with the Mozilla roots (e.g. to trust a private CA).
+    pub fn connector(mut self, connector: Arc<dyn Connector>) -> Self {
+        self.connector = Some(connector);
+        self
+    }
+
     /// Builds the engine, the linker and the cache, and starts the deadline
     /// timer thread (which stops when the host and its tools are dropped).
     pub fn build(self) -> Result<Host, BuildError> {
@@ -168,6 +187,14 @@ impl HostBuilder {
                 default_limits: self.default_limits,
                 fuel_metering: self.fuel_metering,
                 on_compile: self.on_compile,
+                network: Network {
+                    resolver: self
+                        .resolver
+                        .unwrap_or_else(|| Arc::new(SystemResolver::from_system())),
+                    connector: self
+                        .connector
+                        .unwrap_or_else(|| Arc::new(TcpTlsConnector::with_webpki_roots())),
+                },
             }),
         })
     }
@@ -201,6 +228,7 @@ struct HostInner {
     default_limits: Limits,
     fuel_metering: bool,
     on_compile: Option<CompileCallback>,
+    network: Network,
 }
 
 impl Host {
@@ -285,6 +313,7 @@ impl Host {
             grants,
             limits: &self.inner.default_limits,
             fuel_metering: self.inner.fuel_metering,
+            network: &self.inner.network,
         };
         let failed = |code, message| LoadError::Describe { code, message };
         let wit = match execute(&cx, Describe).await.result {
@@ -352,6 +381,7 @@ impl Host {
             grants: &tool.inner.grants,
             limits: &limits,
             fuel_metering: self.inner.fuel_metering,
+            network: &self.inner.network,
         };
         outcome_of(execute(&cx, CallTool(&input)).await)
     }

@@ -37,7 +37,8 @@
 
 #![deny(missing_docs)]
 
-mod egress;
+mod config;
+pub mod egress;
 mod grants;
 mod host;
 mod invocation;
@@ -46,6 +47,8 @@ mod outcome;
 mod runtime;
 mod tool;
 
+pub use config::{Config, ToolConfig};
+pub use egress::{ConfigError, EgressRecord, NetworkGrant};
 pub use grants::{DirAccess, DirGrant, GrantError, Grants};
 pub use host::{BuildError, CompileEvent, Host, HostBuilder};
 pub use invocation::Invocation;

@@ -1,6 +1,7 @@
 //! What an invocation produced: output, the tool's own error, a limit breach
 //! or a guest fault, each with a stable reason code and a [`RunReport`].
 
+use crate::egress::EgressRecord;
 use crate::limits::Limits;
 use crate::runtime::Captured;
 use std::fmt;
@@ -25,6 +26,8 @@ pub mod exit_code {
 /// Measurements of one invocation.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RunReport {
+    /// A unique id for this invocation (a ULID), also in its egress records.
+    pub invocation_id: String,
     /// Wall-clock time from the start of instantiation to the end.
     pub duration: Duration,
     /// The limits the invocation ran under.
@@ -37,18 +40,22 @@ pub struct RunReport {
     pub stdout: Captured,
     /// What the guest wrote to stderr (capped): panic messages land here.
     pub stderr: Captured,
+    /// One record per outgoing HTTP request, allowed or denied, in order.
+    pub egress: Vec<EgressRecord>,
 }
 
 impl RunReport {
     /// A report for an invocation refused before it started.
     pub(crate) fn not_started(limits: Limits) -> Self {
         Self {
+            invocation_id: String::new(),
             duration: Duration::ZERO,
             limits,
             fuel_consumed: None,
             memory_peak_bytes: 0,
             stdout: Captured::default(),
             stderr: Captured::default(),
+            egress: Vec::new(),
         }
     }
 }

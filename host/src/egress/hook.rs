@@ -1,56 +1,272 @@
-//! [`EgressHook`]: the single `WasiHttpHooks` implementation.
+//! [`EgressHook`]: the only `WasiHttpHooks` implementation, and so the only
+//! way a tool's request leaves the host.
+//!
+//! For each request: count it against the invocation's budget, run the
+//! egress decision (names, then one resolution, then every address
+//! classified), connect to a checked address only, rewrite the request to
+//! origin-form with the `Host` header set here, and hand back a response
+//! whose body is limited, paced and timed. Every request leaves a record.
 
-use wasmtime_wasi_http::{RequestOptions, WasiBody, WasiHttpHooks};
+use super::body::{RequestBody, ResponseBody};
+use super::budget::Budget;
+use super::connect::Connector;
+use super::decide::{Decision, Denial, PinnedTarget, Reason, decide};
+use super::grant::NetworkGrant;
+use super::record::{EgressLog, EgressRecord, Origin, RecordHandle};
+use super::resolve::Resolver;
+use http_body_util::BodyExt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use wasmtime_wasi_http::{Error as WasiError, RequestOptions, WasiBody, WasiHttpHooks};
 
-/// Stable reason code for a request that no grant allows.
-pub(crate) const HOST_NOT_ALLOWED: &str = "host_not_allowed";
+type IoFuture = Box<dyn Future<Output = Result<(), WasiError>> + Send>;
+type SendFuture =
+    Box<dyn Future<Output = Result<(http::Response<WasiBody>, IoFuture), WasiError>> + Send>;
 
-type IoFuture = Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>;
-type SendFuture = Box<
-    dyn Future<Output = Result<(http::Response<WasiBody>, IoFuture), wasmtime_wasi_http::Error>>
-        + Send,
->;
+/// The host-wide parts of egress: how names are resolved and how checked
+/// addresses are dialled.
+#[derive(Clone)]
+pub(crate) struct Network {
+    pub resolver: Arc<dyn Resolver>,
+    pub connector: Arc<dyn Connector>,
+}
 
-/// Decides every outgoing request of one invocation.
-///
-/// No tool has a network grant yet, so every request is denied with
-/// `HttpRequestDenied` before anything is resolved or dialled.
-#[derive(Debug, Default)]
-pub(crate) struct EgressHook {
+/// Everything one invocation's requests share.
+struct Context {
     tool: String,
+    invocation_id: String,
+    grant: Arc<NetworkGrant>,
+    network: Network,
+    budget: Arc<Budget>,
+    log: EgressLog,
+}
+
+/// Decides and carries out the outgoing requests of one invocation.
+#[derive(Clone)]
+pub(crate) struct EgressHook {
+    cx: Arc<Context>,
 }
 
 impl EgressHook {
-    pub(crate) fn new(tool: &str) -> Self {
+    pub(crate) fn new(
+        tool: &str,
+        invocation_id: &str,
+        grant: Arc<NetworkGrant>,
+        network: Network,
+    ) -> Self {
+        let budgets = grant.budgets();
+        let budget = Budget::new(
+            budgets.max_requests,
+            budgets.bytes_per_second.map(|r| r.get()),
+        );
         Self {
-            tool: tool.to_string(),
+            cx: Arc::new(Context {
+                tool: tool.to_string(),
+                invocation_id: invocation_id.to_string(),
+                grant,
+                network,
+                budget,
+                log: EgressLog::default(),
+            }),
         }
+    }
+
+    /// The records of this invocation's requests so far.
+    pub(crate) fn records(&self) -> Vec<EgressRecord> {
+        self.cx.log.snapshot()
     }
 }
 
 impl WasiHttpHooks for EgressHook {
+    fn set_host_header(&mut self) -> bool {
+        // The hook sets `Host` from the checked target, never from the guest.
+        false
+    }
+
     fn send_request(
         &mut self,
         request: http::Request<WasiBody>,
-        _options: Option<RequestOptions>,
+        options: Option<RequestOptions>,
         _fut: IoFuture,
     ) -> SendFuture {
-        // Only scheme, host and port: a path or query may carry data the
-        // guest wants to exfiltrate, and logs are not the place for it.
-        let uri = request.uri();
-        tracing::info!(
-            target: "airlock::egress",
-            event = "egress.denied",
-            tool = %self.tool,
-            method = %request.method(),
-            scheme = uri.scheme_str().unwrap_or(""),
-            host = uri.host().unwrap_or(""),
-            port = uri.port_u16(),
-            deny_reason = HOST_NOT_ALLOWED,
-            "outgoing request denied: no network grant"
+        let cx = Arc::clone(&self.cx);
+        Box::new(async move { cx.send(request, options).await })
+    }
+}
+
+/// A guest's timeout can shorten the grant's, never lengthen it.
+fn tighter(grant: Duration, guest: Option<Duration>) -> Duration {
+    guest.map_or(grant, |g| g.min(grant))
+}
+
+impl Context {
+    async fn send(
+        &self,
+        request: http::Request<WasiBody>,
+        options: Option<RequestOptions>,
+    ) -> Result<(http::Response<WasiBody>, IoFuture), WasiError> {
+        let method = request.method().to_string();
+        let origin = Origin {
+            tool: &self.tool,
+            invocation_id: &self.invocation_id,
+            method: &method,
+        };
+        let deny = |denial: Denial| {
+            self.log.deny(&origin, &denial);
+            Err(denial.reason.to_wasi(None))
+        };
+        if !self.budget.admit_request() {
+            return deny(Denial {
+                reason: Reason::TooManyRequests,
+                message: format!(
+                    "this invocation already made its {} requests",
+                    self.grant.budgets().max_requests
+                ),
+                target: None,
+                addresses: Vec::new(),
+                rule: None,
+            });
+        }
+
+        let url = request.uri().to_string();
+        let pinned = match decide(&self.grant, &url, self.network.resolver.as_ref()).await {
+            Decision::Allow(pinned) => pinned,
+            Decision::Deny(denial) => return deny(denial),
+        };
+        let record = self.log.allow(&origin, &pinned);
+        match self.exchange(request, options, &pinned, &record).await {
+            Ok(exchange) => Ok(exchange),
+            Err((reason, error)) => {
+                record.finish(Some(reason));
+                Err(error)
+            }
+        }
+    }
+
+    /// Connects to the pinned target and sends the request; on failure,
+    /// the reason for the record and the error for the guest.
+    async fn exchange(
+        &self,
+        request: http::Request<WasiBody>,
+        options: Option<RequestOptions>,
+        pinned: &PinnedTarget,
+        record: &RecordHandle,
+    ) -> Result<(http::Response<WasiBody>, IoFuture), (Reason, WasiError)> {
+        let budgets = self.grant.budgets();
+        let options = options.unwrap_or_default();
+        let connect_timeout = tighter(budgets.connect_timeout, options.connect_timeout);
+        let first_byte_timeout = tighter(budgets.first_byte_timeout, options.first_byte_timeout);
+        let between_bytes_timeout =
+            tighter(budgets.between_bytes_timeout, options.between_bytes_timeout);
+        let fail = |reason: Reason| (reason, reason.to_wasi(None));
+
+        // An announced body over the limit is refused before connecting.
+        let announced = request
+            .headers()
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if announced.is_some_and(|len| len > budgets.max_request_bytes) {
+            return Err((
+                Reason::RequestTooLarge,
+                Reason::RequestTooLarge.to_wasi(Some(budgets.max_request_bytes)),
+            ));
+        }
+
+        // Try each checked address in order; the first that answers wins.
+        let mut stream = None;
+        let mut last = Reason::ConnectFailed;
+        for endpoint in pinned.endpoints() {
+            match tokio::time::timeout(connect_timeout, self.network.connector.connect(endpoint))
+                .await
+            {
+                Ok(Ok(connected)) => {
+                    record.connected(endpoint.addr());
+                    stream = Some(connected);
+                    break;
+                }
+                Ok(Err(e)) => {
+                    tracing::debug!(target: "airlock::egress", addr = %endpoint.addr(), error = %e, "connect failed");
+                    last = match e {
+                        super::connect::ConnectError::Tls { .. } => Reason::TlsFailed,
+                        _ => Reason::ConnectFailed,
+                    };
+                }
+                Err(_elapsed) => last = Reason::ConnectTimeout,
+            }
+        }
+        let stream = stream.ok_or_else(|| fail(last))?;
+
+        let (mut sender, connection) = tokio::time::timeout(
+            connect_timeout,
+            hyper::client::conn::http1::handshake(wasmtime_wasi_http::io::TokioIo::new(stream)),
+        )
+        .await
+        .map_err(|_| fail(Reason::ConnectTimeout))?
+        .map_err(|_| fail(Reason::ProtocolError))?;
+        let connection = tokio::spawn(connection);
+
+        let (mut parts, body) = request.into_parts();
+        parts.uri = http::Uri::builder()
+            .path_and_query(pinned.target().path_and_query.as_str())
+            .build()
+            .map_err(|_| fail(Reason::InvalidUrl))?;
+        let host = http::HeaderValue::from_str(&pinned.target().host_header())
+            .map_err(|_| fail(Reason::InvalidUrl))?;
+        parts.headers.insert(http::header::HOST, host);
+        let overflowed = Arc::new(AtomicBool::new(false));
+        let body = RequestBody::new(
+            body,
+            budgets.max_request_bytes,
+            Arc::clone(&self.budget),
+            record.clone(),
+            Arc::clone(&overflowed),
         );
-        Box::new(std::future::ready(Err(
-            wasmtime_wasi_http::Error::HttpRequestDenied,
-        )))
+        let request = http::Request::from_parts(parts, body);
+
+        let response =
+            match tokio::time::timeout(first_byte_timeout, sender.send_request(request)).await {
+                Err(_elapsed) => return Err(fail(Reason::FirstByteTimeout)),
+                Ok(Err(_)) if overflowed.load(Ordering::Relaxed) => {
+                    return Err((
+                        Reason::RequestTooLarge,
+                        Reason::RequestTooLarge.to_wasi(Some(budgets.max_request_bytes)),
+                    ));
+                }
+                Ok(Err(e)) => return Err((Reason::ProtocolError, WasiError::from(e))),
+                Ok(Ok(response)) => response,
+            };
+        record.status(response.status().as_u16());
+
+        let announced = response
+            .headers()
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if announced.is_some_and(|len| len > budgets.max_response_bytes) {
+            return Err((
+                Reason::ResponseTooLarge,
+                Reason::ResponseTooLarge.to_wasi(Some(budgets.max_response_bytes)),
+            ));
+        }
+
+        let response = response.map(|incoming| {
+            ResponseBody::new(
+                incoming,
+                budgets.max_response_bytes,
+                between_bytes_timeout,
+                Arc::clone(&self.budget),
+                record.clone(),
+            )
+            .boxed_unsync()
+        });
+        let io: IoFuture = Box::new(async move {
+            match connection.await {
+                Ok(Ok(())) | Err(_) => Ok(()),
+                Ok(Err(e)) => Err(WasiError::from(e)),
+            }
+        });
+        Ok((response, io))
     }
 }

@@ -1,10 +1,34 @@
 //! The component's only door to the network: airlock's own `wasi:http`
-//! outgoing handler.
+//! outgoing handler and the egress policy it enforces.
 //!
 //! wasmtime-wasi-http is built without `default-send-request`, so no sender
-//! exists in the binary except the hook here. Until the egress policy engine
-//! lands, the hook denies every request.
+//! exists in the binary except [`hook`]'s. Each request goes through
+//! [`decide`]: URL normalisation ([`url`]), the tool's grant ([`grant`],
+//! compiled into [`rules`]), one resolution ([`resolve`]), the address
+//! classes ([`addr`]); only then does a [`Connector`] dial a checked address.
+//! Bodies are limited and paced ([`body`], [`budget`]) and every request
+//! leaves an [`EgressRecord`].
 
+pub mod addr;
+mod body;
+mod budget;
+mod connect;
+mod decide;
+mod grant;
 mod hook;
+mod record;
+mod resolve;
+pub mod rules;
+pub mod url;
 
-pub(crate) use hook::EgressHook;
+pub use connect::{ConnectError, ConnectFuture, Connector, Stream, TcpTlsConnector};
+pub use decide::{Decision, Denial, Endpoint, PinnedTarget, Reason, decide};
+pub use grant::{
+    Budgets, ConfigError, DEFAULT_BETWEEN_BYTES_TIMEOUT, DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_FIRST_BYTE_TIMEOUT, DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MAX_REQUESTS,
+    DEFAULT_MAX_RESPONSE_BYTES, NetworkGrant,
+};
+pub(crate) use grant::{RawGrant, Source};
+pub(crate) use hook::{EgressHook, Network};
+pub use record::{EgressRecord, Verdict};
+pub use resolve::{ResolveError, ResolveFuture, Resolver, StaticResolver, SystemResolver};

@@ -6,6 +6,7 @@ use super::bindings::{ToolPre, WitDescriptor, WitError, exports::airlock::tool::
 use super::engine::MAX_WASM_STACK;
 use super::state::StoreState;
 use super::stdio::CapturedOutput;
+use crate::egress::{EgressHook, Network};
 use crate::grants::ResolvedGrants;
 use crate::limits::{LimitHit, Limits};
 use crate::outcome::{GuestFault, InvokeError, LimitExceeded, RunReport};
@@ -84,6 +85,7 @@ pub(crate) struct ExecContext<'a> {
     pub grants: &'a ResolvedGrants,
     pub limits: &'a Limits,
     pub fuel_metering: bool,
+    pub network: &'a Network,
 }
 
 #[derive(Clone, Copy)]
@@ -98,9 +100,16 @@ pub(crate) async fn execute<E: Entry>(cx: &ExecContext<'_>, entry: E) -> Run<E::
     let limits = cx.limits;
     let started = Instant::now();
     let deadline = started + limits.timeout;
+    let invocation_id = ulid::Ulid::new().to_string();
     let stdout = CapturedOutput::new(limits.max_stdio_bytes);
     let stderr = CapturedOutput::new(limits.max_stdio_bytes);
-    let state = match StoreState::new(cx.tool_name, cx.grants, limits, &stdout, &stderr, deadline) {
+    let hook = EgressHook::new(
+        cx.tool_name,
+        &invocation_id,
+        cx.grants.grants().network_arc(),
+        cx.network.clone(),
+    );
+    let state = match StoreState::new(hook.clone(), cx.grants, limits, &stdout, &stderr, deadline) {
         Ok(state) => state,
         Err(e) => {
             return Run {
@@ -148,13 +157,19 @@ pub(crate) async fn execute<E: Entry>(cx: &ExecContext<'_>, entry: E) -> Run<E::
     let fuel_consumed = cx
         .fuel_metering
         .then(|| fuel_budget.saturating_sub(store.get_fuel().unwrap_or(0)));
+    let memory_peak_bytes = store.data().limiter.peak_memory();
+    // Dropping the store drops open response bodies, which finishes their
+    // egress records.
+    drop(store);
     let report = RunReport {
+        invocation_id,
         duration: started.elapsed(),
         limits: limits.clone(),
         fuel_consumed,
-        memory_peak_bytes: store.data().limiter.peak_memory(),
+        memory_peak_bytes,
         stdout: stdout.snapshot(),
         stderr: stderr.snapshot(),
+        egress: hook.records(),
     };
     Run { result, report }
 }

@@ -23,9 +23,10 @@ pub(crate) struct StoreState {
 
 impl StoreState {
     /// Builds the state for one invocation. Only what `grants` names is
-    /// visible: no environment, no arguments, empty stdin, no sockets.
+    /// visible: no environment, no arguments, empty stdin, no sockets, and
+    /// HTTP only through `hooks`.
     pub(crate) fn new(
-        tool: &str,
+        hooks: EgressHook,
         grants: &ResolvedGrants,
         limits: &Limits,
         stdout: &CapturedOutput,
@@ -53,7 +54,7 @@ impl StoreState {
             wasi: wasi.build(),
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
-            hooks: EgressHook::new(tool),
+            hooks,
             limiter: Limiter::new(limits),
             deadline,
         })

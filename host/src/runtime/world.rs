@@ -54,6 +54,11 @@ impl World {
         }
     }
 
+    /// Whether components in this world can use network grants.
+    pub fn uses_network(self) -> bool {
+        matches!(self, World::Network | World::NetworkFiles)
+    }
+
     /// Whether components in this world can use directory grants.
     pub fn uses_filesystem(self) -> bool {
         matches!(self, World::Files | World::NetworkFiles)

@@ -1,0 +1,255 @@
+//! One canonical record per outgoing request, allowed or denied, with fixed
+//! field names: returned in the invocation's report and emitted as a
+//! `tracing` event (`egress.allowed` / `egress.denied`).
+//!
+//! A record never holds a path, query, header or body: those are where a
+//! tool would put what it tries to smuggle out, and where credentials live.
+
+use super::decide::{Denial, PinnedTarget, Reason};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+/// Allowed or denied, as decided by the policy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// The policy allowed it (it may still have failed: see `reason`).
+    Allow,
+    /// The policy denied it; nothing was dialled.
+    Deny,
+}
+
+impl Verdict {
+    /// `allow` or `deny`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Allow => "allow",
+            Verdict::Deny => "deny",
+        }
+    }
+}
+
+/// What happened to one outgoing request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EgressRecord {
+    /// The tool's name.
+    pub tool: String,
+    /// The invocation the request belongs to.
+    pub invocation_id: String,
+    /// HTTP method.
+    pub method: String,
+    /// `http` or `https`, if the URL parsed.
+    pub scheme: Option<String>,
+    /// Normalised host, if the URL parsed.
+    pub host: Option<String>,
+    /// Port, if the URL parsed.
+    pub port: Option<u16>,
+    /// Every address the name resolved to (checked, for an allowed request).
+    pub addresses: Vec<IpAddr>,
+    /// The address actually connected to.
+    pub connected: Option<SocketAddr>,
+    /// Allow or deny.
+    pub verdict: Verdict,
+    /// Why it was denied, or why an allowed request failed.
+    pub reason: Option<Reason>,
+    /// The rule that matched, as written (`host = "…" (file:line)`).
+    pub rule: Option<String>,
+    /// The response status, if one arrived.
+    pub status: Option<u16>,
+    /// Request body bytes sent.
+    pub bytes_up: u64,
+    /// Response body bytes received.
+    pub bytes_down: u64,
+    /// From the decision to the end of the response body.
+    pub duration: Duration,
+}
+
+impl EgressRecord {
+    /// Emits the canonical `tracing` event for this record.
+    pub fn emit(&self) {
+        let reason = self.reason.map(Reason::code);
+        match self.verdict {
+            Verdict::Allow => tracing::info!(
+                target: "airlock::egress",
+                event = "egress.allowed",
+                tool = %self.tool,
+                invocation_id = %self.invocation_id,
+                method = %self.method,
+                scheme = self.scheme.as_deref(),
+                host = self.host.as_deref(),
+                port = self.port,
+                connected = self.connected.map(|a| a.to_string()),
+                rule = self.rule.as_deref(),
+                status = self.status,
+                error = reason,
+                bytes_up = self.bytes_up,
+                bytes_down = self.bytes_down,
+                duration_ms = self.duration.as_secs_f64() * 1000.0,
+                "egress.allowed"
+            ),
+            Verdict::Deny => tracing::info!(
+                target: "airlock::egress",
+                event = "egress.denied",
+                tool = %self.tool,
+                invocation_id = %self.invocation_id,
+                method = %self.method,
+                scheme = self.scheme.as_deref(),
+                host = self.host.as_deref(),
+                port = self.port,
+                rule = self.rule.as_deref(),
+                deny_reason = reason,
+                "egress.denied"
+            ),
+        }
+    }
+}
+
+struct Entry {
+    record: EgressRecord,
+    started: Instant,
+    finished: bool,
+}
+
+/// The records of one invocation, shared by the hook and the bodies it
+/// returns.
+#[derive(Clone, Default)]
+pub(crate) struct EgressLog {
+    entries: Arc<Mutex<Vec<Entry>>>,
+}
+
+/// A handle on one record, for updates while the request runs.
+#[derive(Clone)]
+pub(crate) struct RecordHandle {
+    log: EgressLog,
+    index: usize,
+}
+
+/// Who made the request, for every record.
+pub(crate) struct Origin<'a> {
+    pub tool: &'a str,
+    pub invocation_id: &'a str,
+    pub method: &'a str,
+}
+
+impl EgressLog {
+    fn push(&self, record: EgressRecord) -> RecordHandle {
+        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        entries.push(Entry {
+            record,
+            started: Instant::now(),
+            finished: false,
+        });
+        RecordHandle {
+            log: self.clone(),
+            index: entries.len() - 1,
+        }
+    }
+
+    fn base(origin: &Origin<'_>, verdict: Verdict) -> EgressRecord {
+        EgressRecord {
+            tool: origin.tool.to_string(),
+            invocation_id: origin.invocation_id.to_string(),
+            method: origin.method.to_string(),
+            scheme: None,
+            host: None,
+            port: None,
+            addresses: Vec::new(),
+            connected: None,
+            verdict,
+            reason: None,
+            rule: None,
+            status: None,
+            bytes_up: 0,
+            bytes_down: 0,
+            duration: Duration::ZERO,
+        }
+    }
+
+    /// Records and emits a denial.
+    pub(crate) fn deny(&self, origin: &Origin<'_>, denial: &Denial) {
+        let mut record = Self::base(origin, Verdict::Deny);
+        if let Some(target) = &denial.target {
+            record.scheme = Some(target.scheme.to_string());
+            record.host = Some(target.host.to_string());
+            record.port = Some(target.port);
+        }
+        record.addresses = denial.addresses.clone();
+        record.reason = Some(denial.reason);
+        record.rule = denial.rule.clone();
+        record.emit();
+        self.push(record).finish(None);
+    }
+
+    /// Starts the record of an allowed request; it is emitted when finished.
+    pub(crate) fn allow(&self, origin: &Origin<'_>, pinned: &PinnedTarget) -> RecordHandle {
+        let mut record = Self::base(origin, Verdict::Allow);
+        let target = pinned.target();
+        record.scheme = Some(target.scheme.to_string());
+        record.host = Some(target.host.to_string());
+        record.port = Some(target.port);
+        record.addresses = pinned.addresses().to_vec();
+        record.rule = Some(pinned.rule().to_string());
+        self.push(record)
+    }
+
+    /// Every record so far; unfinished ones get their duration up to now.
+    pub(crate) fn snapshot(&self) -> Vec<EgressRecord> {
+        let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        entries
+            .iter()
+            .map(|e| {
+                let mut record = e.record.clone();
+                if !e.finished {
+                    record.duration = e.started.elapsed();
+                }
+                record
+            })
+            .collect()
+    }
+}
+
+impl RecordHandle {
+    fn update(&self, change: impl FnOnce(&mut Entry)) {
+        let mut entries = self
+            .log
+            .entries
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(entry) = entries.get_mut(self.index) {
+            change(entry);
+        }
+    }
+
+    pub(crate) fn connected(&self, addr: SocketAddr) {
+        self.update(|e| e.record.connected = Some(addr));
+    }
+
+    pub(crate) fn status(&self, status: u16) {
+        self.update(|e| e.record.status = Some(status));
+    }
+
+    pub(crate) fn add_up(&self, bytes: u64) {
+        self.update(|e| e.record.bytes_up += bytes);
+    }
+
+    pub(crate) fn add_down(&self, bytes: u64) {
+        self.update(|e| e.record.bytes_down += bytes);
+    }
+
+    /// Ends the record (once), with the failure if there was one, and emits it.
+    pub(crate) fn finish(&self, failure: Option<Reason>) {
+        self.update(|e| {
+            if e.finished {
+                return;
+            }
+            e.finished = true;
+            e.record.duration = e.started.elapsed();
+            if e.record.reason.is_none() {
+                e.record.reason = failure;
+            }
+            if e.record.verdict == Verdict::Allow {
+                e.record.emit();
+            }
+        });
+    }
+}
