@@ -2,6 +2,7 @@
 
 use airlock::{DirAccess, DirGrant, Limits};
 use clap::{Args, Parser, Subcommand};
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -44,12 +45,64 @@ pub enum Command {
     Run(Box<RunArgs>),
     /// Show what a component is: digest, imports, exports, world, capabilities.
     Inspect(InspectArgs),
+    /// Explain egress decisions without sending anything.
+    #[command(subcommand)]
+    Egress(EgressCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EgressCommand {
+    /// Decide whether a URL is allowed, as the hook would, and print JSON:
+    /// {"decision", "reason", "host", "port", "addresses", "rule", "message"}.
+    /// Opens no connection. Exit 0 allow, 3 deny, 2 usage error.
+    Check(Box<EgressCheckArgs>),
+}
+
+#[derive(Debug, Args)]
+pub struct EgressCheckArgs {
+    /// The URL a tool would fetch.
+    pub url: String,
+
+    #[command(flatten)]
+    pub grant: GrantSource,
+
+    #[command(flatten)]
+    pub dns: DnsArgs,
+}
+
+/// Where a tool's network grant comes from.
+#[derive(Debug, Args)]
+pub struct GrantSource {
+    /// Operator configuration file (with --tool).
+    #[arg(long, value_name = "FILE", requires = "tool", conflicts_with = "grant")]
+    pub config: Option<PathBuf>,
+
+    /// The tool's name in --config.
+    #[arg(long, value_name = "NAME", requires = "config")]
+    pub tool: Option<String>,
+
+    /// A grant file: the keys of a tool's `[tools.network]` table at top level.
+    #[arg(long, value_name = "FILE")]
+    pub grant: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct DnsArgs {
+    /// Answer HOST with these addresses instead of asking DNS (repeatable).
+    #[arg(long, value_name = "HOST=IP[,IP...]", value_parser = parse_resolve)]
+    pub resolve: Vec<(String, Vec<IpAddr>)>,
+
+    /// Never ask DNS: names not given by --resolve fail with `dns_failed`.
+    #[arg(long)]
+    pub no_dns: bool,
 }
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// The tool component (.wasm).
-    pub component: PathBuf,
+    /// The tool component (.wasm); optional with --config/--tool when the
+    /// tool's entry names its component.
+    #[arg(required_unless_present = "tool")]
+    pub component: Option<PathBuf>,
 
     /// Input JSON. Without --input or --input-file, read from stdin.
     #[arg(long, conflicts_with = "input_file")]
@@ -68,6 +121,12 @@ pub struct RunArgs {
 
     #[command(flatten)]
     pub grants: GrantArgs,
+
+    #[command(flatten)]
+    pub source: GrantSource,
+
+    #[command(flatten)]
+    pub dns: DnsArgs,
 }
 
 #[derive(Debug, Args)]
@@ -164,6 +223,21 @@ fn parse_size(text: &str) -> Result<u64, String> {
         .map_err(|e| format!("{e}: write a size such as `65536`, `64KiB` or `128MiB`"))
 }
 
+fn parse_resolve(text: &str) -> Result<(String, Vec<IpAddr>), String> {
+    let hint = "write HOST=IP[,IP...], e.g. `api.example.com=127.0.0.1`";
+    let (host, ips) = text
+        .split_once('=')
+        .ok_or_else(|| format!("`{text}` has no `=`: {hint}"))?;
+    let ips = ips
+        .split(',')
+        .map(|ip| ip.trim().parse::<IpAddr>().map_err(|e| format!("`{ip}`: {e}: {hint}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    if host.trim().is_empty() {
+        return Err(format!("`{text}` names no host: {hint}"));
+    }
+    Ok((host.trim().to_string(), ips))
+}
+
 fn parse_dir(text: &str, access: DirAccess) -> Result<DirGrant, String> {
     match text.split_once("::") {
         Some((host, guest)) if !host.is_empty() && !guest.is_empty() => {
@@ -211,6 +285,10 @@ mod tests {
                 .contains("HOST::GUEST")
         );
         assert!(parse_dir_rw("::/data").is_err());
+        let (host, ips) = parse_resolve("api.test=127.0.0.1,::1").expect("valid");
+        assert_eq!((host.as_str(), ips.len()), ("api.test", 2));
+        assert!(parse_resolve("api.test").expect_err("no =").contains("HOST=IP"));
+        assert!(parse_resolve("api.test=nope").is_err());
     }
 
     #[test]

@@ -26,7 +26,7 @@ pub async fn inspect(cli: &Cli, args: &InspectArgs) -> u8 {
 
     // Loading also compiles, links and calls describe(): the component is
     // only usable as a tool if that works too.
-    let loaded = match super::build_host(cli, false) {
+    let loaded = match super::build_host(cli, false, None) {
         Ok(host) => host.load(bytes, Grants::none()).await,
         Err(e) => return fail("host_build_failed", e.to_string(), exit_code::USAGE),
     };

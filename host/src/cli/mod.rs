@@ -3,13 +3,16 @@
 //! public API.
 
 mod args;
+mod egress;
 mod inspect;
 mod progress;
 mod render;
 mod run;
 
-use airlock::{Host, exit_code};
-use args::{Cli, Command};
+use airlock::egress::{Resolver, StaticResolver, SystemResolver};
+use airlock::{Config, ConfigError, Host, NetworkGrant, ToolConfig, exit_code};
+use args::{Cli, Command, DnsArgs, EgressCommand, GrantSource};
+use std::sync::Arc;
 use clap::Parser;
 use std::process::ExitCode;
 
@@ -41,6 +44,7 @@ pub fn main() -> ExitCode {
         match &cli.command {
             Command::Run(run) => run::run(&cli, run).await,
             Command::Inspect(inspect) => inspect::inspect(&cli, inspect).await,
+            Command::Egress(EgressCommand::Check(check)) => egress::check(&cli, check).await,
         }
     });
     ExitCode::from(code)
@@ -70,12 +74,72 @@ pub(crate) fn fail(code: &str, message: &str, exit: u8) -> u8 {
 /// A host configured from the global flags. Its default limits (which also
 /// bound `describe()` at load) stay the built-in ones; a command's limit flags
 /// apply to the invocation it runs.
-pub(crate) fn build_host(cli: &Cli, fuel_metering: bool) -> Result<Host, airlock::BuildError> {
+pub(crate) fn build_host(
+    cli: &Cli,
+    fuel_metering: bool,
+    resolver: Option<Arc<dyn Resolver>>,
+) -> Result<Host, airlock::BuildError> {
     let mut builder = Host::builder()
         .fuel_metering(fuel_metering)
         .on_compile(progress::compile_spinner());
+    if let Some(resolver) = resolver {
+        builder = builder.resolver(resolver);
+    }
     if !cli.no_cache {
         builder = builder.cache_dir(cli.state_dir.join("cache"));
     }
     builder.build()
+}
+
+impl GrantSource {
+    /// The configured tool, when `--config` and `--tool` are given.
+    pub(crate) fn tool(&self) -> Result<Option<ToolConfig>, ConfigError> {
+        let (Some(path), Some(name)) = (&self.config, &self.tool) else {
+            return Ok(None);
+        };
+        let config = Config::from_file(path)?;
+        match config.tool(name) {
+            Some(tool) => Ok(Some(tool.clone())),
+            None => Err(ConfigError::Invalid {
+                origin: path.display().to_string(),
+                line: 1,
+                column: 1,
+                message: format!(
+                    "no tool named `{name}`; configured: {}",
+                    config.tools().iter().map(|t| t.name()).collect::<Vec<_>>().join(", ")
+                ),
+            }),
+        }
+    }
+
+    /// The network grant from `--grant` or `--config`/`--tool`; empty
+    /// (nothing reachable) when neither is given.
+    pub(crate) fn network_grant(&self) -> Result<NetworkGrant, ConfigError> {
+        if let Some(path) = &self.grant {
+            return NetworkGrant::from_file(path);
+        }
+        Ok(self
+            .tool()?
+            .map(|tool| tool.grants().network().clone())
+            .unwrap_or_default())
+    }
+}
+
+impl DnsArgs {
+    /// Whether the flags change how names resolve.
+    pub(crate) fn is_set(&self) -> bool {
+        self.no_dns || !self.resolve.is_empty()
+    }
+
+    /// `--resolve` answers first, then the system's DNS unless `--no-dns`.
+    pub(crate) fn resolver(&self) -> Arc<dyn Resolver> {
+        let mut resolver = StaticResolver::new();
+        for (host, ips) in &self.resolve {
+            resolver = resolver.with(host, ips.iter().copied());
+        }
+        if !self.no_dns {
+            resolver = resolver.with_fallback(Arc::new(SystemResolver::from_system()));
+        }
+        Arc::new(resolver)
+    }
 }

@@ -24,18 +24,41 @@ pub async fn run(cli: &Cli, args: &RunArgs) -> u8 {
         Err((code, message, exit)) => return report_error(json, code, &message, exit),
     };
 
-    let host = match super::build_host(cli, limits.fuel.is_some()) {
-        Ok(host) => host,
-        Err(e) => return report_error(json, "host_build_failed", &e.to_string(), exit_code::USAGE),
+    let configured = match args.source.tool() {
+        Ok(configured) => configured,
+        Err(e) => return report_error(json, e.code(), &e.to_string(), exit_code::USAGE),
     };
-    let mut grants = Grants::none();
+    let component = match (&args.component, configured.as_ref().and_then(|t| t.component())) {
+        (Some(path), _) => path.clone(),
+        (None, Some(path)) => path.to_path_buf(),
+        (None, None) => {
+            let message = "no component: give its path, or a `component` in the tool's configuration";
+            return report_error(json, "usage", message, exit_code::USAGE);
+        }
+    };
+    let mut grants = match &configured {
+        Some(tool) => tool.grants().clone(),
+        None => Grants::none(),
+    };
+    if args.source.grant.is_some() {
+        match args.source.network_grant() {
+            Ok(network) => grants = grants.with_network(network),
+            Err(e) => return report_error(json, e.code(), &e.to_string(), exit_code::USAGE),
+        }
+    }
     for dir in args.grants.dirs_ro.iter().chain(&args.grants.dirs_rw) {
         grants = grants.with_dir(dir.clone());
     }
-    let tool = match host.load(args.component.as_path(), grants).await {
+
+    let resolver = args.dns.is_set().then(|| args.dns.resolver());
+    let host = match super::build_host(cli, limits.fuel.is_some(), resolver) {
+        Ok(host) => host,
+        Err(e) => return report_error(json, "host_build_failed", &e.to_string(), exit_code::USAGE),
+    };
+    let tool = match host.load(component.as_path(), grants).await {
         Ok(tool) => tool,
         Err(e) => {
-            let message = format!("{}: {e}", args.component.display());
+            let message = format!("{}: {e}", component.display());
             return report_error(json, e.code(), &message, e.exit_code());
         }
     };

@@ -271,23 +271,27 @@ pub async fn decide(grant: &NetworkGrant, url: &str, resolver: &dyn Resolver) ->
             class @ Class::CloudMetadata { .. } => Some((
                 Reason::MetadataAddress,
                 format!(
-                    "{ip} is {class}: only a `private = true` rule that names exactly `host = \"{ip}\"` may reach it"
+                    "{class}; only a `private = true` rule that names exactly `host = \"{ip}\"` may reach it"
                 ),
             )),
             Class::Special { block, .. } if rule.private && block.reach == Reach::OptIn => None,
             class @ Class::Special { block, .. } => Some((
                 Reason::PrivateAddress,
                 if block.reach == Reach::Never {
-                    format!("{ip} is {class}, which is never dialled")
+                    format!("{class}, which is never dialled")
                 } else {
-                    format!("{ip} is {class}; the matching rule does not say `private = true`")
+                    format!("{class}; the matching rule does not say `private = true`")
                 },
             )),
         };
         if let Some((reason, detail)) = refusal {
+            let message = match &target.host {
+                TargetHost::Ip(_) => format!("{ip} is {detail}"),
+                TargetHost::Name(name) => format!("`{name}` resolves to {ip}, which is {detail}"),
+            };
             return Decision::Deny(Denial {
                 reason,
-                message: format!("`{}` resolved to {detail}", target.host),
+                message,
                 addresses,
                 target: Some(target),
                 rule: Some(rule.to_string()),
