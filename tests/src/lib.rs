@@ -3,6 +3,7 @@
 //! proves nothing connected.
 
 pub mod fixtures;
+pub mod net;
 
 pub use airlock_test_artifacts as artifacts;
 

@@ -1,9 +1,19 @@
-//! `http-get`: fetches one URL through `wasi:http/outgoing-handler`.
+//! `http-get`: makes HTTP requests through `wasi:http/outgoing-handler`.
 //!
-//! World `network`. Input:
-//! `{"url": "https://api.example.com/v1/x", "headers": {"accept": "application/json"},
-//!   "max_body_bytes": 65536}`.
-//! Output: `{"status": 200, "headers": [[name, value], ...], "body": "..."}`.
+//! World `network`. Input (only `url` is required):
+//!
+//! ```json
+//! {"url": "https://api.example.com/v1/x",
+//!  "method": "GET", "headers": {"accept": "application/json"}, "body": "…",
+//!  "max_body_bytes": 65536,
+//!  "timeouts_ms": {"connect": 1000, "first_byte": 1000, "between_bytes": 1000},
+//!  "repeat": 1, "follow_redirects": 0}
+//! ```
+//!
+//! Output: `{"status": 200, "headers": [[name, value], ...], "body": "...",
+//! "requests": N}` for the last response. `repeat` sends the same request N
+//! times; `follow_redirects` follows up to N `Location` headers, each a new
+//! request that passes the host's policy again.
 //!
 //! The URL is split, not normalised: scheme, authority and path go to the host
 //! exactly as given, so that the host's egress policy (not this guest) decides
@@ -16,47 +26,114 @@ use exports::airlock::tool::tool::{Descriptor, Error, Guest};
 use serde_json::{Value, json};
 use wasi::http::outgoing_handler;
 use wasi::http::types::{
-    ErrorCode, Fields, IncomingBody, Method, OutgoingRequest, Scheme, http_error_code,
+    ErrorCode, Fields, IncomingBody, Method, OutgoingBody, OutgoingRequest, RequestOptions, Scheme,
+    http_error_code,
 };
 use wasi::io::streams::StreamError;
 
 const DEFAULT_MAX_BODY: u64 = 1 << 20;
 const READ_CHUNK: u64 = 64 * 1024;
+/// wasi:http accepts at most 4 KiB per blocking write.
+const WRITE_CHUNK: usize = 4096;
 
 struct HttpGet;
+
+/// One request as the input describes it.
+struct Request {
+    method: Method,
+    headers: Vec<(String, Vec<u8>)>,
+    body: Option<Vec<u8>>,
+    max_body: u64,
+    timeouts_ms: [Option<u64>; 3],
+}
 
 impl Guest for HttpGet {
     fn describe() -> Descriptor {
         Descriptor {
             name: "http-get".into(),
             version: env!("CARGO_PKG_VERSION").into(),
-            description: "Fetches a URL with GET and returns status, headers and body.".into(),
-            input_schema: r#"{"type":"object","required":["url"],"properties":{"url":{"type":"string"},"headers":{"type":"object","additionalProperties":{"type":"string"}},"max_body_bytes":{"type":"integer","minimum":0}}}"#.into(),
+            description: "Makes an HTTP request and returns status, headers and body.".into(),
+            input_schema: r#"{"type":"object","required":["url"],"properties":{"url":{"type":"string"},"method":{"type":"string"},"headers":{"type":"object","additionalProperties":{"type":"string"}},"body":{"type":"string"},"max_body_bytes":{"type":"integer","minimum":0},"timeouts_ms":{"type":"object"},"repeat":{"type":"integer","minimum":1},"follow_redirects":{"type":"integer","minimum":0}}}"#.into(),
         }
     }
 
     fn call(input: String) -> Result<String, Error> {
         let query: Value = serde_json::from_str(&input)
             .map_err(|e| Error::InvalidInput(format!("input is not JSON: {e}")))?;
-        let url = query
+        let mut url = query
             .get("url")
             .and_then(Value::as_str)
-            .ok_or_else(|| Error::InvalidInput("`url` is required".into()))?;
-        let max_body = query
-            .get("max_body_bytes")
-            .and_then(Value::as_u64)
-            .unwrap_or(DEFAULT_MAX_BODY);
-        let mut headers = Vec::new();
-        if let Some(map) = query.get("headers").and_then(Value::as_object) {
-            for (name, value) in map {
-                let value = value.as_str().ok_or_else(|| {
-                    Error::InvalidInput(format!("header `{name}` must be a string"))
-                })?;
-                headers.push((name.clone(), value.as_bytes().to_vec()));
+            .ok_or_else(|| Error::InvalidInput("`url` is required".into()))?
+            .to_string();
+        let request = parse_request(&query)?;
+        let count =
+            |key: &str, default: u64| query.get(key).and_then(Value::as_u64).unwrap_or(default);
+        let repeat = count("repeat", 1).max(1);
+        let mut redirects_left = count("follow_redirects", 0);
+
+        let mut requests = 0;
+        let mut last = Value::Null;
+        for _ in 0..repeat {
+            loop {
+                let response = fetch(&url, &request)?;
+                requests += 1;
+                let location = response.location.clone();
+                last = response.json;
+                match location {
+                    Some(next) if redirects_left > 0 => {
+                        redirects_left -= 1;
+                        url = next;
+                    }
+                    _ => break,
+                }
             }
         }
-        fetch(url, &headers, max_body).map(|v| v.to_string())
+        last["requests"] = json!(requests);
+        Ok(last.to_string())
     }
+}
+
+fn parse_request(query: &Value) -> Result<Request, Error> {
+    let method = match query.get("method").and_then(Value::as_str).unwrap_or("GET") {
+        "GET" => Method::Get,
+        "POST" => Method::Post,
+        "PUT" => Method::Put,
+        "DELETE" => Method::Delete,
+        "HEAD" => Method::Head,
+        other => Method::Other(other.to_string()),
+    };
+    let mut headers = Vec::new();
+    if let Some(map) = query.get("headers").and_then(Value::as_object) {
+        for (name, value) in map {
+            let value = value
+                .as_str()
+                .ok_or_else(|| Error::InvalidInput(format!("header `{name}` must be a string")))?;
+            headers.push((name.clone(), value.as_bytes().to_vec()));
+        }
+    }
+    let timeout = |key: &str| {
+        query
+            .get("timeouts_ms")
+            .and_then(|t| t.get(key))
+            .and_then(Value::as_u64)
+    };
+    Ok(Request {
+        method,
+        headers,
+        body: query
+            .get("body")
+            .and_then(Value::as_str)
+            .map(|b| b.as_bytes().to_vec()),
+        max_body: query
+            .get("max_body_bytes")
+            .and_then(Value::as_u64)
+            .unwrap_or(DEFAULT_MAX_BODY),
+        timeouts_ms: [
+            timeout("connect"),
+            timeout("first_byte"),
+            timeout("between_bytes"),
+        ],
+    })
 }
 
 /// Splits `scheme://authority/path?query` without interpreting any part.
@@ -74,27 +151,50 @@ fn split(url: &str) -> Result<(Scheme, &str, &str), Error> {
     Ok((scheme, authority, if path.is_empty() { "/" } else { path }))
 }
 
-fn fetch(url: &str, headers: &[(String, Vec<u8>)], max_body: u64) -> Result<Value, Error> {
+struct Response {
+    json: Value,
+    location: Option<String>,
+}
+
+fn fetch(url: &str, request: &Request) -> Result<Response, Error> {
     let (scheme, authority, path) = split(url)?;
-    let fields = Fields::from_list(headers)
+    let fields = Fields::from_list(&request.headers)
         .map_err(|e| Error::InvalidInput(format!("headers refused by the host: {e:?}")))?;
-    let request = OutgoingRequest::new(fields);
+    let outgoing = OutgoingRequest::new(fields);
     let refused =
         |what: &str| Error::InvalidInput(format!("the host refused the {what} of `{url}`"));
-    request
-        .set_method(&Method::Get)
+    outgoing
+        .set_method(&request.method)
         .map_err(|()| refused("method"))?;
-    request
+    outgoing
         .set_scheme(Some(&scheme))
         .map_err(|()| refused("scheme"))?;
-    request
+    outgoing
         .set_authority(Some(authority))
         .map_err(|()| refused("authority"))?;
-    request
+    outgoing
         .set_path_with_query(Some(path))
         .map_err(|()| refused("path"))?;
 
-    let pending = outgoing_handler::handle(request, None).map_err(http_error)?;
+    let options = RequestOptions::new();
+    let ns = |ms: Option<u64>| ms.map(|ms| ms * 1_000_000);
+    let [connect, first_byte, between_bytes] = request.timeouts_ms;
+    options
+        .set_connect_timeout(ns(connect))
+        .map_err(|()| refused("connect timeout"))?;
+    options
+        .set_first_byte_timeout(ns(first_byte))
+        .map_err(|()| refused("first-byte timeout"))?;
+    options
+        .set_between_bytes_timeout(ns(between_bytes))
+        .map_err(|()| refused("between-bytes timeout"))?;
+
+    let body = outgoing
+        .body()
+        .map_err(|()| Error::Failed("request body already taken".into()))?;
+    let pending = outgoing_handler::handle(outgoing, Some(options)).map_err(http_error)?;
+    send_body(body, request.body.as_deref())?;
+
     pending.subscribe().block();
     let response = pending
         .get()
@@ -103,23 +203,53 @@ fn fetch(url: &str, headers: &[(String, Vec<u8>)], max_body: u64) -> Result<Valu
         .map_err(http_error)?;
 
     let status = response.status();
-    let response_headers: Vec<(String, String)> = response
+    let headers: Vec<(String, String)> = response
         .headers()
         .entries()
         .into_iter()
         .map(|(name, value)| (name, String::from_utf8_lossy(&value).into_owned()))
         .collect();
-    let body = response
+    let location = (300..400)
+        .contains(&status)
+        .then(|| {
+            headers
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case("location"))
+        })
+        .flatten()
+        .map(|(_, v)| v.clone());
+    let incoming = response
         .consume()
         .map_err(|()| Error::Failed("response body already taken".into()))?;
-    let bytes = read_body(&body, max_body)?;
-    drop(body);
+    let bytes = read_body(&incoming, request.max_body)?;
+    drop(incoming);
 
-    Ok(json!({
-        "status": status,
-        "headers": response_headers,
-        "body": String::from_utf8_lossy(&bytes),
-    }))
+    Ok(Response {
+        json: json!({
+            "status": status,
+            "headers": headers,
+            "body": String::from_utf8_lossy(&bytes),
+        }),
+        location,
+    })
+}
+
+fn send_body(body: OutgoingBody, bytes: Option<&[u8]>) -> Result<(), Error> {
+    if let Some(bytes) = bytes {
+        let stream = body
+            .write()
+            .map_err(|()| Error::Failed("request body stream already taken".into()))?;
+        for chunk in bytes.chunks(WRITE_CHUNK) {
+            if let Err(e) = stream.blocking_write_and_flush(chunk) {
+                // The host refused the body (e.g. over its size limit); the
+                // response carries the reason.
+                drop(e);
+                break;
+            }
+        }
+        drop(stream);
+    }
+    OutgoingBody::finish(body, None).map_err(http_error)
 }
 
 fn read_body(body: &IncomingBody, max_body: u64) -> Result<Vec<u8>, Error> {
@@ -157,6 +287,7 @@ fn http_error(code: ErrorCode) -> Error {
     match code {
         ErrorCode::HttpRequestDenied
         | ErrorCode::DestinationIpProhibited
+        | ErrorCode::HttpRequestBodySize(_)
         | ErrorCode::HttpResponseBodySize(_) => Error::Denied(text),
         _ => Error::Failed(text),
     }

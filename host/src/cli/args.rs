@@ -230,7 +230,11 @@ fn parse_resolve(text: &str) -> Result<(String, Vec<IpAddr>), String> {
         .ok_or_else(|| format!("`{text}` has no `=`: {hint}"))?;
     let ips = ips
         .split(',')
-        .map(|ip| ip.trim().parse::<IpAddr>().map_err(|e| format!("`{ip}`: {e}: {hint}")))
+        .map(|ip| {
+            ip.trim()
+                .parse::<IpAddr>()
+                .map_err(|e| format!("`{ip}`: {e}: {hint}"))
+        })
         .collect::<Result<Vec<_>, _>>()?;
     if host.trim().is_empty() {
         return Err(format!("`{text}` names no host: {hint}"));
@@ -287,7 +291,11 @@ mod tests {
         assert!(parse_dir_rw("::/data").is_err());
         let (host, ips) = parse_resolve("api.test=127.0.0.1,::1").expect("valid");
         assert_eq!((host.as_str(), ips.len()), ("api.test", 2));
-        assert!(parse_resolve("api.test").expect_err("no =").contains("HOST=IP"));
+        assert!(
+            parse_resolve("api.test")
+                .expect_err("no =")
+                .contains("HOST=IP")
+        );
         assert!(parse_resolve("api.test=nope").is_err());
     }
 

@@ -12,9 +12,9 @@ mod run;
 use airlock::egress::{Resolver, StaticResolver, SystemResolver};
 use airlock::{Config, ConfigError, Host, NetworkGrant, ToolConfig, exit_code};
 use args::{Cli, Command, DnsArgs, EgressCommand, GrantSource};
-use std::sync::Arc;
 use clap::Parser;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 /// Runs the CLI and returns its exit code.
 pub fn main() -> ExitCode {
@@ -106,7 +106,12 @@ impl GrantSource {
                 column: 1,
                 message: format!(
                     "no tool named `{name}`; configured: {}",
-                    config.tools().iter().map(|t| t.name()).collect::<Vec<_>>().join(", ")
+                    config
+                        .tools()
+                        .iter()
+                        .map(|t| t.name())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
             }),
         }

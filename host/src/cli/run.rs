@@ -28,11 +28,15 @@ pub async fn run(cli: &Cli, args: &RunArgs) -> u8 {
         Ok(configured) => configured,
         Err(e) => return report_error(json, e.code(), &e.to_string(), exit_code::USAGE),
     };
-    let component = match (&args.component, configured.as_ref().and_then(|t| t.component())) {
+    let component = match (
+        &args.component,
+        configured.as_ref().and_then(|t| t.component()),
+    ) {
         (Some(path), _) => path.clone(),
         (None, Some(path)) => path.to_path_buf(),
         (None, None) => {
-            let message = "no component: give its path, or a `component` in the tool's configuration";
+            let message =
+                "no component: give its path, or a `component` in the tool's configuration";
             return report_error(json, "usage", message, exit_code::USAGE);
         }
     };

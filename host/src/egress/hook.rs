@@ -79,6 +79,12 @@ impl EgressHook {
 }
 
 impl WasiHttpHooks for EgressHook {
+    fn is_supported_scheme(&mut self, _scheme: &http::uri::Scheme) -> bool {
+        // Every scheme reaches the decision, which refuses all but http and
+        // https itself, with a reason and a record.
+        true
+    }
+
     fn set_host_header(&mut self) -> bool {
         // The hook sets `Host` from the checked target, never from the guest.
         false

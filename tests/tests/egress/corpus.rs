@@ -1,0 +1,1 @@
+//! The attack corpus in `fixtures/security/egress_attacks.json`.
