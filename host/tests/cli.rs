@@ -353,3 +353,220 @@ fn limit_flags_bound_the_run_not_the_load() {
     assert_eq!(code(&out), 4, "{}", stderr(&out));
     assert_eq!(json_of(&out)["code"], "memory_limit");
 }
+
+fn example_config() -> String {
+    airlock_tests::fixtures::fixtures_dir()
+        .join("configs/egress-example.toml")
+        .display()
+        .to_string()
+}
+
+#[test]
+fn egress_check_explains_decisions_without_connecting() {
+    let config = example_config();
+    let check = |url: &str, resolve: &[&str]| {
+        let mut args = vec![
+            "egress", "check", "--config", &config, "--tool", "weather", "--no-dns",
+        ];
+        for r in resolve {
+            args.extend(["--resolve", r]);
+        }
+        args.push(url);
+        let out = run(&args);
+        (code(&out), json_of(&out))
+    };
+    let (exit, allowed) = check(
+        "https://API.weather.example./v1?q=lisbon",
+        &["api.weather.example=93.184.216.34"],
+    );
+    assert_eq!(exit, 0);
+    assert_eq!(allowed["decision"], "allow");
+    assert_eq!(allowed["reason"], Value::Null);
+    assert_eq!(allowed["host"], "api.weather.example");
+    assert_eq!(allowed["port"], 443);
+    assert_eq!(allowed["addresses"], json!(["93.184.216.34"]));
+    assert!(
+        allowed["rule"]
+            .as_str()
+            .is_some_and(|r| r.contains("egress-example.toml:16")),
+        "{allowed}"
+    );
+
+    let cases: &[(&str, &[&str], &str)] = &[
+        (
+            "http://api.weather.example/",
+            &["api.weather.example=93.184.216.34"],
+            "scheme_not_allowed",
+        ),
+        (
+            "https://api.weather.example/",
+            &["api.weather.example=169.254.169.254"],
+            "metadata_address",
+        ),
+        (
+            "https://api.weather.example/",
+            &["api.weather.example=93.184.216.34,10.1.2.3"],
+            "private_address",
+        ),
+        ("https://api.weather.example/", &[], "dns_failed"),
+        ("https://a.b.tiles.example.org/", &[], "host_not_allowed"),
+        ("https://cdn.example.net:8445/", &[], "port_not_allowed"),
+        (
+            "https://user@api.weather.example/",
+            &[],
+            "userinfo_not_allowed",
+        ),
+        ("gopher://api.weather.example/", &[], "scheme_not_allowed"),
+    ];
+    for (url, resolve, reason) in cases {
+        let (exit, denied) = check(url, resolve);
+        assert_eq!(exit, 3, "{url}: {denied}");
+        assert_eq!(denied["decision"], "deny", "{url}");
+        assert_eq!(denied["reason"], *reason, "{url}: {denied}");
+        assert!(denied["message"].as_str().is_some_and(|m| !m.is_empty()));
+    }
+
+    let (exit, internal) = check(
+        "http://geo.internal.example:8080/",
+        &["geo.internal.example=10.0.0.5"],
+    );
+    assert_eq!(
+        (exit, &internal["decision"]),
+        (0, &json!("allow")),
+        "{internal}"
+    );
+    let (exit, tile) = check(
+        "https://a.tiles.example.org/",
+        &["a.tiles.example.org=2606:4700::1"],
+    );
+    assert_eq!(
+        (exit, &tile["addresses"]),
+        (0, &json!(["2606:4700::1"])),
+        "{tile}"
+    );
+
+    // Without a grant, nothing is reachable.
+    let out = run(&[
+        "egress",
+        "check",
+        "--no-dns",
+        "https://api.weather.example/",
+    ]);
+    assert_eq!(
+        (code(&out), json_of(&out)["reason"].clone()),
+        (3, json!("host_not_allowed"))
+    );
+}
+
+#[test]
+fn invalid_grants_name_the_file_line_and_fix() {
+    let dir = airlock_tests::fixtures::fixtures_dir().join("configs/invalid");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).expect("invalid configs") {
+        let path = entry.expect("entry").path();
+        let text = std::fs::read_to_string(&path).expect("read");
+        let expect = text
+            .lines()
+            .next()
+            .and_then(|l| l.strip_prefix("# expect: "))
+            .unwrap_or_else(|| panic!("{} starts with `# expect: `", path.display()));
+        let path_text = path.display().to_string();
+        let out = run(&[
+            "egress",
+            "check",
+            "--grant",
+            &path_text,
+            "--no-dns",
+            "http://x.test/",
+        ]);
+        assert_eq!(code(&out), 2, "{path_text}: {}", stderr(&out));
+        let message = stderr(&out);
+        let mut fragments = expect.split(" | ");
+        let location = fragments.next().expect("location");
+        assert!(
+            message.contains(&format!("{path_text}:{location}")),
+            "{path_text}: {message}"
+        );
+        for fragment in fragments {
+            assert!(
+                message.contains(fragment),
+                "{path_text}: lacks {fragment:?}: {message}"
+            );
+        }
+        checked += 1;
+    }
+    assert!(checked >= 8, "only {checked} invalid configs");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_reaches_exactly_what_the_grant_allows() {
+    use airlock_tests::net::{Behaviour, TestServer};
+    let server = TestServer::start(std::net::Ipv4Addr::new(127, 0, 0, 2), 0, Behaviour::Echo)
+        .await
+        .expect("server");
+    let port = server.addr().port();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let grant = dir.path().join("grant.toml");
+    std::fs::write(
+        &grant,
+        format!("[[allow]]\nhost = \"svc.test\"\nprivate = true\nports = [{port}]\n"),
+    )
+    .expect("grant");
+    let config = dir.path().join("airlock.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[tools]]\nname = \"fetch\"\ncomponent = {:?}\n[[tools.network.allow]]\nhost = \"svc.test\"\nprivate = true\nports = [{port}]\n",
+            guest_path("http-get")
+        ),
+    )
+    .expect("config");
+    let input = json!({"url": format!("http://svc.test:{port}/cli")}).to_string();
+    let (grant, config) = (grant.display().to_string(), config.display().to_string());
+
+    let runs = tokio::task::spawn_blocking(move || {
+        let resolve = [
+            "--resolve",
+            "svc.test=127.0.0.2",
+            "--no-dns",
+            "--json",
+            "--input",
+            &input,
+        ];
+        let with_grant = run(&[
+            &["run", guest_path("http-get"), "--grant", &grant][..],
+            &resolve,
+        ]
+        .concat());
+        let with_config = run(&[
+            &["run", "--config", &config, "--tool", "fetch"][..],
+            &resolve,
+        ]
+        .concat());
+        let without = run(&[&["run", guest_path("http-get")][..], &resolve].concat());
+        (with_grant, with_config, without)
+    })
+    .await
+    .expect("runs");
+
+    for out in [&runs.0, &runs.1] {
+        assert_eq!(code(out), 0, "{}", stderr(out));
+        let result = json_of(out);
+        assert_eq!(result["output"]["status"], 200);
+        let record = &result["report"]["egress"][0];
+        assert_eq!(record["decision"], "allow");
+        assert_eq!(record["connected"], server.addr().to_string());
+        assert_eq!(record["status"], 200);
+    }
+    assert_eq!(server.requests().len(), 2);
+
+    assert_eq!(code(&runs.2), 1);
+    let denied = json_of(&runs.2);
+    assert_eq!(denied["code"], "tool_denied");
+    assert_eq!(denied["report"]["egress"][0]["reason"], "host_not_allowed");
+    assert_eq!(
+        server.requests().len(),
+        2,
+        "nothing reached the server without a grant"
+    );
+}

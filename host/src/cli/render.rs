@@ -1,7 +1,9 @@
 //! What the CLI prints: JSON objects with stable field names (reason codes are
 //! the library's), and their human-readable forms.
 
-use airlock::{Captured, ComponentInfo, Descriptor, Limits, Outcome, RunReport, Tool};
+use airlock::{
+    Captured, ComponentInfo, Descriptor, EgressRecord, Limits, Outcome, RunReport, Tool,
+};
 use serde_json::{Value, json};
 use std::path::Path;
 
@@ -24,8 +26,29 @@ fn captured_json(captured: &Captured) -> Value {
     json!({ "text": captured.text, "dropped_bytes": captured.dropped_bytes })
 }
 
+/// One egress record, with the same reason codes as `airlock egress check`.
+pub fn egress_json(record: &EgressRecord) -> Value {
+    json!({
+        "method": record.method,
+        "scheme": record.scheme,
+        "host": record.host,
+        "port": record.port,
+        "addresses": record.addresses.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "connected": record.connected.map(|a| a.to_string()),
+        "decision": record.verdict.as_str(),
+        "reason": record.reason.map(|r| r.code()),
+        "rule": record.rule,
+        "status": record.status,
+        "bytes_up": record.bytes_up,
+        "bytes_down": record.bytes_down,
+        "duration_ms": record.duration.as_secs_f64() * 1000.0,
+    })
+}
+
 fn report_json(report: &RunReport) -> Value {
     json!({
+        "invocation_id": report.invocation_id,
+        "egress": report.egress.iter().map(egress_json).collect::<Vec<_>>(),
         "duration_ms": report.duration.as_secs_f64() * 1000.0,
         "limits": limits_json(&report.limits),
         "fuel_consumed": report.fuel_consumed,
