@@ -6,7 +6,8 @@
 //! `cargo bench -p airlock-tests --bench p1_invoke [-- ITERATIONS]`
 
 use airlock::{Grants, Host, Invocation};
-use std::time::{Duration, Instant};
+use airlock_tests::stats;
+use std::time::Instant;
 use wasmtime::Store;
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -39,22 +40,8 @@ impl WasiView for RawState {
     }
 }
 
-fn percentile(samples: &mut [Duration], p: f64) -> Duration {
-    samples.sort_unstable();
-    let index = ((samples.len() as f64 - 1.0) * p).round() as usize;
-    samples[index]
-}
-
-fn micros(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e6
-}
-
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let iterations: usize = std::env::args()
-        .skip(1)
-        .find(|a| !a.starts_with('-'))
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(5_000);
+    let iterations = stats::iterations(5_000);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -118,25 +105,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
         }
 
-        let raw_p50 = percentile(&mut raw_samples, 0.5);
-        let host_p50 = percentile(&mut host_samples, 0.5);
-        let raw_p90 = percentile(&mut raw_samples, 0.9);
-        let host_p90 = percentile(&mut host_samples, 0.9);
-        let ratio = host_p50.as_secs_f64() / raw_p50.as_secs_f64();
-        println!("P1 warm invoke of `echo`, {iterations} interleaved iterations");
-        println!(
-            "  raw wasmtime (instantiate + call + drop): p50 {:8.1} µs   p90 {:8.1} µs",
-            micros(raw_p50),
-            micros(raw_p90)
-        );
-        println!(
-            "  airlock Host::invoke:                     p50 {:8.1} µs   p90 {:8.1} µs",
-            micros(host_p50),
-            micros(host_p90)
-        );
-        println!(
-            "  ratio (p50 host / p50 raw): {ratio:.2}x   target <= 1.50x   {}",
-            if ratio <= 1.5 { "OK" } else { "OVER TARGET" }
+        stats::report(
+            &format!("P1 warm invoke of `echo`, {iterations} interleaved iterations"),
+            ("raw wasmtime (instantiate + call + drop)", &mut raw_samples),
+            ("airlock Host::invoke", &mut host_samples),
+            1.5,
         );
         Ok(())
     })

@@ -4,6 +4,7 @@
 
 pub mod fixtures;
 pub mod net;
+pub mod stats;
 
 pub use airlock_test_artifacts as artifacts;
 

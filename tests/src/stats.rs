@@ -1,0 +1,43 @@
+//! Percentiles and ratios for the benchmarks in `tests/benches`.
+
+use std::time::Duration;
+
+/// The `p`-th percentile (0.0..=1.0) of `samples` (sorted in place).
+pub fn percentile(samples: &mut [Duration], p: f64) -> Duration {
+    samples.sort_unstable();
+    let index = ((samples.len().saturating_sub(1)) as f64 * p).round() as usize;
+    samples.get(index).copied().unwrap_or_default()
+}
+
+/// Microseconds as a float, for printing.
+pub fn micros(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+/// Prints p50 and p90 of a candidate and its baseline, their p50 ratio and
+/// whether it meets `target`; returns the ratio.
+pub fn report(title: &str, baseline: (&str, &mut [Duration]), candidate: (&str, &mut [Duration]), target: f64) -> f64 {
+    let (base_name, base) = baseline;
+    let (cand_name, cand) = candidate;
+    let (b50, b90) = (percentile(base, 0.5), percentile(base, 0.9));
+    let (c50, c90) = (percentile(cand, 0.5), percentile(cand, 0.9));
+    let ratio = c50.as_secs_f64() / b50.as_secs_f64();
+    println!("{title}");
+    println!("  {base_name:<44} p50 {:9.2} µs   p90 {:9.2} µs", micros(b50), micros(b90));
+    println!("  {cand_name:<44} p50 {:9.2} µs   p90 {:9.2} µs", micros(c50), micros(c90));
+    println!(
+        "  ratio (p50 {cand_name} / p50 {base_name}): {ratio:.2}x   target <= {target:.2}x   {}",
+        if ratio <= target { "OK" } else { "OVER TARGET" }
+    );
+    ratio
+}
+
+/// The first non-flag command-line argument as a number, or `default`
+/// (`cargo bench` passes `--bench`).
+pub fn iterations(default: usize) -> usize {
+    std::env::args()
+        .skip(1)
+        .find(|a| !a.starts_with('-'))
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(default)
+}
