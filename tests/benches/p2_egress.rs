@@ -17,7 +17,10 @@ use std::time::{Duration, Instant};
 
 const WARMUP: usize = 200;
 
-async fn native_get(addr: SocketAddr, path: &str) -> Result<(u16, usize), Box<dyn std::error::Error>> {
+async fn native_get(
+    addr: SocketAddr,
+    path: &str,
+) -> Result<(u16, usize), Box<dyn std::error::Error>> {
     let stream = tokio::net::TcpStream::connect(addr).await?;
     stream.set_nodelay(true)?;
     let (mut sender, connection) =
@@ -34,22 +37,34 @@ async fn native_get(addr: SocketAddr, path: &str) -> Result<(u16, usize), Box<dy
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let iterations = stats::iterations(2_000);
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
     runtime.block_on(async {
         let ip = Ipv4Addr::new(127, 0, 0, 2);
         let server = TestServer::start(ip, 0, Behaviour::Sized(512)).await?;
         let addr = server.addr();
         let host = Host::builder()
-            .resolver(Arc::new(StaticResolver::new().with("bench.test", [IpAddr::V4(ip)])))
+            .resolver(Arc::new(
+                StaticResolver::new().with("bench.test", [IpAddr::V4(ip)]),
+            ))
             .build()?;
         let grant = NetworkGrant::from_toml(
-            &format!("[[allow]]\nhost = \"bench.test\"\nprivate = true\nports = [{}]\n", addr.port()),
+            &format!(
+                "[[allow]]\nhost = \"bench.test\"\nprivate = true\nports = [{}]\n",
+                addr.port()
+            ),
             "bench-grant.toml",
         )?;
         let tool = host
-            .load(std::path::Path::new(airlock_test_artifacts::HTTP_GET), Grants::none().with_network(grant))
+            .load(
+                std::path::Path::new(airlock_test_artifacts::HTTP_GET),
+                Grants::none().with_network(grant),
+            )
             .await?;
-        let input = serde_json::json!({"url": format!("http://bench.test:{}/item", addr.port())}).to_string();
+        let input = serde_json::json!({"url": format!("http://bench.test:{}/item", addr.port())})
+            .to_string();
 
         let guest = || async {
             let start = Instant::now();
@@ -82,7 +97,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
         }
         stats::report(
-            &format!("P2 GET over loopback, new connection each, {iterations} interleaved iterations"),
+            &format!(
+                "P2 GET over loopback, new connection each, {iterations} interleaved iterations"
+            ),
             ("host-native hyper GET", &mut native_samples),
             ("guest GET through the egress hook", &mut guest_samples),
             1.2,

@@ -22,7 +22,11 @@ fn grant_text() -> String {
             0 => format!("host = \"api{i}.service{}.example.com\"", i % 97),
             1 => format!("host = \"*.tenant{i}.example.org\""),
             2 => format!("suffix = \"zone{i}.example.net\""),
-            _ => format!("cidr = \"10.{}.{}.0/24\"\nprivate = true", (i / 256) % 256, i % 256),
+            _ => format!(
+                "cidr = \"10.{}.{}.0/24\"\nprivate = true",
+                (i / 256) % 256,
+                i % 256
+            ),
         };
         text.push_str(&format!("[[allow]]\n{rule}\n\n"));
     }
@@ -31,18 +35,20 @@ fn grant_text() -> String {
 
 /// The baseline: every rule checked in turn.
 fn linear(rules: &[Rule], target: &Target) -> bool {
-    rules.iter().any(|rule| match (&rule.matcher, &target.host) {
-        (Matcher::Exact(name), TargetHost::Name(host)) => name == host,
-        (Matcher::Wildcard(parent), TargetHost::Name(host)) => {
-            host.split_once('.').is_some_and(|(_, rest)| rest == parent)
-        }
-        (Matcher::Suffix(suffix), TargetHost::Name(host)) => {
-            host == suffix || host.ends_with(&format!(".{suffix}"))
-        }
-        (Matcher::Ip(ip), TargetHost::Ip(host)) => ip == host,
-        (Matcher::Cidr(net), TargetHost::Ip(host)) => net.contains(host),
-        _ => false,
-    })
+    rules
+        .iter()
+        .any(|rule| match (&rule.matcher, &target.host) {
+            (Matcher::Exact(name), TargetHost::Name(host)) => name == host,
+            (Matcher::Wildcard(parent), TargetHost::Name(host)) => {
+                host.split_once('.').is_some_and(|(_, rest)| rest == parent)
+            }
+            (Matcher::Suffix(suffix), TargetHost::Name(host)) => {
+                host == suffix || host.ends_with(&format!(".{suffix}"))
+            }
+            (Matcher::Ip(ip), TargetHost::Ip(host)) => ip == host,
+            (Matcher::Cidr(net), TargetHost::Ip(host)) => net.contains(host),
+            _ => false,
+        })
 }
 
 fn time_batch(mut work: impl FnMut()) -> Duration {
@@ -68,7 +74,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     ];
     let targets: Vec<Target> = urls.iter().map(|u| parse(u)).collect::<Result<_, _>>()?;
     for (url, target) in urls.iter().zip(&targets) {
-        assert_eq!(rules.find(target).is_ok(), linear(rules.rules(), target), "{url}");
+        assert_eq!(
+            rules.find(target).is_ok(),
+            linear(rules.rules(), target),
+            "{url}"
+        );
     }
 
     let mut indexed = Vec::with_capacity(batches);
@@ -92,7 +102,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     stats::report(
-        &format!("P3-egress: one match against {RULES} rules, {batches} batches of {CALLS_PER_BATCH}"),
+        &format!(
+            "P3-egress: one match against {RULES} rules, {batches} batches of {CALLS_PER_BATCH}"
+        ),
         ("linear scan (baseline)", &mut scanned),
         ("compiled index", &mut indexed),
         1.0,
@@ -102,7 +114,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!(
         "  compiled index p50 {:.3} µs per match (target <= 1 µs: {}); with URL parsing {:.3} µs",
         stats::micros(p50),
-        if p50 <= Duration::from_micros(1) { "OK" } else { "OVER TARGET" },
+        if p50 <= Duration::from_micros(1) {
+            "OK"
+        } else {
+            "OVER TARGET"
+        },
         stats::micros(with_parse)
     );
     Ok(())

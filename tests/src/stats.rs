@@ -16,15 +16,28 @@ pub fn micros(d: Duration) -> f64 {
 
 /// Prints p50 and p90 of a candidate and its baseline, their p50 ratio and
 /// whether it meets `target`; returns the ratio.
-pub fn report(title: &str, baseline: (&str, &mut [Duration]), candidate: (&str, &mut [Duration]), target: f64) -> f64 {
+pub fn report(
+    title: &str,
+    baseline: (&str, &mut [Duration]),
+    candidate: (&str, &mut [Duration]),
+    target: f64,
+) -> f64 {
     let (base_name, base) = baseline;
     let (cand_name, cand) = candidate;
     let (b50, b90) = (percentile(base, 0.5), percentile(base, 0.9));
     let (c50, c90) = (percentile(cand, 0.5), percentile(cand, 0.9));
     let ratio = c50.as_secs_f64() / b50.as_secs_f64();
     println!("{title}");
-    println!("  {base_name:<44} p50 {:9.2} µs   p90 {:9.2} µs", micros(b50), micros(b90));
-    println!("  {cand_name:<44} p50 {:9.2} µs   p90 {:9.2} µs", micros(c50), micros(c90));
+    println!(
+        "  {base_name:<44} p50 {:9.2} µs   p90 {:9.2} µs",
+        micros(b50),
+        micros(b90)
+    );
+    println!(
+        "  {cand_name:<44} p50 {:9.2} µs   p90 {:9.2} µs",
+        micros(c50),
+        micros(c90)
+    );
     println!(
         "  ratio (p50 {cand_name} / p50 {base_name}): {ratio:.2}x   target <= {target:.2}x   {}",
         if ratio <= target { "OK" } else { "OVER TARGET" }

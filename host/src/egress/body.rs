@@ -26,14 +26,18 @@ impl Pacer {
         Self { budget, held: None }
     }
 
-    /// Passes `frame` on now, or holds it and returns `None`.
-    fn admit(&mut self, frame: Frame<Bytes>, bytes: u64) -> Option<Frame<Bytes>> {
-        let delay = self.budget.delay_for(bytes);
+    /// Passes `frame` on now, or holds it until the rate limit allows it.
+    fn pass(
+        &mut self,
+        frame: Frame<Bytes>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, WasiError>>> {
+        let delay = self.budget.delay_for(data_len(&frame));
         if delay.is_zero() {
-            return Some(frame);
+            return Poll::Ready(Some(Ok(frame)));
         }
         self.held = Some((frame, Box::pin(tokio::time::sleep(delay))));
-        None
+        self.poll_held(cx).map(|f| f.map(Ok))
     }
 
     /// A held frame whose wait is over; `Pending` while it waits.
@@ -107,10 +111,7 @@ where
             return Poll::Ready(Some(Err(WasiError::HttpRequestBodySize(Some(this.limit)))));
         }
         this.record.add_up(bytes);
-        match this.pacer.admit(frame, bytes) {
-            Some(frame) => Poll::Ready(Some(Ok(frame))),
-            None => this.pacer.poll_held(cx).map(|f| f.map(Ok)),
-        }
+        this.pacer.pass(frame, cx)
     }
 
     fn is_end_stream(&self) -> bool {
@@ -203,10 +204,7 @@ impl Body for ResponseBody {
                 }
                 this.record.add_down(bytes);
                 this.idle.as_mut().reset(Instant::now() + this.idle_timeout);
-                match this.pacer.admit(frame, bytes) {
-                    Some(frame) => Poll::Ready(Some(Ok(frame))),
-                    None => this.pacer.poll_held(cx).map(|f| f.map(Ok)),
-                }
+                this.pacer.pass(frame, cx)
             }
             Poll::Pending => {
                 ready!(this.idle.as_mut().poll(cx));

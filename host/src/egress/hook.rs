@@ -101,6 +101,19 @@ impl WasiHttpHooks for EgressHook {
     }
 }
 
+/// The `Content-Length` a message announces, if it is a number.
+fn announced_length(headers: &http::HeaderMap) -> Option<u64> {
+    headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+}
+
+/// A body-size refusal: the reason for the record, the error for the guest.
+fn too_large(reason: Reason, limit: u64) -> (Reason, WasiError) {
+    (reason, reason.to_wasi(Some(limit)))
+}
+
 /// A guest's timeout can shorten the grant's, never lengthen it.
 fn tighter(grant: Duration, guest: Option<Duration>) -> Duration {
     guest.map_or(grant, |g| g.min(grant))
@@ -168,15 +181,10 @@ impl Context {
         let fail = |reason: Reason| (reason, reason.to_wasi(None));
 
         // An announced body over the limit is refused before connecting.
-        let announced = request
-            .headers()
-            .get(http::header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        if announced.is_some_and(|len| len > budgets.max_request_bytes) {
-            return Err((
+        if announced_length(request.headers()).is_some_and(|len| len > budgets.max_request_bytes) {
+            return Err(too_large(
                 Reason::RequestTooLarge,
-                Reason::RequestTooLarge.to_wasi(Some(budgets.max_request_bytes)),
+                budgets.max_request_bytes,
             ));
         }
 
@@ -245,15 +253,11 @@ impl Context {
             };
         record.status(response.status().as_u16());
 
-        let announced = response
-            .headers()
-            .get(http::header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        if announced.is_some_and(|len| len > budgets.max_response_bytes) {
-            return Err((
+        if announced_length(response.headers()).is_some_and(|len| len > budgets.max_response_bytes)
+        {
+            return Err(too_large(
                 Reason::ResponseTooLarge,
-                Reason::ResponseTooLarge.to_wasi(Some(budgets.max_response_bytes)),
+                budgets.max_response_bytes,
             ));
         }
 

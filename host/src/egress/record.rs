@@ -65,42 +65,34 @@ pub struct EgressRecord {
 }
 
 impl EgressRecord {
-    /// Emits the canonical `tracing` event for this record.
+    /// Emits the canonical `tracing` event for this record:
+    /// `egress.allowed` (with `error` if it failed) or `egress.denied` (with
+    /// `deny_reason`), fixed field names either way.
     pub fn emit(&self) {
         let reason = self.reason.map(Reason::code);
-        match self.verdict {
-            Verdict::Allow => tracing::info!(
-                target: "airlock::egress",
-                event = "egress.allowed",
-                tool = %self.tool,
-                invocation_id = %self.invocation_id,
-                method = %self.method,
-                scheme = self.scheme.as_deref(),
-                host = self.host.as_deref(),
-                port = self.port,
-                connected = self.connected.map(|a| a.to_string()),
-                rule = self.rule.as_deref(),
-                status = self.status,
-                error = reason,
-                bytes_up = self.bytes_up,
-                bytes_down = self.bytes_down,
-                duration_ms = self.duration.as_secs_f64() * 1000.0,
-                "egress.allowed"
-            ),
-            Verdict::Deny => tracing::info!(
-                target: "airlock::egress",
-                event = "egress.denied",
-                tool = %self.tool,
-                invocation_id = %self.invocation_id,
-                method = %self.method,
-                scheme = self.scheme.as_deref(),
-                host = self.host.as_deref(),
-                port = self.port,
-                rule = self.rule.as_deref(),
-                deny_reason = reason,
-                "egress.denied"
-            ),
-        }
+        let (event, deny_reason, error) = match self.verdict {
+            Verdict::Allow => ("egress.allowed", None, reason),
+            Verdict::Deny => ("egress.denied", reason, None),
+        };
+        tracing::info!(
+            target: "airlock::egress",
+            event,
+            tool = %self.tool,
+            invocation_id = %self.invocation_id,
+            method = %self.method,
+            scheme = self.scheme.as_deref(),
+            host = self.host.as_deref(),
+            port = self.port,
+            connected = self.connected.map(|a| a.to_string()),
+            rule = self.rule.as_deref(),
+            status = self.status,
+            deny_reason,
+            error,
+            bytes_up = self.bytes_up,
+            bytes_down = self.bytes_down,
+            duration_ms = self.duration.as_secs_f64() * 1000.0,
+            "{event}"
+        );
     }
 }
 

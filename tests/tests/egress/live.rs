@@ -24,6 +24,19 @@ fn answer(resolver: &SwitchResolver, name: &str, ip: Ipv4Addr) {
     resolver.set(StaticResolver::new().with(name, [IpAddr::V4(ip)]));
 }
 
+/// An echo-or-worse server on 127.0.0.2 and its port.
+async fn serve(behaviour: Behaviour) -> (TestServer, u16) {
+    let server = TestServer::start(SVC, 0, behaviour).await.expect("server");
+    let port = server.addr().port();
+    (server, port)
+}
+
+/// `http://svc.test:{port}/`, fetched under `grant(port, budget)`.
+async fn get(harness: &EgressHarness, port: u16, budget: &str) -> Outcome {
+    let input = json!({ "url": format!("http://svc.test:{port}/") });
+    harness.fetch(&grant(port, budget), input).await
+}
+
 fn only_record(outcome: &Outcome) -> &EgressRecord {
     let records = &outcome.report().egress;
     assert_eq!(records.len(), 1, "{records:#?}");
@@ -41,10 +54,7 @@ fn output(outcome: &Outcome) -> Value {
 
 #[tokio::test]
 async fn an_allowed_request_reaches_the_server_with_host_and_origin_form_set_by_the_host() {
-    let server = TestServer::start(SVC, 0, Behaviour::Echo)
-        .await
-        .expect("server");
-    let port = server.addr().port();
+    let (server, port) = serve(Behaviour::Echo).await;
     let harness = EgressHarness::new();
     answer(&harness.resolver, "svc.test", SVC);
     let outcome = harness
@@ -181,10 +191,7 @@ async fn response_bodies_are_capped_also_when_announced() {
         ),
     ];
     for (behaviour, budget, streamed) in cases {
-        let server = TestServer::start(SVC, 0, behaviour.clone())
-            .await
-            .expect("server");
-        let port = server.addr().port();
+        let (_server, port) = serve(behaviour.clone()).await;
         let outcome = harness
             .fetch(
                 &grant(port, budget),
@@ -230,23 +237,12 @@ async fn response_bodies_are_capped_also_when_announced() {
 async fn a_short_body_is_a_protocol_error() {
     let harness = EgressHarness::new();
     answer(&harness.resolver, "svc.test", SVC);
-    let server = TestServer::start(
-        SVC,
-        0,
-        Behaviour::Lying {
-            claimed: 100,
-            sent: 10,
-        },
-    )
-    .await
-    .expect("server");
-    let port = server.addr().port();
-    let outcome = harness
-        .fetch(
-            &grant(port, ""),
-            json!({"url": format!("http://svc.test:{port}/")}),
-        )
-        .await;
+    let (_server, port) = serve(Behaviour::Lying {
+        claimed: 100,
+        sent: 10,
+    })
+    .await;
+    let outcome = get(&harness, port, "").await;
     assert_eq!(outcome.code(), "tool_failed", "{outcome:?}");
     assert_eq!(only_record(&outcome).reason, Some(Reason::ProtocolError));
 }
@@ -352,10 +348,7 @@ async fn a_connect_that_never_completes_times_out() {
 async fn requests_per_invocation_are_counted() {
     let harness = EgressHarness::new();
     answer(&harness.resolver, "svc.test", SVC);
-    let server = TestServer::start(SVC, 0, Behaviour::Echo)
-        .await
-        .expect("server");
-    let port = server.addr().port();
+    let (server, port) = serve(Behaviour::Echo).await;
     let outcome = harness
         .fetch(
             &grant(port, "max_requests = 2"),
@@ -384,10 +377,7 @@ async fn requests_per_invocation_are_counted() {
 async fn request_bodies_are_capped() {
     let harness = EgressHarness::new();
     answer(&harness.resolver, "svc.test", SVC);
-    let server = TestServer::start(SVC, 0, Behaviour::Echo)
-        .await
-        .expect("server");
-    let port = server.addr().port();
+    let (_server, port) = serve(Behaviour::Echo).await;
     let url = format!("http://svc.test:{port}/upload");
     let small = harness
         .fetch(
@@ -420,16 +410,8 @@ async fn request_bodies_are_capped() {
 async fn the_rate_limit_paces_bytes() {
     let harness = EgressHarness::new();
     answer(&harness.resolver, "svc.test", SVC);
-    let server = TestServer::start(SVC, 0, Behaviour::Sized(200_000))
-        .await
-        .expect("server");
-    let port = server.addr().port();
-    let outcome = harness
-        .fetch(
-            &grant(port, "bytes_per_second = 100000"),
-            json!({"url": format!("http://svc.test:{port}/")}),
-        )
-        .await;
+    let (_server, port) = serve(Behaviour::Sized(200_000)).await;
+    let outcome = get(&harness, port, "bytes_per_second = 100000").await;
     assert_eq!(outcome.code(), "ok", "{outcome:?}");
     let record = only_record(&outcome);
     assert_eq!(record.bytes_down, 200_000);
