@@ -458,3 +458,73 @@ async fn a_followed_redirect_is_a_new_request_that_passes_the_policy_again() {
     assert_eq!(output(&outcome)["requests"], 2);
     assert_eq!(target.requests().len(), 1);
 }
+
+/// Collects what a `tracing` fmt subscriber writes.
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("log").extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn every_request_emits_one_canonical_event() {
+    let log = Captured::default();
+    let writer = log.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_max_level(tracing::Level::INFO)
+        .with_ansi(false)
+        .finish();
+    // One thread, so the hook's tasks run under this subscriber.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    tracing::subscriber::with_default(subscriber, || {
+        runtime.block_on(async {
+            let harness = EgressHarness::new();
+            answer(&harness.resolver, "svc.test", SVC);
+            let (_server, port) = serve(Behaviour::Echo).await;
+            assert_eq!(get(&harness, port, "").await.code(), "ok");
+            let denied = harness
+                .fetch(
+                    &grant(port, ""),
+                    json!({"url": "http://elsewhere.test/?token=hunter2"}),
+                )
+                .await;
+            assert_eq!(denied.code(), "tool_denied");
+        });
+    });
+    let text = String::from_utf8(log.0.lock().expect("log").clone()).expect("utf-8");
+    let allowed: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("event=\"egress.allowed\""))
+        .collect();
+    let denied: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("event=\"egress.denied\""))
+        .collect();
+    assert_eq!((allowed.len(), denied.len()), (1, 1), "{text}");
+    assert!(
+        allowed[0].contains("host=\"svc.test\"") && allowed[0].contains("status=200"),
+        "{}",
+        allowed[0]
+    );
+    assert!(
+        denied[0].contains("deny_reason=\"host_not_allowed\"")
+            && denied[0].contains("host=\"elsewhere.test\""),
+        "{}",
+        denied[0]
+    );
+    assert!(
+        !text.contains("hunter2"),
+        "a query string reached the log: {text}"
+    );
+}
