@@ -37,14 +37,18 @@
 
 #![deny(missing_docs)]
 
+pub mod approvals;
 mod config;
 pub mod egress;
 mod grants;
 mod host;
 mod invocation;
+pub mod journal;
 mod limits;
 mod outcome;
+pub mod policy;
 mod runtime;
+pub mod store;
 mod tool;
 
 pub use config::{Config, ToolConfig};

@@ -1,0 +1,252 @@
+//! What an approval is: the request it is for, bound by a canonical hash,
+//! and the operator's decision with its scope.
+
+use crate::journal::canonical_json;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use std::fmt;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// How far an operator's "allow" reaches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// Exactly this request (principal, tool digest, input, capabilities), once.
+    Once,
+    /// This principal, session and tool digest, until the session ends.
+    Session,
+    /// This principal and tool digest, until the given Unix time (seconds).
+    Until(u64),
+}
+
+impl Scope {
+    /// `once`, `session` or `until`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Once => "once",
+            Scope::Session => "session",
+            Scope::Until(_) => "until",
+        }
+    }
+}
+
+/// Where an approval stands.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Status {
+    /// Waiting for an operator.
+    Pending,
+    /// Allowed, within `Scope`.
+    Allowed(Scope),
+    /// Denied, with the operator's reason.
+    Denied(String),
+}
+
+impl Status {
+    /// `pending`, `allowed` or `denied`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Status::Pending => "pending",
+            Status::Allowed(_) => "allowed",
+            Status::Denied(_) => "denied",
+        }
+    }
+}
+
+/// The request an approval is about, as the host saw it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApprovalRequest {
+    /// Who asked (`Agent::"claude"`).
+    pub principal: String,
+    /// The session it was asked in.
+    pub session_id: String,
+    /// The tool's name.
+    pub tool_name: String,
+    /// SHA-256 of the tool's component: a new build needs a new approval.
+    pub tool_sha256: String,
+    /// The tool's capabilities.
+    pub capabilities: Vec<String>,
+    /// What the tool would run with (e.g. its network grant's rules).
+    pub grant_summary: String,
+    /// Binds principal, tool digest, canonical input and capabilities.
+    pub request_hash: String,
+    /// A short human-readable summary of the input.
+    pub input_summary: String,
+}
+
+impl ApprovalRequest {
+    /// Describes a request; `input` is the invocation's JSON text.
+    pub fn new(
+        principal: &str,
+        session_id: &str,
+        tool_name: &str,
+        tool_sha256: &str,
+        capabilities: &[String],
+        grant_summary: String,
+        input: &str,
+    ) -> Self {
+        Self {
+            principal: principal.to_string(),
+            session_id: session_id.to_string(),
+            tool_name: tool_name.to_string(),
+            tool_sha256: tool_sha256.to_string(),
+            capabilities: capabilities.to_vec(),
+            grant_summary,
+            request_hash: request_hash(principal, tool_sha256, input, capabilities),
+            input_summary: summarize(input),
+        }
+    }
+}
+
+/// SHA-256 over the principal, the tool digest, the input as canonical JSON
+/// (so key order and whitespace do not matter) and the sorted capabilities.
+pub fn request_hash(
+    principal: &str,
+    tool_sha256: &str,
+    input: &str,
+    capabilities: &[String],
+) -> String {
+    let input = serde_json::from_str::<Value>(input)
+        .map(|v| canonical_json(&v))
+        .unwrap_or_else(|_| input.to_string());
+    let mut capabilities = capabilities.to_vec();
+    capabilities.sort();
+    let mut hasher = Sha256::new();
+    for part in [principal, tool_sha256, &input, &capabilities.join(",")] {
+        hasher.update((part.len() as u64).to_be_bytes());
+        hasher.update(part.as_bytes());
+    }
+    hex::encode(hasher.finalize())
+}
+
+/// Longest input summary shown to an operator.
+const SUMMARY_CHARS: usize = 240;
+
+/// The input as one short line: compact JSON, long strings shortened.
+pub fn summarize(input: &str) -> String {
+    fn shorten(value: &Value) -> Value {
+        match value {
+            Value::String(s) if s.chars().count() > 60 => Value::String(format!(
+                "{}… ({} chars)",
+                s.chars().take(60).collect::<String>(),
+                s.chars().count()
+            )),
+            Value::Array(items) => Value::Array(items.iter().map(shorten).collect()),
+            Value::Object(map) => {
+                Value::Object(map.iter().map(|(k, v)| (k.clone(), shorten(v))).collect())
+            }
+            other => other.clone(),
+        }
+    }
+    let text = serde_json::from_str::<Value>(input)
+        .map(|v| canonical_json(&shorten(&v)))
+        .unwrap_or_else(|_| input.to_string());
+    if text.chars().count() > SUMMARY_CHARS {
+        format!("{}…", text.chars().take(SUMMARY_CHARS).collect::<String>())
+    } else {
+        text
+    }
+}
+
+/// One approval, pending or decided.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Approval {
+    /// Its id (a ULID).
+    pub id: String,
+    /// When it was requested (RFC 3339).
+    pub created: String,
+    /// The request.
+    pub request: ApprovalRequest,
+    /// Where it stands.
+    pub status: Status,
+    /// When it was decided (RFC 3339).
+    pub decided_at: Option<String>,
+    /// Whether a `once` approval has been used.
+    pub used: bool,
+}
+
+/// An operator's decision.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OperatorDecision {
+    /// Allow exactly this request, once.
+    AllowOnce,
+    /// Allow this principal, session and tool digest.
+    AllowSession,
+    /// Allow this principal and tool digest for a while.
+    AllowFor(Duration),
+    /// Deny, with a reason the caller sees.
+    Deny(String),
+}
+
+impl OperatorDecision {
+    /// The status this decision sets, at time `now`.
+    pub fn status(&self, now: SystemTime) -> Status {
+        match self {
+            OperatorDecision::AllowOnce => Status::Allowed(Scope::Once),
+            OperatorDecision::AllowSession => Status::Allowed(Scope::Session),
+            OperatorDecision::AllowFor(duration) => {
+                Status::Allowed(Scope::Until(unix(now + *duration)))
+            }
+            OperatorDecision::Deny(reason) => Status::Denied(reason.clone()),
+        }
+    }
+}
+
+impl fmt::Display for OperatorDecision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OperatorDecision::AllowOnce => f.write_str("allow once"),
+            OperatorDecision::AllowSession => f.write_str("allow for the session"),
+            OperatorDecision::AllowFor(d) => {
+                write!(f, "allow for {}", humantime::format_duration(*d))
+            }
+            OperatorDecision::Deny(reason) => write!(f, "deny ({reason})"),
+        }
+    }
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_hash_binds_what_matters_and_ignores_formatting() {
+        let caps = vec!["network".to_string()];
+        let base = request_hash("Agent::\"a\"", "sha", r#"{"b": 1, "a": [1, 2]}"#, &caps);
+        assert_eq!(
+            base,
+            request_hash("Agent::\"a\"", "sha", r#"{"a":[1,2],"b":1}"#, &caps)
+        );
+        assert_ne!(
+            base,
+            request_hash("Agent::\"b\"", "sha", r#"{"a":[1,2],"b":1}"#, &caps)
+        );
+        assert_ne!(
+            base,
+            request_hash("Agent::\"a\"", "sha2", r#"{"a":[1,2],"b":1}"#, &caps)
+        );
+        assert_ne!(
+            base,
+            request_hash("Agent::\"a\"", "sha", r#"{"a":[1,2],"b":2}"#, &caps)
+        );
+        assert_ne!(
+            base,
+            request_hash("Agent::\"a\"", "sha", r#"{"a":[1,2],"b":1}"#, &[])
+        );
+    }
+
+    #[test]
+    fn summaries_are_short() {
+        let long = format!(r#"{{"url": "https://x/{}", "n": 1}}"#, "y".repeat(500));
+        let summary = summarize(&long);
+        assert!(summary.chars().count() <= SUMMARY_CHARS + 1);
+        assert!(summary.contains("(510 chars)"), "{summary}");
+        assert!(
+            summary.starts_with(r#"{"n":1,"url":"https://x/"#),
+            "{summary}"
+        );
+    }
+}

@@ -1,0 +1,477 @@
+//! Where approvals live: [`ApprovalStore`], and its SQLite implementation.
+//! Every request and decision is journaled in the same transaction.
+
+use super::model::{Approval, ApprovalRequest, OperatorDecision, Scope, Status, unix};
+use crate::journal::{EntryKind, append_in};
+use crate::store::{SqliteStore, StoreError};
+use rusqlite::{Connection, OptionalExtension, Row, params};
+use serde_json::json;
+use std::time::SystemTime;
+
+/// What is already known about a request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Lookup {
+    /// An allow that covers it.
+    Approved(Approval),
+    /// An operator denied exactly this request.
+    Denied(Approval),
+    /// It is waiting for an operator.
+    Pending(Approval),
+    /// Nothing yet.
+    Unknown,
+}
+
+/// Why a decision could not be recorded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ApprovalError {
+    /// No approval has this id.
+    #[error("no approval with id `{id}`: `airlock approvals list` shows the pending ones")]
+    NotFound {
+        /// The id.
+        id: String,
+    },
+    /// It was decided already; decisions are final.
+    #[error(
+        "approval `{id}` is already {status}: decisions are final; a new request makes a new approval"
+    )]
+    AlreadyDecided {
+        /// The id.
+        id: String,
+        /// `allowed` or `denied`.
+        status: &'static str,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl ApprovalError {
+    /// Stable machine-readable reason code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApprovalError::NotFound { .. } => "approval_not_found",
+            ApprovalError::AlreadyDecided { .. } => "approval_already_decided",
+            ApprovalError::Store(e) => e.code(),
+        }
+    }
+}
+
+/// Where pending approvals and decisions are kept. Deciding is a separate
+/// path from invoking: nothing an invocation carries can decide.
+pub trait ApprovalStore: Send + Sync {
+    /// What covers `request` at `now`, most specific first.
+    fn lookup(&self, request: &ApprovalRequest, now: SystemTime) -> Result<Lookup, StoreError>;
+
+    /// Records `request` as pending (journaled), or returns the pending
+    /// approval already recorded for the same request.
+    fn request(&self, request: &ApprovalRequest) -> Result<Approval, StoreError>;
+
+    /// An operator's decision on a pending approval (journaled).
+    fn decide(
+        &self,
+        id: &str,
+        decision: &OperatorDecision,
+        now: SystemTime,
+    ) -> Result<Approval, ApprovalError>;
+
+    /// Marks a `once` approval used; false if it already was.
+    fn consume(&self, id: &str) -> Result<bool, StoreError>;
+
+    /// One approval.
+    fn get(&self, id: &str) -> Result<Option<Approval>, StoreError>;
+
+    /// Approvals, newest first; only pending ones if `pending_only`.
+    fn list(&self, pending_only: bool) -> Result<Vec<Approval>, StoreError>;
+}
+
+const COLUMNS: &str = "id, created, status, principal, session_id, tool_name, tool_sha256, capabilities, \
+                       grant_summary, request_hash, input_summary, scope, expires_at, decided_at, reason, used";
+
+fn row_approval(row: &Row<'_>) -> rusqlite::Result<Approval> {
+    let status: String = row.get(2)?;
+    let scope: Option<String> = row.get(11)?;
+    let expires: Option<i64> = row.get(12)?;
+    let reason: Option<String> = row.get(14)?;
+    let capabilities: String = row.get(7)?;
+    let status = match (status.as_str(), scope.as_deref()) {
+        ("allowed", Some("once")) => Status::Allowed(Scope::Once),
+        ("allowed", Some("session")) => Status::Allowed(Scope::Session),
+        ("allowed", Some("until")) => {
+            Status::Allowed(Scope::Until(expires.unwrap_or(0).try_into().unwrap_or(0)))
+        }
+        ("denied", _) => Status::Denied(reason.unwrap_or_default()),
+        _ => Status::Pending,
+    };
+    Ok(Approval {
+        id: row.get(0)?,
+        created: row.get(1)?,
+        request: ApprovalRequest {
+            principal: row.get(3)?,
+            session_id: row.get(4)?,
+            tool_name: row.get(5)?,
+            tool_sha256: row.get(6)?,
+            capabilities: serde_json::from_str(&capabilities).unwrap_or_default(),
+            grant_summary: row.get(8)?,
+            request_hash: row.get(9)?,
+            input_summary: row.get(10)?,
+        },
+        status,
+        decided_at: row.get(13)?,
+        used: row.get::<_, i64>(15)? != 0,
+    })
+}
+
+fn one(
+    conn: &Connection,
+    filter: &str,
+    args: &[&dyn rusqlite::ToSql],
+) -> Result<Option<Approval>, StoreError> {
+    conn.query_row(
+        &format!("SELECT {COLUMNS} FROM approvals WHERE {filter} ORDER BY created DESC LIMIT 1"),
+        args,
+        row_approval,
+    )
+    .optional()
+    .map_err(StoreError::sql("reading approvals"))
+}
+
+impl ApprovalStore for SqliteStore {
+    fn lookup(&self, request: &ApprovalRequest, now: SystemTime) -> Result<Lookup, StoreError> {
+        let now = i64::try_from(unix(now)).unwrap_or(i64::MAX);
+        let r = request;
+        self.read(|conn| {
+            if let Some(a) = one(conn, "status = 'denied' AND request_hash = ?1", &[&r.request_hash])? {
+                return Ok(Lookup::Denied(a));
+            }
+            let once = "status = 'allowed' AND scope = 'once' AND used = 0 AND request_hash = ?1";
+            if let Some(a) = one(conn, once, &[&r.request_hash])? {
+                return Ok(Lookup::Approved(a));
+            }
+            if !r.session_id.is_empty() {
+                let session = "status = 'allowed' AND scope = 'session' AND principal = ?1 \
+                               AND session_id = ?2 AND tool_sha256 = ?3";
+                if let Some(a) = one(conn, session, &[&r.principal, &r.session_id, &r.tool_sha256])? {
+                    return Ok(Lookup::Approved(a));
+                }
+            }
+            let until = "status = 'allowed' AND scope = 'until' AND principal = ?1 AND tool_sha256 = ?2 \
+                         AND expires_at > ?3";
+            if let Some(a) = one(conn, until, &[&r.principal, &r.tool_sha256, &now])? {
+                return Ok(Lookup::Approved(a));
+            }
+            if let Some(a) = one(conn, "status = 'pending' AND request_hash = ?1", &[&r.request_hash])? {
+                return Ok(Lookup::Pending(a));
+            }
+            Ok(Lookup::Unknown)
+        })
+    }
+
+    fn request(&self, request: &ApprovalRequest) -> Result<Approval, StoreError> {
+        self.write("recording a pending approval", |tx| {
+            if let Some(existing) = one(tx, "status = 'pending' AND request_hash = ?1", &[&request.request_hash])? {
+                return Ok(existing);
+            }
+            let id = ulid::Ulid::new().to_string();
+            let created = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
+            let capabilities = serde_json::to_string(&request.capabilities).unwrap_or_default();
+            tx.execute(
+                "INSERT INTO approvals (id, created, status, principal, session_id, tool_name, tool_sha256, \
+                 capabilities, grant_summary, request_hash, input_summary) \
+                 VALUES (?1, ?2, 'pending', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                params![
+                    id,
+                    created,
+                    request.principal,
+                    request.session_id,
+                    request.tool_name,
+                    request.tool_sha256,
+                    capabilities,
+                    request.grant_summary,
+                    request.request_hash,
+                    request.input_summary
+                ],
+            )
+            .map_err(StoreError::sql("recording a pending approval"))?;
+            append_in(
+                tx,
+                EntryKind::ApprovalRequested,
+                &json!({
+                    "id": id,
+                    "principal": request.principal,
+                    "session_id": request.session_id,
+                    "tool": request.tool_name,
+                    "tool_sha256": request.tool_sha256,
+                    "capabilities": request.capabilities,
+                    "grant": request.grant_summary,
+                    "request_hash": request.request_hash,
+                    "input_summary": request.input_summary,
+                }),
+            )?;
+            Ok(Approval {
+                id,
+                created,
+                request: request.clone(),
+                status: Status::Pending,
+                decided_at: None,
+                used: false,
+            })
+        })
+    }
+
+    fn decide(
+        &self,
+        id: &str,
+        decision: &OperatorDecision,
+        now: SystemTime,
+    ) -> Result<Approval, ApprovalError> {
+        let status = decision.status(now);
+        let decided_at = humantime::format_rfc3339_millis(now).to_string();
+        let outcome: Result<Approval, ApprovalError> = self
+            .write("recording a decision", |tx| {
+                let Some(approval) = one(tx, "id = ?1", &[&id])? else {
+                    return Ok(Err(ApprovalError::NotFound { id: id.to_string() }));
+                };
+                if approval.status != Status::Pending {
+                    return Ok(Err(ApprovalError::AlreadyDecided {
+                        id: id.to_string(),
+                        status: approval.status.as_str(),
+                    }));
+                }
+                let (scope, expires, reason) = match &status {
+                    Status::Allowed(scope) => (
+                        Some(scope.as_str()),
+                        match scope {
+                            Scope::Until(t) => Some(i64::try_from(*t).unwrap_or(i64::MAX)),
+                            _ => None,
+                        },
+                        None,
+                    ),
+                    Status::Denied(reason) => (None, None, Some(reason.clone())),
+                    Status::Pending => (None, None, None),
+                };
+                tx.execute(
+                    "UPDATE approvals SET status = ?2, scope = ?3, expires_at = ?4, reason = ?5, decided_at = ?6 \
+                     WHERE id = ?1",
+                    params![id, status.as_str(), scope, expires, reason, decided_at],
+                )
+                .map_err(StoreError::sql("recording a decision"))?;
+                append_in(
+                    tx,
+                    EntryKind::ApprovalDecided,
+                    &json!({
+                        "id": id,
+                        "decision": status.as_str(),
+                        "scope": scope,
+                        "expires_at": expires,
+                        "reason": reason,
+                        "tool_sha256": approval.request.tool_sha256,
+                        "request_hash": approval.request.request_hash,
+                    }),
+                )?;
+                Ok(Ok(Approval {
+                    status: status.clone(),
+                    decided_at: Some(decided_at.clone()),
+                    ..approval
+                }))
+            })
+            .map_err(ApprovalError::Store)?;
+        outcome
+    }
+
+    fn consume(&self, id: &str) -> Result<bool, StoreError> {
+        self.write("using a once approval", |tx| {
+            tx.execute(
+                "UPDATE approvals SET used = 1 WHERE id = ?1 AND used = 0",
+                params![id],
+            )
+            .map(|changed| changed == 1)
+            .map_err(StoreError::sql("using a once approval"))
+        })
+    }
+
+    fn get(&self, id: &str) -> Result<Option<Approval>, StoreError> {
+        self.read(|conn| one(conn, "id = ?1", &[&id]))
+    }
+
+    fn list(&self, pending_only: bool) -> Result<Vec<Approval>, StoreError> {
+        self.read(|conn| {
+            let filter = if pending_only {
+                "WHERE status = 'pending'"
+            } else {
+                ""
+            };
+            let mut statement = conn
+                .prepare(&format!(
+                    "SELECT {COLUMNS} FROM approvals {filter} ORDER BY created DESC"
+                ))
+                .map_err(StoreError::sql("listing approvals"))?;
+            let rows = statement
+                .query_map([], row_approval)
+                .map_err(StoreError::sql("listing approvals"))?;
+            rows.collect::<Result<_, _>>()
+                .map_err(StoreError::sql("listing approvals"))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::journal::JournalStore;
+    use std::time::Duration;
+
+    fn request(principal: &str, session: &str, sha: &str, input: &str) -> ApprovalRequest {
+        ApprovalRequest::new(
+            principal,
+            session,
+            "fetch",
+            sha,
+            &["network".into()],
+            "host = \"api\"".into(),
+            input,
+        )
+    }
+
+    #[test]
+    fn scopes_bind_what_they_say() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SqliteStore::open_in(dir.path()).expect("store");
+        let now = SystemTime::now();
+        let a = request("Agent::\"a\"", "s1", "sha1", r#"{"q":1}"#);
+
+        assert_eq!(store.lookup(&a, now).expect("lookup"), Lookup::Unknown);
+        let pending = store.request(&a).expect("pending");
+        assert_eq!(
+            store.request(&a).expect("again").id,
+            pending.id,
+            "one pending per request"
+        );
+        assert!(matches!(
+            store.lookup(&a, now).expect("lookup"),
+            Lookup::Pending(_)
+        ));
+
+        // Once: exactly this request, one use.
+        store
+            .decide(&pending.id, &OperatorDecision::AllowOnce, now)
+            .expect("decide");
+        assert!(matches!(
+            store.lookup(&a, now).expect("lookup"),
+            Lookup::Approved(_)
+        ));
+        let other_input = request("Agent::\"a\"", "s1", "sha1", r#"{"q":2}"#);
+        assert_eq!(
+            store.lookup(&other_input, now).expect("lookup"),
+            Lookup::Unknown
+        );
+        assert!(store.consume(&pending.id).expect("use"));
+        assert!(
+            !store.consume(&pending.id).expect("reuse"),
+            "once means once"
+        );
+        assert_eq!(store.lookup(&a, now).expect("lookup"), Lookup::Unknown);
+
+        // Session: any input in that session, not another session or build.
+        let s = store.request(&other_input).expect("pending");
+        store
+            .decide(&s.id, &OperatorDecision::AllowSession, now)
+            .expect("decide");
+        assert!(matches!(
+            store
+                .lookup(&request("Agent::\"a\"", "s1", "sha1", "[9]"), now)
+                .expect("l"),
+            Lookup::Approved(_)
+        ));
+        assert_eq!(
+            store
+                .lookup(&request("Agent::\"a\"", "s2", "sha1", "[9]"), now)
+                .expect("l"),
+            Lookup::Unknown
+        );
+        assert_eq!(
+            store
+                .lookup(&request("Agent::\"a\"", "s1", "sha2", "[9]"), now)
+                .expect("l"),
+            Lookup::Unknown
+        );
+        assert_eq!(
+            store
+                .lookup(&request("Agent::\"b\"", "s1", "sha1", "[9]"), now)
+                .expect("l"),
+            Lookup::Unknown
+        );
+
+        // Until: any session, until it expires.
+        let u = store
+            .request(&request("Agent::\"c\"", "", "sha1", "[1]"))
+            .expect("pending");
+        store
+            .decide(
+                &u.id,
+                &OperatorDecision::AllowFor(Duration::from_secs(60)),
+                now,
+            )
+            .expect("decide");
+        let later = request("Agent::\"c\"", "other", "sha1", "[2]");
+        assert!(matches!(
+            store
+                .lookup(&later, now + Duration::from_secs(59))
+                .expect("l"),
+            Lookup::Approved(_)
+        ));
+        assert_eq!(
+            store
+                .lookup(&later, now + Duration::from_secs(61))
+                .expect("l"),
+            Lookup::Unknown
+        );
+        assert_eq!(
+            store
+                .lookup(&request("Agent::\"c\"", "x", "sha2", "[2]"), now)
+                .expect("l"),
+            Lookup::Unknown
+        );
+
+        // Deny: this request is refused, and decisions are final.
+        let d = store
+            .request(&request("Agent::\"d\"", "", "sha1", "[1]"))
+            .expect("pending");
+        store
+            .decide(&d.id, &OperatorDecision::Deny("no".into()), now)
+            .expect("decide");
+        assert!(matches!(
+            store
+                .lookup(&request("Agent::\"d\"", "", "sha1", "[1]"), now)
+                .expect("l"),
+            Lookup::Denied(_)
+        ));
+        let again = store
+            .decide(&d.id, &OperatorDecision::AllowOnce, now)
+            .expect_err("final");
+        assert_eq!(again.code(), "approval_already_decided");
+        assert_eq!(
+            store
+                .decide("nope", &OperatorDecision::AllowOnce, now)
+                .expect_err("missing")
+                .code(),
+            "approval_not_found"
+        );
+
+        // Everything is journaled and the chain holds.
+        let kinds: Vec<String> = store
+            .all()
+            .expect("journal")
+            .into_iter()
+            .map(|e| e.kind)
+            .collect();
+        assert_eq!(
+            kinds.iter().filter(|k| *k == "approval_requested").count(),
+            4
+        );
+        assert_eq!(kinds.iter().filter(|k| *k == "approval_decided").count(), 4);
+        assert!(store.verify().expect("verify").is_ok());
+        assert_eq!(store.list(true).expect("list").len(), 0);
+        assert_eq!(store.list(false).expect("list").len(), 4);
+    }
+}

@@ -1,0 +1,232 @@
+//! The hash chain: canonical JSON, entry hashes, and verification that
+//! names the first bad sequence number.
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use std::fmt::Write;
+
+/// The `prev_hash` of the first entry.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// JSON with object keys sorted and no insignificant whitespace, so that
+/// equal values always hash the same (whatever order the map kept).
+pub fn canonical_json(value: &Value) -> String {
+    let mut out = String::new();
+    write_canonical(value, &mut out);
+    out
+}
+
+fn write_canonical(value: &Value, out: &mut String) {
+    match value {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            out.push('{');
+            for (i, key) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::String(key.clone()).to_string());
+                out.push(':');
+                write_canonical(&map[key.as_str()], out);
+            }
+            out.push('}');
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_canonical(item, out);
+            }
+            out.push(']');
+        }
+        scalar => {
+            let _ = write!(out, "{scalar}");
+        }
+    }
+}
+
+/// What kind of event an entry records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum EntryKind {
+    /// A finished invocation, with its signed attestation.
+    Invocation,
+    /// One outgoing request (allowed or denied).
+    Egress,
+    /// A pending approval was created.
+    ApprovalRequested,
+    /// An operator decided an approval.
+    ApprovalDecided,
+    /// Policies were (re)loaded.
+    PolicyReload,
+    /// A request was denied before any tool ran.
+    Denial,
+}
+
+impl EntryKind {
+    /// Stable name stored in the journal.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EntryKind::Invocation => "invocation",
+            EntryKind::Egress => "egress",
+            EntryKind::ApprovalRequested => "approval_requested",
+            EntryKind::ApprovalDecided => "approval_decided",
+            EntryKind::PolicyReload => "policy_reload",
+            EntryKind::Denial => "denial",
+        }
+    }
+}
+
+/// One journal entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    /// Position in the chain, from 1, without gaps.
+    pub seq: u64,
+    /// When it was appended (RFC 3339, UTC).
+    pub time: String,
+    /// What it records (see [`EntryKind`]).
+    pub kind: String,
+    /// The record, as canonical JSON.
+    pub payload: String,
+    /// The previous entry's hash ([`GENESIS`] for the first).
+    pub prev_hash: String,
+    /// This entry's hash: SHA-256 over all of the above.
+    pub hash: String,
+}
+
+/// The hash of an entry with these fields.
+pub fn entry_hash(seq: u64, time: &str, kind: &str, payload: &str, prev_hash: &str) -> String {
+    let mut hasher = Sha256::new();
+    for part in [seq.to_string().as_str(), time, kind, payload, prev_hash] {
+        // Length-prefixed, so no two field splits hash alike.
+        hasher.update((part.len() as u64).to_be_bytes());
+        hasher.update(part.as_bytes());
+    }
+    hex::encode(hasher.finalize())
+}
+
+/// Why a chain does not verify, at the first entry where it breaks.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ChainBreak {
+    /// An entry's content does not match its hash (modified).
+    #[error("entry {seq} was modified: its content does not match its hash")]
+    Modified {
+        /// The entry.
+        seq: u64,
+    },
+    /// An entry does not follow the one before it (deleted, inserted or reordered).
+    #[error(
+        "entry {seq} does not follow entry {after}: an entry was deleted, inserted or reordered"
+    )]
+    Broken {
+        /// The entry.
+        seq: u64,
+        /// The entry before it in storage order.
+        after: u64,
+    },
+}
+
+impl ChainBreak {
+    /// The first bad sequence number.
+    pub fn seq(&self) -> u64 {
+        match self {
+            ChainBreak::Modified { seq } | ChainBreak::Broken { seq, .. } => *seq,
+        }
+    }
+}
+
+/// Checks entries in storage order; returns how many verified and the head hash.
+pub fn verify<'a>(
+    entries: impl IntoIterator<Item = &'a Entry>,
+) -> Result<(u64, String), ChainBreak> {
+    let mut expected_seq = 1u64;
+    let mut prev = GENESIS.to_string();
+    for entry in entries {
+        if entry.seq != expected_seq || entry.prev_hash != prev {
+            return Err(ChainBreak::Broken {
+                seq: entry.seq,
+                after: expected_seq - 1,
+            });
+        }
+        if entry_hash(
+            entry.seq,
+            &entry.time,
+            &entry.kind,
+            &entry.payload,
+            &entry.prev_hash,
+        ) != entry.hash
+        {
+            return Err(ChainBreak::Modified { seq: entry.seq });
+        }
+        prev = entry.hash.clone();
+        expected_seq += 1;
+    }
+    Ok((expected_seq - 1, prev))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn chain(n: u64) -> Vec<Entry> {
+        let mut prev = GENESIS.to_string();
+        (1..=n)
+            .map(|seq| {
+                let payload = canonical_json(&json!({"n": seq}));
+                let hash = entry_hash(seq, "t", "invocation", &payload, &prev);
+                let entry = Entry {
+                    seq,
+                    time: "t".into(),
+                    kind: "invocation".into(),
+                    payload,
+                    prev_hash: prev.clone(),
+                    hash: hash.clone(),
+                };
+                prev = hash;
+                entry
+            })
+            .collect()
+    }
+
+    #[test]
+    fn canonical_json_sorts_keys_at_every_level() {
+        let value: Value =
+            serde_json::from_str(r#"{"b":1,"a":{"d":[{"z":1,"y":2}],"c":"x"}}"#).expect("json");
+        assert_eq!(
+            canonical_json(&value),
+            r#"{"a":{"c":"x","d":[{"y":2,"z":1}]},"b":1}"#
+        );
+    }
+
+    #[test]
+    fn every_kind_of_tampering_names_the_first_bad_entry() {
+        let good = chain(5);
+        assert_eq!(verify(&good).map(|(n, _)| n), Ok(5));
+
+        let mut modified = good.clone();
+        modified[2].payload = canonical_json(&json!({"n": 99}));
+        assert_eq!(verify(&modified), Err(ChainBreak::Modified { seq: 3 }));
+
+        let mut deleted = good.clone();
+        deleted.remove(1);
+        assert_eq!(verify(&deleted).map_err(|e| e.seq()), Err(3));
+
+        let mut reordered = good.clone();
+        reordered.swap(1, 2);
+        assert_eq!(verify(&reordered).map_err(|e| e.seq()), Err(3));
+
+        let mut inserted = good.clone();
+        let mut forged = good[1].clone();
+        forged.payload = canonical_json(&json!({"forged": true}));
+        inserted.insert(2, forged);
+        assert!(verify(&inserted).is_err());
+
+        let mut renumbered = good;
+        renumbered[4].seq = 6;
+        assert_eq!(verify(&renumbered).map_err(|e| e.seq()), Err(6));
+    }
+}

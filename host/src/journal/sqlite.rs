@@ -1,0 +1,177 @@
+//! [`JournalStore`] on the embedded SQLite database.
+
+use super::JournalStore;
+use super::chain::{Entry, EntryKind, GENESIS, canonical_json, entry_hash};
+use crate::store::{SqliteStore, StoreError};
+use rusqlite::{Connection, OptionalExtension, Row, params};
+use serde_json::Value;
+use std::time::SystemTime;
+
+fn row_entry(row: &Row<'_>) -> rusqlite::Result<Entry> {
+    Ok(Entry {
+        seq: row.get::<_, i64>(0)?.try_into().unwrap_or_default(),
+        time: row.get(1)?,
+        kind: row.get(2)?,
+        payload: row.get(3)?,
+        prev_hash: row.get(4)?,
+        hash: row.get(5)?,
+    })
+}
+
+const COLUMNS: &str = "seq, time, kind, payload, prev_hash, hash";
+
+/// Appends one entry inside an open write transaction (so other records,
+/// e.g. a pending approval, commit together with their journal entry).
+pub(crate) fn append_in(
+    conn: &Connection,
+    kind: EntryKind,
+    payload: &Value,
+) -> Result<Entry, StoreError> {
+    let last: Option<(i64, String)> = conn
+        .query_row(
+            "SELECT seq, hash FROM journal ORDER BY seq DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()
+        .map_err(StoreError::sql("reading the journal head"))?;
+    let (seq, prev_hash) = match last {
+        Some((seq, hash)) => (u64::try_from(seq).unwrap_or_default() + 1, hash),
+        None => (1, GENESIS.to_string()),
+    };
+    let time = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
+    let payload = canonical_json(payload);
+    let hash = entry_hash(seq, &time, kind.as_str(), &payload, &prev_hash);
+    conn.execute(
+        "INSERT INTO journal (seq, time, kind, payload, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![i64::try_from(seq).unwrap_or(i64::MAX), time, kind.as_str(), payload, prev_hash, hash],
+    )
+    .map_err(StoreError::sql("appending to the journal"))?;
+    Ok(Entry {
+        seq,
+        time,
+        kind: kind.as_str().to_string(),
+        payload,
+        prev_hash,
+        hash,
+    })
+}
+
+fn collect(
+    conn: &Connection,
+    sql: &str,
+    param: Option<&dyn rusqlite::ToSql>,
+) -> Result<Vec<Entry>, StoreError> {
+    let mut statement = conn
+        .prepare(sql)
+        .map_err(StoreError::sql("reading the journal"))?;
+    let rows = match param {
+        Some(p) => statement.query_map([p], row_entry),
+        None => statement.query_map([], row_entry),
+    }
+    .map_err(StoreError::sql("reading the journal"))?;
+    rows.collect::<Result<_, _>>()
+        .map_err(StoreError::sql("reading the journal"))
+}
+
+impl JournalStore for SqliteStore {
+    fn append(&self, entries: &[(EntryKind, Value)]) -> Result<Vec<Entry>, StoreError> {
+        self.write("appending to the journal", |tx| {
+            entries
+                .iter()
+                .map(|(kind, payload)| append_in(tx, *kind, payload))
+                .collect()
+        })
+    }
+
+    fn tail(&self, n: usize) -> Result<Vec<Entry>, StoreError> {
+        let limit = i64::try_from(n).unwrap_or(i64::MAX);
+        self.read(|conn| {
+            let mut entries = collect(
+                conn,
+                &format!("SELECT {COLUMNS} FROM journal ORDER BY seq DESC LIMIT ?1"),
+                Some(&limit),
+            )?;
+            entries.reverse();
+            Ok(entries)
+        })
+    }
+
+    fn all(&self) -> Result<Vec<Entry>, StoreError> {
+        self.read(|conn| {
+            collect(
+                conn,
+                &format!("SELECT {COLUMNS} FROM journal ORDER BY rowid"),
+                None,
+            )
+        })
+    }
+
+    fn find_attestation(&self, id: &str) -> Result<Option<Entry>, StoreError> {
+        self.read(|conn| {
+            let id = id.to_string();
+            Ok(collect(
+                conn,
+                &format!(
+                    "SELECT {COLUMNS} FROM journal WHERE kind = 'invocation' \
+                     AND json_extract(payload, '$.attestation.id') = ?1"
+                ),
+                Some(&id),
+            )?
+            .into_iter()
+            .next())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::journal::ChainBreak;
+    use serde_json::json;
+
+    #[test]
+    fn appends_chain_and_tampering_is_caught() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SqliteStore::open_in(dir.path()).expect("store");
+        for n in 0..5 {
+            store
+                .append(&[(
+                    EntryKind::Invocation,
+                    json!({"n": n, "attestation": {"id": format!("A{n}")}}),
+                )])
+                .expect("append");
+        }
+        assert_eq!(store.verify().expect("read").map(|(n, _)| n), Ok(5));
+        assert_eq!(
+            store
+                .tail(2)
+                .expect("tail")
+                .iter()
+                .map(|e| e.seq)
+                .collect::<Vec<_>>(),
+            vec![4, 5]
+        );
+        assert_eq!(
+            store.find_attestation("A3").expect("find").map(|e| e.seq),
+            Some(4)
+        );
+
+        // Reopening sees the same chain.
+        drop(store);
+        let store = SqliteStore::open_in(dir.path()).expect("reopen");
+        store
+            .read(|conn| {
+                conn.execute(
+                    "UPDATE journal SET payload = '{\"n\":42}' WHERE seq = 3",
+                    [],
+                )
+                .map_err(StoreError::sql("tamper"))
+            })
+            .expect("tamper");
+        assert_eq!(
+            store.verify().expect("read"),
+            Err(ChainBreak::Modified { seq: 3 })
+        );
+    }
+}

@@ -1,0 +1,175 @@
+//! The embedded store: one SQLite database (WAL) in the state directory,
+//! holding the journal and the approvals. Survives restarts and `kill -9`:
+//! a commit is in the write-ahead log before the call returns.
+//!
+//! The journal and approvals are reached through their own traits
+//! ([`JournalStore`](crate::journal::JournalStore),
+//! [`ApprovalStore`](crate::approvals::ApprovalStore)), so a shared database
+//! (PostgreSQL) can replace this one for hosts that share approvals.
+
+use rusqlite::{Connection, Transaction, TransactionBehavior};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+/// The database file name inside the state directory.
+pub const DATABASE_FILE: &str = "airlock.db";
+
+/// How long a writer waits for another process holding the write lock.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS journal (
+    seq INTEGER PRIMARY KEY,
+    time TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS approvals (
+    id TEXT PRIMARY KEY,
+    created TEXT NOT NULL,
+    status TEXT NOT NULL,
+    principal TEXT NOT NULL,
+    session_id TEXT NOT NULL,
+    tool_name TEXT NOT NULL,
+    tool_sha256 TEXT NOT NULL,
+    capabilities TEXT NOT NULL,
+    grant_summary TEXT NOT NULL,
+    request_hash TEXT NOT NULL,
+    input_summary TEXT NOT NULL,
+    scope TEXT,
+    expires_at INTEGER,
+    decided_at TEXT,
+    reason TEXT,
+    used INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS approvals_request ON approvals (request_hash, status);
+CREATE INDEX IF NOT EXISTS approvals_tool ON approvals (tool_sha256, principal, status);
+";
+
+/// Why the store could not be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The database could not be opened or prepared.
+    #[error("cannot open the state database {}: {source}", path.display())]
+    Open {
+        /// The database file.
+        path: PathBuf,
+        /// SQLite's error.
+        source: rusqlite::Error,
+    },
+    /// The state directory could not be created.
+    #[error("cannot create the state directory {}: {source}", path.display())]
+    Directory {
+        /// The directory.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// A query failed.
+    #[error("state database: {action} failed: {source}")]
+    Sql {
+        /// What was being done.
+        action: &'static str,
+        /// SQLite's error.
+        source: rusqlite::Error,
+    },
+    /// A stored value does not parse.
+    #[error("state database holds an unreadable {what}: {detail}")]
+    Corrupt {
+        /// What kind of value.
+        what: &'static str,
+        /// Why it does not parse.
+        detail: String,
+    },
+}
+
+impl StoreError {
+    /// Stable machine-readable reason code.
+    pub fn code(&self) -> &'static str {
+        "store_failed"
+    }
+
+    pub(crate) fn sql(action: &'static str) -> impl FnOnce(rusqlite::Error) -> Self {
+        move |source| StoreError::Sql { action, source }
+    }
+}
+
+/// The SQLite database of one state directory.
+pub struct SqliteStore {
+    conn: Mutex<Connection>,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) `<state_dir>/airlock.db`.
+    pub fn open_in(state_dir: &Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(state_dir).map_err(|source| StoreError::Directory {
+            path: state_dir.to_path_buf(),
+            source,
+        })?;
+        Self::open(&state_dir.join(DATABASE_FILE))
+    }
+
+    /// Opens (creating if needed) the database at `path`.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let open_error = |source| StoreError::Open {
+            path: path.to_path_buf(),
+            source,
+        };
+        let conn = Connection::open(path).map_err(open_error)?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(open_error)?;
+        // WAL: readers do not block the writer; NORMAL: a commit survives a
+        // crash of this process (kill -9), which is the promise made here.
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(open_error)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(open_error)?;
+        conn.execute_batch(SCHEMA).map_err(open_error)?;
+        Ok(Self {
+            conn: Mutex::new(conn),
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `work` in one write transaction (taken at once, so concurrent
+    /// processes serialise instead of failing late).
+    pub(crate) fn write<R>(
+        &self,
+        action: &'static str,
+        work: impl FnOnce(&Transaction<'_>) -> Result<R, StoreError>,
+    ) -> Result<R, StoreError> {
+        let mut conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(StoreError::sql(action))?;
+        let result = work(&tx)?;
+        tx.commit().map_err(StoreError::sql(action))?;
+        Ok(result)
+    }
+
+    /// Runs a read-only query.
+    pub(crate) fn read<R>(
+        &self,
+        work: impl FnOnce(&Connection) -> Result<R, StoreError>,
+    ) -> Result<R, StoreError> {
+        let conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
+        work(&conn)
+    }
+}
