@@ -7,6 +7,7 @@
 //! name = "weather"
 //! component = "weather.wasm"          # relative to this file
 //! dirs = [{ host = "./cache", guest = "/cache", access = "rw" }]
+//! sensitive = true                    # needs an approval whatever it imports
 //!
 //! [tools.network]
 //! max_response_bytes = "256KiB"
@@ -82,6 +83,8 @@ struct RawTool {
     #[serde(default)]
     dirs: Vec<Spanned<RawDir>>,
     network: Option<RawGrant>,
+    #[serde(default)]
+    sensitive: bool,
 }
 
 #[derive(Deserialize)]
@@ -127,6 +130,9 @@ impl Config {
                 ));
             }
             let mut grants = Grants::none();
+            if tool.sensitive {
+                grants = grants.mark_sensitive();
+            }
             for dir in tool.dirs {
                 let dir_span = dir.span();
                 let dir = dir.into_inner();

@@ -78,6 +78,7 @@ impl DirGrant {
 pub struct Grants {
     dirs: Vec<DirGrant>,
     network: Arc<NetworkGrant>,
+    sensitive: bool,
 }
 
 impl Grants {
@@ -96,6 +97,42 @@ impl Grants {
     pub fn with_network(mut self, grant: NetworkGrant) -> Self {
         self.network = Arc::new(grant);
         self
+    }
+
+    /// Marks the tool sensitive whatever its capabilities, so that running it
+    /// needs an approval under the default policies.
+    pub fn mark_sensitive(mut self) -> Self {
+        self.sensitive = true;
+        self
+    }
+
+    /// Whether the operator marked the tool sensitive.
+    pub fn is_marked_sensitive(&self) -> bool {
+        self.sensitive
+    }
+
+    /// One line for an approver: what the tool would run with.
+    pub fn summary(&self) -> String {
+        let mut parts: Vec<String> = self
+            .network
+            .rules()
+            .rules()
+            .iter()
+            .map(|rule| format!("network: {rule}"))
+            .collect();
+        parts.extend(self.dirs.iter().map(|d| {
+            format!(
+                "dir {} ({}): {}",
+                d.guest,
+                d.access.as_str(),
+                d.host.display()
+            )
+        }));
+        if parts.is_empty() {
+            "nothing granted".to_string()
+        } else {
+            parts.join("; ")
+        }
     }
 
     /// The directory grants, in order.
@@ -152,6 +189,7 @@ impl Grants {
         Ok(ResolvedGrants(Grants {
             dirs: resolved,
             network: Arc::clone(&self.network),
+            sensitive: self.sensitive,
         }))
     }
 }

@@ -1,19 +1,26 @@
 //! [`Host`] and [`HostBuilder`]: the embedding API.
 
-use crate::egress::{Connector, Network, Resolver, SystemResolver, TcpTlsConnector};
+use crate::approvals::ApprovalStore;
+use crate::attest::HostKey;
+use crate::egress::{Connector, Network, Requester, Resolver, SystemResolver, TcpTlsConnector};
+use crate::gate::{Admission, admit};
 use crate::grants::Grants;
 use crate::invocation::{Invocation, outcome_of};
+use crate::journal::{EntryKind, Journal, JournalStore};
 use crate::limits::Limits;
 use crate::outcome::{InvokeError, Outcome};
+use crate::policy::{PolicyEngine, Principal, RequestContext, ToolFacts};
 use crate::runtime::cache::{CacheError, CompileCache, Lookup};
 use crate::runtime::engine::{self, EngineSettings, MEMORY_CEILING, TABLE_ELEMENTS_CEILING};
 use crate::runtime::run::{CallTool, Describe, ExecContext, Failure, execute};
 use crate::runtime::state::StoreState;
 use crate::runtime::{Sha256Digest, ToolPre, inspect, linker};
+use crate::store::SqliteStore;
 use crate::tool::{Descriptor, LoadError, Source, Tool, ToolInner, check_size, read_component};
+use crate::trail;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 use wasmtime::Engine;
 use wasmtime::component::{Component, Linker};
 
@@ -66,6 +73,12 @@ pub enum BuildError {
     /// The compile cache directory could not be used.
     #[error(transparent)]
     Cache(#[from] CacheError),
+    /// The state directory's database could not be used.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    /// The host key could not be loaded or created.
+    #[error(transparent)]
+    Key(#[from] crate::attest::AttestError),
     /// The epoch ticker thread could not be started.
     #[error("starting the deadline timer thread failed: {0}")]
     Ticker(std::io::Error),
@@ -94,6 +107,8 @@ pub struct HostBuilder {
     on_compile: Option<CompileCallback>,
     resolver: Option<Arc<dyn Resolver>>,
     connector: Option<Arc<dyn Connector>>,
+    state_dir: Option<PathBuf>,
+    policies: Option<Arc<PolicyEngine>>,
 }
 
 impl Default for HostBuilder {
@@ -106,6 +121,8 @@ impl Default for HostBuilder {
             on_compile: None,
             resolver: None,
             connector: None,
+            state_dir: None,
+            policies: None,
         }
     }
 }
@@ -159,6 +176,21 @@ impl HostBuilder {
         self
     }
 
+    /// Keeps state in `dir`: the journal, the approvals (SQLite,
+    /// `airlock.db`) and the host key that signs journal checkpoints
+    /// (`host.key`, created on first use). Without it the host journals
+    /// nothing and cannot hold requests for approval (it denies them).
+    pub fn state_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.state_dir = Some(dir.into());
+        self
+    }
+
+    /// Authorizes with `policies` instead of the shipped defaults.
+    pub fn policies(mut self, policies: PolicyEngine) -> Self {
+        self.policies = Some(Arc::new(policies));
+        self
+    }
+
     /// Builds the engine, the linker and the cache, and starts the deadline
     /// timer thread (which stops when the host and its tools are dropped).
     pub fn build(self) -> Result<Host, BuildError> {
@@ -177,6 +209,27 @@ impl HostBuilder {
             .as_deref()
             .map(CompileCache::open)
             .transpose()?;
+        let policies = self
+            .policies
+            .unwrap_or_else(|| Arc::new(PolicyEngine::embedded()));
+        let (approvals, journal) = match &self.state_dir {
+            None => (None, None),
+            Some(dir) => {
+                let store = Arc::new(SqliteStore::open_in(dir)?);
+                let key = Arc::new(HostKey::open_or_create(dir)?);
+                let journal = Journal::new(Arc::clone(&store) as Arc<dyn JournalStore>, key);
+                // Journal a policy (re)load when the policies differ from
+                // the last ones recorded, not on every start.
+                let digest = policies.digest();
+                let last = journal.store().last_of_kind(EntryKind::PolicyReload)?;
+                if !last.is_some_and(|e| e.payload.contains(&digest)) {
+                    let reload =
+                        serde_json::json!({ "policies": policies.policy_ids(), "digest": digest });
+                    journal.record(&[(EntryKind::PolicyReload, reload)])?;
+                }
+                (Some(store as Arc<dyn ApprovalStore>), Some(journal))
+            }
+        };
         engine::start_epoch_ticker(&engine).map_err(BuildError::Ticker)?;
         Ok(Host {
             inner: Arc::new(HostInner {
@@ -187,6 +240,9 @@ impl HostBuilder {
                 default_limits: self.default_limits,
                 fuel_metering: self.fuel_metering,
                 on_compile: self.on_compile,
+                policies,
+                approvals,
+                journal,
                 network: Network {
                     resolver: self
                         .resolver
@@ -229,7 +285,13 @@ struct HostInner {
     fuel_metering: bool,
     on_compile: Option<CompileCallback>,
     network: Network,
+    policies: Arc<PolicyEngine>,
+    approvals: Option<Arc<dyn ApprovalStore>>,
+    journal: Option<Journal>,
 }
+
+/// The principal `describe()` runs as when a tool is loaded.
+const LOADER: &str = "airlock-loader";
 
 impl Host {
     /// A builder with defaults: no compile cache, no fuel metering,
@@ -243,6 +305,21 @@ impl Host {
     /// benchmark uses it for its raw-wasmtime baseline).
     pub fn engine(&self) -> &Engine {
         &self.inner.engine
+    }
+
+    /// The policies this host authorizes with.
+    pub fn policies(&self) -> &PolicyEngine {
+        &self.inner.policies
+    }
+
+    /// The approval store, when the host has a state directory.
+    pub fn approvals(&self) -> Option<&dyn ApprovalStore> {
+        self.inner.approvals.as_deref()
+    }
+
+    /// The journal, when the host has a state directory.
+    pub fn journal(&self) -> Option<&Journal> {
+        self.inner.journal.as_ref()
     }
 
     /// The limits used when an invocation brings none.
@@ -287,7 +364,27 @@ impl Host {
             .instantiate_pre(&component)
             .map_err(link)?;
         let pre = ToolPre::new(pre).map_err(link)?;
-        let descriptor = self.describe(&pre, &grants, &info.sha256).await?;
+        let capabilities: Vec<String> = info
+            .capabilities()
+            .iter()
+            .map(|c| c.as_str().to_string())
+            .collect();
+        let mut facts = ToolFacts::derive(
+            "",
+            info.world.as_str(),
+            capabilities,
+            &info.sha256.to_hex(),
+            grants.grants().is_marked_sensitive(),
+        );
+        let descriptor = self.describe(&pre, &grants, &facts).await?;
+        facts.name = descriptor.name.clone();
+        self.inner
+            .policies
+            .register_tool(&facts)
+            .map_err(|message| LoadError::Describe {
+                code: "invalid_descriptor",
+                message: format!("the tool cannot be described to the policies: {message}"),
+            })?;
         Ok(Tool {
             inner: Arc::new(ToolInner {
                 info,
@@ -295,6 +392,7 @@ impl Host {
                 pre,
                 grants,
                 from_cache,
+                facts,
             }),
         })
     }
@@ -303,17 +401,26 @@ impl Host {
         &self,
         pre: &ToolPre,
         grants: &crate::grants::ResolvedGrants,
-        sha: &Sha256Digest,
+        facts: &ToolFacts,
     ) -> Result<Descriptor, LoadError> {
-        let name = format!("sha256:{sha}");
+        let id = ulid::Ulid::new().to_string();
         let cx = ExecContext {
             engine: &self.inner.engine,
             pre,
-            tool_name: &name,
+            invocation_id: &id,
             grants,
             limits: &self.inner.default_limits,
             fuel_metering: self.inner.fuel_metering,
             network: &self.inner.network,
+            requester: Requester {
+                policies: Arc::clone(&self.inner.policies),
+                principal: Principal::user(LOADER),
+                tool: ToolFacts {
+                    name: format!("sha256:{}", facts.sha256),
+                    ..facts.clone()
+                },
+                context: RequestContext::default(),
+            },
         };
         let failed = |code, message| LoadError::Describe { code, message };
         let wit = match execute(&cx, Describe).await.result {
@@ -356,34 +463,78 @@ impl Host {
     ) -> Result<Outcome, InvokeError> {
         let limits = invocation
             .limits
+            .clone()
             .unwrap_or_else(|| self.inner.default_limits.clone());
         self.check_limits(&limits)?;
-        let input = invocation.input;
-        if input.len() > limits.max_input_bytes {
+        let invocation_id = ulid::Ulid::new().to_string();
+        let started = SystemTime::now();
+        if invocation.input.len() > limits.max_input_bytes {
             return Ok(Outcome::LimitExceeded {
                 limit: crate::LimitExceeded::InputTooLarge {
                     limit: limits.max_input_bytes,
-                    actual: input.len(),
+                    actual: invocation.input.len(),
                 },
-                report: crate::RunReport::not_started(limits),
+                report: crate::RunReport::not_started_as(invocation_id, limits),
             });
         }
-        serde_json::from_str::<serde::de::IgnoredAny>(&input).map_err(|e| {
+        serde_json::from_str::<serde::de::IgnoredAny>(&invocation.input).map_err(|e| {
             InvokeError::InvalidInput {
                 message: e.to_string(),
             }
         })?;
 
+        let admission = admit(
+            &self.inner.policies,
+            self.inner.approvals.as_deref(),
+            tool,
+            &invocation,
+            &invocation_id,
+            &limits,
+        )
+        .await?;
+        let (policies, approval_id) = match admission {
+            Admission::Run {
+                policies,
+                approval_id,
+            } => (policies, approval_id),
+            Admission::Refused(outcome) => {
+                if let (Some(journal), Outcome::Denied { denial, .. }) =
+                    (&self.inner.journal, outcome.as_ref())
+                {
+                    trail::record_denial(journal, tool, &invocation, &invocation_id, denial)?;
+                }
+                return Ok(*outcome);
+            }
+        };
+
         let cx = ExecContext {
             engine: &self.inner.engine,
             pre: &tool.inner.pre,
-            tool_name: tool.name(),
+            invocation_id: &invocation_id,
             grants: &tool.inner.grants,
             limits: &limits,
             fuel_metering: self.inner.fuel_metering,
             network: &self.inner.network,
+            requester: Requester {
+                policies: Arc::clone(&self.inner.policies),
+                principal: invocation.principal.clone(),
+                tool: tool.facts().clone(),
+                context: invocation.context.clone(),
+            },
         };
-        outcome_of(execute(&cx, CallTool(&input)).await)
+        let outcome = outcome_of(execute(&cx, CallTool(&invocation.input)).await)?;
+        if let Some(journal) = &self.inner.journal {
+            trail::record_run(
+                journal,
+                tool,
+                &invocation,
+                &outcome,
+                policies,
+                approval_id,
+                started,
+            )?;
+        }
+        Ok(outcome)
     }
 
     fn check_limits(&self, limits: &Limits) -> Result<(), InvokeError> {

@@ -2,6 +2,11 @@
 //! [`Outcome`].
 
 use crate::limits::Limits;
+use crate::policy::{Principal, RequestContext};
+use std::time::Duration;
+
+/// The principal of an invocation that names none.
+pub const DEFAULT_PRINCIPAL: &str = "anonymous";
 use crate::outcome::InvokeError;
 use crate::outcome::{LimitExceeded, Outcome, RunReport, ToolError, ToolErrorKind};
 use crate::runtime::WitError;
@@ -23,6 +28,10 @@ use crate::runtime::run::{Failure, Run};
 pub struct Invocation {
     pub(crate) input: String,
     pub(crate) limits: Option<Limits>,
+    pub(crate) principal: Principal,
+    pub(crate) context: RequestContext,
+    pub(crate) wait_for_approval: Option<Duration>,
+    pub(crate) approval: Option<String>,
 }
 
 impl Invocation {
@@ -31,7 +40,42 @@ impl Invocation {
         Self {
             input: input.into(),
             limits: None,
+            principal: Principal::user(DEFAULT_PRINCIPAL),
+            context: RequestContext::default(),
+            wait_for_approval: None,
+            approval: None,
         }
+    }
+
+    /// Who asks (default `User::"anonymous"`). Policies and approvals key on it.
+    pub fn as_principal(mut self, principal: Principal) -> Self {
+        self.principal = principal;
+        self
+    }
+
+    /// The run, session, device and channel the request belongs to.
+    pub fn in_context(mut self, context: RequestContext) -> Self {
+        self.context = context;
+        self
+    }
+
+    /// If an approval is needed, wait up to `timeout` for an operator's
+    /// decision instead of returning [`Outcome::PendingApproval`] at once.
+    pub fn wait_for_approval(mut self, timeout: Duration) -> Self {
+        self.wait_for_approval = Some(timeout);
+        self
+    }
+
+    /// Runs only under approval `id`: if the approval that covers this
+    /// request is a different one (or none), the invocation is refused.
+    pub fn under_approval(mut self, id: impl Into<String>) -> Self {
+        self.approval = Some(id.into());
+        self
+    }
+
+    /// Who asks.
+    pub fn principal(&self) -> &Principal {
+        &self.principal
     }
 
     /// Runs under `limits` instead of the host's defaults.

@@ -38,8 +38,10 @@
 #![deny(missing_docs)]
 
 pub mod approvals;
+pub mod attest;
 mod config;
 pub mod egress;
+mod gate;
 mod grants;
 mod host;
 mod invocation;
@@ -50,18 +52,21 @@ pub mod policy;
 mod runtime;
 pub mod store;
 mod tool;
+mod trail;
 
 pub use config::{Config, ToolConfig};
 pub use egress::{ConfigError, EgressRecord, NetworkGrant};
 pub use grants::{DirAccess, DirGrant, GrantError, Grants};
 pub use host::{BuildError, CompileEvent, Host, HostBuilder};
+pub use invocation::DEFAULT_PRINCIPAL;
 pub use invocation::Invocation;
 pub use limits::{
     DEFAULT_MAX_INPUT_BYTES, DEFAULT_MAX_MEMORY_BYTES, DEFAULT_MAX_OUTPUT_BYTES,
     DEFAULT_MAX_STDIO_BYTES, DEFAULT_MAX_TABLE_ELEMENTS, DEFAULT_TIMEOUT, Limits,
 };
 pub use outcome::{
-    GuestFault, InvokeError, LimitExceeded, Outcome, RunReport, ToolError, ToolErrorKind, exit_code,
+    DenialReason, GuestFault, InvokeError, LimitExceeded, Outcome, PendingApproval, PolicyDenial,
+    RunReport, ToolError, ToolErrorKind, exit_code,
 };
 pub use runtime::engine::{EPOCH_TICK, MAX_WASM_STACK};
 pub use runtime::{

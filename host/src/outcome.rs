@@ -17,10 +17,13 @@ pub mod exit_code {
     /// Usage or host error: bad arguments or input, an unreadable or invalid
     /// component, or a host-side failure.
     pub const USAGE: u8 = 2;
-    /// Denied: the component needs something the host does not grant.
+    /// Denied: by policy, by an operator, or because the component needs
+    /// something the host does not grant.
     pub const DENIED: u8 = 3;
     /// A limit ended the invocation.
     pub const LIMIT: u8 = 4;
+    /// The request waits for a human approval (the approval id is printed).
+    pub const PENDING_APPROVAL: u8 = 5;
 }
 
 /// Measurements of one invocation.
@@ -47,8 +50,13 @@ pub struct RunReport {
 impl RunReport {
     /// A report for an invocation refused before it started.
     pub(crate) fn not_started(limits: Limits) -> Self {
+        Self::not_started_as(String::new(), limits)
+    }
+
+    /// [`RunReport::not_started`] for invocation `invocation_id`.
+    pub(crate) fn not_started_as(invocation_id: String, limits: Limits) -> Self {
         Self {
-            invocation_id: String::new(),
+            invocation_id,
             duration: Duration::ZERO,
             limits,
             fuel_consumed: None,
@@ -105,6 +113,70 @@ pub enum Outcome {
         /// Measurements; `stderr` usually holds the guest's panic message.
         report: RunReport,
     },
+    /// Policies hold the request for a human; the tool did not run.
+    PendingApproval {
+        /// The pending approval.
+        approval: PendingApproval,
+        /// An empty report carrying the invocation id.
+        report: RunReport,
+    },
+    /// Refused before the tool ran: by policy, or by an operator.
+    Denied {
+        /// Why.
+        denial: PolicyDenial,
+        /// An empty report carrying the invocation id.
+        report: RunReport,
+    },
+}
+
+/// A request waiting for an operator.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PendingApproval {
+    /// The approval id, for `airlock approvals decide`.
+    pub id: String,
+    /// The tool's name.
+    pub tool: String,
+    /// The tool's capabilities.
+    pub capabilities: Vec<String>,
+    /// A short summary of the input.
+    pub summary: String,
+}
+
+/// Why a request was refused before the tool ran.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DenialReason {
+    /// No policy permits it, or a policy forbids it.
+    Policy,
+    /// An operator denied the approval.
+    ApprovalDenied,
+    /// It needs an approval, but this host has no approval store (no state
+    /// directory).
+    ApprovalUnavailable,
+}
+
+impl DenialReason {
+    /// Stable machine-readable reason code.
+    pub fn code(self) -> &'static str {
+        match self {
+            DenialReason::Policy => "policy_denied",
+            DenialReason::ApprovalDenied => "approval_denied",
+            DenialReason::ApprovalUnavailable => "approval_unavailable",
+        }
+    }
+}
+
+/// A refusal before the tool ran.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PolicyDenial {
+    /// Why.
+    pub reason: DenialReason,
+    /// The policies that decided it.
+    pub policies: Vec<String>,
+    /// For humans.
+    pub message: String,
+    /// The approval involved, if any.
+    pub approval_id: Option<String>,
 }
 
 impl Outcome {
@@ -115,6 +187,8 @@ impl Outcome {
             Outcome::ToolError { error, .. } => error.kind.code(),
             Outcome::LimitExceeded { limit, .. } => limit.code(),
             Outcome::Faulted { fault, .. } => fault.code(),
+            Outcome::PendingApproval { .. } => "approval_pending",
+            Outcome::Denied { denial, .. } => denial.reason.code(),
         }
     }
 
@@ -124,6 +198,8 @@ impl Outcome {
             Outcome::Completed { .. } => exit_code::OK,
             Outcome::ToolError { .. } | Outcome::Faulted { .. } => exit_code::TOOL_ERROR,
             Outcome::LimitExceeded { .. } => exit_code::LIMIT,
+            Outcome::PendingApproval { .. } => exit_code::PENDING_APPROVAL,
+            Outcome::Denied { .. } => exit_code::DENIED,
         }
     }
 
@@ -142,6 +218,13 @@ impl Outcome {
             Outcome::ToolError { error, .. } => Some(error.to_string()),
             Outcome::LimitExceeded { limit, .. } => Some(limit.to_string()),
             Outcome::Faulted { fault, .. } => Some(fault.to_string()),
+            Outcome::PendingApproval { approval, .. } => Some(format!(
+                "`{}` needs a human approval ({}); an operator decides with `airlock approvals decide {}`",
+                approval.tool,
+                approval.capabilities.join(", "),
+                approval.id
+            )),
+            Outcome::Denied { denial, .. } => Some(denial.message.clone()),
         }
     }
 
@@ -151,7 +234,9 @@ impl Outcome {
             Outcome::Completed { report, .. }
             | Outcome::ToolError { report, .. }
             | Outcome::LimitExceeded { report, .. }
-            | Outcome::Faulted { report, .. } => report,
+            | Outcome::Faulted { report, .. }
+            | Outcome::PendingApproval { report, .. }
+            | Outcome::Denied { report, .. } => report,
         }
     }
 }
@@ -360,6 +445,22 @@ pub enum InvokeError {
         /// wasmtime's description.
         message: String,
     },
+    /// The invocation was to run under one approval, but another covers it.
+    #[error(
+        "approval `{wanted}` does not cover this request ({}): \
+         the input, tool or principal differ from what was approved",
+        found.as_ref().map_or_else(|| "no approval does".to_string(), |id| format!("approval `{id}` does"))
+    )]
+    ApprovalMismatch {
+        /// The approval asked for.
+        wanted: String,
+        /// The approval that covers (or waits for) this request, if any.
+        found: Option<String>,
+    },
+    /// The approval store or journal failed; nothing is returned that the
+    /// journal does not hold.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
 }
 
 impl InvokeError {
@@ -372,6 +473,8 @@ impl InvokeError {
             InvokeError::Grant(e) => e.code(),
             InvokeError::Busy { .. } => "host_busy",
             InvokeError::Instantiate { .. } => "instantiate_failed",
+            InvokeError::ApprovalMismatch { .. } => "approval_mismatch",
+            InvokeError::Store(e) => e.code(),
         }
     }
 

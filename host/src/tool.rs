@@ -2,6 +2,7 @@
 //! pre-linked so an invocation is instantiate + call.
 
 use crate::grants::{GrantError, Grants, ResolvedGrants};
+use crate::policy::ToolFacts;
 use crate::runtime::{ComponentInfo, InspectError, Sha256Digest, ToolPre, World};
 use std::fmt;
 use std::io::Read;
@@ -96,6 +97,7 @@ pub(crate) struct ToolInner {
     pub pre: ToolPre,
     pub grants: ResolvedGrants,
     pub from_cache: bool,
+    pub facts: ToolFacts,
 }
 
 impl Tool {
@@ -127,6 +129,12 @@ impl Tool {
     /// The grants the tool runs with (host paths resolved).
     pub fn grants(&self) -> &Grants {
         self.inner.grants.grants()
+    }
+
+    /// What policies see of the tool: name, world, capabilities, digest,
+    /// sensitivity.
+    pub fn facts(&self) -> &ToolFacts {
+        &self.inner.facts
     }
 
     /// Whether the compiled code came from the on-disk cache.

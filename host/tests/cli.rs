@@ -1,56 +1,12 @@
 //! The `airlock` binary: output, `--json` result objects, input sources, grants
 //! and the documented exit codes, on the real guests and bad components.
 
+mod common;
+
 use airlock_tests::fixtures::bad_components;
-use airlock_tests::{guest_path, test_cache_dir};
+use airlock_tests::guest_path;
+use common::{airlock, code, json_of, permit_all, run, run_stdin, stderr, stdout};
 use serde_json::{Value, json};
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
-
-fn airlock(args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_airlock"));
-    cmd.env("AIRLOCK_STATE_DIR", test_cache_dir().join("cli-state"))
-        .env_remove("RUST_LOG")
-        .args(args);
-    cmd
-}
-
-fn run(args: &[&str]) -> Output {
-    airlock(args).output().expect("run airlock")
-}
-
-fn run_stdin(args: &[&str], stdin: &[u8]) -> Output {
-    let mut child = airlock(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn airlock");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(stdin)
-        .expect("write stdin");
-    child.wait_with_output().expect("wait")
-}
-
-fn code(output: &Output) -> i32 {
-    output.status.code().expect("exited normally")
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-fn json_of(output: &Output) -> Value {
-    serde_json::from_slice(&output.stdout)
-        .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", stdout(output)))
-}
 
 #[test]
 fn run_prints_the_output_and_exits_zero() {
@@ -215,10 +171,18 @@ fn usage_errors_exit_two_and_say_what_to_write() {
 #[test]
 fn host_environment_never_reaches_the_guest() {
     let canary = "airlock-canary-7f3a";
-    let out = airlock(&["run", guest_path("env-snoop"), "--input", "{}"])
-        .env("AIRLOCK_TEST_CANARY", canary)
-        .output()
-        .expect("run");
+    let policies = permit_all();
+    let out = airlock(&[
+        "--policies",
+        &policies,
+        "run",
+        guest_path("env-snoop"),
+        "--input",
+        "{}",
+    ])
+    .env("AIRLOCK_TEST_CANARY", canary)
+    .output()
+    .expect("run");
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     let seen = json_of(&out);
     assert_eq!(seen["env"], json!([]));
@@ -232,7 +196,10 @@ fn dir_flags_grant_directories() {
     let grant = format!("{}::/data", dir.path().display());
     let input = r#"{"read": ["/data/note.txt"], "write": ["/data/out.txt"]}"#;
 
+    let policies = permit_all();
     let out = run(&[
+        "--policies",
+        &policies,
         "run",
         guest_path("env-snoop"),
         "--dir",
@@ -249,6 +216,8 @@ fn dir_flags_grant_directories() {
     );
 
     let out = run(&[
+        "--policies",
+        &policies,
         "run",
         guest_path("env-snoop"),
         "--dir-rw",
@@ -523,9 +492,12 @@ async fn run_reaches_exactly_what_the_grant_allows() {
     .expect("config");
     let input = json!({"url": format!("http://svc.test:{port}/cli")}).to_string();
     let (grant, config) = (grant.display().to_string(), config.display().to_string());
+    let policies = permit_all();
 
     let runs = tokio::task::spawn_blocking(move || {
         let resolve = [
+            "--policies",
+            &policies,
             "--resolve",
             "svc.test=127.0.0.2",
             "--no-dns",

@@ -46,7 +46,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let host = Host::builder().build()?;
+        // The full path: Cedar authorization and a journaled attestation.
+        let state = tempfile::tempdir()?;
+        let host = Host::builder().state_dir(state.path()).build()?;
         let tool = host
             .load(
                 std::path::Path::new(airlock_test_artifacts::ECHO),

@@ -71,6 +71,7 @@ fn main() -> Result<(), Error> {
         let server = TestServer::start(ip, 0, Behaviour::Sized(512)).await?;
         let addr = server.addr();
         let host = Host::builder()
+            .policies(airlock_tests::permit_all())
             .resolver(Arc::new(StaticResolver::new().with("bench.test", [IpAddr::V4(ip)])))
             .build()?;
         let grant = NetworkGrant::from_toml(

@@ -8,6 +8,7 @@ pub mod stats;
 
 pub use airlock_test_artifacts as artifacts;
 
+use airlock::policy::PolicyEngine;
 use airlock::{Grants, Host, Tool};
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
@@ -24,9 +25,21 @@ pub fn test_cache_dir() -> PathBuf {
     workspace_root().join("target").join("test-cache")
 }
 
+/// `fixtures/policies/permit-all`: everything permitted, for suites that
+/// are not about policy.
+pub fn permit_all_dir() -> PathBuf {
+    fixtures::fixtures_dir().join("policies/permit-all")
+}
+
+/// The policies of [`permit_all_dir`].
+pub fn permit_all() -> PolicyEngine {
+    PolicyEngine::from_dir(&permit_all_dir()).expect("the permit-all policies load")
+}
+
 static HOST: LazyLock<Host> = LazyLock::new(|| {
     Host::builder()
         .cache_dir(test_cache_dir())
+        .policies(permit_all())
         .build()
         .expect("build the shared test host")
 });
@@ -34,12 +47,14 @@ static HOST: LazyLock<Host> = LazyLock::new(|| {
 static METERED_HOST: LazyLock<Host> = LazyLock::new(|| {
     Host::builder()
         .cache_dir(test_cache_dir())
+        .policies(permit_all())
         .fuel_metering(true)
         .build()
         .expect("build the shared fuel-metered test host")
 });
 
-/// A host with default limits, shared by the tests of one process.
+/// A host with default limits and [`permit_all`] policies, shared by the
+/// tests of one process.
 pub fn host() -> &'static Host {
     &HOST
 }

@@ -517,6 +517,7 @@ impl EgressHarness {
         let resolver = Arc::new(SwitchResolver::default());
         let host = Host::builder()
             .cache_dir(crate::test_cache_dir())
+            .policies(crate::permit_all())
             .resolver(Arc::clone(&resolver) as Arc<dyn Resolver>)
             .connector(Arc::clone(&connector) as Arc<dyn Connector>)
             .build()

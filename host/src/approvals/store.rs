@@ -204,8 +204,9 @@ impl ApprovalStore for SqliteStore {
                     "tool_sha256": request.tool_sha256,
                     "capabilities": request.capabilities,
                     "grant": request.grant_summary,
+                    // The input itself stays out of the permanent record:
+                    // agents put anything in inputs. Its hash binds it.
                     "request_hash": request.request_hash,
-                    "input_summary": request.input_summary,
                 }),
             )?;
             Ok(Approval {

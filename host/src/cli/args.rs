@@ -1,5 +1,7 @@
 //! Command-line flags, parsed and validated; nothing here touches a component.
 
+use airlock::approvals::OperatorDecision;
+use airlock::policy::Principal;
 use airlock::{DirAccess, DirGrant, Limits};
 use clap::{Args, Parser, Subcommand};
 use std::net::IpAddr;
@@ -23,6 +25,11 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub no_cache: bool,
 
+    /// Cedar policy directory (`*.cedar`, optional `schema.cedarschema` and
+    /// `entities.json`); default: the shipped policies.
+    #[arg(long, global = true, env = "AIRLOCK_POLICIES", value_name = "DIR")]
+    pub policies: Option<PathBuf>,
+
     /// Log more (repeat for more detail); `RUST_LOG` overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -36,8 +43,9 @@ Exit codes:
   0  the tool returned output
   1  the tool failed: returned an error, crashed (trap), exited, or returned non-JSON
   2  usage or host error: bad arguments or input, unreadable or invalid component
-  3  denied: the component imports something airlock does not provide
-  4  a limit ended the invocation (deadline, fuel, memory, table, stack, input, output)";
+  3  denied: by policy, by an operator, or the component imports something airlock does not provide
+  4  a limit ended the invocation (deadline, fuel, memory, table, stack, input, output)
+  5  the request waits for a human approval (the approval id is printed)";
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -48,6 +56,126 @@ pub enum Command {
     /// Explain egress decisions without sending anything.
     #[command(subcommand)]
     Egress(EgressCommand),
+    /// Check and explain Cedar policies.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+    /// List, show and decide human approvals (the operator's side).
+    #[command(subcommand)]
+    Approvals(ApprovalsCommand),
+    /// Verify and read the tamper-evident journal.
+    #[command(subcommand)]
+    Journal(JournalCommand),
+    /// Verify or export the proof of one execution.
+    #[command(subcommand)]
+    Attest(AttestCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Parse and validate the policies against the schema; print their ids.
+    Validate,
+    /// Show the decision for one request: decision, deciding policies, and
+    /// whether an approval could lift a deny.
+    Explain(ExplainArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    /// The principal, e.g. `Agent::"claude"`.
+    #[arg(long, value_parser = parse_principal)]
+    pub principal: Principal,
+    /// The action, e.g. `tool.execute`.
+    #[arg(long)]
+    pub action: String,
+    /// The tool: a component file, or a tool name in --config.
+    #[arg(long)]
+    pub tool: String,
+    /// Operator configuration (to find --tool by name, and its `sensitive` mark).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// The request context as JSON (merged over empty defaults), e.g. `{"approved": true}`.
+    #[arg(long, value_name = "JSON")]
+    pub context: Option<String>,
+    /// For `http.request`: the destination URL.
+    #[arg(long)]
+    pub url: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ApprovalsCommand {
+    /// Pending approvals (all with --all), newest first.
+    List {
+        /// Include decided ones.
+        #[arg(long)]
+        all: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One approval in full.
+    Show {
+        /// Its id.
+        id: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Decide a pending approval.
+    Decide(DecideArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("decision").required(true).args(["allow", "deny"]))]
+pub struct DecideArgs {
+    /// The approval id.
+    pub id: String,
+    /// `once` (this exact request), `session` (this principal, session and
+    /// tool build) or `until=DURATION` (this principal and tool build, e.g. `until=2h`).
+    #[arg(long, value_name = "SCOPE", value_parser = parse_allow)]
+    pub allow: Option<OperatorDecision>,
+    /// Deny, with the reason the caller will see.
+    #[arg(long, value_name = "REASON")]
+    pub deny: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum JournalCommand {
+    /// Check the whole hash chain; name the first bad entry if any.
+    Verify {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The last entries.
+    Tail {
+        /// How many.
+        #[arg(short = 'n', default_value_t = 10)]
+        count: usize,
+        /// Print JSON (one entry per line).
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AttestCommand {
+    /// Verify an attestation by id (from the journal) or a proof file from
+    /// `attest export`: hashes, chain, checkpoint signature, egress digest.
+    Verify {
+        /// An attestation id, or a proof file.
+        target: String,
+        /// Check the input's digest against this file.
+        #[arg(long, value_name = "FILE")]
+        input: Option<PathBuf>,
+        /// Check the output's digest against this file.
+        #[arg(long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// Print a self-contained proof of one attestation (JSON).
+    Export {
+        /// The attestation id.
+        id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -127,6 +255,22 @@ pub struct RunArgs {
 
     #[command(flatten)]
     pub dns: DnsArgs,
+
+    /// Who is asking, e.g. `Agent::"claude"` (default: `User::"$USER"`).
+    #[arg(long, value_parser = parse_principal)]
+    pub principal: Option<Principal>,
+
+    /// The session (session-scoped approvals apply within it).
+    #[arg(long, default_value = "")]
+    pub session: String,
+
+    /// Run under this (decided) approval; refused if it does not cover the request.
+    #[arg(long, value_name = "ID")]
+    pub approval: Option<String>,
+
+    /// If an approval is needed, wait this long for an operator's decision.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub wait: Option<Duration>,
 }
 
 #[derive(Debug, Args)]
@@ -221,6 +365,25 @@ fn parse_size(text: &str) -> Result<u64, String> {
     text.parse::<bytesize::ByteSize>()
         .map(|size| size.as_u64())
         .map_err(|e| format!("{e}: write a size such as `65536`, `64KiB` or `128MiB`"))
+}
+
+fn parse_principal(text: &str) -> Result<Principal, String> {
+    text.parse()
+        .map_err(|e: airlock::policy::PrincipalParseError| e.to_string())
+}
+
+fn parse_allow(text: &str) -> Result<OperatorDecision, String> {
+    match text {
+        "once" => Ok(OperatorDecision::AllowOnce),
+        "session" => Ok(OperatorDecision::AllowSession),
+        other => other
+            .strip_prefix("until=")
+            .and_then(|d| humantime::parse_duration(d).ok())
+            .map(OperatorDecision::AllowFor)
+            .ok_or_else(|| {
+                format!("`{other}`: write `once`, `session` or `until=DURATION` (e.g. `until=2h`)")
+            }),
+    }
 }
 
 fn parse_resolve(text: &str) -> Result<(String, Vec<IpAddr>), String> {

@@ -28,7 +28,7 @@ pub async fn inspect(cli: &Cli, args: &InspectArgs) -> u8 {
     // only usable as a tool if that works too.
     let loaded = match super::build_host(cli, false, None) {
         Ok(host) => host.load(bytes, Grants::none()).await,
-        Err(e) => return fail("host_build_failed", e.to_string(), exit_code::USAGE),
+        Err(e) => return fail(e.code, e.message, e.exit),
     };
     let described = loaded
         .as_ref()

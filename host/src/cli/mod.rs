@@ -2,14 +2,18 @@
 //! command, map the result to an exit code. Commands only use the library's
 //! public API.
 
+mod approvals;
 mod args;
 mod egress;
 mod inspect;
+mod journal;
+mod policy;
 mod progress;
 mod render;
 mod run;
 
 use airlock::egress::{Resolver, StaticResolver, SystemResolver};
+use airlock::policy::PolicyEngine;
 use airlock::{Config, ConfigError, Host, NetworkGrant, ToolConfig, exit_code};
 use args::{Cli, Command, DnsArgs, EgressCommand, GrantSource};
 use clap::Parser;
@@ -45,6 +49,10 @@ pub fn main() -> ExitCode {
             Command::Run(run) => run::run(&cli, run).await,
             Command::Inspect(inspect) => inspect::inspect(&cli, inspect).await,
             Command::Egress(EgressCommand::Check(check)) => egress::check(&cli, check).await,
+            Command::Policy(command) => policy::run(&cli, command),
+            Command::Approvals(command) => approvals::run(&cli, command),
+            Command::Journal(command) => journal::run_journal(&cli, command),
+            Command::Attest(command) => journal::run_attest(&cli, command),
         }
     });
     ExitCode::from(code)
@@ -71,6 +79,64 @@ pub(crate) fn fail(code: &str, message: &str, exit: u8) -> u8 {
     exit
 }
 
+/// A command that could not do what was asked: reason code, message, exit code.
+pub(crate) struct Failure {
+    pub code: &'static str,
+    pub message: String,
+    pub exit: u8,
+}
+
+impl Failure {
+    pub(crate) fn usage(code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            exit: exit_code::USAGE,
+        }
+    }
+
+    /// Prints it and returns the exit code.
+    pub(crate) fn report(self) -> u8 {
+        fail(self.code, &self.message, self.exit)
+    }
+}
+
+macro_rules! failure_from {
+    ($($error:ty),*) => {$(
+        impl From<$error> for Failure {
+            fn from(e: $error) -> Self {
+                Failure::usage(e.code(), e.to_string())
+            }
+        }
+    )*};
+}
+failure_from!(
+    airlock::policy::PolicyError,
+    airlock::store::StoreError,
+    airlock::approvals::ApprovalError,
+    airlock::attest::AttestError,
+    airlock::ConfigError
+);
+
+impl From<airlock::BuildError> for Failure {
+    fn from(e: airlock::BuildError) -> Self {
+        Failure::usage("host_build_failed", e.to_string())
+    }
+}
+
+/// The policies from `--policies`, or the shipped ones.
+pub(crate) fn load_policies(cli: &Cli) -> Result<PolicyEngine, Failure> {
+    match &cli.policies {
+        Some(dir) => Ok(PolicyEngine::from_dir(dir)?),
+        None => Ok(PolicyEngine::embedded()),
+    }
+}
+
+/// The state directory's database (created on first use).
+pub(crate) fn open_store(cli: &Cli) -> Result<airlock::store::SqliteStore, Failure> {
+    Ok(airlock::store::SqliteStore::open_in(&cli.state_dir)?)
+}
+
 /// A host configured from the global flags. Its default limits (which also
 /// bound `describe()` at load) stay the built-in ones; a command's limit flags
 /// apply to the invocation it runs.
@@ -78,9 +144,11 @@ pub(crate) fn build_host(
     cli: &Cli,
     fuel_metering: bool,
     resolver: Option<Arc<dyn Resolver>>,
-) -> Result<Host, airlock::BuildError> {
+) -> Result<Host, Failure> {
     let mut builder = Host::builder()
         .fuel_metering(fuel_metering)
+        .state_dir(&cli.state_dir)
+        .policies(load_policies(cli)?)
         .on_compile(progress::compile_spinner());
     if let Some(resolver) = resolver {
         builder = builder.resolver(resolver);
@@ -88,7 +156,7 @@ pub(crate) fn build_host(
     if !cli.no_cache {
         builder = builder.cache_dir(cli.state_dir.join("cache"));
     }
-    builder.build()
+    Ok(builder.build()?)
 }
 
 impl GrantSource {

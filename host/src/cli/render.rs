@@ -26,29 +26,10 @@ fn captured_json(captured: &Captured) -> Value {
     json!({ "text": captured.text, "dropped_bytes": captured.dropped_bytes })
 }
 
-/// One egress record, with the same reason codes as `airlock egress check`.
-pub fn egress_json(record: &EgressRecord) -> Value {
-    json!({
-        "method": record.method,
-        "scheme": record.scheme,
-        "host": record.host,
-        "port": record.port,
-        "addresses": record.addresses.iter().map(ToString::to_string).collect::<Vec<_>>(),
-        "connected": record.connected.map(|a| a.to_string()),
-        "decision": record.verdict.as_str(),
-        "reason": record.reason.map(|r| r.code()),
-        "rule": record.rule,
-        "status": record.status,
-        "bytes_up": record.bytes_up,
-        "bytes_down": record.bytes_down,
-        "duration_ms": record.duration.as_secs_f64() * 1000.0,
-    })
-}
-
 fn report_json(report: &RunReport) -> Value {
     json!({
         "invocation_id": report.invocation_id,
-        "egress": report.egress.iter().map(egress_json).collect::<Vec<_>>(),
+        "egress": report.egress.iter().map(EgressRecord::to_json).collect::<Vec<_>>(),
         "duration_ms": report.duration.as_secs_f64() * 1000.0,
         "limits": limits_json(&report.limits),
         "fuel_consumed": report.fuel_consumed,
@@ -75,6 +56,8 @@ pub fn outcome_json(tool: &Tool, outcome: &Outcome) -> Value {
             Outcome::Completed { .. } => "ok",
             Outcome::ToolError { .. } => "tool_error",
             Outcome::LimitExceeded { .. } => "limit_exceeded",
+            Outcome::PendingApproval { .. } => "pending_approval",
+            Outcome::Denied { .. } => "denied",
             _ => "faulted",
         },
         "code": outcome.code(),
@@ -90,15 +73,28 @@ pub fn outcome_json(tool: &Tool, outcome: &Outcome) -> Value {
     if let Some(message) = outcome.message() {
         object["error"] = json!({ "code": outcome.code(), "message": message });
     }
-    if let Outcome::Faulted {
-        fault: airlock::GuestFault::Trap {
-            backtrace: Some(bt),
+    match outcome {
+        Outcome::Faulted {
+            fault:
+                airlock::GuestFault::Trap {
+                    backtrace: Some(bt),
+                    ..
+                },
             ..
-        },
-        ..
-    } = outcome
-    {
-        object["error"]["backtrace"] = Value::String(bt.clone());
+        } => object["error"]["backtrace"] = Value::String(bt.clone()),
+        Outcome::PendingApproval { approval, .. } => {
+            object["approval"] = json!({
+                "id": approval.id,
+                "tool": approval.tool,
+                "capabilities": approval.capabilities,
+                "summary": approval.summary,
+            });
+        }
+        Outcome::Denied { denial, .. } => {
+            object["error"]["policies"] = json!(denial.policies);
+            object["error"]["approval_id"] = json!(denial.approval_id);
+        }
+        _ => {}
     }
     object
 }

@@ -1,7 +1,9 @@
 //! `airlock run`: load a component, run it once on JSON input, print the result.
 
+use super::approvals;
 use super::args::{Cli, RunArgs};
 use super::render;
+use airlock::policy::{Principal, RequestContext};
 use airlock::{Grants, Invocation, LimitExceeded, Outcome, exit_code};
 use std::io::{IsTerminal, Read};
 
@@ -57,7 +59,7 @@ pub async fn run(cli: &Cli, args: &RunArgs) -> u8 {
     let resolver = args.dns.is_set().then(|| args.dns.resolver());
     let host = match super::build_host(cli, limits.fuel.is_some(), resolver) {
         Ok(host) => host,
-        Err(e) => return report_error(json, "host_build_failed", &e.to_string(), exit_code::USAGE),
+        Err(e) => return report_error(json, e.code, &e.message, e.exit),
     };
     let tool = match host.load(component.as_path(), grants).await {
         Ok(tool) => tool,
@@ -66,22 +68,60 @@ pub async fn run(cli: &Cli, args: &RunArgs) -> u8 {
             return report_error(json, e.code(), &message, e.exit_code());
         }
     };
-    let outcome = match host
-        .invoke(&tool, Invocation::new(input).with_limits(limits))
-        .await
-    {
+    let mut invocation = Invocation::new(input)
+        .with_limits(limits)
+        .as_principal(args.principal.clone().unwrap_or_else(local_user))
+        .in_context(RequestContext {
+            session_id: args.session.clone(),
+            ..RequestContext::default()
+        });
+    if let Some(id) = &args.approval {
+        invocation = invocation.under_approval(id.clone());
+    }
+    if let Some(wait) = args.wait {
+        invocation = invocation.wait_for_approval(wait);
+    }
+    let mut outcome = match host.invoke(&tool, invocation.clone()).await {
         Ok(outcome) => outcome,
         Err(e) => return report_error(json, e.code(), &e.to_string(), e.exit_code()),
     };
+    // On a terminal the operator is right here: ask, decide, run.
+    if let Outcome::PendingApproval { approval, .. } = &outcome
+        && !json
+        && std::io::stderr().is_terminal()
+        && let Some(decision) = approvals::prompt(&host, approval)
+    {
+        if let Some(store) = host.approvals()
+            && let Err(e) = store.decide(&approval.id, &decision, std::time::SystemTime::now())
+        {
+            return report_error(json, e.code(), &e.to_string(), exit_code::USAGE);
+        }
+        outcome = match host.invoke(&tool, invocation).await {
+            Ok(outcome) => outcome,
+            Err(e) => return report_error(json, e.code(), &e.to_string(), e.exit_code()),
+        };
+    }
 
     if json {
         println!("{}", render::outcome_json(&tool, &outcome));
     } else if let Outcome::Completed { output, .. } = &outcome {
         println!("{output}");
+    } else if let Outcome::PendingApproval { approval, .. } = &outcome {
+        // The id on stdout, for scripts; the explanation on stderr.
+        println!("{}", approval.id);
+        render::print_failure(&tool, &outcome);
     } else {
         render::print_failure(&tool, &outcome);
     }
     outcome.exit_code()
+}
+
+/// `User::"$USER"`: the person at the terminal.
+fn local_user() -> Principal {
+    let name = std::env::var("USER")
+        .or_else(|_| std::env::var("USERNAME"))
+        .unwrap_or_else(|_| "local".to_string());
+    Principal::user(name)
 }
 
 type InputError = (&'static str, String, u8);

@@ -55,6 +55,8 @@ pub enum Reason {
     BetweenBytesTimeout,
     /// The server broke the HTTP protocol.
     ProtocolError,
+    /// A Cedar policy forbids the destination (`http.request`).
+    PolicyDenied,
 }
 
 impl Reason {
@@ -78,6 +80,7 @@ impl Reason {
             Reason::FirstByteTimeout => "first_byte_timeout",
             Reason::BetweenBytesTimeout => "between_bytes_timeout",
             Reason::ProtocolError => "protocol_error",
+            Reason::PolicyDenied => "policy_denied",
         }
     }
 
@@ -91,7 +94,8 @@ impl Reason {
             | Reason::UserinfoNotAllowed
             | Reason::HostNotAllowed
             | Reason::PortNotAllowed
-            | Reason::TooManyRequests => E::HttpRequestDenied,
+            | Reason::TooManyRequests
+            | Reason::PolicyDenied => E::HttpRequestDenied,
             Reason::PrivateAddress | Reason::MetadataAddress => E::DestinationIpProhibited,
             Reason::DnsFailed => E::DnsError {
                 rcode: Some("denied_by_host: name did not resolve".into()),

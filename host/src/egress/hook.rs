@@ -14,6 +14,7 @@ use super::decide::{Decision, Denial, PinnedTarget, Reason, decide};
 use super::grant::NetworkGrant;
 use super::record::{EgressLog, EgressRecord, Origin, RecordHandle};
 use super::resolve::Resolver;
+use crate::policy::{DestinationFacts, PolicyEngine, Principal, RequestContext, ToolFacts};
 use http_body_util::BodyExt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -32,12 +33,21 @@ pub(crate) struct Network {
     pub connector: Arc<dyn Connector>,
 }
 
+/// Who is making an invocation's requests, for the `http.request` check.
+#[derive(Clone)]
+pub(crate) struct Requester {
+    pub policies: Arc<PolicyEngine>,
+    pub principal: Principal,
+    pub tool: ToolFacts,
+    pub context: RequestContext,
+}
+
 /// Everything one invocation's requests share.
 struct Context {
-    tool: String,
     invocation_id: String,
     grant: Arc<NetworkGrant>,
     network: Network,
+    requester: Requester,
     budget: Arc<Budget>,
     log: EgressLog,
 }
@@ -50,10 +60,10 @@ pub(crate) struct EgressHook {
 
 impl EgressHook {
     pub(crate) fn new(
-        tool: &str,
         invocation_id: &str,
         grant: Arc<NetworkGrant>,
         network: Network,
+        requester: Requester,
     ) -> Self {
         let budgets = grant.budgets();
         let budget = Budget::new(
@@ -62,10 +72,10 @@ impl EgressHook {
         );
         Self {
             cx: Arc::new(Context {
-                tool: tool.to_string(),
                 invocation_id: invocation_id.to_string(),
                 grant,
                 network,
+                requester,
                 budget,
                 log: EgressLog::default(),
             }),
@@ -127,7 +137,7 @@ impl Context {
     ) -> Result<(http::Response<WasiBody>, IoFuture), WasiError> {
         let method = request.method().to_string();
         let origin = Origin {
-            tool: &self.tool,
+            tool: &self.requester.tool.name,
             invocation_id: &self.invocation_id,
             method: &method,
         };
@@ -153,6 +163,33 @@ impl Context {
             Decision::Allow(pinned) => pinned,
             Decision::Deny(denial) => return deny(denial),
         };
+        // Operators can forbid destinations for everyone in Cedar, after the
+        // grant matched and before anything is dialled.
+        let target = pinned.target();
+        let r = &self.requester;
+        let destination = DestinationFacts {
+            scheme: target.scheme.to_string(),
+            host: target.host.to_string(),
+            port: target.port,
+        };
+        let verdict = r
+            .policies
+            .check_http(&r.principal, &r.tool, &r.context, &destination);
+        if !verdict.allowed {
+            return deny(Denial {
+                reason: Reason::PolicyDenied,
+                message: format!(
+                    "policy {} refuses {}://{}:{}",
+                    verdict.policies.join(", "),
+                    destination.scheme,
+                    destination.host,
+                    destination.port
+                ),
+                target: Some(target.clone()),
+                addresses: pinned.addresses().to_vec(),
+                rule: Some(format!("cedar: {}", verdict.policies.join(", "))),
+            });
+        }
         let record = self.log.allow(&origin, &pinned);
         match self.exchange(request, options, &pinned, &record).await {
             Ok(exchange) => Ok(exchange),

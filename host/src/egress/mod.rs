@@ -29,6 +29,6 @@ pub use grant::{
     DEFAULT_MAX_RESPONSE_BYTES, NetworkGrant,
 };
 pub(crate) use grant::{RawGrant, Source};
-pub(crate) use hook::{EgressHook, Network};
+pub(crate) use hook::{EgressHook, Network, Requester};
 pub use record::{EgressRecord, Verdict};
 pub use resolve::{ResolveError, ResolveFuture, Resolver, StaticResolver, SystemResolver};

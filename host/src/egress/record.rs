@@ -65,6 +65,28 @@ pub struct EgressRecord {
 }
 
 impl EgressRecord {
+    /// The record as JSON with fixed field names (reason codes as in
+    /// `airlock egress check`), as journaled and printed by `run --json`.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "tool": self.tool,
+            "invocation_id": self.invocation_id,
+            "method": self.method,
+            "scheme": self.scheme,
+            "host": self.host,
+            "port": self.port,
+            "addresses": self.addresses.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "connected": self.connected.map(|a| a.to_string()),
+            "decision": self.verdict.as_str(),
+            "reason": self.reason.map(Reason::code),
+            "rule": self.rule,
+            "status": self.status,
+            "bytes_up": self.bytes_up,
+            "bytes_down": self.bytes_down,
+            "duration_ms": self.duration.as_secs_f64() * 1000.0,
+        })
+    }
+
     /// Emits the canonical `tracing` event for this record:
     /// `egress.allowed` (with `error` if it failed) or `egress.denied` (with
     /// `deny_reason`), fixed field names either way.

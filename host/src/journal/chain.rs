@@ -51,7 +51,7 @@ fn write_canonical(value: &Value, out: &mut String) {
 /// What kind of event an entry records.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum EntryKind {
-    /// A finished invocation, with its signed attestation.
+    /// A finished invocation, with its attestation.
     Invocation,
     /// One outgoing request (allowed or denied).
     Egress,
@@ -63,6 +63,8 @@ pub enum EntryKind {
     PolicyReload,
     /// A request was denied before any tool ran.
     Denial,
+    /// A signed statement of the chain head (see `attest`).
+    Checkpoint,
 }
 
 impl EntryKind {
@@ -75,6 +77,7 @@ impl EntryKind {
             EntryKind::ApprovalDecided => "approval_decided",
             EntryKind::PolicyReload => "policy_reload",
             EntryKind::Denial => "denial",
+            EntryKind::Checkpoint => "checkpoint",
         }
     }
 }

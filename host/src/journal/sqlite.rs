@@ -42,10 +42,12 @@ pub(crate) fn append_in(
     let time = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
     let payload = canonical_json(payload);
     let hash = entry_hash(seq, &time, kind.as_str(), &payload, &prev_hash);
-    conn.execute(
+    conn.prepare_cached(
         "INSERT INTO journal (seq, time, kind, payload, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![i64::try_from(seq).unwrap_or(i64::MAX), time, kind.as_str(), payload, prev_hash, hash],
     )
+    .and_then(|mut insert| {
+        insert.execute(params![i64::try_from(seq).unwrap_or(i64::MAX), time, kind.as_str(), payload, prev_hash, hash])
+    })
     .map_err(StoreError::sql("appending to the journal"))?;
     Ok(Entry {
         seq,
@@ -104,6 +106,36 @@ impl JournalStore for SqliteStore {
                 &format!("SELECT {COLUMNS} FROM journal ORDER BY rowid"),
                 None,
             )
+        })
+    }
+
+    fn last_of_kind(&self, kind: EntryKind) -> Result<Option<Entry>, StoreError> {
+        self.read(|conn| {
+            let kind = kind.as_str().to_string();
+            Ok(collect(
+                conn,
+                &format!("SELECT {COLUMNS} FROM journal WHERE kind = ?1 ORDER BY seq DESC LIMIT 1"),
+                Some(&kind),
+            )?
+            .into_iter()
+            .next())
+        })
+    }
+
+    fn checkpoint(&self, sign: &dyn Fn(u64, &str) -> Value) -> Result<Entry, StoreError> {
+        self.write("checkpointing the journal", |tx| {
+            let head: Option<(i64, String)> = tx
+                .query_row(
+                    "SELECT seq, hash FROM journal ORDER BY seq DESC LIMIT 1",
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()
+                .map_err(StoreError::sql("reading the journal head"))?;
+            let (seq, hash) = head.map_or((0, GENESIS.to_string()), |(s, h)| {
+                (u64::try_from(s).unwrap_or(0), h)
+            });
+            append_in(tx, EntryKind::Checkpoint, &sign(seq, &hash))
         })
     }
 

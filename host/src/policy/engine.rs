@@ -1,12 +1,14 @@
 //! [`PolicyEngine`]: Cedar policies, schema and entities, parsed and
 //! validated once, answering each check in a few microseconds.
 
+use super::error::{Location, PolicyError, cedar_error};
+use super::facts::{Action, Decision, DestinationFacts, ToolFacts, entity_error, uid};
 use super::principal::{Principal, RequestContext};
 use cedar_policy::{
-    Authorizer, Context, Entities, Entity, EntityId, EntityTypeName, EntityUid, PolicyId,
-    PolicySet, Request, RestrictedExpression, Schema, ValidationMode, Validator,
+    Authorizer, Context, Entities, EntityUid, PolicyId, PolicySet, Request, RestrictedExpression,
+    Schema, ValidationMode, Validator,
 };
-use miette::Diagnostic;
+use sha2::Digest as _;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -19,228 +21,6 @@ pub const DEFAULT_POLICIES: &str = include_str!("../../../policies/default.cedar
 
 /// The annotation that marks a deny a human may lift.
 const APPROVAL_ANNOTATION: &str = "approval";
-
-/// An action the host checks.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Action {
-    /// List tools.
-    ToolList,
-    /// Read a tool's descriptor.
-    ToolDescribe,
-    /// Run a tool.
-    ToolExecute,
-    /// An outgoing HTTP request (after the grant matched).
-    HttpRequest,
-    /// Use a vault secret.
-    CredentialUse,
-    /// Read a path.
-    FsRead,
-    /// Write a path.
-    FsWrite,
-    /// Run a native program.
-    ProcessExec,
-}
-
-impl Action {
-    /// Every action, in schema order.
-    pub const ALL: [Action; 8] = [
-        Action::ToolList,
-        Action::ToolDescribe,
-        Action::ToolExecute,
-        Action::HttpRequest,
-        Action::CredentialUse,
-        Action::FsRead,
-        Action::FsWrite,
-        Action::ProcessExec,
-    ];
-
-    /// The action's id, e.g. `tool.execute`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Action::ToolList => "tool.list",
-            Action::ToolDescribe => "tool.describe",
-            Action::ToolExecute => "tool.execute",
-            Action::HttpRequest => "http.request",
-            Action::CredentialUse => "credential.use",
-            Action::FsRead => "fs.read",
-            Action::FsWrite => "fs.write",
-            Action::ProcessExec => "process.exec",
-        }
-    }
-
-    /// The action named `text`, if any.
-    pub fn parse(text: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|a| a.as_str() == text)
-    }
-
-    fn uid(self) -> EntityUid {
-        uid("Action", self.as_str())
-    }
-}
-
-fn uid(type_name: &str, id: &str) -> EntityUid {
-    let name = EntityTypeName::from_str(&format!("Airlock::{type_name}"))
-        .expect("the schema's own type names parse");
-    EntityUid::from_type_name_and_id(name, EntityId::new(id))
-}
-
-/// What the host knows about a tool, as the Cedar `Tool` entity.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ToolFacts {
-    /// The tool's name.
-    pub name: String,
-    /// Its world (`pure`, `network`, ...).
-    pub world: String,
-    /// Its capabilities, derived from its imports.
-    pub capabilities: Vec<String>,
-    /// SHA-256 of its component.
-    pub sha256: String,
-    /// Whether it needs an approval under the default policies.
-    pub sensitive: bool,
-}
-
-impl ToolFacts {
-    fn entity(&self) -> Result<Entity, String> {
-        let attrs = HashMap::from([
-            (
-                "name".to_string(),
-                RestrictedExpression::new_string(self.name.clone()),
-            ),
-            (
-                "world".to_string(),
-                RestrictedExpression::new_string(self.world.clone()),
-            ),
-            (
-                "capabilities".to_string(),
-                RestrictedExpression::new_set(
-                    self.capabilities
-                        .iter()
-                        .cloned()
-                        .map(RestrictedExpression::new_string),
-                ),
-            ),
-            (
-                "sha256".to_string(),
-                RestrictedExpression::new_string(self.sha256.clone()),
-            ),
-            (
-                "sensitive".to_string(),
-                RestrictedExpression::new_bool(self.sensitive),
-            ),
-        ]);
-        Entity::new(uid("Tool", &self.name), attrs, HashSet::new()).map_err(|e| e.to_string())
-    }
-}
-
-/// A destination for `http.request`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct DestinationFacts {
-    /// `http` or `https`.
-    pub scheme: String,
-    /// Normalised host.
-    pub host: String,
-    /// Port.
-    pub port: u16,
-}
-
-/// The outcome of one check: data, like Cedar's own response.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Decision {
-    /// Whether the action is allowed.
-    pub allowed: bool,
-    /// The policies that determined it (permits if allowed, forbids otherwise;
-    /// empty when nothing permitted).
-    pub policies: Vec<String>,
-    /// Denied only by policies marked `@approval("required")`: a human may
-    /// lift this deny.
-    pub approval_possible: bool,
-    /// Policies that failed to evaluate (they count as not matching).
-    pub errors: Vec<String>,
-}
-
-/// Where something in a policy source went wrong.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Location {
-    /// The file (or other source name).
-    pub file: String,
-    /// 1-based line (0 when unknown).
-    pub line: usize,
-    /// 1-based column (0 when unknown).
-    pub column: usize,
-}
-
-impl std::fmt::Display for Location {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}:{}:{}", self.file, self.line, self.column)
-    }
-}
-
-/// Policies, schema or entities that cannot be used; start-up stops.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum PolicyError {
-    /// A file could not be read.
-    #[error("cannot read {}: {source}", path.display())]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
-    },
-    /// Cedar rejected a source: its own diagnostic, with the location.
-    #[error("{location}: {message}")]
-    Cedar {
-        /// Where.
-        location: Location,
-        /// Cedar's message (and help, when it has one).
-        message: String,
-    },
-    /// Two policies share an `@id`.
-    #[error("{location}: policy id `{id}` is used twice: give each policy its own @id")]
-    DuplicateId {
-        /// The id.
-        id: String,
-        /// Where the second one is.
-        location: Location,
-    },
-}
-
-impl PolicyError {
-    /// Stable machine-readable reason code.
-    pub fn code(&self) -> &'static str {
-        match self {
-            PolicyError::Read { .. } => "policy_unreadable",
-            PolicyError::Cedar { .. } | PolicyError::DuplicateId { .. } => "invalid_policy",
-        }
-    }
-}
-
-/// Turns a Cedar diagnostic into a located error against `text`.
-fn cedar_error(file: &str, text: &str, error: &(dyn Diagnostic + Send + Sync)) -> PolicyError {
-    let offset = error
-        .labels()
-        .and_then(|mut labels| labels.next())
-        .map(|label| label.offset());
-    let (line, column) = offset.map_or((0, 0), |offset| {
-        let before = &text[..offset.min(text.len())];
-        (
-            before.matches('\n').count() + 1,
-            before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1,
-        )
-    });
-    let mut message = error.to_string();
-    if let Some(help) = error.help() {
-        message.push_str(&format!(" (help: {help})"));
-    }
-    PolicyError::Cedar {
-        location: Location {
-            file: file.to_string(),
-            line,
-            column,
-        },
-        message,
-    }
-}
 
 /// Checks requests against Cedar policies. Parsed and validated once (and
 /// on an explicit reload), never per request.
@@ -274,14 +54,25 @@ impl PolicyEngine {
         .expect("the shipped policies are valid (tested)")
     }
 
-    /// Reads `dir`: `schema.cedarschema`, every `*.cedar` file (in name
-    /// order) and, if present, `entities.json` (principals and groups).
+    /// Reads `dir`: every `*.cedar` file (in name order), and if present
+    /// `schema.cedarschema` (else the shipped schema) and `entities.json`
+    /// (principals and groups).
     pub fn from_dir(dir: &Path) -> Result<Self, PolicyError> {
         let read = |path: PathBuf| {
             std::fs::read_to_string(&path).map_err(|source| PolicyError::Read { path, source })
         };
         let schema_path = dir.join("schema.cedarschema");
-        let schema = read(schema_path.clone())?;
+        let (schema_name, schema) = if schema_path.exists() {
+            (
+                schema_path.display().to_string(),
+                read(schema_path.clone())?,
+            )
+        } else {
+            (
+                "policies/schema.cedarschema".to_string(),
+                DEFAULT_SCHEMA.to_string(),
+            )
+        };
         let mut policy_paths: Vec<PathBuf> = std::fs::read_dir(dir)
             .map_err(|source| PolicyError::Read {
                 path: dir.to_path_buf(),
@@ -307,7 +98,7 @@ impl PolicyEngine {
             .map(|(n, t)| (n.as_str(), t.as_str()))
             .collect();
         Self::from_sources(
-            (&schema_path.display().to_string(), &schema),
+            (&schema_name, &schema),
             &policy_refs,
             entities.as_ref().map(|(n, t)| (n.as_str(), t.as_str())),
         )
@@ -390,6 +181,11 @@ impl PolicyEngine {
         })
     }
 
+    /// SHA-256 of the policy set's text: changes when any policy changes.
+    pub fn digest(&self) -> String {
+        hex::encode(sha2::Sha256::digest(self.policies.to_string().as_bytes()))
+    }
+
     /// The policy ids, in file order.
     pub fn policy_ids(&self) -> Vec<String> {
         self.policies
@@ -399,8 +195,9 @@ impl PolicyEngine {
     }
 
     /// Adds (or replaces) the `Tool` entity for `tool`.
-    pub fn register_tool(&self, tool: &ToolFacts) -> Result<(), String> {
+    pub fn register_tool(&self, tool: &ToolFacts) -> Result<(), PolicyError> {
         let entity = tool.entity()?;
+        let id = entity.uid();
         let mut current = self
             .with_tools
             .write()
@@ -409,7 +206,7 @@ impl PolicyEngine {
             .as_ref()
             .clone()
             .upsert_entities([entity], Some(&self.schema))
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| entity_error(&id, &e))?;
         *current = Arc::new(updated);
         Ok(())
     }
@@ -461,35 +258,16 @@ impl PolicyEngine {
         context: &RequestContext,
         destination: &DestinationFacts,
     ) -> Decision {
-        let id = format!(
-            "{}://{}:{}",
-            destination.scheme, destination.host, destination.port
-        );
-        let attrs = HashMap::from([
-            (
-                "scheme".to_string(),
-                RestrictedExpression::new_string(destination.scheme.clone()),
-            ),
-            (
-                "host".to_string(),
-                RestrictedExpression::new_string(destination.host.clone()),
-            ),
-            (
-                "port".to_string(),
-                RestrictedExpression::new_long(i64::from(destination.port)),
-            ),
-        ]);
-        let entities = Entity::new(uid("Destination", &id), attrs, HashSet::new())
-            .map_err(|e| e.to_string())
-            .and_then(|entity| {
-                self.principals
-                    .clone()
-                    .add_entities([entity], None)
-                    .map_err(|e| e.to_string())
-            });
-        let entities = match entities {
-            Ok(entities) => entities,
-            Err(error) => return refused(error),
+        let (resource, entities) = match destination.entity().and_then(|(resource, entity)| {
+            let entities = self
+                .principals
+                .clone()
+                .add_entities([entity], None)
+                .map_err(|e| entity_error(&resource, &e))?;
+            Ok((resource, entities))
+        }) {
+            Ok(built) => built,
+            Err(error) => return refused(error.to_string()),
         };
         let pairs = base_pairs(context).chain([
             (
@@ -501,43 +279,82 @@ impl PolicyEngine {
                 RestrictedExpression::new_string(tool.sha256.clone()),
             ),
         ]);
-        self.decide(
-            principal,
-            Action::HttpRequest,
-            uid("Destination", &id),
-            pairs,
-            &entities,
-        )
+        self.decide(principal, Action::HttpRequest, resource, pairs, &entities)
     }
 
-    /// Any action on a tool with a context given as JSON (checked against
-    /// the schema): for `airlock policy explain`.
+    /// Any action with a context given as JSON (checked against the
+    /// schema): for `airlock policy explain`. The tool is the resource of
+    /// `tool.*` actions; `destination` is the resource of `http.request`.
     pub fn explain(
         &self,
         principal: &Principal,
         action: Action,
         tool: &ToolFacts,
+        destination: Option<&DestinationFacts>,
         context: &serde_json::Value,
-    ) -> Result<Decision, String> {
+    ) -> Result<Decision, PolicyError> {
+        let not_fitting = |e: &dyn std::fmt::Display| PolicyError::Request {
+            action: action.as_str(),
+            message: e.to_string(),
+        };
         self.register_tool(tool)?;
         let context =
             Context::from_json_value(context.clone(), Some((&self.schema, &action.uid())))
-                .map_err(|e| format!("the context does not fit `{}`: {e}", action.as_str()))?;
+                .map_err(|e| not_fitting(&e))?;
+        let (resource, entities) = match (action, destination) {
+            (Action::ToolList | Action::ToolDescribe | Action::ToolExecute, _) => (
+                uid("Tool", &tool.name),
+                self.with_tools
+                    .read()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .as_ref()
+                    .clone(),
+            ),
+            (Action::HttpRequest, Some(destination)) => {
+                let (resource, entity) = destination.entity()?;
+                let entities = self
+                    .principals
+                    .clone()
+                    .add_entities([entity], None)
+                    .map_err(|e| entity_error(&resource, &e))?;
+                (resource, entities)
+            }
+            (Action::HttpRequest, None) => {
+                return Err(not_fitting(&"its resource is the destination: give one"));
+            }
+            (other, _) => {
+                return Err(PolicyError::NotExplainable {
+                    action: other.as_str(),
+                });
+            }
+        };
         let request = Request::new(
             uid(principal.kind().as_str(), principal.id()),
             action.uid(),
-            uid("Tool", &tool.name),
+            resource,
             context,
             Some(&self.schema),
         )
-        .map_err(|e| e.to_string())?;
-        let entities = Arc::clone(
-            &self
-                .with_tools
-                .read()
-                .unwrap_or_else(PoisonError::into_inner),
-        );
+        .map_err(|e| not_fitting(&e))?;
         Ok(self.respond(&request, &entities))
+    }
+
+    /// The context `explain` starts from for `action` on `tool`; callers
+    /// merge their own fields over it.
+    pub fn default_context(action: Action, tool: &ToolFacts) -> serde_json::Value {
+        let mut context =
+            serde_json::json!({"run_id": "", "session_id": "", "device_id": "", "channel": ""});
+        match action {
+            Action::ToolList | Action::ToolDescribe | Action::ToolExecute => {
+                context["capabilities"] = serde_json::json!(tool.capabilities);
+                context["approved"] = serde_json::json!(false);
+            }
+            _ => {
+                context["tool"] = serde_json::json!(tool.name);
+                context["tool_sha256"] = serde_json::json!(tool.sha256);
+            }
+        }
+        context
     }
 
     fn decide(

@@ -6,12 +6,13 @@
 //! operators can point the host at their own directory instead.
 
 mod engine;
+mod error;
+mod facts;
 mod principal;
 
-pub use engine::{
-    Action, DEFAULT_POLICIES, DEFAULT_SCHEMA, Decision, DestinationFacts, Location, PolicyEngine,
-    PolicyError, ToolFacts,
-};
+pub use engine::{DEFAULT_POLICIES, DEFAULT_SCHEMA, PolicyEngine};
+pub use error::{Location, PolicyError};
+pub use facts::{Action, Decision, DestinationFacts, SENSITIVE_CAPABILITIES, ToolFacts};
 pub use principal::{Principal, PrincipalKind, PrincipalParseError, RequestContext};
 
 #[cfg(test)]

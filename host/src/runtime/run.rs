@@ -6,7 +6,7 @@ use super::bindings::{ToolPre, WitDescriptor, WitError, exports::airlock::tool::
 use super::engine::MAX_WASM_STACK;
 use super::state::StoreState;
 use super::stdio::CapturedOutput;
-use crate::egress::{EgressHook, Network};
+use crate::egress::{EgressHook, Network, Requester};
 use crate::grants::ResolvedGrants;
 use crate::limits::{LimitHit, Limits};
 use crate::outcome::{GuestFault, InvokeError, LimitExceeded, RunReport};
@@ -81,11 +81,12 @@ pub(crate) struct Run<T> {
 pub(crate) struct ExecContext<'a> {
     pub engine: &'a Engine,
     pub pre: &'a ToolPre,
-    pub tool_name: &'a str,
+    pub invocation_id: &'a str,
     pub grants: &'a ResolvedGrants,
     pub limits: &'a Limits,
     pub fuel_metering: bool,
     pub network: &'a Network,
+    pub requester: Requester,
 }
 
 #[derive(Clone, Copy)]
@@ -100,14 +101,13 @@ pub(crate) async fn execute<E: Entry>(cx: &ExecContext<'_>, entry: E) -> Run<E::
     let limits = cx.limits;
     let started = Instant::now();
     let deadline = started + limits.timeout;
-    let invocation_id = ulid::Ulid::new().to_string();
     let stdout = CapturedOutput::new(limits.max_stdio_bytes);
     let stderr = CapturedOutput::new(limits.max_stdio_bytes);
     let hook = EgressHook::new(
-        cx.tool_name,
-        &invocation_id,
+        cx.invocation_id,
         cx.grants.grants().network_arc(),
         cx.network.clone(),
+        cx.requester.clone(),
     );
     let state = match StoreState::new(hook.clone(), cx.grants, limits, &stdout, &stderr, deadline) {
         Ok(state) => state,
@@ -162,7 +162,7 @@ pub(crate) async fn execute<E: Entry>(cx: &ExecContext<'_>, entry: E) -> Run<E::
     // egress records.
     drop(store);
     let report = RunReport {
-        invocation_id,
+        invocation_id: cx.invocation_id.to_string(),
         duration: started.elapsed(),
         limits: limits.clone(),
         fuel_consumed,

@@ -93,6 +93,7 @@ async fn a_live_request_dials_exactly_the_address_it_resolved_once() {
     let connector = Arc::new(GuardedConnector::production());
     let host = Host::builder()
         .cache_dir(airlock_tests::test_cache_dir())
+        .policies(airlock_tests::permit_all())
         .resolver(Arc::new(resolver))
         .connector(Arc::clone(&connector) as Arc<dyn airlock::egress::Connector>)
         .build()

@@ -482,6 +482,11 @@ fn every_request_emits_one_canonical_event() {
         .with_max_level(tracing::Level::INFO)
         .with_ansi(false)
         .finish();
+    // With a single dispatcher registered, `tracing` caches a callsite's
+    // interest from whichever thread reaches it first: another test's
+    // thread (no subscriber) would switch the egress events off for this
+    // one. A second registered dispatcher makes it ask every subscriber.
+    let _second = tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default());
     // One thread, so the hook's tasks run under this subscriber.
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -1,0 +1,178 @@
+//! `airlock approvals`: the operator's side of human approvals, and the
+//! prompt `airlock run` shows on a terminal.
+
+use super::args::{ApprovalsCommand, Cli, DecideArgs};
+use super::{Failure, open_store};
+use airlock::approvals::{Approval, ApprovalStore, OperatorDecision, Scope, Status};
+use airlock::{Host, PendingApproval, exit_code};
+use serde_json::{Value, json};
+use std::io::{BufRead, Write};
+use std::time::SystemTime;
+
+pub fn run(cli: &Cli, command: &ApprovalsCommand) -> u8 {
+    match execute(cli, command) {
+        Ok(()) => exit_code::OK,
+        Err(failure) => failure.report(),
+    }
+}
+
+fn execute(cli: &Cli, command: &ApprovalsCommand) -> Result<(), Failure> {
+    let store = open_store(cli)?;
+    match command {
+        ApprovalsCommand::List { all, json } => {
+            let approvals = store.list(!all)?;
+            if *json {
+                println!(
+                    "{}",
+                    Value::Array(approvals.iter().map(approval_json).collect())
+                );
+            } else if approvals.is_empty() {
+                println!("no {}approvals", if *all { "" } else { "pending " });
+            } else {
+                for a in &approvals {
+                    println!(
+                        "{}  {:<8} {}  {}  [{}]  {}",
+                        a.id,
+                        a.status.as_str(),
+                        a.request.principal,
+                        a.request.tool_name,
+                        a.request.capabilities.join(", "),
+                        a.request.input_summary
+                    );
+                }
+            }
+        }
+        ApprovalsCommand::Show { id, json } => {
+            let approval = store.get(id)?.ok_or_else(|| {
+                Failure::usage("approval_not_found", format!("no approval with id `{id}`"))
+            })?;
+            if *json {
+                println!("{}", approval_json(&approval));
+            } else {
+                print_approval(&approval);
+            }
+        }
+        ApprovalsCommand::Decide(args) => decide(&store, args)?,
+    }
+    Ok(())
+}
+
+fn decide(store: &dyn ApprovalStore, args: &DecideArgs) -> Result<(), Failure> {
+    let decision = match (&args.allow, &args.deny) {
+        (Some(allow), None) => allow.clone(),
+        (None, Some(reason)) => OperatorDecision::Deny(reason.clone()),
+        _ => {
+            return Err(Failure::usage(
+                "usage",
+                "give exactly one of --allow and --deny",
+            ));
+        }
+    };
+    let approval = store.decide(&args.id, &decision, SystemTime::now())?;
+    println!(
+        "{}: {decision} ({} for {})",
+        approval.id, approval.request.tool_name, approval.request.principal
+    );
+    Ok(())
+}
+
+fn approval_json(a: &Approval) -> Value {
+    let (scope, expires_at, reason) = match &a.status {
+        Status::Allowed(Scope::Until(t)) => (Some("until"), Some(*t), None),
+        Status::Allowed(scope) => (Some(scope.as_str()), None, None),
+        Status::Denied(reason) => (None, None, Some(reason.clone())),
+        Status::Pending => (None, None, None),
+    };
+    json!({
+        "id": a.id,
+        "created": a.created,
+        "status": a.status.as_str(),
+        "scope": scope,
+        "expires_at": expires_at,
+        "reason": reason,
+        "decided_at": a.decided_at,
+        "used": a.used,
+        "principal": a.request.principal,
+        "session_id": a.request.session_id,
+        "tool": a.request.tool_name,
+        "tool_sha256": a.request.tool_sha256,
+        "capabilities": a.request.capabilities,
+        "grant": a.request.grant_summary,
+        "request_hash": a.request.request_hash,
+        "input_summary": a.request.input_summary,
+    })
+}
+
+fn print_approval(a: &Approval) {
+    println!("approval      {}", a.id);
+    println!("status        {}", a.status.as_str());
+    println!(
+        "requested     {} by {} (session {:?})",
+        a.created, a.request.principal, a.request.session_id
+    );
+    println!(
+        "tool          {} (sha256 {})",
+        a.request.tool_name, a.request.tool_sha256
+    );
+    println!("capabilities  {}", a.request.capabilities.join(", "));
+    println!("grant         {}", a.request.grant_summary);
+    println!("input         {}", a.request.input_summary);
+    if let Some(at) = &a.decided_at {
+        println!("decided       {at}");
+    }
+}
+
+/// On a terminal: shows the pending request and asks the operator.
+/// `None` leaves it pending.
+pub fn prompt(host: &Host, pending: &PendingApproval) -> Option<OperatorDecision> {
+    let approval = host.approvals()?.get(&pending.id).ok()??;
+    let mut terminal = open_terminal()?;
+    eprintln!("\n`{}` needs your approval:", pending.tool);
+    print_to_stderr(&approval);
+    loop {
+        eprint!(
+            "allow [o]nce, for the [s]ession, for a [t]ime (e.g. `t 30m`), [d]eny (e.g. `d reason`), or Enter to leave it pending: "
+        );
+        let _ = std::io::stderr().flush();
+        let mut line = String::new();
+        if terminal.read_line(&mut line).ok()? == 0 {
+            return None;
+        }
+        let line = line.trim();
+        let (choice, rest) = line.split_once(' ').unwrap_or((line, ""));
+        match choice {
+            "" => return None,
+            "o" => return Some(OperatorDecision::AllowOnce),
+            "s" => return Some(OperatorDecision::AllowSession),
+            "t" => match humantime::parse_duration(rest.trim()) {
+                Ok(duration) => return Some(OperatorDecision::AllowFor(duration)),
+                Err(e) => eprintln!("  {e}: write e.g. `t 30m`"),
+            },
+            "d" => {
+                return Some(OperatorDecision::Deny(if rest.is_empty() {
+                    "denied at the terminal".into()
+                } else {
+                    rest.to_string()
+                }));
+            }
+            other => eprintln!("  `{other}` is not a choice"),
+        }
+    }
+}
+
+fn print_to_stderr(a: &Approval) {
+    eprintln!("  principal     {}", a.request.principal);
+    eprintln!("  capabilities  {}", a.request.capabilities.join(", "));
+    eprintln!("  grant         {}", a.request.grant_summary);
+    eprintln!("  input         {}", a.request.input_summary);
+    eprintln!("  approval id   {}", a.id);
+}
+
+/// The controlling terminal, even when stdin carried the input.
+fn open_terminal() -> Option<Box<dyn BufRead>> {
+    #[cfg(unix)]
+    let file = std::fs::File::open("/dev/tty").ok()?;
+    #[cfg(windows)]
+    let file = std::fs::File::open("CONIN$").ok()?;
+    Some(Box::new(std::io::BufReader::new(file)))
+}

@@ -1,0 +1,190 @@
+//! Admission: may this invocation run? Cedar decides; a deny that policies
+//! mark approvable becomes (or finds) a human approval.
+
+use crate::approvals::{ApprovalRequest, ApprovalStore, Lookup, Scope, Status};
+use crate::invocation::Invocation;
+use crate::limits::Limits;
+use crate::outcome::{
+    DenialReason, InvokeError, Outcome, PendingApproval, PolicyDenial, RunReport,
+};
+use crate::policy::{Decision, PolicyEngine};
+use crate::tool::Tool;
+use std::time::{Duration, Instant, SystemTime};
+
+/// How often a waiting invocation looks for an operator's decision.
+pub const APPROVAL_POLL: Duration = Duration::from_millis(200);
+
+/// What admission concluded.
+pub(crate) enum Admission {
+    /// Run, under these policies (and this approval).
+    Run {
+        policies: Vec<String>,
+        approval_id: Option<String>,
+    },
+    /// Do not run; this is the outcome.
+    Refused(Box<Outcome>),
+}
+
+fn refused(
+    reason: DenialReason,
+    policies: Vec<String>,
+    message: String,
+    approval_id: Option<String>,
+    report: RunReport,
+) -> Admission {
+    Admission::Refused(Box::new(Outcome::Denied {
+        denial: PolicyDenial {
+            reason,
+            policies,
+            message,
+            approval_id,
+        },
+        report,
+    }))
+}
+
+fn explain(decision: &Decision, who: &str, tool: &str) -> String {
+    if decision.policies.is_empty() {
+        format!("no policy permits {who} to run `{tool}`")
+    } else {
+        format!(
+            "policy {} forbids {who} to run `{tool}`",
+            decision.policies.join(", ")
+        )
+    }
+}
+
+/// Decides whether `invocation` of `tool` may run.
+pub(crate) async fn admit(
+    policies: &PolicyEngine,
+    approvals: Option<&dyn ApprovalStore>,
+    tool: &Tool,
+    invocation: &Invocation,
+    invocation_id: &str,
+    limits: &Limits,
+) -> Result<Admission, InvokeError> {
+    let facts = tool.facts();
+    let who = invocation.principal.to_string();
+    let report = || RunReport::not_started_as(invocation_id.to_string(), limits.clone());
+    let first = policies.check_execute(&invocation.principal, facts, &invocation.context, false);
+    if first.allowed {
+        return Ok(Admission::Run {
+            policies: first.policies,
+            approval_id: None,
+        });
+    }
+    if !first.approval_possible {
+        let message = explain(&first, &who, &facts.name);
+        return Ok(refused(
+            DenialReason::Policy,
+            first.policies,
+            message,
+            None,
+            report(),
+        ));
+    }
+    let Some(store) = approvals else {
+        let message = format!(
+            "`{}` needs a human approval, but this host keeps no approvals: give it a state directory",
+            facts.name
+        );
+        return Ok(refused(
+            DenialReason::ApprovalUnavailable,
+            first.policies,
+            message,
+            None,
+            report(),
+        ));
+    };
+
+    let request = ApprovalRequest::new(
+        &who,
+        &invocation.context.session_id,
+        &facts.name,
+        &facts.sha256,
+        &facts.capabilities,
+        tool.grants().summary(),
+        &invocation.input,
+    );
+    let deadline = invocation
+        .wait_for_approval
+        .map(|wait| Instant::now() + wait);
+    let check_wanted = |id: &str| match &invocation.approval {
+        Some(wanted) if wanted != id => Err(InvokeError::ApprovalMismatch {
+            wanted: wanted.clone(),
+            found: Some(id.to_string()),
+        }),
+        _ => Ok(()),
+    };
+    loop {
+        let lookup = store.lookup(&request, SystemTime::now())?;
+        let unknown = lookup == Lookup::Unknown;
+        match lookup {
+            Lookup::Approved(approval) => {
+                check_wanted(&approval.id)?;
+                // Two invocations may race for one `once`: only one uses it.
+                if approval.status == Status::Allowed(Scope::Once)
+                    && !store.consume(&approval.id)?
+                {
+                    continue;
+                }
+                let second =
+                    policies.check_execute(&invocation.principal, facts, &invocation.context, true);
+                if !second.allowed {
+                    let message = explain(&second, &who, &facts.name);
+                    return Ok(refused(
+                        DenialReason::Policy,
+                        second.policies,
+                        message,
+                        Some(approval.id),
+                        report(),
+                    ));
+                }
+                return Ok(Admission::Run {
+                    policies: second.policies,
+                    approval_id: Some(approval.id),
+                });
+            }
+            Lookup::Denied(approval) => {
+                check_wanted(&approval.id)?;
+                let reason = match &approval.status {
+                    Status::Denied(reason) => reason.clone(),
+                    _ => String::new(),
+                };
+                let message = format!("an operator denied approval {}: {reason}", approval.id);
+                return Ok(refused(
+                    DenialReason::ApprovalDenied,
+                    first.policies,
+                    message,
+                    Some(approval.id),
+                    report(),
+                ));
+            }
+            Lookup::Pending(_) | Lookup::Unknown => {
+                // A run pinned to an approval that does not cover this
+                // request must not leave a new pending approval behind.
+                if let (Some(wanted), true) = (&invocation.approval, unknown) {
+                    return Err(InvokeError::ApprovalMismatch {
+                        wanted: wanted.clone(),
+                        found: None,
+                    });
+                }
+                let approval = store.request(&request)?;
+                check_wanted(&approval.id)?;
+                if deadline.is_some_and(|d| Instant::now() < d) {
+                    tokio::time::sleep(APPROVAL_POLL).await;
+                    continue;
+                }
+                return Ok(Admission::Refused(Box::new(Outcome::PendingApproval {
+                    approval: PendingApproval {
+                        id: approval.id,
+                        tool: facts.name.clone(),
+                        capabilities: facts.capabilities.clone(),
+                        summary: approval.request.input_summary,
+                    },
+                    report: report(),
+                })));
+            }
+        }
+    }
+}

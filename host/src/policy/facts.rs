@@ -1,0 +1,208 @@
+//! What Cedar is asked about: the actions the host checks, and the `Tool`
+//! and `Destination` entities it derives (never what a tool claims).
+
+use super::error::PolicyError;
+use cedar_policy::{Entity, EntityId, EntityTypeName, EntityUid, RestrictedExpression};
+use std::collections::{HashMap, HashSet};
+use std::str::FromStr;
+
+/// An action the host checks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Action {
+    /// List tools.
+    ToolList,
+    /// Read a tool's descriptor.
+    ToolDescribe,
+    /// Run a tool.
+    ToolExecute,
+    /// An outgoing HTTP request (after the grant matched).
+    HttpRequest,
+    /// Use a vault secret.
+    CredentialUse,
+    /// Read a path.
+    FsRead,
+    /// Write a path.
+    FsWrite,
+    /// Run a native program.
+    ProcessExec,
+}
+
+impl Action {
+    /// Every action, in schema order.
+    pub const ALL: [Action; 8] = [
+        Action::ToolList,
+        Action::ToolDescribe,
+        Action::ToolExecute,
+        Action::HttpRequest,
+        Action::CredentialUse,
+        Action::FsRead,
+        Action::FsWrite,
+        Action::ProcessExec,
+    ];
+
+    /// The action's id, e.g. `tool.execute`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::ToolList => "tool.list",
+            Action::ToolDescribe => "tool.describe",
+            Action::ToolExecute => "tool.execute",
+            Action::HttpRequest => "http.request",
+            Action::CredentialUse => "credential.use",
+            Action::FsRead => "fs.read",
+            Action::FsWrite => "fs.write",
+            Action::ProcessExec => "process.exec",
+        }
+    }
+
+    /// The action named `text`, if any.
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.as_str() == text)
+    }
+
+    pub(super) fn uid(self) -> EntityUid {
+        uid("Action", self.as_str())
+    }
+}
+
+pub(super) fn uid(type_name: &str, id: &str) -> EntityUid {
+    let name = EntityTypeName::from_str(&format!("Airlock::{type_name}"))
+        .expect("the schema's own type names parse");
+    EntityUid::from_type_name_and_id(name, EntityId::new(id))
+}
+
+/// Capabilities that make a tool sensitive (its runs need an approval under
+/// the default policies).
+pub const SENSITIVE_CAPABILITIES: [&str; 4] =
+    ["network", "filesystem_write", "secrets", "process_exec"];
+
+/// What the host knows about a tool, as the Cedar `Tool` entity.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ToolFacts {
+    /// The tool's name.
+    pub name: String,
+    /// Its world (`pure`, `network`, ...).
+    pub world: String,
+    /// Its capabilities, derived from its imports.
+    pub capabilities: Vec<String>,
+    /// SHA-256 of its component.
+    pub sha256: String,
+    /// Whether it needs an approval under the default policies.
+    pub sensitive: bool,
+}
+
+impl ToolFacts {
+    /// Facts for a tool with these capabilities; sensitive if any capability
+    /// is in [`SENSITIVE_CAPABILITIES`] or the operator `marked` it.
+    pub fn derive(
+        name: &str,
+        world: &str,
+        capabilities: Vec<String>,
+        sha256: &str,
+        marked: bool,
+    ) -> Self {
+        let sensitive = marked
+            || capabilities
+                .iter()
+                .any(|c| SENSITIVE_CAPABILITIES.contains(&c.as_str()));
+        Self {
+            name: name.to_string(),
+            world: world.to_string(),
+            capabilities,
+            sha256: sha256.to_string(),
+            sensitive,
+        }
+    }
+
+    pub(super) fn entity(&self) -> Result<Entity, PolicyError> {
+        let attrs = HashMap::from([
+            (
+                "name".to_string(),
+                RestrictedExpression::new_string(self.name.clone()),
+            ),
+            (
+                "world".to_string(),
+                RestrictedExpression::new_string(self.world.clone()),
+            ),
+            (
+                "capabilities".to_string(),
+                RestrictedExpression::new_set(
+                    self.capabilities
+                        .iter()
+                        .cloned()
+                        .map(RestrictedExpression::new_string),
+                ),
+            ),
+            (
+                "sha256".to_string(),
+                RestrictedExpression::new_string(self.sha256.clone()),
+            ),
+            (
+                "sensitive".to_string(),
+                RestrictedExpression::new_bool(self.sensitive),
+            ),
+        ]);
+        let id = uid("Tool", &self.name);
+        Entity::new(id.clone(), attrs, HashSet::new()).map_err(|e| entity_error(&id, &e))
+    }
+}
+
+/// A destination for `http.request`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DestinationFacts {
+    /// `http` or `https`.
+    pub scheme: String,
+    /// Normalised host.
+    pub host: String,
+    /// Port.
+    pub port: u16,
+}
+
+impl DestinationFacts {
+    /// The `Destination` entity and its uid (`scheme://host:port`).
+    pub(super) fn entity(&self) -> Result<(EntityUid, Entity), PolicyError> {
+        let resource = uid(
+            "Destination",
+            &format!("{}://{}:{}", self.scheme, self.host, self.port),
+        );
+        let attrs = HashMap::from([
+            (
+                "scheme".to_string(),
+                RestrictedExpression::new_string(self.scheme.clone()),
+            ),
+            (
+                "host".to_string(),
+                RestrictedExpression::new_string(self.host.clone()),
+            ),
+            (
+                "port".to_string(),
+                RestrictedExpression::new_long(i64::from(self.port)),
+            ),
+        ]);
+        let entity = Entity::new(resource.clone(), attrs, HashSet::new())
+            .map_err(|e| entity_error(&resource, &e))?;
+        Ok((resource, entity))
+    }
+}
+
+/// The outcome of one check: data, like Cedar's own response.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Decision {
+    /// Whether the action is allowed.
+    pub allowed: bool,
+    /// The policies that determined it (permits if allowed, forbids otherwise;
+    /// empty when nothing permitted).
+    pub policies: Vec<String>,
+    /// Denied only by policies marked `@approval("required")`: a human may
+    /// lift this deny.
+    pub approval_possible: bool,
+    /// Policies that failed to evaluate (they count as not matching).
+    pub errors: Vec<String>,
+}
+
+/// A [`PolicyError::Entity`] for `id`.
+pub(super) fn entity_error(id: &EntityUid, error: &impl std::fmt::Display) -> PolicyError {
+    PolicyError::Entity {
+        entity: id.to_string(),
+        message: error.to_string(),
+    }
+}

@@ -1,0 +1,108 @@
+//! The trail an invocation leaves: its attestation and egress records in
+//! the journal, committed before the outcome is returned.
+
+use crate::attest::{Attestation, egress_digest, sha256_hex};
+use crate::invocation::Invocation;
+use crate::journal::{EntryKind, Journal};
+use crate::outcome::{Outcome, PolicyDenial};
+use crate::store::StoreError;
+use crate::tool::Tool;
+use serde_json::{Value, json};
+use std::time::SystemTime;
+
+/// What ran it, for attestations.
+pub const EXECUTOR: &str = "wasm_component";
+/// How it was confined, for attestations.
+pub const ENFORCEMENT: &str = "wasm_sandbox";
+
+fn rfc3339(time: SystemTime) -> String {
+    humantime::format_rfc3339_millis(time).to_string()
+}
+
+/// Builds the attestation of a finished (or refused) invocation.
+pub(crate) fn attestation(
+    tool: &Tool,
+    invocation: &Invocation,
+    outcome: &Outcome,
+    policies: Vec<String>,
+    approval_id: Option<String>,
+    started: SystemTime,
+    egress: &[Value],
+) -> Attestation {
+    let facts = tool.facts();
+    Attestation {
+        id: outcome.report().invocation_id.clone(),
+        tool: facts.name.clone(),
+        tool_sha256: facts.sha256.clone(),
+        world: facts.world.clone(),
+        principal: invocation.principal.to_string(),
+        input_sha256: sha256_hex(invocation.input.as_bytes()),
+        output_sha256: outcome.output().map(|o| sha256_hex(o.as_bytes())),
+        outcome: outcome.code().to_string(),
+        executor: EXECUTOR.to_string(),
+        enforcement: ENFORCEMENT.to_string(),
+        policies,
+        approval_id,
+        egress_digest: egress_digest(egress),
+        egress_count: egress.len(),
+        started: rfc3339(started),
+        ended: rfc3339(SystemTime::now()),
+        airlock_version: env!("CARGO_PKG_VERSION").to_string(),
+    }
+}
+
+/// Journals an invocation that ran: its attestation, then one entry per
+/// egress record, in one transaction.
+pub(crate) fn record_run(
+    journal: &Journal,
+    tool: &Tool,
+    invocation: &Invocation,
+    outcome: &Outcome,
+    policies: Vec<String>,
+    approval_id: Option<String>,
+    started: SystemTime,
+) -> Result<(), StoreError> {
+    let egress: Vec<Value> = outcome
+        .report()
+        .egress
+        .iter()
+        .map(|r| r.to_json())
+        .collect();
+    let attestation = attestation(
+        tool,
+        invocation,
+        outcome,
+        policies,
+        approval_id,
+        started,
+        &egress,
+    );
+    let mut entries = vec![(
+        EntryKind::Invocation,
+        json!({ "attestation": serde_json::to_value(&attestation).unwrap_or(Value::Null) }),
+    )];
+    entries.extend(egress.into_iter().map(|record| (EntryKind::Egress, record)));
+    journal.record(&entries).map(drop)
+}
+
+/// Journals a refusal before the tool ran.
+pub(crate) fn record_denial(
+    journal: &Journal,
+    tool: &Tool,
+    invocation: &Invocation,
+    invocation_id: &str,
+    denial: &PolicyDenial,
+) -> Result<(), StoreError> {
+    let facts = tool.facts();
+    let entry = json!({
+        "invocation_id": invocation_id,
+        "principal": invocation.principal.to_string(),
+        "tool": facts.name,
+        "tool_sha256": facts.sha256,
+        "reason": denial.reason.code(),
+        "policies": denial.policies,
+        "approval_id": denial.approval_id,
+        "message": denial.message,
+    });
+    journal.record(&[(EntryKind::Denial, entry)]).map(drop)
+}

@@ -1,0 +1,569 @@
+//! The operator's side on the command line: pending approvals and exit code
+//! 5, deciding from "another shell", `policy validate`/`explain`, `journal
+//! verify`/`tail` and `attest verify`/`export`.
+
+mod common;
+
+use airlock_tests::guest_path;
+use airlock_tests::net::{Behaviour, TestServer};
+use common::{airlock, code, json_of, stderr, stdout};
+use serde_json::{Value, json};
+use std::path::Path;
+use std::process::Output;
+
+/// `airlock --state-dir STATE ARGS`.
+fn in_state(state: &Path, args: &[&str]) -> Output {
+    airlock(args)
+        .arg("--state-dir")
+        .arg(state)
+        .output()
+        .expect("run airlock")
+}
+
+fn kinds(state: &Path) -> Vec<String> {
+    let out = in_state(state, &["journal", "tail", "-n", "1000", "--json"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    stdout(&out)
+        .lines()
+        .map(|line| {
+            serde_json::from_str::<Value>(line).expect("one JSON entry per line")["kind"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unapproved_network_tool_waits_then_runs_once_an_operator_allows_it() {
+    let server = TestServer::start(std::net::Ipv4Addr::new(127, 0, 0, 2), 0, Behaviour::Echo)
+        .await
+        .expect("server");
+    let port = server.addr().port();
+    let state = tempfile::tempdir().expect("tempdir");
+    let grant = state.path().join("grant.toml");
+    std::fs::write(
+        &grant,
+        format!("[[allow]]\nhost = \"svc.test\"\nprivate = true\nports = [{port}]\n"),
+    )
+    .expect("grant");
+    let input = json!({"url": format!("http://svc.test:{port}/report")}).to_string();
+    let grant = grant.display().to_string();
+    let state_dir = state.path().to_path_buf();
+    // The agent's shell and the operator's shell: separate processes that
+    // share only the state directory.
+    let run = move |extra: Vec<String>| {
+        let (state_dir, grant, input) = (state_dir.clone(), grant.clone(), input.clone());
+        tokio::task::spawn_blocking(move || {
+            let args = [
+                &[
+                    "run",
+                    guest_path("http-get"),
+                    "--grant",
+                    &grant,
+                    "--resolve",
+                    "svc.test=127.0.0.2",
+                    "--no-dns",
+                    "--input",
+                    &input,
+                ][..],
+                &extra.iter().map(String::as_str).collect::<Vec<_>>(),
+            ]
+            .concat();
+            in_state(&state_dir, &args)
+        })
+    };
+    let operator = |args: Vec<String>| {
+        let state_dir = state.path().to_path_buf();
+        tokio::task::spawn_blocking(move || {
+            in_state(
+                &state_dir,
+                &args.iter().map(String::as_str).collect::<Vec<_>>(),
+            )
+        })
+    };
+    let strings = |args: &[&str]| args.iter().map(ToString::to_string).collect::<Vec<_>>();
+
+    let pending = run(vec![]).await.expect("run");
+    assert_eq!(code(&pending), 5, "{}", stderr(&pending));
+    let id = stdout(&pending).trim().to_string();
+    assert_eq!(id.len(), 26, "the approval id alone on stdout: {id:?}");
+    assert!(
+        stderr(&pending).contains(&format!("airlock approvals decide {id}")),
+        "{}",
+        stderr(&pending)
+    );
+    assert!(
+        server.requests().is_empty(),
+        "nothing was sent before approval"
+    );
+
+    let listed = operator(strings(&["approvals", "list", "--json"]))
+        .await
+        .expect("list");
+    let shown = operator(strings(&["approvals", "show", &id]))
+        .await
+        .expect("show");
+    let listed = json_of(&listed);
+    assert_eq!(listed[0]["id"], id.as_str());
+    assert_eq!(listed[0]["status"], "pending");
+    assert_eq!(listed[0]["tool"], "http-get");
+    assert_eq!(listed[0]["capabilities"], json!(["network"]));
+    assert!(
+        listed[0]["input_summary"]
+            .as_str()
+            .is_some_and(|s| s.contains("/report")),
+        "{listed}"
+    );
+    assert!(
+        stdout(&shown).contains("capabilities  network"),
+        "{}",
+        stdout(&shown)
+    );
+
+    let decided = operator(strings(&["approvals", "decide", &id, "--allow", "once"]))
+        .await
+        .expect("decide");
+    assert_eq!(code(&decided), 0, "{}", stderr(&decided));
+    let ran = run(strings(&["--approval", &id])).await.expect("run");
+    assert_eq!(code(&ran), 0, "{}", stderr(&ran));
+    assert_eq!(server.requests().len(), 1);
+    let rerun = run(vec![]).await.expect("run");
+    assert_eq!(code(&rerun), 5, "a once approval is used up");
+
+    let kinds = kinds(state.path());
+    let story: Vec<&str> = kinds
+        .iter()
+        .map(String::as_str)
+        .filter(|k| *k != "policy_reload")
+        .collect();
+    assert_eq!(
+        story,
+        [
+            "approval_requested",
+            "approval_decided",
+            "invocation",
+            "egress",
+            "approval_requested"
+        ]
+    );
+    let verified = in_state(state.path(), &["journal", "verify", "--json"]);
+    assert_eq!(code(&verified), 0, "{}", stderr(&verified));
+    assert_eq!(json_of(&verified)["entries"], kinds.len());
+}
+
+/// A state directory holding one completed run of `echo` (marked sensitive
+/// by config and approved for the session): returns its attestation id.
+fn state_with_one_run(state: &Path) -> (String, String) {
+    let config = state.join("airlock.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[tools]]\nname = \"echo\"\ncomponent = {:?}\nsensitive = true\n",
+            guest_path("echo")
+        ),
+    )
+    .expect("config");
+    let config = config.display().to_string();
+    let run = |extra: &[&str]| {
+        let args = [
+            &[
+                "run",
+                "--config",
+                &config,
+                "--tool",
+                "echo",
+                "--session",
+                "s1",
+                "--input",
+                "[42]",
+            ][..],
+            extra,
+        ]
+        .concat();
+        in_state(state, &args)
+    };
+    let pending = run(&[]);
+    assert_eq!(code(&pending), 5, "{}", stderr(&pending));
+    let id = stdout(&pending).trim().to_string();
+    let decided = in_state(state, &["approvals", "decide", &id, "--allow", "session"]);
+    assert_eq!(code(&decided), 0, "{}", stderr(&decided));
+    let ran = run(&["--json"]);
+    assert_eq!(code(&ran), 0, "{}", stderr(&ran));
+    let result = json_of(&ran);
+    assert_eq!(result["output"], json!([42]));
+    (
+        result["report"]["invocation_id"]
+            .as_str()
+            .expect("invocation id")
+            .to_string(),
+        id,
+    )
+}
+
+#[test]
+fn attestations_verify_by_id_and_as_exported_files() {
+    let state = tempfile::tempdir().expect("tempdir");
+    let (attestation, approval) = state_with_one_run(state.path());
+    let input = state.path().join("input.json");
+    std::fs::write(&input, "[42]").expect("input");
+    let output = state.path().join("output.json");
+    std::fs::write(&output, "[42]").expect("output");
+    let (input, output) = (input.display().to_string(), output.display().to_string());
+
+    let by_id = in_state(
+        state.path(),
+        &[
+            "attest",
+            "verify",
+            &attestation,
+            "--input",
+            &input,
+            "--output",
+            &output,
+        ],
+    );
+    assert_eq!(code(&by_id), 0, "{}{}", stdout(&by_id), stderr(&by_id));
+    let report = json_of(&by_id);
+    assert_eq!(report["valid"], true);
+    assert_eq!(report["attestation"]["approval_id"], approval.as_str());
+    assert_eq!(report["attestation"]["tool"], "echo");
+    assert_eq!(
+        report["checks"].as_array().map(Vec::len),
+        Some(5),
+        "{report}"
+    );
+
+    let exported = in_state(state.path(), &["attest", "export", &attestation]);
+    assert_eq!(code(&exported), 0, "{}", stderr(&exported));
+    let file = state.path().join("proof.json");
+    std::fs::write(&file, &exported.stdout).expect("proof");
+    let file_text = file.display().to_string();
+    let from_file = in_state(state.path(), &["attest", "verify", &file_text]);
+    assert_eq!(code(&from_file), 0, "{}", stdout(&from_file));
+
+    // An output the tool did not produce does not match.
+    std::fs::write(&output, "[43]").expect("output");
+    let wrong = in_state(
+        state.path(),
+        &["attest", "verify", &attestation, "--output", &output],
+    );
+    assert_eq!(code(&wrong), 1);
+    assert_eq!(json_of(&wrong)["valid"], false);
+
+    // A proof whose attestation was edited fails.
+    let forged = String::from_utf8_lossy(&exported.stdout).replace("\"echo\"", "\"other\"");
+    std::fs::write(&file, forged).expect("forge");
+    let forged = in_state(state.path(), &["attest", "verify", &file_text]);
+    assert_eq!(code(&forged), 1, "{}", stdout(&forged));
+
+    let missing = in_state(
+        state.path(),
+        &["attest", "verify", "01NOSUCHATTESTATION0000000"],
+    );
+    assert_eq!(code(&missing), 2);
+    assert!(
+        stderr(&missing).contains("attestation_not_found"),
+        "{}",
+        stderr(&missing)
+    );
+}
+
+#[test]
+fn journal_verify_names_the_first_tampered_entry() {
+    let state = tempfile::tempdir().expect("tempdir");
+    state_with_one_run(state.path());
+    let clean = in_state(state.path(), &["journal", "verify"]);
+    assert_eq!(code(&clean), 0, "{}", stderr(&clean));
+    assert!(
+        stdout(&clean).starts_with("journal intact:"),
+        "{}",
+        stdout(&clean)
+    );
+
+    let db = rusqlite::Connection::open(state.path().join("airlock.db")).expect("db");
+    let seq: i64 = db
+        .query_row(
+            "SELECT seq FROM journal WHERE kind = 'approval_decided'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("decision entry");
+    db.execute(
+        "UPDATE journal SET payload = replace(payload, 'session', 'until') WHERE seq = ?1",
+        [seq],
+    )
+    .expect("tamper");
+    drop(db);
+
+    let broken = in_state(state.path(), &["journal", "verify", "--json"]);
+    assert_eq!(code(&broken), 1);
+    let verdict = json_of(&broken);
+    assert_eq!(verdict["valid"], false);
+    assert_eq!(verdict["first_bad_seq"], seq);
+    let text = in_state(state.path(), &["journal", "verify"]);
+    assert!(
+        stderr(&text).contains(&format!("entry {seq} was modified")),
+        "{}",
+        stderr(&text)
+    );
+}
+
+#[test]
+fn operators_get_clear_errors_when_deciding() {
+    let state = tempfile::tempdir().expect("tempdir");
+    let (_, approval) = state_with_one_run(state.path());
+    let twice = in_state(
+        state.path(),
+        &[
+            "approvals",
+            "decide",
+            &approval,
+            "--deny",
+            "changed my mind",
+        ],
+    );
+    assert_eq!(code(&twice), 2);
+    assert!(stderr(&twice).contains("already"), "{}", stderr(&twice));
+
+    let unknown = in_state(
+        state.path(),
+        &[
+            "approvals",
+            "decide",
+            "01NOSUCHAPPROVAL0000000000",
+            "--allow",
+            "once",
+        ],
+    );
+    assert_eq!(code(&unknown), 2);
+    assert!(
+        stderr(&unknown).contains("01NOSUCHAPPROVAL0000000000"),
+        "{}",
+        stderr(&unknown)
+    );
+
+    for bad in ["forever", "until=", "until=soon", "always"] {
+        let out = in_state(
+            state.path(),
+            &["approvals", "decide", &approval, "--allow", bad],
+        );
+        assert_eq!(code(&out), 2, "--allow {bad}");
+        assert!(
+            stderr(&out).contains("once"),
+            "--allow {bad}: {}",
+            stderr(&out)
+        );
+    }
+    let neither = in_state(state.path(), &["approvals", "decide", &approval]);
+    assert_eq!(code(&neither), 2);
+}
+
+#[test]
+fn a_denied_approval_exits_three_with_the_reason() {
+    let state = tempfile::tempdir().expect("tempdir");
+    let args = ["run", guest_path("echo"), "--input", "[1]", "--json"];
+    let config = state.path().join("airlock.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[tools]]\nname = \"echo\"\ncomponent = {:?}\nsensitive = true\n",
+            guest_path("echo")
+        ),
+    )
+    .expect("config");
+    let config = config.display().to_string();
+    let run = || {
+        in_state(
+            state.path(),
+            &[
+                "run", "--config", &config, "--tool", "echo", "--input", "[1]", "--json",
+            ],
+        )
+    };
+    let pending = run();
+    assert_eq!(code(&pending), 5);
+    let id = json_of(&pending)["approval"]["id"]
+        .as_str()
+        .expect("approval id in --json")
+        .to_string();
+    let denied = in_state(
+        state.path(),
+        &[
+            "approvals",
+            "decide",
+            &id,
+            "--deny",
+            "no exports on Fridays",
+        ],
+    );
+    assert_eq!(code(&denied), 0, "{}", stderr(&denied));
+    let out = run();
+    assert_eq!(code(&out), 3);
+    let result = json_of(&out);
+    assert_eq!(result["code"], "approval_denied");
+    assert!(
+        result["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("no exports on Fridays")),
+        "{result}"
+    );
+
+    // The same tool unmarked is pure and runs without anyone's approval.
+    let pure = in_state(state.path(), &args);
+    assert_eq!(code(&pure), 0, "{}", stderr(&pure));
+}
+
+#[test]
+fn policy_validate_and_explain() {
+    let ok = airlock(&["policy", "validate"]).output().expect("run");
+    assert_eq!(code(&ok), 0, "{}", stderr(&ok));
+    assert!(
+        stdout(&ok).contains("sensitive-tools-need-approval"),
+        "{}",
+        stdout(&ok)
+    );
+
+    let broken = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        broken.path().join("typo.cedar"),
+        "permit (principal, action, resource)\nwhen { resource.nmae == \"x\" };\n",
+    )
+    .expect("write");
+    let dir = broken.path().display().to_string();
+    let invalid = airlock(&["--policies", &dir, "policy", "validate"])
+        .output()
+        .expect("run");
+    assert_eq!(code(&invalid), 2);
+    assert!(
+        stderr(&invalid).contains("typo.cedar:2:"),
+        "{}",
+        stderr(&invalid)
+    );
+    let refused = airlock(&[
+        "--policies",
+        &dir,
+        "run",
+        guest_path("echo"),
+        "--input",
+        "[]",
+    ])
+    .output()
+    .expect("run");
+    assert_eq!(code(&refused), 2, "an invalid policy stops start-up");
+    assert!(
+        stderr(&refused).contains("typo.cedar:2:"),
+        "{}",
+        stderr(&refused)
+    );
+
+    let explain = |tool: &str, action: &str, extra: &[&str]| {
+        let args = [
+            &[
+                "policy",
+                "explain",
+                "--principal",
+                "Agent::\"claude\"",
+                "--action",
+                action,
+                "--tool",
+                tool,
+            ][..],
+            extra,
+        ]
+        .concat();
+        let out = airlock(&args).output().expect("run");
+        let result = if out.stdout.is_empty() {
+            Value::Null
+        } else {
+            json_of(&out)
+        };
+        (code(&out), result)
+    };
+    let (exit, pure) = explain(guest_path("echo"), "tool.execute", &[]);
+    assert_eq!(
+        (exit, &pure["decision"], &pure["policies"]),
+        (0, &json!("allow"), &json!(["run-pure-tools"]))
+    );
+
+    let (exit, sensitive) = explain(guest_path("http-get"), "tool.execute", &[]);
+    assert_eq!(exit, 3);
+    assert_eq!(sensitive["decision"], "deny");
+    assert_eq!(
+        sensitive["policies"],
+        json!(["sensitive-tools-need-approval"])
+    );
+    assert_eq!(sensitive["approval_possible"], true);
+    assert_eq!(sensitive["tool"]["capabilities"], json!(["network"]));
+
+    let (exit, approved) = explain(
+        guest_path("http-get"),
+        "tool.execute",
+        &["--context", r#"{"approved": true}"#],
+    );
+    assert_eq!(
+        (exit, &approved["policies"]),
+        (0, &json!(["run-approved-sensitive-tools"]))
+    );
+
+    let (exit, unlisted) = explain(guest_path("echo"), "tool.list", &[]);
+    assert_eq!((exit, &unlisted["policies"]), (0, &json!(["read-only"])));
+    let (exit, as_agent) = explain(
+        guest_path("echo"),
+        "tool.execute",
+        &["--context", r#"{"approved": "yes"}"#],
+    );
+    assert_eq!(
+        (exit, as_agent),
+        (2, Value::Null),
+        "a context that does not fit the schema is a usage error"
+    );
+
+    let not_yet = airlock(&[
+        "policy",
+        "explain",
+        "--principal",
+        "User::\"ops\"",
+        "--action",
+        "fs.write",
+        "--tool",
+        guest_path("echo"),
+    ])
+    .output()
+    .expect("run");
+    assert_eq!(code(&not_yet), 2);
+    assert!(
+        stderr(&not_yet).contains("not_explainable"),
+        "{}",
+        stderr(&not_yet)
+    );
+
+    let (exit, request) = explain(
+        guest_path("http-get"),
+        "http.request",
+        &["--url", "https://api.example.com/v1"],
+    );
+    assert_eq!(
+        (exit, &request["policies"]),
+        (0, &json!(["egress-as-granted"]))
+    );
+
+    let bad = airlock(&[
+        "policy",
+        "explain",
+        "--principal",
+        "Agent::\"c\"",
+        "--action",
+        "tool.fly",
+        "--tool",
+        guest_path("echo"),
+    ])
+    .output()
+    .expect("run");
+    assert_eq!(code(&bad), 2);
+    assert!(
+        stderr(&bad).contains("tool.execute"),
+        "lists the actions: {}",
+        stderr(&bad)
+    );
+}

@@ -1,0 +1,346 @@
+//! Sensitive invocations wait for an operator; each scope binds what it says
+//! and expires when it says; a new build of a tool needs a new approval.
+
+use airlock::approvals::{ApprovalStore, OperatorDecision, Status};
+use airlock::policy::{Principal, RequestContext};
+use airlock::{DenialReason, Grants, Host, Invocation, InvokeError, Outcome, Tool};
+use airlock_tests::{guest_path, load_guest_with, test_cache_dir};
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+/// A host keeping approvals in `state`, with the default policies.
+fn host_in(state: &Path) -> Host {
+    Host::builder()
+        .cache_dir(test_cache_dir())
+        .state_dir(state)
+        .build()
+        .expect("host")
+}
+
+/// `echo`, marked sensitive so the default policies hold it for approval.
+async fn sensitive_echo(host: &Host) -> Tool {
+    load_guest_with(host, "echo", Grants::none().mark_sensitive()).await
+}
+
+fn store(host: &Host) -> &dyn ApprovalStore {
+    host.approvals()
+        .expect("a host with a state directory keeps approvals")
+}
+
+fn in_session(session: &str) -> RequestContext {
+    RequestContext {
+        session_id: session.into(),
+        ..RequestContext::default()
+    }
+}
+
+fn call(input: &str, who: &str, session: &str) -> Invocation {
+    Invocation::new(input)
+        .as_principal(Principal::agent(who))
+        .in_context(in_session(session))
+}
+
+/// Invokes and expects a pending approval; returns its id.
+async fn pending(host: &Host, tool: &Tool, invocation: Invocation) -> String {
+    match host.invoke(tool, invocation).await.expect("invoke") {
+        Outcome::PendingApproval { approval, report } => {
+            assert!(
+                report.egress.is_empty() && report.duration.is_zero(),
+                "nothing ran"
+            );
+            approval.id
+        }
+        other => panic!("expected a pending approval, got {other:?}"),
+    }
+}
+
+async fn ran(host: &Host, tool: &Tool, invocation: Invocation) -> bool {
+    let outcome = host.invoke(tool, invocation).await.expect("invoke");
+    match outcome.code() {
+        "ok" => true,
+        "approval_pending" => false,
+        other => panic!("unexpected outcome {other}: {outcome:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_pending_approval_is_persisted_with_what_the_operator_needs() {
+    let state = tempfile::tempdir().expect("tempdir");
+    let host = host_in(state.path());
+    let echo = sensitive_echo(&host).await;
+    let input = r#"{"path": "/etc/passwd", "note": "exfiltrate"}"#;
+    let id = pending(&host, &echo, call(input, "claude", "s1")).await;
+
+    // Persisted before the caller heard of it: a second host on the same
+    // directory (as after a restart) sees it.
+    let again = host_in(state.path());
+    let approval = store(&again).get(&id).expect("read").expect("persisted");
+    assert_eq!(approval.status, Status::Pending);
+    let request = &approval.request;
+    assert_eq!(request.principal, r#"Agent::"claude""#);
+    assert_eq!(request.session_id, "s1");
+    assert_eq!(request.tool_name, echo.facts().name);
+    assert_eq!(request.tool_sha256, echo.facts().sha256);
+    assert_eq!(request.capabilities, echo.facts().capabilities);
+    assert!(
+        request.input_summary.contains("/etc/passwd"),
+        "{}",
+        request.input_summary
+    );
+    assert_eq!(request.request_hash.len(), 64);
+    assert_eq!(
+        store(&again)
+            .list(true)
+            .expect("list")
+            .iter()
+            .map(|a| a.id.clone())
+            .collect::<Vec<_>>(),
+        vec![id.clone()]
+    );
+
+    // Asking again does not pile up approvals.
+    assert_eq!(pending(&host, &echo, call(input, "claude", "s1")).await, id);
+}
+
+#[tokio::test]
+async fn once_allows_exactly_one_run_of_exactly_that_request() {
+    let state = tempfile::tempdir().expect("tempdir");
+    let host = host_in(state.path());
+    let echo = sensitive_echo(&host).await;
+    let id = pending(&host, &echo, call("[1]", "claude", "s1")).await;
+    store(&host)
+        .decide(&id, &OperatorDecision::AllowOnce, SystemTime::now())
+        .expect("decide");
+
+    assert!(
+        !ran(&host, &echo, call("[2]", "claude", "s1")).await,
+        "another input is another request"
+    );
+    assert!(
+        !ran(&host, &echo, call("[1]", "gemini", "s1")).await,
+        "another principal is another request"
+    );
+    let outcome = host
+        .invoke(&echo, call("[1]", "claude", "s1").under_approval(&id))
+        .await
+        .expect("invoke");
+    assert_eq!(outcome.output(), Some("[1]"));
+    assert!(
+        !ran(&host, &echo, call("[1]", "claude", "s1")).await,
+        "once means once"
+    );
+}
+
+#[tokio::test]
+async fn session_covers_any_input_in_that_session_only() {
+    let state = tempfile::tempdir().expect("tempdir");
+    let host = host_in(state.path());
+    let echo = sensitive_echo(&host).await;
+    let id = pending(&host, &echo, call("[1]", "claude", "s1")).await;
+    store(&host)
+        .decide(&id, &OperatorDecision::AllowSession, SystemTime::now())
+        .expect("decide");
+
+    assert!(ran(&host, &echo, call("[1]", "claude", "s1")).await);
+    assert!(ran(&host, &echo, call(r#"{"other": true}"#, "claude", "s1")).await);
+    assert!(
+        ran(&host, &echo, call("[1]", "claude", "s1")).await,
+        "not used up"
+    );
+    assert!(
+        !ran(&host, &echo, call("[1]", "claude", "s2")).await,
+        "another session"
+    );
+    assert!(
+        !ran(&host, &echo, call("[1]", "gemini", "s1")).await,
+        "another principal"
+    );
+}
+
+#[tokio::test]
+async fn until_covers_every_session_and_ends_when_it_expires() {
+    let state = tempfile::tempdir().expect("tempdir");
+    let host = host_in(state.path());
+    let echo = sensitive_echo(&host).await;
+
+    let id = pending(&host, &echo, call("[1]", "claude", "s1")).await;
+    store(&host)
+        .decide(
+            &id,
+            &OperatorDecision::AllowFor(Duration::from_secs(3600)),
+            SystemTime::now(),
+        )
+        .expect("decide");
+    assert!(ran(&host, &echo, call("[1]", "claude", "s1")).await);
+    assert!(
+        ran(&host, &echo, call("[2]", "claude", "s9")).await,
+        "any session, any input"
+    );
+    assert!(
+        !ran(&host, &echo, call("[1]", "gemini", "s1")).await,
+        "another principal"
+    );
+
+    // An approval decided two hours ago for one hour has expired: the
+    // request becomes pending again rather than running.
+    let id = pending(&host, &echo, call("[1]", "bard", "s1")).await;
+    let two_hours_ago = SystemTime::now() - Duration::from_secs(7200);
+    store(&host)
+        .decide(
+            &id,
+            &OperatorDecision::AllowFor(Duration::from_secs(3600)),
+            two_hours_ago,
+        )
+        .expect("decide");
+    let renewed = pending(&host, &echo, call("[1]", "bard", "s1")).await;
+    assert_ne!(renewed, id, "an expired approval is not reused");
+}
+
+#[tokio::test]
+async fn a_new_build_of_the_tool_invalidates_every_approval_for_the_old_one() {
+    let state = tempfile::tempdir().expect("tempdir");
+    let host = host_in(state.path());
+    let echo = sensitive_echo(&host).await;
+    let id = pending(&host, &echo, call("[1]", "claude", "s1")).await;
+    store(&host)
+        .decide(
+            &id,
+            &OperatorDecision::AllowFor(Duration::from_secs(3600)),
+            SystemTime::now(),
+        )
+        .expect("decide");
+    assert!(ran(&host, &echo, call("[1]", "claude", "s1")).await);
+
+    // The same tool name, different bytes: a custom section changes the
+    // digest but not the behaviour.
+    let mut bytes = std::fs::read(guest_path("echo")).expect("read echo");
+    bytes.extend_from_slice(&[0x00, 0x05, 0x04, b'n', b'o', b't', b'e']);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rebuilt_path = dir.path().join(
+        Path::new(guest_path("echo"))
+            .file_name()
+            .expect("file name"),
+    );
+    std::fs::write(&rebuilt_path, &bytes).expect("write");
+    let rebuilt = host
+        .load(rebuilt_path.as_path(), Grants::none().mark_sensitive())
+        .await
+        .expect("load");
+    assert_eq!(rebuilt.facts().name, echo.facts().name);
+    assert_ne!(rebuilt.facts().sha256, echo.facts().sha256);
+
+    let fresh = pending(&host, &rebuilt, call("[1]", "claude", "s1")).await;
+    assert_ne!(fresh, id);
+}
+
+#[tokio::test]
+async fn a_denial_is_final_and_carries_the_operators_reason() {
+    let state = tempfile::tempdir().expect("tempdir");
+    let host = host_in(state.path());
+    let echo = sensitive_echo(&host).await;
+    let id = pending(&host, &echo, call("[1]", "claude", "s1")).await;
+    store(&host)
+        .decide(
+            &id,
+            &OperatorDecision::Deny("not on a Sunday".into()),
+            SystemTime::now(),
+        )
+        .expect("decide");
+    for _ in 0..2 {
+        let outcome = host
+            .invoke(&echo, call("[1]", "claude", "s1"))
+            .await
+            .expect("invoke");
+        let Outcome::Denied { denial, .. } = &outcome else {
+            panic!("{outcome:?}")
+        };
+        assert_eq!(denial.reason, DenialReason::ApprovalDenied);
+        assert_eq!(denial.approval_id.as_deref(), Some(id.as_str()));
+        assert!(
+            denial.message.contains("not on a Sunday"),
+            "{}",
+            denial.message
+        );
+        assert_eq!(outcome.exit_code(), airlock::exit_code::DENIED);
+    }
+    let again = store(&host).decide(&id, &OperatorDecision::AllowOnce, SystemTime::now());
+    assert!(again.is_err(), "a decided approval cannot be decided again");
+}
+
+#[tokio::test]
+async fn an_invocation_can_wait_for_an_operator_in_another_task() {
+    let state = tempfile::tempdir().expect("tempdir");
+    let host = host_in(state.path());
+    let echo = sensitive_echo(&host).await;
+
+    // The operator works through their own handle on the same directory,
+    // as `airlock approvals decide` in another shell would.
+    let operator = airlock::store::SqliteStore::open_in(state.path()).expect("operator store");
+    let decider = tokio::task::spawn_blocking(move || {
+        loop {
+            if let Some(approval) = operator.list(true).expect("list").into_iter().next() {
+                operator
+                    .decide(
+                        &approval.id,
+                        &OperatorDecision::AllowOnce,
+                        SystemTime::now(),
+                    )
+                    .expect("decide");
+                return approval.id;
+            }
+            std::thread::yield_now();
+        }
+    });
+    let outcome = host
+        .invoke(
+            &echo,
+            call("[7]", "claude", "s1").wait_for_approval(Duration::from_secs(60)),
+        )
+        .await
+        .expect("invoke");
+    let decided = decider.await.expect("decider");
+    assert_eq!(outcome.output(), Some("[7]"), "{outcome:?}");
+    assert_eq!(
+        store(&host).get(&decided).expect("get").map(|a| a.used),
+        Some(true)
+    );
+}
+
+#[tokio::test]
+async fn a_run_pinned_to_one_approval_refuses_to_run_under_another() {
+    let state = tempfile::tempdir().expect("tempdir");
+    let host = host_in(state.path());
+    let echo = sensitive_echo(&host).await;
+    let first = pending(&host, &echo, call("[1]", "claude", "s1")).await;
+    store(&host)
+        .decide(&first, &OperatorDecision::AllowSession, SystemTime::now())
+        .expect("decide");
+
+    let err = host
+        .invoke(
+            &echo,
+            call("[2]", "claude", "s1").under_approval("01JUNKJUNKJUNKJUNKJUNKJUNK"),
+        )
+        .await
+        .expect_err("pinned to another approval");
+    assert!(
+        matches!(err, InvokeError::ApprovalMismatch { .. }),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains(&first), "{err}");
+}
+
+#[tokio::test]
+async fn without_a_state_directory_nothing_can_be_approved() {
+    let host = Host::builder()
+        .cache_dir(test_cache_dir())
+        .build()
+        .expect("host");
+    assert!(host.approvals().is_none());
+    let echo = sensitive_echo(&host).await;
+    let outcome = host
+        .invoke(&echo, Invocation::new("[]"))
+        .await
+        .expect("invoke");
+    assert_eq!(outcome.code(), "approval_unavailable");
+}

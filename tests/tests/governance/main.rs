@@ -1,0 +1,8 @@
+//! Integration tests of authorization, approvals, the journal and
+//! attestations (issue: Cedar authorization over capability worlds, human
+//! approvals, journal and attestation).
+
+mod approvals;
+mod durability;
+mod journal;
+mod policy;

@@ -1,0 +1,151 @@
+//! Cedar decides every invocation; operators can forbid tools and
+//! destinations; invalid policies stop start-up with Cedar's diagnostic.
+
+use airlock::egress::{Reason, StaticResolver};
+use airlock::policy::{DEFAULT_POLICIES, DEFAULT_SCHEMA, PolicyEngine, Principal};
+use airlock::{DenialReason, Grants, Host, Invocation, NetworkGrant, Outcome};
+use airlock_tests::{load_guest_with, test_cache_dir};
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+
+fn engine_with(extra: &str) -> PolicyEngine {
+    PolicyEngine::from_sources(
+        ("schema", DEFAULT_SCHEMA),
+        &[("default.cedar", DEFAULT_POLICIES), ("operator.cedar", extra)],
+        Some((
+            "entities.json",
+            r#"[{"uid": {"type": "Airlock::Agent", "id": "crawler"}, "attrs": {}, "parents": [{"type": "Airlock::Group", "id": "bots"}]},
+                {"uid": {"type": "Airlock::Group", "id": "bots"}, "attrs": {}, "parents": []}]"#,
+        )),
+    )
+    .expect("valid policies")
+}
+
+#[tokio::test]
+async fn pure_tools_run_and_operators_can_forbid_them_for_a_group() {
+    let policies = engine_with(
+        r#"@id("bots-no-echo")
+forbid (principal in Airlock::Group::"bots", action == Airlock::Action::"tool.execute", resource)
+when { resource.name == "echo" };"#,
+    );
+    let host = Host::builder()
+        .cache_dir(test_cache_dir())
+        .policies(policies)
+        .build()
+        .expect("host");
+    let echo = load_guest_with(&host, "echo", Grants::none()).await;
+    assert!(!echo.facts().sensitive);
+
+    let ok = host
+        .invoke(
+            &echo,
+            Invocation::new("[1]").as_principal(Principal::agent("claude")),
+        )
+        .await
+        .expect("runs");
+    assert_eq!(ok.code(), "ok");
+
+    let refused = host
+        .invoke(
+            &echo,
+            Invocation::new("[1]").as_principal(Principal::agent("crawler")),
+        )
+        .await
+        .expect("runs");
+    let Outcome::Denied { denial, .. } = &refused else {
+        panic!("expected a denial, got {refused:?}")
+    };
+    assert_eq!(denial.reason, DenialReason::Policy);
+    assert_eq!(denial.policies, vec!["bots-no-echo"]);
+    assert_eq!(refused.exit_code(), airlock::exit_code::DENIED);
+}
+
+#[tokio::test]
+async fn sensitive_tools_without_a_state_directory_are_denied_not_run() {
+    let host = Host::builder()
+        .cache_dir(test_cache_dir())
+        .build()
+        .expect("host");
+    let fetch = load_guest_with(&host, "http-get", Grants::none()).await;
+    assert!(fetch.facts().sensitive);
+    let outcome = host
+        .invoke(&fetch, Invocation::new(r#"{"url":"http://x.test/"}"#))
+        .await
+        .expect("runs");
+    let Outcome::Denied { denial, .. } = &outcome else {
+        panic!("{outcome:?}")
+    };
+    assert_eq!(denial.reason, DenialReason::ApprovalUnavailable);
+    assert_eq!(denial.policies, vec!["sensitive-tools-need-approval"]);
+    assert!(outcome.report().egress.is_empty(), "the tool did not run");
+}
+
+#[tokio::test]
+async fn operators_can_mark_pure_tools_sensitive() {
+    let host = Host::builder()
+        .cache_dir(test_cache_dir())
+        .build()
+        .expect("host");
+    let echo = load_guest_with(&host, "echo", Grants::none().mark_sensitive()).await;
+    assert!(echo.facts().sensitive);
+    let outcome = host
+        .invoke(&echo, Invocation::new("[]"))
+        .await
+        .expect("runs");
+    assert_eq!(outcome.code(), "approval_unavailable");
+}
+
+#[tokio::test]
+async fn cedar_can_forbid_a_destination_the_grant_allows() {
+    let policies = PolicyEngine::from_sources(
+        ("schema", DEFAULT_SCHEMA),
+        &[(
+            "operator.cedar",
+            r#"@id("run-anything") permit (principal, action == Airlock::Action::"tool.execute", resource);
+@id("egress") permit (principal, action == Airlock::Action::"http.request", resource);
+@id("no-internal") forbid (principal, action == Airlock::Action::"http.request", resource) when { resource.host like "*.internal.test" };"#,
+        )],
+        None,
+    )
+    .expect("valid policies");
+    let host = Host::builder()
+        .cache_dir(test_cache_dir())
+        .policies(policies)
+        .resolver(Arc::new(StaticResolver::new().with(
+            "db.internal.test",
+            [IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2))],
+        )))
+        .build()
+        .expect("host");
+    let grant = NetworkGrant::from_toml(
+        "[[allow]]\nsuffix = \"internal.test\"\nprivate = true\n",
+        "grant.toml",
+    )
+    .expect("grant");
+    let fetch = load_guest_with(&host, "http-get", Grants::none().with_network(grant)).await;
+    let outcome = host
+        .invoke(
+            &fetch,
+            Invocation::new(r#"{"url": "http://db.internal.test/"}"#),
+        )
+        .await
+        .expect("runs");
+    assert_eq!(outcome.code(), "tool_denied", "{outcome:?}");
+    let record = &outcome.report().egress[0];
+    assert_eq!(record.reason, Some(Reason::PolicyDenied));
+    assert_eq!(record.rule.as_deref(), Some("cedar: no-internal"));
+}
+
+#[test]
+fn invalid_policy_directories_stop_start_up_with_a_location() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("broken.cedar"),
+        "@id(\"typo\")\npermit (principal, action, resource)\nwhen { resource.sensitve };\n",
+    )
+    .expect("write");
+    let err = PolicyEngine::from_dir(dir.path()).expect_err("invalid");
+    let message = err.to_string();
+    assert!(message.contains("broken.cedar:3:"), "{message}");
+    assert!(message.contains("sensitve"), "{message}");
+}
