@@ -1,17 +1,31 @@
 //! The airlock demo: builds the guest tools, then runs a useful tool, a
-//! transforming tool and hostile ones on one host with its built-in defaults.
+//! transforming tool and hostile ones on one host with its built-in
+//! defaults; then a network tool that waits for an operator's approval,
+//! reaches only what its grant allows, and leaves a verifiable journal.
 //!
 //! ```sh
 //! cargo run --example demo
 //! ```
 //!
 //! Each step prints the `airlock` CLI command that does the same thing. The
-//! demo exits non-zero if any step does not end the way it should.
+//! demo keeps its state in `.airlock/demo` (emptied at start) and exits
+//! non-zero if any step does not end the way it should. Its only network
+//! traffic goes to a server it starts on 127.0.0.1.
 
-use airlock::{Grants, Host, Invocation, Limits, Outcome, Tool};
+use airlock::approvals::OperatorDecision;
+use airlock::attest::Proof;
+use airlock::egress::StaticResolver;
+use airlock::journal::JournalStore;
+use airlock::policy::{Principal, RequestContext};
+use airlock::{Grants, Host, Invocation, Limits, NetworkGrant, Outcome, Tool};
+use airlock_tests::net::{Behaviour, TestServer};
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 use std::process::ExitCode;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+const STATE_DIR: &str = ".airlock/demo";
 
 struct Step {
     guest: &'static str,
@@ -63,22 +77,6 @@ fn steps() -> Vec<Step> {
             },
             expect: "memory_limit",
         },
-        Step {
-            guest: "http-get",
-            what: "a network tool without a grant reaches nothing",
-            input: r#"{"url":"http://169.254.169.254/latest/meta-data/"}"#,
-            flags: "",
-            limits: defaults(),
-            expect: "tool_denied",
-        },
-        Step {
-            guest: "echo",
-            what: "and the same host keeps serving",
-            input: r#"{"still":"serving"}"#,
-            flags: "",
-            limits: defaults(),
-            expect: "ok",
-        },
     ]
 }
 
@@ -103,12 +101,65 @@ async fn load(host: &Host, name: &str) -> Result<Tool, airlock::LoadError> {
     host.load(Path::new(guest(name)), Grants::none()).await
 }
 
+/// Prints an outcome the way `airlock run` would; counts a surprise.
+fn report(outcome: &Outcome, expect: &str, failures: &mut u32) {
+    match outcome {
+        Outcome::Completed { output, report } => {
+            println!("  {output}");
+            println!(
+                "  ok in {:.2?}, peak memory {} KiB",
+                report.duration,
+                report.memory_peak_bytes / 1024
+            );
+        }
+        other => println!(
+            "  {} (exit {}): {}",
+            other.code(),
+            other.exit_code(),
+            other.message().unwrap_or_default()
+        ),
+    }
+    for record in &outcome.report().egress {
+        println!(
+            "  egress: {} {}://{}:{} -> {}{}",
+            record.method,
+            record.scheme.as_deref().unwrap_or("?"),
+            record.host.as_deref().unwrap_or("?"),
+            record.port.unwrap_or_default(),
+            record.verdict.as_str(),
+            record
+                .reason
+                .map(|r| format!(" ({})", r.code()))
+                .unwrap_or_default()
+        );
+    }
+    if outcome.code() != expect {
+        println!("  !! expected {expect}");
+        *failures += 1;
+    }
+    println!();
+}
+
 #[tokio::main]
 async fn main() -> Result<ExitCode, Box<dyn std::error::Error>> {
     println!(
         "airlock demo: every tool below is a WASI 0.2 component in guests/, built for wasm32-wasip2.\n"
     );
-    let host = Host::builder().cache_dir(".airlock/cache").build()?;
+    // A fresh state directory each run, so earlier approvals do not apply.
+    if Path::new(STATE_DIR).exists() {
+        std::fs::remove_dir_all(STATE_DIR)?;
+    }
+    let server = TestServer::start(Ipv4Addr::LOCALHOST, 0, Behaviour::Echo).await?;
+    let port = server.addr().port();
+    let host = Host::builder()
+        .cache_dir(".airlock/cache")
+        .state_dir(STATE_DIR)
+        // `api.demo` is the loopback server; every other name resolves to
+        // nothing, so nothing leaves this machine.
+        .resolver(Arc::new(
+            StaticResolver::new().with("api.demo", [IpAddr::V4(Ipv4Addr::LOCALHOST)]),
+        ))
+        .build()?;
 
     let echo = load(&host, "echo").await?;
     let info = echo.info();
@@ -131,27 +182,129 @@ async fn main() -> Result<ExitCode, Box<dyn std::error::Error>> {
         let outcome = host
             .invoke(&tool, Invocation::new(step.input).with_limits(step.limits))
             .await?;
-        match &outcome {
-            Outcome::Completed { output, report } => {
-                println!("  {output}");
-                println!(
-                    "  ok in {:.2?}, peak memory {} KiB",
-                    report.duration,
-                    report.memory_peak_bytes / 1024
-                );
-            }
-            other => println!(
-                "  {} (exit {}): {}",
-                other.code(),
-                other.exit_code(),
-                other.message().unwrap_or_default()
-            ),
-        }
-        if outcome.code() != step.expect {
-            println!("  !! expected {}", step.expect);
+        report(&outcome, step.expect, &mut failures);
+    }
+
+    // A network tool: sensitive, so the default policies hold it for a
+    // human; its grant opens exactly one loopback origin.
+    let grant_toml = format!("[[allow]]\nhost = \"api.demo\"\nports = [{port}]\nprivate = true\n");
+    let grant_path = Path::new(STATE_DIR).join("grant.toml");
+    std::fs::write(&grant_path, &grant_toml)?;
+    let grant = NetworkGrant::from_toml(&grant_toml, &grant_path.display().to_string())?;
+    let fetch = host
+        .load(
+            Path::new(guest("http-get")),
+            Grants::none().with_network(grant),
+        )
+        .await?;
+    let call = |url: String| {
+        let input = serde_json::json!({ "url": url }).to_string();
+        let invocation = Invocation::new(input.clone())
+            .as_principal(Principal::agent("demo-agent"))
+            .in_context(RequestContext {
+                session_id: "demo".into(),
+                ..RequestContext::default()
+            });
+        (invocation, input)
+    };
+    let cli = format!(
+        "airlock --state-dir {STATE_DIR} run {} --grant {} --resolve api.demo=127.0.0.1 --no-dns \\\n    --principal 'Agent::\"demo-agent\"' --session demo",
+        show(guest("http-get")),
+        grant_path.display()
+    );
+    let (first, first_input) = call(format!("http://api.demo:{port}/weather"));
+    println!(
+        "# a network tool waits for a human (http-get, world {})",
+        fetch.world()
+    );
+    println!("$ {cli} --input '{first_input}'");
+    let outcome = host.invoke(&fetch, first.clone()).await?;
+    report(&outcome, "approval_pending", &mut failures);
+    let Outcome::PendingApproval { approval, .. } = &outcome else {
+        return Ok(ExitCode::FAILURE);
+    };
+
+    println!("# the operator, in another shell, approves it for this session");
+    println!(
+        "$ airlock --state-dir {STATE_DIR} approvals decide {} --allow session",
+        approval.id
+    );
+    let approvals = host.approvals().ok_or("the demo host keeps approvals")?;
+    approvals.decide(
+        &approval.id,
+        &OperatorDecision::AllowSession,
+        SystemTime::now(),
+    )?;
+    println!("  allowed for session `demo`\n");
+
+    println!("# now it runs, and reaches its granted origin");
+    println!("$ {cli} --input '{first_input}'");
+    let allowed = host.invoke(&fetch, first).await?;
+    report(&allowed, "ok", &mut failures);
+
+    let (metadata, metadata_input) = call("http://169.254.169.254/latest/meta-data/".into());
+    println!("# a prompt-injected call to cloud metadata is refused before any socket opens");
+    println!("$ {cli} --input '{metadata_input}'");
+    let refused = host.invoke(&fetch, metadata).await?;
+    report(&refused, "tool_denied", &mut failures);
+
+    println!("# and the same host keeps serving");
+    println!(
+        "$ airlock run {} --input '{{\"still\":\"serving\"}}'",
+        show(guest("echo"))
+    );
+    let outcome = host
+        .invoke(&echo, Invocation::new(r#"{"still":"serving"}"#))
+        .await?;
+    report(&outcome, "ok", &mut failures);
+
+    // The journal holds the whole story; one execution is provable alone.
+    let journal = host.journal().ok_or("the demo host keeps a journal")?;
+    journal.checkpoint()?;
+    let store = journal.store();
+    println!("$ airlock --state-dir {STATE_DIR} journal tail -n 100");
+    let entries = store.all()?;
+    for entry in &entries {
+        println!(
+            "  {:>3}  {:<18} {}",
+            entry.seq,
+            entry.kind,
+            &entry.hash[..16]
+        );
+    }
+    println!("$ airlock --state-dir {STATE_DIR} journal verify");
+    match store.verify()? {
+        Ok((count, head)) => println!("  journal intact: {count} entries, head {}\n", &head[..16]),
+        Err(broken) => {
+            println!("  !! {broken}\n");
             failures += 1;
         }
-        println!();
+    }
+    let id = &allowed.report().invocation_id;
+    println!("$ airlock --state-dir {STATE_DIR} attest verify {id}");
+    let index = entries
+        .iter()
+        .position(|e| e.kind == "invocation" && e.payload.contains(id.as_str()))
+        .ok_or("the invocation is journaled")?;
+    let proof = serde_json::from_str::<serde_json::Value>(&entries[index].payload)
+        .ok()
+        .and_then(|p| serde_json::from_value(p["attestation"].clone()).ok())
+        .and_then(|attestation| Proof::from_chain(attestation, &entries, index))
+        .ok_or("a checkpoint covers the invocation")?;
+    let key = airlock::attest::read_public_key(
+        &Path::new(STATE_DIR).join(airlock::attest::PUBLIC_KEY_FILE),
+    )?;
+    match proof.verify(&key) {
+        Ok(seq) => println!(
+            "  valid: `{}` ran under approval {} with {} egress record(s); signed checkpoint {seq}\n",
+            proof.attestation.tool,
+            proof.attestation.approval_id.as_deref().unwrap_or("-"),
+            proof.attestation.egress_count
+        ),
+        Err(e) => {
+            println!("  !! {e}\n");
+            failures += 1;
+        }
     }
 
     if failures == 0 {

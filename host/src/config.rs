@@ -129,7 +129,7 @@ impl Config {
                     format!("tool `{name}` is configured twice: merge the two entries"),
                 ));
             }
-            let mut grants = Grants::none();
+            let mut grants = Grants::none().named(name.clone());
             if tool.sensitive {
                 grants = grants.mark_sensitive();
             }

@@ -14,13 +14,17 @@ use std::time::{Duration, Instant, SystemTime};
 /// How often a waiting invocation looks for an operator's decision.
 pub const APPROVAL_POLL: Duration = Duration::from_millis(200);
 
+/// Why an invocation may run: the policies that allowed it, and the
+/// approval it runs under.
+pub(crate) struct Admitted {
+    pub(crate) policies: Vec<String>,
+    pub(crate) approval_id: Option<String>,
+}
+
 /// What admission concluded.
 pub(crate) enum Admission {
-    /// Run, under these policies (and this approval).
-    Run {
-        policies: Vec<String>,
-        approval_id: Option<String>,
-    },
+    /// Run.
+    Run(Admitted),
     /// Do not run; this is the outcome.
     Refused(Box<Outcome>),
 }
@@ -68,10 +72,10 @@ pub(crate) async fn admit(
     let report = || RunReport::not_started_as(invocation_id.to_string(), limits.clone());
     let first = policies.check_execute(&invocation.principal, facts, &invocation.context, false);
     if first.allowed {
-        return Ok(Admission::Run {
+        return Ok(Admission::Run(Admitted {
             policies: first.policies,
             approval_id: None,
-        });
+        }));
     }
     if !first.approval_possible {
         let message = explain(&first, &who, &facts.name);
@@ -140,10 +144,10 @@ pub(crate) async fn admit(
                         report(),
                     ));
                 }
-                return Ok(Admission::Run {
+                return Ok(Admission::Run(Admitted {
                     policies: second.policies,
                     approval_id: Some(approval.id),
-                });
+                }));
             }
             Lookup::Denied(approval) => {
                 check_wanted(&approval.id)?;

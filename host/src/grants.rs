@@ -76,6 +76,7 @@ impl DirGrant {
 /// ```
 #[derive(Clone, Debug, Default)]
 pub struct Grants {
+    name: Option<String>,
     dirs: Vec<DirGrant>,
     network: Arc<NetworkGrant>,
     sensitive: bool,
@@ -85,6 +86,21 @@ impl Grants {
     /// Nothing granted.
     pub fn none() -> Self {
         Self::default()
+    }
+
+    /// The operator's name for the tool: what policies see as
+    /// `resource.name` and approvals show. Without it, the name the
+    /// component declares in `describe()` is used, which is its author's
+    /// claim: policies that must not be fooled by a look-alike should name
+    /// tools here (as `airlock.toml` does) or match `resource.sha256`.
+    pub fn named(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// The operator's name for the tool, if given.
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_deref()
     }
 
     /// Adds a directory grant.
@@ -187,6 +203,7 @@ impl Grants {
             });
         }
         Ok(ResolvedGrants(Grants {
+            name: self.name.clone(),
             dirs: resolved,
             network: Arc::clone(&self.network),
             sensitive: self.sensitive,

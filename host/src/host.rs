@@ -377,7 +377,10 @@ impl Host {
             grants.grants().is_marked_sensitive(),
         );
         let descriptor = self.describe(&pre, &grants, &facts).await?;
-        facts.name = descriptor.name.clone();
+        facts.name = grants
+            .grants()
+            .name()
+            .map_or_else(|| descriptor.name.clone(), str::to_string);
         self.inner
             .policies
             .register_tool(&facts)
@@ -492,11 +495,8 @@ impl Host {
             &limits,
         )
         .await?;
-        let (policies, approval_id) = match admission {
-            Admission::Run {
-                policies,
-                approval_id,
-            } => (policies, approval_id),
+        let admitted = match admission {
+            Admission::Run(admitted) => admitted,
             Admission::Refused(outcome) => {
                 if let (Some(journal), Outcome::Denied { denial, .. }) =
                     (&self.inner.journal, outcome.as_ref())
@@ -524,15 +524,7 @@ impl Host {
         };
         let outcome = outcome_of(execute(&cx, CallTool(&invocation.input)).await)?;
         if let Some(journal) = &self.inner.journal {
-            trail::record_run(
-                journal,
-                tool,
-                &invocation,
-                &outcome,
-                policies,
-                approval_id,
-                started,
-            )?;
+            trail::record_run(journal, tool, &invocation, &outcome, admitted, started)?;
         }
         Ok(outcome)
     }

@@ -111,9 +111,10 @@ impl Tool {
         &self.inner.descriptor
     }
 
-    /// The tool's name, from its descriptor.
+    /// The tool's name: the operator's ([`Grants::named`](crate::Grants::named)),
+    /// else the one its descriptor declares.
     pub fn name(&self) -> &str {
-        &self.inner.descriptor.name
+        &self.inner.facts.name
     }
 
     /// The world the component's imports put it in.

@@ -2,6 +2,7 @@
 //! the journal, committed before the outcome is returned.
 
 use crate::attest::{Attestation, egress_digest, sha256_hex};
+use crate::gate::Admitted;
 use crate::invocation::Invocation;
 use crate::journal::{EntryKind, Journal};
 use crate::outcome::{Outcome, PolicyDenial};
@@ -19,18 +20,24 @@ fn rfc3339(time: SystemTime) -> String {
     humantime::format_rfc3339_millis(time).to_string()
 }
 
-/// Builds the attestation of a finished (or refused) invocation.
-pub(crate) fn attestation(
+/// Journals an invocation that ran: its attestation, then one entry per
+/// egress record, in one transaction.
+pub(crate) fn record_run(
+    journal: &Journal,
     tool: &Tool,
     invocation: &Invocation,
     outcome: &Outcome,
-    policies: Vec<String>,
-    approval_id: Option<String>,
+    admitted: Admitted,
     started: SystemTime,
-    egress: &[Value],
-) -> Attestation {
+) -> Result<(), StoreError> {
+    let egress: Vec<Value> = outcome
+        .report()
+        .egress
+        .iter()
+        .map(|r| r.to_json())
+        .collect();
     let facts = tool.facts();
-    Attestation {
+    let attestation = Attestation {
         id: outcome.report().invocation_id.clone(),
         tool: facts.name.clone(),
         tool_sha256: facts.sha256.clone(),
@@ -41,42 +48,14 @@ pub(crate) fn attestation(
         outcome: outcome.code().to_string(),
         executor: EXECUTOR.to_string(),
         enforcement: ENFORCEMENT.to_string(),
-        policies,
-        approval_id,
-        egress_digest: egress_digest(egress),
+        policies: admitted.policies,
+        approval_id: admitted.approval_id,
+        egress_digest: egress_digest(&egress),
         egress_count: egress.len(),
         started: rfc3339(started),
         ended: rfc3339(SystemTime::now()),
         airlock_version: env!("CARGO_PKG_VERSION").to_string(),
-    }
-}
-
-/// Journals an invocation that ran: its attestation, then one entry per
-/// egress record, in one transaction.
-pub(crate) fn record_run(
-    journal: &Journal,
-    tool: &Tool,
-    invocation: &Invocation,
-    outcome: &Outcome,
-    policies: Vec<String>,
-    approval_id: Option<String>,
-    started: SystemTime,
-) -> Result<(), StoreError> {
-    let egress: Vec<Value> = outcome
-        .report()
-        .egress
-        .iter()
-        .map(|r| r.to_json())
-        .collect();
-    let attestation = attestation(
-        tool,
-        invocation,
-        outcome,
-        policies,
-        approval_id,
-        started,
-        &egress,
-    );
+    };
     let mut entries = vec![(
         EntryKind::Invocation,
         json!({ "attestation": serde_json::to_value(&attestation).unwrap_or(Value::Null) }),

@@ -152,10 +152,9 @@ async fn an_unapproved_network_tool_waits_then_runs_once_an_operator_allows_it()
     assert_eq!(json_of(&verified)["entries"], kinds.len());
 }
 
-/// A state directory holding one completed run of `echo` (marked sensitive
-/// by config and approved for the session): returns its attestation id.
-fn state_with_one_run(state: &Path) -> (String, String) {
-    let config = state.join("airlock.toml");
+/// Writes an `airlock.toml` in `dir` that marks `echo` sensitive; returns its path.
+fn sensitive_echo_config(dir: &Path) -> String {
+    let config = dir.join("airlock.toml");
     std::fs::write(
         &config,
         format!(
@@ -164,7 +163,13 @@ fn state_with_one_run(state: &Path) -> (String, String) {
         ),
     )
     .expect("config");
-    let config = config.display().to_string();
+    config.display().to_string()
+}
+
+/// A state directory holding one completed run of `echo` (marked sensitive
+/// by config and approved for the session): returns its attestation id.
+fn state_with_one_run(state: &Path) -> (String, String) {
+    let config = sensitive_echo_config(state);
     let run = |extra: &[&str]| {
         let args = [
             &[
@@ -363,16 +368,7 @@ fn operators_get_clear_errors_when_deciding() {
 fn a_denied_approval_exits_three_with_the_reason() {
     let state = tempfile::tempdir().expect("tempdir");
     let args = ["run", guest_path("echo"), "--input", "[1]", "--json"];
-    let config = state.path().join("airlock.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[[tools]]\nname = \"echo\"\ncomponent = {:?}\nsensitive = true\n",
-            guest_path("echo")
-        ),
-    )
-    .expect("config");
-    let config = config.display().to_string();
+    let config = sensitive_echo_config(state.path());
     let run = || {
         in_state(
             state.path(),
@@ -457,13 +453,13 @@ fn policy_validate_and_explain() {
         stderr(&refused)
     );
 
-    let explain = |tool: &str, action: &str, extra: &[&str]| {
+    let explain_as = |principal: &str, tool: &str, action: &str, extra: &[&str]| {
         let args = [
             &[
                 "policy",
                 "explain",
                 "--principal",
-                "Agent::\"claude\"",
+                principal,
                 "--action",
                 action,
                 "--tool",
@@ -472,7 +468,10 @@ fn policy_validate_and_explain() {
             extra,
         ]
         .concat();
-        let out = airlock(&args).output().expect("run");
+        airlock(&args).output().expect("run")
+    };
+    let explain = |tool: &str, action: &str, extra: &[&str]| {
+        let out = explain_as("Agent::\"claude\"", tool, action, extra);
         let result = if out.stdout.is_empty() {
             Value::Null
         } else {
@@ -519,18 +518,7 @@ fn policy_validate_and_explain() {
         "a context that does not fit the schema is a usage error"
     );
 
-    let not_yet = airlock(&[
-        "policy",
-        "explain",
-        "--principal",
-        "User::\"ops\"",
-        "--action",
-        "fs.write",
-        "--tool",
-        guest_path("echo"),
-    ])
-    .output()
-    .expect("run");
+    let not_yet = explain_as("User::\"ops\"", guest_path("echo"), "fs.write", &[]);
     assert_eq!(code(&not_yet), 2);
     assert!(
         stderr(&not_yet).contains("not_explainable"),
@@ -548,18 +536,7 @@ fn policy_validate_and_explain() {
         (0, &json!(["egress-as-granted"]))
     );
 
-    let bad = airlock(&[
-        "policy",
-        "explain",
-        "--principal",
-        "Agent::\"c\"",
-        "--action",
-        "tool.fly",
-        "--tool",
-        guest_path("echo"),
-    ])
-    .output()
-    .expect("run");
+    let bad = explain_as("Agent::\"c\"", guest_path("echo"), "tool.fly", &[]);
     assert_eq!(code(&bad), 2);
     assert!(
         stderr(&bad).contains("tool.execute"),

@@ -10,7 +10,7 @@ use airlock::egress::rules::{Matcher, Rule};
 use airlock::egress::url::{Target, TargetHost, parse};
 use airlock_tests::stats;
 use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const RULES: usize = 10_000;
 const CALLS_PER_BATCH: usize = 2_000;
@@ -51,14 +51,6 @@ fn linear(rules: &[Rule], target: &Target) -> bool {
         })
 }
 
-fn time_batch(mut work: impl FnMut()) -> Duration {
-    let start = Instant::now();
-    for _ in 0..CALLS_PER_BATCH {
-        work();
-    }
-    start.elapsed() / CALLS_PER_BATCH as u32
-}
-
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let batches = stats::iterations(200);
     let grant = NetworkGrant::from_toml(&grant_text(), "p3-grant.toml")?;
@@ -85,17 +77,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut scanned = Vec::with_capacity(batches);
     for i in 0..batches {
         let target = &targets[i % targets.len()];
-        indexed.push(time_batch(|| {
+        indexed.push(stats::per_call(CALLS_PER_BATCH, || {
             black_box(rules.find(black_box(target)).is_ok());
         }));
-        scanned.push(time_batch(|| {
+        scanned.push(stats::per_call(CALLS_PER_BATCH, || {
             black_box(linear(rules.rules(), black_box(target)));
         }));
     }
     let mut parsed = Vec::with_capacity(batches);
     for i in 0..batches {
         let url = urls[i % urls.len()];
-        parsed.push(time_batch(|| {
+        parsed.push(stats::per_call(CALLS_PER_BATCH, || {
             let target = parse(black_box(url)).expect("valid");
             black_box(rules.find(&target).is_ok());
         }));

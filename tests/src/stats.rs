@@ -45,6 +45,15 @@ pub fn report(
     ratio
 }
 
+/// The mean time of one call of `work`, over `calls` calls in a row.
+pub fn per_call(calls: usize, mut work: impl FnMut()) -> Duration {
+    let start = std::time::Instant::now();
+    for _ in 0..calls {
+        work();
+    }
+    start.elapsed() / u32::try_from(calls.max(1)).unwrap_or(u32::MAX)
+}
+
 /// The first non-flag command-line argument as a number, or `default`
 /// (`cargo bench` passes `--bench`).
 pub fn iterations(default: usize) -> usize {

@@ -49,7 +49,7 @@ pub fn main() -> ExitCode {
             Command::Run(run) => run::run(&cli, run).await,
             Command::Inspect(inspect) => inspect::inspect(&cli, inspect).await,
             Command::Egress(EgressCommand::Check(check)) => egress::check(&cli, check).await,
-            Command::Policy(command) => policy::run(&cli, command),
+            Command::Policy(command) => policy::run(&cli, command).await,
             Command::Approvals(command) => approvals::run(&cli, command),
             Command::Journal(command) => journal::run_journal(&cli, command),
             Command::Attest(command) => journal::run_attest(&cli, command),

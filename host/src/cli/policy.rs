@@ -2,15 +2,15 @@
 
 use super::args::{Cli, ExplainArgs, PolicyCommand};
 use super::{Failure, load_policies};
-use airlock::policy::{Action, DestinationFacts, PolicyEngine, ToolFacts};
-use airlock::{Config, exit_code};
+use airlock::policy::{Action, DestinationFacts, PolicyEngine};
+use airlock::{Config, Grants, Host, Tool, exit_code};
 use serde_json::{Value, json};
-use std::path::Path;
+use std::path::PathBuf;
 
-pub fn run(cli: &Cli, command: &PolicyCommand) -> u8 {
+pub async fn run(cli: &Cli, command: &PolicyCommand) -> u8 {
     let result = match command {
         PolicyCommand::Validate => validate(cli),
-        PolicyCommand::Explain(args) => explain(cli, args),
+        PolicyCommand::Explain(args) => explain(cli, args).await,
     };
     result.unwrap_or_else(Failure::report)
 }
@@ -31,8 +31,10 @@ fn validate(cli: &Cli) -> Result<u8, Failure> {
 }
 
 /// The tool's facts: from a component file, or a tool named in `--config`.
-fn tool_facts(args: &ExplainArgs) -> Result<ToolFacts, Failure> {
-    let (name, path, marked) = match &args.config {
+/// The tool as `run` would load it: its facts come from the component's
+/// imports and the operator's configuration (name, `sensitive`).
+async fn load_tool(cli: &Cli, args: &ExplainArgs) -> Result<Tool, Failure> {
+    let (path, grants) = match &args.config {
         Some(config) => {
             let config = Config::from_file(config)?;
             let tool = config.tool(&args.tool).ok_or_else(|| {
@@ -47,39 +49,21 @@ fn tool_facts(args: &ExplainArgs) -> Result<ToolFacts, Failure> {
                     format!("tool `{}` names no component", args.tool),
                 )
             })?;
-            (
-                args.tool.clone(),
-                path.to_path_buf(),
-                tool.grants().is_marked_sensitive(),
-            )
+            (path.to_path_buf(), tool.grants().clone())
         }
-        None => {
-            let path = Path::new(&args.tool).to_path_buf();
-            let name = path.file_stem().map_or_else(
-                || args.tool.clone(),
-                |s| s.to_string_lossy().replace('_', "-"),
-            );
-            (name, path, false)
-        }
+        None => (PathBuf::from(&args.tool), Grants::none()),
     };
-    let bytes =
-        airlock::read_component(&path).map_err(|e| Failure::usage(e.code(), e.to_string()))?;
-    let info = airlock::inspect(&bytes).map_err(|e| Failure::usage(e.code(), e.to_string()))?;
-    let capabilities = info
-        .capabilities()
-        .iter()
-        .map(|c| c.as_str().to_string())
-        .collect();
-    Ok(ToolFacts::derive(
-        &name,
-        info.world.as_str(),
-        capabilities,
-        &info.sha256.to_hex(),
-        marked,
-    ))
+    let mut builder = Host::builder().policies(load_policies(cli)?);
+    if !cli.no_cache {
+        builder = builder.cache_dir(cli.state_dir.join("cache"));
+    }
+    let host = builder.build()?;
+    host.load(path.as_path(), grants)
+        .await
+        .map_err(|e| Failure::usage(e.code(), format!("{}: {e}", path.display())))
 }
 
-fn explain(cli: &Cli, args: &ExplainArgs) -> Result<u8, Failure> {
+async fn explain(cli: &Cli, args: &ExplainArgs) -> Result<u8, Failure> {
     let policies = load_policies(cli)?;
     let action = Action::parse(&args.action).ok_or_else(|| {
         let all: Vec<&str> = Action::ALL.iter().map(|a| a.as_str()).collect();
@@ -92,7 +76,8 @@ fn explain(cli: &Cli, args: &ExplainArgs) -> Result<u8, Failure> {
             ),
         )
     })?;
-    let tool = tool_facts(args)?;
+    let loaded = load_tool(cli, args).await?;
+    let tool = loaded.facts();
     let mut context = PolicyEngine::default_context(action, &tool);
     if let Some(text) = &args.context {
         let given: Value = serde_json::from_str(text)

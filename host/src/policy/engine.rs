@@ -241,13 +241,7 @@ impl PolicyEngine {
                 .read()
                 .unwrap_or_else(PoisonError::into_inner),
         );
-        self.decide(
-            principal,
-            Action::ToolExecute,
-            uid("Tool", &tool.name),
-            pairs,
-            &entities,
-        )
+        self.decide(principal, Action::ToolExecute, tool.uid(), pairs, &entities)
     }
 
     /// May `principal`'s tool make a request to `destination`?
@@ -303,7 +297,7 @@ impl PolicyEngine {
                 .map_err(|e| not_fitting(&e))?;
         let (resource, entities) = match (action, destination) {
             (Action::ToolList | Action::ToolDescribe | Action::ToolExecute, _) => (
-                uid("Tool", &tool.name),
+                tool.uid(),
                 self.with_tools
                     .read()
                     .unwrap_or_else(PoisonError::into_inner)

@@ -3,6 +3,7 @@
 
 use super::error::PolicyError;
 use cedar_policy::{Entity, EntityId, EntityTypeName, EntityUid, RestrictedExpression};
+use sha2::{Digest, Sha256};
 use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
 
@@ -113,6 +114,26 @@ impl ToolFacts {
         }
     }
 
+    /// The id of this tool's entity: its name and a digest of all its
+    /// facts. Two tools that share a name (a rebuild, a look-alike, the
+    /// same component marked sensitive or not) are different entities, so
+    /// a check never sees another tool's attributes.
+    pub(super) fn uid(&self) -> EntityUid {
+        let mut hasher = Sha256::new();
+        for part in [
+            self.name.as_str(),
+            self.world.as_str(),
+            &self.capabilities.join(","),
+            self.sha256.as_str(),
+        ] {
+            hasher.update((part.len() as u64).to_be_bytes());
+            hasher.update(part.as_bytes());
+        }
+        hasher.update([u8::from(self.sensitive)]);
+        let digest = hex::encode(hasher.finalize());
+        uid("Tool", &format!("{}@{}", self.name, &digest[..16]))
+    }
+
     pub(super) fn entity(&self) -> Result<Entity, PolicyError> {
         let attrs = HashMap::from([
             (
@@ -141,7 +162,7 @@ impl ToolFacts {
                 RestrictedExpression::new_bool(self.sensitive),
             ),
         ]);
-        let id = uid("Tool", &self.name);
+        let id = self.uid();
         Entity::new(id.clone(), attrs, HashSet::new()).map_err(|e| entity_error(&id, &e))
     }
 }

@@ -17,6 +17,17 @@ fn host_in(state: &Path) -> Host {
         .expect("host")
 }
 
+/// A host on a fresh state directory, and `echo` marked sensitive on it.
+async fn fresh() -> (tempfile::TempDir, Host, Tool) {
+    let state = tempfile::tempdir().expect("tempdir");
+    let host = host_in(state.path());
+    let echo = sensitive_echo(&host).await;
+    (state, host, echo)
+}
+
+/// An hour-long approval.
+const FOR_AN_HOUR: OperatorDecision = OperatorDecision::AllowFor(Duration::from_secs(3600));
+
 /// `echo`, marked sensitive so the default policies hold it for approval.
 async fn sensitive_echo(host: &Host) -> Tool {
     load_guest_with(host, "echo", Grants::none().mark_sensitive()).await
@@ -25,6 +36,16 @@ async fn sensitive_echo(host: &Host) -> Tool {
 fn store(host: &Host) -> &dyn ApprovalStore {
     host.approvals()
         .expect("a host with a state directory keeps approvals")
+}
+
+/// The operator decides approval `id`, as of `at`.
+fn decide_at(host: &Host, id: &str, decision: &OperatorDecision, at: SystemTime) {
+    store(host).decide(id, decision, at).expect("decide");
+}
+
+/// The operator decides approval `id` now.
+fn decide(host: &Host, id: &str, decision: &OperatorDecision) {
+    decide_at(host, id, decision, SystemTime::now());
 }
 
 fn in_session(session: &str) -> RequestContext {
@@ -65,9 +86,7 @@ async fn ran(host: &Host, tool: &Tool, invocation: Invocation) -> bool {
 
 #[tokio::test]
 async fn a_pending_approval_is_persisted_with_what_the_operator_needs() {
-    let state = tempfile::tempdir().expect("tempdir");
-    let host = host_in(state.path());
-    let echo = sensitive_echo(&host).await;
+    let (state, host, echo) = fresh().await;
     let input = r#"{"path": "/etc/passwd", "note": "exfiltrate"}"#;
     let id = pending(&host, &echo, call(input, "claude", "s1")).await;
 
@@ -104,13 +123,9 @@ async fn a_pending_approval_is_persisted_with_what_the_operator_needs() {
 
 #[tokio::test]
 async fn once_allows_exactly_one_run_of_exactly_that_request() {
-    let state = tempfile::tempdir().expect("tempdir");
-    let host = host_in(state.path());
-    let echo = sensitive_echo(&host).await;
+    let (_state, host, echo) = fresh().await;
     let id = pending(&host, &echo, call("[1]", "claude", "s1")).await;
-    store(&host)
-        .decide(&id, &OperatorDecision::AllowOnce, SystemTime::now())
-        .expect("decide");
+    decide(&host, &id, &OperatorDecision::AllowOnce);
 
     assert!(
         !ran(&host, &echo, call("[2]", "claude", "s1")).await,
@@ -133,13 +148,9 @@ async fn once_allows_exactly_one_run_of_exactly_that_request() {
 
 #[tokio::test]
 async fn session_covers_any_input_in_that_session_only() {
-    let state = tempfile::tempdir().expect("tempdir");
-    let host = host_in(state.path());
-    let echo = sensitive_echo(&host).await;
+    let (_state, host, echo) = fresh().await;
     let id = pending(&host, &echo, call("[1]", "claude", "s1")).await;
-    store(&host)
-        .decide(&id, &OperatorDecision::AllowSession, SystemTime::now())
-        .expect("decide");
+    decide(&host, &id, &OperatorDecision::AllowSession);
 
     assert!(ran(&host, &echo, call("[1]", "claude", "s1")).await);
     assert!(ran(&host, &echo, call(r#"{"other": true}"#, "claude", "s1")).await);
@@ -159,18 +170,10 @@ async fn session_covers_any_input_in_that_session_only() {
 
 #[tokio::test]
 async fn until_covers_every_session_and_ends_when_it_expires() {
-    let state = tempfile::tempdir().expect("tempdir");
-    let host = host_in(state.path());
-    let echo = sensitive_echo(&host).await;
+    let (_state, host, echo) = fresh().await;
 
     let id = pending(&host, &echo, call("[1]", "claude", "s1")).await;
-    store(&host)
-        .decide(
-            &id,
-            &OperatorDecision::AllowFor(Duration::from_secs(3600)),
-            SystemTime::now(),
-        )
-        .expect("decide");
+    decide(&host, &id, &FOR_AN_HOUR);
     assert!(ran(&host, &echo, call("[1]", "claude", "s1")).await);
     assert!(
         ran(&host, &echo, call("[2]", "claude", "s9")).await,
@@ -185,30 +188,16 @@ async fn until_covers_every_session_and_ends_when_it_expires() {
     // request becomes pending again rather than running.
     let id = pending(&host, &echo, call("[1]", "bard", "s1")).await;
     let two_hours_ago = SystemTime::now() - Duration::from_secs(7200);
-    store(&host)
-        .decide(
-            &id,
-            &OperatorDecision::AllowFor(Duration::from_secs(3600)),
-            two_hours_ago,
-        )
-        .expect("decide");
+    decide_at(&host, &id, &FOR_AN_HOUR, two_hours_ago);
     let renewed = pending(&host, &echo, call("[1]", "bard", "s1")).await;
     assert_ne!(renewed, id, "an expired approval is not reused");
 }
 
 #[tokio::test]
 async fn a_new_build_of_the_tool_invalidates_every_approval_for_the_old_one() {
-    let state = tempfile::tempdir().expect("tempdir");
-    let host = host_in(state.path());
-    let echo = sensitive_echo(&host).await;
+    let (_state, host, echo) = fresh().await;
     let id = pending(&host, &echo, call("[1]", "claude", "s1")).await;
-    store(&host)
-        .decide(
-            &id,
-            &OperatorDecision::AllowFor(Duration::from_secs(3600)),
-            SystemTime::now(),
-        )
-        .expect("decide");
+    decide(&host, &id, &FOR_AN_HOUR);
     assert!(ran(&host, &echo, call("[1]", "claude", "s1")).await);
 
     // The same tool name, different bytes: a custom section changes the
@@ -235,17 +224,13 @@ async fn a_new_build_of_the_tool_invalidates_every_approval_for_the_old_one() {
 
 #[tokio::test]
 async fn a_denial_is_final_and_carries_the_operators_reason() {
-    let state = tempfile::tempdir().expect("tempdir");
-    let host = host_in(state.path());
-    let echo = sensitive_echo(&host).await;
+    let (_state, host, echo) = fresh().await;
     let id = pending(&host, &echo, call("[1]", "claude", "s1")).await;
-    store(&host)
-        .decide(
-            &id,
-            &OperatorDecision::Deny("not on a Sunday".into()),
-            SystemTime::now(),
-        )
-        .expect("decide");
+    decide(
+        &host,
+        &id,
+        &OperatorDecision::Deny("not on a Sunday".into()),
+    );
     for _ in 0..2 {
         let outcome = host
             .invoke(&echo, call("[1]", "claude", "s1"))
@@ -269,9 +254,7 @@ async fn a_denial_is_final_and_carries_the_operators_reason() {
 
 #[tokio::test]
 async fn an_invocation_can_wait_for_an_operator_in_another_task() {
-    let state = tempfile::tempdir().expect("tempdir");
-    let host = host_in(state.path());
-    let echo = sensitive_echo(&host).await;
+    let (state, host, echo) = fresh().await;
 
     // The operator works through their own handle on the same directory,
     // as `airlock approvals decide` in another shell would.
@@ -308,13 +291,9 @@ async fn an_invocation_can_wait_for_an_operator_in_another_task() {
 
 #[tokio::test]
 async fn a_run_pinned_to_one_approval_refuses_to_run_under_another() {
-    let state = tempfile::tempdir().expect("tempdir");
-    let host = host_in(state.path());
-    let echo = sensitive_echo(&host).await;
+    let (_state, host, echo) = fresh().await;
     let first = pending(&host, &echo, call("[1]", "claude", "s1")).await;
-    store(&host)
-        .decide(&first, &OperatorDecision::AllowSession, SystemTime::now())
-        .expect("decide");
+    decide(&host, &first, &OperatorDecision::AllowSession);
 
     let err = host
         .invoke(

@@ -149,3 +149,65 @@ fn invalid_policy_directories_stop_start_up_with_a_location() {
     assert!(message.contains("broken.cedar:3:"), "{message}");
     assert!(message.contains("sensitve"), "{message}");
 }
+
+#[tokio::test]
+async fn tools_that_share_a_name_never_share_attributes() {
+    let host = Host::builder()
+        .cache_dir(test_cache_dir())
+        .build()
+        .expect("host");
+    let plain = load_guest_with(&host, "echo", Grants::none()).await;
+    let marked = load_guest_with(&host, "echo", Grants::none().mark_sensitive()).await;
+    assert_eq!(plain.name(), marked.name());
+    // Each check sees its own tool's facts, whichever was loaded last.
+    for _ in 0..2 {
+        assert_eq!(
+            host.invoke(&plain, Invocation::new("[]"))
+                .await
+                .expect("runs")
+                .code(),
+            "ok"
+        );
+        assert_eq!(
+            host.invoke(&marked, Invocation::new("[]"))
+                .await
+                .expect("runs")
+                .code(),
+            "approval_unavailable"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_operators_name_is_what_policies_see_not_the_authors_claim() {
+    let policies = engine_with(
+        r#"@id("no-shouting")
+forbid (principal, action == Airlock::Action::"tool.execute", resource)
+when { resource.name == "shout" };"#,
+    );
+    let host = Host::builder()
+        .cache_dir(test_cache_dir())
+        .policies(policies)
+        .build()
+        .expect("host");
+    // `echo` declares itself "echo"; the operator calls it "shout".
+    let named = load_guest_with(&host, "echo", Grants::none().named("shout")).await;
+    assert_eq!(named.name(), "shout");
+    assert_eq!(named.descriptor().name, "echo");
+    let outcome = host
+        .invoke(&named, Invocation::new("[]"))
+        .await
+        .expect("runs");
+    let Outcome::Denied { denial, .. } = &outcome else {
+        panic!("{outcome:?}")
+    };
+    assert_eq!(denial.policies, vec!["no-shouting"]);
+    let unnamed = load_guest_with(&host, "echo", Grants::none()).await;
+    assert_eq!(
+        host.invoke(&unnamed, Invocation::new("[]"))
+            .await
+            .expect("runs")
+            .code(),
+        "ok"
+    );
+}

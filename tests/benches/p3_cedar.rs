@@ -1,0 +1,173 @@
+//! Benchmark P3: one `tool.execute` decision with the default policies and
+//! 1,000 tool entities. Target: p50 ≤ 10 µs. The baseline, in the same run,
+//! is Cedar alone: `Authorizer::is_authorized` on a request, context and
+//! entity set built once in advance, so the ratio is what airlock adds
+//! (building the request and context per call, reading the decision's
+//! policies and whether an approval could lift it).
+//!
+//! `cargo bench -p airlock-tests --bench p3_cedar [-- BATCHES]`
+
+use airlock::policy::{
+    DEFAULT_POLICIES, DEFAULT_SCHEMA, PolicyEngine, Principal, RequestContext, ToolFacts,
+};
+use airlock_tests::stats;
+use cedar_policy::{Authorizer, Context, Entities, EntityUid, PolicySet, Request, Schema};
+use serde_json::json;
+use std::hint::black_box;
+use std::str::FromStr;
+use std::time::Duration;
+
+const TOOLS: usize = 1_000;
+const CALLS_PER_BATCH: usize = 1_000;
+
+fn facts(i: usize) -> ToolFacts {
+    let capabilities: Vec<String> = match i % 4 {
+        0 => vec![],
+        1 => vec!["network".into()],
+        2 => vec!["filesystem_read".into()],
+        _ => vec!["filesystem_read".into(), "filesystem_write".into()],
+    };
+    let world = ["pure", "network", "files", "files"][i % 4];
+    ToolFacts::derive(
+        &format!("tool-{i}"),
+        world,
+        capabilities,
+        &format!("{i:064x}"),
+        false,
+    )
+}
+
+/// Cedar alone: the same schema, policies and entities, asked directly.
+struct Raw {
+    authorizer: Authorizer,
+    policies: PolicySet,
+    entities: Entities,
+    requests: Vec<Request>,
+}
+
+impl Raw {
+    fn new(tools: &[ToolFacts], asked: &[usize]) -> Result<Self, Box<dyn std::error::Error>> {
+        let (schema, _) = Schema::from_cedarschema_str(DEFAULT_SCHEMA)?;
+        let entities = tools
+            .iter()
+            .map(|t| {
+                json!({
+                    "uid": {"type": "Airlock::Tool", "id": t.name},
+                    "attrs": {"name": t.name, "world": t.world, "capabilities": t.capabilities, "sha256": t.sha256, "sensitive": t.sensitive},
+                    "parents": [],
+                })
+            })
+            .collect::<Vec<_>>();
+        let entities = Entities::from_json_value(json!(entities), Some(&schema))?;
+        let requests = asked
+            .iter()
+            .map(|&i| {
+                let context = Context::from_json_value(
+                    json!({"run_id": "", "session_id": "s", "device_id": "", "channel": "", "capabilities": tools[i].capabilities, "approved": false}),
+                    None,
+                )?;
+                Ok(Request::new(
+                    EntityUid::from_str(r#"Airlock::Agent::"claude""#)?,
+                    EntityUid::from_str(r#"Airlock::Action::"tool.execute""#)?,
+                    EntityUid::from_str(&format!(r#"Airlock::Tool::"{}""#, tools[i].name))?,
+                    context,
+                    None,
+                )?)
+            })
+            .collect::<Result<Vec<_>, Box<dyn std::error::Error>>>()?;
+        Ok(Self {
+            authorizer: Authorizer::new(),
+            policies: PolicySet::from_str(DEFAULT_POLICIES)?,
+            entities,
+            requests,
+        })
+    }
+
+    fn allowed(&self, index: usize) -> bool {
+        self.authorizer
+            .is_authorized(&self.requests[index], &self.policies, &self.entities)
+            .decision()
+            == cedar_policy::Decision::Allow
+    }
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let batches = stats::iterations(300);
+    let tools: Vec<ToolFacts> = (0..TOOLS).map(facts).collect();
+    let engine = PolicyEngine::embedded();
+    for tool in &tools {
+        engine.register_tool(tool)?;
+    }
+    // A pure tool (allowed), a network tool (held for approval), a reader
+    // (allowed) and a writer (held), spread over the entity set.
+    let asked = [500, 501, 502, 503];
+    let raw = Raw::new(&tools, &asked)?;
+    let principal = Principal::agent("claude");
+    let context = RequestContext {
+        session_id: "s".into(),
+        ..RequestContext::default()
+    };
+    for (slot, &i) in asked.iter().enumerate() {
+        let decision = engine.check_execute(&principal, &tools[i], &context, false);
+        assert_eq!(decision.allowed, raw.allowed(slot), "{}", tools[i].name);
+        assert_eq!(decision.allowed, !tools[i].sensitive, "{}", tools[i].name);
+        assert_eq!(
+            decision.approval_possible, tools[i].sensitive,
+            "{}",
+            tools[i].name
+        );
+    }
+
+    let mut cedar = Vec::with_capacity(batches);
+    let mut airlock = Vec::with_capacity(batches);
+    for batch in 0..batches {
+        let slot = batch % asked.len();
+        let tool = &tools[asked[slot]];
+        let mut measure_airlock = || {
+            stats::per_call(CALLS_PER_BATCH, || {
+                black_box(engine.check_execute(
+                    black_box(&principal),
+                    black_box(tool),
+                    &context,
+                    false,
+                ));
+            })
+        };
+        let mut measure_cedar = || {
+            stats::per_call(CALLS_PER_BATCH, || {
+                black_box(raw.allowed(black_box(slot)));
+            })
+        };
+        // Alternate which goes first so neither always runs on a warm cache.
+        if batch % 2 == 0 {
+            airlock.push(measure_airlock());
+            cedar.push(measure_cedar());
+        } else {
+            cedar.push(measure_cedar());
+            airlock.push(measure_airlock());
+        }
+    }
+
+    stats::report(
+        &format!(
+            "P3: one tool.execute decision, default policies, {TOOLS} tool entities, {batches} batches of {CALLS_PER_BATCH}"
+        ),
+        (
+            "Cedar is_authorized, prebuilt request (baseline)",
+            &mut cedar,
+        ),
+        ("PolicyEngine::check_execute", &mut airlock),
+        2.0,
+    );
+    let p50 = stats::percentile(&mut airlock, 0.5);
+    println!(
+        "  check_execute p50 {:.2} µs per decision (target <= 10 µs: {})",
+        stats::micros(p50),
+        if p50 <= Duration::from_micros(10) {
+            "OK"
+        } else {
+            "OVER TARGET"
+        }
+    );
+    Ok(())
+}
