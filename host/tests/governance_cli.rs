@@ -544,3 +544,94 @@ fn policy_validate_and_explain() {
         stderr(&bad)
     );
 }
+
+/// `airlock ARGS` on a pseudo-terminal (util-linux `script`), typing `typed`.
+fn on_a_terminal(state: &Path, args: &str, typed: &str) -> Output {
+    let command = format!(
+        "{} --state-dir {} {args}",
+        env!("CARGO_BIN_EXE_airlock"),
+        state.display()
+    );
+    let mut child = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .env("AIRLOCK_STATE_DIR", state)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("util-linux `script` runs commands on a pseudo-terminal");
+    std::io::Write::write_all(&mut child.stdin.take().expect("stdin"), typed.as_bytes())
+        .expect("type");
+    child.wait_with_output().expect("wait")
+}
+
+#[test]
+fn on_a_terminal_run_asks_the_operator_there_and_then() {
+    let state = tempfile::tempdir().expect("tempdir");
+    let config = sensitive_echo_config(state.path());
+    let run = |input: &str| format!("run --config {config} --tool echo --input '{input}'");
+
+    let allowed = on_a_terminal(state.path(), &run("[5]"), "o\n");
+    let screen = stdout(&allowed);
+    assert_eq!(code(&allowed), 0, "{screen}");
+    assert!(screen.contains("`echo` needs your approval"), "{screen}");
+    assert!(
+        screen.contains("none (the operator marked the tool sensitive)"),
+        "{screen}"
+    );
+    assert!(screen.trim_end().ends_with("[5]"), "the tool ran: {screen}");
+
+    let denied = on_a_terminal(state.path(), &run("[6]"), "d not today\n");
+    assert_eq!(code(&denied), 3, "{}", stdout(&denied));
+    assert!(stdout(&denied).contains("not today"), "{}", stdout(&denied));
+
+    let left = on_a_terminal(state.path(), &run("[7]"), "\n");
+    assert_eq!(code(&left), 5, "{}", stdout(&left));
+    let pending = json_of(&in_state(state.path(), &["approvals", "list", "--json"]));
+    assert_eq!(pending.as_array().map(Vec::len), Some(1), "{pending}");
+    assert_eq!(pending[0]["input_summary"], "[7]");
+}
+
+#[test]
+fn run_passes_its_context_to_the_policies() {
+    let policies = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        policies.path().join("default.cedar"),
+        airlock::policy::DEFAULT_POLICIES,
+    )
+    .expect("defaults");
+    std::fs::write(
+        policies.path().join("channels.cedar"),
+        "@id(\"not-in-public\")\nforbid (principal, action == Airlock::Action::\"tool.execute\", resource)\nwhen { context.channel == \"public\" && context.device_id != \"kiosk-1\" };\n",
+    )
+    .expect("policy");
+    let dir = policies.path().display().to_string();
+    let state = tempfile::tempdir().expect("tempdir");
+    let run = |extra: &[&str]| {
+        let args = [
+            &[
+                "--policies",
+                &dir,
+                "run",
+                guest_path("echo"),
+                "--input",
+                "[1]",
+                "--json",
+            ][..],
+            extra,
+        ]
+        .concat();
+        in_state(state.path(), &args)
+    };
+    assert_eq!(code(&run(&[])), 0);
+    let public = run(&["--channel", "public", "--run-id", "r1"]);
+    assert_eq!(code(&public), 3);
+    assert_eq!(
+        json_of(&public)["error"]["policies"],
+        json!(["not-in-public"])
+    );
+    assert_eq!(
+        code(&run(&["--channel", "public", "--device", "kiosk-1"])),
+        0
+    );
+}

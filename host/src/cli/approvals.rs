@@ -114,7 +114,7 @@ fn print_approval(a: &Approval) {
         "tool          {} (sha256 {})",
         a.request.tool_name, a.request.tool_sha256
     );
-    println!("capabilities  {}", a.request.capabilities.join(", "));
+    println!("capabilities  {}", capabilities(a));
     println!("grant         {}", a.request.grant_summary);
     println!("input         {}", a.request.input_summary);
     if let Some(at) = &a.decided_at {
@@ -160,9 +160,18 @@ pub fn prompt(host: &Host, pending: &PendingApproval) -> Option<OperatorDecision
     }
 }
 
+/// The capabilities, or why a tool without any needs approval.
+fn capabilities(a: &Approval) -> String {
+    if a.request.capabilities.is_empty() {
+        "none (the operator marked the tool sensitive)".to_string()
+    } else {
+        a.request.capabilities.join(", ")
+    }
+}
+
 fn print_to_stderr(a: &Approval) {
     eprintln!("  principal     {}", a.request.principal);
-    eprintln!("  capabilities  {}", a.request.capabilities.join(", "));
+    eprintln!("  capabilities  {}", capabilities(a));
     eprintln!("  grant         {}", a.request.grant_summary);
     eprintln!("  input         {}", a.request.input_summary);
     eprintln!("  approval id   {}", a.id);

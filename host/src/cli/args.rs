@@ -264,6 +264,18 @@ pub struct RunArgs {
     #[arg(long, default_value = "")]
     pub session: String,
 
+    /// The agent run this call belongs to (Cedar `context.run_id`).
+    #[arg(long, value_name = "ID", default_value = "")]
+    pub run_id: String,
+
+    /// The device the request came from (Cedar `context.device_id`).
+    #[arg(long, value_name = "ID", default_value = "")]
+    pub device: String,
+
+    /// The channel the request came through (Cedar `context.channel`).
+    #[arg(long, default_value = "")]
+    pub channel: String,
+
     /// Run under this (decided) approval; refused if it does not cover the request.
     #[arg(long, value_name = "ID")]
     pub approval: Option<String>,

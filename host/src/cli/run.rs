@@ -72,8 +72,10 @@ pub async fn run(cli: &Cli, args: &RunArgs) -> u8 {
         .with_limits(limits)
         .as_principal(args.principal.clone().unwrap_or_else(local_user))
         .in_context(RequestContext {
+            run_id: args.run_id.clone(),
             session_id: args.session.clone(),
-            ..RequestContext::default()
+            device_id: args.device.clone(),
+            channel: args.channel.clone(),
         });
     if let Some(id) = &args.approval {
         invocation = invocation.under_approval(id.clone());
