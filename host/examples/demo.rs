@@ -15,7 +15,6 @@
 use airlock::approvals::OperatorDecision;
 use airlock::attest::Proof;
 use airlock::egress::StaticResolver;
-use airlock::journal::JournalStore;
 use airlock::policy::{Principal, RequestContext};
 use airlock::{Grants, Host, Invocation, Limits, NetworkGrant, Outcome, Tool};
 use airlock_tests::net::{Behaviour, TestServer};

@@ -15,11 +15,11 @@ use crate::runtime::engine::{self, EngineSettings, MEMORY_CEILING, TABLE_ELEMENT
 use crate::runtime::run::{CallTool, Describe, ExecContext, Failure, execute};
 use crate::runtime::state::StoreState;
 use crate::runtime::{Sha256Digest, ToolPre, inspect, linker};
-use crate::store::SqliteStore;
+use crate::store::{SqliteStore, StoreError};
 use crate::tool::{Descriptor, LoadError, Source, Tool, ToolInner, check_size, read_component};
 use crate::trail;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 use wasmtime::Engine;
 use wasmtime::component::{Component, Linker};
@@ -218,15 +218,7 @@ impl HostBuilder {
                 let store = Arc::new(SqliteStore::open_in(dir)?);
                 let key = Arc::new(HostKey::open_or_create(dir)?);
                 let journal = Journal::new(Arc::clone(&store) as Arc<dyn JournalStore>, key);
-                // Journal a policy (re)load when the policies differ from
-                // the last ones recorded, not on every start.
-                let digest = policies.digest();
-                let last = journal.store().last_of_kind(EntryKind::PolicyReload)?;
-                if !last.is_some_and(|e| e.payload.contains(&digest)) {
-                    let reload =
-                        serde_json::json!({ "policies": policies.policy_ids(), "digest": digest });
-                    journal.record(&[(EntryKind::PolicyReload, reload)])?;
-                }
+                journal_policies(&journal, &policies)?;
                 (Some(store as Arc<dyn ApprovalStore>), Some(journal))
             }
         };
@@ -240,7 +232,7 @@ impl HostBuilder {
                 default_limits: self.default_limits,
                 fuel_metering: self.fuel_metering,
                 on_compile: self.on_compile,
-                policies,
+                policies: RwLock::new(policies),
                 approvals,
                 journal,
                 network: Network {
@@ -285,7 +277,8 @@ struct HostInner {
     fuel_metering: bool,
     on_compile: Option<CompileCallback>,
     network: Network,
-    policies: Arc<PolicyEngine>,
+    /// Swapped whole on reload; each invocation keeps the one it started with.
+    policies: RwLock<Arc<PolicyEngine>>,
     approvals: Option<Arc<dyn ApprovalStore>>,
     journal: Option<Journal>,
 }
@@ -307,9 +300,32 @@ impl Host {
         &self.inner.engine
     }
 
-    /// The policies this host authorizes with.
-    pub fn policies(&self) -> &PolicyEngine {
-        &self.inner.policies
+    /// The policies this host authorizes with now.
+    pub fn policies(&self) -> Arc<PolicyEngine> {
+        Arc::clone(
+            &self
+                .inner
+                .policies
+                .read()
+                .unwrap_or_else(PoisonError::into_inner),
+        )
+    }
+
+    /// Replaces the policies (already parsed and validated: an invalid set
+    /// cannot be built, so a failed reload leaves the old one in force).
+    /// Invocations that started keep the policies they started with; the
+    /// change is journaled when the host keeps a journal.
+    pub fn reload_policies(&self, policies: PolicyEngine) -> Result<(), StoreError> {
+        let policies = Arc::new(policies);
+        if let Some(journal) = &self.inner.journal {
+            journal_policies(journal, &policies)?;
+        }
+        *self
+            .inner
+            .policies
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = policies;
+        Ok(())
     }
 
     /// The approval store, when the host has a state directory.
@@ -381,8 +397,7 @@ impl Host {
             .grants()
             .name()
             .map_or_else(|| descriptor.name.clone(), str::to_string);
-        self.inner
-            .policies
+        self.policies()
             .register_tool(&facts)
             .map_err(|message| LoadError::Describe {
                 code: "invalid_descriptor",
@@ -416,7 +431,7 @@ impl Host {
             fuel_metering: self.inner.fuel_metering,
             network: &self.inner.network,
             requester: Requester {
-                policies: Arc::clone(&self.inner.policies),
+                policies: self.policies(),
                 principal: Principal::user(LOADER),
                 tool: ToolFacts {
                     name: format!("sha256:{}", facts.sha256),
@@ -486,8 +501,9 @@ impl Host {
             }
         })?;
 
+        let policies = self.policies();
         let admission = admit(
-            &self.inner.policies,
+            &policies,
             self.inner.approvals.as_deref(),
             tool,
             &invocation,
@@ -516,7 +532,7 @@ impl Host {
             fuel_metering: self.inner.fuel_metering,
             network: &self.inner.network,
             requester: Requester {
-                policies: Arc::clone(&self.inner.policies),
+                policies: Arc::clone(&policies),
                 principal: invocation.principal.clone(),
                 tool: tool.facts().clone(),
                 context: invocation.context.clone(),
@@ -602,4 +618,16 @@ impl HostInner {
         }
         Ok((component, false))
     }
+}
+
+/// Journals a policy (re)load when the policies differ from the last ones
+/// recorded, not on every start.
+fn journal_policies(journal: &Journal, policies: &PolicyEngine) -> Result<(), StoreError> {
+    let digest = policies.digest();
+    let last = journal.store().last_of_kind(EntryKind::PolicyReload)?;
+    if !last.is_some_and(|e| e.payload.contains(&digest)) {
+        let reload = serde_json::json!({ "policies": policies.policy_ids(), "digest": digest });
+        journal.record(&[(EntryKind::PolicyReload, reload)])?;
+    }
+    Ok(())
 }

@@ -123,7 +123,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for batch in 0..batches {
         let slot = batch % asked.len();
         let tool = &tools[asked[slot]];
-        let mut measure_airlock = || {
+        let measure_airlock = || {
             stats::per_call(CALLS_PER_BATCH, || {
                 black_box(engine.check_execute(
                     black_box(&principal),
@@ -133,7 +133,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 ));
             })
         };
-        let mut measure_cedar = || {
+        let measure_cedar = || {
             stats::per_call(CALLS_PER_BATCH, || {
                 black_box(raw.allowed(black_box(slot)));
             })

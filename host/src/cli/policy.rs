@@ -78,7 +78,7 @@ async fn explain(cli: &Cli, args: &ExplainArgs) -> Result<u8, Failure> {
     })?;
     let loaded = load_tool(cli, args).await?;
     let tool = loaded.facts();
-    let mut context = PolicyEngine::default_context(action, &tool);
+    let mut context = PolicyEngine::default_context(action, tool);
     if let Some(text) = &args.context {
         let given: Value = serde_json::from_str(text)
             .map_err(|e| Failure::usage("usage", format!("--context is not JSON: {e}")))?;
@@ -113,7 +113,7 @@ async fn explain(cli: &Cli, args: &ExplainArgs) -> Result<u8, Failure> {
     let decision = policies.explain(
         &args.principal,
         action,
-        &tool,
+        tool,
         destination.as_ref(),
         &context,
     )?;

@@ -235,13 +235,37 @@ impl PolicyEngine {
                 RestrictedExpression::new_bool(approved),
             ),
         ]);
-        let entities = Arc::clone(
+        let uid = tool.uid();
+        let entities = match self.entities_with(tool, &uid) {
+            Ok(entities) => entities,
+            Err(error) => return refused(error.to_string()),
+        };
+        self.decide(principal, Action::ToolExecute, uid, pairs, &entities)
+    }
+
+    /// The entity set with `tool` in it: registered at load, or now (after
+    /// a policy reload, tools loaded before it are new to this engine).
+    fn entities_with(
+        &self,
+        tool: &ToolFacts,
+        uid: &EntityUid,
+    ) -> Result<Arc<Entities>, PolicyError> {
+        let current = Arc::clone(
             &self
                 .with_tools
                 .read()
                 .unwrap_or_else(PoisonError::into_inner),
         );
-        self.decide(principal, Action::ToolExecute, tool.uid(), pairs, &entities)
+        if current.get(uid).is_some() {
+            return Ok(current);
+        }
+        self.register_tool(tool)?;
+        Ok(Arc::clone(
+            &self
+                .with_tools
+                .read()
+                .unwrap_or_else(PoisonError::into_inner),
+        ))
     }
 
     /// May `principal`'s tool make a request to `destination`?

@@ -211,3 +211,54 @@ when { resource.name == "shout" };"#,
         "ok"
     );
 }
+
+#[tokio::test]
+async fn reloaded_policies_apply_to_tools_loaded_before_and_are_journaled() {
+    use airlock::journal::JournalStore;
+    use airlock::store::SqliteStore;
+
+    let state = tempfile::tempdir().expect("tempdir");
+    let host = Host::builder()
+        .cache_dir(test_cache_dir())
+        .state_dir(state.path())
+        .build()
+        .expect("host");
+    let echo = load_guest_with(&host, "echo", Grants::none()).await;
+    let before = host
+        .invoke(&echo, Invocation::new("[1]"))
+        .await
+        .expect("runs");
+    assert_eq!(before.code(), "ok");
+
+    let reloads = || {
+        SqliteStore::open_in(state.path())
+            .expect("store")
+            .all()
+            .expect("entries")
+            .into_iter()
+            .filter(|e| e.kind == "policy_reload")
+            .map(|e| e.payload)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(reloads().len(), 1, "start-up journals the policies once");
+
+    host.reload_policies(engine_with(
+        r#"@id("echo-retired")
+forbid (principal, action == Airlock::Action::"tool.execute", resource)
+when { resource.name == "echo" };"#,
+    ))
+    .expect("reload");
+    let after = host
+        .invoke(&echo, Invocation::new("[1]"))
+        .await
+        .expect("runs");
+    let Outcome::Denied { denial, .. } = &after else {
+        panic!("expected a denial after the reload, got {after:?}")
+    };
+    assert_eq!(denial.policies, vec!["echo-retired"]);
+
+    let recorded = reloads();
+    assert_eq!(recorded.len(), 2, "the reload is journaled");
+    assert!(recorded[1].contains("echo-retired"), "{}", recorded[1]);
+    assert!(recorded[1].contains(&host.policies().digest()));
+}
