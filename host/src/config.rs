@@ -15,10 +15,18 @@
 //! [[tools.network.allow]]
 //! host = "api.weather.example"
 //! schemes = ["https"]
+//!
+//! [[tools.credentials]]                # the host adds the vault secret
+//! secret = "weather-key"
+//! header = "X-Api-Key"
+//! format = "{secret}"
+//! hosts = ["api.weather.example"]
 //! ```
 
+use crate::egress::url::Scheme;
 use crate::egress::{ConfigError, NetworkGrant, RawGrant, Source};
 use crate::grants::{DirAccess, DirGrant, Grants};
+use crate::vault::CredentialBinding;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use toml::Spanned;
@@ -85,6 +93,21 @@ struct RawTool {
     network: Option<RawGrant>,
     #[serde(default)]
     sensitive: bool,
+    #[serde(default)]
+    credentials: Vec<Spanned<RawCredential>>,
+}
+
+/// A credential binding as written. The only source of a value is the
+/// vault: there is deliberately no key for a command, file or variable.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCredential {
+    secret: Spanned<String>,
+    header: Spanned<String>,
+    format: Option<Spanned<String>>,
+    hosts: Spanned<Vec<String>>,
+    ports: Option<Spanned<Vec<u16>>>,
+    schemes: Option<Spanned<Vec<String>>>,
 }
 
 #[derive(Deserialize)]
@@ -94,6 +117,53 @@ struct RawDir {
     guest: String,
     #[serde(default)]
     access: Option<String>,
+}
+
+/// Builds and checks one binding, pointing errors at the key at fault.
+fn binding(raw: RawCredential, source: &Source<'_>) -> Result<CredentialBinding, ConfigError> {
+    let at = |span: std::ops::Range<usize>| {
+        move |e: crate::vault::BindingError| source.error(span, e.to_string())
+    };
+    let hosts: Vec<&str> = raw.hosts.get_ref().iter().map(String::as_str).collect();
+    let format = raw
+        .format
+        .as_ref()
+        .map_or("{secret}", |f| f.get_ref().as_str());
+    let span = match (&raw.format, raw.hosts.get_ref().is_empty()) {
+        (_, true) => raw.hosts.span(),
+        (Some(format), false) if !format.get_ref().contains("{secret}") => format.span(),
+        _ => raw.header.span(),
+    };
+    let mut binding =
+        CredentialBinding::new(raw.secret.get_ref(), raw.header.get_ref(), format, &hosts)
+            .map_err(|e| match e {
+                crate::vault::BindingError::Host { .. } => at(raw.hosts.span())(e),
+                crate::vault::BindingError::Format { .. } => {
+                    at(raw.format.as_ref().map_or(span.clone(), Spanned::span))(e)
+                }
+                other => at(span.clone())(other),
+            })?;
+    if let Some(schemes) = raw.schemes {
+        let parsed = schemes
+            .get_ref()
+            .iter()
+            .map(|s| {
+                Scheme::parse(s).ok_or_else(|| {
+                    source.error(
+                        schemes.span(),
+                        format!("scheme `{s}` is neither \"https\" nor \"http\""),
+                    )
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        binding = binding.with_schemes(parsed).map_err(at(schemes.span()))?;
+    }
+    if let Some(ports) = raw.ports {
+        binding = binding
+            .with_ports(ports.get_ref().clone())
+            .map_err(at(ports.span()))?;
+    }
+    Ok(binding)
 }
 
 impl Config {
@@ -150,6 +220,20 @@ impl Config {
             }
             if let Some(network) = tool.network {
                 grants = grants.with_network(NetworkGrant::from_raw(network, &source)?);
+            }
+            for credential in tool.credentials {
+                let hosts_span = credential.get_ref().hosts.span();
+                let binding = binding(credential.into_inner(), &source)?;
+                if let Some(origin) = binding.outside(grants.network()) {
+                    return Err(source.error(
+                        hosts_span,
+                        format!(
+                            "the binding of secret `{}` reaches {origin}, which tool `{name}`'s network grant does not allow: add it to [[tools.network.allow]] or remove it from the binding",
+                            binding.secret()
+                        ),
+                    ));
+                }
+                grants = grants.with_credential(binding);
             }
             tools.push(ToolConfig {
                 name,
@@ -240,6 +324,26 @@ name = "pure"
                 "[[tools]]\nname = \"a\"\ndirs = [{ host = \"x\", guest = \"/x\", access = \"rwx\" }]\n",
                 "airlock.toml:3:9:",
                 "\"ro\" nor \"rw\"",
+            ),
+            (
+                "[[tools]]\nname = \"a\"\n[[tools.network.allow]]\nhost = \"api.test\"\n[[tools.credentials]]\nsecret = \"k\"\nheader = \"user-agent\"\nhosts = [\"api.test\"]\n",
+                "airlock.toml:7:10:",
+                "not a credential header",
+            ),
+            (
+                "[[tools]]\nname = \"a\"\n[[tools.network.allow]]\nhost = \"api.test\"\n[[tools.credentials]]\nsecret = \"k\"\nheader = \"authorization\"\nhosts = [\"other.test\"]\n",
+                "airlock.toml:8:9:",
+                "https://other.test, which tool `a`'s network grant does not allow",
+            ),
+            (
+                "[[tools]]\nname = \"a\"\n[[tools.credentials]]\nsecret = \"k\"\nheader = \"authorization\"\nhosts = [\"a.test\"]\ncommand = \"cat key\"\n",
+                "airlock.toml:7:1:",
+                "unknown field `command`",
+            ),
+            (
+                "[[tools]]\nname = \"a\"\n[[tools.credentials]]\nsecret = \"k\"\nheader = \"authorization\"\nformat = \"Bearer\"\nhosts = [\"a.test\"]\n",
+                "airlock.toml:6:10:",
+                "exactly once",
             ),
         ];
         for (text, location, hint) in cases {

@@ -6,6 +6,7 @@
 
 use crate::egress::NetworkGrant;
 use crate::runtime::World;
+use crate::vault::CredentialBinding;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -79,6 +80,7 @@ pub struct Grants {
     name: Option<String>,
     dirs: Vec<DirGrant>,
     network: Arc<NetworkGrant>,
+    credentials: Arc<[CredentialBinding]>,
     sensitive: bool,
 }
 
@@ -115,6 +117,27 @@ impl Grants {
         self
     }
 
+    /// Adds a credential binding: the host injects the named vault secret
+    /// into matching requests. Gives the tool the `secrets` capability
+    /// (sensitive). Checked at load: the secret must exist, its scope must
+    /// cover the tool, and the binding's origins must be inside the network
+    /// grant.
+    pub fn with_credential(mut self, binding: CredentialBinding) -> Self {
+        let mut all = self.credentials.to_vec();
+        all.push(binding);
+        self.credentials = all.into();
+        self
+    }
+
+    /// The credential bindings, in order.
+    pub fn credentials(&self) -> &[CredentialBinding] {
+        &self.credentials
+    }
+
+    pub(crate) fn credentials_arc(&self) -> Arc<[CredentialBinding]> {
+        Arc::clone(&self.credentials)
+    }
+
     /// Marks the tool sensitive whatever its capabilities, so that running it
     /// needs an approval under the default policies.
     pub fn mark_sensitive(mut self) -> Self {
@@ -136,6 +159,11 @@ impl Grants {
             .iter()
             .map(|rule| format!("network: {rule}"))
             .collect();
+        parts.extend(
+            self.credentials
+                .iter()
+                .map(|c| format!("credential `{}` in {}", c.secret(), c.header())),
+        );
         parts.extend(self.dirs.iter().map(|d| {
             format!(
                 "dir {} ({}): {}",
@@ -175,6 +203,16 @@ impl Grants {
         if !self.network.is_empty() && !world.uses_network() {
             return Err(GrantError::NetworkNotUsable { world });
         }
+        if let Some((binding, origin)) = self
+            .credentials
+            .iter()
+            .find_map(|b| b.outside(&self.network).map(|origin| (b, origin)))
+        {
+            return Err(GrantError::CredentialOutsideGrant {
+                secret: binding.secret().to_string(),
+                origin,
+            });
+        }
         let mut resolved = Vec::with_capacity(self.dirs.len());
         for dir in &self.dirs {
             if dir.guest.is_empty() || dir.guest.contains('\0') {
@@ -206,6 +244,7 @@ impl Grants {
             name: self.name.clone(),
             dirs: resolved,
             network: Arc::clone(&self.network),
+            credentials: Arc::clone(&self.credentials),
             sensitive: self.sensitive,
         }))
     }
@@ -244,6 +283,17 @@ pub enum GrantError {
     NetworkNotUsable {
         /// The tool's world.
         world: World,
+    },
+    /// A credential binding names an origin the network grant does not allow.
+    #[error(
+        "the binding of secret `{secret}` reaches {origin}, which the tool's network grant does not allow: \
+         add it to the grant or remove it from the binding"
+    )]
+    CredentialOutsideGrant {
+        /// The bound secret.
+        secret: String,
+        /// The origin outside the grant.
+        origin: String,
     },
     /// A granted host directory cannot be opened.
     #[error("granted directory {}: {source}", path.display())]
@@ -286,6 +336,7 @@ impl GrantError {
             GrantError::BadGuestPath { .. } | GrantError::DuplicateGuestPath { .. } => {
                 "grant_invalid"
             }
+            GrantError::CredentialOutsideGrant { .. } => "credential_outside_grant",
         }
     }
 }

@@ -2,7 +2,9 @@
 
 use crate::approvals::ApprovalStore;
 use crate::attest::HostKey;
-use crate::egress::{Connector, Network, Requester, Resolver, SystemResolver, TcpTlsConnector};
+use crate::egress::{
+    Connector, Credentials, Network, Requester, Resolver, SystemResolver, TcpTlsConnector,
+};
 use crate::gate::{Admission, admit};
 use crate::grants::Grants;
 use crate::invocation::{Invocation, outcome_of};
@@ -18,6 +20,7 @@ use crate::runtime::{Sha256Digest, ToolPre, inspect, linker};
 use crate::store::{SqliteStore, StoreError};
 use crate::tool::{Descriptor, LoadError, Source, Tool, ToolInner, check_size, read_component};
 use crate::trail;
+use crate::vault::{SECRETS_CAPABILITY, Vault};
 use std::path::PathBuf;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant, SystemTime};
@@ -109,6 +112,7 @@ pub struct HostBuilder {
     connector: Option<Arc<dyn Connector>>,
     state_dir: Option<PathBuf>,
     policies: Option<Arc<PolicyEngine>>,
+    vault: Option<Arc<Vault>>,
 }
 
 impl Default for HostBuilder {
@@ -123,6 +127,7 @@ impl Default for HostBuilder {
             connector: None,
             state_dir: None,
             policies: None,
+            vault: None,
         }
     }
 }
@@ -185,6 +190,14 @@ impl HostBuilder {
         self
     }
 
+    /// Injects credentials from `vault` into the requests of tools whose
+    /// grants bind them ([`Grants::with_credential`](crate::Grants::with_credential)).
+    /// Without a vault, loading a tool with credential bindings fails.
+    pub fn vault(mut self, vault: Vault) -> Self {
+        self.vault = Some(Arc::new(vault));
+        self
+    }
+
     /// Authorizes with `policies` instead of the shipped defaults.
     pub fn policies(mut self, policies: PolicyEngine) -> Self {
         self.policies = Some(Arc::new(policies));
@@ -235,6 +248,7 @@ impl HostBuilder {
                 policies: RwLock::new(policies),
                 approvals,
                 journal,
+                vault: self.vault,
                 network: Network {
                     resolver: self
                         .resolver
@@ -281,6 +295,7 @@ struct HostInner {
     policies: RwLock<Arc<PolicyEngine>>,
     approvals: Option<Arc<dyn ApprovalStore>>,
     journal: Option<Journal>,
+    vault: Option<Arc<Vault>>,
 }
 
 /// The principal `describe()` runs as when a tool is loaded.
@@ -380,11 +395,14 @@ impl Host {
             .instantiate_pre(&component)
             .map_err(link)?;
         let pre = ToolPre::new(pre).map_err(link)?;
-        let capabilities: Vec<String> = info
+        let mut capabilities: Vec<String> = info
             .capabilities()
             .iter()
             .map(|c| c.as_str().to_string())
             .collect();
+        if !grants.grants().credentials().is_empty() {
+            capabilities.push(SECRETS_CAPABILITY.to_string());
+        }
         let mut facts = ToolFacts::derive(
             "",
             info.world.as_str(),
@@ -397,6 +415,7 @@ impl Host {
             .grants()
             .name()
             .map_or_else(|| descriptor.name.clone(), str::to_string);
+        self.check_credentials(&facts.name, grants.grants())?;
         self.policies()
             .register_tool(&facts)
             .map_err(|message| LoadError::Describe {
@@ -413,6 +432,38 @@ impl Host {
                 facts,
             }),
         })
+    }
+
+    /// Each bound secret exists, opens, and has a scope that covers the
+    /// tool: a binding that could never work fails the load, not a request.
+    fn check_credentials(&self, tool: &str, grants: &Grants) -> Result<(), LoadError> {
+        for binding in grants.credentials() {
+            let secret = binding.secret();
+            let fail = |code: &'static str, message: String| LoadError::Credential {
+                code,
+                secret: secret.to_string(),
+                message,
+            };
+            let vault = self.inner.vault.as_deref().ok_or_else(|| {
+                fail(
+                    "vault_unavailable",
+                    "the host has no vault (HostBuilder::vault; the CLI opens the state directory's)"
+                        .into(),
+                )
+            })?;
+            let (scope, _value) = vault
+                .reveal(secret)
+                .map_err(|e| fail(e.code(), e.to_string()))?;
+            if !scope.admits_tool(tool) {
+                return Err(fail(
+                    "secret_scope",
+                    format!(
+                        "its scope is {scope}, which does not cover tool `{tool}`: store it as `global` or `tool:{tool}`"
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 
     async fn describe(
@@ -438,6 +489,8 @@ impl Host {
                     ..facts.clone()
                 },
                 context: RequestContext::default(),
+                // describe() runs before the tool is trusted with anything.
+                credentials: Credentials::default(),
             },
         };
         let failed = |code, message| LoadError::Describe { code, message };
@@ -536,6 +589,10 @@ impl Host {
                 principal: invocation.principal.clone(),
                 tool: tool.facts().clone(),
                 context: invocation.context.clone(),
+                credentials: Credentials {
+                    bindings: tool.grants().credentials_arc(),
+                    vault: self.inner.vault.clone(),
+                },
             },
         };
         let outcome = outcome_of(execute(&cx, CallTool(&invocation.input)).await)?;

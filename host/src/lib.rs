@@ -53,6 +53,7 @@ mod runtime;
 pub mod store;
 mod tool;
 mod trail;
+pub mod vault;
 
 pub use config::{Config, ToolConfig};
 pub use egress::{ConfigError, EgressRecord, NetworkGrant};

@@ -201,6 +201,17 @@ pub enum LoadError {
         /// What went wrong.
         message: String,
     },
+    /// A credential binding cannot be honoured: no vault, no such secret,
+    /// or a secret whose scope does not cover the tool.
+    #[error("credential binding for secret `{secret}`: {message}")]
+    Credential {
+        /// Reason code, e.g. `unknown_secret` or `secret_scope`.
+        code: &'static str,
+        /// The bound secret's name.
+        secret: String,
+        /// What is wrong and what to do.
+        message: String,
+    },
 }
 
 impl LoadError {
@@ -214,6 +225,7 @@ impl LoadError {
             LoadError::Compile { .. } => "compile_failed",
             LoadError::Link { .. } => "link_failed",
             LoadError::Describe { .. } => "describe_failed",
+            LoadError::Credential { code, .. } => code,
         }
     }
 

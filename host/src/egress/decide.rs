@@ -57,6 +57,16 @@ pub enum Reason {
     ProtocolError,
     /// A Cedar policy forbids the destination (`http.request`).
     PolicyDenied,
+    /// The guest set a header that a credential binding injects.
+    CredentialHeaderConflict,
+    /// A Cedar policy (`credential.use`) or the secret's principal scope
+    /// refuses the credential this request would carry.
+    CredentialDenied,
+    /// The bound secret could not be read from the vault.
+    CredentialUnavailable,
+    /// A response to a request that carried a credential is compressed, so
+    /// it cannot be searched for the secret: refused rather than passed on.
+    UnscrubbableResponse,
 }
 
 impl Reason {
@@ -81,6 +91,10 @@ impl Reason {
             Reason::BetweenBytesTimeout => "between_bytes_timeout",
             Reason::ProtocolError => "protocol_error",
             Reason::PolicyDenied => "policy_denied",
+            Reason::CredentialHeaderConflict => "credential_header_conflict",
+            Reason::CredentialDenied => "credential_denied",
+            Reason::CredentialUnavailable => "credential_unavailable",
+            Reason::UnscrubbableResponse => "unscrubbable_response",
         }
     }
 
@@ -95,7 +109,14 @@ impl Reason {
             | Reason::HostNotAllowed
             | Reason::PortNotAllowed
             | Reason::TooManyRequests
-            | Reason::PolicyDenied => E::HttpRequestDenied,
+            | Reason::PolicyDenied
+            | Reason::CredentialHeaderConflict
+            | Reason::CredentialDenied
+            | Reason::CredentialUnavailable => E::HttpRequestDenied,
+            Reason::UnscrubbableResponse => E::HttpResponseContentCoding(Some(
+                "denied_by_host: a response to a request carrying a credential must not be compressed"
+                    .into(),
+            )),
             Reason::PrivateAddress | Reason::MetadataAddress => E::DestinationIpProhibited,
             Reason::DnsFailed => E::DnsError {
                 rcode: Some("denied_by_host: name did not resolve".into()),

@@ -4,8 +4,10 @@
 //! For each request: count it against the invocation's budget, run the
 //! egress decision (names, then one resolution, then every address
 //! classified), connect to a checked address only, rewrite the request to
-//! origin-form with the `Host` header set here, and hand back a response
-//! whose body is limited, paced and timed. Every request leaves a record.
+//! origin-form with the `Host` header set here, inject the credentials bound
+//! to exactly this origin, and hand back a response whose body is limited,
+//! paced, timed and (when a credential went out) scrubbed of the secret.
+//! Every request leaves a record.
 
 use super::body::{RequestBody, ResponseBody};
 use super::budget::Budget;
@@ -14,7 +16,11 @@ use super::decide::{Decision, Denial, PinnedTarget, Reason, decide};
 use super::grant::NetworkGrant;
 use super::record::{EgressLog, EgressRecord, Origin, RecordHandle};
 use super::resolve::Resolver;
-use crate::policy::{DestinationFacts, PolicyEngine, Principal, RequestContext, ToolFacts};
+use super::scrub::{ScrubbedBody, Scrubber};
+use crate::policy::{
+    DestinationFacts, PolicyEngine, Principal, RequestContext, SecretFacts, ToolFacts,
+};
+use crate::vault::{CredentialBinding, Vault};
 use http_body_util::BodyExt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -33,13 +39,29 @@ pub(crate) struct Network {
     pub connector: Arc<dyn Connector>,
 }
 
-/// Who is making an invocation's requests, for the `http.request` check.
+/// Who is making an invocation's requests, for the `http.request` and
+/// `credential.use` checks, and the credentials bound to its tool.
 #[derive(Clone)]
 pub(crate) struct Requester {
     pub policies: Arc<PolicyEngine>,
     pub principal: Principal,
     pub tool: ToolFacts,
     pub context: RequestContext,
+    pub credentials: Credentials,
+}
+
+/// A tool's credential bindings and the vault holding their secrets.
+#[derive(Clone, Default)]
+pub(crate) struct Credentials {
+    pub bindings: Arc<[CredentialBinding]>,
+    pub vault: Option<Arc<Vault>>,
+}
+
+/// A credential ready to go out with one request.
+struct Injection {
+    secret: String,
+    header: http::HeaderName,
+    value: http::HeaderValue,
 }
 
 /// Everything one invocation's requests share.
@@ -109,6 +131,13 @@ impl WasiHttpHooks for EgressHook {
         let cx = Arc::clone(&self.cx);
         Box::new(async move { cx.send(request, options).await })
     }
+}
+
+/// What the host adds to one request: credential headers, and the
+/// scrubber for their reflections in the response.
+struct Injected {
+    headers: Vec<Injection>,
+    scrubber: Option<Arc<Scrubber>>,
 }
 
 /// The `Content-Length` a message announces, if it is a number.
@@ -190,14 +219,118 @@ impl Context {
                 rule: Some(format!("cedar: {}", verdict.policies.join(", "))),
             });
         }
-        let record = self.log.allow(&origin, &pinned);
-        match self.exchange(request, options, &pinned, &record).await {
+        let injected = match self.credentials_for(&request, &pinned) {
+            Ok(injected) => injected,
+            Err(denial) => return deny(*denial),
+        };
+        let names = injected.headers.iter().map(|i| i.secret.clone()).collect();
+        let record = self.log.allow(&origin, &pinned, names);
+        match self
+            .exchange(request, options, &pinned, &record, injected)
+            .await
+        {
             Ok(exchange) => Ok(exchange),
             Err((reason, error)) => {
                 record.finish(Some(reason));
                 Err(error)
             }
         }
+    }
+
+    /// The credentials bound to exactly this origin, each checked with
+    /// Cedar (`credential.use`) and against its secret's scope, with a
+    /// scrubber for their reflections; or why the request must not go.
+    fn credentials_for(
+        &self,
+        request: &http::Request<WasiBody>,
+        pinned: &PinnedTarget,
+    ) -> Result<Injected, Box<Denial>> {
+        let target = pinned.target();
+        let r = &self.requester;
+        let refuse = |reason: Reason, message: String| {
+            Box::new(Denial {
+                reason,
+                message,
+                target: Some(target.clone()),
+                addresses: pinned.addresses().to_vec(),
+                rule: Some(pinned.rule().to_string()),
+            })
+        };
+        let mut injections = Vec::new();
+        let mut secrets = Vec::new();
+        for binding in r.credentials.bindings.iter().filter(|b| b.matches(target)) {
+            let name = binding.secret();
+            if request.headers().contains_key(binding.header()) {
+                return Err(refuse(
+                    Reason::CredentialHeaderConflict,
+                    format!(
+                        "the tool set `{}`, which the host fills from secret `{name}` for this origin: leave it out",
+                        binding.header()
+                    ),
+                ));
+            }
+            let vault = r.credentials.vault.as_deref().ok_or_else(|| {
+                refuse(
+                    Reason::CredentialUnavailable,
+                    "the host has no vault".into(),
+                )
+            })?;
+            let (scope, value) = vault.reveal(name).map_err(|e| {
+                refuse(
+                    Reason::CredentialUnavailable,
+                    format!("secret `{name}`: {}", e.code()),
+                )
+            })?;
+            if !scope.admits_principal(&r.principal) || !scope.admits_tool(&r.tool.name) {
+                return Err(refuse(
+                    Reason::CredentialDenied,
+                    format!(
+                        "secret `{name}` has scope {scope}, which does not cover {} running {}",
+                        r.principal, r.tool.name
+                    ),
+                ));
+            }
+            let facts = SecretFacts {
+                name: name.to_string(),
+                scope: scope.to_string(),
+            };
+            let verdict = r
+                .policies
+                .check_credential(&r.principal, &r.tool, &r.context, &facts);
+            if !verdict.allowed {
+                return Err(refuse(
+                    Reason::CredentialDenied,
+                    format!(
+                        "policy {} refuses secret `{name}`",
+                        verdict.policies.join(", ")
+                    ),
+                ));
+            }
+            let header_value = binding.header_value(value.expose()).ok_or_else(|| {
+                refuse(
+                    Reason::CredentialUnavailable,
+                    format!("secret `{name}` does not fit in a header"),
+                )
+            })?;
+            injections.push(Injection {
+                secret: name.to_string(),
+                header: binding.header().clone(),
+                value: header_value,
+            });
+            secrets.push(value);
+        }
+        let exposed: Vec<&[u8]> = secrets.iter().map(|s| s.expose()).collect();
+        let scrubber = Scrubber::new(&exposed).map(Arc::new);
+        if !exposed.is_empty() && scrubber.is_none() {
+            return Err(refuse(
+                Reason::CredentialUnavailable,
+                "the secrets cannot be searched for in responses".into(),
+            ));
+        }
+        Ok(Injected {
+            headers: injections,
+            scrubber,
+        })
     }
 
     /// Connects to the pinned target and sends the request; on failure,
@@ -208,6 +341,7 @@ impl Context {
         options: Option<RequestOptions>,
         pinned: &PinnedTarget,
         record: &RecordHandle,
+        injected: Injected,
     ) -> Result<(http::Response<WasiBody>, IoFuture), (Reason, WasiError)> {
         let budgets = self.grant.budgets();
         let options = options.unwrap_or_default();
@@ -266,6 +400,16 @@ impl Context {
         let host = http::HeaderValue::from_str(&pinned.target().host_header())
             .map_err(|_| fail(Reason::InvalidUrl))?;
         parts.headers.insert(http::header::HOST, host);
+        for injection in injected.headers {
+            parts.headers.insert(injection.header, injection.value);
+        }
+        if injected.scrubber.is_some() {
+            // A compressed response could not be searched for the secret.
+            parts.headers.insert(
+                http::header::ACCEPT_ENCODING,
+                http::HeaderValue::from_static("identity"),
+            );
+        }
         let overflowed = Arc::new(AtomicBool::new(false));
         let body = RequestBody::new(
             body,
@@ -298,7 +442,7 @@ impl Context {
             ));
         }
 
-        let response = response.map(|incoming| {
+        let mut response = response.map(|incoming| {
             ResponseBody::new(
                 incoming,
                 budgets.max_response_bytes,
@@ -306,8 +450,21 @@ impl Context {
                 Arc::clone(&self.budget),
                 record.clone(),
             )
-            .boxed_unsync()
         });
+        let response = match injected.scrubber {
+            None => response.map(BodyExt::boxed_unsync),
+            Some(scrubber) => {
+                let encoded = response
+                    .headers()
+                    .get(http::header::CONTENT_ENCODING)
+                    .is_some_and(|v| !v.as_bytes().eq_ignore_ascii_case(b"identity"));
+                if encoded {
+                    return Err(fail(Reason::UnscrubbableResponse));
+                }
+                scrubber.scrub_headers(response.headers_mut());
+                response.map(|body| ScrubbedBody::new(body, scrubber).boxed_unsync())
+            }
+        };
         let io: IoFuture = Box::new(async move {
             match connection.await {
                 Ok(Ok(())) | Err(_) => Ok(()),

@@ -19,6 +19,7 @@ mod hook;
 mod record;
 mod resolve;
 pub mod rules;
+mod scrub;
 pub mod url;
 
 pub use connect::{ConnectError, ConnectFuture, Connector, Stream, TcpTlsConnector};
@@ -29,6 +30,6 @@ pub use grant::{
     DEFAULT_MAX_RESPONSE_BYTES, NetworkGrant,
 };
 pub(crate) use grant::{RawGrant, Source};
-pub(crate) use hook::{EgressHook, Network, Requester};
+pub(crate) use hook::{Credentials, EgressHook, Network, Requester};
 pub use record::{EgressRecord, Verdict};
 pub use resolve::{ResolveError, ResolveFuture, Resolver, StaticResolver, SystemResolver};

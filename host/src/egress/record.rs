@@ -56,6 +56,8 @@ pub struct EgressRecord {
     pub rule: Option<String>,
     /// The response status, if one arrived.
     pub status: Option<u16>,
+    /// The vault secrets the host injected (their names, never values).
+    pub credentials: Vec<String>,
     /// Request body bytes sent.
     pub bytes_up: u64,
     /// Response body bytes received.
@@ -81,6 +83,7 @@ impl EgressRecord {
             "reason": self.reason.map(Reason::code),
             "rule": self.rule,
             "status": self.status,
+            "credentials": self.credentials,
             "bytes_up": self.bytes_up,
             "bytes_down": self.bytes_down,
             "duration_ms": self.duration.as_secs_f64() * 1000.0,
@@ -108,6 +111,7 @@ impl EgressRecord {
             connected = self.connected.map(|a| a.to_string()),
             rule = self.rule.as_deref(),
             status = self.status,
+            credentials = ?self.credentials,
             deny_reason,
             error,
             bytes_up = self.bytes_up,
@@ -173,6 +177,7 @@ impl EgressLog {
             reason: None,
             rule: None,
             status: None,
+            credentials: Vec::new(),
             bytes_up: 0,
             bytes_down: 0,
             duration: Duration::ZERO,
@@ -194,8 +199,14 @@ impl EgressLog {
         self.push(record).finish(None);
     }
 
-    /// Starts the record of an allowed request; it is emitted when finished.
-    pub(crate) fn allow(&self, origin: &Origin<'_>, pinned: &PinnedTarget) -> RecordHandle {
+    /// Starts the record of an allowed request carrying the named
+    /// credentials; it is emitted when finished.
+    pub(crate) fn allow(
+        &self,
+        origin: &Origin<'_>,
+        pinned: &PinnedTarget,
+        credentials: Vec<String>,
+    ) -> RecordHandle {
         let mut record = Self::base(origin, Verdict::Allow);
         let target = pinned.target();
         record.scheme = Some(target.scheme.to_string());
@@ -203,6 +214,7 @@ impl EgressLog {
         record.port = Some(target.port);
         record.addresses = pinned.addresses().to_vec();
         record.rule = Some(pinned.rule().to_string());
+        record.credentials = credentials;
         self.push(record)
     }
 

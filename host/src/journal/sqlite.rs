@@ -27,13 +27,14 @@ pub(crate) fn append_in(
     kind: EntryKind,
     payload: &Value,
 ) -> Result<Entry, StoreError> {
+    // Read the head inside the write transaction (another process may
+    // have appended); the statement is prepared once per connection.
     let last: Option<(i64, String)> = conn
-        .query_row(
-            "SELECT seq, hash FROM journal ORDER BY seq DESC LIMIT 1",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .optional()
+        .prepare_cached("SELECT seq, hash FROM journal ORDER BY seq DESC LIMIT 1")
+        .and_then(|mut head| {
+            head.query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()
+        })
         .map_err(StoreError::sql("reading the journal head"))?;
     let (seq, prev_hash) = match last {
         Some((seq, hash)) => (u64::try_from(seq).unwrap_or_default() + 1, hash),

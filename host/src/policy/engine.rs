@@ -2,11 +2,11 @@
 //! validated once, answering each check in a few microseconds.
 
 use super::error::{Location, PolicyError, cedar_error};
-use super::facts::{Action, Decision, DestinationFacts, ToolFacts, entity_error, uid};
+use super::facts::{Action, Decision, DestinationFacts, SecretFacts, ToolFacts, entity_error, uid};
 use super::principal::{Principal, RequestContext};
 use cedar_policy::{
-    Authorizer, Context, Entities, EntityUid, PolicyId, PolicySet, Request, RestrictedExpression,
-    Schema, ValidationMode, Validator,
+    Authorizer, Context, Entities, Entity, EntityUid, PolicyId, PolicySet, Request,
+    RestrictedExpression, Schema, ValidationMode, Validator,
 };
 use sha2::Digest as _;
 use std::collections::{HashMap, HashSet};
@@ -276,7 +276,42 @@ impl PolicyEngine {
         context: &RequestContext,
         destination: &DestinationFacts,
     ) -> Decision {
-        let (resource, entities) = match destination.entity().and_then(|(resource, entity)| {
+        self.check_tool_use(
+            principal,
+            Action::HttpRequest,
+            tool,
+            context,
+            destination.entity(),
+        )
+    }
+
+    /// May `principal`'s tool have `secret` injected into a request?
+    pub fn check_credential(
+        &self,
+        principal: &Principal,
+        tool: &ToolFacts,
+        context: &RequestContext,
+        secret: &SecretFacts,
+    ) -> Decision {
+        self.check_tool_use(
+            principal,
+            Action::CredentialUse,
+            tool,
+            context,
+            secret.entity(),
+        )
+    }
+
+    /// An action a running tool takes on `resource` (context `ToolUse`).
+    fn check_tool_use(
+        &self,
+        principal: &Principal,
+        action: Action,
+        tool: &ToolFacts,
+        context: &RequestContext,
+        resource: Result<(EntityUid, Entity), PolicyError>,
+    ) -> Decision {
+        let (resource, entities) = match resource.and_then(|(resource, entity)| {
             let entities = self
                 .principals
                 .clone()
@@ -297,7 +332,7 @@ impl PolicyEngine {
                 RestrictedExpression::new_string(tool.sha256.clone()),
             ),
         ]);
-        self.decide(principal, Action::HttpRequest, resource, pairs, &entities)
+        self.decide(principal, action, resource, pairs, &entities)
     }
 
     /// Any action with a context given as JSON (checked against the

@@ -6,6 +6,7 @@ use cedar_policy::{Entity, EntityId, EntityTypeName, EntityUid, RestrictedExpres
 use sha2::{Digest, Sha256};
 use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
+use std::sync::LazyLock;
 
 /// An action the host checks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -65,9 +66,37 @@ impl Action {
     }
 }
 
+/// The schema's entity types, parsed once: Cedar's parser costs more than
+/// a whole authorization, and checks build uids on every call.
+static TYPE_NAMES: LazyLock<HashMap<&'static str, EntityTypeName>> = LazyLock::new(|| {
+    [
+        "Action",
+        "Agent",
+        "Channel",
+        "Destination",
+        "Device",
+        "Group",
+        "Path",
+        "Program",
+        "Secret",
+        "Tool",
+        "User",
+    ]
+    .into_iter()
+    .map(|t| (t, parse_type_name(t)))
+    .collect()
+});
+
+fn parse_type_name(type_name: &str) -> EntityTypeName {
+    EntityTypeName::from_str(&format!("Airlock::{type_name}"))
+        .expect("the schema's own type names parse")
+}
+
 pub(super) fn uid(type_name: &str, id: &str) -> EntityUid {
-    let name = EntityTypeName::from_str(&format!("Airlock::{type_name}"))
-        .expect("the schema's own type names parse");
+    let name = TYPE_NAMES
+        .get(type_name)
+        .cloned()
+        .unwrap_or_else(|| parse_type_name(type_name));
     EntityUid::from_type_name_and_id(name, EntityId::new(id))
 }
 
@@ -197,6 +226,35 @@ impl DestinationFacts {
             (
                 "port".to_string(),
                 RestrictedExpression::new_long(i64::from(self.port)),
+            ),
+        ]);
+        let entity = Entity::new(resource.clone(), attrs, HashSet::new())
+            .map_err(|e| entity_error(&resource, &e))?;
+        Ok((resource, entity))
+    }
+}
+
+/// A vault secret for `credential.use` (never its value).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SecretFacts {
+    /// The secret's name.
+    pub name: String,
+    /// Its scope, e.g. `global` or `tool:github`.
+    pub scope: String,
+}
+
+impl SecretFacts {
+    /// The `Secret` entity and its uid (the secret's name).
+    pub(super) fn entity(&self) -> Result<(EntityUid, Entity), PolicyError> {
+        let resource = uid("Secret", &self.name);
+        let attrs = HashMap::from([
+            (
+                "name".to_string(),
+                RestrictedExpression::new_string(self.name.clone()),
+            ),
+            (
+                "scope".to_string(),
+                RestrictedExpression::new_string(self.scope.clone()),
             ),
         ]);
         let entity = Entity::new(resource.clone(), attrs, HashSet::new())

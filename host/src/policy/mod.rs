@@ -12,7 +12,9 @@ mod principal;
 
 pub use engine::{DEFAULT_POLICIES, DEFAULT_SCHEMA, PolicyEngine};
 pub use error::{Location, PolicyError};
-pub use facts::{Action, Decision, DestinationFacts, SENSITIVE_CAPABILITIES, ToolFacts};
+pub use facts::{
+    Action, Decision, DestinationFacts, SENSITIVE_CAPABILITIES, SecretFacts, ToolFacts,
+};
 pub use principal::{Principal, PrincipalKind, PrincipalParseError, RequestContext};
 
 #[cfg(test)]

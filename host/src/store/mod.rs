@@ -61,8 +61,8 @@ pub enum StoreError {
         /// SQLite's error.
         source: rusqlite::Error,
     },
-    /// The state directory could not be created.
-    #[error("cannot create the state directory {}: {source}", path.display())]
+    /// The state directory (or a private database file) could not be created.
+    #[error("cannot create {}: {source}", path.display())]
     Directory {
         /// The directory.
         path: PathBuf,
@@ -124,6 +124,36 @@ impl SqliteStore {
 
     /// Opens (creating if needed) the database at `path`.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
+        Self::open_with(path, SCHEMA)
+    }
+
+    /// Opens (creating if needed) a database at `path` readable by its
+    /// owner only, with its own `schema`: the vault keeps its secrets in
+    /// such a file, apart from the journal.
+    pub(crate) fn open_private(path: &Path, schema: &str) -> Result<Self, StoreError> {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            let created = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path);
+            match created {
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(source) => {
+                    return Err(StoreError::Directory {
+                        path: path.to_path_buf(),
+                        source,
+                    });
+                }
+            }
+        }
+        Self::open_with(path, schema)
+    }
+
+    fn open_with(path: &Path, schema: &str) -> Result<Self, StoreError> {
         let open_error = |source| StoreError::Open {
             path: path.to_path_buf(),
             source,
@@ -136,7 +166,7 @@ impl SqliteStore {
             .map_err(open_error)?;
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(open_error)?;
-        conn.execute_batch(SCHEMA).map_err(open_error)?;
+        conn.execute_batch(schema).map_err(open_error)?;
         Ok(Self {
             conn: Mutex::new(conn),
             path: path.to_path_buf(),

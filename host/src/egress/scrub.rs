@@ -1,0 +1,244 @@
+//! Reflection scrubbing: when a request carried an injected secret, the
+//! response's headers and body are searched for that secret, raw or
+//! base64-encoded (standard and URL-safe alphabets, at every alignment),
+//! and each occurrence is overwritten with `*` of the same length before
+//! the guest reads it. Same length keeps `Content-Length` true. A body is
+//! scanned as a stream: the last bytes of each chunk are held back until
+//! the next one arrives, so a secret split across chunks is still found.
+
+use aho_corasick::{AhoCorasick, MatchKind};
+use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
+use bytes::{Bytes, BytesMut};
+use http_body::{Body, Frame, SizeHint};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+use wasmtime_wasi_http::Error as WasiError;
+use zeroize::Zeroizing;
+
+/// What replaces each byte of a found secret.
+const MASK: u8 = b'*';
+
+/// The encodings of a set of secrets that must not reach the guest.
+pub(crate) struct Scrubber {
+    patterns: AhoCorasick,
+    longest: usize,
+}
+
+/// The base64 characters that depend only on `secret`'s bytes when it
+/// starts `offset` bytes (0, 1 or 2) into a base64-encoded stream.
+fn base64_core(secret: &[u8], offset: usize, engine: &impl base64::Engine) -> Zeroizing<Vec<u8>> {
+    let mut shifted = Zeroizing::new(vec![0u8; offset]);
+    shifted.extend_from_slice(secret);
+    let encoded = Zeroizing::new(engine.encode(shifted.as_slice()).into_bytes());
+    let first = (8 * offset).div_ceil(6);
+    let end = (8 * (offset + secret.len())) / 6;
+    Zeroizing::new(encoded[first..end.min(encoded.len())].to_vec())
+}
+
+impl Scrubber {
+    /// A scrubber for these secrets (each at least 8 bytes, as the vault
+    /// guarantees).
+    pub(crate) fn new(secrets: &[&[u8]]) -> Option<Self> {
+        let mut patterns: Vec<Zeroizing<Vec<u8>>> = Vec::new();
+        for secret in secrets {
+            patterns.push(Zeroizing::new(secret.to_vec()));
+            for offset in 0..3 {
+                patterns.push(base64_core(secret, offset, &STANDARD_NO_PAD));
+                patterns.push(base64_core(secret, offset, &URL_SAFE_NO_PAD));
+            }
+        }
+        patterns.retain(|p| !p.is_empty());
+        let longest = patterns.iter().map(|p| p.len()).max()?;
+        let patterns = AhoCorasick::builder()
+            .match_kind(MatchKind::LeftmostLongest)
+            .build(patterns.iter().map(|p| p.as_slice()))
+            .ok()?;
+        Some(Self { patterns, longest })
+    }
+
+    /// Masks every occurrence in `bytes`; whether anything was found.
+    pub(crate) fn scrub(&self, bytes: &mut [u8]) -> bool {
+        let found: Vec<_> = self
+            .patterns
+            .find_iter(&*bytes)
+            .map(|m| m.range())
+            .collect();
+        for range in &found {
+            bytes[range.clone()].fill(MASK);
+        }
+        !found.is_empty()
+    }
+
+    /// Masks secrets in every header value.
+    pub(crate) fn scrub_headers(&self, headers: &mut http::HeaderMap) {
+        for value in headers.values_mut() {
+            let mut bytes = value.as_bytes().to_vec();
+            if self.scrub(&mut bytes)
+                && let Ok(masked) = http::HeaderValue::from_bytes(&bytes)
+            {
+                *value = masked;
+            }
+        }
+    }
+}
+
+/// A response body with secrets masked, chunk boundaries included.
+pub(crate) struct ScrubbedBody<B> {
+    inner: B,
+    scrubber: Arc<Scrubber>,
+    held: BytesMut,
+    ended: bool,
+}
+
+impl<B> ScrubbedBody<B> {
+    pub(crate) fn new(inner: B, scrubber: Arc<Scrubber>) -> Self {
+        Self {
+            inner,
+            scrubber,
+            held: BytesMut::new(),
+            ended: false,
+        }
+    }
+
+    /// Everything held back, scrubbed, for the end of the stream.
+    fn flush(&mut self) -> Option<Frame<Bytes>> {
+        if self.held.is_empty() {
+            return None;
+        }
+        let mut rest = std::mem::take(&mut self.held);
+        self.scrubber.scrub(&mut rest);
+        Some(Frame::data(rest.freeze()))
+    }
+}
+
+impl<B> Body for ScrubbedBody<B>
+where
+    B: Body<Data = Bytes, Error = WasiError> + Unpin,
+{
+    type Data = Bytes;
+    type Error = WasiError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, WasiError>>> {
+        let this = &mut *self;
+        loop {
+            if this.ended {
+                return Poll::Ready(this.flush().map(Ok));
+            }
+            match ready!(Pin::new(&mut this.inner).poll_frame(cx)) {
+                None => this.ended = true,
+                Some(Err(e)) => return Poll::Ready(Some(Err(e))),
+                Some(Ok(frame)) => match frame.into_data() {
+                    Ok(data) => {
+                        this.held.extend_from_slice(&data);
+                        this.scrubber.scrub(&mut this.held);
+                        // Keep back what could be the start of a secret
+                        // that the next chunk completes.
+                        let keep = this.held.len().min(this.scrubber.longest - 1);
+                        let ready = this.held.split_to(this.held.len() - keep);
+                        if !ready.is_empty() {
+                            return Poll::Ready(Some(Ok(Frame::data(ready.freeze()))));
+                        }
+                    }
+                    Err(trailers) => {
+                        // Trailers end the body: release what is held first.
+                        this.ended = true;
+                        let mut trailers = trailers.into_trailers().unwrap_or_default();
+                        this.scrubber.scrub_headers(&mut trailers);
+                        if let Some(rest) = this.flush() {
+                            // The trailers are dropped rather than reordered:
+                            // guests rarely read them and order matters.
+                            return Poll::Ready(Some(Ok(rest)));
+                        }
+                        return Poll::Ready(Some(Ok(Frame::trailers(trailers))));
+                    }
+                },
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.ended && self.held.is_empty()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine as _;
+    use http_body_util::BodyExt;
+
+    /// A body that yields the given chunks, one per poll.
+    struct Chunks(std::vec::IntoIter<Bytes>);
+
+    impl Body for Chunks {
+        type Data = Bytes;
+        type Error = WasiError;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, WasiError>>> {
+            Poll::Ready(self.0.next().map(|b| Ok(Frame::data(b))))
+        }
+    }
+
+    const SECRET: &[u8] = b"sk-live-0123456789abcdef";
+
+    fn scrubber() -> Arc<Scrubber> {
+        Arc::new(Scrubber::new(&[SECRET]).expect("patterns"))
+    }
+
+    #[test]
+    fn raw_and_base64_reflections_are_masked_at_any_alignment() {
+        let scrubber = scrubber();
+        let mut texts: Vec<Vec<u8>> = vec![[b"token=".as_slice(), SECRET, b"&x=1"].concat()];
+        for prefix in ["", "a", "ab", "Bearer "] {
+            let framed = [prefix.as_bytes(), SECRET, b"!"].concat();
+            texts.push(STANDARD_NO_PAD.encode(&framed).into_bytes());
+            texts.push(URL_SAFE_NO_PAD.encode(&framed).into_bytes());
+        }
+        for mut text in texts {
+            let before = text.clone();
+            assert!(
+                scrubber.scrub(&mut text),
+                "{}",
+                String::from_utf8_lossy(&before)
+            );
+            assert_eq!(text.len(), before.len(), "same length");
+            assert!(!text.windows(SECRET.len()).any(|w| w == SECRET));
+            let decoded = STANDARD_NO_PAD
+                .decode(&text)
+                .or_else(|_| URL_SAFE_NO_PAD.decode(&text))
+                .unwrap_or_default();
+            assert!(!decoded.windows(SECRET.len()).any(|w| w == SECRET));
+        }
+        let mut clean = b"nothing to see here, sk-live-0123".to_vec();
+        assert!(!scrubber.scrub(&mut clean));
+    }
+
+    #[tokio::test]
+    async fn a_secret_split_across_chunks_is_masked() {
+        let body = [b"{\"echo\":\"".as_slice(), SECRET, b"\"}"].concat();
+        for split in 1..body.len() {
+            let chunks = vec![
+                Bytes::copy_from_slice(&body[..split]),
+                Bytes::copy_from_slice(&body[split..]),
+            ];
+            let scrubbed = ScrubbedBody::new(Chunks(chunks.into_iter()), scrubber());
+            let out = scrubbed.collect().await.expect("body").to_bytes();
+            assert_eq!(out.len(), body.len());
+            assert!(
+                !out.windows(SECRET.len()).any(|w| w == SECRET),
+                "split at {split}"
+            );
+        }
+    }
+}
