@@ -68,6 +68,60 @@ pub enum Command {
     /// Verify or export the proof of one execution.
     #[command(subcommand)]
     Attest(AttestCommand),
+    /// Store secrets the host injects into tools' requests (tools never see them).
+    #[command(subcommand)]
+    Vault(VaultCommand),
+}
+
+/// Where a new vault keeps its master key.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum BackendArg {
+    /// The OS credential store (Keychain, Credential Manager, Secret
+    /// Service, or the Linux kernel keyring, which a reboot empties).
+    Keyring,
+    /// A passphrase (Argon2id) from AIRLOCK_VAULT_PASSPHRASE or a prompt.
+    Passphrase,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum VaultCommand {
+    /// Create the vault (`set` creates one too: keyring, or passphrase when
+    /// AIRLOCK_VAULT_PASSPHRASE is set).
+    Init {
+        /// Where the master key lives.
+        #[arg(long, value_enum, default_value = "keyring")]
+        backend: BackendArg,
+    },
+    /// Store a secret; the value is read from stdin or a no-echo prompt.
+    Set {
+        /// The secret's name, as bindings refer to it.
+        name: String,
+        /// Who may use it: `global`, `tool:NAME` or `principal:KIND::"ID"`.
+        #[arg(long, default_value = "global")]
+        scope: String,
+        /// Refused: values never come from the command line.
+        #[arg(hide = true)]
+        value_on_command_line: Option<String>,
+    },
+    /// Names, scopes and creation times (never values).
+    List {
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a secret.
+    Rm {
+        /// The secret's name.
+        name: String,
+    },
+    /// Where the master key lives and whether it is reachable.
+    Status {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Replace the master key and re-wrap every secret (safe to rerun).
+    RotateMasterKey,
 }
 
 #[derive(Debug, Subcommand)]

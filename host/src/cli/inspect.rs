@@ -26,7 +26,7 @@ pub async fn inspect(cli: &Cli, args: &InspectArgs) -> u8 {
 
     // Loading also compiles, links and calls describe(): the component is
     // only usable as a tool if that works too.
-    let loaded = match super::build_host(cli, false, None) {
+    let loaded = match super::build_host(cli, false, None, None) {
         Ok(host) => host.load(bytes, Grants::none()).await,
         Err(e) => return fail(e.code, e.message, e.exit),
     };

@@ -11,6 +11,7 @@ mod policy;
 mod progress;
 mod render;
 mod run;
+mod vault;
 
 use airlock::egress::{Resolver, StaticResolver, SystemResolver};
 use airlock::policy::PolicyEngine;
@@ -53,6 +54,7 @@ pub fn main() -> ExitCode {
             Command::Approvals(command) => approvals::run(&cli, command),
             Command::Journal(command) => journal::run_journal(&cli, command),
             Command::Attest(command) => journal::run_attest(&cli, command),
+            Command::Vault(command) => vault::run(&cli, command),
         }
     });
     ExitCode::from(code)
@@ -144,6 +146,7 @@ pub(crate) fn build_host(
     cli: &Cli,
     fuel_metering: bool,
     resolver: Option<Arc<dyn Resolver>>,
+    vault: Option<airlock::vault::Vault>,
 ) -> Result<Host, Failure> {
     let mut builder = Host::builder()
         .fuel_metering(fuel_metering)
@@ -152,6 +155,9 @@ pub(crate) fn build_host(
         .on_compile(progress::compile_spinner());
     if let Some(resolver) = resolver {
         builder = builder.resolver(resolver);
+    }
+    if let Some(vault) = vault {
+        builder = builder.vault(vault);
     }
     if !cli.no_cache {
         builder = builder.cache_dir(cli.state_dir.join("cache"));

@@ -57,7 +57,16 @@ pub async fn run(cli: &Cli, args: &RunArgs) -> u8 {
     }
 
     let resolver = args.dns.is_set().then(|| args.dns.resolver());
-    let host = match super::build_host(cli, limits.fuel.is_some(), resolver) {
+    // The vault is opened only for tools that have secrets bound.
+    let vault = if grants.credentials().is_empty() {
+        None
+    } else {
+        match super::vault::open(cli) {
+            Ok(vault) => Some(vault),
+            Err(e) => return report_error(json, e.code, &e.message, e.exit),
+        }
+    };
+    let host = match super::build_host(cli, limits.fuel.is_some(), resolver, vault) {
         Ok(host) => host,
         Err(e) => return report_error(json, e.code, &e.message, e.exit),
     };

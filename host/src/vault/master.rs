@@ -100,8 +100,9 @@ impl fmt::Debug for Passphrase {
 pub enum KeyringKind {
     /// The freedesktop Secret Service (GNOME Keyring, KWallet) on Linux.
     SecretService,
-    /// The Linux kernel keyring (keyutils): for headless machines. Held in
-    /// memory only: it does **not** survive a reboot.
+    /// The Linux kernel keyring (keyutils), the user's keyring: for headless
+    /// machines and CI. Held in kernel memory only: it does **not** survive
+    /// a reboot.
     Kernel,
     /// The macOS Keychain.
     Keychain,
@@ -172,9 +173,23 @@ impl KeyringKind {
                         .map_err(fail)
                 }
                 KeyringKind::Kernel => {
-                    KeyutilsCredential::new_with_target(None, KEYRING_SERVICE, account)
-                        .map(|c| keyring::Entry::new_with_credential(Box::new(c)))
-                        .map_err(fail)
+                    // The per-user keyring: the same for every process of
+                    // this user (a session keyring may differ between a
+                    // login shell, a service and a container).
+                    let ring = linux_keyutils::KeyRing::from_special_id(
+                        linux_keyutils::KeyRingIdentifier::User,
+                        false,
+                    )
+                    .map_err(|e| MasterError::KeyringUnavailable {
+                        kind: self,
+                        detail: e.to_string(),
+                    })?;
+                    let credential = KeyutilsCredential {
+                        session: ring,
+                        persistent: None,
+                        description: format!("{KEYRING_SERVICE}:{account}"),
+                    };
+                    Ok(keyring::Entry::new_with_credential(Box::new(credential)))
                 }
                 _ => Err(MasterError::KeyringUnavailable {
                     kind: self,

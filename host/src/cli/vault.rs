@@ -1,0 +1,229 @@
+//! `airlock vault …`: store, list and remove secrets, rotate the master key.
+//! Values come from stdin or a no-echo prompt, never from the command line,
+//! and are never printed.
+
+use super::Failure;
+use super::args::{BackendArg, Cli, VaultCommand};
+use airlock::exit_code;
+use airlock::vault::{NewVault, Passphrase, Scope, SecretValue, Vault, VaultError};
+use serde_json::json;
+use std::io::{IsTerminal, Read};
+
+/// The variable a passphrase vault is unlocked with.
+pub const PASSPHRASE_ENV: &str = "AIRLOCK_VAULT_PASSPHRASE";
+/// The variable `rotate-master-key` takes the new passphrase from.
+pub const NEW_PASSPHRASE_ENV: &str = "AIRLOCK_VAULT_NEW_PASSPHRASE";
+
+impl From<VaultError> for Failure {
+    fn from(e: VaultError) -> Self {
+        Failure::usage(e.code(), e.to_string())
+    }
+}
+
+/// The passphrase from the environment, else from a no-echo prompt when a
+/// terminal is attached.
+fn passphrase(variable: &str, prompt: &str) -> Result<Option<Passphrase>, Failure> {
+    if let Some(value) = std::env::var_os(variable) {
+        let value = value.into_string().map_err(|_| {
+            Failure::usage("passphrase_invalid", format!("{variable} is not UTF-8"))
+        })?;
+        return Ok(Some(Passphrase::new(value)));
+    }
+    if std::io::stdin().is_terminal() {
+        let typed = rpassword::prompt_password(prompt)
+            .map_err(|e| Failure::usage("prompt_failed", format!("reading the passphrase: {e}")))?;
+        return Ok(Some(Passphrase::new(typed)));
+    }
+    Ok(None)
+}
+
+/// Opens the state directory's vault, asking for its passphrase if needed.
+pub(crate) fn open(cli: &Cli) -> Result<Vault, Failure> {
+    let status = Vault::status(&cli.state_dir)?;
+    let needs_passphrase = status
+        .as_ref()
+        .is_some_and(|s| s.backend == airlock::vault::Backend::Passphrase);
+    let passphrase = if needs_passphrase {
+        passphrase(PASSPHRASE_ENV, "vault passphrase: ")?
+    } else {
+        None
+    };
+    Ok(Vault::open(&cli.state_dir, passphrase.as_ref())?)
+}
+
+fn create(cli: &Cli, backend: Option<BackendArg>) -> Result<Vault, Failure> {
+    let use_passphrase = match backend {
+        Some(BackendArg::Passphrase) => true,
+        Some(BackendArg::Keyring) => false,
+        None => std::env::var_os(PASSPHRASE_ENV).is_some(),
+    };
+    let how = if use_passphrase {
+        let passphrase = passphrase(PASSPHRASE_ENV, "new vault passphrase: ")?
+            .ok_or(VaultError::PassphraseRequired)?;
+        NewVault::Passphrase(passphrase)
+    } else {
+        NewVault::Keyring
+    };
+    let vault = Vault::create(&cli.state_dir, how)?;
+    let backend = vault.backend();
+    eprintln!(
+        "airlock: created a vault in {} (master key: {}){}",
+        Vault::path_in(&cli.state_dir).display(),
+        backend.as_str(),
+        if backend.survives_reboot() {
+            ""
+        } else {
+            "; the kernel keyring is emptied at reboot, after which these secrets cannot be read: use --backend passphrase for a durable vault"
+        }
+    );
+    Ok(vault)
+}
+
+/// The value to store: stdin when piped, else a no-echo prompt.
+fn read_value(name: &str) -> Result<SecretValue, Failure> {
+    let bytes = if std::io::stdin().is_terminal() {
+        rpassword::prompt_password(format!("value for {name}: "))
+            .map_err(|e| Failure::usage("prompt_failed", format!("reading the value: {e}")))?
+            .into_bytes()
+    } else {
+        let mut bytes = Vec::new();
+        std::io::stdin()
+            .take(airlock::vault::MAX_SECRET_LEN as u64 + 3)
+            .read_to_end(&mut bytes)
+            .map_err(|e| Failure::usage("read_failed", format!("reading stdin: {e}")))?;
+        bytes
+    };
+    SecretValue::new(bytes).map_err(|e| Failure::usage("invalid_secret", e.to_string()))
+}
+
+pub fn run(cli: &Cli, command: &VaultCommand) -> u8 {
+    match run_inner(cli, command) {
+        Ok(code) => code,
+        Err(failure) => failure.report(),
+    }
+}
+
+fn run_inner(cli: &Cli, command: &VaultCommand) -> Result<u8, Failure> {
+    match command {
+        VaultCommand::Init { backend } => {
+            create(cli, Some(*backend))?;
+        }
+        VaultCommand::Set {
+            name,
+            scope,
+            value_on_command_line,
+        } => {
+            if value_on_command_line.is_some() {
+                return Err(Failure::usage(
+                    "secret_on_command_line",
+                    "secret values are never taken from the command line (shell history and `ps` would show them): pipe the value on stdin or answer the prompt",
+                ));
+            }
+            let scope: Scope = scope.parse().map_err(|e: airlock::vault::ScopeError| {
+                Failure::usage("invalid_scope", e.to_string())
+            })?;
+            // The value first: a bad one must not leave a new empty vault.
+            let value = read_value(name)?;
+            let vault = if Vault::exists(&cli.state_dir) {
+                open(cli)?
+            } else {
+                create(cli, None)?
+            };
+            vault.set(name, &scope, &value)?;
+            eprintln!("airlock: stored `{name}` ({scope})");
+        }
+        VaultCommand::List { json } => {
+            let vault = open(cli)?;
+            let secrets = vault.list()?;
+            if *json {
+                for secret in &secrets {
+                    println!(
+                        "{}",
+                        json!({"name": secret.name, "scope": secret.scope.to_string(), "created": secret.created})
+                    );
+                }
+            } else if secrets.is_empty() {
+                println!("no secrets stored");
+            } else {
+                for secret in &secrets {
+                    println!("{}\t{}\t{}", secret.name, secret.scope, secret.created);
+                }
+            }
+        }
+        VaultCommand::Rm { name } => {
+            let vault = open(cli)?;
+            if !vault.remove(name)? {
+                return Err(VaultError::UnknownSecret { name: name.clone() }.into());
+            }
+            eprintln!("airlock: removed `{name}`");
+        }
+        VaultCommand::Status { json } => {
+            let Some(status) = Vault::status(&cli.state_dir)? else {
+                if *json {
+                    println!("{}", json!({"vault": null}));
+                } else {
+                    println!(
+                        "no vault in {}: `airlock vault set NAME` creates one",
+                        cli.state_dir.display()
+                    );
+                }
+                return Ok(exit_code::OK);
+            };
+            // Whether the key is reachable right now (keyring vaults only:
+            // checking a passphrase would need it).
+            let unlock = match status.backend {
+                airlock::vault::Backend::Passphrase => None,
+                _ => Some(Vault::open(&cli.state_dir, None).map(drop)),
+            };
+            if *json {
+                println!(
+                    "{}",
+                    json!({
+                        "vault": status.path.display().to_string(),
+                        "backend": status.backend.as_str(),
+                        "survives_reboot": status.backend.survives_reboot(),
+                        "generation": status.generation,
+                        "secrets": status.secrets,
+                        "key_available": unlock.as_ref().map(Result::is_ok),
+                        "key_error": unlock.as_ref().and_then(|r| r.as_ref().err().map(VaultError::code)),
+                    })
+                );
+            } else {
+                println!("vault:      {}", status.path.display());
+                println!(
+                    "master key: {}{}",
+                    status.backend.as_str(),
+                    if status.backend.survives_reboot() {
+                        ""
+                    } else {
+                        " (lost at reboot)"
+                    }
+                );
+                println!("generation: {}", status.generation);
+                println!("secrets:    {}", status.secrets);
+                match unlock {
+                    Some(Ok(())) => println!("key:        available"),
+                    Some(Err(e)) => println!("key:        unavailable: {e}"),
+                    None => println!("key:        from {PASSPHRASE_ENV} or a prompt"),
+                }
+            }
+        }
+        VaultCommand::RotateMasterKey => {
+            let mut vault = open(cli)?;
+            let new = match vault.backend() {
+                airlock::vault::Backend::Passphrase => {
+                    Some(passphrase(NEW_PASSPHRASE_ENV, "new vault passphrase: ")?.ok_or(
+                        Failure::usage(
+                            "passphrase_required",
+                            format!("set {NEW_PASSPHRASE_ENV} or run on a terminal to give the new passphrase"),
+                        ),
+                    )?)
+                }
+                _ => None,
+            };
+            vault.rotate_master_key(new)?;
+            eprintln!("airlock: master key rotated; every secret re-wrapped");
+        }
+    }
+    Ok(exit_code::OK)
+}
