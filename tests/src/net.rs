@@ -51,6 +51,13 @@ pub enum Behaviour {
     Silent,
     /// 302 to `location`.
     Redirect(String),
+    /// Reflects every request header back: as `x-reflected-NAME` response
+    /// headers, and in a chunked body (7-byte chunks, so a reflected value
+    /// spans chunk boundaries) holding the headers as JSON and that JSON
+    /// base64-encoded. A server that leaks what it is sent.
+    Reflect,
+    /// 200 with `content-encoding: gzip`: a body the host cannot search.
+    Gzipped,
 }
 
 /// A request as a [`TestServer`] saw it.
@@ -246,6 +253,29 @@ async fn serve(
             Behaviour::Silent => {
                 std::future::pending::<()>().await;
                 Ok(())
+            }
+            Behaviour::Reflect => {
+                use base64::Engine as _;
+                let mut extra = String::from("transfer-encoding: chunked\r\n");
+                for (name, value) in &request.headers {
+                    extra.push_str(&format!("x-reflected-{name}: {value}\r\n"));
+                }
+                stream.write_all(head(&extra).as_bytes()).await?;
+                let seen = json!({ "headers": request.headers }).to_string();
+                let encoded = base64::engine::general_purpose::STANDARD.encode(&seen);
+                let body = json!({ "raw": seen, "base64": encoded }).to_string();
+                for chunk in body.as_bytes().chunks(7) {
+                    stream.write_all(format!("{:x}\r\n", chunk.len()).as_bytes()).await?;
+                    stream.write_all(chunk).await?;
+                    stream.write_all(b"\r\n").await?;
+                    stream.flush().await?;
+                }
+                stream.write_all(b"0\r\n\r\n").await
+            }
+            Behaviour::Gzipped => {
+                let body = b"\x1f\x8b\x08\x00compressed";
+                stream.write_all(head(&format!("content-encoding: gzip\r\ncontent-length: {}\r\n", body.len())).as_bytes()).await?;
+                stream.write_all(body).await
             }
             Behaviour::Redirect(location) => {
                 let response = format!(

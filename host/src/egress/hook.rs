@@ -442,6 +442,16 @@ impl Context {
             ));
         }
 
+        // A compressed answer to a credentialed request could hide the
+        // secret from the scrubber: refused before the guest sees a byte.
+        if injected.scrubber.is_some()
+            && response
+                .headers()
+                .get(http::header::CONTENT_ENCODING)
+                .is_some_and(|v| !v.as_bytes().eq_ignore_ascii_case(b"identity"))
+        {
+            return Err(fail(Reason::UnscrubbableResponse));
+        }
         let mut response = response.map(|incoming| {
             ResponseBody::new(
                 incoming,
@@ -454,13 +464,6 @@ impl Context {
         let response = match injected.scrubber {
             None => response.map(BodyExt::boxed_unsync),
             Some(scrubber) => {
-                let encoded = response
-                    .headers()
-                    .get(http::header::CONTENT_ENCODING)
-                    .is_some_and(|v| !v.as_bytes().eq_ignore_ascii_case(b"identity"));
-                if encoded {
-                    return Err(fail(Reason::UnscrubbableResponse));
-                }
                 scrubber.scrub_headers(response.headers_mut());
                 response.map(|body| ScrubbedBody::new(body, scrubber).boxed_unsync())
             }
