@@ -140,27 +140,33 @@ impl ApprovalStore for SqliteStore {
     fn lookup(&self, request: &ApprovalRequest, now: SystemTime) -> Result<Lookup, StoreError> {
         let now = i64::try_from(unix(now)).unwrap_or(i64::MAX);
         let r = request;
+        // An approval covers the tool as it was granted when a human looked
+        // at it: a wider grant or a new credential needs a new approval.
+        let capabilities = serde_json::to_string(&r.capabilities).unwrap_or_default();
+        let (caps, grant) = (&capabilities, &r.grant_summary);
         self.read(|conn| {
             if let Some(a) = one(conn, "status = 'denied' AND request_hash = ?1", &[&r.request_hash])? {
                 return Ok(Lookup::Denied(a));
             }
-            let once = "status = 'allowed' AND scope = 'once' AND used = 0 AND request_hash = ?1";
-            if let Some(a) = one(conn, once, &[&r.request_hash])? {
+            let once = "status = 'allowed' AND scope = 'once' AND used = 0 AND request_hash = ?1 \
+                        AND grant_summary = ?2";
+            if let Some(a) = one(conn, once, &[&r.request_hash, grant])? {
                 return Ok(Lookup::Approved(a));
             }
             if !r.session_id.is_empty() {
                 let session = "status = 'allowed' AND scope = 'session' AND principal = ?1 \
-                               AND session_id = ?2 AND tool_sha256 = ?3";
-                if let Some(a) = one(conn, session, &[&r.principal, &r.session_id, &r.tool_sha256])? {
+                               AND session_id = ?2 AND tool_sha256 = ?3 AND capabilities = ?4 \
+                               AND grant_summary = ?5";
+                if let Some(a) = one(conn, session, &[&r.principal, &r.session_id, &r.tool_sha256, caps, grant])? {
                     return Ok(Lookup::Approved(a));
                 }
             }
             let until = "status = 'allowed' AND scope = 'until' AND principal = ?1 AND tool_sha256 = ?2 \
-                         AND expires_at > ?3";
-            if let Some(a) = one(conn, until, &[&r.principal, &r.tool_sha256, &now])? {
+                         AND expires_at > ?3 AND capabilities = ?4 AND grant_summary = ?5";
+            if let Some(a) = one(conn, until, &[&r.principal, &r.tool_sha256, &now, caps, grant])? {
                 return Ok(Lookup::Approved(a));
             }
-            if let Some(a) = one(conn, "status = 'pending' AND request_hash = ?1", &[&r.request_hash])? {
+            if let Some(a) = one(conn, "status = 'pending' AND request_hash = ?1 AND grant_summary = ?2", &[&r.request_hash, grant])? {
                 return Ok(Lookup::Pending(a));
             }
             Ok(Lookup::Unknown)
@@ -169,7 +175,11 @@ impl ApprovalStore for SqliteStore {
 
     fn request(&self, request: &ApprovalRequest) -> Result<Approval, StoreError> {
         self.write("recording a pending approval", |tx| {
-            if let Some(existing) = one(tx, "status = 'pending' AND request_hash = ?1", &[&request.request_hash])? {
+            if let Some(existing) = one(
+                tx,
+                "status = 'pending' AND request_hash = ?1 AND grant_summary = ?2",
+                &[&request.request_hash, &request.grant_summary],
+            )? {
                 return Ok(existing);
             }
             let id = ulid::Ulid::new().to_string();

@@ -323,3 +323,48 @@ async fn without_a_state_directory_nothing_can_be_approved() {
         .expect("invoke");
     assert_eq!(outcome.code(), "approval_unavailable");
 }
+
+#[tokio::test]
+async fn an_approval_covers_the_grant_it_was_given_for_not_a_wider_one() {
+    use airlock::NetworkGrant;
+    let state = tempfile::tempdir().expect("tempdir");
+    // No name resolves: the tool runs, its requests go nowhere.
+    let host = Host::builder()
+        .cache_dir(test_cache_dir())
+        .state_dir(state.path())
+        .resolver(std::sync::Arc::new(airlock::egress::StaticResolver::new()))
+        .build()
+        .expect("host");
+    let narrow =
+        NetworkGrant::from_toml("[[allow]]\nhost = \"api.test\"\n", "a.toml").expect("grant");
+    let wide = NetworkGrant::from_toml("[[allow]]\nsuffix = \"test\"\n", "b.toml").expect("grant");
+    let fetch = load_guest_with(&host, "http-get", Grants::none().with_network(narrow)).await;
+    let widened = load_guest_with(&host, "http-get", Grants::none().with_network(wide)).await;
+    assert_eq!(
+        fetch.facts().sha256,
+        widened.facts().sha256,
+        "one component"
+    );
+
+    let input = r#"{"url": "http://api.test/"}"#;
+    let id = pending(&host, &fetch, call(input, "claude", "s1")).await;
+    decide(&host, &id, &OperatorDecision::AllowSession);
+    let admitted = host
+        .invoke(&fetch, call(input, "claude", "s1"))
+        .await
+        .expect("invoke");
+    assert_eq!(
+        admitted.code(),
+        "tool_failed",
+        "it ran (and found no DNS answer)"
+    );
+    // Same component, principal and session, but granted more: ask again.
+    let again = pending(&host, &widened, call(input, "claude", "s1")).await;
+    assert_ne!(again, id);
+    let asked = store(&host).get(&again).expect("read").expect("exists");
+    assert!(
+        asked.request.grant_summary.contains("suffix"),
+        "{}",
+        asked.request.grant_summary
+    );
+}
