@@ -1,7 +1,9 @@
 //! The airlock demo: builds the guest tools, then runs a useful tool, a
 //! transforming tool and hostile ones on one host with its built-in
 //! defaults; then a network tool that waits for an operator's approval,
-//! reaches only what its grant allows, and leaves a verifiable journal.
+//! reaches only what its grant allows, calls an authenticated API with a
+//! key the host injects from the vault (the tool never sees it), and leaves
+//! a verifiable journal.
 //!
 //! ```sh
 //! cargo run --example demo
@@ -16,6 +18,7 @@ use airlock::approvals::OperatorDecision;
 use airlock::attest::Proof;
 use airlock::egress::StaticResolver;
 use airlock::policy::{Principal, RequestContext};
+use airlock::vault::{CredentialBinding, NewVault, Passphrase, Scope, SecretValue, Vault};
 use airlock::{Grants, Host, Invocation, Limits, NetworkGrant, Outcome, Tool};
 use airlock_tests::net::{Behaviour, TestServer};
 use std::net::{IpAddr, Ipv4Addr};
@@ -25,6 +28,12 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 const STATE_DIR: &str = ".airlock/demo";
+/// The demo's API key: stored in the vault, injected by the host, and
+/// looked for (in vain) in everything the tool gets back.
+const DEMO_KEY: &str = "sk-demo-4f1c9a7e2b6d8053";
+/// The demo vault's passphrase (a real one comes from
+/// AIRLOCK_VAULT_PASSPHRASE or a prompt).
+const DEMO_PASSPHRASE: &str = "airlock demo passphrase";
 
 struct Step {
     guest: &'static str,
@@ -120,7 +129,7 @@ fn report(outcome: &Outcome, expect: &str, failures: &mut u32) {
     }
     for record in &outcome.report().egress {
         println!(
-            "  egress: {} {}://{}:{} -> {}{}",
+            "  egress: {} {}://{}:{} -> {}{}{}",
             record.method,
             record.scheme.as_deref().unwrap_or("?"),
             record.host.as_deref().unwrap_or("?"),
@@ -129,7 +138,12 @@ fn report(outcome: &Outcome, expect: &str, failures: &mut u32) {
             record
                 .reason
                 .map(|r| format!(" ({})", r.code()))
-                .unwrap_or_default()
+                .unwrap_or_default(),
+            if record.credentials.is_empty() {
+                String::new()
+            } else {
+                format!(", host injected: {}", record.credentials.join(", "))
+            }
         );
     }
     if outcome.code() != expect {
@@ -150,7 +164,20 @@ async fn main() -> Result<ExitCode, Box<dyn std::error::Error>> {
     }
     let server = TestServer::start(Ipv4Addr::LOCALHOST, 0, Behaviour::Echo).await?;
     let port = server.addr().port();
+    // An API that reflects every request header back, secrets included.
+    let api = TestServer::start(Ipv4Addr::LOCALHOST, 0, Behaviour::Reflect).await?;
+    let api_port = api.addr().port();
+    let vault = Vault::create(
+        Path::new(STATE_DIR),
+        NewVault::Passphrase(Passphrase::new(DEMO_PASSPHRASE)),
+    )?;
+    vault.set(
+        "weather-key",
+        &Scope::Tool("weather".into()),
+        &SecretValue::new(DEMO_KEY.as_bytes().to_vec())?,
+    )?;
     let host = Host::builder()
+        .vault(vault)
         .cache_dir(".airlock/cache")
         .state_dir(STATE_DIR)
         // `api.demo` is the loopback server; every other name resolves to
@@ -246,6 +273,72 @@ async fn main() -> Result<ExitCode, Box<dyn std::error::Error>> {
     println!("$ {cli} --input '{metadata_input}'");
     let refused = host.invoke(&fetch, metadata).await?;
     report(&refused, "tool_denied", &mut failures);
+
+    println!("# a tool calls an authenticated API; the host adds the key, the tool never sees it");
+    println!(
+        "$ echo $KEY | AIRLOCK_VAULT_PASSPHRASE=... airlock --state-dir {STATE_DIR} vault set weather-key --scope tool:weather"
+    );
+    println!(
+        "$ airlock --state-dir {STATE_DIR} run --config airlock.toml --tool weather --input ...   # [[tools.credentials]] binds it"
+    );
+    let api_grant = NetworkGrant::from_toml(
+        &format!("[[allow]]\nhost = \"api.demo\"\nports = [{api_port}]\nprivate = true\n"),
+        "airlock.toml",
+    )?;
+    let binding = CredentialBinding::new(
+        "weather-key",
+        "Authorization",
+        "Bearer {secret}",
+        &["api.demo"],
+    )?
+    .with_schemes(vec![airlock::egress::url::Scheme::Http])?
+    .with_ports(vec![api_port])?;
+    let weather = host
+        .load(
+            Path::new(guest("http-get")),
+            Grants::none()
+                .named("weather")
+                .with_network(api_grant)
+                .with_credential(binding),
+        )
+        .await?;
+    let (keyed, _) = call(format!("http://api.demo:{api_port}/forecast"));
+    let first_try = host.invoke(&weather, keyed.clone()).await?;
+    // A credential is a new capability: the earlier approval does not cover it.
+    report(&first_try, "approval_pending", &mut failures);
+    if let Outcome::PendingApproval { approval, .. } = &first_try {
+        println!(
+            "$ airlock --state-dir {STATE_DIR} approvals decide {} --allow once",
+            approval.id
+        );
+        approvals.decide(
+            &approval.id,
+            &OperatorDecision::AllowOnce,
+            SystemTime::now(),
+        )?;
+    }
+    let keyed_outcome = host.invoke(&weather, keyed).await?;
+    report(&keyed_outcome, "ok", &mut failures);
+    let sent = api
+        .requests()
+        .first()
+        .and_then(|r| r.header("authorization").map(str::to_string));
+    let seen_by_tool = format!("{:?}", keyed_outcome.output());
+    if sent.as_deref() == Some(format!("Bearer {DEMO_KEY}").as_str())
+        && !seen_by_tool.contains(DEMO_KEY)
+    {
+        println!(
+            "  the API received `Authorization: Bearer sk-demo-…`; the tool saw the reflection masked: {}\n",
+            if seen_by_tool.contains("****") {
+                "`Bearer ****…`"
+            } else {
+                "no key"
+            }
+        );
+    } else {
+        println!("  !! the key did not arrive, or the tool saw it\n");
+        failures += 1;
+    }
 
     println!("# and the same host keeps serving");
     println!(
