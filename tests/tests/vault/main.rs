@@ -20,10 +20,12 @@ pub fn vault_with_secret(dir: &Path, scope: Scope) -> Vault {
     vault
 }
 
+/// The passphrase of [`vault_with_secret`]'s vaults.
 pub fn passphrase() -> Passphrase {
     Passphrase::new("correct horse battery staple")
 }
 
+/// [`SECRET`] as a vault value.
 pub fn secret() -> SecretValue {
     SecretValue::new(SECRET.as_bytes().to_vec()).expect("a valid secret")
 }
