@@ -6,32 +6,25 @@ mod common;
 
 use airlock_tests::guest_path;
 use airlock_tests::net::{Behaviour, TestServer};
-use common::{airlock, code, permit_all, stderr, stdout};
-use std::io::Write;
+use common::{airlock, code, feed, permit_all, stderr, stdout};
 use std::path::Path;
-use std::process::{Output, Stdio};
+use std::process::{Command, Output, Stdio};
 
 const SECRET: &str = "sk-cli-test-9f8e7d6c5b4a";
 const PASSPHRASE: &str = "cli test passphrase, long enough";
 
 /// `airlock --state-dir STATE ARGS` with a passphrase vault, `stdin` fed.
 fn vault_cmd(state: &Path, args: &[&str], stdin: &[u8]) -> Output {
-    let mut child = airlock(args)
+    vault_cmd_with(airlock(&[]), state, args, stdin)
+}
+
+/// [`vault_cmd`] on a prepared command (extra environment).
+fn vault_cmd_with(mut cmd: Command, state: &Path, args: &[&str], stdin: &[u8]) -> Output {
+    cmd.args(args)
         .arg("--state-dir")
         .arg(state)
-        .env("AIRLOCK_VAULT_PASSPHRASE", PASSPHRASE)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn airlock");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(stdin)
-        .expect("write stdin");
-    child.wait_with_output().expect("wait")
+        .env("AIRLOCK_VAULT_PASSPHRASE", PASSPHRASE);
+    feed(cmd, stdin)
 }
 
 fn printed(out: &Output) -> String {
@@ -165,7 +158,14 @@ ports = [{port}]
     let resolve = "api.test=127.0.0.2".to_string();
     let policies = permit_all();
     let out = tokio::task::spawn_blocking(move || {
-        vault_cmd(
+        let mut cmd = airlock(&[]);
+        // Everything the host and its HTTP stack log, at the finest level.
+        cmd.env(
+            "RUST_LOG",
+            "airlock=trace,hyper=trace,wasmtime_wasi_http=trace,rustls=trace",
+        );
+        vault_cmd_with(
+            cmd,
             &dir,
             &[
                 "run",
@@ -193,7 +193,15 @@ ports = [{port}]
         seen[0].header("authorization"),
         Some(format!("Bearer {SECRET}").as_str())
     );
-    assert!(!printed(&out).contains(SECRET), "{}", printed(&out));
+    assert!(
+        stderr(&out).contains("egress.allowed"),
+        "trace logging was on: {}",
+        stderr(&out)
+    );
+    assert!(
+        !printed(&out).contains(SECRET),
+        "not in the output, nor in trace-level logs"
+    );
     assert!(
         stdout(&out).contains("\"credentials\":[\"api-key\"]"),
         "{}",

@@ -31,7 +31,12 @@ pub fn permit_all() -> String {
 
 /// Runs `airlock ARGS` with `stdin` as its standard input.
 pub fn run_stdin(args: &[&str], stdin: &[u8]) -> Output {
-    let mut child = airlock(args)
+    feed(airlock(args), stdin)
+}
+
+/// Runs `cmd` to completion with `stdin` as its standard input.
+pub fn feed(mut cmd: std::process::Command, stdin: &[u8]) -> Output {
+    let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

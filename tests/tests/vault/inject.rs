@@ -142,11 +142,10 @@ fn everything(outcome: &Outcome) -> String {
     )
 }
 
-#[tokio::test]
-async fn the_granted_request_carries_the_credential_and_the_guest_never_sees_it() {
-    let api = TestServer::start(API, 0, Behaviour::Reflect)
-        .await
-        .expect("server");
+/// A `behaviour` server on `api.test`, fetched once by `http-get` with the
+/// global secret bound.
+async fn fetch_from(behaviour: Behaviour) -> (TestServer, Setup, Outcome) {
+    let api = TestServer::start(API, 0, behaviour).await.expect("server");
     let port = api.addr().port();
     let setup = setup(global, "");
     let outcome = run(
@@ -156,6 +155,12 @@ async fn the_granted_request_carries_the_credential_and_the_guest_never_sees_it(
         json!({"url": format!("http://api.test:{port}/v1")}),
     )
     .await;
+    (api, setup, outcome)
+}
+
+#[tokio::test]
+async fn the_granted_request_carries_the_credential_and_the_guest_never_sees_it() {
+    let (api, setup, outcome) = fetch_from(Behaviour::Reflect).await;
     assert_eq!(outcome.code(), "ok", "{outcome:?}");
 
     let seen = api.requests();
@@ -319,18 +324,8 @@ async fn requests_that_would_misuse_a_credential_are_refused_before_connecting()
 
 #[tokio::test]
 async fn a_compressed_response_to_a_credentialed_request_is_refused() {
-    let api = TestServer::start(API, 0, Behaviour::Gzipped)
-        .await
-        .expect("server");
-    let port = api.addr().port();
-    let setup = setup(global, "");
-    let outcome = run(
-        &setup,
-        "http-get",
-        config("fetch", port, 1),
-        json!({"url": format!("http://api.test:{port}/")}),
-    )
-    .await;
+    let (api, _setup, outcome) = fetch_from(Behaviour::Gzipped).await;
+    assert_eq!(api.requests().len(), 1);
     assert_eq!(outcome.code(), "tool_failed", "{outcome:?}");
     assert_eq!(
         outcome.report().egress[0].reason,
