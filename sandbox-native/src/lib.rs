@@ -2,9 +2,21 @@
 //!
 //! Tools that cannot be WASI components run under the strongest sandbox the
 //! platform has: bubblewrap on Linux, `sandbox-exec` on macOS, a Job Object on
-//! Windows. This crate starts with finding that sandbox: when it is missing the
-//! answer is a clear `sandbox_unavailable` error naming what to install, never
-//! an unsandboxed run.
+//! Windows. When it is missing the answer is a clear `sandbox_unavailable`
+//! error naming what to install, never an unsandboxed run.
+//!
+//! A [`Plan`] says what to run and how confined; [`linux_bwrap`] turns it into
+//! bubblewrap arguments; [`run`] (Linux) runs it with limits, a timeout that
+//! kills the whole sandbox, and capped output.
+
+pub mod linux_bwrap;
+mod plan;
+#[cfg(target_os = "linux")]
+mod runner;
+
+pub use plan::{Access, DEFAULT_LIMITS, Limits, Mount, NetworkMode, Plan};
+#[cfg(target_os = "linux")]
+pub use runner::{Captured, Exit, RunOutput, run};
 
 use std::ffi::OsString;
 use std::fmt;
@@ -95,6 +107,12 @@ pub enum SandboxError {
         /// What to install.
         hint: &'static str,
     },
+    /// The sandbox could not be started or waited for.
+    #[error("sandbox_failed: {detail}")]
+    Spawn {
+        /// What the operating system said.
+        detail: String,
+    },
     /// airlock has no native sandbox for this platform.
     #[error(
         "sandbox_unavailable: airlock has no native sandbox for this platform; run the tool as a WASI component"
@@ -105,7 +123,10 @@ pub enum SandboxError {
 impl SandboxError {
     /// Stable machine-readable reason code.
     pub fn code(&self) -> &'static str {
-        "sandbox_unavailable"
+        match self {
+            SandboxError::Spawn { .. } => "sandbox_failed",
+            _ => "sandbox_unavailable",
+        }
     }
 }
 

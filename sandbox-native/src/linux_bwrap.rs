@@ -1,0 +1,241 @@
+//! The Linux backend: the arguments `bwrap` gets for a [`Plan`]. Every
+//! namespace is unshared, capabilities are dropped, the system directories
+//! and a short list of `/etc` files are visible read-only, and nothing else
+//! of the host is: no home, no `/etc/shadow`, no host `/proc` or `/dev`.
+
+use crate::plan::{Access, NetworkMode, Plan};
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+/// System directories every program needs, read-only when they exist.
+const SYSTEM_DIRS: &[&str] = &[
+    "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32",
+];
+
+/// `/etc` entries dynamic programs and TLS clients read; nothing with
+/// secrets (`shadow`, `sudoers`, `ssh/`) is on the list.
+const ETC_FILES: &[&str] = &[
+    "/etc/ld.so.cache",
+    "/etc/ld.so.conf",
+    "/etc/ld.so.conf.d",
+    "/etc/alternatives",
+    "/etc/ssl/certs",
+    "/etc/ca-certificates",
+    "/etc/passwd",
+    "/etc/group",
+    "/etc/nsswitch.conf",
+    "/etc/localtime",
+];
+
+/// Paths inside a read-write workspace that stay read-only, because writing
+/// them makes code run later, outside the sandbox (git hooks, shell start-up
+/// files, editor task configs).
+pub const PERSISTENCE_PATHS: &[&str] = &[
+    ".git/hooks",
+    ".git/config",
+    ".bashrc",
+    ".bash_profile",
+    ".profile",
+    ".zshrc",
+    ".zprofile",
+    ".envrc",
+    ".vscode",
+    ".idea",
+];
+
+/// The user the tool runs as inside the sandbox.
+pub const SANDBOX_UID: u32 = 65534;
+/// Its group.
+pub const SANDBOX_GID: u32 = 65534;
+
+/// Where the egress proxy's socket appears inside the sandbox.
+pub const PROXY_SOCKET_IN_SANDBOX: &str = "/run/airlock/proxy.sock";
+
+fn push(args: &mut Vec<OsString>, parts: &[&str]) {
+    args.extend(parts.iter().map(OsString::from));
+}
+
+fn bind(args: &mut Vec<OsString>, flag: &str, host: &Path, inside: &Path) {
+    args.push(flag.into());
+    args.push(host.into());
+    args.push(inside.into());
+}
+
+/// The full `bwrap` argument list for `plan`, ending with `--`, the program
+/// and its arguments. `existing` says whether a host path exists (a
+/// parameter so the list can be tested without touching the file system).
+pub fn arguments(plan: &Plan, existing: &dyn Fn(&Path) -> bool) -> Vec<OsString> {
+    let mut args = Vec::new();
+    push(
+        &mut args,
+        &[
+            "--unshare-user",
+            "--unshare-pid",
+            "--unshare-ipc",
+            "--unshare-uts",
+            "--unshare-cgroup",
+            "--unshare-net",
+            "--die-with-parent",
+            "--new-session",
+            "--cap-drop",
+            "ALL",
+            "--clearenv",
+        ],
+    );
+    push(
+        &mut args,
+        &[
+            "--uid",
+            &SANDBOX_UID.to_string(),
+            "--gid",
+            &SANDBOX_GID.to_string(),
+        ],
+    );
+    push(&mut args, &["--hostname", "airlock-sandbox"]);
+    for dir in SYSTEM_DIRS.iter().chain(ETC_FILES) {
+        let path = Path::new(dir);
+        if existing(path) {
+            bind(&mut args, "--ro-bind", path, path);
+        }
+    }
+    push(
+        &mut args,
+        &["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"],
+    );
+    for mount in &plan.mounts {
+        match mount.access {
+            Access::ReadOnly => bind(&mut args, "--ro-bind", &mount.host, &mount.sandbox),
+            Access::ReadWrite => {
+                bind(&mut args, "--bind", &mount.host, &mount.sandbox);
+                for persistent in PERSISTENCE_PATHS {
+                    let host = mount.host.join(persistent);
+                    if existing(&host) {
+                        bind(
+                            &mut args,
+                            "--ro-bind",
+                            &host,
+                            &mount.sandbox.join(persistent),
+                        );
+                    }
+                }
+            }
+        }
+    }
+    if let NetworkMode::Strict { proxy_socket } = &plan.network {
+        bind(
+            &mut args,
+            "--bind",
+            proxy_socket,
+            Path::new(PROXY_SOCKET_IN_SANDBOX),
+        );
+    }
+    for (key, value) in &plan.env {
+        push(&mut args, &["--setenv", key, value]);
+    }
+    let cwd = plan.cwd.clone().unwrap_or_else(|| PathBuf::from("/"));
+    args.push("--chdir".into());
+    args.push(cwd.into());
+    args.push("--".into());
+    args.push(plan.program.clone().into());
+    args.extend(plan.args.iter().cloned());
+    args
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::Plan;
+
+    fn text(args: &[OsString]) -> Vec<String> {
+        args.iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect()
+    }
+
+    /// The index of `flag` followed by `values`, if the list has it.
+    fn find(args: &[String], flag: &str, values: &[&str]) -> Option<usize> {
+        args.windows(values.len() + 1)
+            .position(|w| w[0] == flag && w[1..].iter().zip(values).all(|(a, b)| a == b))
+    }
+
+    #[test]
+    fn every_namespace_is_unshared_and_nothing_is_inherited() {
+        let plan = Plan::new("/usr/bin/tool").args(["--flag"]).env("LANG", "C");
+        let args = text(&arguments(&plan, &|_| true));
+        for flag in [
+            "--unshare-user",
+            "--unshare-pid",
+            "--unshare-ipc",
+            "--unshare-uts",
+            "--unshare-cgroup",
+            "--unshare-net",
+            "--die-with-parent",
+            "--new-session",
+            "--clearenv",
+        ] {
+            assert!(args.iter().any(|a| a == flag), "{flag} missing: {args:?}");
+        }
+        assert!(find(&args, "--cap-drop", &["ALL"]).is_some());
+        assert!(find(&args, "--setenv", &["LANG", "C"]).is_some());
+        assert!(find(&args, "--ro-bind", &["/usr", "/usr"]).is_some());
+        assert!(
+            find(&args, "--bind", &["/usr", "/usr"]).is_none(),
+            "system dirs are read-only"
+        );
+        assert!(
+            !args
+                .iter()
+                .any(|a| a.contains("shadow") || a.contains("/home"))
+        );
+        let tail = &args[args.len() - 3..];
+        assert_eq!(tail, ["--", "/usr/bin/tool", "--flag"]);
+    }
+
+    #[test]
+    fn a_writable_workspace_keeps_persistence_paths_read_only() {
+        let plan = Plan::new("/bin/true").mount("/work/repo", "/workspace", Access::ReadWrite);
+        let present = |p: &Path| {
+            let p = p.to_string_lossy();
+            !p.starts_with("/work/repo") || p.ends_with(".git/hooks") || p.ends_with(".bashrc")
+        };
+        let args = text(&arguments(&plan, &present));
+        let rw = find(&args, "--bind", &["/work/repo", "/workspace"]).expect("workspace bound");
+        let hooks = find(
+            &args,
+            "--ro-bind",
+            &["/work/repo/.git/hooks", "/workspace/.git/hooks"],
+        )
+        .expect("hooks read-only");
+        assert!(hooks > rw, "the read-only bind comes after, so it wins");
+        assert!(
+            find(
+                &args,
+                "--ro-bind",
+                &["/work/repo/.bashrc", "/workspace/.bashrc"]
+            )
+            .is_some()
+        );
+        assert!(
+            !args.iter().any(|a| a.ends_with(".vscode")),
+            "absent paths are not bound"
+        );
+    }
+
+    #[test]
+    fn strict_network_mounts_only_the_proxy_socket() {
+        let mut plan = Plan::new("/bin/true");
+        plan.network = NetworkMode::Strict {
+            proxy_socket: "/run/host/proxy.sock".into(),
+        };
+        let args = text(&arguments(&plan, &|_| true));
+        assert!(
+            find(
+                &args,
+                "--bind",
+                &["/run/host/proxy.sock", PROXY_SOCKET_IN_SANDBOX]
+            )
+            .is_some()
+        );
+        assert!(args.iter().any(|a| a == "--unshare-net"));
+    }
+}

@@ -1,0 +1,157 @@
+//! [`Plan`]: what to run and under which confinement, the same for every
+//! platform. Backends turn a plan into their mechanism (bubblewrap
+//! arguments, an SBPL profile, Job Object limits).
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// How a mount may be used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// Read only.
+    ReadOnly,
+    /// Read and write (known persistence paths inside stay read-only).
+    ReadWrite,
+}
+
+/// A host directory made visible inside the sandbox.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Mount {
+    /// The host path (canonical).
+    pub host: PathBuf,
+    /// Where it appears inside the sandbox.
+    pub sandbox: PathBuf,
+    /// Read-only or read-write.
+    pub access: Access,
+}
+
+/// The tool's network.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NetworkMode {
+    /// No network at all: an empty network namespace.
+    None,
+    /// An empty network namespace whose only way out is the host's egress
+    /// proxy, reached through this Unix socket (bind-mounted inside).
+    Strict {
+        /// The proxy's socket on the host.
+        proxy_socket: PathBuf,
+    },
+}
+
+/// Resource limits, applied with `setrlimit` before the program starts and
+/// by the runner (wall clock, output).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// CPU time (RLIMIT_CPU), seconds.
+    pub cpu_seconds: u64,
+    /// Address space (RLIMIT_AS), bytes.
+    pub address_space_bytes: u64,
+    /// Processes and threads of the sandbox's user (RLIMIT_NPROC).
+    pub processes: u64,
+    /// Largest file the tool may write (RLIMIT_FSIZE), bytes.
+    pub file_size_bytes: u64,
+    /// Open file descriptors (RLIMIT_NOFILE).
+    pub open_files: u64,
+    /// Wall-clock time before the whole sandbox is killed.
+    pub wall_clock: Duration,
+    /// Standard output kept (more is counted and dropped); also for stderr.
+    pub output_bytes: usize,
+}
+
+/// The defaults: enough for a CLI tool, small enough that a fork bomb or a
+/// runaway writer stops quickly.
+pub const DEFAULT_LIMITS: Limits = Limits {
+    cpu_seconds: 10,
+    address_space_bytes: 1 << 30,
+    processes: 64,
+    file_size_bytes: 64 << 20,
+    open_files: 256,
+    wall_clock: Duration::from_secs(30),
+    output_bytes: 1 << 20,
+};
+
+impl Default for Limits {
+    fn default() -> Self {
+        DEFAULT_LIMITS
+    }
+}
+
+/// One native tool run: program, arguments, an explicit environment
+/// (nothing is inherited), working directory, mounts, limits, network.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Plan {
+    /// The program, as a path inside the sandbox.
+    pub program: PathBuf,
+    /// Its arguments.
+    pub args: Vec<OsString>,
+    /// Its whole environment.
+    pub env: Vec<(String, String)>,
+    /// Working directory inside the sandbox (default `/`).
+    pub cwd: Option<PathBuf>,
+    /// Host directories made visible.
+    pub mounts: Vec<Mount>,
+    /// Resource limits.
+    pub limits: Limits,
+    /// The network.
+    pub network: NetworkMode,
+}
+
+impl Plan {
+    /// Runs `program` with nothing granted: no mounts beyond the system's
+    /// read-only directories, no environment, no network, default limits.
+    pub fn new(program: impl Into<PathBuf>) -> Self {
+        Self {
+            program: program.into(),
+            args: Vec::new(),
+            env: Vec::new(),
+            cwd: None,
+            mounts: Vec::new(),
+            limits: Limits::default(),
+            network: NetworkMode::None,
+        }
+    }
+
+    /// Adds arguments.
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<OsString>,
+    {
+        self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    /// Sets one environment variable.
+    pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// Adds a mount.
+    pub fn mount(
+        mut self,
+        host: impl Into<PathBuf>,
+        sandbox: impl Into<PathBuf>,
+        access: Access,
+    ) -> Self {
+        self.mounts.push(Mount {
+            host: host.into(),
+            sandbox: sandbox.into(),
+            access,
+        });
+        self
+    }
+
+    /// Sets the working directory.
+    pub fn cwd(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.cwd = Some(dir.into());
+        self
+    }
+
+    /// Sets the limits.
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+}

@@ -1,0 +1,214 @@
+//! The sandbox-escape corpus against bubblewrap: every case in
+//! `fixtures/security/native_escapes.toml`, then the cases that need a
+//! workspace, a listener or a look at the host's processes.
+#![cfg(target_os = "linux")]
+
+use airlock_sandbox::{Access, Exit, Limits, Plan, RunOutput, detect, run};
+use serde::Deserialize;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Deserialize)]
+struct Corpus {
+    case: Vec<Case>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Case {
+    name: String,
+    script: String,
+    exit: String,
+    #[serde(default)]
+    stdout_has: Vec<String>,
+    #[serde(default)]
+    stdout_lacks: Vec<String>,
+    #[serde(default)]
+    stderr_has: Vec<String>,
+    #[serde(default)]
+    limits: CaseLimits,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CaseLimits {
+    wall_clock_ms: Option<u64>,
+    processes: Option<u64>,
+    open_files: Option<u64>,
+    file_size_bytes: Option<u64>,
+    cpu_seconds: Option<u64>,
+    output_bytes: Option<usize>,
+}
+
+impl CaseLimits {
+    fn apply(&self, mut limits: Limits) -> Limits {
+        if let Some(ms) = self.wall_clock_ms {
+            limits.wall_clock = Duration::from_millis(ms);
+        }
+        limits.processes = self.processes.unwrap_or(limits.processes);
+        limits.open_files = self.open_files.unwrap_or(limits.open_files);
+        limits.file_size_bytes = self.file_size_bytes.unwrap_or(limits.file_size_bytes);
+        limits.cpu_seconds = self.cpu_seconds.unwrap_or(limits.cpu_seconds);
+        limits.output_bytes = self.output_bytes.unwrap_or(limits.output_bytes);
+        limits
+    }
+}
+
+fn corpus() -> Corpus {
+    let path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures/security/native_escapes.toml");
+    let text = std::fs::read_to_string(&path).expect("read the corpus");
+    toml::from_str(&text).expect("the corpus parses")
+}
+
+fn sh(script: &str) -> Plan {
+    Plan::new("/bin/sh").args(["-c", script])
+}
+
+fn go(plan: &Plan) -> RunOutput {
+    let backend = detect().expect("bubblewrap is installed (the test command installs it)");
+    run(&backend, plan, b"").expect("the sandbox runs")
+}
+
+fn stdout(out: &RunOutput) -> String {
+    String::from_utf8_lossy(&out.stdout.bytes).into_owned()
+}
+
+#[test]
+fn every_escape_in_the_corpus_is_contained() {
+    for case in corpus().case {
+        let plan = sh(&case.script).limits(case.limits.apply(Limits::default()));
+        let out = go(&plan);
+        let text = stdout(&out);
+        let context = format!(
+            "{}: {:?}, stdout {:?}, stderr {:?}",
+            case.name,
+            out.exit,
+            text.chars().take(300).collect::<String>(),
+            String::from_utf8_lossy(&out.stderr.bytes)
+                .chars()
+                .take(300)
+                .collect::<String>()
+        );
+        let ended_right = match case.exit.as_str() {
+            "zero" => out.exit == Exit::Code(0),
+            "nonzero" => {
+                matches!(out.exit, Exit::Code(c) if c != 0) || matches!(out.exit, Exit::Signal(_))
+            }
+            "timeout" => out.exit == Exit::TimedOut,
+            "any" => out.duration <= plan.limits.wall_clock + Duration::from_secs(5),
+            "signal" => {
+                matches!(out.exit, Exit::Signal(_)) || matches!(out.exit, Exit::Code(c) if c > 128)
+            }
+            other => panic!("{}: unknown exit `{other}`", case.name),
+        };
+        assert!(ended_right, "{context}");
+        for fragment in &case.stdout_has {
+            assert!(
+                text.contains(fragment.as_str()),
+                "{context}: lacks {fragment:?}"
+            );
+        }
+        let errors = String::from_utf8_lossy(&out.stderr.bytes);
+        for fragment in &case.stderr_has {
+            assert!(
+                errors.contains(fragment.as_str()),
+                "{context}: stderr lacks {fragment:?}"
+            );
+        }
+        for fragment in &case.stdout_lacks {
+            assert!(
+                !text.contains(fragment.as_str()),
+                "{context}: has {fragment:?}"
+            );
+        }
+        if let Some(cap) = case.limits.output_bytes {
+            assert_eq!(out.stdout.bytes.len(), cap, "{context}");
+            assert!(out.stdout.dropped > 0, "{context}");
+        }
+    }
+}
+
+#[test]
+fn a_writable_workspace_takes_writes_except_on_persistence_paths() {
+    let workspace = tempfile::tempdir().expect("tempdir");
+    let hooks = workspace.path().join(".git/hooks");
+    std::fs::create_dir_all(&hooks).expect("hooks dir");
+    // The sandbox runs as `nobody`: let it write the workspace.
+    let everyone = |path: &std::path::Path| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    };
+    everyone(workspace.path());
+    everyone(&hooks);
+    let marker = format!("airlock-escape-{}", std::process::id());
+    let plan = sh(&format!(
+        "echo ok > /workspace/out.txt && echo wrote-out; \
+         echo evil > /workspace/.git/hooks/pre-commit && echo wrote-hook; \
+         echo x > /tmp/{marker} && echo wrote-tmp"
+    ))
+    .mount(workspace.path(), "/workspace", Access::ReadWrite)
+    .cwd("/workspace");
+    let out = go(&plan);
+    let text = stdout(&out);
+    assert!(text.contains("wrote-out"), "{text}");
+    assert!(!text.contains("wrote-hook"), "{text}");
+    assert!(
+        text.contains("wrote-tmp"),
+        "a private /tmp is writable: {text}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(workspace.path().join("out.txt")).expect("written"),
+        "ok\n"
+    );
+    assert!(!hooks.join("pre-commit").exists(), "no hook was planted");
+    assert!(
+        !std::path::Path::new("/tmp").join(&marker).exists(),
+        "the sandbox's /tmp is not the host's"
+    );
+}
+
+#[test]
+fn a_listener_on_the_hosts_loopback_is_unreachable() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listen");
+    listener.set_nonblocking(true).expect("nonblocking");
+    let port = listener.local_addr().expect("addr").port();
+    let plan = Plan::new("/bin/bash").args([
+        "-c",
+        &format!("exec 3<>/dev/tcp/127.0.0.1/{port} && echo connected"),
+    ]);
+    let out = go(&plan);
+    assert!(!stdout(&out).contains("connected"), "{out:?}");
+    assert!(matches!(out.exit, Exit::Code(c) if c != 0), "{out:?}");
+    assert!(
+        listener.accept().is_err(),
+        "nothing reached the host's listener"
+    );
+}
+
+/// Processes on this machine whose command line is exactly `words`.
+fn running(words: &[&str]) -> usize {
+    let wanted = words.join("\0") + "\0";
+    std::fs::read_dir("/proc")
+        .expect("/proc")
+        .filter_map(Result::ok)
+        .filter(|e| {
+            std::fs::read(e.path().join("cmdline"))
+                .is_ok_and(|cmdline| cmdline == wanted.as_bytes())
+        })
+        .count()
+}
+
+#[test]
+fn the_wall_clock_limit_kills_background_children_too() {
+    let plan = sh("sleep 313 & sleep 317 & wait").limits(Limits {
+        wall_clock: Duration::from_secs(1),
+        ..Limits::default()
+    });
+    let out = go(&plan);
+    assert_eq!(out.exit, Exit::TimedOut);
+    assert!(out.duration < Duration::from_secs(10), "{:?}", out.duration);
+    // The pid namespace died with bwrap: no orphan is left on the host.
+    assert_eq!(running(&["sleep", "313"]), 0, "an orphan survived");
+    assert_eq!(running(&["sleep", "317"]), 0, "an orphan survived");
+}
