@@ -13,6 +13,8 @@ pub mod linux_bwrap;
 mod plan;
 #[cfg(target_os = "linux")]
 mod runner;
+#[cfg(target_os = "linux")]
+pub mod seccomp;
 
 pub use plan::{Access, DEFAULT_LIMITS, Limits, Mount, NetworkMode, Plan};
 #[cfg(target_os = "linux")]

@@ -63,8 +63,13 @@ fn bind(args: &mut Vec<OsString>, flag: &str, host: &Path, inside: &Path) {
 
 /// The full `bwrap` argument list for `plan`, ending with `--`, the program
 /// and its arguments. `existing` says whether a host path exists (a
-/// parameter so the list can be tested without touching the file system).
-pub fn arguments(plan: &Plan, existing: &dyn Fn(&Path) -> bool) -> Vec<OsString> {
+/// parameter so the list can be tested without touching the file system);
+/// `seccomp_fd` is the descriptor bwrap reads the seccomp filter from.
+pub fn arguments(
+    plan: &Plan,
+    existing: &dyn Fn(&Path) -> bool,
+    seccomp_fd: Option<i32>,
+) -> Vec<OsString> {
     let mut args = Vec::new();
     push(
         &mut args,
@@ -77,11 +82,15 @@ pub fn arguments(plan: &Plan, existing: &dyn Fn(&Path) -> bool) -> Vec<OsString>
             "--unshare-net",
             "--die-with-parent",
             "--new-session",
+            "--disable-userns",
             "--cap-drop",
             "ALL",
             "--clearenv",
         ],
     );
+    if let Some(fd) = seccomp_fd {
+        push(&mut args, &["--seccomp", &fd.to_string()]);
+    }
     push(
         &mut args,
         &[
@@ -161,7 +170,7 @@ mod tests {
     #[test]
     fn every_namespace_is_unshared_and_nothing_is_inherited() {
         let plan = Plan::new("/usr/bin/tool").args(["--flag"]).env("LANG", "C");
-        let args = text(&arguments(&plan, &|_| true));
+        let args = text(&arguments(&plan, &|_| true, Some(7)));
         for flag in [
             "--unshare-user",
             "--unshare-pid",
@@ -171,11 +180,13 @@ mod tests {
             "--unshare-net",
             "--die-with-parent",
             "--new-session",
+            "--disable-userns",
             "--clearenv",
         ] {
             assert!(args.iter().any(|a| a == flag), "{flag} missing: {args:?}");
         }
         assert!(find(&args, "--cap-drop", &["ALL"]).is_some());
+        assert!(find(&args, "--seccomp", &["7"]).is_some());
         assert!(find(&args, "--setenv", &["LANG", "C"]).is_some());
         assert!(find(&args, "--ro-bind", &["/usr", "/usr"]).is_some());
         assert!(
@@ -198,7 +209,7 @@ mod tests {
             let p = p.to_string_lossy();
             !p.starts_with("/work/repo") || p.ends_with(".git/hooks") || p.ends_with(".bashrc")
         };
-        let args = text(&arguments(&plan, &present));
+        let args = text(&arguments(&plan, &present, None));
         let rw = find(&args, "--bind", &["/work/repo", "/workspace"]).expect("workspace bound");
         let hooks = find(
             &args,
@@ -227,7 +238,7 @@ mod tests {
         plan.network = NetworkMode::Strict {
             proxy_socket: "/run/host/proxy.sock".into(),
         };
-        let args = text(&arguments(&plan, &|_| true));
+        let args = text(&arguments(&plan, &|_| true, Some(7)));
         assert!(
             find(
                 &args,

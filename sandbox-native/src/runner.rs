@@ -8,6 +8,7 @@ use crate::linux_bwrap::{SANDBOX_GID, SANDBOX_UID, arguments};
 use crate::plan::{Limits, Plan};
 use crate::{Backend, SandboxError};
 use std::io::{Read, Write};
+use std::os::fd::AsRawFd;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
@@ -83,21 +84,24 @@ pub fn run(backend: &Backend, plan: &Plan, input: &[u8]) -> Result<RunOutput, Sa
         .program
         .clone()
         .ok_or(SandboxError::UnsupportedPlatform)?;
+    let filter = seccomp_filter()?;
+    let filter_fd = filter.as_raw_fd();
     let mut command = Command::new(program);
     command
-        .args(arguments(plan, &|p| p.exists()))
+        .args(arguments(plan, &|p| p.exists(), Some(filter_fd)))
         .env_clear()
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         // Its own process group, so a timeout kills everything it started.
         .process_group(0);
-    confine(&mut command, rlimits(&plan.limits));
+    confine(&mut command, rlimits(&plan.limits), filter_fd);
 
     let started = Instant::now();
     let mut child = command.spawn().map_err(|source| SandboxError::Spawn {
         detail: source.to_string(),
     })?;
+    drop(filter);
     let pid = child.id();
     let cap = plan.limits.output_bytes;
     let stdout = child
@@ -148,6 +152,22 @@ pub fn run(backend: &Backend, plan: &Plan, input: &[u8]) -> Result<RunOutput, Sa
     })
 }
 
+/// The seccomp program in a sealed-off memory file, at offset 0.
+fn seccomp_filter() -> Result<std::os::fd::OwnedFd, SandboxError> {
+    use rustix::fs::{MemfdFlags, SeekFrom, memfd_create, seek};
+    let failed = |detail: String| SandboxError::Spawn {
+        detail: format!("preparing the seccomp filter: {detail}"),
+    };
+    let program = crate::seccomp::program().map_err(failed)?;
+    let fd =
+        memfd_create("airlock-seccomp", MemfdFlags::CLOEXEC).map_err(|e| failed(e.to_string()))?;
+    let mut file = std::fs::File::from(fd);
+    file.write_all(&program)
+        .map_err(|e| failed(e.to_string()))?;
+    seek(&file, SeekFrom::Start(0)).map_err(|e| failed(e.to_string()))?;
+    Ok(file.into())
+}
+
 fn kill_group(pid: u32) {
     if let Some(pid) = i32::try_from(pid)
         .ok()
@@ -162,17 +182,21 @@ fn kill_group(pid: u32) {
 /// would map to root outside and root-owned files (`/etc/shadow`, keys)
 /// would open by ownership alone.
 #[allow(unsafe_code)]
-fn confine(command: &mut Command, limits: Vec<Rlimit>) {
+fn confine(command: &mut Command, limits: Vec<Rlimit>, inherited_fd: i32) {
     let drop_root = rustix::process::geteuid().is_root();
     let uid = rustix::process::Uid::from_raw(SANDBOX_UID);
     let gid = rustix::process::Gid::from_raw(SANDBOX_GID);
     // SAFETY: the closure runs in the forked child before exec. It only
-    // makes raw system calls through rustix (setrlimit, setgroups, setgid,
-    // setuid) on values prepared above: no allocation, no locks, nothing
-    // that is not async-signal-safe. The child is single-threaded, so the
-    // per-thread credential calls change the whole process.
+    // makes raw system calls through rustix (fcntl, setrlimit, setgroups,
+    // setgid, setuid) on values prepared above: no allocation, no locks,
+    // nothing that is not async-signal-safe. The child is single-threaded,
+    // so the per-thread credential calls change the whole process. The
+    // descriptor stays open in the parent until spawn returns.
     unsafe {
         command.pre_exec(move || {
+            // Only bwrap, in this child, inherits the seccomp program.
+            let fd = std::os::fd::BorrowedFd::borrow_raw(inherited_fd);
+            rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::empty())?;
             for Rlimit(resource, value) in &limits {
                 rustix::process::setrlimit(
                     *resource,

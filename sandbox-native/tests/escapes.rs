@@ -212,3 +212,38 @@ fn the_wall_clock_limit_kills_background_children_too() {
     assert_eq!(running(&["sleep", "313"]), 0, "an orphan survived");
     assert_eq!(running(&["sleep", "317"]), 0, "an orphan survived");
 }
+
+#[test]
+fn the_seccomp_filter_refuses_escape_system_calls() {
+    // Each call is one an escape uses; without the filter most would work
+    // (ptrace(TRACEME)) or fail with another errno (TIOCSTI on a pipe:
+    // ENOTTY). EPERM shows the filter answered.
+    let script = format!(
+        r#"import ctypes, os
+libc = ctypes.CDLL(None, use_errno=True)
+def check(name, rc):
+    print(name, rc, ctypes.get_errno())
+check("ptrace", libc.ptrace(0, 0, 0, 0))
+check("unshare", libc.unshare(0x10000000))
+check("mount", libc.mount(b"none", b"/tmp", b"tmpfs", 0, None))
+check("keyctl", libc.syscall({keyctl}, 0, -3, 0))
+check("bpf", libc.syscall({bpf}, 0, 0, 0))
+check("TIOCSTI", libc.ioctl(0, 0x5412, b"x"))
+"#,
+        keyctl = libc::SYS_keyctl,
+        bpf = libc::SYS_bpf,
+    );
+    let out = go(&Plan::new("/usr/bin/python3").args(["-c", &script]));
+    let text = stdout(&out);
+    assert_eq!(out.exit, Exit::Code(0), "{out:?}");
+    for name in ["ptrace", "unshare", "mount", "keyctl", "bpf", "TIOCSTI"] {
+        let expected = format!("{name} -1 {}\n", libc::EPERM);
+        assert!(text.contains(&expected), "{name} was not refused: {text}");
+    }
+    let names: Vec<&str> = airlock_sandbox::seccomp::denied_names().collect();
+    for name in [
+        "ptrace", "mount", "keyctl", "bpf", "unshare", "setns", "TIOCSTI",
+    ] {
+        assert!(names.contains(&name), "{name} is on the list");
+    }
+}
