@@ -52,6 +52,8 @@ pub fn denied_names() -> impl Iterator<Item = &'static str> {
 
 /// The filter as the raw `struct sock_filter` array bubblewrap's
 /// `--seccomp FD` reads.
+// `c_long` is `i64` here but `i32` on 32-bit targets: the conversions stay.
+#[allow(clippy::useless_conversion)]
 pub fn program() -> Result<Vec<u8>, String> {
     let mut rules: BTreeMap<i64, Vec<SeccompRule>> = DENIED
         .iter()
