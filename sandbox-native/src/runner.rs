@@ -158,7 +158,7 @@ fn seccomp_filter() -> Result<std::os::fd::OwnedFd, SandboxError> {
     let failed = |detail: String| SandboxError::Spawn {
         detail: format!("preparing the seccomp filter: {detail}"),
     };
-    let program = crate::seccomp::program().map_err(failed)?;
+    let program = crate::seccomp::program().map_err(|e| failed(e.to_string()))?;
     let fd =
         memfd_create("airlock-seccomp", MemfdFlags::CLOEXEC).map_err(|e| failed(e.to_string()))?;
     let mut file = std::fs::File::from(fd);

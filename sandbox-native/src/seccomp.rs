@@ -54,7 +54,7 @@ pub fn denied_names() -> impl Iterator<Item = &'static str> {
 /// `--seccomp FD` reads.
 // `c_long` is `i64` here but `i32` on 32-bit targets: the conversions stay.
 #[allow(clippy::useless_conversion)]
-pub fn program() -> Result<Vec<u8>, String> {
+pub fn program() -> Result<Vec<u8>, seccompiler::BackendError> {
     let mut rules: BTreeMap<i64, Vec<SeccompRule>> = DENIED
         .iter()
         .map(|(_, number)| (i64::from(*number), Vec::new()))
@@ -65,10 +65,9 @@ pub fn program() -> Result<Vec<u8>, String> {
             SeccompCondition::new(1, SeccompCmpArgLen::Dword, SeccompCmpOp::Eq, *request)
                 .and_then(|c| SeccompRule::new(vec![c]))
         })
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| e.to_string())?;
+        .collect::<Result<Vec<_>, _>>()?;
     rules.insert(i64::from(libc::SYS_ioctl), ioctl_rules);
-    let arch = TargetArch::try_from(std::env::consts::ARCH).map_err(|e| e.to_string())?;
+    let arch = TargetArch::try_from(std::env::consts::ARCH)?;
     let filter = SeccompFilter::new(
         rules,
         SeccompAction::Allow,
