@@ -73,11 +73,8 @@ pub fn program() -> Result<Vec<u8>, seccompiler::BackendError> {
         SeccompAction::Allow,
         SeccompAction::Errno(libc::EPERM as u32),
         arch,
-    )
-    .map_err(|e| e.to_string())?;
-    let program: BpfProgram = filter
-        .try_into()
-        .map_err(|e: seccompiler::BackendError| e.to_string())?;
+    )?;
+    let program: BpfProgram = filter.try_into()?;
     let mut bytes = Vec::with_capacity(program.len() * 8);
     for instruction in program {
         bytes.extend_from_slice(&instruction.code.to_ne_bytes());
