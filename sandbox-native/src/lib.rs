@@ -9,6 +9,8 @@
 //! bubblewrap arguments; [`run`] (Linux) runs it with limits, a timeout that
 //! kills the whole sandbox, and capped output.
 
+#[cfg(unix)]
+pub mod bridge;
 pub mod linux_bwrap;
 mod plan;
 #[cfg(target_os = "linux")]

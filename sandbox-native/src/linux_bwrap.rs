@@ -50,6 +50,8 @@ pub const SANDBOX_GID: u32 = 65534;
 
 /// Where the egress proxy's socket appears inside the sandbox.
 pub const PROXY_SOCKET_IN_SANDBOX: &str = "/run/airlock/proxy.sock";
+/// Where the bridge program appears inside the sandbox.
+pub const BRIDGE_IN_SANDBOX: &str = "/run/airlock/bridge";
 
 fn push(args: &mut Vec<OsString>, parts: &[&str]) {
     args.extend(parts.iter().map(OsString::from));
@@ -130,13 +132,18 @@ pub fn arguments(
             }
         }
     }
-    if let NetworkMode::Strict { proxy_socket } = &plan.network {
+    if let NetworkMode::Strict {
+        proxy_socket,
+        bridge,
+    } = &plan.network
+    {
         bind(
             &mut args,
             "--bind",
             proxy_socket,
             Path::new(PROXY_SOCKET_IN_SANDBOX),
         );
+        bind(&mut args, "--ro-bind", bridge, Path::new(BRIDGE_IN_SANDBOX));
     }
     for (key, value) in &plan.env {
         push(&mut args, &["--setenv", key, value]);
@@ -145,6 +152,19 @@ pub fn arguments(
     args.push("--chdir".into());
     args.push(cwd.into());
     args.push("--".into());
+    if matches!(plan.network, NetworkMode::Strict { .. }) {
+        push(
+            &mut args,
+            &[
+                BRIDGE_IN_SANDBOX,
+                "--listen",
+                crate::bridge::BRIDGE_LISTEN,
+                "--socket",
+                PROXY_SOCKET_IN_SANDBOX,
+                "--",
+            ],
+        );
+    }
     args.push(plan.program.clone().into());
     args.extend(plan.args.iter().cloned());
     args
@@ -233,20 +253,24 @@ mod tests {
     }
 
     #[test]
-    fn strict_network_mounts_only_the_proxy_socket() {
+    fn strict_network_mounts_only_the_proxy_socket_and_the_bridge() {
         let mut plan = Plan::new("/bin/true");
         plan.network = NetworkMode::Strict {
             proxy_socket: "/run/host/proxy.sock".into(),
+            bridge: "/opt/airlock/airlock-bridge".into(),
         };
         let args = text(&arguments(&plan, &|_| true, Some(7)));
-        assert!(
-            find(
-                &args,
-                "--bind",
-                &["/run/host/proxy.sock", PROXY_SOCKET_IN_SANDBOX]
-            )
-            .is_some()
-        );
+        let socket = ["/run/host/proxy.sock", PROXY_SOCKET_IN_SANDBOX];
+        assert!(find(&args, "--bind", &socket).is_some());
+        let bridge = ["/opt/airlock/airlock-bridge", BRIDGE_IN_SANDBOX];
+        assert!(find(&args, "--ro-bind", &bridge).is_some());
         assert!(args.iter().any(|a| a == "--unshare-net"));
+        let command = args.iter().position(|a| a == "--").expect("--");
+        assert_eq!(
+            args[command + 1],
+            BRIDGE_IN_SANDBOX,
+            "the bridge starts the tool"
+        );
+        assert_eq!(args.last().map(String::as_str), Some("/bin/true"));
     }
 }

@@ -32,10 +32,15 @@ pub enum NetworkMode {
     /// No network at all: an empty network namespace.
     None,
     /// An empty network namespace whose only way out is the host's egress
-    /// proxy, reached through this Unix socket (bind-mounted inside).
+    /// proxy: the `airlock-bridge` program runs first inside the sandbox,
+    /// listens on its loopback and carries connections to the proxy's Unix
+    /// socket (both bind-mounted in); the tool gets `HTTP_PROXY` and
+    /// `HTTPS_PROXY` pointing at it.
     Strict {
         /// The proxy's socket on the host.
         proxy_socket: PathBuf,
+        /// The `airlock-bridge` executable on the host.
+        bridge: PathBuf,
     },
 }
 

@@ -1,0 +1,137 @@
+//! The bridge that runs first inside a `strict` sandbox: it listens on the
+//! sandbox's own loopback (the network namespace has nothing else) and
+//! carries each connection to the host's egress proxy through the
+//! bind-mounted Unix socket; then it runs the tool with `HTTP_PROXY` and
+//! `HTTPS_PROXY` pointing at itself, and exits with the tool's status.
+//!
+//! Command line: `--listen ADDR --socket PATH -- PROGRAM ARGS...`.
+
+use std::ffi::OsString;
+use std::io;
+use std::net::{Shutdown, TcpListener, TcpStream};
+#[cfg(unix)]
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::process::Command;
+
+/// Where the bridge listens inside the sandbox.
+pub const BRIDGE_LISTEN: &str = "127.0.0.1:3128";
+
+/// The parsed command line.
+struct Args {
+    listen: String,
+    socket: PathBuf,
+    program: OsString,
+    args: Vec<OsString>,
+}
+
+fn parse(mut argv: impl Iterator<Item = OsString>) -> Option<Args> {
+    let mut listen = None;
+    let mut socket = None;
+    loop {
+        let flag = argv.next()?;
+        match flag.to_str()? {
+            "--listen" => listen = Some(argv.next()?.into_string().ok()?),
+            "--socket" => socket = Some(PathBuf::from(argv.next()?)),
+            "--" => break,
+            _ => return None,
+        }
+    }
+    Some(Args {
+        listen: listen?,
+        socket: socket?,
+        program: argv.next()?,
+        args: argv.collect(),
+    })
+}
+
+/// Copies one direction until it ends, then half-closes the other side.
+#[cfg(unix)]
+fn pump(mut from: impl io::Read, mut to: UnixStreamOrTcp) {
+    let _ = io::copy(&mut from, &mut to);
+    to.shutdown();
+}
+
+/// Either end of a bridged connection, for half-closing.
+#[cfg(unix)]
+enum UnixStreamOrTcp {
+    Unix(UnixStream),
+    Tcp(TcpStream),
+}
+
+#[cfg(unix)]
+impl io::Write for UnixStreamOrTcp {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Self::Unix(s) => s.write(buf),
+            Self::Tcp(s) => s.write(buf),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Self::Unix(s) => s.flush(),
+            Self::Tcp(s) => s.flush(),
+        }
+    }
+}
+
+#[cfg(unix)]
+impl UnixStreamOrTcp {
+    fn shutdown(&self) {
+        let _ = match self {
+            Self::Unix(s) => s.shutdown(Shutdown::Write),
+            Self::Tcp(s) => s.shutdown(Shutdown::Write),
+        };
+    }
+}
+
+#[cfg(unix)]
+fn carry(client: TcpStream, socket: &std::path::Path) -> io::Result<()> {
+    let proxy = UnixStream::connect(socket)?;
+    let (client_read, proxy_read) = (client.try_clone()?, proxy.try_clone()?);
+    let up = std::thread::spawn(move || pump(client_read, UnixStreamOrTcp::Unix(proxy)));
+    pump(proxy_read, UnixStreamOrTcp::Tcp(client));
+    let _ = up.join();
+    Ok(())
+}
+
+/// Runs the bridge with `argv` (without the program name); returns the
+/// exit code to end the process with.
+#[cfg(unix)]
+pub fn main_with(argv: impl Iterator<Item = OsString>) -> i32 {
+    let Some(args) = parse(argv) else {
+        eprintln!("airlock-bridge: usage: --listen ADDR --socket PATH -- PROGRAM ARGS...");
+        return 125;
+    };
+    let listener = match TcpListener::bind(&args.listen) {
+        Ok(listener) => listener,
+        Err(e) => {
+            eprintln!("airlock-bridge: cannot listen on {}: {e}", args.listen);
+            return 125;
+        }
+    };
+    let socket = args.socket.clone();
+    std::thread::spawn(move || {
+        for client in listener.incoming().flatten() {
+            let socket = socket.clone();
+            std::thread::spawn(move || {
+                let _ = carry(client, &socket);
+            });
+        }
+    });
+    let proxy = format!("http://{}", args.listen);
+    let status = Command::new(&args.program)
+        .args(&args.args)
+        .env("HTTP_PROXY", &proxy)
+        .env("HTTPS_PROXY", &proxy)
+        .env("http_proxy", &proxy)
+        .env("https_proxy", &proxy)
+        .status();
+    match status {
+        Ok(status) => status.code().unwrap_or(128 + 9),
+        Err(e) => {
+            eprintln!("airlock-bridge: cannot start {:?}: {e}", args.program);
+            127
+        }
+    }
+}
