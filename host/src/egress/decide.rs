@@ -170,6 +170,7 @@ impl PinnedTarget {
         self.addresses.iter().map(|ip| Endpoint {
             addr: SocketAddr::new(*ip, self.target.port),
             target: &self.target,
+            tls: self.target.scheme == url::Scheme::Https,
         })
     }
 }
@@ -180,6 +181,7 @@ impl PinnedTarget {
 pub struct Endpoint<'a> {
     addr: SocketAddr,
     target: &'a Target,
+    tls: bool,
 }
 
 impl Endpoint<'_> {
@@ -195,7 +197,13 @@ impl Endpoint<'_> {
 
     /// Whether to speak TLS.
     pub fn is_https(&self) -> bool {
-        self.target.scheme == url::Scheme::Https
+        self.tls
+    }
+
+    /// The same address for plain TCP: a proxy tunnel, where the client
+    /// speaks TLS itself.
+    pub(crate) fn plain(self) -> Self {
+        Self { tls: false, ..self }
     }
 }
 

@@ -27,6 +27,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use wasmtime_wasi_http::{Error as WasiError, RequestOptions, WasiBody, WasiHttpHooks};
 
+mod proxy;
+
+pub use proxy::DENY_REASON_HEADER;
+pub(crate) use proxy::EgressProxy;
+
 type IoFuture = Box<dyn Future<Output = Result<(), WasiError>> + Send>;
 type SendFuture =
     Box<dyn Future<Output = Result<(http::Response<WasiBody>, IoFuture), WasiError>> + Send>;
@@ -174,51 +179,11 @@ impl Context {
             self.log.deny(&origin, &denial);
             Err(denial.reason.to_wasi(None))
         };
-        if !self.budget.admit_request() {
-            return deny(Denial {
-                reason: Reason::TooManyRequests,
-                message: format!(
-                    "this invocation already made its {} requests",
-                    self.grant.budgets().max_requests
-                ),
-                target: None,
-                addresses: Vec::new(),
-                rule: None,
-            });
-        }
-
         let url = request.uri().to_string();
-        let pinned = match decide(&self.grant, &url, self.network.resolver.as_ref()).await {
-            Decision::Allow(pinned) => pinned,
-            Decision::Deny(denial) => return deny(denial),
+        let pinned = match self.check(&url).await {
+            Ok(pinned) => pinned,
+            Err(denial) => return deny(*denial),
         };
-        // Operators can forbid destinations for everyone in Cedar, after the
-        // grant matched and before anything is dialled.
-        let target = pinned.target();
-        let r = &self.requester;
-        let destination = DestinationFacts {
-            scheme: target.scheme.to_string(),
-            host: target.host.to_string(),
-            port: target.port,
-        };
-        let verdict = r
-            .policies
-            .check_http(&r.principal, &r.tool, &r.context, &destination);
-        if !verdict.allowed {
-            return deny(Denial {
-                reason: Reason::PolicyDenied,
-                message: format!(
-                    "policy {} refuses {}://{}:{}",
-                    verdict.policies.join(", "),
-                    destination.scheme,
-                    destination.host,
-                    destination.port
-                ),
-                target: Some(target.clone()),
-                addresses: pinned.addresses().to_vec(),
-                rule: Some(format!("cedar: {}", verdict.policies.join(", "))),
-            });
-        }
         let injected = match self.credentials_for(&request, &pinned) {
             Ok(injected) => injected,
             Err(denial) => return deny(*denial),
@@ -235,6 +200,89 @@ impl Context {
                 Err(error)
             }
         }
+    }
+
+    /// What every request passes, whichever door it came through (the
+    /// guest's `wasi:http` or a native tool's proxy): the request budget,
+    /// the egress decision, then Cedar's `http.request`.
+    async fn check(&self, url: &str) -> Result<PinnedTarget, Box<Denial>> {
+        if !self.budget.admit_request() {
+            return Err(Box::new(Denial {
+                reason: Reason::TooManyRequests,
+                message: format!(
+                    "this invocation already made its {} requests",
+                    self.grant.budgets().max_requests
+                ),
+                target: None,
+                addresses: Vec::new(),
+                rule: None,
+            }));
+        }
+        let pinned = match decide(&self.grant, url, self.network.resolver.as_ref()).await {
+            Decision::Allow(pinned) => pinned,
+            Decision::Deny(denial) => return Err(Box::new(denial)),
+        };
+        // Operators can forbid destinations for everyone in Cedar, after the
+        // grant matched and before anything is dialled.
+        let target = pinned.target();
+        let r = &self.requester;
+        let destination = DestinationFacts {
+            scheme: target.scheme.to_string(),
+            host: target.host.to_string(),
+            port: target.port,
+        };
+        let verdict = r
+            .policies
+            .check_http(&r.principal, &r.tool, &r.context, &destination);
+        if !verdict.allowed {
+            return Err(Box::new(Denial {
+                reason: Reason::PolicyDenied,
+                message: format!(
+                    "policy {} refuses {}://{}:{}",
+                    verdict.policies.join(", "),
+                    destination.scheme,
+                    destination.host,
+                    destination.port
+                ),
+                target: Some(target.clone()),
+                addresses: pinned.addresses().to_vec(),
+                rule: Some(format!("cedar: {}", verdict.policies.join(", "))),
+            }));
+        }
+        Ok(pinned)
+    }
+
+    /// Connects to the first checked address that answers within the
+    /// connect timeout; `tunnel` asks for plain TCP whatever the scheme (a
+    /// proxy's CONNECT carries the client's own TLS).
+    async fn dial(
+        &self,
+        pinned: &PinnedTarget,
+        record: &RecordHandle,
+        connect_timeout: Duration,
+        tunnel: bool,
+    ) -> Result<Box<dyn super::connect::Stream>, Reason> {
+        let mut last = Reason::ConnectFailed;
+        for endpoint in pinned.endpoints() {
+            let endpoint = if tunnel { endpoint.plain() } else { endpoint };
+            match tokio::time::timeout(connect_timeout, self.network.connector.connect(endpoint))
+                .await
+            {
+                Ok(Ok(connected)) => {
+                    record.connected(endpoint.addr());
+                    return Ok(connected);
+                }
+                Ok(Err(e)) => {
+                    tracing::debug!(target: "airlock::egress", addr = %endpoint.addr(), error = %e, "connect failed");
+                    last = match e {
+                        super::connect::ConnectError::Tls { .. } => Reason::TlsFailed,
+                        _ => Reason::ConnectFailed,
+                    };
+                }
+                Err(_elapsed) => last = Reason::ConnectTimeout,
+            }
+        }
+        Err(last)
     }
 
     /// The credentials bound to exactly this origin, each checked with
@@ -359,29 +407,10 @@ impl Context {
             ));
         }
 
-        // Try each checked address in order; the first that answers wins.
-        let mut stream = None;
-        let mut last = Reason::ConnectFailed;
-        for endpoint in pinned.endpoints() {
-            match tokio::time::timeout(connect_timeout, self.network.connector.connect(endpoint))
-                .await
-            {
-                Ok(Ok(connected)) => {
-                    record.connected(endpoint.addr());
-                    stream = Some(connected);
-                    break;
-                }
-                Ok(Err(e)) => {
-                    tracing::debug!(target: "airlock::egress", addr = %endpoint.addr(), error = %e, "connect failed");
-                    last = match e {
-                        super::connect::ConnectError::Tls { .. } => Reason::TlsFailed,
-                        _ => Reason::ConnectFailed,
-                    };
-                }
-                Err(_elapsed) => last = Reason::ConnectTimeout,
-            }
-        }
-        let stream = stream.ok_or_else(|| fail(last))?;
+        let stream = self
+            .dial(pinned, record, connect_timeout, false)
+            .await
+            .map_err(fail)?;
 
         let (mut sender, connection) = tokio::time::timeout(
             connect_timeout,

@@ -30,6 +30,7 @@ pub use grant::{
     DEFAULT_MAX_RESPONSE_BYTES, NetworkGrant,
 };
 pub(crate) use grant::{RawGrant, Source};
-pub(crate) use hook::{Credentials, EgressHook, Network, Requester};
+pub use hook::DENY_REASON_HEADER;
+pub(crate) use hook::{Credentials, EgressHook, EgressProxy, Network, Requester};
 pub use record::{EgressRecord, Verdict};
 pub use resolve::{ResolveError, ResolveFuture, Resolver, StaticResolver, SystemResolver};
