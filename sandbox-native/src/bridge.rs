@@ -14,8 +14,7 @@ use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::process::Command;
 
-/// Where the bridge listens inside the sandbox.
-pub const BRIDGE_LISTEN: &str = "127.0.0.1:3128";
+pub use crate::linux_bwrap::BRIDGE_LISTEN;
 
 /// The parsed command line.
 struct Args {

@@ -50,6 +50,8 @@ pub const SANDBOX_GID: u32 = 65534;
 
 /// Where the egress proxy's socket appears inside the sandbox.
 pub const PROXY_SOCKET_IN_SANDBOX: &str = "/run/airlock/proxy.sock";
+/// Where the bridge listens inside the sandbox (its own loopback).
+pub const BRIDGE_LISTEN: &str = "127.0.0.1:3128";
 /// Where the bridge program appears inside the sandbox.
 pub const BRIDGE_IN_SANDBOX: &str = "/run/airlock/bridge";
 
@@ -158,7 +160,7 @@ pub fn arguments(
             &[
                 BRIDGE_IN_SANDBOX,
                 "--listen",
-                crate::bridge::BRIDGE_LISTEN,
+                BRIDGE_LISTEN,
                 "--socket",
                 PROXY_SOCKET_IN_SANDBOX,
                 "--",

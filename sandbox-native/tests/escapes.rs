@@ -65,7 +65,15 @@ fn sh(script: &str) -> Plan {
     Plan::new("/bin/sh").args(["-c", script])
 }
 
+/// One sandbox at a time: the fork-bomb case exhausts the sandbox user's
+/// process limit (RLIMIT_NPROC counts per user), which would starve a
+/// sandbox another test starts at the same moment.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn go(plan: &Plan) -> RunOutput {
+    let _turn = ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let backend = detect().expect("bubblewrap is installed (the test command installs it)");
     run(&backend, plan, b"").expect("the sandbox runs")
 }
