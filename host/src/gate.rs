@@ -7,8 +7,7 @@ use crate::limits::Limits;
 use crate::outcome::{
     DenialReason, InvokeError, Outcome, PendingApproval, PolicyDenial, RunReport,
 };
-use crate::policy::{Decision, PolicyEngine};
-use crate::tool::Tool;
+use crate::policy::{Decision, PolicyEngine, ToolFacts};
 use std::time::{Duration, Instant, SystemTime};
 
 /// How often a waiting invocation looks for an operator's decision.
@@ -62,12 +61,12 @@ fn explain(decision: &Decision, who: &str, tool: &str) -> String {
 pub(crate) async fn admit(
     policies: &PolicyEngine,
     approvals: Option<&dyn ApprovalStore>,
-    tool: &Tool,
+    facts: &ToolFacts,
+    grant_summary: String,
     invocation: &Invocation,
     invocation_id: &str,
     limits: &Limits,
 ) -> Result<Admission, InvokeError> {
-    let facts = tool.facts();
     let who = invocation.principal.to_string();
     let report = || RunReport::not_started_as(invocation_id.to_string(), limits.clone());
     let first = policies.check_execute(&invocation.principal, facts, &invocation.context, false);
@@ -107,7 +106,7 @@ pub(crate) async fn admit(
         &facts.name,
         &facts.sha256,
         &facts.capabilities,
-        tool.grants().summary(),
+        grant_summary,
         &invocation.input,
     );
     let deadline = invocation

@@ -113,6 +113,7 @@ pub struct HostBuilder {
     state_dir: Option<PathBuf>,
     policies: Option<Arc<PolicyEngine>>,
     vault: Option<Arc<Vault>>,
+    native_bridge: Option<PathBuf>,
 }
 
 impl Default for HostBuilder {
@@ -128,6 +129,7 @@ impl Default for HostBuilder {
             state_dir: None,
             policies: None,
             vault: None,
+            native_bridge: None,
         }
     }
 }
@@ -198,6 +200,14 @@ impl HostBuilder {
         self
     }
 
+    /// The program native tools in `strict` network mode start inside their
+    /// sandbox to reach the egress proxy: `airlock-bridge`, or the `airlock`
+    /// binary itself (the CLI passes its own path).
+    pub fn native_bridge(mut self, program: impl Into<PathBuf>) -> Self {
+        self.native_bridge = Some(program.into());
+        self
+    }
+
     /// Authorizes with `policies` instead of the shipped defaults.
     pub fn policies(mut self, policies: PolicyEngine) -> Self {
         self.policies = Some(Arc::new(policies));
@@ -249,6 +259,7 @@ impl HostBuilder {
                 approvals,
                 journal,
                 vault: self.vault,
+                native_bridge: self.native_bridge,
                 network: Network {
                     resolver: self
                         .resolver
@@ -296,6 +307,7 @@ struct HostInner {
     approvals: Option<Arc<dyn ApprovalStore>>,
     journal: Option<Journal>,
     vault: Option<Arc<Vault>>,
+    native_bridge: Option<PathBuf>,
 }
 
 /// The principal `describe()` runs as when a tool is loaded.
@@ -341,6 +353,16 @@ impl Host {
             .write()
             .unwrap_or_else(PoisonError::into_inner) = policies;
         Ok(())
+    }
+
+    /// How names are resolved and checked addresses dialled.
+    pub(crate) fn network(&self) -> &Network {
+        &self.inner.network
+    }
+
+    /// The bridge program for strict native tools, if configured.
+    pub(crate) fn native_bridge(&self) -> Option<PathBuf> {
+        self.inner.native_bridge.clone()
     }
 
     /// The approval store, when the host has a state directory.
@@ -558,7 +580,8 @@ impl Host {
         let admission = admit(
             &policies,
             self.inner.approvals.as_deref(),
-            tool,
+            tool.facts(),
+            tool.grants().summary(),
             &invocation,
             &invocation_id,
             &limits,
@@ -570,7 +593,13 @@ impl Host {
                 if let (Some(journal), Outcome::Denied { denial, .. }) =
                     (&self.inner.journal, outcome.as_ref())
                 {
-                    trail::record_denial(journal, tool, &invocation, &invocation_id, denial)?;
+                    trail::record_denial(
+                        journal,
+                        tool.facts(),
+                        &invocation,
+                        &invocation_id,
+                        denial,
+                    )?;
                 }
                 return Ok(*outcome);
             }
@@ -597,7 +626,15 @@ impl Host {
         };
         let outcome = outcome_of(execute(&cx, CallTool(&invocation.input)).await)?;
         if let Some(journal) = &self.inner.journal {
-            trail::record_run(journal, tool, &invocation, &outcome, admitted, started)?;
+            trail::record_run(
+                journal,
+                tool.facts(),
+                trail::WASM,
+                &invocation,
+                &outcome,
+                admitted,
+                started,
+            )?;
         }
         Ok(outcome)
     }

@@ -47,6 +47,7 @@ mod host;
 mod invocation;
 pub mod journal;
 mod limits;
+pub mod native;
 mod outcome;
 pub mod policy;
 mod runtime;

@@ -439,6 +439,12 @@ pub enum InvokeError {
         /// wasmtime's description.
         message: String,
     },
+    /// A native tool's sandbox or egress proxy could not be started.
+    #[error("running the native tool failed: {message}")]
+    Native {
+        /// What went wrong.
+        message: String,
+    },
     /// Instantiation failed for a reason other than a limit or fault.
     #[error("instantiating the tool failed: {message}")]
     Instantiate {
@@ -473,6 +479,7 @@ impl InvokeError {
             InvokeError::Grant(e) => e.code(),
             InvokeError::Busy { .. } => "host_busy",
             InvokeError::Instantiate { .. } => "instantiate_failed",
+            InvokeError::Native { .. } => "sandbox_failed",
             InvokeError::ApprovalMismatch { .. } => "approval_mismatch",
             InvokeError::Store(e) => e.code(),
         }

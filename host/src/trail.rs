@@ -7,14 +7,24 @@ use crate::invocation::Invocation;
 use crate::journal::{EntryKind, Journal};
 use crate::outcome::{Outcome, PolicyDenial};
 use crate::store::StoreError;
-use crate::tool::Tool;
+use crate::policy::ToolFacts;
 use serde_json::{Value, json};
 use std::time::SystemTime;
 
-/// What ran it, for attestations.
-pub const EXECUTOR: &str = "wasm_component";
-/// How it was confined, for attestations.
-pub const ENFORCEMENT: &str = "wasm_sandbox";
+/// What ran a tool and how it was confined, as attestations name them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Execution {
+    /// E.g. `wasm_component`, `native_linux_bubblewrap`.
+    pub executor: &'static str,
+    /// E.g. `wasm_sandbox`, `strict`.
+    pub enforcement: &'static str,
+}
+
+/// A WASI component in wasmtime.
+pub(crate) const WASM: Execution = Execution {
+    executor: "wasm_component",
+    enforcement: "wasm_sandbox",
+};
 
 fn rfc3339(time: SystemTime) -> String {
     humantime::format_rfc3339_millis(time).to_string()
@@ -24,7 +34,8 @@ fn rfc3339(time: SystemTime) -> String {
 /// egress record, in one transaction.
 pub(crate) fn record_run(
     journal: &Journal,
-    tool: &Tool,
+    facts: &ToolFacts,
+    execution: Execution,
     invocation: &Invocation,
     outcome: &Outcome,
     admitted: Admitted,
@@ -36,7 +47,6 @@ pub(crate) fn record_run(
         .iter()
         .map(|r| r.to_json())
         .collect();
-    let facts = tool.facts();
     let attestation = Attestation {
         id: outcome.report().invocation_id.clone(),
         tool: facts.name.clone(),
@@ -46,8 +56,8 @@ pub(crate) fn record_run(
         input_sha256: sha256_hex(invocation.input.as_bytes()),
         output_sha256: outcome.output().map(|o| sha256_hex(o.as_bytes())),
         outcome: outcome.code().to_string(),
-        executor: EXECUTOR.to_string(),
-        enforcement: ENFORCEMENT.to_string(),
+        executor: execution.executor.to_string(),
+        enforcement: execution.enforcement.to_string(),
         policies: admitted.policies,
         approval_id: admitted.approval_id,
         egress_digest: egress_digest(&egress),
@@ -67,12 +77,11 @@ pub(crate) fn record_run(
 /// Journals a refusal before the tool ran.
 pub(crate) fn record_denial(
     journal: &Journal,
-    tool: &Tool,
+    facts: &ToolFacts,
     invocation: &Invocation,
     invocation_id: &str,
     denial: &PolicyDenial,
 ) -> Result<(), StoreError> {
-    let facts = tool.facts();
     let entry = json!({
         "invocation_id": invocation_id,
         "principal": invocation.principal.to_string(),

@@ -14,7 +14,7 @@ use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::process::Command;
 
-pub use crate::linux_bwrap::BRIDGE_LISTEN;
+pub use crate::linux_bwrap::{BRIDGE_COMMAND, BRIDGE_LISTEN};
 
 /// The parsed command line.
 struct Args {
@@ -30,6 +30,8 @@ fn parse(mut argv: impl Iterator<Item = OsString>) -> Option<Args> {
     loop {
         let flag = argv.next()?;
         match flag.to_str()? {
+            // The `airlock` binary serves as the bridge with this first word.
+            BRIDGE_COMMAND => {}
             "--listen" => listen = Some(argv.next()?.into_string().ok()?),
             "--socket" => socket = Some(PathBuf::from(argv.next()?)),
             "--" => break,

@@ -20,7 +20,7 @@ pub mod seccomp;
 
 pub use plan::{Access, DEFAULT_LIMITS, Limits, Mount, NetworkMode, Plan};
 #[cfg(target_os = "linux")]
-pub use runner::{Captured, Exit, RunOutput, run};
+pub use runner::{Captured, Exit, RunOutput, run, run_unsandboxed};
 
 use std::ffi::OsString;
 use std::fmt;

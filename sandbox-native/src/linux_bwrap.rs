@@ -50,6 +50,9 @@ pub const SANDBOX_GID: u32 = 65534;
 
 /// Where the egress proxy's socket appears inside the sandbox.
 pub const PROXY_SOCKET_IN_SANDBOX: &str = "/run/airlock/proxy.sock";
+/// The first argument of the bridge: the `airlock` binary acts as the
+/// bridge when started with it (the `airlock-bridge` program ignores it).
+pub const BRIDGE_COMMAND: &str = "__bridge";
 /// Where the bridge listens inside the sandbox (its own loopback).
 pub const BRIDGE_LISTEN: &str = "127.0.0.1:3128";
 /// Where the bridge program appears inside the sandbox.
@@ -159,6 +162,7 @@ pub fn arguments(
             &mut args,
             &[
                 BRIDGE_IN_SANDBOX,
+                BRIDGE_COMMAND,
                 "--listen",
                 BRIDGE_LISTEN,
                 "--socket",

@@ -87,21 +87,41 @@ pub fn run(backend: &Backend, plan: &Plan, input: &[u8]) -> Result<RunOutput, Sa
     let filter = seccomp_filter()?;
     let filter_fd = filter.as_raw_fd();
     let mut command = Command::new(program);
+    command.args(arguments(plan, &|p| p.exists(), Some(filter_fd)));
+    confine(&mut command, rlimits(&plan.limits), Some(filter_fd), true);
+    let started = execute(command, plan, input);
+    drop(filter);
+    started
+}
+
+/// Runs `plan`'s program with no sandbox at all: only its explicit
+/// environment, the limits, the wall clock and the output cap. For
+/// `tier = "none"`, which airlock allows only when a policy permits it and
+/// a human approved the run. Mounts and the network mode do not apply.
+pub fn run_unsandboxed(plan: &Plan, input: &[u8]) -> Result<RunOutput, SandboxError> {
+    let mut command = Command::new(&plan.program);
     command
-        .args(arguments(plan, &|p| p.exists(), Some(filter_fd)))
+        .args(&plan.args)
+        .envs(plan.env.iter().map(|(k, v)| (k, v)))
+        .current_dir(plan.cwd.as_deref().unwrap_or(std::path::Path::new("/")));
+    confine(&mut command, rlimits(&plan.limits), None, false);
+    execute(command, plan, input)
+}
+
+/// Spawns `command` (environment cleared, own process group), feeds
+/// `input`, captures output up to the cap and enforces the wall clock.
+fn execute(mut command: Command, plan: &Plan, input: &[u8]) -> Result<RunOutput, SandboxError> {
+    command
         .env_clear()
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         // Its own process group, so a timeout kills everything it started.
         .process_group(0);
-    confine(&mut command, rlimits(&plan.limits), filter_fd);
-
     let started = Instant::now();
     let mut child = command.spawn().map_err(|source| SandboxError::Spawn {
         detail: source.to_string(),
     })?;
-    drop(filter);
     let pid = child.id();
     let cap = plan.limits.output_bytes;
     let stdout = child
@@ -182,8 +202,13 @@ fn kill_group(pid: u32) {
 /// would map to root outside and root-owned files (`/etc/shadow`, keys)
 /// would open by ownership alone.
 #[allow(unsafe_code)]
-fn confine(command: &mut Command, limits: Vec<Rlimit>, inherited_fd: i32) {
-    let drop_root = rustix::process::geteuid().is_root();
+fn confine(
+    command: &mut Command,
+    limits: Vec<Rlimit>,
+    inherited_fd: Option<i32>,
+    drop_root_if_root: bool,
+) {
+    let drop_root = drop_root_if_root && rustix::process::geteuid().is_root();
     let uid = rustix::process::Uid::from_raw(SANDBOX_UID);
     let gid = rustix::process::Gid::from_raw(SANDBOX_GID);
     // SAFETY: the closure runs in the forked child before exec. It only
@@ -195,8 +220,10 @@ fn confine(command: &mut Command, limits: Vec<Rlimit>, inherited_fd: i32) {
     unsafe {
         command.pre_exec(move || {
             // Only bwrap, in this child, inherits the seccomp program.
-            let fd = std::os::fd::BorrowedFd::borrow_raw(inherited_fd);
-            rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::empty())?;
+            if let Some(fd) = inherited_fd {
+                let fd = std::os::fd::BorrowedFd::borrow_raw(fd);
+                rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::empty())?;
+            }
             for Rlimit(resource, value) in &limits {
                 rustix::process::setrlimit(
                     *resource,

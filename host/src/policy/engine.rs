@@ -2,7 +2,9 @@
 //! validated once, answering each check in a few microseconds.
 
 use super::error::{Location, PolicyError, cedar_error};
-use super::facts::{Action, Decision, DestinationFacts, SecretFacts, ToolFacts, entity_error, uid};
+use super::facts::{
+    Action, Decision, DestinationFacts, ProgramFacts, SecretFacts, ToolFacts, entity_error, uid,
+};
 use super::principal::{Principal, RequestContext};
 use cedar_policy::{
     Authorizer, Context, Entities, Entity, EntityUid, PolicyId, PolicySet, Request,
@@ -299,6 +301,23 @@ impl PolicyEngine {
             tool,
             context,
             secret.entity(),
+        )
+    }
+
+    /// May `principal` run native `tool`'s `program`?
+    pub fn check_exec(
+        &self,
+        principal: &Principal,
+        tool: &ToolFacts,
+        context: &RequestContext,
+        program: &ProgramFacts,
+    ) -> Decision {
+        self.check_tool_use(
+            principal,
+            Action::ProcessExec,
+            tool,
+            context,
+            program.entity(),
         )
     }
 

@@ -263,6 +263,41 @@ impl SecretFacts {
     }
 }
 
+/// A native tool's program for `process.exec`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProgramFacts {
+    /// Its path on the host.
+    pub path: String,
+    /// SHA-256 of the executable.
+    pub sha256: String,
+    /// Whether it runs in the platform sandbox.
+    pub sandboxed: bool,
+}
+
+impl ProgramFacts {
+    /// The `Program` entity and its uid (`path@sha256`).
+    pub(super) fn entity(&self) -> Result<(EntityUid, Entity), PolicyError> {
+        let resource = uid("Program", &format!("{}@{}", self.path, self.sha256));
+        let attrs = HashMap::from([
+            (
+                "path".to_string(),
+                RestrictedExpression::new_string(self.path.clone()),
+            ),
+            (
+                "sha256".to_string(),
+                RestrictedExpression::new_string(self.sha256.clone()),
+            ),
+            (
+                "sandboxed".to_string(),
+                RestrictedExpression::new_bool(self.sandboxed),
+            ),
+        ]);
+        let entity = Entity::new(resource.clone(), attrs, HashSet::new())
+            .map_err(|e| entity_error(&resource, &e))?;
+        Ok((resource, entity))
+    }
+}
+
 /// The outcome of one check: data, like Cedar's own response.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Decision {

@@ -1,0 +1,467 @@
+//! Native tools: programs that cannot be WASI components, run in the
+//! platform's sandbox (`airlock-sandbox`) under the same policies,
+//! approvals, egress decision, journal and attestations as components.
+//!
+//! A native tool reads its JSON input on stdin and writes its JSON output on
+//! stdout. In `strict` network mode its only way out is [`EgressProxy`]: the
+//! same check as `wasi:http` (grant, one resolution, every address
+//! classified, Cedar), then the pinned address.
+
+use crate::egress::{Credentials, EgressHook, EgressProxy, Requester};
+use crate::gate::{Admission, admit};
+use crate::grants::Grants;
+use crate::invocation::Invocation;
+use crate::limits::Limits;
+use crate::outcome::{InvokeError, LimitExceeded, Outcome, RunReport, ToolError, ToolErrorKind};
+use crate::policy::ToolFacts;
+use crate::runtime::Captured;
+use crate::trail::{self, Execution};
+use crate::Host;
+use airlock_sandbox::{Access, Backend, Exit, NetworkMode, Plan};
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+/// How a native tool is confined.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tier {
+    /// The platform sandbox (bubblewrap on Linux).
+    Sandbox,
+    /// No sandbox at all: only where Cedar permits `process.exec` of an
+    /// unsandboxed program, and always after a human approval.
+    None,
+}
+
+/// The network of a native tool.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NativeNetwork {
+    /// Nothing.
+    None,
+    /// Only through airlock's egress proxy, under the tool's network grant.
+    Strict,
+}
+
+/// What an operator configures for a native tool.
+#[derive(Clone, Debug)]
+pub struct NativeSpec {
+    /// The executable on the host.
+    pub program: PathBuf,
+    /// Its arguments.
+    pub args: Vec<String>,
+    /// Sandbox or none.
+    pub tier: Tier,
+    /// Network mode.
+    pub network: NativeNetwork,
+    /// Host directories visible read-only, at the same path inside.
+    pub fs_read: Vec<PathBuf>,
+    /// Host directories visible read-write (persistence paths stay read-only).
+    pub fs_write: Vec<PathBuf>,
+    /// Process limits (CPU, memory, processes, files, wall clock, output).
+    pub limits: airlock_sandbox::Limits,
+}
+
+/// A loaded native tool.
+#[derive(Clone, Debug)]
+pub struct NativeTool {
+    facts: ToolFacts,
+    spec: NativeSpec,
+    grants: Grants,
+    backend: Option<Backend>,
+}
+
+impl NativeTool {
+    /// What policies see.
+    pub fn facts(&self) -> &ToolFacts {
+        &self.facts
+    }
+
+    /// The executor attestations name.
+    fn execution(&self) -> Execution {
+        match (&self.backend, self.spec.network) {
+            (None, _) => Execution {
+                executor: "native_unsandboxed",
+                enforcement: "none",
+            },
+            (Some(backend), NativeNetwork::Strict) => Execution {
+                executor: backend.kind.executor(),
+                enforcement: "strict",
+            },
+            (Some(backend), NativeNetwork::None) => Execution {
+                executor: backend.kind.executor(),
+                enforcement: "network_none",
+            },
+        }
+    }
+}
+
+/// Why a native tool cannot load.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NativeError {
+    /// The program cannot be read.
+    #[error("native program {}: {source}", path.display())]
+    Program {
+        /// The path.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// No sandbox on this machine.
+    #[error(transparent)]
+    Sandbox(#[from] airlock_sandbox::SandboxError),
+    /// Credentials are for components only so far.
+    #[error("credential bindings are not supported for native tools yet: remove them")]
+    Credentials,
+    /// The `none` tier cannot have a network.
+    #[error("an unsandboxed tool cannot have `network = \"strict\"`: it would bypass the proxy")]
+    UnsandboxedNetwork,
+}
+
+impl NativeError {
+    /// Stable machine-readable reason code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            NativeError::Program { .. } => "native_program_unreadable",
+            NativeError::Sandbox(e) => e.code(),
+            NativeError::Credentials | NativeError::UnsandboxedNetwork => "grant_invalid",
+        }
+    }
+}
+
+fn sha256_file(path: &Path) -> Result<String, NativeError> {
+    let bytes = std::fs::read(path).map_err(|source| NativeError::Program {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok(hex::encode(Sha256::digest(&bytes)))
+}
+
+impl Host {
+    /// Loads a native tool named `name`: hashes the program, finds the
+    /// sandbox (or refuses with `sandbox_unavailable`), derives its facts
+    /// (world `native`; `process_exec`, and `network` or filesystem
+    /// capabilities as granted) and registers them with the policies.
+    pub fn load_native(
+        &self,
+        name: &str,
+        spec: NativeSpec,
+        grants: Grants,
+    ) -> Result<NativeTool, NativeError> {
+        if !grants.credentials().is_empty() {
+            return Err(NativeError::Credentials);
+        }
+        let program = spec
+            .program
+            .canonicalize()
+            .map_err(|source| NativeError::Program {
+                path: spec.program.clone(),
+                source,
+            })?;
+        let sha256 = sha256_file(&program)?;
+        let backend = match spec.tier {
+            Tier::Sandbox => Some(airlock_sandbox::detect()?),
+            Tier::None if spec.network == NativeNetwork::Strict => {
+                return Err(NativeError::UnsandboxedNetwork);
+            }
+            Tier::None => None,
+        };
+        let mut capabilities = vec!["process_exec".to_string()];
+        if spec.network == NativeNetwork::Strict && !grants.network().is_empty() {
+            capabilities.push("network".into());
+        }
+        if !spec.fs_read.is_empty() || !spec.fs_write.is_empty() {
+            capabilities.push("filesystem_read".into());
+        }
+        if !spec.fs_write.is_empty() {
+            capabilities.push("filesystem_write".into());
+        }
+        let facts = ToolFacts::derive(
+            name,
+            "native",
+            capabilities,
+            &sha256,
+            grants.is_marked_sensitive(),
+        );
+        self.policies()
+            .register_tool(&facts)
+            .map_err(|e| NativeError::Program {
+                path: program.clone(),
+                source: std::io::Error::other(e.to_string()),
+            })?;
+        Ok(NativeTool {
+            facts,
+            spec: NativeSpec { program, ..spec },
+            grants,
+            backend,
+        })
+    }
+}
+
+/// Why an unsandboxed run is refused even though policies allowed it.
+const UNSANDBOXED_NEEDS_APPROVAL: &str =
+    "an unsandboxed native tool runs only after a human approved it: make a policy require an approval for it";
+
+impl Host {
+    /// Runs a native tool: the same admission as components (Cedar
+    /// `tool.execute`, approvals), then Cedar `process.exec` on its
+    /// program, then the sandbox with the invocation's input on stdin. In
+    /// `strict` mode the tool's requests go through [`EgressProxy`] and
+    /// appear in the report's egress records. Journaled like a component.
+    pub async fn invoke_native(
+        &self,
+        tool: &NativeTool,
+        invocation: Invocation,
+    ) -> Result<Outcome, InvokeError> {
+        let spec = &tool.spec;
+        let limits = Limits {
+            timeout: spec.limits.wall_clock,
+            max_output_bytes: spec.limits.output_bytes,
+            max_stdio_bytes: spec.limits.output_bytes,
+            ..self.default_limits().clone()
+        };
+        let invocation_id = ulid::Ulid::new().to_string();
+        let started = SystemTime::now();
+        if invocation.input.len() > limits.max_input_bytes {
+            return Ok(Outcome::LimitExceeded {
+                limit: LimitExceeded::InputTooLarge {
+                    limit: limits.max_input_bytes,
+                    actual: invocation.input.len(),
+                },
+                report: RunReport::not_started_as(invocation_id, limits),
+            });
+        }
+        serde_json::from_str::<serde::de::IgnoredAny>(&invocation.input).map_err(|e| {
+            InvokeError::InvalidInput {
+                message: e.to_string(),
+            }
+        })?;
+
+        let policies = self.policies();
+        let admission = admit(
+            &policies,
+            self.approvals(),
+            &tool.facts,
+            tool.grants.summary(),
+            &invocation,
+            &invocation_id,
+            &limits,
+        )
+        .await?;
+        let refuse = |message: String, policies: Vec<String>, approval_id| -> Result<Outcome, InvokeError> {
+            let outcome = Outcome::Denied {
+                denial: crate::PolicyDenial {
+                    reason: crate::DenialReason::Policy,
+                    policies,
+                    message,
+                    approval_id,
+                },
+                report: RunReport::not_started_as(invocation_id.clone(), limits.clone()),
+            };
+            if let (Some(journal), Outcome::Denied { denial, .. }) = (self.journal(), &outcome) {
+                trail::record_denial(journal, &tool.facts, &invocation, &invocation_id, denial)?;
+            }
+            Ok(outcome)
+        };
+        let admitted = match admission {
+            Admission::Run(admitted) => admitted,
+            Admission::Refused(outcome) => {
+                if let (Some(journal), Outcome::Denied { denial, .. }) =
+                    (self.journal(), outcome.as_ref())
+                {
+                    trail::record_denial(journal, &tool.facts, &invocation, &invocation_id, denial)?;
+                }
+                return Ok(*outcome);
+            }
+        };
+        if tool.backend.is_none() && admitted.approval_id.is_none() {
+            return refuse(UNSANDBOXED_NEEDS_APPROVAL.into(), admitted.policies, None);
+        }
+        let program = crate::policy::ProgramFacts {
+            path: spec.program.display().to_string(),
+            sha256: tool.facts.sha256.clone(),
+            sandboxed: tool.backend.is_some(),
+        };
+        let exec = policies.check_exec(
+            &invocation.principal,
+            &tool.facts,
+            &invocation.context,
+            &program,
+        );
+        if !exec.allowed {
+            let message = format!(
+                "no policy permits running {} {}",
+                if program.sandboxed { "program" } else { "unsandboxed program" },
+                program.path
+            );
+            return refuse(message, exec.policies, admitted.approval_id);
+        }
+
+        let proxy = match spec.network {
+            NativeNetwork::Strict => {
+                let hook = EgressHook::new(
+                    &invocation_id,
+                    tool.grants.network_arc(),
+                    self.network().clone(),
+                    Requester {
+                        policies: Arc::clone(&policies),
+                        principal: invocation.principal.clone(),
+                        tool: tool.facts.clone(),
+                        context: invocation.context.clone(),
+                        credentials: Credentials::default(),
+                    },
+                );
+                let proxy = EgressProxy::start(hook).map_err(|e| InvokeError::Native {
+                    message: format!("starting the egress proxy failed: {e}"),
+                })?;
+                Some(proxy)
+            }
+            NativeNetwork::None => None,
+        };
+        let bridge = self.native_bridge();
+        let plan = plan_for(spec, proxy.as_ref().map(|p| p.socket()), bridge.as_deref())
+            .map_err(|message| InvokeError::Native { message })?;
+        let backend = tool.backend.clone();
+        let input = invocation.input.clone().into_bytes();
+        let output = tokio::task::spawn_blocking(move || match backend {
+            Some(backend) => airlock_sandbox::run(&backend, &plan, &input),
+            None => airlock_sandbox::run_unsandboxed(&plan, &input),
+        })
+        .await
+        .map_err(|e| InvokeError::Native {
+            message: format!("the sandbox task failed: {e}"),
+        })?
+        .map_err(|e| InvokeError::Native {
+            message: e.to_string(),
+        })?;
+        let egress = proxy.as_ref().map(EgressProxy::records).unwrap_or_default();
+        drop(proxy);
+        let outcome = outcome_of(output, egress, invocation_id, limits);
+        if let Some(journal) = self.journal() {
+            trail::record_run(
+                journal,
+                &tool.facts,
+                tool.execution(),
+                &invocation,
+                &outcome,
+                admitted,
+                started,
+            )?;
+        }
+        Ok(outcome)
+    }
+}
+
+fn text(captured: &airlock_sandbox::Captured) -> Captured {
+    Captured {
+        text: String::from_utf8_lossy(&captured.bytes).into_owned(),
+        dropped_bytes: captured.dropped,
+    }
+}
+
+/// The sandbox plan: the program and the granted directories visible at
+/// their host paths, a minimal environment, the network mode.
+fn plan_for(
+    spec: &NativeSpec,
+    proxy_socket: Option<&Path>,
+    bridge: Option<&Path>,
+) -> Result<Plan, String> {
+    let mut plan = Plan::new(&spec.program)
+        .args(spec.args.iter())
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+        .env("LANG", "C.UTF-8")
+        .limits(spec.limits.clone())
+        .mount(&spec.program, &spec.program, Access::ReadOnly);
+    for dir in &spec.fs_read {
+        plan = plan.mount(dir, dir, Access::ReadOnly);
+    }
+    for dir in &spec.fs_write {
+        plan = plan.mount(dir, dir, Access::ReadWrite);
+    }
+    if let Some(dir) = spec.fs_write.first() {
+        plan = plan.cwd(dir);
+    }
+    if let Some(socket) = proxy_socket {
+        let bridge = bridge.ok_or_else(|| {
+            "strict network needs the bridge program: HostBuilder::native_bridge, or run from the airlock binary".to_string()
+        })?;
+        plan.network = NetworkMode::Strict {
+            proxy_socket: socket.to_path_buf(),
+            bridge: bridge.to_path_buf(),
+        };
+    }
+    Ok(plan)
+}
+
+/// What a finished native run means, in the same terms as a component's.
+fn outcome_of(
+    output: airlock_sandbox::RunOutput,
+    egress: Vec<crate::EgressRecord>,
+    invocation_id: String,
+    limits: Limits,
+) -> Outcome {
+    let report = RunReport {
+        invocation_id,
+        duration: output.duration,
+        limits: limits.clone(),
+        fuel_consumed: None,
+        memory_peak_bytes: 0,
+        stdout: text(&output.stdout),
+        stderr: text(&output.stderr),
+        egress,
+    };
+    let stderr_tail = || {
+        let text = &report.stderr.text;
+        let start = text.len().saturating_sub(400);
+        text.get(start..).unwrap_or_default().trim().to_string()
+    };
+    match output.exit {
+        Exit::TimedOut => Outcome::LimitExceeded {
+            limit: LimitExceeded::Deadline {
+                timeout: limits.timeout,
+            },
+            report,
+        },
+        Exit::Code(0) if output.stdout.dropped > 0 => Outcome::LimitExceeded {
+            limit: LimitExceeded::OutputTooLarge {
+                limit: limits.max_output_bytes,
+                actual: output.stdout.bytes.len() + output.stdout.dropped as usize,
+            },
+            report,
+        },
+        Exit::Code(0) => {
+            let stdout = report.stdout.text.clone();
+            if serde_json::from_str::<serde::de::IgnoredAny>(&stdout).is_ok() {
+                Outcome::Completed {
+                    output: stdout.trim_end().to_string(),
+                    report,
+                }
+            } else {
+                Outcome::ToolError {
+                    error: ToolError {
+                        kind: ToolErrorKind::InvalidOutput,
+                        message: "the program's stdout is not JSON".into(),
+                    },
+                    report,
+                }
+            }
+        }
+        Exit::Code(code) => Outcome::ToolError {
+            error: ToolError {
+                kind: ToolErrorKind::Failed,
+                message: format!("the program exited with status {code}: {}", stderr_tail()),
+            },
+            report,
+        },
+        Exit::Signal(signal) => Outcome::ToolError {
+            error: ToolError {
+                kind: ToolErrorKind::Failed,
+                message: format!(
+                    "the program was killed by signal {signal}{}",
+                    if signal == 24 { " (its CPU time limit)" } else { "" }
+                ),
+            },
+            report,
+        },
+    }
+}
