@@ -206,6 +206,22 @@ mod tests {
     }
 
     #[test]
+    fn floats_survive_the_round_trip_through_the_journal() {
+        // Durations in egress records are floats; an attestation digests
+        // them before they are stored, a verifier after they are read back.
+        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+        for _ in 0..20_000 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let millis = (seed >> 11) as f64 / (1u64 << 53) as f64 * 5000.0;
+            let written = canonical_json(&json!({ "duration_ms": millis }));
+            let read: Value = serde_json::from_str(&written).expect("json");
+            assert_eq!(canonical_json(&read), written, "{millis:?}");
+        }
+    }
+
+    #[test]
     fn every_kind_of_tampering_names_the_first_bad_entry() {
         let good = chain(5);
         assert_eq!(verify(&good).map(|(n, _)| n), Ok(5));
