@@ -7,6 +7,7 @@
 //! same check as `wasi:http` (grant, one resolution, every address
 //! classified, Cedar), then the pinned address.
 
+use crate::Host;
 use crate::egress::{Credentials, EgressHook, EgressProxy, Requester};
 use crate::gate::{Admission, admit};
 use crate::grants::Grants;
@@ -16,7 +17,6 @@ use crate::outcome::{InvokeError, LimitExceeded, Outcome, RunReport, ToolError, 
 use crate::policy::ToolFacts;
 use crate::runtime::Captured;
 use crate::trail::{self, Execution};
-use crate::Host;
 use airlock_sandbox::{Access, Backend, Exit, NetworkMode, Plan};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
@@ -199,8 +199,7 @@ impl Host {
 }
 
 /// Why an unsandboxed run is refused even though policies allowed it.
-const UNSANDBOXED_NEEDS_APPROVAL: &str =
-    "an unsandboxed native tool runs only after a human approved it: make a policy require an approval for it";
+const UNSANDBOXED_NEEDS_APPROVAL: &str = "an unsandboxed native tool runs only after a human approved it: make a policy require an approval for it";
 
 impl Host {
     /// Runs a native tool: the same admission as components (Cedar
@@ -248,7 +247,10 @@ impl Host {
             &limits,
         )
         .await?;
-        let refuse = |message: String, policies: Vec<String>, approval_id| -> Result<Outcome, InvokeError> {
+        let refuse = |message: String,
+                      policies: Vec<String>,
+                      approval_id|
+         -> Result<Outcome, InvokeError> {
             let outcome = Outcome::Denied {
                 denial: crate::PolicyDenial {
                     reason: crate::DenialReason::Policy,
@@ -269,7 +271,13 @@ impl Host {
                 if let (Some(journal), Outcome::Denied { denial, .. }) =
                     (self.journal(), outcome.as_ref())
                 {
-                    trail::record_denial(journal, &tool.facts, &invocation, &invocation_id, denial)?;
+                    trail::record_denial(
+                        journal,
+                        &tool.facts,
+                        &invocation,
+                        &invocation_id,
+                        denial,
+                    )?;
                 }
                 return Ok(*outcome);
             }
@@ -291,7 +299,11 @@ impl Host {
         if !exec.allowed {
             let message = format!(
                 "no policy permits running {} {}",
-                if program.sandboxed { "program" } else { "unsandboxed program" },
+                if program.sandboxed {
+                    "program"
+                } else {
+                    "unsandboxed program"
+                },
                 program.path
             );
             return refuse(message, exec.policies, admitted.approval_id);
@@ -458,7 +470,11 @@ fn outcome_of(
                 kind: ToolErrorKind::Failed,
                 message: format!(
                     "the program was killed by signal {signal}{}",
-                    if signal == 24 { " (its CPU time limit)" } else { "" }
+                    if signal == 24 {
+                        " (its CPU time limit)"
+                    } else {
+                        ""
+                    }
                 ),
             },
             report,

@@ -6,8 +6,8 @@ use crate::gate::Admitted;
 use crate::invocation::Invocation;
 use crate::journal::{EntryKind, Journal};
 use crate::outcome::{Outcome, PolicyDenial};
-use crate::store::StoreError;
 use crate::policy::ToolFacts;
+use crate::store::StoreError;
 use serde_json::{Value, json};
 use std::time::SystemTime;
 

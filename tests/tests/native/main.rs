@@ -1,0 +1,164 @@
+//! Native tools through the host: admitted like components, run under
+//! bubblewrap, in `strict` mode reaching only what the grant allows through
+//! the same egress decision, journaled with their own executor.
+#![cfg(target_os = "linux")]
+
+use airlock::egress::{Reason, StaticResolver, Verdict};
+use airlock::native::{NativeNetwork, NativeSpec, Tier};
+use airlock::{Grants, Host, Invocation, NetworkGrant};
+use airlock_tests::net::{Behaviour, TestServer};
+use airlock_tests::{permit_all, test_cache_dir};
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+
+const SVC: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
+
+fn spec(script: &str, network: NativeNetwork) -> NativeSpec {
+    NativeSpec {
+        program: "/bin/sh".into(),
+        args: vec!["-c".into(), script.into()],
+        tier: Tier::Sandbox,
+        network,
+        fs_read: Vec::new(),
+        fs_write: Vec::new(),
+        limits: airlock_sandbox::Limits::default(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_strict_native_tool_reaches_its_grant_and_nothing_else() {
+    let server = TestServer::start(SVC, 0, Behaviour::Echo)
+        .await
+        .expect("server");
+    let port = server.addr().port();
+    let state = tempfile::tempdir().expect("tempdir");
+    let host = Host::builder()
+        .cache_dir(test_cache_dir())
+        .state_dir(state.path())
+        .policies(permit_all())
+        .resolver(Arc::new(
+            StaticResolver::new().with("svc.test", [IpAddr::V4(SVC)]),
+        ))
+        .native_bridge(env!("CARGO_BIN_EXE_bridge"))
+        .build()
+        .expect("host");
+    let grant = NetworkGrant::from_toml(
+        &format!("[[allow]]\nhost = \"svc.test\"\nprivate = true\nports = [{port}]\n"),
+        "grant.toml",
+    )
+    .expect("grant");
+    let script = format!(
+        r#"read -r input
+body=$(curl -s -m 5 http://svc.test:{port}/hello)
+refused=$(curl -s -m 5 -o /dev/null -w '%{{http_code}}' http://metadata.test/)
+direct=$(curl -s -m 2 --noproxy '*' -o /dev/null -w '%{{http_code}}' http://127.0.0.2:{port}/ || true)
+printf '{{"echoed": %s, "refused": "%s", "direct": "%s"}}' "$body" "$refused" "$direct""#
+    );
+    let tool = host
+        .load_native(
+            "fetcher",
+            spec(&script, NativeNetwork::Strict),
+            Grants::none().with_network(grant),
+        )
+        .expect("loads");
+    assert!(
+        tool.facts()
+            .capabilities
+            .iter()
+            .any(|c| c == "process_exec")
+    );
+    let outcome = host
+        .invoke_native(&tool, Invocation::new("{}"))
+        .await
+        .expect("runs");
+    assert_eq!(outcome.code(), "ok", "{outcome:?}");
+    let output: serde_json::Value =
+        serde_json::from_str(outcome.output().expect("output")).expect("JSON");
+    assert_eq!(output["echoed"]["target"], "/hello");
+    assert_eq!(output["refused"], "403");
+    assert_eq!(output["direct"], "000", "no route out but the proxy");
+    assert_eq!(
+        server.requests().len(),
+        1,
+        "only the granted request arrived"
+    );
+
+    let records = &outcome.report().egress;
+    assert_eq!(records.len(), 2, "{records:#?}");
+    assert_eq!(records[0].verdict, Verdict::Allow);
+    assert_eq!(records[0].host.as_deref(), Some("svc.test"));
+    assert_eq!(records[1].verdict, Verdict::Deny);
+    assert_eq!(records[1].reason, Some(Reason::HostNotAllowed));
+
+    let journal = airlock::store::SqliteStore::open_in(state.path()).expect("store");
+    let entries = airlock::journal::JournalStore::all(&journal).expect("entries");
+    let invocation = entries
+        .iter()
+        .find(|e| e.kind == "invocation")
+        .expect("journaled");
+    assert!(
+        invocation
+            .payload
+            .contains("\"executor\":\"native_linux_bubblewrap\""),
+        "{}",
+        invocation.payload
+    );
+    assert!(invocation.payload.contains("\"enforcement\":\"strict\""));
+    assert_eq!(entries.iter().filter(|e| e.kind == "egress").count(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn native_tools_wait_for_approval_and_unsandboxed_ones_need_a_policy() {
+    let state = tempfile::tempdir().expect("tempdir");
+    let host = Host::builder()
+        .cache_dir(test_cache_dir())
+        .state_dir(state.path())
+        .build()
+        .expect("host with the default policies");
+    let tool = host
+        .load_native("echoer", spec("cat", NativeNetwork::None), Grants::none())
+        .expect("loads");
+    let first = host
+        .invoke_native(&tool, Invocation::new("[1]"))
+        .await
+        .expect("runs");
+    assert_eq!(
+        first.code(),
+        "approval_pending",
+        "process_exec is sensitive"
+    );
+
+    let mut unsandboxed = spec("cat", NativeNetwork::None);
+    unsandboxed.tier = Tier::None;
+    let bare = host
+        .load_native("bare", unsandboxed, Grants::none())
+        .expect("loads");
+    let Outcome::PendingApproval { approval, .. } = host
+        .invoke_native(&bare, Invocation::new("[2]"))
+        .await
+        .expect("runs")
+    else {
+        panic!("expected a pending approval")
+    };
+    host.approvals()
+        .expect("approvals")
+        .decide(
+            &approval.id,
+            &airlock::approvals::OperatorDecision::AllowOnce,
+            std::time::SystemTime::now(),
+        )
+        .expect("decide");
+    let refused = host
+        .invoke_native(&bare, Invocation::new("[2]"))
+        .await
+        .expect("runs");
+    assert_eq!(refused.code(), "policy_denied", "{refused:?}");
+    assert!(
+        refused
+            .message()
+            .unwrap_or_default()
+            .contains("unsandboxed")
+    );
+}
+
+use airlock::Outcome;
