@@ -3,11 +3,13 @@
 
 use crate::approvals::{ApprovalRequest, ApprovalStore, Lookup, Scope, Status};
 use crate::invocation::Invocation;
+use crate::journal::Journal;
 use crate::limits::Limits;
 use crate::outcome::{
-    DenialReason, InvokeError, Outcome, PendingApproval, PolicyDenial, RunReport,
+    DenialReason, InvokeError, LimitExceeded, Outcome, PendingApproval, PolicyDenial, RunReport,
 };
 use crate::policy::{Decision, PolicyEngine, ToolFacts};
+use crate::trail;
 use std::time::{Duration, Instant, SystemTime};
 
 /// How often a waiting invocation looks for an operator's decision.
@@ -57,8 +59,52 @@ fn explain(decision: &Decision, who: &str, tool: &str) -> String {
     }
 }
 
-/// Decides whether `invocation` of `tool` may run.
+/// Everything before any tool runs, component or native: the input's
+/// size and JSON checks, then Cedar `tool.execute` and the approvals. A
+/// refusal is journaled (when there is a journal) before it is returned.
+#[allow(clippy::too_many_arguments)] // the host's parts and one invocation's
 pub(crate) async fn admit(
+    policies: &PolicyEngine,
+    approvals: Option<&dyn ApprovalStore>,
+    journal: Option<&Journal>,
+    facts: &ToolFacts,
+    grant_summary: String,
+    invocation: &Invocation,
+    invocation_id: &str,
+    limits: &Limits,
+) -> Result<Admission, InvokeError> {
+    if invocation.input.len() > limits.max_input_bytes {
+        return Ok(Admission::Refused(Box::new(Outcome::LimitExceeded {
+            limit: LimitExceeded::InputTooLarge {
+                limit: limits.max_input_bytes,
+                actual: invocation.input.len(),
+            },
+            report: RunReport::not_started_as(invocation_id.to_string(), limits.clone()),
+        })));
+    }
+    serde_json::from_str::<serde::de::IgnoredAny>(&invocation.input).map_err(|e| {
+        InvokeError::InvalidInput {
+            message: e.to_string(),
+        }
+    })?;
+    let admission = decide(
+        policies,
+        approvals,
+        facts,
+        grant_summary,
+        invocation,
+        invocation_id,
+        limits,
+    )
+    .await?;
+    if let Admission::Refused(outcome) = &admission {
+        trail::journal_refusal(journal, facts, invocation, invocation_id, outcome)?;
+    }
+    Ok(admission)
+}
+
+/// Decides whether `invocation` may run under the policies and approvals.
+async fn decide(
     policies: &PolicyEngine,
     approvals: Option<&dyn ApprovalStore>,
     facts: &ToolFacts,

@@ -561,48 +561,21 @@ impl Host {
         self.check_limits(&limits)?;
         let invocation_id = ulid::Ulid::new().to_string();
         let started = SystemTime::now();
-        if invocation.input.len() > limits.max_input_bytes {
-            return Ok(Outcome::LimitExceeded {
-                limit: crate::LimitExceeded::InputTooLarge {
-                    limit: limits.max_input_bytes,
-                    actual: invocation.input.len(),
-                },
-                report: crate::RunReport::not_started_as(invocation_id, limits),
-            });
-        }
-        serde_json::from_str::<serde::de::IgnoredAny>(&invocation.input).map_err(|e| {
-            InvokeError::InvalidInput {
-                message: e.to_string(),
-            }
-        })?;
-
         let policies = self.policies();
-        let admission = admit(
+        let admitted = match admit(
             &policies,
-            self.inner.approvals.as_deref(),
+            self.approvals(),
+            self.journal(),
             tool.facts(),
             tool.grants().summary(),
             &invocation,
             &invocation_id,
             &limits,
         )
-        .await?;
-        let admitted = match admission {
+        .await?
+        {
             Admission::Run(admitted) => admitted,
-            Admission::Refused(outcome) => {
-                if let (Some(journal), Outcome::Denied { denial, .. }) =
-                    (&self.inner.journal, outcome.as_ref())
-                {
-                    trail::record_denial(
-                        journal,
-                        tool.facts(),
-                        &invocation,
-                        &invocation_id,
-                        denial,
-                    )?;
-                }
-                return Ok(*outcome);
-            }
+            Admission::Refused(outcome) => return Ok(*outcome),
         };
 
         let cx = ExecContext {

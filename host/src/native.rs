@@ -221,67 +221,43 @@ impl Host {
         };
         let invocation_id = ulid::Ulid::new().to_string();
         let started = SystemTime::now();
-        if invocation.input.len() > limits.max_input_bytes {
-            return Ok(Outcome::LimitExceeded {
-                limit: LimitExceeded::InputTooLarge {
-                    limit: limits.max_input_bytes,
-                    actual: invocation.input.len(),
-                },
-                report: RunReport::not_started_as(invocation_id, limits),
-            });
-        }
-        serde_json::from_str::<serde::de::IgnoredAny>(&invocation.input).map_err(|e| {
-            InvokeError::InvalidInput {
-                message: e.to_string(),
-            }
-        })?;
-
         let policies = self.policies();
-        let admission = admit(
+        let admitted = match admit(
             &policies,
             self.approvals(),
+            self.journal(),
             &tool.facts,
             tool.grants.summary(),
             &invocation,
             &invocation_id,
             &limits,
         )
-        .await?;
-        let refuse = |message: String,
-                      policies: Vec<String>,
-                      approval_id|
-         -> Result<Outcome, InvokeError> {
-            let outcome = Outcome::Denied {
-                denial: crate::PolicyDenial {
-                    reason: crate::DenialReason::Policy,
-                    policies,
-                    message,
-                    approval_id,
-                },
-                report: RunReport::not_started_as(invocation_id.clone(), limits.clone()),
-            };
-            if let (Some(journal), Outcome::Denied { denial, .. }) = (self.journal(), &outcome) {
-                trail::record_denial(journal, &tool.facts, &invocation, &invocation_id, denial)?;
-            }
-            Ok(outcome)
-        };
-        let admitted = match admission {
+        .await?
+        {
             Admission::Run(admitted) => admitted,
-            Admission::Refused(outcome) => {
-                if let (Some(journal), Outcome::Denied { denial, .. }) =
-                    (self.journal(), outcome.as_ref())
-                {
-                    trail::record_denial(
-                        journal,
-                        &tool.facts,
-                        &invocation,
-                        &invocation_id,
-                        denial,
-                    )?;
-                }
-                return Ok(*outcome);
-            }
+            Admission::Refused(outcome) => return Ok(*outcome),
         };
+        // Refusals after admission: policy denials, journaled like the gate's.
+        let refuse =
+            |message: String, policies: Vec<String>, approval_id| -> Result<Outcome, InvokeError> {
+                let outcome = Outcome::Denied {
+                    denial: crate::PolicyDenial {
+                        reason: crate::DenialReason::Policy,
+                        policies,
+                        message,
+                        approval_id,
+                    },
+                    report: RunReport::not_started_as(invocation_id.clone(), limits.clone()),
+                };
+                trail::journal_refusal(
+                    self.journal(),
+                    &tool.facts,
+                    &invocation,
+                    &invocation_id,
+                    &outcome,
+                )?;
+                Ok(outcome)
+            };
         if tool.backend.is_none() && admitted.approval_id.is_none() {
             return refuse(UNSANDBOXED_NEEDS_APPROVAL.into(), admitted.policies, None);
         }

@@ -74,8 +74,24 @@ pub(crate) fn record_run(
     journal.record(&entries).map(drop)
 }
 
+/// Journals `outcome` when it is a refusal and there is a journal.
+pub(crate) fn journal_refusal(
+    journal: Option<&Journal>,
+    facts: &ToolFacts,
+    invocation: &Invocation,
+    invocation_id: &str,
+    outcome: &Outcome,
+) -> Result<(), StoreError> {
+    match (journal, outcome) {
+        (Some(journal), Outcome::Denied { denial, .. }) => {
+            record_denial(journal, facts, invocation, invocation_id, denial)
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Journals a refusal before the tool ran.
-pub(crate) fn record_denial(
+fn record_denial(
     journal: &Journal,
     facts: &ToolFacts,
     invocation: &Invocation,
