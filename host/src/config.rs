@@ -21,11 +21,18 @@
 //! header = "X-Api-Key"
 //! format = "{secret}"
 //! hosts = ["api.weather.example"]
+//!
+//! [[tools]]
+//! name = "converter"                  # a program, not a component
+//! native = { program = "/usr/bin/pandoc", network = "none", fs_read = ["./docs"] }
 //! ```
+//!
+//! The `native` table's keys are described in [`crate::native`].
 
 use crate::egress::url::Scheme;
 use crate::egress::{ConfigError, NetworkGrant, RawGrant, Source};
 use crate::grants::{DirAccess, DirGrant, Grants};
+use crate::native::{NativeSpec, RawNative};
 use crate::vault::CredentialBinding;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -36,6 +43,7 @@ use toml::Spanned;
 pub struct ToolConfig {
     name: String,
     component: Option<PathBuf>,
+    native: Option<NativeSpec>,
     grants: Grants,
 }
 
@@ -48,6 +56,12 @@ impl ToolConfig {
     /// The component file, resolved against the configuration's directory.
     pub fn component(&self) -> Option<&Path> {
         self.component.as_deref()
+    }
+
+    /// The native program and its sandbox, for a tool that is not a
+    /// component.
+    pub fn native(&self) -> Option<&NativeSpec> {
+        self.native.as_ref()
     }
 
     /// What the tool is granted.
@@ -88,6 +102,7 @@ struct RawConfig {
 struct RawTool {
     name: Spanned<String>,
     component: Option<String>,
+    native: Option<Spanned<RawNative>>,
     #[serde(default)]
     dirs: Vec<Spanned<RawDir>>,
     network: Option<RawGrant>,
@@ -199,6 +214,31 @@ impl Config {
                     format!("tool `{name}` is configured twice: merge the two entries"),
                 ));
             }
+            let native = match tool.native {
+                None => None,
+                Some(native) => {
+                    let span = native.span();
+                    let misplaced = if tool.component.is_some() {
+                        Some("`component`: a tool is a component or a native program, not both")
+                    } else if !tool.dirs.is_empty() {
+                        Some(
+                            "`dirs`: a native tool's directories are `fs_read` and `fs_write` in its `native` table",
+                        )
+                    } else if !tool.credentials.is_empty() {
+                        Some(
+                            "`credentials`: native tools cannot have secrets injected yet; remove the bindings",
+                        )
+                    } else {
+                        None
+                    };
+                    if let Some(problem) = misplaced {
+                        return Err(
+                            source.error(span, format!("native tool `{name}` also has {problem}"))
+                        );
+                    }
+                    Some(native.into_inner().into_spec(base, &source)?)
+                }
+            };
             let mut grants = Grants::none().named(name.clone());
             if tool.sensitive {
                 grants = grants.mark_sensitive();
@@ -238,6 +278,7 @@ impl Config {
             tools.push(ToolConfig {
                 name,
                 component: tool.component.map(|c| base.join(c)),
+                native,
                 grants,
             });
         }
@@ -298,6 +339,62 @@ name = "pure"
     }
 
     #[test]
+    fn native_tools_take_paths_from_the_file_and_limits_in_units() {
+        let config = Config::from_toml(
+            r#"
+[[tools]]
+name = "conv"
+sensitive = true
+[tools.native]
+program = "bin/conv"
+args = ["--json"]
+network = "strict"
+fs_read = ["docs", "/usr/share/dict"]
+fs_write = ["out"]
+limits = { cpu = "1500ms", memory = "256MiB", processes = 8, timeout = "5s", output = 4096 }
+
+[[tools]]
+name = "sh"
+native = { program = "sh", tier = "none" }
+"#,
+            "airlock.toml",
+            Path::new("/etc/airlock"),
+        )
+        .expect("valid");
+        let conv = config.tool("conv").expect("conv");
+        assert!(conv.component().is_none());
+        assert!(conv.grants().is_marked_sensitive());
+        let spec = conv.native().expect("native");
+        assert_eq!(spec.program, Path::new("/etc/airlock/bin/conv"));
+        assert_eq!(spec.args, ["--json"]);
+        assert_eq!(spec.tier, crate::native::Tier::Sandbox);
+        assert_eq!(spec.network, crate::native::NativeNetwork::Strict);
+        assert_eq!(
+            spec.fs_read,
+            [Path::new("/etc/airlock/docs"), Path::new("/usr/share/dict")]
+        );
+        assert_eq!(spec.fs_write, [Path::new("/etc/airlock/out")]);
+        assert_eq!(spec.limits.cpu_seconds, 2, "rounded up to whole seconds");
+        assert_eq!(spec.limits.address_space_bytes, 256 << 20);
+        assert_eq!(spec.limits.processes, 8);
+        assert_eq!(spec.limits.wall_clock, std::time::Duration::from_secs(5));
+        assert_eq!(spec.limits.output_bytes, 4096);
+        assert_eq!(
+            spec.limits.open_files,
+            airlock_sandbox::DEFAULT_LIMITS.open_files,
+            "unset limits keep their defaults"
+        );
+        let sh = config.tool("sh").and_then(ToolConfig::native).expect("sh");
+        assert_eq!(
+            sh.program,
+            Path::new("sh"),
+            "a bare name is found on PATH at load"
+        );
+        assert_eq!(sh.tier, crate::native::Tier::None);
+        assert_eq!(sh.network, crate::native::NativeNetwork::None);
+    }
+
+    #[test]
     fn mistakes_point_at_the_line() {
         let cases = [
             (
@@ -344,6 +441,36 @@ name = "pure"
                 "[[tools]]\nname = \"a\"\n[[tools.credentials]]\nsecret = \"k\"\nheader = \"authorization\"\nformat = \"Bearer\"\nhosts = [\"a.test\"]\n",
                 "airlock.toml:6:10:",
                 "exactly once",
+            ),
+            (
+                "[[tools]]\nname = \"a\"\ncomponent = \"a.wasm\"\nnative = { program = \"/bin/true\" }\n",
+                "airlock.toml:4:10:",
+                "a component or a native program, not both",
+            ),
+            (
+                "[[tools]]\nname = \"a\"\nnative = { program = \"/bin/true\", tier = \"none\", network = \"strict\" }\n",
+                "airlock.toml:3:60:",
+                "needs the sandbox",
+            ),
+            (
+                "[[tools]]\nname = \"a\"\nnative = { program = \"/bin/true\", tier = \"chroot\" }\n",
+                "airlock.toml:3:42:",
+                "\"sandbox\" (the default) or \"none\"",
+            ),
+            (
+                "[[tools]]\nname = \"a\"\nnative = { program = \"/bin/true\", limits = { memory = \"lots\" } }\n",
+                "airlock.toml:3:55:",
+                "`memory` must be a byte count",
+            ),
+            (
+                "[[tools]]\nname = \"a\"\nnative = { program = \"/bin/true\", limits = { processes = 0 } }\n",
+                "airlock.toml:3:58:",
+                "`processes = 0`",
+            ),
+            (
+                "[[tools]]\nname = \"a\"\nnative = { program = \" \" }\n",
+                "airlock.toml:3:22:",
+                "`program` is empty",
             ),
         ];
         for (text, location, hint) in cases {

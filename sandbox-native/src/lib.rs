@@ -149,12 +149,7 @@ pub fn detect_in(path: Option<OsString>) -> Result<Backend, SandboxError> {
             program: None,
         });
     };
-    let found = path
-        .iter()
-        .flat_map(std::env::split_paths)
-        .map(|dir| dir.join(program))
-        .find(|candidate| is_executable(candidate));
-    match found {
+    match find_program(program.as_ref(), path) {
         Some(program) => Ok(Backend {
             kind,
             program: Some(program),
@@ -165,6 +160,15 @@ pub fn detect_in(path: Option<OsString>) -> Result<Backend, SandboxError> {
             hint: kind.install_hint(),
         }),
     }
+}
+
+/// The first executable file named `name` in the directories of `path` (a
+/// `PATH` value), as a shell would find it.
+pub fn find_program(name: &std::ffi::OsStr, path: Option<OsString>) -> Option<PathBuf> {
+    path.iter()
+        .flat_map(std::env::split_paths)
+        .map(|dir| dir.join(name))
+        .find(|candidate| is_executable(candidate))
 }
 
 #[cfg(unix)]

@@ -156,6 +156,11 @@ pub(crate) fn build_host(
     if let Some(resolver) = resolver {
         builder = builder.resolver(resolver);
     }
+    // This binary is also the bridge that strict native tools reach the
+    // egress proxy through (`airlock __bridge`).
+    if let Ok(exe) = std::env::current_exe() {
+        builder = builder.native_bridge(exe);
+    }
     if let Some(vault) = vault {
         builder = builder.vault(vault);
     }

@@ -1,6 +1,7 @@
 //! What the CLI prints: JSON objects with stable field names (reason codes are
 //! the library's), and their human-readable forms.
 
+use airlock::native::NativeTool;
 use airlock::{
     Captured, ComponentInfo, Descriptor, EgressRecord, Limits, Outcome, RunReport, Tool,
 };
@@ -39,18 +40,48 @@ fn report_json(report: &RunReport) -> Value {
     })
 }
 
-fn tool_json(tool: &Tool) -> Value {
-    let d = tool.descriptor();
+/// The tool that ran, as results name it: a component or a native program.
+pub struct ToolLabel {
+    pub name: String,
+    pub version: Option<String>,
+    pub sha256: String,
+    pub world: String,
+}
+
+impl From<&Tool> for ToolLabel {
+    fn from(tool: &Tool) -> Self {
+        Self {
+            name: tool.name().to_string(),
+            version: Some(tool.descriptor().version.clone()),
+            sha256: tool.sha256().to_hex(),
+            world: tool.world().as_str().to_string(),
+        }
+    }
+}
+
+impl From<&NativeTool> for ToolLabel {
+    fn from(tool: &NativeTool) -> Self {
+        let facts = tool.facts();
+        Self {
+            name: facts.name.clone(),
+            version: None,
+            sha256: facts.sha256.clone(),
+            world: facts.world.clone(),
+        }
+    }
+}
+
+fn tool_json(tool: &ToolLabel) -> Value {
     json!({
-        "name": d.name,
-        "version": d.version,
-        "sha256": tool.sha256().to_hex(),
-        "world": tool.world().as_str(),
+        "name": tool.name,
+        "version": tool.version,
+        "sha256": tool.sha256,
+        "world": tool.world,
     })
 }
 
 /// The `run --json` result object.
-pub fn outcome_json(tool: &Tool, outcome: &Outcome) -> Value {
+pub fn outcome_json(tool: &ToolLabel, outcome: &Outcome) -> Value {
     let mut object = json!({
         "status": match outcome {
             Outcome::Completed { .. } => "ok",
@@ -110,10 +141,10 @@ pub fn error_json(code: &str, message: &str, exit_code: u8) -> Value {
 }
 
 /// Text-mode report of a failed run on stderr: reason, message, guest stderr.
-pub fn print_failure(tool: &Tool, outcome: &Outcome) {
+pub fn print_failure(tool: &ToolLabel, outcome: &Outcome) {
     eprintln!(
         "airlock: {}: {}: {}",
-        tool.name(),
+        tool.name,
         outcome.code(),
         outcome.message().unwrap_or_default()
     );

@@ -1,10 +1,12 @@
-//! `airlock run`: load a component, run it once on JSON input, print the result.
+//! `airlock run`: load a component or a configured native tool, run it once
+//! on JSON input, print the result.
 
 use super::approvals;
 use super::args::{Cli, RunArgs};
 use super::render;
+use airlock::native::NativeTool;
 use airlock::policy::{Principal, RequestContext};
-use airlock::{Grants, Invocation, LimitExceeded, Outcome, exit_code};
+use airlock::{Grants, Host, Invocation, InvokeError, LimitExceeded, Outcome, Tool, exit_code};
 use std::io::{IsTerminal, Read};
 
 /// Prints an error (as JSON on stdout too, with `--json`) and returns `exit`.
@@ -30,13 +32,20 @@ pub async fn run(cli: &Cli, args: &RunArgs) -> u8 {
         Ok(configured) => configured,
         Err(e) => return report_error(json, e.code(), &e.to_string(), exit_code::USAGE),
     };
+    let native = configured.as_ref().and_then(|t| t.native().cloned());
     let component = match (
+        &native,
         &args.component,
         configured.as_ref().and_then(|t| t.component()),
     ) {
-        (Some(path), _) => path.clone(),
-        (None, Some(path)) => path.to_path_buf(),
-        (None, None) => {
+        (Some(_), Some(_), _) => {
+            let message = "this tool is configured as a native program: drop the component path";
+            return report_error(json, "usage", message, exit_code::USAGE);
+        }
+        (Some(_), None, _) => None,
+        (None, Some(path), _) => Some(path.clone()),
+        (None, None, Some(path)) => Some(path.to_path_buf()),
+        (None, None, None) => {
             let message =
                 "no component: give its path, or a `component` in the tool's configuration";
             return report_error(json, "usage", message, exit_code::USAGE);
@@ -52,7 +61,17 @@ pub async fn run(cli: &Cli, args: &RunArgs) -> u8 {
             Err(e) => return report_error(json, e.code(), &e.to_string(), exit_code::USAGE),
         }
     }
-    for dir in args.grants.dirs_ro.iter().chain(&args.grants.dirs_rw) {
+    let dirs: Vec<_> = args
+        .grants
+        .dirs_ro
+        .iter()
+        .chain(&args.grants.dirs_rw)
+        .collect();
+    if native.is_some() && !dirs.is_empty() {
+        let message = "--dir/--dir-rw are for components: a native tool's directories are `fs_read`/`fs_write` in its `native` table";
+        return report_error(json, "usage", message, exit_code::USAGE);
+    }
+    for dir in dirs {
         grants = grants.with_dir(dir.clone());
     }
 
@@ -70,12 +89,29 @@ pub async fn run(cli: &Cli, args: &RunArgs) -> u8 {
         Ok(host) => host,
         Err(e) => return report_error(json, e.code, &e.message, e.exit),
     };
-    let tool = match host.load(component.as_path(), grants).await {
-        Ok(tool) => tool,
-        Err(e) => {
-            let message = format!("{}: {e}", component.display());
-            return report_error(json, e.code(), &message, e.exit_code());
+    let loaded = match (native, component) {
+        (Some(spec), _) => {
+            let name = configured.as_ref().map_or("", |t| t.name());
+            host.load_native(name, spec, grants)
+                .map(|tool| Loaded::Native(Box::new(tool)))
+                .map_err(|e| (e.code(), e.to_string(), exit_code::USAGE))
         }
+        (None, Some(component)) => host
+            .load(component.as_path(), grants)
+            .await
+            .map(Loaded::Component)
+            .map_err(|e| {
+                (
+                    e.code(),
+                    format!("{}: {e}", component.display()),
+                    e.exit_code(),
+                )
+            }),
+        (None, None) => Err(("usage", "nothing to run".to_string(), exit_code::USAGE)),
+    };
+    let tool = match loaded {
+        Ok(tool) => tool,
+        Err((code, message, exit)) => return report_error(json, code, &message, exit),
     };
     let mut invocation = Invocation::new(input)
         .with_limits(limits)
@@ -92,7 +128,7 @@ pub async fn run(cli: &Cli, args: &RunArgs) -> u8 {
     if let Some(wait) = args.wait {
         invocation = invocation.wait_for_approval(wait);
     }
-    let mut outcome = match host.invoke(&tool, invocation.clone()).await {
+    let mut outcome = match tool.invoke(&host, invocation.clone()).await {
         Ok(outcome) => outcome,
         Err(e) => return report_error(json, e.code(), &e.to_string(), e.exit_code()),
     };
@@ -107,12 +143,13 @@ pub async fn run(cli: &Cli, args: &RunArgs) -> u8 {
         {
             return report_error(json, e.code(), &e.to_string(), exit_code::USAGE);
         }
-        outcome = match host.invoke(&tool, invocation).await {
+        outcome = match tool.invoke(&host, invocation).await {
             Ok(outcome) => outcome,
             Err(e) => return report_error(json, e.code(), &e.to_string(), e.exit_code()),
         };
     }
 
+    let tool = tool.label();
     if json {
         println!("{}", render::outcome_json(&tool, &outcome));
     } else if let Outcome::Completed { output, .. } = &outcome {
@@ -125,6 +162,28 @@ pub async fn run(cli: &Cli, args: &RunArgs) -> u8 {
         render::print_failure(&tool, &outcome);
     }
     outcome.exit_code()
+}
+
+/// What `run` loaded: a component or a native program.
+enum Loaded {
+    Component(Tool),
+    Native(Box<NativeTool>),
+}
+
+impl Loaded {
+    async fn invoke(&self, host: &Host, invocation: Invocation) -> Result<Outcome, InvokeError> {
+        match self {
+            Loaded::Component(tool) => host.invoke(tool, invocation).await,
+            Loaded::Native(tool) => host.invoke_native(tool, invocation).await,
+        }
+    }
+
+    fn label(&self) -> render::ToolLabel {
+        match self {
+            Loaded::Component(tool) => tool.into(),
+            Loaded::Native(tool) => tool.as_ref().into(),
+        }
+    }
 }
 
 /// `User::"$USER"`: the person at the terminal.

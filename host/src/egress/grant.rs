@@ -279,14 +279,19 @@ enum RawPort {
     Range(String),
 }
 
+/// A byte count as written: a number or a string such as `"1MiB"`.
 #[derive(Deserialize)]
 #[serde(untagged)]
-enum RawSize {
+pub(crate) enum RawSize {
     Number(i64),
     Text(String),
 }
 
-fn size(value: &Spanned<RawSize>, key: &str, source: &Source<'_>) -> Result<u64, ConfigError> {
+pub(crate) fn size(
+    value: &Spanned<RawSize>,
+    key: &str,
+    source: &Source<'_>,
+) -> Result<u64, ConfigError> {
     let bad = || {
         source.error(
             value.span(),
@@ -304,7 +309,7 @@ fn size(value: &Spanned<RawSize>, key: &str, source: &Source<'_>) -> Result<u64,
     }
 }
 
-fn positive_size(
+pub(crate) fn positive_size(
     value: Option<Spanned<RawSize>>,
     default: u64,
     key: &str,
@@ -322,7 +327,7 @@ fn positive_size(
     }
 }
 
-fn timeout(
+pub(crate) fn timeout(
     value: Option<Spanned<String>>,
     default: Duration,
     key: &str,

@@ -7,17 +7,22 @@
 //! same check as `wasi:http` (grant, one resolution, every address
 //! classified, Cedar), then the pinned address.
 
+mod config;
+mod run;
+
+pub(crate) use config::RawNative;
+
 use crate::Host;
 use crate::egress::{Credentials, EgressHook, EgressProxy, Requester};
 use crate::gate::{Admission, admit};
 use crate::grants::Grants;
 use crate::invocation::Invocation;
 use crate::limits::Limits;
-use crate::outcome::{InvokeError, LimitExceeded, Outcome, RunReport, ToolError, ToolErrorKind};
+use crate::outcome::{InvokeError, Outcome, RunReport};
 use crate::policy::ToolFacts;
-use crate::runtime::Captured;
 use crate::trail::{self, Execution};
-use airlock_sandbox::{Access, Backend, Exit, NetworkMode, Plan};
+use airlock_sandbox::Backend;
+use run::{outcome_of, plan_for};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -107,6 +112,14 @@ pub enum NativeError {
         /// Why.
         source: std::io::Error,
     },
+    /// A granted directory does not exist or is not a directory.
+    #[error("granted directory {}: {source}; create it or fix `fs_read`/`fs_write`", path.display())]
+    Directory {
+        /// The path as configured.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
     /// No sandbox on this machine.
     #[error(transparent)]
     Sandbox(#[from] airlock_sandbox::SandboxError),
@@ -124,9 +137,53 @@ impl NativeError {
         match self {
             NativeError::Program { .. } => "native_program_unreadable",
             NativeError::Sandbox(e) => e.code(),
-            NativeError::Credentials | NativeError::UnsandboxedNetwork => "grant_invalid",
+            NativeError::Directory { .. }
+            | NativeError::Credentials
+            | NativeError::UnsandboxedNetwork => "grant_invalid",
         }
     }
+}
+
+/// The program's canonical path: a bare name is looked up on `PATH`, as a
+/// shell would, so `program = "curl"` works; the hash is of what was found.
+fn locate(program: &Path) -> Result<PathBuf, NativeError> {
+    let found = if program.components().count() == 1 && !program.is_absolute() {
+        airlock_sandbox::find_program(program.as_os_str(), std::env::var_os("PATH"))
+    } else {
+        Some(program.to_path_buf())
+    };
+    let missing = || NativeError::Program {
+        path: program.to_path_buf(),
+        source: std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            "not found (a bare name is looked up on PATH; give a path otherwise)",
+        ),
+    };
+    found
+        .ok_or_else(missing)?
+        .canonicalize()
+        .map_err(|source| NativeError::Program {
+            path: program.to_path_buf(),
+            source,
+        })
+}
+
+/// Granted directories, canonical: a missing one is an error at load rather
+/// than a sandbox that fails to start on every run.
+fn existing_dirs(dirs: &[PathBuf]) -> Result<Vec<PathBuf>, NativeError> {
+    dirs.iter()
+        .map(|dir| {
+            dir.canonicalize()
+                .and_then(|canonical| match canonical.is_dir() {
+                    true => Ok(canonical),
+                    false => Err(std::io::Error::other("not a directory")),
+                })
+                .map_err(|source| NativeError::Directory {
+                    path: dir.clone(),
+                    source,
+                })
+        })
+        .collect()
 }
 
 fn sha256_file(path: &Path) -> Result<String, NativeError> {
@@ -151,13 +208,9 @@ impl Host {
         if !grants.credentials().is_empty() {
             return Err(NativeError::Credentials);
         }
-        let program = spec
-            .program
-            .canonicalize()
-            .map_err(|source| NativeError::Program {
-                path: spec.program.clone(),
-                source,
-            })?;
+        let program = locate(&spec.program)?;
+        let fs_read = existing_dirs(&spec.fs_read)?;
+        let fs_write = existing_dirs(&spec.fs_write)?;
         let sha256 = sha256_file(&program)?;
         let backend = match spec.tier {
             Tier::Sandbox => Some(airlock_sandbox::detect()?),
@@ -191,7 +244,12 @@ impl Host {
             })?;
         Ok(NativeTool {
             facts,
-            spec: NativeSpec { program, ..spec },
+            spec: NativeSpec {
+                program,
+                fs_read,
+                fs_write,
+                ..spec
+            },
             grants,
             backend,
         })
@@ -337,123 +395,5 @@ impl Host {
             )?;
         }
         Ok(outcome)
-    }
-}
-
-fn text(captured: &airlock_sandbox::Captured) -> Captured {
-    Captured {
-        text: String::from_utf8_lossy(&captured.bytes).into_owned(),
-        dropped_bytes: captured.dropped,
-    }
-}
-
-/// The sandbox plan: the program and the granted directories visible at
-/// their host paths, a minimal environment, the network mode.
-fn plan_for(
-    spec: &NativeSpec,
-    proxy_socket: Option<&Path>,
-    bridge: Option<&Path>,
-) -> Result<Plan, String> {
-    let mut plan = Plan::new(&spec.program)
-        .args(spec.args.iter())
-        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
-        .env("LANG", "C.UTF-8")
-        .limits(spec.limits.clone())
-        .mount(&spec.program, &spec.program, Access::ReadOnly);
-    for dir in &spec.fs_read {
-        plan = plan.mount(dir, dir, Access::ReadOnly);
-    }
-    for dir in &spec.fs_write {
-        plan = plan.mount(dir, dir, Access::ReadWrite);
-    }
-    if let Some(dir) = spec.fs_write.first() {
-        plan = plan.cwd(dir);
-    }
-    if let Some(socket) = proxy_socket {
-        let bridge = bridge.ok_or_else(|| {
-            "strict network needs the bridge program: HostBuilder::native_bridge, or run from the airlock binary".to_string()
-        })?;
-        plan.network = NetworkMode::Strict {
-            proxy_socket: socket.to_path_buf(),
-            bridge: bridge.to_path_buf(),
-        };
-    }
-    Ok(plan)
-}
-
-/// What a finished native run means, in the same terms as a component's.
-fn outcome_of(
-    output: airlock_sandbox::RunOutput,
-    egress: Vec<crate::EgressRecord>,
-    invocation_id: String,
-    limits: Limits,
-) -> Outcome {
-    let report = RunReport {
-        invocation_id,
-        duration: output.duration,
-        limits: limits.clone(),
-        fuel_consumed: None,
-        memory_peak_bytes: 0,
-        stdout: text(&output.stdout),
-        stderr: text(&output.stderr),
-        egress,
-    };
-    let stderr_tail = || {
-        let text = &report.stderr.text;
-        let start = text.len().saturating_sub(400);
-        text.get(start..).unwrap_or_default().trim().to_string()
-    };
-    match output.exit {
-        Exit::TimedOut => Outcome::LimitExceeded {
-            limit: LimitExceeded::Deadline {
-                timeout: limits.timeout,
-            },
-            report,
-        },
-        Exit::Code(0) if output.stdout.dropped > 0 => Outcome::LimitExceeded {
-            limit: LimitExceeded::OutputTooLarge {
-                limit: limits.max_output_bytes,
-                actual: output.stdout.bytes.len() + output.stdout.dropped as usize,
-            },
-            report,
-        },
-        Exit::Code(0) => {
-            let stdout = report.stdout.text.clone();
-            if serde_json::from_str::<serde::de::IgnoredAny>(&stdout).is_ok() {
-                Outcome::Completed {
-                    output: stdout.trim_end().to_string(),
-                    report,
-                }
-            } else {
-                Outcome::ToolError {
-                    error: ToolError {
-                        kind: ToolErrorKind::InvalidOutput,
-                        message: "the program's stdout is not JSON".into(),
-                    },
-                    report,
-                }
-            }
-        }
-        Exit::Code(code) => Outcome::ToolError {
-            error: ToolError {
-                kind: ToolErrorKind::Failed,
-                message: format!("the program exited with status {code}: {}", stderr_tail()),
-            },
-            report,
-        },
-        Exit::Signal(signal) => Outcome::ToolError {
-            error: ToolError {
-                kind: ToolErrorKind::Failed,
-                message: format!(
-                    "the program was killed by signal {signal}{}",
-                    if signal == 24 {
-                        " (its CPU time limit)"
-                    } else {
-                        ""
-                    }
-                ),
-            },
-            report,
-        },
     }
 }

@@ -1,0 +1,128 @@
+//! From a [`NativeSpec`] to a sandbox [`Plan`], and from the sandbox's
+//! [`RunOutput`](airlock_sandbox::RunOutput) back to an [`Outcome`] in the
+//! same terms as a component's.
+
+use super::NativeSpec;
+use crate::limits::Limits;
+use crate::outcome::{LimitExceeded, Outcome, RunReport, ToolError, ToolErrorKind};
+use crate::runtime::Captured;
+use airlock_sandbox::{Access, Exit, NetworkMode, Plan};
+use std::path::Path;
+
+fn text(captured: &airlock_sandbox::Captured) -> Captured {
+    Captured {
+        text: String::from_utf8_lossy(&captured.bytes).into_owned(),
+        dropped_bytes: captured.dropped,
+    }
+}
+
+/// The sandbox plan: the program and the granted directories visible at
+/// their host paths, a minimal environment, the network mode.
+pub(super) fn plan_for(
+    spec: &NativeSpec,
+    proxy_socket: Option<&Path>,
+    bridge: Option<&Path>,
+) -> Result<Plan, String> {
+    let mut plan = Plan::new(&spec.program)
+        .args(spec.args.iter())
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+        .env("LANG", "C.UTF-8")
+        .limits(spec.limits.clone())
+        .mount(&spec.program, &spec.program, Access::ReadOnly);
+    for dir in &spec.fs_read {
+        plan = plan.mount(dir, dir, Access::ReadOnly);
+    }
+    for dir in &spec.fs_write {
+        plan = plan.mount(dir, dir, Access::ReadWrite);
+    }
+    if let Some(dir) = spec.fs_write.first() {
+        plan = plan.cwd(dir);
+    }
+    if let Some(socket) = proxy_socket {
+        let bridge = bridge.ok_or_else(|| {
+            "strict network needs the bridge program: HostBuilder::native_bridge, or run from the airlock binary".to_string()
+        })?;
+        plan.network = NetworkMode::Strict {
+            proxy_socket: socket.to_path_buf(),
+            bridge: bridge.to_path_buf(),
+        };
+    }
+    Ok(plan)
+}
+
+/// What a finished native run means, in the same terms as a component's.
+pub(super) fn outcome_of(
+    output: airlock_sandbox::RunOutput,
+    egress: Vec<crate::EgressRecord>,
+    invocation_id: String,
+    limits: Limits,
+) -> Outcome {
+    let report = RunReport {
+        invocation_id,
+        duration: output.duration,
+        limits: limits.clone(),
+        fuel_consumed: None,
+        memory_peak_bytes: 0,
+        stdout: text(&output.stdout),
+        stderr: text(&output.stderr),
+        egress,
+    };
+    let stderr_tail = || {
+        let text = &report.stderr.text;
+        let start = text.len().saturating_sub(400);
+        text.get(start..).unwrap_or_default().trim().to_string()
+    };
+    match output.exit {
+        Exit::TimedOut => Outcome::LimitExceeded {
+            limit: LimitExceeded::Deadline {
+                timeout: limits.timeout,
+            },
+            report,
+        },
+        Exit::Code(0) if output.stdout.dropped > 0 => Outcome::LimitExceeded {
+            limit: LimitExceeded::OutputTooLarge {
+                limit: limits.max_output_bytes,
+                actual: output.stdout.bytes.len() + output.stdout.dropped as usize,
+            },
+            report,
+        },
+        Exit::Code(0) => {
+            let stdout = report.stdout.text.clone();
+            if serde_json::from_str::<serde::de::IgnoredAny>(&stdout).is_ok() {
+                Outcome::Completed {
+                    output: stdout.trim_end().to_string(),
+                    report,
+                }
+            } else {
+                Outcome::ToolError {
+                    error: ToolError {
+                        kind: ToolErrorKind::InvalidOutput,
+                        message: "the program's stdout is not JSON".into(),
+                    },
+                    report,
+                }
+            }
+        }
+        Exit::Code(code) => Outcome::ToolError {
+            error: ToolError {
+                kind: ToolErrorKind::Failed,
+                message: format!("the program exited with status {code}: {}", stderr_tail()),
+            },
+            report,
+        },
+        Exit::Signal(signal) => Outcome::ToolError {
+            error: ToolError {
+                kind: ToolErrorKind::Failed,
+                message: format!(
+                    "the program was killed by signal {signal}{}",
+                    if signal == 24 {
+                        " (its CPU time limit)"
+                    } else {
+                        ""
+                    }
+                ),
+            },
+            report,
+        },
+    }
+}
