@@ -114,6 +114,7 @@ pub struct HostBuilder {
     policies: Option<Arc<PolicyEngine>>,
     vault: Option<Arc<Vault>>,
     native_bridge: Option<PathBuf>,
+    native_sandbox: Option<airlock_sandbox::Backend>,
 }
 
 impl Default for HostBuilder {
@@ -130,6 +131,7 @@ impl Default for HostBuilder {
             policies: None,
             vault: None,
             native_bridge: None,
+            native_sandbox: None,
         }
     }
 }
@@ -208,6 +210,13 @@ impl HostBuilder {
         self
     }
 
+    /// Runs sandboxed native tools under `backend` instead of the one
+    /// [`airlock_sandbox::detect`] finds on this machine.
+    pub fn native_sandbox(mut self, backend: airlock_sandbox::Backend) -> Self {
+        self.native_sandbox = Some(backend);
+        self
+    }
+
     /// Authorizes with `policies` instead of the shipped defaults.
     pub fn policies(mut self, policies: PolicyEngine) -> Self {
         self.policies = Some(Arc::new(policies));
@@ -260,6 +269,7 @@ impl HostBuilder {
                 journal,
                 vault: self.vault,
                 native_bridge: self.native_bridge,
+                native_sandbox: self.native_sandbox,
                 network: Network {
                     resolver: self
                         .resolver
@@ -308,6 +318,7 @@ struct HostInner {
     journal: Option<Journal>,
     vault: Option<Arc<Vault>>,
     native_bridge: Option<PathBuf>,
+    native_sandbox: Option<airlock_sandbox::Backend>,
 }
 
 /// The principal `describe()` runs as when a tool is loaded.
@@ -363,6 +374,16 @@ impl Host {
     /// The bridge program for strict native tools, if configured.
     pub(crate) fn native_bridge(&self) -> Option<PathBuf> {
         self.inner.native_bridge.clone()
+    }
+
+    /// The sandbox for native tools: the injected one, or this machine's.
+    pub(crate) fn native_sandbox(
+        &self,
+    ) -> Result<airlock_sandbox::Backend, airlock_sandbox::SandboxError> {
+        match &self.inner.native_sandbox {
+            Some(backend) => Ok(Arc::clone(backend)),
+            None => airlock_sandbox::detect(),
+        }
     }
 
     /// The approval store, when the host has a state directory.

@@ -96,6 +96,57 @@ fn carry(client: TcpStream, socket: &std::path::Path) -> io::Result<()> {
     Ok(())
 }
 
+/// Carries connections to the proxy until dropped.
+#[cfg(unix)]
+#[derive(Debug)]
+pub struct Serving {
+    addr: Option<std::net::SocketAddr>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+#[cfg(unix)]
+impl Serving {
+    /// Where it listens.
+    pub fn addr(&self) -> Option<std::net::SocketAddr> {
+        self.addr
+    }
+}
+
+#[cfg(unix)]
+impl Drop for Serving {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        // Wakes the accept loop so it sees the flag and ends.
+        if let Some(addr) = self.addr {
+            let _ = TcpStream::connect(addr);
+        }
+    }
+}
+
+/// Carries every connection accepted on `listener` to the egress proxy's
+/// Unix socket at `socket`, each on its own thread, until the returned
+/// guard is dropped.
+#[cfg(unix)]
+pub fn serve(listener: TcpListener, socket: PathBuf) -> Serving {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let serving = Serving {
+        addr: listener.local_addr().ok(),
+        stop: std::sync::Arc::clone(&stop),
+    };
+    std::thread::spawn(move || {
+        for client in listener.incoming().flatten() {
+            if stop.load(std::sync::atomic::Ordering::SeqCst) {
+                break;
+            }
+            let socket = socket.clone();
+            std::thread::spawn(move || {
+                let _ = carry(client, &socket);
+            });
+        }
+    });
+    serving
+}
+
 /// Runs the bridge with `argv` (without the program name); returns the
 /// exit code to end the process with.
 #[cfg(unix)]
@@ -111,15 +162,8 @@ pub fn main_with(argv: impl Iterator<Item = OsString>) -> i32 {
             return 125;
         }
     };
-    let socket = args.socket.clone();
-    std::thread::spawn(move || {
-        for client in listener.incoming().flatten() {
-            let socket = socket.clone();
-            std::thread::spawn(move || {
-                let _ = carry(client, &socket);
-            });
-        }
-    });
+    // Serves until this process ends with the tool.
+    let _serving = serve(listener, args.socket.clone());
     let proxy = format!("http://{}", args.listen);
     let status = Command::new(&args.program)
         .args(&args.args)

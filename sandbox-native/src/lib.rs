@@ -5,224 +5,32 @@
 //! Windows. When it is missing the answer is a clear `sandbox_unavailable`
 //! error naming what to install, never an unsandboxed run.
 //!
-//! A [`Plan`] says what to run and how confined; [`linux_bwrap`] turns it into
-//! bubblewrap arguments; [`run`] (Linux) runs it with limits, a timeout that
-//! kills the whole sandbox, and capped output.
+//! A [`Plan`] says what to run and how confined, the same everywhere; a
+//! [`TierCBackend`] turns it into its mechanism ([`linux_bwrap`] arguments,
+//! a [`macos_sbpl`] profile, [`windows_job`] limits) and runs it with the
+//! limits, a timeout that kills everything the program started, and capped
+//! output. [`detect`] finds this platform's backend.
 
+mod backend;
 #[cfg(unix)]
 pub mod bridge;
 pub mod linux_bwrap;
+pub mod macos_sbpl;
+mod output;
 mod plan;
 #[cfg(target_os = "linux")]
-mod runner;
-#[cfg(target_os = "linux")]
 pub mod seccomp;
-
-pub use plan::{Access, DEFAULT_LIMITS, Limits, Mount, NetworkMode, Plan};
-#[cfg(target_os = "linux")]
-pub use runner::{Captured, Exit, RunOutput, run, run_unsandboxed};
-
-use std::ffi::OsString;
-use std::fmt;
-use std::path::{Path, PathBuf};
-
-/// The sandbox mechanism for native tools on one platform.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum BackendKind {
-    /// `bwrap` (bubblewrap) with namespaces and seccomp.
-    LinuxBubblewrap,
-    /// `sandbox-exec` with a generated SBPL profile.
-    MacosSandboxExec,
-    /// A Job Object with limits and UI restrictions.
-    WindowsJobObject,
-}
-
-impl BackendKind {
-    /// The backend for the platform this was compiled for, if any.
-    pub fn for_this_platform() -> Option<Self> {
-        if cfg!(target_os = "linux") {
-            Some(Self::LinuxBubblewrap)
-        } else if cfg!(target_os = "macos") {
-            Some(Self::MacosSandboxExec)
-        } else if cfg!(windows) {
-            Some(Self::WindowsJobObject)
-        } else {
-            None
-        }
-    }
-
-    /// The executor name used in attestations, e.g. `native_linux_bubblewrap`.
-    pub fn executor(self) -> &'static str {
-        match self {
-            Self::LinuxBubblewrap => "native_linux_bubblewrap",
-            Self::MacosSandboxExec => "native_macos_sandbox_exec",
-            Self::WindowsJobObject => "native_windows_job_object",
-        }
-    }
-
-    /// The program the backend runs, if it is an external program.
-    fn program(self) -> Option<&'static str> {
-        match self {
-            Self::LinuxBubblewrap => Some("bwrap"),
-            Self::MacosSandboxExec => Some("sandbox-exec"),
-            Self::WindowsJobObject => None,
-        }
-    }
-
-    /// How to get the program where it is missing.
-    fn install_hint(self) -> &'static str {
-        match self {
-            Self::LinuxBubblewrap => {
-                "install the `bubblewrap` package (Debian/Ubuntu: `apt-get install bubblewrap`, \
-                 Fedora: `dnf install bubblewrap`)"
-            }
-            Self::MacosSandboxExec => "`/usr/bin/sandbox-exec` ships with macOS; check the PATH",
-            Self::WindowsJobObject => "Job Objects are part of Windows",
-        }
-    }
-}
-
-impl fmt::Display for BackendKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.executor())
-    }
-}
-
-/// A sandbox backend found on this machine.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Backend {
-    /// Which mechanism.
-    pub kind: BackendKind,
-    /// The program that applies it, when it is an external program.
-    pub program: Option<PathBuf>,
-}
-
-/// Why no sandbox can be used.
-#[derive(Debug, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum SandboxError {
-    /// The platform's sandbox program is not installed.
-    #[error("sandbox_unavailable: `{program}` ({kind}) was not found on PATH: {hint}")]
-    Unavailable {
-        /// The backend that is missing.
-        kind: BackendKind,
-        /// The program looked for.
-        program: &'static str,
-        /// What to install.
-        hint: &'static str,
-    },
-    /// The sandbox could not be started or waited for.
-    #[error("sandbox_failed: {detail}")]
-    Spawn {
-        /// What the operating system said.
-        detail: String,
-    },
-    /// airlock has no native sandbox for this platform.
-    #[error(
-        "sandbox_unavailable: airlock has no native sandbox for this platform; run the tool as a WASI component"
-    )]
-    UnsupportedPlatform,
-}
-
-impl SandboxError {
-    /// Stable machine-readable reason code.
-    pub fn code(&self) -> &'static str {
-        match self {
-            SandboxError::Spawn { .. } => "sandbox_failed",
-            _ => "sandbox_unavailable",
-        }
-    }
-}
-
-/// Finds this platform's sandbox using the process's `PATH`.
-pub fn detect() -> Result<Backend, SandboxError> {
-    detect_in(std::env::var_os("PATH"))
-}
-
-/// Finds this platform's sandbox in the directories of `path` (a `PATH`
-/// value).
-pub fn detect_in(path: Option<OsString>) -> Result<Backend, SandboxError> {
-    let kind = BackendKind::for_this_platform().ok_or(SandboxError::UnsupportedPlatform)?;
-    let Some(program) = kind.program() else {
-        return Ok(Backend {
-            kind,
-            program: None,
-        });
-    };
-    match find_program(program.as_ref(), path) {
-        Some(program) => Ok(Backend {
-            kind,
-            program: Some(program),
-        }),
-        None => Err(SandboxError::Unavailable {
-            kind,
-            program,
-            hint: kind.install_hint(),
-        }),
-    }
-}
-
-/// The first executable file named `name` in the directories of `path` (a
-/// `PATH` value), as a shell would find it.
-pub fn find_program(name: &std::ffi::OsStr, path: Option<OsString>) -> Option<PathBuf> {
-    path.iter()
-        .flat_map(std::env::split_paths)
-        .map(|dir| dir.join(name))
-        .find(|candidate| is_executable(candidate))
-}
-
 #[cfg(unix)]
-fn is_executable(path: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    path.metadata()
-        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-}
+mod unix;
+pub mod windows_job;
 
-#[cfg(not(unix))]
-fn is_executable(path: &Path) -> bool {
-    path.is_file()
-}
-
-#[cfg(all(test, unix))]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn missing_program_names_the_package() {
-        let empty = tempfile::tempdir().expect("tempdir");
-        let Some(kind) = BackendKind::for_this_platform() else {
-            assert_eq!(detect_in(None), Err(SandboxError::UnsupportedPlatform));
-            return;
-        };
-        let err = detect_in(Some(empty.path().into())).expect_err("nothing on PATH");
-        assert_eq!(err.code(), "sandbox_unavailable");
-        if kind == BackendKind::LinuxBubblewrap {
-            assert!(
-                err.to_string().contains("apt-get install bubblewrap"),
-                "{err}"
-            );
-        }
-    }
-
-    #[test]
-    fn finds_an_executable_program_and_skips_plain_files() {
-        use std::os::unix::fs::PermissionsExt;
-        let Some(kind @ (BackendKind::LinuxBubblewrap | BackendKind::MacosSandboxExec)) =
-            BackendKind::for_this_platform()
-        else {
-            return;
-        };
-        let program = kind.program().expect("external program");
-        let plain = tempfile::tempdir().expect("tempdir");
-        std::fs::write(plain.path().join(program), "").expect("write");
-        let bin = tempfile::tempdir().expect("tempdir");
-        let path = bin.path().join(program);
-        std::fs::write(&path, "#!/bin/sh\n").expect("write");
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-
-        let search = std::env::join_paths([plain.path(), bin.path()]).expect("join");
-        let backend = detect_in(Some(search)).expect("found");
-        assert_eq!(backend.program.as_deref(), Some(path.as_path()));
-        assert_eq!(backend.kind, kind);
-    }
-}
+pub use backend::{
+    Backend, BackendKind, Confinement, SandboxError, TierCBackend, detect, detect_in, find_program,
+};
+pub use linux_bwrap::LinuxBubblewrap;
+pub use macos_sbpl::MacosSandboxExec;
+pub use output::{Captured, Exit, RunOutput};
+pub use plan::{Access, DEFAULT_LIMITS, Limits, Mount, NetworkMode, PERSISTENCE_PATHS, Plan};
+#[cfg(unix)]
+pub use unix::run_unsandboxed;
+pub use windows_job::WindowsJobObject;

@@ -3,7 +3,7 @@
 //! and a short list of `/etc` files are visible read-only, and nothing else
 //! of the host is: no home, no `/etc/shadow`, no host `/proc` or `/dev`.
 
-use crate::plan::{Access, NetworkMode, Plan};
+use crate::plan::{Access, NetworkMode, PERSISTENCE_PATHS, Plan};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
@@ -25,22 +25,6 @@ const ETC_FILES: &[&str] = &[
     "/etc/group",
     "/etc/nsswitch.conf",
     "/etc/localtime",
-];
-
-/// Paths inside a read-write workspace that stay read-only, because writing
-/// them makes code run later, outside the sandbox (git hooks, shell start-up
-/// files, editor task configs).
-pub const PERSISTENCE_PATHS: &[&str] = &[
-    ".git/hooks",
-    ".git/config",
-    ".bashrc",
-    ".bash_profile",
-    ".profile",
-    ".zshrc",
-    ".zprofile",
-    ".envrc",
-    ".vscode",
-    ".idea",
 ];
 
 /// The user the tool runs as inside the sandbox.
@@ -174,6 +158,63 @@ pub fn arguments(
     args.push(plan.program.clone().into());
     args.extend(plan.args.iter().cloned());
     args
+}
+
+/// The bubblewrap backend: `bwrap` at `program`, with the arguments above,
+/// a seccomp filter, the plan's limits, and root dropped first.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LinuxBubblewrap {
+    /// The `bwrap` executable.
+    pub program: PathBuf,
+}
+
+#[cfg(target_os = "linux")]
+impl crate::TierCBackend for LinuxBubblewrap {
+    fn kind(&self) -> crate::BackendKind {
+        crate::BackendKind::LinuxBubblewrap
+    }
+
+    fn confinement(&self) -> crate::Confinement {
+        crate::Confinement::FULL
+    }
+
+    fn run(&self, plan: &Plan, input: &[u8]) -> Result<crate::RunOutput, crate::SandboxError> {
+        use crate::unix::{Confine, command, confine, execute, rlimits};
+        use std::os::fd::AsRawFd;
+        let filter = seccomp_filter()?;
+        let filter_fd = filter.as_raw_fd();
+        let mut command = command(&self.program);
+        command.args(arguments(plan, &|p| p.exists(), Some(filter_fd)));
+        confine(
+            &mut command,
+            rlimits(&plan.limits),
+            Confine {
+                inherited_fd: Some(filter_fd),
+                drop_root: true,
+            },
+        );
+        let output = execute(command, plan, input);
+        drop(filter);
+        output
+    }
+}
+
+/// The seccomp program in a memory file, at offset 0, for `bwrap --seccomp`.
+#[cfg(target_os = "linux")]
+fn seccomp_filter() -> Result<std::os::fd::OwnedFd, crate::SandboxError> {
+    use rustix::fs::{MemfdFlags, SeekFrom, memfd_create, seek};
+    use std::io::Write;
+    let failed = |detail: String| crate::SandboxError::Spawn {
+        detail: format!("preparing the seccomp filter: {detail}"),
+    };
+    let program = crate::seccomp::program().map_err(|e| failed(e.to_string()))?;
+    let fd =
+        memfd_create("airlock-seccomp", MemfdFlags::CLOEXEC).map_err(|e| failed(e.to_string()))?;
+    let mut file = std::fs::File::from(fd);
+    file.write_all(&program)
+        .map_err(|e| failed(e.to_string()))?;
+    seek(&file, SeekFrom::Start(0)).map_err(|e| failed(e.to_string()))?;
+    Ok(file.into())
 }
 
 #[cfg(test)]

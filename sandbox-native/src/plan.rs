@@ -6,6 +6,22 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// Paths inside a read-write workspace that stay read-only, because writing
+/// them makes code run later, outside the sandbox (git hooks, shell start-up
+/// files, editor task configs).
+pub const PERSISTENCE_PATHS: &[&str] = &[
+    ".git/hooks",
+    ".git/config",
+    ".bashrc",
+    ".bash_profile",
+    ".profile",
+    ".zshrc",
+    ".zprofile",
+    ".envrc",
+    ".vscode",
+    ".idea",
+];
+
 /// How a mount may be used.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Access {

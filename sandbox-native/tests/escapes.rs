@@ -3,7 +3,7 @@
 //! workspace, a listener or a look at the host's processes.
 #![cfg(target_os = "linux")]
 
-use airlock_sandbox::{Access, Exit, Limits, Plan, RunOutput, detect, run};
+use airlock_sandbox::{Access, Exit, Limits, Plan, RunOutput, detect};
 use serde::Deserialize;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -75,7 +75,7 @@ fn go(plan: &Plan) -> RunOutput {
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     let backend = detect().expect("bubblewrap is installed (the test command installs it)");
-    run(&backend, plan, b"").expect("the sandbox runs")
+    backend.run(plan, b"").expect("the sandbox runs")
 }
 
 fn stdout(out: &RunOutput) -> String {

@@ -4,7 +4,7 @@
 //! the egress decision) is tested in the host crate.
 #![cfg(target_os = "linux")]
 
-use airlock_sandbox::{Exit, NetworkMode, Plan, detect, run};
+use airlock_sandbox::{Exit, NetworkMode, Plan, detect};
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixListener;
@@ -61,7 +61,7 @@ fn the_only_way_out_is_the_proxy() {
         bridge: env!("CARGO_BIN_EXE_airlock-bridge").into(),
     };
     let backend = detect().expect("bubblewrap");
-    let out = run(&backend, &plan, b"").expect("runs");
+    let out = backend.run(&plan, b"").expect("runs");
     let text = String::from_utf8_lossy(&out.stdout.bytes);
     assert_eq!(out.exit, Exit::Code(0), "{out:?}");
     assert!(text.contains("via-the-proxy"), "{text}");

@@ -81,21 +81,31 @@ impl NativeTool {
         &self.facts
     }
 
+    /// Whether the tool runs under a sandbox that confines its files and
+    /// network. A Job Object (Windows) only limits resources, so a tool under
+    /// it is treated like `tier = "none"`: a policy and an approval.
+    pub fn sandboxed(&self) -> bool {
+        self.backend
+            .as_ref()
+            .is_some_and(|b| b.confinement().is_full())
+    }
+
     /// The executor attestations name.
     fn execution(&self) -> Execution {
-        match (&self.backend, self.spec.network) {
-            (None, _) => Execution {
+        let Some(backend) = &self.backend else {
+            return Execution {
                 executor: "native_unsandboxed",
                 enforcement: "none",
-            },
-            (Some(backend), NativeNetwork::Strict) => Execution {
-                executor: backend.kind.executor(),
-                enforcement: "strict",
-            },
-            (Some(backend), NativeNetwork::None) => Execution {
-                executor: backend.kind.executor(),
-                enforcement: "network_none",
-            },
+            };
+        };
+        let enforcement = match self.spec.network {
+            _ if !self.sandboxed() => "limits_only",
+            NativeNetwork::Strict => "strict",
+            NativeNetwork::None => "network_none",
+        };
+        Execution {
+            executor: backend.kind().executor(),
+            enforcement,
         }
     }
 }
@@ -126,9 +136,14 @@ pub enum NativeError {
     /// Credentials are for components only so far.
     #[error("credential bindings are not supported for native tools yet: remove them")]
     Credentials,
-    /// The `none` tier cannot have a network.
-    #[error("an unsandboxed tool cannot have `network = \"strict\"`: it would bypass the proxy")]
-    UnsandboxedNetwork,
+    /// `strict` network needs a sandbox that confines the network.
+    #[error(
+        "`network = \"strict\"` needs a sandbox that confines the network, and {executor} does not: the tool could bypass the proxy; use `network = \"none\"`"
+    )]
+    UnsandboxedNetwork {
+        /// What would have run the tool.
+        executor: &'static str,
+    },
 }
 
 impl NativeError {
@@ -139,7 +154,7 @@ impl NativeError {
             NativeError::Sandbox(e) => e.code(),
             NativeError::Directory { .. }
             | NativeError::Credentials
-            | NativeError::UnsandboxedNetwork => "grant_invalid",
+            | NativeError::UnsandboxedNetwork { .. } => "grant_invalid",
         }
     }
 }
@@ -213,12 +228,18 @@ impl Host {
         let fs_write = existing_dirs(&spec.fs_write)?;
         let sha256 = sha256_file(&program)?;
         let backend = match spec.tier {
-            Tier::Sandbox => Some(airlock_sandbox::detect()?),
-            Tier::None if spec.network == NativeNetwork::Strict => {
-                return Err(NativeError::UnsandboxedNetwork);
-            }
+            Tier::Sandbox => Some(self.native_sandbox()?),
             Tier::None => None,
         };
+        if spec.network == NativeNetwork::Strict
+            && !backend.as_ref().is_some_and(|b| b.confinement().network)
+        {
+            return Err(NativeError::UnsandboxedNetwork {
+                executor: backend
+                    .as_ref()
+                    .map_or("native_unsandboxed", |b| b.kind().executor()),
+            });
+        }
         let mut capabilities = vec!["process_exec".to_string()];
         if spec.network == NativeNetwork::Strict && !grants.network().is_empty() {
             capabilities.push("network".into());
@@ -316,13 +337,13 @@ impl Host {
                 )?;
                 Ok(outcome)
             };
-        if tool.backend.is_none() && admitted.approval_id.is_none() {
+        if !tool.sandboxed() && admitted.approval_id.is_none() {
             return refuse(UNSANDBOXED_NEEDS_APPROVAL.into(), admitted.policies, None);
         }
         let program = crate::policy::ProgramFacts {
             path: spec.program.display().to_string(),
             sha256: tool.facts.sha256.clone(),
-            sandboxed: tool.backend.is_some(),
+            sandboxed: tool.sandboxed(),
         };
         let exec = policies.check_exec(
             &invocation.principal,
@@ -370,7 +391,7 @@ impl Host {
         let backend = tool.backend.clone();
         let input = invocation.input.clone().into_bytes();
         let output = tokio::task::spawn_blocking(move || match backend {
-            Some(backend) => airlock_sandbox::run(&backend, &plan, &input),
+            Some(backend) => backend.run(&plan, &input),
             None => airlock_sandbox::run_unsandboxed(&plan, &input),
         })
         .await

@@ -162,3 +162,129 @@ async fn native_tools_wait_for_approval_and_unsandboxed_ones_need_a_policy() {
 }
 
 use airlock::Outcome;
+
+/// A backend that confines nothing but resources, like a Windows Job
+/// Object: it runs the program unsandboxed and counts its runs.
+#[derive(Debug, Default)]
+struct LimitsOnly {
+    runs: std::sync::atomic::AtomicUsize,
+}
+
+impl airlock_sandbox::TierCBackend for LimitsOnly {
+    fn kind(&self) -> airlock_sandbox::BackendKind {
+        airlock_sandbox::BackendKind::WindowsJobObject
+    }
+
+    fn confinement(&self) -> airlock_sandbox::Confinement {
+        airlock_sandbox::Confinement::LIMITS_ONLY
+    }
+
+    fn run(
+        &self,
+        plan: &airlock_sandbox::Plan,
+        input: &[u8],
+    ) -> Result<airlock_sandbox::RunOutput, airlock_sandbox::SandboxError> {
+        self.runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        airlock_sandbox::run_unsandboxed(plan, input)
+    }
+}
+
+/// The shipped policies plus `extra`.
+fn shipped_policies_and(extra: &str) -> airlock::policy::PolicyEngine {
+    let dir = airlock_tests::workspace_root().join("policies");
+    let read = |name: &str| std::fs::read_to_string(dir.join(name)).expect("shipped policies");
+    airlock::policy::PolicyEngine::from_sources(
+        ("schema.cedarschema", &read("schema.cedarschema")),
+        &[
+            ("default.cedar", &read("default.cedar")),
+            ("extra.cedar", extra),
+        ],
+        None,
+    )
+    .expect("policies")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backend_that_confines_only_resources_counts_as_unsandboxed() {
+    let backend = Arc::new(LimitsOnly::default());
+    let host_with = |policies| {
+        let state = tempfile::tempdir().expect("tempdir");
+        let host = Host::builder()
+            .cache_dir(test_cache_dir())
+            .state_dir(state.path())
+            .policies(policies)
+            .native_sandbox(backend.clone())
+            .build()
+            .expect("host");
+        (host, state)
+    };
+
+    let (host, _state) = host_with(permit_all());
+    let strict = host
+        .load_native("net", spec("true", NativeNetwork::Strict), Grants::none())
+        .expect_err("a job cannot confine the network");
+    assert_eq!(strict.code(), "grant_invalid");
+    assert!(strict.to_string().contains("native_windows_job_object"));
+    let tool = host
+        .load_native("echo", spec("cat", NativeNetwork::None), Grants::none())
+        .expect("loads");
+    assert!(!tool.sandboxed());
+    let refused = host
+        .invoke_native(&tool, Invocation::new("[1]"))
+        .await
+        .expect("decided");
+    assert_eq!(
+        refused.code(),
+        "policy_denied",
+        "policies alone are not enough"
+    );
+    assert!(refused.message().unwrap_or_default().contains("approved"));
+    assert_eq!(backend.runs.load(std::sync::atomic::Ordering::SeqCst), 0);
+
+    let permit_unsandboxed = r#"@id("unsandboxed-programs")
+permit (principal, action == Airlock::Action::"process.exec", resource)
+when { !resource.sandboxed };"#;
+    let (host, state) = host_with(shipped_policies_and(permit_unsandboxed));
+    let tool = host
+        .load_native("echo", spec("cat", NativeNetwork::None), Grants::none())
+        .expect("loads");
+    let Outcome::PendingApproval { approval, .. } = host
+        .invoke_native(&tool, Invocation::new("[2]"))
+        .await
+        .expect("decided")
+    else {
+        panic!("process_exec waits for a human");
+    };
+    host.approvals()
+        .expect("approvals")
+        .decide(
+            &approval.id,
+            &airlock::approvals::OperatorDecision::AllowOnce,
+            std::time::SystemTime::now(),
+        )
+        .expect("decide");
+    let ran = host
+        .invoke_native(&tool, Invocation::new("[2]"))
+        .await
+        .expect("runs");
+    assert_eq!(ran.output(), Some("[2]"), "{ran:?}");
+    assert_eq!(backend.runs.load(std::sync::atomic::Ordering::SeqCst), 1);
+    let journal = airlock::store::SqliteStore::open_in(state.path()).expect("store");
+    let entries = airlock::journal::JournalStore::all(&journal).expect("entries");
+    let invocation = entries
+        .iter()
+        .find(|e| e.kind == "invocation")
+        .expect("journaled");
+    assert!(
+        invocation
+            .payload
+            .contains("\"executor\":\"native_windows_job_object\""),
+        "{}",
+        invocation.payload
+    );
+    assert!(
+        invocation
+            .payload
+            .contains("\"enforcement\":\"limits_only\"")
+    );
+}

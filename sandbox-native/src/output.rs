@@ -1,0 +1,94 @@
+//! What a sandboxed run produced, the same on every platform: how it ended
+//! and its output up to the cap.
+
+use std::io::Read;
+use std::time::Duration;
+
+/// How the sandboxed program ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exit {
+    /// It exited with this code.
+    Code(i32),
+    /// A signal ended it (e.g. SIGXCPU for the CPU limit, SIGKILL).
+    Signal(i32),
+    /// The wall-clock limit ended it; the whole sandbox was killed.
+    TimedOut,
+}
+
+/// Up to the cap of what a stream carried.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Captured {
+    /// The bytes kept.
+    pub bytes: Vec<u8>,
+    /// Bytes beyond the cap, counted and dropped.
+    pub dropped: u64,
+}
+
+/// What one sandboxed run produced.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunOutput {
+    /// How it ended.
+    pub exit: Exit,
+    /// Standard output.
+    pub stdout: Captured,
+    /// Standard error.
+    pub stderr: Captured,
+    /// Wall-clock time.
+    pub duration: Duration,
+}
+
+/// Reads `stream` to its end, keeping `cap` bytes: reading on past the cap
+/// keeps a chatty program from blocking on a full pipe.
+pub(crate) fn capture(mut stream: impl Read, cap: usize) -> Captured {
+    let mut captured = Captured::default();
+    let mut chunk = [0u8; 8192];
+    loop {
+        match stream.read(&mut chunk) {
+            Ok(0) | Err(_) => return captured,
+            Ok(n) => {
+                let room = cap.saturating_sub(captured.bytes.len()).min(n);
+                captured.bytes.extend_from_slice(&chunk[..room]);
+                captured.dropped += (n - room) as u64;
+            }
+        }
+    }
+}
+
+/// Starts capturing a child's stream on its own thread.
+pub(crate) fn capture_in_background(
+    stream: Option<impl Read + Send + 'static>,
+    cap: usize,
+) -> Option<std::thread::JoinHandle<Captured>> {
+    stream.map(|s| std::thread::spawn(move || capture(s, cap)))
+}
+
+/// What a capture thread kept (nothing if it could not be joined).
+pub(crate) fn join(handle: Option<std::thread::JoinHandle<Captured>>) -> Captured {
+    handle.and_then(|h| h.join().ok()).unwrap_or_default()
+}
+
+/// Writes `input` to a child's stdin on its own thread, so a program that
+/// never reads its input cannot block the runner.
+pub(crate) fn feed(stdin: Option<impl std::io::Write + Send + 'static>, input: &[u8]) {
+    if let Some(mut stdin) = stdin {
+        let input = input.to_vec();
+        std::thread::spawn(move || {
+            let _ = stdin.write_all(&input);
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capture_keeps_the_cap_and_counts_the_rest() {
+        let data = vec![7u8; 20_000];
+        let captured = capture(&data[..], 10_000);
+        assert_eq!(captured.bytes.len(), 10_000);
+        assert_eq!(captured.dropped, 10_000);
+        let all = capture(&data[..], 1 << 20);
+        assert_eq!((all.bytes.len(), all.dropped), (20_000, 0));
+    }
+}

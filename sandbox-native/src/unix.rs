@@ -1,0 +1,184 @@
+//! Running a program on Unix under a sandbox program (`bwrap`,
+//! `sandbox-exec`) or, for `tier = "none"`, under nothing but limits:
+//! `setrlimit` between fork and exec (values computed before the fork; only
+//! raw system calls after it), input on stdin, output captured up to a cap,
+//! and the whole process group killed at the wall-clock limit.
+
+use crate::SandboxError;
+use crate::output::{Exit, RunOutput, capture_in_background, feed, join};
+use crate::plan::{Limits, Plan};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Instant;
+
+/// One resource limit, ready to apply after the fork.
+pub(crate) struct Rlimit(rustix::process::Resource, u64);
+
+/// The plan's limits as `setrlimit` calls; no core dumps either.
+pub(crate) fn rlimits(limits: &Limits) -> Vec<Rlimit> {
+    use rustix::process::Resource;
+    vec![
+        Rlimit(Resource::Cpu, limits.cpu_seconds),
+        Rlimit(Resource::As, limits.address_space_bytes),
+        Rlimit(Resource::Nproc, limits.processes),
+        Rlimit(Resource::Fsize, limits.file_size_bytes),
+        Rlimit(Resource::Nofile, limits.open_files),
+        Rlimit(Resource::Core, 0),
+    ]
+}
+
+/// Runs `plan`'s program with no sandbox at all: only its explicit
+/// environment, the limits, the wall clock and the output cap. For
+/// `tier = "none"`, which airlock allows only when a policy permits it and
+/// a human approved the run. Mounts and the network mode do not apply.
+pub fn run_unsandboxed(plan: &Plan, input: &[u8]) -> Result<RunOutput, SandboxError> {
+    let mut command = command(&plan.program);
+    command
+        .args(&plan.args)
+        .envs(plan.env.iter().map(|(k, v)| (k, v)))
+        .current_dir(plan.cwd.as_deref().unwrap_or(std::path::Path::new("/")));
+    confine(&mut command, rlimits(&plan.limits), Confine::default());
+    execute(command, plan, input)
+}
+
+/// A command for `program` that inherits no environment: only what is set
+/// on it afterwards reaches the program.
+pub(crate) fn command(program: impl AsRef<std::ffi::OsStr>) -> Command {
+    let mut command = Command::new(program);
+    command.env_clear();
+    command
+}
+
+/// Spawns `command` (made with [`command`]; own process group), feeds
+/// `input`, captures output up to the cap and enforces the wall clock.
+pub(crate) fn execute(
+    mut command: Command,
+    plan: &Plan,
+    input: &[u8],
+) -> Result<RunOutput, SandboxError> {
+    command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        // Its own process group, so a timeout kills everything it started.
+        .process_group(0);
+    let started = Instant::now();
+    let mut child = command.spawn().map_err(|source| SandboxError::Spawn {
+        detail: source.to_string(),
+    })?;
+    let pid = child.id();
+    let cap = plan.limits.output_bytes;
+    let stdout = capture_in_background(child.stdout.take(), cap);
+    let stderr = capture_in_background(child.stderr.take(), cap);
+    feed(child.stdin.take(), input);
+    let (done, waited) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done.send(child.wait());
+    });
+    let exit = match waited.recv_timeout(plan.limits.wall_clock) {
+        Ok(Ok(status)) => match (status.code(), status.signal()) {
+            (Some(code), _) => Exit::Code(code),
+            (None, Some(signal)) => Exit::Signal(signal),
+            (None, None) => Exit::Signal(0),
+        },
+        Ok(Err(e)) => {
+            return Err(SandboxError::Spawn {
+                detail: format!("waiting for the sandbox failed: {e}"),
+            });
+        }
+        Err(_) => {
+            kill_group(pid);
+            // bwrap dies, its pid namespace with it (--die-with-parent).
+            let _ = waited.recv();
+            Exit::TimedOut
+        }
+    };
+    Ok(RunOutput {
+        exit,
+        stdout: join(stdout),
+        stderr: join(stderr),
+        duration: started.elapsed(),
+    })
+}
+
+fn kill_group(pid: u32) {
+    if let Some(pid) = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+    {
+        let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
+    }
+}
+
+/// What else happens between fork and exec, besides the limits.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Confine {
+    /// A descriptor the child must inherit (the seccomp program for bwrap).
+    pub inherited_fd: Option<i32>,
+    /// Drop to `nobody` when airlock runs as root.
+    #[cfg(target_os = "linux")]
+    pub drop_root: bool,
+}
+
+/// Applies the limits and, on Linux when airlock runs as root and `how`
+/// asks, drops to `nobody` between fork and exec: as root, the sandbox's
+/// user namespace would map to root outside and root-owned files
+/// (`/etc/shadow`, keys) would open by ownership alone.
+#[allow(unsafe_code)]
+pub(crate) fn confine(command: &mut Command, limits: Vec<Rlimit>, how: Confine) {
+    let inherited_fd = how.inherited_fd;
+    #[cfg(target_os = "linux")]
+    let drop_root = how.drop_root && rustix::process::geteuid().is_root();
+    #[cfg(target_os = "linux")]
+    let (uid, gid) = (
+        rustix::process::Uid::from_raw(crate::linux_bwrap::SANDBOX_UID),
+        rustix::process::Gid::from_raw(crate::linux_bwrap::SANDBOX_GID),
+    );
+    // SAFETY: the closure runs in the forked child before exec. It only
+    // makes raw system calls through rustix (fcntl, setrlimit, setgroups,
+    // setgid, setuid) on values prepared above: no allocation, no locks,
+    // nothing that is not async-signal-safe. The child is single-threaded,
+    // so the per-thread credential calls change the whole process. The
+    // descriptor stays open in the parent until spawn returns.
+    unsafe {
+        command.pre_exec(move || {
+            // Only the sandbox program, in this child, inherits the descriptor.
+            if let Some(fd) = inherited_fd {
+                let fd = std::os::fd::BorrowedFd::borrow_raw(fd);
+                rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::empty())?;
+            }
+            for Rlimit(resource, value) in &limits {
+                rustix::process::setrlimit(
+                    *resource,
+                    rustix::process::Rlimit {
+                        current: Some(*value),
+                        maximum: Some(*value),
+                    },
+                )?;
+            }
+            #[cfg(target_os = "linux")]
+            if drop_root {
+                rustix::thread::set_thread_groups(&[])?;
+                rustix::thread::set_thread_res_gid(gid, gid, gid)?;
+                rustix::thread::set_thread_res_uid(uid, uid, uid)?;
+            }
+            Ok(())
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unsandboxed_run_sees_exactly_the_plan_s_environment() {
+        let plan = Plan::new("/bin/sh")
+            .args(["-c", "printf '%s|%s' \"$GREETING\" \"$HOME\""])
+            .env("GREETING", "hi");
+        let out = run_unsandboxed(&plan, b"").expect("runs");
+        assert_eq!(out.exit, Exit::Code(0));
+        assert_eq!(String::from_utf8_lossy(&out.stdout.bytes), "hi|");
+    }
+}
