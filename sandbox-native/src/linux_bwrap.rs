@@ -39,6 +39,19 @@ pub const PROXY_SOCKET_IN_SANDBOX: &str = "/run/airlock/proxy.sock";
 pub const BRIDGE_COMMAND: &str = "__bridge";
 /// Where the bridge listens inside the sandbox (its own loopback).
 pub const BRIDGE_LISTEN: &str = "127.0.0.1:3128";
+/// `prlimit` (util-linux), which sets the process limit inside the
+/// sandbox. RLIMIT_NPROC set before `bwrap` would also count every process
+/// the calling user has outside (the kernel checks it at each user-namespace
+/// level), so an ordinary user with more processes than the limit could not
+/// start a sandbox at all; set inside, it counts only the sandbox's own.
+pub const PRLIMIT: &str = "/usr/bin/prlimit";
+
+/// Whether the process limit is set inside the sandbox (by [`PRLIMIT`]);
+/// otherwise the runner sets it before `bwrap` starts.
+pub fn limits_processes_inside(existing: &dyn Fn(&Path) -> bool) -> bool {
+    existing(Path::new(PRLIMIT))
+}
+
 /// Where the bridge program appears inside the sandbox.
 pub const BRIDGE_IN_SANDBOX: &str = "/run/airlock/bridge";
 
@@ -141,6 +154,10 @@ pub fn arguments(
     args.push("--chdir".into());
     args.push(cwd.into());
     args.push("--".into());
+    if limits_processes_inside(existing) {
+        let nproc = format!("--nproc={}", plan.limits.processes);
+        push(&mut args, &[PRLIMIT, &nproc, "--"]);
+    }
     if matches!(plan.network, NetworkMode::Strict { .. }) {
         push(
             &mut args,
@@ -183,11 +200,13 @@ impl crate::TierCBackend for LinuxBubblewrap {
         use std::os::fd::AsRawFd;
         let filter = seccomp_filter()?;
         let filter_fd = filter.as_raw_fd();
+        let existing = |p: &Path| p.exists();
         let mut command = command(&self.program);
-        command.args(arguments(plan, &|p| p.exists(), Some(filter_fd)));
+        command.args(arguments(plan, &existing, Some(filter_fd)));
+        let nproc_outside = !limits_processes_inside(&existing);
         confine(
             &mut command,
-            rlimits(&plan.limits),
+            rlimits(&plan.limits, nproc_outside),
             Confine {
                 inherited_fd: Some(filter_fd),
                 drop_root: true,
@@ -314,7 +333,12 @@ mod tests {
         assert!(args.iter().any(|a| a == "--unshare-net"));
         let command = args.iter().position(|a| a == "--").expect("--");
         assert_eq!(
-            args[command + 1],
+            args[command + 1..command + 4],
+            [PRLIMIT, "--nproc=64", "--"],
+            "the process limit is set inside, first"
+        );
+        assert_eq!(
+            args[command + 4],
             BRIDGE_IN_SANDBOX,
             "the bridge starts the tool"
         );

@@ -194,7 +194,12 @@ impl crate::TierCBackend for MacosSandboxExec {
                 command.env(key, &proxy);
             }
         }
-        confine(&mut command, rlimits(&plan.limits), Confine::default());
+        // No process limit: RLIMIT_NPROC counts all of the user's processes on macOS.
+        confine(
+            &mut command,
+            rlimits(&plan.limits, false),
+            Confine::default(),
+        );
         let output = execute(command, plan, input);
         drop(bridge);
         output

@@ -15,30 +15,41 @@ use std::time::Instant;
 /// One resource limit, ready to apply after the fork.
 pub(crate) struct Rlimit(rustix::process::Resource, u64);
 
-/// The plan's limits as `setrlimit` calls; no core dumps either.
-pub(crate) fn rlimits(limits: &Limits) -> Vec<Rlimit> {
+/// The plan's limits as `setrlimit` calls; no core dumps either. The
+/// process limit only with `nproc`: outside a fresh user namespace
+/// RLIMIT_NPROC counts every process of the user, not the tool's.
+pub(crate) fn rlimits(limits: &Limits, nproc: bool) -> Vec<Rlimit> {
     use rustix::process::Resource;
-    vec![
+    let mut rlimits = vec![
         Rlimit(Resource::Cpu, limits.cpu_seconds),
         Rlimit(Resource::As, limits.address_space_bytes),
-        Rlimit(Resource::Nproc, limits.processes),
         Rlimit(Resource::Fsize, limits.file_size_bytes),
         Rlimit(Resource::Nofile, limits.open_files),
         Rlimit(Resource::Core, 0),
-    ]
+    ];
+    if nproc {
+        rlimits.push(Rlimit(Resource::Nproc, limits.processes));
+    }
+    rlimits
 }
 
 /// Runs `plan`'s program with no sandbox at all: only its explicit
 /// environment, the limits, the wall clock and the output cap. For
 /// `tier = "none"`, which airlock allows only when a policy permits it and
-/// a human approved the run. Mounts and the network mode do not apply.
+/// a human approved the run. Mounts, the network mode and the process
+/// limit do not apply (without a user namespace RLIMIT_NPROC would count
+/// all of the user's processes).
 pub fn run_unsandboxed(plan: &Plan, input: &[u8]) -> Result<RunOutput, SandboxError> {
     let mut command = command(&plan.program);
     command
         .args(&plan.args)
         .envs(plan.env.iter().map(|(k, v)| (k, v)))
         .current_dir(plan.cwd.as_deref().unwrap_or(std::path::Path::new("/")));
-    confine(&mut command, rlimits(&plan.limits), Confine::default());
+    confine(
+        &mut command,
+        rlimits(&plan.limits, false),
+        Confine::default(),
+    );
     execute(command, plan, input)
 }
 

@@ -65,15 +65,7 @@ fn sh(script: &str) -> Plan {
     Plan::new("/bin/sh").args(["-c", script])
 }
 
-/// One sandbox at a time: the fork-bomb case exhausts the sandbox user's
-/// process limit (RLIMIT_NPROC counts per user), which would starve a
-/// sandbox another test starts at the same moment.
-static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
 fn go(plan: &Plan) -> RunOutput {
-    let _turn = ONE_AT_A_TIME
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let backend = detect().expect("bubblewrap is installed (the test command installs it)");
     backend.run(plan, b"").expect("the sandbox runs")
 }
@@ -254,4 +246,50 @@ check("TIOCSTI", libc.ioctl(0, 0x5412, b"x"))
     ] {
         assert!(names.contains(&name), "{name} is on the list");
     }
+}
+
+/// The process limit counts the sandbox's own processes, not everything
+/// its user runs outside: a user with more processes than the limit (here
+/// `nobody`, whom a root airlock runs tools as, or the test's own user and
+/// its threads) still starts a sandbox, and the limit still holds inside.
+#[test]
+fn the_process_limit_counts_only_the_sandbox() {
+    use std::os::unix::process::CommandExt;
+    let root = is_root();
+    let mut outside: Vec<std::process::Child> = (0..10)
+        .map(|_| {
+            let mut sleep = std::process::Command::new("sleep");
+            sleep.arg("30");
+            if root {
+                sleep.uid(65534).gid(65534);
+            }
+            sleep.spawn().expect("sleep")
+        })
+        .collect();
+    let plan =
+        sh("echo started; for i in 1 2 3 4 5 6 7 8; do sleep 5 & done; wait").limits(Limits {
+            processes: 4,
+            wall_clock: Duration::from_secs(20),
+            ..Limits::default()
+        });
+    let out = go(&plan);
+    for child in &mut outside {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout.bytes);
+    let stderr = String::from_utf8_lossy(&out.stderr.bytes);
+    assert!(stdout.contains("started"), "{stdout} {stderr}");
+    assert!(
+        stderr.contains("Cannot fork"),
+        "the limit holds inside: {stderr}"
+    );
+}
+
+/// Whether this test runs as root (`/proc/self` belongs to the effective
+/// user).
+fn is_root() -> bool {
+    std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+        .unwrap_or(false)
 }

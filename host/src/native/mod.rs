@@ -21,7 +21,7 @@ use crate::limits::Limits;
 use crate::outcome::{InvokeError, Outcome, RunReport};
 use crate::policy::ToolFacts;
 use crate::trail::{self, Execution};
-use airlock_sandbox::Backend;
+use airlock_sandbox::{Backend, NetworkMode, Plan};
 use run::{outcome_of, plan_for};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
@@ -88,6 +88,13 @@ impl NativeTool {
         self.backend
             .as_ref()
             .is_some_and(|b| b.confinement().is_full())
+    }
+
+    /// The sandbox plan a run starts from: program, arguments, environment,
+    /// mounts and limits. A `strict` run adds its own proxy socket and the
+    /// bridge.
+    pub fn sandbox_plan(&self) -> Plan {
+        plan_for(&self.spec)
     }
 
     /// The executor attestations name.
@@ -386,8 +393,16 @@ impl Host {
             NativeNetwork::None => None,
         };
         let bridge = self.native_bridge();
-        let plan = plan_for(spec, proxy.as_ref().map(|p| p.socket()), bridge.as_deref())
-            .map_err(|message| InvokeError::Native { message })?;
+        let mut plan = plan_for(spec);
+        if let Some(proxy) = &proxy {
+            let bridge = bridge.ok_or_else(|| InvokeError::Native {
+                message: "strict network needs the bridge program: HostBuilder::native_bridge, or run from the airlock binary".into(),
+            })?;
+            plan.network = NetworkMode::Strict {
+                proxy_socket: proxy.socket().to_path_buf(),
+                bridge,
+            };
+        }
         let backend = tool.backend.clone();
         let input = invocation.input.clone().into_bytes();
         let output = tokio::task::spawn_blocking(move || match backend {

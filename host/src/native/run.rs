@@ -6,8 +6,7 @@ use super::NativeSpec;
 use crate::limits::Limits;
 use crate::outcome::{LimitExceeded, Outcome, RunReport, ToolError, ToolErrorKind};
 use crate::runtime::Captured;
-use airlock_sandbox::{Access, Exit, NetworkMode, Plan};
-use std::path::Path;
+use airlock_sandbox::{Access, Exit, Plan};
 
 fn text(captured: &airlock_sandbox::Captured) -> Captured {
     Captured {
@@ -17,12 +16,9 @@ fn text(captured: &airlock_sandbox::Captured) -> Captured {
 }
 
 /// The sandbox plan: the program and the granted directories visible at
-/// their host paths, a minimal environment, the network mode.
-pub(super) fn plan_for(
-    spec: &NativeSpec,
-    proxy_socket: Option<&Path>,
-    bridge: Option<&Path>,
-) -> Result<Plan, String> {
+/// their host paths, a minimal environment, no network (a `strict` run sets
+/// its proxy and bridge).
+pub(super) fn plan_for(spec: &NativeSpec) -> Plan {
     let mut plan = Plan::new(&spec.program)
         .args(spec.args.iter())
         .env("PATH", "/usr/local/bin:/usr/bin:/bin")
@@ -38,16 +34,7 @@ pub(super) fn plan_for(
     if let Some(dir) = spec.fs_write.first() {
         plan = plan.cwd(dir);
     }
-    if let Some(socket) = proxy_socket {
-        let bridge = bridge.ok_or_else(|| {
-            "strict network needs the bridge program: HostBuilder::native_bridge, or run from the airlock binary".to_string()
-        })?;
-        plan.network = NetworkMode::Strict {
-            proxy_socket: socket.to_path_buf(),
-            bridge: bridge.to_path_buf(),
-        };
-    }
-    Ok(plan)
+    plan
 }
 
 /// What a finished native run means, in the same terms as a component's.
