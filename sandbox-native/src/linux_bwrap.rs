@@ -226,12 +226,16 @@ fn seccomp_filter() -> Result<std::os::fd::OwnedFd, crate::SandboxError> {
     let failed = |detail: String| crate::SandboxError::Spawn {
         detail: format!("preparing the seccomp filter: {detail}"),
     };
-    let program = crate::seccomp::program().map_err(|e| failed(e.to_string()))?;
+    // The filter is the same for every run: compile it once.
+    static PROGRAM: std::sync::OnceLock<Result<Vec<u8>, String>> = std::sync::OnceLock::new();
+    let program = PROGRAM
+        .get_or_init(|| crate::seccomp::program().map_err(|e| e.to_string()))
+        .as_ref()
+        .map_err(|e| failed(e.clone()))?;
     let fd =
         memfd_create("airlock-seccomp", MemfdFlags::CLOEXEC).map_err(|e| failed(e.to_string()))?;
     let mut file = std::fs::File::from(fd);
-    file.write_all(&program)
-        .map_err(|e| failed(e.to_string()))?;
+    file.write_all(program).map_err(|e| failed(e.to_string()))?;
     seek(&file, SeekFrom::Start(0)).map_err(|e| failed(e.to_string()))?;
     Ok(file.into())
 }
