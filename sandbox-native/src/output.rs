@@ -54,8 +54,49 @@ pub(crate) fn capture(mut stream: impl Read, cap: usize) -> Captured {
     }
 }
 
+/// Watches a started `child` to its end: feeds `input`, captures stdout
+/// and stderr up to the plan's cap and, at the wall-clock limit, calls
+/// `kill` (which must end everything the program started) and waits for the
+/// child. `exit_of` says what a normal end means on this platform.
+pub(crate) fn supervise(
+    mut child: std::process::Child,
+    plan: &crate::plan::Plan,
+    input: &[u8],
+    started: std::time::Instant,
+    kill: impl FnOnce(),
+    exit_of: impl FnOnce(std::process::ExitStatus) -> Exit,
+) -> Result<RunOutput, crate::SandboxError> {
+    let cap = plan.limits.output_bytes;
+    let stdout = capture_in_background(child.stdout.take(), cap);
+    let stderr = capture_in_background(child.stderr.take(), cap);
+    feed(child.stdin.take(), input);
+    let (done, waited) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done.send(child.wait());
+    });
+    let exit = match waited.recv_timeout(plan.limits.wall_clock) {
+        Ok(Ok(status)) => exit_of(status),
+        Ok(Err(e)) => {
+            return Err(crate::SandboxError::Spawn {
+                detail: format!("waiting for the program failed: {e}"),
+            });
+        }
+        Err(_) => {
+            kill();
+            let _ = waited.recv();
+            Exit::TimedOut
+        }
+    };
+    Ok(RunOutput {
+        exit,
+        stdout: join(stdout),
+        stderr: join(stderr),
+        duration: started.elapsed(),
+    })
+}
+
 /// Starts capturing a child's stream on its own thread.
-pub(crate) fn capture_in_background(
+fn capture_in_background(
     stream: Option<impl Read + Send + 'static>,
     cap: usize,
 ) -> Option<std::thread::JoinHandle<Captured>> {
@@ -63,13 +104,13 @@ pub(crate) fn capture_in_background(
 }
 
 /// What a capture thread kept (nothing if it could not be joined).
-pub(crate) fn join(handle: Option<std::thread::JoinHandle<Captured>>) -> Captured {
+fn join(handle: Option<std::thread::JoinHandle<Captured>>) -> Captured {
     handle.and_then(|h| h.join().ok()).unwrap_or_default()
 }
 
 /// Writes `input` to a child's stdin on its own thread, so a program that
 /// never reads its input cannot block the runner.
-pub(crate) fn feed(stdin: Option<impl std::io::Write + Send + 'static>, input: &[u8]) {
+fn feed(stdin: Option<impl std::io::Write + Send + 'static>, input: &[u8]) {
     if let Some(mut stdin) = stdin {
         let input = input.to_vec();
         std::thread::spawn(move || {

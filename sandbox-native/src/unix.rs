@@ -5,11 +5,10 @@
 //! and the whole process group killed at the wall-clock limit.
 
 use crate::SandboxError;
-use crate::output::{Exit, RunOutput, capture_in_background, feed, join};
+use crate::output::{Exit, RunOutput, supervise};
 use crate::plan::{Limits, Plan};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::Instant;
 
 /// One resource limit, ready to apply after the fork.
@@ -75,42 +74,23 @@ pub(crate) fn execute(
         // Its own process group, so a timeout kills everything it started.
         .process_group(0);
     let started = Instant::now();
-    let mut child = command.spawn().map_err(|source| SandboxError::Spawn {
+    let child = command.spawn().map_err(|source| SandboxError::Spawn {
         detail: source.to_string(),
     })?;
     let pid = child.id();
-    let cap = plan.limits.output_bytes;
-    let stdout = capture_in_background(child.stdout.take(), cap);
-    let stderr = capture_in_background(child.stderr.take(), cap);
-    feed(child.stdin.take(), input);
-    let (done, waited) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = done.send(child.wait());
-    });
-    let exit = match waited.recv_timeout(plan.limits.wall_clock) {
-        Ok(Ok(status)) => match (status.code(), status.signal()) {
+    // bwrap dies with its group, its pid namespace with it (--die-with-parent).
+    supervise(
+        child,
+        plan,
+        input,
+        started,
+        || kill_group(pid),
+        |status| match (status.code(), status.signal()) {
             (Some(code), _) => Exit::Code(code),
             (None, Some(signal)) => Exit::Signal(signal),
             (None, None) => Exit::Signal(0),
         },
-        Ok(Err(e)) => {
-            return Err(SandboxError::Spawn {
-                detail: format!("waiting for the sandbox failed: {e}"),
-            });
-        }
-        Err(_) => {
-            kill_group(pid);
-            // bwrap dies, its pid namespace with it (--die-with-parent).
-            let _ = waited.recv();
-            Exit::TimedOut
-        }
-    };
-    Ok(RunOutput {
-        exit,
-        stdout: join(stdout),
-        stderr: join(stderr),
-        duration: started.elapsed(),
-    })
+    )
 }
 
 fn kill_group(pid: u32) {

@@ -97,13 +97,12 @@ pub struct WindowsJobObject;
 #[cfg(windows)]
 mod imp {
     use super::{JobLimits, UiRestriction, WindowsJobObject, job_limits};
-    use crate::output::{Exit, RunOutput, capture_in_background, feed, join};
+    use crate::output::{Exit, RunOutput, supervise};
     use crate::plan::Plan;
     use crate::{BackendKind, Confinement, SandboxError, TierCBackend};
     use std::os::windows::io::{AsRawHandle, FromRawHandle, OwnedHandle};
     use std::os::windows::process::CommandExt;
     use std::process::{Command, Stdio};
-    use std::sync::mpsc;
     use std::time::Instant;
     use windows_sys::Win32::Foundation::{HANDLE, INVALID_HANDLE_VALUE};
     use windows_sys::Win32::System::Diagnostics::ToolHelp::{
@@ -285,36 +284,21 @@ mod imp {
                 let _ = child.kill();
                 return Err(error);
             }
-            let cap = plan.limits.output_bytes;
-            let stdout = capture_in_background(child.stdout.take(), cap);
-            let stderr = capture_in_background(child.stderr.take(), cap);
-            feed(child.stdin.take(), input);
-            let (done, waited) = mpsc::channel();
-            std::thread::spawn(move || {
-                let _ = done.send(child.wait());
-            });
-            let exit = match waited.recv_timeout(plan.limits.wall_clock) {
-                Ok(Ok(status)) => Exit::Code(status.code().unwrap_or(-1)),
-                Ok(Err(e)) => {
-                    return Err(SandboxError::Spawn {
-                        detail: format!("waiting for the program failed: {e}"),
-                    });
-                }
-                Err(_) => {
-                    // SAFETY: the job handle is open.
-                    unsafe { TerminateJobObject(job.as_raw_handle() as HANDLE, 1) };
-                    let _ = waited.recv();
-                    Exit::TimedOut
-                }
-            };
+            let job_handle = job.as_raw_handle() as HANDLE;
+            let output = supervise(
+                child,
+                plan,
+                input,
+                started,
+                // SAFETY: the job handle stays open until after `supervise`.
+                || unsafe {
+                    TerminateJobObject(job_handle, 1);
+                },
+                |status| Exit::Code(status.code().unwrap_or(-1)),
+            );
             // Closing the job kills what the program left running.
             drop(job);
-            Ok(RunOutput {
-                exit,
-                stdout: join(stdout),
-                stderr: join(stderr),
-                duration: started.elapsed(),
-            })
+            output
         }
     }
 }
