@@ -33,8 +33,8 @@ pub async fn run(cli: &Cli, args: &RunArgs) -> u8 {
         Err(e) => return report_error(json, e.code(), &e.to_string(), exit_code::USAGE),
     };
     let native = configured.as_ref().and_then(|t| t.native().cloned());
-    let component = match (
-        &native,
+    let target = match (
+        native,
         &args.component,
         configured.as_ref().and_then(|t| t.component()),
     ) {
@@ -42,9 +42,9 @@ pub async fn run(cli: &Cli, args: &RunArgs) -> u8 {
             let message = "this tool is configured as a native program: drop the component path";
             return report_error(json, "usage", message, exit_code::USAGE);
         }
-        (Some(_), None, _) => None,
-        (None, Some(path), _) => Some(path.clone()),
-        (None, None, Some(path)) => Some(path.to_path_buf()),
+        (Some(spec), None, _) => Target::Native(Box::new(spec)),
+        (None, Some(path), _) => Target::Component(path.clone()),
+        (None, None, Some(path)) => Target::Component(path.to_path_buf()),
         (None, None, None) => {
             let message =
                 "no component: give its path, or a `component` in the tool's configuration";
@@ -67,7 +67,7 @@ pub async fn run(cli: &Cli, args: &RunArgs) -> u8 {
         .iter()
         .chain(&args.grants.dirs_rw)
         .collect();
-    if native.is_some() && !dirs.is_empty() {
+    if matches!(target, Target::Native(_)) && !dirs.is_empty() {
         let message = "--dir/--dir-rw are for components: a native tool's directories are `fs_read`/`fs_write` in its `native` table";
         return report_error(json, "usage", message, exit_code::USAGE);
     }
@@ -89,14 +89,14 @@ pub async fn run(cli: &Cli, args: &RunArgs) -> u8 {
         Ok(host) => host,
         Err(e) => return report_error(json, e.code, &e.message, e.exit),
     };
-    let loaded = match (native, component) {
-        (Some(spec), _) => {
+    let loaded = match target {
+        Target::Native(spec) => {
             let name = configured.as_ref().map_or("", |t| t.name());
-            host.load_native(name, spec, grants)
+            host.load_native(name, *spec, grants)
                 .map(|tool| Loaded::Native(Box::new(tool)))
                 .map_err(|e| (e.code(), e.to_string(), exit_code::USAGE))
         }
-        (None, Some(component)) => host
+        Target::Component(component) => host
             .load(component.as_path(), grants)
             .await
             .map(Loaded::Component)
@@ -107,7 +107,6 @@ pub async fn run(cli: &Cli, args: &RunArgs) -> u8 {
                     e.exit_code(),
                 )
             }),
-        (None, None) => Err(("usage", "nothing to run".to_string(), exit_code::USAGE)),
     };
     let tool = match loaded {
         Ok(tool) => tool,
@@ -162,6 +161,12 @@ pub async fn run(cli: &Cli, args: &RunArgs) -> u8 {
         render::print_failure(&tool, &outcome);
     }
     outcome.exit_code()
+}
+
+/// What `run` is asked to load.
+enum Target {
+    Component(std::path::PathBuf),
+    Native(Box<airlock::native::NativeSpec>),
 }
 
 /// What `run` loaded: a component or a native program.
