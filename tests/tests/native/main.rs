@@ -140,14 +140,7 @@ async fn native_tools_wait_for_approval_and_unsandboxed_ones_need_a_policy() {
     else {
         panic!("expected a pending approval")
     };
-    host.approvals()
-        .expect("approvals")
-        .decide(
-            &approval.id,
-            &airlock::approvals::OperatorDecision::AllowOnce,
-            std::time::SystemTime::now(),
-        )
-        .expect("decide");
+    allow_once(&host, &approval.id);
     let refused = host
         .invoke_native(&bare, Invocation::new("[2]"))
         .await
@@ -162,6 +155,18 @@ async fn native_tools_wait_for_approval_and_unsandboxed_ones_need_a_policy() {
 }
 
 use airlock::Outcome;
+
+/// An operator allows the pending approval `id` once.
+fn allow_once(host: &Host, id: &str) {
+    host.approvals()
+        .expect("approvals")
+        .decide(
+            id,
+            &airlock::approvals::OperatorDecision::AllowOnce,
+            std::time::SystemTime::now(),
+        )
+        .expect("decide");
+}
 
 /// A backend that confines nothing but resources, like a Windows Job
 /// Object: it runs the program unsandboxed and counts its runs.
@@ -255,14 +260,7 @@ when { !resource.sandboxed };"#;
     else {
         panic!("process_exec waits for a human");
     };
-    host.approvals()
-        .expect("approvals")
-        .decide(
-            &approval.id,
-            &airlock::approvals::OperatorDecision::AllowOnce,
-            std::time::SystemTime::now(),
-        )
-        .expect("decide");
+    allow_once(&host, &approval.id);
     let ran = host
         .invoke_native(&tool, Invocation::new("[2]"))
         .await
