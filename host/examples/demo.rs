@@ -259,6 +259,7 @@ async fn main() -> Result<ExitCode, Box<dyn std::error::Error>> {
     approvals.decide(
         &approval.id,
         &OperatorDecision::AllowSession,
+        "demo:operator",
         SystemTime::now(),
     )?;
     println!("  allowed for session `demo`\n");
@@ -314,6 +315,7 @@ async fn main() -> Result<ExitCode, Box<dyn std::error::Error>> {
         approvals.decide(
             &approval.id,
             &OperatorDecision::AllowOnce,
+            "demo:operator",
             SystemTime::now(),
         )?;
     }

@@ -33,6 +33,7 @@ use crate::egress::url::Scheme;
 use crate::egress::{ConfigError, NetworkGrant, RawGrant, Source};
 use crate::grants::{DirAccess, DirGrant, Grants};
 use crate::native::{NativeSpec, RawNative};
+use crate::serve::{RawServe, ServeSettings};
 use crate::vault::CredentialBinding;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -45,6 +46,8 @@ pub struct ToolConfig {
     component: Option<PathBuf>,
     native: Option<NativeSpec>,
     grants: Grants,
+    description: Option<String>,
+    input_schema: Option<String>,
 }
 
 impl ToolConfig {
@@ -68,6 +71,16 @@ impl ToolConfig {
     pub fn grants(&self) -> &Grants {
         &self.grants
     }
+
+    /// The operator's description, over the tool's own.
+    pub fn description(&self) -> Option<&str> {
+        self.description.as_deref()
+    }
+
+    /// The operator's input schema (JSON text), over the tool's own.
+    pub fn input_schema(&self) -> Option<&str> {
+        self.input_schema.as_deref()
+    }
 }
 
 /// A parsed, checked `airlock.toml`.
@@ -88,6 +101,7 @@ impl ToolConfig {
 #[derive(Clone, Debug, Default)]
 pub struct Config {
     tools: Vec<ToolConfig>,
+    serve: ServeSettings,
 }
 
 #[derive(Deserialize)]
@@ -95,6 +109,7 @@ pub struct Config {
 struct RawConfig {
     #[serde(default)]
     tools: Vec<Spanned<RawTool>>,
+    serve: Option<RawServe>,
 }
 
 #[derive(Deserialize)]
@@ -110,6 +125,8 @@ struct RawTool {
     sensitive: bool,
     #[serde(default)]
     credentials: Vec<Spanned<RawCredential>>,
+    description: Option<String>,
+    input_schema: Option<Spanned<toml::Table>>,
 }
 
 /// A credential binding as written. The only source of a value is the
@@ -275,14 +292,40 @@ impl Config {
                 }
                 grants = grants.with_credential(binding);
             }
+            let input_schema = match tool.input_schema {
+                None => None,
+                Some(schema) => {
+                    let span = schema.span();
+                    let json = serde_json::to_value(schema.into_inner())
+                        .map_err(|e| source.error(span.clone(), e.to_string()))?;
+                    if json.get("type").is_some_and(|t| t != "object") {
+                        return Err(source.error(
+                            span,
+                            "`input_schema` must describe an object (`type = \"object\"`): tools take JSON objects",
+                        ));
+                    }
+                    Some(json.to_string())
+                }
+            };
             tools.push(ToolConfig {
                 name,
                 component: tool.component.map(|c| base.join(c)),
                 native,
                 grants,
+                description: tool.description,
+                input_schema,
             });
         }
-        Ok(Self { tools })
+        let serve = match raw.serve {
+            Some(serve) => serve.into_settings(base, &source)?,
+            None => ServeSettings::default(),
+        };
+        Ok(Self { tools, serve })
+    }
+
+    /// How `airlock serve` serves these tools (the `[serve]` table).
+    pub fn serve(&self) -> &ServeSettings {
+        &self.serve
     }
 
     /// The tool named `name`, if configured.

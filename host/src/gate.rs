@@ -2,7 +2,7 @@
 //! mark approvable becomes (or finds) a human approval.
 
 use crate::approvals::{ApprovalRequest, ApprovalStore, Lookup, Scope, Status};
-use crate::invocation::Invocation;
+use crate::invocation::{Invocation, Wait};
 use crate::journal::Journal;
 use crate::limits::Limits;
 use crate::outcome::{
@@ -14,6 +14,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 /// How often a waiting invocation looks for an operator's decision.
 pub const APPROVAL_POLL: Duration = Duration::from_millis(200);
+
+/// How often a waiting invocation tells its observer it still waits.
+const WAIT_REPORT_EVERY: Duration = Duration::from_secs(5);
 
 /// Why an invocation may run: the policies that allowed it, and the
 /// approval it runs under.
@@ -165,6 +168,8 @@ async fn decide(
         }),
         _ => Ok(()),
     };
+    let waiting_since = Instant::now();
+    let mut last_report: Option<Instant> = None;
     loop {
         let lookup = store.lookup(&request, SystemTime::now())?;
         let unknown = lookup == Lookup::Unknown;
@@ -221,8 +226,25 @@ async fn decide(
                 let approval = store.request(&request)?;
                 check_wanted(&approval.id)?;
                 if deadline.is_some_and(|d| Instant::now() < d) {
-                    tokio::time::sleep(APPROVAL_POLL).await;
-                    continue;
+                    if let Some(observer) = &invocation.on_wait
+                        && last_report.is_none_or(|at| at.elapsed() >= WAIT_REPORT_EVERY)
+                    {
+                        last_report = Some(Instant::now());
+                        (observer.0)(&Wait::Approval {
+                            id: approval.id.clone(),
+                            tool: facts.name.clone(),
+                            waited: waiting_since.elapsed(),
+                        });
+                    }
+                    tokio::select! {
+                        () = invocation.cancel.cancelled() => {
+                            return Ok(Admission::Refused(Box::new(Outcome::LimitExceeded {
+                                limit: LimitExceeded::Cancelled,
+                                report: report(),
+                            })));
+                        }
+                        () = tokio::time::sleep(APPROVAL_POLL) => continue,
+                    }
                 }
                 return Ok(Admission::Refused(Box::new(Outcome::PendingApproval {
                     approval: PendingApproval {

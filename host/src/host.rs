@@ -354,7 +354,12 @@ impl Host {
     /// Invocations that started keep the policies they started with; the
     /// change is journaled when the host keeps a journal.
     pub fn reload_policies(&self, policies: PolicyEngine) -> Result<(), StoreError> {
-        let policies = Arc::new(policies);
+        self.set_policies(Arc::new(policies))
+    }
+
+    /// Puts back policies that were in force before (a failed reload
+    /// undoing its policy change); journaled like a reload.
+    pub(crate) fn set_policies(&self, policies: Arc<PolicyEngine>) -> Result<(), StoreError> {
         if let Some(journal) = &self.inner.journal {
             journal_policies(journal, &policies)?;
         }
@@ -535,6 +540,7 @@ impl Host {
                 // describe() runs before the tool is trusted with anything.
                 credentials: Credentials::default(),
             },
+            cancel: &tokio_util::sync::CancellationToken::new(),
         };
         let failed = |code, message| LoadError::Describe { code, message };
         let wit = match execute(&cx, Describe).await.result {
@@ -617,6 +623,7 @@ impl Host {
                     vault: self.inner.vault.clone(),
                 },
             },
+            cancel: &invocation.cancel,
         };
         let outcome = outcome_of(execute(&cx, CallTool(&invocation.input)).await)?;
         if let Some(journal) = &self.inner.journal {

@@ -2,15 +2,61 @@
 //! [`Outcome`].
 
 use crate::limits::Limits;
-use crate::policy::{Principal, RequestContext};
-use std::time::Duration;
-
-/// The principal of an invocation that names none.
-pub const DEFAULT_PRINCIPAL: &str = "anonymous";
 use crate::outcome::InvokeError;
 use crate::outcome::{LimitExceeded, Outcome, RunReport, ToolError, ToolErrorKind};
 use crate::runtime::WitError;
+use crate::policy::{Principal, RequestContext};
 use crate::runtime::run::{Failure, Run};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// The principal of an invocation that names none.
+pub const DEFAULT_PRINCIPAL: &str = "anonymous";
+
+/// What an invocation waits for before its tool runs, reported to the
+/// observer given to [`Invocation::on_wait`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Wait {
+    /// A human approval: the pending approval's id, and how long the
+    /// invocation has waited so far.
+    Approval {
+        /// The pending approval.
+        id: String,
+        /// The tool it is for.
+        tool: String,
+        /// Time waited so far.
+        waited: Duration,
+    },
+}
+
+/// A task that forwards a cancellation, aborted when dropped so that it
+/// does not outlive the invocation it serves.
+pub(crate) struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl AbortOnDrop {
+    /// Spawns `task` on the current runtime.
+    pub(crate) fn spawn(task: impl std::future::Future<Output = ()> + Send + 'static) -> Self {
+        Self(tokio::spawn(task).abort_handle())
+    }
+}
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// A callback told what an invocation waits for.
+#[derive(Clone)]
+pub(crate) struct WaitObserver(pub(crate) Arc<dyn Fn(&Wait) + Send + Sync>);
+
+impl std::fmt::Debug for WaitObserver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WaitObserver")
+    }
+}
 
 /// A request to run a tool once.
 ///
@@ -32,6 +78,8 @@ pub struct Invocation {
     pub(crate) context: RequestContext,
     pub(crate) wait_for_approval: Option<Duration>,
     pub(crate) approval: Option<String>,
+    pub(crate) cancel: CancellationToken,
+    pub(crate) on_wait: Option<WaitObserver>,
 }
 
 impl Invocation {
@@ -44,7 +92,25 @@ impl Invocation {
             context: RequestContext::default(),
             wait_for_approval: None,
             approval: None,
+            cancel: CancellationToken::new(),
+            on_wait: None,
         }
+    }
+
+    /// Stops the invocation when `cancel` fires: a running tool is stopped as
+    /// at its deadline and the outcome is [`LimitExceeded::Cancelled`]
+    /// (journaled as `cancelled`); a wait for an approval ends the same way.
+    pub fn cancel_on(mut self, cancel: CancellationToken) -> Self {
+        self.cancel = cancel;
+        self
+    }
+
+    /// Calls `observer` when the invocation starts waiting for something
+    /// (an approval) and every few seconds while it waits, e.g. to send
+    /// progress notifications.
+    pub fn on_wait(mut self, observer: impl Fn(&Wait) + Send + Sync + 'static) -> Self {
+        self.on_wait = Some(WaitObserver(Arc::new(observer)));
+        self
     }
 
     /// Who asks (default `User::"anonymous"`). Policies and approvals key on it.

@@ -40,6 +40,7 @@
 pub mod approvals;
 pub mod attest;
 mod config;
+mod configured;
 pub mod egress;
 mod gate;
 mod grants;
@@ -51,17 +52,20 @@ pub mod native;
 mod outcome;
 pub mod policy;
 mod runtime;
+pub mod serve;
 pub mod store;
 mod tool;
 mod trail;
 pub mod vault;
 
 pub use config::{Config, ToolConfig};
+pub use configured::{ANY_OBJECT_SCHEMA, ConfiguredError, ConfiguredTool};
 pub use egress::{ConfigError, EgressRecord, NetworkGrant};
 pub use grants::{DirAccess, DirGrant, GrantError, Grants};
 pub use host::{BuildError, CompileEvent, Host, HostBuilder};
-pub use invocation::DEFAULT_PRINCIPAL;
-pub use invocation::Invocation;
+pub use invocation::{DEFAULT_PRINCIPAL, Invocation, Wait};
+/// Cancels an invocation ([`Invocation::cancel_on`]).
+pub use tokio_util::sync::CancellationToken;
 pub use limits::{
     DEFAULT_MAX_INPUT_BYTES, DEFAULT_MAX_MEMORY_BYTES, DEFAULT_MAX_OUTPUT_BYTES,
     DEFAULT_MAX_STDIO_BYTES, DEFAULT_MAX_TABLE_ELEMENTS, DEFAULT_TIMEOUT, Limits,

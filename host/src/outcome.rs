@@ -300,6 +300,10 @@ pub enum LimitExceeded {
         /// The size returned.
         actual: usize,
     },
+    /// The caller cancelled the invocation (e.g. MCP `notifications/cancelled`
+    /// or a client that went away); it was stopped like at a deadline.
+    #[error("the caller cancelled the invocation; it was stopped")]
+    Cancelled,
 }
 
 impl LimitExceeded {
@@ -313,6 +317,7 @@ impl LimitExceeded {
             LimitExceeded::StackOverflow { .. } => "stack_overflow",
             LimitExceeded::InputTooLarge { .. } => "input_too_large",
             LimitExceeded::OutputTooLarge { .. } => "output_too_large",
+            LimitExceeded::Cancelled => "cancelled",
         }
     }
 }

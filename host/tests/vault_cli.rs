@@ -208,3 +208,22 @@ ports = [{port}]
         stdout(&out)
     );
 }
+
+#[test]
+fn vault_status_ends_every_line() {
+    let state = tempfile::tempdir().expect("tempdir");
+    let dir = state.path();
+    let none = vault_cmd(dir, &["vault", "status"], b"");
+    assert_eq!(code(&none), 0, "{}", printed(&none));
+    assert!(stdout(&none).starts_with("no vault in "), "{}", stdout(&none));
+    assert!(stdout(&none).ends_with('\n'), "{:?}", stdout(&none));
+    let set = vault_cmd(dir, &["vault", "set", "api-key"], SECRET.as_bytes());
+    assert_eq!(code(&set), 0, "{}", printed(&set));
+    for args in [&["vault", "status"][..], &["vault", "status", "--json"][..]] {
+        let status = vault_cmd(dir, args, b"");
+        assert_eq!(code(&status), 0, "{}", printed(&status));
+        let text = stdout(&status);
+        assert!(text.contains("passphrase"), "{text}");
+        assert!(text.ends_with('\n'), "{args:?}: {text:?}");
+    }
+}

@@ -12,6 +12,7 @@
 //! output. [`detect`] finds this platform's backend.
 
 mod backend;
+mod cancel;
 #[cfg(unix)]
 pub mod bridge;
 pub mod linux_bwrap;
@@ -27,6 +28,7 @@ pub mod windows_job;
 pub use backend::{
     Backend, BackendKind, Confinement, SandboxError, TierCBackend, detect, detect_in, find_program,
 };
+pub use cancel::Cancel;
 pub use linux_bwrap::LinuxBubblewrap;
 pub use macos_sbpl::MacosSandboxExec;
 pub use output::{Captured, Exit, RunOutput};

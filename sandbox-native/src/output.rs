@@ -1,6 +1,7 @@
 //! What a sandboxed run produced, the same on every platform: how it ended
 //! and its output up to the cap.
 
+use crate::cancel::Waited;
 use std::io::Read;
 use std::time::Duration;
 
@@ -13,6 +14,9 @@ pub enum Exit {
     Signal(i32),
     /// The wall-clock limit ended it; the whole sandbox was killed.
     TimedOut,
+    /// The plan's [`Cancel`](crate::Cancel) ended it; the whole sandbox was
+    /// killed.
+    Cancelled,
 }
 
 /// Up to the cap of what a stream carried.
@@ -55,9 +59,10 @@ pub(crate) fn capture(mut stream: impl Read, cap: usize) -> Captured {
 }
 
 /// Watches a started `child` to its end: feeds `input`, captures stdout
-/// and stderr up to the plan's cap and, at the wall-clock limit, calls
-/// `kill` (which must end everything the program started) and waits for the
-/// child. `exit_of` says what a normal end means on this platform.
+/// and stderr up to the plan's cap and, at the wall-clock limit or when the
+/// plan's [`Cancel`](crate::Cancel) fires, calls `kill` (which must end
+/// everything the program started) and waits for the child. `exit_of` says
+/// what a normal end means on this platform.
 pub(crate) fn supervise(
     mut child: std::process::Child,
     plan: &crate::plan::Plan,
@@ -71,21 +76,31 @@ pub(crate) fn supervise(
     let stderr = capture_in_background(child.stderr.take(), cap);
     feed(child.stdin.take(), input);
     let (done, waited) = std::sync::mpsc::channel();
+    if let Some(cancel) = &plan.cancel {
+        cancel.notify(done.clone());
+    }
     std::thread::spawn(move || {
-        let _ = done.send(child.wait());
+        let _ = done.send(Waited::Exited(child.wait()));
     });
+    let end_early = |exit: Exit| {
+        kill();
+        // The cancel signal may still be queued before the child's end.
+        while let Ok(message) = waited.recv() {
+            if let Waited::Exited(_) = message {
+                break;
+            }
+        }
+        exit
+    };
     let exit = match waited.recv_timeout(plan.limits.wall_clock) {
-        Ok(Ok(status)) => exit_of(status),
-        Ok(Err(e)) => {
+        Ok(Waited::Exited(Ok(status))) => exit_of(status),
+        Ok(Waited::Exited(Err(e))) => {
             return Err(crate::SandboxError::Spawn {
                 detail: format!("waiting for the program failed: {e}"),
             });
         }
-        Err(_) => {
-            kill();
-            let _ = waited.recv();
-            Exit::TimedOut
-        }
+        Ok(Waited::Cancelled) => end_early(Exit::Cancelled),
+        Err(_) => end_early(Exit::TimedOut),
     };
     Ok(RunOutput {
         exit,

@@ -116,6 +116,9 @@ pub struct Plan {
     pub limits: Limits,
     /// The network.
     pub network: NetworkMode,
+    /// Ends the run early when fired (like the wall clock, reported as
+    /// [`Exit::Cancelled`](crate::Exit::Cancelled)).
+    pub cancel: Option<crate::Cancel>,
 }
 
 impl Plan {
@@ -130,6 +133,7 @@ impl Plan {
             mounts: Vec::new(),
             limits: Limits::default(),
             network: NetworkMode::None,
+            cancel: None,
         }
     }
 
@@ -173,6 +177,12 @@ impl Plan {
     /// Sets the limits.
     pub fn limits(mut self, limits: Limits) -> Self {
         self.limits = limits;
+        self
+    }
+
+    /// Lets `cancel` end the run early.
+    pub fn cancel_on(mut self, cancel: crate::Cancel) -> Self {
+        self.cancel = Some(cancel);
         self
     }
 }

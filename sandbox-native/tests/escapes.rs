@@ -25,8 +25,17 @@ struct Case {
     stdout_lacks: Vec<String>,
     #[serde(default)]
     stderr_has: Vec<String>,
+    /// `name = N`: stdout reports `name=M` with `M <= N`.
+    #[serde(default)]
+    at_most: std::collections::BTreeMap<String, u64>,
     #[serde(default)]
     limits: CaseLimits,
+}
+
+/// The number the script reported as `name=N` on stdout.
+fn reported(text: &str, name: &str) -> Option<u64> {
+    text.split_whitespace()
+        .find_map(|word| word.strip_prefix(name)?.strip_prefix('=')?.parse().ok())
 }
 
 #[derive(Default, Deserialize)]
@@ -122,10 +131,18 @@ fn every_escape_in_the_corpus_is_contained() {
                 "{context}: has {fragment:?}"
             );
         }
+        for (name, max) in &case.at_most {
+            let value = reported(&text, name)
+                .unwrap_or_else(|| panic!("{context}: reports no `{name}=N`"));
+            assert!(value <= *max, "{context}: {name}={value} > {max}");
+        }
         if let Some(cap) = case.limits.output_bytes {
             assert_eq!(out.stdout.bytes.len(), cap, "{context}");
             assert!(out.stdout.dropped > 0, "{context}");
         }
+        // The host survived the case: it still starts a sandbox.
+        let after = go(&sh("echo alive"));
+        assert_eq!(stdout(&after), "alive\n", "after {}", case.name);
     }
 }
 
@@ -211,6 +228,38 @@ fn the_wall_clock_limit_kills_background_children_too() {
     // The pid namespace died with bwrap: no orphan is left on the host.
     assert_eq!(running(&["sleep", "313"]), 0, "an orphan survived");
     assert_eq!(running(&["sleep", "317"]), 0, "an orphan survived");
+}
+
+#[test]
+fn a_cancel_ends_the_run_and_everything_it_started() {
+    let cancel = airlock_sandbox::Cancel::new();
+    let plan = sh("sleep 331 & sleep 337 & wait")
+        .limits(Limits {
+            wall_clock: Duration::from_secs(120),
+            ..Limits::default()
+        })
+        .cancel_on(cancel.clone());
+    let canceller = std::thread::spawn(move || {
+        // Cancel once the program is really running (bounded wait).
+        let started = std::time::Instant::now();
+        while running(&["sleep", "337"]) == 0 && started.elapsed() < Duration::from_secs(30) {
+            std::thread::yield_now();
+        }
+        cancel.cancel();
+    });
+    let out = go(&plan);
+    canceller.join().expect("canceller");
+    assert_eq!(out.exit, Exit::Cancelled);
+    assert!(out.duration < Duration::from_secs(60), "{:?}", out.duration);
+    assert_eq!(running(&["sleep", "331"]), 0, "an orphan survived");
+    assert_eq!(running(&["sleep", "337"]), 0, "an orphan survived");
+
+    // Cancelled before it starts: it ends at once, the same way.
+    let cancel = airlock_sandbox::Cancel::new();
+    cancel.cancel();
+    let out = go(&sh("sleep 341").cancel_on(cancel));
+    assert_eq!(out.exit, Exit::Cancelled);
+    assert_eq!(running(&["sleep", "341"]), 0, "an orphan survived");
 }
 
 #[test]

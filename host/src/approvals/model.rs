@@ -8,7 +8,7 @@ use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// How far an operator's "allow" reaches.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Scope {
     /// Exactly this request (principal, tool digest, input, capabilities), once.
     Once,
@@ -30,7 +30,7 @@ impl Scope {
 }
 
 /// Where an approval stands.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Status {
     /// Waiting for an operator.
     Pending,
@@ -52,7 +52,7 @@ impl Status {
 }
 
 /// The request an approval is about, as the host saw it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ApprovalRequest {
     /// Who asked (`Agent::"claude"`).
     pub principal: String,
@@ -147,7 +147,7 @@ pub fn summarize(input: &str) -> String {
 }
 
 /// One approval, pending or decided.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Approval {
     /// Its id (a ULID).
     pub id: String,
@@ -161,10 +161,12 @@ pub struct Approval {
     pub decided_at: Option<String>,
     /// Whether a `once` approval has been used.
     pub used: bool,
+    /// Who decided, as the deciding channel identified them.
+    pub decided_by: Option<String>,
 }
 
 /// An operator's decision.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum OperatorDecision {
     /// Allow exactly this request, once.
     AllowOnce,
@@ -177,6 +179,16 @@ pub enum OperatorDecision {
 }
 
 impl OperatorDecision {
+    /// The name policies see for it (`approval.decide`'s `context.decision`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            OperatorDecision::AllowOnce => "allow_once",
+            OperatorDecision::AllowSession => "allow_session",
+            OperatorDecision::AllowFor(_) => "allow_until",
+            OperatorDecision::Deny(_) => "deny",
+        }
+    }
+
     /// The status this decision sets, at time `now`.
     pub fn status(&self, now: SystemTime) -> Status {
         match self {

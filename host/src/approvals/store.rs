@@ -67,11 +67,14 @@ pub trait ApprovalStore: Send + Sync {
     /// approval already recorded for the same request.
     fn request(&self, request: &ApprovalRequest) -> Result<Approval, StoreError>;
 
-    /// An operator's decision on a pending approval (journaled).
+    /// An operator's decision on a pending approval, recorded (and
+    /// journaled) with who decided: `decided_by` names the operator as the
+    /// channel identified them (`operator:alice`, `mcp-client:…`, `cli:bob`).
     fn decide(
         &self,
         id: &str,
         decision: &OperatorDecision,
+        decided_by: &str,
         now: SystemTime,
     ) -> Result<Approval, ApprovalError>;
 
@@ -86,7 +89,8 @@ pub trait ApprovalStore: Send + Sync {
 }
 
 const COLUMNS: &str = "id, created, status, principal, session_id, tool_name, tool_sha256, capabilities, \
-                       grant_summary, request_hash, input_summary, scope, expires_at, decided_at, reason, used";
+                       grant_summary, request_hash, input_summary, scope, expires_at, decided_at, reason, used, \
+                       decided_by";
 
 fn row_approval(row: &Row<'_>) -> rusqlite::Result<Approval> {
     let status: String = row.get(2)?;
@@ -119,6 +123,7 @@ fn row_approval(row: &Row<'_>) -> rusqlite::Result<Approval> {
         status,
         decided_at: row.get(13)?,
         used: row.get::<_, i64>(15)? != 0,
+        decided_by: row.get(16)?,
     })
 }
 
@@ -226,6 +231,7 @@ impl ApprovalStore for SqliteStore {
                 status: Status::Pending,
                 decided_at: None,
                 used: false,
+                decided_by: None,
             })
         })
     }
@@ -234,6 +240,7 @@ impl ApprovalStore for SqliteStore {
         &self,
         id: &str,
         decision: &OperatorDecision,
+        decided_by: &str,
         now: SystemTime,
     ) -> Result<Approval, ApprovalError> {
         let status = decision.status(now);
@@ -262,9 +269,9 @@ impl ApprovalStore for SqliteStore {
                     Status::Pending => (None, None, None),
                 };
                 tx.execute(
-                    "UPDATE approvals SET status = ?2, scope = ?3, expires_at = ?4, reason = ?5, decided_at = ?6 \
-                     WHERE id = ?1",
-                    params![id, status.as_str(), scope, expires, reason, decided_at],
+                    "UPDATE approvals SET status = ?2, scope = ?3, expires_at = ?4, reason = ?5, decided_at = ?6, \
+                     decided_by = ?7 WHERE id = ?1",
+                    params![id, status.as_str(), scope, expires, reason, decided_at, decided_by],
                 )
                 .map_err(StoreError::sql("recording a decision"))?;
                 append_in(
@@ -276,6 +283,7 @@ impl ApprovalStore for SqliteStore {
                         "scope": scope,
                         "expires_at": expires,
                         "reason": reason,
+                        "decided_by": decided_by,
                         "tool_sha256": approval.request.tool_sha256,
                         "request_hash": approval.request.request_hash,
                     }),
@@ -283,6 +291,7 @@ impl ApprovalStore for SqliteStore {
                 Ok(Ok(Approval {
                     status: status.clone(),
                     decided_at: Some(decided_at.clone()),
+                    decided_by: Some(decided_by.to_string()),
                     ..approval
                 }))
             })
@@ -365,7 +374,7 @@ mod tests {
 
         // Once: exactly this request, one use.
         store
-            .decide(&pending.id, &OperatorDecision::AllowOnce, now)
+            .decide(&pending.id, &OperatorDecision::AllowOnce, "operator:test", now)
             .expect("decide");
         assert!(matches!(
             store.lookup(&a, now).expect("lookup"),
@@ -386,7 +395,7 @@ mod tests {
         // Session: any input in that session, not another session or build.
         let s = store.request(&other_input).expect("pending");
         store
-            .decide(&s.id, &OperatorDecision::AllowSession, now)
+            .decide(&s.id, &OperatorDecision::AllowSession, "operator:test", now)
             .expect("decide");
         assert!(matches!(
             store
@@ -421,6 +430,7 @@ mod tests {
             .decide(
                 &u.id,
                 &OperatorDecision::AllowFor(Duration::from_secs(60)),
+                "operator:test",
                 now,
             )
             .expect("decide");
@@ -449,7 +459,7 @@ mod tests {
             .request(&request("Agent::\"d\"", "", "sha1", "[1]"))
             .expect("pending");
         store
-            .decide(&d.id, &OperatorDecision::Deny("no".into()), now)
+            .decide(&d.id, &OperatorDecision::Deny("no".into()), "operator:test", now)
             .expect("decide");
         assert!(matches!(
             store
@@ -458,12 +468,12 @@ mod tests {
             Lookup::Denied(_)
         ));
         let again = store
-            .decide(&d.id, &OperatorDecision::AllowOnce, now)
+            .decide(&d.id, &OperatorDecision::AllowOnce, "operator:test", now)
             .expect_err("final");
         assert_eq!(again.code(), "approval_already_decided");
         assert_eq!(
             store
-                .decide("nope", &OperatorDecision::AllowOnce, now)
+                .decide("nope", &OperatorDecision::AllowOnce, "operator:test", now)
                 .expect_err("missing")
                 .code(),
             "approval_not_found"

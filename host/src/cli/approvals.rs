@@ -2,25 +2,36 @@
 //! prompt `airlock run` shows on a terminal.
 
 use super::args::{ApprovalsCommand, Cli, DecideArgs};
+use super::serve::ask;
 use super::{Failure, open_store};
+use airlock::serve::operator::{OperatorRequest, approval_from};
 use airlock::approvals::{Approval, ApprovalStore, OperatorDecision, Scope, Status};
 use airlock::{Host, PendingApproval, exit_code};
 use serde_json::{Value, json};
 use std::io::{BufRead, Write};
 use std::time::SystemTime;
 
-pub fn run(cli: &Cli, command: &ApprovalsCommand) -> u8 {
-    match execute(cli, command) {
+pub async fn run(cli: &Cli, command: &ApprovalsCommand) -> u8 {
+    match execute(cli, command).await {
         Ok(()) => exit_code::OK,
         Err(failure) => failure.report(),
     }
 }
 
-fn execute(cli: &Cli, command: &ApprovalsCommand) -> Result<(), Failure> {
-    let store = open_store(cli)?;
+/// Through a running server's operator socket when one answers (the server
+/// then records who decided from the socket's peer credentials), else the
+/// state directory's database directly.
+async fn execute(cli: &Cli, command: &ApprovalsCommand) -> Result<(), Failure> {
     match command {
         ApprovalsCommand::List { all, json } => {
-            let approvals = store.list(!all)?;
+            let approvals = match ask(cli, &OperatorRequest::ApprovalsList { all: *all }).await? {
+                Some(answer) => serde_json::from_value::<Vec<Value>>(answer)
+                    .map_err(|e| Failure::usage("operator_socket_failed", e.to_string()))?
+                    .into_iter()
+                    .map(approval_from)
+                    .collect::<Result<Vec<_>, _>>()?,
+                None => open_store(cli)?.list(!all)?,
+            };
             if *json {
                 println!(
                     "{}",
@@ -43,7 +54,11 @@ fn execute(cli: &Cli, command: &ApprovalsCommand) -> Result<(), Failure> {
             }
         }
         ApprovalsCommand::Show { id, json } => {
-            let approval = store.get(id)?.ok_or_else(|| {
+            let approval = match ask(cli, &OperatorRequest::ApprovalsShow { id: id.clone() }).await? {
+                Some(answer) => Some(approval_from(answer)?),
+                None => open_store(cli)?.get(id)?,
+            };
+            let approval = approval.ok_or_else(|| {
                 Failure::usage("approval_not_found", format!("no approval with id `{id}`"))
             })?;
             if *json {
@@ -52,12 +67,12 @@ fn execute(cli: &Cli, command: &ApprovalsCommand) -> Result<(), Failure> {
                 print_approval(&approval);
             }
         }
-        ApprovalsCommand::Decide(args) => decide(&store, args)?,
+        ApprovalsCommand::Decide(args) => decide(cli, args).await?,
     }
     Ok(())
 }
 
-fn decide(store: &dyn ApprovalStore, args: &DecideArgs) -> Result<(), Failure> {
+async fn decide(cli: &Cli, args: &DecideArgs) -> Result<(), Failure> {
     let decision = match (&args.allow, &args.deny) {
         (Some(allow), None) => allow.clone(),
         (None, Some(reason)) => OperatorDecision::Deny(reason.clone()),
@@ -68,12 +83,34 @@ fn decide(store: &dyn ApprovalStore, args: &DecideArgs) -> Result<(), Failure> {
             ));
         }
     };
-    let approval = store.decide(&args.id, &decision, SystemTime::now())?;
+    let request = OperatorRequest::ApprovalsDecide {
+        id: args.id.clone(),
+        decision: decision.clone(),
+    };
+    let approval = match ask(cli, &request).await? {
+        Some(answer) => approval_from(answer)?,
+        None => open_store(cli)?.decide(
+            &args.id,
+            &decision,
+            &format!("cli:{}", local_user_name()),
+            SystemTime::now(),
+        )?,
+    };
     println!(
-        "{}: {decision} ({} for {})",
-        approval.id, approval.request.tool_name, approval.request.principal
+        "{}: {decision} ({} for {}, decided by {})",
+        approval.id,
+        approval.request.tool_name,
+        approval.request.principal,
+        approval.decided_by.as_deref().unwrap_or("?")
     );
     Ok(())
+}
+
+/// The user at this terminal, as decisions made without a server name them.
+pub(crate) fn local_user_name() -> String {
+    std::env::var("USER")
+        .or_else(|_| std::env::var("USERNAME"))
+        .unwrap_or_else(|_| "local".to_string())
 }
 
 fn approval_json(a: &Approval) -> Value {
@@ -91,6 +128,7 @@ fn approval_json(a: &Approval) -> Value {
         "expires_at": expires_at,
         "reason": reason,
         "decided_at": a.decided_at,
+        "decided_by": a.decided_by,
         "used": a.used,
         "principal": a.request.principal,
         "session_id": a.request.session_id,
@@ -118,7 +156,10 @@ fn print_approval(a: &Approval) {
     println!("grant         {}", a.request.grant_summary);
     println!("input         {}", a.request.input_summary);
     if let Some(at) = &a.decided_at {
-        println!("decided       {at}");
+        println!(
+            "decided       {at} by {}",
+            a.decided_by.as_deref().unwrap_or("?")
+        );
     }
 }
 

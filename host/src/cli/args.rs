@@ -30,6 +30,12 @@ pub struct Cli {
     #[arg(long, global = true, env = "AIRLOCK_POLICIES", value_name = "DIR")]
     pub policies: Option<PathBuf>,
 
+    /// The operator socket of a running `airlock serve` (default: the one
+    /// in the state directory). Operator commands (`approvals`, `agents`,
+    /// `reload`) go through it when a server answers there.
+    #[arg(long, global = true, env = "AIRLOCK_SOCKET", value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+
     /// Log more (repeat for more detail); `RUST_LOG` overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -49,6 +55,13 @@ Exit codes:
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Serve the configured tools to AI agents over MCP (stdio or HTTP).
+    Serve(Box<super::serve::ServeArgs>),
+    /// Register agents and their bearer tokens (the operator's side).
+    #[command(subcommand)]
+    Agents(super::serve::AgentsCommand),
+    /// Make the running server re-read its configuration and policies.
+    Reload,
     /// Run a tool component once and print its output.
     Run(Box<RunArgs>),
     /// Show what a component is: digest, imports, exports, world, capabilities.

@@ -11,6 +11,7 @@ mod policy;
 mod progress;
 mod render;
 mod run;
+mod serve;
 mod vault;
 
 use airlock::egress::{Resolver, StaticResolver, SystemResolver};
@@ -47,11 +48,14 @@ pub fn main() -> ExitCode {
     };
     let code = runtime.block_on(async {
         match &cli.command {
+            Command::Serve(args) => serve::serve(&cli, args).await,
+            Command::Agents(command) => serve::agents(&cli, command).await,
+            Command::Reload => serve::reload(&cli).await,
             Command::Run(run) => run::run(&cli, run).await,
             Command::Inspect(inspect) => inspect::inspect(&cli, inspect).await,
             Command::Egress(EgressCommand::Check(check)) => egress::check(&cli, check).await,
             Command::Policy(command) => policy::run(&cli, command).await,
-            Command::Approvals(command) => approvals::run(&cli, command),
+            Command::Approvals(command) => approvals::run(&cli, command).await,
             Command::Journal(command) => journal::run_journal(&cli, command),
             Command::Attest(command) => journal::run_attest(&cli, command),
             Command::Vault(command) => vault::run(&cli, command),

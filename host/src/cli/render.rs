@@ -1,9 +1,8 @@
 //! What the CLI prints: JSON objects with stable field names (reason codes are
 //! the library's), and their human-readable forms.
 
-use airlock::native::NativeTool;
 use airlock::{
-    Captured, ComponentInfo, Descriptor, EgressRecord, Limits, Outcome, RunReport, Tool,
+    Captured, ComponentInfo, ConfiguredTool, Descriptor, EgressRecord, Limits, Outcome, RunReport,
 };
 use serde_json::{Value, json};
 use std::path::Path;
@@ -48,25 +47,13 @@ pub struct ToolLabel {
     pub world: String,
 }
 
-impl From<&Tool> for ToolLabel {
-    fn from(tool: &Tool) -> Self {
+impl From<&ConfiguredTool> for ToolLabel {
+    fn from(tool: &ConfiguredTool) -> Self {
         Self {
             name: tool.name().to_string(),
-            version: Some(tool.descriptor().version.clone()),
-            sha256: tool.sha256().to_hex(),
-            world: tool.world().as_str().to_string(),
-        }
-    }
-}
-
-impl From<&NativeTool> for ToolLabel {
-    fn from(tool: &NativeTool) -> Self {
-        let facts = tool.facts();
-        Self {
-            name: facts.name.clone(),
-            version: None,
-            sha256: facts.sha256.clone(),
-            world: facts.world.clone(),
+            version: tool.version().map(str::to_string),
+            sha256: tool.sha256().to_string(),
+            world: tool.world().to_string(),
         }
     }
 }

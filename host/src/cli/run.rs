@@ -4,9 +4,8 @@
 use super::approvals;
 use super::args::{Cli, RunArgs};
 use super::render;
-use airlock::native::NativeTool;
 use airlock::policy::{Principal, RequestContext};
-use airlock::{Grants, Host, Invocation, InvokeError, LimitExceeded, Outcome, Tool, exit_code};
+use airlock::{ConfiguredTool, Grants, Invocation, LimitExceeded, Outcome, exit_code};
 use std::io::{IsTerminal, Read};
 
 /// Prints an error (as JSON on stdout too, with `--json`) and returns `exit`.
@@ -93,13 +92,13 @@ pub async fn run(cli: &Cli, args: &RunArgs) -> u8 {
         Target::Native(spec) => {
             let name = configured.as_ref().map_or("", |t| t.name());
             host.load_native(name, *spec, grants)
-                .map(|tool| Loaded::Native(Box::new(tool)))
+                .map(ConfiguredTool::from)
                 .map_err(|e| (e.code(), e.to_string(), exit_code::USAGE))
         }
         Target::Component(component) => host
             .load(component.as_path(), grants)
             .await
-            .map(Loaded::Component)
+            .map(ConfiguredTool::from)
             .map_err(|e| {
                 (
                     e.code(),
@@ -138,7 +137,12 @@ pub async fn run(cli: &Cli, args: &RunArgs) -> u8 {
         && let Some(decision) = approvals::prompt(&host, approval)
     {
         if let Some(store) = host.approvals()
-            && let Err(e) = store.decide(&approval.id, &decision, std::time::SystemTime::now())
+            && let Err(e) = store.decide(
+                &approval.id,
+                &decision,
+                &format!("cli:{}", approvals::local_user_name()),
+                std::time::SystemTime::now(),
+            )
         {
             return report_error(json, e.code(), &e.to_string(), exit_code::USAGE);
         }
@@ -148,7 +152,7 @@ pub async fn run(cli: &Cli, args: &RunArgs) -> u8 {
         };
     }
 
-    let tool = tool.label();
+    let tool = render::ToolLabel::from(&tool);
     if json {
         println!("{}", render::outcome_json(&tool, &outcome));
     } else if let Outcome::Completed { output, .. } = &outcome {
@@ -169,34 +173,9 @@ enum Target {
     Native(Box<airlock::native::NativeSpec>),
 }
 
-/// What `run` loaded: a component or a native program.
-enum Loaded {
-    Component(Tool),
-    Native(Box<NativeTool>),
-}
-
-impl Loaded {
-    async fn invoke(&self, host: &Host, invocation: Invocation) -> Result<Outcome, InvokeError> {
-        match self {
-            Loaded::Component(tool) => host.invoke(tool, invocation).await,
-            Loaded::Native(tool) => host.invoke_native(tool, invocation).await,
-        }
-    }
-
-    fn label(&self) -> render::ToolLabel {
-        match self {
-            Loaded::Component(tool) => tool.into(),
-            Loaded::Native(tool) => tool.as_ref().into(),
-        }
-    }
-}
-
 /// `User::"$USER"`: the person at the terminal.
 fn local_user() -> Principal {
-    let name = std::env::var("USER")
-        .or_else(|_| std::env::var("USERNAME"))
-        .unwrap_or_else(|_| "local".to_string());
-    Principal::user(name)
+    Principal::user(approvals::local_user_name())
 }
 
 type InputError = (&'static str, String, u8);

@@ -65,6 +65,10 @@ pub enum EntryKind {
     Denial,
     /// A signed statement of the chain head (see `attest`).
     Checkpoint,
+    /// `airlock serve` started, stopped, or reloaded its tools.
+    Server,
+    /// An agent was added or removed (never its token).
+    AgentChanged,
 }
 
 impl EntryKind {
@@ -78,6 +82,8 @@ impl EntryKind {
             EntryKind::PolicyReload => "policy_reload",
             EntryKind::Denial => "denial",
             EntryKind::Checkpoint => "checkpoint",
+            EntryKind::Server => "server",
+            EntryKind::AgentChanged => "agent_changed",
         }
     }
 }

@@ -16,7 +16,7 @@ use crate::Host;
 use crate::egress::{Credentials, EgressHook, EgressProxy, Requester};
 use crate::gate::{Admission, admit};
 use crate::grants::Grants;
-use crate::invocation::Invocation;
+use crate::invocation::{AbortOnDrop, Invocation};
 use crate::limits::Limits;
 use crate::outcome::{InvokeError, Outcome, RunReport};
 use crate::policy::ToolFacts;
@@ -405,6 +405,15 @@ impl Host {
         }
         let backend = tool.backend.clone();
         let input = invocation.input.clone().into_bytes();
+        // The sandbox runs on a blocking thread: the caller's token fires the
+        // sandbox's own cancel, which kills everything the program started.
+        let cancel = airlock_sandbox::Cancel::new();
+        plan = plan.cancel_on(cancel.clone());
+        let token = invocation.cancel.clone();
+        let _forwarder = AbortOnDrop::spawn(async move {
+            token.cancelled().await;
+            cancel.cancel();
+        });
         let output = tokio::task::spawn_blocking(move || match backend {
             Some(backend) => backend.run(&plan, &input),
             None => airlock_sandbox::run_unsandboxed(&plan, &input),

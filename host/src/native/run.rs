@@ -66,6 +66,10 @@ pub(super) fn outcome_of(
             },
             report,
         },
+        Exit::Cancelled => Outcome::LimitExceeded {
+            limit: LimitExceeded::Cancelled,
+            report,
+        },
         Exit::Code(0) if output.stdout.dropped > 0 => Outcome::LimitExceeded {
             limit: LimitExceeded::OutputTooLarge {
                 limit: limits.max_output_bytes,

@@ -3,7 +3,8 @@
 
 use super::error::{Location, PolicyError, cedar_error};
 use super::facts::{
-    Action, Decision, DestinationFacts, ProgramFacts, SecretFacts, ToolFacts, entity_error, uid,
+    Action, ApprovalFacts, Decision, DestinationFacts, ProgramFacts, SecretFacts, ToolFacts,
+    entity_error, uid,
 };
 use super::principal::{Principal, RequestContext};
 use cedar_policy::{
@@ -321,6 +322,40 @@ impl PolicyEngine {
         )
     }
 
+    /// May `operator` take `decision` (`allow_once`, `allow_session`,
+    /// `allow_until`, `deny`) on the pending `approval`?
+    pub fn check_decide(
+        &self,
+        operator: &Principal,
+        approval: &ApprovalFacts,
+        decision: &str,
+    ) -> Decision {
+        let (resource, entities) = match self.alone_with(approval.entity()) {
+            Ok(built) => built,
+            Err(error) => return refused(error.to_string()),
+        };
+        let pairs = [(
+            "decision".to_string(),
+            RestrictedExpression::new_string(decision.to_string()),
+        )];
+        self.decide(operator, Action::ApprovalDecide, resource, pairs, &entities)
+    }
+
+    /// The principals plus one resource entity: what a check on a resource
+    /// other than a tool needs.
+    fn alone_with(
+        &self,
+        resource: Result<(EntityUid, Entity), PolicyError>,
+    ) -> Result<(EntityUid, Entities), PolicyError> {
+        let (resource, entity) = resource?;
+        let entities = self
+            .principals
+            .clone()
+            .add_entities([entity], None)
+            .map_err(|e| entity_error(&resource, &e))?;
+        Ok((resource, entities))
+    }
+
     /// An action a running tool takes on `resource` (context `ToolUse`).
     fn check_tool_use(
         &self,
@@ -330,14 +365,7 @@ impl PolicyEngine {
         context: &RequestContext,
         resource: Result<(EntityUid, Entity), PolicyError>,
     ) -> Decision {
-        let (resource, entities) = match resource.and_then(|(resource, entity)| {
-            let entities = self
-                .principals
-                .clone()
-                .add_entities([entity], None)
-                .map_err(|e| entity_error(&resource, &e))?;
-            Ok((resource, entities))
-        }) {
+        let (resource, entities) = match self.alone_with(resource) {
             Ok(built) => built,
             Err(error) => return refused(error.to_string()),
         };
@@ -382,15 +410,7 @@ impl PolicyEngine {
                     .as_ref()
                     .clone(),
             ),
-            (Action::HttpRequest, Some(destination)) => {
-                let (resource, entity) = destination.entity()?;
-                let entities = self
-                    .principals
-                    .clone()
-                    .add_entities([entity], None)
-                    .map_err(|e| entity_error(&resource, &e))?;
-                (resource, entities)
-            }
+            (Action::HttpRequest, Some(destination)) => self.alone_with(destination.entity())?,
             (Action::HttpRequest, None) => {
                 return Err(not_fitting(&"its resource is the destination: give one"));
             }

@@ -27,11 +27,13 @@ pub enum Action {
     FsWrite,
     /// Run a native program.
     ProcessExec,
+    /// Decide a pending approval (an operator).
+    ApprovalDecide,
 }
 
 impl Action {
     /// Every action, in schema order.
-    pub const ALL: [Action; 8] = [
+    pub const ALL: [Action; 9] = [
         Action::ToolList,
         Action::ToolDescribe,
         Action::ToolExecute,
@@ -40,6 +42,7 @@ impl Action {
         Action::FsRead,
         Action::FsWrite,
         Action::ProcessExec,
+        Action::ApprovalDecide,
     ];
 
     /// The action's id, e.g. `tool.execute`.
@@ -53,6 +56,7 @@ impl Action {
             Action::FsRead => "fs.read",
             Action::FsWrite => "fs.write",
             Action::ProcessExec => "process.exec",
+            Action::ApprovalDecide => "approval.decide",
         }
     }
 
@@ -72,10 +76,12 @@ static TYPE_NAMES: LazyLock<HashMap<&'static str, EntityTypeName>> = LazyLock::n
     [
         "Action",
         "Agent",
+        "Approval",
         "Channel",
         "Destination",
         "Device",
         "Group",
+        "Operator",
         "Path",
         "Program",
         "Secret",
@@ -290,6 +296,53 @@ impl ProgramFacts {
             (
                 "sandboxed".to_string(),
                 RestrictedExpression::new_bool(self.sandboxed),
+            ),
+        ]);
+        let entity = Entity::new(resource.clone(), attrs, HashSet::new())
+            .map_err(|e| entity_error(&resource, &e))?;
+        Ok((resource, entity))
+    }
+}
+
+/// A pending approval, as the resource of `approval.decide`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApprovalFacts {
+    /// The approval's id.
+    pub id: String,
+    /// The tool it is for.
+    pub tool: String,
+    /// Who asked to run it (`Agent::"claude"`).
+    pub requester: String,
+    /// The tool's capabilities.
+    pub capabilities: Vec<String>,
+    /// The tool's digest.
+    pub tool_sha256: String,
+}
+
+impl ApprovalFacts {
+    /// The `Approval` entity and its uid (the approval id).
+    pub(super) fn entity(&self) -> Result<(EntityUid, Entity), PolicyError> {
+        let resource = uid("Approval", &self.id);
+        let attrs = HashMap::from([
+            (
+                "tool".to_string(),
+                RestrictedExpression::new_string(self.tool.clone()),
+            ),
+            (
+                "requester".to_string(),
+                RestrictedExpression::new_string(self.requester.clone()),
+            ),
+            (
+                "capabilities".to_string(),
+                RestrictedExpression::new_set(
+                    self.capabilities
+                        .iter()
+                        .map(|c| RestrictedExpression::new_string(c.clone())),
+                ),
+            ),
+            (
+                "tool_sha256".to_string(),
+                RestrictedExpression::new_string(self.tool_sha256.clone()),
             ),
         ]);
         let entity = Entity::new(resource.clone(), attrs, HashSet::new())

@@ -13,8 +13,8 @@ mod principal;
 pub use engine::{DEFAULT_POLICIES, DEFAULT_SCHEMA, PolicyEngine};
 pub use error::{Location, PolicyError};
 pub use facts::{
-    Action, Decision, DestinationFacts, ProgramFacts, SENSITIVE_CAPABILITIES, SecretFacts,
-    ToolFacts,
+    Action, ApprovalFacts, Decision, DestinationFacts, ProgramFacts, SENSITIVE_CAPABILITIES,
+    SecretFacts, ToolFacts,
 };
 pub use principal::{Principal, PrincipalKind, PrincipalParseError, RequestContext};
 

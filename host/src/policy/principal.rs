@@ -14,6 +14,10 @@ pub enum PrincipalKind {
     Device,
     /// A channel (e.g. a chat room the request came through).
     Channel,
+    /// An operator of `airlock serve`, identified by the operator socket's
+    /// peer credentials; decides approvals. Never the principal of a tool
+    /// call, so it does not parse from a `--principal` or config text.
+    Operator,
 }
 
 impl PrincipalKind {
@@ -24,6 +28,7 @@ impl PrincipalKind {
             PrincipalKind::Agent => "Agent",
             PrincipalKind::Device => "Device",
             PrincipalKind::Channel => "Channel",
+            PrincipalKind::Operator => "Operator",
         }
     }
 }
@@ -52,6 +57,11 @@ impl Principal {
     /// `Agent::"id"`.
     pub fn agent(id: impl Into<String>) -> Self {
         Self::new(PrincipalKind::Agent, id)
+    }
+
+    /// `Operator::"id"`.
+    pub fn operator(id: impl Into<String>) -> Self {
+        Self::new(PrincipalKind::Operator, id)
     }
 
     /// The kind.

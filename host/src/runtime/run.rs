@@ -87,6 +87,8 @@ pub(crate) struct ExecContext<'a> {
     pub fuel_metering: bool,
     pub network: &'a Network,
     pub requester: Requester,
+    /// Fired by the caller to stop the invocation.
+    pub cancel: &'a tokio_util::sync::CancellationToken,
 }
 
 #[derive(Clone, Copy)]
@@ -145,11 +147,20 @@ pub(crate) async fn execute<E: Entry>(cx: &ExecContext<'_>, entry: E) -> Run<E::
 
     // The outer timeout covers time the guest spends blocked in host calls,
     // where no epoch check runs.
+    // A cancelled call is dropped like one past its deadline: wasmtime
+    // unwinds the guest's fiber and the store goes with it.
     let work = instantiate_and_call(&mut store, cx.pre, entry);
-    let result = match tokio::time::timeout_at(deadline.into(), work).await {
-        Ok(Ok(output)) => Ok(output),
-        Ok(Err((stage, error))) => Err(classify(stage, &error, store.data(), limits)),
-        Err(_elapsed) => Err(Failure::Limit(LimitExceeded::Deadline {
+    let timed = tokio::time::timeout_at(deadline.into(), work);
+    let ended = tokio::select! {
+        biased;
+        () = cx.cancel.cancelled() => None,
+        timed = timed => Some(timed),
+    };
+    let result = match ended {
+        None => Err(Failure::Limit(LimitExceeded::Cancelled)),
+        Some(Ok(Ok(output))) => Ok(output),
+        Some(Ok(Err((stage, error)))) => Err(classify(stage, &error, store.data(), limits)),
+        Some(Err(_elapsed)) => Err(Failure::Limit(LimitExceeded::Deadline {
             timeout: limits.timeout,
         })),
     };

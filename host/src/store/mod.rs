@@ -43,7 +43,13 @@ CREATE TABLE IF NOT EXISTS approvals (
     expires_at INTEGER,
     decided_at TEXT,
     reason TEXT,
-    used INTEGER NOT NULL DEFAULT 0
+    used INTEGER NOT NULL DEFAULT 0,
+    decided_by TEXT
+);
+CREATE TABLE IF NOT EXISTS agents (
+    name TEXT PRIMARY KEY,
+    token_sha256 TEXT NOT NULL UNIQUE,
+    created TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS approvals_request ON approvals (request_hash, status);
 CREATE INDEX IF NOT EXISTS approvals_tool ON approvals (tool_sha256, principal, status);
@@ -112,19 +118,56 @@ impl std::fmt::Debug for SqliteStore {
     }
 }
 
+/// Creates `dir` (and its parents) if missing and makes it owner-only
+/// (0700 on Unix, whatever the umask): a state directory holds the host
+/// key, the vault, approvals with their inputs, and the operator socket.
+pub fn private_dir(dir: &Path) -> Result<(), StoreError> {
+    let failed = |source| StoreError::Directory {
+        path: dir.to_path_buf(),
+        source,
+    };
+    std::fs::create_dir_all(dir).map_err(failed)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(failed)?;
+    }
+    Ok(())
+}
+
 impl SqliteStore {
-    /// Opens (creating if needed) `<state_dir>/airlock.db`.
+    /// Opens (creating if needed) `<state_dir>/airlock.db`; the directory is
+    /// made owner-only.
     pub fn open_in(state_dir: &Path) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(state_dir).map_err(|source| StoreError::Directory {
-            path: state_dir.to_path_buf(),
-            source,
-        })?;
+        private_dir(state_dir)?;
         Self::open(&state_dir.join(DATABASE_FILE))
     }
 
-    /// Opens (creating if needed) the database at `path`.
+    /// Opens (creating if needed) the database at `path`, owner-only, and
+    /// brings an older one up to date.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        Self::open_with(path, SCHEMA)
+        let store = Self::open_private(path, SCHEMA)?;
+        store.migrate()?;
+        Ok(store)
+    }
+
+    /// Columns added since the first release, added to older databases.
+    fn migrate(&self) -> Result<(), StoreError> {
+        self.write("upgrading the database", |tx| {
+            let has_decided_by: bool = tx
+                .query_row(
+                    "SELECT COUNT(*) FROM pragma_table_info('approvals') WHERE name = 'decided_by'",
+                    [],
+                    |row| row.get::<_, i64>(0),
+                )
+                .map_err(StoreError::sql("upgrading the database"))?
+                > 0;
+            if !has_decided_by {
+                tx.execute("ALTER TABLE approvals ADD COLUMN decided_by TEXT", [])
+                    .map_err(StoreError::sql("upgrading the database"))?;
+            }
+            Ok(())
+        })
     }
 
     /// Opens (creating if needed) a database at `path` readable by its
@@ -141,7 +184,15 @@ impl SqliteStore {
                 .open(path);
             match created {
                 Ok(_) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                // An older file may have been created under a lax umask.
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    use std::os::unix::fs::PermissionsExt;
+                    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+                        .map_err(|source| StoreError::Directory {
+                            path: path.to_path_buf(),
+                            source,
+                        })?;
+                }
                 Err(source) => {
                     return Err(StoreError::Directory {
                         path: path.to_path_buf(),

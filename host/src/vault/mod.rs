@@ -145,10 +145,7 @@ impl Vault {
     /// Creates a vault in `state_dir`. Refuses to replace an existing one:
     /// its secrets would be lost.
     pub fn create(state_dir: &Path, how: NewVault) -> Result<Self, VaultError> {
-        std::fs::create_dir_all(state_dir).map_err(|source| StoreError::Directory {
-            path: state_dir.to_path_buf(),
-            source,
-        })?;
+        crate::store::private_dir(state_dir)?;
         let path = Self::path_in(state_dir);
         let store = SqliteStore::open_private(&path, table::SCHEMA)?;
         if Meta::read(&store)?.is_some() {

@@ -40,7 +40,7 @@ fn store(host: &Host) -> &dyn ApprovalStore {
 
 /// The operator decides approval `id`, as of `at`.
 fn decide_at(host: &Host, id: &str, decision: &OperatorDecision, at: SystemTime) {
-    store(host).decide(id, decision, at).expect("decide");
+    store(host).decide(id, decision, "test:operator", at).expect("decide");
 }
 
 /// The operator decides approval `id` now.
@@ -248,7 +248,7 @@ async fn a_denial_is_final_and_carries_the_operators_reason() {
         );
         assert_eq!(outcome.exit_code(), airlock::exit_code::DENIED);
     }
-    let again = store(&host).decide(&id, &OperatorDecision::AllowOnce, SystemTime::now());
+    let again = store(&host).decide(&id, &OperatorDecision::AllowOnce, "operator:test", SystemTime::now());
     assert!(again.is_err(), "a decided approval cannot be decided again");
 }
 
@@ -266,6 +266,7 @@ async fn an_invocation_can_wait_for_an_operator_in_another_task() {
                     .decide(
                         &approval.id,
                         &OperatorDecision::AllowOnce,
+                        "operator:test",
                         SystemTime::now(),
                     )
                     .expect("decide");

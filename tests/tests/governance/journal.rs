@@ -64,6 +64,7 @@ async fn approved_network_call(state: &Path) -> Story {
         &operator,
         &approval.id,
         &OperatorDecision::AllowOnce,
+        "operator:test",
         SystemTime::now(),
     )
     .expect("decide");

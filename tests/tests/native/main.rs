@@ -163,6 +163,7 @@ fn allow_once(host: &Host, id: &str) {
         .decide(
             id,
             &airlock::approvals::OperatorDecision::AllowOnce,
+            "test:operator",
             std::time::SystemTime::now(),
         )
         .expect("decide");

@@ -1,0 +1,286 @@
+//! `airlock serve`, and the operator commands that talk to a running
+//! server through its socket: `airlock agents`, `airlock reload`.
+
+use super::args::{Cli, DnsArgs};
+use super::{Failure, build_host};
+use airlock::serve::http::{HttpListener, MCP_PATH};
+use airlock::serve::mcp::McpHandler;
+use airlock::serve::operator::{OperatorListener, OperatorRequest, request};
+use airlock::serve::{Agents, Server, Sources, operator_socket_path};
+use airlock::{Config, exit_code};
+use clap::{Args, Subcommand};
+use rmcp::ServiceExt;
+use serde_json::Value;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio_util::sync::CancellationToken;
+
+/// `airlock serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The operator's configuration: tools, grants and `[serve]`.
+    #[arg(long, value_name = "FILE", default_value = "airlock.toml")]
+    pub config: PathBuf,
+    /// Serve one MCP client on stdin/stdout (the client starts airlock).
+    #[arg(long, conflicts_with = "listen")]
+    pub stdio: bool,
+    /// Serve MCP over streamable HTTP at ADDR (default: `[serve] listen`,
+    /// else 127.0.0.1:7323); port 0 picks a free one.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    #[command(flatten)]
+    pub dns: DnsArgs,
+}
+
+/// `airlock agents`.
+#[derive(Debug, Subcommand)]
+pub enum AgentsCommand {
+    /// Register an agent and print its bearer token (shown once; only its
+    /// hash is kept).
+    Add {
+        /// The agent's name: its principal is `Agent::"NAME"`.
+        name: String,
+    },
+    /// The registered agents (never their tokens).
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove an agent: its token stops working at once.
+    Remove {
+        /// The agent's name.
+        name: String,
+    },
+}
+
+impl From<airlock::serve::ServeError> for Failure {
+    fn from(e: airlock::serve::ServeError) -> Self {
+        Failure::usage(e.code(), e.to_string())
+    }
+}
+
+impl From<airlock::serve::operator::OperatorError> for Failure {
+    fn from(e: airlock::serve::operator::OperatorError) -> Self {
+        let exit = match e.code.as_str() {
+            "not_an_operator" | "policy_denied" => exit_code::DENIED,
+            _ => exit_code::USAGE,
+        };
+        Failure {
+            code: "operator_refused",
+            message: e.to_string(),
+            exit,
+        }
+    }
+}
+
+/// The operator socket the CLI talks to: `--socket`, else the state
+/// directory's (a server with another `operator_socket` needs `--socket`).
+pub(crate) fn socket(cli: &Cli) -> PathBuf {
+    cli.socket
+        .clone()
+        .unwrap_or_else(|| operator_socket_path(&Default::default(), &cli.state_dir))
+}
+
+/// Asks the running server, if one answers on the socket.
+pub(crate) async fn ask(cli: &Cli, what: &OperatorRequest) -> Result<Option<Value>, Failure> {
+    Ok(request(&socket(cli), what).await?)
+}
+
+pub async fn serve(cli: &Cli, args: &ServeArgs) -> u8 {
+    match run(cli, args).await {
+        Ok(()) => exit_code::OK,
+        Err(failure) => failure.report(),
+    }
+}
+
+async fn run(cli: &Cli, args: &ServeArgs) -> Result<(), Failure> {
+    let config = Config::from_file(&args.config)?;
+    let needs_vault = config
+        .tools()
+        .iter()
+        .any(|t| !t.grants().credentials().is_empty());
+    let vault = if needs_vault {
+        Some(super::vault::open(cli)?)
+    } else {
+        None
+    };
+    let resolver = args.dns.is_set().then(|| args.dns.resolver());
+    let host = build_host(cli, false, resolver, vault)?;
+    let server = Server::start(
+        host,
+        Sources {
+            config: args.config.clone(),
+            policies: cli.policies.clone(),
+            state_dir: cli.state_dir.clone(),
+        },
+    )
+    .await?;
+    let settings = server.settings();
+    let shutdown = CancellationToken::new();
+
+    let operator = OperatorListener::bind(&server.operator_socket()).await?;
+    eprintln!(
+        "airlock: operators: {} ({} tools)",
+        operator.path().display(),
+        server.tool_names().len()
+    );
+    let operator_task = tokio::spawn(operator.serve(server.clone(), shutdown.clone()));
+
+    let signals = Signals::new()?;
+    if args.stdio {
+        let handler = McpHandler::stdio(server.clone(), settings.stdio_principal.clone());
+        let running = handler
+            .serve(rmcp::transport::stdio())
+            .await
+            .map_err(|e| Failure::usage("serve_failed", format!("starting MCP on stdio: {e}")))?;
+        let client_gone = running.cancellation_token();
+        tokio::select! {
+            _ = running.waiting() => {}
+            () = signals.until_stop(&server) => client_gone.cancel(),
+        }
+    } else {
+        let address = args.listen.unwrap_or(settings.listen);
+        let listener = HttpListener::bind(address).await?;
+        eprintln!(
+            "airlock: serving MCP at http://{}{MCP_PATH}",
+            listener.local_addr()
+        );
+        let http = tokio::spawn(listener.serve(server.clone(), shutdown.clone()));
+        signals.until_stop(&server).await;
+        shutdown.cancel();
+        let _ = http.await;
+    }
+    shutdown.cancel();
+    let _ = operator_task.await;
+    server.shutdown().await?;
+    eprintln!("airlock: stopped");
+    Ok(())
+}
+
+/// SIGINT and SIGTERM stop the server; SIGHUP reloads it.
+struct Signals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+    hangup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> Result<Self, Failure> {
+        let install = |kind| {
+            signal(kind).map_err(|e| {
+                Failure::usage("serve_failed", format!("installing a signal handler: {e}"))
+            })
+        };
+        Ok(Self {
+            interrupt: install(SignalKind::interrupt())?,
+            terminate: install(SignalKind::terminate())?,
+            hangup: install(SignalKind::hangup())?,
+        })
+    }
+
+    /// Reloads on each SIGHUP until SIGINT or SIGTERM.
+    async fn until_stop(mut self, server: &Server) {
+        loop {
+            tokio::select! {
+                _ = self.interrupt.recv() => return,
+                _ = self.terminate.recv() => return,
+                _ = self.hangup.recv() => match server.reload().await {
+                    Ok(tools) => eprintln!("airlock: reloaded: {}", tools.join(", ")),
+                    Err(e) => eprintln!("airlock: {}: reload failed, the previous tools keep serving: {e}", e.code()),
+                },
+            }
+        }
+    }
+}
+
+/// `airlock reload`: the running server re-reads its configuration.
+pub async fn reload(cli: &Cli) -> u8 {
+    match ask(cli, &OperatorRequest::Reload).await {
+        Ok(Some(answer)) => {
+            println!("reloaded: {}", names(&answer["tools"]));
+            exit_code::OK
+        }
+        Ok(None) => not_running(cli).report(),
+        Err(failure) => failure.report(),
+    }
+}
+
+fn names(list: &Value) -> String {
+    list.as_array()
+        .map(|a| a.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(", "))
+        .unwrap_or_default()
+}
+
+fn not_running(cli: &Cli) -> Failure {
+    Failure::usage(
+        "server_not_running",
+        format!(
+            "no airlock serve answers on {}: start one, or give its socket with --socket",
+            socket(cli).display()
+        ),
+    )
+}
+
+/// `airlock agents ...`: through the running server, else the state
+/// directory's database directly.
+pub async fn agents(cli: &Cli, command: &AgentsCommand) -> u8 {
+    match agents_command(cli, command).await {
+        Ok(()) => exit_code::OK,
+        Err(failure) => failure.report(),
+    }
+}
+
+async fn agents_command(cli: &Cli, command: &AgentsCommand) -> Result<(), Failure> {
+    let direct = || -> Result<Agents, Failure> {
+        Ok(Agents::new(std::sync::Arc::new(super::open_store(cli)?)))
+    };
+    let agent_failure = |e: airlock::serve::AgentError| Failure::usage(e.code(), e.to_string());
+    match command {
+        AgentsCommand::Add { name } => {
+            let request = OperatorRequest::AgentsAdd { name: name.clone() };
+            let token = match ask(cli, &request).await? {
+                Some(answer) => answer["token"].as_str().unwrap_or_default().to_string(),
+                None => direct()?
+                    .add(name)
+                    .map_err(agent_failure)?
+                    .1
+                    .expose()
+                    .to_string(),
+            };
+            eprintln!(
+                "airlock: agent `{name}` added; its token (shown once, only its hash is kept):"
+            );
+            println!("{token}");
+        }
+        AgentsCommand::List { json } => {
+            let list = match ask(cli, &OperatorRequest::AgentsList).await? {
+                Some(answer) => answer,
+                None => serde_json::to_value(direct()?.list()?)
+                    .map_err(|e| Failure::usage("internal", e.to_string()))?,
+            };
+            if *json {
+                println!("{list}");
+            } else if list.as_array().is_none_or(Vec::is_empty) {
+                println!("no agents: `airlock agents add NAME` registers one");
+            } else {
+                for agent in list.as_array().into_iter().flatten() {
+                    println!(
+                        "{}  (added {})",
+                        agent["name"].as_str().unwrap_or_default(),
+                        agent["created"].as_str().unwrap_or_default()
+                    );
+                }
+            }
+        }
+        AgentsCommand::Remove { name } => {
+            let request = OperatorRequest::AgentsRemove { name: name.clone() };
+            if ask(cli, &request).await?.is_none() {
+                direct()?.remove(name).map_err(agent_failure)?;
+            }
+            eprintln!("airlock: agent `{name}` removed");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,244 @@
+//! [`ConfiguredTool`]: a tool from `airlock.toml`, loaded, whichever kind
+//! it is: a component, or a native program in the platform sandbox. Both
+//! go through the same admission, limits, journal and attestation; this
+//! type lets callers (`airlock run`, `airlock serve`) hold either.
+
+use crate::config::ToolConfig;
+use crate::grants::DirAccess;
+use crate::invocation::Invocation;
+use crate::native::{NativeError, NativeTool};
+use crate::outcome::{InvokeError, Outcome, exit_code};
+use crate::policy::ToolFacts;
+use crate::tool::{LoadError, Tool};
+use crate::{Host, Sha256Digest};
+use std::path::PathBuf;
+
+/// The input schema of a native tool whose configuration gives none.
+pub const ANY_OBJECT_SCHEMA: &str = r#"{"type":"object"}"#;
+
+/// A loaded tool of either kind.
+#[derive(Clone, Debug)]
+pub struct ConfiguredTool {
+    kind: Kind,
+    description: String,
+    input_schema: String,
+}
+
+#[derive(Clone, Debug)]
+enum Kind {
+    Component(Tool),
+    Native(Box<NativeTool>),
+}
+
+/// Why a configured tool could not be loaded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfiguredError {
+    /// The component did not load.
+    #[error("{}: {source}", path.display())]
+    Component {
+        /// The component file.
+        path: PathBuf,
+        /// Why.
+        source: LoadError,
+    },
+    /// The native program did not load.
+    #[error("tool `{name}`: {source}")]
+    Native {
+        /// The tool.
+        name: String,
+        /// Why.
+        source: NativeError,
+    },
+    /// The entry names neither a component nor a program.
+    #[error(
+        "tool `{name}` has neither `component` nor `native`: give the component file or the program to run"
+    )]
+    NothingToRun {
+        /// The tool.
+        name: String,
+    },
+}
+
+impl ConfiguredError {
+    /// Stable machine-readable reason code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ConfiguredError::Component { source, .. } => source.code(),
+            ConfiguredError::Native { source, .. } => source.code(),
+            ConfiguredError::NothingToRun { .. } => "nothing_to_run",
+        }
+    }
+
+    /// The CLI's exit code for this error.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            ConfiguredError::Component { source, .. } => source.exit_code(),
+            _ => exit_code::USAGE,
+        }
+    }
+}
+
+impl Host {
+    /// Loads the tool `config` describes, component or native.
+    pub async fn load_configured(
+        &self,
+        config: &ToolConfig,
+    ) -> Result<ConfiguredTool, ConfiguredError> {
+        let kind = match (config.native(), config.component()) {
+            (Some(spec), _) => Kind::Native(Box::new(
+                self.load_native(config.name(), spec.clone(), config.grants().clone())
+                    .map_err(|source| ConfiguredError::Native {
+                        name: config.name().to_string(),
+                        source,
+                    })?,
+            )),
+            (None, Some(path)) => Kind::Component(
+                self.load(path, config.grants().clone())
+                    .await
+                    .map_err(|source| ConfiguredError::Component {
+                        path: path.to_path_buf(),
+                        source,
+                    })?,
+            ),
+            (None, None) => {
+                return Err(ConfiguredError::NothingToRun {
+                    name: config.name().to_string(),
+                });
+            }
+        };
+        Ok(ConfiguredTool::new(
+            kind,
+            config.description(),
+            config.input_schema(),
+        ))
+    }
+}
+
+impl From<Tool> for ConfiguredTool {
+    fn from(tool: Tool) -> Self {
+        Self::new(Kind::Component(tool), None, None)
+    }
+}
+
+impl From<NativeTool> for ConfiguredTool {
+    fn from(tool: NativeTool) -> Self {
+        Self::new(Kind::Native(Box::new(tool)), None, None)
+    }
+}
+
+impl ConfiguredTool {
+    /// The operator's description and schema win over the component's own.
+    fn new(kind: Kind, description: Option<&str>, input_schema: Option<&str>) -> Self {
+        let (own_description, own_schema) = match &kind {
+            Kind::Component(tool) => (
+                tool.descriptor().description.clone(),
+                tool.descriptor().input_schema.clone(),
+            ),
+            Kind::Native(tool) => (
+                format!("runs {} in a sandbox", tool.sandbox_plan().program.display()),
+                ANY_OBJECT_SCHEMA.to_string(),
+            ),
+        };
+        Self {
+            kind,
+            description: description.map_or(own_description, str::to_string),
+            input_schema: input_schema.map_or(own_schema, str::to_string),
+        }
+    }
+
+    /// Runs the tool once (see [`Host::invoke`] and [`Host::invoke_native`]).
+    pub async fn invoke(
+        &self,
+        host: &Host,
+        invocation: Invocation,
+    ) -> Result<Outcome, InvokeError> {
+        match &self.kind {
+            Kind::Component(tool) => host.invoke(tool, invocation).await,
+            Kind::Native(tool) => host.invoke_native(tool, invocation).await,
+        }
+    }
+
+    /// What policies see: name, world, capabilities, digest, sensitivity.
+    pub fn facts(&self) -> &ToolFacts {
+        match &self.kind {
+            Kind::Component(tool) => tool.facts(),
+            Kind::Native(tool) => tool.facts(),
+        }
+    }
+
+    /// The tool's name.
+    pub fn name(&self) -> &str {
+        &self.facts().name
+    }
+
+    /// The component's version (native programs have none).
+    pub fn version(&self) -> Option<&str> {
+        match &self.kind {
+            Kind::Component(tool) => Some(&tool.descriptor().version),
+            Kind::Native(_) => None,
+        }
+    }
+
+    /// SHA-256 of the component or program, hex.
+    pub fn sha256(&self) -> &str {
+        &self.facts().sha256
+    }
+
+    /// The component's digest, if it is one.
+    pub fn component_sha256(&self) -> Option<&Sha256Digest> {
+        match &self.kind {
+            Kind::Component(tool) => Some(tool.sha256()),
+            Kind::Native(_) => None,
+        }
+    }
+
+    /// `pure`, `network`, `files`, `network-files`, or `native`.
+    pub fn world(&self) -> &str {
+        &self.facts().world
+    }
+
+    /// What the tool does, for people and models.
+    pub fn description(&self) -> &str {
+        &self.description
+    }
+
+    /// The JSON Schema of its input (JSON text).
+    pub fn input_schema(&self) -> &str {
+        &self.input_schema
+    }
+
+    /// Whether the tool may reach the network.
+    pub fn reaches_network(&self) -> bool {
+        self.facts().capabilities.iter().any(|c| c == "network")
+    }
+
+    /// Whether the tool can change things outside itself: a native program,
+    /// or a component granted a read-write directory.
+    pub fn may_write(&self) -> bool {
+        match &self.kind {
+            Kind::Component(tool) => tool
+                .grants()
+                .dirs()
+                .iter()
+                .any(|d| d.access() == DirAccess::ReadWrite),
+            Kind::Native(_) => true,
+        }
+    }
+
+    /// The component, if it is one.
+    pub fn as_component(&self) -> Option<&Tool> {
+        match &self.kind {
+            Kind::Component(tool) => Some(tool),
+            Kind::Native(_) => None,
+        }
+    }
+
+    /// The native program, if it is one.
+    pub fn as_native(&self) -> Option<&NativeTool> {
+        match &self.kind {
+            Kind::Component(_) => None,
+            Kind::Native(tool) => Some(tool),
+        }
+    }
+}

@@ -1,0 +1,258 @@
+//! Agents: who may call tools over HTTP. `airlock agents add NAME` makes a
+//! bearer token, shows it once and keeps only its SHA-256; a request's token
+//! maps to the principal `Agent::"NAME"` that Cedar sees. An agent cannot
+//! name its own principal.
+
+use crate::journal::{EntryKind, append_in};
+use crate::store::{SqliteStore, StoreError};
+use rusqlite::{OptionalExtension, params};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use std::time::SystemTime;
+use zeroize::Zeroizing;
+
+/// What every token starts with, so a leaked one is recognisable (and
+/// secret scanners can look for it).
+pub const TOKEN_PREFIX: &str = "airlock_agent_";
+
+/// Why an agent could not be added or removed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AgentError {
+    /// The name is not usable as `Agent::"NAME"`.
+    #[error(
+        "agent name `{name}` is not allowed: use 1-64 letters, digits, `-`, `_` or `.`"
+    )]
+    InvalidName {
+        /// The name given.
+        name: String,
+    },
+    /// An agent of that name exists.
+    #[error("agent `{name}` exists: remove it first (`airlock agents remove {name}`) to issue a new token")]
+    Exists {
+        /// The name.
+        name: String,
+    },
+    /// No agent of that name.
+    #[error("no agent named `{name}`: `airlock agents list` shows them")]
+    NotFound {
+        /// The name.
+        name: String,
+    },
+    /// The system's random source failed.
+    #[error("the system random source failed: {0}")]
+    Random(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl AgentError {
+    /// Stable machine-readable reason code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            AgentError::InvalidName { .. } => "agent_name_invalid",
+            AgentError::Exists { .. } => "agent_exists",
+            AgentError::NotFound { .. } => "agent_not_found",
+            AgentError::Random(_) => "random_failed",
+            AgentError::Store(e) => e.code(),
+        }
+    }
+}
+
+/// One registered agent (never its token).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Agent {
+    /// The name: the principal is `Agent::"NAME"`.
+    pub name: String,
+    /// When it was added (RFC 3339).
+    pub created: String,
+}
+
+/// A freshly issued token: shown once, zeroed when dropped.
+pub struct AgentToken(Zeroizing<String>);
+
+impl AgentToken {
+    /// The token text, for the operator to hand to the agent.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for AgentToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AgentToken(<redacted>)")
+    }
+}
+
+fn valid_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+fn digest(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// The agents of one state directory.
+#[derive(Clone)]
+pub struct Agents {
+    store: std::sync::Arc<SqliteStore>,
+}
+
+impl Agents {
+    /// The agents kept in `store`.
+    pub fn new(store: std::sync::Arc<SqliteStore>) -> Self {
+        Self { store }
+    }
+
+    /// Registers `name` with a fresh token (journaled, without the token).
+    pub fn add(&self, name: &str) -> Result<(Agent, AgentToken), AgentError> {
+        if !valid_name(name) {
+            return Err(AgentError::InvalidName {
+                name: name.to_string(),
+            });
+        }
+        let mut bytes = Zeroizing::new([0u8; 32]);
+        getrandom::fill(bytes.as_mut()).map_err(|e| AgentError::Random(e.to_string()))?;
+        use base64::Engine as _;
+        let token = Zeroizing::new(format!(
+            "{TOKEN_PREFIX}{}",
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes.as_ref())
+        ));
+        let created = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
+        let hash = digest(&token);
+        let added = self.store.write("adding an agent", |tx| {
+            let exists: Option<String> = tx
+                .query_row(
+                    "SELECT name FROM agents WHERE name = ?1",
+                    params![name],
+                    |row| row.get(0),
+                )
+                .optional()
+                .map_err(StoreError::sql("adding an agent"))?;
+            if exists.is_some() {
+                return Ok(false);
+            }
+            tx.execute(
+                "INSERT INTO agents (name, token_sha256, created) VALUES (?1, ?2, ?3)",
+                params![name, hash, created],
+            )
+            .map_err(StoreError::sql("adding an agent"))?;
+            append_in(
+                tx,
+                EntryKind::AgentChanged,
+                &json!({ "agent": name, "change": "added" }),
+            )?;
+            Ok(true)
+        })?;
+        if !added {
+            return Err(AgentError::Exists {
+                name: name.to_string(),
+            });
+        }
+        Ok((
+            Agent {
+                name: name.to_string(),
+                created,
+            },
+            AgentToken(token),
+        ))
+    }
+
+    /// Removes `name`; its token stops working at once (journaled).
+    pub fn remove(&self, name: &str) -> Result<(), AgentError> {
+        let removed = self.store.write("removing an agent", |tx| {
+            let n = tx
+                .execute("DELETE FROM agents WHERE name = ?1", params![name])
+                .map_err(StoreError::sql("removing an agent"))?;
+            if n == 1 {
+                append_in(
+                    tx,
+                    EntryKind::AgentChanged,
+                    &json!({ "agent": name, "change": "removed" }),
+                )?;
+            }
+            Ok(n == 1)
+        })?;
+        match removed {
+            true => Ok(()),
+            false => Err(AgentError::NotFound {
+                name: name.to_string(),
+            }),
+        }
+    }
+
+    /// Every agent, by name.
+    pub fn list(&self) -> Result<Vec<Agent>, StoreError> {
+        self.store.read(|conn| {
+            let mut statement = conn
+                .prepare_cached("SELECT name, created FROM agents ORDER BY name")
+                .map_err(StoreError::sql("listing agents"))?;
+            let rows = statement
+                .query_map([], |row| {
+                    Ok(Agent {
+                        name: row.get(0)?,
+                        created: row.get(1)?,
+                    })
+                })
+                .map_err(StoreError::sql("listing agents"))?;
+            rows.collect::<Result<Vec<_>, _>>()
+                .map_err(StoreError::sql("listing agents"))
+        })
+    }
+
+    /// The agent a bearer token belongs to. Only the token's digest is
+    /// compared, and it is looked up by equality on a unique index, so the
+    /// time taken says nothing about how close a wrong token was.
+    pub fn authenticate(&self, token: &str) -> Result<Option<String>, StoreError> {
+        if !token.starts_with(TOKEN_PREFIX) {
+            return Ok(None);
+        }
+        let hash = digest(token);
+        self.store.read(|conn| {
+            conn.prepare_cached("SELECT name FROM agents WHERE token_sha256 = ?1")
+                .and_then(|mut s| s.query_row(params![hash], |row| row.get(0)).optional())
+                .map_err(StoreError::sql("checking an agent token"))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_authenticate_their_agent_until_removed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let agents = Agents::new(std::sync::Arc::new(
+            SqliteStore::open_in(dir.path()).expect("store"),
+        ));
+        let (agent, token) = agents.add("claude").expect("added");
+        assert_eq!(agent.name, "claude");
+        assert!(token.expose().starts_with(TOKEN_PREFIX));
+        assert_eq!(
+            agents.authenticate(token.expose()).expect("query").as_deref(),
+            Some("claude")
+        );
+        let mut wrong = token.expose().to_string();
+        wrong.push('x');
+        assert_eq!(agents.authenticate(&wrong).expect("query"), None);
+        assert!(matches!(
+            agents.add("claude"),
+            Err(AgentError::Exists { .. })
+        ));
+        assert!(matches!(
+            agents.add("a\"b"),
+            Err(AgentError::InvalidName { .. })
+        ));
+        agents.remove("claude").expect("removed");
+        assert_eq!(agents.authenticate(token.expose()).expect("query"), None);
+        assert!(matches!(
+            agents.remove("claude"),
+            Err(AgentError::NotFound { .. })
+        ));
+    }
+}

@@ -1,0 +1,245 @@
+//! The MCP side of `airlock serve`: a hand-written rmcp `ServerHandler`
+//! whose tool list is the server's catalog. Only translation lives here:
+//! `tools/call` becomes a [`Call`] and its [`Answered`] a `CallToolResult`;
+//! every decision happens in the host's one invoke path.
+
+use super::call::{Answered, Call, CallError, Progress};
+use super::{Server, Served};
+use crate::outcome::Outcome;
+use crate::policy::Principal;
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
+    ListToolsResult, PaginatedRequestParams, ProgressNotificationParam, ServerCapabilities,
+    ServerConfig, Tool, ToolAnnotations,
+};
+use rmcp::service::{NotificationContext, RequestContext};
+use rmcp::{ErrorData, RoleServer, ServerHandler};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// The principal of an HTTP request, put in its extensions by [`super::http`]
+/// after the bearer token checked out. Absent means unauthenticated.
+#[derive(Clone, Debug)]
+pub struct AuthenticatedAgent(pub Principal);
+
+/// How a handler knows who calls.
+#[derive(Clone, Debug)]
+enum Identity {
+    /// Every call is this principal (stdio: the one the config names).
+    Fixed(Principal),
+    /// Each HTTP request carries its own [`AuthenticatedAgent`].
+    PerRequest,
+}
+
+/// One MCP session's handler.
+#[derive(Clone)]
+pub struct McpHandler {
+    server: Server,
+    identity: Identity,
+    channel: &'static str,
+    /// stdio has one session per process; HTTP sessions have their header.
+    session: String,
+}
+
+impl McpHandler {
+    /// A handler for a stdio client: every call is `principal`.
+    pub fn stdio(server: Server, principal: Principal) -> Self {
+        Self {
+            server,
+            identity: Identity::Fixed(principal),
+            channel: "mcp-stdio",
+            session: ulid::Ulid::new().to_string(),
+        }
+    }
+
+    /// A handler for streamable HTTP: each request's token names its agent.
+    pub fn http(server: Server) -> Self {
+        Self {
+            server,
+            identity: Identity::PerRequest,
+            channel: "mcp-http",
+            session: String::new(),
+        }
+    }
+
+    fn principal(&self, context: &RequestContext<RoleServer>) -> Result<Principal, ErrorData> {
+        match &self.identity {
+            Identity::Fixed(principal) => Ok(principal.clone()),
+            Identity::PerRequest => context
+                .extensions
+                .get::<http::request::Parts>()
+                .and_then(|parts| parts.extensions.get::<AuthenticatedAgent>())
+                .map(|agent| agent.0.clone())
+                // The HTTP layer refuses unauthenticated requests first;
+                // reaching here without an agent is a bug, so fail closed.
+                .ok_or_else(|| ErrorData::internal_error("the request carries no agent", None)),
+        }
+    }
+
+    fn session(&self, context: &RequestContext<RoleServer>) -> String {
+        context
+            .extensions
+            .get::<http::request::Parts>()
+            .and_then(|parts| parts.headers.get("mcp-session-id"))
+            .and_then(|value| value.to_str().ok())
+            .map_or_else(|| self.session.clone(), str::to_string)
+    }
+}
+
+/// The MCP description of a served tool, with annotations that tell the
+/// truth about what the host lets it do.
+fn mcp_tool(served: &Served) -> Tool {
+    let tool = &served.tool;
+    let schema = match &served.schema {
+        Value::Object(object) => object.clone(),
+        _ => serde_json::Map::new(),
+    };
+    let annotations = ToolAnnotations::new()
+        .read_only(tool.world() == "pure")
+        .destructive(tool.may_write())
+        .open_world(tool.reaches_network());
+    Tool::new(
+        tool.name().to_string(),
+        tool.description().to_string(),
+        Arc::new(schema),
+    )
+    .annotate(annotations)
+}
+
+/// A completed call's output: an object is structured content (with its
+/// text); other JSON is text.
+fn completed(output: &str) -> CallToolResult {
+    match serde_json::from_str::<Value>(output) {
+        Ok(value @ Value::Object(_)) => CallToolResult::structured(value),
+        _ => CallToolResult::success(vec![ContentBlock::text(output.to_string())]),
+    }
+}
+
+/// A call that did not complete: `isError` with the reason code and the
+/// explanation the CLI prints, so the model knows why and whether to retry.
+fn failed(answered: &Answered) -> CallToolResult {
+    let code = answered.code();
+    let message = answered.message().unwrap_or_default();
+    let mut error = json!({ "code": code, "message": message });
+    if let Answered::Ran(outcome) = answered {
+        let approval = match outcome.as_ref() {
+            Outcome::PendingApproval { approval, .. } => Some(&approval.id),
+            Outcome::Denied { denial, .. } => denial.approval_id.as_ref(),
+            _ => None,
+        };
+        if let Some(id) = approval {
+            error["approval_id"] = json!(id);
+        }
+    }
+    let mut result = CallToolResult::structured_error(json!({ "error": error }));
+    result.content = vec![ContentBlock::text(format!("{code}: {message}"))];
+    result
+}
+
+/// A progress reporter for a call that sent a progress token: a sync
+/// callback feeding one task, so notifications leave in order.
+fn progress_reporter(context: &RequestContext<RoleServer>) -> Option<Progress> {
+    let token = context.meta.get_progress_token()?;
+    let peer = context.peer.clone();
+    let (send, mut receive) = tokio::sync::mpsc::unbounded_channel::<String>();
+    tokio::spawn(async move {
+        let count = AtomicU64::new(0);
+        while let Some(message) = receive.recv().await {
+            let step = count.fetch_add(1, Ordering::Relaxed) + 1;
+            let note = ProgressNotificationParam::new(token.clone(), step as f64)
+                .with_message(message);
+            if peer.notify_progress(note).await.is_err() {
+                break;
+            }
+        }
+    });
+    Some(Arc::new(move |message: String| {
+        let _ = send.send(message);
+    }))
+}
+
+impl ServerHandler for McpHandler {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_tool_list_changed()
+                .build(),
+        )
+        .with_server_info(Implementation::new("airlock", env!("CARGO_PKG_VERSION")))
+        .with_instructions(
+            "Tools run in airlock's sandbox. A failed call's text starts with a reason code: \
+             `approval_pending` means a human must approve first (retry the same call later), \
+             `policy_denied` and `approval_denied` will not change on retry, limit codes \
+             (`deadline_exceeded`, `output_too_large`, ...) mean the input asked too much.",
+        )
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        let catalog = self.server.catalog();
+        Ok(ListToolsResult::with_all_items(
+            catalog.tools.iter().map(|served| mcp_tool(served)).collect(),
+        ))
+    }
+
+    fn get_tool(&self, name: &str) -> Option<Tool> {
+        self.server.catalog().get(name).map(|served| mcp_tool(served))
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let call = Call {
+            principal: self.principal(&context)?,
+            session_id: self.session(&context),
+            request_id: context.id.to_string(),
+            channel: self.channel,
+            tool: request.name.to_string(),
+            arguments: request.arguments.unwrap_or_default(),
+            cancel: context.ct.clone(),
+            progress: progress_reporter(&context),
+        };
+        let answered = self.server.call(call).await.map_err(|error| match error {
+            CallError::UnknownTool { .. } => ErrorData::invalid_params(error.to_string(), None),
+            CallError::Arguments(_) => ErrorData::invalid_params(error.to_string(), None),
+        })?;
+        Ok(match &answered {
+            Answered::Ran(outcome) => match outcome.output() {
+                Some(output) => completed(output),
+                None => failed(&answered),
+            },
+            other => failed(other),
+        }
+        .into())
+    }
+
+    async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
+        // Tell this client when a reload changes the tools, for as long as
+        // it is connected.
+        let mut changes = self.server.subscribe_list_changed();
+        let stopping = self.server.stopping();
+        let peer = context.peer;
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    () = stopping.cancelled() => break,
+                    change = changes.recv() => match change {
+                        Ok(()) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                            if peer.notify_tool_list_changed().await.is_err() {
+                                break;
+                            }
+                        }
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                    },
+                }
+            }
+        });
+    }
+}

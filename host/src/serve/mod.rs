@@ -1,0 +1,421 @@
+//! `airlock serve`: the tools of one `airlock.toml`, loaded once and served
+//! to agents over MCP, with the operator's authority held by the server.
+//!
+//! - [`mcp`]: the MCP handler (`tools/list`, `tools/call`), a thin
+//!   translation onto [`Server::call`]; every decision happens in the one
+//!   invoke path of [`Host`].
+//! - [`http`]: streamable HTTP with bearer tokens ([`agents`]) and an
+//!   `Origin` check; stdio uses the principal the config names.
+//! - [`operator`]: the operator socket (peer credentials) for approvals,
+//!   agents and reloads.
+//! - [`slots`]: bounded concurrency; [`arguments`]: schema checks.
+
+mod agents;
+mod arguments;
+mod call;
+pub mod http;
+pub mod mcp;
+pub mod operator;
+mod settings;
+mod slots;
+
+pub use arguments::Mismatch;
+pub use agents::{Agent, AgentError, AgentToken, Agents, TOKEN_PREFIX};
+pub use call::{Answered, Call, CallError, Progress};
+pub use settings::{
+    DEFAULT_APPROVAL_WAIT, DEFAULT_LISTEN, DEFAULT_MAX_CONCURRENT,
+    DEFAULT_MAX_CONCURRENT_PER_TOOL, DEFAULT_QUEUE_WAIT, DEFAULT_SHUTDOWN_GRACE,
+    DEFAULT_STDIO_PRINCIPAL, Operator, OperatorMatch, ServeSettings, current_uid,
+};
+pub(crate) use settings::RawServe;
+
+use crate::config::Config;
+use crate::configured::{ConfiguredError, ConfiguredTool};
+use crate::egress::ConfigError;
+use crate::journal::EntryKind;
+use crate::policy::{PolicyEngine, PolicyError};
+use crate::store::{SqliteStore, StoreError};
+use crate::Host;
+use serde_json::json;
+use slots::Slots;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
+use tokio_util::sync::CancellationToken;
+
+/// The operator socket's file name in the state directory.
+pub const OPERATOR_SOCKET: &str = "operator.sock";
+
+/// Why the server could not start or reload.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    /// `airlock.toml` is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The policies are invalid.
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+    /// A tool did not load.
+    #[error(transparent)]
+    Tool(#[from] ConfiguredError),
+    /// A tool's name is not a valid MCP tool name.
+    #[error(
+        "tool name `{name}` is not a valid MCP tool name: use 1-128 letters, digits, `_`, `-` or `.`"
+    )]
+    ToolName {
+        /// The name.
+        name: String,
+    },
+    /// A tool's input schema is not a JSON object schema.
+    #[error("tool `{name}`'s input schema is not a JSON object schema: {message}")]
+    Schema {
+        /// The tool.
+        name: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The server needs a state directory (journal, approvals, agents).
+    #[error("`airlock serve` needs a state directory: the journal, approvals and agents live there")]
+    NoState,
+    /// The state database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A socket could not be bound or served.
+    #[error("{what} {}: {source}", path.display())]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// Where.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+impl ServeError {
+    /// Stable machine-readable reason code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ServeError::Config(e) => e.code(),
+            ServeError::Policy(e) => e.code(),
+            ServeError::Tool(e) => e.code(),
+            ServeError::ToolName { .. } => "tool_name_invalid",
+            ServeError::Schema { .. } => "invalid_descriptor",
+            ServeError::NoState => "state_dir_required",
+            ServeError::Store(e) => e.code(),
+            ServeError::Io { .. } => "serve_failed",
+        }
+    }
+}
+
+/// Where the server reads its configuration and policies from, so that a
+/// reload reads them again.
+#[derive(Clone, Debug)]
+pub struct Sources {
+    /// `airlock.toml`.
+    pub config: PathBuf,
+    /// The policies directory; `None` for the shipped policies.
+    pub policies: Option<PathBuf>,
+    /// The state directory (journal, approvals, agents, operator socket).
+    pub state_dir: PathBuf,
+}
+
+/// One served tool.
+pub(crate) struct Served {
+    pub(crate) tool: ConfiguredTool,
+    /// The input schema as JSON (checked to be an object schema).
+    pub(crate) schema: serde_json::Value,
+}
+
+/// The tools and settings in force; swapped whole on reload.
+pub(crate) struct Catalog {
+    pub(crate) tools: Vec<Arc<Served>>,
+    by_name: HashMap<String, usize>,
+    pub(crate) settings: ServeSettings,
+}
+
+impl Catalog {
+    pub(crate) fn get(&self, name: &str) -> Option<&Arc<Served>> {
+        self.by_name.get(name).map(|&i| &self.tools[i])
+    }
+}
+
+/// MCP's tool-name rule: 1 to 128 of `[A-Za-z0-9_.-]`.
+pub fn valid_tool_name(name: &str) -> bool {
+    (1..=128).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+}
+
+/// The running server: a [`Host`] and the tools it serves. Cheap to clone.
+#[derive(Clone)]
+pub struct Server {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    host: Host,
+    sources: Sources,
+    catalog: RwLock<Arc<Catalog>>,
+    slots: Slots,
+    agents: Agents,
+    /// Fired at shutdown after the grace period: cancels what still runs.
+    stop: CancellationToken,
+    /// Told when the tool list changed (MCP sessions subscribe).
+    list_changed: tokio::sync::broadcast::Sender<()>,
+    /// Serialises reloads.
+    reloading: tokio::sync::Mutex<()>,
+    /// Calls served since the start, for the shutdown record.
+    calls: AtomicU64,
+}
+
+impl Server {
+    /// Loads every tool of `sources.config` into `host` (which must keep a
+    /// state directory), with the policies `host` already has.
+    pub async fn start(host: Host, sources: Sources) -> Result<Self, ServeError> {
+        if host.journal().is_none() || host.approvals().is_none() {
+            return Err(ServeError::NoState);
+        }
+        let config = Config::from_file(&sources.config)?;
+        let catalog = load_catalog(&host, &config).await?;
+        let settings = catalog.settings.clone();
+        let agents = Agents::new(Arc::new(SqliteStore::open_in(&sources.state_dir)?));
+        let (list_changed, _) = tokio::sync::broadcast::channel(16);
+        let server = Self {
+            inner: Arc::new(Inner {
+                host,
+                sources,
+                catalog: RwLock::new(Arc::new(catalog)),
+                slots: Slots::new(settings.max_concurrent, settings.max_concurrent_per_tool),
+                agents,
+                stop: CancellationToken::new(),
+                list_changed,
+                reloading: tokio::sync::Mutex::new(()),
+                calls: AtomicU64::new(0),
+            }),
+        };
+        server.journal("started", json!({ "tools": server.tool_names() }))?;
+        Ok(server)
+    }
+
+    /// The host every call runs through.
+    pub fn host(&self) -> &Host {
+        &self.inner.host
+    }
+
+    /// The registered agents.
+    pub fn agents(&self) -> &Agents {
+        &self.inner.agents
+    }
+
+    /// Where the configuration, policies and state live.
+    pub fn sources(&self) -> &Sources {
+        &self.inner.sources
+    }
+
+    /// The settings in force (`[serve]` of the last good configuration).
+    pub fn settings(&self) -> ServeSettings {
+        self.catalog().settings.clone()
+    }
+
+    /// The operator socket's path.
+    pub fn operator_socket(&self) -> PathBuf {
+        operator_socket_path(&self.settings(), &self.inner.sources.state_dir)
+    }
+
+    pub(crate) fn catalog(&self) -> Arc<Catalog> {
+        Arc::clone(
+            &self
+                .inner
+                .catalog
+                .read()
+                .unwrap_or_else(PoisonError::into_inner),
+        )
+    }
+
+    /// The names of the served tools, in configuration order.
+    pub fn tool_names(&self) -> Vec<String> {
+        self.catalog()
+            .tools
+            .iter()
+            .map(|t| t.tool.name().to_string())
+            .collect()
+    }
+
+    /// Subscribes to tool-list changes (successful reloads).
+    pub fn subscribe_list_changed(&self) -> tokio::sync::broadcast::Receiver<()> {
+        self.inner.list_changed.subscribe()
+    }
+
+    /// Fired when the server stops: long waits end early.
+    pub fn stopping(&self) -> CancellationToken {
+        self.inner.stop.clone()
+    }
+
+    fn journal(&self, event: &str, mut detail: serde_json::Value) -> Result<(), StoreError> {
+        if let Some(journal) = self.inner.host.journal() {
+            detail["event"] = json!(event);
+            journal.record(&[(EntryKind::Server, detail)])?;
+        }
+        Ok(())
+    }
+
+    /// Reads the configuration and policies again. On success the new tools
+    /// replace the old (calls that started keep theirs) and subscribers are
+    /// told; on failure the old set keeps serving. Either way it is
+    /// journaled.
+    pub async fn reload(&self) -> Result<Vec<String>, ServeError> {
+        let _one_at_a_time = self.inner.reloading.lock().await;
+        let host = &self.inner.host;
+        let previous = host.policies();
+        let attempt = async {
+            let config = Config::from_file(&self.inner.sources.config)?;
+            let policies = match &self.inner.sources.policies {
+                Some(dir) => PolicyEngine::from_dir(dir)?,
+                None => PolicyEngine::embedded(),
+            };
+            host.reload_policies(policies)?;
+            load_catalog(host, &config).await
+        };
+        match attempt.await {
+            Ok(catalog) => {
+                *self
+                    .inner
+                    .catalog
+                    .write()
+                    .unwrap_or_else(PoisonError::into_inner) = Arc::new(catalog);
+                let names = self.tool_names();
+                self.journal("reloaded", json!({ "tools": names }))?;
+                let _ = self.inner.list_changed.send(());
+                Ok(names)
+            }
+            Err(error) => {
+                tracing::error!(code = error.code(), %error, "reload failed; the previous tools keep serving");
+                if !Arc::ptr_eq(&previous, &host.policies()) {
+                    host.set_policies(previous)?;
+                }
+                self.journal(
+                    "reload_failed",
+                    json!({ "code": error.code(), "error": error.to_string() }),
+                )?;
+                Err(error)
+            }
+        }
+    }
+
+    /// Stops: waits up to the grace period for running calls, then cancels
+    /// what still runs, waits for those to end (each is journaled as
+    /// cancelled) and journals a clean shutdown.
+    pub async fn shutdown(&self) -> Result<(), StoreError> {
+        let grace = self.settings().shutdown_grace;
+        let running_at_start = self.inner.slots.running();
+        let settled = tokio::time::timeout(grace, self.inner.slots.idle())
+            .await
+            .is_ok();
+        let cancelled = if settled {
+            0
+        } else {
+            let left = self.inner.slots.running();
+            self.inner.stop.cancel();
+            self.inner.slots.idle().await;
+            left
+        };
+        let calls = self.inner.calls.load(Ordering::Relaxed);
+        self.journal(
+            "stopped",
+            json!({
+                "clean": true,
+                "running_at_stop": running_at_start,
+                "cancelled_after_grace": cancelled,
+                "calls": calls,
+            }),
+        )?;
+        if let Some(journal) = self.inner.host.journal() {
+            journal.checkpoint()?;
+        }
+        Ok(())
+    }
+}
+
+/// The operator socket of a server with `settings` and `state_dir`.
+pub fn operator_socket_path(settings: &ServeSettings, state_dir: &Path) -> PathBuf {
+    settings
+        .operator_socket
+        .clone()
+        .unwrap_or_else(|| state_dir.join(OPERATOR_SOCKET))
+}
+
+/// Loads every configured tool, checking what MCP needs of it.
+async fn load_catalog(host: &Host, config: &Config) -> Result<Catalog, ServeError> {
+    let mut tools = Vec::with_capacity(config.tools().len());
+    let mut by_name = HashMap::new();
+    for tool_config in config.tools() {
+        let name = tool_config.name();
+        if !valid_tool_name(name) {
+            return Err(ServeError::ToolName {
+                name: name.to_string(),
+            });
+        }
+        let tool = host.load_configured(tool_config).await?;
+        let schema: serde_json::Value =
+            serde_json::from_str(tool.input_schema()).map_err(|e| ServeError::Schema {
+                name: name.to_string(),
+                message: e.to_string(),
+            })?;
+        let schema = object_schema(schema).map_err(|message| ServeError::Schema {
+            name: name.to_string(),
+            message,
+        })?;
+        by_name.insert(name.to_string(), tools.len());
+        tools.push(Arc::new(Served { tool, schema }));
+    }
+    Ok(Catalog {
+        tools,
+        by_name,
+        settings: config.serve().clone(),
+    })
+}
+
+/// MCP tools take an object: a schema without a `type` gets `"object"`,
+/// one of another type is refused.
+fn object_schema(mut schema: serde_json::Value) -> Result<serde_json::Value, String> {
+    let Some(object) = schema.as_object_mut() else {
+        return Err("it is not a JSON object".into());
+    };
+    match object.get("type") {
+        None => {
+            object.insert("type".into(), json!("object"));
+        }
+        Some(t) if t == "object" => {}
+        Some(other) => return Err(format!("its type is {other}, and MCP tools take an object")),
+    }
+    Ok(schema)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tool_names_follow_mcp_rules() {
+        for good in ["echo", "json-transform", "a.b_c", &"x".repeat(128)] {
+            assert!(valid_tool_name(good), "{good}");
+        }
+        for bad in ["", "has space", "semi;colon", "ünï", &"x".repeat(129)] {
+            assert!(!valid_tool_name(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn schemas_must_describe_objects() {
+        assert_eq!(
+            object_schema(json!({"properties": {}})).expect("ok")["type"],
+            "object"
+        );
+        assert!(object_schema(json!({"type": "string"})).is_err());
+        assert!(object_schema(json!([1])).is_err());
+    }
+}

@@ -1,0 +1,329 @@
+//! The operator socket: a Unix domain socket through which operators
+//! decide approvals, manage agents and reload a running `airlock serve`.
+//! The server knows who connects from the kernel (`SO_PEERCRED`), not from
+//! anything the caller says, and serves only the operators its
+//! configuration lists; decisions are recorded under the operator's name
+//! and checked by Cedar (`approval.decide`).
+//!
+//! The protocol is one JSON object per line each way: an
+//! [`OperatorRequest`] (`{"op": "approvals.list", "all": false}`), then
+//! `{"ok": true, "result": …}` or `{"ok": false, "code": …, "message": …}`.
+
+use super::Server;
+use crate::approvals::{Approval, ApprovalError, OperatorDecision};
+use crate::policy::{ApprovalFacts, Principal};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+/// The longest request line the server reads.
+const MAX_LINE: usize = 64 * 1024;
+
+/// What an operator asks of the server.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op")]
+#[non_exhaustive]
+pub enum OperatorRequest {
+    /// Who the server takes the caller to be.
+    #[serde(rename = "whoami")]
+    Whoami,
+    /// Approvals, newest first (pending only unless `all`).
+    #[serde(rename = "approvals.list")]
+    ApprovalsList {
+        /// Include decided ones.
+        #[serde(default)]
+        all: bool,
+    },
+    /// One approval.
+    #[serde(rename = "approvals.show")]
+    ApprovalsShow {
+        /// Its id.
+        id: String,
+    },
+    /// Decide a pending approval.
+    #[serde(rename = "approvals.decide")]
+    ApprovalsDecide {
+        /// Its id.
+        id: String,
+        /// The decision.
+        decision: OperatorDecision,
+    },
+    /// Re-read the configuration and policies.
+    #[serde(rename = "reload")]
+    Reload,
+    /// Register an agent; the answer carries its token, once.
+    #[serde(rename = "agents.add")]
+    AgentsAdd {
+        /// The agent's name.
+        name: String,
+    },
+    /// The registered agents.
+    #[serde(rename = "agents.list")]
+    AgentsList,
+    /// Remove an agent (its token stops working).
+    #[serde(rename = "agents.remove")]
+    AgentsRemove {
+        /// The agent's name.
+        name: String,
+    },
+}
+
+/// A refusal or failure, as data.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct OperatorError {
+    /// Stable reason code.
+    pub code: String,
+    /// For the operator.
+    pub message: String,
+}
+
+impl OperatorError {
+    fn new(code: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            code: code.into(),
+            message: message.into(),
+        }
+    }
+}
+
+macro_rules! operator_error_from {
+    ($($error:ty),*) => {$(
+        impl From<$error> for OperatorError {
+            fn from(e: $error) -> Self {
+                Self::new(e.code(), e.to_string())
+            }
+        }
+    )*};
+}
+operator_error_from!(
+    ApprovalError,
+    crate::store::StoreError,
+    super::AgentError,
+    super::ServeError
+);
+
+/// The operator the server identified, and what they asked.
+async fn answer(server: &Server, operator: &str, request: OperatorRequest) -> Result<Value, OperatorError> {
+    let host = server.host();
+    let store = host
+        .approvals()
+        .ok_or_else(|| OperatorError::new("state_dir_required", "the server keeps no approvals"))?;
+    Ok(match request {
+        OperatorRequest::Whoami => json!({ "operator": operator }),
+        OperatorRequest::ApprovalsList { all } => serde_json::to_value(store.list(!all)?)
+            .map_err(|e| OperatorError::new("internal", e.to_string()))?,
+        OperatorRequest::ApprovalsShow { id } => {
+            let approval = store.get(&id)?.ok_or(ApprovalError::NotFound { id })?;
+            serde_json::to_value(approval).map_err(|e| OperatorError::new("internal", e.to_string()))?
+        }
+        OperatorRequest::ApprovalsDecide { id, decision } => {
+            let approval = store
+                .get(&id)?
+                .ok_or_else(|| ApprovalError::NotFound { id: id.clone() })?;
+            let facts = ApprovalFacts {
+                id: approval.id.clone(),
+                tool: approval.request.tool_name.clone(),
+                requester: approval.request.principal.clone(),
+                capabilities: approval.request.capabilities.clone(),
+                tool_sha256: approval.request.tool_sha256.clone(),
+            };
+            let verdict =
+                host.policies()
+                    .check_decide(&Principal::operator(operator), &facts, decision.kind());
+            if !verdict.allowed {
+                return Err(OperatorError::new(
+                    "policy_denied",
+                    if verdict.policies.is_empty() {
+                        format!("no policy permits operator `{operator}` to decide approval {id}")
+                    } else {
+                        format!(
+                            "policy {} forbids operator `{operator}` to decide approval {id}",
+                            verdict.policies.join(", ")
+                        )
+                    },
+                ));
+            }
+            let decided =
+                store.decide(&id, &decision, &format!("operator:{operator}"), SystemTime::now())?;
+            serde_json::to_value(decided).map_err(|e| OperatorError::new("internal", e.to_string()))?
+        }
+        OperatorRequest::Reload => json!({ "tools": server.reload().await? }),
+        OperatorRequest::AgentsAdd { name } => {
+            let (agent, token) = server.agents().add(&name)?;
+            json!({ "agent": agent, "token": token.expose() })
+        }
+        OperatorRequest::AgentsList => json!(server.agents().list()?),
+        OperatorRequest::AgentsRemove { name } => {
+            server.agents().remove(&name)?;
+            json!({ "removed": name })
+        }
+    })
+}
+
+fn reply(result: Result<Value, OperatorError>) -> String {
+    let mut line = match result {
+        Ok(result) => json!({ "ok": true, "result": result }),
+        Err(e) => json!({ "ok": false, "code": e.code, "message": e.message }),
+    }
+    .to_string();
+    line.push('\n');
+    line
+}
+
+#[cfg(unix)]
+pub use unix::{OperatorListener, request};
+
+#[cfg(unix)]
+mod unix {
+    use super::*;
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+    use tokio::net::{UnixListener, UnixStream};
+    use tokio_util::sync::CancellationToken;
+
+    /// The bound operator socket.
+    pub struct OperatorListener {
+        listener: UnixListener,
+        path: PathBuf,
+    }
+
+    fn io_error(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> super::super::ServeError {
+        let path = path.to_path_buf();
+        move |source| super::super::ServeError::Io { what, path, source }
+    }
+
+    impl OperatorListener {
+        /// Binds `path`. A socket left by a server that died is replaced;
+        /// one a running server answers on is not.
+        pub async fn bind(path: &Path) -> Result<Self, super::super::ServeError> {
+            if path.exists() {
+                if UnixStream::connect(path).await.is_ok() {
+                    return Err(super::super::ServeError::Io {
+                        what: "another airlock serve answers on",
+                        path: path.to_path_buf(),
+                        source: std::io::Error::from(std::io::ErrorKind::AddrInUse),
+                    });
+                }
+                std::fs::remove_file(path).map_err(io_error("removing the stale socket", path))?;
+            }
+            let listener =
+                UnixListener::bind(path).map_err(io_error("binding the operator socket", path))?;
+            // Who may connect is decided by peer credentials, not file
+            // modes: the directory it lives in bounds who can reach it.
+            {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666))
+                    .map_err(io_error("opening the operator socket", path))?;
+            }
+            Ok(Self {
+                listener,
+                path: path.to_path_buf(),
+            })
+        }
+
+        /// Where it listens.
+        pub fn path(&self) -> &Path {
+            &self.path
+        }
+
+        /// Serves operators until `shutdown` fires, then removes the socket.
+        pub async fn serve(self, server: Server, shutdown: CancellationToken) {
+            loop {
+                let accepted = tokio::select! {
+                    () = shutdown.cancelled() => break,
+                    accepted = self.listener.accept() => accepted,
+                };
+                let Ok((stream, _)) = accepted else {
+                    continue;
+                };
+                let server = server.clone();
+                tokio::spawn(async move { connection(server, stream).await });
+            }
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+
+    async fn connection(server: Server, stream: UnixStream) {
+        let credentials = stream.peer_cred();
+        let (read, mut write) = stream.into_split();
+        let operator = match credentials {
+            Ok(cred) => server.settings().operator_for(cred.uid(), cred.gid()).ok_or((
+                "not_an_operator",
+                format!(
+                    "uid {} is not an operator of this server: the operator adds it to `[[serve.operators]]` in airlock.toml",
+                    cred.uid()
+                ),
+            )),
+            Err(e) => Err(("peer_unknown", format!("the caller's credentials are unknown: {e}"))),
+        };
+        let operator = match operator {
+            Ok(operator) => operator,
+            Err((code, message)) => {
+                tracing::warn!(code, %message, "operator socket: refused a caller");
+                let _ = write
+                    .write_all(reply(Err(OperatorError::new(code, message))).as_bytes())
+                    .await;
+                return;
+            }
+        };
+        let mut lines = BufReader::new(read.take(MAX_LINE as u64 * 64)).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            let result = if line.len() > MAX_LINE {
+                Err(OperatorError::new("request_too_large", "a request line is at most 64 KiB"))
+            } else {
+                match serde_json::from_str::<OperatorRequest>(&line) {
+                    Ok(request) => answer(&server, &operator, request).await,
+                    Err(e) => Err(OperatorError::new(
+                        "bad_request",
+                        format!("not an operator request ({e}); see `airlock approvals --help`"),
+                    )),
+                }
+            };
+            if write.write_all(reply(result).as_bytes()).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Sends one request to the server at `path` and returns its answer.
+    /// `Ok(None)`: no server answers there (it is not running).
+    pub async fn request(
+        path: &Path,
+        request: &OperatorRequest,
+    ) -> Result<Option<Value>, OperatorError> {
+        let Ok(mut stream) = UnixStream::connect(path).await else {
+            return Ok(None);
+        };
+        let failed =
+            |e: std::io::Error| OperatorError::new("operator_socket_failed", format!("{}: {e}", path.display()));
+        let mut line = serde_json::to_string(request)
+            .map_err(|e| OperatorError::new("internal", e.to_string()))?;
+        line.push('\n');
+        stream.write_all(line.as_bytes()).await.map_err(failed)?;
+        let mut answer = String::new();
+        BufReader::new(stream)
+            .read_line(&mut answer)
+            .await
+            .map_err(failed)?;
+        let answer: Value = serde_json::from_str(&answer).map_err(|e| {
+            OperatorError::new(
+                "operator_socket_failed",
+                format!("the server's answer is not JSON ({e})"),
+            )
+        })?;
+        if answer["ok"] == json!(true) {
+            return Ok(Some(answer["result"].clone()));
+        }
+        Err(OperatorError::new(
+            answer["code"].as_str().unwrap_or("operator_refused"),
+            answer["message"].as_str().unwrap_or("the server refused"),
+        ))
+    }
+}
+
+/// Reads an [`Approval`] from an answer.
+pub fn approval_from(value: Value) -> Result<Approval, OperatorError> {
+    serde_json::from_value(value)
+        .map_err(|e| OperatorError::new("operator_socket_failed", format!("an unreadable approval: {e}")))
+}
