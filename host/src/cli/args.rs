@@ -62,6 +62,12 @@ pub enum Command {
     Agents(super::serve::AgentsCommand),
     /// Make the running server re-read its configuration and policies.
     Reload,
+    /// What the running server serves, and how many calls it runs.
+    Status {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Run a tool component once and print its output.
     Run(Box<RunArgs>),
     /// Show what a component is: digest, imports, exports, world, capabilities.

@@ -51,6 +51,7 @@ pub fn main() -> ExitCode {
             Command::Serve(args) => serve::serve(&cli, args).await,
             Command::Agents(command) => serve::agents(&cli, command).await,
             Command::Reload => serve::reload(&cli).await,
+            Command::Status { json } => serve::status(&cli, *json).await,
             Command::Run(run) => run::run(&cli, run).await,
             Command::Inspect(inspect) => inspect::inspect(&cli, inspect).await,
             Command::Egress(EgressCommand::Check(check)) => egress::check(&cli, check).await,

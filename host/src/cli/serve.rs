@@ -195,6 +195,24 @@ impl Signals {
     }
 }
 
+/// `airlock status`: what the running server serves.
+pub async fn status(cli: &Cli, json: bool) -> u8 {
+    match ask(cli, &OperatorRequest::Status).await {
+        Ok(Some(answer)) => {
+            if json {
+                println!("{answer}");
+            } else {
+                println!("config:   {}", answer["config"].as_str().unwrap_or_default());
+                println!("tools:    {}", names(&answer["tools"]));
+                println!("running:  {}", answer["running"]);
+            }
+            exit_code::OK
+        }
+        Ok(None) => not_running(cli).report(),
+        Err(failure) => failure.report(),
+    }
+}
+
 /// `airlock reload`: the running server re-reads its configuration.
 pub async fn reload(cli: &Cli) -> u8 {
     match ask(cli, &OperatorRequest::Reload).await {

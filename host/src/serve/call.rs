@@ -136,7 +136,7 @@ impl Server {
                 }
             })
             .await;
-        let _slot = match slot {
+        let slot = match slot {
             Ok(slot) => slot,
             Err(NoSlot::Cancelled) => return Ok(Answered::Cancelled),
             Err(NoSlot::Busy { which, limit }) => {
@@ -157,7 +157,8 @@ impl Server {
                 channel: call.channel.to_string(),
             })
             .wait_for_approval(settings.approval_wait)
-            .cancel_on(either);
+            .cancel_on(either.clone());
+        let cancel_all = either;
         if let Some(progress) = call.progress {
             invocation = invocation.on_wait(move |wait| match wait {
                 Wait::Approval { id, tool, waited } => progress(format!(
@@ -167,9 +168,23 @@ impl Server {
                 )),
             });
         }
-        Ok(match served.tool.invoke(&self.inner.host, invocation).await {
-            Ok(outcome) => Answered::Ran(Box::new(outcome)),
-            Err(error) => Answered::Failed(error),
+        // The invocation runs on its own task, holding the slot: if the
+        // caller's future is dropped (a client that went away), the guard
+        // cancels it and it still ends, and is journaled, as cancelled.
+        let cancel_if_dropped = cancel_all.drop_guard();
+        let host = self.inner.host.clone();
+        let running = tokio::spawn(async move {
+            let _slot = slot;
+            served.tool.invoke(&host, invocation).await
+        });
+        let result = running.await;
+        cancel_if_dropped.disarm();
+        Ok(match result {
+            Ok(Ok(outcome)) => Answered::Ran(Box::new(outcome)),
+            Ok(Err(error)) => Answered::Failed(error),
+            Err(panicked) => Answered::Failed(InvokeError::Instantiate {
+                message: format!("the invocation task failed: {panicked}"),
+            }),
         })
     }
 }

@@ -245,6 +245,11 @@ impl Server {
             .collect()
     }
 
+    /// How many calls hold a slot (run, or wait for an approval) now.
+    pub fn running(&self) -> usize {
+        self.inner.slots.running()
+    }
+
     /// Subscribes to tool-list changes (successful reloads).
     pub fn subscribe_list_changed(&self) -> tokio::sync::broadcast::Receiver<()> {
         self.inner.list_changed.subscribe()

@@ -28,6 +28,9 @@ pub enum OperatorRequest {
     /// Who the server takes the caller to be.
     #[serde(rename = "whoami")]
     Whoami,
+    /// What the server serves and how busy it is.
+    #[serde(rename = "status")]
+    Status,
     /// Approvals, newest first (pending only unless `all`).
     #[serde(rename = "approvals.list")]
     ApprovalsList {
@@ -112,6 +115,11 @@ async fn answer(server: &Server, operator: &str, request: OperatorRequest) -> Re
         .ok_or_else(|| OperatorError::new("state_dir_required", "the server keeps no approvals"))?;
     Ok(match request {
         OperatorRequest::Whoami => json!({ "operator": operator }),
+        OperatorRequest::Status => json!({
+            "tools": server.tool_names(),
+            "running": server.running(),
+            "config": server.sources().config,
+        }),
         OperatorRequest::ApprovalsList { all } => serde_json::to_value(store.list(!all)?)
             .map_err(|e| OperatorError::new("internal", e.to_string()))?,
         OperatorRequest::ApprovalsShow { id } => {
@@ -300,12 +308,17 @@ mod unix {
         let mut line = serde_json::to_string(request)
             .map_err(|e| OperatorError::new("internal", e.to_string()))?;
         line.push('\n');
-        stream.write_all(line.as_bytes()).await.map_err(failed)?;
+        // A server that refuses the caller answers at once and closes: the
+        // refusal is still there to read after a failed write.
+        let sent = stream.write_all(line.as_bytes()).await;
         let mut answer = String::new();
         BufReader::new(stream)
             .read_line(&mut answer)
             .await
             .map_err(failed)?;
+        if answer.is_empty() {
+            sent.map_err(failed)?;
+        }
         let answer: Value = serde_json::from_str(&answer).map_err(|e| {
             OperatorError::new(
                 "operator_socket_failed",

@@ -1,0 +1,420 @@
+//! A configured `airlock serve` process for one test, the rmcp client that
+//! talks to it, and the operator commands run beside it.
+
+use super::PATIENCE;
+use airlock_tests::guest_path;
+use airlock_tests::net::{Behaviour, TestServer};
+use rmcp::model::{ClientConfig, ProgressNotificationParam};
+use rmcp::service::{NotificationContext, RunningService};
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
+use rmcp::{ClientHandler, RoleClient, ServiceExt};
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
+
+/// A loopback HTTP server that answers with what it received.
+pub async fn upstream() -> TestServer {
+    TestServer::start(Ipv4Addr::new(127, 0, 0, 1), 0, Behaviour::Echo)
+        .await
+        .expect("upstream server")
+}
+
+pub fn printed(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+pub fn is_root() -> bool {
+    nix_uid() == 0
+}
+
+fn nix_uid() -> u32 {
+    // From /proc, as `id -u` reads it: no unsafe call needed.
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .and_then(|l| l.split_whitespace().next())
+                .and_then(|n| n.parse().ok())
+        })
+        .unwrap_or(u32::MAX)
+}
+
+/// The name of the user running the tests, as the operator socket sees it.
+pub fn user_name() -> String {
+    let uid = nix_uid();
+    std::fs::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|passwd| {
+            passwd.lines().find_map(|line| {
+                let fields: Vec<&str> = line.split(':').collect();
+                (fields.get(2) == Some(&uid.to_string().as_str())).then(|| fields[0].to_string())
+            })
+        })
+        .unwrap_or_else(|| format!("uid{uid}"))
+}
+
+/// A temporary directory with `airlock.toml` and a state directory.
+pub struct Fixture {
+    dir: tempfile::TempDir,
+    serve: String,
+    upstream_port: u16,
+}
+
+impl Fixture {
+    /// Tools `echo`, `json-transform`, `spin` and `fetch` (http-get, granted
+    /// `svc.test` on a port nothing listens on), with `serve` added to the
+    /// `[serve]` table.
+    pub fn new(serve: &str) -> Self {
+        Self::with_upstream(serve, 9)
+    }
+
+    /// As [`Fixture::new`], `fetch` granted `svc.test:PORT`.
+    pub fn with_upstream(serve: &str, port: u16) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let fixture = Self {
+            dir,
+            serve: serve.to_string(),
+            upstream_port: port,
+        };
+        fixture.write_config("");
+        fixture
+    }
+
+    /// The operator socket in a directory every user can reach (peer
+    /// credentials decide who is served).
+    pub fn with_public_socket(serve: &str) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let public = dir.path().join("run");
+        std::fs::create_dir(&public).expect("run dir");
+        for path in [dir.path(), &public] {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        }
+        let socket = public.join("operator.sock");
+        let fixture = Self {
+            dir,
+            serve: format!("{serve}operator_socket = {:?}\n", socket.display().to_string()),
+            upstream_port: 9,
+        };
+        fixture.write_config("");
+        fixture
+    }
+
+    pub fn config(&self) -> PathBuf {
+        self.dir.path().join("airlock.toml")
+    }
+
+    pub fn state(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    /// Writes `airlock.toml`: the `[serve]` table, the four tools, `more`.
+    pub fn write_config(&self, more: &str) {
+        let tool = |name: &str, guest: &str| {
+            format!("[[tools]]\nname = \"{name}\"\ncomponent = {:?}\n", guest_path(guest))
+        };
+        let text = format!(
+            "[serve]\n{}\n{}{}{}{}[[tools.network.allow]]\nhost = \"svc.test\"\nschemes = [\"http\"]\nports = [{}]\nprivate = true\n\n{more}",
+            self.serve,
+            tool("echo", "echo"),
+            tool("json-transform", "json-transform"),
+            tool("spin", "spin-forever"),
+            tool("fetch", "http-get"),
+            self.upstream_port,
+        );
+        std::fs::write(self.config(), text).expect("write airlock.toml");
+    }
+
+    /// Adds a tool running guest `guest` under `name`.
+    pub fn append_tool(&self, name: &str, guest: &str) {
+        self.write_config(&format!(
+            "[[tools]]\nname = \"{name}\"\ncomponent = {:?}\n",
+            guest_path(guest)
+        ));
+    }
+
+    /// The operator socket this fixture's server listens on.
+    pub fn socket(&self) -> PathBuf {
+        let public = self.dir.path().join("run/operator.sock");
+        if self.serve.contains("operator_socket") {
+            public
+        } else {
+            self.state().join("operator.sock")
+        }
+    }
+}
+
+/// `airlock --state-dir STATE --socket SOCKET ARGS` for `fixture`.
+pub fn airlock_at(fixture: &Fixture, _server: &Server, args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_airlock"));
+    command
+        .arg("--state-dir")
+        .arg(fixture.state())
+        .arg("--socket")
+        .arg(fixture.socket())
+        .args(args)
+        .env_remove("RUST_LOG")
+        .env_remove("AIRLOCK_STATE_DIR");
+    command
+}
+
+/// A running `airlock serve --listen`.
+pub struct Server<'f> {
+    fixture: &'f Fixture,
+    child: Child,
+    address: SocketAddr,
+    log: Arc<Mutex<String>>,
+}
+
+impl<'f> Server<'f> {
+    /// Starts serving `fixture` over HTTP on a free loopback port, names
+    /// resolved only by `--resolve`.
+    pub async fn http(fixture: &'f Fixture) -> Server<'f> {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_airlock"))
+            .arg("--state-dir")
+            .arg(fixture.state())
+            .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+            .arg(fixture.config())
+            .args(["--resolve", "svc.test=127.0.0.1", "--no-dns"])
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start airlock serve");
+        let stderr = child.stderr.take().expect("stderr");
+        let log = Arc::new(Mutex::new(String::new()));
+        let (found, address) = std::sync::mpsc::channel();
+        std::thread::spawn({
+            let log = Arc::clone(&log);
+            move || {
+                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    if let Some(rest) = line.split("serving MCP at http://").nth(1) {
+                        let _ = found.send(rest.trim_end_matches("/mcp").to_string());
+                    }
+                    log.lock().expect("log").push_str(&format!("{line}\n"));
+                }
+            }
+        });
+        let address = tokio::task::spawn_blocking(move || address.recv_timeout(PATIENCE))
+            .await
+            .expect("task")
+            .unwrap_or_else(|_| panic!("the server did not start: {}", log.lock().expect("log")));
+        Server {
+            fixture,
+            child,
+            address: address.parse().expect("an address"),
+            log,
+        }
+    }
+
+    /// What the server logged so far.
+    pub fn log(&self) -> String {
+        self.log.lock().expect("log").clone()
+    }
+
+    /// An operator command against this server.
+    pub fn airlock(&self, args: &[&str]) -> Output {
+        airlock_at(self.fixture, self, args)
+            .output()
+            .expect("run airlock")
+    }
+
+    /// Registers agent `name` (through the operator socket) and returns
+    /// its token.
+    pub fn add_agent(&self, name: &str) -> String {
+        let out = self.airlock(&["agents", "add", name]);
+        assert!(out.status.success(), "{}", printed(&out));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// An MCP client authenticated as a new agent `name`.
+    pub async fn client(&self, name: &str) -> RunningService<RoleClient, Recorder> {
+        let token = self.add_agent(name);
+        let config = StreamableHttpClientTransportConfig::with_uri(format!(
+            "http://{}/mcp",
+            self.address
+        ))
+        .auth_header(token);
+        let transport = StreamableHttpClientTransport::from_config(config);
+        Recorder::new()
+            .serve(transport)
+            .await
+            .expect("the MCP client connects")
+    }
+
+    /// POSTs `body` to /mcp by hand; returns the status code.
+    pub async fn post(&self, body: &Value, token: Option<&str>, origin: Option<&str>) -> u16 {
+        let body = body.to_string();
+        let mut head = format!(
+            "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Type: application/json\r\n\
+             Accept: application/json, text/event-stream\r\nContent-Length: {}\r\nConnection: close\r\n",
+            self.address.port(),
+            body.len()
+        );
+        if let Some(token) = token {
+            head.push_str(&format!("Authorization: Bearer {token}\r\n"));
+        }
+        if let Some(origin) = origin {
+            head.push_str(&format!("Origin: {origin}\r\n"));
+        }
+        let mut stream = tokio::net::TcpStream::connect(self.address)
+            .await
+            .expect("connect");
+        stream
+            .write_all(format!("{head}\r\n{body}").as_bytes())
+            .await
+            .expect("send");
+        let mut status = [0u8; 12];
+        stream.read_exact(&mut status).await.expect("status line");
+        String::from_utf8_lossy(&status[9..12])
+            .parse()
+            .expect("a status code")
+    }
+
+    /// The id of the one pending approval.
+    pub fn pending_approval_id(&self) -> String {
+        let out = self.airlock(&["approvals", "list", "--json"]);
+        assert!(out.status.success(), "{}", printed(&out));
+        let list: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+        list[0]["id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no pending approval: {list}"))
+            .to_string()
+    }
+
+    /// Waits until exactly `n` calls hold a slot.
+    pub async fn wait_until_running(&self, n: u64) {
+        let started = std::time::Instant::now();
+        loop {
+            let out = self.airlock(&["status", "--json"]);
+            assert!(out.status.success(), "{}", printed(&out));
+            let status: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+            if status["running"] == n {
+                return;
+            }
+            assert!(
+                started.elapsed() < PATIENCE,
+                "still {} running, not {n}",
+                status["running"]
+            );
+            tokio::task::yield_now().await;
+        }
+    }
+
+    /// Sends the server a signal.
+    pub fn signal(&self, signal: i32) {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
+
+    /// SIGTERM; the server must exit 0. Returns the whole journal.
+    pub fn stop_and_journal(mut self) -> Vec<Value> {
+        self.signal(15);
+        let status = self.child.wait().expect("wait");
+        assert!(status.success(), "exit {status}: {}", self.log());
+        journal(self.fixture)
+    }
+}
+
+/// The journal of `fixture`'s state directory, oldest first.
+pub fn journal(fixture: &Fixture) -> Vec<Value> {
+    let out = Command::new(env!("CARGO_BIN_EXE_airlock"))
+        .arg("--state-dir")
+        .arg(fixture.state())
+        .args(["journal", "tail", "-n", "100000", "--json"])
+        .output()
+        .expect("journal tail");
+    assert!(out.status.success(), "{}", printed(&out));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("one entry per line"))
+        .collect()
+}
+
+/// An MCP client over stdio: it starts `airlock serve --stdio` itself.
+pub async fn stdio_client(fixture: &Fixture) -> RunningService<RoleClient, Recorder> {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_airlock"));
+    command
+        .arg("--state-dir")
+        .arg(fixture.state())
+        .args(["serve", "--stdio", "--config"])
+        .arg(fixture.config())
+        .env_remove("RUST_LOG");
+    let transport = TokioChildProcess::new(command).expect("spawn airlock serve --stdio");
+    Recorder::new()
+        .serve(transport)
+        .await
+        .expect("the MCP client connects")
+}
+
+/// A client handler that keeps what the server told it.
+pub struct Recorder {
+    progress: UnboundedSender<String>,
+    progress_seen: tokio::sync::Mutex<UnboundedReceiver<String>>,
+    list_changed: UnboundedSender<()>,
+    list_changes: tokio::sync::Mutex<UnboundedReceiver<()>>,
+}
+
+impl Recorder {
+    fn new() -> Self {
+        let (progress, progress_seen) = unbounded_channel();
+        let (list_changed, list_changes) = unbounded_channel();
+        Self {
+            progress,
+            progress_seen: tokio::sync::Mutex::new(progress_seen),
+            list_changed,
+            list_changes: tokio::sync::Mutex::new(list_changes),
+        }
+    }
+
+    /// The next progress message.
+    pub async fn next_progress(&self) -> String {
+        tokio::time::timeout(PATIENCE, self.progress_seen.lock().await.recv())
+            .await
+            .expect("a progress notification in time")
+            .expect("the client is open")
+    }
+
+    /// Waits for `notifications/tools/list_changed`.
+    pub async fn next_list_changed(&self) {
+        tokio::time::timeout(PATIENCE, self.list_changes.lock().await.recv())
+            .await
+            .expect("tools/list_changed in time")
+            .expect("the client is open");
+    }
+}
+
+impl ClientHandler for Recorder {
+    fn get_info(&self) -> ClientConfig {
+        ClientConfig::default()
+    }
+
+    async fn on_progress(
+        &self,
+        params: ProgressNotificationParam,
+        _context: NotificationContext<RoleClient>,
+    ) {
+        let _ = self.progress.send(params.message.unwrap_or_default());
+    }
+
+    async fn on_tool_list_changed(&self, _context: NotificationContext<RoleClient>) {
+        let _ = self.list_changed.send(());
+    }
+}
+
