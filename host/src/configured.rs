@@ -93,14 +93,14 @@ impl Host {
                         source,
                     })?,
             )),
-            (None, Some(path)) => Kind::Component(
-                self.load(path, config.grants().clone())
-                    .await
-                    .map_err(|source| ConfiguredError::Component {
+            (None, Some(path)) => {
+                Kind::Component(self.load(path, config.grants().clone()).await.map_err(
+                    |source| ConfiguredError::Component {
                         path: path.to_path_buf(),
                         source,
-                    })?,
-            ),
+                    },
+                )?)
+            }
             (None, None) => {
                 return Err(ConfiguredError::NothingToRun {
                     name: config.name().to_string(),
@@ -136,7 +136,10 @@ impl ConfiguredTool {
                 tool.descriptor().input_schema.clone(),
             ),
             Kind::Native(tool) => (
-                format!("runs {} in a sandbox", tool.sandbox_plan().program.display()),
+                format!(
+                    "runs {} in a sandbox",
+                    tool.sandbox_plan().program.display()
+                ),
                 ANY_OBJECT_SCHEMA.to_string(),
             ),
         };

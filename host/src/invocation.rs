@@ -4,8 +4,8 @@
 use crate::limits::Limits;
 use crate::outcome::InvokeError;
 use crate::outcome::{LimitExceeded, Outcome, RunReport, ToolError, ToolErrorKind};
-use crate::runtime::WitError;
 use crate::policy::{Principal, RequestContext};
+use crate::runtime::WitError;
 use crate::runtime::run::{Failure, Run};
 use std::sync::Arc;
 use std::time::Duration;

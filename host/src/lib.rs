@@ -64,8 +64,6 @@ pub use egress::{ConfigError, EgressRecord, NetworkGrant};
 pub use grants::{DirAccess, DirGrant, GrantError, Grants};
 pub use host::{BuildError, CompileEvent, Host, HostBuilder};
 pub use invocation::{DEFAULT_PRINCIPAL, Invocation, Wait};
-/// Cancels an invocation ([`Invocation::cancel_on`]).
-pub use tokio_util::sync::CancellationToken;
 pub use limits::{
     DEFAULT_MAX_INPUT_BYTES, DEFAULT_MAX_MEMORY_BYTES, DEFAULT_MAX_OUTPUT_BYTES,
     DEFAULT_MAX_STDIO_BYTES, DEFAULT_MAX_TABLE_ELEMENTS, DEFAULT_TIMEOUT, Limits,
@@ -79,4 +77,6 @@ pub use runtime::{
     CacheError, Capability, Captured, ClassifyError, ComponentInfo, Import, ImportRole,
     InspectError, RefusedImport, Sha256Digest, World, inspect,
 };
+/// Cancels an invocation ([`Invocation::cancel_on`]).
+pub use tokio_util::sync::CancellationToken;
 pub use tool::{Descriptor, LoadError, MAX_COMPONENT_BYTES, Source, Tool, read_component};

@@ -215,7 +215,11 @@ fn vault_status_ends_every_line() {
     let dir = state.path();
     let none = vault_cmd(dir, &["vault", "status"], b"");
     assert_eq!(code(&none), 0, "{}", printed(&none));
-    assert!(stdout(&none).starts_with("no vault in "), "{}", stdout(&none));
+    assert!(
+        stdout(&none).starts_with("no vault in "),
+        "{}",
+        stdout(&none)
+    );
     assert!(stdout(&none).ends_with('\n'), "{:?}", stdout(&none));
     let set = vault_cmd(dir, &["vault", "set", "api-key"], SECRET.as_bytes());
     assert_eq!(code(&set), 0, "{}", printed(&set));

@@ -12,9 +12,9 @@
 //! output. [`detect`] finds this platform's backend.
 
 mod backend;
-mod cancel;
 #[cfg(unix)]
 pub mod bridge;
+mod cancel;
 pub mod linux_bwrap;
 pub mod macos_sbpl;
 mod output;

@@ -132,8 +132,8 @@ fn every_escape_in_the_corpus_is_contained() {
             );
         }
         for (name, max) in &case.at_most {
-            let value = reported(&text, name)
-                .unwrap_or_else(|| panic!("{context}: reports no `{name}=N`"));
+            let value =
+                reported(&text, name).unwrap_or_else(|| panic!("{context}: reports no `{name}=N`"));
             assert!(value <= *max, "{context}: {name}={value} > {max}");
         }
         if let Some(cap) = case.limits.output_bytes {

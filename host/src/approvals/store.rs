@@ -374,7 +374,12 @@ mod tests {
 
         // Once: exactly this request, one use.
         store
-            .decide(&pending.id, &OperatorDecision::AllowOnce, "operator:test", now)
+            .decide(
+                &pending.id,
+                &OperatorDecision::AllowOnce,
+                "operator:test",
+                now,
+            )
             .expect("decide");
         assert!(matches!(
             store.lookup(&a, now).expect("lookup"),
@@ -459,7 +464,12 @@ mod tests {
             .request(&request("Agent::\"d\"", "", "sha1", "[1]"))
             .expect("pending");
         store
-            .decide(&d.id, &OperatorDecision::Deny("no".into()), "operator:test", now)
+            .decide(
+                &d.id,
+                &OperatorDecision::Deny("no".into()),
+                "operator:test",
+                now,
+            )
             .expect("decide");
         assert!(matches!(
             store

@@ -4,8 +4,8 @@
 use super::args::{ApprovalsCommand, Cli, DecideArgs};
 use super::serve::ask;
 use super::{Failure, open_store};
-use airlock::serve::operator::{OperatorRequest, approval_from};
 use airlock::approvals::{Approval, ApprovalStore, OperatorDecision, Scope, Status};
+use airlock::serve::operator::{OperatorRequest, approval_from};
 use airlock::{Host, PendingApproval, exit_code};
 use serde_json::{Value, json};
 use std::io::{BufRead, Write};
@@ -54,10 +54,11 @@ async fn execute(cli: &Cli, command: &ApprovalsCommand) -> Result<(), Failure> {
             }
         }
         ApprovalsCommand::Show { id, json } => {
-            let approval = match ask(cli, &OperatorRequest::ApprovalsShow { id: id.clone() }).await? {
-                Some(answer) => Some(approval_from(answer)?),
-                None => open_store(cli)?.get(id)?,
-            };
+            let approval =
+                match ask(cli, &OperatorRequest::ApprovalsShow { id: id.clone() }).await? {
+                    Some(answer) => Some(approval_from(answer)?),
+                    None => open_store(cli)?.get(id)?,
+                };
             let approval = approval.ok_or_else(|| {
                 Failure::usage("approval_not_found", format!("no approval with id `{id}`"))
             })?;

@@ -202,7 +202,10 @@ pub async fn status(cli: &Cli, json: bool) -> u8 {
             if json {
                 println!("{answer}");
             } else {
-                println!("config:   {}", answer["config"].as_str().unwrap_or_default());
+                println!(
+                    "config:   {}",
+                    answer["config"].as_str().unwrap_or_default()
+                );
                 println!("tools:    {}", names(&answer["tools"]));
                 println!("running:  {}", answer["running"]);
             }
@@ -227,7 +230,12 @@ pub async fn reload(cli: &Cli) -> u8 {
 
 fn names(list: &Value) -> String {
     list.as_array()
-        .map(|a| a.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(", "))
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
         .unwrap_or_default()
 }
 

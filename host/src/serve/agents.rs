@@ -20,15 +20,15 @@ pub const TOKEN_PREFIX: &str = "airlock_agent_";
 #[non_exhaustive]
 pub enum AgentError {
     /// The name is not usable as `Agent::"NAME"`.
-    #[error(
-        "agent name `{name}` is not allowed: use 1-64 letters, digits, `-`, `_` or `.`"
-    )]
+    #[error("agent name `{name}` is not allowed: use 1-64 letters, digits, `-`, `_` or `.`")]
     InvalidName {
         /// The name given.
         name: String,
     },
     /// An agent of that name exists.
-    #[error("agent `{name}` exists: remove it first (`airlock agents remove {name}`) to issue a new token")]
+    #[error(
+        "agent `{name}` exists: remove it first (`airlock agents remove {name}`) to issue a new token"
+    )]
     Exists {
         /// The name.
         name: String,
@@ -234,7 +234,10 @@ mod tests {
         assert_eq!(agent.name, "claude");
         assert!(token.expose().starts_with(TOKEN_PREFIX));
         assert_eq!(
-            agents.authenticate(token.expose()).expect("query").as_deref(),
+            agents
+                .authenticate(token.expose())
+                .expect("query")
+                .as_deref(),
             Some("claude")
         );
         let mut wrong = token.expose().to_string();

@@ -45,7 +45,11 @@ fn fits(value: &Value, schema: &Value) -> Option<String> {
 }
 
 /// Checks `arguments` against `schema` (the tool's `inputSchema`).
-pub(crate) fn check(tool: &str, schema: &Value, arguments: &Map<String, Value>) -> Result<(), Mismatch> {
+pub(crate) fn check(
+    tool: &str,
+    schema: &Value,
+    arguments: &Map<String, Value>,
+) -> Result<(), Mismatch> {
     let mismatch = |problem: String| Mismatch {
         tool: tool.to_string(),
         problem,
@@ -105,8 +109,14 @@ mod tests {
             (json!({}), Some("`url` is required")),
             (json!({"url": 1}), Some("`url` must be string")),
             (json!({"url": "x", "n": 1.5}), Some("`n` must be integer")),
-            (json!({"url": "x", "tags": "a"}), Some("`tags` must be array or null")),
-            (json!({"url": "x", "extra": 1}), Some("`extra` is not a property")),
+            (
+                json!({"url": "x", "tags": "a"}),
+                Some("`tags` must be array or null"),
+            ),
+            (
+                json!({"url": "x", "extra": 1}),
+                Some("`extra` is not a property"),
+            ),
         ];
         for (arguments, expected) in cases {
             let result = check("fetch", &schema, &args(arguments.clone()));

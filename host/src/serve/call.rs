@@ -103,10 +103,13 @@ impl Server {
     /// Runs `call`.
     pub async fn call(&self, call: Call) -> Result<Answered, CallError> {
         let catalog = self.catalog();
-        let served = catalog.get(&call.tool).cloned().ok_or(CallError::UnknownTool {
-            name: call.tool.clone(),
-            count: catalog.tools.len(),
-        })?;
+        let served = catalog
+            .get(&call.tool)
+            .cloned()
+            .ok_or(CallError::UnknownTool {
+                name: call.tool.clone(),
+                count: catalog.tools.len(),
+            })?;
         check(&call.tool, &served.schema, &call.arguments)?;
         let settings = &catalog.settings;
         self.inner.calls.fetch_add(1, Ordering::Relaxed);

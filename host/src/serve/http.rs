@@ -129,7 +129,11 @@ fn normalise_origin(origin: &str) -> String {
     origin
         .strip_suffix(":443")
         .filter(|o| o.starts_with("https://"))
-        .or_else(|| origin.strip_suffix(":80").filter(|o| o.starts_with("http://")))
+        .or_else(|| {
+            origin
+                .strip_suffix(":80")
+                .filter(|o| o.starts_with("http://"))
+        })
         .map_or_else(|| origin.clone(), str::to_string)
 }
 
@@ -160,7 +164,10 @@ impl Gate {
             .headers()
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
             .map(str::trim);
         let agent = match token.map(|t| self.server.agents().authenticate(t)) {
             Some(Ok(Some(agent))) => agent,
@@ -201,9 +208,15 @@ mod tests {
 
     #[test]
     fn origins_compare_without_default_ports_or_case() {
-        assert_eq!(normalise_origin("HTTPS://App.example:443"), "https://app.example");
+        assert_eq!(
+            normalise_origin("HTTPS://App.example:443"),
+            "https://app.example"
+        );
         assert_eq!(normalise_origin("http://localhost:80/"), "http://localhost");
-        assert_eq!(normalise_origin("http://localhost:6274"), "http://localhost:6274");
+        assert_eq!(
+            normalise_origin("http://localhost:6274"),
+            "http://localhost:6274"
+        );
         assert_ne!(
             normalise_origin("https://app.example:80"),
             normalise_origin("https://app.example")

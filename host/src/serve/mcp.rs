@@ -4,7 +4,7 @@
 //! every decision happens in the host's one invoke path.
 
 use super::call::{Answered, Call, CallError, Progress};
-use super::{Server, Served};
+use super::{Served, Server};
 use crate::outcome::Outcome;
 use crate::policy::Principal;
 use rmcp::model::{
@@ -147,8 +147,8 @@ fn progress_reporter(context: &RequestContext<RoleServer>) -> Option<Progress> {
         let count = AtomicU64::new(0);
         while let Some(message) = receive.recv().await {
             let step = count.fetch_add(1, Ordering::Relaxed) + 1;
-            let note = ProgressNotificationParam::new(token.clone(), step as f64)
-                .with_message(message);
+            let note =
+                ProgressNotificationParam::new(token.clone(), step as f64).with_message(message);
             if peer.notify_progress(note).await.is_err() {
                 break;
             }
@@ -183,12 +183,19 @@ impl ServerHandler for McpHandler {
     ) -> Result<ListToolsResult, ErrorData> {
         let catalog = self.server.catalog();
         Ok(ListToolsResult::with_all_items(
-            catalog.tools.iter().map(|served| mcp_tool(served)).collect(),
+            catalog
+                .tools
+                .iter()
+                .map(|served| mcp_tool(served))
+                .collect(),
         ))
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {
-        self.server.catalog().get(name).map(|served| mcp_tool(served))
+        self.server
+            .catalog()
+            .get(name)
+            .map(|served| mcp_tool(served))
     }
 
     async fn call_tool(

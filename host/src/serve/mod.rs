@@ -19,23 +19,23 @@ pub mod operator;
 mod settings;
 mod slots;
 
-pub use arguments::Mismatch;
 pub use agents::{Agent, AgentError, AgentToken, Agents, TOKEN_PREFIX};
+pub use arguments::Mismatch;
 pub use call::{Answered, Call, CallError, Progress};
-pub use settings::{
-    DEFAULT_APPROVAL_WAIT, DEFAULT_LISTEN, DEFAULT_MAX_CONCURRENT,
-    DEFAULT_MAX_CONCURRENT_PER_TOOL, DEFAULT_QUEUE_WAIT, DEFAULT_SHUTDOWN_GRACE,
-    DEFAULT_STDIO_PRINCIPAL, Operator, OperatorMatch, ServeSettings, current_uid,
-};
 pub(crate) use settings::RawServe;
+pub use settings::{
+    DEFAULT_APPROVAL_WAIT, DEFAULT_LISTEN, DEFAULT_MAX_CONCURRENT, DEFAULT_MAX_CONCURRENT_PER_TOOL,
+    DEFAULT_QUEUE_WAIT, DEFAULT_SHUTDOWN_GRACE, DEFAULT_STDIO_PRINCIPAL, Operator, OperatorMatch,
+    ServeSettings, current_uid,
+};
 
+use crate::Host;
 use crate::config::Config;
 use crate::configured::{ConfiguredError, ConfiguredTool};
 use crate::egress::ConfigError;
 use crate::journal::EntryKind;
 use crate::policy::{PolicyEngine, PolicyError};
 use crate::store::{SqliteStore, StoreError};
-use crate::Host;
 use serde_json::json;
 use slots::Slots;
 use std::collections::HashMap;
@@ -77,7 +77,9 @@ pub enum ServeError {
         message: String,
     },
     /// The server needs a state directory (journal, approvals, agents).
-    #[error("`airlock serve` needs a state directory: the journal, approvals and agents live there")]
+    #[error(
+        "`airlock serve` needs a state directory: the journal, approvals and agents live there"
+    )]
     NoState,
     /// The state database failed.
     #[error(transparent)]

@@ -108,7 +108,11 @@ operator_error_from!(
 );
 
 /// The operator the server identified, and what they asked.
-async fn answer(server: &Server, operator: &str, request: OperatorRequest) -> Result<Value, OperatorError> {
+async fn answer(
+    server: &Server,
+    operator: &str,
+    request: OperatorRequest,
+) -> Result<Value, OperatorError> {
     let host = server.host();
     let store = host
         .approvals()
@@ -124,7 +128,8 @@ async fn answer(server: &Server, operator: &str, request: OperatorRequest) -> Re
             .map_err(|e| OperatorError::new("internal", e.to_string()))?,
         OperatorRequest::ApprovalsShow { id } => {
             let approval = store.get(&id)?.ok_or(ApprovalError::NotFound { id })?;
-            serde_json::to_value(approval).map_err(|e| OperatorError::new("internal", e.to_string()))?
+            serde_json::to_value(approval)
+                .map_err(|e| OperatorError::new("internal", e.to_string()))?
         }
         OperatorRequest::ApprovalsDecide { id, decision } => {
             let approval = store
@@ -137,9 +142,11 @@ async fn answer(server: &Server, operator: &str, request: OperatorRequest) -> Re
                 capabilities: approval.request.capabilities.clone(),
                 tool_sha256: approval.request.tool_sha256.clone(),
             };
-            let verdict =
-                host.policies()
-                    .check_decide(&Principal::operator(operator), &facts, decision.kind());
+            let verdict = host.policies().check_decide(
+                &Principal::operator(operator),
+                &facts,
+                decision.kind(),
+            );
             if !verdict.allowed {
                 return Err(OperatorError::new(
                     "policy_denied",
@@ -153,9 +160,14 @@ async fn answer(server: &Server, operator: &str, request: OperatorRequest) -> Re
                     },
                 ));
             }
-            let decided =
-                store.decide(&id, &decision, &format!("operator:{operator}"), SystemTime::now())?;
-            serde_json::to_value(decided).map_err(|e| OperatorError::new("internal", e.to_string()))?
+            let decided = store.decide(
+                &id,
+                &decision,
+                &format!("operator:{operator}"),
+                SystemTime::now(),
+            )?;
+            serde_json::to_value(decided)
+                .map_err(|e| OperatorError::new("internal", e.to_string()))?
         }
         OperatorRequest::Reload => json!({ "tools": server.reload().await? }),
         OperatorRequest::AgentsAdd { name } => {
@@ -196,7 +208,10 @@ mod unix {
         path: PathBuf,
     }
 
-    fn io_error(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> super::super::ServeError {
+    fn io_error(
+        what: &'static str,
+        path: &Path,
+    ) -> impl FnOnce(std::io::Error) -> super::super::ServeError {
         let path = path.to_path_buf();
         move |source| super::super::ServeError::Io { what, path, source }
     }
@@ -278,7 +293,10 @@ mod unix {
         let mut lines = BufReader::new(read.take(MAX_LINE as u64 * 64)).lines();
         while let Ok(Some(line)) = lines.next_line().await {
             let result = if line.len() > MAX_LINE {
-                Err(OperatorError::new("request_too_large", "a request line is at most 64 KiB"))
+                Err(OperatorError::new(
+                    "request_too_large",
+                    "a request line is at most 64 KiB",
+                ))
             } else {
                 match serde_json::from_str::<OperatorRequest>(&line) {
                     Ok(request) => answer(&server, &operator, request).await,
@@ -303,8 +321,9 @@ mod unix {
         let Ok(mut stream) = UnixStream::connect(path).await else {
             return Ok(None);
         };
-        let failed =
-            |e: std::io::Error| OperatorError::new("operator_socket_failed", format!("{}: {e}", path.display()));
+        let failed = |e: std::io::Error| {
+            OperatorError::new("operator_socket_failed", format!("{}: {e}", path.display()))
+        };
         let mut line = serde_json::to_string(request)
             .map_err(|e| OperatorError::new("internal", e.to_string()))?;
         line.push('\n');
@@ -337,6 +356,10 @@ mod unix {
 
 /// Reads an [`Approval`] from an answer.
 pub fn approval_from(value: Value) -> Result<Approval, OperatorError> {
-    serde_json::from_value(value)
-        .map_err(|e| OperatorError::new("operator_socket_failed", format!("an unreadable approval: {e}")))
+    serde_json::from_value(value).map_err(|e| {
+        OperatorError::new(
+            "operator_socket_failed",
+            format!("an unreadable approval: {e}"),
+        )
+    })
 }

@@ -107,9 +107,9 @@ impl Default for ServeSettings {
     fn default() -> Self {
         Self {
             stdio_principal: Principal::agent(DEFAULT_STDIO_PRINCIPAL),
-            listen: DEFAULT_LISTEN.parse().unwrap_or_else(|_| {
-                SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, 7323))
-            }),
+            listen: DEFAULT_LISTEN
+                .parse()
+                .unwrap_or_else(|_| SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, 7323))),
             allowed_origins: Vec::new(),
             approval_wait: DEFAULT_APPROVAL_WAIT,
             max_concurrent: DEFAULT_MAX_CONCURRENT,
@@ -261,13 +261,13 @@ fn operator(raw: RawOperator) -> Result<Operator, String> {
     }
     let matches = match (raw.uid, raw.user, raw.group) {
         (Some(uid), None, None) => OperatorMatch::Uid(uid),
-        (None, Some(user), None) => OperatorMatch::Uid(peer::uid_of_user(&user).ok_or_else(
-            || format!("operator `{name}`: no user `{user}` on this machine"),
-        )?),
+        (None, Some(user), None) => OperatorMatch::Uid(
+            peer::uid_of_user(&user)
+                .ok_or_else(|| format!("operator `{name}`: no user `{user}` on this machine"))?,
+        ),
         (None, None, Some(group)) => {
-            let (gid, members) = peer::group(&group).ok_or_else(|| {
-                format!("operator `{name}`: no group `{group}` on this machine")
-            })?;
+            let (gid, members) = peer::group(&group)
+                .ok_or_else(|| format!("operator `{name}`: no group `{group}` on this machine"))?;
             OperatorMatch::Group { gid, members }
         }
         _ => {
@@ -330,8 +330,7 @@ impl Operator {
         match &self.matches {
             OperatorMatch::Uid(want) => *want == uid,
             OperatorMatch::Group { gid: want, members } => {
-                *want == gid
-                    || peer::user_name(uid).is_some_and(|name| members.contains(&name))
+                *want == gid || peer::user_name(uid).is_some_and(|name| members.contains(&name))
             }
         }
     }
@@ -409,7 +408,10 @@ mod tests {
             ("max_concurrent = 0", "positive"),
             ("approvals = \"agent\"", "\"operator\""),
             ("[[operators]]\nname = \"x\"\n", "exactly one of"),
-            ("[[operators]]\nname = \"x\"\nuser = \"no-such-user-here\"\n", "no user"),
+            (
+                "[[operators]]\nname = \"x\"\nuser = \"no-such-user-here\"\n",
+                "no user",
+            ),
             ("approval_wait = \"soon\"", "positive duration"),
         ] {
             let message = parse(text).expect_err(text).to_string();

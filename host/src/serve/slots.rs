@@ -91,7 +91,14 @@ impl Slots {
                     "waiting for a free slot: `{tool}` already runs {} at once",
                     self.per_tool_limit
                 ));
-                queue(tool_semaphore, deadline, cancel, "tool", self.per_tool_limit).await?
+                queue(
+                    tool_semaphore,
+                    deadline,
+                    cancel,
+                    "tool",
+                    self.per_tool_limit,
+                )
+                .await?
             }
         };
         let total_permit = match Arc::clone(&self.total).try_acquire_owned() {
@@ -156,7 +163,13 @@ mod tests {
                 told = Some(what)
             })
             .await;
-        assert_eq!(second.err(), Some(NoSlot::Busy { which: "tool", limit: 1 }));
+        assert_eq!(
+            second.err(),
+            Some(NoSlot::Busy {
+                which: "tool",
+                limit: 1
+            })
+        );
         assert!(told.is_some_and(|w| w.contains("`t` already runs 1")));
         // Another tool is not held up by this one.
         let other = slots

@@ -104,7 +104,10 @@ impl Fixture {
         let socket = public.join("operator.sock");
         let fixture = Self {
             dir,
-            serve: format!("{serve}operator_socket = {:?}\n", socket.display().to_string()),
+            serve: format!(
+                "{serve}operator_socket = {:?}\n",
+                socket.display().to_string()
+            ),
             upstream_port: 9,
         };
         fixture.write_config("");
@@ -122,7 +125,10 @@ impl Fixture {
     /// Writes `airlock.toml`: the `[serve]` table, the four tools, `more`.
     pub fn write_config(&self, more: &str) {
         let tool = |name: &str, guest: &str| {
-            format!("[[tools]]\nname = \"{name}\"\ncomponent = {:?}\n", guest_path(guest))
+            format!(
+                "[[tools]]\nname = \"{name}\"\ncomponent = {:?}\n",
+                guest_path(guest)
+            )
         };
         let text = format!(
             "[serve]\n{}\n{}{}{}{}[[tools.network.allow]]\nhost = \"svc.test\"\nschemes = [\"http\"]\nports = [{}]\nprivate = true\n\n{more}",
@@ -156,7 +162,7 @@ impl Fixture {
 }
 
 /// `airlock --state-dir STATE --socket SOCKET ARGS` for `fixture`.
-pub fn airlock_at(fixture: &Fixture, _server: &Server, args: &[&str]) -> Command {
+pub fn airlock_for(fixture: &Fixture, args: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_airlock"));
     command
         .arg("--state-dir")
@@ -219,6 +225,11 @@ impl<'f> Server<'f> {
         }
     }
 
+    /// Its base URL, `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.address)
+    }
+
     /// What the server logged so far.
     pub fn log(&self) -> String {
         self.log.lock().expect("log").clone()
@@ -226,7 +237,7 @@ impl<'f> Server<'f> {
 
     /// An operator command against this server.
     pub fn airlock(&self, args: &[&str]) -> Output {
-        airlock_at(self.fixture, self, args)
+        airlock_for(self.fixture, args)
             .output()
             .expect("run airlock")
     }
@@ -242,11 +253,9 @@ impl<'f> Server<'f> {
     /// An MCP client authenticated as a new agent `name`.
     pub async fn client(&self, name: &str) -> RunningService<RoleClient, Recorder> {
         let token = self.add_agent(name);
-        let config = StreamableHttpClientTransportConfig::with_uri(format!(
-            "http://{}/mcp",
-            self.address
-        ))
-        .auth_header(token);
+        let config =
+            StreamableHttpClientTransportConfig::with_uri(format!("http://{}/mcp", self.address))
+                .auth_header(token);
         let transport = StreamableHttpClientTransport::from_config(config);
         Recorder::new()
             .serve(transport)
@@ -417,4 +426,3 @@ impl ClientHandler for Recorder {
         let _ = self.list_changed.send(());
     }
 }
-

@@ -6,8 +6,9 @@
 //! shutdown. Each test runs its own server process.
 
 mod fixture;
+mod python;
 
-use fixture::{Fixture, Server, airlock_at};
+use fixture::{Fixture, Server, airlock_for};
 use rmcp::model::{CallToolRequestParams, ClientRequest, Request};
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -49,7 +50,10 @@ async fn http_lists_and_calls_tools() {
     assert_eq!(annotations("echo").open_world_hint, Some(false));
     assert_eq!(annotations("fetch").read_only_hint, Some(false));
     assert_eq!(annotations("fetch").open_world_hint, Some(true));
-    let transform = tools.iter().find(|t| t.name == "json-transform").expect("tool");
+    let transform = tools
+        .iter()
+        .find(|t| t.name == "json-transform")
+        .expect("tool");
     assert_eq!(transform.input_schema["required"], json!(["records"]));
 
     // An object output is structured content, with its text.
@@ -85,9 +89,16 @@ async fn http_lists_and_calls_tools() {
         .await
         .expect("tools/call");
     assert_eq!(refused.is_error, Some(true));
-    assert!(text(&refused).starts_with("tool_invalid_input: "), "{}", text(&refused));
+    assert!(
+        text(&refused).starts_with("tool_invalid_input: "),
+        "{}",
+        text(&refused)
+    );
     assert_eq!(
-        refused.structured_content.as_ref().map(|s| &s["error"]["code"]),
+        refused
+            .structured_content
+            .as_ref()
+            .map(|s| &s["error"]["code"]),
         Some(&json!("tool_invalid_input"))
     );
 
@@ -97,13 +108,19 @@ async fn http_lists_and_calls_tools() {
         .call_tool(call("no-such-tool", json!({})))
         .await
         .expect_err("unknown tool");
-    assert!(unknown.to_string().contains("no tool named `no-such-tool`"), "{unknown}");
+    assert!(
+        unknown.to_string().contains("no tool named `no-such-tool`"),
+        "{unknown}"
+    );
     let mistyped = client
         .peer()
         .call_tool(call("json-transform", json!({"records": "not a list"})))
         .await
         .expect_err("wrong type");
-    assert!(mistyped.to_string().contains("`records` must be array"), "{mistyped}");
+    assert!(
+        mistyped.to_string().contains("`records` must be array"),
+        "{mistyped}"
+    );
 
     client.cancel().await.expect("close");
     let journal = server.stop_and_journal();
@@ -114,8 +131,7 @@ async fn http_lists_and_calls_tools() {
     assert_eq!(invocations.len(), 3, "malformed calls never ran");
     for entry in invocations {
         assert_eq!(
-            entry["payload"]["attestation"]["principal"],
-            "Agent::\"claude\"",
+            entry["payload"]["attestation"]["principal"], "Agent::\"claude\"",
             "the principal comes from the token"
         );
     }
@@ -171,14 +187,20 @@ async fn a_network_call_waits_until_an_operator_allows_it_over_the_socket() {
     assert!(waiting.contains("waiting for an operator"), "{waiting}");
     let id = server.pending_approval_id();
     assert!(waiting.contains(&id), "{waiting} names {id}");
-    assert!(upstream.requests().is_empty(), "nothing left before approval");
+    assert!(
+        upstream.requests().is_empty(),
+        "nothing left before approval"
+    );
 
     let decided = server.airlock(&["approvals", "decide", &id, "--allow", "once"]);
     assert!(decided.status.success(), "{}", fixture::printed(&decided));
     let result = pending.await.expect("task").expect("tools/call");
     assert_eq!(result.is_error, Some(false), "{}", text(&result));
     assert_eq!(
-        result.structured_content.as_ref().map(|s| s["status"].clone()),
+        result
+            .structured_content
+            .as_ref()
+            .map(|s| s["status"].clone()),
         Some(json!(200))
     );
     assert_eq!(upstream.requests().len(), 1);
@@ -196,7 +218,10 @@ async fn a_network_call_waits_until_an_operator_allows_it_over_the_socket() {
         .find(|e| e["kind"] == "invocation")
         .expect("the call is journaled");
     assert_eq!(invocation["payload"]["attestation"]["approval_id"], id);
-    assert_eq!(invocation["payload"]["attestation"]["principal"], "Agent::\"claude\"");
+    assert_eq!(
+        invocation["payload"]["attestation"]["principal"],
+        "Agent::\"claude\""
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -213,10 +238,17 @@ async fn an_unapproved_call_returns_the_pending_id_when_the_wait_ends() {
         .expect("tools/call");
     assert_eq!(result.is_error, Some(true));
     let id = server.pending_approval_id();
-    assert!(text(&result).starts_with("approval_pending: "), "{}", text(&result));
+    assert!(
+        text(&result).starts_with("approval_pending: "),
+        "{}",
+        text(&result)
+    );
     assert!(text(&result).contains(&id), "{}", text(&result));
     assert_eq!(
-        result.structured_content.as_ref().map(|s| &s["error"]["approval_id"]),
+        result
+            .structured_content
+            .as_ref()
+            .map(|s| &s["error"]["approval_id"]),
         Some(&json!(id))
     );
     // The agent's retry after the operator decided runs at once.
@@ -243,11 +275,16 @@ async fn only_operators_reach_the_operator_socket() {
 
     if fixture::is_root() {
         // `nobody` reaches the socket file but is not an operator.
-        let mut as_nobody = airlock_at(&fixture, &server, &["approvals", "list"]);
+        let mut as_nobody = airlock_for(&fixture, &["approvals", "list"]);
         std::os::unix::process::CommandExt::uid(&mut as_nobody, 65534);
         std::os::unix::process::CommandExt::gid(&mut as_nobody, 65534);
         let refused = as_nobody.output().expect("run as nobody");
-        assert_eq!(refused.status.code(), Some(3), "{}", fixture::printed(&refused));
+        assert_eq!(
+            refused.status.code(),
+            Some(3),
+            "{}",
+            fixture::printed(&refused)
+        );
         assert!(
             fixture::printed(&refused).contains("not_an_operator"),
             "{}",
@@ -327,7 +364,11 @@ async fn a_full_tool_makes_callers_wait_then_answers_host_busy() {
         .await
         .expect("tools/call");
     assert_eq!(second.is_error, Some(true));
-    assert!(text(&second).starts_with("host_busy: "), "{}", text(&second));
+    assert!(
+        text(&second).starts_with("host_busy: "),
+        "{}",
+        text(&second)
+    );
     let queued = client.service().next_progress().await;
     assert!(queued.contains("waiting for a free slot"), "{queued}");
     // Other tools are not held up.
@@ -342,7 +383,11 @@ async fn a_full_tool_makes_callers_wait_then_answers_host_busy() {
     let decided = server.airlock(&["approvals", "decide", &id, "--deny", "not now"]);
     assert!(decided.status.success(), "{}", fixture::printed(&decided));
     let first = first.await.expect("task").expect("tools/call");
-    assert!(text(&first).starts_with("approval_denied: "), "{}", text(&first));
+    assert!(
+        text(&first).starts_with("approval_denied: "),
+        "{}",
+        text(&first)
+    );
     client.cancel().await.expect("close");
     server.stop_and_journal();
 }
@@ -371,7 +416,12 @@ async fn reload_swaps_the_tools_and_tells_the_client() {
     // A broken configuration is refused; the old tools keep serving.
     fixture.write_config("[[tools]]\nname = \"broken\"\ncolour = \"red\"\n");
     let reload = server.airlock(&["reload"]);
-    assert_eq!(reload.status.code(), Some(2), "{}", fixture::printed(&reload));
+    assert_eq!(
+        reload.status.code(),
+        Some(2),
+        "{}",
+        fixture::printed(&reload)
+    );
     assert!(
         fixture::printed(&reload).contains("unknown field `colour`"),
         "{}",

@@ -40,7 +40,9 @@ fn store(host: &Host) -> &dyn ApprovalStore {
 
 /// The operator decides approval `id`, as of `at`.
 fn decide_at(host: &Host, id: &str, decision: &OperatorDecision, at: SystemTime) {
-    store(host).decide(id, decision, "test:operator", at).expect("decide");
+    store(host)
+        .decide(id, decision, "test:operator", at)
+        .expect("decide");
 }
 
 /// The operator decides approval `id` now.
@@ -248,7 +250,12 @@ async fn a_denial_is_final_and_carries_the_operators_reason() {
         );
         assert_eq!(outcome.exit_code(), airlock::exit_code::DENIED);
     }
-    let again = store(&host).decide(&id, &OperatorDecision::AllowOnce, "operator:test", SystemTime::now());
+    let again = store(&host).decide(
+        &id,
+        &OperatorDecision::AllowOnce,
+        "operator:test",
+        SystemTime::now(),
+    );
     assert!(again.is_err(), "a decided approval cannot be decided again");
 }
 

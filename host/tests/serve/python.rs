@@ -1,0 +1,140 @@
+//! End to end with the official MCP Python SDK (`mcp` from PyPI, versions
+//! 1.x and 2.x, installed by `.ci/test` into `target/python-mcp/VERSION`):
+//! `tests/python/mcp_client.py` drives `airlock serve --stdio` (it starts
+//! the server itself) and `airlock serve --listen` through list, call, an
+//! `isError` result, and a network call that waits while an operator
+//! decides over the socket.
+
+use super::fixture::{self, Fixture, Server};
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+/// The SDK versions `.ci/install` prepares (keep in step with it).
+const VERSIONS: [&str; 2] = ["1.30.0", "2.3.0"];
+
+fn python(version: &str) -> PathBuf {
+    // target/debug/airlock -> target/python-mcp/VERSION/bin/python
+    let target = PathBuf::from(env!("CARGO_BIN_EXE_airlock"))
+        .ancestors()
+        .nth(2)
+        .expect("the target directory")
+        .to_path_buf();
+    let python = target.join("python-mcp").join(version).join("bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing: run `bash .ci/test` (the README's test command), which installs the MCP Python SDK",
+        python.display()
+    );
+    python
+}
+
+fn script() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/python/mcp_client.py")
+}
+
+/// Runs the client script; approves what it waits for with `decide`.
+/// Returns the protocol version it negotiated.
+fn drive(mut command: Command, decide: &dyn Fn(&str)) -> String {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the Python client");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut protocol = None;
+    for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+        let event: Value =
+            serde_json::from_str(&line).unwrap_or_else(|_| panic!("the client printed {line:?}"));
+        match event["event"].as_str() {
+            Some("waiting") => {
+                let id = event["approval"]
+                    .as_str()
+                    .expect("the progress names the approval");
+                decide(id);
+            }
+            Some("done") => protocol = event["protocol"].as_str().map(str::to_string),
+            _ => panic!("unexpected event {event}"),
+        }
+    }
+    let output = child.wait_with_output().expect("wait for the client");
+    assert!(
+        output.status.success(),
+        "the Python client failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    protocol.expect("the client finished")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_python_sdk_drives_airlock_serve_over_http() {
+    let upstream = fixture::upstream().await;
+    let port = upstream.addr().port();
+    let fixture = Fixture::with_upstream("", port);
+    let server = Server::http(&fixture).await;
+    let mut protocols = Vec::new();
+    for version in VERSIONS {
+        let token = server.add_agent(&format!("python-{}", version.replace('.', "-")));
+        let mut command = Command::new(python(version));
+        command.arg(script()).args([
+            "http",
+            &format!("{}/mcp", server.url()),
+            &token,
+            &format!("http://svc.test:{port}/from-python"),
+        ]);
+        let decide = |id: &str| {
+            let out = server.airlock(&["approvals", "decide", id, "--allow", "once"]);
+            assert!(out.status.success(), "{}", fixture::printed(&out));
+        };
+        let protocol = tokio::task::block_in_place(|| drive(command, &decide));
+        protocols.push(protocol);
+    }
+    assert_eq!(upstream.requests().len(), VERSIONS.len());
+    assert_ne!(
+        protocols[0], protocols[1],
+        "two protocol generations: {protocols:?}"
+    );
+    server.stop_and_journal();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_python_sdk_drives_airlock_serve_over_stdio() {
+    let upstream = fixture::upstream().await;
+    let port = upstream.addr().port();
+    let mut protocols = Vec::new();
+    for version in VERSIONS {
+        let fixture = Fixture::with_upstream("", port);
+        let mut command = Command::new(python(version));
+        command
+            .arg(script())
+            .arg("stdio")
+            .arg(env!("CARGO_BIN_EXE_airlock"))
+            .arg(fixture.state())
+            .arg(fixture.config())
+            .arg(format!("http://svc.test:{port}/from-python"))
+            .arg("svc.test=127.0.0.1");
+        let decide = |id: &str| {
+            let out =
+                fixture::airlock_for(&fixture, &["approvals", "decide", id, "--allow", "once"])
+                    .output()
+                    .expect("run airlock");
+            assert!(out.status.success(), "{}", fixture::printed(&out));
+        };
+        protocols.push(tokio::task::block_in_place(|| drive(command, &decide)));
+        let journal = fixture::journal(&fixture);
+        let decided = journal
+            .iter()
+            .find(|e| e["kind"] == "approval_decided")
+            .expect("journaled");
+        assert_eq!(
+            decided["payload"]["decided_by"],
+            format!("operator:{}", fixture::user_name())
+        );
+    }
+    assert_eq!(upstream.requests().len(), VERSIONS.len());
+    assert_ne!(
+        protocols[0], protocols[1],
+        "two protocol generations: {protocols:?}"
+    );
+}
