@@ -8,6 +8,7 @@
 //! component = "weather.wasm"          # relative to this file
 //! dirs = [{ host = "./cache", guest = "/cache", access = "rw" }]
 //! sensitive = true                    # needs an approval whatever it imports
+//! limits = { timeout = "5s", memory = "64MiB", input = "256KiB", output = "1MiB" }
 //!
 //! [tools.network]
 //! max_response_bytes = "256KiB"
@@ -30,8 +31,9 @@
 //! The `native` table's keys are described in [`crate::native`].
 
 use crate::egress::url::Scheme;
-use crate::egress::{ConfigError, NetworkGrant, RawGrant, Source};
+use crate::egress::{ConfigError, NetworkGrant, RawGrant, RawSize, Source, positive_size, timeout};
 use crate::grants::{DirAccess, DirGrant, Grants};
+use crate::limits::Limits;
 use crate::native::{NativeSpec, RawNative};
 use crate::serve::{RawServe, ServeSettings};
 use crate::vault::CredentialBinding;
@@ -48,6 +50,7 @@ pub struct ToolConfig {
     grants: Grants,
     description: Option<String>,
     input_schema: Option<String>,
+    limits: Option<Limits>,
 }
 
 impl ToolConfig {
@@ -80,6 +83,12 @@ impl ToolConfig {
     /// The operator's input schema (JSON text), over the tool's own.
     pub fn input_schema(&self) -> Option<&str> {
         self.input_schema.as_deref()
+    }
+
+    /// A component's limits from its `limits` table (the host's defaults
+    /// for what the table leaves out); `None` without a table.
+    pub fn limits(&self) -> Option<&Limits> {
+        self.limits.as_ref()
     }
 }
 
@@ -127,6 +136,35 @@ struct RawTool {
     credentials: Vec<Spanned<RawCredential>>,
     description: Option<String>,
     input_schema: Option<Spanned<toml::Table>>,
+    limits: Option<Spanned<RawToolLimits>>,
+}
+
+/// A component's `limits` table as written (a native tool's limits are in
+/// its `native` table).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawToolLimits {
+    timeout: Option<Spanned<String>>,
+    memory: Option<Spanned<RawSize>>,
+    input: Option<Spanned<RawSize>>,
+    output: Option<Spanned<RawSize>>,
+}
+
+impl RawToolLimits {
+    fn into_limits(self, source: &Source<'_>) -> Result<Limits, ConfigError> {
+        let d = Limits::default();
+        let bytes = |value, default: usize, key| {
+            positive_size(value, default as u64, key, source)
+                .map(|n| usize::try_from(n).unwrap_or(usize::MAX))
+        };
+        Ok(Limits {
+            timeout: timeout(self.timeout, d.timeout, "timeout", source)?,
+            max_memory_bytes: positive_size(self.memory, d.max_memory_bytes, "memory", source)?,
+            max_input_bytes: bytes(self.input, d.max_input_bytes, "input")?,
+            max_output_bytes: bytes(self.output, d.max_output_bytes, "output")?,
+            ..d
+        })
+    }
 }
 
 /// A credential binding as written. The only source of a value is the
@@ -241,6 +279,10 @@ impl Config {
                         Some(
                             "`dirs`: a native tool's directories are `fs_read` and `fs_write` in its `native` table",
                         )
+                    } else if tool.limits.is_some() {
+                        Some(
+                            "`limits`: a native tool's limits are the `limits` of its `native` table",
+                        )
                     } else if !tool.credentials.is_empty() {
                         Some(
                             "`credentials`: native tools cannot have secrets injected yet; remove the bindings",
@@ -307,6 +349,10 @@ impl Config {
                     Some(json.to_string())
                 }
             };
+            let limits = tool
+                .limits
+                .map(|l| l.into_inner().into_limits(&source))
+                .transpose()?;
             tools.push(ToolConfig {
                 name,
                 component: tool.component.map(|c| base.join(c)),
@@ -314,6 +360,7 @@ impl Config {
                 grants,
                 description: tool.description,
                 input_schema,
+                limits,
             });
         }
         let serve = match raw.serve {
@@ -438,6 +485,24 @@ native = { program = "sh", tier = "none" }
     }
 
     #[test]
+    fn components_take_limits_in_units() {
+        let config = Config::from_toml(
+            "[[tools]]\nname = \"a\"\nlimits = { timeout = \"250ms\", memory = \"16MiB\", output = \"4KiB\" }\n",
+            "airlock.toml",
+            Path::new("."),
+        )
+        .expect("valid");
+        let limits = config
+            .tool("a")
+            .and_then(ToolConfig::limits)
+            .expect("limits");
+        assert_eq!(limits.timeout, std::time::Duration::from_millis(250));
+        assert_eq!(limits.max_memory_bytes, 16 << 20);
+        assert_eq!(limits.max_output_bytes, 4096);
+        assert_eq!(limits.max_input_bytes, Limits::default().max_input_bytes);
+    }
+
+    #[test]
     fn mistakes_point_at_the_line() {
         let cases = [
             (
@@ -509,6 +574,16 @@ native = { program = "sh", tier = "none" }
                 "[[tools]]\nname = \"a\"\nnative = { program = \"/bin/true\", limits = { processes = 0 } }\n",
                 "airlock.toml:3:58:",
                 "`processes = 0`",
+            ),
+            (
+                "[[tools]]\nname = \"a\"\nlimits = { timeout = \"0s\" }\n",
+                "airlock.toml:3:22:",
+                "positive duration",
+            ),
+            (
+                "[[tools]]\nname = \"a\"\nnative = { program = \"/bin/true\" }\nlimits = { timeout = \"1s\" }\n",
+                "airlock.toml:3:10:",
+                "limits are the `limits` of its `native` table",
             ),
             (
                 "[[tools]]\nname = \"a\"\nnative = { program = \" \" }\n",

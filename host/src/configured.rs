@@ -6,6 +6,7 @@
 use crate::config::ToolConfig;
 use crate::grants::DirAccess;
 use crate::invocation::Invocation;
+use crate::limits::Limits;
 use crate::native::{NativeError, NativeTool};
 use crate::outcome::{InvokeError, Outcome, exit_code};
 use crate::policy::ToolFacts;
@@ -22,6 +23,7 @@ pub struct ConfiguredTool {
     kind: Kind,
     description: String,
     input_schema: String,
+    limits: Option<Limits>,
 }
 
 #[derive(Clone, Debug)]
@@ -107,11 +109,9 @@ impl Host {
                 });
             }
         };
-        Ok(ConfiguredTool::new(
-            kind,
-            config.description(),
-            config.input_schema(),
-        ))
+        let mut tool = ConfiguredTool::new(kind, config.description(), config.input_schema());
+        tool.limits = config.limits().cloned();
+        Ok(tool)
     }
 }
 
@@ -147,19 +147,29 @@ impl ConfiguredTool {
             kind,
             description: description.map_or(own_description, str::to_string),
             input_schema: input_schema.map_or(own_schema, str::to_string),
+            limits: None,
         }
     }
 
-    /// Runs the tool once (see [`Host::invoke`] and [`Host::invoke_native`]).
+    /// Runs the tool once (see [`Host::invoke`] and [`Host::invoke_native`]),
+    /// under the configured limits when the invocation brings none.
     pub async fn invoke(
         &self,
         host: &Host,
-        invocation: Invocation,
+        mut invocation: Invocation,
     ) -> Result<Outcome, InvokeError> {
+        if invocation.limits.is_none() {
+            invocation.limits = self.limits.clone();
+        }
         match &self.kind {
             Kind::Component(tool) => host.invoke(tool, invocation).await,
             Kind::Native(tool) => host.invoke_native(tool, invocation).await,
         }
+    }
+
+    /// The limits from the tool's configuration, if it has a `limits` table.
+    pub fn limits(&self) -> Option<&Limits> {
+        self.limits.as_ref()
     }
 
     /// What policies see: name, world, capabilities, digest, sensitivity.

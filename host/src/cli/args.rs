@@ -390,13 +390,15 @@ pub struct LimitArgs {
 }
 
 impl LimitArgs {
-    /// The defaults with every given flag applied.
-    pub fn to_limits(&self) -> Result<Limits, String> {
-        let mut limits = Limits::default();
+    /// `base` with every given flag applied.
+    pub fn to_limits(&self, base: Limits) -> Result<Limits, String> {
+        let mut limits = base;
         if let Some(timeout) = self.timeout {
             limits.timeout = timeout;
         }
-        limits.fuel = self.fuel;
+        if self.fuel.is_some() {
+            limits.fuel = self.fuel;
+        }
         if let Some(memory) = self.memory {
             limits.max_memory_bytes = memory;
         }

@@ -18,7 +18,16 @@ fn report_error(json: bool, code: &str, message: &str, exit: u8) -> u8 {
 
 pub async fn run(cli: &Cli, args: &RunArgs) -> u8 {
     let json = args.json;
-    let limits = match args.limits.to_limits() {
+    let configured = match args.source.tool() {
+        Ok(configured) => configured,
+        Err(e) => return report_error(json, e.code(), &e.to_string(), exit_code::USAGE),
+    };
+    // The tool's configured limits, then the flags over them.
+    let base = configured
+        .as_ref()
+        .and_then(|t| t.limits().cloned())
+        .unwrap_or_default();
+    let limits = match args.limits.to_limits(base) {
         Ok(limits) => limits,
         Err(message) => return report_error(json, "usage", &message, exit_code::USAGE),
     };
@@ -27,10 +36,6 @@ pub async fn run(cli: &Cli, args: &RunArgs) -> u8 {
         Err((code, message, exit)) => return report_error(json, code, &message, exit),
     };
 
-    let configured = match args.source.tool() {
-        Ok(configured) => configured,
-        Err(e) => return report_error(json, e.code(), &e.to_string(), exit_code::USAGE),
-    };
     let native = configured.as_ref().and_then(|t| t.native().cloned());
     let target = match (
         native,

@@ -7,6 +7,7 @@
 
 mod fixture;
 mod python;
+mod survival;
 
 use fixture::{Fixture, Server, airlock_for};
 use rmcp::model::{CallToolRequestParams, ClientRequest, Request};
