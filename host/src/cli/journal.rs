@@ -2,10 +2,12 @@
 //! prove single executions.
 
 use super::args::{AttestCommand, Cli, JournalCommand};
+use super::serve::ask;
 use super::{Failure, open_store};
 use airlock::attest::{Attestation, HostKey, Proof, egress_digest, read_public_key, sha256_hex};
 use airlock::exit_code;
 use airlock::journal::{ChainBreak, Entry, JournalStore};
+use airlock::serve::operator::OperatorRequest;
 use airlock::store::SqliteStore;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
@@ -13,51 +15,62 @@ use std::path::{Path, PathBuf};
 /// `journal verify` exits 1 when the chain is broken.
 const BROKEN: u8 = 1;
 
-pub fn run_journal(cli: &Cli, command: &JournalCommand) -> u8 {
-    let result = (|| -> Result<u8, Failure> {
-        let store = open_store(cli)?;
-        match command {
-            JournalCommand::Verify { json } => {
-                let verdict = store.verify()?;
-                if *json {
-                    let object = match &verdict {
-                        Ok((count, head)) => json!({"valid": true, "entries": count, "head": head}),
-                        Err(e) => {
-                            json!({"valid": false, "first_bad_seq": e.seq(), "message": e.to_string()})
-                        }
-                    };
-                    println!("{object}");
-                } else {
-                    match &verdict {
-                        Ok((count, head)) => {
-                            println!("journal intact: {count} entries, head {head}")
-                        }
-                        Err(e) => eprintln!("airlock: journal_broken: {e}"),
+/// Through a running server's operator socket when one answers, else the
+/// state directory's database.
+pub async fn run_journal(cli: &Cli, command: &JournalCommand) -> u8 {
+    journal(cli, command).await.unwrap_or_else(Failure::report)
+}
+
+async fn journal(cli: &Cli, command: &JournalCommand) -> Result<u8, Failure> {
+    match command {
+        JournalCommand::Verify { json } => {
+            let verdict = match ask(cli, &OperatorRequest::JournalVerify).await? {
+                Some(answer) => answer,
+                None => match open_store(cli)?.verify()? {
+                    Ok((count, head)) => json!({"valid": true, "entries": count, "head": head}),
+                    Err(e) => {
+                        json!({"valid": false, "first_bad_seq": e.seq(), "message": e.to_string()})
                     }
-                }
-                Ok(if verdict.is_ok() {
-                    exit_code::OK
-                } else {
-                    BROKEN
-                })
+                },
+            };
+            let valid = verdict["valid"] == json!(true);
+            if *json {
+                println!("{verdict}");
+            } else if valid {
+                println!(
+                    "journal intact: {} entries, head {}",
+                    verdict["entries"],
+                    verdict["head"].as_str().unwrap_or_default()
+                );
+            } else {
+                eprintln!(
+                    "airlock: journal_broken: {}",
+                    verdict["message"].as_str().unwrap_or_default()
+                );
             }
-            JournalCommand::Tail { count, json } => {
-                for entry in store.tail(*count)? {
-                    if *json {
-                        println!("{}", entry_json(&entry));
-                    } else {
-                        let payload: String = entry.payload.chars().take(160).collect();
-                        println!(
-                            "{:>6}  {}  {:<18} {payload}",
-                            entry.seq, entry.time, entry.kind
-                        );
-                    }
-                }
-                Ok(exit_code::OK)
-            }
+            Ok(if valid { exit_code::OK } else { BROKEN })
         }
-    })();
-    result.unwrap_or_else(Failure::report)
+        JournalCommand::Tail { count, json } => {
+            let entries: Vec<Entry> =
+                match ask(cli, &OperatorRequest::JournalTail { count: *count }).await? {
+                    Some(answer) => serde_json::from_value(answer)
+                        .map_err(|e| Failure::usage("operator_socket_failed", e.to_string()))?,
+                    None => open_store(cli)?.tail(*count)?,
+                };
+            for entry in entries {
+                if *json {
+                    println!("{}", entry_json(&entry));
+                } else {
+                    let payload: String = entry.payload.chars().take(160).collect();
+                    println!(
+                        "{:>6}  {}  {:<18} {payload}",
+                        entry.seq, entry.time, entry.kind
+                    );
+                }
+            }
+            Ok(exit_code::OK)
+        }
+    }
 }
 
 fn entry_json(entry: &Entry) -> Value {

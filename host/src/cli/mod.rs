@@ -57,7 +57,7 @@ pub fn main() -> ExitCode {
             Command::Egress(EgressCommand::Check(check)) => egress::check(&cli, check).await,
             Command::Policy(command) => policy::run(&cli, command).await,
             Command::Approvals(command) => approvals::run(&cli, command).await,
-            Command::Journal(command) => journal::run_journal(&cli, command),
+            Command::Journal(command) => journal::run_journal(&cli, command).await,
             Command::Attest(command) => journal::run_attest(&cli, command),
             Command::Vault(command) => vault::run(&cli, command),
         }

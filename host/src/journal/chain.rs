@@ -89,7 +89,7 @@ impl EntryKind {
 }
 
 /// One journal entry.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Entry {
     /// Position in the chain, from 1, without gaps.
     pub seq: u64,

@@ -64,6 +64,15 @@ pub enum OperatorRequest {
     /// The registered agents.
     #[serde(rename = "agents.list")]
     AgentsList,
+    /// The last `count` journal entries, oldest first.
+    #[serde(rename = "journal.tail")]
+    JournalTail {
+        /// How many.
+        count: usize,
+    },
+    /// Checks the journal's hash chain.
+    #[serde(rename = "journal.verify")]
+    JournalVerify,
     /// Remove an agent (its token stops working).
     #[serde(rename = "agents.remove")]
     AgentsRemove {
@@ -175,11 +184,24 @@ async fn answer(
             json!({ "agent": agent, "token": token.expose() })
         }
         OperatorRequest::AgentsList => json!(server.agents().list()?),
+        OperatorRequest::JournalTail { count } => json!(journal(server)?.tail(count)?),
+        OperatorRequest::JournalVerify => match journal(server)?.verify()? {
+            Ok((entries, head)) => json!({ "valid": true, "entries": entries, "head": head }),
+            Err(e) => json!({ "valid": false, "first_bad_seq": e.seq(), "message": e.to_string() }),
+        },
         OperatorRequest::AgentsRemove { name } => {
             server.agents().remove(&name)?;
             json!({ "removed": name })
         }
     })
+}
+
+fn journal(server: &Server) -> Result<&dyn crate::journal::JournalStore, OperatorError> {
+    server
+        .host()
+        .journal()
+        .map(crate::journal::Journal::store)
+        .ok_or_else(|| OperatorError::new("state_dir_required", "the server keeps no journal"))
 }
 
 fn reply(result: Result<Value, OperatorError>) -> String {

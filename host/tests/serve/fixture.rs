@@ -92,7 +92,8 @@ impl Fixture {
     }
 
     /// The operator socket in a directory every user can reach (peer
-    /// credentials decide who is served).
+    /// credentials decide who is served); the state directory too, so a
+    /// server running as another user can be given it.
     pub fn with_public_socket(serve: &str) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let public = dir.path().join("run");
@@ -104,8 +105,9 @@ impl Fixture {
         let socket = public.join("operator.sock");
         let fixture = Self {
             dir,
+            // Before `serve`, which may open `[[serve.operators]]` tables.
             serve: format!(
-                "{serve}operator_socket = {:?}\n",
+                "operator_socket = {:?}\n{serve}",
                 socket.display().to_string()
             ),
             upstream_port: 9,
@@ -142,6 +144,12 @@ impl Fixture {
         std::fs::write(self.config(), text).expect("write airlock.toml");
     }
 
+    /// Grants `fetch` `svc.test:PORT` instead.
+    pub fn set_upstream(&mut self, port: u16) {
+        self.upstream_port = port;
+        self.write_config("");
+    }
+
     /// Adds a tool running guest `guest` under `name`.
     pub fn append_tool(&self, name: &str, guest: &str) {
         self.write_config(&format!(
@@ -175,6 +183,15 @@ pub fn airlock_for(fixture: &Fixture, args: &[&str]) -> Command {
     command
 }
 
+/// How to start a server.
+#[derive(Default)]
+pub struct Start<'a> {
+    /// `--policies DIR`.
+    pub policies: Option<&'a std::path::Path>,
+    /// Run it as this user (and group of the same number).
+    pub as_user: Option<u32>,
+}
+
 /// A running `airlock serve --listen`.
 pub struct Server<'f> {
     fixture: &'f Fixture,
@@ -187,18 +204,29 @@ impl<'f> Server<'f> {
     /// Starts serving `fixture` over HTTP on a free loopback port, names
     /// resolved only by `--resolve`.
     pub async fn http(fixture: &'f Fixture) -> Server<'f> {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_airlock"))
-            .arg("--state-dir")
-            .arg(fixture.state())
+        Self::start(fixture, Start::default()).await
+    }
+
+    /// As [`Server::http`], with `how`.
+    pub async fn start(fixture: &'f Fixture, how: Start<'_>) -> Server<'f> {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_airlock"));
+        command.arg("--state-dir").arg(fixture.state());
+        if let Some(policies) = how.policies {
+            command.arg("--policies").arg(policies);
+        }
+        command
             .args(["serve", "--listen", "127.0.0.1:0", "--config"])
             .arg(fixture.config())
             .args(["--resolve", "svc.test=127.0.0.1", "--no-dns"])
             .env_remove("RUST_LOG")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start airlock serve");
+            .stderr(Stdio::piped());
+        if let Some(uid) = how.as_user {
+            std::os::unix::process::CommandExt::uid(&mut command, uid);
+            std::os::unix::process::CommandExt::gid(&mut command, uid);
+        }
+        let mut child = command.spawn().expect("start airlock serve");
         let stderr = child.stderr.take().expect("stderr");
         let log = Arc::new(Mutex::new(String::new()));
         let (found, address) = std::sync::mpsc::channel();

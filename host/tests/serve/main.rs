@@ -7,6 +7,7 @@
 
 mod fixture;
 mod python;
+mod roles;
 mod survival;
 
 use fixture::{Fixture, Server, airlock_for};

@@ -1,0 +1,124 @@
+//! Roles kept apart: the server runs as its own user and owns its state;
+//! operators are who the configuration names, identified by the socket's
+//! peer credentials; who may decide what is a Cedar question.
+
+use super::fixture::{self, Fixture, Server, Start};
+use super::{call, text};
+use serde_json::json;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+const NOBODY: u32 = 65534;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_runs_as_its_own_user_and_operators_decide_over_the_socket() {
+    if !fixture::is_root() {
+        // Switching users needs root; CI runs as root.
+        eprintln!("not root: the role separation test needs to start the server as another user");
+        return;
+    }
+    let upstream = fixture::upstream().await;
+    let port = upstream.addr().port();
+    let mut fixture =
+        Fixture::with_public_socket("[[serve.operators]]\nname = \"ops\"\nuid = 0\n");
+    fixture.set_upstream(port);
+    // What systemd's StateDirectory= and RuntimeDirectory= would make: the
+    // server user's own state and socket directories.
+    std::fs::create_dir(fixture.state()).expect("state dir");
+    let run = fixture.socket().parent().expect("run dir").to_path_buf();
+    for dir in [fixture.state(), run] {
+        std::os::unix::fs::chown(dir, Some(NOBODY), Some(NOBODY)).expect("chown");
+    }
+    let server = Server::start(
+        &fixture,
+        Start {
+            as_user: Some(NOBODY),
+            ..Start::default()
+        },
+    )
+    .await;
+
+    // The server's user owns its state, private whatever the umask.
+    let state = std::fs::metadata(fixture.state()).expect("state");
+    assert_eq!(state.uid(), NOBODY);
+    assert_eq!(state.permissions().mode() & 0o777, 0o700);
+    let db = std::fs::metadata(fixture.state().join("airlock.db")).expect("db");
+    assert_eq!(db.uid(), NOBODY);
+    assert_eq!(db.permissions().mode() & 0o777, 0o600);
+
+    // The operator (root, `ops` by the config) registers the agent through
+    // the socket; the agent calls over HTTP with its token.
+    let client = server.client("claude").await;
+    let url = format!("http://svc.test:{port}/");
+    let pending = tokio::spawn({
+        let peer = client.peer().clone();
+        async move { peer.call_tool(call("fetch", json!({"url": url}))).await }
+    });
+    let waiting = client.service().next_progress().await;
+    assert!(waiting.contains("waiting for an operator"), "{waiting}");
+    let id = server.pending_approval_id();
+    let decided = server.airlock(&["approvals", "decide", &id, "--allow", "once"]);
+    assert!(decided.status.success(), "{}", fixture::printed(&decided));
+    assert!(
+        fixture::printed(&decided).contains("decided by operator:ops"),
+        "{}",
+        fixture::printed(&decided)
+    );
+    let result = pending.await.expect("task").expect("tools/call");
+    assert_eq!(result.is_error, Some(false), "{}", text(&result));
+    client.cancel().await.expect("close");
+
+    let journal = server.stop_and_journal();
+    let decision = journal
+        .iter()
+        .find(|e| e["kind"] == "approval_decided")
+        .expect("journaled");
+    assert_eq!(decision["payload"]["decided_by"], "operator:ops");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policies_decide_which_operator_may_decide_what() {
+    let upstream = fixture::upstream().await;
+    let port = upstream.addr().port();
+    let fixture = Fixture::with_upstream("", port);
+    let policies = tempfile::tempdir().expect("policies");
+    std::fs::write(
+        policies.path().join("default.cedar"),
+        airlock::policy::DEFAULT_POLICIES,
+    )
+    .expect("defaults");
+    std::fs::write(
+        policies.path().join("two-person.cedar"),
+        "@id(\"network-needs-security\")\n\
+         forbid (principal, action == Airlock::Action::\"approval.decide\", resource)\n\
+         when { resource.capabilities.contains(\"network\") && principal != Airlock::Operator::\"security\" };\n",
+    )
+    .expect("policy");
+    let server = Server::start(
+        &fixture,
+        Start {
+            policies: Some(policies.path()),
+            ..Start::default()
+        },
+    )
+    .await;
+    let client = server.client("claude").await;
+    let url = format!("http://svc.test:{port}/");
+    let pending = tokio::spawn({
+        let peer = client.peer().clone();
+        async move { peer.call_tool(call("fetch", json!({"url": url}))).await }
+    });
+    client.service().next_progress().await;
+    let id = server.pending_approval_id();
+    let refused = server.airlock(&["approvals", "decide", &id, "--allow", "once"]);
+    assert_eq!(refused.status.code(), Some(3), "{}", fixture::printed(&refused));
+    assert!(
+        fixture::printed(&refused).contains("network-needs-security"),
+        "{}",
+        fixture::printed(&refused)
+    );
+    // Still pending: the refused decision changed nothing.
+    assert_eq!(server.pending_approval_id(), id);
+    pending.abort();
+    client.cancel().await.expect("close");
+    server.stop_and_journal();
+}
