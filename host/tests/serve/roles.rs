@@ -18,8 +18,7 @@ async fn the_server_runs_as_its_own_user_and_operators_decide_over_the_socket() 
     }
     let upstream = fixture::upstream().await;
     let port = upstream.addr().port();
-    let mut fixture =
-        Fixture::with_public_socket("[[serve.operators]]\nname = \"ops\"\nuid = 0\n");
+    let mut fixture = Fixture::with_public_socket("[[serve.operators]]\nname = \"ops\"\nuid = 0\n");
     fixture.set_upstream(port);
     // What systemd's StateDirectory= and RuntimeDirectory= would make: the
     // server user's own state and socket directories.
@@ -110,7 +109,12 @@ async fn policies_decide_which_operator_may_decide_what() {
     client.service().next_progress().await;
     let id = server.pending_approval_id();
     let refused = server.airlock(&["approvals", "decide", &id, "--allow", "once"]);
-    assert_eq!(refused.status.code(), Some(3), "{}", fixture::printed(&refused));
+    assert_eq!(
+        refused.status.code(),
+        Some(3),
+        "{}",
+        fixture::printed(&refused)
+    );
     assert!(
         fixture::printed(&refused).contains("network-needs-security"),
         "{}",

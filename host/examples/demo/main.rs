@@ -3,7 +3,8 @@
 //! defaults; then a network tool that waits for an operator's approval,
 //! reaches only what its grant allows, calls an authenticated API with a
 //! key the host injects from the vault (the tool never sees it), and leaves
-//! a verifiable journal.
+//! a verifiable journal; finally `airlock serve` answers an MCP client whose
+//! network call waits until the operator approves it over the socket.
 //!
 //! ```sh
 //! cargo run --example demo
@@ -13,6 +14,8 @@
 //! demo keeps its state in `.airlock/demo` (emptied at start) and exits
 //! non-zero if any step does not end the way it should. Its only network
 //! traffic goes to a server it starts on 127.0.0.1.
+
+mod mcp;
 
 use airlock::approvals::OperatorDecision;
 use airlock::attest::Proof;
@@ -351,6 +354,8 @@ async fn main() -> Result<ExitCode, Box<dyn std::error::Error>> {
         .invoke(&echo, Invocation::new(r#"{"still":"serving"}"#))
         .await?;
     report(&outcome, "ok", &mut failures);
+
+    failures += mcp::serve_step(&Path::new(STATE_DIR).join("serve"), port, guest).await?;
 
     // The journal holds the whole story; one execution is provable alone.
     let journal = host.journal().ok_or("the demo host keeps a journal")?;
