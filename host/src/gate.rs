@@ -52,14 +52,7 @@ fn refused(
 }
 
 fn explain(decision: &Decision, who: &str, tool: &str) -> String {
-    if decision.policies.is_empty() {
-        format!("no policy permits {who} to run `{tool}`")
-    } else {
-        format!(
-            "policy {} forbids {who} to run `{tool}`",
-            decision.policies.join(", ")
-        )
-    }
+    decision.explain_denial(who, &format!("run `{tool}`"))
 }
 
 /// Everything before any tool runs, component or native: the input's

@@ -99,8 +99,7 @@ async fn client(url: &str, token: Option<&str>) -> RunningService<RoleClient, ()
     if let Some(token) = token {
         config = config.auth_header(token.to_string());
     }
-    ()
-        .serve(StreamableHttpClientTransport::from_config(config))
+    ().serve(StreamableHttpClientTransport::from_config(config))
         .await
         .expect("the MCP client connects")
 }

@@ -327,6 +327,27 @@ pub(crate) fn positive_size(
     }
 }
 
+/// A positive count: `0` is refused with why it would be wrong
+/// (`consequence`, e.g. "would refuse every call").
+pub(crate) fn positive_count<T: Copy + Default + PartialEq>(
+    value: Option<Spanned<T>>,
+    default: T,
+    key: &str,
+    consequence: &str,
+    source: &Source<'_>,
+) -> Result<T, ConfigError> {
+    match value {
+        None => Ok(default),
+        Some(v) if *v.get_ref() == T::default() => Err(source.error(
+            v.span(),
+            format!(
+                "`{key} = 0` {consequence}: leave it out for the default, or give a positive number"
+            ),
+        )),
+        Some(v) => Ok(v.into_inner()),
+    }
+}
+
 pub(crate) fn timeout(
     value: Option<Spanned<String>>,
     default: Duration,

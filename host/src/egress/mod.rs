@@ -29,7 +29,7 @@ pub use grant::{
     DEFAULT_FIRST_BYTE_TIMEOUT, DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MAX_REQUESTS,
     DEFAULT_MAX_RESPONSE_BYTES, NetworkGrant,
 };
-pub(crate) use grant::{RawGrant, RawSize, Source, positive_size, timeout};
+pub(crate) use grant::{RawGrant, RawSize, Source, positive_count, positive_size, timeout};
 pub use hook::DENY_REASON_HEADER;
 pub(crate) use hook::{Credentials, EgressHook, EgressProxy, Network, Requester};
 pub use record::{EgressRecord, Verdict};

@@ -14,7 +14,7 @@
 //! ```
 
 use super::{NativeNetwork, NativeSpec, Tier};
-use crate::egress::{ConfigError, RawSize, Source, positive_size, timeout};
+use crate::egress::{ConfigError, RawSize, Source, positive_count, positive_size, timeout};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use toml::Spanned;
@@ -64,14 +64,13 @@ fn count(
     key: &str,
     source: &Source<'_>,
 ) -> Result<u64, ConfigError> {
-    match value {
-        None => Ok(default),
-        Some(v) if *v.get_ref() == 0 => Err(source.error(
-            v.span(),
-            format!("`{key} = 0` would stop the tool before it starts: leave it out for the default, or give a positive number"),
-        )),
-        Some(v) => Ok(v.into_inner()),
-    }
+    positive_count(
+        value,
+        default,
+        key,
+        "would stop the tool before it starts",
+        source,
+    )
 }
 
 fn limits(raw: RawLimits, source: &Source<'_>) -> Result<airlock_sandbox::Limits, ConfigError> {

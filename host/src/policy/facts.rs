@@ -234,9 +234,7 @@ impl DestinationFacts {
                 RestrictedExpression::new_long(i64::from(self.port)),
             ),
         ]);
-        let entity = Entity::new(resource.clone(), attrs, HashSet::new())
-            .map_err(|e| entity_error(&resource, &e))?;
-        Ok((resource, entity))
+        entity(resource, attrs)
     }
 }
 
@@ -263,9 +261,7 @@ impl SecretFacts {
                 RestrictedExpression::new_string(self.scope.clone()),
             ),
         ]);
-        let entity = Entity::new(resource.clone(), attrs, HashSet::new())
-            .map_err(|e| entity_error(&resource, &e))?;
-        Ok((resource, entity))
+        entity(resource, attrs)
     }
 }
 
@@ -298,9 +294,7 @@ impl ProgramFacts {
                 RestrictedExpression::new_bool(self.sandboxed),
             ),
         ]);
-        let entity = Entity::new(resource.clone(), attrs, HashSet::new())
-            .map_err(|e| entity_error(&resource, &e))?;
-        Ok((resource, entity))
+        entity(resource, attrs)
     }
 }
 
@@ -345,9 +339,7 @@ impl ApprovalFacts {
                 RestrictedExpression::new_string(self.tool_sha256.clone()),
             ),
         ]);
-        let entity = Entity::new(resource.clone(), attrs, HashSet::new())
-            .map_err(|e| entity_error(&resource, &e))?;
-        Ok((resource, entity))
+        entity(resource, attrs)
     }
 }
 
@@ -364,6 +356,28 @@ pub struct Decision {
     pub approval_possible: bool,
     /// Policies that failed to evaluate (they count as not matching).
     pub errors: Vec<String>,
+}
+
+/// An entity with `attrs` and no parents, with its uid.
+fn entity(
+    resource: EntityUid,
+    attrs: HashMap<String, RestrictedExpression>,
+) -> Result<(EntityUid, Entity), PolicyError> {
+    let entity = Entity::new(resource.clone(), attrs, HashSet::new())
+        .map_err(|e| entity_error(&resource, &e))?;
+    Ok((resource, entity))
+}
+
+impl Decision {
+    /// Why a denied `who` may not `act` (e.g. "run `fetch`"), for people:
+    /// the forbidding policies, or that nothing permits it.
+    pub fn explain_denial(&self, who: &str, act: &str) -> String {
+        if self.policies.is_empty() {
+            format!("no policy permits {who} to {act}")
+        } else {
+            format!("policy {} forbids {who} to {act}", self.policies.join(", "))
+        }
+    }
 }
 
 /// A [`PolicyError::Entity`] for `id`.

@@ -157,16 +157,10 @@ async fn answer(
                 decision.kind(),
             );
             if !verdict.allowed {
+                let who = format!("operator `{operator}`");
                 return Err(OperatorError::new(
                     "policy_denied",
-                    if verdict.policies.is_empty() {
-                        format!("no policy permits operator `{operator}` to decide approval {id}")
-                    } else {
-                        format!(
-                            "policy {} forbids operator `{operator}` to decide approval {id}",
-                            verdict.policies.join(", ")
-                        )
-                    },
+                    verdict.explain_denial(&who, &format!("decide approval {id}")),
                 ));
             }
             let decided = store.decide(

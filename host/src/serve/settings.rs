@@ -18,7 +18,7 @@
 //! user = "alice"                        # or `uid = 1000`, or `group = "ops"`
 //! ```
 
-use crate::egress::{ConfigError, Source, timeout};
+use crate::egress::{ConfigError, Source, positive_count, timeout};
 use crate::policy::Principal;
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -157,14 +157,7 @@ fn positive(
     key: &str,
     source: &Source<'_>,
 ) -> Result<usize, ConfigError> {
-    match value {
-        None => Ok(default),
-        Some(v) if *v.get_ref() == 0 => Err(source.error(
-            v.span(),
-            format!("`{key} = 0` would refuse every call: give a positive number"),
-        )),
-        Some(v) => Ok(v.into_inner()),
-    }
+    positive_count(value, default, key, "would refuse every call", source)
 }
 
 impl RawServe {

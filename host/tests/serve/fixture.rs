@@ -33,6 +33,12 @@ pub fn printed(out: &Output) -> String {
     )
 }
 
+/// Asserts `out` exited with `code` and says `fragment`.
+pub fn assert_refused(out: &Output, code: i32, fragment: &str) {
+    assert_eq!(out.status.code(), Some(code), "{}", printed(out));
+    assert!(printed(out).contains(fragment), "{}", printed(out));
+}
+
 pub fn is_root() -> bool {
     nix_uid() == 0
 }

@@ -281,17 +281,7 @@ async fn only_operators_reach_the_operator_socket() {
         std::os::unix::process::CommandExt::uid(&mut as_nobody, 65534);
         std::os::unix::process::CommandExt::gid(&mut as_nobody, 65534);
         let refused = as_nobody.output().expect("run as nobody");
-        assert_eq!(
-            refused.status.code(),
-            Some(3),
-            "{}",
-            fixture::printed(&refused)
-        );
-        assert!(
-            fixture::printed(&refused).contains("not_an_operator"),
-            "{}",
-            fixture::printed(&refused)
-        );
+        fixture::assert_refused(&refused, 3, "not_an_operator");
     }
     server.stop_and_journal();
 }
@@ -418,17 +408,7 @@ async fn reload_swaps_the_tools_and_tells_the_client() {
     // A broken configuration is refused; the old tools keep serving.
     fixture.write_config("[[tools]]\nname = \"broken\"\ncolour = \"red\"\n");
     let reload = server.airlock(&["reload"]);
-    assert_eq!(
-        reload.status.code(),
-        Some(2),
-        "{}",
-        fixture::printed(&reload)
-    );
-    assert!(
-        fixture::printed(&reload).contains("unknown field `colour`"),
-        "{}",
-        fixture::printed(&reload)
-    );
+    fixture::assert_refused(&reload, 2, "unknown field `colour`");
     let still = client
         .peer()
         .call_tool(call("echo2", json!({"kept": true})))

@@ -109,17 +109,7 @@ async fn policies_decide_which_operator_may_decide_what() {
     client.service().next_progress().await;
     let id = server.pending_approval_id();
     let refused = server.airlock(&["approvals", "decide", &id, "--allow", "once"]);
-    assert_eq!(
-        refused.status.code(),
-        Some(3),
-        "{}",
-        fixture::printed(&refused)
-    );
-    assert!(
-        fixture::printed(&refused).contains("network-needs-security"),
-        "{}",
-        fixture::printed(&refused)
-    );
+    fixture::assert_refused(&refused, 3, "network-needs-security");
     // Still pending: the refused decision changed nothing.
     assert_eq!(server.pending_approval_id(), id);
     pending.abort();
