@@ -67,15 +67,6 @@ pub struct Operator {
     pub matches: OperatorMatch,
 }
 
-/// Where approvals are decided.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ApprovalChannel {
-    /// Only operators, over the operator socket.
-    Operator,
-    /// Also the human at the MCP client, through MCP elicitation.
-    Client,
-}
-
 /// The checked `[serve]` table.
 #[derive(Clone, Debug)]
 pub struct ServeSettings {
@@ -99,8 +90,6 @@ pub struct ServeSettings {
     pub operator_socket: Option<PathBuf>,
     /// The operators; empty means the user running the server.
     pub operators: Vec<Operator>,
-    /// Where approvals are decided.
-    pub approvals: ApprovalChannel,
 }
 
 impl Default for ServeSettings {
@@ -118,7 +107,6 @@ impl Default for ServeSettings {
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             operator_socket: None,
             operators: Vec::new(),
-            approvals: ApprovalChannel::Operator,
         }
     }
 }
@@ -139,7 +127,6 @@ pub(crate) struct RawServe {
     operator_socket: Option<String>,
     #[serde(default)]
     operators: Vec<Spanned<RawOperator>>,
-    approvals: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -191,19 +178,6 @@ impl RawServe {
                 )
             })?,
         };
-        let approvals = match self.approvals {
-            None => ApprovalChannel::Operator,
-            Some(text) => match text.get_ref().as_str() {
-                "operator" => ApprovalChannel::Operator,
-                "client" => ApprovalChannel::Client,
-                other => {
-                    return Err(source.error(
-                        text.span(),
-                        format!("`approvals = \"{other}\"`: write \"operator\" (the default) or \"client\""),
-                    ));
-                }
-            },
-        };
         let mut operators = Vec::with_capacity(self.operators.len());
         for raw in self.operators {
             let span = raw.span();
@@ -240,7 +214,6 @@ impl RawServe {
             )?,
             operator_socket: self.operator_socket.map(|p| base.join(p)),
             operators,
-            approvals,
         })
     }
 }
@@ -379,7 +352,6 @@ mod tests {
         assert_eq!(settings.listen.port(), 7323);
         assert_eq!(settings.approval_wait, Duration::from_secs(120));
         assert_eq!(settings.stdio_principal.to_string(), "Agent::\"stdio\"");
-        assert_eq!(settings.approvals, ApprovalChannel::Operator);
     }
 
     #[test]
@@ -399,7 +371,6 @@ mod tests {
             ("listen = \"localhost\"", "IP address and port"),
             ("principal = \"claude\"", "Agent::"),
             ("max_concurrent = 0", "positive"),
-            ("approvals = \"agent\"", "\"operator\""),
             ("[[operators]]\nname = \"x\"\n", "exactly one of"),
             (
                 "[[operators]]\nname = \"x\"\nuser = \"no-such-user-here\"\n",

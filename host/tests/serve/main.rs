@@ -457,3 +457,43 @@ mod nix_signal {
 
 /// How long any one wait in these tests may take before it is a failure.
 pub const PATIENCE: Duration = Duration::from_secs(60);
+
+#[test]
+fn an_older_client_negotiates_2025_06_18_over_stdio() {
+    use std::io::{BufRead, BufReader, Write};
+    let fixture = Fixture::new("");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_airlock"))
+        .arg("--state-dir")
+        .arg(fixture.state())
+        .args(["serve", "--stdio", "--config"])
+        .arg(fixture.config())
+        .env_remove("RUST_LOG")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start airlock serve --stdio");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut send = |message: Value| {
+        writeln!(stdin, "{message}").expect("write");
+        stdin.flush().expect("flush");
+    };
+    send(json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {},
+        "clientInfo": {"name": "hand-written", "version": "1"}}}));
+    let answer: Value =
+        serde_json::from_str(&lines.next().expect("a line").expect("read")).expect("JSON");
+    assert_eq!(answer["result"]["protocolVersion"], "2025-06-18", "{answer}");
+    assert_eq!(answer["result"]["capabilities"]["tools"]["listChanged"], true);
+    send(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
+    send(json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+                "params": {"name": "echo", "arguments": {"v": "2025-06-18"}}}));
+    let answer: Value =
+        serde_json::from_str(&lines.next().expect("a line").expect("read")).expect("JSON");
+    assert_eq!(answer["id"], 2, "{answer}");
+    assert_eq!(answer["result"]["structuredContent"], json!({"v": "2025-06-18"}));
+    drop(send);
+    drop(stdin);
+    assert!(child.wait().expect("exit").success());
+}
