@@ -5,7 +5,7 @@
 //! handler; nothing the caller sends names its principal.
 
 use super::mcp::{AuthenticatedAgent, McpHandler};
-use super::{ServeError, Server};
+use super::{ACCEPT_BACKOFF, ServeError, Server};
 use crate::policy::Principal;
 use bytes::Bytes;
 use http::{HeaderValue, Request, Response, StatusCode, header};
@@ -81,8 +81,14 @@ impl HttpListener {
                 () = shutdown.cancelled() => break,
                 accepted = self.listener.accept() => accepted,
             };
-            let Ok((stream, _peer)) = accepted else {
-                continue;
+            let (stream, _peer) = match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // E.g. out of file descriptors: back off instead of spinning.
+                    tracing::warn!(%error, "accepting an MCP connection failed");
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
+                    continue;
+                }
             };
             let (gate, mcp) = (Arc::clone(&gate), mcp.clone());
             let service = hyper::service::service_fn(move |request| {

@@ -44,6 +44,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use tokio_util::sync::CancellationToken;
 
+/// How long a listener waits after a failed `accept` (e.g. no file
+/// descriptors left) before trying again, instead of spinning.
+const ACCEPT_BACKOFF: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// The operator socket's file name in the state directory.
 pub const OPERATOR_SOCKET: &str = "operator.sock";
 

@@ -273,8 +273,13 @@ mod unix {
                     () = shutdown.cancelled() => break,
                     accepted = self.listener.accept() => accepted,
                 };
-                let Ok((stream, _)) = accepted else {
-                    continue;
+                let (stream, _) = match accepted {
+                    Ok(accepted) => accepted,
+                    Err(error) => {
+                        tracing::warn!(%error, "accepting an operator connection failed");
+                        tokio::time::sleep(super::super::ACCEPT_BACKOFF).await;
+                        continue;
+                    }
                 };
                 let server = server.clone();
                 tokio::spawn(async move { connection(server, stream).await });

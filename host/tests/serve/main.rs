@@ -479,20 +479,31 @@ fn an_older_client_negotiates_2025_06_18_over_stdio() {
         writeln!(stdin, "{message}").expect("write");
         stdin.flush().expect("flush");
     };
-    send(json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+    send(
+        json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
         "protocolVersion": "2025-06-18", "capabilities": {},
-        "clientInfo": {"name": "hand-written", "version": "1"}}}));
+        "clientInfo": {"name": "hand-written", "version": "1"}}}),
+    );
     let answer: Value =
         serde_json::from_str(&lines.next().expect("a line").expect("read")).expect("JSON");
-    assert_eq!(answer["result"]["protocolVersion"], "2025-06-18", "{answer}");
-    assert_eq!(answer["result"]["capabilities"]["tools"]["listChanged"], true);
+    assert_eq!(
+        answer["result"]["protocolVersion"], "2025-06-18",
+        "{answer}"
+    );
+    assert_eq!(
+        answer["result"]["capabilities"]["tools"]["listChanged"],
+        true
+    );
     send(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
     send(json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
                 "params": {"name": "echo", "arguments": {"v": "2025-06-18"}}}));
     let answer: Value =
         serde_json::from_str(&lines.next().expect("a line").expect("read")).expect("JSON");
     assert_eq!(answer["id"], 2, "{answer}");
-    assert_eq!(answer["result"]["structuredContent"], json!({"v": "2025-06-18"}));
+    assert_eq!(
+        answer["result"]["structuredContent"],
+        json!({"v": "2025-06-18"})
+    );
     drop(send);
     drop(stdin);
     assert!(child.wait().expect("exit").success());
