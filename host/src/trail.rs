@@ -5,7 +5,7 @@ use crate::attest::{Attestation, egress_digest, sha256_hex};
 use crate::gate::Admitted;
 use crate::invocation::Invocation;
 use crate::journal::{EntryKind, Journal};
-use crate::outcome::{Outcome, PolicyDenial};
+use crate::outcome::{LimitExceeded, Outcome, PolicyDenial};
 use crate::policy::ToolFacts;
 use crate::store::StoreError;
 use serde_json::{Value, json};
@@ -85,6 +85,25 @@ pub(crate) fn journal_refusal(
     match (journal, outcome) {
         (Some(journal), Outcome::Denied { denial, .. }) => {
             record_denial(journal, facts, invocation, invocation_id, denial)
+        }
+        // Cancelled while it waited (for an approval): it never ran, and
+        // the record says who gave up on what.
+        (
+            Some(journal),
+            Outcome::LimitExceeded {
+                limit: LimitExceeded::Cancelled,
+                ..
+            },
+        ) => {
+            let entry = json!({
+                "invocation_id": invocation_id,
+                "principal": invocation.principal.to_string(),
+                "tool": facts.name,
+                "tool_sha256": facts.sha256,
+                "reason": LimitExceeded::Cancelled.code(),
+                "message": "the caller cancelled before the tool ran",
+            });
+            journal.record(&[(EntryKind::Denial, entry)]).map(drop)
         }
         _ => Ok(()),
     }

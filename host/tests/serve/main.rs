@@ -303,6 +303,23 @@ async fn a_cancelled_call_stops_the_running_tool() {
         .await
         .expect("cancel sent");
     server.wait_until_running(0).await;
+
+    // A call cancelled while it waits for an approval never runs; the
+    // journal says so.
+    let request = ClientRequest::CallToolRequest(Request::new(call(
+        "fetch",
+        json!({"url": "http://svc.test:9/"}),
+    )));
+    let handle = client
+        .peer()
+        .send_cancellable_request(request, Default::default())
+        .await
+        .expect("sent");
+    let waiting = client.service().next_progress().await;
+    assert!(waiting.contains("waiting for an operator"), "{waiting}");
+    handle.cancel(None).await.expect("cancel sent");
+    server.wait_until_running(0).await;
+
     client.cancel().await.expect("close");
     let journal = server.stop_and_journal();
     let spun = journal
@@ -310,6 +327,17 @@ async fn a_cancelled_call_stops_the_running_tool() {
         .find(|e| e["kind"] == "invocation" && e["payload"]["attestation"]["tool"] == "spin")
         .expect("the cancelled run is journaled");
     assert_eq!(spun["payload"]["attestation"]["outcome"], "cancelled");
+    let abandoned = journal
+        .iter()
+        .find(|e| e["kind"] == "denial" && e["payload"]["tool"] == "fetch")
+        .expect("the cancelled wait is journaled");
+    assert_eq!(abandoned["payload"]["reason"], "cancelled");
+    assert!(
+        !journal
+            .iter()
+            .any(|e| e["kind"] == "invocation" && e["payload"]["attestation"]["tool"] == "fetch"),
+        "the cancelled call never ran"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
