@@ -532,7 +532,6 @@ fn an_older_client_negotiates_2025_06_18_over_stdio() {
         answer["result"]["structuredContent"],
         json!({"v": "2025-06-18"})
     );
-    drop(send);
     drop(stdin);
     assert!(child.wait().expect("exit").success());
 }
