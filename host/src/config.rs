@@ -253,6 +253,8 @@ impl Config {
             toml::from_str(text).map_err(|e| ConfigError::from_toml(&e, text, origin))?;
         let source = Source { text, origin };
         let mut tools: Vec<ToolConfig> = Vec::with_capacity(raw.tools.len());
+        // Where each name's entry starts, to name both places of a duplicate.
+        let mut starts: Vec<(String, usize)> = Vec::with_capacity(raw.tools.len());
         for tool in raw.tools {
             let span = tool.span();
             let tool = tool.into_inner();
@@ -263,12 +265,16 @@ impl Config {
                     "a tool needs a name, e.g. `name = \"weather\"`",
                 ));
             }
-            if tools.iter().any(|t| t.name == name) {
+            if let Some((_, first)) = starts.iter().find(|(n, _)| *n == name) {
+                let (line, _) = source.line_column(*first);
                 return Err(source.error(
                     span,
-                    format!("tool `{name}` is configured twice: merge the two entries"),
+                    format!(
+                        "tool `{name}` is configured twice (first at line {line}): rename one or merge the two entries"
+                    ),
                 ));
             }
+            starts.push((name.clone(), span.start));
             let native = match tool.native {
                 None => None,
                 Some(native) => {
@@ -508,7 +514,7 @@ native = { program = "sh", tier = "none" }
             (
                 "[[tools]]\nname = \"a\"\n[[tools]]\nname = \"a\"\n",
                 "airlock.toml:3:1:",
-                "twice",
+                "twice (first at line 1)",
             ),
             (
                 "[[tools]]\nname = \"a\"\n[[tools.network.allow]]\ncidr = \"nope\"\n",

@@ -187,6 +187,11 @@ pub(crate) struct Source<'a> {
 }
 
 impl Source<'_> {
+    /// The 1-based line and column of byte `offset`.
+    pub(crate) fn line_column(&self, offset: usize) -> (usize, usize) {
+        line_column(self.text, offset)
+    }
+
     pub(crate) fn error(&self, span: Range<usize>, message: impl Into<String>) -> ConfigError {
         let (line, column) = line_column(self.text, span.start);
         ConfigError::Invalid {
