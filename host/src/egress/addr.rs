@@ -292,11 +292,21 @@ fn classify_v6(ip: Ipv6Addr) -> Class {
         };
     }
     if NAT64_LOCAL_USE.contains(&ip) {
-        // Not globally reachable whatever it carries; the carried address
-        // (RFC 6052 /48 layout) goes into the reason.
-        return Class::Special {
-            block: &NAT64_LOCAL_USE_BLOCK,
-            embedded: Some(embedded_v4(ip, 48)),
+        // Not globally reachable whatever it carries, so opt-in at most; but
+        // a translator delivers to the carried address (RFC 6052 /48
+        // layout), so what that address may never be (metadata, multicast,
+        // ...) it may not be here either, `private` or not.
+        let carried = embedded_v4(ip, 48);
+        return match classify(IpAddr::V4(carried)) {
+            never @ (Class::CloudMetadata { .. }
+            | Class::Special {
+                block: Block { reach: Never, .. },
+                ..
+            }) => never,
+            _ => Class::Special {
+                block: &NAT64_LOCAL_USE_BLOCK,
+                embedded: Some(carried),
+            },
         };
     }
     IPV6_BLOCKS
@@ -405,8 +415,12 @@ mod tests {
             ("64:ff9b::127.0.0.1", "loopback"),
             ("64:ff9b::8.8.8.8", "public"),
             ("64:ff9b::a9fe:a9fe", "cloud_metadata"),
-            ("64:ff9b:1::", "nat64_local_use"),
-            ("64:ff9b:1:ffff:ffff:ffff:ffff:ffff", "nat64_local_use"),
+            ("64:ff9b:1::", "this_network"),
+            ("64:ff9b:1:0a00:1::", "nat64_local_use"),
+            // RFC 6052 /48 layout: 169.254.169.254 and 224.0.0.1 carried.
+            ("64:ff9b:1:a9fe:a9:fe00::", "cloud_metadata"),
+            ("64:ff9b:1:e000:0:100::", "multicast"),
+            ("64:ff9b:1:ffff:ffff:ffff:ffff:ffff", "broadcast"),
             ("64:ff9b:2::", "public"),
             ("100::", "discard_only"),
             ("100::ffff:ffff:ffff:ffff", "discard_only"),
