@@ -5,7 +5,7 @@
 use super::Server;
 use super::arguments::{Mismatch, check};
 use super::slots::NoSlot;
-use crate::invocation::{AbortOnDrop, Invocation, Wait};
+use crate::invocation::{Invocation, Wait};
 use crate::outcome::{InvokeError, Outcome};
 use crate::policy::{Principal, RequestContext};
 use std::sync::Arc;
@@ -114,31 +114,22 @@ impl Server {
         let settings = &catalog.settings;
         self.inner.calls.fetch_add(1, Ordering::Relaxed);
 
-        // Cancelled by the caller, or by the server at the end of its grace.
-        let cancel = call.cancel.clone();
-        let stop = self.inner.stop.clone();
-        let either = CancellationToken::new();
-        let _watching = AbortOnDrop::spawn({
-            let either = either.clone();
-            async move {
-                tokio::select! {
-                    () = cancel.cancelled() => {}
-                    () = stop.cancelled() => {}
-                }
-                either.cancel();
-            }
-        });
-
+        // This call's cancellation: fired by the server at the end of its
+        // shutdown grace, or (below) when the caller cancels.
+        let cancel = self.inner.stop.child_token();
         let progress = call.progress.clone();
-        let slot = self
+        let queued = self
             .inner
             .slots
-            .acquire(&call.tool, settings.queue_wait, &either, |what| {
+            .acquire(&call.tool, settings.queue_wait, &cancel, |what| {
                 if let Some(progress) = &progress {
                     progress(what);
                 }
-            })
-            .await;
+            });
+        let slot = tokio::select! {
+            slot = queued => slot,
+            () = call.cancel.cancelled() => Err(NoSlot::Cancelled),
+        };
         let slot = match slot {
             Ok(slot) => slot,
             Err(NoSlot::Cancelled) => return Ok(Answered::Cancelled),
@@ -160,8 +151,7 @@ impl Server {
                 channel: call.channel.to_string(),
             })
             .wait_for_approval(settings.approval_wait)
-            .cancel_on(either.clone());
-        let cancel_all = either;
+            .cancel_on(cancel.clone());
         if let Some(progress) = call.progress {
             invocation = invocation.on_wait(move |wait| match wait {
                 Wait::Approval { id, tool, waited } => progress(format!(
@@ -174,13 +164,19 @@ impl Server {
         // The invocation runs on its own task, holding the slot: if the
         // caller's future is dropped (a client that went away), the guard
         // cancels it and it still ends, and is journaled, as cancelled.
-        let cancel_if_dropped = cancel_all.drop_guard();
+        let cancel_if_dropped = cancel.clone().drop_guard();
         let host = self.inner.host.clone();
-        let running = tokio::spawn(async move {
+        let mut running = tokio::spawn(async move {
             let _slot = slot;
             served.tool.invoke(&host, invocation).await
         });
-        let result = running.await;
+        let result = tokio::select! {
+            result = &mut running => result,
+            () = call.cancel.cancelled() => {
+                cancel.cancel();
+                running.await
+            }
+        };
         cancel_if_dropped.disarm();
         Ok(match result {
             Ok(Ok(outcome)) => Answered::Ran(Box::new(outcome)),

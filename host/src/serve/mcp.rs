@@ -138,23 +138,30 @@ fn failed(answered: &Answered) -> CallToolResult {
 }
 
 /// A progress reporter for a call that sent a progress token: a sync
-/// callback feeding one task, so notifications leave in order.
+/// callback feeding one task, so notifications leave in order. Clients send
+/// a token with every call; the task starts only when there is something
+/// to report.
 fn progress_reporter(context: &RequestContext<RoleServer>) -> Option<Progress> {
     let token = context.meta.get_progress_token()?;
     let peer = context.peer.clone();
-    let (send, mut receive) = tokio::sync::mpsc::unbounded_channel::<String>();
-    tokio::spawn(async move {
-        let count = AtomicU64::new(0);
-        while let Some(message) = receive.recv().await {
-            let step = count.fetch_add(1, Ordering::Relaxed) + 1;
-            let note =
-                ProgressNotificationParam::new(token.clone(), step as f64).with_message(message);
-            if peer.notify_progress(note).await.is_err() {
-                break;
-            }
-        }
-    });
+    let sender = std::sync::OnceLock::<tokio::sync::mpsc::UnboundedSender<String>>::new();
     Some(Arc::new(move |message: String| {
+        let send = sender.get_or_init(|| {
+            let (send, mut receive) = tokio::sync::mpsc::unbounded_channel::<String>();
+            let (peer, token) = (peer.clone(), token.clone());
+            tokio::spawn(async move {
+                let count = AtomicU64::new(0);
+                while let Some(message) = receive.recv().await {
+                    let step = count.fetch_add(1, Ordering::Relaxed) + 1;
+                    let note = ProgressNotificationParam::new(token.clone(), step as f64)
+                        .with_message(message);
+                    if peer.notify_progress(note).await.is_err() {
+                        break;
+                    }
+                }
+            });
+            send
+        });
         let _ = send.send(message);
     }))
 }
