@@ -121,6 +121,24 @@ async fn an_unapproved_network_tool_waits_then_runs_once_an_operator_allows_it()
         stdout(&shown)
     );
 
+    // An absurd window is refused with a reason, not a panic, and decides
+    // nothing.
+    let absurd = operator(strings(&[
+        "approvals",
+        "decide",
+        &id,
+        "--allow",
+        "until=500000000000y",
+    ]))
+    .await
+    .expect("decide");
+    assert_eq!(code(&absurd), 2, "{}", stderr(&absurd));
+    assert!(
+        stderr(&absurd).contains("approval_window_too_long"),
+        "{}",
+        stderr(&absurd)
+    );
+
     let decided = operator(strings(&["approvals", "decide", &id, "--allow", "once"]))
         .await
         .expect("decide");

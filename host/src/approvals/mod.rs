@@ -8,6 +8,7 @@ mod model;
 mod store;
 
 pub use model::{
-    Approval, ApprovalRequest, OperatorDecision, Scope, Status, request_hash, summarize,
+    Approval, ApprovalRequest, DEFAULT_MAX_APPROVAL_WINDOW, OperatorDecision, Scope, Status,
+    request_hash, summarize,
 };
 pub use store::{ApprovalError, ApprovalStore, Lookup};

@@ -7,6 +7,11 @@ use sha2::{Digest, Sha256};
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+/// The longest `until` window an operator may grant unless configured
+/// otherwise (`[serve] max_approval_window`): long enough for a working
+/// month, short enough that a forgotten approval ends.
+pub const DEFAULT_MAX_APPROVAL_WINDOW: Duration = Duration::from_secs(30 * 24 * 3600);
+
 /// How far an operator's "allow" reaches.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Scope {
@@ -189,14 +194,28 @@ impl OperatorDecision {
         }
     }
 
+    /// Whether an `until` window is at most `max` (other decisions have no
+    /// window); the error says how long it was and what the most is.
+    pub fn window_within(&self, max: Duration) -> Result<(), super::ApprovalError> {
+        match self {
+            OperatorDecision::AllowFor(asked) if *asked > max => {
+                Err(super::ApprovalError::WindowTooLong { asked: *asked, max })
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// The status this decision sets, at time `now`.
     pub fn status(&self, now: SystemTime) -> Status {
         match self {
             OperatorDecision::AllowOnce => Status::Allowed(Scope::Once),
             OperatorDecision::AllowSession => Status::Allowed(Scope::Session),
-            OperatorDecision::AllowFor(duration) => {
-                Status::Allowed(Scope::Until(unix(now + *duration)))
-            }
+            // Never panics on operator input: a window past what time can
+            // hold ends at the end of time ([`OperatorDecision::window_within`]
+            // refuses such windows before they get here).
+            OperatorDecision::AllowFor(duration) => Status::Allowed(Scope::Until(
+                now.checked_add(*duration).map_or(u64::MAX, unix),
+            )),
             OperatorDecision::Deny(reason) => Status::Denied(reason.clone()),
         }
     }
@@ -247,6 +266,30 @@ mod tests {
         assert_ne!(
             base,
             request_hash("Agent::\"a\"", "sha", r#"{"a":[1,2],"b":1}"#, &[])
+        );
+    }
+
+    #[test]
+    fn an_absurd_window_is_refused_and_never_panics() {
+        let absurd = OperatorDecision::AllowFor(Duration::from_secs(u64::MAX / 2));
+        assert!(matches!(
+            absurd.status(SystemTime::now()),
+            Status::Allowed(Scope::Until(u64::MAX))
+        ));
+        let error = absurd
+            .window_within(DEFAULT_MAX_APPROVAL_WINDOW)
+            .expect_err("too long");
+        assert_eq!(error.code(), "approval_window_too_long");
+        assert!(error.to_string().contains("at most 30days"), "{error}");
+        assert!(
+            OperatorDecision::AllowFor(Duration::from_secs(7200))
+                .window_within(DEFAULT_MAX_APPROVAL_WINDOW)
+                .is_ok()
+        );
+        assert!(
+            OperatorDecision::AllowOnce
+                .window_within(Duration::ZERO)
+                .is_ok()
         );
     }
 

@@ -41,6 +41,18 @@ pub enum ApprovalError {
         /// `allowed` or `denied`.
         status: &'static str,
     },
+    /// An `until` window longer than this host allows.
+    #[error(
+        "an approval window of {} is too long: at most {} (give a shorter `until=`, or raise `max_approval_window` in [serve])",
+        humantime::format_duration(*asked),
+        humantime::format_duration(*max)
+    )]
+    WindowTooLong {
+        /// What was asked.
+        asked: std::time::Duration,
+        /// The most allowed.
+        max: std::time::Duration,
+    },
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -52,6 +64,7 @@ impl ApprovalError {
         match self {
             ApprovalError::NotFound { .. } => "approval_not_found",
             ApprovalError::AlreadyDecided { .. } => "approval_already_decided",
+            ApprovalError::WindowTooLong { .. } => "approval_window_too_long",
             ApprovalError::Store(e) => e.code(),
         }
     }

@@ -4,7 +4,9 @@
 use super::args::{ApprovalsCommand, Cli, DecideArgs};
 use super::serve::ask;
 use super::{Failure, open_store};
-use airlock::approvals::{Approval, ApprovalStore, OperatorDecision, Scope, Status};
+use airlock::approvals::{
+    Approval, ApprovalStore, DEFAULT_MAX_APPROVAL_WINDOW, OperatorDecision, Scope, Status,
+};
 use airlock::serve::operator::{OperatorRequest, approval_from};
 use airlock::{Host, PendingApproval, exit_code};
 use serde_json::{Value, json};
@@ -90,12 +92,7 @@ async fn decide(cli: &Cli, args: &DecideArgs) -> Result<(), Failure> {
     };
     let approval = match ask(cli, &request).await? {
         Some(answer) => approval_from(answer)?,
-        None => open_store(cli)?.decide(
-            &args.id,
-            &decision,
-            &format!("cli:{}", local_user_name()),
-            SystemTime::now(),
-        )?,
+        None => decide_here(cli, &args.id, &decision)?,
     };
     println!(
         "{}: {decision} ({} for {}, decided by {})",
@@ -105,6 +102,22 @@ async fn decide(cli: &Cli, args: &DecideArgs) -> Result<(), Failure> {
         approval.decided_by.as_deref().unwrap_or("?")
     );
     Ok(())
+}
+
+/// Decides in the state directory's database, as the user at this
+/// terminal (no server runs to identify an operator).
+pub(crate) fn decide_here(
+    cli: &Cli,
+    id: &str,
+    decision: &OperatorDecision,
+) -> Result<airlock::approvals::Approval, Failure> {
+    decision.window_within(DEFAULT_MAX_APPROVAL_WINDOW)?;
+    Ok(open_store(cli)?.decide(
+        id,
+        decision,
+        &format!("cli:{}", local_user_name()),
+        SystemTime::now(),
+    )?)
 }
 
 /// The user at this terminal, as decisions made without a server name them.

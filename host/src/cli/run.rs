@@ -141,15 +141,8 @@ pub async fn run(cli: &Cli, args: &RunArgs) -> u8 {
         && std::io::stderr().is_terminal()
         && let Some(decision) = approvals::prompt(&host, approval)
     {
-        if let Some(store) = host.approvals()
-            && let Err(e) = store.decide(
-                &approval.id,
-                &decision,
-                &format!("cli:{}", approvals::local_user_name()),
-                std::time::SystemTime::now(),
-            )
-        {
-            return report_error(json, e.code(), &e.to_string(), exit_code::USAGE);
+        if let Err(e) = approvals::decide_here(cli, &approval.id, &decision) {
+            return report_error(json, e.code, &e.message, e.exit);
         }
         outcome = match tool.invoke(&host, invocation).await {
             Ok(outcome) => outcome,

@@ -141,6 +141,7 @@ async fn answer(
                 .map_err(|e| OperatorError::new("internal", e.to_string()))?
         }
         OperatorRequest::ApprovalsDecide { id, decision } => {
+            decision.window_within(server.settings().max_approval_window)?;
             let approval = store
                 .get(&id)?
                 .ok_or_else(|| ApprovalError::NotFound { id: id.clone() })?;

@@ -11,6 +11,7 @@
 //! max_concurrent_per_tool = 4
 //! queue_wait = "30s"                    # then `host_busy`
 //! shutdown_grace = "10s"                # running calls may finish
+//! max_approval_window = "30d"           # the longest `--allow until=` operators may grant
 //! operator_socket = "/run/airlock/operator.sock"   # default: in the state dir
 //!
 //! [[serve.operators]]                   # default: the user running the server
@@ -90,6 +91,8 @@ pub struct ServeSettings {
     pub operator_socket: Option<PathBuf>,
     /// The operators; empty means the user running the server.
     pub operators: Vec<Operator>,
+    /// The longest `until` window an operator may grant.
+    pub max_approval_window: Duration,
 }
 
 impl Default for ServeSettings {
@@ -107,6 +110,7 @@ impl Default for ServeSettings {
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             operator_socket: None,
             operators: Vec::new(),
+            max_approval_window: crate::approvals::DEFAULT_MAX_APPROVAL_WINDOW,
         }
     }
 }
@@ -127,6 +131,7 @@ pub(crate) struct RawServe {
     operator_socket: Option<String>,
     #[serde(default)]
     operators: Vec<Spanned<RawOperator>>,
+    max_approval_window: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -214,6 +219,12 @@ impl RawServe {
             )?,
             operator_socket: self.operator_socket.map(|p| base.join(p)),
             operators,
+            max_approval_window: timeout(
+                self.max_approval_window,
+                crate::approvals::DEFAULT_MAX_APPROVAL_WINDOW,
+                "max_approval_window",
+                source,
+            )?,
         })
     }
 }
