@@ -22,6 +22,27 @@ fn call(name: &str, arguments: Value) -> CallToolRequestParams {
     CallToolRequestParams::new(name.to_string()).with_arguments(arguments)
 }
 
+/// A `fetch` of `url` started on its own task, once the server holds it for
+/// an operator: the call, its progress message, and the pending approval id.
+async fn fetch_held_for_approval(
+    server: &Server<'_>,
+    client: &rmcp::service::RunningService<rmcp::RoleClient, fixture::Recorder>,
+    arguments: Value,
+) -> (
+    tokio::task::JoinHandle<Result<rmcp::model::CallToolResult, rmcp::ServiceError>>,
+    String,
+    String,
+) {
+    let pending = tokio::spawn({
+        let peer = client.peer().clone();
+        async move { peer.call_tool(call("fetch", arguments)).await }
+    });
+    let waiting = client.service().next_progress().await;
+    assert!(waiting.contains("waiting for an operator"), "{waiting}");
+    let id = server.pending_approval_id();
+    (pending, waiting, id)
+}
+
 /// The text of a result's first content block.
 fn text(result: &rmcp::model::CallToolResult) -> String {
     result
@@ -180,14 +201,9 @@ async fn a_network_call_waits_until_an_operator_allows_it_over_the_socket() {
     let client = server.client("claude").await;
 
     let url = format!("http://svc.test:{}/report", upstream.addr().port());
-    let pending = tokio::spawn({
-        let peer = client.peer().clone();
-        async move { peer.call_tool(call("fetch", json!({"url": url}))).await }
-    });
     // The call waits; its progress names the pending approval.
-    let waiting = client.service().next_progress().await;
-    assert!(waiting.contains("waiting for an operator"), "{waiting}");
-    let id = server.pending_approval_id();
+    let (pending, waiting, id) =
+        fetch_held_for_approval(&server, &client, json!({"url": url})).await;
     assert!(waiting.contains(&id), "{waiting} names {id}");
     assert!(
         upstream.requests().is_empty(),
@@ -370,13 +386,8 @@ async fn a_full_tool_makes_callers_wait_then_answers_host_busy() {
     let client = server.client("claude").await;
     let url = format!("http://svc.test:{}/", upstream.addr().port());
     // The first call holds the tool's one slot while it waits for approval.
-    let first = tokio::spawn({
-        let peer = client.peer().clone();
-        let url = url.clone();
-        async move { peer.call_tool(call("fetch", json!({"url": url}))).await }
-    });
-    let waiting = client.service().next_progress().await;
-    assert!(waiting.contains("waiting for an operator"), "{waiting}");
+    let (first, _, id) =
+        fetch_held_for_approval(&server, &client, json!({"url": url.clone()})).await;
 
     let second = client
         .peer()
@@ -399,7 +410,6 @@ async fn a_full_tool_makes_callers_wait_then_answers_host_busy() {
         .expect("tools/call");
     assert_eq!(echoed.is_error, Some(false));
 
-    let id = server.pending_approval_id();
     let decided = server.airlock(&["approvals", "decide", &id, "--deny", "not now"]);
     assert!(decided.status.success(), "{}", fixture::printed(&decided));
     let first = first.await.expect("task").expect("tools/call");

@@ -3,7 +3,7 @@
 //! peer credentials; who may decide what is a Cedar question.
 
 use super::fixture::{self, Fixture, Server, Start};
-use super::{call, text};
+use super::{fetch_held_for_approval, text};
 use serde_json::json;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
@@ -48,13 +48,7 @@ async fn the_server_runs_as_its_own_user_and_operators_decide_over_the_socket() 
     // the socket; the agent calls over HTTP with its token.
     let client = server.client("claude").await;
     let url = format!("http://svc.test:{port}/");
-    let pending = tokio::spawn({
-        let peer = client.peer().clone();
-        async move { peer.call_tool(call("fetch", json!({"url": url}))).await }
-    });
-    let waiting = client.service().next_progress().await;
-    assert!(waiting.contains("waiting for an operator"), "{waiting}");
-    let id = server.pending_approval_id();
+    let (pending, _, id) = fetch_held_for_approval(&server, &client, json!({"url": url})).await;
     let decided = server.airlock(&["approvals", "decide", &id, "--allow", "once"]);
     assert!(decided.status.success(), "{}", fixture::printed(&decided));
     assert!(
@@ -102,12 +96,7 @@ async fn policies_decide_which_operator_may_decide_what() {
     .await;
     let client = server.client("claude").await;
     let url = format!("http://svc.test:{port}/");
-    let pending = tokio::spawn({
-        let peer = client.peer().clone();
-        async move { peer.call_tool(call("fetch", json!({"url": url}))).await }
-    });
-    client.service().next_progress().await;
-    let id = server.pending_approval_id();
+    let (pending, _, id) = fetch_held_for_approval(&server, &client, json!({"url": url})).await;
     let refused = server.airlock(&["approvals", "decide", &id, "--allow", "once"]);
     fixture::assert_refused(&refused, 3, "network-needs-security");
     // Still pending: the refused decision changed nothing.
