@@ -439,6 +439,16 @@ impl Recorder {
             .expect("the client is open")
     }
 
+    /// The next progress message that contains `fragment`.
+    pub async fn next_progress_with(&self, fragment: &str) -> String {
+        loop {
+            let message = self.next_progress().await;
+            if message.contains(fragment) {
+                return message;
+            }
+        }
+    }
+
     /// Waits for `notifications/tools/list_changed`.
     pub async fn next_list_changed(&self) {
         tokio::time::timeout(PATIENCE, self.list_changes.lock().await.recv())
