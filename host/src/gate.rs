@@ -78,10 +78,8 @@ pub(crate) async fn admit(
             report: RunReport::not_started_as(invocation_id.to_string(), limits.clone()),
         })));
     }
-    serde_json::from_str::<serde::de::IgnoredAny>(&invocation.input).map_err(|e| {
-        InvokeError::InvalidInput {
-            message: e.to_string(),
-        }
+    crate::input::check(&invocation.input).map_err(|e| InvokeError::InvalidInput {
+        message: e.to_string(),
     })?;
     let admission = decide(
         policies,

@@ -45,6 +45,7 @@ pub mod egress;
 mod gate;
 mod grants;
 mod host;
+mod input;
 mod invocation;
 pub mod journal;
 mod limits;

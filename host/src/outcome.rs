@@ -411,8 +411,10 @@ impl GuestFault {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum InvokeError {
-    /// The input is not JSON.
-    #[error("the input is not JSON ({message}); pass a JSON value, e.g. {{}}")]
+    /// The input is not JSON, or an object in it repeats a key.
+    #[error(
+        "the input is not usable JSON ({message}); pass one JSON value with each object key once, e.g. {{}}"
+    )]
     InvalidInput {
         /// The parser's description (position, not content).
         message: String,

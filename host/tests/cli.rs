@@ -111,6 +111,13 @@ fn exit_codes_follow_the_outcome() {
             "input_too_large",
         ),
         ("echo", &["--input", "{oops"], 2, "invalid_input"),
+        // A key given twice: parsers disagree about which one counts.
+        (
+            "echo",
+            &["--input", r#"{"url": "http://a/", "url": "http://b/"}"#],
+            2,
+            "invalid_input",
+        ),
     ];
     for (guest, args, expected, reason) in cases {
         let mut all = vec!["run", "--json", guest_path(guest)];
