@@ -5,7 +5,7 @@
 //! handler; nothing the caller sends names its principal.
 
 use super::mcp::{AuthenticatedAgent, McpHandler};
-use super::{ACCEPT_BACKOFF, ServeError, Server};
+use super::{ServeError, Server, accept_next};
 use crate::policy::Principal;
 use bytes::Bytes;
 use http::{HeaderValue, Request, Response, StatusCode, header};
@@ -76,20 +76,9 @@ impl HttpListener {
             server,
             allowed_origins: settings.allowed_origins,
         });
-        loop {
-            let accepted = tokio::select! {
-                () = shutdown.cancelled() => break,
-                accepted = self.listener.accept() => accepted,
-            };
-            let (stream, _peer) = match accepted {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    // E.g. out of file descriptors: back off instead of spinning.
-                    tracing::warn!(%error, "accepting an MCP connection failed");
-                    tokio::time::sleep(ACCEPT_BACKOFF).await;
-                    continue;
-                }
-            };
+        while let Some((stream, _peer)) =
+            accept_next(&shutdown, "an MCP connection", || self.listener.accept()).await
+        {
             let (gate, mcp) = (Arc::clone(&gate), mcp.clone());
             let service = hyper::service::service_fn(move |request| {
                 let (gate, mut mcp) = (Arc::clone(&gate), mcp.clone());

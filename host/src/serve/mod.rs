@@ -48,6 +48,32 @@ use tokio_util::sync::CancellationToken;
 /// descriptors left) before trying again, instead of spinning.
 const ACCEPT_BACKOFF: std::time::Duration = std::time::Duration::from_millis(50);
 
+/// The next connection `accept` yields, or `None` once `shutdown` fires. A
+/// failed accept is logged (`what` names the listener) and retried after
+/// [`ACCEPT_BACKOFF`].
+async fn accept_next<T, F>(
+    shutdown: &CancellationToken,
+    what: &str,
+    mut accept: impl FnMut() -> F,
+) -> Option<T>
+where
+    F: std::future::Future<Output = std::io::Result<T>>,
+{
+    loop {
+        let accepted = tokio::select! {
+            () = shutdown.cancelled() => return None,
+            accepted = accept() => accepted,
+        };
+        match accepted {
+            Ok(connection) => return Some(connection),
+            Err(error) => {
+                tracing::warn!(%error, "accepting {what} failed");
+                tokio::time::sleep(ACCEPT_BACKOFF).await;
+            }
+        }
+    }
+}
+
 /// The operator socket's file name in the state directory.
 pub const OPERATOR_SOCKET: &str = "operator.sock";
 

@@ -269,19 +269,12 @@ mod unix {
 
         /// Serves operators until `shutdown` fires, then removes the socket.
         pub async fn serve(self, server: Server, shutdown: CancellationToken) {
-            loop {
-                let accepted = tokio::select! {
-                    () = shutdown.cancelled() => break,
-                    accepted = self.listener.accept() => accepted,
-                };
-                let (stream, _) = match accepted {
-                    Ok(accepted) => accepted,
-                    Err(error) => {
-                        tracing::warn!(%error, "accepting an operator connection failed");
-                        tokio::time::sleep(super::super::ACCEPT_BACKOFF).await;
-                        continue;
-                    }
-                };
+            while let Some((stream, _)) =
+                super::super::accept_next(&shutdown, "an operator connection", || {
+                    self.listener.accept()
+                })
+                .await
+            {
                 let server = server.clone();
                 tokio::spawn(async move { connection(server, stream).await });
             }
