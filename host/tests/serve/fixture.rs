@@ -403,6 +403,8 @@ pub async fn stdio_client(fixture: &Fixture) -> RunningService<RoleClient, Recor
         .arg(fixture.state())
         .args(["serve", "--stdio", "--config"])
         .arg(fixture.config())
+        // No test name ever reaches the system resolver.
+        .args(["--resolve", "svc.test=127.0.0.1", "--no-dns"])
         .env_remove("RUST_LOG");
     let transport = TokioChildProcess::new(command).expect("spawn airlock serve --stdio");
     Recorder::new()

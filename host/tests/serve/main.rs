@@ -509,6 +509,7 @@ fn an_older_client_negotiates_2025_06_18_over_stdio() {
         .arg(fixture.state())
         .args(["serve", "--stdio", "--config"])
         .arg(fixture.config())
+        .args(["--resolve", "svc.test=127.0.0.1", "--no-dns"])
         .env_remove("RUST_LOG")
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
