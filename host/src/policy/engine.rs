@@ -322,23 +322,31 @@ impl PolicyEngine {
         )
     }
 
-    /// May `operator` take `decision` (`allow_once`, `allow_session`,
-    /// `allow_until`, `deny`) on the pending `approval`?
+    /// May `decider` take `decision` (`allow_once`, `allow_session`,
+    /// `allow_until`, `deny`) on the pending `approval`, deciding through
+    /// `channel` (`operator-socket`, `mcp-client`)?
     pub fn check_decide(
         &self,
-        operator: &Principal,
+        decider: &Principal,
         approval: &ApprovalFacts,
         decision: &str,
+        channel: &str,
     ) -> Decision {
         let (resource, entities) = match self.alone_with(approval.entity()) {
             Ok(built) => built,
             Err(error) => return refused(error.to_string()),
         };
-        let pairs = [(
-            "decision".to_string(),
-            RestrictedExpression::new_string(decision.to_string()),
-        )];
-        self.decide(operator, Action::ApprovalDecide, resource, pairs, &entities)
+        let pairs = [
+            (
+                "decision".to_string(),
+                RestrictedExpression::new_string(decision.to_string()),
+            ),
+            (
+                "channel".to_string(),
+                RestrictedExpression::new_string(channel.to_string()),
+            ),
+        ];
+        self.decide(decider, Action::ApprovalDecide, resource, pairs, &entities)
     }
 
     /// The principals plus one resource entity: what a check on a resource

@@ -4,17 +4,50 @@
 
 use super::Server;
 use super::arguments::{Mismatch, check};
+use super::decide::Decider;
 use super::slots::NoSlot;
-use crate::invocation::{Invocation, Wait};
-use crate::outcome::{InvokeError, Outcome};
+use crate::approvals::OperatorDecision;
+use crate::invocation::{AbortOnDrop, Invocation, Wait};
+use crate::outcome::{InvokeError, Outcome, PendingApproval};
 use crate::policy::{Principal, RequestContext};
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, PoisonError};
 use tokio_util::sync::CancellationToken;
 
 /// Reports what a call waits for (a slot, an approval), e.g. as MCP
 /// progress notifications.
 pub type Progress = Arc<dyn Fn(String) + Send + Sync>;
+
+/// Asks the human at a call's client to decide the call's pending approval.
+pub trait ClientAsk: Send + Sync {
+    /// Who decides when the human answers.
+    fn decider(&self) -> Decider;
+
+    /// Shows `approval` to the human; `None` when they dismissed it or the
+    /// client could not ask (the approval stays with the operators).
+    fn ask(
+        &self,
+        approval: PendingApproval,
+    ) -> Pin<Box<dyn Future<Output = Option<OperatorDecision>> + Send>>;
+}
+
+/// Whether, and how, a call that needs an approval asks its own client.
+#[derive(Clone, Default)]
+pub enum AskClient {
+    /// Only operators decide: the call waits up to `approval_wait`.
+    #[default]
+    No,
+    /// While the call waits for an operator, ask the client too (an MCP
+    /// elicitation request on a session); whoever decides first counts.
+    WhileWaiting(Arc<dyn ClientAsk>),
+    /// Do not wait: answer with the pending approval at once, for the
+    /// transport to ask the client, who calls again with the answer (MCP
+    /// 2026-07-28's `input_required`).
+    ByReturning,
+}
 
 /// One tool call.
 pub struct Call {
@@ -35,6 +68,8 @@ pub struct Call {
     pub cancel: CancellationToken,
     /// Told what the call waits for.
     pub progress: Option<Progress>,
+    /// Whether a pending approval is put to the caller's client.
+    pub ask: AskClient,
 }
 
 /// A call that is malformed: nothing ran.
@@ -150,15 +185,31 @@ impl Server {
                 device_id: String::new(),
                 channel: call.channel.to_string(),
             })
-            .wait_for_approval(settings.approval_wait)
             .cancel_on(cancel.clone());
-        if let Some(progress) = call.progress {
+        if !matches!(call.ask, AskClient::ByReturning) {
+            invocation = invocation.wait_for_approval(settings.approval_wait);
+        }
+        let asker = match call.ask {
+            AskClient::WhileWaiting(asker) => Some(Asking::new(self.clone(), asker)),
+            _ => None,
+        };
+        if call.progress.is_some() || asker.is_some() {
+            let progress = call.progress;
             invocation = invocation.on_wait(move |wait| match wait {
-                Wait::Approval { id, tool, waited } => progress(format!(
-                    "waiting for an operator to decide approval {id} for `{tool}` \
-                     ({} so far): `airlock approvals decide {id}`",
-                    humantime::format_duration(std::time::Duration::from_secs(waited.as_secs()))
-                )),
+                Wait::Approval { id, tool, waited } => {
+                    if let Some(asker) = &asker {
+                        asker.ask_once(id);
+                    }
+                    if let Some(progress) = &progress {
+                        progress(format!(
+                            "waiting for an operator to decide approval {id} for `{tool}` \
+                             ({} so far): `airlock approvals decide {id}`",
+                            humantime::format_duration(std::time::Duration::from_secs(
+                                waited.as_secs()
+                            ))
+                        ));
+                    }
+                }
             });
         }
         // The invocation runs on its own task, holding the slot: if the
@@ -185,5 +236,51 @@ impl Server {
                 message: format!("the invocation task failed: {panicked}"),
             }),
         })
+    }
+}
+
+/// The client questions of one call: each pending approval is asked once,
+/// and a question still open when the call ends (an operator decided, the
+/// wait ran out) is dropped with it.
+struct Asking {
+    server: Server,
+    asker: Arc<dyn ClientAsk>,
+    asked: Mutex<(HashSet<String>, Vec<AbortOnDrop>)>,
+}
+
+impl Asking {
+    fn new(server: Server, asker: Arc<dyn ClientAsk>) -> Self {
+        Self {
+            server,
+            asker,
+            asked: Mutex::new((HashSet::new(), Vec::new())),
+        }
+    }
+
+    fn ask_once(&self, id: &str) {
+        let mut asked = self.asked.lock().unwrap_or_else(PoisonError::into_inner);
+        if !asked.0.insert(id.to_string()) {
+            return;
+        }
+        let (server, asker, id) = (self.server.clone(), self.asker.clone(), id.to_string());
+        asked.1.push(AbortOnDrop::spawn(async move {
+            let pending = match server.host().approvals().map(|store| store.get(&id)) {
+                Some(Ok(Some(approval))) => PendingApproval {
+                    id: approval.id,
+                    tool: approval.request.tool_name,
+                    capabilities: approval.request.capabilities,
+                    summary: approval.request.input_summary,
+                },
+                _ => return,
+            };
+            let Some(decision) = asker.ask(pending).await else {
+                return;
+            };
+            // An operator may have decided first; the call finds whichever
+            // decision was recorded.
+            if let Err(error) = server.decide(&asker.decider(), &id, &decision) {
+                tracing::info!(approval = %id, code = error.code(), %error, "the client's decision was not recorded");
+            }
+        }));
     }
 }

@@ -3,14 +3,17 @@
 //! `tools/call` becomes a [`Call`] and its [`Answered`] a `CallToolResult`;
 //! every decision happens in the host's one invoke path.
 
-use super::call::{Answered, Call, CallError, Progress};
-use super::{Served, Server};
+use super::call::{Answered, AskClient, Call, CallError, Progress};
+use super::decide::Decider;
+use super::elicit::{self, APPROVAL_INPUT, CallBinding, Elicitor};
+use super::{ApprovalChannel, Served, Server};
 use crate::outcome::Outcome;
 use crate::policy::Principal;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
-    ListToolsResult, PaginatedRequestParams, ProgressNotificationParam, ServerCapabilities,
-    ServerConfig, Tool, ToolAnnotations,
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ElicitRequest,
+    ElicitResult, Implementation, InputRequest, InputRequests, InputRequiredResult,
+    ListToolsResult, PaginatedRequestParams, ProgressNotificationParam, ProtocolVersion,
+    ServerCapabilities, ServerConfig, Tool, ToolAnnotations,
 };
 use rmcp::service::{NotificationContext, RequestContext};
 use rmcp::{ErrorData, RoleServer, ServerHandler};
@@ -77,6 +80,57 @@ impl McpHandler {
         }
     }
 
+    /// Whether and how this call's pending approval is put to the human at
+    /// the client (`approvals = "client"` and a client that can show a
+    /// form). A 2026-07-28 retry that carries the answer records it here
+    /// and then waits like any call.
+    fn ask_client(
+        &self,
+        context: &RequestContext<RoleServer>,
+        principal: &Principal,
+        session_id: &str,
+        binding: &CallBinding,
+        request: &CallToolRequestParams,
+    ) -> AskClient {
+        let settings = self.server.settings();
+        if settings.approvals != ApprovalChannel::Client || !can_elicit(context) {
+            return AskClient::No;
+        }
+        let decider = Decider::McpClient {
+            principal: principal.clone(),
+            client: context
+                .client_info()
+                .map(|client| format!("{} {}", client.name, client.version)),
+        };
+        if !stateless(context) {
+            return AskClient::WhileWaiting(std::sync::Arc::new(Elicitor {
+                peer: context.peer.clone(),
+                decider,
+                requester: principal.clone(),
+                wait: settings.approval_wait,
+            }));
+        }
+        let Some(state) = &request.request_state else {
+            return AskClient::ByReturning;
+        };
+        // A state that does not open (tampered, expired, another call's,
+        // another server's) carries no decision: the call just waits.
+        let answer = self.server.inner.seal.open(state, binding).zip(
+            request
+                .input_responses
+                .as_ref()
+                .and_then(|responses| responses.get(APPROVAL_INPUT))
+                .and_then(|value| serde_json::from_value::<ElicitResult>(value.clone()).ok())
+                .and_then(|result| elicit::decision(&result, !session_id.is_empty())),
+        );
+        if let Some((id, decision)) = answer
+            && let Err(error) = self.server.decide(&decider, &id, &decision)
+        {
+            tracing::info!(approval = %id, code = error.code(), %error, "the client's decision was not recorded");
+        }
+        AskClient::No
+    }
+
     fn session(&self, context: &RequestContext<RoleServer>) -> String {
         context
             .extensions
@@ -85,6 +139,22 @@ impl McpHandler {
             .and_then(|value| value.to_str().ok())
             .map_or_else(|| self.session.clone(), str::to_string)
     }
+}
+
+/// Whether the client declared it can show form elicitations.
+fn can_elicit(context: &RequestContext<RoleServer>) -> bool {
+    context
+        .client_capabilities()
+        .and_then(|capabilities| capabilities.elicitation)
+        .is_some_and(|elicitation| elicitation.form.is_some() || elicitation.url.is_none())
+}
+
+/// Whether the call came over 2026-07-28 or later, which forbids requests
+/// from server to client: a question goes back as `input_required`.
+fn stateless(context: &RequestContext<RoleServer>) -> bool {
+    context
+        .protocol_version()
+        .is_some_and(|version| version >= ProtocolVersion::V_2026_07_28)
 }
 
 /// The MCP description of a served tool, with annotations that tell the
@@ -210,20 +280,43 @@ impl ServerHandler for McpHandler {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
+        let principal = self.principal(&context)?;
+        let session_id = self.session(&context);
+        let arguments = request.arguments.clone().unwrap_or_default();
+        let binding = CallBinding::new(&principal, &session_id, &request.name, &arguments);
+        let ask = self.ask_client(&context, &principal, &session_id, &binding, &request);
+        let returning = matches!(ask, AskClient::ByReturning);
         let call = Call {
-            principal: self.principal(&context)?,
-            session_id: self.session(&context),
+            principal: principal.clone(),
+            session_id: session_id.clone(),
             request_id: context.id.to_string(),
             channel: self.channel,
             tool: request.name.to_string(),
-            arguments: request.arguments.unwrap_or_default(),
+            arguments,
             cancel: context.ct.clone(),
             progress: progress_reporter(&context),
+            ask,
         };
         let answered = self.server.call(call).await.map_err(|error| match error {
             CallError::UnknownTool { .. } => ErrorData::invalid_params(error.to_string(), None),
             CallError::Arguments(_) => ErrorData::invalid_params(error.to_string(), None),
         })?;
+        if returning
+            && let Answered::Ran(outcome) = &answered
+            && let Outcome::PendingApproval { approval, .. } = outcome.as_ref()
+            && let Some(question) = elicit::question(approval, &principal, !session_id.is_empty())
+        {
+            let state = self
+                .server
+                .inner
+                .seal
+                .seal(&approval.id, &binding, elicit::ANSWER_WITHIN);
+            let requests = InputRequests::from([(
+                APPROVAL_INPUT.to_string(),
+                InputRequest::Elicitation(ElicitRequest::new(question)),
+            )]);
+            return Ok(InputRequiredResult::new(Some(requests), Some(state)).into());
+        }
         Ok(match &answered {
             Answered::Ran(outcome) => match outcome.output() {
                 Some(output) => completed(output),

@@ -13,6 +13,8 @@
 mod agents;
 mod arguments;
 mod call;
+mod decide;
+mod elicit;
 pub mod http;
 pub mod mcp;
 pub mod operator;
@@ -21,12 +23,14 @@ mod slots;
 
 pub use agents::{Agent, AgentError, AgentToken, Agents, TOKEN_PREFIX};
 pub use arguments::Mismatch;
-pub use call::{Answered, Call, CallError, Progress};
+pub use call::{Answered, AskClient, Call, CallError, ClientAsk, Progress};
+pub use decide::{CHANNEL_MCP_CLIENT, CHANNEL_OPERATOR, DecideError, Decider};
+pub use elicit::SealError;
 pub(crate) use settings::RawServe;
 pub use settings::{
-    DEFAULT_APPROVAL_WAIT, DEFAULT_LISTEN, DEFAULT_MAX_CONCURRENT, DEFAULT_MAX_CONCURRENT_PER_TOOL,
-    DEFAULT_QUEUE_WAIT, DEFAULT_SHUTDOWN_GRACE, DEFAULT_STDIO_PRINCIPAL, Operator, OperatorMatch,
-    ServeSettings, current_uid,
+    ApprovalChannel, DEFAULT_APPROVAL_WAIT, DEFAULT_LISTEN, DEFAULT_MAX_CONCURRENT,
+    DEFAULT_MAX_CONCURRENT_PER_TOOL, DEFAULT_QUEUE_WAIT, DEFAULT_SHUTDOWN_GRACE,
+    DEFAULT_STDIO_PRINCIPAL, Operator, OperatorMatch, ServeSettings, current_uid,
 };
 
 use crate::Host;
@@ -114,6 +118,9 @@ pub enum ServeError {
     /// The state database failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The key that seals client-approval state could not be made.
+    #[error(transparent)]
+    Seal(#[from] elicit::SealError),
     /// A socket could not be bound or served.
     #[error("{what} {}: {source}", path.display())]
     Io {
@@ -137,7 +144,7 @@ impl ServeError {
             ServeError::Schema { .. } => "invalid_descriptor",
             ServeError::NoState => "state_dir_required",
             ServeError::Store(e) => e.code(),
-            ServeError::Io { .. } => "serve_failed",
+            ServeError::Seal(_) | ServeError::Io { .. } => "serve_failed",
         }
     }
 }
@@ -202,6 +209,8 @@ struct Inner {
     reloading: tokio::sync::Mutex<()>,
     /// Calls served since the start, for the shutdown record.
     calls: AtomicU64,
+    /// Seals the approval a 2026-07-28 `input_required` answer is for.
+    seal: elicit::Seal,
 }
 
 impl Server {
@@ -227,6 +236,7 @@ impl Server {
                 list_changed,
                 reloading: tokio::sync::Mutex::new(()),
                 calls: AtomicU64::new(0),
+                seal: elicit::Seal::new()?,
             }),
         };
         server.journal("started", json!({ "tools": server.tool_names() }))?;

@@ -2,20 +2,19 @@
 //! decide approvals, manage agents and reload a running `airlock serve`.
 //! The server knows who connects from the kernel (`SO_PEERCRED`), not from
 //! anything the caller says, and serves only the operators its
-//! configuration lists; decisions are recorded under the operator's name
-//! and checked by Cedar (`approval.decide`).
+//! configuration lists; decisions take [`Server::decide`]'s one path and
+//! are recorded under the operator's name.
 //!
 //! The protocol is one JSON object per line each way: an
 //! [`OperatorRequest`] (`{"op": "approvals.list", "all": false}`), then
 //! `{"ok": true, "result": …}` or `{"ok": false, "code": …, "message": …}`.
 
 use super::Server;
+use super::decide::{DecideError, Decider};
 use crate::approvals::{Approval, ApprovalError, OperatorDecision};
-use crate::policy::{ApprovalFacts, Principal};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
 
 /// The longest request line the server reads.
 const MAX_LINE: usize = 64 * 1024;
@@ -113,7 +112,8 @@ operator_error_from!(
     ApprovalError,
     crate::store::StoreError,
     super::AgentError,
-    super::ServeError
+    super::ServeError,
+    DecideError
 );
 
 /// The operator the server identified, and what they asked.
@@ -141,36 +141,8 @@ async fn answer(
                 .map_err(|e| OperatorError::new("internal", e.to_string()))?
         }
         OperatorRequest::ApprovalsDecide { id, decision } => {
-            decision.window_within(server.settings().max_approval_window)?;
-            let approval = store
-                .get(&id)?
-                .ok_or_else(|| ApprovalError::NotFound { id: id.clone() })?;
-            let facts = ApprovalFacts {
-                id: approval.id.clone(),
-                tool: approval.request.tool_name.clone(),
-                requester: approval.request.principal.clone(),
-                capabilities: approval.request.capabilities.clone(),
-                tool_sha256: approval.request.tool_sha256.clone(),
-            };
-            let verdict = host.policies().check_decide(
-                &Principal::operator(operator),
-                &facts,
-                decision.kind(),
-            );
-            if !verdict.allowed {
-                let who = format!("operator `{operator}`");
-                return Err(OperatorError::new(
-                    "policy_denied",
-                    verdict.explain_denial(&who, &format!("decide approval {id}")),
-                ));
-            }
-            let decided = store.decide(
-                &id,
-                &decision,
-                &format!("operator:{operator}"),
-                SystemTime::now(),
-            )?;
-            serde_json::to_value(decided)
+            let decider = Decider::Operator(operator.to_string());
+            serde_json::to_value(server.decide(&decider, &id, &decision)?)
                 .map_err(|e| OperatorError::new("internal", e.to_string()))?
         }
         OperatorRequest::Reload => json!({ "tools": server.reload().await? }),

@@ -12,6 +12,7 @@
 //! queue_wait = "30s"                    # then `host_busy`
 //! shutdown_grace = "10s"                # running calls may finish
 //! max_approval_window = "30d"           # the longest `--allow until=` operators may grant
+//! approvals = "operator"                # or "client": also ask the human at the MCP client
 //! operator_socket = "/run/airlock/operator.sock"   # default: in the state dir
 //!
 //! [[serve.operators]]                   # default: the user running the server
@@ -43,6 +44,18 @@ pub const DEFAULT_QUEUE_WAIT: Duration = Duration::from_secs(30);
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// The stdio client's principal when the config names none.
 pub const DEFAULT_STDIO_PRINCIPAL: &str = "stdio";
+
+/// Who may decide a call's pending approval besides the operators.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ApprovalChannel {
+    /// Only operators, over the operator socket.
+    #[default]
+    Operator,
+    /// Operators, and the human at the MCP client that made the call,
+    /// asked through MCP elicitation (which the model cannot answer).
+    Client,
+}
 
 /// Who may use the operator socket, matched on the connecting process's
 /// peer credentials.
@@ -93,6 +106,8 @@ pub struct ServeSettings {
     pub operators: Vec<Operator>,
     /// The longest `until` window an operator may grant.
     pub max_approval_window: Duration,
+    /// Who besides the operators may decide approvals.
+    pub approvals: ApprovalChannel,
 }
 
 impl Default for ServeSettings {
@@ -111,6 +126,7 @@ impl Default for ServeSettings {
             operator_socket: None,
             operators: Vec::new(),
             max_approval_window: crate::approvals::DEFAULT_MAX_APPROVAL_WINDOW,
+            approvals: ApprovalChannel::Operator,
         }
     }
 }
@@ -132,6 +148,8 @@ pub(crate) struct RawServe {
     #[serde(default)]
     operators: Vec<Spanned<RawOperator>>,
     max_approval_window: Option<Spanned<String>>,
+    #[serde(default)]
+    approvals: ApprovalChannel,
 }
 
 #[derive(Deserialize)]
@@ -225,6 +243,7 @@ impl RawServe {
                 "max_approval_window",
                 source,
             )?,
+            approvals: self.approvals,
         })
     }
 }

@@ -4,8 +4,13 @@
 use super::PATIENCE;
 use airlock_tests::guest_path;
 use airlock_tests::net::{Behaviour, TestServer};
-use rmcp::model::{ClientConfig, ProgressNotificationParam};
-use rmcp::service::{NotificationContext, RunningService};
+use rmcp::model::{
+    ClientCapabilities, ClientConfig, ElicitRequestParams, ElicitResult, ElicitationAction,
+    ProgressNotificationParam, ProtocolVersion,
+};
+use rmcp::service::{
+    ClientLifecycleMode, ClientServiceExt, NotificationContext, RequestContext, RunningService,
+};
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
 use rmcp::{ClientHandler, RoleClient, ServiceExt};
@@ -291,13 +296,32 @@ impl<'f> Server<'f> {
 
     /// An MCP client authenticated as a new agent `name`.
     pub async fn client(&self, name: &str) -> RunningService<RoleClient, Recorder> {
+        self.client_as(name, Recorder::new()).await
+    }
+
+    /// An MCP client authenticated as a new agent `name`, with `recorder`'s
+    /// protocol version and answers.
+    pub async fn client_as(
+        &self,
+        name: &str,
+        recorder: Recorder,
+    ) -> RunningService<RoleClient, Recorder> {
         let token = self.add_agent(name);
         let config =
             StreamableHttpClientTransportConfig::with_uri(format!("http://{}/mcp", self.address))
                 .auth_header(token);
         let transport = StreamableHttpClientTransport::from_config(config);
-        Recorder::new()
-            .serve(transport)
+        // rmcp's client opens with `initialize` (2025-11-25) unless told to
+        // discover the session-less 2026-07-28.
+        let lifecycle = if recorder.protocol >= ProtocolVersion::V_2026_07_28 {
+            ClientLifecycleMode::Discover {
+                preferred_versions: vec![recorder.protocol.clone()],
+            }
+        } else {
+            ClientLifecycleMode::Initialize
+        };
+        recorder
+            .serve_with_lifecycle(transport, lifecycle)
             .await
             .expect("the MCP client connects")
     }
@@ -413,12 +437,16 @@ pub async fn stdio_client(fixture: &Fixture) -> RunningService<RoleClient, Recor
         .expect("the MCP client connects")
 }
 
-/// A client handler that keeps what the server told it.
+/// A client handler that keeps what the server told it and, when it was
+/// made to, shows the human's answer to a form elicitation.
 pub struct Recorder {
     progress: UnboundedSender<String>,
     progress_seen: tokio::sync::Mutex<UnboundedReceiver<String>>,
     list_changed: UnboundedSender<()>,
     list_changes: tokio::sync::Mutex<UnboundedReceiver<()>>,
+    protocol: ProtocolVersion,
+    answer: Option<(ElicitationAction, Option<Value>)>,
+    questions: Mutex<Vec<String>>,
 }
 
 impl Recorder {
@@ -430,7 +458,30 @@ impl Recorder {
             progress_seen: tokio::sync::Mutex::new(progress_seen),
             list_changed,
             list_changes: tokio::sync::Mutex::new(list_changes),
+            // What `initialize` negotiates with airlock.
+            protocol: ProtocolVersion::LATEST_WITH_INITIALIZE,
+            answer: None,
+            questions: Mutex::new(Vec::new()),
         }
+    }
+
+    /// A client on `protocol` that declares form elicitation and answers
+    /// every question with `action` (and `content` when it accepts).
+    pub fn answering(
+        protocol: ProtocolVersion,
+        action: ElicitationAction,
+        content: Option<Value>,
+    ) -> Self {
+        Self {
+            protocol,
+            answer: Some((action, content)),
+            ..Self::new()
+        }
+    }
+
+    /// The messages of the questions the server asked, in order.
+    pub fn questions(&self) -> Vec<String> {
+        self.questions.lock().expect("questions").clone()
     }
 
     /// The next progress message.
@@ -462,7 +513,32 @@ impl Recorder {
 
 impl ClientHandler for Recorder {
     fn get_info(&self) -> ClientConfig {
-        ClientConfig::default()
+        let mut config = ClientConfig::default();
+        config.protocol_version = self.protocol.clone();
+        if self.answer.is_some() {
+            config.capabilities = ClientCapabilities::builder().enable_elicitation().build();
+        }
+        config
+    }
+
+    async fn create_elicitation(
+        &self,
+        request: ElicitRequestParams,
+        _context: RequestContext<RoleClient>,
+    ) -> Result<ElicitResult, rmcp::ErrorData> {
+        if let ElicitRequestParams::FormElicitationParams { message, .. } = &request {
+            self.questions
+                .lock()
+                .expect("questions")
+                .push(message.clone());
+        }
+        let (action, content) = self
+            .answer
+            .clone()
+            .unwrap_or((ElicitationAction::Decline, None));
+        let mut result = ElicitResult::new(action);
+        result.content = content;
+        Ok(result)
     }
 
     async fn on_progress(

@@ -3,7 +3,8 @@
 //! `tests/python/mcp_client.py` drives `airlock serve --stdio` (it starts
 //! the server itself) and `airlock serve --listen` through list, call, an
 //! `isError` result, and a network call that waits while an operator
-//! decides over the socket.
+//! decides over the socket, or that the human at the client allows
+//! (`approvals = "client"`).
 
 use super::fixture::{self, Fixture, Server};
 use serde_json::Value;
@@ -35,8 +36,9 @@ fn script() -> PathBuf {
 }
 
 /// Runs the client script; approves what it waits for with `decide`.
-/// Returns the protocol version it negotiated.
-fn drive(mut command: Command, decide: &dyn Fn(&str)) -> String {
+/// Returns the protocol version it negotiated and the approval questions
+/// it was asked (with `--answer`).
+fn drive(mut command: Command, decide: &dyn Fn(&str)) -> (String, Vec<String>) {
     let mut child = command
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -44,6 +46,7 @@ fn drive(mut command: Command, decide: &dyn Fn(&str)) -> String {
         .expect("start the Python client");
     let stdout = child.stdout.take().expect("stdout");
     let mut protocol = None;
+    let mut asked = Vec::new();
     for line in BufReader::new(stdout).lines().map_while(Result::ok) {
         let event: Value =
             serde_json::from_str(&line).unwrap_or_else(|_| panic!("the client printed {line:?}"));
@@ -54,6 +57,7 @@ fn drive(mut command: Command, decide: &dyn Fn(&str)) -> String {
                     .expect("the progress names the approval");
                 decide(id);
             }
+            Some("asked") => asked.push(event["message"].as_str().unwrap_or_default().to_string()),
             Some("done") => protocol = event["protocol"].as_str().map(str::to_string),
             _ => panic!("unexpected event {event}"),
         }
@@ -64,7 +68,7 @@ fn drive(mut command: Command, decide: &dyn Fn(&str)) -> String {
         "the Python client failed: {}",
         String::from_utf8_lossy(&output.stderr)
     );
-    protocol.expect("the client finished")
+    (protocol.expect("the client finished"), asked)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -87,7 +91,7 @@ async fn the_python_sdk_drives_airlock_serve_over_http() {
             let out = server.airlock(&["approvals", "decide", id, "--allow", "once"]);
             assert!(out.status.success(), "{}", fixture::printed(&out));
         };
-        let protocol = tokio::task::block_in_place(|| drive(command, &decide));
+        let (protocol, _) = tokio::task::block_in_place(|| drive(command, &decide));
         protocols.push(protocol);
     }
     assert_eq!(upstream.requests().len(), VERSIONS.len());
@@ -121,7 +125,7 @@ async fn the_python_sdk_drives_airlock_serve_over_stdio() {
                     .expect("run airlock");
             assert!(out.status.success(), "{}", fixture::printed(&out));
         };
-        protocols.push(tokio::task::block_in_place(|| drive(command, &decide)));
+        protocols.push(tokio::task::block_in_place(|| drive(command, &decide)).0);
         let journal = fixture::journal(&fixture);
         let decided = journal
             .iter()
@@ -130,6 +134,48 @@ async fn the_python_sdk_drives_airlock_serve_over_stdio() {
         assert_eq!(
             decided["payload"]["decided_by"],
             format!("operator:{}", fixture::user_name())
+        );
+    }
+    assert_eq!(upstream.requests().len(), VERSIONS.len());
+    assert_ne!(
+        protocols[0], protocols[1],
+        "two protocol generations: {protocols:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_human_at_a_python_client_allows_the_call_on_both_protocol_generations() {
+    let upstream = fixture::upstream().await;
+    let port = upstream.addr().port();
+    let mut protocols = Vec::new();
+    for version in VERSIONS {
+        let fixture = Fixture::with_upstream("approvals = \"client\"\n", port);
+        let mut command = Command::new(python(version));
+        command
+            .arg(script())
+            .arg("stdio")
+            .arg(env!("CARGO_BIN_EXE_airlock"))
+            .arg(fixture.state())
+            .arg(fixture.config())
+            .arg(format!("http://svc.test:{port}/from-python"))
+            .arg("svc.test=127.0.0.1")
+            .args(["--answer", "allow_once"]);
+        // No operator decides: only the answer at the client can.
+        let (protocol, asked) = tokio::task::block_in_place(|| drive(command, &|_| {}));
+        assert_eq!(asked.len(), 1, "{version}: asked once: {asked:?}");
+        assert!(asked[0].contains("`fetch`"), "{}", asked[0]);
+        protocols.push(protocol);
+        let journal = fixture::journal(&fixture);
+        let decided = journal
+            .iter()
+            .find(|e| e["kind"] == "approval_decided")
+            .expect("journaled");
+        let by = decided["payload"]["decided_by"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(
+            by.starts_with("mcp-client:Agent::\"stdio\" via "),
+            "{version}: {by}"
         );
     }
     assert_eq!(upstream.requests().len(), VERSIONS.len());
