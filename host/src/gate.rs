@@ -1,7 +1,7 @@
 //! Admission: may this invocation run? Cedar decides; a deny that policies
 //! mark approvable becomes (or finds) a human approval.
 
-use crate::approvals::{ApprovalRequest, ApprovalStore, Lookup, Scope, Status};
+use crate::approvals::{ApprovalRequest, ApprovalStore, GrantBinding, Lookup, Scope, Status};
 use crate::invocation::{Invocation, Wait};
 use crate::journal::Journal;
 use crate::limits::Limits;
@@ -64,7 +64,7 @@ pub(crate) async fn admit(
     approvals: Option<&dyn ApprovalStore>,
     journal: Option<&Journal>,
     facts: &ToolFacts,
-    grant_summary: String,
+    grant: GrantBinding,
     invocation: &Invocation,
     invocation_id: &str,
     limits: &Limits,
@@ -85,7 +85,7 @@ pub(crate) async fn admit(
         policies,
         approvals,
         facts,
-        grant_summary,
+        grant,
         invocation,
         invocation_id,
         limits,
@@ -102,7 +102,7 @@ async fn decide(
     policies: &PolicyEngine,
     approvals: Option<&dyn ApprovalStore>,
     facts: &ToolFacts,
-    grant_summary: String,
+    grant: GrantBinding,
     invocation: &Invocation,
     invocation_id: &str,
     limits: &Limits,
@@ -146,7 +146,7 @@ async fn decide(
         &facts.name,
         &facts.sha256,
         &facts.capabilities,
-        grant_summary,
+        grant,
         &invocation.input,
     );
     let deadline = invocation

@@ -4,6 +4,7 @@
 //! grant is checked against the tool's world when the tool is loaded, so a
 //! grant the tool cannot use is an error, not a silent no-op.
 
+use crate::approvals::GrantBinding;
 use crate::egress::NetworkGrant;
 use crate::runtime::World;
 use crate::vault::CredentialBinding;
@@ -177,6 +178,35 @@ impl Grants {
         } else {
             parts.join("; ")
         }
+    }
+
+    /// Everything an approval binds about these grants, one canonical line
+    /// per part: every rule field except where it was written, the budgets,
+    /// each credential binding with its origins, each directory with its
+    /// mode, and the sensitive mark.
+    pub(crate) fn binding_parts(&self) -> Vec<String> {
+        let network = &self.network;
+        let mut parts: Vec<String> = network
+            .rules()
+            .rules()
+            .iter()
+            .map(|rule| {
+                format!(
+                    "rule {:?} ports {:?} schemes {:?} private {}",
+                    rule.matcher, rule.ports, rule.schemes, rule.private
+                )
+            })
+            .collect();
+        parts.push(format!("budgets {:?}", network.budgets()));
+        parts.extend(self.credentials.iter().map(|c| format!("credential {c:?}")));
+        parts.extend(self.dirs.iter().map(|d| format!("dir {d:?}")));
+        parts.push(format!("sensitive {}", self.sensitive));
+        parts
+    }
+
+    /// What an approval of a tool run with these grants binds.
+    pub fn binding(&self) -> GrantBinding {
+        GrantBinding::new(self.summary(), self.binding_parts())
     }
 
     /// The directory grants, in order.

@@ -594,7 +594,7 @@ impl Host {
             self.approvals(),
             self.journal(),
             tool.facts(),
-            tool.grants().summary(),
+            tool.grants().binding(),
             &invocation,
             &invocation_id,
             &limits,

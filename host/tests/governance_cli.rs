@@ -47,7 +47,10 @@ async fn an_unapproved_network_tool_waits_then_runs_once_an_operator_allows_it()
         format!("[[allow]]\nhost = \"svc.test\"\nprivate = true\nports = [{port}]\n"),
     )
     .expect("grant");
-    let input = json!({"url": format!("http://svc.test:{port}/report")}).to_string();
+    // Long enough that the summary shortens it: what it hides at the end is
+    // what `approvals show --full` shows.
+    let long_path = format!("report/{}/tail-that-matters", "a".repeat(64));
+    let input = json!({"url": format!("http://svc.test:{port}/{long_path}")}).to_string();
     let grant = grant.display().to_string();
     let state_dir = state.path().to_path_buf();
     // The agent's shell and the operator's shell: separate processes that
@@ -112,13 +115,32 @@ async fn an_unapproved_network_tool_waits_then_runs_once_an_operator_allows_it()
     assert!(
         listed[0]["input_summary"]
             .as_str()
-            .is_some_and(|s| s.contains("/report")),
+            .is_some_and(|s| s.contains("/report") && !s.contains("tail-that-matters")),
         "{listed}"
     );
     assert!(
         stdout(&shown).contains("capabilities  network"),
         "{}",
         stdout(&shown)
+    );
+    assert!(!stdout(&shown).contains("tail-that-matters"));
+    let full = operator(strings(&["approvals", "show", &id, "--full"]))
+        .await
+        .expect("show --full");
+    assert!(
+        stdout(&full).contains(&long_path),
+        "the whole input: {}",
+        stdout(&full)
+    );
+    let full_json = operator(strings(&["approvals", "show", &id, "--full", "--json"]))
+        .await
+        .expect("show --full --json");
+    let full_json = json_of(&full_json);
+    assert!(
+        full_json["input"]
+            .as_str()
+            .is_some_and(|input| input.contains(&long_path)),
+        "{full_json}"
     );
 
     // An absurd window is refused with a reason, not a panic, and decides

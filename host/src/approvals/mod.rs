@@ -1,14 +1,15 @@
 //! Human approvals: a sensitive request that policies hold for a person
 //! becomes a pending approval, persisted (and journaled) before anyone is
 //! told; an operator decides it once, for the session, until a time, or
-//! denies it. Decisions are bound to the tool's digest, so a changed
-//! component needs a new approval.
+//! denies it. Decisions are bound to the tool's digest and to a digest of
+//! its whole effective grant, so a changed component or a wider grant needs
+//! a new approval.
 
 mod model;
 mod store;
 
 pub use model::{
-    Approval, ApprovalRequest, DEFAULT_MAX_APPROVAL_WINDOW, OperatorDecision, Scope, Status,
-    request_hash, summarize,
+    Approval, ApprovalRequest, DEFAULT_MAX_APPROVAL_WINDOW, GrantBinding, OperatorDecision, Scope,
+    Status, request_hash, summarize,
 };
 pub use store::{ApprovalError, ApprovalStore, Lookup};

@@ -56,6 +56,34 @@ impl Status {
     }
 }
 
+/// What a tool would run with, as an approval binds it: one line for the
+/// approver, and a digest of everything that could widen what the tool may
+/// do, so that a wider grant (another port, a budget, a credential, a
+/// directory mode; for native tools the arguments, mounts, network mode
+/// and limits) never reuses an approval given for a narrower one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GrantBinding {
+    /// For the approver.
+    pub summary: String,
+    /// SHA-256 (hex) over the canonical parts.
+    pub digest: String,
+}
+
+impl GrantBinding {
+    /// Binds `parts`, each one canonical line of the effective grant.
+    pub fn new(summary: String, parts: impl IntoIterator<Item = String>) -> Self {
+        let mut hasher = Sha256::new();
+        for part in parts {
+            hasher.update((part.len() as u64).to_be_bytes());
+            hasher.update(part.as_bytes());
+        }
+        Self {
+            summary,
+            digest: hex::encode(hasher.finalize()),
+        }
+    }
+}
+
 /// The request an approval is about, as the host saw it.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ApprovalRequest {
@@ -71,10 +99,18 @@ pub struct ApprovalRequest {
     pub capabilities: Vec<String>,
     /// What the tool would run with (e.g. its network grant's rules).
     pub grant_summary: String,
+    /// The [`GrantBinding`] digest: an approval covers exactly this grant.
+    #[serde(default)]
+    pub grant_digest: String,
     /// Binds principal, tool digest, canonical input and capabilities.
     pub request_hash: String,
     /// A short human-readable summary of the input.
     pub input_summary: String,
+    /// The whole input (bounded by the input limit), for `approvals show
+    /// --full`: the summary shortens long strings, which can hide the part
+    /// that matters.
+    #[serde(default)]
+    pub input: String,
 }
 
 impl ApprovalRequest {
@@ -85,7 +121,7 @@ impl ApprovalRequest {
         tool_name: &str,
         tool_sha256: &str,
         capabilities: &[String],
-        grant_summary: String,
+        grant: GrantBinding,
         input: &str,
     ) -> Self {
         Self {
@@ -94,9 +130,11 @@ impl ApprovalRequest {
             tool_name: tool_name.to_string(),
             tool_sha256: tool_sha256.to_string(),
             capabilities: capabilities.to_vec(),
-            grant_summary,
+            grant_summary: grant.summary,
+            grant_digest: grant.digest,
             request_hash: request_hash(principal, tool_sha256, input, capabilities),
             input_summary: summarize(input),
+            input: input.to_string(),
         }
     }
 }

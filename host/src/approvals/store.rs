@@ -103,7 +103,7 @@ pub trait ApprovalStore: Send + Sync {
 
 const COLUMNS: &str = "id, created, status, principal, session_id, tool_name, tool_sha256, capabilities, \
                        grant_summary, request_hash, input_summary, scope, expires_at, decided_at, reason, used, \
-                       decided_by";
+                       decided_by, grant_digest, input";
 
 fn row_approval(row: &Row<'_>) -> rusqlite::Result<Approval> {
     let status: String = row.get(2)?;
@@ -130,8 +130,10 @@ fn row_approval(row: &Row<'_>) -> rusqlite::Result<Approval> {
             tool_sha256: row.get(6)?,
             capabilities: serde_json::from_str(&capabilities).unwrap_or_default(),
             grant_summary: row.get(8)?,
+            grant_digest: row.get(17)?,
             request_hash: row.get(9)?,
             input_summary: row.get(10)?,
+            input: row.get(18)?,
         },
         status,
         decided_at: row.get(13)?,
@@ -161,30 +163,30 @@ impl ApprovalStore for SqliteStore {
         // An approval covers the tool as it was granted when a human looked
         // at it: a wider grant or a new credential needs a new approval.
         let capabilities = serde_json::to_string(&r.capabilities).unwrap_or_default();
-        let (caps, grant) = (&capabilities, &r.grant_summary);
+        let (caps, grant) = (&capabilities, &r.grant_digest);
         self.read(|conn| {
             if let Some(a) = one(conn, "status = 'denied' AND request_hash = ?1", &[&r.request_hash])? {
                 return Ok(Lookup::Denied(a));
             }
             let once = "status = 'allowed' AND scope = 'once' AND used = 0 AND request_hash = ?1 \
-                        AND grant_summary = ?2";
+                        AND grant_digest = ?2";
             if let Some(a) = one(conn, once, &[&r.request_hash, grant])? {
                 return Ok(Lookup::Approved(a));
             }
             if !r.session_id.is_empty() {
                 let session = "status = 'allowed' AND scope = 'session' AND principal = ?1 \
                                AND session_id = ?2 AND tool_sha256 = ?3 AND capabilities = ?4 \
-                               AND grant_summary = ?5";
+                               AND grant_digest = ?5";
                 if let Some(a) = one(conn, session, &[&r.principal, &r.session_id, &r.tool_sha256, caps, grant])? {
                     return Ok(Lookup::Approved(a));
                 }
             }
             let until = "status = 'allowed' AND scope = 'until' AND principal = ?1 AND tool_sha256 = ?2 \
-                         AND expires_at > ?3 AND capabilities = ?4 AND grant_summary = ?5";
+                         AND expires_at > ?3 AND capabilities = ?4 AND grant_digest = ?5";
             if let Some(a) = one(conn, until, &[&r.principal, &r.tool_sha256, &now, caps, grant])? {
                 return Ok(Lookup::Approved(a));
             }
-            if let Some(a) = one(conn, "status = 'pending' AND request_hash = ?1 AND grant_summary = ?2", &[&r.request_hash, grant])? {
+            if let Some(a) = one(conn, "status = 'pending' AND request_hash = ?1 AND grant_digest = ?2", &[&r.request_hash, grant])? {
                 return Ok(Lookup::Pending(a));
             }
             Ok(Lookup::Unknown)
@@ -195,8 +197,8 @@ impl ApprovalStore for SqliteStore {
         self.write("recording a pending approval", |tx| {
             if let Some(existing) = one(
                 tx,
-                "status = 'pending' AND request_hash = ?1 AND grant_summary = ?2",
-                &[&request.request_hash, &request.grant_summary],
+                "status = 'pending' AND request_hash = ?1 AND grant_digest = ?2",
+                &[&request.request_hash, &request.grant_digest],
             )? {
                 return Ok(existing);
             }
@@ -205,8 +207,8 @@ impl ApprovalStore for SqliteStore {
             let capabilities = serde_json::to_string(&request.capabilities).unwrap_or_default();
             tx.execute(
                 "INSERT INTO approvals (id, created, status, principal, session_id, tool_name, tool_sha256, \
-                 capabilities, grant_summary, request_hash, input_summary) \
-                 VALUES (?1, ?2, 'pending', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                 capabilities, grant_summary, request_hash, input_summary, grant_digest, input) \
+                 VALUES (?1, ?2, 'pending', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
                 params![
                     id,
                     created,
@@ -217,7 +219,9 @@ impl ApprovalStore for SqliteStore {
                     capabilities,
                     request.grant_summary,
                     request.request_hash,
-                    request.input_summary
+                    request.input_summary,
+                    request.grant_digest,
+                    request.input
                 ],
             )
             .map_err(StoreError::sql("recording a pending approval"))?;
@@ -232,6 +236,7 @@ impl ApprovalStore for SqliteStore {
                     "tool_sha256": request.tool_sha256,
                     "capabilities": request.capabilities,
                     "grant": request.grant_summary,
+                    "grant_digest": request.grant_digest,
                     // The input itself stays out of the permanent record:
                     // agents put anything in inputs. Its hash binds it.
                     "request_hash": request.request_hash,
@@ -351,19 +356,68 @@ impl ApprovalStore for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::approvals::GrantBinding;
     use crate::journal::JournalStore;
     use std::time::Duration;
 
     fn request(principal: &str, session: &str, sha: &str, input: &str) -> ApprovalRequest {
+        granted(principal, session, sha, input, "rule api ports [443]")
+    }
+
+    fn granted(
+        principal: &str,
+        session: &str,
+        sha: &str,
+        input: &str,
+        grant: &str,
+    ) -> ApprovalRequest {
         ApprovalRequest::new(
             principal,
             session,
             "fetch",
             sha,
             &["network".into()],
-            "host = \"api\"".into(),
+            // One summary for both grants: the digest alone tells them apart.
+            GrantBinding::new("host = \"api\"".into(), [grant.to_string()]),
             input,
         )
+    }
+
+    #[test]
+    fn an_approval_covers_only_the_grant_it_was_given_for() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SqliteStore::open_in(dir.path()).expect("store");
+        let now = SystemTime::now();
+        let decisions = [
+            OperatorDecision::AllowOnce,
+            OperatorDecision::AllowSession,
+            OperatorDecision::AllowFor(Duration::from_secs(3600)),
+        ];
+        // One principal per decision, so that earlier approvals stay apart.
+        for (i, decision) in decisions.into_iter().enumerate() {
+            let who = format!("Agent::\"a{i}\"");
+            let narrow = granted(&who, "s1", "sha1", "{}", "rule api ports [443]");
+            let wide = granted(&who, "s1", "sha1", "{}", "rule api ports [443, 80]");
+            let pending = store.request(&narrow).expect("pending");
+            assert_eq!(pending.request.input, "{}", "the whole input is kept");
+            store
+                .decide(&pending.id, &decision, "operator:test", now)
+                .expect("decide");
+            assert!(
+                matches!(
+                    store.lookup(&narrow, now).expect("lookup"),
+                    Lookup::Approved(_)
+                ),
+                "{decision:?} covers the grant it was given for"
+            );
+            assert_eq!(
+                store.lookup(&wide, now).expect("lookup"),
+                Lookup::Unknown,
+                "{decision:?} does not cover a wider grant"
+            );
+            let stored = store.get(&pending.id).expect("get").expect("there");
+            assert_eq!(stored.request.input, "{}", "and read back");
+        }
     }
 
     #[test]

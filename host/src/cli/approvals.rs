@@ -55,7 +55,7 @@ async fn execute(cli: &Cli, command: &ApprovalsCommand) -> Result<(), Failure> {
                 }
             }
         }
-        ApprovalsCommand::Show { id, json } => {
+        ApprovalsCommand::Show { id, full, json } => {
             let approval =
                 match ask(cli, &OperatorRequest::ApprovalsShow { id: id.clone() }).await? {
                     Some(answer) => Some(approval_from(answer)?),
@@ -65,9 +65,16 @@ async fn execute(cli: &Cli, command: &ApprovalsCommand) -> Result<(), Failure> {
                 Failure::usage("approval_not_found", format!("no approval with id `{id}`"))
             })?;
             if *json {
-                println!("{}", approval_json(&approval));
+                let mut shown = approval_json(&approval);
+                if *full {
+                    shown["input"] = json!(approval.request.input);
+                }
+                println!("{shown}");
             } else {
                 print_approval(&approval);
+                if *full {
+                    println!("full input    {}", full_input(&approval));
+                }
             }
         }
         ApprovalsCommand::Decide(args) => decide(cli, args).await?,
@@ -150,6 +157,7 @@ fn approval_json(a: &Approval) -> Value {
         "tool_sha256": a.request.tool_sha256,
         "capabilities": a.request.capabilities,
         "grant": a.request.grant_summary,
+        "grant_digest": a.request.grant_digest,
         "request_hash": a.request.request_hash,
         "input_summary": a.request.input_summary,
     })
@@ -175,6 +183,17 @@ fn print_approval(a: &Approval) {
             a.decided_by.as_deref().unwrap_or("?")
         );
     }
+}
+
+/// The whole input, pretty-printed when it is JSON; approvals made before
+/// airlock kept inputs say so.
+fn full_input(a: &Approval) -> String {
+    if a.request.input.is_empty() {
+        return "(not kept: this approval predates full inputs)".to_string();
+    }
+    serde_json::from_str::<Value>(&a.request.input)
+        .and_then(|value| serde_json::to_string_pretty(&value))
+        .unwrap_or_else(|_| a.request.input.clone())
 }
 
 /// On a terminal: shows the pending request and asks the operator.

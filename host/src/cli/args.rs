@@ -189,6 +189,10 @@ pub enum ApprovalsCommand {
     Show {
         /// Its id.
         id: String,
+        /// Also print the whole input, not only its summary (which shortens
+        /// long strings).
+        #[arg(long)]
+        full: bool,
         /// Print JSON.
         #[arg(long)]
         json: bool,

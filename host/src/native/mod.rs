@@ -13,6 +13,7 @@ mod run;
 pub(crate) use config::RawNative;
 
 use crate::Host;
+use crate::approvals::GrantBinding;
 use crate::egress::{Credentials, EgressHook, EgressProxy, Requester};
 use crate::gate::{Admission, admit};
 use crate::grants::Grants;
@@ -76,6 +77,41 @@ pub struct NativeTool {
 }
 
 impl NativeTool {
+    /// What an approval of this tool binds: its grants, and the program,
+    /// arguments, tier, network mode, mounts and limits it runs with (the
+    /// program's digest is the tool's own). Another `args` or mount list
+    /// needs a new approval.
+    pub fn binding(&self) -> GrantBinding {
+        let spec = &self.spec;
+        let mut parts = self.grants.binding_parts();
+        parts.extend([
+            format!("program {}", spec.program.display()),
+            format!("args {:?}", spec.args),
+            format!("tier {:?}", spec.tier),
+            format!("network {:?}", spec.network),
+            format!("fs_read {:?}", spec.fs_read),
+            format!("fs_write {:?}", spec.fs_write),
+            format!("limits {:?}", spec.limits),
+        ]);
+        let mounts = |dirs: &[PathBuf]| {
+            dirs.iter()
+                .map(|d| d.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let summary = format!(
+            "run {} {:?} (tier {:?}, network {:?}, read [{}], write [{}]); {}",
+            spec.program.display(),
+            spec.args,
+            spec.tier,
+            spec.network,
+            mounts(&spec.fs_read),
+            mounts(&spec.fs_write),
+            self.grants.summary()
+        );
+        GrantBinding::new(summary, parts)
+    }
+
     /// What policies see.
     pub fn facts(&self) -> &ToolFacts {
         &self.facts
@@ -313,7 +349,7 @@ impl Host {
             self.approvals(),
             self.journal(),
             &tool.facts,
-            tool.grants.summary(),
+            tool.binding(),
             &invocation,
             &invocation_id,
             &limits,

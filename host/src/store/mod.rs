@@ -44,7 +44,9 @@ CREATE TABLE IF NOT EXISTS approvals (
     decided_at TEXT,
     reason TEXT,
     used INTEGER NOT NULL DEFAULT 0,
-    decided_by TEXT
+    decided_by TEXT,
+    grant_digest TEXT NOT NULL DEFAULT '',
+    input TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS agents (
     name TEXT PRIMARY KEY,
@@ -152,19 +154,31 @@ impl SqliteStore {
     }
 
     /// Columns added since the first release, added to older databases.
+    /// Approvals from before `grant_digest` keep an empty one, which no
+    /// grant has: they still show, but cover nothing (fail closed).
     fn migrate(&self) -> Result<(), StoreError> {
+        const ADDED: [(&str, &str); 3] = [
+            ("decided_by", "decided_by TEXT"),
+            ("grant_digest", "grant_digest TEXT NOT NULL DEFAULT ''"),
+            ("input", "input TEXT NOT NULL DEFAULT ''"),
+        ];
         self.write("upgrading the database", |tx| {
-            let has_decided_by: bool = tx
-                .query_row(
-                    "SELECT COUNT(*) FROM pragma_table_info('approvals') WHERE name = 'decided_by'",
-                    [],
-                    |row| row.get::<_, i64>(0),
-                )
-                .map_err(StoreError::sql("upgrading the database"))?
-                > 0;
-            if !has_decided_by {
-                tx.execute("ALTER TABLE approvals ADD COLUMN decided_by TEXT", [])
+            for (column, definition) in ADDED {
+                let present: bool = tx
+                    .query_row(
+                        "SELECT COUNT(*) FROM pragma_table_info('approvals') WHERE name = ?1",
+                        [column],
+                        |row| row.get::<_, i64>(0),
+                    )
+                    .map_err(StoreError::sql("upgrading the database"))?
+                    > 0;
+                if !present {
+                    tx.execute(
+                        &format!("ALTER TABLE approvals ADD COLUMN {definition}"),
+                        [],
+                    )
                     .map_err(StoreError::sql("upgrading the database"))?;
+                }
             }
             Ok(())
         })

@@ -154,6 +154,76 @@ async fn native_tools_wait_for_approval_and_unsandboxed_ones_need_a_policy() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_approval_covers_only_the_program_line_it_was_given_for() {
+    let state = tempfile::tempdir().expect("tempdir");
+    let workspace = tempfile::tempdir().expect("workspace");
+    let host = Host::builder()
+        .cache_dir(test_cache_dir())
+        .state_dir(state.path())
+        .build()
+        .expect("host with the default policies");
+    let in_session = |input: &str| {
+        Invocation::new(input).in_context(airlock::policy::RequestContext {
+            session_id: "s1".into(),
+            ..Default::default()
+        })
+    };
+    let approved = host
+        .load_native("py", spec("cat", NativeNetwork::None), Grants::none())
+        .expect("loads");
+    let Outcome::PendingApproval { approval, .. } = host
+        .invoke_native(&approved, in_session("[1]"))
+        .await
+        .expect("runs")
+    else {
+        panic!("process_exec needs an approval")
+    };
+    host.approvals()
+        .expect("approvals")
+        .decide(
+            &approval.id,
+            &airlock::approvals::OperatorDecision::AllowSession,
+            "test:operator",
+            std::time::SystemTime::now(),
+        )
+        .expect("decide");
+    let ran = host
+        .invoke_native(&approved, in_session("[2]"))
+        .await
+        .expect("runs");
+    assert_eq!(
+        ran.output(),
+        Some("[2]"),
+        "the session covers another input"
+    );
+
+    // The same program (same digest, same name, same capabilities) with
+    // another command line, a writable mount or wider limits is another
+    // grant: none of them may run under that approval.
+    let mut other_code = spec("echo pwned", NativeNetwork::None);
+    other_code.args.push("extra".into());
+    let mut mounted = spec("cat", NativeNetwork::None);
+    mounted.fs_read.push(workspace.path().to_path_buf());
+    let mut wider = spec("cat", NativeNetwork::None);
+    wider.limits.processes *= 4;
+    for (what, changed) in [
+        ("args", spec("echo pwned", NativeNetwork::None)),
+        ("more args", other_code),
+        ("a mount", mounted),
+        ("limits", wider),
+    ] {
+        let tool = host
+            .load_native("py", changed, Grants::none())
+            .expect("loads");
+        let outcome = host
+            .invoke_native(&tool, in_session("[3]"))
+            .await
+            .expect("runs");
+        assert_eq!(outcome.code(), "approval_pending", "{what}: {outcome:?}");
+    }
+}
+
 use airlock::Outcome;
 
 /// An operator allows the pending approval `id` once.
