@@ -58,6 +58,9 @@ pub enum Behaviour {
     Reflect,
     /// 200 with `content-encoding: gzip`: a body the host cannot search.
     Gzipped,
+    /// 200 with `transfer-encoding: gzip, chunked`, as a server that honours
+    /// a `TE: gzip` request sends: after de-chunking, still compressed.
+    TransferGzipped,
 }
 
 /// A request as a [`TestServer`] saw it.
@@ -276,6 +279,13 @@ async fn serve(
                 let body = b"\x1f\x8b\x08\x00compressed";
                 stream.write_all(head(&format!("content-encoding: gzip\r\ncontent-length: {}\r\n", body.len())).as_bytes()).await?;
                 stream.write_all(body).await
+            }
+            Behaviour::TransferGzipped => {
+                let body = b"\x1f\x8b\x08\x00compressed";
+                stream.write_all(head("transfer-encoding: gzip, chunked\r\n").as_bytes()).await?;
+                stream.write_all(format!("{:x}\r\n", body.len()).as_bytes()).await?;
+                stream.write_all(body).await?;
+                stream.write_all(b"\r\n0\r\n\r\n").await
             }
             Behaviour::Redirect(location) => {
                 let response = format!(

@@ -154,6 +154,27 @@ fn announced_length(headers: &http::HeaderMap) -> Option<u64> {
 }
 
 /// A body-size refusal: the reason for the record, the error for the guest.
+/// Whether a response body reaches the guest as the bytes the server wrote:
+/// no content coding but `identity`, no transfer coding but `chunked`
+/// (which hyper removes). Anything else could hide a reflected secret.
+fn searchable(headers: &http::HeaderMap) -> bool {
+    let identity = headers
+        .get_all(http::header::CONTENT_ENCODING)
+        .iter()
+        .all(|v| v.as_bytes().eq_ignore_ascii_case(b"identity"));
+    let chunked_only = headers
+        .get_all(http::header::TRANSFER_ENCODING)
+        .iter()
+        .all(|v| {
+            v.to_str().is_ok_and(|v| {
+                v.split(',')
+                    .map(str::trim)
+                    .all(|coding| coding.eq_ignore_ascii_case("chunked"))
+            })
+        });
+    identity && chunked_only
+}
+
 fn too_large(reason: Reason, limit: u64) -> (Reason, WasiError) {
     (reason, reason.to_wasi(Some(limit)))
 }
@@ -433,11 +454,13 @@ impl Context {
             parts.headers.insert(injection.header, injection.value);
         }
         if injected.scrubber.is_some() {
-            // A compressed response could not be searched for the secret.
+            // A compressed response could not be searched for the secret:
+            // ask for none, in content or in transfer coding.
             parts.headers.insert(
                 http::header::ACCEPT_ENCODING,
                 http::HeaderValue::from_static("identity"),
             );
+            parts.headers.remove(http::header::TE);
         }
         let overflowed = Arc::new(AtomicBool::new(false));
         let body = RequestBody::new(
@@ -473,12 +496,7 @@ impl Context {
 
         // A compressed answer to a credentialed request could hide the
         // secret from the scrubber: refused before the guest sees a byte.
-        if injected.scrubber.is_some()
-            && response
-                .headers()
-                .get(http::header::CONTENT_ENCODING)
-                .is_some_and(|v| !v.as_bytes().eq_ignore_ascii_case(b"identity"))
-        {
+        if injected.scrubber.is_some() && !searchable(response.headers()) {
             return Err(fail(Reason::UnscrubbableResponse));
         }
         let mut response = response.map(|incoming| {

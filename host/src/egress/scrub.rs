@@ -1,10 +1,18 @@
 //! Reflection scrubbing: when a request carried an injected secret, the
-//! response's headers and body are searched for that secret, raw or
-//! base64-encoded (standard and URL-safe alphabets, at every alignment),
-//! and each occurrence is overwritten with `*` of the same length before
-//! the guest reads it. Same length keeps `Content-Length` true. A body is
-//! scanned as a stream: the last bytes of each chunk are held back until
-//! the next one arrives, so a secret split across chunks is still found.
+//! response's headers and body are searched for that secret in the forms a
+//! reflecting server produces cheaply, and each occurrence is overwritten
+//! with `*` of the same length before the guest reads it. Same length keeps
+//! `Content-Length` true. A body is scanned as a stream: the last bytes of
+//! each chunk are held back until the next one arrives, so a secret split
+//! across chunks is still found.
+//!
+//! The forms, all matched with ASCII case ignored (so upper- or lower-cased
+//! reflections and either hex case are found): raw; base64 (standard and
+//! URL-safe alphabets, at every alignment); percent-encoded, every byte or
+//! only the bytes outside RFC 3986's unreserved set; JSON-escaped, the
+//! minimal escapes (with and without `\/`) or every character as `\uXXXX`.
+//! A form that mixes escaped and literal bytes some other way is not found:
+//! the README lists what is not caught.
 
 use aho_corasick::{AhoCorasick, MatchKind};
 use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
@@ -36,6 +44,59 @@ fn base64_core(secret: &[u8], offset: usize, engine: &impl base64::Engine) -> Ze
     Zeroizing::new(encoded[first..end.min(encoded.len())].to_vec())
 }
 
+/// Appends `value`'s lowest `digits` hex digits (upper case; matching
+/// ignores case) without a temporary string that would outlive the secret.
+fn push_hex(out: &mut Vec<u8>, value: u32, digits: u32) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    for shift in (0..digits).rev() {
+        out.push(HEX[((value >> (4 * shift)) & 0xF) as usize]);
+    }
+}
+
+/// `secret` percent-encoded: every byte, or (`all` false) only the bytes
+/// outside RFC 3986's unreserved set.
+fn percent_encoded(secret: &[u8], all: bool) -> Zeroizing<Vec<u8>> {
+    let mut out = Zeroizing::new(Vec::with_capacity(secret.len() * 3));
+    for &byte in secret {
+        if !all && (byte.is_ascii_alphanumeric() || b"-._~".contains(&byte)) {
+            out.push(byte);
+        } else {
+            out.push(b'%');
+            push_hex(&mut out, u32::from(byte), 2);
+        }
+    }
+    out
+}
+
+/// `secret` as the inside of a JSON string: the minimal escapes (`slash`
+/// also escapes `/`, as some encoders do), or (`all`) every character as
+/// `\uXXXX`. `None` for a secret that is not UTF-8 (no JSON text holds it).
+fn json_escaped(secret: &[u8], all: bool, slash: bool) -> Option<Zeroizing<Vec<u8>>> {
+    let text = std::str::from_utf8(secret).ok()?;
+    let mut out = Zeroizing::new(Vec::with_capacity(secret.len() * 6));
+    let mut utf8 = [0u8; 4];
+    for c in text.chars() {
+        match c {
+            _ if all => {
+                for unit in c.encode_utf16(&mut [0; 2]) {
+                    out.extend_from_slice(b"\\u");
+                    push_hex(&mut out, u32::from(*unit), 4);
+                }
+            }
+            '"' => out.extend_from_slice(b"\\\""),
+            '\\' => out.extend_from_slice(b"\\\\"),
+            '/' if slash => out.extend_from_slice(b"\\/"),
+            c if u32::from(c) < 0x20 => {
+                out.extend_from_slice(b"\\u");
+                push_hex(&mut out, u32::from(c), 4);
+            }
+            c => out.extend_from_slice(c.encode_utf8(&mut utf8).as_bytes()),
+        }
+    }
+    utf8.fill(0);
+    Some(out)
+}
+
 impl Scrubber {
     /// A scrubber for these secrets (each at least 8 bytes, as the vault
     /// guarantees).
@@ -47,11 +108,19 @@ impl Scrubber {
                 patterns.push(base64_core(secret, offset, &STANDARD_NO_PAD));
                 patterns.push(base64_core(secret, offset, &URL_SAFE_NO_PAD));
             }
+            patterns.push(percent_encoded(secret, true));
+            patterns.push(percent_encoded(secret, false));
+            for (all, slash) in [(true, false), (false, false), (false, true)] {
+                patterns.extend(json_escaped(secret, all, slash));
+            }
         }
         patterns.retain(|p| !p.is_empty());
+        patterns.sort_by(|a, b| a.as_slice().cmp(b.as_slice()));
+        patterns.dedup_by(|a, b| a.as_slice() == b.as_slice());
         let longest = patterns.iter().map(|p| p.len()).max()?;
         let patterns = AhoCorasick::builder()
             .match_kind(MatchKind::LeftmostLongest)
+            .ascii_case_insensitive(true)
             .build(patterns.iter().map(|p| p.as_slice()))
             .ok()?;
         Some(Self { patterns, longest })
@@ -222,6 +291,46 @@ mod tests {
         }
         let mut clean = b"nothing to see here, sk-live-0123".to_vec();
         assert!(!scrubber.scrub(&mut clean));
+    }
+
+    #[test]
+    fn case_changed_percent_encoded_and_json_escaped_reflections_are_masked() {
+        // A secret with bytes that every encoding treats differently.
+        const ODD: &[u8] = b"sk/Live+0123\"quote\\end";
+        let scrubber = Scrubber::new(&[ODD]).expect("patterns");
+        let upper = ODD.to_ascii_uppercase();
+        let percent_all: String = ODD.iter().map(|b| format!("%{b:02x}")).collect();
+        let percent_some = "sk%2FLive%2B0123%22quote%5Cend".to_string();
+        let json_minimal =
+            serde_json::to_string(std::str::from_utf8(ODD).expect("utf-8")).expect("json");
+        let json_minimal = json_minimal[1..json_minimal.len() - 1].to_string();
+        let json_slash = json_minimal.replace('/', "\\/");
+        let json_all: String = ODD.iter().map(|b| format!("\\u{b:04x}")).collect();
+        let forms: [(&str, Vec<u8>); 6] = [
+            ("upper case", upper),
+            (
+                "every byte percent-encoded, lower hex",
+                percent_all.into_bytes(),
+            ),
+            ("reserved bytes percent-encoded", percent_some.into_bytes()),
+            ("JSON minimal escapes", json_minimal.into_bytes()),
+            ("JSON with \\/", json_slash.into_bytes()),
+            ("JSON \\u escapes", json_all.into_bytes()),
+        ];
+        for (what, form) in forms {
+            let mut text = [b"{\"echo\":\"".as_slice(), &form, b"\"}"].concat();
+            let before = text.clone();
+            assert!(
+                scrubber.scrub(&mut text),
+                "{what}: {}",
+                String::from_utf8_lossy(&before)
+            );
+            assert_eq!(text.len(), before.len(), "{what}: same length");
+            assert!(
+                !text.windows(form.len()).any(|w| w == form.as_slice()),
+                "{what}: masked"
+            );
+        }
     }
 
     #[tokio::test]

@@ -324,11 +324,39 @@ async fn requests_that_would_misuse_a_credential_are_refused_before_connecting()
 
 #[tokio::test]
 async fn a_compressed_response_to_a_credentialed_request_is_refused() {
-    let (api, _setup, outcome) = fetch_from(Behaviour::Gzipped).await;
-    assert_eq!(api.requests().len(), 1);
-    assert_eq!(outcome.code(), "tool_failed", "{outcome:?}");
-    assert_eq!(
-        outcome.report().egress[0].reason,
-        Some(Reason::UnscrubbableResponse)
-    );
+    // Content coding, and transfer coding (what a server that honours the
+    // guest's `TE: gzip` sends): either hides the body from the scrubber.
+    for behaviour in [Behaviour::Gzipped, Behaviour::TransferGzipped] {
+        let (api, _setup, outcome) = fetch_from(behaviour.clone()).await;
+        assert_eq!(api.requests().len(), 1);
+        assert_eq!(outcome.code(), "tool_failed", "{behaviour:?}: {outcome:?}");
+        assert_eq!(
+            outcome.report().egress[0].reason,
+            Some(Reason::UnscrubbableResponse),
+            "{behaviour:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_credentialed_request_asks_for_no_transfer_coding() {
+    let api = TestServer::start(API, 0, Behaviour::Echo)
+        .await
+        .expect("server");
+    let port = api.addr().port();
+    let setup = setup(global, "");
+    let outcome = run(
+        &setup,
+        "http-get",
+        config("fetch", port, 1),
+        json!({
+            "url": format!("http://api.test:{port}/v1"),
+            "headers": { "TE": "gzip", "Accept-Encoding": "gzip" },
+        }),
+    )
+    .await;
+    assert_eq!(outcome.code(), "ok", "{outcome:?}");
+    let seen = api.requests();
+    assert_eq!(seen[0].header("te"), None, "the guest's TE is dropped");
+    assert_eq!(seen[0].header("accept-encoding"), Some("identity"));
 }
