@@ -67,6 +67,11 @@ pub enum Reason {
     /// A response to a request that carried a credential is compressed, so
     /// it cannot be searched for the secret: refused rather than passed on.
     UnscrubbableResponse,
+    /// A proxy tunnel decided as https did not begin with a TLS ClientHello.
+    TunnelNotTls,
+    /// A proxy tunnel's TLS ClientHello names another server (SNI) than the
+    /// one the tunnel was granted for.
+    SniMismatch,
 }
 
 impl Reason {
@@ -95,6 +100,8 @@ impl Reason {
             Reason::CredentialDenied => "credential_denied",
             Reason::CredentialUnavailable => "credential_unavailable",
             Reason::UnscrubbableResponse => "unscrubbable_response",
+            Reason::TunnelNotTls => "tunnel_not_tls",
+            Reason::SniMismatch => "sni_mismatch",
         }
     }
 
@@ -128,7 +135,10 @@ impl Reason {
             Reason::ConnectFailed => E::ConnectionRefused,
             Reason::TlsFailed => E::TlsCertificateError,
             Reason::FirstByteTimeout | Reason::BetweenBytesTimeout => E::ConnectionReadTimeout,
-            Reason::ProtocolError => E::HttpProtocolError,
+            // Only a native tool's proxy tunnels; a guest never sees these.
+            Reason::ProtocolError | Reason::TunnelNotTls | Reason::SniMismatch => {
+                E::HttpProtocolError
+            }
         }
     }
 }

@@ -140,6 +140,7 @@ impl WasiHttpHooks for EgressHook {
 
 /// What the host adds to one request: credential headers, and the
 /// scrubber for their reflections in the response.
+#[derive(Default)]
 struct Injected {
     headers: Vec<Injection>,
     scrubber: Option<Arc<Scrubber>>,
@@ -153,7 +154,6 @@ fn announced_length(headers: &http::HeaderMap) -> Option<u64> {
         .and_then(|v| v.parse().ok())
 }
 
-/// A body-size refusal: the reason for the record, the error for the guest.
 /// Whether a response body reaches the guest as the bytes the server wrote:
 /// no content coding but `identity`, no transfer coding but `chunked`
 /// (which hyper removes). Anything else could hide a reflected secret.
@@ -175,6 +175,7 @@ fn searchable(headers: &http::HeaderMap) -> bool {
     identity && chunked_only
 }
 
+/// A body-size refusal: the reason for the record, the error for the guest.
 fn too_large(reason: Reason, limit: u64) -> (Reason, WasiError) {
     (reason, reason.to_wasi(Some(limit)))
 }
@@ -404,6 +405,12 @@ impl Context {
 
     /// Connects to the pinned target and sends the request; on failure,
     /// the reason for the record and the error for the guest.
+    /// The one exchange every checked request takes, from the guest's
+    /// `wasi:http` or a native tool's proxy: dial the pinned address,
+    /// handshake within the connect timeout, origin-form with the `Host`
+    /// header set here, credentials injected, the request body limited and
+    /// paced, first-byte and between-bytes timeouts, the response limited,
+    /// paced, counted and (with a credential) scrubbed.
     async fn exchange(
         &self,
         request: http::Request<WasiBody>,

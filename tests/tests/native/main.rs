@@ -108,6 +108,83 @@ printf '{{"echoed": %s, "refused": "%s", "direct": "%s"}}' "$body" "$refused" "$
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_proxy_limits_bodies_and_tunnels_carry_tls_to_the_granted_name_only() {
+    let server = TestServer::start(SVC, 0, Behaviour::Echo)
+        .await
+        .expect("server");
+    let port = server.addr().port();
+    let state = tempfile::tempdir().expect("tempdir");
+    let host = Host::builder()
+        .cache_dir(test_cache_dir())
+        .state_dir(state.path())
+        .policies(permit_all())
+        .resolver(Arc::new(
+            StaticResolver::new().with("svc.test", [IpAddr::V4(SVC)]),
+        ))
+        .native_bridge(env!("CARGO_BIN_EXE_bridge"))
+        .build()
+        .expect("host");
+    let grant = NetworkGrant::from_toml(
+        &format!(
+            "max_request_bytes = \"1KiB\"\n[[allow]]\nhost = \"svc.test\"\nprivate = true\n\
+             schemes = [\"http\", \"https\"]\nports = [{port}]\n"
+        ),
+        "grant.toml",
+    )
+    .expect("grant");
+    // 1. A 300 kB POST, announced and chunked; 2. plain HTTP inside a
+    // CONNECT tunnel; 3. TLS whose SNI names another server than the
+    // tunnel's. Each prints curl's status; none may reach the server.
+    let script = format!(
+        r#"read -r input
+head -c 300000 /dev/zero > /tmp/big
+announced=$(curl -s -m 5 -o /dev/null -w '%{{http_code}}' --data-binary @/tmp/big http://svc.test:{port}/post)
+chunked=$(curl -s -m 5 -o /dev/null -w '%{{http_code}}' -H 'Transfer-Encoding: chunked' --data-binary @/tmp/big http://svc.test:{port}/chunked)
+plain=$(curl -s -m 5 -p -o /dev/null -w '%{{http_code}}' http://svc.test:{port}/in-tunnel || true)
+sni=$(curl -s -m 5 -k -o /dev/null -w '%{{http_code}}' --connect-to evil.test:{port}:svc.test:{port} https://evil.test:{port}/ || true)
+printf '{{"announced": "%s", "chunked": "%s", "plain": "%s", "sni": "%s"}}' "$announced" "$chunked" "$plain" "$sni""#
+    );
+    let tool = host
+        .load_native(
+            "uploader",
+            spec(&script, NativeNetwork::Strict),
+            Grants::none().with_network(grant),
+        )
+        .expect("loads");
+    let outcome = host
+        .invoke_native(&tool, Invocation::new("{}"))
+        .await
+        .expect("runs");
+    assert_eq!(outcome.code(), "ok", "{outcome:?}");
+    let output: serde_json::Value =
+        serde_json::from_str(outcome.output().expect("output")).expect("JSON");
+    assert_eq!(output["announced"], "502", "{output}");
+    let records = &outcome.report().egress;
+    let reasons: Vec<Option<Reason>> = records.iter().map(|r| r.reason).collect();
+    assert_eq!(
+        reasons,
+        [
+            Some(Reason::RequestTooLarge),
+            Some(Reason::RequestTooLarge),
+            Some(Reason::TunnelNotTls),
+            Some(Reason::SniMismatch),
+        ],
+        "{records:#?}"
+    );
+    for record in records {
+        assert!(record.bytes_up <= 1024, "{record:#?}");
+    }
+    assert!(
+        server
+            .requests()
+            .iter()
+            .all(|r| r.target != "/post" && r.target != "/in-tunnel"),
+        "{:?}",
+        server.requests()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn native_tools_wait_for_approval_and_unsandboxed_ones_need_a_policy() {
     let state = tempfile::tempdir().expect("tempdir");
     let host = Host::builder()

@@ -2,24 +2,25 @@
 //! reaches (through the bridge in its sandbox). The second door to the same
 //! egress decision as the `wasi:http` hook: every request passes the
 //! budget, the grant, one resolution with every address classified, and
-//! Cedar, then goes to the pinned address. Plain HTTP is forwarded
-//! (absolute-form requests); `CONNECT host:port` becomes a TCP tunnel to the
-//! checked address, so a lying SNI or a DNS rebinding inside the tunnel
-//! gains nothing. Refusals are `403` with the reason code.
+//! Cedar, then goes to the pinned address. Plain HTTP (absolute-form
+//! requests) takes the hook's own exchange, limits, pacing and timeouts
+//! included; `CONNECT host:port` becomes a TCP tunnel to the checked
+//! address (see [`tunnel`]), so a DNS rebinding inside the tunnel gains
+//! nothing. Refusals are `403` with the reason code.
 
-use super::{Context, EgressHook, Origin, tighter};
-use crate::egress::body::ResponseBody;
+use super::{Context, EgressHook, Injected, Origin};
 use crate::egress::decide::{Denial, Reason};
 use crate::egress::record::EgressRecord;
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty, Full, combinators::UnsyncBoxBody};
+use http_body_util::{BodyExt, Full, combinators::UnsyncBoxBody};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use tokio::io::AsyncReadExt;
 use wasmtime_wasi_http::Error as WasiError;
 use wasmtime_wasi_http::io::TokioIo;
+
+mod tunnel;
 
 type ProxyBody = UnsyncBoxBody<Bytes, WasiError>;
 
@@ -161,106 +162,24 @@ async fn handle(cx: &Context, request: Request<Incoming>) -> Response<ProxyBody>
         }
     };
     let record = cx.log.allow(&origin, &pinned, Vec::new());
-    let budgets = cx.grant.budgets();
-    let stream = match cx
-        .dial(&pinned, &record, budgets.connect_timeout, tunnel)
-        .await
-    {
-        Ok(stream) => stream,
-        Err(reason) => {
-            record.finish(Some(reason));
-            return failed(reason);
-        }
-    };
-
     if tunnel {
-        let (up_limit, down_limit) = (budgets.max_request_bytes, budgets.max_response_bytes);
-        tokio::spawn(async move {
-            let Ok(upgraded) = hyper::upgrade::on(request).await else {
-                record.finish(Some(Reason::ProtocolError));
-                return;
-            };
-            let client = hyper_util::rt::TokioIo::new(upgraded);
-            let (mut client_read, mut client_write) = tokio::io::split(client);
-            let (mut server_read, mut server_write) = tokio::io::split(stream);
-            // Each direction stops at its byte budget.
-            let up = async {
-                let sent =
-                    tokio::io::copy(&mut (&mut client_read).take(up_limit), &mut server_write)
-                        .await;
-                let _ = tokio::io::AsyncWriteExt::shutdown(&mut server_write).await;
-                sent.unwrap_or(0)
-            };
-            let down = async {
-                let got =
-                    tokio::io::copy(&mut (&mut server_read).take(down_limit), &mut client_write)
-                        .await;
-                let _ = tokio::io::AsyncWriteExt::shutdown(&mut client_write).await;
-                got.unwrap_or(0)
-            };
-            let (sent, got) = tokio::join!(up, down);
-            record.add_up(sent);
-            record.add_down(got);
-            let over = if got >= down_limit {
-                Some(Reason::ResponseTooLarge)
-            } else if sent >= up_limit {
-                Some(Reason::RequestTooLarge)
-            } else {
-                None
-            };
-            record.finish(over);
-        });
-        return Response::new(Empty::new().map_err(|never| match never {}).boxed_unsync());
+        return tunnel::open(cx, request, &pinned, record).await;
     }
-
-    let Ok((mut sender, connection)) =
-        hyper::client::conn::http1::handshake(TokioIo::new(stream)).await
-    else {
-        record.finish(Some(Reason::ProtocolError));
-        return failed(Reason::ProtocolError);
-    };
-    tokio::spawn(connection);
     let (mut parts, body) = request.into_parts();
-    let target = pinned.target();
-    let Ok(uri) = http::Uri::builder()
-        .path_and_query(target.path_and_query.as_str())
-        .build()
-    else {
-        record.finish(Some(Reason::InvalidUrl));
-        return failed(Reason::InvalidUrl);
-    };
-    parts.uri = uri;
-    if let Ok(host) = http::HeaderValue::from_str(&target.host_header()) {
-        parts.headers.insert(http::header::HOST, host);
-    }
     parts.headers.remove("proxy-connection");
     parts.headers.remove(http::header::PROXY_AUTHORIZATION);
-    let first_byte = tighter(budgets.first_byte_timeout, None);
-    let response = match tokio::time::timeout(
-        first_byte,
-        sender.send_request(Request::from_parts(parts, body)),
-    )
-    .await
+    let body = body.map_err(WasiError::from).boxed_unsync();
+    let request = Request::from_parts(parts, body);
+    // Native tools hold no credentials (refused at load): nothing to inject.
+    match cx
+        .exchange(request, None, &pinned, &record, Injected::default())
+        .await
     {
-        Err(_elapsed) => {
-            record.finish(Some(Reason::FirstByteTimeout));
-            return failed(Reason::FirstByteTimeout);
+        // The connection runs on its own task; its end needs no waiting.
+        Ok((response, _connection)) => response,
+        Err((reason, _)) => {
+            record.finish(Some(reason));
+            failed(reason)
         }
-        Ok(Err(_)) => {
-            record.finish(Some(Reason::ProtocolError));
-            return failed(Reason::ProtocolError);
-        }
-        Ok(Ok(response)) => response,
-    };
-    record.status(response.status().as_u16());
-    response.map(|incoming| {
-        ResponseBody::new(
-            incoming,
-            budgets.max_response_bytes,
-            budgets.between_bytes_timeout,
-            Arc::clone(&cx.budget),
-            record.clone(),
-        )
-        .boxed_unsync()
-    })
+    }
 }
