@@ -44,23 +44,34 @@ impl Drop for EgressProxy {
 
 impl EgressProxy {
     /// Starts a proxy deciding with `hook`'s grant, network and requester.
-    /// The socket is reachable by any local user (the sandbox runs as
-    /// `nobody`); its directory can be passed through but not listed.
+    ///
+    /// Only the sandbox's user reaches it: the socket (0600) sits in a
+    /// fresh directory (0700), both owned by that user, and a connection is
+    /// served only when the kernel reports the peer as that user. The
+    /// sandbox gets the socket bound in.
     pub(crate) fn start(hook: EgressHook) -> std::io::Result<Self> {
         let dir = tempfile::Builder::new()
             .prefix("airlock-proxy-")
             .tempdir()?;
         let socket = dir.path().join("proxy.sock");
-        let listener = tokio::net::UnixListener::bind(&socket)?;
-        #[cfg(unix)]
-        {
+        let (uid, gid) = sandbox_user();
+        let private = |path: &Path, mode: u32| -> std::io::Result<()> {
             use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o711))?;
-            std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o666))?;
-        }
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+            std::os::unix::fs::chown(path, Some(uid), Some(gid))
+        };
+        private(dir.path(), 0o700)?;
+        let listener = tokio::net::UnixListener::bind(&socket)?;
+        private(&socket, 0o600)?;
         let cx = Arc::clone(&hook.cx);
         let task = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
+                // Another user who reached the socket anyway (root, a shared
+                // mount) is not served.
+                if !stream.peer_cred().is_ok_and(|peer| peer.uid() == uid) {
+                    tracing::warn!(target: "airlock::egress", "refused a proxy connection from another user");
+                    continue;
+                }
                 let cx = Arc::clone(&cx);
                 tokio::spawn(async move {
                     let service = hyper::service::service_fn(move |request| {
@@ -91,6 +102,24 @@ impl EgressProxy {
     pub(crate) fn records(&self) -> Vec<EgressRecord> {
         self.hook.records()
     }
+}
+
+/// The user and group a sandboxed tool runs as, as the host's kernel sees
+/// them: bubblewrap started by root drops to the sandbox user; started by
+/// anyone else, its user namespace maps the tool to that user.
+fn sandbox_user() -> (u32, u32) {
+    let (uid, gid) = (
+        nix::unistd::Uid::effective().as_raw(),
+        nix::unistd::Gid::effective().as_raw(),
+    );
+    #[cfg(target_os = "linux")]
+    if uid == 0 {
+        return (
+            airlock_sandbox::linux_bwrap::SANDBOX_UID,
+            airlock_sandbox::linux_bwrap::SANDBOX_GID,
+        );
+    }
+    (uid, gid)
 }
 
 fn text(status: StatusCode, reason: Option<Reason>, message: String) -> Response<ProxyBody> {
@@ -180,6 +209,93 @@ async fn handle(cx: &Context, request: Request<Incoming>) -> Response<ProxyBody>
         Err((reason, _)) => {
             record.finish(Some(reason));
             failed(reason)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::egress::hook::{Credentials, Network, Requester};
+    use crate::egress::{NetworkGrant, StaticResolver, TcpTlsConnector};
+    use crate::policy::{PolicyEngine, Principal, RequestContext, ToolFacts};
+    use std::os::unix::fs::PermissionsExt;
+
+    fn proxy() -> EgressProxy {
+        let hook = EgressHook::new(
+            "01TEST",
+            Arc::new(NetworkGrant::default()),
+            Network {
+                resolver: Arc::new(StaticResolver::new()),
+                connector: Arc::new(TcpTlsConnector::with_webpki_roots()),
+            },
+            Requester {
+                policies: Arc::new(PolicyEngine::embedded()),
+                principal: Principal::user("test"),
+                tool: ToolFacts::derive("t", "native", vec![], "sha", false),
+                context: RequestContext::default(),
+                credentials: Credentials::default(),
+            },
+        );
+        EgressProxy::start(hook).expect("proxy")
+    }
+
+    /// What the proxy answers a connection from `uid`: the status code,
+    /// `000` when it cannot connect or is not answered.
+    async fn answer(socket: &Path, uid: u32) -> String {
+        let mut curl = tokio::process::Command::new("curl");
+        curl.args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--unix-socket",
+        ])
+        .arg(socket)
+        .arg("http://proxy/");
+        if uid != nix::unistd::Uid::effective().as_raw() {
+            curl.uid(uid);
+        }
+        let out = curl.output().await.expect("curl");
+        String::from_utf8_lossy(&out.stdout).to_string()
+    }
+
+    #[tokio::test]
+    async fn only_the_sandbox_user_is_served() {
+        let proxy = proxy();
+        let socket = proxy.socket().to_path_buf();
+        let (sandbox, _) = sandbox_user();
+        let dir = socket.parent().expect("a directory");
+        for (path, mode) in [(dir, 0o700), (socket.as_path(), 0o600)] {
+            let meta = std::fs::metadata(path).expect("metadata");
+            assert_eq!(
+                meta.permissions().mode() & 0o777,
+                mode,
+                "{}",
+                path.display()
+            );
+            assert_eq!(std::os::unix::fs::MetadataExt::uid(&meta), sandbox);
+        }
+        // The sandbox's user is served: a request not in absolute form is
+        // a 400.
+        assert_eq!(answer(&socket, sandbox).await, "400");
+
+        if nix::unistd::Uid::effective().is_root() {
+            // Root itself (which passes any permission) is not served, nor,
+            // with the path opened to everyone, another user: the peer
+            // credentials decide.
+            assert_eq!(answer(&socket, 0).await, "000");
+            for path in [dir, socket.as_path()] {
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o777))
+                    .expect("chmod");
+            }
+            assert_eq!(
+                answer(&socket, 1).await,
+                "000",
+                "another user gets no answer"
+            );
+            assert_eq!(answer(&socket, sandbox).await, "400");
         }
     }
 }
