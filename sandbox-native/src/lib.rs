@@ -18,6 +18,8 @@ mod cancel;
 pub mod linux_bwrap;
 pub mod macos_sbpl;
 mod output;
+#[cfg(target_os = "linux")]
+mod persistence;
 mod plan;
 #[cfg(target_os = "linux")]
 pub mod seccomp;
@@ -32,7 +34,9 @@ pub use cancel::Cancel;
 pub use linux_bwrap::LinuxBubblewrap;
 pub use macos_sbpl::MacosSandboxExec;
 pub use output::{Captured, Exit, RunOutput};
-pub use plan::{Access, DEFAULT_LIMITS, Limits, Mount, NetworkMode, PERSISTENCE_PATHS, Plan};
+pub use plan::{
+    Access, DEFAULT_LIMITS, Limits, Mount, NetworkMode, PERSISTENCE_PATHS, Persistent, Plan,
+};
 #[cfg(unix)]
 pub use unix::run_unsandboxed;
 pub use windows_job::WindowsJobObject;

