@@ -640,7 +640,9 @@ impl Host {
         Ok(outcome)
     }
 
-    fn check_limits(&self, limits: &Limits) -> Result<(), InvokeError> {
+    /// Refuses limits this host cannot provide: fuel without metering, or a
+    /// memory or table size over its ceiling.
+    pub(crate) fn check_limits(&self, limits: &Limits) -> Result<(), InvokeError> {
         if limits.fuel.is_some() && !self.inner.fuel_metering {
             return Err(InvokeError::FuelNotEnabled);
         }

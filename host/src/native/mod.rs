@@ -130,7 +130,19 @@ impl NativeTool {
     /// mounts and limits. A `strict` run adds its own proxy socket and the
     /// bridge.
     pub fn sandbox_plan(&self) -> Plan {
-        plan_for(&self.spec)
+        plan_for(&self.spec, &self.limits(Limits::default()))
+    }
+
+    /// The run's limits: the operator's wall clock and output cap over
+    /// `base` (the host's defaults).
+    fn limits(&self, base: Limits) -> Limits {
+        let spec = &self.spec.limits;
+        Limits {
+            timeout: spec.wall_clock,
+            max_output_bytes: spec.output_bytes,
+            max_stdio_bytes: spec.output_bytes,
+            ..base
+        }
     }
 
     /// The executor attestations name.
@@ -187,6 +199,10 @@ pub enum NativeError {
         /// What would have run the tool.
         executor: &'static str,
     },
+    /// The tool cannot be described to the policies (as a component's
+    /// load says `invalid_descriptor`).
+    #[error("the tool cannot be described to the policies: {0}")]
+    Describe(#[from] crate::policy::PolicyError),
 }
 
 impl NativeError {
@@ -194,6 +210,7 @@ impl NativeError {
     pub fn code(&self) -> &'static str {
         match self {
             NativeError::Program { .. } => "native_program_unreadable",
+            NativeError::Describe(_) => "invalid_descriptor",
             NativeError::Sandbox(e) => e.code(),
             NativeError::Directory { .. }
             | NativeError::Credentials
@@ -300,12 +317,7 @@ impl Host {
             &sha256,
             grants.is_marked_sensitive(),
         );
-        self.policies()
-            .register_tool(&facts)
-            .map_err(|e| NativeError::Program {
-                path: program.clone(),
-                source: std::io::Error::other(e.to_string()),
-            })?;
+        self.policies().register_tool(&facts)?;
         Ok(NativeTool {
             facts,
             spec: NativeSpec {
@@ -335,12 +347,18 @@ impl Host {
         invocation: Invocation,
     ) -> Result<Outcome, InvokeError> {
         let spec = &tool.spec;
-        let limits = Limits {
-            timeout: spec.limits.wall_clock,
-            max_output_bytes: spec.limits.output_bytes,
-            max_stdio_bytes: spec.limits.output_bytes,
-            ..self.default_limits().clone()
-        };
+        let mut limits = tool.limits(self.default_limits().clone());
+        // The operator's native limits are the ceiling: an invocation's own
+        // limits are checked like a component's and may only tighten them.
+        if let Some(asked) = &invocation.limits {
+            self.check_limits(asked)?;
+            limits = Limits {
+                timeout: asked.timeout.min(limits.timeout),
+                max_output_bytes: asked.max_output_bytes.min(limits.max_output_bytes),
+                max_stdio_bytes: asked.max_stdio_bytes.min(limits.max_stdio_bytes),
+                ..asked.clone()
+            };
+        }
         let invocation_id = ulid::Ulid::new().to_string();
         let started = SystemTime::now();
         let policies = self.policies();
@@ -429,7 +447,7 @@ impl Host {
             NativeNetwork::None => None,
         };
         let bridge = self.native_bridge();
-        let mut plan = plan_for(spec);
+        let mut plan = plan_for(spec, &limits);
         if let Some(proxy) = &proxy {
             let bridge = bridge.ok_or_else(|| InvokeError::Native {
                 message: "strict network needs the bridge program: HostBuilder::native_bridge, or run from the airlock binary".into(),

@@ -18,12 +18,16 @@ fn text(captured: &airlock_sandbox::Captured) -> Captured {
 /// The sandbox plan: the program and the granted directories visible at
 /// their host paths, a minimal environment, no network (a `strict` run sets
 /// its proxy and bridge).
-pub(super) fn plan_for(spec: &NativeSpec) -> Plan {
+pub(super) fn plan_for(spec: &NativeSpec, limits: &Limits) -> Plan {
     let mut plan = Plan::new(&spec.program)
         .args(spec.args.iter())
         .env("PATH", "/usr/local/bin:/usr/bin:/bin")
         .env("LANG", "C.UTF-8")
-        .limits(spec.limits.clone())
+        .limits(airlock_sandbox::Limits {
+            wall_clock: limits.timeout,
+            output_bytes: limits.max_output_bytes,
+            ..spec.limits.clone()
+        })
         .mount(&spec.program, &spec.program, Access::ReadOnly);
     for dir in &spec.fs_read {
         plan = plan.mount(dir, dir, Access::ReadOnly);

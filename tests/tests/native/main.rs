@@ -301,6 +301,54 @@ async fn a_session_approval_covers_only_the_program_line_it_was_given_for() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invocations_limits_tighten_a_native_tool_and_are_checked() {
+    let state = tempfile::tempdir().expect("tempdir");
+    let host = Host::builder()
+        .cache_dir(test_cache_dir())
+        .state_dir(state.path())
+        .policies(permit_all())
+        .build()
+        .expect("host");
+    let tool = host
+        .load_native(
+            "sleeper",
+            spec("sleep 20; cat", NativeNetwork::None),
+            Grants::none(),
+        )
+        .expect("loads");
+    let tight = airlock::Limits {
+        timeout: std::time::Duration::from_millis(300),
+        ..airlock::Limits::default()
+    };
+    let outcome = host
+        .invoke_native(&tool, Invocation::new("[1]").with_limits(tight.clone()))
+        .await
+        .expect("runs");
+    assert_eq!(outcome.code(), "deadline_exceeded", "{outcome:?}");
+    assert_eq!(outcome.report().limits.timeout, tight.timeout);
+
+    let small_input = airlock::Limits {
+        max_input_bytes: 4,
+        ..airlock::Limits::default()
+    };
+    let outcome = host
+        .invoke_native(&tool, Invocation::new("[1, 2, 3]").with_limits(small_input))
+        .await
+        .expect("refused before it runs");
+    assert_eq!(outcome.code(), "input_too_large", "{outcome:?}");
+
+    let fuel = airlock::Limits {
+        fuel: Some(1_000),
+        ..airlock::Limits::default()
+    };
+    let refused = host
+        .invoke_native(&tool, Invocation::new("[1]").with_limits(fuel))
+        .await
+        .expect_err("a limit this host cannot provide");
+    assert_eq!(refused.code(), "fuel_not_enabled", "{refused}");
+}
+
 use airlock::Outcome;
 
 /// An operator allows the pending approval `id` once.
