@@ -16,6 +16,25 @@ fn allow_once() -> Option<Value> {
     Some(json!({ "decision": "allow_once" }))
 }
 
+/// One `fetch` of `url` by a new agent `agent` whose client answers as
+/// `recorder` does (the high-level call drives 2026-07-28's
+/// `input_required` rounds): the result and the questions it was asked.
+async fn fetch_as(
+    server: &Server<'_>,
+    agent: &str,
+    recorder: Recorder,
+    url: &str,
+) -> (rmcp::model::CallToolResult, Vec<String>) {
+    let client = server.client_as(agent, recorder).await;
+    let result = client
+        .call_tool(call("fetch", json!({ "url": url })))
+        .await
+        .expect("tools/call");
+    let questions = client.service().questions();
+    client.cancel().await.expect("close");
+    (result, questions)
+}
+
 /// The `approval_decided` entries of a journal.
 fn decisions(journal: &[Value]) -> Vec<&Value> {
     journal
@@ -36,14 +55,8 @@ async fn the_human_at_the_client_allows_a_call_on_either_protocol_generation() {
         ("stateless", ProtocolVersion::V_2026_07_28),
     ] {
         let answering = Recorder::answering(protocol, ElicitationAction::Accept, allow_once());
-        let client = server.client_as(agent, answering).await;
-        // The high-level call drives 2026-07-28's input_required rounds.
-        let result = client
-            .call_tool(call("fetch", json!({ "url": url })))
-            .await
-            .expect("tools/call");
+        let (result, questions) = fetch_as(&server, agent, answering, &url).await;
         assert_eq!(result.is_error, Some(false), "{agent}: {}", text(&result));
-        let questions = client.service().questions();
         assert_eq!(questions.len(), 1, "{agent}: asked once: {questions:?}");
         assert!(
             questions[0].contains("`fetch`")
@@ -51,7 +64,6 @@ async fn the_human_at_the_client_allows_a_call_on_either_protocol_generation() {
             "{agent}: the question names the tool and the caller: {}",
             questions[0]
         );
-        client.cancel().await.expect("close");
     }
     assert_eq!(upstream.requests().len(), 2, "each allowed call ran once");
 
@@ -89,20 +101,14 @@ async fn a_human_who_declines_denies_the_call_and_nothing_leaves() {
             Some(json!({ "decision": "deny" })),
         ),
     ] {
-        let client = server
-            .client_as(agent, Recorder::answering(protocol, action, content))
-            .await;
-        let result = client
-            .call_tool(call("fetch", json!({ "url": url })))
-            .await
-            .expect("tools/call");
+        let answering = Recorder::answering(protocol, action, content);
+        let (result, _) = fetch_as(&server, agent, answering, &url).await;
         assert_eq!(result.is_error, Some(true), "{agent}");
         assert!(
             text(&result).starts_with("approval_denied: "),
             "{agent}: {}",
             text(&result)
         );
-        client.cancel().await.expect("close");
     }
     assert!(
         upstream.requests().is_empty(),
@@ -120,18 +126,13 @@ async fn without_the_setting_the_client_is_never_asked() {
         ("stateless", ProtocolVersion::V_2026_07_28),
     ] {
         let answering = Recorder::answering(protocol, ElicitationAction::Accept, allow_once());
-        let client = server.client_as(agent, answering).await;
-        let result = client
-            .call_tool(call("fetch", json!({ "url": "http://svc.test:9/" })))
-            .await
-            .expect("tools/call");
+        let (result, questions) = fetch_as(&server, agent, answering, "http://svc.test:9/").await;
         assert!(
             text(&result).starts_with("approval_pending: "),
             "{}",
             text(&result)
         );
-        assert!(client.service().questions().is_empty());
-        client.cancel().await.expect("close");
+        assert!(questions.is_empty(), "{agent}: {questions:?}");
     }
     let journal = server.stop_and_journal();
     assert!(decisions(&journal).is_empty(), "nobody decided");
@@ -216,19 +217,12 @@ async fn a_request_state_answers_only_the_call_it_was_issued_for() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn policies_can_keep_a_decision_for_operators() {
     let fixture = Fixture::new(&format!("{CLIENT}approval_wait = \"300ms\"\n"));
-    let policies = tempfile::tempdir().expect("policies");
-    std::fs::write(
-        policies.path().join("default.cedar"),
-        airlock::policy::DEFAULT_POLICIES,
-    )
-    .expect("defaults");
-    std::fs::write(
-        policies.path().join("network-for-operators.cedar"),
+    let policies = fixture::policies_with(
+        "network-for-operators.cedar",
         "@id(\"network-for-operators\")\n\
          forbid (principal, action == Airlock::Action::\"approval.decide\", resource)\n\
          when { context.channel == \"mcp-client\" && resource.capabilities.contains(\"network\") };\n",
-    )
-    .expect("policy");
+    );
     let server = Server::start(
         &fixture,
         Start {
@@ -242,12 +236,8 @@ async fn policies_can_keep_a_decision_for_operators() {
         ElicitationAction::Accept,
         allow_once(),
     );
-    let client = server.client_as("claude", answering).await;
-    let result = client
-        .call_tool(call("fetch", json!({ "url": "http://svc.test:9/" })))
-        .await
-        .expect("tools/call");
-    assert_eq!(client.service().questions().len(), 1, "the human was asked");
+    let (result, questions) = fetch_as(&server, "claude", answering, "http://svc.test:9/").await;
+    assert_eq!(questions.len(), 1, "the human was asked");
     assert!(
         text(&result).starts_with("approval_pending: "),
         "but their answer did not count: {}",
@@ -257,7 +247,6 @@ async fn policies_can_keep_a_decision_for_operators() {
     let id = server.pending_approval_id();
     let decided = server.airlock(&["approvals", "decide", &id, "--deny", "no"]);
     assert!(decided.status.success(), "{}", fixture::printed(&decided));
-    client.cancel().await.expect("close");
     let journal = server.stop_and_journal();
     let decided = decisions(&journal);
     assert_eq!(decided.len(), 1);

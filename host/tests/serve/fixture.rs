@@ -180,6 +180,18 @@ impl Fixture {
     }
 }
 
+/// A policies directory: the shipped policies plus `name` holding `extra`.
+pub fn policies_with(name: &str, extra: &str) -> tempfile::TempDir {
+    let policies = tempfile::tempdir().expect("policies");
+    std::fs::write(
+        policies.path().join("default.cedar"),
+        airlock::policy::DEFAULT_POLICIES,
+    )
+    .expect("defaults");
+    std::fs::write(policies.path().join(name), extra).expect("policy");
+    policies
+}
+
 /// `airlock --state-dir STATE --socket SOCKET ARGS` for `fixture`.
 pub fn airlock_for(fixture: &Fixture, args: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_airlock"));

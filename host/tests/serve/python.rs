@@ -35,6 +35,21 @@ fn script() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/python/mcp_client.py")
 }
 
+/// The client script of SDK `version`, starting `airlock serve --stdio`
+/// on `fixture` itself, fetching from `svc.test:PORT`.
+fn over_stdio(version: &str, fixture: &Fixture, port: u16) -> Command {
+    let mut command = Command::new(python(version));
+    command
+        .arg(script())
+        .arg("stdio")
+        .arg(env!("CARGO_BIN_EXE_airlock"))
+        .arg(fixture.state())
+        .arg(fixture.config())
+        .arg(format!("http://svc.test:{port}/from-python"))
+        .arg("svc.test=127.0.0.1");
+    command
+}
+
 /// Runs the client script; approves what it waits for with `decide`.
 /// Returns the protocol version it negotiated and the approval questions
 /// it was asked (with `--answer`).
@@ -109,15 +124,7 @@ async fn the_python_sdk_drives_airlock_serve_over_stdio() {
     let mut protocols = Vec::new();
     for version in VERSIONS {
         let fixture = Fixture::with_upstream("", port);
-        let mut command = Command::new(python(version));
-        command
-            .arg(script())
-            .arg("stdio")
-            .arg(env!("CARGO_BIN_EXE_airlock"))
-            .arg(fixture.state())
-            .arg(fixture.config())
-            .arg(format!("http://svc.test:{port}/from-python"))
-            .arg("svc.test=127.0.0.1");
+        let command = over_stdio(version, &fixture, port);
         let decide = |id: &str| {
             let out =
                 fixture::airlock_for(&fixture, &["approvals", "decide", id, "--allow", "once"])
@@ -150,16 +157,8 @@ async fn the_human_at_a_python_client_allows_the_call_on_both_protocol_generatio
     let mut protocols = Vec::new();
     for version in VERSIONS {
         let fixture = Fixture::with_upstream("approvals = \"client\"\n", port);
-        let mut command = Command::new(python(version));
-        command
-            .arg(script())
-            .arg("stdio")
-            .arg(env!("CARGO_BIN_EXE_airlock"))
-            .arg(fixture.state())
-            .arg(fixture.config())
-            .arg(format!("http://svc.test:{port}/from-python"))
-            .arg("svc.test=127.0.0.1")
-            .args(["--answer", "allow_once"]);
+        let mut command = over_stdio(version, &fixture, port);
+        command.args(["--answer", "allow_once"]);
         // No operator decides: only the answer at the client can.
         let (protocol, asked) = tokio::task::block_in_place(|| drive(command, &|_| {}));
         assert_eq!(asked.len(), 1, "{version}: asked once: {asked:?}");

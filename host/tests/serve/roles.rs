@@ -73,19 +73,12 @@ async fn policies_decide_which_operator_may_decide_what() {
     let upstream = fixture::upstream().await;
     let port = upstream.addr().port();
     let fixture = Fixture::with_upstream("", port);
-    let policies = tempfile::tempdir().expect("policies");
-    std::fs::write(
-        policies.path().join("default.cedar"),
-        airlock::policy::DEFAULT_POLICIES,
-    )
-    .expect("defaults");
-    std::fs::write(
-        policies.path().join("two-person.cedar"),
+    let policies = fixture::policies_with(
+        "two-person.cedar",
         "@id(\"network-needs-security\")\n\
          forbid (principal, action == Airlock::Action::\"approval.decide\", resource)\n\
          when { resource.capabilities.contains(\"network\") && principal != Airlock::Operator::\"security\" };\n",
-    )
-    .expect("policy");
+    );
     let server = Server::start(
         &fixture,
         Start {

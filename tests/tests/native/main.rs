@@ -25,6 +25,21 @@ fn spec(script: &str, network: NativeNetwork) -> NativeSpec {
     }
 }
 
+/// A host whose policies permit everything, `svc.test` resolving to
+/// [`SVC`], and the bridge strict mode needs.
+fn strict_host(state: &std::path::Path) -> Host {
+    Host::builder()
+        .cache_dir(test_cache_dir())
+        .state_dir(state)
+        .policies(permit_all())
+        .resolver(Arc::new(
+            StaticResolver::new().with("svc.test", [IpAddr::V4(SVC)]),
+        ))
+        .native_bridge(env!("CARGO_BIN_EXE_bridge"))
+        .build()
+        .expect("host")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_strict_native_tool_reaches_its_grant_and_nothing_else() {
     let server = TestServer::start(SVC, 0, Behaviour::Echo)
@@ -32,16 +47,7 @@ async fn a_strict_native_tool_reaches_its_grant_and_nothing_else() {
         .expect("server");
     let port = server.addr().port();
     let state = tempfile::tempdir().expect("tempdir");
-    let host = Host::builder()
-        .cache_dir(test_cache_dir())
-        .state_dir(state.path())
-        .policies(permit_all())
-        .resolver(Arc::new(
-            StaticResolver::new().with("svc.test", [IpAddr::V4(SVC)]),
-        ))
-        .native_bridge(env!("CARGO_BIN_EXE_bridge"))
-        .build()
-        .expect("host");
+    let host = strict_host(state.path());
     let grant = NetworkGrant::from_toml(
         &format!("[[allow]]\nhost = \"svc.test\"\nprivate = true\nports = [{port}]\n"),
         "grant.toml",
@@ -114,16 +120,7 @@ async fn the_proxy_limits_bodies_and_tunnels_carry_tls_to_the_granted_name_only(
         .expect("server");
     let port = server.addr().port();
     let state = tempfile::tempdir().expect("tempdir");
-    let host = Host::builder()
-        .cache_dir(test_cache_dir())
-        .state_dir(state.path())
-        .policies(permit_all())
-        .resolver(Arc::new(
-            StaticResolver::new().with("svc.test", [IpAddr::V4(SVC)]),
-        ))
-        .native_bridge(env!("CARGO_BIN_EXE_bridge"))
-        .build()
-        .expect("host");
+    let host = strict_host(state.path());
     let grant = NetworkGrant::from_toml(
         &format!(
             "max_request_bytes = \"1KiB\"\n[[allow]]\nhost = \"svc.test\"\nprivate = true\n\

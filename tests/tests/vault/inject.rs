@@ -145,6 +145,14 @@ fn everything(outcome: &Outcome) -> String {
 /// A `behaviour` server on `api.test`, fetched once by `http-get` with the
 /// global secret bound.
 async fn fetch_from(behaviour: Behaviour) -> (TestServer, Setup, Outcome) {
+    fetch_with_headers(behaviour, json!({})).await
+}
+
+/// As [`fetch_from`], the tool asking for `headers` too.
+async fn fetch_with_headers(
+    behaviour: Behaviour,
+    headers: serde_json::Value,
+) -> (TestServer, Setup, Outcome) {
     let api = TestServer::start(API, 0, behaviour).await.expect("server");
     let port = api.addr().port();
     let setup = setup(global, "");
@@ -152,7 +160,7 @@ async fn fetch_from(behaviour: Behaviour) -> (TestServer, Setup, Outcome) {
         &setup,
         "http-get",
         config("fetch", port, 1),
-        json!({"url": format!("http://api.test:{port}/v1")}),
+        json!({"url": format!("http://api.test:{port}/v1"), "headers": headers}),
     )
     .await;
     (api, setup, outcome)
@@ -340,21 +348,8 @@ async fn a_compressed_response_to_a_credentialed_request_is_refused() {
 
 #[tokio::test]
 async fn a_credentialed_request_asks_for_no_transfer_coding() {
-    let api = TestServer::start(API, 0, Behaviour::Echo)
-        .await
-        .expect("server");
-    let port = api.addr().port();
-    let setup = setup(global, "");
-    let outcome = run(
-        &setup,
-        "http-get",
-        config("fetch", port, 1),
-        json!({
-            "url": format!("http://api.test:{port}/v1"),
-            "headers": { "TE": "gzip", "Accept-Encoding": "gzip" },
-        }),
-    )
-    .await;
+    let headers = json!({ "TE": "gzip", "Accept-Encoding": "gzip" });
+    let (api, _setup, outcome) = fetch_with_headers(Behaviour::Echo, headers).await;
     assert_eq!(outcome.code(), "ok", "{outcome:?}");
     let seen = api.requests();
     assert_eq!(seen[0].header("te"), None, "the guest's TE is dropped");
