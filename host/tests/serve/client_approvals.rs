@@ -4,7 +4,7 @@
 //! sealed `requestState` on 2026-07-28), recorded as `mcp-client`, and
 //! only ever for the call that asked.
 
-use super::fixture::{self, Fixture, Recorder, Server, Start};
+use super::fixture::{self, Fixture, Recorder, Server};
 use super::{call, text};
 use rmcp::model::{CallToolResponse, ElicitationAction, ProtocolVersion};
 use serde_json::{Value, json};
@@ -223,14 +223,7 @@ async fn policies_can_keep_a_decision_for_operators() {
          forbid (principal, action == Airlock::Action::\"approval.decide\", resource)\n\
          when { context.channel == \"mcp-client\" && resource.capabilities.contains(\"network\") };\n",
     );
-    let server = Server::start(
-        &fixture,
-        Start {
-            policies: Some(policies.path()),
-            ..Start::default()
-        },
-    )
-    .await;
+    let server = Server::with_policies(&fixture, policies.path()).await;
     let answering = Recorder::answering(
         ProtocolVersion::V_2025_11_25,
         ElicitationAction::Accept,

@@ -230,6 +230,18 @@ impl<'f> Server<'f> {
         Self::start(fixture, Start::default()).await
     }
 
+    /// As [`Server::http`], with the policies in `dir`.
+    pub async fn with_policies(fixture: &'f Fixture, dir: &std::path::Path) -> Server<'f> {
+        Self::start(
+            fixture,
+            Start {
+                policies: Some(dir),
+                ..Start::default()
+            },
+        )
+        .await
+    }
+
     /// As [`Server::http`], with `how`.
     pub async fn start(fixture: &'f Fixture, how: Start<'_>) -> Server<'f> {
         let mut command = Command::new(env!("CARGO_BIN_EXE_airlock"));

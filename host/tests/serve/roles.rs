@@ -79,14 +79,7 @@ async fn policies_decide_which_operator_may_decide_what() {
          forbid (principal, action == Airlock::Action::\"approval.decide\", resource)\n\
          when { resource.capabilities.contains(\"network\") && principal != Airlock::Operator::\"security\" };\n",
     );
-    let server = Server::start(
-        &fixture,
-        Start {
-            policies: Some(policies.path()),
-            ..Start::default()
-        },
-    )
-    .await;
+    let server = Server::with_policies(&fixture, policies.path()).await;
     let client = server.client("claude").await;
     let url = format!("http://svc.test:{port}/");
     let (pending, _, id) = fetch_held_for_approval(&server, &client, json!({"url": url})).await;
