@@ -372,6 +372,33 @@ impl Host {
     }
 
     /// How names are resolved and checked addresses dialled.
+    /// What the egress hook would decide for `url` as the first request of
+    /// an invocation of the tool described by `facts` with network `grant`,
+    /// made by `principal`: the request budget, the grant, one resolution
+    /// with every address classified, and Cedar `http.request`, exactly as
+    /// at run time. Opens no connection. (`airlock egress check`.)
+    pub async fn check_egress(
+        &self,
+        facts: &ToolFacts,
+        grant: Arc<crate::NetworkGrant>,
+        principal: Principal,
+        url: &str,
+    ) -> crate::egress::Decision {
+        let hook = crate::egress::EgressHook::new(
+            "egress-check",
+            grant,
+            self.network().clone(),
+            crate::egress::Requester {
+                policies: self.policies(),
+                principal,
+                tool: facts.clone(),
+                context: RequestContext::default(),
+                credentials: crate::egress::Credentials::default(),
+            },
+        );
+        hook.check(url).await
+    }
+
     pub(crate) fn network(&self) -> &Network {
         &self.inner.network
     }

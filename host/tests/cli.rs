@@ -435,6 +435,63 @@ fn egress_check_explains_decisions_without_connecting() {
 }
 
 #[test]
+fn egress_check_runs_cedar_as_the_run_would() {
+    let config = example_config();
+    let policies = tempfile::tempdir().expect("policies");
+    std::fs::write(
+        policies.path().join("default.cedar"),
+        airlock::policy::DEFAULT_POLICIES,
+    )
+    .expect("defaults");
+    std::fs::write(
+        policies.path().join("no-weather-for-bots.cedar"),
+        "@id(\"no-weather-for-bots\")\n\
+         forbid (principal == Airlock::Agent::\"bot\", action == Airlock::Action::\"http.request\", resource)\n\
+         when { resource.host == \"api.weather.example\" };\n",
+    )
+    .expect("policy");
+    let policies = policies.path().display().to_string();
+    let check = |principal: &str| {
+        let out = run(&[
+            "--policies",
+            &policies,
+            "egress",
+            "check",
+            "--config",
+            &config,
+            "--tool",
+            "weather",
+            "--principal",
+            principal,
+            "--resolve",
+            "api.weather.example=93.184.216.34",
+            "--no-dns",
+            "https://api.weather.example/v1",
+        ]);
+        (code(&out), json_of(&out), stderr(&out))
+    };
+    let (exit, refused, note) = check("Agent::\"bot\"");
+    assert_eq!(exit, 3, "{refused}");
+    assert_eq!(refused["reason"], "policy_denied", "{refused}");
+    assert!(
+        refused["rule"]
+            .as_str()
+            .is_some_and(|r| r.contains("no-weather-for-bots")),
+        "{refused}"
+    );
+    assert_eq!(refused["principal"], "Agent::\"bot\"");
+    assert_eq!(refused["tool"], "weather");
+    // The example's component is not there: the note says what Cedar saw.
+    assert!(note.contains("did not load"), "{note}");
+    let (exit, allowed, _) = check("Agent::\"claude\"");
+    assert_eq!(
+        (exit, &allowed["decision"]),
+        (0, &json!("allow")),
+        "{allowed}"
+    );
+}
+
+#[test]
 fn invalid_grants_name_the_file_line_and_fix() {
     let dir = airlock_tests::fixtures::fixtures_dir().join("configs/invalid");
     let mut checked = 0;

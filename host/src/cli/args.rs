@@ -257,8 +257,10 @@ pub enum AttestCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum EgressCommand {
-    /// Decide whether a URL is allowed, as the hook would, and print JSON:
-    /// {"decision", "reason", "host", "port", "addresses", "rule", "message"}.
+    /// Decide whether a URL is allowed, as the hook would at run time
+    /// (request budget, grant, resolution, address classes, Cedar
+    /// `http.request`), and print JSON: {"decision", "reason", "host",
+    /// "port", "addresses", "rule", "message", "principal", "tool"}.
     /// Opens no connection. Exit 0 allow, 3 deny, 2 usage error.
     Check(Box<EgressCheckArgs>),
 }
@@ -273,6 +275,11 @@ pub struct EgressCheckArgs {
 
     #[command(flatten)]
     pub dns: DnsArgs,
+
+    /// Who the tool runs for, as Cedar sees it, e.g. `Agent::"claude"`
+    /// (default: `User::"$USER"`).
+    #[arg(long, value_parser = parse_principal)]
+    pub principal: Option<Principal>,
 }
 
 /// Where a tool's network grant comes from.

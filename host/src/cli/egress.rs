@@ -1,18 +1,50 @@
-//! `airlock egress check`: the hook's decision for one URL, as JSON, without
-//! opening a connection.
+//! `airlock egress check`: the hook's whole decision for one URL (request
+//! budget, grant, resolution, address classes, Cedar `http.request`), as
+//! JSON, without opening a connection.
 
 use super::args::{Cli, EgressCheckArgs};
-use airlock::egress::{Decision, decide};
+use super::{Failure, build_host};
+use airlock::ToolConfig;
+use airlock::egress::Decision;
 use airlock::exit_code;
+use airlock::policy::{Principal, ToolFacts};
 use serde_json::json;
+use std::sync::Arc;
 
-pub async fn check(_cli: &Cli, args: &EgressCheckArgs) -> u8 {
-    let grant = match args.grant.network_grant() {
-        Ok(grant) => grant,
-        Err(e) => return super::fail(e.code(), &e.to_string(), exit_code::USAGE),
+pub async fn check(cli: &Cli, args: &EgressCheckArgs) -> u8 {
+    match decide(cli, args).await {
+        Ok(code) => code,
+        Err(failure) => failure.report(),
+    }
+}
+
+async fn decide(cli: &Cli, args: &EgressCheckArgs) -> Result<u8, Failure> {
+    let grant = args.grant.network_grant()?;
+    let host = build_host(cli, false, Some(args.dns.resolver()), None)?;
+    let principal = args
+        .principal
+        .clone()
+        .unwrap_or_else(|| Principal::user(super::approvals::local_user_name()));
+    // Cedar sees the tool as it runs: loaded, when it loads.
+    let facts = match args.grant.tool()? {
+        Some(config) => match host.load_configured(&config).await {
+            Ok(tool) => tool.facts().clone(),
+            Err(error) => {
+                eprintln!(
+                    "airlock: note: `{}` did not load ({error}); Cedar saw its configured name \
+                     and capabilities, not its digest or world",
+                    config.name()
+                );
+                configured_facts(&config)
+            }
+        },
+        None => ToolFacts::derive("egress-check", "network", vec!["network".into()], "", false),
     };
-    let resolver = args.dns.resolver();
-    let (object, code) = match decide(&grant, &args.url, resolver.as_ref()).await {
+    host.policies().register_tool(&facts)?;
+    let decision = host
+        .check_egress(&facts, Arc::new(grant), principal.clone(), &args.url)
+        .await;
+    let (mut object, code) = match decision {
         Decision::Allow(pinned) => {
             let target = pinned.target();
             (
@@ -43,6 +75,32 @@ pub async fn check(_cli: &Cli, args: &EgressCheckArgs) -> u8 {
             exit_code::DENIED,
         ),
     };
+    object["principal"] = json!(principal.to_string());
+    object["tool"] = json!(facts.name);
     println!("{object}");
-    code
+    Ok(code)
+}
+
+/// What Cedar sees of a configured tool that did not load: its name, and
+/// the capabilities its configuration grants.
+fn configured_facts(config: &ToolConfig) -> ToolFacts {
+    let grants = config.grants();
+    let mut capabilities = vec!["network".to_string()];
+    if !grants.credentials().is_empty() {
+        capabilities.push("secrets".into());
+    }
+    let world = match config.native() {
+        Some(_) => {
+            capabilities.push("process_exec".into());
+            "native"
+        }
+        None => "network",
+    };
+    ToolFacts::derive(
+        config.name(),
+        world,
+        capabilities,
+        "",
+        grants.is_marked_sensitive(),
+    )
 }

@@ -113,6 +113,16 @@ impl EgressHook {
     pub(crate) fn records(&self) -> Vec<EgressRecord> {
         self.cx.log.snapshot()
     }
+
+    /// The whole decision this hook would make for `url` as its next
+    /// request (request budget, grant, one resolution, every address
+    /// classified, Cedar `http.request`), without opening a connection.
+    pub(crate) async fn check(&self, url: &str) -> Decision {
+        match self.cx.check(url).await {
+            Ok(pinned) => Decision::Allow(pinned),
+            Err(denial) => Decision::Deny(*denial),
+        }
+    }
 }
 
 impl WasiHttpHooks for EgressHook {
