@@ -185,7 +185,10 @@ pub(crate) fn outcome_of(run: Run<Result<String, WitError>>) -> Result<Outcome, 
     })
 }
 
-fn completed(output: String, report: RunReport) -> Outcome {
+/// A finished run's output, by the one rule for components and native
+/// programs alike: at most the output limit, JSON, and kept without the
+/// whitespace around the JSON text (a program's final newline).
+pub(crate) fn completed(output: String, report: RunReport) -> Outcome {
     let limit = report.limits.max_output_bytes;
     if output.len() > limit {
         return Outcome::LimitExceeded {
@@ -197,11 +200,17 @@ fn completed(output: String, report: RunReport) -> Outcome {
         };
     }
     match serde_json::from_str::<serde::de::IgnoredAny>(&output) {
-        Ok(_) => Outcome::Completed { output, report },
+        Ok(_) => {
+            let output = match output.trim() {
+                trimmed if trimmed.len() == output.len() => output,
+                trimmed => trimmed.to_string(),
+            };
+            Outcome::Completed { output, report }
+        }
         Err(e) => Outcome::ToolError {
             error: ToolError {
                 kind: ToolErrorKind::InvalidOutput,
-                message: e.to_string(),
+                message: format!("the output is not JSON: {e}"),
             },
             report,
         },

@@ -81,23 +81,7 @@ pub(super) fn outcome_of(
             },
             report,
         },
-        Exit::Code(0) => {
-            let stdout = report.stdout.text.clone();
-            if serde_json::from_str::<serde::de::IgnoredAny>(&stdout).is_ok() {
-                Outcome::Completed {
-                    output: stdout.trim_end().to_string(),
-                    report,
-                }
-            } else {
-                Outcome::ToolError {
-                    error: ToolError {
-                        kind: ToolErrorKind::InvalidOutput,
-                        message: "the program's stdout is not JSON".into(),
-                    },
-                    report,
-                }
-            }
-        }
+        Exit::Code(0) => crate::invocation::completed(report.stdout.text.clone(), report),
         Exit::Code(code) => Outcome::ToolError {
             error: ToolError {
                 kind: ToolErrorKind::Failed,

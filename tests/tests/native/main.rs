@@ -346,6 +346,35 @@ async fn an_invocations_limits_tighten_a_native_tool_and_are_checked() {
     assert_eq!(refused.code(), "fuel_not_enabled", "{refused}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn components_and_native_programs_answer_by_one_output_rule() {
+    let host = Host::builder()
+        .cache_dir(test_cache_dir())
+        .policies(permit_all())
+        .build()
+        .expect("host");
+    let component = host
+        .load(std::path::Path::new(airlock_tests::guest_path("echo")), Grants::none())
+        .await
+        .expect("echo loads");
+    let program = host
+        .load_native("cat", spec("cat", NativeNetwork::None), Grants::none())
+        .expect("cat loads");
+    // Both echo their input, JSON with whitespace around it: both answer
+    // the JSON text alone.
+    let input = " [1, 2] \n";
+    let from_component = host
+        .invoke(&component, Invocation::new(input))
+        .await
+        .expect("runs");
+    let from_program = host
+        .invoke_native(&program, Invocation::new(input))
+        .await
+        .expect("runs");
+    assert_eq!(from_component.output(), Some("[1, 2]"));
+    assert_eq!(from_program.output(), Some("[1, 2]"));
+}
+
 use airlock::Outcome;
 
 /// An operator allows the pending approval `id` once.
