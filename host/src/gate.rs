@@ -9,7 +9,7 @@ use crate::outcome::{
     DenialReason, InvokeError, LimitExceeded, Outcome, PendingApproval, PolicyDenial, RunReport,
 };
 use crate::policy::{Decision, PolicyEngine, ToolFacts};
-use crate::trail;
+use crate::trail::{self, Admitted};
 use std::time::{Duration, Instant, SystemTime};
 
 /// How often a waiting invocation looks for an operator's decision.
@@ -17,13 +17,6 @@ pub const APPROVAL_POLL: Duration = Duration::from_millis(200);
 
 /// How often a waiting invocation tells its observer it still waits.
 const WAIT_REPORT_EVERY: Duration = Duration::from_secs(5);
-
-/// Why an invocation may run: the policies that allowed it, and the
-/// approval it runs under.
-pub(crate) struct Admitted {
-    pub(crate) policies: Vec<String>,
-    pub(crate) approval_id: Option<String>,
-}
 
 /// What admission concluded.
 pub(crate) enum Admission {

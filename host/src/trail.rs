@@ -2,7 +2,6 @@
 //! the journal, committed before the outcome is returned.
 
 use crate::attest::{Attestation, egress_digest, sha256_hex};
-use crate::gate::Admitted;
 use crate::invocation::Invocation;
 use crate::journal::{EntryKind, Journal};
 use crate::outcome::{LimitExceeded, Outcome, PolicyDenial};
@@ -10,6 +9,14 @@ use crate::policy::ToolFacts;
 use crate::store::StoreError;
 use serde_json::{Value, json};
 use std::time::SystemTime;
+
+/// Why an invocation may run, as admission (`gate`) concluded and its
+/// attestation records: the policies that allowed it, and the approval it
+/// runs under.
+pub(crate) struct Admitted {
+    pub(crate) policies: Vec<String>,
+    pub(crate) approval_id: Option<String>,
+}
 
 /// What ran a tool and how it was confined, as attestations name them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -27,10 +27,7 @@ const ETC_FILES: &[&str] = &[
     "/etc/localtime",
 ];
 
-/// The user the tool runs as inside the sandbox.
-pub const SANDBOX_UID: u32 = 65534;
-/// Its group.
-pub const SANDBOX_GID: u32 = 65534;
+pub use crate::plan::{SANDBOX_GID, SANDBOX_UID};
 
 /// Where the egress proxy's socket appears inside the sandbox.
 pub const PROXY_SOCKET_IN_SANDBOX: &str = "/run/airlock/proxy.sock";

@@ -6,6 +6,12 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// The user a sandboxed tool runs as (`nobody`): bubblewrap maps it inside
+/// its user namespace, and a host running as root drops to it.
+pub const SANDBOX_UID: u32 = 65534;
+/// Its group.
+pub const SANDBOX_GID: u32 = 65534;
+
 /// A path inside a read-write workspace that stays read-only, and cannot
 /// be created, renamed or replaced either, because writing it makes code
 /// run later, outside the sandbox.

@@ -123,8 +123,8 @@ pub(crate) fn confine(command: &mut Command, limits: Vec<Rlimit>, how: Confine) 
     let drop_root = how.drop_root && rustix::process::geteuid().is_root();
     #[cfg(target_os = "linux")]
     let (uid, gid) = (
-        rustix::process::Uid::from_raw(crate::linux_bwrap::SANDBOX_UID),
-        rustix::process::Gid::from_raw(crate::linux_bwrap::SANDBOX_GID),
+        rustix::process::Uid::from_raw(crate::plan::SANDBOX_UID),
+        rustix::process::Gid::from_raw(crate::plan::SANDBOX_GID),
     );
     // SAFETY: the closure runs in the forked child before exec. It only
     // makes raw system calls through rustix (fcntl, setrlimit, setgroups,

@@ -354,7 +354,10 @@ async fn components_and_native_programs_answer_by_one_output_rule() {
         .build()
         .expect("host");
     let component = host
-        .load(std::path::Path::new(airlock_tests::guest_path("echo")), Grants::none())
+        .load(
+            std::path::Path::new(airlock_tests::guest_path("echo")),
+            Grants::none(),
+        )
         .await
         .expect("echo loads");
     let program = host
