@@ -5,20 +5,15 @@
 //! invocation would cost more than the invocation itself. A single
 //! attestation is proved by the chain from its entry to a signed checkpoint.
 
+use crate::journal::checkpoint::checkpoint_statement;
+pub use crate::journal::checkpoint::{
+    CHECKPOINT_INTERVAL, HostKey, KEY_FILE, KeyError, PUBLIC_KEY_FILE, key_id, read_public_key,
+};
 use crate::journal::{Entry, canonical_json, entry_hash};
-use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
+use ed25519_dalek::{Signature, Verifier, VerifyingKey};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
-use std::path::{Path, PathBuf};
-
-/// The host's private key file in the state directory (mode 0600).
-pub const KEY_FILE: &str = "host.key";
-/// The host's public key file (hex), for verifiers.
-pub const PUBLIC_KEY_FILE: &str = "host.pub";
-/// Entries between signed checkpoints of the journal head.
-pub const CHECKPOINT_INTERVAL: u64 = 64;
-const CHECKPOINT_DOMAIN: &str = "airlock.checkpoint.v1\n";
 
 /// A statement of one execution, as journaled.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -73,24 +68,9 @@ pub fn egress_digest(records: &[Value]) -> String {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum AttestError {
-    /// The key file could not be read or written.
-    #[error("host key {}: {action} failed: {source}", path.display())]
-    KeyFile {
-        /// The file.
-        path: PathBuf,
-        /// What was being done.
-        action: &'static str,
-        /// The I/O error.
-        source: std::io::Error,
-    },
-    /// A key file does not hold a key.
-    #[error("host key {} is not a key ({detail}); restore it from backup: a new key cannot vouch for old checkpoints", path.display())]
-    BadKey {
-        /// The file.
-        path: PathBuf,
-        /// What is wrong.
-        detail: String,
-    },
+    /// The host key cannot be used.
+    #[error(transparent)]
+    Key(#[from] KeyError),
     /// A proof does not hold.
     #[error("{0}")]
     Invalid(String),
@@ -100,139 +80,10 @@ impl AttestError {
     /// Stable machine-readable reason code.
     pub fn code(&self) -> &'static str {
         match self {
-            AttestError::KeyFile { .. } | AttestError::BadKey { .. } => "host_key_unusable",
+            AttestError::Key(e) => e.code(),
             AttestError::Invalid(_) => "attestation_invalid",
         }
     }
-}
-
-/// The host's ed25519 signing key.
-pub struct HostKey {
-    signing: SigningKey,
-    key_id: String,
-}
-
-impl std::fmt::Debug for HostKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HostKey")
-            .field("key_id", &self.key_id)
-            .finish_non_exhaustive()
-    }
-}
-
-/// The short id of a public key: the first 16 hex digits of its SHA-256.
-pub fn key_id(key: &VerifyingKey) -> String {
-    sha256_hex(key.as_bytes())[..16].to_string()
-}
-
-impl HostKey {
-    /// Loads `<state_dir>/host.key`, creating it (and `host.pub`) on first run.
-    pub fn open_or_create(state_dir: &Path) -> Result<Self, AttestError> {
-        let path = state_dir.join(KEY_FILE);
-        let key_error = |action, source| AttestError::KeyFile {
-            path: path.clone(),
-            action,
-            source,
-        };
-        let seed = match std::fs::read(&path) {
-            Ok(bytes) => {
-                <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| AttestError::BadKey {
-                    path: path.clone(),
-                    detail: format!("{} bytes, expected 32", bytes.len()),
-                })?
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                std::fs::create_dir_all(state_dir)
-                    .map_err(|e| key_error("creating its directory", e))?;
-                let mut seed = [0u8; 32];
-                getrandom::fill(&mut seed)
-                    .map_err(|e| key_error("generating", std::io::Error::other(e.to_string())))?;
-                write_private(&path, &seed).map_err(|e| key_error("creating", e))?;
-                seed
-            }
-            Err(e) => return Err(key_error("reading", e)),
-        };
-        let signing = SigningKey::from_bytes(&seed);
-        let public = state_dir.join(PUBLIC_KEY_FILE);
-        if !public.exists() {
-            std::fs::write(&public, hex::encode(signing.verifying_key().as_bytes()))
-                .map_err(|e| key_error("writing the public key", e))?;
-        }
-        Ok(Self {
-            key_id: key_id(&signing.verifying_key()),
-            signing,
-        })
-    }
-
-    /// The public half.
-    pub fn verifying_key(&self) -> VerifyingKey {
-        self.signing.verifying_key()
-    }
-
-    /// Its short id.
-    pub fn key_id(&self) -> &str {
-        &self.key_id
-    }
-
-    /// The payload of a checkpoint entry vouching for the chain up to and
-    /// including `covers_seq`, whose hash is `head_hash`.
-    pub fn checkpoint(&self, covers_seq: u64, head_hash: &str) -> Value {
-        let statement = checkpoint_statement(covers_seq, head_hash, &self.key_id);
-        let signature = self.signing.sign(statement.as_bytes());
-        json!({
-            "covers_seq": covers_seq,
-            "head_hash": head_hash,
-            "key_id": self.key_id,
-            "signature": hex::encode(signature.to_bytes()),
-        })
-    }
-}
-
-#[cfg(unix)]
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)?;
-    file.write_all(bytes)?;
-    file.sync_all()
-}
-
-#[cfg(not(unix))]
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    std::fs::write(path, bytes)
-}
-
-fn checkpoint_statement(covers_seq: u64, head_hash: &str, key_id: &str) -> String {
-    format!(
-        "{CHECKPOINT_DOMAIN}{}",
-        canonical_json(
-            &json!({"covers_seq": covers_seq, "head_hash": head_hash, "key_id": key_id})
-        )
-    )
-}
-
-/// Reads a public key (`host.pub`, hex).
-pub fn read_public_key(path: &Path) -> Result<VerifyingKey, AttestError> {
-    let text = std::fs::read_to_string(path).map_err(|source| AttestError::KeyFile {
-        path: path.to_path_buf(),
-        action: "reading",
-        source,
-    })?;
-    let bytes = hex::decode(text.trim())
-        .ok()
-        .and_then(|b| <[u8; 32]>::try_from(b.as_slice()).ok())
-        .ok_or_else(|| AttestError::BadKey {
-            path: path.to_path_buf(),
-            detail: "not 64 hex digits".into(),
-        })?;
-    VerifyingKey::from_bytes(&bytes).map_err(|e| AttestError::BadKey {
-        path: path.to_path_buf(),
-        detail: e.to_string(),
-    })
 }
 
 /// A self-contained proof of one attestation: its journal entry, every

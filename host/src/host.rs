@@ -1,13 +1,13 @@
 //! [`Host`] and [`HostBuilder`]: the embedding API.
 
 use crate::approvals::ApprovalStore;
-use crate::attest::HostKey;
 use crate::egress::{
     Connector, Credentials, Network, Requester, Resolver, SystemResolver, TcpTlsConnector,
 };
 use crate::gate::{Admission, admit};
 use crate::grants::Grants;
 use crate::invocation::{Invocation, outcome_of};
+use crate::journal::checkpoint::HostKey;
 use crate::journal::{EntryKind, Journal, JournalStore};
 use crate::limits::Limits;
 use crate::outcome::{InvokeError, Outcome};
@@ -81,7 +81,7 @@ pub enum BuildError {
     Store(#[from] crate::store::StoreError),
     /// The host key could not be loaded or created.
     #[error(transparent)]
-    Key(#[from] crate::attest::AttestError),
+    Key(#[from] crate::journal::checkpoint::KeyError),
     /// The epoch ticker thread could not be started.
     #[error("starting the deadline timer thread failed: {0}")]
     Ticker(std::io::Error),

@@ -122,6 +122,7 @@ failure_from!(
     airlock::store::StoreError,
     airlock::approvals::ApprovalError,
     airlock::attest::AttestError,
+    airlock::attest::KeyError,
     airlock::ConfigError
 );
 

@@ -4,13 +4,14 @@
 //! entry breaks the chain at the first bad sequence number.
 
 mod chain;
+pub mod checkpoint;
 mod sqlite;
 
 pub use chain::{ChainBreak, Entry, EntryKind, GENESIS, canonical_json, entry_hash, verify};
 pub(crate) use sqlite::append_in;
 
-use crate::attest::{CHECKPOINT_INTERVAL, HostKey};
 use crate::store::StoreError;
+use checkpoint::{CHECKPOINT_INTERVAL, HostKey};
 use serde_json::Value;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
