@@ -53,6 +53,15 @@ pub enum ApprovalError {
         /// The most allowed.
         max: std::time::Duration,
     },
+    /// `allow session` for a request made outside any session, which no
+    /// later request could match.
+    #[error(
+        "approval `{id}` was requested outside any session, so `session` would allow nothing: allow it `once` or for a time (`until=…`)"
+    )]
+    NoSession {
+        /// The id.
+        id: String,
+    },
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -65,6 +74,7 @@ impl ApprovalError {
             ApprovalError::NotFound { .. } => "approval_not_found",
             ApprovalError::AlreadyDecided { .. } => "approval_already_decided",
             ApprovalError::WindowTooLong { .. } => "approval_window_too_long",
+            ApprovalError::NoSession { .. } => "approval_has_no_session",
             ApprovalError::Store(e) => e.code(),
         }
     }
@@ -274,6 +284,11 @@ impl ApprovalStore for SqliteStore {
                         status: approval.status.as_str(),
                     }));
                 }
+                if *decision == OperatorDecision::AllowSession
+                    && approval.request.session_id.is_empty()
+                {
+                    return Ok(Err(ApprovalError::NoSession { id: id.to_string() }));
+                }
                 let (scope, expires, reason) = match &status {
                     Status::Allowed(scope) => (
                         Some(scope.as_str()),
@@ -393,6 +408,24 @@ mod tests {
             OperatorDecision::AllowSession,
             OperatorDecision::AllowFor(Duration::from_secs(3600)),
         ];
+        // Outside any session, `session` would allow nothing: refused,
+        // and the approval stays pending.
+        let sessionless = granted("Agent::\"b\"", "", "sha1", "{}", "rule api ports [443]");
+        let pending = store.request(&sessionless).expect("pending");
+        let refused = store
+            .decide(
+                &pending.id,
+                &OperatorDecision::AllowSession,
+                "operator:test",
+                now,
+            )
+            .expect_err("no session");
+        assert_eq!(refused.code(), "approval_has_no_session");
+        assert!(matches!(
+            store.lookup(&sessionless, now).expect("lookup"),
+            Lookup::Pending(_)
+        ));
+
         // One principal per decision, so that earlier approvals stay apart.
         for (i, decision) in decisions.into_iter().enumerate() {
             let who = format!("Agent::\"a{i}\"");

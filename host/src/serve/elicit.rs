@@ -40,8 +40,8 @@ const DENIED: &str = "denied by the human at the MCP client";
 
 /// The question for `approval`, asked on behalf of `requester`. `session`
 /// says whether the call belongs to an MCP session: without one, "allow
-/// for this session" would cover every session-less call of the principal,
-/// so it is not offered.
+/// for this session" would allow nothing (the store refuses it), so it is
+/// not offered.
 pub fn question(
     approval: &PendingApproval,
     requester: &Principal,
