@@ -104,6 +104,11 @@ impl Confinement {
 /// A Tier-C sandbox: runs a [`Plan`] with `input` on stdin under one
 /// platform's mechanism, applying the plan's limits; at the wall-clock
 /// limit everything the program started is killed.
+///
+/// "Tier C" is this crate's place in airlock: the fallback for tools that
+/// cannot be WASM components, an operating-system sandbox around a native
+/// process. It confines less than a component, which holds nothing but
+/// what it imports, so native tools need an approval by default.
 pub trait TierCBackend: fmt::Debug + Send + Sync {
     /// Which mechanism this is.
     fn kind(&self) -> BackendKind;
