@@ -231,12 +231,7 @@ async fn decide(
                     }
                 }
                 return Ok(Admission::Refused(Box::new(Outcome::PendingApproval {
-                    approval: PendingApproval {
-                        id: approval.id,
-                        tool: facts.name.clone(),
-                        capabilities: facts.capabilities.clone(),
-                        summary: approval.request.input_summary,
-                    },
+                    approval: PendingApproval::from(approval),
                     report: report(),
                 })));
             }

@@ -265,12 +265,7 @@ impl Asking {
         let (server, asker, id) = (self.server.clone(), self.asker.clone(), id.to_string());
         asked.1.push(AbortOnDrop::spawn(async move {
             let pending = match server.host().approvals().map(|store| store.get(&id)) {
-                Some(Ok(Some(approval))) => PendingApproval {
-                    id: approval.id,
-                    tool: approval.request.tool_name,
-                    capabilities: approval.request.capabilities,
-                    summary: approval.request.input_summary,
-                },
+                Some(Ok(Some(approval))) => PendingApproval::from(approval),
                 _ => return,
             };
             let Some(decision) = asker.ask(pending).await else {

@@ -31,7 +31,7 @@ pub enum Decider {
 
 impl Decider {
     /// The principal Cedar sees.
-    fn principal(&self) -> Principal {
+    pub(super) fn principal(&self) -> Principal {
         match self {
             Decider::Operator(name) => Principal::operator(name),
             Decider::McpClient { principal, .. } => principal.clone(),

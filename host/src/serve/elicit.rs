@@ -102,10 +102,9 @@ pub fn decision(result: &ElicitResult, session: bool) -> Option<OperatorDecision
 pub struct Elicitor {
     /// The client.
     pub peer: Peer<RoleServer>,
-    /// Who decides when the human answers.
+    /// Who decides when the human answers (the call's principal, named
+    /// in the question).
     pub decider: Decider,
-    /// The call's principal, named in the question.
-    pub requester: Principal,
     /// How long the question stays open.
     pub wait: Duration,
 }
@@ -120,7 +119,7 @@ impl ClientAsk for Elicitor {
         approval: PendingApproval,
     ) -> Pin<Box<dyn Future<Output = Option<OperatorDecision>> + Send>> {
         let (peer, wait) = (self.peer.clone(), self.wait);
-        let question = question(&approval, &self.requester, true);
+        let question = question(&approval, &self.decider.principal(), true);
         Box::pin(async move {
             let answer = peer
                 .create_elicitation_with_timeout(question?, Some(wait))
@@ -194,7 +193,9 @@ impl CallBinding {
             principal.to_string().as_bytes(),
             session.as_bytes(),
             tool.as_bytes(),
-            Value::Object(arguments.clone()).to_string().as_bytes(),
+            serde_json::to_string(arguments)
+                .unwrap_or_default()
+                .as_bytes(),
         ] {
             hash.update((part.len() as u64).to_be_bytes());
             hash.update(part);

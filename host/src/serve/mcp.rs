@@ -89,7 +89,6 @@ impl McpHandler {
         context: &RequestContext<RoleServer>,
         principal: &Principal,
         session_id: &str,
-        binding: &CallBinding,
         request: &CallToolRequestParams,
     ) -> AskClient {
         let settings = self.server.settings();
@@ -106,7 +105,6 @@ impl McpHandler {
             return AskClient::WhileWaiting(std::sync::Arc::new(Elicitor {
                 peer: context.peer.clone(),
                 decider,
-                requester: principal.clone(),
                 wait: settings.approval_wait,
             }));
         }
@@ -115,7 +113,8 @@ impl McpHandler {
         };
         // A state that does not open (tampered, expired, another call's,
         // another server's) carries no decision: the call just waits.
-        let answer = self.server.inner.seal.open(state, binding).zip(
+        let binding = binding(principal, session_id, request);
+        let answer = self.server.inner.seal.open(state, &binding).zip(
             request
                 .input_responses
                 .as_ref()
@@ -139,6 +138,18 @@ impl McpHandler {
             .and_then(|value| value.to_str().ok())
             .map_or_else(|| self.session.clone(), str::to_string)
     }
+}
+
+/// What a `requestState` for this call is bound to. Absent arguments bind
+/// like `{}`, as the call runs with them.
+fn binding(
+    principal: &Principal,
+    session_id: &str,
+    request: &CallToolRequestParams,
+) -> CallBinding {
+    let none = serde_json::Map::new();
+    let arguments = request.arguments.as_ref().unwrap_or(&none);
+    CallBinding::new(principal, session_id, &request.name, arguments)
 }
 
 /// Whether the client declared it can show form elicitations.
@@ -282,17 +293,17 @@ impl ServerHandler for McpHandler {
     ) -> Result<CallToolResponse, ErrorData> {
         let principal = self.principal(&context)?;
         let session_id = self.session(&context);
-        let arguments = request.arguments.clone().unwrap_or_default();
-        let binding = CallBinding::new(&principal, &session_id, &request.name, &arguments);
-        let ask = self.ask_client(&context, &principal, &session_id, &binding, &request);
-        let returning = matches!(ask, AskClient::ByReturning);
+        let ask = self.ask_client(&context, &principal, &session_id, &request);
+        // Only a call that may return `input_required` needs its binding.
+        let returning = matches!(ask, AskClient::ByReturning)
+            .then(|| binding(&principal, &session_id, &request));
         let call = Call {
             principal: principal.clone(),
             session_id: session_id.clone(),
             request_id: context.id.to_string(),
             channel: self.channel,
             tool: request.name.to_string(),
-            arguments,
+            arguments: request.arguments.unwrap_or_default(),
             cancel: context.ct.clone(),
             progress: progress_reporter(&context),
             ask,
@@ -301,7 +312,7 @@ impl ServerHandler for McpHandler {
             CallError::UnknownTool { .. } => ErrorData::invalid_params(error.to_string(), None),
             CallError::Arguments(_) => ErrorData::invalid_params(error.to_string(), None),
         })?;
-        if returning
+        if let Some(binding) = returning
             && let Answered::Ran(outcome) = &answered
             && let Outcome::PendingApproval { approval, .. } = outcome.as_ref()
             && let Some(question) = elicit::question(approval, &principal, !session_id.is_empty())

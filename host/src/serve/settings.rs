@@ -46,8 +46,7 @@ pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 pub const DEFAULT_STDIO_PRINCIPAL: &str = "stdio";
 
 /// Who may decide a call's pending approval besides the operators.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum ApprovalChannel {
     /// Only operators, over the operator socket.
     #[default]
@@ -148,8 +147,7 @@ pub(crate) struct RawServe {
     #[serde(default)]
     operators: Vec<Spanned<RawOperator>>,
     max_approval_window: Option<Spanned<String>>,
-    #[serde(default)]
-    approvals: ApprovalChannel,
+    approvals: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -201,6 +199,21 @@ impl RawServe {
                 )
             })?,
         };
+        let approvals = match self.approvals {
+            None => ApprovalChannel::default(),
+            Some(text) => match text.get_ref().as_str() {
+                "operator" => ApprovalChannel::Operator,
+                "client" => ApprovalChannel::Client,
+                other => {
+                    return Err(source.error(
+                        text.span(),
+                        format!(
+                            "`approvals = \"{other}\"`: write \"operator\" (the default) or \"client\""
+                        ),
+                    ));
+                }
+            },
+        };
         let mut operators = Vec::with_capacity(self.operators.len());
         for raw in self.operators {
             let span = raw.span();
@@ -243,7 +256,7 @@ impl RawServe {
                 "max_approval_window",
                 source,
             )?,
-            approvals: self.approvals,
+            approvals,
         })
     }
 }
@@ -382,6 +395,9 @@ mod tests {
         assert_eq!(settings.listen.port(), 7323);
         assert_eq!(settings.approval_wait, Duration::from_secs(120));
         assert_eq!(settings.stdio_principal.to_string(), "Agent::\"stdio\"");
+        assert_eq!(settings.approvals, ApprovalChannel::Operator);
+        let client = parse("approvals = \"client\"").expect("valid");
+        assert_eq!(client.approvals, ApprovalChannel::Client);
     }
 
     #[test]
@@ -401,6 +417,7 @@ mod tests {
             ("listen = \"localhost\"", "IP address and port"),
             ("principal = \"claude\"", "Agent::"),
             ("max_concurrent = 0", "positive"),
+            ("approvals = \"agent\"", "\"operator\""),
             ("[[operators]]\nname = \"x\"\n", "exactly one of"),
             (
                 "[[operators]]\nname = \"x\"\nuser = \"no-such-user-here\"\n",
