@@ -1,16 +1,18 @@
 //! Attestations: what ran, on what, under which policies, with what
-//! network traffic. Each one is an entry in the hash-chained journal; the
-//! chain head is signed with the host's ed25519 key in periodic
-//! *checkpoints* (as transparency logs do), because signing every
-//! invocation would cost more than the invocation itself. A single
-//! attestation is proved by the chain from its entry to a signed checkpoint.
+//! network traffic. Each one is an entry of the journal; the journal's
+//! Merkle tree is signed by the host key in periodic *tree heads* (as
+//! transparency logs do), because signing every invocation would cost more
+//! than the invocation itself. A single attestation is proved by an
+//! inclusion proof from its entry to a signed head, which anyone holding
+//! the host's public key checks offline.
 
-use crate::journal::checkpoint::checkpoint_statement;
-pub use crate::journal::checkpoint::{
-    CHECKPOINT_INTERVAL, HostKey, KEY_FILE, KeyError, PUBLIC_KEY_FILE, key_id, read_public_key,
+use crate::journal::head::{HeadError, TreeHead};
+pub use crate::journal::key::{
+    HostKey, KEY_FILE, KeyError, PUBLIC_KEY_FILE, key_id, read_public_key,
 };
+use crate::journal::tree::{Tree, TreeError, leaf, verify_inclusion};
 use crate::journal::{Entry, canonical_json, entry_hash};
-use ed25519_dalek::{Signature, Verifier, VerifyingKey};
+use ed25519_dalek::VerifyingKey;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -64,16 +66,30 @@ pub fn egress_digest(records: &[Value]) -> String {
     sha256_hex(canonical_json(&Value::Array(records.to_vec())).as_bytes())
 }
 
-/// Why signing or verifying failed.
+/// Why a proof cannot be made or does not hold.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum AttestError {
     /// The host key cannot be used.
     #[error(transparent)]
     Key(#[from] KeyError),
-    /// A proof does not hold.
+    /// The head is not signed by the trusted key.
+    #[error(transparent)]
+    Head(#[from] HeadError),
+    /// The entry is not under the head.
+    #[error(transparent)]
+    Tree(#[from] TreeError),
+    /// The entry does not hold this attestation.
     #[error("{0}")]
     Invalid(String),
+    /// No signed head covers the entry yet.
+    #[error(
+        "entry {seq} is not yet covered by a signed tree head (the writer signs one every few seconds while it writes, and when it stops); try again shortly"
+    )]
+    NotSealed {
+        /// The attestation's entry.
+        seq: u64,
+    },
 }
 
 impl AttestError {
@@ -81,115 +97,103 @@ impl AttestError {
     pub fn code(&self) -> &'static str {
         match self {
             AttestError::Key(e) => e.code(),
-            AttestError::Invalid(_) => "attestation_invalid",
+            AttestError::NotSealed { .. } => "attestation_not_sealed",
+            _ => "attestation_invalid",
         }
     }
 }
 
-/// A self-contained proof of one attestation: its journal entry, every
-/// entry after it up to a checkpoint, and that checkpoint.
+/// A self-contained proof of one attestation: its journal entry, the
+/// entry's inclusion proof, and the signed head it leads to.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Proof {
     /// The attestation.
     pub attestation: Attestation,
-    /// Entries from the attestation's own through the checkpoint, in order,
-    /// as `[seq, time, kind, payload, prev_hash, hash]`.
-    pub entries: Vec<(u64, String, String, String, String, String)>,
+    /// The journal entry that holds it.
+    pub entry: Entry,
+    /// The inclusion proof from the entry to the head's root (hex hashes).
+    pub path: Vec<String>,
+    /// The signed tree head.
+    pub head: TreeHead,
 }
 
 impl Proof {
-    /// The proof for the entry at `index` of `chain` (all entries in order).
-    pub fn from_chain(attestation: Attestation, chain: &[Entry], index: usize) -> Option<Self> {
-        let rest = chain.get(index..)?;
-        let end = rest.iter().position(|e| {
-            e.kind == "checkpoint"
-                && serde_json::from_str::<Value>(&e.payload)
-                    .ok()
-                    .and_then(|p| p["covers_seq"].as_u64())
-                    .is_some_and(|covered| covered >= chain[index].seq)
-        })?;
-        let entries = rest[..=end]
+    /// The proof for `entry` (which must hold `attestation`) under the
+    /// smallest of `heads` that covers it; `journal` is every entry in
+    /// order (already verified by the caller).
+    pub fn new(
+        attestation: Attestation,
+        entry: &Entry,
+        journal: &[Entry],
+        heads: &[TreeHead],
+    ) -> Result<Self, AttestError> {
+        let head = heads
             .iter()
-            .map(|e| {
-                (
-                    e.seq,
-                    e.time.clone(),
-                    e.kind.clone(),
-                    e.payload.clone(),
-                    e.prev_hash.clone(),
-                    e.hash.clone(),
-                )
-            })
-            .collect();
-        Some(Self {
+            .filter(|head| head.size >= entry.seq)
+            .min_by_key(|head| head.size)
+            .ok_or(AttestError::NotSealed { seq: entry.seq })?;
+        let mut tree = Tree::new();
+        for covered in journal
+            .iter()
+            .take(usize::try_from(head.size).unwrap_or(usize::MAX))
+        {
+            tree.push(leaf(covered)?);
+        }
+        let path = tree
+            .inclusion(entry.seq - 1)
+            .filter(|_| tree.size() == head.size)
+            .ok_or(AttestError::NotSealed { seq: entry.seq })?;
+        Ok(Self {
             attestation,
-            entries,
+            entry: entry.clone(),
+            path,
+            head: head.clone(),
         })
     }
 
-    /// Checks the proof against `key`: every hash, every link, the
-    /// checkpoint's signature, and that the first entry holds exactly this
-    /// attestation.
-    pub fn verify(&self, key: &VerifyingKey) -> Result<u64, AttestError> {
-        let invalid = |message: String| AttestError::Invalid(message);
-        let Some(first) = self.entries.first() else {
-            return Err(invalid("the proof has no entries".into()));
-        };
-        let payload: Value = serde_json::from_str(&first.3)
-            .map_err(|e| invalid(format!("entry {}: {e}", first.0)))?;
-        let stored: Attestation = serde_json::from_value(payload["attestation"].clone())
-            .map_err(|e| invalid(format!("entry {} holds no attestation: {e}", first.0)))?;
-        if stored != self.attestation {
-            return Err(invalid(format!(
-                "entry {} holds a different attestation",
-                first.0
+    /// Checks the proof against `trusted` alone: the entry's hash, that it
+    /// holds exactly this attestation, the head's signature, and the path
+    /// from the entry to the head's root. Returns the head's size.
+    pub fn verify(&self, trusted: &VerifyingKey) -> Result<u64, AttestError> {
+        let entry = &self.entry;
+        if entry_hash(
+            entry.seq,
+            &entry.time,
+            &entry.kind,
+            &entry.payload,
+            &entry.prev_hash,
+        ) != entry.hash
+        {
+            return Err(AttestError::Invalid(format!(
+                "entry {} was modified: its content does not match its hash",
+                entry.seq
             )));
         }
-        let mut prev: Option<&str> = None;
-        for (seq, time, kind, payload, prev_hash, hash) in &self.entries {
-            if prev.is_some_and(|p| p != prev_hash) {
-                return Err(invalid(format!(
-                    "entry {seq} does not follow the entry before it"
-                )));
-            }
-            if entry_hash(*seq, time, kind, payload, prev_hash) != *hash {
-                return Err(invalid(format!(
-                    "entry {seq} was modified: its content does not match its hash"
-                )));
-            }
-            prev = Some(hash);
-        }
-        let (checkpoint_seq, _, kind, payload, _, _) = self.entries.last().unwrap_or(first);
-        let checkpoint: Value =
-            serde_json::from_str(payload).map_err(|e| invalid(e.to_string()))?;
-        let covers = checkpoint["covers_seq"].as_u64().unwrap_or(0);
-        let head = checkpoint["head_hash"].as_str().unwrap_or_default();
-        let covered = self.entries.iter().find(|e| e.0 == covers);
-        if kind != "checkpoint" || covered.is_none_or(|e| e.5 != head) || covers < first.0 {
-            return Err(invalid(
-                "the proof does not end in a checkpoint covering the attestation".into(),
-            ));
-        }
-        let key_id_text = checkpoint["key_id"].as_str().unwrap_or_default();
-        if key_id_text != key_id(key) {
-            return Err(invalid(format!(
-                "the checkpoint is signed by key {key_id_text}, not {}",
-                key_id(key)
-            )));
-        }
-        let signature = hex::decode(checkpoint["signature"].as_str().unwrap_or_default())
-            .ok()
-            .and_then(|b| Signature::from_slice(&b).ok())
-            .ok_or_else(|| invalid("the checkpoint's signature is malformed".into()))?;
-        key.verify(
-            checkpoint_statement(covers, head, key_id_text).as_bytes(),
-            &signature,
-        )
-        .map_err(|_| {
-            invalid(format!(
-                "the signature of checkpoint {checkpoint_seq} does not verify"
-            ))
+        let stored = attestation_in(entry).ok_or_else(|| {
+            AttestError::Invalid(format!("entry {} holds no attestation", entry.seq))
         })?;
-        Ok(*checkpoint_seq)
+        if stored != self.attestation {
+            return Err(AttestError::Invalid(format!(
+                "entry {} holds a different attestation",
+                entry.seq
+            )));
+        }
+        self.head.verify(trusted)?;
+        verify_inclusion(
+            &self.head.root_hash()?,
+            self.head.size,
+            &leaf(entry)?,
+            entry.seq,
+            &self.path,
+        )?;
+        Ok(self.head.size)
     }
+}
+
+/// The attestation an invocation entry holds.
+pub fn attestation_in(entry: &Entry) -> Option<Attestation> {
+    (entry.kind == "invocation")
+        .then(|| serde_json::from_str::<Value>(&entry.payload).ok())
+        .flatten()
+        .and_then(|payload| serde_json::from_value(payload["attestation"].clone()).ok())
 }

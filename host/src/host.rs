@@ -7,7 +7,7 @@ use crate::egress::{
 use crate::gate::{Admission, admit};
 use crate::grants::Grants;
 use crate::invocation::{Invocation, outcome_of};
-use crate::journal::checkpoint::HostKey;
+use crate::journal::key::HostKey;
 use crate::journal::{EntryKind, Journal, JournalStore};
 use crate::limits::Limits;
 use crate::outcome::{InvokeError, Outcome};
@@ -81,7 +81,7 @@ pub enum BuildError {
     Store(#[from] crate::store::StoreError),
     /// The host key could not be loaded or created.
     #[error(transparent)]
-    Key(#[from] crate::journal::checkpoint::KeyError),
+    Key(#[from] crate::journal::key::KeyError),
     /// The epoch ticker thread could not be started.
     #[error("starting the deadline timer thread failed: {0}")]
     Ticker(std::io::Error),
@@ -186,7 +186,7 @@ impl HostBuilder {
     }
 
     /// Keeps state in `dir`: the journal, the approvals (SQLite,
-    /// `airlock.db`) and the host key that signs journal checkpoints
+    /// `airlock.db`) and the host key that signs the journal's tree heads
     /// (`host.key`, created on first use). Without it the host journals
     /// nothing and cannot hold requests for approval (it denies them).
     pub fn state_dir(mut self, dir: impl Into<PathBuf>) -> Self {

@@ -18,7 +18,7 @@
 mod mcp;
 
 use airlock::approvals::OperatorDecision;
-use airlock::attest::Proof;
+use airlock::attest::{Proof, attestation_in};
 use airlock::egress::StaticResolver;
 use airlock::policy::{Principal, RequestContext};
 use airlock::vault::{CredentialBinding, NewVault, Passphrase, Scope, SecretValue, Vault};
@@ -359,7 +359,7 @@ async fn main() -> Result<ExitCode, Box<dyn std::error::Error>> {
 
     // The journal holds the whole story; one execution is provable alone.
     let journal = host.journal().ok_or("the demo host keeps a journal")?;
-    journal.checkpoint()?;
+    journal.seal()?;
     let store = journal.store();
     println!("$ airlock --state-dir {STATE_DIR} journal tail -n 100");
     let entries = store.all()?;
@@ -372,8 +372,13 @@ async fn main() -> Result<ExitCode, Box<dyn std::error::Error>> {
         );
     }
     println!("$ airlock --state-dir {STATE_DIR} journal verify");
-    match store.verify()? {
-        Ok((count, head)) => println!("  journal intact: {count} entries, head {}\n", &head[..16]),
+    match store.audit(&journal.verifying_key(), None, journal.cadence())? {
+        Ok(audit) => println!(
+            "  journal intact: {} entries, root {}, {} signed heads\n",
+            audit.entries,
+            &audit.root[..16],
+            audit.heads
+        ),
         Err(broken) => {
             println!("  !! {broken}\n");
             failures += 1;
@@ -381,21 +386,17 @@ async fn main() -> Result<ExitCode, Box<dyn std::error::Error>> {
     }
     let id = &allowed.report().invocation_id;
     println!("$ airlock --state-dir {STATE_DIR} attest verify {id}");
-    let index = entries
+    let (entry, attestation) = entries
         .iter()
-        .position(|e| e.kind == "invocation" && e.payload.contains(id.as_str()))
+        .find_map(|e| attestation_in(e).filter(|a| &a.id == id).map(|a| (e, a)))
         .ok_or("the invocation is journaled")?;
-    let proof = serde_json::from_str::<serde_json::Value>(&entries[index].payload)
-        .ok()
-        .and_then(|p| serde_json::from_value(p["attestation"].clone()).ok())
-        .and_then(|attestation| Proof::from_chain(attestation, &entries, index))
-        .ok_or("a checkpoint covers the invocation")?;
+    let proof = Proof::new(attestation, entry, &entries, &store.heads()?)?;
     let key = airlock::attest::read_public_key(
         &Path::new(STATE_DIR).join(airlock::attest::PUBLIC_KEY_FILE),
     )?;
     match proof.verify(&key) {
         Ok(seq) => println!(
-            "  valid: `{}` ran under approval {} with {} egress record(s); signed checkpoint {seq}\n",
+            "  valid: `{}` ran under approval {} with {} egress record(s); in the signed tree head of {seq} entries\n",
             proof.attestation.tool,
             proof.attestation.approval_id.as_deref().unwrap_or("-"),
             proof.attestation.egress_count

@@ -217,8 +217,19 @@ pub struct DecideArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum JournalCommand {
-    /// Check the whole hash chain; name the first bad entry if any.
+    /// Check the hash chain and every signed tree head; name the first bad
+    /// entry if any.
     Verify {
+        /// The public key to trust (hex, as in `host.pub`); default: the
+        /// state directory's `host.pub`, which proves nothing against whoever
+        /// can write that directory: keep a copy elsewhere and pass it here.
+        #[arg(long, value_name = "FILE")]
+        key: Option<PathBuf>,
+        /// A head exported earlier (`journal head --export`): prove the
+        /// journal is an append-only extension of it (catches truncation
+        /// and rewrites by someone holding the key).
+        #[arg(long, value_name = "FILE")]
+        since: Option<PathBuf>,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -232,15 +243,26 @@ pub enum JournalCommand {
         #[arg(long)]
         json: bool,
     },
+    /// The newest signed tree head (JSON), to keep off this machine.
+    Head {
+        /// Write it to FILE instead of printing it.
+        #[arg(long, value_name = "FILE")]
+        export: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum AttestCommand {
     /// Verify an attestation by id (from the journal) or a proof file from
-    /// `attest export`: hashes, chain, checkpoint signature, egress digest.
+    /// `attest export` (offline): entry hash, inclusion in a signed tree
+    /// head, the head's signature, and (by id) the egress digest.
     Verify {
         /// An attestation id, or a proof file.
         target: String,
+        /// The public key to trust (hex, as in `host.pub`); default: the
+        /// state directory's `host.pub`.
+        #[arg(long, value_name = "FILE")]
+        key: Option<PathBuf>,
         /// Check the input's digest against this file.
         #[arg(long, value_name = "FILE")]
         input: Option<PathBuf>,
@@ -248,7 +270,8 @@ pub enum AttestCommand {
         #[arg(long, value_name = "FILE")]
         output: Option<PathBuf>,
     },
-    /// Print a self-contained proof of one attestation (JSON).
+    /// Print a self-contained proof of one attestation (JSON): its entry,
+    /// an inclusion proof, and the signed tree head it leads to.
     Export {
         /// The attestation id.
         id: String,

@@ -1,18 +1,22 @@
-//! `airlock journal` and `airlock attest`: verify the chain, read it, and
-//! prove single executions.
+//! `airlock journal` and `airlock attest`: verify the journal (chain and
+//! signed tree heads), read it, export its head, and prove single
+//! executions.
 
 use super::args::{AttestCommand, Cli, JournalCommand};
 use super::serve::ask;
 use super::{Failure, open_store};
-use airlock::attest::{Attestation, HostKey, Proof, egress_digest, read_public_key, sha256_hex};
+use airlock::attest::{
+    PUBLIC_KEY_FILE, Proof, attestation_in, egress_digest, read_public_key, sha256_hex,
+};
 use airlock::exit_code;
-use airlock::journal::{ChainBreak, Entry, JournalStore};
+use airlock::journal::head::TreeHead;
+use airlock::journal::{Cadence, Entry, JournalStore, verdict};
 use airlock::serve::operator::OperatorRequest;
-use airlock::store::SqliteStore;
+use ed25519_dalek::VerifyingKey;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 
-/// `journal verify` exits 1 when the chain is broken.
+/// `journal verify` and `attest verify` exit 1 when what they check fails.
 const BROKEN: u8 = 1;
 
 /// Through a running server's operator socket when one answers, else the
@@ -23,29 +27,25 @@ pub async fn run_journal(cli: &Cli, command: &JournalCommand) -> u8 {
 
 async fn journal(cli: &Cli, command: &JournalCommand) -> Result<u8, Failure> {
     match command {
-        JournalCommand::Verify { json } => {
-            let verdict = match ask(cli, &OperatorRequest::JournalVerify).await? {
-                Some(answer) => answer,
-                None => match open_store(cli)?.verify()? {
-                    Ok((count, head)) => json!({"valid": true, "entries": count, "head": head}),
-                    Err(e) => {
-                        json!({"valid": false, "first_bad_seq": e.seq(), "message": e.to_string()})
-                    }
-                },
-            };
+        JournalCommand::Verify { key, since, json } => {
+            let since = since.as_deref().map(read_head).transpose()?;
+            let verdict = verify_journal(cli, key.as_deref(), since).await?;
             let valid = verdict["valid"] == json!(true);
             if *json {
                 println!("{verdict}");
             } else if valid {
-                println!(
-                    "journal intact: {} entries, head {}",
-                    verdict["entries"],
-                    verdict["head"].as_str().unwrap_or_default()
-                );
+                print_verdict(&verdict);
             } else {
                 eprintln!(
                     "airlock: journal_broken: {}",
                     verdict["message"].as_str().unwrap_or_default()
+                );
+            }
+            if key.is_none() {
+                eprintln!(
+                    "airlock: note: trusted {} beside the journal: that proves nothing against whoever can write {}. Keep a copy of it and `journal head --export` elsewhere, and verify with --key and --since.",
+                    PUBLIC_KEY_FILE,
+                    cli.state_dir.display()
                 );
             }
             Ok(if valid { exit_code::OK } else { BROKEN })
@@ -70,7 +70,100 @@ async fn journal(cli: &Cli, command: &JournalCommand) -> Result<u8, Failure> {
             }
             Ok(exit_code::OK)
         }
+        JournalCommand::Head { export } => {
+            let head: Option<TreeHead> = match ask(cli, &OperatorRequest::JournalHead).await? {
+                Some(answer) => serde_json::from_value(answer)
+                    .map_err(|e| Failure::usage("operator_socket_failed", e.to_string()))?,
+                None => open_store(cli)?.heads()?.pop(),
+            };
+            let head = head.ok_or_else(|| {
+                Failure::usage(
+                    "journal_not_sealed",
+                    "the journal has no signed tree head yet: one is signed as soon as anything is journaled",
+                )
+            })?;
+            let text = serde_json::to_string_pretty(&head).unwrap_or_default();
+            match export {
+                Some(file) => {
+                    std::fs::write(file, format!("{text}\n")).map_err(|e| {
+                        Failure::usage(
+                            "write_failed",
+                            format!("cannot write {}: {e}", file.display()),
+                        )
+                    })?;
+                    println!(
+                        "head of {} entries written to {}: keep it off this machine",
+                        head.size,
+                        file.display()
+                    );
+                }
+                None => println!("{text}"),
+            }
+            Ok(exit_code::OK)
+        }
     }
+}
+
+/// The verdict from the running server (same check, its database) or
+/// from the state directory's.
+async fn verify_journal(
+    cli: &Cli,
+    key: Option<&Path>,
+    since: Option<TreeHead>,
+) -> Result<Value, Failure> {
+    let trusted = key.map(read_public_key).transpose()?;
+    let request = OperatorRequest::JournalVerify {
+        key: trusted.map(|key| hex::encode(key.as_bytes())),
+        since: since.clone(),
+    };
+    if let Some(answer) = ask(cli, &request).await? {
+        return Ok(answer);
+    }
+    let trusted = match trusted {
+        Some(key) => key,
+        None => default_key(cli)?,
+    };
+    let result = open_store(cli)?.audit(&trusted, since.as_ref(), &Cadence::default())?;
+    Ok(verdict(&result))
+}
+
+fn print_verdict(verdict: &Value) {
+    println!(
+        "journal intact: {} entries, root {}, {} signed heads",
+        verdict["entries"],
+        verdict["root"].as_str().unwrap_or_default(),
+        verdict["heads"]
+    );
+    if let Some(size) = verdict["extends"].as_u64() {
+        println!("extends the exported head of {size} entries (consistency proof holds)");
+    }
+    if let Some(unsealed) = verdict["unsealed"].as_u64().filter(|n| *n > 0) {
+        println!(
+            "{unsealed} newest entries are not yet under a signed head (the writer signs every few seconds while it writes, and when it stops)"
+        );
+    }
+}
+
+fn default_key(cli: &Cli) -> Result<VerifyingKey, Failure> {
+    Ok(read_public_key(&cli.state_dir.join(PUBLIC_KEY_FILE))?)
+}
+
+fn read_head(file: &Path) -> Result<TreeHead, Failure> {
+    let text = std::fs::read_to_string(file).map_err(|e| {
+        Failure::usage(
+            "read_failed",
+            format!("cannot read {}: {e}", file.display()),
+        )
+    })?;
+    serde_json::from_str(&text).map_err(|e| {
+        Failure::usage(
+            "head_invalid",
+            format!(
+                "{} is not a tree head from `airlock journal head --export`: {e}",
+                file.display()
+            ),
+        )
+    })
 }
 
 fn entry_json(entry: &Entry) -> Value {
@@ -89,62 +182,53 @@ pub fn run_attest(cli: &Cli, command: &AttestCommand) -> u8 {
         AttestCommand::Export { id } => export(cli, id),
         AttestCommand::Verify {
             target,
+            key,
             input,
             output,
-        } => verify(cli, target, input.as_deref(), output.as_deref()),
+        } => verify(
+            cli,
+            target,
+            key.as_deref(),
+            input.as_deref(),
+            output.as_deref(),
+        ),
     };
     result.unwrap_or_else(Failure::report)
 }
 
-/// The proof for attestation `id`, checkpointing the head first if no
-/// checkpoint covers it yet (that needs the host key).
-fn proof_for(cli: &Cli, store: &SqliteStore, id: &str) -> Result<Proof, Failure> {
-    let chain = store.all()?;
-    if let Err(e) = airlock::journal::verify(&chain) {
-        return Err(broken(&e));
+/// The proof of attestation `id` from the journal (which must verify)
+/// and its egress records.
+fn proof_for(cli: &Cli, id: &str) -> Result<(Proof, Vec<Value>), Failure> {
+    let store = open_store(cli)?;
+    let journal = store.all()?;
+    if let Err(e) = airlock::journal::verify(&journal) {
+        return Err(Failure {
+            code: "journal_broken",
+            message: format!("the journal does not verify: {e}"),
+            exit: BROKEN,
+        });
     }
-    let (index, attestation) = chain
+    let (entry, attestation) = journal
         .iter()
-        .enumerate()
-        .find_map(|(i, e)| attestation_of(e).filter(|a| a.id == id).map(|a| (i, a)))
+        .find_map(|e| attestation_in(e).filter(|a| a.id == id).map(|a| (e, a)))
         .ok_or_else(|| {
             Failure::usage(
                 "attestation_not_found",
                 format!("no attestation `{id}` in the journal"),
             )
         })?;
-    if let Some(proof) = Proof::from_chain(attestation.clone(), &chain, index) {
-        return Ok(proof);
-    }
-    let key = HostKey::open_or_create(&cli.state_dir)?;
-    store.checkpoint(&|seq, hash| key.checkpoint(seq, hash))?;
-    let chain = store.all()?;
-    Proof::from_chain(attestation, &chain, index).ok_or_else(|| {
-        Failure::usage(
-            "attestation_invalid",
-            "the new checkpoint does not cover the attestation",
-        )
-    })
-}
-
-fn attestation_of(entry: &Entry) -> Option<Attestation> {
-    (entry.kind == "invocation")
-        .then(|| serde_json::from_str::<Value>(&entry.payload).ok())
-        .flatten()
-        .and_then(|p| serde_json::from_value(p["attestation"].clone()).ok())
-}
-
-fn broken(e: &ChainBreak) -> Failure {
-    Failure {
-        code: "journal_broken",
-        message: format!("the journal does not verify: {e}"),
-        exit: BROKEN,
-    }
+    let records = journal
+        .iter()
+        .filter(|e| e.kind == "egress")
+        .filter_map(|e| serde_json::from_str::<Value>(&e.payload).ok())
+        .filter(|p| p["invocation_id"] == json!(id))
+        .collect();
+    let proof = Proof::new(attestation, entry, &journal, &store.heads()?)?;
+    Ok((proof, records))
 }
 
 fn export(cli: &Cli, id: &str) -> Result<u8, Failure> {
-    let store = open_store(cli)?;
-    let proof = proof_for(cli, &store, id)?;
+    let (proof, _) = proof_for(cli, id)?;
     println!(
         "{}",
         serde_json::to_string_pretty(&proof).unwrap_or_default()
@@ -155,31 +239,27 @@ fn export(cli: &Cli, id: &str) -> Result<u8, Failure> {
 fn verify(
     cli: &Cli,
     target: &str,
+    key: Option<&Path>,
     input: Option<&Path>,
     output: Option<&Path>,
 ) -> Result<u8, Failure> {
     let mut checks: Vec<(String, Result<String, String>)> = Vec::new();
-    let key = read_public_key(&cli.state_dir.join(airlock::attest::PUBLIC_KEY_FILE))?;
+    let trusted = match key {
+        Some(file) => read_public_key(file)?,
+        None => default_key(cli)?,
+    };
     let proof = if Path::new(target).is_file() {
         let text = std::fs::read_to_string(target)
             .map_err(|e| Failure::usage("read_failed", format!("cannot read {target}: {e}")))?;
         serde_json::from_str::<Proof>(&text).map_err(|e| {
             Failure::usage(
                 "attestation_invalid",
-                format!("{target} is not a proof: {e}"),
+                format!("{target} is not a proof from `airlock attest export`: {e}"),
             )
         })?
     } else {
-        let store = open_store(cli)?;
-        let proof = proof_for(cli, &store, target)?;
+        let (proof, records) = proof_for(cli, target)?;
         checks.push(("journal chain".into(), Ok("every entry verifies".into())));
-        let records: Vec<Value> = store
-            .all()?
-            .iter()
-            .filter(|e| e.kind == "egress")
-            .filter_map(|e| serde_json::from_str::<Value>(&e.payload).ok())
-            .filter(|p| p["invocation_id"] == json!(proof.attestation.id))
-            .collect();
         let digest = egress_digest(&records);
         checks.push((
             "egress records".into(),
@@ -197,13 +277,14 @@ fn verify(
         proof
     };
     checks.push((
-        "signed checkpoint".into(),
+        "signed tree head".into(),
         proof
-            .verify(&key)
-            .map(|seq| {
+            .verify(&trusted)
+            .map(|size| {
                 format!(
-                    "covered by checkpoint {seq}, signed by key {}",
-                    airlock::attest::key_id(&key)
+                    "entry {} is in the head of {size} entries signed by key {}",
+                    proof.entry.seq,
+                    airlock::attest::key_id(&trusted)
                 )
             })
             .map_err(|e| e.to_string()),

@@ -63,8 +63,6 @@ pub enum EntryKind {
     PolicyReload,
     /// A request was denied before any tool ran.
     Denial,
-    /// A signed statement of the chain head (see `attest`).
-    Checkpoint,
     /// `airlock serve` started, stopped, or reloaded its tools.
     Server,
     /// An agent was added or removed (never its token).
@@ -81,7 +79,6 @@ impl EntryKind {
             EntryKind::ApprovalDecided => "approval_decided",
             EntryKind::PolicyReload => "policy_reload",
             EntryKind::Denial => "denial",
-            EntryKind::Checkpoint => "checkpoint",
             EntryKind::Server => "server",
             EntryKind::AgentChanged => "agent_changed",
         }

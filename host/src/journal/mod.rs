@@ -1,20 +1,32 @@
-//! The tamper-evident journal: an append-only hash chain of what happened
+//! The tamper-evident journal: an append-only log of what happened
 //! (invocations with their attestations, egress records, approvals,
-//! policy reloads, denials). Any modified, deleted, inserted or reordered
-//! entry breaks the chain at the first bad sequence number.
+//! policy reloads, denials). Two structures vouch for it:
+//!
+//! - a hash chain ([`chain`]): any modified, deleted, inserted or reordered
+//!   entry breaks it at the first bad sequence number;
+//! - a Merkle tree over the entries ([`tree`]) with heads signed by the host
+//!   key ([`head`]): a rewrite that recomputes every hash, or a truncated
+//!   tail, no longer matches a signed head — above all one exported off the
+//!   machine ([`audit`] checks both).
 
+mod audit;
 mod chain;
-pub mod checkpoint;
+pub mod head;
+pub mod key;
 mod sqlite;
+pub mod tree;
 
+pub use audit::{Audit, AuditFailure, audit, verdict};
 pub use chain::{ChainBreak, Entry, EntryKind, GENESIS, canonical_json, entry_hash, verify};
 pub(crate) use sqlite::append_in;
 
 use crate::store::StoreError;
-use checkpoint::{CHECKPOINT_INTERVAL, HostKey};
+use head::TreeHead;
+use key::HostKey;
 use serde_json::Value;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
+use tree::Hash;
 
 /// Where journal entries are kept. SQLite is the embedded default.
 pub trait JournalStore: Send + Sync {
@@ -33,9 +45,17 @@ pub trait JournalStore: Send + Sync {
     /// The newest entry of `kind`.
     fn last_of_kind(&self, kind: EntryKind) -> Result<Option<Entry>, StoreError>;
 
-    /// Appends a checkpoint over the current head, in one transaction;
-    /// `sign(seq, hash)` makes its payload.
-    fn checkpoint(&self, sign: &dyn Fn(u64, &str) -> Value) -> Result<Entry, StoreError>;
+    /// Every signed tree head, smallest first.
+    fn heads(&self) -> Result<Vec<TreeHead>, StoreError>;
+
+    /// In one transaction: when `due(size, last_head)` says so, extends the
+    /// last head's tree over the entries after it and stores the head
+    /// `sign(size, root)` makes. Returns the new head.
+    fn seal(
+        &self,
+        due: &dyn Fn(u64, Option<&TreeHead>) -> bool,
+        sign: &dyn Fn(u64, &Hash) -> TreeHead,
+    ) -> Result<Option<TreeHead>, StoreError>;
 
     /// Checks the whole chain: how many entries and the head hash, or where
     /// it breaks.
@@ -43,54 +63,142 @@ pub trait JournalStore: Send + Sync {
         let entries = self.all()?;
         Ok(verify(&entries))
     }
+
+    /// Checks the chain and every signed head against `trusted`, and with
+    /// `since` that the journal extends that head ([`audit()`]).
+    fn audit(
+        &self,
+        trusted: &ed25519_dalek::VerifyingKey,
+        since: Option<&TreeHead>,
+        cadence: &Cadence,
+    ) -> Result<Result<Audit, AuditFailure>, StoreError> {
+        let entries = self.all()?;
+        let heads = self.heads()?;
+        Ok(audit(&entries, &heads, trusted, since, cadence))
+    }
 }
 
-/// A host's journal: entries, plus a signed checkpoint of the head every
-/// [`CHECKPOINT_INTERVAL`] entries.
+/// When the writer signs a tree head: after `entries` new entries, or
+/// when the last head is `interval` old and entries came since (checked at
+/// each append, and by `airlock serve` on a timer) — counted from the
+/// database, so every process that writes shares one cadence.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cadence {
+    /// Entries between heads.
+    pub entries: u64,
+    /// Longest time a new entry waits for a head.
+    pub interval: Duration,
+}
+
+impl Default for Cadence {
+    fn default() -> Self {
+        Self {
+            entries: 64,
+            interval: Duration::from_secs(10),
+        }
+    }
+}
+
+impl Cadence {
+    /// Whether a journal of `size` entries whose last head is `last` needs
+    /// a new one at `now`.
+    fn due(&self, size: u64, last: Option<&TreeHead>, now: SystemTime) -> bool {
+        let Some(last) = last else {
+            return size > 0;
+        };
+        let old = humantime::parse_rfc3339(&last.time)
+            .ok()
+            .and_then(|signed| now.duration_since(signed).ok())
+            .is_none_or(|age| age >= self.interval);
+        size > last.size && (size - last.size >= self.entries || old)
+    }
+}
+
+/// A host's journal: entries, and signed tree heads over them on a
+/// [`Cadence`] and when the journal is dropped (clean shutdown).
 pub struct Journal {
     store: Arc<dyn JournalStore>,
     key: Arc<HostKey>,
-    since_checkpoint: AtomicU64,
+    cadence: Cadence,
 }
 
 impl std::fmt::Debug for Journal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Journal")
             .field("key", &self.key)
+            .field("cadence", &self.cadence)
             .finish_non_exhaustive()
     }
 }
 
 impl Journal {
-    /// Journals into `store`, checkpoints signed with `key`.
+    /// Journals into `store`, heads signed with `key` on the default cadence.
     pub fn new(store: Arc<dyn JournalStore>, key: Arc<HostKey>) -> Self {
+        Self::with_cadence(store, key, Cadence::default())
+    }
+
+    /// Journals into `store`, heads signed with `key` on `cadence`.
+    pub fn with_cadence(store: Arc<dyn JournalStore>, key: Arc<HostKey>, cadence: Cadence) -> Self {
         Self {
             store,
             key,
-            since_checkpoint: AtomicU64::new(0),
+            cadence,
         }
     }
 
-    /// Appends `entries` in one transaction; checkpoints when due.
+    /// Appends `entries` in one transaction, then signs a head when due.
+    /// The entries are durable when this returns; a head that could not be
+    /// signed is logged and signed by a later append.
     pub fn record(&self, entries: &[(EntryKind, Value)]) -> Result<Vec<Entry>, StoreError> {
         let stored = self.store.append(entries)?;
-        let count = stored.len() as u64;
-        if self.since_checkpoint.fetch_add(count, Ordering::Relaxed) + count >= CHECKPOINT_INTERVAL
-        {
-            self.checkpoint()?;
+        if let Err(error) = self.seal_when_due() {
+            tracing::warn!(code = error.code(), %error, "the journal's tree head was not signed");
         }
         Ok(stored)
     }
 
-    /// Signs the current head now.
-    pub fn checkpoint(&self) -> Result<Entry, StoreError> {
-        self.since_checkpoint.store(0, Ordering::Relaxed);
-        self.store
-            .checkpoint(&|seq, hash| self.key.checkpoint(seq, hash))
+    /// Signs a head if the cadence says one is due.
+    pub fn seal_when_due(&self) -> Result<Option<TreeHead>, StoreError> {
+        let cadence = self.cadence;
+        self.seal_if(&move |size, last| cadence.due(size, last, SystemTime::now()))
+    }
+
+    /// Signs a head over every entry not yet covered by one.
+    pub fn seal(&self) -> Result<Option<TreeHead>, StoreError> {
+        self.seal_if(&|size, last| size > last.map_or(0, |head| head.size))
+    }
+
+    fn seal_if(
+        &self,
+        due: &dyn Fn(u64, Option<&TreeHead>) -> bool,
+    ) -> Result<Option<TreeHead>, StoreError> {
+        self.store.seal(due, &|size, root| {
+            let time = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
+            TreeHead::sign(&self.key, size, root, time)
+        })
+    }
+
+    /// The public half of the key that signs its heads.
+    pub fn verifying_key(&self) -> ed25519_dalek::VerifyingKey {
+        self.key.verifying_key()
+    }
+
+    /// When it signs heads.
+    pub fn cadence(&self) -> &Cadence {
+        &self.cadence
     }
 
     /// The underlying store.
     pub fn store(&self) -> &dyn JournalStore {
         self.store.as_ref()
+    }
+}
+
+impl Drop for Journal {
+    /// A clean shutdown leaves every entry under a signed head.
+    fn drop(&mut self) {
+        if let Err(error) = self.seal() {
+            tracing::warn!(code = error.code(), %error, "the journal's last tree head was not signed");
+        }
     }
 }

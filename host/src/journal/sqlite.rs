@@ -2,6 +2,8 @@
 
 use super::JournalStore;
 use super::chain::{Entry, EntryKind, GENESIS, canonical_json, entry_hash};
+use super::head::TreeHead;
+use super::tree::{Frontier, Hash, leaf, parse_hash};
 use crate::store::{SqliteStore, StoreError};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde_json::Value;
@@ -123,20 +125,83 @@ impl JournalStore for SqliteStore {
         })
     }
 
-    fn checkpoint(&self, sign: &dyn Fn(u64, &str) -> Value) -> Result<Entry, StoreError> {
-        self.write("checkpointing the journal", |tx| {
-            let head: Option<(i64, String)> = tx
-                .query_row(
-                    "SELECT seq, hash FROM journal ORDER BY seq DESC LIMIT 1",
-                    [],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
+    fn heads(&self) -> Result<Vec<TreeHead>, StoreError> {
+        self.read(|conn| {
+            let mut statement = conn
+                .prepare(
+                    "SELECT size, root, time, key_id, signature FROM journal_heads ORDER BY size",
                 )
-                .optional()
+                .map_err(StoreError::sql("reading the tree heads"))?;
+            let rows = statement
+                .query_map([], |r| {
+                    Ok(TreeHead {
+                        size: r.get::<_, i64>(0)?.try_into().unwrap_or_default(),
+                        root: r.get(1)?,
+                        time: r.get(2)?,
+                        key_id: r.get(3)?,
+                        signature: r.get(4)?,
+                    })
+                })
+                .map_err(StoreError::sql("reading the tree heads"))?;
+            rows.collect::<Result<_, _>>()
+                .map_err(StoreError::sql("reading the tree heads"))
+        })
+    }
+
+    fn seal(
+        &self,
+        due: &dyn Fn(u64, Option<&TreeHead>) -> bool,
+        sign: &dyn Fn(u64, &Hash) -> TreeHead,
+    ) -> Result<Option<TreeHead>, StoreError> {
+        // Most appends are not due: find out without taking the write lock.
+        let due_now = |conn: &Connection| -> Result<_, StoreError> {
+            let size: i64 = conn
+                .query_row("SELECT COALESCE(MAX(seq), 0) FROM journal", [], |r| {
+                    r.get(0)
+                })
                 .map_err(StoreError::sql("reading the journal head"))?;
-            let (seq, hash) = head.map_or((0, GENESIS.to_string()), |(s, h)| {
-                (u64::try_from(s).unwrap_or(0), h)
-            });
-            append_in(tx, EntryKind::Checkpoint, &sign(seq, &hash))
+            let size = u64::try_from(size).unwrap_or_default();
+            let last = last_head(conn)?;
+            Ok(due(size, last.as_ref().map(|(head, _)| head)).then_some((size, last)))
+        };
+        if self.read(due_now)?.is_none() {
+            return Ok(None);
+        }
+        self.write("signing a tree head", |tx| {
+            // Again under the lock: another writer may have signed it.
+            let Some((size, last)) = due_now(tx)? else {
+                return Ok(None);
+            };
+            let mut frontier = last.map(|(_, frontier)| frontier).unwrap_or_default();
+            let from = i64::try_from(frontier.size()).unwrap_or(i64::MAX);
+            for entry in collect(
+                tx,
+                &format!("SELECT {COLUMNS} FROM journal WHERE seq > ?1 ORDER BY seq"),
+                Some(&from),
+            )? {
+                frontier.push(&leaf(&entry).map_err(corrupt("journal entry hash"))?);
+            }
+            if frontier.size() != size || size == 0 {
+                // Entries are missing below the head: a verifier will say
+                // where; signing over a gap would vouch for it.
+                return Ok(None);
+            }
+            let head = sign(size, &frontier.root());
+            let nodes: Vec<String> = frontier.nodes().iter().map(hex::encode).collect();
+            tx.execute(
+                "INSERT INTO journal_heads (size, time, root, key_id, signature, frontier) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    i64::try_from(head.size).unwrap_or(i64::MAX),
+                    head.time,
+                    head.root,
+                    head.key_id,
+                    head.signature,
+                    nodes.join(","),
+                ],
+            )
+            .map_err(StoreError::sql("storing a tree head"))?;
+            Ok(Some(head))
         })
     }
 
@@ -155,6 +220,54 @@ impl JournalStore for SqliteStore {
             .next())
         })
     }
+}
+
+fn corrupt<E: std::fmt::Display>(what: &'static str) -> impl Fn(E) -> StoreError {
+    move |e| StoreError::Corrupt {
+        what,
+        detail: e.to_string(),
+    }
+}
+
+/// The newest head with the frontier it was computed from.
+fn last_head(conn: &Connection) -> Result<Option<(TreeHead, Frontier)>, StoreError> {
+    let row = conn
+        .query_row(
+            "SELECT size, root, time, key_id, signature, frontier FROM journal_heads \
+             ORDER BY size DESC LIMIT 1",
+            [],
+            |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, String>(5)?,
+                ))
+            },
+        )
+        .optional()
+        .map_err(StoreError::sql("reading the last tree head"))?;
+    let Some((size, root, time, key_id, signature, nodes)) = row else {
+        return Ok(None);
+    };
+    let size = u64::try_from(size).map_err(corrupt("tree head size"))?;
+    let nodes = nodes
+        .split(',')
+        .filter(|node| !node.is_empty())
+        .map(parse_hash)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(corrupt("tree head frontier"))?;
+    let frontier = Frontier::from_parts(size, nodes).map_err(corrupt("tree head frontier"))?;
+    let head = TreeHead {
+        size,
+        root,
+        time,
+        key_id,
+        signature,
+    };
+    Ok(Some((head, frontier)))
 }
 
 #[cfg(test)]

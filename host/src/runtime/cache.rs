@@ -9,7 +9,7 @@
 //! target, settings) runs after that.
 
 use super::inspect::Sha256Digest;
-use hmac::{Hmac, Mac};
+use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 use std::io::{ErrorKind, Write};
 use std::path::{Path, PathBuf};

@@ -211,6 +211,9 @@ struct Inner {
     calls: AtomicU64,
     /// Seals the approval a 2026-07-28 `input_required` answer is for.
     seal: elicit::Seal,
+    /// Signs the journal's tree head when entries wait longer than the
+    /// cadence allows, even if nothing else is journaled.
+    _heads: crate::invocation::AbortOnDrop,
 }
 
 impl Server {
@@ -225,6 +228,7 @@ impl Server {
         let settings = catalog.settings.clone();
         let agents = Agents::new(Arc::new(SqliteStore::open_in(&sources.state_dir)?));
         let (list_changed, _) = tokio::sync::broadcast::channel(16);
+        let heads = crate::invocation::AbortOnDrop::spawn(sign_heads(host.clone()));
         let server = Self {
             inner: Arc::new(Inner {
                 host,
@@ -237,6 +241,7 @@ impl Server {
                 reloading: tokio::sync::Mutex::new(()),
                 calls: AtomicU64::new(0),
                 seal: elicit::Seal::new()?,
+                _heads: heads,
             }),
         };
         server.journal("started", json!({ "tools": server.tool_names() }))?;
@@ -381,9 +386,24 @@ impl Server {
             }),
         )?;
         if let Some(journal) = self.inner.host.journal() {
-            journal.checkpoint()?;
+            journal.seal()?;
         }
         Ok(())
+    }
+}
+
+/// Signs a head whenever the journal's cadence says one is due.
+async fn sign_heads(host: Host) {
+    let Some(interval) = host.journal().map(|journal| journal.cadence().interval) else {
+        return;
+    };
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Some(Err(error)) = host.journal().map(crate::journal::Journal::seal_when_due) {
+            tracing::warn!(code = error.code(), %error, "the journal's tree head was not signed");
+        }
     }
 }
 

@@ -69,9 +69,20 @@ pub enum OperatorRequest {
         /// How many.
         count: usize,
     },
-    /// Checks the journal's hash chain.
+    /// Checks the journal's chain and signed heads (`journal verify`).
     #[serde(rename = "journal.verify")]
-    JournalVerify,
+    JournalVerify {
+        /// The public key the verifier trusts (hex); the server's own
+        /// when absent.
+        #[serde(default)]
+        key: Option<String>,
+        /// A head kept elsewhere that the journal must extend.
+        #[serde(default)]
+        since: Option<crate::journal::head::TreeHead>,
+    },
+    /// The newest signed tree head (`journal head`).
+    #[serde(rename = "journal.head")]
+    JournalHead,
     /// Remove an agent (its token stops working).
     #[serde(rename = "agents.remove")]
     AgentsRemove {
@@ -151,11 +162,20 @@ async fn answer(
             json!({ "agent": agent, "token": token.expose() })
         }
         OperatorRequest::AgentsList => json!(server.agents().list()?),
-        OperatorRequest::JournalTail { count } => json!(journal(server)?.tail(count)?),
-        OperatorRequest::JournalVerify => match journal(server)?.verify()? {
-            Ok((entries, head)) => json!({ "valid": true, "entries": entries, "head": head }),
-            Err(e) => json!({ "valid": false, "first_bad_seq": e.seq(), "message": e.to_string() }),
-        },
+        OperatorRequest::JournalTail { count } => json!(journal(server)?.store().tail(count)?),
+        OperatorRequest::JournalVerify { key, since } => {
+            let journal = journal(server)?;
+            let trusted = match key {
+                Some(hex) => crate::journal::key::parse_public_key(&hex)
+                    .map_err(|e| OperatorError::new(e.code(), e.to_string()))?,
+                None => journal.verifying_key(),
+            };
+            let result = journal
+                .store()
+                .audit(&trusted, since.as_ref(), journal.cadence())?;
+            crate::journal::verdict(&result)
+        }
+        OperatorRequest::JournalHead => json!(journal(server)?.store().heads()?.pop()),
         OperatorRequest::AgentsRemove { name } => {
             server.agents().remove(&name)?;
             json!({ "removed": name })
@@ -163,11 +183,10 @@ async fn answer(
     })
 }
 
-fn journal(server: &Server) -> Result<&dyn crate::journal::JournalStore, OperatorError> {
+fn journal(server: &Server) -> Result<&crate::journal::Journal, OperatorError> {
     server
         .host()
         .journal()
-        .map(crate::journal::Journal::store)
         .ok_or_else(|| OperatorError::new("state_dir_required", "the server keeps no journal"))
 }
 

@@ -1,5 +1,5 @@
 //! The embedded store: one SQLite database (WAL) in the state directory,
-//! holding the journal and the approvals. Survives restarts and `kill -9`:
+//! holding the journal (entries and signed tree heads) and the approvals. Survives restarts and `kill -9`:
 //! a commit is in the write-ahead log before the call returns.
 //!
 //! The journal and approvals are reached through their own traits
@@ -26,6 +26,14 @@ CREATE TABLE IF NOT EXISTS journal (
     payload TEXT NOT NULL,
     prev_hash TEXT NOT NULL,
     hash TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS journal_heads (
+    size INTEGER PRIMARY KEY,
+    time TEXT NOT NULL,
+    root TEXT NOT NULL,
+    key_id TEXT NOT NULL,
+    signature TEXT NOT NULL,
+    frontier TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS approvals (
     id TEXT PRIMARY KEY,

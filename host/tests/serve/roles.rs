@@ -60,6 +60,18 @@ async fn the_server_runs_as_its_own_user_and_operators_decide_over_the_socket() 
     assert_eq!(result.is_error, Some(false), "{}", text(&result));
     client.cancel().await.expect("close");
 
+    // The operator verifies the running server's journal and takes its
+    // latest signed head away.
+    let verified = server.airlock(&["journal", "verify", "--json"]);
+    assert!(verified.status.success(), "{}", fixture::printed(&verified));
+    let verdict: serde_json::Value = serde_json::from_slice(&verified.stdout).expect("json");
+    assert_eq!(verdict["valid"], true, "{verdict}");
+    assert!(verdict["heads"].as_u64() >= Some(1), "{verdict}");
+    let head = server.airlock(&["journal", "head"]);
+    assert!(head.status.success(), "{}", fixture::printed(&head));
+    let head: serde_json::Value = serde_json::from_slice(&head.stdout).expect("json");
+    assert!(head["size"].as_u64() >= Some(1), "{head}");
+
     let journal = server.stop_and_journal();
     let decision = journal
         .iter()

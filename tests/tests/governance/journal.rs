@@ -182,48 +182,70 @@ async fn the_journal_tells_request_decision_invocation_and_egress_in_order() {
 }
 
 #[tokio::test]
-async fn a_single_attestation_is_proved_by_a_signed_checkpoint_and_forgeries_are_not() {
+async fn a_single_attestation_is_proved_by_a_signed_tree_head_and_forgeries_are_not() {
     let state = tempfile::tempdir().expect("tempdir");
     let story = approved_network_call(state.path()).await;
+    // The host that ran it is gone: its clean shutdown signed a head over
+    // everything it journaled.
     let store = SqliteStore::open_in(state.path()).expect("store");
     let key = HostKey::open_or_create(state.path()).expect("host key");
-    store
-        .checkpoint(&|seq, hash| key.checkpoint(seq, hash))
-        .expect("checkpoint");
-    let chain = store.all().expect("entries");
-    let index = chain
-        .iter()
-        .position(|e| e.kind == "invocation")
-        .expect("an invocation entry");
-    let proof = Proof::from_chain(story.attestation.clone(), &chain, index)
-        .expect("a checkpoint covers it");
-    let checkpoint_seq = chain.last().expect("entries").seq;
+    let journal = store.all().expect("entries");
+    let heads = store.heads().expect("heads");
     assert_eq!(
-        proof.verify(&key.verifying_key()).ok(),
-        Some(checkpoint_seq)
+        heads.last().map(|head| head.size),
+        Some(journal.len() as u64),
+        "the last head covers every entry"
     );
+    let entry = journal
+        .iter()
+        .find(|e| e.kind == "invocation")
+        .expect("an invocation entry");
+    let proof =
+        Proof::new(story.attestation.clone(), entry, &journal, &heads).expect("a head covers it");
+    let covering = heads
+        .iter()
+        .filter(|head| head.size >= entry.seq)
+        .map(|head| head.size)
+        .min();
+    assert_eq!(proof.verify(&key.verifying_key()).ok(), covering);
 
     // The proof survives serialisation, as `attest export` hands it out.
     let exported: Proof =
         serde_json::from_str(&serde_json::to_string(&proof).expect("ser")).expect("de");
-    assert_eq!(
-        exported.verify(&key.verifying_key()).ok(),
-        Some(checkpoint_seq)
-    );
+    assert_eq!(exported.verify(&key.verifying_key()).ok(), covering);
 
     let mut claims_other_output = proof.clone();
     claims_other_output.attestation.output_sha256 = Some(sha256_hex(b"{}"));
     assert!(claims_other_output.verify(&key.verifying_key()).is_err());
 
     let mut rewritten = proof.clone();
-    rewritten.entries[0].3 = rewritten.entries[0].3.replace("\"ok\"", "\"trap\"");
+    rewritten.entry.payload = rewritten.entry.payload.replace("\"ok\"", "\"trap\"");
     let err = rewritten
         .verify(&key.verifying_key())
         .expect_err("modified entry");
-    assert!(
-        err.to_string().contains("does not match its hash")
-            || err.to_string().contains("different"),
-        "{err}"
+    assert!(err.to_string().contains("does not match its hash"), "{err}");
+
+    // Re-hashed by someone who knows the hash function: no longer in the
+    // signed tree.
+    let mut rehashed = proof.clone();
+    let e = &mut rehashed.entry;
+    e.payload = e.payload.replace("claude", "nobody");
+    e.hash = entry_hash(e.seq, &e.time, &e.kind, &e.payload, &e.prev_hash);
+    rehashed.attestation.principal = rehashed.attestation.principal.replace("claude", "nobody");
+    let err = rehashed
+        .verify(&key.verifying_key())
+        .expect_err("re-hashed entry");
+    assert!(err.to_string().contains("is not in the tree"), "{err}");
+
+    // Not yet sealed: no head covers an entry past the last one.
+    let last = heads.last().expect("a head").size;
+    let mut later = entry.clone();
+    later.seq = last + 1;
+    assert_eq!(
+        Proof::new(story.attestation.clone(), &later, &journal, &heads)
+            .map_err(|e| e.code())
+            .err(),
+        Some("attestation_not_sealed")
     );
 
     let other_key =

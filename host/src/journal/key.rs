@@ -1,11 +1,10 @@
-//! The journal's signed checkpoints and the host key that signs them:
-//! every [`CHECKPOINT_INTERVAL`] entries the writer appends a statement of
-//! the chain head signed with the host's ed25519 key. Attestation proofs
-//! (`attest`) end at such a checkpoint.
+//! The host's ed25519 key, which signs the journal's tree heads
+//! ([`super::head`]). It lives beside the data it vouches for, so it proves
+//! nothing against whoever can write the state directory: verifiers should
+//! trust a copy of the public key kept elsewhere, and heads exported off
+//! the machine.
 
-use super::canonical_json;
-use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
-use serde_json::{Value, json};
+use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 
@@ -13,9 +12,6 @@ use std::path::{Path, PathBuf};
 pub const KEY_FILE: &str = "host.key";
 /// The host's public key file (hex), for verifiers.
 pub const PUBLIC_KEY_FILE: &str = "host.pub";
-/// Entries between signed checkpoints of the journal head.
-pub const CHECKPOINT_INTERVAL: u64 = 64;
-pub(crate) const CHECKPOINT_DOMAIN: &str = "airlock.checkpoint.v1\n";
 
 /// Why the host key cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -32,7 +28,7 @@ pub enum KeyError {
         source: std::io::Error,
     },
     /// A key file does not hold a key.
-    #[error("host key {} is not a key ({detail}); restore it from backup: a new key cannot vouch for old checkpoints", path.display())]
+    #[error("host key {} is not a key ({detail}); restore it from backup: a new key cannot vouch for old tree heads", path.display())]
     Bad {
         /// The file.
         path: PathBuf,
@@ -114,17 +110,9 @@ impl HostKey {
         &self.key_id
     }
 
-    /// The payload of a checkpoint entry vouching for the chain up to and
-    /// including `covers_seq`, whose hash is `head_hash`.
-    pub fn checkpoint(&self, covers_seq: u64, head_hash: &str) -> Value {
-        let statement = checkpoint_statement(covers_seq, head_hash, &self.key_id);
-        let signature = self.signing.sign(statement.as_bytes());
-        json!({
-            "covers_seq": covers_seq,
-            "head_hash": head_hash,
-            "key_id": self.key_id,
-            "signature": hex::encode(signature.to_bytes()),
-        })
+    /// Signs `message`.
+    pub(crate) fn sign(&self, message: &[u8]) -> Signature {
+        self.signing.sign(message)
     }
 }
 
@@ -146,15 +134,6 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::write(path, bytes)
 }
 
-pub(crate) fn checkpoint_statement(covers_seq: u64, head_hash: &str, key_id: &str) -> String {
-    format!(
-        "{CHECKPOINT_DOMAIN}{}",
-        canonical_json(
-            &json!({"covers_seq": covers_seq, "head_hash": head_hash, "key_id": key_id})
-        )
-    )
-}
-
 /// Reads a public key (`host.pub`, hex).
 pub fn read_public_key(path: &Path) -> Result<VerifyingKey, KeyError> {
     let text = std::fs::read_to_string(path).map_err(|source| KeyError::File {
@@ -162,6 +141,18 @@ pub fn read_public_key(path: &Path) -> Result<VerifyingKey, KeyError> {
         action: "reading",
         source,
     })?;
+    parse_public_key(&text).map_err(|e| match e {
+        KeyError::Bad { detail, .. } => KeyError::Bad {
+            path: path.to_path_buf(),
+            detail,
+        },
+        other => other,
+    })
+}
+
+/// Parses a public key written as 64 hex digits (as in `host.pub`).
+pub fn parse_public_key(text: &str) -> Result<VerifyingKey, KeyError> {
+    let path = PathBuf::from("(public key)");
     let bytes = hex::decode(text.trim())
         .ok()
         .and_then(|b| <[u8; 32]>::try_from(b.as_slice()).ok())
