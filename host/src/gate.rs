@@ -8,7 +8,7 @@ use crate::limits::Limits;
 use crate::outcome::{
     DenialReason, InvokeError, LimitExceeded, Outcome, PendingApproval, PolicyDenial, RunReport,
 };
-use crate::policy::{Decision, PolicyEngine, ToolFacts};
+use crate::policy::{Authorization, PolicyEngine, ToolFacts};
 use crate::trail::{self, Admitted};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -44,7 +44,7 @@ fn refused(
     }))
 }
 
-fn explain(decision: &Decision, who: &str, tool: &str) -> String {
+fn explain(decision: &Authorization, who: &str, tool: &str) -> String {
     decision.explain_denial(who, &format!("run `{tool}`"))
 }
 

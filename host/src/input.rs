@@ -10,7 +10,7 @@ use std::fmt;
 
 /// Checks that `input` is JSON whose objects have no repeated keys; the
 /// error is the parser's (position, not content) or names the repeated key.
-pub(crate) fn check(input: &str) -> Result<(), serde_json::Error> {
+pub fn check(input: &str) -> Result<(), serde_json::Error> {
     let mut deserializer = serde_json::Deserializer::from_str(input);
     Unique.deserialize(&mut deserializer)?;
     deserializer.end()

@@ -64,6 +64,7 @@ pub use configured::{ANY_OBJECT_SCHEMA, ConfiguredError, ConfiguredTool};
 pub use egress::{ConfigError, EgressRecord, NetworkGrant};
 pub use grants::{DirAccess, DirGrant, GrantError, Grants};
 pub use host::{BuildError, CompileEvent, Host, HostBuilder};
+pub use input::check as check_input;
 pub use invocation::{DEFAULT_PRINCIPAL, Invocation, Wait};
 pub use limits::{
     DEFAULT_MAX_INPUT_BYTES, DEFAULT_MAX_MEMORY_BYTES, DEFAULT_MAX_OUTPUT_BYTES,

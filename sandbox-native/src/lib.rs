@@ -33,9 +33,9 @@ pub use backend::{
 pub use cancel::Cancel;
 pub use linux_bwrap::LinuxBubblewrap;
 pub use macos_sbpl::MacosSandboxExec;
-pub use output::{Captured, Exit, RunOutput};
+pub use output::{CappedStream, Exit, RunOutput};
 pub use plan::{
-    Access, DEFAULT_LIMITS, Limits, Mount, NetworkMode, PERSISTENCE_PATHS, Persistent, Plan,
+    Access, DEFAULT_LIMITS, Mount, NetworkMode, PERSISTENCE_PATHS, Persistent, Plan, ProcessLimits,
 };
 #[cfg(unix)]
 pub use unix::run_unsandboxed;

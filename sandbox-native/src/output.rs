@@ -21,7 +21,7 @@ pub enum Exit {
 
 /// Up to the cap of what a stream carried.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Captured {
+pub struct CappedStream {
     /// The bytes kept.
     pub bytes: Vec<u8>,
     /// Bytes beyond the cap, counted and dropped.
@@ -34,17 +34,17 @@ pub struct RunOutput {
     /// How it ended.
     pub exit: Exit,
     /// Standard output.
-    pub stdout: Captured,
+    pub stdout: CappedStream,
     /// Standard error.
-    pub stderr: Captured,
+    pub stderr: CappedStream,
     /// Wall-clock time.
     pub duration: Duration,
 }
 
 /// Reads `stream` to its end, keeping `cap` bytes: reading on past the cap
 /// keeps a chatty program from blocking on a full pipe.
-pub(crate) fn capture(mut stream: impl Read, cap: usize) -> Captured {
-    let mut captured = Captured::default();
+pub(crate) fn capture(mut stream: impl Read, cap: usize) -> CappedStream {
+    let mut captured = CappedStream::default();
     let mut chunk = [0u8; 8192];
     loop {
         match stream.read(&mut chunk) {
@@ -114,12 +114,12 @@ pub(crate) fn supervise(
 fn capture_in_background(
     stream: Option<impl Read + Send + 'static>,
     cap: usize,
-) -> Option<std::thread::JoinHandle<Captured>> {
+) -> Option<std::thread::JoinHandle<CappedStream>> {
     stream.map(|s| std::thread::spawn(move || capture(s, cap)))
 }
 
 /// What a capture thread kept (nothing if it could not be joined).
-fn join(handle: Option<std::thread::JoinHandle<Captured>>) -> Captured {
+fn join(handle: Option<std::thread::JoinHandle<CappedStream>>) -> CappedStream {
     handle.and_then(|h| h.join().ok()).unwrap_or_default()
 }
 

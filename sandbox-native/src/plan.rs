@@ -106,7 +106,7 @@ pub enum NetworkMode {
 /// Resource limits, applied with `setrlimit` before the program starts and
 /// by the runner (wall clock, output).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Limits {
+pub struct ProcessLimits {
     /// CPU time (RLIMIT_CPU), seconds.
     pub cpu_seconds: u64,
     /// Address space (RLIMIT_AS), bytes.
@@ -125,7 +125,7 @@ pub struct Limits {
 
 /// The defaults: enough for a CLI tool, small enough that a fork bomb or a
 /// runaway writer stops quickly.
-pub const DEFAULT_LIMITS: Limits = Limits {
+pub const DEFAULT_LIMITS: ProcessLimits = ProcessLimits {
     cpu_seconds: 10,
     address_space_bytes: 1 << 30,
     processes: 64,
@@ -135,7 +135,7 @@ pub const DEFAULT_LIMITS: Limits = Limits {
     output_bytes: 1 << 20,
 };
 
-impl Default for Limits {
+impl Default for ProcessLimits {
     fn default() -> Self {
         DEFAULT_LIMITS
     }
@@ -156,7 +156,7 @@ pub struct Plan {
     /// Host directories made visible.
     pub mounts: Vec<Mount>,
     /// Resource limits.
-    pub limits: Limits,
+    pub limits: ProcessLimits,
     /// The network.
     pub network: NetworkMode,
     /// Ends the run early when fired (like the wall clock, reported as
@@ -174,7 +174,7 @@ impl Plan {
             env: Vec::new(),
             cwd: None,
             mounts: Vec::new(),
-            limits: Limits::default(),
+            limits: ProcessLimits::default(),
             network: NetworkMode::None,
             cancel: None,
         }
@@ -218,7 +218,7 @@ impl Plan {
     }
 
     /// Sets the limits.
-    pub fn limits(mut self, limits: Limits) -> Self {
+    pub fn limits(mut self, limits: ProcessLimits) -> Self {
         self.limits = limits;
         self
     }

@@ -6,7 +6,7 @@
 
 use crate::SandboxError;
 use crate::output::{Exit, RunOutput, supervise};
-use crate::plan::{Limits, Plan};
+use crate::plan::{Plan, ProcessLimits};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Command, Stdio};
 use std::time::Instant;
@@ -17,7 +17,7 @@ pub(crate) struct Rlimit(rustix::process::Resource, u64);
 /// The plan's limits as `setrlimit` calls; no core dumps either. The
 /// process limit only with `nproc`: outside a fresh user namespace
 /// RLIMIT_NPROC counts every process of the user, not the tool's.
-pub(crate) fn rlimits(limits: &Limits, nproc: bool) -> Vec<Rlimit> {
+pub(crate) fn rlimits(limits: &ProcessLimits, nproc: bool) -> Vec<Rlimit> {
     use rustix::process::Resource;
     let mut rlimits = vec![
         Rlimit(Resource::Cpu, limits.cpu_seconds),

@@ -306,17 +306,17 @@ mod imp {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::Limits;
+    use crate::plan::ProcessLimits;
     use std::time::Duration;
 
     #[test]
     fn the_plan_s_limits_become_job_limits() {
-        let plan = Plan::new("C:\\tools\\tool.exe").limits(Limits {
+        let plan = Plan::new("C:\\tools\\tool.exe").limits(ProcessLimits {
             cpu_seconds: 3,
             address_space_bytes: 512 << 20,
             processes: 4,
             wall_clock: Duration::from_secs(9),
-            ..Limits::default()
+            ..ProcessLimits::default()
         });
         let job = job_limits(&plan, 8).expect("limits");
         assert_eq!(job.process_memory_bytes, 512 << 20);

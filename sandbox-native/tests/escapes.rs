@@ -3,7 +3,7 @@
 //! workspace, a listener or a look at the host's processes.
 #![cfg(target_os = "linux")]
 
-use airlock_sandbox::{Access, Exit, Limits, Plan, RunOutput, detect};
+use airlock_sandbox::{Access, Exit, Plan, ProcessLimits, RunOutput, detect};
 use serde::Deserialize;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -50,7 +50,7 @@ struct CaseLimits {
 }
 
 impl CaseLimits {
-    fn apply(&self, mut limits: Limits) -> Limits {
+    fn apply(&self, mut limits: ProcessLimits) -> ProcessLimits {
         if let Some(ms) = self.wall_clock_ms {
             limits.wall_clock = Duration::from_millis(ms);
         }
@@ -86,7 +86,7 @@ fn stdout(out: &RunOutput) -> String {
 #[test]
 fn every_escape_in_the_corpus_is_contained() {
     for case in corpus().case {
-        let plan = sh(&case.script).limits(case.limits.apply(Limits::default()));
+        let plan = sh(&case.script).limits(case.limits.apply(ProcessLimits::default()));
         let out = go(&plan);
         let text = stdout(&out);
         let context = format!(
@@ -292,9 +292,9 @@ fn running(words: &[&str]) -> usize {
 
 #[test]
 fn the_wall_clock_limit_kills_background_children_too() {
-    let plan = sh("sleep 313 & sleep 317 & wait").limits(Limits {
+    let plan = sh("sleep 313 & sleep 317 & wait").limits(ProcessLimits {
         wall_clock: Duration::from_secs(1),
-        ..Limits::default()
+        ..ProcessLimits::default()
     });
     let out = go(&plan);
     assert_eq!(out.exit, Exit::TimedOut);
@@ -308,9 +308,9 @@ fn the_wall_clock_limit_kills_background_children_too() {
 fn a_cancel_ends_the_run_and_everything_it_started() {
     let cancel = airlock_sandbox::Cancel::new();
     let plan = sh("sleep 331 & sleep 337 & wait")
-        .limits(Limits {
+        .limits(ProcessLimits {
             wall_clock: Duration::from_secs(120),
-            ..Limits::default()
+            ..ProcessLimits::default()
         })
         .cancel_on(cancel.clone());
     let canceller = std::thread::spawn(move || {
@@ -389,12 +389,13 @@ fn the_process_limit_counts_only_the_sandbox() {
             sleep.spawn().expect("sleep")
         })
         .collect();
-    let plan =
-        sh("echo started; for i in 1 2 3 4 5 6 7 8; do sleep 5 & done; wait").limits(Limits {
+    let plan = sh("echo started; for i in 1 2 3 4 5 6 7 8; do sleep 5 & done; wait").limits(
+        ProcessLimits {
             processes: 4,
             wall_clock: Duration::from_secs(20),
-            ..Limits::default()
-        });
+            ..ProcessLimits::default()
+        },
+    );
     let out = go(&plan);
     for child in &mut outside {
         let _ = child.kill();

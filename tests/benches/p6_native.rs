@@ -41,7 +41,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             network: NativeNetwork::None,
             fs_read: Vec::new(),
             fs_write: Vec::new(),
-            limits: airlock_sandbox::Limits::default(),
+            limits: airlock_sandbox::ProcessLimits::default(),
         };
         let tool = host.load_native("cat", spec, Grants::none())?;
         let bare_args =

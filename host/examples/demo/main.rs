@@ -21,7 +21,7 @@ use airlock::approvals::OperatorDecision;
 use airlock::attest::{Proof, attestation_in};
 use airlock::egress::StaticResolver;
 use airlock::policy::{Principal, RequestContext};
-use airlock::vault::{CredentialBinding, NewVault, Passphrase, Scope, SecretValue, Vault};
+use airlock::vault::{CredentialBinding, NewVault, Passphrase, SecretScope, SecretValue, Vault};
 use airlock::{Grants, Host, Invocation, Limits, NetworkGrant, Outcome, Tool};
 use airlock_tests::net::{Behaviour, TestServer};
 use std::net::{IpAddr, Ipv4Addr};
@@ -176,7 +176,7 @@ async fn main() -> Result<ExitCode, Box<dyn std::error::Error>> {
     )?;
     vault.set(
         "weather-key",
-        &Scope::Tool("weather".into()),
+        &SecretScope::Tool("weather".into()),
         &SecretValue::new(DEMO_KEY.as_bytes().to_vec())?,
     )?;
     let host = Host::builder()

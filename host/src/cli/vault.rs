@@ -5,7 +5,7 @@
 use super::Failure;
 use super::args::{BackendArg, Cli, VaultCommand};
 use airlock::exit_code;
-use airlock::vault::{NewVault, Passphrase, Scope, SecretValue, Vault, VaultError};
+use airlock::vault::{NewVault, Passphrase, SecretScope, SecretValue, Vault, VaultError};
 use serde_json::json;
 use std::io::{IsTerminal, Read};
 
@@ -42,7 +42,7 @@ pub(crate) fn open(cli: &Cli) -> Result<Vault, Failure> {
     let status = Vault::status(&cli.state_dir)?;
     let needs_passphrase = status
         .as_ref()
-        .is_some_and(|s| s.backend == airlock::vault::Backend::Passphrase);
+        .is_some_and(|s| s.backend == airlock::vault::KeyBackend::Passphrase);
     let passphrase = if needs_passphrase {
         passphrase(PASSPHRASE_ENV, "vault passphrase: ")?
     } else {
@@ -119,9 +119,12 @@ fn run_inner(cli: &Cli, command: &VaultCommand) -> Result<u8, Failure> {
                     "secret values are never taken from the command line (shell history and `ps` would show them): pipe the value on stdin or answer the prompt",
                 ));
             }
-            let scope: Scope = scope.parse().map_err(|e: airlock::vault::ScopeError| {
-                Failure::usage("invalid_scope", e.to_string())
-            })?;
+            let scope: SecretScope =
+                scope
+                    .parse()
+                    .map_err(|e: airlock::vault::SecretScopeError| {
+                        Failure::usage("invalid_scope", e.to_string())
+                    })?;
             // The value first: a bad one must not leave a new empty vault.
             let value = read_value(name)?;
             let vault = if Vault::exists(&cli.state_dir) {
@@ -172,7 +175,7 @@ fn run_inner(cli: &Cli, command: &VaultCommand) -> Result<u8, Failure> {
             // Whether the key is reachable right now (keyring vaults only:
             // checking a passphrase would need it).
             let unlock = match status.backend {
-                airlock::vault::Backend::Passphrase => None,
+                airlock::vault::KeyBackend::Passphrase => None,
                 _ => Some(Vault::open(&cli.state_dir, None).map(drop)),
             };
             if *json {
@@ -211,7 +214,7 @@ fn run_inner(cli: &Cli, command: &VaultCommand) -> Result<u8, Failure> {
         VaultCommand::RotateMasterKey => {
             let mut vault = open(cli)?;
             let new = match vault.backend() {
-                airlock::vault::Backend::Passphrase => {
+                airlock::vault::KeyBackend::Passphrase => {
                     Some(passphrase(NEW_PASSPHRASE_ENV, "new vault passphrase: ")?.ok_or(
                         Failure::usage(
                             "passphrase_required",

@@ -73,7 +73,10 @@ fn count(
     )
 }
 
-fn limits(raw: RawLimits, source: &Source<'_>) -> Result<airlock_sandbox::Limits, ConfigError> {
+fn limits(
+    raw: RawLimits,
+    source: &Source<'_>,
+) -> Result<airlock_sandbox::ProcessLimits, ConfigError> {
     let d = airlock_sandbox::DEFAULT_LIMITS;
     let cpu = timeout(
         raw.cpu,
@@ -82,7 +85,7 @@ fn limits(raw: RawLimits, source: &Source<'_>) -> Result<airlock_sandbox::Limits
         source,
     )?;
     let output = positive_size(raw.output, d.output_bytes as u64, "output", source)?;
-    Ok(airlock_sandbox::Limits {
+    Ok(airlock_sandbox::ProcessLimits {
         // RLIMIT_CPU counts whole seconds; round up so "500ms" still runs.
         cpu_seconds: cpu.as_secs() + u64::from(cpu.subsec_nanos() > 0),
         address_space_bytes: positive_size(raw.memory, d.address_space_bytes, "memory", source)?,

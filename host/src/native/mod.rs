@@ -64,7 +64,7 @@ pub struct NativeSpec {
     /// Host directories visible read-write (persistence paths stay read-only).
     pub fs_write: Vec<PathBuf>,
     /// Process limits (CPU, memory, processes, files, wall clock, output).
-    pub limits: airlock_sandbox::Limits,
+    pub limits: airlock_sandbox::ProcessLimits,
 }
 
 /// A loaded native tool.

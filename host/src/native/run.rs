@@ -8,7 +8,7 @@ use crate::outcome::{LimitExceeded, Outcome, RunReport, ToolError, ToolErrorKind
 use crate::runtime::Captured;
 use airlock_sandbox::{Access, Exit, Plan};
 
-fn text(captured: &airlock_sandbox::Captured) -> Captured {
+fn text(captured: &airlock_sandbox::CappedStream) -> Captured {
     Captured {
         text: String::from_utf8_lossy(&captured.bytes).into_owned(),
         dropped_bytes: captured.dropped,
@@ -23,7 +23,7 @@ pub(super) fn plan_for(spec: &NativeSpec, limits: &Limits) -> Plan {
         .args(spec.args.iter())
         .env("PATH", "/usr/local/bin:/usr/bin:/bin")
         .env("LANG", "C.UTF-8")
-        .limits(airlock_sandbox::Limits {
+        .limits(airlock_sandbox::ProcessLimits {
             wall_clock: limits.timeout,
             output_bytes: limits.max_output_bytes,
             ..spec.limits.clone()

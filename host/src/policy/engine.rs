@@ -3,7 +3,7 @@
 
 use super::error::{Location, PolicyError, cedar_error};
 use super::facts::{
-    Action, ApprovalFacts, Decision, DestinationFacts, ProgramFacts, SecretFacts, ToolFacts,
+    Action, ApprovalFacts, Authorization, DestinationFacts, ProgramFacts, SecretFacts, ToolFacts,
     entity_error, uid,
 };
 use super::principal::{Principal, RequestContext};
@@ -222,7 +222,7 @@ impl PolicyEngine {
         tool: &ToolFacts,
         context: &RequestContext,
         approved: bool,
-    ) -> Decision {
+    ) -> Authorization {
         let capabilities = tool
             .capabilities
             .iter()
@@ -278,7 +278,7 @@ impl PolicyEngine {
         tool: &ToolFacts,
         context: &RequestContext,
         destination: &DestinationFacts,
-    ) -> Decision {
+    ) -> Authorization {
         self.check_tool_use(
             principal,
             Action::HttpRequest,
@@ -295,7 +295,7 @@ impl PolicyEngine {
         tool: &ToolFacts,
         context: &RequestContext,
         secret: &SecretFacts,
-    ) -> Decision {
+    ) -> Authorization {
         self.check_tool_use(
             principal,
             Action::CredentialUse,
@@ -312,7 +312,7 @@ impl PolicyEngine {
         tool: &ToolFacts,
         context: &RequestContext,
         program: &ProgramFacts,
-    ) -> Decision {
+    ) -> Authorization {
         self.check_tool_use(
             principal,
             Action::ProcessExec,
@@ -331,7 +331,7 @@ impl PolicyEngine {
         approval: &ApprovalFacts,
         decision: &str,
         channel: &str,
-    ) -> Decision {
+    ) -> Authorization {
         let (resource, entities) = match self.alone_with(approval.entity()) {
             Ok(built) => built,
             Err(error) => return refused(error.to_string()),
@@ -372,7 +372,7 @@ impl PolicyEngine {
         tool: &ToolFacts,
         context: &RequestContext,
         resource: Result<(EntityUid, Entity), PolicyError>,
-    ) -> Decision {
+    ) -> Authorization {
         let (resource, entities) = match self.alone_with(resource) {
             Ok(built) => built,
             Err(error) => return refused(error.to_string()),
@@ -400,7 +400,7 @@ impl PolicyEngine {
         tool: &ToolFacts,
         destination: Option<&DestinationFacts>,
         context: &serde_json::Value,
-    ) -> Result<Decision, PolicyError> {
+    ) -> Result<Authorization, PolicyError> {
         let not_fitting = |e: &dyn std::fmt::Display| PolicyError::Request {
             action: action.as_str(),
             message: e.to_string(),
@@ -464,7 +464,7 @@ impl PolicyEngine {
         resource: EntityUid,
         pairs: impl IntoIterator<Item = (String, RestrictedExpression)>,
         entities: &Entities,
-    ) -> Decision {
+    ) -> Authorization {
         let context = match Context::from_pairs(pairs) {
             Ok(context) => context,
             Err(e) => return refused(e.to_string()),
@@ -483,13 +483,13 @@ impl PolicyEngine {
         }
     }
 
-    fn respond(&self, request: &Request, entities: &Entities) -> Decision {
+    fn respond(&self, request: &Request, entities: &Entities) -> Authorization {
         let response = self
             .authorizer
             .is_authorized(request, &self.policies, entities);
         let policies: Vec<PolicyId> = response.diagnostics().reason().cloned().collect();
         let allowed = response.decision() == cedar_policy::Decision::Allow;
-        Decision {
+        Authorization {
             allowed,
             approval_possible: !allowed
                 && !policies.is_empty()
@@ -516,8 +516,8 @@ fn base_pairs(context: &RequestContext) -> impl Iterator<Item = (String, Restric
 }
 
 /// A check that could not even be asked is a deny.
-fn refused(error: String) -> Decision {
-    Decision {
+fn refused(error: String) -> Authorization {
+    Authorization {
         allowed: false,
         policies: Vec::new(),
         approval_possible: false,

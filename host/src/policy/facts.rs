@@ -345,7 +345,7 @@ impl ApprovalFacts {
 
 /// The outcome of one check: data, like Cedar's own response.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Decision {
+pub struct Authorization {
     /// Whether the action is allowed.
     pub allowed: bool,
     /// The policies that determined it (permits if allowed, forbids otherwise;
@@ -368,7 +368,7 @@ fn entity(
     Ok((resource, entity))
 }
 
-impl Decision {
+impl Authorization {
     /// Why a denied `who` may not `act` (e.g. "run `fetch`"), for people:
     /// the forbidding policies, or that nothing permits it.
     pub fn explain_denial(&self, who: &str, act: &str) -> String {

@@ -13,7 +13,7 @@ mod principal;
 pub use engine::{DEFAULT_POLICIES, DEFAULT_SCHEMA, PolicyEngine};
 pub use error::{Location, PolicyError};
 pub use facts::{
-    Action, ApprovalFacts, Decision, DestinationFacts, ProgramFacts, SENSITIVE_CAPABILITIES,
+    Action, ApprovalFacts, Authorization, DestinationFacts, ProgramFacts, SENSITIVE_CAPABILITIES,
     SecretFacts, ToolFacts,
 };
 pub use principal::{Principal, PrincipalKind, PrincipalParseError, RequestContext};

@@ -4,7 +4,7 @@
 //! scope does not open.
 
 use super::master::MasterKey;
-use super::scope::Scope;
+use super::scope::SecretScope;
 use super::secret::SecretValue;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
@@ -32,7 +32,7 @@ pub(crate) struct Envelope {
 pub struct EnvelopeError;
 
 /// What both layers authenticate: the format version, scope and name.
-fn associated_data(scope: &Scope, name: &str) -> Vec<u8> {
+fn associated_data(scope: &SecretScope, name: &str) -> Vec<u8> {
     format!("airlock-vault/v1\0{scope}\0{name}").into_bytes()
 }
 
@@ -58,7 +58,12 @@ fn nonce(bytes: &[u8]) -> Result<&XNonce, EnvelopeError> {
 
 impl Envelope {
     /// Seals `value` for `scope`/`name` under a fresh data key.
-    pub(crate) fn seal(master: &MasterKey, scope: &Scope, name: &str, value: &SecretValue) -> Self {
+    pub(crate) fn seal(
+        master: &MasterKey,
+        scope: &SecretScope,
+        name: &str,
+        value: &SecretValue,
+    ) -> Self {
         let aad = associated_data(scope, name);
         let data_key = random::<KEY_LEN>();
         let nonce = random::<NONCE_LEN>();
@@ -84,7 +89,7 @@ impl Envelope {
     pub(crate) fn open(
         &self,
         master: &MasterKey,
-        scope: &Scope,
+        scope: &SecretScope,
         name: &str,
     ) -> Result<SecretValue, EnvelopeError> {
         let aad = associated_data(scope, name);
@@ -107,7 +112,7 @@ impl Envelope {
         &self,
         from: &MasterKey,
         to: &MasterKey,
-        scope: &Scope,
+        scope: &SecretScope,
         name: &str,
     ) -> Result<Self, EnvelopeError> {
         let aad = associated_data(scope, name);
@@ -165,7 +170,7 @@ mod tests {
     #[test]
     fn an_envelope_opens_only_where_it_was_sealed() {
         let master = MasterKey::generate();
-        let scope = Scope::Global;
+        let scope = SecretScope::Global;
         let sealed = Envelope::seal(&master, &scope, "github", &value());
         assert_eq!(sealed.open(&master, &scope, "github"), Ok(value()));
         assert!(
@@ -178,7 +183,7 @@ mod tests {
 
         let moved = [
             sealed.open(&master, &scope, "gitlab"),
-            sealed.open(&master, &Scope::Tool("github".into()), "github"),
+            sealed.open(&master, &SecretScope::Tool("github".into()), "github"),
             sealed.open(&MasterKey::generate(), &scope, "github"),
         ];
         for attempt in moved {
@@ -202,7 +207,7 @@ mod tests {
     fn rewrapping_moves_the_key_not_the_ciphertext() {
         let old = MasterKey::generate();
         let new = MasterKey::generate();
-        let scope = Scope::Tool("github".into());
+        let scope = SecretScope::Tool("github".into());
         let sealed = Envelope::seal(&old, &scope, "github", &value());
         let moved = sealed.rewrap(&old, &new, &scope, "github").expect("rewrap");
         assert_eq!(moved.ciphertext, sealed.ciphertext);

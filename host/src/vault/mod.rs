@@ -18,7 +18,7 @@ mod table;
 pub use binding::{BindingError, CredentialBinding, is_credential_header};
 pub use envelope::EnvelopeError;
 pub use master::{KEYRING_SERVICE, KeyringKind, MIN_PASSPHRASE_LEN, MasterError, Passphrase};
-pub use scope::{Scope, ScopeError};
+pub use scope::{SecretScope, SecretScopeError};
 pub use secret::{MAX_SECRET_LEN, MIN_SECRET_LEN, SecretShapeError, SecretValue};
 
 use crate::store::{SqliteStore, StoreError};
@@ -35,19 +35,19 @@ pub const VAULT_FILE: &str = "vault.db";
 
 /// Where a vault's master key lives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Backend {
+pub enum KeyBackend {
     /// An OS credential store.
     Keyring(KeyringKind),
     /// Derived from a passphrase with Argon2id; nothing stored anywhere.
     Passphrase,
 }
 
-impl Backend {
+impl KeyBackend {
     /// `passphrase` or the store's name, as `airlock vault status` shows it.
     pub fn as_str(self) -> &'static str {
         match self {
-            Backend::Keyring(kind) => kind.as_str(),
-            Backend::Passphrase => "passphrase",
+            KeyBackend::Keyring(kind) => kind.as_str(),
+            KeyBackend::Passphrase => "passphrase",
         }
     }
 
@@ -55,15 +55,15 @@ impl Backend {
     /// not; a passphrase is as durable as the operator's memory).
     pub fn survives_reboot(self) -> bool {
         match self {
-            Backend::Keyring(kind) => kind.survives_reboot(),
-            Backend::Passphrase => true,
+            KeyBackend::Keyring(kind) => kind.survives_reboot(),
+            KeyBackend::Passphrase => true,
         }
     }
 
     fn parse(text: &str) -> Option<Self> {
         match text {
-            "passphrase" => Some(Backend::Passphrase),
-            other => KeyringKind::parse(other).map(Backend::Keyring),
+            "passphrase" => Some(KeyBackend::Passphrase),
+            other => KeyringKind::parse(other).map(KeyBackend::Keyring),
         }
     }
 }
@@ -84,7 +84,7 @@ pub struct SecretInfo {
     /// Its name, as bindings refer to it.
     pub name: String,
     /// Who may use it.
-    pub scope: Scope,
+    pub scope: SecretScope,
     /// When it was first stored (RFC 3339, UTC).
     pub created: String,
 }
@@ -95,7 +95,7 @@ pub struct VaultStatus {
     /// The database file.
     pub path: PathBuf,
     /// Where the master key lives.
-    pub backend: Backend,
+    pub backend: KeyBackend,
     /// How many times the master key was replaced (1 = never).
     pub generation: u32,
     /// How many secrets are stored.
@@ -107,7 +107,7 @@ pub struct VaultStatus {
 pub struct Vault {
     store: SqliteStore,
     id: String,
-    backend: Backend,
+    backend: KeyBackend,
     generation: u32,
     key: MasterKey,
 }
@@ -157,12 +157,12 @@ impl Vault {
                 check_new_passphrase(&passphrase)?;
                 let salt = random_id();
                 let key = MasterKey::from_passphrase(&passphrase, salt.as_bytes())?;
-                (Backend::Passphrase, key, Some(salt))
+                (KeyBackend::Passphrase, key, Some(salt))
             }
             NewVault::Keyring => {
                 let key = MasterKey::generate();
                 let kind = store_in_best_keyring(&account(&id, 1), &key)?;
-                (Backend::Keyring(kind), key, None)
+                (KeyBackend::Keyring(kind), key, None)
             }
         };
         let meta = Meta {
@@ -174,7 +174,7 @@ impl Vault {
         };
         let written = store.write("create the vault", |tx| meta.write(tx));
         if let Err(e) = written {
-            if let Backend::Keyring(kind) = backend {
+            if let KeyBackend::Keyring(kind) = backend {
                 // Best effort: the key guards nothing yet.
                 let _ = kind.remove(&account(&id, 1));
             }
@@ -204,8 +204,8 @@ impl Vault {
             dir: state_dir.to_path_buf(),
         })?;
         let key = match meta.backend {
-            Backend::Keyring(kind) => kind.load(&account(&meta.id, meta.generation))?,
-            Backend::Passphrase => {
+            KeyBackend::Keyring(kind) => kind.load(&account(&meta.id, meta.generation))?,
+            KeyBackend::Passphrase => {
                 let passphrase = passphrase.ok_or(VaultError::PassphraseRequired)?;
                 let salt = meta.salt.as_deref().ok_or_else(|| VaultError::Corrupt {
                     detail: "a passphrase vault without a salt".into(),
@@ -228,14 +228,19 @@ impl Vault {
     }
 
     /// Where the master key lives.
-    pub fn backend(&self) -> Backend {
+    pub fn backend(&self) -> KeyBackend {
         self.backend
     }
 
     /// Seals and stores `value` as `name`. Replacing a value keeps the
     /// name's scope; storing it under another scope is refused (remove it
     /// first), so a rebinding is always deliberate.
-    pub fn set(&self, name: &str, scope: &Scope, value: &SecretValue) -> Result<(), VaultError> {
+    pub fn set(
+        &self,
+        name: &str,
+        scope: &SecretScope,
+        value: &SecretValue,
+    ) -> Result<(), VaultError> {
         check_name(name)?;
         let envelope = Envelope::seal(&self.key, scope, name, value);
         self.store
@@ -302,7 +307,7 @@ impl Vault {
 
     /// Decrypts `name` for the host code that injects it. Not for guests,
     /// logs or output.
-    pub(crate) fn reveal(&self, name: &str) -> Result<(Scope, SecretValue), VaultError> {
+    pub(crate) fn reveal(&self, name: &str) -> Result<(SecretScope, SecretValue), VaultError> {
         let row = table::get(&self.store, name)?.ok_or_else(|| VaultError::UnknownSecret {
             name: name.to_string(),
         })?;
@@ -328,7 +333,7 @@ impl Vault {
     ) -> Result<(), VaultError> {
         let generation = self.generation + 1;
         let (key, salt) = match self.backend {
-            Backend::Passphrase => {
+            KeyBackend::Passphrase => {
                 let passphrase = new_passphrase.ok_or(VaultError::PassphraseRequired)?;
                 check_new_passphrase(&passphrase)?;
                 let salt = random_id();
@@ -337,7 +342,7 @@ impl Vault {
                     Some(salt),
                 )
             }
-            Backend::Keyring(kind) => {
+            KeyBackend::Keyring(kind) => {
                 let key = MasterKey::generate();
                 kind.store(&account(&self.id, generation), &key)?;
                 (key, None)
@@ -367,7 +372,7 @@ impl Vault {
             }
             meta.write(tx)
         })?;
-        if let Backend::Keyring(kind) = self.backend {
+        if let KeyBackend::Keyring(kind) = self.backend {
             // The new key is in force; the old one guards nothing now.
             if let Err(e) = kind.remove(&account(&self.id, self.generation)) {
                 tracing::warn!(target: "airlock::vault", error = %e, "the previous master key could not be deleted");
@@ -382,7 +387,7 @@ impl Vault {
 /// The vault's meta rows.
 struct Meta {
     id: String,
-    backend: Backend,
+    backend: KeyBackend,
     generation: u32,
     key_id: String,
     salt: Option<String>,
@@ -397,7 +402,7 @@ impl Meta {
             detail: format!("the vault's {what} is missing or unreadable"),
         };
         let backend = table::meta(store, "backend")?
-            .and_then(|b| Backend::parse(&b))
+            .and_then(|b| KeyBackend::parse(&b))
             .ok_or_else(|| corrupt("backend"))?;
         let generation = table::meta(store, "generation")?
             .and_then(|g| g.parse().ok())
@@ -502,11 +507,11 @@ pub enum VaultError {
     #[error(
         "wrong master key for this vault ({}){}",
         backend.as_str(),
-        if matches!(backend, Backend::Passphrase) { ": check the passphrase" } else { "" }
+        if matches!(backend, KeyBackend::Passphrase) { ": check the passphrase" } else { "" }
     )]
     WrongMasterKey {
         /// Where the key came from.
-        backend: Backend,
+        backend: KeyBackend,
     },
     /// No OS credential store could keep a key.
     #[error(

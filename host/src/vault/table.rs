@@ -3,7 +3,7 @@
 //! row per sealed secret. Values are only ever stored sealed.
 
 use super::envelope::Envelope;
-use super::scope::Scope;
+use super::scope::SecretScope;
 use crate::store::{SqliteStore, StoreError};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
@@ -26,7 +26,7 @@ CREATE TABLE IF NOT EXISTS secrets (
 /// One stored secret, still sealed.
 pub(crate) struct Row {
     pub name: String,
-    pub scope: Scope,
+    pub scope: SecretScope,
     pub created: String,
     pub envelope: Envelope,
 }
@@ -71,7 +71,7 @@ fn parse(raw: (String, String, String, Envelope)) -> Result<Row, StoreError> {
     let (name, scope, created, envelope) = raw;
     let scope = scope
         .parse()
-        .map_err(|e: super::scope::ScopeError| StoreError::Corrupt {
+        .map_err(|e: super::scope::SecretScopeError| StoreError::Corrupt {
             what: "secret scope",
             detail: e.to_string(),
         })?;

@@ -5,4 +5,5 @@
 mod corpus;
 mod dns;
 mod live;
+mod properties;
 mod tls;

@@ -21,7 +21,7 @@ fn spec(script: &str, network: NativeNetwork) -> NativeSpec {
         network,
         fs_read: Vec::new(),
         fs_write: Vec::new(),
-        limits: airlock_sandbox::Limits::default(),
+        limits: airlock_sandbox::ProcessLimits::default(),
     }
 }
 

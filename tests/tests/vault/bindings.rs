@@ -3,7 +3,7 @@
 
 use super::{passphrase, vault_with_secret};
 use airlock::policy::Principal;
-use airlock::vault::{CredentialBinding, Scope, Vault};
+use airlock::vault::{CredentialBinding, SecretScope, Vault};
 use airlock::{Config, Grants, Host, LoadError};
 use airlock_tests::{guest_path, permit_all, test_cache_dir};
 use rusqlite::Connection;
@@ -49,7 +49,7 @@ async fn a_bound_tool_loads_with_the_secrets_capability() {
     let dir = tempfile::tempdir().expect("tempdir");
     let host = host_with(Some(vault_with_secret(
         dir.path(),
-        Scope::Tool("fetch".into()),
+        SecretScope::Tool("fetch".into()),
     )));
     let tool = load(&host, grants(CONFIG)).await.expect("loads");
     assert!(tool.facts().capabilities.iter().any(|c| c == "secrets"));
@@ -61,7 +61,7 @@ async fn bindings_that_cannot_work_fail_the_load_with_a_reason() {
     let dir = tempfile::tempdir().expect("tempdir");
     let other_tool = tempfile::tempdir().expect("tempdir");
     let tampered = tempfile::tempdir().expect("tempdir");
-    vault_with_secret(tampered.path(), Scope::Global);
+    vault_with_secret(tampered.path(), SecretScope::Global);
     Connection::open(Vault::path_in(tampered.path()))
         .expect("db")
         .execute(
@@ -74,7 +74,7 @@ async fn bindings_that_cannot_work_fail_the_load_with_a_reason() {
         (
             Some(vault_with_secret(
                 other_tool.path(),
-                Scope::Tool("other".into()),
+                SecretScope::Tool("other".into()),
             )),
             "secret_scope",
         ),
@@ -90,7 +90,7 @@ async fn bindings_that_cannot_work_fail_the_load_with_a_reason() {
         assert_eq!(error.code(), code, "{error}");
         assert!(!super::leaks(&error.to_string()), "{error}");
     }
-    let empty = vault_with_secret(dir.path(), Scope::Global);
+    let empty = vault_with_secret(dir.path(), SecretScope::Global);
     empty.remove("api-key").expect("rm");
     let error = load(&host_with(Some(empty)), grants(CONFIG))
         .await
@@ -102,7 +102,7 @@ async fn bindings_that_cannot_work_fail_the_load_with_a_reason() {
 #[tokio::test]
 async fn a_binding_outside_the_network_grant_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let host = host_with(Some(vault_with_secret(dir.path(), Scope::Global)));
+    let host = host_with(Some(vault_with_secret(dir.path(), SecretScope::Global)));
     let binding = CredentialBinding::new("api-key", "x-api-key", "{secret}", &["elsewhere.test"])
         .expect("binding");
     let grants = grants(CONFIG).with_credential(binding);
@@ -116,7 +116,7 @@ async fn a_binding_outside_the_network_grant_is_refused() {
 
 #[test]
 fn principal_scopes_name_a_principal() {
-    let scope: Scope = "principal:Agent::\"claude\"".parse().expect("scope");
+    let scope: SecretScope = "principal:Agent::\"claude\"".parse().expect("scope");
     assert!(scope.admits_principal(&Principal::agent("claude")));
     assert!(!scope.admits_principal(&Principal::agent("crawler")));
 }

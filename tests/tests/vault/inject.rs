@@ -4,7 +4,7 @@
 use super::{SECRET, leaks, vault_with_secret};
 use airlock::egress::{Reason, StaticResolver, Verdict};
 use airlock::policy::{DEFAULT_SCHEMA, PolicyEngine, Principal};
-use airlock::vault::{Scope, Vault};
+use airlock::vault::{SecretScope, Vault};
 use airlock::{Config, Host, Invocation, Outcome};
 use airlock_tests::net::{Behaviour, GuardedConnector, TestServer};
 use airlock_tests::{guest_path, test_cache_dir};
@@ -91,7 +91,7 @@ fn setup(vault: impl FnOnce(&Path) -> Vault, extra_policy: &str) -> Setup {
 }
 
 fn global(dir: &Path) -> Vault {
-    vault_with_secret(dir, Scope::Global)
+    vault_with_secret(dir, SecretScope::Global)
 }
 
 async fn run(

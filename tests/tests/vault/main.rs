@@ -5,14 +5,14 @@ mod bindings;
 mod inject;
 mod store;
 
-use airlock::vault::{NewVault, Passphrase, Scope, SecretValue, Vault};
+use airlock::vault::{NewVault, Passphrase, SecretScope, SecretValue, Vault};
 use std::path::Path;
 
 /// What the tests store; no test output may contain it.
 pub const SECRET: &str = "sk-live-0123456789abcdef-airlock";
 
 /// A passphrase vault in `dir` holding [`SECRET`] as `api-key` with `scope`.
-pub fn vault_with_secret(dir: &Path, scope: Scope) -> Vault {
+pub fn vault_with_secret(dir: &Path, scope: SecretScope) -> Vault {
     let vault = Vault::create(dir, NewVault::Passphrase(passphrase())).expect("create vault");
     vault
         .set("api-key", &scope, &secret())

@@ -2,20 +2,20 @@
 //! missing keys, rotation, tampering.
 
 use super::{SECRET, passphrase, secret, vault_with_secret};
-use airlock::vault::{Backend, KeyringKind, NewVault, Passphrase, Scope, Vault};
+use airlock::vault::{KeyBackend, KeyringKind, NewVault, Passphrase, SecretScope, Vault};
 use rusqlite::Connection;
 
 #[test]
 fn a_passphrase_vault_round_trips_and_refuses_a_wrong_passphrase() {
     let dir = tempfile::tempdir().expect("tempdir");
-    vault_with_secret(dir.path(), Scope::Global);
+    vault_with_secret(dir.path(), SecretScope::Global);
     let reopened = Vault::open(dir.path(), Some(&passphrase())).expect("reopen");
-    assert_eq!(reopened.backend(), Backend::Passphrase);
+    assert_eq!(reopened.backend(), KeyBackend::Passphrase);
     let listed = reopened.list().expect("list");
     assert_eq!(listed.len(), 1);
     assert_eq!(
         (listed[0].name.as_str(), &listed[0].scope),
-        ("api-key", &Scope::Global)
+        ("api-key", &SecretScope::Global)
     );
 
     let wrong = Vault::open(
@@ -46,7 +46,7 @@ fn a_passphrase_vault_round_trips_and_refuses_a_wrong_passphrase() {
 #[test]
 fn an_existing_vault_is_never_replaced() {
     let dir = tempfile::tempdir().expect("tempdir");
-    vault_with_secret(dir.path(), Scope::Global);
+    vault_with_secret(dir.path(), SecretScope::Global);
     let again = Vault::create(dir.path(), NewVault::Passphrase(passphrase()))
         .expect_err("a second vault would orphan the first's secrets");
     assert_eq!(again.code(), "vault_exists");
@@ -65,10 +65,10 @@ fn a_keyring_vault_round_trips_rotates_and_reports_a_missing_key() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut vault = Vault::create(dir.path(), NewVault::Keyring).expect("keyring vault");
     if cfg!(target_os = "linux") && std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_none() {
-        assert_eq!(vault.backend(), Backend::Keyring(KeyringKind::Kernel));
+        assert_eq!(vault.backend(), KeyBackend::Keyring(KeyringKind::Kernel));
     }
     vault
-        .set("api-key", &Scope::Global, &secret())
+        .set("api-key", &SecretScope::Global, &secret())
         .expect("store");
     vault.rotate_master_key(None).expect("rotate");
     // Safe to run again (as after an interruption).
@@ -99,7 +99,7 @@ fn a_keyring_vault_round_trips_rotates_and_reports_a_missing_key() {
 #[test]
 fn rotating_a_passphrase_vault_rewraps_every_secret() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut vault = vault_with_secret(dir.path(), Scope::Tool("fetch".into()));
+    let mut vault = vault_with_secret(dir.path(), SecretScope::Tool("fetch".into()));
     let new = Passphrase::new("a brand new passphrase, longer");
     vault.rotate_master_key(Some(new.clone())).expect("rotate");
     drop(vault);
@@ -112,20 +112,20 @@ fn rotating_a_passphrase_vault_rewraps_every_secret() {
     let vault = Vault::open(dir.path(), Some(&new)).expect("the new one does");
     assert_eq!(
         vault.list().expect("list")[0].scope,
-        Scope::Tool("fetch".into())
+        SecretScope::Tool("fetch".into())
     );
 }
 
 #[test]
 fn names_and_scopes_are_checked() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let vault = vault_with_secret(dir.path(), Scope::Global);
+    let vault = vault_with_secret(dir.path(), SecretScope::Global);
     let bad_name = vault
-        .set("has space", &Scope::Global, &secret())
+        .set("has space", &SecretScope::Global, &secret())
         .expect_err("bad name");
     assert_eq!(bad_name.code(), "invalid_secret_name");
     let moved = vault
-        .set("api-key", &Scope::Tool("x".into()), &secret())
+        .set("api-key", &SecretScope::Tool("x".into()), &secret())
         .expect_err("changing the scope needs an explicit rm");
     assert_eq!(moved.code(), "scope_conflict");
     assert!(vault.remove("api-key").expect("rm"));
