@@ -31,11 +31,12 @@
 //! The `native` table's keys are described in [`crate::native`].
 
 use crate::egress::url::Scheme;
-use crate::egress::{ConfigError, NetworkGrant, RawGrant, RawSize, Source, positive_size, timeout};
+use crate::egress::{NetworkGrant, RawGrant};
 use crate::grants::{DirAccess, DirGrant, Grants};
 use crate::limits::Limits;
 use crate::native::{NativeSpec, RawNative};
 use crate::serve::{RawServe, ServeSettings};
+use crate::toml_file::{ConfigError, RawSize, Source, positive_size, timeout};
 use crate::vault::CredentialBinding;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};

@@ -11,6 +11,7 @@ use crate::native::{NativeError, NativeTool};
 use crate::outcome::{InvokeError, Outcome, exit_code};
 use crate::policy::ToolFacts;
 use crate::tool::{LoadError, Tool};
+use crate::vocabulary::{Capability, World};
 use crate::{Host, Sha256Digest};
 use std::path::PathBuf;
 
@@ -207,8 +208,8 @@ impl ConfiguredTool {
     }
 
     /// `pure`, `network`, `files`, `network-files`, or `native`.
-    pub fn world(&self) -> &str {
-        &self.facts().world
+    pub fn world(&self) -> World {
+        self.facts().world
     }
 
     /// What the tool does, for people and models.
@@ -223,7 +224,7 @@ impl ConfiguredTool {
 
     /// Whether the tool may reach the network.
     pub fn reaches_network(&self) -> bool {
-        self.facts().capabilities.iter().any(|c| c == "network")
+        self.facts().capabilities.contains(&Capability::Network)
     }
 
     /// Whether the tool can change things outside itself: a native program,

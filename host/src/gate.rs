@@ -138,7 +138,7 @@ async fn decide(
         &invocation.context.session_id,
         &facts.name,
         &facts.sha256,
-        &facts.capabilities,
+        &facts.capability_names(),
         grant,
         &invocation.input,
     );

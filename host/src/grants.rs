@@ -6,8 +6,8 @@
 
 use crate::approvals::GrantBinding;
 use crate::egress::NetworkGrant;
-use crate::runtime::World;
 use crate::vault::CredentialBinding;
+use crate::vocabulary::World;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 

@@ -20,7 +20,8 @@ use crate::runtime::{Sha256Digest, ToolPre, inspect, linker};
 use crate::store::{SqliteStore, StoreError};
 use crate::tool::{Descriptor, LoadError, Source, Tool, ToolInner, check_size, read_component};
 use crate::trail;
-use crate::vault::{SECRETS_CAPABILITY, Vault};
+use crate::vault::Vault;
+use crate::vocabulary::Capability;
 use std::path::PathBuf;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant, SystemTime};
@@ -470,17 +471,13 @@ impl Host {
             .instantiate_pre(&component)
             .map_err(link)?;
         let pre = ToolPre::new(pre).map_err(link)?;
-        let mut capabilities: Vec<String> = info
-            .capabilities()
-            .iter()
-            .map(|c| c.as_str().to_string())
-            .collect();
+        let mut capabilities = info.capabilities().to_vec();
         if !grants.grants().credentials().is_empty() {
-            capabilities.push(SECRETS_CAPABILITY.to_string());
+            capabilities.push(Capability::Secrets);
         }
         let mut facts = ToolFacts::derive(
             "",
-            info.world.as_str(),
+            info.world,
             capabilities,
             &info.sha256.to_hex(),
             grants.grants().is_marked_sensitive(),

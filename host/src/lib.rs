@@ -55,13 +55,15 @@ pub mod policy;
 mod runtime;
 pub mod serve;
 pub mod store;
+mod toml_file;
 mod tool;
 mod trail;
 pub mod vault;
+mod vocabulary;
 
 pub use config::{Config, ToolConfig};
 pub use configured::{ANY_OBJECT_SCHEMA, ConfiguredError, ConfiguredTool};
-pub use egress::{ConfigError, EgressRecord, NetworkGrant};
+pub use egress::{EgressRecord, NetworkGrant};
 pub use grants::{DirAccess, DirGrant, GrantError, Grants};
 pub use host::{BuildError, CompileEvent, Host, HostBuilder};
 pub use input::check as check_input;
@@ -76,9 +78,11 @@ pub use outcome::{
 };
 pub use runtime::engine::{EPOCH_TICK, MAX_WASM_STACK};
 pub use runtime::{
-    CacheError, Capability, Captured, ClassifyError, ComponentInfo, Import, ImportRole,
-    InspectError, RefusedImport, Sha256Digest, World, inspect,
+    CacheError, Captured, ClassifyError, ComponentInfo, Import, ImportRole, InspectError,
+    RefusedImport, Sha256Digest, inspect,
 };
 /// Cancels an invocation ([`Invocation::cancel_on`]).
 pub use tokio_util::sync::CancellationToken;
+pub use toml_file::ConfigError;
 pub use tool::{Descriptor, LoadError, MAX_COMPONENT_BYTES, Source, Tool, read_component};
+pub use vocabulary::{Capability, Enforcement, Executor, World};

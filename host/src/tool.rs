@@ -3,7 +3,8 @@
 
 use crate::grants::{GrantError, Grants, ResolvedGrants};
 use crate::policy::ToolFacts;
-use crate::runtime::{ComponentInfo, InspectError, Sha256Digest, ToolPre, World};
+use crate::runtime::{ComponentInfo, InspectError, Sha256Digest, ToolPre};
+use crate::vocabulary::World;
 use std::fmt;
 use std::io::Read;
 use std::path::{Path, PathBuf};

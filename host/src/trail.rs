@@ -7,6 +7,7 @@ use crate::journal::{EntryKind, Journal};
 use crate::outcome::{LimitExceeded, Outcome, PolicyDenial};
 use crate::policy::ToolFacts;
 use crate::store::StoreError;
+use crate::vocabulary::{Enforcement, Executor};
 use serde_json::{Value, json};
 use std::time::SystemTime;
 
@@ -21,16 +22,16 @@ pub(crate) struct Admitted {
 /// What ran a tool and how it was confined, as attestations name them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Execution {
-    /// E.g. `wasm_component`, `native_linux_bubblewrap`.
-    pub executor: &'static str,
-    /// E.g. `wasm_sandbox`, `strict`.
-    pub enforcement: &'static str,
+    /// What ran it.
+    pub executor: Executor,
+    /// How it was confined.
+    pub enforcement: Enforcement,
 }
 
 /// A WASI component in wasmtime.
 pub(crate) const WASM: Execution = Execution {
-    executor: "wasm_component",
-    enforcement: "wasm_sandbox",
+    executor: Executor::WasmComponent,
+    enforcement: Enforcement::WasmSandbox,
 };
 
 fn rfc3339(time: SystemTime) -> String {
@@ -58,13 +59,13 @@ pub(crate) fn record_run(
         id: outcome.report().invocation_id.clone(),
         tool: facts.name.clone(),
         tool_sha256: facts.sha256.clone(),
-        world: facts.world.clone(),
+        world: facts.world.to_string(),
         principal: invocation.principal.to_string(),
         input_sha256: sha256_hex(invocation.input.as_bytes()),
         output_sha256: outcome.output().map(|o| sha256_hex(o.as_bytes())),
         outcome: outcome.code().to_string(),
-        executor: execution.executor.to_string(),
-        enforcement: execution.enforcement.to_string(),
+        executor: execution.executor.as_str().to_string(),
+        enforcement: execution.enforcement.as_str().to_string(),
         policies: admitted.policies,
         approval_id: admitted.approval_id,
         egress_digest: egress_digest(&egress),

@@ -10,6 +10,7 @@
 use airlock::policy::{
     DEFAULT_POLICIES, DEFAULT_SCHEMA, PolicyEngine, Principal, RequestContext, ToolFacts,
 };
+use airlock::{Capability, World};
 use airlock_tests::stats;
 use cedar_policy::{Authorizer, Context, Entities, EntityUid, PolicySet, Request, Schema};
 use serde_json::json;
@@ -21,13 +22,11 @@ const TOOLS: usize = 1_000;
 const CALLS_PER_BATCH: usize = 1_000;
 
 fn facts(i: usize) -> ToolFacts {
-    let capabilities: Vec<String> = match i % 4 {
-        0 => vec![],
-        1 => vec!["network".into()],
-        2 => vec!["filesystem_read".into()],
-        _ => vec!["filesystem_read".into(), "filesystem_write".into()],
+    let world = [World::Pure, World::Network, World::Files, World::Files][i % 4];
+    let capabilities = match i % 4 {
+        2 => vec![Capability::FilesystemRead],
+        _ => world.capabilities().to_vec(),
     };
-    let world = ["pure", "network", "files", "files"][i % 4];
     ToolFacts::derive(
         &format!("tool-{i}"),
         world,

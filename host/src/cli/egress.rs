@@ -4,10 +4,10 @@
 
 use super::args::{Cli, EgressCheckArgs};
 use super::{Failure, build_host};
-use airlock::ToolConfig;
 use airlock::egress::Decision;
 use airlock::exit_code;
 use airlock::policy::{Principal, ToolFacts};
+use airlock::{Capability, ToolConfig, World};
 use serde_json::json;
 use std::sync::Arc;
 
@@ -38,7 +38,13 @@ async fn decide(cli: &Cli, args: &EgressCheckArgs) -> Result<u8, Failure> {
                 configured_facts(&config)
             }
         },
-        None => ToolFacts::derive("egress-check", "network", vec!["network".into()], "", false),
+        None => ToolFacts::derive(
+            "egress-check",
+            World::Network,
+            World::Network.capabilities().to_vec(),
+            "",
+            false,
+        ),
     };
     host.policies().register_tool(&facts)?;
     let decision = host
@@ -85,17 +91,17 @@ async fn decide(cli: &Cli, args: &EgressCheckArgs) -> Result<u8, Failure> {
 /// the capabilities its configuration grants.
 fn configured_facts(config: &ToolConfig) -> ToolFacts {
     let grants = config.grants();
-    let mut capabilities = vec!["network".to_string()];
-    if !grants.credentials().is_empty() {
-        capabilities.push("secrets".into());
-    }
     let world = match config.native() {
-        Some(_) => {
-            capabilities.push("process_exec".into());
-            "native"
-        }
-        None => "network",
+        Some(_) => World::Native,
+        None => World::Network,
     };
+    let mut capabilities = world.capabilities().to_vec();
+    if !capabilities.contains(&Capability::Network) {
+        capabilities.push(Capability::Network);
+    }
+    if !grants.credentials().is_empty() {
+        capabilities.push(Capability::Secrets);
+    }
     ToolFacts::derive(
         config.name(),
         world,

@@ -24,12 +24,11 @@ pub mod url;
 
 pub use connect::{ConnectError, ConnectFuture, Connector, Stream, TcpTlsConnector};
 pub use decide::{Decision, Denial, Endpoint, PinnedTarget, Reason, decide};
+pub(crate) use grant::RawGrant;
 pub use grant::{
-    Budgets, ConfigError, DEFAULT_BETWEEN_BYTES_TIMEOUT, DEFAULT_CONNECT_TIMEOUT,
-    DEFAULT_FIRST_BYTE_TIMEOUT, DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MAX_REQUESTS,
-    DEFAULT_MAX_RESPONSE_BYTES, NetworkGrant,
+    Budgets, DEFAULT_BETWEEN_BYTES_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_FIRST_BYTE_TIMEOUT,
+    DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MAX_REQUESTS, DEFAULT_MAX_RESPONSE_BYTES, NetworkGrant,
 };
-pub(crate) use grant::{RawGrant, RawSize, Source, positive_count, positive_size, timeout};
 pub use hook::DENY_REASON_HEADER;
 pub(crate) use hook::{Credentials, EgressHook, EgressProxy, Network, Requester};
 pub use record::{EgressRecord, Verdict};

@@ -14,7 +14,7 @@
 //! ```
 
 use super::{NativeNetwork, NativeSpec, Tier};
-use crate::egress::{ConfigError, RawSize, Source, positive_count, positive_size, timeout};
+use crate::toml_file::{ConfigError, RawSize, Source, positive_count, positive_size, timeout};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use toml::Spanned;

@@ -22,6 +22,7 @@ use crate::limits::Limits;
 use crate::outcome::{InvokeError, Outcome, RunReport};
 use crate::policy::ToolFacts;
 use crate::trail::{self, Execution};
+use crate::vocabulary::{Capability, Enforcement, Executor, World};
 use airlock_sandbox::{Backend, NetworkMode, Plan};
 use run::{outcome_of, plan_for};
 use sha2::{Digest, Sha256};
@@ -149,17 +150,17 @@ impl NativeTool {
     fn execution(&self) -> Execution {
         let Some(backend) = &self.backend else {
             return Execution {
-                executor: "native_unsandboxed",
-                enforcement: "none",
+                executor: Executor::NativeUnsandboxed,
+                enforcement: Enforcement::None,
             };
         };
         let enforcement = match self.spec.network {
-            _ if !self.sandboxed() => "limits_only",
-            NativeNetwork::Strict => "strict",
-            NativeNetwork::None => "network_none",
+            _ if !self.sandboxed() => Enforcement::LimitsOnly,
+            NativeNetwork::Strict => Enforcement::Strict,
+            NativeNetwork::None => Enforcement::NetworkNone,
         };
         Execution {
-            executor: backend.kind().executor(),
+            executor: Executor::Native(backend.kind()),
             enforcement,
         }
     }
@@ -297,22 +298,23 @@ impl Host {
             return Err(NativeError::UnsandboxedNetwork {
                 executor: backend
                     .as_ref()
-                    .map_or("native_unsandboxed", |b| b.kind().executor()),
+                    .map_or(Executor::NativeUnsandboxed, |b| Executor::Native(b.kind()))
+                    .as_str(),
             });
         }
-        let mut capabilities = vec!["process_exec".to_string()];
+        let mut capabilities = World::Native.capabilities().to_vec();
         if spec.network == NativeNetwork::Strict && !grants.network().is_empty() {
-            capabilities.push("network".into());
+            capabilities.push(Capability::Network);
         }
         if !spec.fs_read.is_empty() || !spec.fs_write.is_empty() {
-            capabilities.push("filesystem_read".into());
+            capabilities.push(Capability::FilesystemRead);
         }
         if !spec.fs_write.is_empty() {
-            capabilities.push("filesystem_write".into());
+            capabilities.push(Capability::FilesystemWrite);
         }
         let facts = ToolFacts::derive(
             name,
-            "native",
+            World::Native,
             capabilities,
             &sha256,
             grants.is_marked_sensitive(),

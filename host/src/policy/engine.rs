@@ -224,9 +224,8 @@ impl PolicyEngine {
         approved: bool,
     ) -> Authorization {
         let capabilities = tool
-            .capabilities
-            .iter()
-            .cloned()
+            .capability_names()
+            .into_iter()
             .map(RestrictedExpression::new_string);
         let pairs = base_pairs(context).chain([
             (
@@ -446,7 +445,7 @@ impl PolicyEngine {
             serde_json::json!({"run_id": "", "session_id": "", "device_id": "", "channel": ""});
         match action {
             Action::ToolList | Action::ToolDescribe | Action::ToolExecute => {
-                context["capabilities"] = serde_json::json!(tool.capabilities);
+                context["capabilities"] = serde_json::json!(tool.capability_names());
                 context["approved"] = serde_json::json!(false);
             }
             _ => {

@@ -2,6 +2,7 @@
 //! and `Destination` entities it derives (never what a tool claims).
 
 use super::error::PolicyError;
+use crate::vocabulary::{Capability, World};
 use cedar_policy::{Entity, EntityId, EntityTypeName, EntityUid, RestrictedExpression};
 use sha2::{Digest, Sha256};
 use std::collections::{HashMap, HashSet};
@@ -106,47 +107,45 @@ pub(super) fn uid(type_name: &str, id: &str) -> EntityUid {
     EntityUid::from_type_name_and_id(name, EntityId::new(id))
 }
 
-/// Capabilities that make a tool sensitive (its runs need an approval under
-/// the default policies).
-pub const SENSITIVE_CAPABILITIES: [&str; 4] =
-    ["network", "filesystem_write", "secrets", "process_exec"];
-
 /// What the host knows about a tool, as the Cedar `Tool` entity.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ToolFacts {
     /// The tool's name.
     pub name: String,
-    /// Its world (`pure`, `network`, ...).
-    pub world: String,
-    /// Its capabilities, derived from its imports.
-    pub capabilities: Vec<String>,
-    /// SHA-256 of its component.
+    /// Its world.
+    pub world: World,
+    /// Its capabilities.
+    pub capabilities: Vec<Capability>,
+    /// SHA-256 of its component (or program).
     pub sha256: String,
     /// Whether it needs an approval under the default policies.
     pub sensitive: bool,
 }
 
 impl ToolFacts {
-    /// Facts for a tool with these capabilities; sensitive if any capability
-    /// is in [`SENSITIVE_CAPABILITIES`] or the operator `marked` it.
+    /// Facts for a tool with these capabilities; sensitive if any
+    /// capability [is sensitive](Capability::is_sensitive) or the operator
+    /// `marked` it.
     pub fn derive(
         name: &str,
-        world: &str,
-        capabilities: Vec<String>,
+        world: World,
+        capabilities: Vec<Capability>,
         sha256: &str,
         marked: bool,
     ) -> Self {
-        let sensitive = marked
-            || capabilities
-                .iter()
-                .any(|c| SENSITIVE_CAPABILITIES.contains(&c.as_str()));
+        let sensitive = marked || capabilities.iter().any(|c| c.is_sensitive());
         Self {
             name: name.to_string(),
-            world: world.to_string(),
+            world,
             capabilities,
             sha256: sha256.to_string(),
             sensitive,
         }
+    }
+
+    /// Its capabilities by name, as approvals and output show them.
+    pub fn capability_names(&self) -> Vec<String> {
+        self.capabilities.iter().map(ToString::to_string).collect()
     }
 
     /// The id of this tool's entity: its name and a digest of all its
@@ -158,7 +157,7 @@ impl ToolFacts {
         for part in [
             self.name.as_str(),
             self.world.as_str(),
-            &self.capabilities.join(","),
+            &self.capability_names().join(","),
             self.sha256.as_str(),
         ] {
             hasher.update((part.len() as u64).to_be_bytes());
@@ -177,14 +176,13 @@ impl ToolFacts {
             ),
             (
                 "world".to_string(),
-                RestrictedExpression::new_string(self.world.clone()),
+                RestrictedExpression::new_string(self.world.to_string()),
             ),
             (
                 "capabilities".to_string(),
                 RestrictedExpression::new_set(
-                    self.capabilities
-                        .iter()
-                        .cloned()
+                    self.capability_names()
+                        .into_iter()
                         .map(RestrictedExpression::new_string),
                 ),
             ),

@@ -13,8 +13,7 @@ mod principal;
 pub use engine::{DEFAULT_POLICIES, DEFAULT_SCHEMA, PolicyEngine};
 pub use error::{Location, PolicyError};
 pub use facts::{
-    Action, ApprovalFacts, Authorization, DestinationFacts, ProgramFacts, SENSITIVE_CAPABILITIES,
-    SecretFacts, ToolFacts,
+    Action, ApprovalFacts, Authorization, DestinationFacts, ProgramFacts, SecretFacts, ToolFacts,
 };
 pub use principal::{Principal, PrincipalKind, PrincipalParseError, RequestContext};
 
@@ -25,9 +24,13 @@ mod tests {
     fn tool(sensitive: bool) -> ToolFacts {
         ToolFacts {
             name: if sensitive { "fetch" } else { "echo" }.into(),
-            world: if sensitive { "network" } else { "pure" }.into(),
+            world: if sensitive {
+                crate::World::Network
+            } else {
+                crate::World::Pure
+            },
             capabilities: if sensitive {
-                vec!["network".into()]
+                vec![crate::Capability::Network]
             } else {
                 vec![]
             },

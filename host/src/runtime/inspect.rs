@@ -1,7 +1,8 @@
 //! Static inspection of a component file: what it is, what it imports and
 //! exports, and which world that puts it in. Nothing here compiles or runs it.
 
-use super::world::{self, Capability, ClassifyError, Import, World};
+use super::world::{self, ClassifyError, Import};
+use crate::vocabulary::{Capability, World};
 use sha2::{Digest as _, Sha256};
 use std::fmt;
 use wasmparser::{Encoding, Parser, Payload};

@@ -16,4 +16,4 @@ pub(crate) use bindings::{ToolPre, WitError};
 pub use cache::CacheError;
 pub use inspect::{ComponentInfo, InspectError, Sha256Digest, inspect};
 pub use stdio::Captured;
-pub use world::{Capability, ClassifyError, Import, ImportRole, RefusedImport, World};
+pub use world::{ClassifyError, Import, ImportRole, RefusedImport};

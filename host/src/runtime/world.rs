@@ -4,6 +4,7 @@
 //! means: linked with nothing granted, opening a capability, linked but always
 //! denied, or refused at load. See `wit/worlds.wit` for the worlds themselves.
 
+use crate::vocabulary::World;
 use std::fmt;
 
 /// The WASI 0.2 patch release this host implements; older 0.2 patches are
@@ -14,102 +15,6 @@ pub const WASI_MAX_PATCH: u64 = 12;
 /// host speaks (any `0.1.x`).
 pub const TOOL_EXPORT: &str = "airlock:tool/tool";
 const TOOL_VERSION_MINOR: u64 = 1;
-
-/// A capability world from `wit/worlds.wit`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum World {
-    /// Compute only.
-    Pure,
-    /// Outgoing HTTP through the egress policy.
-    Network,
-    /// Preopened directories, as granted.
-    Files,
-    /// Both `network` and `files`.
-    NetworkFiles,
-}
-
-impl World {
-    /// The world's name as written in WIT and in `airlock inspect` output.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            World::Pure => "pure",
-            World::Network => "network",
-            World::Files => "files",
-            World::NetworkFiles => "network-files",
-        }
-    }
-
-    /// The capabilities a component in this world needs.
-    pub fn capabilities(self) -> &'static [Capability] {
-        const FS: [Capability; 2] = [Capability::FilesystemRead, Capability::FilesystemWrite];
-        match self {
-            World::Pure => &[],
-            World::Network => &[Capability::Network],
-            World::Files => &FS,
-            World::NetworkFiles => &[
-                Capability::Network,
-                Capability::FilesystemRead,
-                Capability::FilesystemWrite,
-            ],
-        }
-    }
-
-    /// Whether components in this world can use network grants.
-    pub fn uses_network(self) -> bool {
-        matches!(self, World::Network | World::NetworkFiles)
-    }
-
-    /// Whether components in this world can use directory grants.
-    pub fn uses_filesystem(self) -> bool {
-        matches!(self, World::Files | World::NetworkFiles)
-    }
-
-    fn from_needs(network: bool, filesystem: bool) -> World {
-        match (network, filesystem) {
-            (false, false) => World::Pure,
-            (true, false) => World::Network,
-            (false, true) => World::Files,
-            (true, true) => World::NetworkFiles,
-        }
-    }
-}
-
-impl fmt::Display for World {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// Something a component can do beyond computing, derived from its imports.
-///
-/// The author cannot claim fewer capabilities than the component imports.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Capability {
-    /// Outgoing HTTP (`wasi:http/outgoing-handler`).
-    Network,
-    /// Reading granted directories (`wasi:filesystem`).
-    FilesystemRead,
-    /// Writing granted directories (`wasi:filesystem`): the import allows it,
-    /// whether it works depends on the grant.
-    FilesystemWrite,
-}
-
-impl Capability {
-    /// Stable name used in output, policies and journals.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Capability::Network => "network",
-            Capability::FilesystemRead => "filesystem_read",
-            Capability::FilesystemWrite => "filesystem_write",
-        }
-    }
-}
-
-impl fmt::Display for Capability {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// What the host does with one accepted import.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -384,6 +289,7 @@ fn check_wasi_version(version: Option<&str>) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::vocabulary::Capability;
 
     fn names(list: &[&str]) -> Vec<String> {
         list.iter().map(|s| s.to_string()).collect()

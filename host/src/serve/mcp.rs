@@ -177,7 +177,7 @@ fn mcp_tool(served: &Served) -> Tool {
         _ => serde_json::Map::new(),
     };
     let annotations = ToolAnnotations::new()
-        .read_only(tool.world() == "pure")
+        .read_only(tool.world() == crate::World::Pure)
         .destructive(tool.may_write())
         .open_world(tool.reaches_network());
     Tool::new(

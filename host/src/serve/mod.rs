@@ -36,10 +36,10 @@ pub use settings::{
 use crate::Host;
 use crate::config::Config;
 use crate::configured::{ConfiguredError, ConfiguredTool};
-use crate::egress::ConfigError;
 use crate::journal::EntryKind;
 use crate::policy::{PolicyEngine, PolicyError};
 use crate::store::{SqliteStore, StoreError};
+use crate::toml_file::ConfigError;
 use serde_json::json;
 use slots::Slots;
 use std::collections::HashMap;

@@ -20,8 +20,8 @@
 //! user = "alice"                        # or `uid = 1000`, or `group = "ops"`
 //! ```
 
-use crate::egress::{ConfigError, Source, positive_count, timeout};
 use crate::policy::Principal;
+use crate::toml_file::{ConfigError, Source, positive_count, timeout};
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -27,9 +27,6 @@ use master::MasterKey;
 use std::path::{Path, PathBuf};
 use table::Row;
 
-/// The capability a tool gets when secrets are bound to it (sensitive).
-pub const SECRETS_CAPABILITY: &str = "secrets";
-
 /// The vault's database file inside the state directory.
 pub const VAULT_FILE: &str = "vault.db";
 

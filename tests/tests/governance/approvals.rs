@@ -102,7 +102,7 @@ async fn a_pending_approval_is_persisted_with_what_the_operator_needs() {
     assert_eq!(request.session_id, "s1");
     assert_eq!(request.tool_name, echo.facts().name);
     assert_eq!(request.tool_sha256, echo.facts().sha256);
-    assert_eq!(request.capabilities, echo.facts().capabilities);
+    assert_eq!(request.capabilities, echo.facts().capability_names());
     assert!(
         request.input_summary.contains("/etc/passwd"),
         "{}",

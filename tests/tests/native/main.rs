@@ -70,8 +70,7 @@ printf '{{"echoed": %s, "refused": "%s", "direct": "%s"}}' "$body" "$refused" "$
     assert!(
         tool.facts()
             .capabilities
-            .iter()
-            .any(|c| c == "process_exec")
+            .contains(&airlock::Capability::ProcessExec)
     );
     let outcome = host
         .invoke_native(&tool, Invocation::new("{}"))

@@ -52,7 +52,11 @@ async fn a_bound_tool_loads_with_the_secrets_capability() {
         SecretScope::Tool("fetch".into()),
     )));
     let tool = load(&host, grants(CONFIG)).await.expect("loads");
-    assert!(tool.facts().capabilities.iter().any(|c| c == "secrets"));
+    assert!(
+        tool.facts()
+            .capabilities
+            .contains(&airlock::Capability::Secrets)
+    );
     assert!(tool.facts().sensitive, "secrets make a tool sensitive");
 }
 

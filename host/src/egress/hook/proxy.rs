@@ -232,7 +232,7 @@ mod tests {
             Requester {
                 policies: Arc::new(PolicyEngine::embedded()),
                 principal: Principal::user("test"),
-                tool: ToolFacts::derive("t", "native", vec![], "sha", false),
+                tool: ToolFacts::derive("t", crate::World::Native, vec![], "sha", false),
                 context: RequestContext::default(),
                 credentials: Credentials::default(),
             },
