@@ -5,9 +5,11 @@
 
 use crate::config::ToolConfig;
 use crate::grants::DirAccess;
+use crate::grants::Grants;
 use crate::invocation::Invocation;
+use crate::invoke::Runner;
 use crate::limits::Limits;
-use crate::native::{NativeError, NativeTool};
+use crate::native::{NativeError, NativeSpec, NativeTool};
 use crate::outcome::{InvokeError, Outcome, exit_code};
 use crate::policy::ToolFacts;
 use crate::tool::{LoadError, Tool};
@@ -82,56 +84,88 @@ impl ConfiguredError {
     }
 }
 
+/// What a tool runs.
+#[derive(Clone, Debug)]
+pub enum ToolSource {
+    /// A WASI component file.
+    Component(PathBuf),
+    /// A native program and how to sandbox it.
+    Native(Box<NativeSpec>),
+}
+
 impl Host {
     /// Loads the tool `config` describes, component or native.
     pub async fn load_configured(
         &self,
         config: &ToolConfig,
     ) -> Result<ConfiguredTool, ConfiguredError> {
-        let kind = match (config.native(), config.component()) {
-            (Some(spec), _) => Kind::Native(Box::new(
-                self.load_native(config.name(), spec.clone(), config.grants().clone())
-                    .map_err(|source| ConfiguredError::Native {
-                        name: config.name().to_string(),
-                        source,
-                    })?,
-            )),
-            (None, Some(path)) => {
-                Kind::Component(self.load(path, config.grants().clone()).await.map_err(
-                    |source| ConfiguredError::Component {
-                        path: path.to_path_buf(),
-                        source,
-                    },
-                )?)
-            }
+        let source = match (config.native(), config.component()) {
+            (Some(spec), _) => ToolSource::Native(Box::new(spec.clone())),
+            (None, Some(path)) => ToolSource::Component(path.to_path_buf()),
             (None, None) => {
                 return Err(ConfiguredError::NothingToRun {
                     name: config.name().to_string(),
                 });
             }
         };
-        let mut tool = ConfiguredTool::new(kind, config.description(), config.input_schema());
+        let mut tool = self
+            .load_source(config.name(), source, config.grants().clone())
+            .await?;
+        // The operator's description and schema win over the tool's own.
+        tool.description = config
+            .description()
+            .map_or(tool.description, str::to_string);
+        tool.input_schema = config
+            .input_schema()
+            .map_or(tool.input_schema, str::to_string);
         tool.limits = config.limits().cloned();
         Ok(tool)
+    }
+
+    /// Loads `source` under `grants`. A native tool is called `name`; a
+    /// component by its grants' name, else its descriptor's.
+    pub async fn load_source(
+        &self,
+        name: &str,
+        source: ToolSource,
+        grants: Grants,
+    ) -> Result<ConfiguredTool, ConfiguredError> {
+        let kind = match source {
+            ToolSource::Native(spec) => {
+                Kind::Native(Box::new(self.load_native(name, *spec, grants).map_err(
+                    |source| ConfiguredError::Native {
+                        name: name.to_string(),
+                        source,
+                    },
+                )?))
+            }
+            ToolSource::Component(path) => Kind::Component(
+                self.load(path.as_path(), grants)
+                    .await
+                    .map_err(|source| ConfiguredError::Component { path, source })?,
+            ),
+        };
+        Ok(ConfiguredTool::new(kind))
     }
 }
 
 impl From<Tool> for ConfiguredTool {
     fn from(tool: Tool) -> Self {
-        Self::new(Kind::Component(tool), None, None)
+        Self::new(Kind::Component(tool))
     }
 }
 
 impl From<NativeTool> for ConfiguredTool {
     fn from(tool: NativeTool) -> Self {
-        Self::new(Kind::Native(Box::new(tool)), None, None)
+        Self::new(Kind::Native(Box::new(tool)))
     }
 }
 
 impl ConfiguredTool {
-    /// The operator's description and schema win over the component's own.
-    fn new(kind: Kind, description: Option<&str>, input_schema: Option<&str>) -> Self {
-        let (own_description, own_schema) = match &kind {
+    /// A tool with its own description and schema (a native program has
+    /// none: it gets a plain one and [`ANY_OBJECT_SCHEMA`]).
+    fn new(kind: Kind) -> Self {
+        let (description, input_schema) = match &kind {
             Kind::Component(tool) => (
                 tool.descriptor().description.clone(),
                 tool.descriptor().input_schema.clone(),
@@ -146,8 +180,8 @@ impl ConfiguredTool {
         };
         Self {
             kind,
-            description: description.map_or(own_description, str::to_string),
-            input_schema: input_schema.map_or(own_schema, str::to_string),
+            description,
+            input_schema,
             limits: None,
         }
     }
@@ -162,10 +196,11 @@ impl ConfiguredTool {
         if invocation.limits.is_none() {
             invocation.limits = self.limits.clone();
         }
-        match &self.kind {
-            Kind::Component(tool) => host.invoke(tool, invocation).await,
-            Kind::Native(tool) => host.invoke_native(tool, invocation).await,
-        }
+        let runner = match &self.kind {
+            Kind::Component(tool) => Runner::Component(tool),
+            Kind::Native(tool) => Runner::Native(tool),
+        };
+        host.run(runner, invocation).await
     }
 
     /// The limits from the tool's configuration, if it has a `limits` table.

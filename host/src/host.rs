@@ -4,9 +4,9 @@ use crate::approvals::ApprovalStore;
 use crate::egress::{
     Connector, Credentials, Network, Requester, Resolver, SystemResolver, TcpTlsConnector,
 };
-use crate::gate::{Admission, admit};
 use crate::grants::Grants;
 use crate::invocation::{Invocation, outcome_of};
+use crate::invoke::{Admit, Runner};
 use crate::journal::key::HostKey;
 use crate::journal::{EntryKind, Journal, JournalStore};
 use crate::limits::Limits;
@@ -19,12 +19,11 @@ use crate::runtime::state::StoreState;
 use crate::runtime::{Sha256Digest, ToolPre, inspect, linker};
 use crate::store::{SqliteStore, StoreError};
 use crate::tool::{Descriptor, LoadError, Source, Tool, ToolInner, check_size, read_component};
-use crate::trail;
 use crate::vault::Vault;
 use crate::vocabulary::Capability;
 use std::path::PathBuf;
 use std::sync::{Arc, PoisonError, RwLock};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 use wasmtime::Engine;
 use wasmtime::component::{Component, Linker};
 
@@ -605,40 +604,27 @@ impl Host {
         tool: &Tool,
         invocation: Invocation,
     ) -> Result<Outcome, InvokeError> {
-        let limits = invocation
-            .limits
-            .clone()
-            .unwrap_or_else(|| self.inner.default_limits.clone());
-        self.check_limits(&limits)?;
-        let invocation_id = ulid::Ulid::new().to_string();
-        let started = SystemTime::now();
-        let policies = self.policies();
-        let admitted = match admit(
-            &policies,
-            self.approvals(),
-            self.journal(),
-            tool.facts(),
-            tool.grants().binding(),
-            &invocation,
-            &invocation_id,
-            &limits,
-        )
-        .await?
-        {
-            Admission::Run(admitted) => admitted,
-            Admission::Refused(outcome) => return Ok(*outcome),
-        };
+        self.run(Runner::Component(tool), invocation).await
+    }
 
+    /// The component executor: one call of the tool's export in a fresh
+    /// instance, under the admitted limits and grants.
+    pub(crate) async fn execute_component(
+        &self,
+        tool: &Tool,
+        admit: &Admit<'_>,
+    ) -> Result<Outcome, InvokeError> {
+        let invocation = admit.invocation;
         let cx = ExecContext {
             engine: &self.inner.engine,
             pre: &tool.inner.pre,
-            invocation_id: &invocation_id,
+            invocation_id: admit.invocation_id,
             grants: &tool.inner.grants,
-            limits: &limits,
+            limits: admit.limits,
             fuel_metering: self.inner.fuel_metering,
             network: &self.inner.network,
             requester: Requester {
-                policies: Arc::clone(&policies),
+                policies: Arc::clone(admit.policies),
                 principal: invocation.principal.clone(),
                 tool: tool.facts().clone(),
                 context: invocation.context.clone(),
@@ -649,19 +635,7 @@ impl Host {
             },
             cancel: &invocation.cancel,
         };
-        let outcome = outcome_of(execute(&cx, CallTool(&invocation.input)).await)?;
-        if let Some(journal) = &self.inner.journal {
-            trail::record_run(
-                journal,
-                tool.facts(),
-                trail::WASM,
-                &invocation,
-                &outcome,
-                admitted,
-                started,
-            )?;
-        }
-        Ok(outcome)
+        outcome_of(execute(&cx, CallTool(&invocation.input)).await)
     }
 
     /// Refuses limits this host cannot provide: fuel without metering, or a

@@ -47,6 +47,7 @@ mod grants;
 mod host;
 mod input;
 mod invocation;
+mod invoke;
 pub mod journal;
 mod limits;
 pub mod native;
@@ -62,7 +63,7 @@ pub mod vault;
 mod vocabulary;
 
 pub use config::{Config, ToolConfig};
-pub use configured::{ANY_OBJECT_SCHEMA, ConfiguredError, ConfiguredTool};
+pub use configured::{ANY_OBJECT_SCHEMA, ConfiguredError, ConfiguredTool, ToolSource};
 pub use egress::{EgressRecord, NetworkGrant};
 pub use grants::{DirAccess, DirGrant, GrantError, Grants};
 pub use host::{BuildError, CompileEvent, Host, HostBuilder};

@@ -5,7 +5,7 @@ use super::approvals;
 use super::args::{Cli, RunArgs};
 use super::render;
 use airlock::policy::{Principal, RequestContext};
-use airlock::{ConfiguredTool, Grants, Invocation, LimitExceeded, Outcome, exit_code};
+use airlock::{Grants, Invocation, LimitExceeded, Outcome, ToolSource, exit_code};
 use std::io::{IsTerminal, Read};
 
 /// Prints an error (as JSON on stdout too, with `--json`) and returns `exit`.
@@ -46,9 +46,9 @@ pub async fn run(cli: &Cli, args: &RunArgs) -> u8 {
             let message = "this tool is configured as a native program: drop the component path";
             return report_error(json, "usage", message, exit_code::USAGE);
         }
-        (Some(spec), None, _) => Target::Native(Box::new(spec)),
-        (None, Some(path), _) => Target::Component(path.clone()),
-        (None, None, Some(path)) => Target::Component(path.to_path_buf()),
+        (Some(spec), None, _) => ToolSource::Native(Box::new(spec)),
+        (None, Some(path), _) => ToolSource::Component(path.clone()),
+        (None, None, Some(path)) => ToolSource::Component(path.to_path_buf()),
         (None, None, None) => {
             let message =
                 "no component: give its path, or a `component` in the tool's configuration";
@@ -71,7 +71,7 @@ pub async fn run(cli: &Cli, args: &RunArgs) -> u8 {
         .iter()
         .chain(&args.grants.dirs_rw)
         .collect();
-    if matches!(target, Target::Native(_)) && !dirs.is_empty() {
+    if matches!(target, ToolSource::Native(_)) && !dirs.is_empty() {
         let message = "--dir/--dir-rw are for components: a native tool's directories are `fs_read`/`fs_write` in its `native` table";
         return report_error(json, "usage", message, exit_code::USAGE);
     }
@@ -93,28 +93,11 @@ pub async fn run(cli: &Cli, args: &RunArgs) -> u8 {
         Ok(host) => host,
         Err(e) => return report_error(json, e.code, &e.message, e.exit),
     };
-    let loaded = match target {
-        Target::Native(spec) => {
-            let name = configured.as_ref().map_or("", |t| t.name());
-            host.load_native(name, *spec, grants)
-                .map(ConfiguredTool::from)
-                .map_err(|e| (e.code(), e.to_string(), exit_code::USAGE))
-        }
-        Target::Component(component) => host
-            .load(component.as_path(), grants)
-            .await
-            .map(ConfiguredTool::from)
-            .map_err(|e| {
-                (
-                    e.code(),
-                    format!("{}: {e}", component.display()),
-                    e.exit_code(),
-                )
-            }),
-    };
+    let name = configured.as_ref().map_or("", |t| t.name());
+    let loaded = host.load_source(name, target, grants).await;
     let tool = match loaded {
         Ok(tool) => tool,
-        Err((code, message, exit)) => return report_error(json, code, &message, exit),
+        Err(e) => return report_error(json, e.code(), &e.to_string(), e.exit_code()),
     };
     let mut invocation = Invocation::new(input)
         .with_limits(limits)
@@ -163,12 +146,6 @@ pub async fn run(cli: &Cli, args: &RunArgs) -> u8 {
         render::print_failure(&tool, &outcome);
     }
     outcome.exit_code()
-}
-
-/// What `run` is asked to load.
-enum Target {
-    Component(std::path::PathBuf),
-    Native(Box<airlock::native::NativeSpec>),
 }
 
 /// `User::"$USER"`: the person at the terminal.

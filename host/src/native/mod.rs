@@ -15,20 +15,19 @@ pub(crate) use config::RawNative;
 use crate::Host;
 use crate::approvals::GrantBinding;
 use crate::egress::{Credentials, EgressHook, EgressProxy, Requester};
-use crate::gate::{Admission, admit};
 use crate::grants::Grants;
 use crate::invocation::{AbortOnDrop, Invocation};
+use crate::invoke::{Admit, Executed, Runner};
 use crate::limits::Limits;
 use crate::outcome::{InvokeError, Outcome, RunReport};
 use crate::policy::ToolFacts;
-use crate::trail::{self, Execution};
+use crate::trail::Execution;
 use crate::vocabulary::{Capability, Enforcement, Executor, World};
 use airlock_sandbox::{Backend, NetworkMode, Plan};
 use run::{outcome_of, plan_for};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::SystemTime;
 
 /// How a native tool is confined.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -136,7 +135,7 @@ impl NativeTool {
 
     /// The run's limits: the operator's wall clock and output cap over
     /// `base` (the host's defaults).
-    fn limits(&self, base: Limits) -> Limits {
+    pub(crate) fn limits(&self, base: Limits) -> Limits {
         let spec = &self.spec.limits;
         Limits {
             timeout: spec.wall_clock,
@@ -147,7 +146,7 @@ impl NativeTool {
     }
 
     /// The executor attestations name.
-    fn execution(&self) -> Execution {
+    pub(crate) fn execution(&self) -> Execution {
         let Some(backend) = &self.backend else {
             return Execution {
                 executor: Executor::NativeUnsandboxed,
@@ -348,67 +347,44 @@ impl Host {
         tool: &NativeTool,
         invocation: Invocation,
     ) -> Result<Outcome, InvokeError> {
+        self.run(Runner::Native(tool), invocation).await
+    }
+
+    /// The native executor: the checks only a program needs (an
+    /// unsandboxed run needs an approval; Cedar `process.exec`), then the
+    /// sandbox with the input on stdin.
+    pub(crate) async fn execute_native(
+        &self,
+        tool: &NativeTool,
+        admit: &Admit<'_>,
+    ) -> Result<Executed, InvokeError> {
+        let (invocation, invocation_id, limits) =
+            (admit.invocation, admit.invocation_id, admit.limits);
         let spec = &tool.spec;
-        let mut limits = tool.limits(self.default_limits().clone());
-        // The operator's native limits are the ceiling: an invocation's own
-        // limits are checked like a component's and may only tighten them.
-        if let Some(asked) = &invocation.limits {
-            self.check_limits(asked)?;
-            limits = Limits {
-                timeout: asked.timeout.min(limits.timeout),
-                max_output_bytes: asked.max_output_bytes.min(limits.max_output_bytes),
-                max_stdio_bytes: asked.max_stdio_bytes.min(limits.max_stdio_bytes),
-                ..asked.clone()
-            };
-        }
-        let invocation_id = ulid::Ulid::new().to_string();
-        let started = SystemTime::now();
-        let policies = self.policies();
-        let admitted = match admit(
-            &policies,
-            self.approvals(),
-            self.journal(),
-            &tool.facts,
-            tool.binding(),
-            &invocation,
-            &invocation_id,
-            &limits,
-        )
-        .await?
-        {
-            Admission::Run(admitted) => admitted,
-            Admission::Refused(outcome) => return Ok(*outcome),
+        let refuse = |message: String, policies: Vec<String>, approval_id| {
+            Executed::Refused(Outcome::Denied {
+                denial: crate::PolicyDenial {
+                    reason: crate::DenialReason::Policy,
+                    policies,
+                    message,
+                    approval_id,
+                },
+                report: RunReport::not_started_as(invocation_id.to_string(), limits.clone()),
+            })
         };
-        // Refusals after admission: policy denials, journaled like the gate's.
-        let refuse =
-            |message: String, policies: Vec<String>, approval_id| -> Result<Outcome, InvokeError> {
-                let outcome = Outcome::Denied {
-                    denial: crate::PolicyDenial {
-                        reason: crate::DenialReason::Policy,
-                        policies,
-                        message,
-                        approval_id,
-                    },
-                    report: RunReport::not_started_as(invocation_id.clone(), limits.clone()),
-                };
-                trail::journal_refusal(
-                    self.journal(),
-                    &tool.facts,
-                    &invocation,
-                    &invocation_id,
-                    &outcome,
-                )?;
-                Ok(outcome)
-            };
-        if !tool.sandboxed() && admitted.approval_id.is_none() {
-            return refuse(UNSANDBOXED_NEEDS_APPROVAL.into(), admitted.policies, None);
+        if !tool.sandboxed() && admit.admitted.approval_id.is_none() {
+            return Ok(refuse(
+                UNSANDBOXED_NEEDS_APPROVAL.into(),
+                admit.admitted.policies.clone(),
+                None,
+            ));
         }
         let program = crate::policy::ProgramFacts {
             path: spec.program.display().to_string(),
             sha256: tool.facts.sha256.clone(),
             sandboxed: tool.sandboxed(),
         };
-        let exec = policies.check_exec(
+        let exec = admit.policies.check_exec(
             &invocation.principal,
             &tool.facts,
             &invocation.context,
@@ -424,17 +400,21 @@ impl Host {
                 },
                 program.path
             );
-            return refuse(message, exec.policies, admitted.approval_id);
+            return Ok(refuse(
+                message,
+                exec.policies,
+                admit.admitted.approval_id.clone(),
+            ));
         }
 
         let proxy = match spec.network {
             NativeNetwork::Strict => {
                 let hook = EgressHook::new(
-                    &invocation_id,
+                    invocation_id,
                     tool.grants.network_arc(),
                     self.network().clone(),
                     Requester {
-                        policies: Arc::clone(&policies),
+                        policies: Arc::clone(admit.policies),
                         principal: invocation.principal.clone(),
                         tool: tool.facts.clone(),
                         context: invocation.context.clone(),
@@ -449,7 +429,7 @@ impl Host {
             NativeNetwork::None => None,
         };
         let bridge = self.native_bridge();
-        let mut plan = plan_for(spec, &limits);
+        let mut plan = plan_for(spec, limits);
         if let Some(proxy) = &proxy {
             let bridge = bridge.ok_or_else(|| InvokeError::Native {
                 message: "strict network needs the bridge program: HostBuilder::native_bridge, or run from the airlock binary".into(),
@@ -483,18 +463,11 @@ impl Host {
         })?;
         let egress = proxy.as_ref().map(EgressProxy::records).unwrap_or_default();
         drop(proxy);
-        let outcome = outcome_of(output, egress, invocation_id, limits);
-        if let Some(journal) = self.journal() {
-            trail::record_run(
-                journal,
-                &tool.facts,
-                tool.execution(),
-                &invocation,
-                &outcome,
-                admitted,
-                started,
-            )?;
-        }
-        Ok(outcome)
+        Ok(Executed::Ran(outcome_of(
+            output,
+            egress,
+            invocation_id.to_string(),
+            limits.clone(),
+        )))
     }
 }
