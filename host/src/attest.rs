@@ -11,7 +11,7 @@ pub use crate::journal::key::{
     HostKey, KEY_FILE, KeyError, PUBLIC_KEY_FILE, key_id, read_public_key,
 };
 use crate::journal::tree::{Tree, TreeError, leaf, verify_inclusion};
-use crate::journal::{Entry, canonical_json, entry_hash};
+use crate::journal::{Entry, canonical_json};
 use ed25519_dalek::VerifyingKey;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -156,14 +156,7 @@ impl Proof {
     /// from the entry to the head's root. Returns the head's size.
     pub fn verify(&self, trusted: &VerifyingKey) -> Result<u64, AttestError> {
         let entry = &self.entry;
-        if entry_hash(
-            entry.seq,
-            &entry.time,
-            &entry.kind,
-            &entry.payload,
-            &entry.prev_hash,
-        ) != entry.hash
-        {
+        if !entry.is_intact() {
             return Err(AttestError::Invalid(format!(
                 "entry {} was modified: its content does not match its hash",
                 entry.seq

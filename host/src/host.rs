@@ -623,16 +623,13 @@ impl Host {
             limits: admit.limits,
             fuel_metering: self.inner.fuel_metering,
             network: &self.inner.network,
-            requester: Requester {
-                policies: Arc::clone(admit.policies),
-                principal: invocation.principal.clone(),
-                tool: tool.facts().clone(),
-                context: invocation.context.clone(),
-                credentials: Credentials {
+            requester: admit.requester(
+                tool.facts(),
+                Credentials {
                     bindings: tool.grants().credentials_arc(),
                     vault: self.inner.vault.clone(),
                 },
-            },
+            ),
             cancel: &invocation.cancel,
         };
         outcome_of(execute(&cx, CallTool(&invocation.input)).await)

@@ -6,6 +6,7 @@
 
 use crate::Host;
 use crate::approvals::GrantBinding;
+use crate::egress::{Credentials, Requester};
 use crate::gate::{Admission, admit};
 use crate::invocation::Invocation;
 use crate::limits::Limits;
@@ -41,6 +42,19 @@ pub(crate) struct Admit<'a> {
     pub limits: &'a Limits,
     pub admitted: &'a Admitted,
     pub policies: &'a std::sync::Arc<crate::policy::PolicyEngine>,
+}
+
+impl Admit<'_> {
+    /// Who the egress hook acts for during this run.
+    pub(crate) fn requester(&self, tool: &ToolFacts, credentials: Credentials) -> Requester {
+        Requester {
+            policies: std::sync::Arc::clone(self.policies),
+            principal: self.invocation.principal.clone(),
+            tool: tool.clone(),
+            context: self.invocation.context.clone(),
+            credentials,
+        }
+    }
 }
 
 impl Runner<'_> {

@@ -102,6 +102,19 @@ pub struct Entry {
     pub hash: String,
 }
 
+impl Entry {
+    /// Whether its content still matches its hash.
+    pub fn is_intact(&self) -> bool {
+        entry_hash(
+            self.seq,
+            &self.time,
+            &self.kind,
+            &self.payload,
+            &self.prev_hash,
+        ) == self.hash
+    }
+}
+
 /// The hash of an entry with these fields.
 pub fn entry_hash(seq: u64, time: &str, kind: &str, payload: &str, prev_hash: &str) -> String {
     let mut hasher = Sha256::new();
@@ -157,14 +170,7 @@ pub fn verify<'a>(
                 after: expected_seq - 1,
             });
         }
-        if entry_hash(
-            entry.seq,
-            &entry.time,
-            &entry.kind,
-            &entry.payload,
-            &entry.prev_hash,
-        ) != entry.hash
-        {
+        if !entry.is_intact() {
             return Err(ChainBreak::Modified { seq: entry.seq });
         }
         prev = entry.hash.clone();

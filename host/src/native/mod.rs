@@ -14,7 +14,7 @@ pub(crate) use config::RawNative;
 
 use crate::Host;
 use crate::approvals::GrantBinding;
-use crate::egress::{Credentials, EgressHook, EgressProxy, Requester};
+use crate::egress::{Credentials, EgressHook, EgressProxy};
 use crate::grants::Grants;
 use crate::invocation::{AbortOnDrop, Invocation};
 use crate::invoke::{Admit, Executed, Runner};
@@ -27,7 +27,6 @@ use airlock_sandbox::{Backend, NetworkMode, Plan};
 use run::{outcome_of, plan_for};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 /// How a native tool is confined.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -413,13 +412,7 @@ impl Host {
                     invocation_id,
                     tool.grants.network_arc(),
                     self.network().clone(),
-                    Requester {
-                        policies: Arc::clone(admit.policies),
-                        principal: invocation.principal.clone(),
-                        tool: tool.facts.clone(),
-                        context: invocation.context.clone(),
-                        credentials: Credentials::default(),
-                    },
+                    admit.requester(&tool.facts, Credentials::default()),
                 );
                 let proxy = EgressProxy::start(hook).map_err(|e| InvokeError::Native {
                     message: format!("starting the egress proxy failed: {e}"),
