@@ -35,15 +35,15 @@ async fn execute(cli: &Cli, command: &ApprovalsCommand) -> Result<(), Failure> {
                 None => open_store(cli)?.list(!all)?,
             };
             if *json {
-                println!(
+                outln!(
                     "{}",
                     Value::Array(approvals.iter().map(approval_json).collect())
                 );
             } else if approvals.is_empty() {
-                println!("no {}approvals", if *all { "" } else { "pending " });
+                outln!("no {}approvals", if *all { "" } else { "pending " });
             } else {
                 for a in &approvals {
-                    println!(
+                    outln!(
                         "{}  {:<8} {}  {}  [{}]  {}",
                         a.id,
                         a.status.as_str(),
@@ -69,11 +69,11 @@ async fn execute(cli: &Cli, command: &ApprovalsCommand) -> Result<(), Failure> {
                 if *full {
                     shown["input"] = json!(approval.request.input);
                 }
-                println!("{shown}");
+                outln!("{shown}");
             } else {
                 print_approval(&approval);
                 if *full {
-                    println!("full input    {}", full_input(&approval));
+                    outln!("full input    {}", full_input(&approval));
                 }
             }
         }
@@ -101,7 +101,7 @@ async fn decide(cli: &Cli, args: &DecideArgs) -> Result<(), Failure> {
         Some(answer) => approval_from(answer)?,
         None => decide_here(cli, &args.id, &decision)?,
     };
-    println!(
+    outln!(
         "{}: {decision} ({} for {}, decided by {})",
         approval.id,
         approval.request.tool_name,
@@ -119,12 +119,17 @@ pub(crate) fn decide_here(
     decision: &OperatorDecision,
 ) -> Result<airlock::approvals::Approval, Failure> {
     decision.window_within(DEFAULT_MAX_APPROVAL_WINDOW)?;
-    Ok(open_store(cli)?.decide(
+    let store = std::sync::Arc::new(open_store(cli)?);
+    let approval = store.decide(
         id,
         decision,
         &format!("cli:{}", local_user_name()),
         SystemTime::now(),
-    )?)
+    )?;
+    // A writer that stops signs a tree head over what it journaled.
+    let key = std::sync::Arc::new(airlock::attest::HostKey::open_or_create(&cli.state_dir)?);
+    airlock::journal::Journal::new(store, key).seal()?;
+    Ok(approval)
 }
 
 /// The user at this terminal, as decisions made without a server name them.
@@ -164,21 +169,24 @@ fn approval_json(a: &Approval) -> Value {
 }
 
 fn print_approval(a: &Approval) {
-    println!("approval      {}", a.id);
-    println!("status        {}", a.status.as_str());
-    println!(
+    outln!("approval      {}", a.id);
+    outln!("status        {}", a.status.as_str());
+    outln!(
         "requested     {} by {} (session {:?})",
-        a.created, a.request.principal, a.request.session_id
+        a.created,
+        a.request.principal,
+        a.request.session_id
     );
-    println!(
+    outln!(
         "tool          {} (sha256 {})",
-        a.request.tool_name, a.request.tool_sha256
+        a.request.tool_name,
+        a.request.tool_sha256
     );
-    println!("capabilities  {}", capabilities(a));
-    println!("grant         {}", a.request.grant_summary);
-    println!("input         {}", a.request.input_summary);
+    outln!("capabilities  {}", capabilities(a));
+    outln!("grant         {}", a.request.grant_summary);
+    outln!("input         {}", a.request.input_summary);
     if let Some(at) = &a.decided_at {
-        println!(
+        outln!(
             "decided       {at} by {}",
             a.decided_by.as_deref().unwrap_or("?")
         );

@@ -90,6 +90,24 @@ pub enum Command {
     /// Store secrets the host injects into tools' requests (tools never see them).
     #[command(subcommand)]
     Vault(VaultCommand),
+    /// Print a shell completion script.
+    #[command(
+        after_help = "Examples:\n  airlock completions bash > /etc/bash_completion.d/airlock\n  airlock completions zsh > \"${fpath[1]}/_airlock\""
+    )]
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff), or write one page per command.
+    #[command(
+        after_help = "Examples:\n  airlock man | man -l -\n  airlock man --dir /usr/local/share/man/man1"
+    )]
+    Man {
+        /// Write airlock.1 and airlock-COMMAND.1 pages into DIR.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }
 
 /// Where a new vault keeps its master key.

@@ -83,7 +83,7 @@ async fn decide(cli: &Cli, args: &EgressCheckArgs) -> Result<u8, Failure> {
     };
     object["principal"] = json!(principal.to_string());
     object["tool"] = json!(facts.name);
-    println!("{object}");
+    outln!("{object}");
     Ok(code)
 }
 

@@ -8,7 +8,7 @@ pub async fn inspect(cli: &Cli, args: &InspectArgs) -> u8 {
     let path = args.component.as_path();
     let fail = |code: &str, message: String, exit: u8| {
         if args.json {
-            println!("{}", render::error_json(code, &message, exit));
+            outln!("{}", render::error_json(code, &message, exit));
         }
         super::fail(code, &message, exit)
     };
@@ -35,7 +35,7 @@ pub async fn inspect(cli: &Cli, args: &InspectArgs) -> u8 {
         .map(|tool| tool.descriptor())
         .map_err(|e| (e.code(), e.to_string()));
     if args.json {
-        println!("{}", render::info_json(path, &info, described));
+        outln!("{}", render::info_json(path, &info, described));
     } else {
         render::print_info(path, &info, described);
     }

@@ -32,7 +32,7 @@ async fn journal(cli: &Cli, command: &JournalCommand) -> Result<u8, Failure> {
             let verdict = verify_journal(cli, key.as_deref(), since).await?;
             let valid = verdict["valid"] == json!(true);
             if *json {
-                println!("{verdict}");
+                outln!("{verdict}");
             } else if valid {
                 print_verdict(&verdict);
             } else {
@@ -59,12 +59,14 @@ async fn journal(cli: &Cli, command: &JournalCommand) -> Result<u8, Failure> {
                 };
             for entry in entries {
                 if *json {
-                    println!("{}", entry_json(&entry));
+                    outln!("{}", entry_json(&entry));
                 } else {
                     let payload: String = entry.payload.chars().take(160).collect();
-                    println!(
+                    outln!(
                         "{:>6}  {}  {:<18} {payload}",
-                        entry.seq, entry.time, entry.kind
+                        entry.seq,
+                        entry.time,
+                        entry.kind
                     );
                 }
             }
@@ -91,13 +93,13 @@ async fn journal(cli: &Cli, command: &JournalCommand) -> Result<u8, Failure> {
                             format!("cannot write {}: {e}", file.display()),
                         )
                     })?;
-                    println!(
+                    outln!(
                         "head of {} entries written to {}: keep it off this machine",
                         head.size,
                         file.display()
                     );
                 }
-                None => println!("{text}"),
+                None => outln!("{text}"),
             }
             Ok(exit_code::OK)
         }
@@ -128,17 +130,17 @@ async fn verify_journal(
 }
 
 fn print_verdict(verdict: &Value) {
-    println!(
+    outln!(
         "journal intact: {} entries, root {}, {} signed heads",
         verdict["entries"],
         verdict["root"].as_str().unwrap_or_default(),
         verdict["heads"]
     );
     if let Some(size) = verdict["extends"].as_u64() {
-        println!("extends the exported head of {size} entries (consistency proof holds)");
+        outln!("extends the exported head of {size} entries (consistency proof holds)");
     }
     if let Some(unsealed) = verdict["unsealed"].as_u64().filter(|n| *n > 0) {
-        println!(
+        outln!(
             "{unsealed} newest entries are not yet under a signed head (the writer signs every few seconds while it writes, and when it stops)"
         );
     }
@@ -229,7 +231,7 @@ fn proof_for(cli: &Cli, id: &str) -> Result<(Proof, Vec<Value>), Failure> {
 
 fn export(cli: &Cli, id: &str) -> Result<u8, Failure> {
     let (proof, _) = proof_for(cli, id)?;
-    println!(
+    outln!(
         "{}",
         serde_json::to_string_pretty(&proof).unwrap_or_default()
     );
@@ -306,7 +308,7 @@ fn verify(
         }
     }
     let valid = checks.iter().all(|(_, r)| r.is_ok());
-    println!(
+    outln!(
         "{}",
         json!({
             "valid": valid,

@@ -2,8 +2,21 @@
 //! command, map the result to an exit code. Commands only use the library's
 //! public API.
 
+/// `println!` for what a command prints: when the reader has gone
+/// (`airlock … | head`), the command ends quietly with the status SIGPIPE
+/// would give, as ripgrep does, instead of panicking.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(error) = writeln!(std::io::stdout().lock(), $($arg)*) {
+            $crate::cli::output_failed(&error);
+        }
+    }};
+}
+
 mod approvals;
 mod args;
+mod docs;
 mod egress;
 mod inspect;
 mod journal;
@@ -22,13 +35,28 @@ use clap::Parser;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+/// Exit status of a process a SIGPIPE ended (128 + 13), which shells and
+/// pipelines treat as "the reader stopped", not as a failure to report.
+const BROKEN_PIPE_EXIT: i32 = 141;
+
+/// Ends the process after stdout failed: quietly when the reader has gone.
+pub(crate) fn output_failed(error: &std::io::Error) -> ! {
+    if error.kind() == std::io::ErrorKind::BrokenPipe {
+        std::process::exit(BROKEN_PIPE_EXIT);
+    }
+    eprintln!("airlock: output_failed: cannot write to standard output: {error}");
+    std::process::exit(i32::from(exit_code::USAGE));
+}
+
 /// Runs the CLI and returns its exit code.
 pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
             // clap prints help/version to stdout (exit 0) and errors to stderr (exit 2).
-            let _ = e.print();
+            if let Err(error) = e.print() {
+                output_failed(&error);
+            }
             return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(exit_code::USAGE));
         }
     };
@@ -60,6 +88,8 @@ pub fn main() -> ExitCode {
             Command::Journal(command) => journal::run_journal(&cli, command).await,
             Command::Attest(command) => journal::run_attest(&cli, command),
             Command::Vault(command) => vault::run(&cli, command),
+            Command::Completions { shell } => docs::completions(*shell),
+            Command::Man { dir } => docs::man(dir.as_deref()),
         }
     });
     ExitCode::from(code)

@@ -22,7 +22,7 @@ fn validate(cli: &Cli) -> Result<u8, Failure> {
         || "the shipped policies".to_string(),
         |d| d.display().to_string(),
     );
-    println!(
+    outln!(
         "{source}: {} policies valid against the schema: {}",
         ids.len(),
         ids.join(", ")
@@ -117,7 +117,7 @@ async fn explain(cli: &Cli, args: &ExplainArgs) -> Result<u8, Failure> {
         destination.as_ref(),
         &context,
     )?;
-    println!(
+    outln!(
         "{}",
         json!({
             "decision": if decision.allowed { "allow" } else { "deny" },

@@ -191,15 +191,15 @@ pub fn print_info(
     described: Result<&Descriptor, (&str, String)>,
 ) {
     let capabilities: Vec<&str> = info.capabilities().iter().map(|c| c.as_str()).collect();
-    println!("component     {}", path.display());
-    println!("sha256        {}", info.sha256);
-    println!(
+    outln!("component     {}", path.display());
+    outln!("sha256        {}", info.sha256);
+    outln!(
         "size          {} ({} bytes)",
         bytesize::ByteSize::b(info.size),
         info.size
     );
-    println!("world         {}", info.world);
-    println!(
+    outln!("world         {}", info.world);
+    outln!(
         "capabilities  {}",
         if capabilities.is_empty() {
             "(none)".to_string()
@@ -208,21 +208,21 @@ pub fn print_info(
         }
     );
     match described {
-        Ok(d) => println!("tool          {} {}: {}", d.name, d.version, d.description),
-        Err((code, message)) => println!("tool          describe() failed ({code}): {message}"),
+        Ok(d) => outln!("tool          {} {}: {}", d.name, d.version, d.description),
+        Err((code, message)) => outln!("tool          describe() failed ({code}): {message}"),
     }
-    println!("imports");
+    outln!("imports");
     let width = info.imports.iter().map(|i| i.name.len()).max().unwrap_or(0);
     for import in &info.imports {
-        println!(
+        outln!(
             "  {:width$}  {:<10} {}",
             import.name,
             import.role.as_str(),
             import.role.explain()
         );
     }
-    println!("exports");
+    outln!("exports");
     for export in &info.exports {
-        println!("  {export}");
+        outln!("  {export}");
     }
 }

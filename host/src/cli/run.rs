@@ -11,7 +11,7 @@ use std::io::{IsTerminal, Read};
 /// Prints an error (as JSON on stdout too, with `--json`) and returns `exit`.
 fn report_error(json: bool, code: &str, message: &str, exit: u8) -> u8 {
     if json {
-        println!("{}", render::error_json(code, message, exit));
+        outln!("{}", render::error_json(code, message, exit));
     }
     super::fail(code, message, exit)
 }
@@ -32,7 +32,7 @@ pub async fn run(cli: &Cli, args: &RunArgs) -> u8 {
         Err(message) => return report_error(json, "usage", &message, exit_code::USAGE),
     };
     let input = match read_input(args, limits.max_input_bytes) {
-        Ok(input) => input,
+        Ok(input) => json_trimmed(input),
         Err((code, message, exit)) => return report_error(json, code, &message, exit),
     };
 
@@ -135,12 +135,12 @@ pub async fn run(cli: &Cli, args: &RunArgs) -> u8 {
 
     let tool = render::ToolLabel::from(&tool);
     if json {
-        println!("{}", render::outcome_json(&tool, &outcome));
+        outln!("{}", render::outcome_json(&tool, &outcome));
     } else if let Outcome::Completed { output, .. } = &outcome {
-        println!("{output}");
+        outln!("{output}");
     } else if let Outcome::PendingApproval { approval, .. } = &outcome {
         // The id on stdout, for scripts; the explanation on stderr.
-        println!("{}", approval.id);
+        outln!("{}", approval.id);
         render::print_failure(&tool, &outcome);
     } else {
         render::print_failure(&tool, &outcome);
@@ -206,6 +206,18 @@ fn read_input(args: &RunArgs, max: usize) -> Result<String, InputError> {
             exit_code::USAGE,
         )
     })
+}
+
+/// The input without the whitespace around the JSON value (`echo` adds a
+/// newline): `--input`, `--input-file` and stdin hand the tool the same
+/// text, the value exactly as approvals hash it.
+fn json_trimmed(input: String) -> String {
+    let trimmed = input.trim_matches(|c| matches!(c, ' ' | '\t' | '\n' | '\r'));
+    if trimmed.len() == input.len() {
+        input
+    } else {
+        trimmed.to_string()
+    }
 }
 
 fn read_bounded(reader: impl Read, max: usize) -> std::io::Result<Vec<u8>> {

@@ -200,14 +200,14 @@ pub async fn status(cli: &Cli, json: bool) -> u8 {
     match ask(cli, &OperatorRequest::Status).await {
         Ok(Some(answer)) => {
             if json {
-                println!("{answer}");
+                outln!("{answer}");
             } else {
-                println!(
+                outln!(
                     "config:   {}",
                     answer["config"].as_str().unwrap_or_default()
                 );
-                println!("tools:    {}", names(&answer["tools"]));
-                println!("running:  {}", answer["running"]);
+                outln!("tools:    {}", names(&answer["tools"]));
+                outln!("running:  {}", answer["running"]);
             }
             exit_code::OK
         }
@@ -220,7 +220,7 @@ pub async fn status(cli: &Cli, json: bool) -> u8 {
 pub async fn reload(cli: &Cli) -> u8 {
     match ask(cli, &OperatorRequest::Reload).await {
         Ok(Some(answer)) => {
-            println!("reloaded: {}", names(&answer["tools"]));
+            outln!("reloaded: {}", names(&answer["tools"]));
             exit_code::OK
         }
         Ok(None) => not_running(cli).report(),
@@ -278,7 +278,7 @@ async fn agents_command(cli: &Cli, command: &AgentsCommand) -> Result<(), Failur
             eprintln!(
                 "airlock: agent `{name}` added; its token (shown once, only its hash is kept):"
             );
-            println!("{token}");
+            outln!("{token}");
         }
         AgentsCommand::List { json } => {
             let list = match ask(cli, &OperatorRequest::AgentsList).await? {
@@ -287,12 +287,12 @@ async fn agents_command(cli: &Cli, command: &AgentsCommand) -> Result<(), Failur
                     .map_err(|e| Failure::usage("internal", e.to_string()))?,
             };
             if *json {
-                println!("{list}");
+                outln!("{list}");
             } else if list.as_array().is_none_or(Vec::is_empty) {
-                println!("no agents: `airlock agents add NAME` registers one");
+                outln!("no agents: `airlock agents add NAME` registers one");
             } else {
                 for agent in list.as_array().into_iter().flatten() {
-                    println!(
+                    outln!(
                         "{}  (added {})",
                         agent["name"].as_str().unwrap_or_default(),
                         agent["created"].as_str().unwrap_or_default()

@@ -140,16 +140,16 @@ fn run_inner(cli: &Cli, command: &VaultCommand) -> Result<u8, Failure> {
             let secrets = vault.list()?;
             if *json {
                 for secret in &secrets {
-                    println!(
+                    outln!(
                         "{}",
                         json!({"name": secret.name, "scope": secret.scope.to_string(), "created": secret.created})
                     );
                 }
             } else if secrets.is_empty() {
-                println!("no secrets stored");
+                outln!("no secrets stored");
             } else {
                 for secret in &secrets {
-                    println!("{}\t{}\t{}", secret.name, secret.scope, secret.created);
+                    outln!("{}\t{}\t{}", secret.name, secret.scope, secret.created);
                 }
             }
         }
@@ -163,9 +163,9 @@ fn run_inner(cli: &Cli, command: &VaultCommand) -> Result<u8, Failure> {
         VaultCommand::Status { json } => {
             let Some(status) = Vault::status(&cli.state_dir)? else {
                 if *json {
-                    println!("{}", json!({"vault": null}));
+                    outln!("{}", json!({"vault": null}));
                 } else {
-                    println!(
+                    outln!(
                         "no vault in {}: `airlock vault set NAME` creates one",
                         cli.state_dir.display()
                     );
@@ -179,7 +179,7 @@ fn run_inner(cli: &Cli, command: &VaultCommand) -> Result<u8, Failure> {
                 _ => Some(Vault::open(&cli.state_dir, None).map(drop)),
             };
             if *json {
-                println!(
+                outln!(
                     "{}",
                     json!({
                         "vault": status.path.display().to_string(),
@@ -192,8 +192,8 @@ fn run_inner(cli: &Cli, command: &VaultCommand) -> Result<u8, Failure> {
                     })
                 );
             } else {
-                println!("vault:      {}", status.path.display());
-                println!(
+                outln!("vault:      {}", status.path.display());
+                outln!(
                     "master key: {}{}",
                     status.backend.as_str(),
                     if status.backend.survives_reboot() {
@@ -202,12 +202,12 @@ fn run_inner(cli: &Cli, command: &VaultCommand) -> Result<u8, Failure> {
                         " (lost at reboot)"
                     }
                 );
-                println!("generation: {}", status.generation);
-                println!("secrets:    {}", status.secrets);
+                outln!("generation: {}", status.generation);
+                outln!("secrets:    {}", status.secrets);
                 match unlock {
-                    Some(Ok(())) => println!("key:        available"),
-                    Some(Err(e)) => println!("key:        unavailable: {e}"),
-                    None => println!("key:        from {PASSPHRASE_ENV} or a prompt"),
+                    Some(Ok(())) => outln!("key:        available"),
+                    Some(Err(e)) => outln!("key:        unavailable: {e}"),
+                    None => outln!("key:        from {PASSPHRASE_ENV} or a prompt"),
                 }
             }
         }
