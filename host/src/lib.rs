@@ -39,6 +39,7 @@
 
 pub mod approvals;
 pub mod attest;
+pub mod build_info;
 mod config;
 mod configured;
 pub mod egress;

@@ -118,3 +118,29 @@ fn manual_pages_render_with_man() {
         assert!(pages.join(name).is_file(), "{name} written");
     }
 }
+
+#[test]
+fn version_names_the_engines_it_was_built_with() {
+    let out = run(&["version", "--json"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let versions: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(versions["airlock"], env!("CARGO_PKG_VERSION"));
+    assert!(
+        versions["wasmtime"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("48.")),
+        "{versions}"
+    );
+    for part in ["cedar-policy", "rmcp"] {
+        assert!(
+            versions[part]
+                .as_str()
+                .is_some_and(|v| v.split('.').count() == 3 && v != "unknown"),
+            "{part}: {versions}"
+        );
+    }
+    assert_eq!(versions["tool-interface"], "airlock:tool/tool@0.1.x");
+    assert_eq!(versions["wasi"], "0.2.0 to 0.2.12");
+    let text = run(&["version"]);
+    assert!(stdout(&text).contains("wasmtime"), "{}", stdout(&text));
+}

@@ -233,6 +233,11 @@ fn state_with_one_run(state: &Path) -> (String, String) {
     let id = stdout(&pending).trim().to_string();
     let decided = in_state(state, &["approvals", "decide", &id, "--allow", "session"]);
     assert_eq!(code(&decided), 0, "{}", stderr(&decided));
+    assert!(
+        stdout(&decided).contains("airlock run --session s1"),
+        "deciding for a session names it: {}",
+        stdout(&decided)
+    );
     // Every writer signs a head over what it journaled when it stops.
     let verdict = json_of(&in_state(state, &["journal", "verify", "--json"]));
     assert_eq!(verdict["unsealed"], 0, "{verdict}");

@@ -108,6 +108,14 @@ async fn decide(cli: &Cli, args: &DecideArgs) -> Result<(), Failure> {
         approval.request.principal,
         approval.decided_by.as_deref().unwrap_or("?")
     );
+    if decision == OperatorDecision::AllowSession {
+        // The session is whatever the caller named; say which, so the
+        // next run is made in it.
+        outln!(
+            "it covers session `{0}`: later calls in it run without asking (`airlock run --session {0} …`)",
+            approval.request.session_id
+        );
+    }
     Ok(())
 }
 

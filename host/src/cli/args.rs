@@ -90,6 +90,13 @@ pub enum Command {
     /// Store secrets the host injects into tools' requests (tools never see them).
     #[command(subcommand)]
     Vault(VaultCommand),
+    /// The versions this build is made of (wasmtime, Cedar, rmcp, the tool
+    /// interface and WASI it speaks).
+    Version {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print a shell completion script.
     #[command(
         after_help = "Examples:\n  airlock completions bash > /etc/bash_completion.d/airlock\n  airlock completions zsh > \"${fpath[1]}/_airlock\""

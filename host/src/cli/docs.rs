@@ -1,5 +1,6 @@
-//! `airlock completions` and `airlock man`: generated from the same clap
-//! definitions that parse the command line, so they cannot drift from it.
+//! `airlock version`, `airlock completions` and `airlock man` (the last two
+//! generated from the clap definitions that parse the command line, so they
+//! cannot drift from it).
 
 use super::args::Cli;
 use super::{Failure, output_failed};
@@ -7,6 +8,31 @@ use airlock::exit_code;
 use clap::CommandFactory;
 use std::io::Write;
 use std::path::Path;
+
+/// Prints what this build is made of.
+pub fn version(json: bool) -> u8 {
+    use airlock::build_info as b;
+    let parts = [
+        ("airlock", b::AIRLOCK.to_string()),
+        ("wasmtime", b::WASMTIME.to_string()),
+        ("cedar-policy", b::CEDAR.to_string()),
+        ("rmcp", b::RMCP.to_string()),
+        ("tool-interface", b::tool_interface()),
+        ("wasi", b::wasi()),
+    ];
+    if json {
+        let object: serde_json::Map<String, serde_json::Value> = parts
+            .into_iter()
+            .map(|(name, version)| (name.to_string(), version.into()))
+            .collect();
+        outln!("{}", serde_json::Value::Object(object));
+    } else {
+        for (name, version) in parts {
+            outln!("{name:<15}{version}");
+        }
+    }
+    exit_code::OK
+}
 
 /// Prints the completion script for `shell`.
 pub fn completions(shell: clap_complete::Shell) -> u8 {

@@ -88,6 +88,7 @@ pub fn main() -> ExitCode {
             Command::Journal(command) => journal::run_journal(&cli, command).await,
             Command::Attest(command) => journal::run_attest(&cli, command),
             Command::Vault(command) => vault::run(&cli, command),
+            Command::Version { json } => docs::version(*json),
             Command::Completions { shell } => docs::completions(*shell),
             Command::Man { dir } => docs::man(dir.as_deref()),
         }

@@ -10,7 +10,7 @@ pub(crate) mod linker;
 pub(crate) mod run;
 pub(crate) mod state;
 mod stdio;
-mod world;
+pub(crate) mod world;
 
 pub(crate) use bindings::{ToolPre, WitError};
 pub use cache::CacheError;

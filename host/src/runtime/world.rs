@@ -14,7 +14,7 @@ pub const WASI_MAX_PATCH: u64 = 12;
 /// The `airlock:tool` interface a tool must export, and the version range the
 /// host speaks (any `0.1.x`).
 pub const TOOL_EXPORT: &str = "airlock:tool/tool";
-const TOOL_VERSION_MINOR: u64 = 1;
+pub(crate) const TOOL_VERSION_MINOR: u64 = 1;
 
 /// What the host does with one accepted import.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
