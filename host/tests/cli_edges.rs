@@ -144,3 +144,122 @@ fn version_names_the_engines_it_was_built_with() {
     let text = run(&["version"]);
     assert!(stdout(&text).contains("wasmtime"), "{}", stdout(&text));
 }
+
+/// The `airlock …` commands the README shows, from its `sh` blocks (with
+/// any `$ ` prompt, pipe into it, trailing comment or pipe out of it
+/// removed).
+fn readme_commands() -> Vec<String> {
+    let readme = include_str!("../../README.md");
+    let mut commands = Vec::new();
+    let mut in_shell = false;
+    for line in readme.lines() {
+        if line.starts_with("```") {
+            in_shell = line == "```sh";
+            continue;
+        }
+        if !in_shell {
+            continue;
+        }
+        let line = line.trim_start_matches("$ ");
+        let Some(start) = line.find("airlock ") else {
+            continue;
+        };
+        // `airlock` as the command itself (first word, or after a pipe).
+        let before = line[..start].trim_end();
+        if !(before.is_empty() || before.ends_with('|')) {
+            continue;
+        }
+        let command = line[start..]
+            .split(" # ")
+            .next()
+            .and_then(|c| c.split(" | ").next())
+            .and_then(|c| c.split(" > ").next())
+            .unwrap_or_default();
+        commands.push(command.trim().to_string());
+    }
+    commands
+}
+
+/// Words split as a shell would for these simple lines (quotes group).
+fn words(command: &str) -> Vec<String> {
+    let (mut words, mut word, mut quote) = (Vec::new(), String::new(), None);
+    for c in command.chars() {
+        match (quote, c) {
+            (None, '\'' | '"') => quote = Some(c),
+            (Some(q), c) if c == q => quote = None,
+            (None, ' ') if !word.is_empty() => words.push(std::mem::take(&mut word)),
+            (None, ' ') => {}
+            (_, c) => word.push(c),
+        }
+    }
+    if !word.is_empty() {
+        words.push(word);
+    }
+    words
+}
+
+/// The subcommands `help` lists.
+fn subcommands(help: &str) -> Vec<String> {
+    help.lines()
+        .skip_while(|line| !line.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|line| !line.is_empty())
+        .filter_map(|line| line.strip_prefix("  "))
+        .filter(|line| !line.starts_with(' '))
+        .filter_map(|line| line.split_whitespace().next())
+        .map(str::to_string)
+        .collect()
+}
+
+fn help_of(path: &[String]) -> String {
+    let mut args: Vec<&str> = path.iter().map(String::as_str).collect();
+    args.push("--help");
+    let out = run(&args);
+    assert_eq!(code(&out), 0, "airlock {path:?} --help: {}", stderr(&out));
+    stdout(&out)
+}
+
+#[test]
+fn every_command_the_readme_shows_exists_with_those_flags() {
+    let commands = readme_commands();
+    assert!(
+        commands.len() > 40,
+        "the README shows its commands: {commands:?}"
+    );
+    let global = help_of(&[]);
+    for command in &commands {
+        let words = words(command);
+        let mut path: Vec<String> = Vec::new();
+        let mut help = global.clone();
+        for word in words.iter().skip(1) {
+            if word.starts_with('-') {
+                let flag = word.split('=').next().unwrap_or(word);
+                assert!(
+                    help.contains(flag) || global.contains(flag),
+                    "`{command}`: `airlock {}` has no {flag}",
+                    path.join(" ")
+                );
+            } else if subcommands(&help).contains(word) {
+                path.push(word.clone());
+                help = help_of(&path);
+            }
+        }
+        assert!(!path.is_empty(), "`{command}` names a subcommand");
+    }
+}
+
+#[test]
+fn every_subcommand_has_help() {
+    let mut pending = vec![Vec::<String>::new()];
+    let mut seen = 0;
+    while let Some(path) = pending.pop() {
+        let help = help_of(&path);
+        seen += 1;
+        for name in subcommands(&help).into_iter().filter(|n| n != "help") {
+            let mut child = path.clone();
+            child.push(name);
+            pending.push(child);
+        }
+    }
+    assert!(seen > 30, "{seen} commands");
+}
