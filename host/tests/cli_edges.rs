@@ -263,3 +263,26 @@ fn every_subcommand_has_help() {
     }
     assert!(seen > 30, "{seen} commands");
 }
+
+#[test]
+fn colour_is_what_color_says_and_quiet_is_accepted_everywhere() {
+    let help = |color: &str| {
+        let out = run(&["--color", color, "approvals", "--help"]);
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        stdout(&out).contains('\u{1b}')
+    };
+    assert!(help("always"), "--color always colours help");
+    assert!(!help("never"), "--color never does not");
+    let mut auto = airlock(&["--color=auto", "approvals", "--help"]);
+    auto.env("NO_COLOR", "1");
+    let out = auto.output().expect("run");
+    assert!(!stdout(&out).contains('\u{1b}'), "NO_COLOR is honoured");
+
+    let out = run(&["run", "-q", guest_path("echo"), "--input", "[1]"]);
+    assert_eq!(
+        (code(&out), stdout(&out).as_str()),
+        (0, "[1]\n"),
+        "{}",
+        stderr(&out)
+    );
+}

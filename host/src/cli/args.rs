@@ -40,6 +40,15 @@ pub struct Cli {
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
 
+    /// No progress indicators or prompts' hints on stderr.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+
+    /// When to colour help, errors and logs (`auto`: on a terminal, unless
+    /// `NO_COLOR` is set).
+    #[arg(long, global = true, value_enum, default_value_t = ColorArg::Auto, value_name = "WHEN")]
+    pub color: ColorArg,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -115,6 +124,61 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
     },
+}
+
+/// `--color`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ColorArg {
+    /// On a terminal, unless `NO_COLOR` is set.
+    Auto,
+    /// Always.
+    Always,
+    /// Never.
+    Never,
+}
+
+impl ColorArg {
+    /// `--color WHEN` or `--color=WHEN` among `args`, before clap parses
+    /// them (so help and errors are coloured as asked too).
+    pub fn scan(args: &[std::ffi::OsString]) -> Self {
+        let mut words = args.iter().filter_map(|a| a.to_str());
+        let mut found = ColorArg::Auto;
+        while let Some(word) = words.next() {
+            let value = match word.strip_prefix("--color") {
+                Some("") => words.next(),
+                Some(rest) => rest.strip_prefix('='),
+                None => None,
+            };
+            found = match value {
+                Some("always") => ColorArg::Always,
+                Some("never") => ColorArg::Never,
+                Some(_) => ColorArg::Auto,
+                None => found,
+            };
+        }
+        found
+    }
+
+    /// clap's setting for this choice.
+    pub fn clap(self) -> clap::ColorChoice {
+        match self {
+            ColorArg::Auto => clap::ColorChoice::Auto,
+            ColorArg::Always => clap::ColorChoice::Always,
+            ColorArg::Never => clap::ColorChoice::Never,
+        }
+    }
+
+    /// Whether logs on stderr get ANSI colours.
+    pub fn for_stderr(self) -> bool {
+        match self {
+            ColorArg::Always => true,
+            ColorArg::Never => false,
+            ColorArg::Auto => {
+                std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+                    && std::io::IsTerminal::is_terminal(&std::io::stderr())
+            }
+        }
+    }
 }
 
 /// Where a new vault keeps its master key.

@@ -31,7 +31,7 @@ use airlock::egress::{Resolver, StaticResolver, SystemResolver};
 use airlock::policy::PolicyEngine;
 use airlock::{Config, ConfigError, Host, NetworkGrant, ToolConfig, exit_code};
 use args::{Cli, Command, DnsArgs, EgressCommand, GrantSource};
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -50,7 +50,12 @@ pub(crate) fn output_failed(error: &std::io::Error) -> ! {
 
 /// Runs the CLI and returns its exit code.
 pub fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let parsed = Cli::command()
+        .color(args::ColorArg::scan(&args).clap())
+        .try_get_matches_from(&args)
+        .and_then(|matches| Cli::from_arg_matches(&matches));
+    let cli = match parsed {
         Ok(cli) => cli,
         Err(e) => {
             // clap prints help/version to stdout (exit 0) and errors to stderr (exit 2).
@@ -60,7 +65,7 @@ pub fn main() -> ExitCode {
             return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(exit_code::USAGE));
         }
     };
-    init_tracing(cli.verbose);
+    init_tracing(cli.verbose, cli.color.for_stderr());
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -96,7 +101,7 @@ pub fn main() -> ExitCode {
     ExitCode::from(code)
 }
 
-fn init_tracing(verbose: u8) {
+fn init_tracing(verbose: u8, ansi: bool) {
     let default = match verbose {
         0 => "warn",
         1 => "info",
@@ -108,6 +113,7 @@ fn init_tracing(verbose: u8) {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(ansi)
         .init();
 }
 
@@ -188,8 +194,10 @@ pub(crate) fn build_host(
     let mut builder = Host::builder()
         .fuel_metering(fuel_metering)
         .state_dir(&cli.state_dir)
-        .policies(load_policies(cli)?)
-        .on_compile(progress::compile_spinner());
+        .policies(load_policies(cli)?);
+    if !cli.quiet {
+        builder = builder.on_compile(progress::compile_spinner());
+    }
     if let Some(resolver) = resolver {
         builder = builder.resolver(resolver);
     }

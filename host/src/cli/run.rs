@@ -31,7 +31,7 @@ pub async fn run(cli: &Cli, args: &RunArgs) -> u8 {
         Ok(limits) => limits,
         Err(message) => return report_error(json, "usage", &message, exit_code::USAGE),
     };
-    let input = match read_input(args, limits.max_input_bytes) {
+    let input = match read_input(args, limits.max_input_bytes, cli.quiet) {
         Ok(input) => json_trimmed(input),
         Err((code, message, exit)) => return report_error(json, code, &message, exit),
     };
@@ -157,7 +157,7 @@ type InputError = (&'static str, String, u8);
 
 /// The input from `--input`, `--input-file` or stdin, read no further than
 /// one byte past the limit so an endless stdin cannot exhaust memory.
-fn read_input(args: &RunArgs, max: usize) -> Result<String, InputError> {
+fn read_input(args: &RunArgs, max: usize, quiet: bool) -> Result<String, InputError> {
     if let Some(input) = &args.input {
         return Ok(input.clone());
     }
@@ -174,7 +174,7 @@ fn read_input(args: &RunArgs, max: usize) -> Result<String, InputError> {
         }
         _ => {
             let stdin = std::io::stdin();
-            if stdin.is_terminal() {
+            if stdin.is_terminal() && !quiet {
                 eprintln!("airlock: reading the input JSON from stdin (end with Ctrl-D)");
             }
             read_bounded(stdin.lock(), max)
