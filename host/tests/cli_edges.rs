@@ -219,6 +219,28 @@ fn help_of(path: &[String]) -> String {
     stdout(&out)
 }
 
+/// Checks that `command` (`airlock …`) names real subcommands and only
+/// flags they (or the global options) have.
+fn check_shape(command: &str, global: &str) {
+    let words = words(command);
+    let mut path: Vec<String> = Vec::new();
+    let mut help = global.to_string();
+    for word in words.iter().skip(1) {
+        if word.starts_with('-') {
+            let flag = word.split('=').next().unwrap_or(word);
+            assert!(
+                help.contains(flag) || global.contains(flag),
+                "`{command}`: `airlock {}` has no {flag}",
+                path.join(" ")
+            );
+        } else if subcommands(&help).contains(word) {
+            path.push(word.clone());
+            help = help_of(&path);
+        }
+    }
+    assert!(!path.is_empty(), "`{command}` names a subcommand");
+}
+
 #[test]
 fn every_command_the_readme_shows_exists_with_those_flags() {
     let commands = readme_commands();
@@ -228,40 +250,51 @@ fn every_command_the_readme_shows_exists_with_those_flags() {
     );
     let global = help_of(&[]);
     for command in &commands {
-        let words = words(command);
-        let mut path: Vec<String> = Vec::new();
-        let mut help = global.clone();
-        for word in words.iter().skip(1) {
-            if word.starts_with('-') {
-                let flag = word.split('=').next().unwrap_or(word);
-                assert!(
-                    help.contains(flag) || global.contains(flag),
-                    "`{command}`: `airlock {}` has no {flag}",
-                    path.join(" ")
-                );
-            } else if subcommands(&help).contains(word) {
-                path.push(word.clone());
-                help = help_of(&path);
-            }
-        }
-        assert!(!path.is_empty(), "`{command}` names a subcommand");
+        check_shape(command, &global);
     }
 }
 
 #[test]
-fn every_subcommand_has_help() {
+fn every_command_has_help_and_working_examples() {
+    let global = help_of(&[]);
     let mut pending = vec![Vec::<String>::new()];
-    let mut seen = 0;
+    let mut leaves = 0;
     while let Some(path) = pending.pop() {
         let help = help_of(&path);
-        seen += 1;
-        for name in subcommands(&help).into_iter().filter(|n| n != "help") {
+        let children: Vec<String> = subcommands(&help)
+            .into_iter()
+            .filter(|n| n != "help")
+            .collect();
+        if children.is_empty() && !path.is_empty() {
+            leaves += 1;
+            let examples: Vec<&str> = help
+                .lines()
+                .skip_while(|line| *line != "Examples:")
+                .skip(1)
+                .map(|line| line.trim())
+                .filter(|line| line.starts_with("airlock ") || line.contains("| airlock "))
+                .collect();
+            assert!(
+                !examples.is_empty(),
+                "`airlock {}` --help ends with examples",
+                path.join(" ")
+            );
+            for example in examples {
+                // The pipeline stage that is airlock, without redirection.
+                let stage = example
+                    .split(" | ")
+                    .find_map(|stage| stage.find("airlock ").map(|at| &stage[at..]))
+                    .unwrap_or(example);
+                check_shape(stage.split(" > ").next().unwrap_or(stage), &global);
+            }
+        }
+        for name in children {
             let mut child = path.clone();
             child.push(name);
             pending.push(child);
         }
     }
-    assert!(seen > 30, "{seen} commands");
+    assert!(leaves > 25, "{leaves} commands");
 }
 
 #[test]

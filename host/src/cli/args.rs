@@ -65,21 +65,32 @@ Exit codes:
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the configured tools to AI agents over MCP (stdio or HTTP).
+    #[command(
+        after_help = "Examples:\n  airlock serve --config airlock.toml\n  airlock serve --config airlock.toml --http 127.0.0.1:7323"
+    )]
     Serve(Box<super::serve::ServeArgs>),
     /// Register agents and their bearer tokens (the operator's side).
     #[command(subcommand)]
     Agents(super::serve::AgentsCommand),
     /// Make the running server re-read its configuration and policies.
+    #[command(after_help = "Examples:\n  airlock reload")]
     Reload,
     /// What the running server serves, and how many calls it runs.
+    #[command(after_help = "Examples:\n  airlock status\n  airlock status --json")]
     Status {
         /// Print JSON.
         #[arg(long)]
         json: bool,
     },
     /// Run a tool component once and print its output.
+    #[command(
+        after_help = "Examples:\n  airlock run tool.wasm --input '{\"q\": 1}'\n  echo '\"hi\"' | airlock run --config airlock.toml --tool shout"
+    )]
     Run(Box<RunArgs>),
     /// Show what a component is: digest, imports, exports, world, capabilities.
+    #[command(
+        after_help = "Examples:\n  airlock inspect tool.wasm\n  airlock inspect --json tool.wasm"
+    )]
     Inspect(InspectArgs),
     /// Explain egress decisions without sending anything.
     #[command(subcommand)]
@@ -101,6 +112,7 @@ pub enum Command {
     Vault(VaultCommand),
     /// The versions this build is made of (wasmtime, Cedar, rmcp, the tool
     /// interface and WASI it speaks).
+    #[command(after_help = "Examples:\n  airlock version\n  airlock version --json")]
     Version {
         /// Print JSON.
         #[arg(long)]
@@ -195,12 +207,18 @@ pub enum BackendArg {
 pub enum VaultCommand {
     /// Create the vault (`set` creates one too: keyring, or passphrase when
     /// AIRLOCK_VAULT_PASSPHRASE is set).
+    #[command(
+        after_help = "Examples:\n  airlock vault init\n  AIRLOCK_VAULT_PASSPHRASE=... airlock vault init --backend passphrase"
+    )]
     Init {
         /// Where the master key lives.
         #[arg(long, value_enum, default_value = "keyring")]
         backend: BackendArg,
     },
     /// Store a secret; the value is read from stdin or a no-echo prompt.
+    #[command(
+        after_help = "Examples:\n  echo \"$KEY\" | airlock vault set github\n  airlock vault set github --scope tool:fetch"
+    )]
     Set {
         /// The secret's name, as bindings refer to it.
         name: String,
@@ -212,32 +230,42 @@ pub enum VaultCommand {
         value_on_command_line: Option<String>,
     },
     /// Names, scopes and creation times (never values).
+    #[command(after_help = "Examples:\n  airlock vault list\n  airlock vault list --json")]
     List {
         /// One JSON object per line.
         #[arg(long)]
         json: bool,
     },
     /// Remove a secret.
+    #[command(after_help = "Examples:\n  airlock vault rm github")]
     Rm {
         /// The secret's name.
         name: String,
     },
     /// Where the master key lives and whether it is reachable.
+    #[command(after_help = "Examples:\n  airlock vault status")]
     Status {
         /// Print JSON.
         #[arg(long)]
         json: bool,
     },
     /// Replace the master key and re-wrap every secret (safe to rerun).
+    #[command(after_help = "Examples:\n  airlock vault rotate-master-key")]
     RotateMasterKey,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum PolicyCommand {
     /// Parse and validate the policies against the schema; print their ids.
+    #[command(
+        after_help = "Examples:\n  airlock policy validate\n  airlock --policies ./policies policy validate"
+    )]
     Validate,
     /// Show the decision for one request: decision, deciding policies, and
     /// whether an approval could lift a deny.
+    #[command(
+        after_help = "Examples:\n  airlock policy explain --principal 'Agent::\"claude\"' --action tool.execute --tool tool.wasm"
+    )]
     Explain(ExplainArgs),
 }
 
@@ -266,6 +294,9 @@ pub struct ExplainArgs {
 #[derive(Debug, Subcommand)]
 pub enum ApprovalsCommand {
     /// Pending approvals (all with --all), newest first.
+    #[command(
+        after_help = "Examples:\n  airlock approvals list\n  airlock approvals list --all --json"
+    )]
     List {
         /// Include decided ones.
         #[arg(long)]
@@ -275,6 +306,9 @@ pub enum ApprovalsCommand {
         json: bool,
     },
     /// One approval in full.
+    #[command(
+        after_help = "Examples:\n  airlock approvals show 01M80THDTA5Z2C744M3DJXW3AV\n  airlock approvals show 01M80THDTA5Z2C744M3DJXW3AV --full"
+    )]
     Show {
         /// Its id.
         id: String,
@@ -287,6 +321,9 @@ pub enum ApprovalsCommand {
         json: bool,
     },
     /// Decide a pending approval.
+    #[command(
+        after_help = "Examples:\n  airlock approvals decide 01M80THDTA5Z2C744M3DJXW3AV --allow once\n  airlock approvals decide 01M80THDTA5Z2C744M3DJXW3AV --deny \"not this host\""
+    )]
     Decide(DecideArgs),
 }
 
@@ -308,6 +345,9 @@ pub struct DecideArgs {
 pub enum JournalCommand {
     /// Check the hash chain and every signed tree head; name the first bad
     /// entry if any.
+    #[command(
+        after_help = "Examples:\n  airlock journal verify\n  airlock journal verify --key kept/host.pub --since kept/head.json"
+    )]
     Verify {
         /// The public key to trust (hex, as in `host.pub`); default: the
         /// state directory's `host.pub`, which proves nothing against whoever
@@ -324,6 +364,9 @@ pub enum JournalCommand {
         json: bool,
     },
     /// The last entries.
+    #[command(
+        after_help = "Examples:\n  airlock journal tail -n 20\n  airlock journal tail --json"
+    )]
     Tail {
         /// How many.
         #[arg(short = 'n', default_value_t = 10)]
@@ -333,6 +376,9 @@ pub enum JournalCommand {
         json: bool,
     },
     /// The newest signed tree head (JSON), to keep off this machine.
+    #[command(
+        after_help = "Examples:\n  airlock journal head\n  airlock journal head --export kept/head.json"
+    )]
     Head {
         /// Write it to FILE instead of printing it.
         #[arg(long, value_name = "FILE")]
@@ -345,6 +391,9 @@ pub enum AttestCommand {
     /// Verify an attestation by id (from the journal) or a proof file from
     /// `attest export` (offline): entry hash, inclusion in a signed tree
     /// head, the head's signature, and (by id) the egress digest.
+    #[command(
+        after_help = "Examples:\n  airlock attest verify 01M80THDTBX3NWJCJXCCDF5TF7 --output out.json\n  airlock attest verify proof.json --key kept/host.pub"
+    )]
     Verify {
         /// An attestation id, or a proof file.
         target: String,
@@ -361,6 +410,9 @@ pub enum AttestCommand {
     },
     /// Print a self-contained proof of one attestation (JSON): its entry,
     /// an inclusion proof, and the signed tree head it leads to.
+    #[command(
+        after_help = "Examples:\n  airlock attest export 01M80THDTBX3NWJCJXCCDF5TF7 > proof.json"
+    )]
     Export {
         /// The attestation id.
         id: String,
@@ -374,6 +426,9 @@ pub enum EgressCommand {
     /// `http.request`), and print JSON: {"decision", "reason", "host",
     /// "port", "addresses", "rule", "message", "principal", "tool"}.
     /// Opens no connection. Exit 0 allow, 3 deny, 2 usage error.
+    #[command(
+        after_help = "Examples:\n  airlock egress check --grant network.toml https://api.example.com/\n  airlock egress check --config airlock.toml --tool fetch --principal 'Agent::\"claude\"' https://api.example.com/v1"
+    )]
     Check(Box<EgressCheckArgs>),
 }
 

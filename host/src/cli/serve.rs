@@ -38,17 +38,20 @@ pub struct ServeArgs {
 pub enum AgentsCommand {
     /// Register an agent and print its bearer token (shown once; only its
     /// hash is kept).
+    #[command(after_help = "Examples:\n  airlock agents add claude")]
     Add {
         /// The agent's name: its principal is `Agent::"NAME"`.
         name: String,
     },
     /// The registered agents (never their tokens).
+    #[command(after_help = "Examples:\n  airlock agents list\n  airlock agents list --json")]
     List {
         /// Print JSON.
         #[arg(long)]
         json: bool,
     },
     /// Remove an agent: its token stops working at once.
+    #[command(after_help = "Examples:\n  airlock agents remove claude")]
     Remove {
         /// The agent's name.
         name: String,
