@@ -130,9 +130,10 @@ pub fn audit(
     cadence: &Cadence,
 ) -> Result<Audit, AuditFailure> {
     let (count, chain_head) = verify(entries)?;
-    let mut heads: Vec<&TreeHead> = heads.iter().chain(since).collect();
-    heads.sort_by_key(|head| head.size);
-    for head in &heads {
+    // The stored heads and the kept one are checked alike.
+    let mut checked: Vec<&TreeHead> = heads.iter().chain(since).collect();
+    checked.sort_by_key(|head| head.size);
+    for head in &checked {
         head.verify(trusted)?;
         if head.size > count {
             return Err(AuditFailure::Truncated {
@@ -142,7 +143,7 @@ pub fn audit(
         }
     }
     let mut tree = Tree::new();
-    let mut pending = heads.iter().peekable();
+    let mut pending = checked.iter().peekable();
     for entry in entries {
         tree.push(leaf(entry)?);
         while let Some(head) = pending.next_if(|head| head.size == tree.size()) {
@@ -159,12 +160,7 @@ pub fn audit(
             verify_consistency((&since.root_hash()?, since.size), (&root, count), &path)?;
         }
     }
-    let sealed = heads
-        .iter()
-        .filter(|head| since.is_none_or(|since| !std::ptr::eq(**head, since)))
-        .map(|head| head.size)
-        .max()
-        .unwrap_or(0);
+    let sealed = heads.iter().map(|head| head.size).max().unwrap_or(0);
     let limit = cadence.entries.saturating_mul(UNSEALED_CADENCES);
     if count - sealed > limit {
         return Err(AuditFailure::Unsealed {
@@ -176,7 +172,7 @@ pub fn audit(
         entries: count,
         chain_head,
         root: hex::encode(root),
-        heads: heads.len() - usize::from(since.is_some()),
+        heads: heads.len(),
         sealed,
         extends: since.map(|head| head.size),
     })

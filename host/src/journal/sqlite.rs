@@ -128,20 +128,12 @@ impl JournalStore for SqliteStore {
     fn heads(&self) -> Result<Vec<TreeHead>, StoreError> {
         self.read(|conn| {
             let mut statement = conn
-                .prepare(
-                    "SELECT size, root, time, key_id, signature FROM journal_heads ORDER BY size",
-                )
+                .prepare(&format!(
+                    "SELECT {HEAD_COLUMNS} FROM journal_heads ORDER BY size"
+                ))
                 .map_err(StoreError::sql("reading the tree heads"))?;
             let rows = statement
-                .query_map([], |r| {
-                    Ok(TreeHead {
-                        size: r.get::<_, i64>(0)?.try_into().unwrap_or_default(),
-                        root: r.get(1)?,
-                        time: r.get(2)?,
-                        key_id: r.get(3)?,
-                        signature: r.get(4)?,
-                    })
-                })
+                .query_map([], row_head)
                 .map_err(StoreError::sql("reading the tree heads"))?;
             rows.collect::<Result<_, _>>()
                 .map_err(StoreError::sql("reading the tree heads"))
@@ -153,12 +145,12 @@ impl JournalStore for SqliteStore {
         due: &dyn Fn(u64, Option<&TreeHead>) -> bool,
         sign: &dyn Fn(u64, &Hash) -> TreeHead,
     ) -> Result<Option<TreeHead>, StoreError> {
-        // Most appends are not due: find out without taking the write lock.
+        // Most appends are not due: find out without taking the write lock
+        // (cached statements, and the frontier is parsed only when due).
         let due_now = |conn: &Connection| -> Result<_, StoreError> {
             let size: i64 = conn
-                .query_row("SELECT COALESCE(MAX(seq), 0) FROM journal", [], |r| {
-                    r.get(0)
-                })
+                .prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM journal")
+                .and_then(|mut max| max.query_row([], |r| r.get(0)))
                 .map_err(StoreError::sql("reading the journal head"))?;
             let size = u64::try_from(size).unwrap_or_default();
             let last = last_head(conn)?;
@@ -172,7 +164,10 @@ impl JournalStore for SqliteStore {
             let Some((size, last)) = due_now(tx)? else {
                 return Ok(None);
             };
-            let mut frontier = last.map(|(_, frontier)| frontier).unwrap_or_default();
+            let mut frontier = match last {
+                Some((head, nodes)) => frontier(head.size, &nodes)?,
+                None => Frontier::default(),
+            };
             let from = i64::try_from(frontier.size()).unwrap_or(i64::MAX);
             for entry in collect(
                 tx,
@@ -229,45 +224,39 @@ fn corrupt<E: std::fmt::Display>(what: &'static str) -> impl Fn(E) -> StoreError
     }
 }
 
-/// The newest head with the frontier it was computed from.
-fn last_head(conn: &Connection) -> Result<Option<(TreeHead, Frontier)>, StoreError> {
-    let row = conn
-        .query_row(
-            "SELECT size, root, time, key_id, signature, frontier FROM journal_heads \
-             ORDER BY size DESC LIMIT 1",
-            [],
-            |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, String>(3)?,
-                    r.get::<_, String>(4)?,
-                    r.get::<_, String>(5)?,
-                ))
-            },
-        )
-        .optional()
-        .map_err(StoreError::sql("reading the last tree head"))?;
-    let Some((size, root, time, key_id, signature, nodes)) = row else {
-        return Ok(None);
-    };
-    let size = u64::try_from(size).map_err(corrupt("tree head size"))?;
+const HEAD_COLUMNS: &str = "size, root, time, key_id, signature";
+
+fn row_head(row: &Row<'_>) -> rusqlite::Result<TreeHead> {
+    Ok(TreeHead {
+        size: row.get::<_, i64>(0)?.try_into().unwrap_or_default(),
+        root: row.get(1)?,
+        time: row.get(2)?,
+        key_id: row.get(3)?,
+        signature: row.get(4)?,
+    })
+}
+
+/// The newest head and the (stored, unparsed) frontier it was computed from.
+fn last_head(conn: &Connection) -> Result<Option<(TreeHead, String)>, StoreError> {
+    conn.prepare_cached(&format!(
+        "SELECT {HEAD_COLUMNS}, frontier FROM journal_heads ORDER BY size DESC LIMIT 1"
+    ))
+    .and_then(|mut last| {
+        last.query_row([], |r| Ok((row_head(r)?, r.get::<_, String>(5)?)))
+            .optional()
+    })
+    .map_err(StoreError::sql("reading the last tree head"))
+}
+
+/// A stored frontier (comma-separated hex) of a tree of `size` leaves.
+fn frontier(size: u64, nodes: &str) -> Result<Frontier, StoreError> {
     let nodes = nodes
         .split(',')
         .filter(|node| !node.is_empty())
         .map(parse_hash)
         .collect::<Result<Vec<_>, _>>()
         .map_err(corrupt("tree head frontier"))?;
-    let frontier = Frontier::from_parts(size, nodes).map_err(corrupt("tree head frontier"))?;
-    let head = TreeHead {
-        size,
-        root,
-        time,
-        key_id,
-        signature,
-    };
-    Ok(Some((head, frontier)))
+    Frontier::from_parts(size, nodes).map_err(corrupt("tree head frontier"))
 }
 
 #[cfg(test)]
