@@ -2,8 +2,10 @@
 //! printed.
 #![allow(dead_code)] // each test binary uses its own subset
 
-use serde_json::Value;
+use airlock_tests::guest_path;
+use serde_json::{Value, json};
 use std::io::Write;
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 /// `airlock ARGS` with the shared CLI state directory and no `RUST_LOG`.
@@ -70,4 +72,75 @@ pub fn stderr(output: &Output) -> String {
 pub fn json_of(output: &Output) -> Value {
     serde_json::from_slice(&output.stdout)
         .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", stdout(output)))
+}
+
+/// `airlock --state-dir STATE ARGS`.
+pub fn in_state(state: &Path, args: &[&str]) -> Output {
+    airlock(args)
+        .arg("--state-dir")
+        .arg(state)
+        .output()
+        .expect("run airlock")
+}
+
+/// Writes an `airlock.toml` in `dir` that marks `echo` sensitive; returns its path.
+pub fn sensitive_echo_config(dir: &Path) -> String {
+    let config = dir.join("airlock.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[tools]]\nname = \"echo\"\ncomponent = {:?}\nsensitive = true\n",
+            guest_path("echo")
+        ),
+    )
+    .expect("config");
+    config.display().to_string()
+}
+
+/// A state directory holding one completed run of `echo` (marked sensitive
+/// by config and approved for the session): returns its attestation id.
+pub fn state_with_one_run(state: &Path) -> (String, String) {
+    let config = sensitive_echo_config(state);
+    let run = |extra: &[&str]| {
+        let args = [
+            &[
+                "run",
+                "--config",
+                &config,
+                "--tool",
+                "echo",
+                "--session",
+                "s1",
+                "--input",
+                "[42]",
+            ][..],
+            extra,
+        ]
+        .concat();
+        in_state(state, &args)
+    };
+    let pending = run(&[]);
+    assert_eq!(code(&pending), 5, "{}", stderr(&pending));
+    let id = stdout(&pending).trim().to_string();
+    let decided = in_state(state, &["approvals", "decide", &id, "--allow", "session"]);
+    assert_eq!(code(&decided), 0, "{}", stderr(&decided));
+    assert!(
+        stdout(&decided).contains("airlock run --session s1"),
+        "deciding for a session names it: {}",
+        stdout(&decided)
+    );
+    // Every writer signs a head over what it journaled when it stops.
+    let verdict = json_of(&in_state(state, &["journal", "verify", "--json"]));
+    assert_eq!(verdict["unsealed"], 0, "{verdict}");
+    let ran = run(&["--json"]);
+    assert_eq!(code(&ran), 0, "{}", stderr(&ran));
+    let result = json_of(&ran);
+    assert_eq!(result["output"], json!([42]));
+    (
+        result["report"]["invocation_id"]
+            .as_str()
+            .expect("invocation id")
+            .to_string(),
+        id,
+    )
 }
