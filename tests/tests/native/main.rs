@@ -25,29 +25,31 @@ fn spec(script: &str, network: NativeNetwork) -> NativeSpec {
     }
 }
 
-/// A host whose policies permit everything, `svc.test` resolving to
-/// [`SVC`], and the bridge strict mode needs.
-fn strict_host(state: &std::path::Path) -> Host {
-    Host::builder()
+/// A loopback echo server at [`SVC`], a state directory, and a host whose
+/// policies permit everything, `svc.test` resolving to [`SVC`], with the
+/// bridge strict mode needs.
+async fn strict_world() -> (TestServer, tempfile::TempDir, Host) {
+    let server = TestServer::start(SVC, 0, Behaviour::Echo)
+        .await
+        .expect("server");
+    let state = tempfile::tempdir().expect("tempdir");
+    let host = Host::builder()
         .cache_dir(test_cache_dir())
-        .state_dir(state)
+        .state_dir(state.path())
         .policies(permit_all())
         .resolver(Arc::new(
             StaticResolver::new().with("svc.test", [IpAddr::V4(SVC)]),
         ))
         .native_bridge(env!("CARGO_BIN_EXE_bridge"))
         .build()
-        .expect("host")
+        .expect("host");
+    (server, state, host)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_strict_native_tool_reaches_its_grant_and_nothing_else() {
-    let server = TestServer::start(SVC, 0, Behaviour::Echo)
-        .await
-        .expect("server");
+    let (server, state, host) = strict_world().await;
     let port = server.addr().port();
-    let state = tempfile::tempdir().expect("tempdir");
-    let host = strict_host(state.path());
     let grant = NetworkGrant::from_toml(
         &format!("[[allow]]\nhost = \"svc.test\"\nprivate = true\nports = [{port}]\n"),
         "grant.toml",
@@ -114,12 +116,8 @@ printf '{{"echoed": %s, "refused": "%s", "direct": "%s"}}' "$body" "$refused" "$
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_proxy_limits_bodies_and_tunnels_carry_tls_to_the_granted_name_only() {
-    let server = TestServer::start(SVC, 0, Behaviour::Echo)
-        .await
-        .expect("server");
+    let (server, _state, host) = strict_world().await;
     let port = server.addr().port();
-    let state = tempfile::tempdir().expect("tempdir");
-    let host = strict_host(state.path());
     let grant = NetworkGrant::from_toml(
         &format!(
             "max_request_bytes = \"1KiB\"\n[[allow]]\nhost = \"svc.test\"\nprivate = true\n\
