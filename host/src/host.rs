@@ -451,6 +451,7 @@ impl Host {
         };
         let info = inspect(&bytes)?;
         let grants = grants.resolve(info.world)?;
+        let world = info.runs_as(!grants.grants().dirs().is_empty());
 
         let inner = Arc::clone(&self.inner);
         let sha = info.sha256;
@@ -470,13 +471,13 @@ impl Host {
             .instantiate_pre(&component)
             .map_err(link)?;
         let pre = ToolPre::new(pre).map_err(link)?;
-        let mut capabilities = info.capabilities().to_vec();
+        let mut capabilities = world.capabilities().to_vec();
         if !grants.grants().credentials().is_empty() {
             capabilities.push(Capability::Secrets);
         }
         let mut facts = ToolFacts::derive(
             "",
-            info.world,
+            world,
             capabilities,
             &info.sha256.to_hex(),
             grants.grants().is_marked_sensitive(),

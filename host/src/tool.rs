@@ -118,9 +118,10 @@ impl Tool {
         &self.inner.facts.name
     }
 
-    /// The world the component's imports put it in.
+    /// The world the tool runs in: its imports' world, without `files` when
+    /// no directory is granted ([`ComponentInfo::runs_as`]).
     pub fn world(&self) -> World {
-        self.inner.info.world
+        self.inner.facts.world
     }
 
     /// SHA-256 of the component file.

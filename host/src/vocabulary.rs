@@ -61,6 +61,18 @@ impl World {
         matches!(self, World::Files | World::NetworkFiles)
     }
 
+    /// This world as it runs with or without directory grants. Toolchains
+    /// import `wasi:filesystem` by default (Python, C and Go runtimes all
+    /// do); with no directory granted those imports reach nothing, so a
+    /// tool is `files` only when an operator gives it directories.
+    pub fn with_directories(self, granted: bool) -> World {
+        match (self, granted) {
+            (World::Files, false) => World::Pure,
+            (World::NetworkFiles, false) => World::Network,
+            (world, _) => world,
+        }
+    }
+
     /// The component world that needs exactly these imports.
     pub(crate) fn from_needs(network: bool, filesystem: bool) -> World {
         match (network, filesystem) {

@@ -32,8 +32,12 @@ pub struct GuestTable {
 pub struct GuestSpec {
     /// The guest's name in `guests/`.
     pub name: String,
-    /// The world `airlock inspect` must report.
+    /// The world `airlock inspect` must report: the one it runs in with
+    /// nothing granted.
     pub world: String,
+    /// The world once directories are granted, when it differs (the
+    /// component imports `wasi:filesystem`).
+    pub with_directories: Option<String>,
     /// The capabilities that world needs.
     pub capabilities: Vec<String>,
     /// The set of import roles the guest's imports must show.

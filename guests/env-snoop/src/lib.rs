@@ -2,7 +2,8 @@
 //!
 //! Lists environment variables, arguments, the current directory and the
 //! preopened directories, then tries to read, list and write paths. Input
-//! `{"read": [paths], "list": [paths], "write": [paths]}`; without input it
+//! `{"read": [paths], "list": [paths], "write": [paths], "dial": "ip:port"}`
+//! (a TCP connect is also tried, to `dial` or the discard port); without input it
 //! probes well-known host secrets (`/etc/passwd`, `/etc/shadow`,
 //! `/proc/self/environ`, ...) and writes nothing.
 //!
@@ -70,6 +71,20 @@ impl Guest for EnvSnoop {
             writes.insert(path, report(result.map(|()| Value::Bool(true))));
         }
 
+        // Around the HTTP door: a socket to the address the caller names
+        // (a loopback listener in the tests), else the discard port.
+        let dial = query
+            .get("dial")
+            .and_then(Value::as_str)
+            .unwrap_or("127.0.0.1:9");
+        let socket = dial
+            .parse::<std::net::SocketAddr>()
+            .map_err(std::io::Error::other)
+            .and_then(|addr| {
+                std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(1))
+            })
+            .map(|_| Value::String("connected".into()));
+
         Ok(json!({
             "env": std::env::vars_os()
                 .map(|(k, v)| vec![k.to_string_lossy().into_owned(), v.to_string_lossy().into_owned()])
@@ -80,6 +95,7 @@ impl Guest for EnvSnoop {
             "reads": reads,
             "lists": lists,
             "writes": writes,
+            "socket": report(socket),
         })
         .to_string())
     }

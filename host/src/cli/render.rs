@@ -168,7 +168,8 @@ pub fn info_json(
         "path": path.display().to_string(),
         "sha256": info.sha256.to_hex(),
         "size": info.size,
-        "world": info.world.as_str(),
+        "world": info.runs_as(false).as_str(),
+        "world_with_directories": info.runs_as(true).as_str(),
         "capabilities": info.capabilities().iter().map(|c| c.as_str()).collect::<Vec<_>>(),
         "imports": info.imports.iter().map(|i| json!({ "name": i.name, "role": i.role.as_str() })).collect::<Vec<_>>(),
         "exports": info.exports,
@@ -198,7 +199,15 @@ pub fn print_info(
         bytesize::ByteSize::b(info.size),
         info.size
     );
-    outln!("world         {}", info.world);
+    let world = info.runs_as(false);
+    if world == info.runs_as(true) {
+        outln!("world         {world}");
+    } else {
+        outln!(
+            "world         {world} ({} once directories are granted: it imports wasi:filesystem)",
+            info.runs_as(true)
+        );
+    }
     outln!(
         "capabilities  {}",
         if capabilities.is_empty() {
@@ -222,7 +231,13 @@ pub fn print_info(
         );
     }
     outln!("exports");
+    let width = info.exports.iter().map(String::len).max().unwrap_or(0);
     for export in &info.exports {
-        outln!("  {export}");
+        let role = if *export == info.tool_export {
+            "the tool interface airlock calls"
+        } else {
+            "not used by airlock"
+        };
+        outln!("  {export:width$}  {role}");
     }
 }

@@ -51,16 +51,24 @@ pub struct ComponentInfo {
     pub imports: Vec<Import>,
     /// Top-level export names.
     pub exports: Vec<String>,
-    /// The world the imports put the component in.
+    /// The widest world the imports allow: what the component can be given.
+    /// It runs in [`ComponentInfo::runs_as`], narrower without directories.
     pub world: World,
     /// The exact `airlock:tool/tool@0.1.x` export the host calls.
     pub tool_export: String,
 }
 
 impl ComponentInfo {
-    /// The capabilities the component's world needs.
+    /// The world the component runs in, with or without directory grants
+    /// ([`World::with_directories`]).
+    pub fn runs_as(&self, directories_granted: bool) -> World {
+        self.world.with_directories(directories_granted)
+    }
+
+    /// The capabilities the component has with nothing granted: what
+    /// `airlock inspect` shows and a tool without directories is checked for.
     pub fn capabilities(&self) -> &'static [Capability] {
-        self.world.capabilities()
+        self.runs_as(false).capabilities()
     }
 }
 

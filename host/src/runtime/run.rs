@@ -23,6 +23,14 @@ pub(crate) trait Entry {
     /// What the export returns.
     type Output;
 
+    /// Whether the export reported that it gave up: a tool error after the
+    /// host refused it memory is that limit's doing, whatever the guest's
+    /// allocator made of the refusal (C's `malloc` returns NULL, Rust and
+    /// Go abort, Python raises).
+    fn gave_up(_output: &Self::Output) -> bool {
+        false
+    }
+
     /// Calls the export on a fresh instance.
     async fn call(
         self,
@@ -51,6 +59,10 @@ pub(crate) struct CallTool<'a>(pub &'a str);
 
 impl Entry for CallTool<'_> {
     type Output = Result<String, WitError>;
+
+    fn gave_up(output: &Self::Output) -> bool {
+        output.is_err()
+    }
 
     async fn call(
         self,
@@ -158,7 +170,10 @@ pub(crate) async fn execute<E: Entry>(cx: &ExecContext<'_>, entry: E) -> Run<E::
     };
     let result = match ended {
         None => Err(Failure::Limit(LimitExceeded::Cancelled)),
-        Some(Ok(Ok(output))) => Ok(output),
+        Some(Ok(Ok(output))) => match store.data().limiter.hit() {
+            Some(hit) if E::gave_up(&output) => Err(Failure::Limit(exceeded(hit, limits))),
+            _ => Ok(output),
+        },
         Some(Ok(Err((stage, error)))) => Err(classify(stage, &error, store.data(), limits)),
         Some(Err(_elapsed)) => Err(Failure::Limit(LimitExceeded::Deadline {
             timeout: limits.timeout,
@@ -205,6 +220,20 @@ async fn instantiate_and_call<E: Entry>(
         .map_err(|e| (Stage::Call, e))
 }
 
+/// The limit a refused growth ran into.
+fn exceeded(hit: LimitHit, limits: &Limits) -> LimitExceeded {
+    match hit {
+        LimitHit::Memory { requested } => LimitExceeded::Memory {
+            limit: limits.max_memory_bytes,
+            requested,
+        },
+        LimitHit::Table { requested } => LimitExceeded::Table {
+            limit: limits.max_table_elements,
+            requested,
+        },
+    }
+}
+
 /// Maps a wasmtime error onto what really happened. A recorded limit hit wins
 /// over the trap it causes (an allocator that cannot grow memory aborts).
 fn classify(stage: Stage, error: &wasmtime::Error, state: &StoreState, limits: &Limits) -> Failure {
@@ -216,20 +245,8 @@ fn classify(stage: Stage, error: &wasmtime::Error, state: &StoreState, limits: &
             timeout: limits.timeout,
         });
     }
-    match state.limiter.hit() {
-        Some(LimitHit::Memory { requested }) => {
-            return Failure::Limit(LimitExceeded::Memory {
-                limit: limits.max_memory_bytes,
-                requested,
-            });
-        }
-        Some(LimitHit::Table { requested }) => {
-            return Failure::Limit(LimitExceeded::Table {
-                limit: limits.max_table_elements,
-                requested,
-            });
-        }
-        None => {}
+    if let Some(hit) = state.limiter.hit() {
+        return Failure::Limit(exceeded(hit, limits));
     }
     if let Some(trap) = error.downcast_ref::<Trap>() {
         return match trap {

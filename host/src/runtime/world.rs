@@ -47,7 +47,9 @@ impl ImportRole {
         match self {
             ImportRole::Base => "linked with nothing granted",
             ImportRole::Network => "every request goes through the egress policy",
-            ImportRole::Filesystem => "only granted directories are visible",
+            ImportRole::Filesystem => {
+                "only granted directories are visible (none unless an operator grants some)"
+            }
             ImportRole::DeniedSockets => "linked, every socket operation is denied",
         }
     }

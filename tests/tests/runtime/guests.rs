@@ -48,7 +48,12 @@ async fn check_guest(name: &str) {
     let spec = spec_for(name);
     let bytes = std::fs::read(guest_path(name)).expect("read guest");
     let info = airlock::inspect(&bytes).expect("guest inspects");
-    assert_eq!(info.world.as_str(), spec.world, "{name}: world");
+    assert_eq!(info.runs_as(false).as_str(), spec.world, "{name}: world");
+    assert_eq!(
+        info.runs_as(true).as_str(),
+        spec.with_directories.as_deref().unwrap_or(&spec.world),
+        "{name}: world with directories"
+    );
     let capabilities: Vec<&str> = info.capabilities().iter().map(|c| c.as_str()).collect();
     assert_eq!(capabilities, spec.capabilities, "{name}: capabilities");
     let roles: BTreeSet<&str> = info.imports.iter().map(|i| i.role.as_str()).collect();
