@@ -23,6 +23,14 @@ pub enum World {
 }
 
 impl World {
+    /// The worlds a component can be built against (all but `native`).
+    pub const COMPONENTS: [World; 4] = [
+        World::Pure,
+        World::Network,
+        World::Files,
+        World::NetworkFiles,
+    ];
+
     /// The world's name as written in WIT, policies and `airlock inspect`.
     pub fn as_str(self) -> &'static str {
         match self {

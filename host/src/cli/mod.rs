@@ -20,6 +20,7 @@ mod docs;
 mod egress;
 mod inspect;
 mod journal;
+mod new;
 mod policy;
 mod progress;
 mod render;
@@ -86,6 +87,7 @@ pub fn main() -> ExitCode {
             Command::Reload => serve::reload(&cli).await,
             Command::Status { json } => serve::status(&cli, *json).await,
             Command::Run(run) => run::run(&cli, run).await,
+            Command::New(args) => new::new(args),
             Command::Inspect(inspect) => inspect::inspect(&cli, inspect).await,
             Command::Egress(EgressCommand::Check(check)) => egress::check(&cli, check).await,
             Command::Policy(command) => policy::run(&cli, command).await,

@@ -1,0 +1,230 @@
+//! `airlock new` in every language: the project it writes builds offline
+//! with the installed toolchains (`guests/toolchains/install`), inspects,
+//! and runs - a greeter in the `pure` world, a fetcher in the `network`
+//! world against a loopback server it is granted.
+
+mod common;
+
+use common::{airlock, code, permit_all, stderr, stdout};
+use serde_json::Value;
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::Command;
+
+/// Creates `name` in `lang` and `world` under `parent` and builds it.
+fn scaffold_and_build(parent: &Path, lang: &str, world: &str, name: &str) -> std::path::PathBuf {
+    let out = airlock(&["new", "--lang", lang, "--world", world, name])
+        .current_dir(parent)
+        .output()
+        .expect("run airlock new");
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(stdout(&out).contains("./build"), "{}", stdout(&out));
+    let dir = parent.join(name);
+    for file in [
+        "build",
+        "README.md",
+        "input.json",
+        "wit/tool.wit",
+        "wit/deps/http.wit",
+    ] {
+        assert!(dir.join(file).is_file(), "{lang}: {file} missing");
+    }
+    let readme = std::fs::read_to_string(dir.join("README.md")).expect("README");
+    for command in ["./build", "airlock inspect", "airlock run"] {
+        assert!(readme.contains(command), "{lang}: README lacks `{command}`");
+    }
+
+    // Offline: cargo may only use what it has; nothing else downloads.
+    let built = Command::new(dir.join("build"))
+        .current_dir(&dir)
+        .env("CARGO_NET_OFFLINE", "true")
+        .env(
+            "CARGO_TARGET_DIR",
+            airlock_tests::workspace_root().join("target/new-projects"),
+        )
+        .output()
+        .expect("run ./build");
+    assert!(
+        built.status.success(),
+        "{lang}/{world}: ./build failed:\n{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    let wasm = dir.join(format!("{name}.wasm"));
+    assert!(wasm.is_file(), "{lang}: no {name}.wasm");
+
+    let inspected = airlock(&["inspect", "--json", wasm.to_str().expect("utf-8")])
+        .output()
+        .expect("inspect");
+    assert_eq!(code(&inspected), 0, "{}", stderr(&inspected));
+    let info: Value = serde_json::from_str(&stdout(&inspected)).expect("inspect JSON");
+    assert_eq!(info["descriptor"]["name"], name);
+    // With nothing granted it runs in the world it was built for, whatever
+    // filesystem imports the toolchain added.
+    assert_eq!(info["world"], world, "{lang}");
+    dir
+}
+
+fn greeter(lang: &str) {
+    let parent = tempfile::tempdir().expect("tempdir");
+    let name = format!("greet-{lang}");
+    let dir = scaffold_and_build(parent.path(), lang, "pure", &name);
+    let out = airlock(&["run", &format!("{name}.wasm"), "--input-file", "input.json"])
+        .current_dir(&dir)
+        .output()
+        .expect("run");
+    assert_eq!(code(&out), 0, "{lang}: {}", stderr(&out));
+    let output: Value = serde_json::from_str(&stdout(&out)).expect("JSON output");
+    assert_eq!(output["greeting"], "Hello, world!", "{lang}");
+
+    let out = airlock(&["run", &format!("{name}.wasm"), "--input", "[1]"])
+        .current_dir(&dir)
+        .output()
+        .expect("run");
+    assert!(
+        stderr(&out).contains("tool_invalid_input"),
+        "{lang}: {}",
+        stderr(&out)
+    );
+}
+
+/// A server on 127.0.0.1 answering every request with `hello`.
+fn hello_server() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut stream = stream;
+            let mut request = [0u8; 4096];
+            let _ = stream.read(&mut request);
+            let _ = stream.write_all(
+                b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\nconnection: close\r\n\r\nhello",
+            );
+        }
+    });
+    port
+}
+
+fn fetcher(lang: &str) {
+    let parent = tempfile::tempdir().expect("tempdir");
+    let name = format!("fetch-{lang}");
+    let dir = scaffold_and_build(parent.path(), lang, "network", &name);
+    assert!(dir.join("grant.toml").is_file());
+    let port = hello_server();
+    let grant = dir.join("loopback.toml");
+    std::fs::write(
+        &grant,
+        format!("[[allow]]\nhost = \"svc.test\"\nprivate = true\nports = [{port}]\n"),
+    )
+    .expect("grant");
+    let wasm = format!("{name}.wasm");
+    let granted = airlock(&[
+        "run",
+        &wasm,
+        "--policies",
+        &permit_all(),
+        "--grant",
+        "loopback.toml",
+        "--resolve",
+        "svc.test=127.0.0.1",
+        "--input",
+        &format!("{{\"url\": \"http://svc.test:{port}/\"}}"),
+    ])
+    .current_dir(&dir)
+    .output()
+    .expect("run");
+    assert_eq!(code(&granted), 0, "{lang}: {}", stderr(&granted));
+    let output: Value = serde_json::from_str(&stdout(&granted)).expect("JSON output");
+    assert_eq!(
+        (output["status"].as_u64(), output["body"].as_str()),
+        (Some(200), Some("hello")),
+        "{lang}"
+    );
+
+    // The scaffold's own input names example.com: with the loopback grant
+    // it is denied before any lookup or connection.
+    let denied = airlock(&[
+        "run",
+        &wasm,
+        "--policies",
+        &permit_all(),
+        "--grant",
+        "loopback.toml",
+        "--no-dns",
+        "--input-file",
+        "input.json",
+    ])
+    .current_dir(&dir)
+    .output()
+    .expect("run");
+    assert!(
+        stderr(&denied).contains("tool_denied"),
+        "{lang}: {}",
+        stderr(&denied)
+    );
+}
+
+#[test]
+fn rust_projects_build_and_run() {
+    greeter("rust");
+    fetcher("rust");
+}
+
+#[test]
+fn python_projects_build_and_run() {
+    greeter("python");
+    fetcher("python");
+}
+
+#[test]
+fn javascript_projects_build_and_run() {
+    greeter("js");
+    fetcher("js");
+}
+
+#[test]
+fn c_projects_build_and_run() {
+    greeter("c");
+    fetcher("c");
+}
+
+#[test]
+fn go_projects_build_and_run() {
+    greeter("go");
+    fetcher("go");
+}
+
+#[test]
+fn bad_names_and_occupied_directories_are_refused() {
+    let parent = tempfile::tempdir().expect("tempdir");
+    let out = airlock(&["new", "--lang", "python", "Bad_Name"])
+        .current_dir(parent.path())
+        .output()
+        .expect("run");
+    assert_eq!(code(&out), 2);
+    assert!(stderr(&out).contains("invalid_name"), "{}", stderr(&out));
+
+    std::fs::create_dir(parent.path().join("taken")).expect("mkdir");
+    std::fs::write(parent.path().join("taken/keep.txt"), "mine").expect("write");
+    let out = airlock(&["new", "--lang", "go", "taken"])
+        .current_dir(parent.path())
+        .output()
+        .expect("run");
+    assert!(
+        stderr(&out).contains("directory_not_empty"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        std::fs::read_to_string(parent.path().join("taken/keep.txt")).expect("kept"),
+        "mine",
+        "nothing was overwritten"
+    );
+
+    let out = airlock(&["new", "--lang", "c", "--world", "native", "x"])
+        .current_dir(parent.path())
+        .output()
+        .expect("run");
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert!(stderr(&out).contains("network-files"), "{}", stderr(&out));
+}
