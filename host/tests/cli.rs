@@ -283,6 +283,57 @@ fn inspect_classifies_every_guest() {
     );
 }
 
+/// `script` gives the command a terminal, where progress is shown.
+fn on_a_terminal(command: &str) -> String {
+    let out = std::process::Command::new("script")
+        .args(["-qefc", command, "/dev/null"])
+        .env_remove("RUST_LOG")
+        .env_remove("NO_COLOR")
+        .output()
+        .expect("run script (util-linux)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A Python component (tens of megabytes, the full WASI import set):
+/// compiled once with a progress indicator on a terminal, then taken from
+/// the cache; shown in the world it runs in, with why it is not `files`.
+#[test]
+fn a_large_python_component_inspects_honestly_and_compiles_once() {
+    let state = tempfile::tempdir().expect("tempdir");
+    let python = airlock_tests::artifacts::KIT_GUESTS
+        .iter()
+        .find(|k| k.lang == "python" && k.tool == "echo")
+        .expect("the Python echo");
+    let command = format!(
+        "{} inspect --state-dir {} {}",
+        env!("CARGO_BIN_EXE_airlock"),
+        state.path().display(),
+        python.path
+    );
+    let first = on_a_terminal(&command);
+    assert!(first.contains("compiling component ("), "{first}");
+    assert!(
+        first.contains(
+            "world         pure (files once directories are granted: it imports wasi:filesystem)"
+        ),
+        "{first}"
+    );
+    assert!(first.contains("capabilities  (none)"), "{first}");
+    assert!(
+        first.contains("none unless an operator grants some"),
+        "{first}"
+    );
+    assert!(first.contains("not used by airlock"), "{first}");
+    let second = on_a_terminal(&command);
+    assert!(!second.contains("compiling component"), "{second}");
+    assert!(second.contains("tool          echo 0.1.0"), "{second}");
+}
+
 #[test]
 fn inspect_and_run_refuse_bad_components_with_their_exit_code() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -28,10 +28,15 @@ impl Recorder {
     /// Loads `guest` and returns whether it came from the cache, with the
     /// events of this load.
     async fn load(&self, guest: &str) -> (bool, Vec<CompileEvent>) {
+        self.load_path(guest_path(guest)).await
+    }
+
+    /// Like [`Recorder::load`], for the component at `path`.
+    async fn load_path(&self, path: &str) -> (bool, Vec<CompileEvent>) {
         self.events.lock().expect("events").clear();
         let tool = self
             .host
-            .load(Path::new(guest_path(guest)), Grants::none())
+            .load(Path::new(path), Grants::none())
             .await
             .expect("loads");
         let outcome = self
@@ -74,6 +79,37 @@ fn rejected(events: &[CompileEvent]) -> Option<String> {
         CompileEvent::CacheRejected { reason, .. } => Some(reason.clone()),
         _ => None,
     })
+}
+
+/// Every toolchain's output, the tens-of-megabytes Python and JavaScript
+/// components too, is compiled once and then taken from the cache by a new
+/// host (a new process would do the same).
+#[tokio::test]
+async fn every_toolchains_components_load_from_the_cache_the_second_time() {
+    for kit in airlock_tests::artifacts::KIT_GUESTS
+        .iter()
+        .filter(|k| k.tool == "echo")
+    {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let size = std::fs::metadata(kit.path).expect("component").len() as usize;
+        let (cached, events) = Recorder::new(dir.path(), false).load_path(kit.path).await;
+        assert!(!cached, "{}", kit.lang);
+        assert!(
+            matches!(
+                events.as_slice(),
+                [CompileEvent::Compiling { bytes, .. }, CompileEvent::Compiled { .. }] if *bytes == size
+            ),
+            "{}: {events:?}",
+            kit.lang
+        );
+        let (cached, events) = Recorder::new(dir.path(), false).load_path(kit.path).await;
+        assert!(cached, "{}", kit.lang);
+        assert!(
+            matches!(events.as_slice(), [CompileEvent::CacheHit { .. }]),
+            "{}: {events:?}",
+            kit.lang
+        );
+    }
 }
 
 #[tokio::test]

@@ -7,3 +7,4 @@ mod cache;
 mod guests;
 mod limits;
 mod wasi;
+mod worlds;
