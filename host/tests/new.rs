@@ -182,6 +182,66 @@ fn javascript_projects_build_and_run() {
     fetcher("js");
 }
 
+/// TypeScript: `app.ts` instead of `app.js`; `./build` type-checks and
+/// compiles it with the pinned tsc first, and refuses a type error.
+#[test]
+fn typescript_projects_build_and_run() {
+    let parent = tempfile::tempdir().expect("tempdir");
+    let out = airlock(&["new", "--lang", "js", "greet-ts"])
+        .current_dir(parent.path())
+        .output()
+        .expect("run airlock new");
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let dir = parent.path().join("greet-ts");
+    std::fs::remove_file(dir.join("app.js")).expect("remove app.js");
+    let typed = |greeting: &str| {
+        format!(
+            "interface Descriptor {{ name: string; version: string; description: string; inputSchema: string }}\n\
+             export const tool = {{\n\
+             \x20 describe(): Descriptor {{ return {{ name: \"greet-ts\", version: \"0.1.0\", description: \"Greets.\", inputSchema: \"{{}}\" }}; }},\n\
+             \x20 call(input: string): string {{\n\
+             \x20   const query: {{ name?: unknown }} = JSON.parse(input);\n\
+             \x20   if (typeof query.name !== \"string\") throw {{ tag: \"invalid-input\", val: \"give a name\" }};\n\
+             \x20   const greeting: string = {greeting};\n\
+             \x20   return JSON.stringify({{ greeting }});\n\
+             \x20 }},\n}};\n"
+        )
+    };
+    let build = || {
+        Command::new(dir.join("build"))
+            .current_dir(&dir)
+            .output()
+            .expect("run ./build")
+    };
+
+    std::fs::write(dir.join("app.ts"), typed("42")).expect("write app.ts");
+    let refused = build();
+    assert!(
+        !refused.status.success(),
+        "a type error must fail the build"
+    );
+    assert!(
+        String::from_utf8_lossy(&refused.stdout).contains("error TS")
+            || String::from_utf8_lossy(&refused.stderr).contains("error TS"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+
+    std::fs::write(dir.join("app.ts"), typed("`Hello, ${query.name}!`")).expect("write app.ts");
+    let built = build();
+    assert!(
+        built.status.success(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    let out = airlock(&["run", "greet-ts.wasm", "--input-file", "input.json"])
+        .current_dir(&dir)
+        .output()
+        .expect("run");
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), r#"{"greeting":"Hello, world!"}"#);
+}
+
 #[test]
 fn c_projects_build_and_run() {
     greeter("c");
