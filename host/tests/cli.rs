@@ -305,15 +305,12 @@ fn on_a_terminal(command: &str) -> String {
 #[test]
 fn a_large_python_component_inspects_honestly_and_compiles_once() {
     let state = tempfile::tempdir().expect("tempdir");
-    let python = airlock_tests::artifacts::KIT_GUESTS
-        .iter()
-        .find(|k| k.lang == "python" && k.tool == "echo")
-        .expect("the Python echo");
+    let python = airlock_tests::kits::kit("python", "echo");
     let command = format!(
         "{} inspect --state-dir {} {}",
         env!("CARGO_BIN_EXE_airlock"),
         state.path().display(),
-        python.path
+        python.path.display()
     );
     let first = on_a_terminal(&command);
     assert!(first.contains("compiling component ("), "{first}");

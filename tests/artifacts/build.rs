@@ -1,7 +1,6 @@
 //! Builds every guest in `guests/` for `wasm32-wasip2` and writes
 //! `guests.rs` into `OUT_DIR`: one `<NAME>` path constant per guest, the list
-//! `GUESTS`, and the macro `foreach_guest!`. Then builds the language kits
-//! (`guests/<lang>/`, see `languages.rs`) and lists them in `KIT_GUESTS`.
+//! `GUESTS`, and the macro `foreach_guest!`.
 //!
 //! The guests are their own workspace with their own target directory
 //! (`target/guests`), so this nested cargo never waits on the outer build's
@@ -12,8 +11,6 @@ use std::env;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-mod languages;
 
 const TARGET: &str = "wasm32-wasip2";
 
@@ -63,21 +60,6 @@ fn main() {
     out.push_str(&format!(
         "\n/// Calls `$mac!(snake_case_name)` once per guest, so a suite can require a\n/// test for every guest.\n#[macro_export]\nmacro_rules! foreach_guest {{\n    ($mac:ident) => {{\n{arms}    }};\n}}\n"
     ));
-    let kits = languages::build(&root, &target_dir);
-    let mut kit_list = String::new();
-    for kit in &kits {
-        kit_list.push_str(&format!(
-            "    KitGuest {{ lang: {:?}, tool: {:?}, world: {:?}, path: {:?} }},\n",
-            kit.lang,
-            kit.tool,
-            kit.world,
-            kit.wasm.display().to_string()
-        ));
-    }
-    out.push_str(&format!(
-        "\n/// Every language kit's build of every kit tool (guests/kits.toml).\npub const KIT_GUESTS: &[KitGuest] = &[\n{kit_list}];\n"
-    ));
-
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("set by cargo"));
     fs::write(out_dir.join("guests.rs"), out).expect("write guests.rs");
 }

@@ -3,6 +3,7 @@
 //! proves nothing connected.
 
 pub mod fixtures;
+pub mod kits;
 pub mod net;
 pub mod stats;
 

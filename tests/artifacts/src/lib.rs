@@ -7,17 +7,4 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 
-/// One tool of one language kit, built by `guests/build`.
-#[derive(Clone, Copy, Debug)]
-pub struct KitGuest {
-    /// `python`, `js`, `c` or `go`.
-    pub lang: &'static str,
-    /// The tool, as in `guests/kits.toml` (`echo`, `http-get`, ...).
-    pub tool: &'static str,
-    /// The world it was built against.
-    pub world: &'static str,
-    /// The component.
-    pub path: &'static str,
-}
-
 include!(concat!(env!("OUT_DIR"), "/guests.rs"));

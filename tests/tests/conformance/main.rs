@@ -9,7 +9,7 @@ mod matrix;
 
 use airlock::egress::StaticResolver;
 use airlock::{Grants, Invocation, NetworkGrant, Outcome, Tool};
-use airlock_tests::artifacts::KIT_GUESTS;
+use airlock_tests::kits;
 use airlock_tests::net::{Behaviour, EgressHarness, TestServer};
 use airlock_tests::{LoopbackListener, guest_path};
 use cases::{Case, cases};
@@ -17,7 +17,6 @@ use matrix::Matrix;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
-use std::path::Path;
 use std::time::Duration;
 
 /// The loopback address svc.test and other.test resolve to.
@@ -28,22 +27,18 @@ const CASE_TIMEOUT: Duration = Duration::from_secs(120);
 /// Rust first: its outputs are the reference for `same_as_rust`.
 fn languages() -> Vec<&'static str> {
     let mut languages = vec!["rust"];
-    for guest in KIT_GUESTS {
-        if !languages.contains(&guest.lang) {
-            languages.push(guest.lang);
-        }
-    }
+    languages.extend(kits::languages());
     languages
 }
 
-fn component(lang: &str, tool: &str) -> &'static str {
+fn component(lang: &str, tool: &str) -> std::path::PathBuf {
     if lang == "rust" {
-        return guest_path(tool);
+        return guest_path(tool).into();
     }
-    KIT_GUESTS
+    kits::all()
         .iter()
         .find(|g| g.lang == lang && g.tool == tool)
-        .map(|g| g.path)
+        .map(|g| g.path.clone())
         .unwrap_or_else(|| panic!("guests/kits.toml has no {lang}/{tool}"))
 }
 
@@ -98,7 +93,7 @@ impl Rig {
             let tool = self
                 .harness
                 .host
-                .load(Path::new(component(lang, name)), grants)
+                .load(component(lang, name).as_path(), grants)
                 .await
                 .map_err(|e| format!("load: {e}"))?;
             self.tools.insert(key.clone(), tool);
@@ -202,10 +197,7 @@ impl Rig {
 /// Every tool's `describe()`: its own name, a semantic version, a
 /// description, and an input schema that is a JSON object.
 async fn describe_shape(rig: &mut Rig, lang: &str) -> Result<(), String> {
-    let mut tools: Vec<&str> = KIT_GUESTS.iter().map(|g| g.tool).collect();
-    tools.sort_unstable();
-    tools.dedup();
-    for name in tools {
+    for name in kits::tools() {
         let tool = rig.tool(lang, name).await?;
         let d = tool.descriptor();
         let schema: Result<Value, _> = serde_json::from_str(&d.input_schema);

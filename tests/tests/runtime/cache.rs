@@ -86,13 +86,12 @@ fn rejected(events: &[CompileEvent]) -> Option<String> {
 /// host (a new process would do the same).
 #[tokio::test]
 async fn every_toolchains_components_load_from_the_cache_the_second_time() {
-    for kit in airlock_tests::artifacts::KIT_GUESTS
-        .iter()
-        .filter(|k| k.tool == "echo")
-    {
+    for lang in airlock_tests::kits::languages() {
+        let kit = airlock_tests::kits::kit(lang, "echo");
+        let path = kit.path.to_str().expect("utf-8 path");
         let dir = tempfile::tempdir().expect("tempdir");
-        let size = std::fs::metadata(kit.path).expect("component").len() as usize;
-        let (cached, events) = Recorder::new(dir.path(), false).load_path(kit.path).await;
+        let size = std::fs::metadata(path).expect("component").len() as usize;
+        let (cached, events) = Recorder::new(dir.path(), false).load_path(path).await;
         assert!(!cached, "{}", kit.lang);
         assert!(
             matches!(
@@ -102,7 +101,7 @@ async fn every_toolchains_components_load_from_the_cache_the_second_time() {
             "{}: {events:?}",
             kit.lang
         );
-        let (cached, events) = Recorder::new(dir.path(), false).load_path(kit.path).await;
+        let (cached, events) = Recorder::new(dir.path(), false).load_path(path).await;
         assert!(cached, "{}", kit.lang);
         assert!(
             matches!(events.as_slice(), [CompileEvent::CacheHit { .. }]),

@@ -4,23 +4,14 @@
 //! only once an operator grants it a directory.
 
 use airlock::{DirAccess, DirGrant, Grants, Invocation};
-use airlock_tests::artifacts::KIT_GUESTS;
 use airlock_tests::host;
 use serde_json::Value;
-use std::path::Path;
-
-fn kit(lang: &str, tool: &str) -> &'static str {
-    KIT_GUESTS
-        .iter()
-        .find(|k| k.lang == lang && k.tool == tool)
-        .map(|k| k.path)
-        .expect("a kit guest")
-}
 
 #[tokio::test]
 async fn filesystem_imports_make_a_files_tool_only_with_a_directory_grant() {
     for lang in ["python", "c", "go"] {
-        let path = Path::new(kit(lang, "env-snoop"));
+        let kit = airlock_tests::kits::kit(lang, "env-snoop");
+        let path = kit.path.as_path();
         let info = airlock::inspect(&std::fs::read(path).expect("component")).expect("inspects");
         assert!(
             info.imports
