@@ -12,12 +12,17 @@ use std::net::TcpListener;
 use std::path::Path;
 use std::process::Command;
 
+/// `airlock ARGS` run in `dir`, to completion.
+fn airlock_in(dir: &Path, args: &[&str]) -> std::process::Output {
+    airlock(args)
+        .current_dir(dir)
+        .output()
+        .expect("run airlock")
+}
+
 /// Creates `name` in `lang` and `world` under `parent` and builds it.
 fn scaffold_and_build(parent: &Path, lang: &str, world: &str, name: &str) -> std::path::PathBuf {
-    let out = airlock(&["new", "--lang", lang, "--world", world, name])
-        .current_dir(parent)
-        .output()
-        .expect("run airlock new");
+    let out = airlock_in(parent, &["new", "--lang", lang, "--world", world, name]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert!(stdout(&out).contains("./build"), "{}", stdout(&out));
     let dir = parent.join(name);
@@ -69,18 +74,15 @@ fn greeter(lang: &str) {
     let parent = tempfile::tempdir().expect("tempdir");
     let name = format!("greet-{lang}");
     let dir = scaffold_and_build(parent.path(), lang, "pure", &name);
-    let out = airlock(&["run", &format!("{name}.wasm"), "--input-file", "input.json"])
-        .current_dir(&dir)
-        .output()
-        .expect("run");
+    let out = airlock_in(
+        &dir,
+        &["run", &format!("{name}.wasm"), "--input-file", "input.json"],
+    );
     assert_eq!(code(&out), 0, "{lang}: {}", stderr(&out));
     let output: Value = serde_json::from_str(&stdout(&out)).expect("JSON output");
     assert_eq!(output["greeting"], "Hello, world!", "{lang}");
 
-    let out = airlock(&["run", &format!("{name}.wasm"), "--input", "[1]"])
-        .current_dir(&dir)
-        .output()
-        .expect("run");
+    let out = airlock_in(&dir, &["run", &format!("{name}.wasm"), "--input", "[1]"]);
     assert!(
         stderr(&out).contains("tool_invalid_input"),
         "{lang}: {}",
@@ -118,21 +120,21 @@ fn fetcher(lang: &str) {
     )
     .expect("grant");
     let wasm = format!("{name}.wasm");
-    let granted = airlock(&[
-        "run",
-        &wasm,
-        "--policies",
-        &permit_all(),
-        "--grant",
-        "loopback.toml",
-        "--resolve",
-        "svc.test=127.0.0.1",
-        "--input",
-        &format!("{{\"url\": \"http://svc.test:{port}/\"}}"),
-    ])
-    .current_dir(&dir)
-    .output()
-    .expect("run");
+    let granted = airlock_in(
+        &dir,
+        &[
+            "run",
+            &wasm,
+            "--policies",
+            &permit_all(),
+            "--grant",
+            "loopback.toml",
+            "--resolve",
+            "svc.test=127.0.0.1",
+            "--input",
+            &format!("{{\"url\": \"http://svc.test:{port}/\"}}"),
+        ],
+    );
     assert_eq!(code(&granted), 0, "{lang}: {}", stderr(&granted));
     let output: Value = serde_json::from_str(&stdout(&granted)).expect("JSON output");
     assert_eq!(
@@ -143,20 +145,20 @@ fn fetcher(lang: &str) {
 
     // The scaffold's own input names example.com: with the loopback grant
     // it is denied before any lookup or connection.
-    let denied = airlock(&[
-        "run",
-        &wasm,
-        "--policies",
-        &permit_all(),
-        "--grant",
-        "loopback.toml",
-        "--no-dns",
-        "--input-file",
-        "input.json",
-    ])
-    .current_dir(&dir)
-    .output()
-    .expect("run");
+    let denied = airlock_in(
+        &dir,
+        &[
+            "run",
+            &wasm,
+            "--policies",
+            &permit_all(),
+            "--grant",
+            "loopback.toml",
+            "--no-dns",
+            "--input-file",
+            "input.json",
+        ],
+    );
     assert!(
         stderr(&denied).contains("tool_denied"),
         "{lang}: {}",
@@ -187,10 +189,7 @@ fn javascript_projects_build_and_run() {
 #[test]
 fn typescript_projects_build_and_run() {
     let parent = tempfile::tempdir().expect("tempdir");
-    let out = airlock(&["new", "--lang", "js", "greet-ts"])
-        .current_dir(parent.path())
-        .output()
-        .expect("run airlock new");
+    let out = airlock_in(parent.path(), &["new", "--lang", "js", "greet-ts"]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     let dir = parent.path().join("greet-ts");
     std::fs::remove_file(dir.join("app.js")).expect("remove app.js");
@@ -234,10 +233,10 @@ fn typescript_projects_build_and_run() {
         "{}",
         String::from_utf8_lossy(&built.stderr)
     );
-    let out = airlock(&["run", "greet-ts.wasm", "--input-file", "input.json"])
-        .current_dir(&dir)
-        .output()
-        .expect("run");
+    let out = airlock_in(
+        &dir,
+        &["run", "greet-ts.wasm", "--input-file", "input.json"],
+    );
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert_eq!(stdout(&out).trim(), r#"{"greeting":"Hello, world!"}"#);
 }
@@ -257,19 +256,13 @@ fn go_projects_build_and_run() {
 #[test]
 fn bad_names_and_occupied_directories_are_refused() {
     let parent = tempfile::tempdir().expect("tempdir");
-    let out = airlock(&["new", "--lang", "python", "Bad_Name"])
-        .current_dir(parent.path())
-        .output()
-        .expect("run");
+    let out = airlock_in(parent.path(), &["new", "--lang", "python", "Bad_Name"]);
     assert_eq!(code(&out), 2);
     assert!(stderr(&out).contains("invalid_name"), "{}", stderr(&out));
 
     std::fs::create_dir(parent.path().join("taken")).expect("mkdir");
     std::fs::write(parent.path().join("taken/keep.txt"), "mine").expect("write");
-    let out = airlock(&["new", "--lang", "go", "taken"])
-        .current_dir(parent.path())
-        .output()
-        .expect("run");
+    let out = airlock_in(parent.path(), &["new", "--lang", "go", "taken"]);
     assert!(
         stderr(&out).contains("directory_not_empty"),
         "{}",
@@ -281,10 +274,10 @@ fn bad_names_and_occupied_directories_are_refused() {
         "nothing was overwritten"
     );
 
-    let out = airlock(&["new", "--lang", "c", "--world", "native", "x"])
-        .current_dir(parent.path())
-        .output()
-        .expect("run");
+    let out = airlock_in(
+        parent.path(),
+        &["new", "--lang", "c", "--world", "native", "x"],
+    );
     assert_eq!(code(&out), 2, "{}", stderr(&out));
     assert!(stderr(&out).contains("network-files"), "{}", stderr(&out));
 }
