@@ -1,6 +1,7 @@
 """`json-transform`: filters, projects, sorts and limits a list of JSON
 records (world `pure`). The same query language as the Rust guest."""
 
+import functools
 import json
 
 import wit_world
@@ -96,7 +97,6 @@ def transform(query):
         field = query["sort_by"]
         if not isinstance(field, str):
             raise invalid("`sort_by` must be a field name")
-        import functools
         matched.sort(key=functools.cmp_to_key(lambda a, b: compare(a.get(field, MISSING), b.get(field, MISSING))))
         if query.get("descending") is True:
             matched.reverse()
