@@ -202,9 +202,19 @@ async fn decide(
                 // A run pinned to an approval that does not cover this
                 // request must not leave a new pending approval behind.
                 if let (Some(wanted), true) = (&invocation.approval, unknown) {
-                    return Err(InvokeError::ApprovalMismatch {
-                        wanted: wanted.clone(),
-                        found: None,
+                    let used = store.get(wanted)?.is_some_and(|a| {
+                        a.used
+                            && a.status == Status::Allowed(Scope::Once)
+                            && a.request.request_hash == request.request_hash
+                            && a.request.grant_digest == request.grant_digest
+                    });
+                    return Err(if used {
+                        InvokeError::ApprovalUsed { id: wanted.clone() }
+                    } else {
+                        InvokeError::ApprovalMismatch {
+                            wanted: wanted.clone(),
+                            found: None,
+                        }
                     });
                 }
                 let approval = store.request(&request)?;

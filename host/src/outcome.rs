@@ -481,6 +481,15 @@ pub enum InvokeError {
         /// The approval that covers (or waits for) this request, if any.
         found: Option<String>,
     },
+    /// The run was pinned to a `once` approval that has already been used.
+    #[error(
+        "approval `{id}` allowed one run, which has already happened: run again without \
+         `--approval` to ask for a new one"
+    )]
+    ApprovalUsed {
+        /// The approval asked for.
+        id: String,
+    },
     /// The approval store or journal failed; nothing is returned that the
     /// journal does not hold.
     #[error(transparent)]
@@ -499,6 +508,7 @@ impl InvokeError {
             InvokeError::Instantiate { .. } => "instantiate_failed",
             InvokeError::Native { .. } => "sandbox_failed",
             InvokeError::ApprovalMismatch { .. } => "approval_mismatch",
+            InvokeError::ApprovalUsed { .. } => "approval_used",
             InvokeError::Store(e) => e.code(),
         }
     }

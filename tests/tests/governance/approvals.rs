@@ -297,6 +297,44 @@ async fn an_invocation_can_wait_for_an_operator_in_another_task() {
     );
 }
 
+/// A `once` approval pinned again after its run says so, and leaves no new
+/// pending approval behind.
+#[tokio::test]
+async fn a_used_once_approval_says_it_was_used() {
+    let (_state, host, echo) = fresh().await;
+    let id = pending(&host, &echo, call("[3]", "claude", "s1")).await;
+    decide(&host, &id, &OperatorDecision::AllowOnce);
+    let first = host
+        .invoke(&echo, call("[3]", "claude", "s1").under_approval(&id))
+        .await
+        .expect("invoke");
+    assert_eq!(first.output(), Some("[3]"), "{first:?}");
+
+    let err = host
+        .invoke(&echo, call("[3]", "claude", "s1").under_approval(&id))
+        .await
+        .expect_err("used up");
+    assert!(
+        matches!(&err, InvokeError::ApprovalUsed { id: used } if *used == id),
+        "{err:?}"
+    );
+    assert_eq!(err.code(), "approval_used");
+    assert!(err.to_string().contains("without `--approval`"), "{err}");
+    assert!(
+        store(&host).list(true).expect("list").is_empty(),
+        "no new pending approval"
+    );
+
+    let other = host
+        .invoke(&echo, call("[4]", "claude", "s1").under_approval(&id))
+        .await
+        .expect_err("another input");
+    assert!(
+        matches!(other, InvokeError::ApprovalMismatch { .. }),
+        "{other:?}"
+    );
+}
+
 #[tokio::test]
 async fn a_run_pinned_to_one_approval_refuses_to_run_under_another() {
     let (_state, host, echo) = fresh().await;
