@@ -4,9 +4,73 @@
 //! works anywhere; the toolchains come from `guests/toolchains/install`.
 
 use super::Failure;
-use super::args::{LangArg, NewArgs};
 use airlock::{World, exit_code};
 use std::path::{Path, PathBuf};
+
+/// `airlock new`.
+#[derive(Debug, clap::Args)]
+pub struct NewArgs {
+    /// The tool's name (lowercase letters, digits, `-`): the project
+    /// directory, the descriptor's name and the component's file name.
+    pub name: String,
+    /// The language.
+    #[arg(long, value_enum)]
+    pub lang: LangArg,
+    /// The capability world to build against (wit/worlds.wit). `network`
+    /// projects start from an HTTP fetcher, the others from a greeter.
+    #[arg(long, default_value = "pure", value_parser = component_world, value_name = "WORLD")]
+    pub world: airlock::World,
+    /// Where to create the project (default: ./NAME). Must be empty or new.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+}
+
+/// `pure`, `network`, `files` or `network-files`.
+fn component_world(text: &str) -> Result<airlock::World, String> {
+    airlock::World::COMPONENTS
+        .into_iter()
+        .find(|world| world.as_str() == text)
+        .ok_or_else(|| "choose pure, network, files or network-files".to_string())
+}
+
+/// A language `airlock new` writes projects in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LangArg {
+    /// Rust (cargo, the wasm32-wasip2 target).
+    Rust,
+    /// Python (componentize-py).
+    Python,
+    /// JavaScript (componentize-js).
+    Js,
+    /// C (clang with wasi-libc, wit-bindgen, wasm-tools).
+    C,
+    /// Go (Go with wit-bindgen's Go output, wasm-tools).
+    Go,
+}
+
+impl LangArg {
+    /// The name `guests/build --lang` and the installer take.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LangArg::Rust => "rust",
+            LangArg::Python => "python",
+            LangArg::Js => "js",
+            LangArg::C => "c",
+            LangArg::Go => "go",
+        }
+    }
+
+    /// The name people use.
+    pub fn display(self) -> &'static str {
+        match self {
+            LangArg::Rust => "Rust",
+            LangArg::Python => "Python",
+            LangArg::Js => "JavaScript",
+            LangArg::C => "C",
+            LangArg::Go => "Go",
+        }
+    }
+}
 
 /// airlock's WIT, as `wit/` of every project.
 const WIT: &[(&str, &str)] = &[
