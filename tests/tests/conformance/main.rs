@@ -101,11 +101,10 @@ impl Rig {
         Ok(&self.tools[&key])
     }
 
-    async fn run(&mut self, lang: &str, case: &Case) -> Result<Outcome, String> {
-        let input = case.input(self.port(), &self.listener.addr().to_string());
-        let limits = case.limits();
+    /// Runs `case` (its `input` filled in) on `lang`'s build of its tool.
+    async fn run(&mut self, lang: &str, case: &Case, input: &str) -> Result<Outcome, String> {
         let tool = self.tool(lang, &case.tool).await?.clone();
-        let invocation = Invocation::new(input).with_limits(limits);
+        let invocation = Invocation::new(input).with_limits(case.limits());
         tokio::time::timeout(CASE_TIMEOUT, self.harness.host.invoke(&tool, invocation))
             .await
             .map_err(|_| "did not end".to_string())?
@@ -125,14 +124,16 @@ async fn every_language_passes_every_case() {
         matrix.record("describe()", lang, row);
     }
     for case in &cases {
+        // Filled once: `{large}` is 600 KiB.
+        let input = rig.input_of(case);
         let mut reference: Option<Value> = None;
         for lang in &languages {
-            let verdict = match rig.run(lang, case).await {
+            let verdict = match rig.run(lang, case, &input).await {
                 Ok(outcome) => {
                     if *lang == "rust" {
                         reference = outcome.output().and_then(|o| serde_json::from_str(o).ok());
                     }
-                    case.check(&outcome, reference.as_ref(), &rig.input_of(case))
+                    case.check(&outcome, reference.as_ref(), &input)
                         .and_then(|()| rig.network_check(case, &outcome))
                 }
                 Err(e) => Err(e),
@@ -152,6 +153,7 @@ async fn every_language_passes_every_case() {
 }
 
 impl Rig {
+    /// The case's input with this rig's port and listener filled in.
     fn input_of(&self, case: &Case) -> String {
         case.input(self.port(), &self.listener.addr().to_string())
     }
