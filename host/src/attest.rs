@@ -127,27 +127,12 @@ impl Proof {
         journal: &[Entry],
         heads: &[TreeHead],
     ) -> Result<Self, AttestError> {
-        let head = heads
-            .iter()
-            .filter(|head| head.size >= entry.seq)
-            .min_by_key(|head| head.size)
-            .ok_or(AttestError::NotSealed { seq: entry.seq })?;
-        let mut tree = Tree::new();
-        for covered in journal
-            .iter()
-            .take(usize::try_from(head.size).unwrap_or(usize::MAX))
-        {
-            tree.push(leaf(covered)?);
-        }
-        let path = tree
-            .inclusion(entry.seq - 1)
-            .filter(|_| tree.size() == head.size)
-            .ok_or(AttestError::NotSealed { seq: entry.seq })?;
+        let (path, head) = inclusion(entry, journal, heads)?;
         Ok(Self {
             attestation,
             entry: entry.clone(),
             path,
-            head: head.clone(),
+            head,
         })
     }
 
@@ -156,12 +141,7 @@ impl Proof {
     /// from the entry to the head's root. Returns the head's size.
     pub fn verify(&self, trusted: &VerifyingKey) -> Result<u64, AttestError> {
         let entry = &self.entry;
-        if !entry.is_intact() {
-            return Err(AttestError::Invalid(format!(
-                "entry {} was modified: its content does not match its hash",
-                entry.seq
-            )));
-        }
+        check_inclusion(entry, &self.path, &self.head, trusted)?;
         let stored = attestation_in(entry).ok_or_else(|| {
             AttestError::Invalid(format!("entry {} holds no attestation", entry.seq))
         })?;
@@ -171,16 +151,59 @@ impl Proof {
                 entry.seq
             )));
         }
-        self.head.verify(trusted)?;
-        verify_inclusion(
-            &self.head.root_hash()?,
-            self.head.size,
-            &leaf(entry)?,
-            entry.seq,
-            &self.path,
-        )?;
         Ok(self.head.size)
     }
+}
+
+/// The inclusion proof of any journal `entry` (hex hashes) under the
+/// smallest of `heads` that covers it; `journal` is every entry in order.
+pub fn inclusion(
+    entry: &Entry,
+    journal: &[Entry],
+    heads: &[TreeHead],
+) -> Result<(Vec<String>, TreeHead), AttestError> {
+    let head = heads
+        .iter()
+        .filter(|head| head.size >= entry.seq)
+        .min_by_key(|head| head.size)
+        .ok_or(AttestError::NotSealed { seq: entry.seq })?;
+    let mut tree = Tree::new();
+    for covered in journal
+        .iter()
+        .take(usize::try_from(head.size).unwrap_or(usize::MAX))
+    {
+        tree.push(leaf(covered)?);
+    }
+    let path = tree
+        .inclusion(entry.seq - 1)
+        .filter(|_| tree.size() == head.size)
+        .ok_or(AttestError::NotSealed { seq: entry.seq })?;
+    Ok((path, head.clone()))
+}
+
+/// Checks that `entry` is intact, `head` is signed by `trusted`, and
+/// `path` leads from the entry to the head's root.
+pub fn check_inclusion(
+    entry: &Entry,
+    path: &[String],
+    head: &TreeHead,
+    trusted: &VerifyingKey,
+) -> Result<(), AttestError> {
+    if !entry.is_intact() {
+        return Err(AttestError::Invalid(format!(
+            "entry {} was modified: its content does not match its hash",
+            entry.seq
+        )));
+    }
+    head.verify(trusted)?;
+    verify_inclusion(
+        &head.root_hash()?,
+        head.size,
+        &leaf(entry)?,
+        entry.seq,
+        path,
+    )?;
+    Ok(())
 }
 
 /// The attestation an invocation entry holds.

@@ -275,6 +275,29 @@ impl ConfiguredTool {
         }
     }
 
+    /// What an approval of this tool binds, with the one line an approver
+    /// reads (the network rules, credentials, directories; for native
+    /// programs the mounts and network mode too).
+    pub fn binding(&self) -> crate::approvals::GrantBinding {
+        match &self.kind {
+            Kind::Component(tool) => tool.grants().binding(),
+            Kind::Native(tool) => tool.binding(),
+        }
+    }
+
+    /// The vault secrets the host injects for this tool (names only).
+    pub fn credential_names(&self) -> Vec<String> {
+        match &self.kind {
+            Kind::Component(tool) => tool
+                .grants()
+                .credentials()
+                .iter()
+                .map(|c| c.secret().to_string())
+                .collect(),
+            Kind::Native(_) => Vec::new(),
+        }
+    }
+
     /// The component, if it is one.
     pub fn as_component(&self) -> Option<&Tool> {
         match &self.kind {

@@ -66,12 +66,15 @@ Exit codes:
 pub enum Command {
     /// Serve the configured tools to AI agents over MCP (stdio or HTTP).
     #[command(
-        after_help = "Examples:\n  airlock serve --config airlock.toml\n  airlock serve --config airlock.toml --http 127.0.0.1:7323"
+        after_help = "Examples:\n  airlock serve --config airlock.toml\n  airlock serve --config airlock.toml --listen 127.0.0.1:7323 --console"
     )]
     Serve(Box<super::serve::ServeArgs>),
     /// Register agents and their bearer tokens (the operator's side).
     #[command(subcommand)]
     Agents(super::serve::AgentsCommand),
+    /// Pair browsers with the operator console, list and revoke them.
+    #[command(subcommand)]
+    Devices(super::devices::DevicesCommand),
     /// Make the running server re-read its configuration and policies.
     #[command(after_help = "Examples:\n  airlock reload")]
     Reload,

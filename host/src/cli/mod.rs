@@ -16,6 +16,7 @@ macro_rules! outln {
 
 mod approvals;
 mod args;
+mod devices;
 mod docs;
 mod egress;
 mod inspect;
@@ -84,6 +85,7 @@ pub fn main() -> ExitCode {
         match &cli.command {
             Command::Serve(args) => serve::serve(&cli, args).await,
             Command::Agents(command) => serve::agents(&cli, command).await,
+            Command::Devices(command) => devices::run(&cli, command).await,
             Command::Reload => serve::reload(&cli).await,
             Command::Status { json } => serve::status(&cli, *json).await,
             Command::Run(run) => run::run(&cli, run).await,

@@ -3,6 +3,7 @@
 
 use super::args::{Cli, DnsArgs};
 use super::{Failure, build_host};
+use airlock::serve::console::{CertSource, ConsoleListener, ConsoleTls};
 use airlock::serve::http::{HttpListener, MCP_PATH};
 use airlock::serve::mcp::McpHandler;
 use airlock::serve::operator::{OperatorListener, OperatorRequest, request};
@@ -29,6 +30,18 @@ pub struct ServeArgs {
     /// else 127.0.0.1:7323); port 0 picks a free one.
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
+    /// Serve the operator console over HTTPS at ADDR (default
+    /// 127.0.0.1:7324; loopback unless you name another address). Browsers
+    /// pair with `airlock devices pair`.
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:7324")]
+    pub console: Option<SocketAddr>,
+    /// The console's certificate chain (PEM) instead of the one airlock
+    /// makes in the state directory; needs --console-key.
+    #[arg(long, value_name = "FILE", requires_all = ["console", "console_key"])]
+    pub console_cert: Option<PathBuf>,
+    /// The private key (PEM) of --console-cert.
+    #[arg(long, value_name = "FILE", requires_all = ["console", "console_cert"])]
+    pub console_key: Option<PathBuf>,
     #[command(flatten)]
     pub dns: DnsArgs,
 }
@@ -130,6 +143,10 @@ async fn run(cli: &Cli, args: &ServeArgs) -> Result<(), Failure> {
         server.tool_names().len()
     );
     let operator_task = tokio::spawn(operator.serve(server.clone(), shutdown.clone()));
+    let console_task = match args.console {
+        Some(address) => Some(start_console(cli, args, address, &server, &shutdown).await?),
+        None => None,
+    };
 
     let signals = Signals::new()?;
     if args.stdio {
@@ -157,9 +174,53 @@ async fn run(cli: &Cli, args: &ServeArgs) -> Result<(), Failure> {
     }
     shutdown.cancel();
     let _ = operator_task.await;
+    if let Some(console) = console_task {
+        let _ = console.await;
+    }
     server.shutdown().await?;
     eprintln!("airlock: stopped");
     Ok(())
+}
+
+/// Binds the console and serves it on its own task.
+async fn start_console(
+    cli: &Cli,
+    args: &ServeArgs,
+    address: SocketAddr,
+    server: &Server,
+    shutdown: &CancellationToken,
+) -> Result<tokio::task::JoinHandle<()>, Failure> {
+    let source = match (&args.console_cert, &args.console_key) {
+        (Some(cert), Some(key)) => CertSource::Files {
+            cert: cert.clone(),
+            key: key.clone(),
+        },
+        _ => CertSource::Generated {
+            state_dir: cli.state_dir.clone(),
+        },
+    };
+    let tls = ConsoleTls::load(&source, address.ip())
+        .map_err(|e| Failure::usage(e.code(), e.to_string()))?;
+    let console = ConsoleListener::bind(address, tls).await?;
+    let tls = console.tls();
+    eprintln!(
+        "airlock: console at {} (certificate {}, SHA-256 {})",
+        console.url(),
+        tls.cert_path.display(),
+        tls.fingerprint
+    );
+    if let Some(spki) = &tls.spki_sha256 {
+        eprintln!(
+            "airlock: console key pin (Chromium --ignore-certificate-errors-spki-list): {spki}"
+        );
+    }
+    eprintln!("airlock: pair a browser with `airlock devices pair`");
+    let (server, shutdown) = (server.clone(), shutdown.clone());
+    Ok(tokio::spawn(async move {
+        if let Err(error) = console.serve(server, shutdown).await {
+            tracing::error!(code = error.code(), %error, "the console stopped");
+        }
+    }))
 }
 
 /// SIGINT and SIGTERM stop the server; SIGHUP reloads it.
@@ -242,7 +303,7 @@ fn names(list: &Value) -> String {
         .unwrap_or_default()
 }
 
-fn not_running(cli: &Cli) -> Failure {
+pub(crate) fn not_running(cli: &Cli) -> Failure {
     Failure::usage(
         "server_not_running",
         format!(

@@ -67,6 +67,9 @@ pub enum EntryKind {
     Server,
     /// An agent was added or removed (never its token).
     AgentChanged,
+    /// A console pairing code was issued, a device paired, or one revoked
+    /// (never a code or a cookie).
+    DeviceChanged,
 }
 
 impl EntryKind {
@@ -81,6 +84,7 @@ impl EntryKind {
             EntryKind::Denial => "denial",
             EntryKind::Server => "server",
             EntryKind::AgentChanged => "agent_changed",
+            EntryKind::DeviceChanged => "device_changed",
         }
     }
 }

@@ -36,6 +36,10 @@ pub trait JournalStore: Send + Sync {
     /// The last `n` entries, oldest first.
     fn tail(&self, n: usize) -> Result<Vec<Entry>, StoreError>;
 
+    /// Up to `n` entries numbered below `seq`, newest first (paging back
+    /// through the journal).
+    fn before(&self, seq: u64, n: usize) -> Result<Vec<Entry>, StoreError>;
+
     /// Every entry, in sequence order.
     fn all(&self) -> Result<Vec<Entry>, StoreError>;
 

@@ -102,6 +102,19 @@ impl JournalStore for SqliteStore {
         })
     }
 
+    fn before(&self, seq: u64, n: usize) -> Result<Vec<Entry>, StoreError> {
+        let before = i64::try_from(seq).unwrap_or(i64::MAX);
+        self.read(|conn| {
+            collect(
+                conn,
+                &format!(
+                    "SELECT {COLUMNS} FROM journal WHERE seq < ?1 ORDER BY seq DESC LIMIT {n}"
+                ),
+                Some(&before),
+            )
+        })
+    }
+
     fn all(&self) -> Result<Vec<Entry>, StoreError> {
         self.read(|conn| {
             collect(

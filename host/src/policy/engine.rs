@@ -323,18 +323,33 @@ impl PolicyEngine {
 
     /// May `decider` take `decision` (`allow_once`, `allow_session`,
     /// `allow_until`, `deny`) on the pending `approval`, deciding through
-    /// `channel` (`operator-socket`, `mcp-client`)?
+    /// `channel` (`operator-socket`, `mcp-client`, `console`)? `member_of`
+    /// are the groups the host vouches the decider belongs to (a paired
+    /// device is in its operator), beyond those of the entities file.
     pub fn check_decide(
         &self,
         decider: &Principal,
+        member_of: &[Principal],
         approval: &ApprovalFacts,
         decision: &str,
         channel: &str,
     ) -> Authorization {
-        let (resource, entities) = match self.alone_with(approval.entity()) {
+        let (resource, mut entities) = match self.alone_with(approval.entity()) {
             Ok(built) => built,
             Err(error) => return refused(error.to_string()),
         };
+        if !member_of.is_empty() {
+            let id = uid(decider.kind().as_str(), decider.id());
+            let parents = member_of
+                .iter()
+                .map(|group| uid(group.kind().as_str(), group.id()))
+                .collect();
+            entities =
+                match entities.add_entities([Entity::new_no_attrs(id.clone(), parents)], None) {
+                    Ok(entities) => entities,
+                    Err(e) => return refused(entity_error(&id, &e).to_string()),
+                };
+        }
         let pairs = [
             (
                 "decision".to_string(),

@@ -7,7 +7,6 @@ use crate::journal::{EntryKind, append_in};
 use crate::store::{SqliteStore, StoreError};
 use rusqlite::{OptionalExtension, params};
 use serde_json::json;
-use sha2::{Digest, Sha256};
 use std::time::SystemTime;
 use zeroize::Zeroizing;
 
@@ -92,8 +91,20 @@ fn valid_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
-fn digest(token: &str) -> String {
-    hex::encode(Sha256::digest(token.as_bytes()))
+/// The hex SHA-256 a bearer secret is kept as.
+pub(super) fn digest(token: &str) -> String {
+    crate::attest::sha256_hex(token.as_bytes())
+}
+
+/// `prefix` and 32 random bytes (URL-safe base64): a bearer secret.
+pub(super) fn random_token(prefix: &str) -> Result<Zeroizing<String>, String> {
+    let mut bytes = Zeroizing::new([0u8; 32]);
+    getrandom::fill(bytes.as_mut()).map_err(|e| e.to_string())?;
+    use base64::Engine as _;
+    Ok(Zeroizing::new(format!(
+        "{prefix}{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes.as_ref())
+    )))
 }
 
 /// The agents of one state directory.
@@ -115,13 +126,7 @@ impl Agents {
                 name: name.to_string(),
             });
         }
-        let mut bytes = Zeroizing::new([0u8; 32]);
-        getrandom::fill(bytes.as_mut()).map_err(|e| AgentError::Random(e.to_string()))?;
-        use base64::Engine as _;
-        let token = Zeroizing::new(format!(
-            "{TOKEN_PREFIX}{}",
-            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes.as_ref())
-        ));
+        let token = random_token(TOKEN_PREFIX).map_err(AgentError::Random)?;
         let created = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
         let hash = digest(&token);
         let added = self.store.write("adding an agent", |tx| {

@@ -5,7 +5,7 @@
 
 use super::Server;
 use crate::approvals::{Approval, ApprovalError, OperatorDecision};
-use crate::policy::{ApprovalFacts, Principal};
+use crate::policy::{ApprovalFacts, Principal, PrincipalKind};
 use crate::store::StoreError;
 use std::time::SystemTime;
 
@@ -13,12 +13,22 @@ use std::time::SystemTime;
 pub const CHANNEL_OPERATOR: &str = "operator-socket";
 /// `approval.decide`'s `context.channel` for the human at the MCP client.
 pub const CHANNEL_MCP_CLIENT: &str = "mcp-client";
+/// `approval.decide`'s `context.channel` for a paired browser.
+pub const CHANNEL_CONSOLE: &str = "console";
 
 /// Who decides an approval.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Decider {
     /// An operator, identified by the operator socket's peer credentials.
     Operator(String),
+    /// A browser `operator` paired with the console, identified by its
+    /// device cookie.
+    Device {
+        /// The device's id: the principal is `Device::"ID"`.
+        id: String,
+        /// The operator who paired it (the device is in that operator).
+        operator: String,
+    },
     /// The human at the MCP client that made the call the approval holds,
     /// asked through MCP elicitation (`approvals = "client"`).
     McpClient {
@@ -34,7 +44,16 @@ impl Decider {
     pub(super) fn principal(&self) -> Principal {
         match self {
             Decider::Operator(name) => Principal::operator(name),
+            Decider::Device { id, .. } => Principal::new(PrincipalKind::Device, id),
             Decider::McpClient { principal, .. } => principal.clone(),
+        }
+    }
+
+    /// The groups the server vouches the decider is in.
+    fn member_of(&self) -> Vec<Principal> {
+        match self {
+            Decider::Device { operator, .. } => vec![Principal::operator(operator)],
+            _ => Vec::new(),
         }
     }
 
@@ -42,16 +61,19 @@ impl Decider {
     fn channel(&self) -> &'static str {
         match self {
             Decider::Operator(_) => CHANNEL_OPERATOR,
+            Decider::Device { .. } => CHANNEL_CONSOLE,
             Decider::McpClient { .. } => CHANNEL_MCP_CLIENT,
         }
     }
 
     /// What the approval record and its journal entry carry as
-    /// `decided_by`: `operator:alice`, or `mcp-client:Agent::"bot"` with the
-    /// client's name and version when it gave them.
+    /// `decided_by`: `operator:alice`, `operator:alice on device:ID` (the
+    /// console), or `mcp-client:Agent::"bot"` with the client's name and
+    /// version when it gave them.
     pub fn recorded_as(&self) -> String {
         match self {
             Decider::Operator(name) => format!("operator:{name}"),
+            Decider::Device { id, operator } => format!("operator:{operator} on device:{id}"),
             Decider::McpClient {
                 principal,
                 client: None,
@@ -66,6 +88,9 @@ impl Decider {
     fn described(&self) -> String {
         match self {
             Decider::Operator(name) => format!("operator `{name}`"),
+            Decider::Device { id, operator } => {
+                format!("device `{id}` of operator `{operator}`")
+            }
             Decider::McpClient { principal, .. } => format!("the MCP client of {principal}"),
         }
     }
@@ -126,6 +151,7 @@ impl Server {
         };
         let verdict = host.policies().check_decide(
             &decider.principal(),
+            &decider.member_of(),
             &facts,
             decision.kind(),
             decider.channel(),

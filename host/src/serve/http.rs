@@ -84,19 +84,32 @@ impl HttpListener {
                 let (gate, mut mcp) = (Arc::clone(&gate), mcp.clone());
                 async move { Ok::<_, Infallible>(gate.handle(request, &mut mcp).await) }
             });
-            let shutdown = shutdown.clone();
-            tokio::spawn(async move {
-                let connection = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service);
-                tokio::pin!(connection);
-                tokio::select! {
-                    _ = connection.as_mut() => {}
-                    () = shutdown.cancelled() => {
-                        connection.as_mut().graceful_shutdown();
-                        let _ = connection.await;
-                    }
-                }
-            });
+            tokio::spawn(serve_connection(
+                TokioIo::new(stream),
+                service,
+                shutdown.clone(),
+            ));
+        }
+    }
+}
+
+/// Serves one HTTP/1.1 connection until it closes; once `shutdown` fires,
+/// finishes the request in flight and closes.
+pub(super) async fn serve_connection<I, S>(io: I, service: S, shutdown: CancellationToken)
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + 'static,
+    S: hyper::service::HttpService<Incoming>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    S::ResBody: 'static,
+    <S::ResBody as http_body::Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let connection = hyper::server::conn::http1::Builder::new().serve_connection(io, service);
+    tokio::pin!(connection);
+    tokio::select! {
+        _ = connection.as_mut() => {}
+        () = shutdown.cancelled() => {
+            connection.as_mut().graceful_shutdown();
+            let _ = connection.await;
         }
     }
 }

@@ -7,13 +7,17 @@
 //! - [`http`]: streamable HTTP with bearer tokens ([`agents`]) and an
 //!   `Origin` check; stdio uses the principal the config names.
 //! - [`operator`]: the operator socket (peer credentials) for approvals,
-//!   agents and reloads.
+//!   agents, devices and reloads.
+//! - [`console`]: the web console over HTTPS for paired devices
+//!   ([`devices`]): live approvals, the journal, tools.
 //! - [`slots`]: bounded concurrency; [`arguments`]: schema checks.
 
 mod agents;
 mod arguments;
 mod call;
+pub mod console;
 mod decide;
+mod devices;
 mod elicit;
 pub mod http;
 pub mod mcp;
@@ -24,7 +28,11 @@ mod slots;
 pub use agents::{Agent, AgentError, AgentToken, Agents, TOKEN_PREFIX};
 pub use arguments::Mismatch;
 pub use call::{Answered, AskClient, Call, CallError, ClientAsk, Progress};
-pub use decide::{CHANNEL_MCP_CLIENT, CHANNEL_OPERATOR, DecideError, Decider};
+pub use decide::{CHANNEL_CONSOLE, CHANNEL_MCP_CLIENT, CHANNEL_OPERATOR, DecideError, Decider};
+pub use devices::{
+    ATTEMPT_WINDOW, COOKIE_PREFIX, Device, DeviceCookie, DeviceError, Devices, MAX_WRONG_CODES,
+    PAIRING_CODE_LIFETIME, PairingCode,
+};
 pub use elicit::SealError;
 pub(crate) use settings::RawServe;
 pub use settings::{
@@ -201,6 +209,9 @@ struct Inner {
     catalog: RwLock<Arc<Catalog>>,
     slots: Slots,
     agents: Agents,
+    devices: Devices,
+    /// The console's URL, once it listens.
+    console: RwLock<Option<String>>,
     /// Fired at shutdown after the grace period: cancels what still runs.
     stop: CancellationToken,
     /// Told when the tool list changed (MCP sessions subscribe).
@@ -226,7 +237,9 @@ impl Server {
         let config = Config::from_file(&sources.config)?;
         let catalog = load_catalog(&host, &config).await?;
         let settings = catalog.settings.clone();
-        let agents = Agents::new(Arc::new(SqliteStore::open_in(&sources.state_dir)?));
+        let store = Arc::new(SqliteStore::open_in(&sources.state_dir)?);
+        let agents = Agents::new(Arc::clone(&store));
+        let devices = Devices::new(store);
         let (list_changed, _) = tokio::sync::broadcast::channel(16);
         let heads = crate::invocation::AbortOnDrop::spawn(sign_heads(host.clone()));
         let server = Self {
@@ -236,6 +249,8 @@ impl Server {
                 catalog: RwLock::new(Arc::new(catalog)),
                 slots: Slots::new(settings.max_concurrent, settings.max_concurrent_per_tool),
                 agents,
+                devices,
+                console: RwLock::new(None),
                 stop: CancellationToken::new(),
                 list_changed,
                 reloading: tokio::sync::Mutex::new(()),
@@ -256,6 +271,29 @@ impl Server {
     /// The registered agents.
     pub fn agents(&self) -> &Agents {
         &self.inner.agents
+    }
+
+    /// The paired devices, and the codes waiting to pair one.
+    pub fn devices(&self) -> &Devices {
+        &self.inner.devices
+    }
+
+    /// The console's URL, when it is served.
+    pub fn console_url(&self) -> Option<String> {
+        self.inner
+            .console
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Records where the console is served (pairing answers name it).
+    pub fn set_console_url(&self, url: String) {
+        *self
+            .inner
+            .console
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Some(url);
     }
 
     /// Where the configuration, policies and state live.

@@ -89,6 +89,28 @@ pub enum OperatorRequest {
         /// The agent's name.
         name: String,
     },
+    /// A one-time code that pairs a browser with the console as a device
+    /// of the calling operator; the answer carries it, once.
+    #[serde(rename = "devices.pair")]
+    DevicesPair {
+        /// The operator the device will belong to: the caller, who may
+        /// name only themself.
+        #[serde(default)]
+        operator: Option<String>,
+        /// How long the code lasts, in seconds (at most, and by default,
+        /// five minutes).
+        #[serde(default)]
+        expires_secs: Option<u64>,
+    },
+    /// The paired devices, revoked ones included.
+    #[serde(rename = "devices.list")]
+    DevicesList,
+    /// Revoke a device: its next request is refused.
+    #[serde(rename = "devices.revoke")]
+    DevicesRevoke {
+        /// Its id.
+        id: String,
+    },
 }
 
 /// A refusal or failure, as data.
@@ -124,6 +146,7 @@ operator_error_from!(
     crate::store::StoreError,
     super::AgentError,
     super::ServeError,
+    super::DeviceError,
     DecideError
 );
 
@@ -180,7 +203,54 @@ async fn answer(
             server.agents().remove(&name)?;
             json!({ "removed": name })
         }
+        OperatorRequest::DevicesPair {
+            operator: named,
+            expires_secs,
+        } => pair(server, operator, named, expires_secs)?,
+        OperatorRequest::DevicesList => json!(server.devices().list()?),
+        OperatorRequest::DevicesRevoke { id } => {
+            json!(
+                server
+                    .devices()
+                    .revoke(&id, &format!("operator:{operator}"))?
+            )
+        }
     })
+}
+
+/// A pairing code for `caller` (who may name only themself).
+fn pair(
+    server: &Server,
+    caller: &str,
+    named: Option<String>,
+    expires_secs: Option<u64>,
+) -> Result<Value, OperatorError> {
+    let Some(url) = server.console_url() else {
+        return Err(OperatorError::new(
+            "console_off",
+            "this server does not serve the console: start it with `airlock serve --console`",
+        ));
+    };
+    let operator = named.unwrap_or_else(|| caller.to_string());
+    if operator != caller {
+        return Err(OperatorError::new(
+            "operator_mismatch",
+            format!(
+                "you are operator `{caller}`: a device for `{operator}` is paired by `{operator}` themself"
+            ),
+        ));
+    }
+    let lifetime =
+        expires_secs.map_or(super::PAIRING_CODE_LIFETIME, std::time::Duration::from_secs);
+    let code = server
+        .devices()
+        .issue(&operator, lifetime, std::time::Instant::now())?;
+    Ok(json!({
+        "code": code.code,
+        "operator": code.operator,
+        "expires": code.expires,
+        "url": url,
+    }))
 }
 
 fn journal(server: &Server) -> Result<&crate::journal::Journal, OperatorError> {

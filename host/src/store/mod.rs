@@ -1,5 +1,6 @@
 //! The embedded store: one SQLite database (WAL) in the state directory,
-//! holding the journal (entries and signed tree heads) and the approvals. Survives restarts and `kill -9`:
+//! holding the journal (entries and signed tree heads), the approvals, and
+//! the agents and paired devices of `airlock serve`. Survives restarts and `kill -9`:
 //! a commit is in the write-ahead log before the call returns.
 //!
 //! The journal and approvals are reached through their own traits
@@ -60,6 +61,16 @@ CREATE TABLE IF NOT EXISTS agents (
     name TEXT PRIMARY KEY,
     token_sha256 TEXT NOT NULL UNIQUE,
     created TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS devices (
+    id TEXT PRIMARY KEY,
+    operator TEXT NOT NULL,
+    label TEXT NOT NULL,
+    cookie_sha256 TEXT NOT NULL UNIQUE,
+    paired TEXT NOT NULL,
+    last_seen TEXT,
+    revoked TEXT,
+    revoked_by TEXT
 );
 CREATE INDEX IF NOT EXISTS approvals_request ON approvals (request_hash, status);
 CREATE INDEX IF NOT EXISTS approvals_tool ON approvals (tool_sha256, principal, status);

@@ -213,6 +213,16 @@ pub struct Start<'a> {
     pub policies: Option<&'a std::path::Path>,
     /// Run it as this user (and group of the same number).
     pub as_user: Option<u32>,
+    /// Serve the console too (`--console 127.0.0.1:0`).
+    pub console: bool,
+}
+
+/// Where a server's console is and the key pin a browser trusts it by.
+pub struct ConsoleAt {
+    /// `https://127.0.0.1:PORT`, without the trailing slash.
+    pub url: String,
+    /// Base64 SHA-256 of the certificate's key.
+    pub pin: String,
 }
 
 /// A running `airlock serve --listen`.
@@ -221,6 +231,8 @@ pub struct Server<'f> {
     child: Child,
     address: SocketAddr,
     log: Arc<Mutex<String>>,
+    /// With [`Start::console`].
+    pub console: Option<ConsoleAt>,
 }
 
 impl<'f> Server<'f> {
@@ -253,6 +265,12 @@ impl<'f> Server<'f> {
             .args(["serve", "--listen", "127.0.0.1:0", "--config"])
             .arg(fixture.config())
             .args(["--resolve", "svc.test=127.0.0.1", "--no-dns"])
+            .args(
+                how.console
+                    .then_some(["--console", "127.0.0.1:0"])
+                    .into_iter()
+                    .flatten(),
+            )
             .env_remove("RUST_LOG")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -280,11 +298,27 @@ impl<'f> Server<'f> {
             .await
             .expect("task")
             .unwrap_or_else(|_| panic!("the server did not start: {}", log.lock().expect("log")));
+        // The console is announced before MCP.
+        let console = how.console.then(|| {
+            let log = log.lock().expect("log").clone();
+            let after = |marker: &str| {
+                log.lines()
+                    .find_map(|line| line.split(marker).nth(1))
+                    .and_then(|rest| rest.split_whitespace().next())
+                    .unwrap_or_else(|| panic!("no `{marker}` in the log: {log}"))
+                    .to_string()
+            };
+            ConsoleAt {
+                url: after("console at ").trim_end_matches('/').to_string(),
+                pin: after("--ignore-certificate-errors-spki-list): "),
+            }
+        });
         Server {
             fixture,
             child,
             address: address.parse().expect("an address"),
             log,
+            console,
         }
     }
 

@@ -5,7 +5,9 @@
 //! reload with `tools/list_changed`, the concurrency bound and a clean
 //! shutdown. Each test runs its own server process.
 
+mod browser;
 mod client_approvals;
+mod console;
 mod fixture;
 mod python;
 mod roles;

@@ -262,3 +262,55 @@ when { resource.name == "echo" };"#,
     assert!(recorded[1].contains("echo-retired"), "{}", recorded[1]);
     assert!(recorded[1].contains(&host.policies().digest()));
 }
+
+/// A paired console device decides as `Device::"ID"` in its operator:
+/// the shipped policies let it decide through the console only, and a
+/// policy that names the operator with `in` covers the device too.
+#[test]
+fn a_device_decides_as_a_member_of_its_operator() {
+    use airlock::policy::{ApprovalFacts, PrincipalKind};
+    let keep_exec_for_alice = r#"
+        forbid (principal, action == Airlock::Action::"approval.decide", resource)
+        when { resource.capabilities.contains("process_exec") && !(principal in Airlock::Operator::"alice") };
+    "#;
+    let engine = PolicyEngine::from_sources(
+        ("schema", DEFAULT_SCHEMA),
+        &[
+            ("default.cedar", DEFAULT_POLICIES),
+            ("extra.cedar", keep_exec_for_alice),
+        ],
+        None,
+    )
+    .expect("policies");
+    let approval = |capability: &str| ApprovalFacts {
+        id: "01J".into(),
+        tool: "tool".into(),
+        requester: "Agent::\"claude\"".into(),
+        capabilities: vec![capability.to_string()],
+        tool_sha256: "00".into(),
+    };
+    let device = Principal::new(PrincipalKind::Device, "phone");
+    let of = |operator: &str| vec![Principal::operator(operator)];
+    let decide = |operator: &str, capability: &str, channel: &str| {
+        engine
+            .check_decide(
+                &device,
+                &of(operator),
+                &approval(capability),
+                "allow_once",
+                channel,
+            )
+            .allowed
+    };
+    assert!(decide("alice", "network", "console"));
+    assert!(decide("alice", "process_exec", "console"));
+    assert!(decide("bob", "network", "console"));
+    assert!(
+        !decide("bob", "process_exec", "console"),
+        "bob's device is not alice"
+    );
+    assert!(
+        !decide("alice", "network", "operator-socket"),
+        "devices decide in the console only"
+    );
+}
