@@ -6,7 +6,7 @@
 //! and every page but pairing to a browser that is not paired.
 
 use super::browser::Browser;
-use super::fixture::{Fixture, Server, Start, printed};
+use super::fixture::{Fixture, Server, Start, airlock_for, printed};
 use super::{fetch_held_for_approval, text};
 use serde_json::{Value, json};
 
@@ -42,9 +42,12 @@ async fn enter_code(browser: &Browser, url: &str, code: &str, label: &str) {
     browser.fill("#code", &format!("{code}\u{E007}")).await;
 }
 
-/// The devices `airlock devices list --json` shows.
-fn devices(server: &Server<'_>) -> Vec<Value> {
-    let out = server.airlock(&["devices", "list", "--json"]);
+/// The devices `airlock devices list --json` shows (through the server's
+/// socket while it runs, from the state directory after).
+fn devices(fixture: &Fixture) -> Vec<Value> {
+    let out = airlock_for(fixture, &["devices", "list", "--json"])
+        .output()
+        .expect("airlock devices list");
     assert!(out.status.success(), "{}", printed(&out));
     serde_json::from_slice(&out.stdout).expect("JSON")
 }
@@ -100,7 +103,7 @@ async fn a_paired_browser_allows_a_waiting_mcp_call_live() {
     assert_eq!(result.is_error, Some(false), "{}", text(&result));
 
     // The decision names the operator and the device.
-    let device = devices(&server).pop().expect("one device");
+    let device = devices(&fixture).pop().expect("one device");
     let shown = server.airlock(&["approvals", "show", &id, "--json"]);
     let approval: Value = serde_json::from_slice(&shown.stdout).expect("JSON");
     let by = approval["decided_by"].as_str().unwrap_or_default();
@@ -207,6 +210,49 @@ async fn a_paired_browser_allows_a_waiting_mcp_call_live() {
     assert!(browser.text("#egress-check").await.contains("matches"));
     browser.screenshot("entry").await;
 
+    // Paging: 55 runs of `echo` are 50 on the first page, 5 on the next.
+    for n in 0..55 {
+        let echoed = client
+            .peer()
+            .call_tool(super::call("echo", json!({ "n": n })))
+            .await
+            .expect("tools/call");
+        assert_eq!(echoed.is_error, Some(false));
+    }
+    browser
+        .open(&format!("{url}/journal?tool=echo&kind=invocation"))
+        .await;
+    let rows = "#journal tbody tr";
+    assert_eq!(
+        browser
+            .client
+            .find_all(fantoccini::Locator::Css(rows))
+            .await
+            .expect("rows")
+            .len(),
+        50
+    );
+    browser
+        .wait_for("#older")
+        .await
+        .click()
+        .await
+        .expect("older");
+    browser.wait_for("a[rel='prev']").await;
+    assert_eq!(
+        browser
+            .client
+            .find_all(fantoccini::Locator::Css(rows))
+            .await
+            .expect("rows")
+            .len(),
+        5
+    );
+    assert!(
+        !browser.has("#older").await,
+        "the oldest page has no older one"
+    );
+
     browser.open(&format!("{url}/tools")).await;
     let tool = browser.text("#tool-fetch").await;
     assert!(tool.contains("svc.test") && tool.contains("ok"), "{tool}");
@@ -273,7 +319,7 @@ async fn wrong_reused_and_expired_codes_are_refused() {
             .contains("too many wrong pairing codes")
     );
     assert_eq!(
-        devices(&server).len(),
+        devices(&fixture).len(),
         1,
         "only the first pairing made a device"
     );
@@ -357,7 +403,7 @@ async fn revoked_devices_and_forged_posts_are_refused() {
 
     // Revoked from the CLI: the open page is sent to pairing at once, and
     // the old cookie opens nothing.
-    let device = devices(&server).pop().expect("one device");
+    let device = devices(&fixture).pop().expect("one device");
     let id_of_device = device["id"].as_str().expect("id").to_string();
     let revoked = server.airlock(&["devices", "revoke", &id_of_device]);
     assert!(revoked.status.success(), "{}", printed(&revoked));
@@ -380,6 +426,10 @@ async fn revoked_devices_and_forged_posts_are_refused() {
 
     browser.close().await;
     let journal = server.stop_and_journal();
+    // Without a server, the CLI reads the state directory itself.
+    let listed = devices(&fixture);
+    assert_eq!(listed.len(), 1);
+    assert!(listed[0]["revoked"].is_string(), "{listed:?}");
     let revocation = journal
         .iter()
         .find(|e| e["kind"] == "device_changed" && e["payload"]["change"] == "revoked")

@@ -215,6 +215,28 @@ mod tests {
     }
 
     #[test]
+    fn the_operators_own_files_are_served() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let made = rcgen::generate_simple_self_signed(vec!["console.example".to_string()])
+            .expect("certificate");
+        let (cert, key) = (dir.path().join("own.pem"), dir.path().join("own.key"));
+        std::fs::write(&cert, made.cert.pem()).expect("cert");
+        std::fs::write(&key, made.signing_key.serialize_pem()).expect("key");
+        let source = CertSource::Files {
+            cert: cert.clone(),
+            key,
+        };
+        let tls = ConsoleTls::load(&source, std::net::IpAddr::from([0, 0, 0, 0])).expect("loaded");
+        assert_eq!(tls.cert_path, cert);
+        assert_eq!(
+            tls.fingerprint.replace(':', "").to_lowercase(),
+            crate::attest::sha256_hex(made.cert.der())
+        );
+        assert_eq!(tls.spki_sha256, None, "only a generated key is pinned");
+        assert!(!dir.path().join(CERT_FILE).exists(), "nothing generated");
+    }
+
+    #[test]
     fn files_without_a_certificate_are_refused_with_their_name() {
         let dir = tempfile::tempdir().expect("tempdir");
         let cert = dir.path().join("cert.pem");
