@@ -68,19 +68,23 @@ pub struct Agent {
     pub created: String,
 }
 
-/// A freshly issued token: shown once, zeroed when dropped.
-pub struct AgentToken(Zeroizing<String>);
+/// A freshly issued bearer secret (an agent's token, a device's cookie):
+/// shown once, never printed by `Debug`, zeroed when dropped.
+pub struct BearerSecret(pub(super) Zeroizing<String>);
 
-impl AgentToken {
-    /// The token text, for the operator to hand to the agent.
+/// An agent's token.
+pub type AgentToken = BearerSecret;
+
+impl BearerSecret {
+    /// The secret's text, to hand to its holder once.
     pub fn expose(&self) -> &str {
         &self.0
     }
 }
 
-impl std::fmt::Debug for AgentToken {
+impl std::fmt::Debug for BearerSecret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("AgentToken(<redacted>)")
+        f.write_str("BearerSecret(<redacted>)")
     }
 }
 
@@ -163,7 +167,7 @@ impl Agents {
                 name: name.to_string(),
                 created,
             },
-            AgentToken(token),
+            BearerSecret(token),
         ))
     }
 

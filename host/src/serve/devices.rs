@@ -5,7 +5,7 @@
 //! (a restart voids them), are single use, expire, and wrong ones are
 //! rate-limited; devices live in the state database until revoked.
 
-use super::agents::{digest as sha256_hex, random_token};
+use super::agents::{BearerSecret, digest as sha256_hex, random_token};
 use crate::journal::{EntryKind, append_in};
 use crate::store::{SqliteStore, StoreError};
 use rusqlite::{OptionalExtension, params};
@@ -120,21 +120,8 @@ pub struct PairingCode {
     pub expires: String,
 }
 
-/// A device's cookie value: shown to its browser once, zeroed when dropped.
-pub struct DeviceCookie(Zeroizing<String>);
-
-impl DeviceCookie {
-    /// The cookie's value.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for DeviceCookie {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("DeviceCookie(<redacted>)")
-    }
-}
+/// A device's cookie value: shown to its browser once.
+pub type DeviceCookie = BearerSecret;
 
 struct Pending {
     operator: String,
@@ -294,7 +281,7 @@ impl Devices {
                 }),
             )
         })?;
-        Ok((device, DeviceCookie(cookie)))
+        Ok((device, BearerSecret(cookie)))
     }
 
     /// The unrevoked device a cookie belongs to; marks it seen. Only the

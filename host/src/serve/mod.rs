@@ -25,7 +25,7 @@ pub mod operator;
 mod settings;
 mod slots;
 
-pub use agents::{Agent, AgentError, AgentToken, Agents, TOKEN_PREFIX};
+pub use agents::{Agent, AgentError, AgentToken, Agents, BearerSecret, TOKEN_PREFIX};
 pub use arguments::Mismatch;
 pub use call::{Answered, AskClient, Call, CallError, ClientAsk, Progress};
 pub use decide::{CHANNEL_CONSOLE, CHANNEL_MCP_CLIENT, CHANNEL_OPERATOR, DecideError, Decider};

@@ -115,9 +115,32 @@ impl Browser {
         }
     }
 
-    /// The text of the first element `css` selects, waiting for it.
+    /// Runs `act` on the first element `css` selects, waiting for it. The
+    /// live approvals list may be replaced between finding an element and
+    /// acting on it: then it is found again.
+    pub async fn on<T>(
+        &self,
+        css: &str,
+        act: impl AsyncFn(fantoccini::elements::Element) -> Result<T, fantoccini::error::CmdError>,
+    ) -> T {
+        loop {
+            match act(self.wait_for(css).await).await {
+                Ok(done) => return done,
+                Err(fantoccini::error::CmdError::Standard(e))
+                    if e.error == fantoccini::error::ErrorStatus::StaleElementReference => {}
+                Err(e) => panic!("on `{css}`: {e}"),
+            }
+        }
+    }
+
+    /// The text of the first element `css` selects.
     pub async fn text(&self, css: &str) -> String {
-        self.wait_for(css).await.text().await.expect("text")
+        self.on(css, async |element| element.text().await).await
+    }
+
+    /// Clicks the first element `css` selects.
+    pub async fn click(&self, css: &str) {
+        self.on(css, async |element| element.click().await).await;
     }
 
     /// The first element `css` selects, once there is one.
@@ -150,9 +173,11 @@ impl Browser {
 
     /// Types `text` into the field `css` selects.
     pub async fn fill(&self, css: &str, text: &str) {
-        let field = self.wait_for(css).await;
-        field.clear().await.expect("clear");
-        field.send_keys(text).await.expect("type");
+        self.on(css, async |field| {
+            field.clear().await?;
+            field.send_keys(text).await
+        })
+        .await;
     }
 
     /// Runs `script` (its `return` value comes back) in the page.

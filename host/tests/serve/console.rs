@@ -42,6 +42,24 @@ async fn enter_code(browser: &Browser, url: &str, code: &str, label: &str) {
     browser.fill("#code", &format!("{code}\u{E007}")).await;
 }
 
+/// A `fetch` of `path` on the upstream, held for an approval, once the
+/// console shows it: the call and the approval id.
+async fn held_and_shown(
+    server: &Server<'_>,
+    client: &rmcp::service::RunningService<rmcp::RoleClient, super::fixture::Recorder>,
+    browser: &Browser,
+    port: u16,
+    path: &str,
+) -> (
+    tokio::task::JoinHandle<Result<rmcp::model::CallToolResult, rmcp::ServiceError>>,
+    String,
+) {
+    let url = format!("http://svc.test:{port}{path}");
+    let (pending, _, id) = fetch_held_for_approval(server, client, json!({ "url": url })).await;
+    browser.wait_for(&format!("#approval-{id}")).await;
+    (pending, id)
+}
+
 /// The devices `airlock devices list --json` shows (through the server's
 /// socket while it runs, from the state directory after).
 fn devices(fixture: &Fixture) -> Vec<Value> {
@@ -81,10 +99,10 @@ async fn a_paired_browser_allows_a_waiting_mcp_call_live() {
     // An agent's call waits for an approval; the page shows it without a
     // reload, with the input in full.
     let client = server.client("claude").await;
-    let target = format!("http://svc.test:{}/report?q=1", upstream.addr().port());
-    let (pending, _, id) = fetch_held_for_approval(&server, &client, json!({"url": target})).await;
+    let port = upstream.addr().port();
+    let (pending, id) = held_and_shown(&server, &client, &browser, port, "/report?q=1").await;
+    let target = format!("http://svc.test:{port}/report?q=1");
     let card = format!("#approval-{id}");
-    browser.wait_for(&card).await;
     let shown = browser.text(&card).await;
     for expected in ["fetch", "Agent::\"claude\"", "network", &target, "svc.test"] {
         assert!(shown.contains(expected), "`{expected}` not in: {shown}");
@@ -92,11 +110,8 @@ async fn a_paired_browser_allows_a_waiting_mcp_call_live() {
     browser.screenshot("approvals").await;
 
     browser
-        .wait_for(&format!("{card} button[value='allow_once']"))
-        .await
-        .click()
-        .await
-        .expect("click");
+        .click(&format!("{card} button[value='allow_once']"))
+        .await;
     let notice = browser.text("#notice").await;
     assert!(notice.contains("allowed once"), "{notice}");
     let result = pending.await.expect("task").expect("tools/call");
@@ -123,13 +138,7 @@ async fn a_paired_browser_allows_a_waiting_mcp_call_live() {
         .set_window_size(390, 844)
         .await
         .expect("resize");
-    let (denied, _, second) = fetch_held_for_approval(
-        &server,
-        &client,
-        json!({"url": format!("http://svc.test:{}/second", upstream.addr().port())}),
-    )
-    .await;
-    browser.wait_for(&format!("#approval-{second}")).await;
+    let (denied, second) = held_and_shown(&server, &client, &browser, port, "/second").await;
     let fits = browser
         .run("return document.documentElement.scrollWidth <= window.innerWidth;")
         .await;
@@ -159,13 +168,7 @@ async fn a_paired_browser_allows_a_waiting_mcp_call_live() {
 
     // Allowed for two hours: the next call, with another input, runs
     // without asking.
-    let (windowed, _, third) = fetch_held_for_approval(
-        &server,
-        &client,
-        json!({"url": format!("http://svc.test:{}/third", upstream.addr().port())}),
-    )
-    .await;
-    browser.wait_for(&format!("#approval-{third}")).await;
+    let (windowed, third) = held_and_shown(&server, &client, &browser, port, "/third").await;
     browser.fill(&format!("#for-{third}"), "2h\u{E007}").await;
     assert!(browser.text("#notice").await.contains("allowed until"));
     let result = windowed.await.expect("task").expect("tools/call");
@@ -174,7 +177,7 @@ async fn a_paired_browser_allows_a_waiting_mcp_call_live() {
         .peer()
         .call_tool(super::call(
             "fetch",
-            json!({"url": format!("http://svc.test:{}/fourth", upstream.addr().port())}),
+            json!({ "url": format!("http://svc.test:{port}/fourth") }),
         ))
         .await
         .expect("tools/call");
@@ -191,12 +194,7 @@ async fn a_paired_browser_allows_a_waiting_mcp_call_live() {
         .open(&format!("{url}/journal?tool=fetch&kind=invocation"))
         .await;
     browser.screenshot("journal").await;
-    browser
-        .wait_for("#journal tbody tr a")
-        .await
-        .click()
-        .await
-        .expect("open the entry");
+    browser.click("#journal tbody tr a").await;
     browser.wait_for("#attestation").await;
     let verdict = loop {
         // A head is signed within seconds of the run: reload until it is.
@@ -232,12 +230,7 @@ async fn a_paired_browser_allows_a_waiting_mcp_call_live() {
             .len(),
         50
     );
-    browser
-        .wait_for("#older")
-        .await
-        .click()
-        .await
-        .expect("older");
+    browser.click("#older").await;
     browser.wait_for("a[rel='prev']").await;
     assert_eq!(
         browser
@@ -385,9 +378,8 @@ async fn revoked_devices_and_forged_posts_are_refused() {
     // A pending approval, and posts that try to decide it without the
     // page's CSRF token: refused, and it stays pending.
     let client = server.client("claude").await;
-    let target = format!("http://svc.test:{}/", upstream.addr().port());
-    let (pending, _, id) = fetch_held_for_approval(&server, &client, json!({"url": target})).await;
-    browser.wait_for(&format!("#approval-{id}")).await;
+    let (pending, id) =
+        held_and_shown(&server, &client, &browser, upstream.addr().port(), "/").await;
     for body in ["decision=allow_once", "decision=allow_once&csrf=00ff"] {
         let init = format!(
             "{{method: 'POST', headers: {{'Content-Type': 'application/x-www-form-urlencoded'}}, body: {body:?}}}"
