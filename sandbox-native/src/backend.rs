@@ -116,6 +116,66 @@ pub trait TierCBackend: fmt::Debug + Send + Sync {
     fn confinement(&self) -> Confinement;
     /// Runs `plan` to its end (or the wall clock's).
     fn run(&self, plan: &Plan, input: &[u8]) -> Result<RunOutput, SandboxError>;
+
+    /// Starts `plan` and leaves it running with its standard streams piped
+    /// (a long-lived server spoken to over stdio). The wall clock does not
+    /// apply; the other limits do. Dropping the [`Spawned`] kills
+    /// everything it started.
+    fn spawn(&self, plan: &Plan) -> Result<Spawned, SandboxError> {
+        let _ = plan;
+        Err(SandboxError::Unsupported {
+            detail: format!(
+                "{} cannot keep a program running confined; run it as a native tool instead",
+                self.kind()
+            ),
+        })
+    }
+}
+
+/// A sandboxed program left running ([`TierCBackend::spawn`]).
+pub struct Spawned {
+    /// The sandbox's process; its stdin, stdout and stderr are the
+    /// program's, piped.
+    pub child: std::process::Child,
+    kill: Box<dyn FnMut() + Send>,
+    /// What must live as long as the program (stand-ins, a bridge, a
+    /// temporary directory).
+    _keep: Vec<Box<dyn std::any::Any + Send>>,
+}
+
+impl Spawned {
+    /// Wraps a started `child`; `kill` ends everything it started.
+    pub(crate) fn new(
+        child: std::process::Child,
+        kill: impl FnMut() + Send + 'static,
+        keep: Vec<Box<dyn std::any::Any + Send>>,
+    ) -> Self {
+        Self {
+            child,
+            kill: Box::new(kill),
+            _keep: keep,
+        }
+    }
+
+    /// Kills everything the program started and reaps the sandbox.
+    pub fn kill(&mut self) {
+        (self.kill)();
+        let _ = self.child.wait();
+    }
+}
+
+impl fmt::Debug for Spawned {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Spawned")
+            .field("pid", &self.child.id())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        self.kill();
+    }
 }
 
 /// The sandbox found on this machine.

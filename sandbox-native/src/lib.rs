@@ -28,7 +28,8 @@ mod unix;
 pub mod windows_job;
 
 pub use backend::{
-    Backend, BackendKind, Confinement, SandboxError, TierCBackend, detect, detect_in, find_program,
+    Backend, BackendKind, Confinement, SandboxError, Spawned, TierCBackend, detect, detect_in,
+    find_program,
 };
 pub use cancel::Cancel;
 pub use linux_bwrap::LinuxBubblewrap;

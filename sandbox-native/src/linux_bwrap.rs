@@ -195,11 +195,24 @@ impl crate::TierCBackend for LinuxBubblewrap {
     }
 
     fn run(&self, plan: &Plan, input: &[u8]) -> Result<crate::RunOutput, crate::SandboxError> {
-        use crate::unix::{Confine, command, confine, execute, rlimits};
+        self.prepare(plan)?.run(plan, input)
+    }
+
+    fn spawn(&self, plan: &Plan) -> Result<crate::Spawned, crate::SandboxError> {
+        self.prepare(plan)?.spawn()
+    }
+}
+
+#[cfg(target_os = "linux")]
+impl LinuxBubblewrap {
+    /// `bwrap` with the plan's arguments, the seccomp filter it inherits,
+    /// stand-ins for missing persistence paths, and the limits.
+    fn prepare(&self, plan: &Plan) -> Result<crate::unix::Prepared, crate::SandboxError> {
+        use crate::unix::{Confine, Prepared, command, confine, rlimits};
         use std::os::fd::AsRawFd;
         let filter = seccomp_filter()?;
         let filter_fd = filter.as_raw_fd();
-        let _stand_ins = crate::persistence::StandIns::create(plan)?;
+        let stand_ins = crate::persistence::StandIns::create(plan)?;
         let existing = |p: &Path| p.exists();
         let mut command = command(&self.program);
         command.args(arguments(plan, &existing, Some(filter_fd)));
@@ -212,9 +225,10 @@ impl crate::TierCBackend for LinuxBubblewrap {
                 drop_root: true,
             },
         );
-        let output = execute(command, plan, input);
-        drop(filter);
-        output
+        Ok(Prepared {
+            command,
+            keep: vec![Box::new(filter), Box::new(stand_ins)],
+        })
     }
 }
 

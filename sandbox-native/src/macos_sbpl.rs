@@ -159,7 +159,20 @@ impl crate::TierCBackend for MacosSandboxExec {
     }
 
     fn run(&self, plan: &Plan, input: &[u8]) -> Result<crate::RunOutput, crate::SandboxError> {
-        use crate::unix::{Confine, command, confine, execute, rlimits};
+        self.prepare(plan)?.run(plan, input)
+    }
+
+    fn spawn(&self, plan: &Plan) -> Result<crate::Spawned, crate::SandboxError> {
+        self.prepare(plan)?.spawn()
+    }
+}
+
+#[cfg(target_os = "macos")]
+impl MacosSandboxExec {
+    /// `sandbox-exec` with the plan's profile, its private temporary
+    /// directory, the egress bridge when strict, and the limits.
+    fn prepare(&self, plan: &Plan) -> Result<crate::unix::Prepared, crate::SandboxError> {
+        use crate::unix::{Confine, Prepared, command, confine, rlimits};
         if rustix::process::geteuid().is_root() {
             // A root process inside the profile could still read root-only
             // files the system directories hold; there is no user namespace
@@ -200,9 +213,11 @@ impl crate::TierCBackend for MacosSandboxExec {
             rlimits(&plan.limits, false),
             Confine::default(),
         );
-        let output = execute(command, plan, input);
-        drop(bridge);
-        output
+        let mut keep: Vec<Box<dyn std::any::Any + Send>> = vec![Box::new(tmp)];
+        if let Some(bridge) = bridge {
+            keep.push(Box::new(bridge));
+        }
+        Ok(Prepared { command, keep })
     }
 }
 

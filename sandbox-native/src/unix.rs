@@ -93,6 +93,42 @@ pub(crate) fn execute(
     )
 }
 
+/// A command ready to start under a sandbox, and what must outlive the
+/// start (a descriptor the sandbox program reads) or the whole run
+/// (stand-ins, a bridge, a temporary directory).
+pub(crate) struct Prepared {
+    pub command: Command,
+    pub keep: Vec<Box<dyn std::any::Any + Send>>,
+}
+
+impl Prepared {
+    /// Runs it to its end, as [`execute`].
+    pub(crate) fn run(self, plan: &Plan, input: &[u8]) -> Result<RunOutput, SandboxError> {
+        let output = execute(self.command, plan, input);
+        drop(self.keep);
+        output
+    }
+
+    /// Starts it and leaves it running, standard streams piped, in its own
+    /// process group (killed whole when the [`Spawned`] drops).
+    pub(crate) fn spawn(mut self) -> Result<crate::Spawned, SandboxError> {
+        self.command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0);
+        let child = self.command.spawn().map_err(|source| SandboxError::Spawn {
+            detail: source.to_string(),
+        })?;
+        let pid = child.id();
+        Ok(crate::Spawned::new(
+            child,
+            move || kill_group(pid),
+            self.keep,
+        ))
+    }
+}
+
 fn kill_group(pid: u32) {
     if let Some(pid) = i32::try_from(pid)
         .ok()

@@ -417,3 +417,35 @@ fn is_root() -> bool {
         .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
         .unwrap_or(false)
 }
+
+#[test]
+fn a_spawned_server_talks_over_stdio_confined_and_dies_with_its_handle() {
+    use std::io::{BufRead, Write};
+    let backend = detect().expect("bubblewrap is installed by the test command");
+    // A tiny line server: answers each line with what the sandbox lets it see.
+    let plan = sh("sleep 353 & while read line; do \
+           if [ -e /etc/shadow ]; then s=visible; else s=hidden; fi; \
+           echo \"$line shadow=$s home=${HOME:-unset}\"; \
+         done");
+    let mut server = backend.spawn(&plan).expect("spawned");
+    let mut stdin = server.child.stdin.take().expect("stdin");
+    let mut stdout = std::io::BufReader::new(server.child.stdout.take().expect("stdout"));
+    for word in ["one", "two"] {
+        writeln!(stdin, "{word}").expect("write");
+        let mut answer = String::new();
+        stdout.read_line(&mut answer).expect("read");
+        assert_eq!(answer.trim(), format!("{word} shadow=hidden home=unset"));
+    }
+    let started = std::time::Instant::now();
+    while running(&["sleep", "353"]) == 0 && started.elapsed() < std::time::Duration::from_secs(30)
+    {
+        std::thread::yield_now();
+    }
+    assert_eq!(running(&["sleep", "353"]), 1, "the server's child runs");
+    drop(server);
+    assert_eq!(
+        running(&["sleep", "353"]),
+        0,
+        "dropping the handle ends it all"
+    );
+}
