@@ -36,6 +36,7 @@ use crate::grants::{DirAccess, DirGrant, Grants};
 use crate::limits::Limits;
 use crate::native::{NativeSpec, RawNative};
 use crate::serve::{RawServe, ServeSettings};
+use crate::servers::{RawServer, ServerConfig};
 use crate::toml_file::{ConfigError, RawSize, Source, positive_size, timeout};
 use crate::vault::CredentialBinding;
 use serde::Deserialize;
@@ -111,6 +112,7 @@ impl ToolConfig {
 #[derive(Clone, Debug, Default)]
 pub struct Config {
     tools: Vec<ToolConfig>,
+    servers: Vec<ServerConfig>,
     serve: ServeSettings,
 }
 
@@ -119,6 +121,8 @@ pub struct Config {
 struct RawConfig {
     #[serde(default)]
     tools: Vec<Spanned<RawTool>>,
+    #[serde(default)]
+    servers: Vec<Spanned<RawServer>>,
     serve: Option<RawServe>,
 }
 
@@ -370,11 +374,37 @@ impl Config {
                 limits,
             });
         }
+        let mut servers: Vec<ServerConfig> = Vec::with_capacity(raw.servers.len());
+        let mut server_starts: Vec<(String, usize)> = Vec::new();
+        for server in raw.servers {
+            let span = server.span();
+            let name = server.get_ref().name().get_ref().trim().to_string();
+            if let Some((_, first)) = server_starts.iter().find(|(n, _)| *n == name) {
+                let (line, _) = source.line_column(*first);
+                return Err(source.error(
+                    span,
+                    format!(
+                        "server `{name}` is configured twice (first at line {line}): rename one or merge the two entries"
+                    ),
+                ));
+            }
+            server_starts.push((name, span.start));
+            servers.push(server.into_inner().into_config(base, &source)?);
+        }
         let serve = match raw.serve {
             Some(serve) => serve.into_settings(base, &source)?,
             None => ServeSettings::default(),
         };
-        Ok(Self { tools, serve })
+        Ok(Self {
+            tools,
+            servers,
+            serve,
+        })
+    }
+
+    /// The MCP servers airlock hosts (`[[servers]]`), in file order.
+    pub fn servers(&self) -> &[ServerConfig] {
+        &self.servers
     }
 
     /// How `airlock serve` serves these tools (the `[serve]` table).

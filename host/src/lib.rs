@@ -56,6 +56,7 @@ mod outcome;
 pub mod policy;
 mod runtime;
 pub mod serve;
+pub mod servers;
 pub mod store;
 mod toml_file;
 mod tool;

@@ -37,7 +37,7 @@ pub(crate) struct RawNative {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawLimits {
+pub(crate) struct RawLimits {
     cpu: Option<Spanned<String>>,
     memory: Option<Spanned<RawSize>>,
     processes: Option<Spanned<u64>>,
@@ -49,7 +49,7 @@ struct RawLimits {
 
 /// A path from the file: absolute, relative to the file's directory, or
 /// (for a program only) a bare name left for a `PATH` search at load.
-fn path(base: &Path, written: &str, bare_is_name: bool) -> PathBuf {
+pub(crate) fn path(base: &Path, written: &str, bare_is_name: bool) -> PathBuf {
     let path = Path::new(written);
     if path.is_absolute() || (bare_is_name && path.components().count() == 1) {
         path.to_path_buf()
@@ -73,11 +73,12 @@ fn count(
     )
 }
 
-fn limits(
+/// Checks a `limits` table; what it leaves out comes from `d`.
+pub(crate) fn limits(
     raw: RawLimits,
+    d: airlock_sandbox::ProcessLimits,
     source: &Source<'_>,
 ) -> Result<airlock_sandbox::ProcessLimits, ConfigError> {
-    let d = airlock_sandbox::DEFAULT_LIMITS;
     let cpu = timeout(
         raw.cpu,
         std::time::Duration::from_secs(d.cpu_seconds),
@@ -144,7 +145,7 @@ impl RawNative {
             }
         };
         let limits = match self.limits {
-            Some(raw) => limits(raw, source)?,
+            Some(raw) => limits(raw, airlock_sandbox::DEFAULT_LIMITS, source)?,
             None => airlock_sandbox::DEFAULT_LIMITS,
         };
         Ok(NativeSpec {

@@ -10,7 +10,7 @@
 mod config;
 mod run;
 
-pub(crate) use config::RawNative;
+pub(crate) use config::{RawLimits, RawNative, limits as parse_limits, path as config_path};
 
 use crate::Host;
 use crate::approvals::GrantBinding;

@@ -1,0 +1,12 @@
+//! Hosted MCP servers: existing stdio MCP servers (`npx …`, `uvx …`, a
+//! binary) run by airlock in the platform sandbox, spoken to as an MCP
+//! client, their tools re-exported as `SERVER.TOOL` and every call governed
+//! like a tool's: Cedar, approvals, egress through the host's proxy, the
+//! journal.
+//!
+//! - [`config`]: the `[[servers]]` entries of `airlock.toml`.
+
+mod config;
+
+pub(crate) use config::RawServer;
+pub use config::{DEFAULT_INIT_TIMEOUT, DEFAULT_SERVER_LIMITS, ServerConfig, Start, ToolOverride};
