@@ -20,6 +20,9 @@ pub enum World {
     NetworkFiles,
     /// A native program (not a component).
     Native,
+    /// A tool of an MCP server airlock hosts (`[[servers]]`): its
+    /// capabilities come from the server's grants.
+    McpServer,
 }
 
 impl World {
@@ -39,6 +42,7 @@ impl World {
             World::Files => "files",
             World::NetworkFiles => "network-files",
             World::Native => "native",
+            World::McpServer => "mcp-server",
         }
     }
 
@@ -56,6 +60,7 @@ impl World {
                 Capability::FilesystemWrite,
             ],
             World::Native => &[Capability::ProcessExec],
+            World::McpServer => &[],
         }
     }
 
@@ -163,6 +168,8 @@ pub enum Executor {
     Native(airlock_sandbox::BackendKind),
     /// A native program without a sandbox (`tier = "none"`).
     NativeUnsandboxed,
+    /// An MCP server airlock hosts in the platform sandbox.
+    McpServer,
 }
 
 impl Executor {
@@ -172,6 +179,7 @@ impl Executor {
             Executor::WasmComponent => "wasm_component",
             Executor::Native(kind) => kind.executor(),
             Executor::NativeUnsandboxed => "native_unsandboxed",
+            Executor::McpServer => "mcp_server",
         }
     }
 }

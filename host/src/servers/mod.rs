@@ -4,9 +4,17 @@
 //! like a tool's: Cedar, approvals, egress through the host's proxy, the
 //! journal.
 //!
-//! - [`config`]: the `[[servers]]` entries of `airlock.toml`.
+//! - `config`: the `[[servers]]` entries of `airlock.toml`.
+//! - `process`: the sandbox plan, stdout's message cap, stderr to the log.
+//! - [`HostedServer`]: one server, loaded, started, called, stopped.
 
 mod config;
+mod error;
+mod hosted;
+mod process;
 
 pub(crate) use config::RawServer;
 pub use config::{DEFAULT_INIT_TIMEOUT, DEFAULT_SERVER_LIMITS, ServerConfig, Start, ToolOverride};
+pub use error::ServerError;
+pub use hosted::{Called, HostedServer, ProgressSink, State, Status};
+pub use process::{MAX_MESSAGE_BYTES, STDERR_LOG_BYTES};

@@ -9,6 +9,7 @@ mod browser;
 mod client_approvals;
 mod console;
 mod fixture;
+mod hosted;
 mod python;
 mod roles;
 mod survival;

@@ -15,7 +15,7 @@ use std::process::{Command, Stdio};
 /// The SDK versions `.ci/install` prepares (keep in step with it).
 const VERSIONS: [&str; 2] = ["1.30.0", "2.3.0"];
 
-fn python(version: &str) -> PathBuf {
+pub fn python(version: &str) -> PathBuf {
     // target/debug/airlock -> target/python-mcp/VERSION/bin/python
     let target = PathBuf::from(env!("CARGO_BIN_EXE_airlock"))
         .ancestors()

@@ -1,0 +1,94 @@
+//! Why a hosted server could not load, start or answer.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Why a hosted server could not load, start or answer a call.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    /// The program cannot be found or read.
+    #[error("server `{server}`: program {}: {message}", path.display())]
+    Program {
+        /// The server.
+        server: String,
+        /// The program as configured or found.
+        path: PathBuf,
+        /// Why.
+        message: String,
+    },
+    /// A granted directory does not exist.
+    #[error("server `{server}`: granted directory {} does not exist: create it or fix `fs_read`/`fs_write`", path.display())]
+    Directory {
+        /// The server.
+        server: String,
+        /// The directory.
+        path: PathBuf,
+    },
+    /// The platform's sandbox does not confine files and network.
+    #[error(
+        "server `{server}` needs a sandbox that confines files and network, and {executor} does not: hosted servers run only confined"
+    )]
+    Unconfined {
+        /// The server.
+        server: String,
+        /// The sandbox there is.
+        executor: &'static str,
+    },
+    /// The process did not start, or the handshake failed.
+    #[error("server `{server}` did not start: {message}")]
+    Start {
+        /// The server.
+        server: String,
+        /// Why.
+        message: String,
+    },
+    /// No answer to `initialize` (or to the tool listing) in time.
+    #[error("server `{server}` did not answer `initialize` within {}: it was stopped; check that it speaks MCP on stdio (its stderr is in the log)", humantime::format_duration(*after))]
+    InitTimeout {
+        /// The server.
+        server: String,
+        /// The `init_timeout`.
+        after: Duration,
+    },
+    /// The server died or closed the connection.
+    #[error("server `{server}`: {message}")]
+    Gone {
+        /// The server.
+        server: String,
+        /// What happened.
+        message: String,
+    },
+    /// The server answered with a JSON-RPC error.
+    #[error("server `{server}` refused the call: {message}")]
+    Refused {
+        /// The server.
+        server: String,
+        /// Its message.
+        message: String,
+    },
+    /// The server answered something that is not MCP.
+    #[error("server `{server}` broke the protocol: {message}")]
+    Protocol {
+        /// The server.
+        server: String,
+        /// What it did.
+        message: String,
+    },
+}
+
+impl ServerError {
+    /// Stable machine-readable reason code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ServerError::Program { .. } => "server_program_invalid",
+            ServerError::Directory { .. } => "server_directory_missing",
+            ServerError::Unconfined { .. } => "sandbox_unavailable",
+            ServerError::Start { .. } => "server_start_failed",
+            ServerError::InitTimeout { .. } => "server_init_timeout",
+            ServerError::Gone { .. } => "server_gone",
+            ServerError::Refused { .. } => "server_refused",
+            ServerError::Protocol { .. } => "server_protocol_error",
+        }
+    }
+}

@@ -1,0 +1,455 @@
+//! [`HostedServer`]: one `[[servers]]` entry, loaded (program found and
+//! digested, directories checked) and, once started, a sandboxed process
+//! airlock speaks MCP to as a client over its stdio.
+
+use super::process::{LineCap, MAX_MESSAGE_BYTES, log_stderr, plan};
+use super::{ServerConfig, ServerError};
+use airlock_sandbox::{Backend, NetworkMode, Spawned};
+use rmcp::model::{
+    CallToolRequest, CallToolRequestParams, CallToolResult, ClientRequest,
+    ProgressNotificationParam, ProgressToken, ServerResult, Tool,
+};
+use rmcp::service::{NotificationContext, PeerRequestOptions, RunningService};
+use rmcp::{ClientHandler, RoleClient, ServiceExt};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Reports a call's progress (the server's messages, passed on).
+pub type ProgressSink = Arc<dyn Fn(String) + Send + Sync>;
+
+/// Where a hosted server stands.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    /// Not started (lazy), or stopped.
+    Stopped,
+    /// Running, its tools listed.
+    Running,
+    /// It failed to start or died; the error says why.
+    Failed,
+}
+
+/// What `airlock servers status` shows of one server.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Status {
+    /// The server's name.
+    pub name: String,
+    /// Where it stands.
+    pub state: State,
+    /// The sandbox's process id while it runs.
+    pub pid: Option<u32>,
+    /// How many times it was started.
+    pub starts: u32,
+    /// Why it last failed.
+    pub last_error: Option<String>,
+    /// How many tools it lists.
+    pub tools: usize,
+}
+
+/// What airlock, as the server's client, does with what the server tells it:
+/// progress goes to the call it belongs to; a changed tool list is noted.
+struct Upstream {
+    progress: Arc<Mutex<HashMap<ProgressToken, ProgressSink>>>,
+    list_changed: Arc<tokio::sync::Notify>,
+}
+
+impl ClientHandler for Upstream {
+    async fn on_progress(
+        &self,
+        params: ProgressNotificationParam,
+        _context: NotificationContext<RoleClient>,
+    ) {
+        let sink = self
+            .progress
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&params.progress_token)
+            .cloned();
+        if let (Some(sink), Some(message)) = (sink, params.message) {
+            sink(message);
+        }
+    }
+
+    async fn on_tool_list_changed(&self, _context: NotificationContext<RoleClient>) {
+        self.list_changed.notify_one();
+    }
+}
+
+/// A running process and the MCP session with it.
+struct Live {
+    client: RunningService<RoleClient, Upstream>,
+    tools: Vec<Tool>,
+    process: Spawned,
+}
+
+/// How one call ended at the server.
+pub enum Called {
+    /// The server answered (an `isError` result included).
+    Answered(CallToolResult),
+    /// The caller cancelled; the server was told.
+    Cancelled,
+    /// The call's deadline passed; the server was told.
+    TimedOut,
+}
+
+/// One hosted server. Cheap to clone.
+#[derive(Clone)]
+pub struct HostedServer {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: ServerConfig,
+    program: PathBuf,
+    sha256: String,
+    backend: Backend,
+    live: tokio::sync::Mutex<Option<Live>>,
+    status: Mutex<Status>,
+    progress: Arc<Mutex<HashMap<ProgressToken, ProgressSink>>>,
+    list_changed: Arc<tokio::sync::Notify>,
+}
+
+impl HostedServer {
+    /// Checks `config` on this machine: the program exists (a bare name is
+    /// found on `PATH`) and is digested, the directories exist, a sandbox
+    /// that confines files and network is installed.
+    pub fn load(config: ServerConfig, backend: Backend) -> Result<Self, ServerError> {
+        if !backend.confinement().is_full() {
+            return Err(ServerError::Unconfined {
+                server: config.name.clone(),
+                executor: backend.kind().executor(),
+            });
+        }
+        let program = if config.command.components().count() == 1 {
+            airlock_sandbox::find_program(config.command.as_os_str(), std::env::var_os("PATH"))
+                .ok_or_else(|| ServerError::Program {
+                    server: config.name.clone(),
+                    path: config.command.clone(),
+                    message: "not found on PATH".into(),
+                })?
+        } else {
+            config.command.clone()
+        };
+        // The digest is of what runs: a symbolic link's target.
+        let program = std::fs::canonicalize(&program).unwrap_or(program);
+        let bytes = std::fs::read(&program).map_err(|e| ServerError::Program {
+            server: config.name.clone(),
+            path: program.clone(),
+            message: e.to_string(),
+        })?;
+        for dir in config.fs_read.iter().chain(&config.fs_write) {
+            if !dir.is_dir() {
+                return Err(ServerError::Directory {
+                    server: config.name.clone(),
+                    path: dir.clone(),
+                });
+            }
+        }
+        let status = Status {
+            name: config.name.clone(),
+            state: State::Stopped,
+            pid: None,
+            starts: 0,
+            last_error: None,
+            tools: 0,
+        };
+        Ok(Self {
+            inner: Arc::new(Inner {
+                sha256: crate::attest::sha256_hex(&bytes),
+                program,
+                backend,
+                config,
+                live: tokio::sync::Mutex::new(None),
+                status: Mutex::new(status),
+                progress: Arc::default(),
+                list_changed: Arc::default(),
+            }),
+        })
+    }
+
+    /// Its configuration.
+    pub fn config(&self) -> &ServerConfig {
+        &self.inner.config
+    }
+
+    /// Its name.
+    pub fn name(&self) -> &str {
+        &self.inner.config.name
+    }
+
+    /// SHA-256 of the program that runs it.
+    pub fn sha256(&self) -> &str {
+        &self.inner.sha256
+    }
+
+    /// The program, as found.
+    pub fn program(&self) -> &std::path::Path {
+        &self.inner.program
+    }
+
+    /// Where it stands.
+    pub fn status(&self) -> Status {
+        self.inner
+            .status
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn set_status(&self, change: impl FnOnce(&mut Status)) {
+        change(
+            &mut self
+                .inner
+                .status
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        );
+    }
+
+    /// Fires when the server says its tool list changed.
+    pub fn list_changed(&self) -> Arc<tokio::sync::Notify> {
+        Arc::clone(&self.inner.list_changed)
+    }
+
+    /// Starts the process (if it does not run) with `network` (`None`: no
+    /// network; else the proxy socket and the bridge), and lists its tools.
+    /// A server that does not answer `initialize` within its
+    /// `init_timeout` is killed and reported.
+    pub async fn start(&self, network: Option<NetworkMode>) -> Result<Vec<Tool>, ServerError> {
+        let mut live = self.inner.live.lock().await;
+        if let Some(running) = live.as_ref()
+            && !running.client.is_closed()
+            && !running.client.peer().is_transport_closed()
+        {
+            return Ok(running.tools.clone());
+        }
+        *live = None;
+        self.set_status(|s| {
+            s.starts += 1;
+            s.state = State::Stopped;
+            s.pid = None;
+        });
+        match self.connect(network).await {
+            Ok(started) => {
+                let tools = started.tools.clone();
+                let pid = started.process.child.id();
+                *live = Some(started);
+                self.set_status(|s| {
+                    s.state = State::Running;
+                    s.pid = Some(pid);
+                    s.tools = tools.len();
+                    s.last_error = None;
+                });
+                Ok(tools)
+            }
+            Err(error) => {
+                tracing::warn!(target: "airlock::servers", server = %self.name(), code = error.code(), %error, "the server did not start");
+                self.set_status(|s| {
+                    s.state = State::Failed;
+                    s.last_error = Some(error.to_string());
+                });
+                Err(error)
+            }
+        }
+    }
+
+    async fn connect(&self, network: Option<NetworkMode>) -> Result<Live, ServerError> {
+        let config = &self.inner.config;
+        let mut plan = plan(config, &self.inner.program);
+        if let Some(network) = network {
+            plan.network = network;
+        }
+        let failed = |message: String| ServerError::Start {
+            server: config.name.clone(),
+            message,
+        };
+        let mut process = self
+            .inner
+            .backend
+            .spawn(&plan)
+            .map_err(|e| failed(e.to_string()))?;
+        let (Some(stdin), Some(stdout), Some(stderr)) = (
+            process.child.stdin.take(),
+            process.child.stdout.take(),
+            process.child.stderr.take(),
+        ) else {
+            return Err(failed("its standard streams were not piped".into()));
+        };
+        log_stderr(config.name.clone(), stderr);
+        let stdin =
+            tokio::process::ChildStdin::from_std(stdin).map_err(|e| failed(e.to_string()))?;
+        let stdout =
+            tokio::process::ChildStdout::from_std(stdout).map_err(|e| failed(e.to_string()))?;
+        let upstream = Upstream {
+            progress: Arc::clone(&self.inner.progress),
+            list_changed: Arc::clone(&self.inner.list_changed),
+        };
+        let init = config.init_timeout;
+        let timed_out = || ServerError::InitTimeout {
+            server: config.name.clone(),
+            after: init,
+        };
+        let client = tokio::time::timeout(
+            init,
+            upstream.serve((LineCap::new(stdout, MAX_MESSAGE_BYTES), stdin)),
+        )
+        .await
+        .map_err(|_| timed_out())?
+        .map_err(|e| failed(format!("the MCP handshake failed: {e}")))?;
+        let tools = tokio::time::timeout(init, client.peer().list_all_tools())
+            .await
+            .map_err(|_| timed_out())?
+            .map_err(|e| failed(format!("listing its tools failed: {e}")))?;
+        Ok(Live {
+            client,
+            tools,
+            process,
+        })
+    }
+
+    /// Lists the tools again (after the server said they changed).
+    pub async fn relist(&self) -> Result<Vec<Tool>, ServerError> {
+        let mut live = self.inner.live.lock().await;
+        let Some(running) = live.as_mut() else {
+            return Ok(Vec::new());
+        };
+        let tools =
+            running
+                .client
+                .peer()
+                .list_all_tools()
+                .await
+                .map_err(|e| ServerError::Start {
+                    server: self.name().to_string(),
+                    message: format!("listing its tools failed: {e}"),
+                })?;
+        running.tools = tools.clone();
+        self.set_status(|s| s.tools = tools.len());
+        Ok(tools)
+    }
+
+    /// The tools it listed last (none while it does not run).
+    pub async fn tools(&self) -> Vec<Tool> {
+        self.inner
+            .live
+            .lock()
+            .await
+            .as_ref()
+            .map(|l| l.tools.clone())
+            .unwrap_or_default()
+    }
+
+    /// Calls tool `name` (the server's own name) with `arguments`; passes the
+    /// server's progress to `progress`; tells the server when `cancel`
+    /// fires or `deadline` passes.
+    pub async fn call(
+        &self,
+        name: &str,
+        arguments: serde_json::Map<String, serde_json::Value>,
+        progress: Option<ProgressSink>,
+        cancel: &CancellationToken,
+        deadline: Duration,
+    ) -> Result<Called, ServerError> {
+        let peer = {
+            let live = self.inner.live.lock().await;
+            match live.as_ref() {
+                Some(running) if !running.client.peer().is_transport_closed() => {
+                    running.client.peer().clone()
+                }
+                _ => return Err(self.gone("it is not running")),
+            }
+        };
+        let request = ClientRequest::CallToolRequest(CallToolRequest::new(
+            CallToolRequestParams::new(name.to_string()).with_arguments(arguments),
+        ));
+        let mut handle = peer
+            .send_cancellable_request(request, PeerRequestOptions::no_options())
+            .await
+            .map_err(|e| self.gone(&e.to_string()))?;
+        let token = handle.progress_token.clone();
+        if let Some(sink) = progress {
+            self.inner
+                .progress
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(token.clone(), sink);
+        }
+        enum End {
+            Answer(
+                Box<
+                    Result<
+                        Result<ServerResult, rmcp::ServiceError>,
+                        tokio::sync::oneshot::error::RecvError,
+                    >,
+                >,
+            ),
+            Cancelled,
+            TimedOut,
+        }
+        let end = tokio::select! {
+            answer = &mut handle.rx => End::Answer(Box::new(answer)),
+            () = cancel.cancelled() => End::Cancelled,
+            () = tokio::time::sleep(deadline) => End::TimedOut,
+        };
+        self.inner
+            .progress
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&token);
+        match end {
+            End::Answer(answer) => match *answer {
+                Ok(Ok(ServerResult::CallToolResult(result))) => Ok(Called::Answered(result)),
+                Ok(Ok(other)) => Err(ServerError::Protocol {
+                    server: self.name().to_string(),
+                    message: format!("it answered tools/call with {other:?}"),
+                }),
+                Ok(Err(rmcp::ServiceError::McpError(error))) => Err(ServerError::Refused {
+                    server: self.name().to_string(),
+                    message: error.message.to_string(),
+                }),
+                Ok(Err(error)) => Err(self.gone(&error.to_string())),
+                Err(_) => Err(self.gone("it closed the connection during the call")),
+            },
+            End::Cancelled => {
+                let _ = handle.cancel(Some("the caller cancelled".into())).await;
+                Ok(Called::Cancelled)
+            }
+            End::TimedOut => {
+                let _ = handle
+                    .cancel(Some("airlock's deadline for the call passed".into()))
+                    .await;
+                Ok(Called::TimedOut)
+            }
+        }
+    }
+
+    /// The error for a server that went away, noted in its status.
+    fn gone(&self, why: &str) -> ServerError {
+        let message = format!("the server is gone: {why}");
+        self.set_status(|s| {
+            s.state = State::Failed;
+            s.pid = None;
+            s.last_error = Some(message.clone());
+        });
+        ServerError::Gone {
+            server: self.name().to_string(),
+            message,
+        }
+    }
+
+    /// Stops the process: the MCP session is closed, then everything the
+    /// server started is killed.
+    pub async fn stop(&self) {
+        if let Some(running) = self.inner.live.lock().await.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(2), running.client.cancel()).await;
+            drop(running.process);
+        }
+        self.set_status(|s| {
+            s.state = State::Stopped;
+            s.pid = None;
+        });
+    }
+}
