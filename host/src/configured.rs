@@ -12,6 +12,7 @@ use crate::limits::Limits;
 use crate::native::{NativeError, NativeSpec, NativeTool};
 use crate::outcome::{InvokeError, Outcome, exit_code};
 use crate::policy::ToolFacts;
+use crate::servers::HostedTool;
 use crate::tool::{LoadError, Tool};
 use crate::vocabulary::{Capability, World};
 use crate::{Host, Sha256Digest};
@@ -33,6 +34,7 @@ pub struct ConfiguredTool {
 enum Kind {
     Component(Tool),
     Native(Box<NativeTool>),
+    Hosted(Box<HostedTool>),
 }
 
 /// Why a configured tool could not be loaded.
@@ -177,6 +179,14 @@ impl ConfiguredTool {
                 ),
                 ANY_OBJECT_SCHEMA.to_string(),
             ),
+            Kind::Hosted(tool) => (
+                format!(
+                    "tool `{}` of server `{}`",
+                    tool.remote_name(),
+                    tool.server().name()
+                ),
+                ANY_OBJECT_SCHEMA.to_string(),
+            ),
         };
         Self {
             kind,
@@ -199,6 +209,7 @@ impl ConfiguredTool {
         let runner = match &self.kind {
             Kind::Component(tool) => Runner::Component(tool),
             Kind::Native(tool) => Runner::Native(tool),
+            Kind::Hosted(tool) => Runner::Hosted(tool),
         };
         host.run(runner, invocation).await
     }
@@ -213,6 +224,7 @@ impl ConfiguredTool {
         match &self.kind {
             Kind::Component(tool) => tool.facts(),
             Kind::Native(tool) => tool.facts(),
+            Kind::Hosted(tool) => tool.facts(),
         }
     }
 
@@ -225,7 +237,7 @@ impl ConfiguredTool {
     pub fn version(&self) -> Option<&str> {
         match &self.kind {
             Kind::Component(tool) => Some(&tool.descriptor().version),
-            Kind::Native(_) => None,
+            Kind::Native(_) | Kind::Hosted(_) => None,
         }
     }
 
@@ -238,7 +250,7 @@ impl ConfiguredTool {
     pub fn component_sha256(&self) -> Option<&Sha256Digest> {
         match &self.kind {
             Kind::Component(tool) => Some(tool.sha256()),
-            Kind::Native(_) => None,
+            Kind::Native(_) | Kind::Hosted(_) => None,
         }
     }
 
@@ -272,6 +284,7 @@ impl ConfiguredTool {
                 .iter()
                 .any(|d| d.access() == DirAccess::ReadWrite),
             Kind::Native(_) => true,
+            Kind::Hosted(tool) => !tool.server().config().fs_write.is_empty(),
         }
     }
 
@@ -282,6 +295,7 @@ impl ConfiguredTool {
         match &self.kind {
             Kind::Component(tool) => tool.grants().binding(),
             Kind::Native(tool) => tool.binding(),
+            Kind::Hosted(tool) => tool.binding(),
         }
     }
 
@@ -294,7 +308,7 @@ impl ConfiguredTool {
                 .iter()
                 .map(|c| c.secret().to_string())
                 .collect(),
-            Kind::Native(_) => Vec::new(),
+            Kind::Native(_) | Kind::Hosted(_) => Vec::new(),
         }
     }
 
@@ -302,15 +316,34 @@ impl ConfiguredTool {
     pub fn as_component(&self) -> Option<&Tool> {
         match &self.kind {
             Kind::Component(tool) => Some(tool),
-            Kind::Native(_) => None,
+            Kind::Native(_) | Kind::Hosted(_) => None,
         }
     }
 
     /// The native program, if it is one.
     pub fn as_native(&self) -> Option<&NativeTool> {
         match &self.kind {
-            Kind::Component(_) => None,
             Kind::Native(tool) => Some(tool),
+            Kind::Component(_) | Kind::Hosted(_) => None,
         }
+    }
+
+    /// The hosted server's tool, if it is one.
+    pub fn as_hosted(&self) -> Option<&HostedTool> {
+        match &self.kind {
+            Kind::Hosted(tool) => Some(tool),
+            Kind::Component(_) | Kind::Native(_) => None,
+        }
+    }
+
+    /// A hosted server's tool, served with the server's `description` and
+    /// input schema (JSON text).
+    pub fn hosted(tool: HostedTool, description: Option<String>, input_schema: String) -> Self {
+        let mut configured = Self::new(Kind::Hosted(Box::new(tool)));
+        if let Some(description) = description {
+            configured.description = description;
+        }
+        configured.input_schema = input_schema;
+        configured
     }
 }

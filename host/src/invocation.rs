@@ -29,6 +29,11 @@ pub enum Wait {
         /// Time waited so far.
         waited: Duration,
     },
+    /// The running tool said how far it is (a hosted server's progress).
+    Progress {
+        /// What it said.
+        message: String,
+    },
 }
 
 /// A task that forwards a cancellation, aborted when dropped so that it

@@ -13,6 +13,7 @@ use crate::limits::Limits;
 use crate::native::NativeTool;
 use crate::outcome::{InvokeError, Outcome};
 use crate::policy::ToolFacts;
+use crate::servers::HostedTool;
 use crate::tool::Tool;
 use crate::trail::{self, Admitted, Execution};
 use std::time::SystemTime;
@@ -24,6 +25,8 @@ pub(crate) enum Runner<'a> {
     Component(&'a Tool),
     /// A native program in the platform sandbox.
     Native(&'a NativeTool),
+    /// A tool of an MCP server airlock hosts.
+    Hosted(&'a HostedTool),
 }
 
 /// What an executor did after admission.
@@ -62,6 +65,7 @@ impl Runner<'_> {
         match self {
             Runner::Component(tool) => tool.facts(),
             Runner::Native(tool) => tool.facts(),
+            Runner::Hosted(tool) => tool.facts(),
         }
     }
 
@@ -69,6 +73,7 @@ impl Runner<'_> {
         match self {
             Runner::Component(tool) => tool.grants().binding(),
             Runner::Native(tool) => tool.binding(),
+            Runner::Hosted(tool) => tool.binding(),
         }
     }
 
@@ -76,6 +81,7 @@ impl Runner<'_> {
         match self {
             Runner::Component(_) => trail::WASM,
             Runner::Native(tool) => tool.execution(),
+            Runner::Hosted(tool) => tool.execution(),
         }
     }
 }
@@ -119,6 +125,7 @@ impl Host {
         let executed = match runner {
             Runner::Component(tool) => Executed::Ran(self.execute_component(tool, &admit).await?),
             Runner::Native(tool) => self.execute_native(tool, &admit).await?,
+            Runner::Hosted(tool) => self.execute_hosted(tool, &admit).await?,
         };
         match executed {
             Executed::Ran(outcome) => {
@@ -163,8 +170,12 @@ impl Host {
                 self.check_limits(&limits)?;
                 Ok(limits)
             }
-            Runner::Native(tool) => {
-                let ceiling = tool.limits(default);
+            Runner::Native(_) | Runner::Hosted(_) => {
+                let ceiling = match runner {
+                    Runner::Native(tool) => tool.limits(default),
+                    Runner::Hosted(tool) => tool.limits(default),
+                    Runner::Component(_) => default,
+                };
                 let Some(asked) = asked else {
                     return Ok(ceiling);
                 };

@@ -72,6 +72,9 @@ pub enum Command {
     /// Register agents and their bearer tokens (the operator's side).
     #[command(subcommand)]
     Agents(super::serve::AgentsCommand),
+    /// The hosted MCP servers of the running server: list, status, restart.
+    #[command(subcommand)]
+    Servers(super::servers::ServersCommand),
     /// Pair browsers with the operator console, list and revoke them.
     #[command(subcommand)]
     Devices(super::devices::DevicesCommand),

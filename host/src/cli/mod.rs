@@ -27,6 +27,7 @@ mod progress;
 mod render;
 mod run;
 mod serve;
+mod servers;
 mod vault;
 
 use airlock::egress::{Resolver, StaticResolver, SystemResolver};
@@ -86,6 +87,7 @@ pub fn main() -> ExitCode {
             Command::Serve(args) => serve::serve(&cli, args).await,
             Command::Agents(command) => serve::agents(&cli, command).await,
             Command::Devices(command) => devices::run(&cli, command).await,
+            Command::Servers(command) => servers::run(&cli, command).await,
             Command::Reload => serve::reload(&cli).await,
             Command::Status { json } => serve::status(&cli, *json).await,
             Command::Run(run) => run::run(&cli, run).await,

@@ -196,6 +196,11 @@ impl Server {
         if call.progress.is_some() || asker.is_some() {
             let progress = call.progress;
             invocation = invocation.on_wait(move |wait| match wait {
+                Wait::Progress { message } => {
+                    if let Some(progress) = &progress {
+                        progress(message.clone());
+                    }
+                }
                 Wait::Approval { id, tool, waited } => {
                     if let Some(asker) = &asker {
                         asker.ask_once(id);

@@ -176,8 +176,11 @@ fn mcp_tool(served: &Served) -> Tool {
         Value::Object(object) => object.clone(),
         _ => serde_json::Map::new(),
     };
+    // A hosted server's process lives on, but with nothing to write to and
+    // no network it cannot change anything outside itself.
+    let contained = tool.as_hosted().is_some() && !tool.may_write() && !tool.reaches_network();
     let annotations = ToolAnnotations::new()
-        .read_only(tool.world() == crate::World::Pure)
+        .read_only(tool.world() == crate::World::Pure || contained)
         .destructive(tool.may_write())
         .open_world(tool.reaches_network());
     Tool::new(
@@ -186,6 +189,20 @@ fn mcp_tool(served: &Served) -> Tool {
         Arc::new(schema),
     )
     .annotate(annotations)
+}
+
+/// A hosted server's own result, as the server gave it (text, images,
+/// structured content), when the call reached the server.
+fn passed_through(answered: &Answered) -> Option<CallToolResult> {
+    let Answered::Ran(outcome) = answered else {
+        return None;
+    };
+    let raw = match outcome.as_ref() {
+        Outcome::Completed { output, .. } => output.as_str(),
+        Outcome::ToolError { report, .. } => report.stdout.text.as_str(),
+        _ => return None,
+    };
+    serde_json::from_str(raw).ok()
 }
 
 /// A completed call's output: an object is structured content (with its
@@ -297,6 +314,11 @@ impl ServerHandler for McpHandler {
         // Only a call that may return `input_required` needs its binding.
         let returning = matches!(ask, AskClient::ByReturning)
             .then(|| binding(&principal, &session_id, &request));
+        let hosted = self
+            .server
+            .catalog()
+            .get(&request.name)
+            .is_some_and(|served| served.tool.as_hosted().is_some());
         let call = Call {
             principal: principal.clone(),
             session_id: session_id.clone(),
@@ -327,6 +349,9 @@ impl ServerHandler for McpHandler {
                 InputRequest::Elicitation(ElicitRequest::new(question)),
             )]);
             return Ok(InputRequiredResult::new(Some(requests), Some(state)).into());
+        }
+        if hosted && let Some(result) = passed_through(&answered) {
+            return Ok(result.into());
         }
         Ok(match &answered {
             Answered::Ran(outcome) => match outcome.output() {

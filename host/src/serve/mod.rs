@@ -19,6 +19,7 @@ pub mod console;
 mod decide;
 mod devices;
 mod elicit;
+mod hosting;
 pub mod http;
 pub mod mcp;
 pub mod operator;
@@ -118,6 +119,22 @@ pub enum ServeError {
         /// What is wrong.
         message: String,
     },
+    /// Two served tools have one name (a hosted server's `SERVER.TOOL`
+    /// and another tool).
+    #[error("two tools are named `{name}`: rename the tool, or the server whose tool it is")]
+    Duplicate {
+        /// The name.
+        name: String,
+    },
+    /// A hosted server did not load.
+    #[error(transparent)]
+    Server(#[from] crate::servers::ServerError),
+    /// No hosted server of that name.
+    #[error("no hosted server named `{name}`: `airlock servers list` shows them")]
+    NoServer {
+        /// The name asked for.
+        name: String,
+    },
     /// The server needs a state directory (journal, approvals, agents).
     #[error(
         "`airlock serve` needs a state directory: the journal, approvals and agents live there"
@@ -149,6 +166,9 @@ impl ServeError {
             ServeError::Policy(e) => e.code(),
             ServeError::Tool(e) => e.code(),
             ServeError::ToolName { .. } => "tool_name_invalid",
+            ServeError::Duplicate { .. } => "tool_name_taken",
+            ServeError::Server(e) => e.code(),
+            ServeError::NoServer { .. } => "server_not_found",
             ServeError::Schema { .. } => "invalid_descriptor",
             ServeError::NoState => "state_dir_required",
             ServeError::Store(e) => e.code(),
@@ -176,14 +196,34 @@ pub(crate) struct Served {
     pub(crate) schema: serde_json::Value,
 }
 
-/// The tools and settings in force; swapped whole on reload.
+/// The tools, hosted servers and settings in force; swapped whole on
+/// reload (and when a hosted server's tools change).
 pub(crate) struct Catalog {
     pub(crate) tools: Vec<Arc<Served>>,
     by_name: HashMap<String, usize>,
     pub(crate) settings: ServeSettings,
+    pub(crate) servers: Vec<crate::servers::HostedServer>,
 }
 
 impl Catalog {
+    fn new(
+        tools: Vec<Arc<Served>>,
+        settings: ServeSettings,
+        servers: Vec<crate::servers::HostedServer>,
+    ) -> Self {
+        let by_name = tools
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.tool.name().to_string(), i))
+            .collect();
+        Self {
+            tools,
+            by_name,
+            settings,
+            servers,
+        }
+    }
+
     pub(crate) fn get(&self, name: &str) -> Option<&Arc<Served>> {
         self.by_name.get(name).map(|&i| &self.tools[i])
     }
@@ -203,6 +243,15 @@ pub struct Server {
     inner: Arc<Inner>,
 }
 
+/// A [`Server`] that does not keep it alive (for its own background tasks).
+pub(crate) struct Weak(std::sync::Weak<Inner>);
+
+impl Weak {
+    fn upgrade(&self) -> Option<Server> {
+        self.0.upgrade().map(|inner| Server { inner })
+    }
+}
+
 struct Inner {
     host: Host,
     sources: Sources,
@@ -218,6 +267,8 @@ struct Inner {
     list_changed: tokio::sync::broadcast::Sender<()>,
     /// Serialises reloads.
     reloading: tokio::sync::Mutex<()>,
+    /// Follow the hosted servers' `tools/list_changed` (replaced on reload).
+    followers: std::sync::Mutex<Vec<crate::invocation::AbortOnDrop>>,
     /// Calls served since the start, for the shutdown record.
     calls: AtomicU64,
     /// Seals the approval a 2026-07-28 `input_required` answer is for.
@@ -254,13 +305,38 @@ impl Server {
                 stop: CancellationToken::new(),
                 list_changed,
                 reloading: tokio::sync::Mutex::new(()),
+                followers: std::sync::Mutex::new(Vec::new()),
                 calls: AtomicU64::new(0),
                 seal: elicit::Seal::new()?,
                 _heads: heads,
             }),
         };
+        server.follow();
         server.journal("started", json!({ "tools": server.tool_names() }))?;
         Ok(server)
+    }
+
+    fn downgrade(&self) -> Weak {
+        Weak(Arc::downgrade(&self.inner))
+    }
+
+    /// Installs `catalog` and tells subscribers the tool list changed.
+    fn swap_catalog(&self, catalog: Catalog) {
+        *self
+            .inner
+            .catalog
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Arc::new(catalog);
+        let _ = self.inner.list_changed.send(());
+    }
+
+    /// Follows the current hosted servers' tool-list changes.
+    fn follow(&self) {
+        *self
+            .inner
+            .followers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = self.follow_servers();
     }
 
     /// The host every call runs through.
@@ -372,14 +448,14 @@ impl Server {
         };
         match attempt.await {
             Ok(catalog) => {
-                *self
-                    .inner
-                    .catalog
-                    .write()
-                    .unwrap_or_else(PoisonError::into_inner) = Arc::new(catalog);
+                let previous = self.servers();
+                self.swap_catalog(catalog);
+                self.follow();
+                for server in previous {
+                    server.stop().await;
+                }
                 let names = self.tool_names();
                 self.journal("reloaded", json!({ "tools": names }))?;
-                let _ = self.inner.list_changed.send(());
                 Ok(names)
             }
             Err(error) => {
@@ -413,6 +489,7 @@ impl Server {
             self.inner.slots.idle().await;
             left
         };
+        self.stop_servers().await;
         let calls = self.inner.calls.load(Ordering::Relaxed);
         self.journal(
             "stopped",
@@ -477,11 +554,18 @@ async fn load_catalog(host: &Host, config: &Config) -> Result<Catalog, ServeErro
         by_name.insert(name.to_string(), tools.len());
         tools.push(Arc::new(Served { tool, schema }));
     }
-    Ok(Catalog {
+    let servers = hosting::load_servers(host, config.servers()).await?;
+    for (server, listed) in &servers {
+        for served in hosting::served_tools(host, server, listed, &by_name)? {
+            by_name.insert(served.tool.name().to_string(), tools.len());
+            tools.push(served);
+        }
+    }
+    Ok(Catalog::new(
         tools,
-        by_name,
-        settings: config.serve().clone(),
-    })
+        config.serve().clone(),
+        servers.into_iter().map(|(server, _)| server).collect(),
+    ))
 }
 
 /// MCP tools take an object: a schema without a `type` gets `"object"`,

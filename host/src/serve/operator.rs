@@ -102,6 +102,18 @@ pub enum OperatorRequest {
         #[serde(default)]
         expires_secs: Option<u64>,
     },
+    /// The hosted MCP servers and the tools each serves.
+    #[serde(rename = "servers.list")]
+    ServersList,
+    /// How each hosted server stands (state, process, starts, last error).
+    #[serde(rename = "servers.status")]
+    ServersStatus,
+    /// Start a hosted server again; its tools are listed anew.
+    #[serde(rename = "servers.restart")]
+    ServersRestart {
+        /// The server's name.
+        name: String,
+    },
     /// The paired devices, revoked ones included.
     #[serde(rename = "devices.list")]
     DevicesList,
@@ -208,6 +220,44 @@ async fn answer(
             expires_secs,
         } => pair(server, operator, named, expires_secs)?,
         OperatorRequest::DevicesList => json!(server.devices().list()?),
+        OperatorRequest::ServersList => {
+            let catalog = server.catalog();
+            json!(
+                server
+                    .servers()
+                    .iter()
+                    .map(|hosted| {
+                        let tools: Vec<&str> = catalog
+                            .tools
+                            .iter()
+                            .filter(|s| {
+                                s.tool
+                                    .as_hosted()
+                                    .is_some_and(|h| h.server().name() == hosted.name())
+                            })
+                            .map(|s| s.tool.name())
+                            .collect();
+                        json!({
+                            "name": hosted.name(),
+                            "program": hosted.program(),
+                            "sha256": hosted.sha256(),
+                            "state": hosted.status().state,
+                            "tools": tools,
+                        })
+                    })
+                    .collect::<Vec<_>>()
+            )
+        }
+        OperatorRequest::ServersStatus => json!(
+            server
+                .servers()
+                .iter()
+                .map(crate::servers::HostedServer::status)
+                .collect::<Vec<_>>()
+        ),
+        OperatorRequest::ServersRestart { name } => {
+            json!({ "server": name, "tools": server.restart_server(&name).await? })
+        }
         OperatorRequest::DevicesRevoke { id } => {
             json!(
                 server

@@ -96,6 +96,27 @@ pub struct ServerConfig {
 }
 
 impl ServerConfig {
+    /// What its tools may do, from its grants: the network (a non-empty
+    /// grant), reading files (any directory), writing them (`fs_write`).
+    pub fn capabilities(&self) -> Vec<crate::vocabulary::Capability> {
+        use crate::vocabulary::Capability;
+        let mut capabilities = Vec::new();
+        if self
+            .network
+            .as_ref()
+            .is_some_and(|grants| !grants.network().is_empty())
+        {
+            capabilities.push(Capability::Network);
+        }
+        if !self.fs_read.is_empty() || !self.fs_write.is_empty() {
+            capabilities.push(Capability::FilesystemRead);
+        }
+        if !self.fs_write.is_empty() {
+            capabilities.push(Capability::FilesystemWrite);
+        }
+        capabilities
+    }
+
     /// The override for tool `name` (none: defaults).
     pub fn tool(&self, name: &str) -> ToolOverride {
         self.tools.get(name).copied().unwrap_or_default()

@@ -51,6 +51,14 @@ pub enum ServerError {
         /// The `init_timeout`.
         after: Duration,
     },
+    /// The server failed to start lately; the next try is not yet due.
+    #[error("server `{server}` is restarting after failures: try again in {}", humantime::format_duration(Duration::from_secs(after.as_secs().max(1))))]
+    Restarting {
+        /// The server.
+        server: String,
+        /// When the next start may be tried.
+        after: Duration,
+    },
     /// The server died or closed the connection.
     #[error("server `{server}`: {message}")]
     Gone {
@@ -87,6 +95,7 @@ impl ServerError {
             ServerError::Start { .. } => "server_start_failed",
             ServerError::InitTimeout { .. } => "server_init_timeout",
             ServerError::Gone { .. } => "server_gone",
+            ServerError::Restarting { .. } => "server_restarting",
             ServerError::Refused { .. } => "server_refused",
             ServerError::Protocol { .. } => "server_protocol_error",
         }

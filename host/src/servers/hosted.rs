@@ -2,8 +2,10 @@
 //! digested, directories checked) and, once started, a sandboxed process
 //! airlock speaks MCP to as a client over its stdio.
 
+use super::egress::ServerEgress;
 use super::process::{LineCap, MAX_MESSAGE_BYTES, log_stderr, plan};
 use super::{ServerConfig, ServerError};
+use crate::Host;
 use airlock_sandbox::{Backend, NetworkMode, Spawned};
 use rmcp::model::{
     CallToolRequest, CallToolRequestParams, CallToolResult, ClientRequest,
@@ -106,17 +108,29 @@ struct Inner {
     program: PathBuf,
     sha256: String,
     backend: Backend,
+    /// Its proxy, when its egress is strict; and the bridge program.
+    egress: Option<(Arc<ServerEgress>, PathBuf)>,
     live: tokio::sync::Mutex<Option<Live>>,
     status: Mutex<Status>,
     progress: Arc<Mutex<HashMap<ProgressToken, ProgressSink>>>,
     list_changed: Arc<tokio::sync::Notify>,
+    /// Consecutive failed starts, and when the next may be tried.
+    backoff: Mutex<(u32, Option<std::time::Instant>)>,
 }
 
+/// The longest wait between restarts of a server that keeps failing.
+pub const MAX_RESTART_BACKOFF: Duration = Duration::from_secs(60);
+
 impl HostedServer {
-    /// Checks `config` on this machine: the program exists (a bare name is
-    /// found on `PATH`) and is digested, the directories exist, a sandbox
-    /// that confines files and network is installed.
-    pub fn load(config: ServerConfig, backend: Backend) -> Result<Self, ServerError> {
+    /// Checks `config` on `host`'s machine: the program exists (a bare name
+    /// is found on `PATH`) and is digested, the directories exist, a
+    /// sandbox that confines files and network is installed; with a
+    /// network grant, starts the server's egress proxy.
+    pub fn load(host: &Host, config: ServerConfig) -> Result<Self, ServerError> {
+        let backend = host.native_sandbox().map_err(|e| ServerError::Start {
+            server: config.name.clone(),
+            message: e.to_string(),
+        })?;
         if !backend.confinement().is_full() {
             return Err(ServerError::Unconfined {
                 server: config.name.clone(),
@@ -148,6 +162,30 @@ impl HostedServer {
                 });
             }
         }
+        let sha256 = crate::attest::sha256_hex(&bytes);
+        let egress = match &config.network {
+            None => None,
+            Some(grants) => {
+                let bridge = host.native_bridge().ok_or_else(|| ServerError::Start {
+                    server: config.name.clone(),
+                    message: "strict egress needs the bridge program: HostBuilder::native_bridge, or run from the airlock binary".into(),
+                })?;
+                let facts = crate::policy::ToolFacts::derive(
+                    &config.name,
+                    crate::vocabulary::World::McpServer,
+                    config.capabilities(),
+                    &sha256,
+                    false,
+                );
+                let egress = ServerEgress::start(host, &facts, grants.clone()).map_err(|e| {
+                    ServerError::Start {
+                        server: config.name.clone(),
+                        message: format!("starting its egress proxy failed: {e}"),
+                    }
+                })?;
+                Some((Arc::new(egress), bridge))
+            }
+        };
         let status = Status {
             name: config.name.clone(),
             state: State::Stopped,
@@ -158,16 +196,26 @@ impl HostedServer {
         };
         Ok(Self {
             inner: Arc::new(Inner {
-                sha256: crate::attest::sha256_hex(&bytes),
+                sha256,
                 program,
                 backend,
+                egress,
                 config,
                 live: tokio::sync::Mutex::new(None),
                 status: Mutex::new(status),
                 progress: Arc::default(),
                 list_changed: Arc::default(),
+                backoff: Mutex::new((0, None)),
             }),
         })
+    }
+
+    /// Its egress proxy, when its egress is strict.
+    pub(crate) fn egress(&self) -> Option<Arc<ServerEgress>> {
+        self.inner
+            .egress
+            .as_ref()
+            .map(|(egress, _)| Arc::clone(egress))
     }
 
     /// Its configuration.
@@ -214,11 +262,11 @@ impl HostedServer {
         Arc::clone(&self.inner.list_changed)
     }
 
-    /// Starts the process (if it does not run) with `network` (`None`: no
-    /// network; else the proxy socket and the bridge), and lists its tools.
+    /// Starts the process (if it does not run), with its proxy socket and
+    /// the bridge when its egress is strict, and lists its tools.
     /// A server that does not answer `initialize` within its
     /// `init_timeout` is killed and reported.
-    pub async fn start(&self, network: Option<NetworkMode>) -> Result<Vec<Tool>, ServerError> {
+    pub async fn start(&self) -> Result<Vec<Tool>, ServerError> {
         let mut live = self.inner.live.lock().await;
         if let Some(running) = live.as_ref()
             && !running.client.is_closed()
@@ -232,7 +280,7 @@ impl HostedServer {
             s.state = State::Stopped;
             s.pid = None;
         });
-        match self.connect(network).await {
+        match self.connect().await {
             Ok(started) => {
                 let tools = started.tools.clone();
                 let pid = started.process.child.id();
@@ -256,11 +304,14 @@ impl HostedServer {
         }
     }
 
-    async fn connect(&self, network: Option<NetworkMode>) -> Result<Live, ServerError> {
+    async fn connect(&self) -> Result<Live, ServerError> {
         let config = &self.inner.config;
         let mut plan = plan(config, &self.inner.program);
-        if let Some(network) = network {
-            plan.network = network;
+        if let Some((egress, bridge)) = &self.inner.egress {
+            plan.network = NetworkMode::Strict {
+                proxy_socket: egress.socket().to_path_buf(),
+                bridge: bridge.clone(),
+            };
         }
         let failed = |message: String| ServerError::Start {
             server: config.name.clone(),
@@ -308,6 +359,55 @@ impl HostedServer {
             tools,
             process,
         })
+    }
+
+    /// Whether the process runs and its connection is open.
+    pub async fn is_running(&self) -> bool {
+        self.inner
+            .live
+            .lock()
+            .await
+            .as_ref()
+            .is_some_and(|running| {
+                !running.client.is_closed() && !running.client.peer().is_transport_closed()
+            })
+    }
+
+    /// Starts the server again if it died, with the network it last had;
+    /// after failed starts, waits between tries (1 s, doubling, at most
+    /// [`MAX_RESTART_BACKOFF`]) and refuses in between.
+    pub async fn ensure_running(&self) -> Result<(), ServerError> {
+        if self.is_running().await {
+            return Ok(());
+        }
+        let now = std::time::Instant::now();
+        let not_before = self
+            .inner
+            .backoff
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .1;
+        if let Some(not_before) = not_before.filter(|t| *t > now) {
+            return Err(ServerError::Restarting {
+                server: self.name().to_string(),
+                after: not_before - now,
+            });
+        }
+        let started = self.start().await;
+        let mut backoff = self
+            .inner
+            .backoff
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        match started {
+            Ok(_) => *backoff = (0, None),
+            Err(_) => {
+                let failures = backoff.0.saturating_add(1);
+                let wait = Duration::from_secs(1u64 << failures.min(6)).min(MAX_RESTART_BACKOFF);
+                *backoff = (failures, Some(std::time::Instant::now() + wait));
+            }
+        }
+        started.map(drop)
     }
 
     /// Lists the tools again (after the server said they changed).

@@ -9,12 +9,15 @@
 //! - [`HostedServer`]: one server, loaded, started, called, stopped.
 
 mod config;
+mod egress;
 mod error;
 mod hosted;
 mod process;
+mod tool;
 
 pub(crate) use config::RawServer;
 pub use config::{DEFAULT_INIT_TIMEOUT, DEFAULT_SERVER_LIMITS, ServerConfig, Start, ToolOverride};
 pub use error::ServerError;
 pub use hosted::{Called, HostedServer, ProgressSink, State, Status};
 pub use process::{MAX_MESSAGE_BYTES, STDERR_LOG_BYTES};
+pub use tool::HostedTool;

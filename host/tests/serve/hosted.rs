@@ -33,17 +33,17 @@ pub fn server_entry(name: &str, mode: &str, more: &str) -> String {
     )
 }
 
-fn load(text: &str) -> HostedServer {
+async fn load(text: &str) -> HostedServer {
     let config =
         airlock::Config::from_toml(text, "airlock.toml", Path::new("/")).expect("valid config");
-    let backend = airlock_sandbox::detect().expect("bubblewrap is installed by the test command");
-    HostedServer::load(config.servers()[0].clone(), backend).expect("loads")
+    let host = airlock::Host::builder().build().expect("host");
+    HostedServer::load(&host, config.servers()[0].clone()).expect("loads")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fastmcp_server_runs_confined_with_an_empty_environment() {
-    let server = load(&server_entry("py", "serve", ""));
-    let tools = server.start(None).await.expect("starts");
+    let server = load(&server_entry("py", "serve", "")).await;
+    let tools = server.start().await.expect("starts");
     let mut names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
     names.sort_unstable();
     assert_eq!(names, ["crash", "environment", "fetch", "read", "slow"]);
@@ -113,8 +113,8 @@ async fn a_fastmcp_server_runs_confined_with_an_empty_environment() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_that_never_answers_initialize_is_reported() {
-    let server = load(&server_entry("quiet", "silent", "init_timeout = \"2s\""));
-    let error = server.start(None).await.expect_err("no handshake");
+    let server = load(&server_entry("quiet", "silent", "init_timeout = \"2s\"")).await;
+    let error = server.start().await.expect_err("no handshake");
     assert!(matches!(error, ServerError::InitTimeout { .. }), "{error}");
     assert_eq!(server.status().state, State::Failed);
     assert!(
@@ -127,7 +127,172 @@ async fn a_server_that_never_answers_initialize_is_reported() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_that_floods_stdout_is_cut_off() {
-    let server = load(&server_entry("noisy", "flood", ""));
-    let error = server.start(None).await.expect_err("flooded");
+    let server = load(&server_entry("noisy", "flood", "")).await;
+    let error = server.start().await.expect_err("flooded");
     assert!(matches!(error, ServerError::Start { .. }), "{error}");
+}
+
+/// The text of a result's first content block.
+fn first_text(result: &rmcp::model::CallToolResult) -> String {
+    super::text(result)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn served_through_airlock_every_call_is_governed_and_its_egress_checked() {
+    let upstream = super::fixture::upstream().await;
+    let port = upstream.addr().port();
+    let fixture = super::fixture::Fixture::new("");
+    let network = format!(
+        "[servers.network]\n[[servers.network.allow]]\nhost = \"svc.test\"\nschemes = [\"http\"]\nports = [{port}]\nprivate = true\n"
+    );
+    fixture.write_config(&server_entry("py", "serve", &network));
+    let server = super::fixture::Server::http(&fixture).await;
+    let client = server.client("claude").await;
+
+    // Its tools are served as py.TOOL, with airlock's own annotations.
+    let tools = client.peer().list_all_tools().await.expect("tools/list");
+    let fetch = tools
+        .iter()
+        .find(|t| t.name == "py.fetch")
+        .unwrap_or_else(|| {
+            panic!(
+                "py.fetch in {:?}",
+                tools.iter().map(|t| &t.name).collect::<Vec<_>>()
+            )
+        });
+    let annotations = fetch.annotations.clone().expect("annotated");
+    assert_eq!(
+        annotations.open_world_hint,
+        Some(true),
+        "a server with a network grant"
+    );
+    assert!(
+        fetch.input_schema.get("properties").is_some(),
+        "its schema passes through"
+    );
+
+    // With network access its tools are sensitive: the first call waits
+    // for an operator, who allows this agent's session.
+    let url = format!("http://svc.test:{port}/hello");
+    let (pending, _, id) = super::fetch_held_for_approval_of(
+        &server,
+        &client,
+        "py.fetch",
+        serde_json::json!({ "url": url }),
+    )
+    .await;
+    let decided = server.airlock(&["approvals", "decide", &id, "--allow", "session"]);
+    assert!(
+        decided.status.success(),
+        "{}",
+        super::fixture::printed(&decided)
+    );
+    let result = pending.await.expect("task").expect("tools/call");
+    assert_eq!(result.is_error, Some(false), "{}", first_text(&result));
+    assert!(
+        first_text(&result).starts_with("200 "),
+        "{}",
+        first_text(&result)
+    );
+    assert_eq!(
+        upstream.requests().len(),
+        1,
+        "the granted origin was reached"
+    );
+
+    // A host outside the grant and the metadata address: refused by the
+    // proxy before any connection, with the reason.
+    for target in [
+        "http://elsewhere.test/",
+        "http://169.254.169.254/latest/meta-data/",
+    ] {
+        let call = super::call("py.fetch", serde_json::json!({ "url": target }));
+        let result = client.peer().call_tool(call).await.expect("tools/call");
+        assert_eq!(first_text(&result), "403 host_not_allowed", "{target}");
+    }
+    assert_eq!(
+        upstream.requests().len(),
+        1,
+        "nothing else reached anything"
+    );
+
+    let journal = server.stop_and_journal();
+    let runs: Vec<&serde_json::Value> = journal
+        .iter()
+        .filter(|e| e["kind"] == "invocation" && e["payload"]["attestation"]["tool"] == "py.fetch")
+        .collect();
+    assert_eq!(runs.len(), 3, "each call is attested");
+    assert_eq!(runs[0]["payload"]["attestation"]["executor"], "mcp_server");
+    assert_eq!(runs[0]["payload"]["attestation"]["world"], "mcp-server");
+    let denied: Vec<&serde_json::Value> = journal
+        .iter()
+        .filter(|e| e["kind"] == "egress" && e["payload"]["decision"] == "deny")
+        .collect();
+    assert_eq!(denied.len(), 2, "both refusals are recorded");
+    for record in denied {
+        assert_eq!(record["payload"]["reason"], "host_not_allowed", "{record}");
+        let call = record["payload"]["invocation_id"].as_str().expect("id");
+        assert!(
+            runs.iter()
+                .any(|r| r["payload"]["attestation"]["id"] == call),
+            "attributed to the call in flight: {record}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_crashes_mid_call_fails_that_call_and_is_restarted() {
+    let fixture = super::fixture::Fixture::new("");
+    fixture.write_config(&server_entry("py", "serve", ""));
+    let server = super::fixture::Server::http(&fixture).await;
+    let client = server.client("claude").await;
+
+    let crashed = client
+        .peer()
+        .call_tool(super::call("py.crash", serde_json::json!({})))
+        .await
+        .expect("tools/call");
+    assert_eq!(crashed.is_error, Some(true));
+    assert!(
+        first_text(&crashed).contains("server_gone"),
+        "{}",
+        first_text(&crashed)
+    );
+
+    let script = fixture_dir().join("fetch_and_read.py");
+    let read = client
+        .peer()
+        .call_tool(super::call(
+            "py.read",
+            serde_json::json!({ "path": script }),
+        ))
+        .await
+        .expect("tools/call");
+    assert_eq!(read.is_error, Some(false), "{}", first_text(&read));
+    assert!(first_text(&read).contains("FastMCP"));
+
+    let status = server.airlock(&["servers", "status", "--json"]);
+    assert!(
+        status.status.success(),
+        "{}",
+        super::fixture::printed(&status)
+    );
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).expect("JSON");
+    assert_eq!(status[0]["state"], "running", "{status}");
+    assert_eq!(
+        status[0]["starts"], 2,
+        "started again after the crash: {status}"
+    );
+
+    let listed = server.airlock(&["servers", "list"]);
+    assert!(super::fixture::printed(&listed).contains("py.read"));
+    let restarted = server.airlock(&["servers", "restart", "py"]);
+    assert!(
+        restarted.status.success(),
+        "{}",
+        super::fixture::printed(&restarted)
+    );
+    let missing = server.airlock(&["servers", "restart", "nope"]);
+    assert!(super::fixture::printed(&missing).contains("server_not_found"));
+    server.stop_and_journal();
 }

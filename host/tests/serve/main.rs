@@ -37,9 +37,25 @@ async fn fetch_held_for_approval(
     String,
     String,
 ) {
+    fetch_held_for_approval_of(server, client, "fetch", arguments).await
+}
+
+/// A call of `tool` started on its own task, once the server holds it for
+/// an operator: the call, its progress message, and the pending approval id.
+async fn fetch_held_for_approval_of(
+    server: &Server<'_>,
+    client: &rmcp::service::RunningService<rmcp::RoleClient, fixture::Recorder>,
+    tool: &str,
+    arguments: Value,
+) -> (
+    tokio::task::JoinHandle<Result<rmcp::model::CallToolResult, rmcp::ServiceError>>,
+    String,
+    String,
+) {
     let pending = tokio::spawn({
         let peer = client.peer().clone();
-        async move { peer.call_tool(call("fetch", arguments)).await }
+        let call = call(tool, arguments);
+        async move { peer.call_tool(call).await }
     });
     let waiting = client.service().next_progress().await;
     assert!(waiting.contains("waiting for an operator"), "{waiting}");

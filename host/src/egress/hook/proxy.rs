@@ -27,11 +27,15 @@ type ProxyBody = UnsyncBoxBody<Bytes, WasiError>;
 /// The header a refusal names its reason code in.
 pub const DENY_REASON_HEADER: &str = "x-airlock-deny-reason";
 
+/// Which hook decides a request: one tool run's, or (for a hosted server,
+/// which outlives its calls) the one of the call in flight.
+pub(crate) type Route = Arc<dyn Fn() -> EgressHook + Send + Sync>;
+
 /// A running proxy on a Unix socket in a private directory; stops when
 /// dropped.
 pub(crate) struct EgressProxy {
     socket: PathBuf,
-    hook: EgressHook,
+    hook: Option<EgressHook>,
     task: tokio::task::JoinHandle<()>,
     _dir: tempfile::TempDir,
 }
@@ -50,6 +54,15 @@ impl EgressProxy {
     /// served only when the kernel reports the peer as that user. The
     /// sandbox gets the socket bound in.
     pub(crate) fn start(hook: EgressHook) -> std::io::Result<Self> {
+        let fixed = hook.clone();
+        let mut proxy = Self::start_routed(Arc::new(move || fixed.clone()))?;
+        proxy.hook = Some(hook);
+        Ok(proxy)
+    }
+
+    /// As [`EgressProxy::start`], each request decided by the hook `route`
+    /// picks when it arrives.
+    pub(crate) fn start_routed(route: Route) -> std::io::Result<Self> {
         let dir = tempfile::Builder::new()
             .prefix("airlock-proxy-")
             .tempdir()?;
@@ -63,7 +76,6 @@ impl EgressProxy {
         private(dir.path(), 0o700)?;
         let listener = tokio::net::UnixListener::bind(&socket)?;
         private(&socket, 0o600)?;
-        let cx = Arc::clone(&hook.cx);
         let task = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
                 // Another user who reached the socket anyway (root, a shared
@@ -72,10 +84,10 @@ impl EgressProxy {
                     tracing::warn!(target: "airlock::egress", "refused a proxy connection from another user");
                     continue;
                 }
-                let cx = Arc::clone(&cx);
+                let route = Arc::clone(&route);
                 tokio::spawn(async move {
                     let service = hyper::service::service_fn(move |request| {
-                        let cx = Arc::clone(&cx);
+                        let cx = Arc::clone(&route().cx);
                         async move { Ok::<_, std::convert::Infallible>(handle(&cx, request).await) }
                     });
                     let _ = hyper::server::conn::http1::Builder::new()
@@ -87,7 +99,7 @@ impl EgressProxy {
         });
         Ok(Self {
             socket,
-            hook,
+            hook: None,
             task,
             _dir: dir,
         })
@@ -98,9 +110,12 @@ impl EgressProxy {
         &self.socket
     }
 
-    /// The records of every request so far.
+    /// The records of every request so far (of a proxy with one hook).
     pub(crate) fn records(&self) -> Vec<EgressRecord> {
-        self.hook.records()
+        self.hook
+            .as_ref()
+            .map(EgressHook::records)
+            .unwrap_or_default()
     }
 }
 

@@ -1,0 +1,147 @@
+//! A hosted server's way out: one egress proxy for the server's life, its
+//! socket bound into the sandbox, deciding each request with the hook of
+//! the call in flight (that call's principal, budget and records, so they
+//! land in its attestation). With no call in flight, or several at once,
+//! no call can be told apart: the request is decided and recorded for the
+//! server session, under invocation id `server-session:NAME:ID` and
+//! principal `Channel::"server:NAME"`, and journaled as such.
+
+use crate::Host;
+use crate::egress::{Credentials, EgressHook, EgressProxy, EgressRecord, Requester};
+use crate::grants::Grants;
+use crate::journal::EntryKind;
+use crate::policy::{Principal, PrincipalKind, RequestContext, ToolFacts};
+use std::sync::{Arc, Mutex, PoisonError};
+
+/// The server's proxy and the calls it attributes requests to.
+pub(crate) struct ServerEgress {
+    proxy: EgressProxy,
+    grants: Grants,
+    calls: Arc<Mutex<Vec<(u64, EgressHook)>>>,
+    session: EgressHook,
+    /// How many of the session's records are journaled.
+    journaled: Mutex<usize>,
+    next: std::sync::atomic::AtomicU64,
+}
+
+/// A call registered with the proxy; unregistered when dropped.
+pub(crate) struct InFlight<'a> {
+    egress: &'a ServerEgress,
+    id: u64,
+    hook: EgressHook,
+}
+
+impl InFlight<'_> {
+    /// The call's records so far.
+    pub(crate) fn records(&self) -> Vec<EgressRecord> {
+        self.hook.records()
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.egress
+            .calls
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|(id, _)| *id != self.id);
+    }
+}
+
+impl ServerEgress {
+    /// Starts the proxy for server `facts` (its name, capabilities,
+    /// digest) under `grants`.
+    pub(crate) fn start(host: &Host, facts: &ToolFacts, grants: Grants) -> std::io::Result<Self> {
+        let session_id = format!("server-session:{}:{}", facts.name, ulid::Ulid::new());
+        let session = EgressHook::new(
+            &session_id,
+            grants.network_arc(),
+            host.network().clone(),
+            Requester {
+                policies: host.policies(),
+                principal: Principal::new(PrincipalKind::Channel, format!("server:{}", facts.name)),
+                tool: facts.clone(),
+                context: RequestContext {
+                    session_id: session_id.clone(),
+                    channel: "mcp-server".into(),
+                    ..RequestContext::default()
+                },
+                credentials: Credentials::default(),
+            },
+        );
+        let calls: Arc<Mutex<Vec<(u64, EgressHook)>>> = Arc::default();
+        let route = {
+            let (calls, session) = (Arc::clone(&calls), session.clone());
+            Arc::new(move || {
+                let calls = calls.lock().unwrap_or_else(PoisonError::into_inner);
+                match calls.as_slice() {
+                    [(_, only)] => only.clone(),
+                    _ => session.clone(),
+                }
+            })
+        };
+        Ok(Self {
+            proxy: EgressProxy::start_routed(route)?,
+            grants,
+            calls,
+            session,
+            journaled: Mutex::new(0),
+            next: std::sync::atomic::AtomicU64::new(0),
+        })
+    }
+
+    /// The socket to bind into the sandbox.
+    pub(crate) fn socket(&self) -> &std::path::Path {
+        self.proxy.socket()
+    }
+
+    /// Registers a call: while it is the only one in flight, the server's
+    /// requests are decided and recorded as `requester`'s.
+    pub(crate) fn call(
+        &self,
+        host: &Host,
+        invocation_id: &str,
+        requester: Requester,
+    ) -> InFlight<'_> {
+        let hook = EgressHook::new(
+            invocation_id,
+            self.grants.network_arc(),
+            host.network().clone(),
+            requester,
+        );
+        let id = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.calls
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push((id, hook.clone()));
+        InFlight {
+            egress: self,
+            id,
+            hook,
+        }
+    }
+
+    /// Journals the session's records not journaled yet.
+    pub(crate) fn journal_session(&self, host: &Host) {
+        let Some(journal) = host.journal() else {
+            return;
+        };
+        let records = self.session.records();
+        let mut journaled = self
+            .journaled
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let fresh: Vec<_> = records
+            .iter()
+            .skip(*journaled)
+            .map(|record| (EntryKind::Egress, record.to_json()))
+            .collect();
+        if fresh.is_empty() {
+            return;
+        }
+        match journal.record(&fresh) {
+            Ok(_) => *journaled = records.len(),
+            Err(error) => tracing::warn!(%error, "journaling a server session's requests failed"),
+        }
+    }
+}

@@ -1,0 +1,239 @@
+//! [`HostedTool`]: one tool of a hosted server, as airlock serves it
+//! (`SERVER.TOOL`) and governs it: what policies see of it, what an
+//! approval binds, and the executor behind the one invoke path.
+
+use super::{Called, HostedServer};
+use crate::Host;
+use crate::approvals::GrantBinding;
+use crate::invocation::Wait;
+use crate::invoke::{Admit, Executed};
+use crate::outcome::{InvokeError, LimitExceeded, Outcome, RunReport, ToolError, ToolErrorKind};
+use crate::policy::ToolFacts;
+use crate::runtime::Captured;
+use crate::trail::Execution;
+use crate::vocabulary::{Enforcement, Executor, World};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// One tool of a hosted server.
+#[derive(Clone)]
+pub struct HostedTool {
+    server: HostedServer,
+    remote: String,
+    facts: ToolFacts,
+}
+
+impl std::fmt::Debug for HostedTool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HostedTool")
+            .field("name", &self.facts.name)
+            .field("server", &self.server.name())
+            .finish_non_exhaustive()
+    }
+}
+
+impl HostedTool {
+    /// Server `server`'s tool `remote`, served as `SERVER.TOOL`.
+    pub fn new(server: HostedServer, remote: &str) -> Self {
+        let config = server.config();
+        let facts = ToolFacts::derive(
+            &format!("{}.{remote}", config.name),
+            World::McpServer,
+            config.capabilities(),
+            server.sha256(),
+            config.tool(remote).sensitive,
+        );
+        Self {
+            remote: remote.to_string(),
+            facts,
+            server,
+        }
+    }
+
+    /// What policies see: `SERVER.TOOL`, world `mcp-server`, the
+    /// capabilities the server's grants give, its program's digest.
+    pub fn facts(&self) -> &ToolFacts {
+        &self.facts
+    }
+
+    /// The server it belongs to.
+    pub fn server(&self) -> &HostedServer {
+        &self.server
+    }
+
+    /// The server's own name for it.
+    pub fn remote_name(&self) -> &str {
+        &self.remote
+    }
+
+    /// What an approval of it binds: the program and its digest, the
+    /// arguments, which environment variables are set (and, in the digest
+    /// only, their values), the mounts, the network grant and the limits.
+    pub fn binding(&self) -> GrantBinding {
+        let config = self.server.config();
+        let grants = config
+            .network
+            .clone()
+            .unwrap_or_else(crate::grants::Grants::none);
+        let mut parts = grants.binding_parts();
+        parts.extend([
+            format!(
+                "program {} {}",
+                self.server.program().display(),
+                self.server.sha256()
+            ),
+            format!("args {:?}", config.args),
+            format!("env {:?}", config.env),
+            format!("fs_read {:?}", config.fs_read),
+            format!("fs_write {:?}", config.fs_write),
+            format!("limits {:?}", config.limits),
+            format!("tool {}", self.remote),
+        ]);
+        let names: Vec<&str> = config.env.iter().map(|(k, _)| k.as_str()).collect();
+        let summary = format!(
+            "tool `{}` of server `{}` ({} {:?}; env [{}]; read [{}]; write [{}]); {}",
+            self.remote,
+            config.name,
+            self.server.program().display(),
+            config.args,
+            names.join(", "),
+            paths(&config.fs_read),
+            paths(&config.fs_write),
+            if config.network.is_some() {
+                grants.summary()
+            } else {
+                "no network".to_string()
+            }
+        );
+        GrantBinding::new(summary, parts)
+    }
+
+    /// A call's limits: the server's `timeout` and `output` over `base`.
+    pub(crate) fn limits(&self, base: crate::limits::Limits) -> crate::limits::Limits {
+        let limits = &self.server.config().limits;
+        crate::limits::Limits {
+            timeout: limits.wall_clock,
+            max_output_bytes: limits.output_bytes,
+            max_stdio_bytes: limits.output_bytes,
+            ..base
+        }
+    }
+
+    /// The executor attestations name.
+    pub(crate) fn execution(&self) -> Execution {
+        Execution {
+            executor: Executor::McpServer,
+            enforcement: if self.server.config().network.is_some() {
+                Enforcement::Strict
+            } else {
+                Enforcement::NetworkNone
+            },
+        }
+    }
+}
+
+fn paths(dirs: &[std::path::PathBuf]) -> String {
+    dirs.iter()
+        .map(|d| d.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl Host {
+    /// The hosted-server executor: the call goes to the server (started
+    /// again first if it died), with the deadline and cancellation of the
+    /// invocation; the server's result passes through as the output.
+    pub(crate) async fn execute_hosted(
+        &self,
+        tool: &HostedTool,
+        admit: &Admit<'_>,
+    ) -> Result<Executed, InvokeError> {
+        let (invocation, limits) = (admit.invocation, admit.limits);
+        let started = Instant::now();
+        let mut report = RunReport::not_started_as(admit.invocation_id.to_string(), limits.clone());
+        let failed = |message: String, mut report: RunReport| {
+            report.duration = started.elapsed();
+            Outcome::ToolError {
+                error: ToolError {
+                    kind: ToolErrorKind::Failed,
+                    message,
+                },
+                report,
+            }
+        };
+        let arguments = match serde_json::from_str(&invocation.input) {
+            Ok(serde_json::Value::Object(arguments)) => arguments,
+            _ => {
+                return Ok(Executed::Ran(failed(
+                    "a hosted server's tool takes a JSON object".into(),
+                    report,
+                )));
+            }
+        };
+        if let Err(error) = tool.server.ensure_running().await {
+            return Ok(Executed::Ran(failed(
+                format!("{}: {error}", error.code()),
+                report,
+            )));
+        }
+        let progress = invocation.on_wait.clone().map(|observer| {
+            Arc::new(move |message: String| (observer.0)(&Wait::Progress { message }))
+                as super::ProgressSink
+        });
+        let egress = tool.server.egress();
+        let in_flight = egress.as_ref().map(|egress| {
+            egress.call(
+                self,
+                admit.invocation_id,
+                admit.requester(&tool.facts, crate::egress::Credentials::default()),
+            )
+        });
+        let called = tool
+            .server
+            .call(
+                &tool.remote,
+                arguments,
+                progress,
+                &invocation.cancel,
+                limits.timeout,
+            )
+            .await;
+        report.duration = started.elapsed();
+        if let Some(in_flight) = in_flight {
+            report.egress = in_flight.records();
+        }
+        if let Some(egress) = &egress {
+            egress.journal_session(self);
+        }
+        Ok(Executed::Ran(match called {
+            Ok(Called::Answered(result)) => {
+                let output = serde_json::to_string(&result).unwrap_or_default();
+                if result.is_error == Some(true) {
+                    let message = result
+                        .content
+                        .iter()
+                        .find_map(|c| c.as_text().map(|t| t.text.clone()))
+                        .unwrap_or_else(|| "the server reported an error".into());
+                    report.stdout = Captured {
+                        text: output,
+                        dropped_bytes: 0,
+                    };
+                    failed(message, report)
+                } else {
+                    crate::invocation::completed(output, report)
+                }
+            }
+            Ok(Called::Cancelled) => Outcome::LimitExceeded {
+                limit: LimitExceeded::Cancelled,
+                report,
+            },
+            Ok(Called::TimedOut) => Outcome::LimitExceeded {
+                limit: LimitExceeded::Deadline {
+                    timeout: limits.timeout,
+                },
+                report,
+            },
+            Err(error) => failed(format!("{}: {error}", error.code()), report),
+        }))
+    }
+}
