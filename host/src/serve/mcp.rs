@@ -286,6 +286,7 @@ impl ServerHandler for McpHandler {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
+        self.server.wake_servers().await;
         let catalog = self.server.catalog();
         Ok(ListToolsResult::with_all_items(
             catalog

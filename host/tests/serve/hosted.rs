@@ -46,7 +46,10 @@ async fn a_fastmcp_server_runs_confined_with_an_empty_environment() {
     let tools = server.start().await.expect("starts");
     let mut names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
     names.sort_unstable();
-    assert_eq!(names, ["crash", "environment", "fetch", "read", "slow"]);
+    assert_eq!(
+        names,
+        ["crash", "environment", "fetch", "grow", "read", "slow"]
+    );
     assert_eq!(server.status().state, State::Running);
 
     let call = |name: &str, arguments: serde_json::Value| {
@@ -295,4 +298,65 @@ async fn a_server_that_crashes_mid_call_fails_that_call_and_is_restarted() {
     let missing = server.airlock(&["servers", "restart", "nope"]);
     assert!(super::fixture::printed(&missing).contains("server_not_found"));
     server.stop_and_journal();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn progress_cancellation_and_tool_list_changes_pass_through() {
+    let fixture = super::fixture::Fixture::new("");
+    fixture.write_config(&server_entry("py", "serve", "start = \"lazy\""));
+    let server = super::fixture::Server::http(&fixture).await;
+
+    // Lazy: not started until a client lists the tools.
+    let status = server.airlock(&["servers", "status", "--json"]);
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).expect("JSON");
+    assert_eq!(status[0]["starts"], 0, "{status}");
+    let client = server.client("claude").await;
+    let tools = client.peer().list_all_tools().await.expect("tools/list");
+    let after = server.airlock(&["servers", "status", "--json"]);
+    assert!(
+        tools.iter().any(|t| t.name == "py.slow"),
+        "started at the first listing: {} {}",
+        super::fixture::printed(&after),
+        server.log()
+    );
+
+    // The server's progress reaches the client; the client's cancellation
+    // reaches the server, and the call is journaled as cancelled.
+    let request = rmcp::model::ClientRequest::CallToolRequest(rmcp::model::CallToolRequest::new(
+        super::call("py.slow", serde_json::json!({ "steps": 600 })),
+    ));
+    let handle = client
+        .peer()
+        .send_cancellable_request(request, rmcp::service::PeerRequestOptions::no_options())
+        .await
+        .expect("sent");
+    let said = client.service().next_progress_with("step 1 of 600").await;
+    assert_eq!(said, "step 1 of 600");
+    handle
+        .cancel(Some("enough".into()))
+        .await
+        .expect("cancelled");
+    server.wait_until_running(0).await;
+
+    // A server that grows a tool says so; airlock lists it and tells its
+    // own clients.
+    let grown = client
+        .peer()
+        .call_tool(super::call("py.grow", serde_json::json!({})))
+        .await
+        .expect("tools/call");
+    assert_eq!(first_text(&grown), "grown");
+    client.service().next_list_changed().await;
+    let tools = client.peer().list_all_tools().await.expect("tools/list");
+    assert!(
+        tools.iter().any(|t| t.name == "py.extra"),
+        "the new tool is served"
+    );
+
+    let journal = server.stop_and_journal();
+    let slow = journal
+        .iter()
+        .find(|e| e["kind"] == "invocation" && e["payload"]["attestation"]["tool"] == "py.slow")
+        .expect("the cancelled call is journaled");
+    assert_eq!(slow["payload"]["attestation"]["outcome"], "cancelled");
 }
