@@ -360,3 +360,131 @@ async fn progress_cancellation_and_tool_list_changes_pass_through() {
         .expect("the cancelled call is journaled");
     assert_eq!(slow["payload"]["attestation"]["outcome"], "cancelled");
 }
+
+/// `target/npm-servers`, where `.ci/install` puts the npm servers.
+fn npm_servers() -> PathBuf {
+    let dir = super::python::python("server-1.30.0")
+        .ancestors()
+        .nth(4)
+        .expect("the target directory")
+        .join("npm-servers/node_modules");
+    assert!(
+        dir.join("@modelcontextprotocol/server-filesystem").exists(),
+        "{} is missing: run `bash .ci/test` (the README's test command), which installs it",
+        dir.display()
+    );
+    dir
+}
+
+/// Lets the sandbox's user (`nobody` when the tests run as root) in.
+fn open_to_everyone(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reference_filesystem_server_is_confined_to_its_workspace() {
+    let modules = npm_servers();
+    let place = tempfile::tempdir().expect("tempdir");
+    open_to_everyone(place.path(), 0o755);
+    let workspace = place.path().join("workspace");
+    std::fs::create_dir(&workspace).expect("workspace");
+    open_to_everyone(&workspace, 0o777);
+    std::fs::write(workspace.join("notes.txt"), "inside").expect("write");
+    let outside = place.path().join("secret.txt");
+    std::fs::write(&outside, "outside").expect("write");
+    open_to_everyone(&outside, 0o644);
+
+    let fixture = super::fixture::Fixture::new("");
+    // The server itself is told it may use all of `/`: airlock's sandbox
+    // still shows it only what airlock.toml grants.
+    fixture.write_config(&format!(
+        "[[servers]]\nname = \"files\"\ncommand = \"/usr/bin/node\"\nargs = [{:?}, \"/\"]\nfs_read = [{:?}]\nfs_write = [{:?}]\n",
+        modules
+            .join("@modelcontextprotocol/server-filesystem/dist/index.js")
+            .display()
+            .to_string(),
+        modules.display().to_string(),
+        workspace.display().to_string(),
+    ));
+    let server = super::fixture::Server::http(&fixture).await;
+    let client = server.client("claude").await;
+    let tools = client.peer().list_all_tools().await.expect("tools/list");
+    let read = tools
+        .iter()
+        .find(|t| t.name == "files.read_text_file")
+        .unwrap_or_else(|| panic!("{:?}", tools.iter().map(|t| &t.name).collect::<Vec<_>>()));
+    let annotations = read.annotations.clone().expect("annotated");
+    assert_eq!(
+        annotations.destructive_hint,
+        Some(true),
+        "it may write its workspace"
+    );
+
+    // Writing is sensitive: the first call waits for an operator, who
+    // allows this session.
+    let target = workspace.join("new.txt");
+    let (pending, _, id) = super::fetch_held_for_approval_of(
+        &server,
+        &client,
+        "files.write_file",
+        serde_json::json!({ "path": target, "content": "written through airlock" }),
+    )
+    .await;
+    let decided = server.airlock(&["approvals", "decide", &id, "--allow", "session"]);
+    assert!(
+        decided.status.success(),
+        "{}",
+        super::fixture::printed(&decided)
+    );
+    let wrote = pending.await.expect("task").expect("tools/call");
+    assert_ne!(wrote.is_error, Some(true), "{}", first_text(&wrote));
+    assert_eq!(
+        std::fs::read_to_string(&target).expect("written"),
+        "written through airlock"
+    );
+
+    // Each of its tools is approved on its own (an approval binds the
+    // tool); reading needs one too, since the server may write.
+    let (pending, _, id) = super::fetch_held_for_approval_of(
+        &server,
+        &client,
+        "files.read_text_file",
+        serde_json::json!({ "path": workspace.join("notes.txt") }),
+    )
+    .await;
+    let decided = server.airlock(&["approvals", "decide", &id, "--allow", "session"]);
+    assert!(
+        decided.status.success(),
+        "{}",
+        super::fixture::printed(&decided)
+    );
+    let inside = pending.await.expect("task").expect("tools/call");
+    assert_eq!(first_text(&inside), "inside");
+    let call =
+        |path: PathBuf| super::call("files.read_text_file", serde_json::json!({ "path": path }));
+    for path in [
+        outside.clone(),
+        PathBuf::from("/etc/shadow"),
+        PathBuf::from("/root/.profile"),
+    ] {
+        let refused = client
+            .peer()
+            .call_tool(call(path.clone()))
+            .await
+            .expect("tools/call");
+        assert_eq!(
+            refused.is_error,
+            Some(true),
+            "{}: {}",
+            path.display(),
+            first_text(&refused)
+        );
+        assert!(
+            !first_text(&refused).contains("outside"),
+            "{}",
+            first_text(&refused)
+        );
+    }
+    server.stop_and_journal();
+}
