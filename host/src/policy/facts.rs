@@ -120,6 +120,8 @@ pub struct ToolFacts {
     pub sha256: String,
     /// Whether it needs an approval under the default policies.
     pub sensitive: bool,
+    /// The hosted MCP server it belongs to (`[[servers]]`), if any.
+    pub server: Option<String>,
 }
 
 impl ToolFacts {
@@ -140,6 +142,7 @@ impl ToolFacts {
             capabilities,
             sha256: sha256.to_string(),
             sensitive,
+            server: None,
         }
     }
 
@@ -169,7 +172,7 @@ impl ToolFacts {
     }
 
     pub(super) fn entity(&self) -> Result<Entity, PolicyError> {
-        let attrs = HashMap::from([
+        let mut attrs = HashMap::from([
             (
                 "name".to_string(),
                 RestrictedExpression::new_string(self.name.clone()),
@@ -195,6 +198,12 @@ impl ToolFacts {
                 RestrictedExpression::new_bool(self.sensitive),
             ),
         ]);
+        if let Some(server) = &self.server {
+            attrs.insert(
+                "server".to_string(),
+                RestrictedExpression::new_string(server.clone()),
+            );
+        }
         let id = self.uid();
         Entity::new(id.clone(), attrs, HashSet::new()).map_err(|e| entity_error(&id, &e))
     }

@@ -36,6 +36,7 @@ mod tests {
             },
             sha256: "ab".repeat(32),
             sensitive,
+            server: None,
         }
     }
 

@@ -6,11 +6,15 @@
 use super::{Catalog, ServeError, Served, Server, Weak, object_schema, valid_tool_name};
 use crate::Host;
 use crate::configured::ConfiguredTool;
-use crate::servers::{HostedServer, HostedTool, ServerConfig, Start};
+use crate::servers::{HostedServer, HostedTool, ServerConfig, Start, State};
 use rmcp::model::Tool;
 use serde_json::json;
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
+
+/// How often each hosted server is checked for having died.
+const WATCH_EVERY: Duration = Duration::from_secs(1);
 
 /// Loads every `[[servers]]` entry and starts the eager ones; a server that
 /// fails to start is reported (log, journal, `airlock servers status`) and
@@ -153,8 +157,10 @@ impl Server {
         Ok(())
     }
 
-    /// Follows each server's `tools/list_changed`: lists again and serves
-    /// what it lists. The tasks end with the catalog that holds them.
+    /// Watches each hosted server: after its `tools/list_changed` it is
+    /// listed again and what it lists is served; when it died (or failed
+    /// to start) it is started again, with backoff. The tasks end with the
+    /// server set they watch (replaced on reload).
     pub(super) fn follow_servers(&self) -> Vec<crate::invocation::AbortOnDrop> {
         self.servers()
             .into_iter()
@@ -162,21 +168,64 @@ impl Server {
                 let weak: Weak = self.downgrade();
                 crate::invocation::AbortOnDrop::spawn(async move {
                     let changed = server.list_changed();
+                    let mut tick = tokio::time::interval(WATCH_EVERY);
+                    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                     loop {
-                        changed.notified().await;
+                        let relist = tokio::select! {
+                            () = changed.notified() => true,
+                            _ = tick.tick() => false,
+                        };
                         let Some(this) = weak.upgrade() else { return };
-                        match server.relist().await {
-                            Ok(listed) => {
+                        let listed = if relist {
+                            server.relist().await
+                        } else if server.status().state == State::Failed {
+                            match server.ensure_running().await {
+                                Ok(()) => {
+                                    tracing::info!(server = %server.name(), "the server was started again");
+                                    Ok(server.tools().await)
+                                }
+                                Err(_) => continue,
+                            }
+                        } else if server.status().state == State::Running && !server.is_running().await {
+                            tracing::warn!(server = %server.name(), "the server died; starting it again");
+                            server.mark_gone("its process ended");
+                            continue;
+                        } else {
+                            continue;
+                        };
+                        match listed {
+                            Ok(listed) if this.serves_other_tools(&server, &listed) => {
                                 if let Err(error) = this.refresh_server(&server, &listed) {
-                                    tracing::warn!(server = %server.name(), code = error.code(), %error, "a server's new tools were not served");
+                                    tracing::warn!(server = %server.name(), code = error.code(), %error, "a server's tools were not served");
                                 }
                             }
+                            Ok(_) => {}
                             Err(error) => tracing::warn!(server = %server.name(), code = error.code(), %error, "listing a server's tools failed"),
                         }
                     }
                 })
             })
             .collect()
+    }
+
+    /// Whether `listed` differs from the tools of `server` served now.
+    fn serves_other_tools(&self, server: &HostedServer, listed: &[Tool]) -> bool {
+        let catalog = self.catalog();
+        let mut served: Vec<&str> = catalog
+            .tools
+            .iter()
+            .filter_map(|s| s.tool.as_hosted())
+            .filter(|h| h.server().name() == server.name())
+            .map(HostedTool::remote_name)
+            .collect();
+        let mut now: Vec<&str> = listed
+            .iter()
+            .map(|t| t.name.as_ref())
+            .filter(|name| !server.config().tool(name).disabled)
+            .collect();
+        served.sort_unstable();
+        now.sort_unstable();
+        served != now
     }
 
     /// Stops every hosted server (at shutdown).

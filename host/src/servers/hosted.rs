@@ -528,16 +528,22 @@ impl HostedServer {
 
     /// The error for a server that went away, noted in its status.
     fn gone(&self, why: &str) -> ServerError {
+        ServerError::Gone {
+            server: self.name().to_string(),
+            message: self.mark_gone(why),
+        }
+    }
+
+    /// Notes in its status that the server went away (`why`); it is
+    /// started again at the next call or check. Returns the message.
+    pub fn mark_gone(&self, why: &str) -> String {
         let message = format!("the server is gone: {why}");
         self.set_status(|s| {
             s.state = State::Failed;
             s.pid = None;
             s.last_error = Some(message.clone());
         });
-        ServerError::Gone {
-            server: self.name().to_string(),
-            message,
-        }
+        message
     }
 
     /// Stops the process: the MCP session is closed, then everything the

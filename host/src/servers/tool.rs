@@ -36,13 +36,16 @@ impl HostedTool {
     /// Server `server`'s tool `remote`, served as `SERVER.TOOL`.
     pub fn new(server: HostedServer, remote: &str) -> Self {
         let config = server.config();
-        let facts = ToolFacts::derive(
-            &format!("{}.{remote}", config.name),
-            World::McpServer,
-            config.capabilities(),
-            server.sha256(),
-            config.tool(remote).sensitive,
-        );
+        let facts = ToolFacts {
+            server: Some(config.name.clone()),
+            ..ToolFacts::derive(
+                &format!("{}.{remote}", config.name),
+                World::McpServer,
+                config.capabilities(),
+                server.sha256(),
+                config.tool(remote).sensitive,
+            )
+        };
         Self {
             remote: remote.to_string(),
             facts,

@@ -219,12 +219,54 @@ async fn served_through_airlock_every_call_is_governed_and_its_egress_checked() 
         "nothing else reached anything"
     );
 
+    // While another call is in flight, a request cannot be told apart: it
+    // is decided and recorded for the server session, and says so.
+    let (slow, _, id) = super::fetch_held_for_approval_of(
+        &server,
+        &client,
+        "py.slow",
+        serde_json::json!({ "steps": 600 }),
+    )
+    .await;
+    let decided = server.airlock(&["approvals", "decide", &id, "--allow", "once"]);
+    assert!(
+        decided.status.success(),
+        "{}",
+        super::fixture::printed(&decided)
+    );
+    client.service().next_progress_with("step 1 of 600").await;
+    let overlap = client
+        .peer()
+        .call_tool(super::call(
+            "py.fetch",
+            serde_json::json!({ "url": format!("http://svc.test:{port}/overlap") }),
+        ))
+        .await
+        .expect("tools/call");
+    assert!(
+        first_text(&overlap).starts_with("200 "),
+        "{}",
+        first_text(&overlap)
+    );
+    slow.abort();
+
     let journal = server.stop_and_journal();
     let runs: Vec<&serde_json::Value> = journal
         .iter()
         .filter(|e| e["kind"] == "invocation" && e["payload"]["attestation"]["tool"] == "py.fetch")
         .collect();
-    assert_eq!(runs.len(), 3, "each call is attested");
+    assert_eq!(runs.len(), 4, "each call is attested");
+    let session = journal
+        .iter()
+        .find(|e| {
+            e["kind"] == "egress"
+                && e["payload"]["host"] == "svc.test"
+                && e["payload"]["invocation_id"]
+                    .as_str()
+                    .is_some_and(|id| id.starts_with("server-session:py:"))
+        })
+        .expect("the overlapping request is recorded for the server session");
+    assert_eq!(session["payload"]["decision"], "allow", "{session}");
     assert_eq!(runs[0]["payload"]["attestation"]["executor"], "mcp_server");
     assert_eq!(runs[0]["payload"]["attestation"]["world"], "mcp-server");
     let denied: Vec<&serde_json::Value> = journal
@@ -262,6 +304,21 @@ async fn a_server_that_crashes_mid_call_fails_that_call_and_is_restarted() {
         first_text(&crashed)
     );
 
+    // Started again without waiting for a call.
+    let started = std::time::Instant::now();
+    loop {
+        let status = server.airlock(&["servers", "status", "--json"]);
+        let status: serde_json::Value = serde_json::from_slice(&status.stdout).expect("JSON");
+        if status[0]["state"] == "running" && status[0]["starts"] == 2 {
+            break;
+        }
+        assert!(
+            started.elapsed() < super::PATIENCE,
+            "not restarted: {status}"
+        );
+        tokio::task::yield_now().await;
+    }
+
     let script = fixture_dir().join("fetch_and_read.py");
     let read = client
         .peer()
@@ -298,6 +355,27 @@ async fn a_server_that_crashes_mid_call_fails_that_call_and_is_restarted() {
     let missing = server.airlock(&["servers", "restart", "nope"]);
     assert!(super::fixture::printed(&missing).contains("server_not_found"));
     server.stop_and_journal();
+    assert_eq!(
+        servers_running(&script),
+        0,
+        "stopping airlock stops the servers"
+    );
+}
+
+/// How many processes on this machine run the fixture `script`.
+fn servers_running(script: &Path) -> usize {
+    let wanted = script.display().to_string();
+    std::fs::read_dir("/proc")
+        .expect("/proc")
+        .filter_map(Result::ok)
+        .filter(|e| {
+            std::fs::read(e.path().join("cmdline")).is_ok_and(|cmdline| {
+                String::from_utf8_lossy(&cmdline)
+                    .split('\0')
+                    .any(|arg| arg == wanted)
+            })
+        })
+        .count()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

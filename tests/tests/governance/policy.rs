@@ -314,3 +314,52 @@ fn a_device_decides_as_a_member_of_its_operator() {
         "devices decide in the console only"
     );
 }
+
+/// A hosted server's tools carry the server's name: a policy can keep a
+/// whole server (or one agent from it) out.
+#[test]
+fn policies_can_name_a_hosted_server() {
+    use airlock::policy::{RequestContext, ToolFacts};
+    use airlock::{Capability, World};
+    let no_files_for_bots = r#"
+        forbid (principal == Airlock::Agent::"bot", action == Airlock::Action::"tool.execute", resource)
+        when { resource has server && resource.server == "files" };
+    "#;
+    let engine = PolicyEngine::from_sources(
+        ("schema", DEFAULT_SCHEMA),
+        &[
+            ("default.cedar", DEFAULT_POLICIES),
+            ("extra.cedar", no_files_for_bots),
+        ],
+        None,
+    )
+    .expect("policies");
+    let hosted = |server: Option<&str>| {
+        let facts = ToolFacts {
+            server: server.map(str::to_string),
+            ..ToolFacts::derive(
+                "files.read_text_file",
+                World::McpServer,
+                vec![Capability::FilesystemRead],
+                &"ab".repeat(32),
+                false,
+            )
+        };
+        engine.register_tool(&facts).expect("registered");
+        facts
+    };
+    let run = |who: &str, facts: &ToolFacts| {
+        engine
+            .check_execute(
+                &Principal::agent(who),
+                facts,
+                &RequestContext::default(),
+                false,
+            )
+            .allowed
+    };
+    let files = hosted(Some("files"));
+    assert!(!run("bot", &files), "the bot is kept from that server");
+    assert!(run("claude", &files), "others are not");
+    assert!(run("bot", &hosted(Some("docs"))), "nor is another server");
+}
