@@ -145,6 +145,7 @@ pub struct Spawned {
 
 impl Spawned {
     /// Wraps a started `child`; `kill` ends everything it started.
+    #[cfg(unix)]
     pub(crate) fn new(
         child: std::process::Child,
         kill: impl FnMut() + Send + 'static,

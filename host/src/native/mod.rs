@@ -11,6 +11,7 @@ mod config;
 mod run;
 
 pub(crate) use config::{RawLimits, RawNative, limits as parse_limits, path as config_path};
+pub(crate) use run::base_plan;
 
 use crate::Host;
 use crate::approvals::GrantBinding;

@@ -7,6 +7,7 @@ use crate::limits::Limits;
 use crate::outcome::{LimitExceeded, Outcome, RunReport, ToolError, ToolErrorKind};
 use crate::runtime::Captured;
 use airlock_sandbox::{Access, Exit, Plan};
+use std::path::{Path, PathBuf};
 
 fn text(captured: &airlock_sandbox::CappedStream) -> Captured {
     Captured {
@@ -15,30 +16,49 @@ fn text(captured: &airlock_sandbox::CappedStream) -> Captured {
     }
 }
 
-/// The sandbox plan: the program and the granted directories visible at
-/// their host paths, a minimal environment, no network (a `strict` run sets
-/// its proxy and bridge).
-pub(super) fn plan_for(spec: &NativeSpec, limits: &Limits) -> Plan {
-    let mut plan = Plan::new(&spec.program)
-        .args(spec.args.iter())
+/// What every native program's plan starts from: `program` with `args`,
+/// visible read-only at its own path, the granted directories at their host
+/// paths (the first writable one is the working directory), a fixed `PATH`
+/// and locale and nothing else of the environment, `limits`.
+pub(crate) fn base_plan(
+    program: &Path,
+    args: &[String],
+    limits: airlock_sandbox::ProcessLimits,
+    fs_read: &[PathBuf],
+    fs_write: &[PathBuf],
+) -> Plan {
+    let mut plan = Plan::new(program)
+        .args(args.iter())
         .env("PATH", "/usr/local/bin:/usr/bin:/bin")
         .env("LANG", "C.UTF-8")
-        .limits(airlock_sandbox::ProcessLimits {
-            wall_clock: limits.timeout,
-            output_bytes: limits.max_output_bytes,
-            ..spec.limits.clone()
-        })
-        .mount(&spec.program, &spec.program, Access::ReadOnly);
-    for dir in &spec.fs_read {
+        .limits(limits)
+        .mount(program, program, Access::ReadOnly);
+    for dir in fs_read {
         plan = plan.mount(dir, dir, Access::ReadOnly);
     }
-    for dir in &spec.fs_write {
+    for dir in fs_write {
         plan = plan.mount(dir, dir, Access::ReadWrite);
     }
-    if let Some(dir) = spec.fs_write.first() {
+    if let Some(dir) = fs_write.first() {
         plan = plan.cwd(dir);
     }
     plan
+}
+
+/// The sandbox plan of a native tool's run, no network (a `strict` run
+/// sets its proxy and bridge).
+pub(super) fn plan_for(spec: &NativeSpec, limits: &Limits) -> Plan {
+    base_plan(
+        &spec.program,
+        &spec.args,
+        airlock_sandbox::ProcessLimits {
+            wall_clock: limits.timeout,
+            output_bytes: limits.max_output_bytes,
+            ..spec.limits.clone()
+        },
+        &spec.fs_read,
+        &spec.fs_write,
+    )
 }
 
 /// What a finished native run means, in the same terms as a component's.

@@ -4,7 +4,7 @@
 //! log up to a cap.
 
 use super::ServerConfig;
-use airlock_sandbox::{Access, Plan};
+use airlock_sandbox::Plan;
 use std::io::BufRead;
 use std::path::Path;
 use std::pin::Pin;
@@ -17,37 +17,21 @@ pub const MAX_MESSAGE_BYTES: usize = 16 << 20;
 /// How much of a server's stderr reaches the log over its process's life.
 pub const STDERR_LOG_BYTES: usize = 64 << 10;
 
-/// The environment a server gets besides its configured `env` (which wins):
-/// a fixed `PATH` and locale, never the caller's.
-const BASE_ENV: [(&str, &str); 2] = [
-    ("PATH", "/usr/local/bin:/usr/bin:/bin"),
-    ("LANG", "C.UTF-8"),
-];
-
-/// The sandbox plan for `config` running `program`: the program and the
-/// granted directories at their host paths, the first writable one as the
-/// working directory, an explicit environment, the limits.
+/// The sandbox plan for `config` running `program`: what every native
+/// program gets (the program and the granted directories at their host
+/// paths, a fixed `PATH` and locale), then the configured `env`, which
+/// wins.
 pub(super) fn plan(config: &ServerConfig, program: &Path) -> Plan {
-    let mut plan = Plan::new(program)
-        .args(config.args.iter())
-        .limits(config.limits.clone())
-        .mount(program, program, Access::ReadOnly);
-    for (key, value) in BASE_ENV {
-        if !config.env.iter().any(|(k, _)| k == key) {
-            plan = plan.env(key, value);
-        }
-    }
+    let mut plan = crate::native::base_plan(
+        program,
+        &config.args,
+        config.limits.clone(),
+        &config.fs_read,
+        &config.fs_write,
+    );
     for (key, value) in &config.env {
+        plan.env.retain(|(k, _)| k != key);
         plan = plan.env(key.clone(), value.clone());
-    }
-    for dir in &config.fs_read {
-        plan = plan.mount(dir, dir, Access::ReadOnly);
-    }
-    for dir in &config.fs_write {
-        plan = plan.mount(dir, dir, Access::ReadWrite);
-    }
-    if let Some(dir) = config.fs_write.first() {
-        plan = plan.cwd(dir);
     }
     plan
 }
@@ -104,6 +88,8 @@ impl<R: AsyncRead + Unpin> AsyncRead for LineCap<R> {
                 for &byte in &buf.filled()[before..] {
                     this.run = if byte == b'\n' { 0 } else { this.run + 1 };
                     if this.run > this.cap {
+                        // An error hands back nothing of this read.
+                        buf.set_filled(before);
                         return Poll::Ready(Err(std::io::Error::other(format!(
                             "the server sent a message longer than {} bytes",
                             this.cap
@@ -153,7 +139,10 @@ mod tests {
             env,
             [
                 ("LANG".to_string(), "C".to_string()),
-                ("PATH".to_string(), BASE_ENV[0].1.to_string()),
+                (
+                    "PATH".to_string(),
+                    "/usr/local/bin:/usr/bin:/bin".to_string()
+                ),
                 ("TOKEN".to_string(), "x".to_string()),
             ]
         );

@@ -22,10 +22,16 @@ fn fixture_dir() -> PathBuf {
 
 /// A `[[servers]]` entry for the fixture in `mode`, with `more` lines.
 pub fn server_entry(name: &str, mode: &str, more: &str) -> String {
+    server_entry_marked(name, mode, more, "")
+}
+
+/// As [`server_entry`], the process also given `marker` (which the fixture
+/// ignores) so a test can find its own processes.
+fn server_entry_marked(name: &str, mode: &str, more: &str, marker: &str) -> String {
     let venv = server_python();
     let dir = fixture_dir();
     format!(
-        "[[servers]]\nname = {name:?}\ncommand = {:?}\nargs = [{:?}, {mode:?}]\nfs_read = [{:?}, {:?}]\nenv = {{ PYTHONDONTWRITEBYTECODE = \"1\" }}\n{more}\n",
+        "[[servers]]\nname = {name:?}\ncommand = {:?}\nargs = [{:?}, {mode:?}, {marker:?}]\nfs_read = [{:?}, {:?}]\nenv = {{ PYTHONDONTWRITEBYTECODE = \"1\" }}\n{more}\n",
         venv.join("bin/python").display().to_string(),
         dir.join("fetch_and_read.py").display().to_string(),
         venv.display().to_string(),
@@ -177,20 +183,14 @@ async fn served_through_airlock_every_call_is_governed_and_its_egress_checked() 
     // With network access its tools are sensitive: the first call waits
     // for an operator, who allows this agent's session.
     let url = format!("http://svc.test:{port}/hello");
-    let (pending, _, id) = super::fetch_held_for_approval_of(
+    let result = super::call_allowed(
         &server,
         &client,
         "py.fetch",
         serde_json::json!({ "url": url }),
+        "session",
     )
     .await;
-    let decided = server.airlock(&["approvals", "decide", &id, "--allow", "session"]);
-    assert!(
-        decided.status.success(),
-        "{}",
-        super::fixture::printed(&decided)
-    );
-    let result = pending.await.expect("task").expect("tools/call");
     assert_eq!(result.is_error, Some(false), "{}", first_text(&result));
     assert!(
         first_text(&result).starts_with("200 "),
@@ -288,7 +288,8 @@ async fn served_through_airlock_every_call_is_governed_and_its_egress_checked() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_that_crashes_mid_call_fails_that_call_and_is_restarted() {
     let fixture = super::fixture::Fixture::new("");
-    fixture.write_config(&server_entry("py", "serve", ""));
+    let marker = format!("crash-test-{}", std::process::id());
+    fixture.write_config(&server_entry_marked("py", "serve", "", &marker));
     let server = super::fixture::Server::http(&fixture).await;
     let client = server.client("claude").await;
 
@@ -356,15 +357,14 @@ async fn a_server_that_crashes_mid_call_fails_that_call_and_is_restarted() {
     assert!(super::fixture::printed(&missing).contains("server_not_found"));
     server.stop_and_journal();
     assert_eq!(
-        servers_running(&script),
+        servers_running(&marker),
         0,
         "stopping airlock stops the servers"
     );
 }
 
-/// How many processes on this machine run the fixture `script`.
-fn servers_running(script: &Path) -> usize {
-    let wanted = script.display().to_string();
+/// How many processes on this machine have `wanted` among their arguments.
+fn servers_running(wanted: &str) -> usize {
     std::fs::read_dir("/proc")
         .expect("/proc")
         .filter_map(Result::ok)
@@ -424,12 +424,15 @@ async fn progress_cancellation_and_tool_list_changes_pass_through() {
         .await
         .expect("tools/call");
     assert_eq!(first_text(&grown), "grown");
-    client.service().next_list_changed().await;
-    let tools = client.peer().list_all_tools().await.expect("tools/list");
-    assert!(
-        tools.iter().any(|t| t.name == "py.extra"),
-        "the new tool is served"
-    );
+    // (The lazy start changed the list too: wait for the change that
+    // brings the new tool.)
+    loop {
+        client.service().next_list_changed().await;
+        let tools = client.peer().list_all_tools().await.expect("tools/list");
+        if tools.iter().any(|t| t.name == "py.extra") {
+            break;
+        }
+    }
 
     let journal = server.stop_and_journal();
     let slow = journal
@@ -502,20 +505,14 @@ async fn the_reference_filesystem_server_is_confined_to_its_workspace() {
     // Writing is sensitive: the first call waits for an operator, who
     // allows this session.
     let target = workspace.join("new.txt");
-    let (pending, _, id) = super::fetch_held_for_approval_of(
+    let wrote = super::call_allowed(
         &server,
         &client,
         "files.write_file",
         serde_json::json!({ "path": target, "content": "written through airlock" }),
+        "session",
     )
     .await;
-    let decided = server.airlock(&["approvals", "decide", &id, "--allow", "session"]);
-    assert!(
-        decided.status.success(),
-        "{}",
-        super::fixture::printed(&decided)
-    );
-    let wrote = pending.await.expect("task").expect("tools/call");
     assert_ne!(wrote.is_error, Some(true), "{}", first_text(&wrote));
     assert_eq!(
         std::fs::read_to_string(&target).expect("written"),
@@ -524,20 +521,14 @@ async fn the_reference_filesystem_server_is_confined_to_its_workspace() {
 
     // Each of its tools is approved on its own (an approval binds the
     // tool); reading needs one too, since the server may write.
-    let (pending, _, id) = super::fetch_held_for_approval_of(
+    let inside = super::call_allowed(
         &server,
         &client,
         "files.read_text_file",
         serde_json::json!({ "path": workspace.join("notes.txt") }),
+        "session",
     )
     .await;
-    let decided = server.airlock(&["approvals", "decide", &id, "--allow", "session"]);
-    assert!(
-        decided.status.success(),
-        "{}",
-        super::fixture::printed(&decided)
-    );
-    let inside = pending.await.expect("task").expect("tools/call");
     assert_eq!(first_text(&inside), "inside");
     let call =
         |path: PathBuf| super::call("files.read_text_file", serde_json::json!({ "path": path }));

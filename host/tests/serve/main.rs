@@ -63,6 +63,21 @@ async fn fetch_held_for_approval_of(
     (pending, waiting, id)
 }
 
+/// A call of `tool` held for an approval that the operator then gives
+/// with `scope` (`once`, `session`): the call's result.
+async fn call_allowed(
+    server: &Server<'_>,
+    client: &rmcp::service::RunningService<rmcp::RoleClient, fixture::Recorder>,
+    tool: &str,
+    arguments: Value,
+    scope: &str,
+) -> rmcp::model::CallToolResult {
+    let (pending, _, id) = fetch_held_for_approval_of(server, client, tool, arguments).await;
+    let decided = server.airlock(&["approvals", "decide", &id, "--allow", scope]);
+    assert!(decided.status.success(), "{}", fixture::printed(&decided));
+    pending.await.expect("task").expect("tools/call")
+}
+
 /// The text of a result's first content block.
 fn text(result: &rmcp::model::CallToolResult) -> String {
     result
