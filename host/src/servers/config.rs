@@ -13,8 +13,8 @@
 //! init_timeout = "30s"            # to answer `initialize`
 //! limits = { memory = "8GiB", cpu = "1h", timeout = "60s", output = "4MiB" }
 //!
-//! [servers.network]               # present: strict egress under this grant
-//! [[servers.network.allow]]       # (same keys as a tool's); absent: no network
+//! [servers.network]               # strict egress under this grant (same keys as
+//! [[servers.network.allow]]       # a tool's); `network = "none"` or absent: none
 //! host = "api.example.com"
 //!
 //! [servers.tools.write_file]
@@ -137,12 +137,46 @@ pub(crate) struct RawServer {
     fs_read: Vec<String>,
     #[serde(default)]
     fs_write: Vec<String>,
-    network: Option<RawGrant>,
+    network: Option<Spanned<RawNetwork>>,
     start: Option<Spanned<String>>,
     init_timeout: Option<Spanned<String>>,
     limits: Option<RawLimits>,
     #[serde(default)]
     tools: BTreeMap<String, Spanned<RawToolOverride>>,
+}
+
+/// `network = "none"`, or a `[servers.network]` grant table (strict
+/// egress under it). Read by hand: serde's untagged enums buffer the value
+/// and lose the positions errors point at.
+enum RawNetwork {
+    Mode(String),
+    Grant(Box<RawGrant>),
+}
+
+impl<'de> Deserialize<'de> for RawNetwork {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Either;
+        impl<'de> serde::de::Visitor<'de> for Either {
+            type Value = RawNetwork;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("\"none\" or a [servers.network] table of rules")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, mode: &str) -> Result<RawNetwork, E> {
+                Ok(RawNetwork::Mode(mode.to_string()))
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<RawNetwork, A::Error> {
+                RawGrant::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(|grant| RawNetwork::Grant(Box::new(grant)))
+            }
+        }
+        deserializer.deserialize_any(Either)
+    }
 }
 
 #[derive(Deserialize)]
@@ -190,14 +224,28 @@ impl RawServer {
                 "`command` is empty: give the program that starts the server, e.g. `command = \"npx\"`",
             ));
         }
-        let network = self
-            .network
-            .map(|grant| -> Result<Grants, ConfigError> {
-                Ok(Grants::none()
-                    .named(name.clone())
-                    .with_network(NetworkGrant::from_raw(grant, source)?))
-            })
-            .transpose()?;
+        let network = match self.network {
+            None => None,
+            Some(network) => {
+                let span = network.span();
+                match network.into_inner() {
+                    RawNetwork::Mode(mode) if mode == "none" => None,
+                    RawNetwork::Mode(other) => {
+                        return Err(source.error(
+                            span,
+                            format!(
+                                "network `{other}` is not a grant: write \"none\" (or leave it out) for no network, or the rules as a [servers.network] table with [[servers.network.allow]] entries for strict egress"
+                            ),
+                        ));
+                    }
+                    RawNetwork::Grant(grant) => Some(
+                        Grants::none()
+                            .named(name.clone())
+                            .with_network(NetworkGrant::from_raw(*grant, source)?),
+                    ),
+                }
+            }
+        };
         let start = match self
             .start
             .as_ref()
@@ -315,6 +363,9 @@ enabled = false
         assert!(server.tool("write_file").sensitive);
         assert!(server.tool("move_file").disabled);
         assert_eq!(server.tool("read_file"), super::ToolOverride::default());
+        let none = parse("[[servers]]\nname = \"a\"\ncommand = \"x\"\nnetwork = \"none\"\n")
+            .expect("valid");
+        assert!(none.servers()[0].network.is_none());
     }
 
     #[test]
@@ -333,7 +384,12 @@ enabled = false
             (
                 "[[servers]]\nname = \"a\"\ncommand = \"x\"\nnetwork = \"strict\"\n",
                 4,
-                "invalid type",
+                "not a grant",
+            ),
+            (
+                "[[servers]]\nname = \"a\"\ncommand = \"x\"\n[servers.network]\n[[servers.network.allow]]\nhost = \"a.example\"\nschemes = [\"ftp\"]\n",
+                7,
+                "ftp",
             ),
             (
                 "[[servers]]\nname = \"a\"\ncommand = \"x\"\nstart = \"later\"\n",

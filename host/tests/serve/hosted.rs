@@ -557,3 +557,46 @@ async fn the_reference_filesystem_server_is_confined_to_its_workspace() {
     }
     server.stop_and_journal();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn results_past_the_output_limit_are_refused_and_names_may_not_collide() {
+    let fixture = super::fixture::Fixture::new("");
+    fixture.write_config(&server_entry(
+        "py",
+        "serve",
+        "limits = { output = \"1KiB\" }",
+    ));
+    let server = super::fixture::Server::http(&fixture).await;
+    let client = server.client("claude").await;
+    let script = fixture_dir().join("fetch_and_read.py");
+    let large = client
+        .peer()
+        .call_tool(super::call(
+            "py.read",
+            serde_json::json!({ "path": script }),
+        ))
+        .await
+        .expect("tools/call");
+    assert_eq!(large.is_error, Some(true));
+    assert!(
+        first_text(&large).starts_with("output_too_large"),
+        "{}",
+        first_text(&large)
+    );
+    server.stop_and_journal();
+
+    // A configured tool named like one of the server's: airlock refuses to
+    // start rather than serve one of them under the other's name.
+    fixture.write_config(&format!(
+        "[[tools]]\nname = \"py.read\"\ncomponent = {:?}\n{}",
+        airlock_tests::guest_path("echo"),
+        server_entry("py", "serve", "")
+    ));
+    let refused =
+        super::fixture::airlock_for(&fixture, &["serve", "--listen", "127.0.0.1:0", "--config"])
+            .arg(fixture.config())
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("airlock serve");
+    super::fixture::assert_refused(&refused, 2, "two tools are named `py.read`");
+}
