@@ -1,6 +1,7 @@
 //! [`PolicyEngine`]: Cedar policies, schema and entities, parsed and
 //! validated once, answering each check in a few microseconds.
 
+use super::cache::{DecisionCache, Reads, context_reads};
 use super::error::{Location, PolicyError, cedar_error};
 use super::facts::{
     Action, ApprovalFacts, Authorization, DestinationFacts, ProgramFacts, SecretFacts, ToolFacts,
@@ -36,6 +37,8 @@ pub struct PolicyEngine {
     with_tools: RwLock<Arc<Entities>>,
     approvable: HashSet<PolicyId>,
     authorizer: Authorizer,
+    /// `tool.execute` decisions, keyed by what they depend on.
+    cache: DecisionCache,
 }
 
 impl std::fmt::Debug for PolicyEngine {
@@ -175,6 +178,7 @@ impl PolicyEngine {
             .map(|p| p.id().clone())
             .collect();
         Ok(Self {
+            cache: DecisionCache::new(context_reads(&policies)),
             policies,
             schema,
             with_tools: RwLock::new(Arc::new(principals.clone())),
@@ -223,6 +227,38 @@ impl PolicyEngine {
         context: &RequestContext,
         approved: bool,
     ) -> Authorization {
+        let uid = tool.uid();
+        let key = self
+            .cache
+            .key(principal, &uid.to_string(), context, approved);
+        if let Some(hit) = key.as_ref().and_then(|key| self.cache.get(key)) {
+            return hit;
+        }
+        let decision = self.evaluate_execute(principal, tool, uid, context, approved);
+        if let Some(key) = key {
+            self.cache.put(key, &decision);
+        }
+        decision
+    }
+
+    /// How many `tool.execute` decisions are cached, and whether the policy
+    /// set lets any be (it does not when a policy reads the whole context).
+    pub fn cached_decisions(&self) -> (usize, bool) {
+        (
+            self.cache.len(),
+            matches!(self.cache.reads(), Reads::Only(_)),
+        )
+    }
+
+    /// [`PolicyEngine::check_execute`] without the cache.
+    fn evaluate_execute(
+        &self,
+        principal: &Principal,
+        tool: &ToolFacts,
+        uid: EntityUid,
+        context: &RequestContext,
+        approved: bool,
+    ) -> Authorization {
         let capabilities = tool
             .capability_names()
             .into_iter()
@@ -237,7 +273,6 @@ impl PolicyEngine {
                 RestrictedExpression::new_bool(approved),
             ),
         ]);
-        let uid = tool.uid();
         let entities = match self.entities_with(tool, &uid) {
             Ok(entities) => entities,
             Err(error) => return refused(error.to_string()),

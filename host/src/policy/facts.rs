@@ -167,6 +167,12 @@ impl ToolFacts {
             hasher.update(part.as_bytes());
         }
         hasher.update([u8::from(self.sensitive)]);
+        // Every attribute of the entity is in its uid: the decision cache
+        // keys on it.
+        if let Some(server) = &self.server {
+            hasher.update((server.len() as u64).to_be_bytes());
+            hasher.update(server.as_bytes());
+        }
         let digest = hex::encode(hasher.finalize());
         uid("Tool", &format!("{}@{}", self.name, &digest[..16]))
     }

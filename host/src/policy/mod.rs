@@ -5,6 +5,7 @@
 //! The schema and default policies live in `policies/` and are compiled in;
 //! operators can point the host at their own directory instead.
 
+mod cache;
 mod engine;
 mod error;
 mod facts;

@@ -363,3 +363,101 @@ fn policies_can_name_a_hosted_server() {
     assert!(run("claude", &files), "others are not");
     assert!(run("bot", &hosted(Some("docs"))), "nor is another server");
 }
+
+/// `tool.execute` decisions are cached by what they depend on: a policy
+/// that reads `context.run_id` is still decided per call, and the cache
+/// answers exactly as Cedar does.
+#[test]
+fn cached_decisions_follow_the_context_the_policies_read() {
+    use airlock::policy::{RequestContext, ToolFacts};
+    use airlock::{Capability, World};
+    let tool = ToolFacts::derive(
+        "fetch",
+        World::Network,
+        vec![Capability::Network],
+        &"cd".repeat(32),
+        false,
+    );
+    let context = |run: &str| RequestContext {
+        run_id: run.to_string(),
+        ..RequestContext::default()
+    };
+    let agent = Principal::agent("claude");
+
+    // The shipped policies read `approved` (and `channel`, for approvals):
+    // the same request is answered from the cache, the same way.
+    let shipped = PolicyEngine::embedded();
+    shipped.register_tool(&tool).expect("registered");
+    let first = shipped.check_execute(&agent, &tool, &context("a"), true);
+    let again = shipped.check_execute(&agent, &tool, &context("b"), true);
+    assert!(first.allowed);
+    assert_eq!(first, again);
+    assert_eq!(
+        shipped.cached_decisions(),
+        (1, true),
+        "run_id is not read: one entry"
+    );
+    assert!(
+        !shipped
+            .check_execute(&agent, &tool, &context("a"), false)
+            .allowed
+    );
+    assert_eq!(
+        shipped.cached_decisions().0,
+        2,
+        "approved is read: its own entry"
+    );
+
+    // A policy that reads run_id: each run is decided on its own.
+    let per_run = PolicyEngine::from_sources(
+        ("schema", DEFAULT_SCHEMA),
+        &[
+            ("default.cedar", DEFAULT_POLICIES),
+            (
+                "runs.cedar",
+                r#"forbid (principal, action == Airlock::Action::"tool.execute", resource)
+                   when { context.run_id == "blocked" };"#,
+            ),
+        ],
+        None,
+    )
+    .expect("policies");
+    per_run.register_tool(&tool).expect("registered");
+    for (run, allowed) in [
+        ("ok", true),
+        ("blocked", false),
+        ("ok", true),
+        ("blocked", false),
+    ] {
+        assert_eq!(
+            per_run
+                .check_execute(&agent, &tool, &context(run), true)
+                .allowed,
+            allowed,
+            "run {run}"
+        );
+    }
+    assert_eq!(per_run.cached_decisions().0, 2, "one entry per run id");
+
+    // A policy that uses the whole context turns the cache off.
+    let whole = PolicyEngine::from_sources(
+        ("schema", DEFAULT_SCHEMA),
+        &[
+            ("default.cedar", DEFAULT_POLICIES),
+            (
+                "whole.cedar",
+                r#"forbid (principal, action == Airlock::Action::"tool.execute", resource)
+                   when { context == context && context.run_id == "never" };"#,
+            ),
+        ],
+        None,
+    )
+    .expect("policies");
+    whole.register_tool(&tool).expect("registered");
+    assert!(
+        whole
+            .check_execute(&agent, &tool, &context("a"), true)
+            .allowed
+    );
+    assert_eq!(whole.cached_decisions(), (0, false));
+}
