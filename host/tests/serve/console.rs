@@ -60,6 +60,13 @@ async fn held_and_shown(
     (pending, id)
 }
 
+/// Enters `code` and checks the browser is refused, not paired.
+async fn assert_code_refused(browser: &Browser, url: &str, code: &str) {
+    enter_code(browser, url, code, "refused").await;
+    let said = browser.text("#pair-error").await;
+    assert!(said.contains("wrong, expired or already used"), "{said}");
+}
+
 /// The devices `airlock devices list --json` shows (through the server's
 /// socket while it runs, from the state directory after).
 fn devices(fixture: &Fixture) -> Vec<Value> {
@@ -265,38 +272,20 @@ async fn wrong_reused_and_expired_codes_are_refused() {
     let (url, pin) = console(&server);
     let browser = Browser::start(&pin).await;
 
-    enter_code(&browser, &url, "AAAA-AAAA", "guess").await;
-    assert!(
-        browser
-            .text("#pair-error")
-            .await
-            .contains("wrong, expired or already used")
-    );
+    assert_code_refused(&browser, &url, "AAAA-AAAA").await;
 
     let code = pairing_code(&server, &[]);
     enter_code(&browser, &url, &code, "first").await;
     browser.wait_for("#no-approvals").await;
     // The same code in another (unpaired) browser profile is used up.
     browser.client.delete_all_cookies().await.expect("forget");
-    enter_code(&browser, &url, &code, "second").await;
-    assert!(
-        browser
-            .text("#pair-error")
-            .await
-            .contains("wrong, expired or already used")
-    );
+    assert_code_refused(&browser, &url, &code).await;
 
     // A code past its lifetime is refused. Waiting past a deadline the
     // server measures makes the outcome certain, not timing-dependent.
     let short = pairing_code(&server, &["--expires", "1s"]);
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
-    enter_code(&browser, &url, &short, "late").await;
-    assert!(
-        browser
-            .text("#pair-error")
-            .await
-            .contains("wrong, expired or already used")
-    );
+    assert_code_refused(&browser, &url, &short).await;
 
     // Too many wrong codes: even a good one waits.
     let good = pairing_code(&server, &[]);

@@ -320,15 +320,7 @@ async fn a_server_that_crashes_mid_call_fails_that_call_and_is_restarted() {
         tokio::task::yield_now().await;
     }
 
-    let script = fixture_dir().join("fetch_and_read.py");
-    let read = client
-        .peer()
-        .call_tool(super::call(
-            "py.read",
-            serde_json::json!({ "path": script }),
-        ))
-        .await
-        .expect("tools/call");
+    let read = read_own_script(&client).await;
     assert_eq!(read.is_error, Some(false), "{}", first_text(&read));
     assert!(first_text(&read).contains("FastMCP"));
 
@@ -440,6 +432,21 @@ async fn progress_cancellation_and_tool_list_changes_pass_through() {
         .find(|e| e["kind"] == "invocation" && e["payload"]["attestation"]["tool"] == "py.slow")
         .expect("the cancelled call is journaled");
     assert_eq!(slow["payload"]["attestation"]["outcome"], "cancelled");
+}
+
+/// `py.read` of the fixture's own script, through airlock.
+async fn read_own_script(
+    client: &rmcp::service::RunningService<rmcp::RoleClient, super::fixture::Recorder>,
+) -> rmcp::model::CallToolResult {
+    let script = fixture_dir().join("fetch_and_read.py");
+    client
+        .peer()
+        .call_tool(super::call(
+            "py.read",
+            serde_json::json!({ "path": script }),
+        ))
+        .await
+        .expect("tools/call")
 }
 
 /// `target/npm-servers`, where `.ci/install` puts the npm servers.
@@ -568,15 +575,7 @@ async fn results_past_the_output_limit_are_refused_and_names_may_not_collide() {
     ));
     let server = super::fixture::Server::http(&fixture).await;
     let client = server.client("claude").await;
-    let script = fixture_dir().join("fetch_and_read.py");
-    let large = client
-        .peer()
-        .call_tool(super::call(
-            "py.read",
-            serde_json::json!({ "path": script }),
-        ))
-        .await
-        .expect("tools/call");
+    let large = read_own_script(&client).await;
     assert_eq!(large.is_error, Some(true));
     assert!(
         first_text(&large).starts_with("output_too_large"),
