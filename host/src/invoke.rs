@@ -84,6 +84,16 @@ impl Runner<'_> {
             Runner::Hosted(tool) => tool.execution(),
         }
     }
+
+    /// The process limits of a native program (a tool, or a hosted
+    /// server); none for a component.
+    fn process_limits(&self) -> Option<&airlock_sandbox::ProcessLimits> {
+        match self {
+            Runner::Component(_) => None,
+            Runner::Native(tool) => Some(tool.process_limits()),
+            Runner::Hosted(tool) => Some(&tool.server().config().limits),
+        }
+    }
 }
 
 impl Host {
@@ -164,29 +174,21 @@ impl Host {
         asked: Option<&Limits>,
     ) -> Result<Limits, InvokeError> {
         let default = self.default_limits().clone();
-        match runner {
-            Runner::Component(_) => {
-                let limits = asked.cloned().unwrap_or(default);
-                self.check_limits(&limits)?;
-                Ok(limits)
-            }
-            Runner::Native(_) | Runner::Hosted(_) => {
-                let ceiling = match runner {
-                    Runner::Native(tool) => tool.limits(default),
-                    Runner::Hosted(tool) => tool.limits(default),
-                    Runner::Component(_) => default,
-                };
-                let Some(asked) = asked else {
-                    return Ok(ceiling);
-                };
-                self.check_limits(asked)?;
-                Ok(Limits {
-                    timeout: asked.timeout.min(ceiling.timeout),
-                    max_output_bytes: asked.max_output_bytes.min(ceiling.max_output_bytes),
-                    max_stdio_bytes: asked.max_stdio_bytes.min(ceiling.max_stdio_bytes),
-                    ..asked.clone()
-                })
-            }
-        }
+        let Some(process) = runner.process_limits() else {
+            let limits = asked.cloned().unwrap_or(default);
+            self.check_limits(&limits)?;
+            return Ok(limits);
+        };
+        let ceiling = crate::native::call_limits(process, default);
+        let Some(asked) = asked else {
+            return Ok(ceiling);
+        };
+        self.check_limits(asked)?;
+        Ok(Limits {
+            timeout: asked.timeout.min(ceiling.timeout),
+            max_output_bytes: asked.max_output_bytes.min(ceiling.max_output_bytes),
+            max_stdio_bytes: asked.max_stdio_bytes.min(ceiling.max_stdio_bytes),
+            ..asked.clone()
+        })
     }
 }

@@ -11,7 +11,7 @@ mod config;
 mod run;
 
 pub(crate) use config::{RawLimits, RawNative, limits as parse_limits, path as config_path};
-pub(crate) use run::base_plan;
+pub(crate) use run::{base_plan, call_limits, listed_paths};
 
 use crate::Host;
 use crate::approvals::GrantBinding;
@@ -93,20 +93,14 @@ impl NativeTool {
             format!("fs_write {:?}", spec.fs_write),
             format!("limits {:?}", spec.limits),
         ]);
-        let mounts = |dirs: &[PathBuf]| {
-            dirs.iter()
-                .map(|d| d.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
         let summary = format!(
             "run {} {:?} (tier {:?}, network {:?}, read [{}], write [{}]); {}",
             spec.program.display(),
             spec.args,
             spec.tier,
             spec.network,
-            mounts(&spec.fs_read),
-            mounts(&spec.fs_write),
+            listed_paths(&spec.fs_read),
+            listed_paths(&spec.fs_write),
             self.grants.summary()
         );
         GrantBinding::new(summary, parts)
@@ -136,13 +130,12 @@ impl NativeTool {
     /// The run's limits: the operator's wall clock and output cap over
     /// `base` (the host's defaults).
     pub(crate) fn limits(&self, base: Limits) -> Limits {
-        let spec = &self.spec.limits;
-        Limits {
-            timeout: spec.wall_clock,
-            max_output_bytes: spec.output_bytes,
-            max_stdio_bytes: spec.output_bytes,
-            ..base
-        }
+        call_limits(&self.spec.limits, base)
+    }
+
+    /// The process limits it runs under.
+    pub(crate) fn process_limits(&self) -> &airlock_sandbox::ProcessLimits {
+        &self.spec.limits
     }
 
     /// The executor attestations name.

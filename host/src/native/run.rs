@@ -16,6 +16,26 @@ fn text(captured: &airlock_sandbox::CappedStream) -> Captured {
     }
 }
 
+/// A call's limits for a native program (a tool run, or a hosted server's
+/// call) under `process`: its wall clock and output cap over `base` (the
+/// host's defaults).
+pub(crate) fn call_limits(process: &airlock_sandbox::ProcessLimits, base: Limits) -> Limits {
+    Limits {
+        timeout: process.wall_clock,
+        max_output_bytes: process.output_bytes,
+        max_stdio_bytes: process.output_bytes,
+        ..base
+    }
+}
+
+/// `dirs`, comma-separated, for an approver to read.
+pub(crate) fn listed_paths(dirs: &[PathBuf]) -> String {
+    dirs.iter()
+        .map(|d| d.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// What every native program's plan starts from: `program` with `args`,
 /// visible read-only at its own path, the granted directories at their host
 /// paths (the first writable one is the working directory), a fixed `PATH`

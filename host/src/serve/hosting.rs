@@ -9,7 +9,6 @@ use crate::configured::ConfiguredTool;
 use crate::servers::{HostedServer, HostedTool, ServerConfig, Start, State};
 use rmcp::model::Tool;
 use serde_json::json;
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -35,13 +34,22 @@ pub(super) async fn load_servers(
     Ok(servers)
 }
 
+impl Served {
+    /// The tool, if it is one of hosted server `server`'s.
+    pub(super) fn hosted_by(&self, server: &str) -> Option<&HostedTool> {
+        self.tool
+            .as_hosted()
+            .filter(|hosted| hosted.server().name() == server)
+    }
+}
+
 /// The served tools of `server`, from its listing: disabled ones left
 /// out, names `SERVER.TOOL` checked against MCP's rules and `taken`.
 pub(super) fn served_tools(
     host: &Host,
     server: &HostedServer,
     listed: &[Tool],
-    taken: &HashMap<String, usize>,
+    taken: impl Fn(&str) -> bool,
 ) -> Result<Vec<Arc<Served>>, ServeError> {
     let mut served = Vec::new();
     for tool in listed {
@@ -54,7 +62,7 @@ pub(super) fn served_tools(
             tracing::warn!(server = %server.name(), tool = %tool.name, "a server's tool name is not a valid MCP tool name as {name}: not served");
             continue;
         }
-        if taken.contains_key(&name) || served.iter().any(|s: &Arc<Served>| s.tool.name() == name) {
+        if taken(&name) || served.iter().any(|s: &Arc<Served>| s.tool.name() == name) {
             return Err(ServeError::Duplicate { name });
         }
         host.policies().register_tool(hosted.facts())?;
@@ -87,19 +95,13 @@ impl Catalog {
         let mut tools: Vec<Arc<Served>> = self
             .tools
             .iter()
-            .filter(|s| {
-                s.tool
-                    .as_hosted()
-                    .is_none_or(|h| h.server().name() != server.name())
-            })
+            .filter(|s| s.hosted_by(server.name()).is_none())
             .cloned()
             .collect();
-        let by_name: HashMap<String, usize> = tools
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (s.tool.name().to_string(), i))
-            .collect();
-        tools.extend(served_tools(host, server, listed, &by_name)?);
+        let added = served_tools(host, server, listed, |name| {
+            tools.iter().any(|s| s.tool.name() == name)
+        })?;
+        tools.extend(added);
         Ok(Catalog::new(
             tools,
             self.settings.clone(),
@@ -194,7 +196,9 @@ impl Server {
                             continue;
                         };
                         match listed {
-                            Ok(listed) if this.serves_other_tools(&server, &listed) => {
+                            // After tools/list_changed a description or schema
+                            // may be all that changed: serve the new listing.
+                            Ok(listed) if relist || this.serves_other_tools(&server, &listed) => {
                                 if let Err(error) = this.refresh_server(&server, &listed) {
                                     tracing::warn!(server = %server.name(), code = error.code(), %error, "a server's tools were not served");
                                 }
@@ -214,8 +218,7 @@ impl Server {
         let mut served: Vec<&str> = catalog
             .tools
             .iter()
-            .filter_map(|s| s.tool.as_hosted())
-            .filter(|h| h.server().name() == server.name())
+            .filter_map(|s| s.hosted_by(server.name()))
             .map(HostedTool::remote_name)
             .collect();
         let mut now: Vec<&str> = listed

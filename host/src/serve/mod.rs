@@ -556,7 +556,9 @@ async fn load_catalog(host: &Host, config: &Config) -> Result<Catalog, ServeErro
     }
     let servers = hosting::load_servers(host, config.servers()).await?;
     for (server, listed) in &servers {
-        for served in hosting::served_tools(host, server, listed, &by_name)? {
+        for served in
+            hosting::served_tools(host, server, listed, |name| by_name.contains_key(name))?
+        {
             by_name.insert(served.tool.name().to_string(), tools.len());
             tools.push(served);
         }

@@ -230,11 +230,7 @@ async fn answer(
                         let tools: Vec<&str> = catalog
                             .tools
                             .iter()
-                            .filter(|s| {
-                                s.tool
-                                    .as_hosted()
-                                    .is_some_and(|h| h.server().name() == hosted.name())
-                            })
+                            .filter(|s| s.hosted_by(hosted.name()).is_some())
                             .map(|s| s.tool.name())
                             .collect();
                         json!({

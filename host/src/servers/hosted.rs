@@ -87,6 +87,13 @@ struct Live {
     process: Spawned,
 }
 
+impl Live {
+    /// Whether the session is open (it closes when the process ends).
+    fn is_open(&self) -> bool {
+        !self.client.is_closed() && !self.client.peer().is_transport_closed()
+    }
+}
+
 /// How one call ended at the server.
 pub enum Called {
     /// The server answered (an `isError` result included).
@@ -268,10 +275,7 @@ impl HostedServer {
     /// `init_timeout` is killed and reported.
     pub async fn start(&self) -> Result<Vec<Tool>, ServerError> {
         let mut live = self.inner.live.lock().await;
-        if let Some(running) = live.as_ref()
-            && !running.client.is_closed()
-            && !running.client.peer().is_transport_closed()
-        {
+        if let Some(running) = live.as_ref().filter(|running| running.is_open()) {
             return Ok(running.tools.clone());
         }
         *live = None;
@@ -368,13 +372,10 @@ impl HostedServer {
             .lock()
             .await
             .as_ref()
-            .is_some_and(|running| {
-                !running.client.is_closed() && !running.client.peer().is_transport_closed()
-            })
+            .is_some_and(Live::is_open)
     }
 
-    /// Starts the server again if it died, with the network it last had;
-    /// after failed starts, waits between tries (1 s, doubling, at most
+    /// Starts the server again if it is not running; after failed starts, waits between tries (1 s, doubling, at most
     /// [`MAX_RESTART_BACKOFF`]) and refuses in between.
     pub async fn ensure_running(&self) -> Result<(), ServerError> {
         if self.is_running().await {
@@ -455,11 +456,9 @@ impl HostedServer {
     ) -> Result<Called, ServerError> {
         let peer = {
             let live = self.inner.live.lock().await;
-            match live.as_ref() {
-                Some(running) if !running.client.peer().is_transport_closed() => {
-                    running.client.peer().clone()
-                }
-                _ => return Err(self.gone("it is not running")),
+            match live.as_ref().filter(|running| running.is_open()) {
+                Some(running) => running.client.peer().clone(),
+                None => return Err(self.gone("it is not running")),
             }
         };
         let request = ClientRequest::CallToolRequest(CallToolRequest::new(

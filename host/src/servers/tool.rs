@@ -7,6 +7,7 @@ use crate::Host;
 use crate::approvals::GrantBinding;
 use crate::invocation::Wait;
 use crate::invoke::{Admit, Executed};
+use crate::native::listed_paths;
 use crate::outcome::{InvokeError, LimitExceeded, Outcome, RunReport, ToolError, ToolErrorKind};
 use crate::policy::ToolFacts;
 use crate::runtime::Captured;
@@ -100,8 +101,8 @@ impl HostedTool {
             self.server.program().display(),
             config.args,
             names.join(", "),
-            paths(&config.fs_read),
-            paths(&config.fs_write),
+            listed_paths(&config.fs_read),
+            listed_paths(&config.fs_write),
             if config.network.is_some() {
                 grants.summary()
             } else {
@@ -109,17 +110,6 @@ impl HostedTool {
             }
         );
         GrantBinding::new(summary, parts)
-    }
-
-    /// A call's limits: the server's `timeout` and `output` over `base`.
-    pub(crate) fn limits(&self, base: crate::limits::Limits) -> crate::limits::Limits {
-        let limits = &self.server.config().limits;
-        crate::limits::Limits {
-            timeout: limits.wall_clock,
-            max_output_bytes: limits.output_bytes,
-            max_stdio_bytes: limits.output_bytes,
-            ..base
-        }
     }
 
     /// The executor attestations name.
@@ -133,13 +123,6 @@ impl HostedTool {
             },
         }
     }
-}
-
-fn paths(dirs: &[std::path::PathBuf]) -> String {
-    dirs.iter()
-        .map(|d| d.display().to_string())
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 impl Host {
