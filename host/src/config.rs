@@ -33,6 +33,7 @@
 use crate::egress::url::Scheme;
 use crate::egress::{NetworkGrant, RawGrant};
 use crate::grants::{DirAccess, DirGrant, Grants};
+use crate::journal::{CommitMode, RawJournal};
 use crate::limits::Limits;
 use crate::native::{NativeSpec, RawNative};
 use crate::serve::{RawServe, ServeSettings};
@@ -114,6 +115,7 @@ pub struct Config {
     tools: Vec<ToolConfig>,
     servers: Vec<ServerConfig>,
     serve: ServeSettings,
+    journal: CommitMode,
 }
 
 #[derive(Deserialize)]
@@ -124,6 +126,7 @@ struct RawConfig {
     #[serde(default)]
     servers: Vec<Spanned<RawServer>>,
     serve: Option<RawServe>,
+    journal: Option<RawJournal>,
 }
 
 #[derive(Deserialize)]
@@ -395,10 +398,15 @@ impl Config {
             Some(serve) => serve.into_settings(base, &source)?,
             None => ServeSettings::default(),
         };
+        let journal = match raw.journal {
+            Some(journal) => journal.into_mode(&source)?,
+            None => CommitMode::default(),
+        };
         Ok(Self {
             tools,
             servers,
             serve,
+            journal,
         })
     }
 
@@ -410,6 +418,13 @@ impl Config {
     /// How `airlock serve` serves these tools (the `[serve]` table).
     pub fn serve(&self) -> &ServeSettings {
         &self.serve
+    }
+
+    /// When invocations' journal entries are durable (the `[journal]`
+    /// table; read at start: a reload keeps the mode the server started
+    /// with).
+    pub fn journal_commit(&self) -> CommitMode {
+        self.journal
     }
 
     /// The tool named `name`, if configured.

@@ -85,7 +85,7 @@ pub(crate) async fn admit(
     )
     .await?;
     if let Admission::Refused(outcome) = &admission {
-        trail::journal_refusal(journal, facts, invocation, invocation_id, outcome)?;
+        trail::journal_refusal(journal, facts, invocation, invocation_id, outcome).await?;
     }
     Ok(admission)
 }

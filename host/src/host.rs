@@ -8,7 +8,7 @@ use crate::grants::Grants;
 use crate::invocation::{Invocation, outcome_of};
 use crate::invoke::{Admit, Runner};
 use crate::journal::key::HostKey;
-use crate::journal::{EntryKind, Journal, JournalStore};
+use crate::journal::{Cadence, CommitMode, EntryKind, Journal, JournalStore};
 use crate::limits::Limits;
 use crate::outcome::{InvokeError, Outcome};
 use crate::policy::{PolicyEngine, Principal, RequestContext, ToolFacts};
@@ -111,6 +111,7 @@ pub struct HostBuilder {
     resolver: Option<Arc<dyn Resolver>>,
     connector: Option<Arc<dyn Connector>>,
     state_dir: Option<PathBuf>,
+    journal_commit: CommitMode,
     policies: Option<Arc<PolicyEngine>>,
     vault: Option<Arc<Vault>>,
     native_bridge: Option<PathBuf>,
@@ -128,6 +129,7 @@ impl Default for HostBuilder {
             resolver: None,
             connector: None,
             state_dir: None,
+            journal_commit: CommitMode::default(),
             policies: None,
             vault: None,
             native_bridge: None,
@@ -194,6 +196,14 @@ impl HostBuilder {
         self
     }
 
+    /// When an invocation's journal entries are durable relative to its
+    /// outcome: committed first ([`CommitMode::Each`], the default) or
+    /// queued and committed in groups ([`CommitMode::Batched`]).
+    pub fn journal_commit(mut self, mode: CommitMode) -> Self {
+        self.journal_commit = mode;
+        self
+    }
+
     /// Injects credentials from `vault` into the requests of tools whose
     /// grants bind them ([`Grants::with_credential`](crate::Grants::with_credential)).
     /// Without a vault, loading a tool with credential bindings fails.
@@ -249,7 +259,12 @@ impl HostBuilder {
             Some(dir) => {
                 let store = Arc::new(SqliteStore::open_in(dir)?);
                 let key = Arc::new(HostKey::open_or_create(dir)?);
-                let journal = Journal::new(Arc::clone(&store) as Arc<dyn JournalStore>, key);
+                let journal = Journal::with_commit(
+                    Arc::clone(&store) as Arc<dyn JournalStore>,
+                    key,
+                    Cadence::default(),
+                    self.journal_commit,
+                );
                 journal_policies(&journal, &policies)?;
                 (Some(store as Arc<dyn ApprovalStore>), Some(journal))
             }

@@ -148,7 +148,8 @@ impl Host {
                         &outcome,
                         admitted,
                         started,
-                    )?;
+                    )
+                    .await?;
                 }
                 Ok(outcome)
             }
@@ -159,7 +160,8 @@ impl Host {
                     &invocation,
                     &invocation_id,
                     &outcome,
-                )?;
+                )
+                .await?;
                 Ok(outcome)
             }
         }

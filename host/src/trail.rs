@@ -1,5 +1,6 @@
 //! The trail an invocation leaves: its attestation and egress records in
-//! the journal, committed before the outcome is returned.
+//! the journal, committed under the journal's
+//! [`CommitMode`](crate::journal::CommitMode) before the outcome is returned.
 
 use crate::attest::{Attestation, egress_digest, sha256_hex};
 use crate::invocation::Invocation;
@@ -40,7 +41,7 @@ fn rfc3339(time: SystemTime) -> String {
 
 /// Journals an invocation that ran: its attestation, then one entry per
 /// egress record, in one transaction.
-pub(crate) fn record_run(
+pub(crate) async fn record_run(
     journal: &Journal,
     facts: &ToolFacts,
     execution: Execution,
@@ -79,11 +80,11 @@ pub(crate) fn record_run(
         json!({ "attestation": serde_json::to_value(&attestation).unwrap_or(Value::Null) }),
     )];
     entries.extend(egress.into_iter().map(|record| (EntryKind::Egress, record)));
-    journal.record(&entries).map(drop)
+    journal.commit(entries).await
 }
 
 /// Journals `outcome` when it is a refusal and there is a journal.
-pub(crate) fn journal_refusal(
+pub(crate) async fn journal_refusal(
     journal: Option<&Journal>,
     facts: &ToolFacts,
     invocation: &Invocation,
@@ -92,7 +93,7 @@ pub(crate) fn journal_refusal(
 ) -> Result<(), StoreError> {
     match (journal, outcome) {
         (Some(journal), Outcome::Denied { denial, .. }) => {
-            record_denial(journal, facts, invocation, invocation_id, denial)
+            record_denial(journal, facts, invocation, invocation_id, denial).await
         }
         // Cancelled while it waited (for an approval): it never ran, and
         // the record says who gave up on what.
@@ -111,14 +112,14 @@ pub(crate) fn journal_refusal(
                 "reason": LimitExceeded::Cancelled.code(),
                 "message": "the caller cancelled before the tool ran",
             });
-            journal.record(&[(EntryKind::Denial, entry)]).map(drop)
+            journal.commit(vec![(EntryKind::Denial, entry)]).await
         }
         _ => Ok(()),
     }
 }
 
 /// Journals a refusal before the tool ran.
-fn record_denial(
+async fn record_denial(
     journal: &Journal,
     facts: &ToolFacts,
     invocation: &Invocation,
@@ -135,5 +136,5 @@ fn record_denial(
         "approval_id": denial.approval_id,
         "message": denial.message,
     });
-    journal.record(&[(EntryKind::Denial, entry)]).map(drop)
+    journal.commit(vec![(EntryKind::Denial, entry)]).await
 }

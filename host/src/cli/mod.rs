@@ -197,6 +197,16 @@ pub(crate) fn build_host(
     resolver: Option<Arc<dyn Resolver>>,
     vault: Option<airlock::vault::Vault>,
 ) -> Result<Host, Failure> {
+    Ok(host_builder(cli, fuel_metering, resolver, vault)?.build()?)
+}
+
+/// The builder behind [`build_host`], for commands that set more.
+pub(crate) fn host_builder(
+    cli: &Cli,
+    fuel_metering: bool,
+    resolver: Option<Arc<dyn Resolver>>,
+    vault: Option<airlock::vault::Vault>,
+) -> Result<airlock::HostBuilder, Failure> {
     let mut builder = Host::builder()
         .fuel_metering(fuel_metering)
         .state_dir(&cli.state_dir)
@@ -218,7 +228,7 @@ pub(crate) fn build_host(
     if !cli.no_cache {
         builder = builder.cache_dir(cli.state_dir.join("cache"));
     }
-    Ok(builder.build()?)
+    Ok(builder)
 }
 
 impl GrantSource {

@@ -2,7 +2,7 @@
 //! server through its socket: `airlock agents`, `airlock reload`.
 
 use super::args::{Cli, DnsArgs};
-use super::{Failure, build_host};
+use super::{Failure, host_builder};
 use airlock::serve::console::{CertSource, ConsoleListener, ConsoleTls};
 use airlock::serve::http::{HttpListener, MCP_PATH};
 use airlock::serve::mcp::McpHandler;
@@ -123,7 +123,9 @@ async fn run(cli: &Cli, args: &ServeArgs) -> Result<(), Failure> {
         None
     };
     let resolver = args.dns.is_set().then(|| args.dns.resolver());
-    let host = build_host(cli, false, resolver, vault)?;
+    let host = host_builder(cli, false, resolver, vault)?
+        .journal_commit(config.journal_commit())
+        .build()?;
     let server = Server::start(
         host,
         Sources {

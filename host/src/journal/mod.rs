@@ -11,6 +11,8 @@
 
 mod audit;
 mod chain;
+mod commit;
+mod settings;
 pub mod head;
 pub mod key;
 mod sqlite;
@@ -18,6 +20,8 @@ pub mod tree;
 
 pub use audit::{Audit, AuditFailure, audit, verdict};
 pub use chain::{ChainBreak, Entry, EntryKind, GENESIS, canonical_json, entry_hash, verify};
+pub use commit::{Batching, CommitMode};
+pub(crate) use settings::RawJournal;
 pub(crate) use sqlite::append_in;
 
 use crate::store::StoreError;
@@ -26,6 +30,7 @@ use key::HostKey;
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
+use commit::Committer;
 use tree::Hash;
 
 /// Where journal entries are kept. SQLite is the embedded default.
@@ -120,7 +125,14 @@ impl Cadence {
 
 /// A host's journal: entries, and signed tree heads over them on a
 /// [`Cadence`] and when the journal is dropped (clean shutdown).
+/// Invocations commit under its [`CommitMode`] ([`Journal::commit`]).
 pub struct Journal {
+    core: Arc<Core>,
+    committer: Committer,
+}
+
+/// The store, the key and the cadence: what commits and signs.
+pub(crate) struct Core {
     store: Arc<dyn JournalStore>,
     key: Arc<HostKey>,
     cadence: Cadence,
@@ -129,31 +141,16 @@ pub struct Journal {
 impl std::fmt::Debug for Journal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Journal")
-            .field("key", &self.key)
-            .field("cadence", &self.cadence)
+            .field("key", &self.core.key)
+            .field("cadence", &self.core.cadence)
+            .field("commit", &self.committer.mode())
             .finish_non_exhaustive()
     }
 }
 
-impl Journal {
-    /// Journals into `store`, heads signed with `key` on the default cadence.
-    pub fn new(store: Arc<dyn JournalStore>, key: Arc<HostKey>) -> Self {
-        Self::with_cadence(store, key, Cadence::default())
-    }
-
-    /// Journals into `store`, heads signed with `key` on `cadence`.
-    pub fn with_cadence(store: Arc<dyn JournalStore>, key: Arc<HostKey>, cadence: Cadence) -> Self {
-        Self {
-            store,
-            key,
-            cadence,
-        }
-    }
-
-    /// Appends `entries` in one transaction, then signs a head when due.
-    /// The entries are durable when this returns; a head that could not be
-    /// signed is logged and signed by a later append.
-    pub fn record(&self, entries: &[(EntryKind, Value)]) -> Result<Vec<Entry>, StoreError> {
+impl Core {
+    /// Appends in one transaction, then signs a head when due.
+    fn record(&self, entries: &[(EntryKind, Value)]) -> Result<Vec<Entry>, StoreError> {
         let stored = self.store.append(entries)?;
         if let Err(error) = self.seal_when_due() {
             tracing::warn!(code = error.code(), %error, "the journal's tree head was not signed");
@@ -161,15 +158,9 @@ impl Journal {
         Ok(stored)
     }
 
-    /// Signs a head if the cadence says one is due.
-    pub fn seal_when_due(&self) -> Result<Option<TreeHead>, StoreError> {
+    fn seal_when_due(&self) -> Result<Option<TreeHead>, StoreError> {
         let cadence = self.cadence;
         self.seal_if(&move |size, last| cadence.due(size, last, SystemTime::now()))
-    }
-
-    /// Signs a head over every entry not yet covered by one.
-    pub fn seal(&self) -> Result<Option<TreeHead>, StoreError> {
-        self.seal_if(&|size, last| size > last.map_or(0, |head| head.size))
     }
 
     fn seal_if(
@@ -181,26 +172,94 @@ impl Journal {
             TreeHead::sign(&self.key, size, root, time)
         })
     }
+}
+
+impl Journal {
+    /// Journals into `store`, heads signed with `key` on the default
+    /// cadence, each invocation committed before its outcome.
+    pub fn new(store: Arc<dyn JournalStore>, key: Arc<HostKey>) -> Self {
+        Self::with_cadence(store, key, Cadence::default())
+    }
+
+    /// Journals into `store`, heads signed with `key` on `cadence`.
+    pub fn with_cadence(store: Arc<dyn JournalStore>, key: Arc<HostKey>, cadence: Cadence) -> Self {
+        Self::with_commit(store, key, cadence, CommitMode::default())
+    }
+
+    /// Journals into `store`, heads signed with `key` on `cadence`,
+    /// invocations committed under `commit`.
+    pub fn with_commit(
+        store: Arc<dyn JournalStore>,
+        key: Arc<HostKey>,
+        cadence: Cadence,
+        commit: CommitMode,
+    ) -> Self {
+        let core = Arc::new(Core {
+            store,
+            key,
+            cadence,
+        });
+        let committer = Committer::new(Arc::clone(&core), commit);
+        Self { core, committer }
+    }
+
+    /// Appends `entries` in one transaction, then signs a head when due.
+    /// The entries are durable when this returns; a head that could not be
+    /// signed is logged and signed by a later append.
+    pub fn record(&self, entries: &[(EntryKind, Value)]) -> Result<Vec<Entry>, StoreError> {
+        self.core.record(entries)
+    }
+
+    /// Commits an invocation's `entries` under the journal's
+    /// [`CommitMode`]: returns once they are durable (`each`; concurrent
+    /// callers share a transaction) or queued (`batched`).
+    pub async fn commit(&self, entries: Vec<(EntryKind, Value)>) -> Result<(), StoreError> {
+        self.committer.commit(entries).await
+    }
+
+    /// Returns once every entry [`commit`](Self::commit) acknowledged so
+    /// far is committed (at once in `each` mode).
+    pub fn flush(&self) {
+        self.committer.flush();
+    }
+
+    /// Signs a head if the cadence says one is due.
+    pub fn seal_when_due(&self) -> Result<Option<TreeHead>, StoreError> {
+        self.core.seal_when_due()
+    }
+
+    /// Signs a head over every entry not yet covered by one.
+    pub fn seal(&self) -> Result<Option<TreeHead>, StoreError> {
+        self.core
+            .seal_if(&|size, last| size > last.map_or(0, |head| head.size))
+    }
 
     /// The public half of the key that signs its heads.
     pub fn verifying_key(&self) -> ed25519_dalek::VerifyingKey {
-        self.key.verifying_key()
+        self.core.key.verifying_key()
     }
 
     /// When it signs heads.
     pub fn cadence(&self) -> &Cadence {
-        &self.cadence
+        &self.core.cadence
+    }
+
+    /// When invocations' entries are durable.
+    pub fn commit_mode(&self) -> CommitMode {
+        self.committer.mode()
     }
 
     /// The underlying store.
     pub fn store(&self) -> &dyn JournalStore {
-        self.store.as_ref()
+        self.core.store.as_ref()
     }
 }
 
 impl Drop for Journal {
-    /// A clean shutdown leaves every entry under a signed head.
+    /// A clean shutdown commits what is queued and leaves every entry
+    /// under a signed head.
     fn drop(&mut self) {
+        self.committer.flush_and_stop();
         if let Err(error) = self.seal() {
             tracing::warn!(code = error.code(), %error, "the journal's last tree head was not signed");
         }

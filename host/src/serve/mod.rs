@@ -45,7 +45,7 @@ pub use settings::{
 use crate::Host;
 use crate::config::Config;
 use crate::configured::{ConfiguredError, ConfiguredTool};
-use crate::journal::EntryKind;
+use crate::journal::{EntryKind, Journal};
 use crate::policy::{PolicyEngine, PolicyError};
 use crate::store::{SqliteStore, StoreError};
 use crate::toml_file::ConfigError;
@@ -439,6 +439,12 @@ impl Server {
         let previous = host.policies();
         let attempt = async {
             let config = Config::from_file(&self.inner.sources.config)?;
+            let running = host.journal().map(Journal::commit_mode);
+            if running.is_some_and(|mode| mode != config.journal_commit()) {
+                tracing::warn!(
+                    "the [journal] table changed; the commit mode takes effect when the server restarts"
+                );
+            }
             let policies = match &self.inner.sources.policies {
                 Some(dir) => PolicyEngine::from_dir(dir)?,
                 None => PolicyEngine::embedded(),
@@ -490,6 +496,11 @@ impl Server {
             left
         };
         self.stop_servers().await;
+        if let Some(journal) = self.inner.host.journal() {
+            // Batched attestations first (at most a window's wait): the
+            // stop is the last entry.
+            journal.flush();
+        }
         let calls = self.inner.calls.load(Ordering::Relaxed);
         self.journal(
             "stopped",

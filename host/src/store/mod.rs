@@ -104,6 +104,13 @@ pub enum StoreError {
         /// SQLite's error.
         source: rusqlite::Error,
     },
+    /// A group of journal entries was not committed (the cause is the
+    /// group's, told to each caller in it), or the writer stopped.
+    #[error("state database: committing journal entries failed: {detail}")]
+    Writer {
+        /// Why.
+        detail: String,
+    },
     /// A stored value does not parse.
     #[error("state database holds an unreadable {what}: {detail}")]
     Corrupt {

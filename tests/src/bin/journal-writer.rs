@@ -4,27 +4,48 @@
 //! test can kill it (-9) mid-write and check that everything acknowledged
 //! survived.
 //!
-//! `journal-writer STATE_DIR THREADS`
+//! With a commit mode (`each`, or `batched:ENTRIES`) it instead commits
+//! entries as invocations do ([`Journal::commit`]) from as many tasks on a
+//! two-worker runtime, and prints `committed <tag>` (each) or
+//! `queued <tag>` (batched) when the commit returns.
+//!
+//! `journal-writer STATE_DIR THREADS [each|batched:ENTRIES]`
 
 use airlock::approvals::{ApprovalRequest, ApprovalStore, GrantBinding};
 use airlock::attest::HostKey;
-use airlock::journal::{EntryKind, Journal, JournalStore};
+use airlock::journal::{Batching, Cadence, CommitMode, EntryKind, Journal, JournalStore};
 use airlock::store::SqliteStore;
 use std::io::Write;
 use std::sync::Arc;
 
-const USAGE: &str = "usage: journal-writer STATE_DIR THREADS";
+const USAGE: &str = "usage: journal-writer STATE_DIR THREADS [each|batched:ENTRIES]";
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let dir = std::path::PathBuf::from(args.next().ok_or(USAGE)?);
     let threads: usize = args.next().ok_or(USAGE)?.parse()?;
+    let mode = match args.next().as_deref() {
+        None => None,
+        Some("each") => Some(CommitMode::Each),
+        Some(batched) => {
+            let entries = batched.strip_prefix("batched:").ok_or(USAGE)?.parse()?;
+            Some(CommitMode::Batched(Batching {
+                entries,
+                ..Batching::default()
+            }))
+        }
+    };
     let store = Arc::new(SqliteStore::open_in(&dir)?);
     let key = Arc::new(HostKey::open_or_create(&dir)?);
-    let journal = Arc::new(Journal::new(
+    let journal = Arc::new(Journal::with_commit(
         Arc::clone(&store) as Arc<dyn JournalStore>,
         key,
+        Cadence::default(),
+        mode.unwrap_or_default(),
     ));
+    if let Some(mode) = mode {
+        return commit(&journal, threads, mode);
+    }
     let handles: Vec<_> = (0..threads)
         .map(|thread| {
             let (journal, store) = (Arc::clone(&journal), Arc::clone(&store));
@@ -66,5 +87,52 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for handle in handles {
         let _ = handle.join();
     }
+    Ok(())
+}
+
+/// Commits from `tasks` tasks as invocations do, printing each
+/// acknowledgement.
+fn commit(
+    journal: &Arc<Journal>,
+    tasks: usize,
+    mode: CommitMode,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let said = match mode {
+        CommitMode::Each => "committed",
+        CommitMode::Batched(_) => "queued",
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()?;
+    runtime.block_on(async {
+        let tasks: Vec<_> = (0..tasks)
+            .map(|task| {
+                let journal = Arc::clone(journal);
+                tokio::spawn(async move {
+                    for n in 0u64.. {
+                        let tag = format!("{}-{task}-{n}", std::process::id());
+                        let payload = serde_json::json!({ "tag": tag, "padding": "x".repeat(200) });
+                        if journal
+                            .commit(vec![(EntryKind::Egress, payload)])
+                            .await
+                            .is_err()
+                        {
+                            return;
+                        }
+                        let mut out = std::io::stdout().lock();
+                        if writeln!(out, "{said} {tag}")
+                            .and_then(|()| out.flush())
+                            .is_err()
+                        {
+                            return;
+                        }
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            let _ = task.await;
+        }
+    });
     Ok(())
 }

@@ -3,6 +3,10 @@
 //! returned is there at the sequence number it was given, every approval
 //! whose request returned is still pending, the chain and every signed
 //! tree head verify, and the journal still extends a head exported early.
+//!
+//! The same for invocations' commit modes: in `each` nothing acknowledged
+//! is lost; in `batched` only the last window is (at most its entries, and
+//! for each writer only its latest ones), and the log stays gap-free.
 
 use airlock::approvals::{ApprovalStore, Status};
 use airlock::attest::HostKey;
@@ -24,6 +28,8 @@ const MOST_LINES: u64 = 300;
 struct Acknowledged {
     entries: Vec<(u64, String)>,
     pending: Vec<String>,
+    /// `committed` or `queued` by a commit mode, in order.
+    committed: Vec<String>,
 }
 
 impl Acknowledged {
@@ -35,21 +41,29 @@ impl Acknowledged {
                 tag.to_string(),
             )),
             ["pending", id] => self.pending.push(id.to_string()),
+            ["committed" | "queued", tag] => self.committed.push(tag.to_string()),
             _ => panic!("not an acknowledgement: {line:?}"),
         }
     }
 
     fn len(&self) -> usize {
-        self.entries.len() + self.pending.len()
+        self.entries.len() + self.pending.len() + self.committed.len()
     }
 }
 
-/// Runs the writer until it has acknowledged `lines` writes, kills it with
-/// SIGKILL, and adds every acknowledgement it printed to `acks`.
-fn write_then_kill(state: &std::path::Path, lines: u64, acks: &mut Acknowledged) {
+/// Runs the writer (in commit `mode`, if any) until it has acknowledged
+/// `lines` writes, kills it with SIGKILL, and adds every acknowledgement it
+/// printed to `acks`.
+fn write_then_kill(
+    state: &std::path::Path,
+    mode: Option<&str>,
+    lines: u64,
+    acks: &mut Acknowledged,
+) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_journal-writer"))
         .arg(state)
         .arg(THREADS)
+        .args(mode)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -85,20 +99,22 @@ fn next(seed: &mut u64) -> u64 {
     *seed
 }
 
+fn seed() -> u64 {
+    let mut bytes = [0u8; 8];
+    getrandom::fill(&mut bytes).expect("random seed");
+    u64::from_le_bytes(bytes) | 1
+}
+
 #[test]
 fn nothing_acknowledged_is_lost_across_a_hundred_kills() {
-    let mut seed = {
-        let mut bytes = [0u8; 8];
-        getrandom::fill(&mut bytes).expect("random seed");
-        u64::from_le_bytes(bytes) | 1
-    };
+    let mut seed = seed();
     let run_seed = seed;
     let state = tempfile::tempdir().expect("tempdir");
     let mut acks = Acknowledged::default();
     let mut exported: Option<TreeHead> = None;
     for kill in 0..KILLS {
         let lines = 1 + next(&mut seed) % MOST_LINES;
-        write_then_kill(state.path(), lines, &mut acks);
+        write_then_kill(state.path(), None, lines, &mut acks);
         let context = format!("kill {kill} after {lines} lines (seed {run_seed})");
 
         let store = SqliteStore::open_in(state.path()).expect("reopen after the kill");
@@ -148,4 +164,76 @@ fn nothing_acknowledged_is_lost_across_a_hundred_kills() {
         "no sequence number was handed out twice"
     );
     assert!(exported.is_some(), "a head was signed");
+}
+
+/// Kills per commit mode.
+const MODE_KILLS: usize = 25;
+
+/// The tags of the journal's entries, after checking its chain and heads.
+fn audited_tags(state: &std::path::Path, context: &str) -> HashSet<String> {
+    let store = SqliteStore::open_in(state).expect("reopen after the kill");
+    let key = HostKey::open_or_create(state).expect("host key");
+    store
+        .audit(&key.verifying_key(), None, &Cadence::default())
+        .expect("read")
+        .unwrap_or_else(|e| panic!("the journal does not verify after {context}: {e}"));
+    store
+        .all()
+        .expect("entries")
+        .into_iter()
+        .filter_map(|e| {
+            let payload: Value = serde_json::from_str(&e.payload).ok()?;
+            Some(payload["tag"].as_str()?.to_string())
+        })
+        .collect()
+}
+
+/// The writing task a tag came from (`PID-TASK-N`).
+fn task(tag: &str) -> &str {
+    tag.rsplit_once('-').map_or(tag, |(task, _)| task)
+}
+
+#[test]
+fn commit_modes_keep_their_promise_across_kills() {
+    // (mode, how many acknowledged entries a crash may lose)
+    for (mode, window) in [("each", 0usize), ("batched:16", 16)] {
+        let mut seed = seed();
+        let run_seed = seed;
+        let state = tempfile::tempdir().expect("tempdir");
+        let mut acks = Acknowledged::default();
+        let mut lost_somewhere = 0;
+        for kill in 0..MODE_KILLS {
+            let lines = 1 + next(&mut seed) % MOST_LINES;
+            let before = acks.committed.len();
+            write_then_kill(state.path(), Some(mode), lines, &mut acks);
+            let context = format!("{mode}: kill {kill} after {lines} lines (seed {run_seed})");
+            let present = audited_tags(state.path(), &context);
+
+            let this_run = &acks.committed[before..];
+            let lost: Vec<&String> = this_run.iter().filter(|t| !present.contains(*t)).collect();
+            assert!(
+                lost.len() <= window,
+                "{} acknowledged entries lost, more than the window of {window}, after {context}: {lost:?}",
+                lost.len()
+            );
+            // Per writer, what is lost is its latest: nothing it wrote
+            // after a lost entry survived (the log has no gaps).
+            let mut gone: HashSet<&str> = HashSet::new();
+            for tag in this_run {
+                if present.contains(tag) {
+                    assert!(
+                        !gone.contains(task(tag)),
+                        "{tag} survived after an earlier entry of its writer was lost, after {context}"
+                    );
+                } else {
+                    gone.insert(task(tag));
+                }
+            }
+            lost_somewhere += lost.len();
+        }
+        if window == 0 {
+            assert_eq!(lost_somewhere, 0, "{mode}");
+        }
+        assert!(!acks.committed.is_empty(), "{mode}: something was acknowledged");
+    }
 }

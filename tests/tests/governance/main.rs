@@ -3,6 +3,7 @@
 //! approvals, journal and attestation).
 
 mod approvals;
+mod commit;
 mod durability;
 mod journal;
 mod policy;

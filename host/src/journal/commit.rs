@@ -1,0 +1,360 @@
+//! When an invocation's entries are durable relative to its outcome: the
+//! journal's commit contract ([`CommitMode`]), and the group commit that
+//! lets concurrent invocations share one transaction.
+//!
+//! - [`CommitMode::Each`] (default): an outcome is released only after its
+//!   own entries are committed. The first caller to arrive commits inline
+//!   (a lone call pays one transaction, no hand-off); callers that arrive
+//!   while it commits queue, and the next transaction takes all of them.
+//! - [`CommitMode::Batched`]: an outcome is released once its entries are
+//!   queued; one writer thread commits the queue every `window` or every
+//!   `entries` entries. At most `entries` acknowledged entries are ever
+//!   uncommitted (callers wait for room), so a crash loses at most that
+//!   last window, and the log stays gap-free: sequence numbers and hashes
+//!   are given at commit.
+
+use super::{Core, EntryKind};
+use crate::store::StoreError;
+use serde_json::Value;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+use tokio::sync::{Semaphore, oneshot};
+
+/// When an invocation's attestation is durable relative to its outcome.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum CommitMode {
+    /// Released after its own entries are committed (group commit under
+    /// concurrency). Nothing acknowledged is lost to a crash.
+    #[default]
+    Each,
+    /// Released once queued; committed in groups by one writer. A crash
+    /// loses at most the last window.
+    Batched(Batching),
+}
+
+/// How the batched writer groups entries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Batching {
+    /// The longest an acknowledged entry waits for its commit.
+    pub window: Duration,
+    /// The most entries acknowledged and not yet committed (also the
+    /// largest group).
+    pub entries: usize,
+}
+
+impl Default for Batching {
+    fn default() -> Self {
+        Self {
+            window: Duration::from_millis(5),
+            entries: 256,
+        }
+    }
+}
+
+/// One caller's entries, and (in `each` mode) where its result goes.
+struct Waiting {
+    entries: Vec<(EntryKind, Value)>,
+    done: Option<oneshot::Sender<Result<(), StoreError>>>,
+    queued: Instant,
+}
+
+#[derive(Default)]
+struct Queue {
+    waiting: Vec<Waiting>,
+    /// Entries in `waiting`.
+    count: usize,
+    /// A caller or a writer is committing.
+    busy: bool,
+    /// The batched writer's last commit failed: why (entries are kept and
+    /// retried; new ones are refused until a commit succeeds).
+    failed: Option<String>,
+    /// Someone waits for the queue to be committed now.
+    flushing: usize,
+    stop: bool,
+}
+
+struct Shared {
+    core: Arc<Core>,
+    mode: CommitMode,
+    queue: Mutex<Queue>,
+    /// Wakes the batched writer, and whoever waits for the queue to drain.
+    changed: Condvar,
+    /// Room for acknowledged, uncommitted entries (batched).
+    room: Semaphore,
+}
+
+/// Commits invocation entries under a [`CommitMode`].
+pub(crate) struct Committer {
+    shared: Arc<Shared>,
+    writer: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Committer {
+    pub(crate) fn new(core: Arc<Core>, mode: CommitMode) -> Self {
+        let room = match mode {
+            CommitMode::Each => 0,
+            CommitMode::Batched(batching) => batching.entries.max(1),
+        };
+        let shared = Arc::new(Shared {
+            core,
+            mode,
+            queue: Mutex::new(Queue::default()),
+            changed: Condvar::new(),
+            room: Semaphore::new(room),
+        });
+        let writer = match mode {
+            CommitMode::Each => None,
+            CommitMode::Batched(batching) => {
+                let shared = Arc::clone(&shared);
+                std::thread::Builder::new()
+                    .name("airlock-journal".into())
+                    .spawn(move || shared.write_batches(batching))
+                    .ok()
+            }
+        };
+        Self { shared, writer }
+    }
+
+    pub(crate) fn mode(&self) -> CommitMode {
+        self.shared.mode
+    }
+
+    /// Commits `entries` under the mode: returns when they are durable
+    /// (`each`) or queued (`batched`).
+    pub(crate) async fn commit(&self, entries: Vec<(EntryKind, Value)>) -> Result<(), StoreError> {
+        match self.shared.mode {
+            CommitMode::Each => self.each(entries).await,
+            CommitMode::Batched(batching) if self.writer.is_some() => {
+                self.queue(entries, batching).await
+            }
+            // No writer thread could be started: commit as `each` rather
+            // than acknowledge what nothing will write.
+            CommitMode::Batched(_) => self.each(entries).await,
+        }
+    }
+
+    async fn each(&self, entries: Vec<(EntryKind, Value)>) -> Result<(), StoreError> {
+        let (done, result) = oneshot::channel();
+        let lead = {
+            let mut queue = self.shared.lock();
+            queue.count += entries.len();
+            queue.waiting.push(Waiting {
+                entries,
+                done: Some(done),
+                queued: Instant::now(),
+            });
+            !std::mem::replace(&mut queue.busy, true)
+        };
+        if lead {
+            // Commit inline: a lone call pays no hand-off.
+            self.shared.commit_waiting();
+            if !self.shared.finish_if_idle() {
+                // Calls queued meanwhile: a blocking thread commits them,
+                // so this caller's outcome is not held behind theirs.
+                let shared = Arc::clone(&self.shared);
+                let drain = move || shared.drain();
+                match tokio::runtime::Handle::try_current() {
+                    Ok(runtime) => drop(runtime.spawn_blocking(drain)),
+                    Err(_) => drop(std::thread::spawn(drain)),
+                }
+            }
+        }
+        result.await.unwrap_or(Err(StoreError::Writer {
+            detail: "the journal's committer stopped".into(),
+        }))
+    }
+
+    async fn queue(
+        &self,
+        entries: Vec<(EntryKind, Value)>,
+        batching: Batching,
+    ) -> Result<(), StoreError> {
+        if let Some(detail) = self.shared.lock().failed.clone() {
+            return Err(StoreError::Writer { detail });
+        }
+        let cost = u32::try_from(entries.len().clamp(1, batching.entries.max(1))).unwrap_or(1);
+        // Backpressure: never more than a window's entries acknowledged
+        // and uncommitted.
+        self.shared
+            .room
+            .acquire_many(cost)
+            .await
+            .map_err(|_| StoreError::Writer {
+                detail: "the journal's writer stopped".into(),
+            })?
+            .forget();
+        let mut queue = self.shared.lock();
+        let first = queue.waiting.is_empty();
+        queue.count += entries.len();
+        let full = queue.count >= batching.entries;
+        queue.waiting.push(Waiting {
+            entries,
+            done: None,
+            queued: Instant::now(),
+        });
+        drop(queue);
+        if first || full {
+            self.shared.changed.notify_all();
+        }
+        Ok(())
+    }
+
+    /// Returns once everything queued so far is committed (or the writer
+    /// gave up on it: see the log).
+    pub(crate) fn flush(&self) {
+        let mut queue = self.shared.lock();
+        queue.flushing += 1;
+        self.shared.changed.notify_all();
+        while (!queue.waiting.is_empty() && queue.failed.is_none() && !queue.stop) || queue.busy {
+            queue = self
+                .shared
+                .changed
+                .wait(queue)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+        queue.flushing -= 1;
+    }
+
+    /// Commits everything queued and stops the writer.
+    pub(crate) fn flush_and_stop(&mut self) {
+        self.shared.lock().stop = true;
+        self.shared.changed.notify_all();
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
+        let mut queue = self.shared.lock();
+        while queue.busy {
+            queue = self
+                .shared
+                .changed
+                .wait(queue)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Takes what waits and commits it in one transaction; tells each
+    /// caller. Entries of a failed group are dropped (`each`: every caller
+    /// is told it failed).
+    fn commit_waiting(&self) {
+        let waiting = {
+            let mut queue = self.lock();
+            queue.count = 0;
+            std::mem::take(&mut queue.waiting)
+        };
+        let entries: Vec<_> = waiting
+            .iter()
+            .flat_map(|w| w.entries.iter().cloned())
+            .collect();
+        let result = self.core.record(&entries).map(drop);
+        let detail = result.as_ref().err().map(ToString::to_string);
+        for done in waiting.into_iter().filter_map(|w| w.done) {
+            let _ = done.send(match &detail {
+                None => Ok(()),
+                Some(detail) => Err(StoreError::Writer {
+                    detail: detail.clone(),
+                }),
+            });
+        }
+    }
+
+    /// Ends a committer's turn if nothing waits; false if more came.
+    fn finish_if_idle(&self) -> bool {
+        let mut queue = self.lock();
+        if queue.waiting.is_empty() {
+            queue.busy = false;
+            drop(queue);
+            self.changed.notify_all();
+            true
+        } else {
+            false
+        }
+    }
+
+    fn drain(&self) {
+        loop {
+            self.commit_waiting();
+            if self.finish_if_idle() {
+                return;
+            }
+        }
+    }
+
+    /// The batched writer: waits for the window to close or the group to
+    /// fill, commits, gives the room back; retries a failed group.
+    fn write_batches(&self, batching: Batching) {
+        loop {
+            let mut queue = self.lock();
+            loop {
+                let now = Instant::now();
+                match queue.waiting.first().map(|w| w.queued) {
+                    None if queue.stop => return,
+                    None => {
+                        queue = self
+                            .changed
+                            .wait(queue)
+                            .unwrap_or_else(PoisonError::into_inner);
+                    }
+                    Some(oldest) => {
+                        let due = oldest + batching.window;
+                        if queue.stop
+                            || queue.flushing > 0
+                            || queue.count >= batching.entries
+                            || now >= due
+                        {
+                            break;
+                        }
+                        queue = self
+                            .changed
+                            .wait_timeout(queue, due - now)
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .0;
+                    }
+                }
+            }
+            let waiting = std::mem::take(&mut queue.waiting);
+            queue.busy = true;
+            drop(queue);
+            let entries: Vec<_> = waiting
+                .iter()
+                .flat_map(|w| w.entries.iter().cloned())
+                .collect();
+            let result = self.core.record(&entries);
+            let mut queue = self.lock();
+            queue.busy = false;
+            self.changed.notify_all();
+            match result {
+                Ok(_) => {
+                    queue.failed = None;
+                    queue.count -= entries.len();
+                    drop(queue);
+                    let cost: usize = waiting
+                        .iter()
+                        .map(|w| w.entries.len().clamp(1, batching.entries.max(1)))
+                        .sum();
+                    self.room.add_permits(cost);
+                }
+                Err(error) => {
+                    tracing::error!(code = error.code(), %error, entries = entries.len(),
+                        "the journal's writer could not commit; keeping the entries and retrying");
+                    queue.failed = Some(error.to_string());
+                    // Keep order: the failed group goes back before what came since.
+                    let mut kept = waiting;
+                    kept.append(&mut queue.waiting);
+                    queue.waiting = kept;
+                    let stop = queue.stop;
+                    drop(queue);
+                    if stop {
+                        return;
+                    }
+                    std::thread::sleep(batching.window.max(Duration::from_millis(50)));
+                }
+            }
+        }
+    }
+}
