@@ -1,11 +1,16 @@
-//! Benchmark P1: a warm invoke of `echo` through `Host::invoke`, against raw
-//! wasmtime on the same engine (`InstancePre::instantiate_async`, a typed
-//! call, drop), interleaved in one run. Prints both p50s and their ratio; the
-//! target is a ratio of at most 1.5.
+//! Benchmark P1: a warm invoke of `echo` through `Host::invoke` (Cedar, the
+//! journal), against raw wasmtime on the same engine
+//! (`InstancePre::instantiate_async`, a typed call, drop), interleaved in
+//! one run, under both journal commit modes:
+//!
+//! 1. A lone call, p50: `batched` ≤ 1.3 × raw, `each` ≤ 2.0 × raw.
+//! 2. 64 concurrent invocations on 2 workers: journaled throughput in
+//!    `each` mode ≥ 0.7 × a host without a journal.
 //!
 //! `cargo bench -p airlock-tests --bench p1_invoke [-- ITERATIONS]`
 
-use airlock::{Grants, Host, Invocation};
+use airlock::journal::{Batching, CommitMode};
+use airlock::{Grants, Host, Invocation, Tool};
 use airlock_tests::stats;
 use std::time::Instant;
 use wasmtime::Store;
@@ -40,23 +45,119 @@ impl WasiView for RawState {
     }
 }
 
+/// A host with a journal committed under `mode` (none: no state
+/// directory, so no journal), and `echo` loaded on it.
+async fn host(
+    state: Option<(&std::path::Path, CommitMode)>,
+) -> Result<(Host, Tool), Box<dyn std::error::Error>> {
+    let mut builder = Host::builder();
+    if let Some((dir, mode)) = state {
+        builder = builder.state_dir(dir).journal_commit(mode);
+    }
+    let host = builder.build()?;
+    let tool = host
+        .load(
+            std::path::Path::new(airlock_test_artifacts::ECHO),
+            Grants::none(),
+        )
+        .await?;
+    Ok((host, tool))
+}
+
+async fn call(host: &Host, tool: &Tool) -> Result<std::time::Duration, airlock::InvokeError> {
+    let start = Instant::now();
+    let outcome = host.invoke(tool, Invocation::new(INPUT)).await?;
+    let elapsed = start.elapsed();
+    assert_eq!(outcome.output(), Some(INPUT));
+    Ok(elapsed)
+}
+
+const CONCURRENT: usize = 64;
+const CALLS_PER_TASK: usize = 100;
+const ROUNDS: usize = 3;
+
+/// Calls per second with `CONCURRENT` tasks of `CALLS_PER_TASK` calls.
+async fn throughput(host: &Host, tool: &Tool) -> Result<f64, Box<dyn std::error::Error>> {
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..CONCURRENT)
+        .map(|_| {
+            let (host, tool) = (host.clone(), tool.clone());
+            tokio::spawn(async move {
+                for _ in 0..CALLS_PER_TASK {
+                    call(&host, &tool).await?;
+                }
+                Ok::<_, airlock::InvokeError>(())
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await??;
+    }
+    Ok((CONCURRENT * CALLS_PER_TASK) as f64 / start.elapsed().as_secs_f64())
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let iterations = stats::iterations(5_000);
+    lone(iterations)?;
+    concurrent()
+}
+
+fn concurrent() -> Result<(), Box<dyn std::error::Error>> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let state = tempfile::tempdir()?;
+        let (journaled, tool) = host(Some((state.path(), CommitMode::Each))).await?;
+        let (bare, bare_tool) = host(None).await?;
+        throughput(&journaled, &tool).await?;
+        throughput(&bare, &bare_tool).await?;
+        let (mut with, mut without) = (Vec::new(), Vec::new());
+        for round in 0..ROUNDS {
+            if round % 2 == 0 {
+                with.push(throughput(&journaled, &tool).await?);
+                without.push(throughput(&bare, &bare_tool).await?);
+            } else {
+                without.push(throughput(&bare, &bare_tool).await?);
+                with.push(throughput(&journaled, &tool).await?);
+            }
+        }
+        let median = |v: &mut Vec<f64>| {
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
+        let (with, without) = (median(&mut with), median(&mut without));
+        let ratio = with / without;
+        println!(
+            "P1 concurrent: {CONCURRENT} tasks x {CALLS_PER_TASK} calls on 2 workers, median of {ROUNDS} rounds"
+        );
+        println!("  no journal                                   {without:9.0} calls/s");
+        println!("  journal, commit = each (group commit)        {with:9.0} calls/s");
+        println!(
+            "  ratio (journaled / unjournaled): {ratio:.2}x   target >= 0.70x   {}",
+            if ratio >= 0.7 { "OK" } else { "UNDER TARGET" }
+        );
+        Ok(())
+    })
+}
+
+fn lone(iterations: usize) -> Result<(), Box<dyn std::error::Error>> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        // The full path: Cedar authorization and a journaled attestation.
-        let state = tempfile::tempdir()?;
-        let host = Host::builder().state_dir(state.path()).build()?;
-        let tool = host
-            .load(
-                std::path::Path::new(airlock_test_artifacts::ECHO),
-                Grants::none(),
-            )
-            .await?;
+        // The full path: Cedar authorization and a journaled attestation,
+        // under each commit mode.
+        let (each_state, batched_state) = (tempfile::tempdir()?, tempfile::tempdir()?);
+        let (each, tool) = host(Some((each_state.path(), CommitMode::Each))).await?;
+        let (batched, batched_tool) = host(Some((
+            batched_state.path(),
+            CommitMode::Batched(Batching::default()),
+        )))
+        .await?;
 
-        let engine = host.engine().clone();
+        let engine = each.engine().clone();
         let mut linker: Linker<RawState> = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         let component = Component::from_file(&engine, airlock_test_artifacts::ECHO)?;
@@ -80,38 +181,42 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             drop(store);
             let elapsed = start.elapsed();
             assert_eq!(output.as_deref().ok(), Some(INPUT));
-            Ok::<_, wasmtime::Error>(elapsed)
-        };
-        let host_call = || async {
-            let start = Instant::now();
-            let outcome = host.invoke(&tool, Invocation::new(INPUT)).await?;
-            let elapsed = start.elapsed();
-            assert_eq!(outcome.output(), Some(INPUT));
-            Ok::<_, airlock::InvokeError>(elapsed)
+            Ok::<_, Box<dyn std::error::Error>>(elapsed)
         };
 
         for _ in 0..WARMUP {
             raw_call().await?;
-            host_call().await?;
+            call(&each, &tool).await?;
+            call(&batched, &batched_tool).await?;
         }
         let mut raw_samples = Vec::with_capacity(iterations);
-        let mut host_samples = Vec::with_capacity(iterations);
+        let mut each_samples = Vec::with_capacity(iterations);
+        let mut batched_samples = Vec::with_capacity(iterations);
         for i in 0..iterations {
-            // Alternate which goes first so neither always sees a warmer cache.
-            if i % 2 == 0 {
-                raw_samples.push(raw_call().await?);
-                host_samples.push(host_call().await?);
-            } else {
-                host_samples.push(host_call().await?);
-                raw_samples.push(raw_call().await?);
+            // Rotate which goes first so none always sees a warmer cache.
+            for turn in 0..3 {
+                match (i + turn) % 3 {
+                    0 => raw_samples.push(raw_call().await?),
+                    1 => each_samples.push(call(&each, &tool).await?),
+                    _ => batched_samples.push(call(&batched, &batched_tool).await?),
+                }
             }
         }
 
+        let title =
+            format!("P1 warm invoke of `echo`, a lone call, {iterations} interleaved iterations");
+        let mut raw_again = raw_samples.clone();
         stats::report(
-            &format!("P1 warm invoke of `echo`, {iterations} interleaved iterations"),
+            &title,
             ("raw wasmtime (instantiate + call + drop)", &mut raw_samples),
-            ("airlock Host::invoke", &mut host_samples),
-            1.5,
+            ("airlock, journal commit = batched", &mut batched_samples),
+            1.3,
+        );
+        stats::report(
+            "",
+            ("raw wasmtime (instantiate + call + drop)", &mut raw_again),
+            ("airlock, journal commit = each", &mut each_samples),
+            2.0,
         );
         Ok(())
     })

@@ -22,8 +22,11 @@ use crate::policy::{
 };
 use crate::vault::{CredentialBinding, Vault};
 use http_body_util::BodyExt;
+use std::future::Future as _;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::Poll;
 use std::time::Duration;
 use wasmtime_wasi_http::{Error as WasiError, RequestOptions, WasiBody, WasiHttpHooks};
 
@@ -457,7 +460,6 @@ impl Context {
         .await
         .map_err(|_| fail(Reason::ConnectTimeout))?
         .map_err(|_| fail(Reason::ProtocolError))?;
-        let connection = tokio::spawn(connection);
 
         let (mut parts, body) = request.into_parts();
         parts.uri = http::Uri::builder()
@@ -489,18 +491,37 @@ impl Context {
         );
         let request = http::Request::from_parts(parts, body);
 
-        let response =
-            match tokio::time::timeout(first_byte_timeout, sender.send_request(request)).await {
-                Err(_elapsed) => return Err(fail(Reason::FirstByteTimeout)),
-                Ok(Err(_)) if overflowed.load(Ordering::Relaxed) => {
-                    return Err((
-                        Reason::RequestTooLarge,
-                        Reason::RequestTooLarge.to_wasi(Some(budgets.max_request_bytes)),
-                    ));
-                }
-                Ok(Err(e)) => return Err((Reason::ProtocolError, WasiError::from(e))),
-                Ok(Ok(response)) => response,
-            };
+        // Drive the connection here while the response is awaited (no task
+        // of its own); what is left of it becomes the I/O future, which
+        // wasmtime-wasi-http drives while the guest reads the body.
+        let mut connection = Some(connection);
+        let send = tokio::time::timeout(first_byte_timeout, sender.send_request(request));
+        let mut send = std::pin::pin!(send);
+        let answered = std::future::poll_fn(|cx| {
+            if let Poll::Ready(answer) = send.as_mut().poll(cx) {
+                return Poll::Ready(answer);
+            }
+            if let Some(driving) = connection.as_mut()
+                && Pin::new(driving).poll(cx).is_ready()
+            {
+                // The connection ended: the request has its answer (or error).
+                connection = None;
+                return send.as_mut().poll(cx);
+            }
+            Poll::Pending
+        })
+        .await;
+        let response = match answered {
+            Err(_elapsed) => return Err(fail(Reason::FirstByteTimeout)),
+            Ok(Err(_)) if overflowed.load(Ordering::Relaxed) => {
+                return Err((
+                    Reason::RequestTooLarge,
+                    Reason::RequestTooLarge.to_wasi(Some(budgets.max_request_bytes)),
+                ));
+            }
+            Ok(Err(e)) => return Err((Reason::ProtocolError, WasiError::from(e))),
+            Ok(Ok(response)) => response,
+        };
         record.status(response.status().as_u16());
 
         if announced_length(response.headers()).is_some_and(|len| len > budgets.max_response_bytes)
@@ -533,9 +554,9 @@ impl Context {
             }
         };
         let io: IoFuture = Box::new(async move {
-            match connection.await {
-                Ok(Ok(())) | Err(_) => Ok(()),
-                Ok(Err(e)) => Err(WasiError::from(e)),
+            match connection {
+                Some(connection) => connection.await.map_err(WasiError::from),
+                None => Ok(()),
             }
         });
         Ok((response, io))

@@ -247,13 +247,15 @@ impl Shared {
             queue.count = 0;
             std::mem::take(&mut queue.waiting)
         };
-        let entries: Vec<_> = waiting
-            .iter()
-            .flat_map(|w| w.entries.iter().cloned())
-            .collect();
+        let mut entries = Vec::with_capacity(waiting.iter().map(|w| w.entries.len()).sum());
+        let mut callers = Vec::with_capacity(waiting.len());
+        for w in waiting {
+            entries.extend(w.entries);
+            callers.extend(w.done);
+        }
         let result = self.core.record(&entries).map(drop);
         let detail = result.as_ref().err().map(ToString::to_string);
-        for done in waiting.into_iter().filter_map(|w| w.done) {
+        for done in callers {
             let _ = done.send(match &detail {
                 None => Ok(()),
                 Some(detail) => Err(StoreError::Writer {

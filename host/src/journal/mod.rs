@@ -12,9 +12,9 @@
 mod audit;
 mod chain;
 mod commit;
-mod settings;
 pub mod head;
 pub mod key;
+mod settings;
 mod sqlite;
 pub mod tree;
 
@@ -25,12 +25,12 @@ pub(crate) use settings::RawJournal;
 pub(crate) use sqlite::append_in;
 
 use crate::store::StoreError;
+use commit::Committer;
 use head::TreeHead;
 use key::HostKey;
 use serde_json::Value;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
-use commit::Committer;
 use tree::Hash;
 
 /// Where journal entries are kept. SQLite is the embedded default.
@@ -136,6 +136,10 @@ pub(crate) struct Core {
     store: Arc<dyn JournalStore>,
     key: Arc<HostKey>,
     cadence: Cadence,
+    /// The newest head this process has seen (size, signing time). Heads
+    /// only grow, so if a head is not due against it, it is not due against
+    /// the database's newest either: most appends skip asking.
+    seen: Mutex<Option<(u64, SystemTime)>>,
 }
 
 impl std::fmt::Debug for Journal {
@@ -152,10 +156,26 @@ impl Core {
     /// Appends in one transaction, then signs a head when due.
     fn record(&self, entries: &[(EntryKind, Value)]) -> Result<Vec<Entry>, StoreError> {
         let stored = self.store.append(entries)?;
+        let size = stored.last().map_or(0, |entry| entry.seq);
+        if self.surely_not_due(size) {
+            return Ok(stored);
+        }
         if let Err(error) = self.seal_when_due() {
             tracing::warn!(code = error.code(), %error, "the journal's tree head was not signed");
         }
         Ok(stored)
+    }
+
+    /// Whether a journal of `size` entries is not due for a head, judged by
+    /// the newest head this process has seen.
+    fn surely_not_due(&self, size: u64) -> bool {
+        let seen = *self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+        seen.is_some_and(|(head, signed)| {
+            size.saturating_sub(head) < self.cadence.entries
+                && SystemTime::now()
+                    .duration_since(signed)
+                    .is_ok_and(|age| age < self.cadence.interval)
+        })
     }
 
     fn seal_when_due(&self) -> Result<Option<TreeHead>, StoreError> {
@@ -167,10 +187,34 @@ impl Core {
         &self,
         due: &dyn Fn(u64, Option<&TreeHead>) -> bool,
     ) -> Result<Option<TreeHead>, StoreError> {
-        self.store.seal(due, &|size, root| {
-            let time = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
-            TreeHead::sign(&self.key, size, root, time)
-        })
+        let newest = Mutex::new(None);
+        let sealed = self.store.seal(
+            &|size, last| {
+                if let Some(last) = last
+                    && let Ok(signed) = humantime::parse_rfc3339(&last.time)
+                {
+                    *newest.lock().unwrap_or_else(PoisonError::into_inner) =
+                        Some((last.size, signed));
+                }
+                due(size, last)
+            },
+            &|size, root| {
+                let time = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
+                // As stored (to the millisecond), as the database would say.
+                if let Ok(signed) = humantime::parse_rfc3339(&time) {
+                    *newest.lock().unwrap_or_else(PoisonError::into_inner) = Some((size, signed));
+                }
+                TreeHead::sign(&self.key, size, root, time)
+            },
+        )?;
+        let newest = newest.into_inner().unwrap_or_else(PoisonError::into_inner);
+        if let Some((size, signed)) = newest {
+            let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+            if seen.is_none_or(|(known, _)| known <= size) {
+                *seen = Some((size, signed));
+            }
+        }
+        Ok(sealed)
     }
 }
 
@@ -198,6 +242,7 @@ impl Journal {
             store,
             key,
             cadence,
+            seen: Mutex::new(None),
         });
         let committer = Committer::new(Arc::clone(&core), commit);
         Self { core, committer }

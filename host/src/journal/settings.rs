@@ -48,7 +48,10 @@ impl RawJournal {
                 .batch_window
                 .as_ref()
                 .map(|w| ("batch_window", w.span()))
-                .or(self.batch_entries.as_ref().map(|e| ("batch_entries", e.span())));
+                .or(self
+                    .batch_entries
+                    .as_ref()
+                    .map(|e| ("batch_entries", e.span())));
             if let Some((key, span)) = stray {
                 return Err(source.error(
                     span,
@@ -110,7 +113,10 @@ mod tests {
             ("batch_entries = 8", "only with `commit = \"batched\"`"),
             ("commit = \"each\"\nbatch_window = \"1ms\"", "only with"),
             ("commit = \"batched\"\nbatch_window = \"5s\"", "at most 1s"),
-            ("commit = \"batched\"\nbatch_window = \"0s\"", "positive duration"),
+            (
+                "commit = \"batched\"\nbatch_window = \"0s\"",
+                "positive duration",
+            ),
             ("commit = \"batched\"\nbatch_entries = 0", "no room"),
         ] {
             let error = mode(text).expect_err(text);

@@ -3,16 +3,18 @@
 //! entities file, and the context attributes the policies read; the first
 //! three and the entities are fixed for one [`PolicyEngine`] (a reload makes
 //! a new engine, and so an empty cache), so the key is the principal, the
-//! tool's uid and the values of exactly the context attributes the policy
-//! set reads — found by walking every policy, not guessed. A policy that
-//! reads a per-call attribute (`context.run_id`) makes every call a miss; a
-//! policy that uses `context` in any other way turns the cache off.
+//! tool's facts (all that its uid is made of) and the values of exactly the
+//! context attributes the policy set reads — found by walking every policy,
+//! not guessed. A policy that reads the per-call `context.run_id` turns the
+//! cache off (no key would ever repeat), as does a policy that uses
+//! `context` other than by attribute. What no policy reads is also left out
+//! of the context Cedar evaluates.
 //!
 //! [`PolicyEngine`]: super::PolicyEngine
 
-use super::facts::Authorization;
+use super::facts::{Authorization, ToolFacts};
 use super::principal::{Principal, RequestContext};
-use cedar_policy::PolicySet;
+use cedar_policy::{EntityUid, PolicySet};
 use serde_json::Value;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Mutex, PoisonError};
@@ -93,13 +95,37 @@ fn walk(value: &Value, reads: &mut BTreeSet<String>) -> bool {
     }
 }
 
-/// A decision's key: principal, tool uid, the read attributes' values.
-type Key = (String, String, Vec<String>);
+/// A decision's key within one tool: the principal and the values of the
+/// attributes read.
+type Key = (Principal, Vec<String>);
+
+/// One tool's decisions, and its uid (a digest, computed once).
+struct ToolDecisions {
+    uid: EntityUid,
+    by_key: HashMap<Key, Authorization>,
+}
+
+/// Decisions by tool facts (every attribute of the tool's entity, so equal
+/// facts are the same entity), then by [`Key`]. Looking up by the facts
+/// themselves keeps a hit free of the uid's digest.
+#[derive(Default)]
+struct Decisions {
+    by_tool: HashMap<ToolFacts, ToolDecisions>,
+    len: usize,
+}
+
+/// What a lookup found.
+pub(super) enum Lookup {
+    /// The cached decision.
+    Hit(Authorization),
+    /// None cached; the tool's uid if it is known here.
+    Miss(Option<EntityUid>),
+}
 
 /// Cached `tool.execute` decisions of one engine.
 pub(super) struct DecisionCache {
     reads: Reads,
-    decisions: Mutex<HashMap<Key, Authorization>>,
+    decisions: Mutex<Decisions>,
 }
 
 impl DecisionCache {
@@ -107,26 +133,39 @@ impl DecisionCache {
     pub(super) fn new(reads: Reads) -> Self {
         Self {
             reads,
-            decisions: Mutex::new(HashMap::new()),
+            decisions: Mutex::default(),
         }
     }
 
-    /// What the policy set reads of `context`.
-    pub(super) fn reads(&self) -> &Reads {
-        &self.reads
+    /// Whether decisions are cached at all.
+    pub(super) fn enabled(&self) -> bool {
+        matches!(&self.reads, Reads::Only(reads) if !reads.contains("run_id"))
+    }
+
+    /// Whether the policy set may read context attribute `attr` (an
+    /// attribute no policy reads need not be in a request's context).
+    pub(super) fn may_read(&self, attr: &str) -> bool {
+        match &self.reads {
+            Reads::Only(reads) => reads.contains(attr),
+            Reads::All => true,
+        }
     }
 
     /// The key of a request; `None` when nothing may be cached.
     pub(super) fn key(
         &self,
         principal: &Principal,
-        tool: &str,
         context: &RequestContext,
         approved: bool,
     ) -> Option<Key> {
+        // A run id is the call's own (`airlock serve` uses the MCP request
+        // id): keys that never repeat would only churn the cache.
         let Reads::Only(reads) = &self.reads else {
             return None;
         };
+        if !self.enabled() {
+            return None;
+        }
         let values = reads
             .iter()
             .filter_map(|attr| match attr.as_str() {
@@ -135,26 +174,39 @@ impl DecisionCache {
                 "device_id" => Some(context.device_id.clone()),
                 "channel" => Some(context.channel.clone()),
                 "approved" => Some(approved.to_string()),
-                // The tool's own capabilities are part of its uid; the rest
+                // The tool's own capabilities are among its facts; the rest
                 // are other actions' attributes.
                 _ => None,
             })
             .collect();
-        Some((principal.to_string(), tool.to_string(), values))
+        Some((principal.clone(), values))
     }
 
-    /// The cached decision for `key`.
-    pub(super) fn get(&self, key: &Key) -> Option<Authorization> {
-        self.decisions
+    /// The cached decision for `tool` and `key`.
+    pub(super) fn get(&self, tool: &ToolFacts, key: &Key) -> Lookup {
+        let decisions = self
+            .decisions
             .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(key)
-            .cloned()
+            .unwrap_or_else(PoisonError::into_inner);
+        let Some(known) = decisions.by_tool.get(tool) else {
+            return Lookup::Miss(None);
+        };
+        match known.by_key.get(key) {
+            Some(decision) => Lookup::Hit(decision.clone()),
+            None => Lookup::Miss(Some(known.uid.clone())),
+        }
     }
 
-    /// Keeps `decision` for `key`, unless evaluating it failed somewhere
-    /// (errors are reported on every call, not remembered).
-    pub(super) fn put(&self, key: Key, decision: &Authorization) {
+    /// Keeps `decision` for `tool` (whose uid is `uid`) and `key`, unless
+    /// evaluating it failed somewhere (errors are reported on every call,
+    /// not remembered).
+    pub(super) fn put(
+        &self,
+        tool: &ToolFacts,
+        uid: &EntityUid,
+        key: Key,
+        decision: &Authorization,
+    ) {
         if !decision.errors.is_empty() {
             return;
         }
@@ -162,10 +214,23 @@ impl DecisionCache {
             .decisions
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        if decisions.len() >= CAPACITY {
-            decisions.clear();
+        if decisions.len >= CAPACITY {
+            *decisions = Decisions::default();
         }
-        decisions.insert(key, decision.clone());
+        let decisions = &mut *decisions;
+        let known = match decisions.by_tool.get_mut(tool) {
+            Some(known) => known,
+            None => decisions
+                .by_tool
+                .entry(tool.clone())
+                .or_insert_with(|| ToolDecisions {
+                    uid: uid.clone(),
+                    by_key: HashMap::new(),
+                }),
+        };
+        if known.by_key.insert(key, decision.clone()).is_none() {
+            decisions.len += 1;
+        }
     }
 
     /// How many decisions are kept.
@@ -173,7 +238,7 @@ impl DecisionCache {
         self.decisions
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .len()
+            .len
     }
 }
 

@@ -1,7 +1,7 @@
 //! [`PolicyEngine`]: Cedar policies, schema and entities, parsed and
 //! validated once, answering each check in a few microseconds.
 
-use super::cache::{DecisionCache, Reads, context_reads};
+use super::cache::{DecisionCache, Lookup, context_reads};
 use super::error::{Location, PolicyError, cedar_error};
 use super::facts::{
     Action, ApprovalFacts, Authorization, DestinationFacts, ProgramFacts, SecretFacts, ToolFacts,
@@ -227,27 +227,25 @@ impl PolicyEngine {
         context: &RequestContext,
         approved: bool,
     ) -> Authorization {
-        let uid = tool.uid();
-        let key = self
-            .cache
-            .key(principal, &uid.to_string(), context, approved);
-        if let Some(hit) = key.as_ref().and_then(|key| self.cache.get(key)) {
-            return hit;
-        }
-        let decision = self.evaluate_execute(principal, tool, uid, context, approved);
+        let key = self.cache.key(principal, context, approved);
+        let known = match key.as_ref().map(|key| self.cache.get(tool, key)) {
+            Some(Lookup::Hit(decision)) => return decision,
+            Some(Lookup::Miss(known)) => known,
+            None => None,
+        };
+        let uid = known.unwrap_or_else(|| tool.uid());
+        let decision = self.evaluate_execute(principal, tool, uid.clone(), context, approved);
         if let Some(key) = key {
-            self.cache.put(key, &decision);
+            self.cache.put(tool, &uid, key, &decision);
         }
         decision
     }
 
     /// How many `tool.execute` decisions are cached, and whether the policy
-    /// set lets any be (it does not when a policy reads the whole context).
+    /// set lets any be (not when a policy reads the per-call `run_id`, or
+    /// the whole context).
     pub fn cached_decisions(&self) -> (usize, bool) {
-        (
-            self.cache.len(),
-            matches!(self.cache.reads(), Reads::Only(_)),
-        )
+        (self.cache.len(), self.cache.enabled())
     }
 
     /// [`PolicyEngine::check_execute`] without the cache.
@@ -259,20 +257,26 @@ impl PolicyEngine {
         context: &RequestContext,
         approved: bool,
     ) -> Authorization {
-        let capabilities = tool
-            .capability_names()
-            .into_iter()
-            .map(RestrictedExpression::new_string);
-        let pairs = base_pairs(context).chain([
+        // Attributes no policy reads are left out: they cannot change the
+        // decision, and Cedar evaluates every one it is given.
+        let capabilities = self.cache.may_read("capabilities").then(|| {
             (
                 "capabilities".to_string(),
-                RestrictedExpression::new_set(capabilities),
-            ),
-            (
-                "approved".to_string(),
-                RestrictedExpression::new_bool(approved),
-            ),
-        ]);
+                RestrictedExpression::new_set(
+                    tool.capability_names()
+                        .into_iter()
+                        .map(RestrictedExpression::new_string),
+                ),
+            )
+        });
+        let pairs = base_pairs(context, |attr| self.cache.may_read(attr))
+            .chain(capabilities)
+            .chain(self.cache.may_read("approved").then(|| {
+                (
+                    "approved".to_string(),
+                    RestrictedExpression::new_bool(approved),
+                )
+            }));
         let entities = match self.entities_with(tool, &uid) {
             Ok(entities) => entities,
             Err(error) => return refused(error.to_string()),
@@ -426,7 +430,7 @@ impl PolicyEngine {
             Ok(built) => built,
             Err(error) => return refused(error.to_string()),
         };
-        let pairs = base_pairs(context).chain([
+        let pairs = base_pairs(context, |_| true).chain([
             (
                 "tool".to_string(),
                 RestrictedExpression::new_string(tool.name.clone()),
@@ -553,7 +557,11 @@ impl PolicyEngine {
     }
 }
 
-fn base_pairs(context: &RequestContext) -> impl Iterator<Item = (String, RestrictedExpression)> {
+/// The request's own attributes, those `keep` names.
+fn base_pairs(
+    context: &RequestContext,
+    keep: impl Fn(&str) -> bool,
+) -> impl Iterator<Item = (String, RestrictedExpression)> {
     [
         ("run_id", &context.run_id),
         ("session_id", &context.session_id),
@@ -561,6 +569,7 @@ fn base_pairs(context: &RequestContext) -> impl Iterator<Item = (String, Restric
         ("channel", &context.channel),
     ]
     .into_iter()
+    .filter(move |(k, _)| keep(k))
     .map(|(k, v)| (k.to_string(), RestrictedExpression::new_string(v.clone())))
 }
 

@@ -108,7 +108,7 @@ pub(super) fn uid(type_name: &str, id: &str) -> EntityUid {
 }
 
 /// What the host knows about a tool, as the Cedar `Tool` entity.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ToolFacts {
     /// The tool's name.
     pub name: String,

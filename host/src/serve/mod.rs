@@ -49,6 +49,7 @@ use crate::journal::{EntryKind, Journal};
 use crate::policy::{PolicyEngine, PolicyError};
 use crate::store::{SqliteStore, StoreError};
 use crate::toml_file::ConfigError;
+use futures_util::StreamExt as _;
 use serde_json::json;
 use slots::Slots;
 use std::collections::HashMap;
@@ -545,14 +546,29 @@ pub fn operator_socket_path(settings: &ServeSettings, state_dir: &Path) -> PathB
 async fn load_catalog(host: &Host, config: &Config) -> Result<Catalog, ServeError> {
     let mut tools = Vec::with_capacity(config.tools().len());
     let mut by_name = HashMap::new();
-    for tool_config in config.tools() {
+    if let Some(bad) = config.tools().iter().find(|t| !valid_tool_name(t.name())) {
+        return Err(ServeError::ToolName {
+            name: bad.name().to_string(),
+        });
+    }
+    // Loaded a few at a time (reading and checking cache entries, and
+    // compiling, use a core each); errors are reported in file order.
+    let at_once = std::thread::available_parallelism().map_or(2, usize::from);
+    let loading: Vec<_> = config
+        .tools()
+        .iter()
+        .map(|tool_config| {
+            let (host, tool_config) = (host.clone(), tool_config.clone());
+            async move { host.load_configured(&tool_config).await }
+        })
+        .collect();
+    let mut loaded = Vec::with_capacity(loading.len());
+    let mut pending = futures_util::stream::iter(loading).buffered(at_once);
+    while let Some(tool) = pending.next().await {
+        loaded.push(tool?);
+    }
+    for (tool_config, tool) in config.tools().iter().zip(loaded) {
         let name = tool_config.name();
-        if !valid_tool_name(name) {
-            return Err(ServeError::ToolName {
-                name: name.to_string(),
-            });
-        }
-        let tool = host.load_configured(tool_config).await?;
         let schema: serde_json::Value =
             serde_json::from_str(tool.input_schema()).map_err(|e| ServeError::Schema {
                 name: name.to_string(),

@@ -414,7 +414,7 @@ impl Meta {
         }))
     }
 
-    fn write(&self, tx: &rusqlite::Transaction<'_>) -> Result<(), StoreError> {
+    fn write(&self, tx: &rusqlite::Connection) -> Result<(), StoreError> {
         table::set_meta(tx, "vault_id", &self.id)?;
         table::set_meta(tx, "backend", self.backend.as_str())?;
         table::set_meta(tx, "generation", &self.generation.to_string())?;

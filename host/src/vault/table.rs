@@ -5,7 +5,7 @@
 use super::envelope::Envelope;
 use super::scope::SecretScope;
 use crate::store::{SqliteStore, StoreError};
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 pub(crate) const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS vault_meta (
@@ -43,7 +43,7 @@ pub(crate) fn meta(store: &SqliteStore, key: &str) -> Result<Option<String>, Sto
     })
 }
 
-pub(crate) fn set_meta(tx: &Transaction<'_>, key: &str, value: &str) -> Result<(), StoreError> {
+pub(crate) fn set_meta(tx: &Connection, key: &str, value: &str) -> Result<(), StoreError> {
     tx.execute(
         "INSERT INTO vault_meta (key, value) VALUES (?1, ?2)
          ON CONFLICT (key) DO UPDATE SET value = excluded.value",
@@ -115,7 +115,7 @@ pub(crate) fn all(store: &SqliteStore) -> Result<Vec<Row>, StoreError> {
     store.read(all_on)
 }
 
-pub(crate) fn put(tx: &Transaction<'_>, row: &Row) -> Result<(), StoreError> {
+pub(crate) fn put(tx: &Connection, row: &Row) -> Result<(), StoreError> {
     tx.execute(
         &format!(
             "INSERT INTO secrets ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)

@@ -6,4 +6,5 @@ mod corpus;
 mod dns;
 mod live;
 mod properties;
+mod sender;
 mod tls;

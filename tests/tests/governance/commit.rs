@@ -8,9 +8,7 @@
 use airlock::attest::HostKey;
 use airlock::journal::head::TreeHead;
 use airlock::journal::tree::Hash;
-use airlock::journal::{
-    Batching, Cadence, CommitMode, Entry, EntryKind, Journal, JournalStore,
-};
+use airlock::journal::{Batching, Cadence, CommitMode, Entry, EntryKind, Journal, JournalStore};
 use airlock::store::{SqliteStore, StoreError};
 use serde_json::{Value, json};
 use std::future::Future;

@@ -234,6 +234,9 @@ fn commit_modes_keep_their_promise_across_kills() {
         if window == 0 {
             assert_eq!(lost_somewhere, 0, "{mode}");
         }
-        assert!(!acks.committed.is_empty(), "{mode}: something was acknowledged");
+        assert!(
+            !acks.committed.is_empty(),
+            "{mode}: something was acknowledged"
+        );
     }
 }
