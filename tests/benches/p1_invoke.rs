@@ -11,39 +11,14 @@
 
 use airlock::journal::{Batching, CommitMode};
 use airlock::{Grants, Host, Invocation, Tool};
+use airlock_tests::raw::{PurePre, RawState};
 use airlock_tests::stats;
 use std::time::Instant;
 use wasmtime::Store;
-use wasmtime::component::{Component, Linker, ResourceTable};
-use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
-
-mod raw {
-    #![allow(missing_docs)]
-    wasmtime::component::bindgen!({
-        path: "../wit",
-        world: "airlock:tool/pure",
-        exports: { default: async },
-    });
-}
-use raw::PurePre;
+use wasmtime::component::{Component, Linker};
 
 const INPUT: &str = r#"{"query": "weather in Lisbon", "units": "metric"}"#;
 const WARMUP: usize = 500;
-
-/// The least a WASI component needs: a context and a resource table.
-struct RawState {
-    wasi: WasiCtx,
-    table: ResourceTable,
-}
-
-impl WasiView for RawState {
-    fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
-    }
-}
 
 /// A host with a journal committed under `mode` (none: no state
 /// directory, so no journal), and `echo` loaded on it.
@@ -165,13 +140,7 @@ fn lone(iterations: usize) -> Result<(), Box<dyn std::error::Error>> {
 
         let raw_call = || async {
             let start = Instant::now();
-            let mut store = Store::new(
-                &engine,
-                RawState {
-                    wasi: WasiCtx::builder().build(),
-                    table: ResourceTable::new(),
-                },
-            );
+            let mut store = Store::new(&engine, RawState::default());
             store.set_epoch_deadline(u64::MAX / 2);
             let instance = raw.instantiate_async(&mut store).await?;
             let output = instance

@@ -23,38 +23,26 @@
 
 use airlock::{Grants, Host, Invocation, NetworkGrant, Tool};
 use airlock_tests::net::{Behaviour, TestServer};
+use airlock_tests::raw::{PurePre, RawState};
 use airlock_tests::stats;
 use http_body_util::{BodyExt, Empty};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
-use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::component::{Component, Linker};
 use wasmtime::{Engine, Store};
-use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi::{WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView, default_hooks};
 
-mod raw {
-    #![allow(missing_docs)]
-    wasmtime::component::bindgen!({
-        path: "../wit",
-        world: "airlock:tool/pure",
-        exports: { default: async },
-    });
-}
-use raw::PurePre;
-
 /// Plain wasmtime with wasi:http and its stock sender.
+#[derive(Default)]
 struct StockState {
-    wasi: WasiCtx,
+    raw: RawState,
     http: WasiHttpCtx,
-    table: ResourceTable,
 }
 
 impl WasiView for StockState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
+        self.raw.ctx()
     }
 }
 
@@ -62,7 +50,7 @@ impl WasiHttpView for StockState {
     fn http(&mut self) -> WasiHttpCtxView<'_> {
         WasiHttpCtxView {
             ctx: &mut self.http,
-            table: &mut self.table,
+            table: &mut self.raw.table,
             hooks: default_hooks(),
         }
     }
@@ -90,14 +78,7 @@ impl Stock {
     async fn block(&self, url: &str, count: u32) -> Result<Duration, Error> {
         let input = serde_json::json!({ "url": url, "repeat": count }).to_string();
         let start = Instant::now();
-        let mut store = Store::new(
-            &self.engine,
-            StockState {
-                wasi: WasiCtx::builder().build(),
-                http: WasiHttpCtx::new(),
-                table: ResourceTable::new(),
-            },
-        );
+        let mut store = Store::new(&self.engine, StockState::default());
         store.set_epoch_deadline(u64::MAX / 2);
         let instance = self.pre.instantiate_async(&mut store).await?;
         let output = instance

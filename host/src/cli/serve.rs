@@ -125,6 +125,7 @@ async fn run(cli: &Cli, args: &ServeArgs) -> Result<(), Failure> {
     let resolver = args.dns.is_set().then(|| args.dns.resolver());
     let host = host_builder(cli, false, resolver, vault)?
         .journal_commit(config.journal_commit())
+        .max_concurrent_instances(config.serve().instance_slots())
         .build()?;
     let server = Server::start(
         host,

@@ -7,7 +7,7 @@
 //! listen = "127.0.0.1:7323"             # streamable HTTP (loopback by default)
 //! allowed_origins = ["http://localhost:6274"]   # browsers that may call
 //! approval_wait = "2m"                  # how long a sensitive call waits
-//! max_concurrent = 16                   # invocations at once, all tools
+//! max_concurrent = 16                   # invocations at once, all tools (sizes the instance pool)
 //! max_concurrent_per_tool = 4
 //! queue_wait = "30s"                    # then `host_busy`
 //! shutdown_grace = "10s"                # running calls may finish
@@ -91,7 +91,8 @@ pub struct ServeSettings {
     pub allowed_origins: Vec<String>,
     /// How long a sensitive call waits for a decision.
     pub approval_wait: Duration,
-    /// Invocations at once, all tools.
+    /// Invocations at once, all tools; also sizes the instance pool
+    /// ([`ServeSettings::instance_slots`]).
     pub max_concurrent: usize,
     /// Invocations at once, per tool.
     pub max_concurrent_per_tool: usize,
@@ -107,6 +108,19 @@ pub struct ServeSettings {
     pub max_approval_window: Duration,
     /// Who besides the operators may decide approvals.
     pub approvals: ApprovalChannel,
+}
+
+impl ServeSettings {
+    /// The instance pool's slots the server reserves at start: one per
+    /// concurrent invocation, and one per tool being loaded at once (a
+    /// reload's `describe()` calls run beside the running calls). Each slot
+    /// reserves address space (a 4 GiB memory with its guard, its tables,
+    /// its stack); resident memory is only what running instances touch,
+    /// plus up to 64 KiB per table and stack kept for reuse.
+    pub fn instance_slots(&self) -> u32 {
+        let loading = std::thread::available_parallelism().map_or(2, usize::from);
+        u32::try_from(self.max_concurrent.saturating_add(loading)).unwrap_or(u32::MAX)
+    }
 }
 
 impl Default for ServeSettings {
@@ -398,6 +412,19 @@ mod tests {
         assert_eq!(settings.approvals, ApprovalChannel::Operator);
         let client = parse("approvals = \"client\"").expect("valid");
         assert_eq!(client.approvals, ApprovalChannel::Client);
+    }
+
+    #[test]
+    fn the_instance_pool_holds_every_call_and_the_loads_beside_them() {
+        let loading = std::thread::available_parallelism().map_or(2, usize::from);
+        for (text, calls) in [("", DEFAULT_MAX_CONCURRENT), ("max_concurrent = 100", 100)] {
+            let settings = parse(text).expect("valid");
+            assert_eq!(
+                settings.instance_slots() as usize,
+                calls + loading,
+                "{text}"
+            );
+        }
     }
 
     #[test]

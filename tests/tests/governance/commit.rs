@@ -105,6 +105,13 @@ fn journal(state: &std::path::Path, mode: CommitMode) -> (Arc<Gated>, Arc<Journa
     (store, Arc::new(journal))
 }
 
+fn two_workers() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .expect("runtime")
+}
+
 type Commit = Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send>>;
 
 fn commit(journal: &Arc<Journal>, tag: &str) -> Commit {
@@ -126,11 +133,7 @@ async fn poll_once(future: &mut Commit) -> Option<Result<(), StoreError>> {
 fn concurrent_each_commits_share_a_transaction_and_wait_for_their_own() {
     let state = tempfile::tempdir().expect("tempdir");
     let (store, journal) = journal(state.path(), CommitMode::Each);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .build()
-        .expect("runtime");
-    runtime.block_on(async {
+    two_workers().block_on(async {
         // A first call commits inline and is held mid-transaction.
         let (started, go) = store.hold_next();
         let first = tokio::spawn(commit(&journal, "first"));
@@ -176,11 +179,7 @@ fn batched_commits_return_when_queued_wait_for_room_and_are_flushed() {
         entries: 4,
     };
     let (store, journal) = journal(state.path(), CommitMode::Batched(window));
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .build()
-        .expect("runtime");
-    runtime.block_on(async {
+    two_workers().block_on(async {
         let (started, go) = store.hold_next();
         for n in 0..4 {
             commit(&journal, &format!("queued-{n}"))
