@@ -57,7 +57,7 @@ pub(crate) async fn admit(
     approvals: Option<&dyn ApprovalStore>,
     journal: Option<&Journal>,
     facts: &ToolFacts,
-    grant: GrantBinding,
+    grant: &(dyn Fn() -> GrantBinding + Sync),
     invocation: &Invocation,
     invocation_id: &str,
     limits: &Limits,
@@ -95,7 +95,7 @@ async fn decide(
     policies: &PolicyEngine,
     approvals: Option<&dyn ApprovalStore>,
     facts: &ToolFacts,
-    grant: GrantBinding,
+    grant: &(dyn Fn() -> GrantBinding + Sync),
     invocation: &Invocation,
     invocation_id: &str,
     limits: &Limits,
@@ -139,7 +139,7 @@ async fn decide(
         &facts.name,
         &facts.sha256,
         &facts.capability_names(),
-        grant,
+        grant(),
         &invocation.input,
     );
     let deadline = invocation

@@ -115,7 +115,7 @@ impl Host {
             self.approvals(),
             self.journal(),
             facts,
-            runner.binding(),
+            &|| runner.binding(),
             &invocation,
             &invocation_id,
             &limits,
