@@ -56,12 +56,14 @@ struct Waiting {
     entries: Vec<(EntryKind, Value)>,
     done: Option<oneshot::Sender<Result<(), StoreError>>>,
     queued: Instant,
+    /// The room it holds (batched): given back once it is committed.
+    permits: usize,
 }
 
 #[derive(Default)]
 struct Queue {
     waiting: Vec<Waiting>,
-    /// Entries in `waiting`.
+    /// Entries in `waiting` (batched).
     count: usize,
     /// A caller or a writer is committing.
     busy: bool,
@@ -137,11 +139,11 @@ impl Committer {
         let (done, result) = oneshot::channel();
         let lead = {
             let mut queue = self.shared.lock();
-            queue.count += entries.len();
             queue.waiting.push(Waiting {
                 entries,
                 done: Some(done),
                 queued: Instant::now(),
+                permits: 0,
             });
             !std::mem::replace(&mut queue.busy, true)
         };
@@ -172,12 +174,12 @@ impl Committer {
         if let Some(detail) = self.shared.lock().failed.clone() {
             return Err(StoreError::Writer { detail });
         }
-        let cost = u32::try_from(entries.len().clamp(1, batching.entries.max(1))).unwrap_or(1);
+        let permits = entries.len().clamp(1, batching.entries.max(1));
         // Backpressure: never more than a window's entries acknowledged
         // and uncommitted.
         self.shared
             .room
-            .acquire_many(cost)
+            .acquire_many(u32::try_from(permits).unwrap_or(u32::MAX))
             .await
             .map_err(|_| StoreError::Writer {
                 detail: "the journal's writer stopped".into(),
@@ -191,6 +193,7 @@ impl Committer {
             entries,
             done: None,
             queued: Instant::now(),
+            permits,
         });
         drop(queue);
         if first || full {
@@ -242,11 +245,7 @@ impl Shared {
     /// caller. Entries of a failed group are dropped (`each`: every caller
     /// is told it failed).
     fn commit_waiting(&self) {
-        let waiting = {
-            let mut queue = self.lock();
-            queue.count = 0;
-            std::mem::take(&mut queue.waiting)
-        };
+        let waiting = std::mem::take(&mut self.lock().waiting);
         let mut entries = Vec::with_capacity(waiting.iter().map(|w| w.entries.len()).sum());
         let mut callers = Vec::with_capacity(waiting.len());
         for w in waiting {
@@ -322,33 +321,31 @@ impl Shared {
             let waiting = std::mem::take(&mut queue.waiting);
             queue.busy = true;
             drop(queue);
-            let entries: Vec<_> = waiting
-                .iter()
-                .flat_map(|w| w.entries.iter().cloned())
-                .collect();
-            let result = self.core.record(&entries);
+            // One group of everything taken (moved, not copied); a group
+            // that fails goes back as one.
+            let group = Waiting {
+                queued: waiting.first().map_or_else(Instant::now, |w| w.queued),
+                permits: waiting.iter().map(|w| w.permits).sum(),
+                entries: waiting.into_iter().flat_map(|w| w.entries).collect(),
+                done: None,
+            };
+            let result = self.core.record(&group.entries);
             let mut queue = self.lock();
             queue.busy = false;
             self.changed.notify_all();
             match result {
                 Ok(_) => {
                     queue.failed = None;
-                    queue.count -= entries.len();
+                    queue.count -= group.entries.len();
                     drop(queue);
-                    let cost: usize = waiting
-                        .iter()
-                        .map(|w| w.entries.len().clamp(1, batching.entries.max(1)))
-                        .sum();
-                    self.room.add_permits(cost);
+                    self.room.add_permits(group.permits);
                 }
                 Err(error) => {
-                    tracing::error!(code = error.code(), %error, entries = entries.len(),
+                    tracing::error!(code = error.code(), %error, entries = group.entries.len(),
                         "the journal's writer could not commit; keeping the entries and retrying");
                     queue.failed = Some(error.to_string());
                     // Keep order: the failed group goes back before what came since.
-                    let mut kept = waiting;
-                    kept.append(&mut queue.waiting);
-                    queue.waiting = kept;
+                    queue.waiting.insert(0, group);
                     let stop = queue.stop;
                     drop(queue);
                     if stop {

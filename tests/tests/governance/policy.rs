@@ -273,15 +273,7 @@ fn a_device_decides_as_a_member_of_its_operator() {
         forbid (principal, action == Airlock::Action::"approval.decide", resource)
         when { resource.capabilities.contains("process_exec") && !(principal in Airlock::Operator::"alice") };
     "#;
-    let engine = PolicyEngine::from_sources(
-        ("schema", DEFAULT_SCHEMA),
-        &[
-            ("default.cedar", DEFAULT_POLICIES),
-            ("extra.cedar", keep_exec_for_alice),
-        ],
-        None,
-    )
-    .expect("policies");
+    let engine = engine_with(keep_exec_for_alice);
     let approval = |capability: &str| ApprovalFacts {
         id: "01J".into(),
         tool: "tool".into(),
@@ -325,15 +317,7 @@ fn policies_can_name_a_hosted_server() {
         forbid (principal == Airlock::Agent::"bot", action == Airlock::Action::"tool.execute", resource)
         when { resource has server && resource.server == "files" };
     "#;
-    let engine = PolicyEngine::from_sources(
-        ("schema", DEFAULT_SCHEMA),
-        &[
-            ("default.cedar", DEFAULT_POLICIES),
-            ("extra.cedar", no_files_for_bots),
-        ],
-        None,
-    )
-    .expect("policies");
+    let engine = engine_with(no_files_for_bots);
     let hosted = |server: Option<&str>| {
         let facts = ToolFacts {
             server: server.map(str::to_string),
@@ -409,19 +393,10 @@ fn cached_decisions_follow_the_context_the_policies_read() {
     );
 
     // A policy that reads run_id: each run is decided on its own.
-    let per_run = PolicyEngine::from_sources(
-        ("schema", DEFAULT_SCHEMA),
-        &[
-            ("default.cedar", DEFAULT_POLICIES),
-            (
-                "runs.cedar",
-                r#"forbid (principal, action == Airlock::Action::"tool.execute", resource)
+    let per_run = engine_with(
+        r#"forbid (principal, action == Airlock::Action::"tool.execute", resource)
                    when { context.run_id == "blocked" };"#,
-            ),
-        ],
-        None,
-    )
-    .expect("policies");
+    );
     per_run.register_tool(&tool).expect("registered");
     for (run, allowed) in [
         ("ok", true),
@@ -444,19 +419,10 @@ fn cached_decisions_follow_the_context_the_policies_read() {
     );
 
     // A policy that uses the whole context turns the cache off.
-    let whole = PolicyEngine::from_sources(
-        ("schema", DEFAULT_SCHEMA),
-        &[
-            ("default.cedar", DEFAULT_POLICIES),
-            (
-                "whole.cedar",
-                r#"forbid (principal, action == Airlock::Action::"tool.execute", resource)
+    let whole = engine_with(
+        r#"forbid (principal, action == Airlock::Action::"tool.execute", resource)
                    when { context == context && context.run_id == "never" };"#,
-            ),
-        ],
-        None,
-    )
-    .expect("policies");
+    );
     whole.register_tool(&tool).expect("registered");
     assert!(
         whole
