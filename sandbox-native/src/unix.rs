@@ -129,12 +129,75 @@ impl Prepared {
     }
 }
 
+/// Kills process group `pid` (the sandbox program's) and, on Linux, waits
+/// until what it started is gone.
 fn kill_group(pid: u32) {
+    #[cfg(target_os = "linux")]
+    let children = children_of(pid);
     if let Some(pid) = i32::try_from(pid)
         .ok()
         .and_then(rustix::process::Pid::from_raw)
     {
         let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
+    }
+    #[cfg(target_os = "linux")]
+    await_end(&children);
+}
+
+/// One process as `/proc/PID/stat` shows it.
+#[cfg(target_os = "linux")]
+struct ProcStat {
+    pid: u32,
+    parent: u32,
+    /// Start time in clock ticks: tells a reused pid from the original.
+    start: u64,
+    zombie: bool,
+}
+
+/// `/proc/PID/stat` of `pid`, if that process exists.
+#[cfg(target_os = "linux")]
+fn proc_stat(pid: &str) -> Option<ProcStat> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // After the command name's closing parenthesis: state, ppid, then
+    // nineteen more fields up to the start time.
+    let mut fields = stat[stat.rfind(')')? + 1..].split_whitespace();
+    let state = fields.next()?;
+    let parent = fields.next()?.parse().ok()?;
+    let start = fields.nth(17)?.parse().ok()?;
+    Some(ProcStat {
+        pid: pid.parse().ok()?,
+        parent,
+        start,
+        zombie: matches!(state, "Z" | "X"),
+    })
+}
+
+/// The live children of `pid`: for bwrap, its pid namespace's init, which
+/// may sit in its own session (`--new-session`) out of the group's reach.
+#[cfg(target_os = "linux")]
+fn children_of(pid: u32) -> Vec<ProcStat> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|e| proc_stat(e.file_name().to_str()?))
+        .filter(|p| p.parent == pid && !p.zombie)
+        .collect()
+}
+
+/// Waits (up to five seconds) until none of `processes` is alive. SIGKILL
+/// lands asynchronously, and a pid namespace's init turns zombie only
+/// after the kernel has reaped every process of its namespace, so once it
+/// is gone so is everything the run started.
+#[cfg(target_os = "linux")]
+fn await_end(processes: &[ProcStat]) {
+    let deadline = Instant::now() + std::time::Duration::from_secs(5);
+    let alive = |p: &ProcStat| {
+        proc_stat(&p.pid.to_string()).is_some_and(|now| now.start == p.start && !now.zombie)
+    };
+    while processes.iter().any(alive) && Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(1));
     }
 }
 
