@@ -38,6 +38,8 @@ use crate::limits::Limits;
 use crate::native::{NativeSpec, RawNative};
 use crate::serve::{RawServe, ServeSettings};
 use crate::servers::{RawServer, ServerConfig};
+use crate::store::StoreLocation;
+use crate::store::location::{RawPostgres, store_location};
 use crate::toml_file::{ConfigError, RawSize, Source, positive_size, timeout};
 use crate::vault::CredentialBinding;
 use serde::Deserialize;
@@ -116,6 +118,7 @@ pub struct Config {
     servers: Vec<ServerConfig>,
     serve: ServeSettings,
     journal: CommitMode,
+    store: StoreLocation,
 }
 
 #[derive(Deserialize)]
@@ -127,6 +130,8 @@ struct RawConfig {
     servers: Vec<Spanned<RawServer>>,
     serve: Option<RawServe>,
     journal: Option<RawJournal>,
+    store: Option<Spanned<String>>,
+    postgres: Option<Spanned<RawPostgres>>,
 }
 
 #[derive(Deserialize)]
@@ -402,11 +407,13 @@ impl Config {
             Some(journal) => journal.into_mode(&source)?,
             None => CommitMode::default(),
         };
+        let store = store_location(raw.store, raw.postgres, base, &source)?;
         Ok(Self {
             tools,
             servers,
             serve,
             journal,
+            store,
         })
     }
 
@@ -425,6 +432,13 @@ impl Config {
     /// with).
     pub fn journal_commit(&self) -> CommitMode {
         self.journal
+    }
+
+    /// Where the host keeps its state (`store`, with the `[postgres]`
+    /// table): the state directory's SQLite database unless a shared
+    /// PostgreSQL database is named. Read at start, like the commit mode.
+    pub fn store(&self) -> &StoreLocation {
+        &self.store
     }
 
     /// The tool named `name`, if configured.

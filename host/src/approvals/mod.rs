@@ -6,10 +6,12 @@
 //! a new approval.
 
 mod model;
+mod postgres;
 mod store;
 
 pub use model::{
     Approval, ApprovalRequest, DEFAULT_MAX_APPROVAL_WINDOW, GrantBinding, OperatorDecision, Scope,
     Status, request_hash, summarize,
 };
+pub use postgres::CHANNEL;
 pub use store::{ApprovalError, ApprovalStore, Lookup};

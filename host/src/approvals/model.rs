@@ -54,6 +54,40 @@ impl Status {
             Status::Denied(_) => "denied",
         }
     }
+
+    /// A status from the columns both stores keep it in.
+    pub(crate) fn from_columns(
+        status: &str,
+        scope: Option<&str>,
+        expires_at: Option<i64>,
+        reason: Option<String>,
+    ) -> Self {
+        match (status, scope) {
+            ("allowed", Some("once")) => Status::Allowed(Scope::Once),
+            ("allowed", Some("session")) => Status::Allowed(Scope::Session),
+            ("allowed", Some("until")) => Status::Allowed(Scope::Until(
+                expires_at.unwrap_or(0).try_into().unwrap_or(0),
+            )),
+            ("denied", _) => Status::Denied(reason.unwrap_or_default()),
+            _ => Status::Pending,
+        }
+    }
+
+    /// The `scope`, `expires_at` and `reason` columns of this status.
+    pub(crate) fn columns(&self) -> (Option<&'static str>, Option<i64>, Option<String>) {
+        match self {
+            Status::Allowed(scope) => (
+                Some(scope.as_str()),
+                match scope {
+                    Scope::Until(t) => Some(i64::try_from(*t).unwrap_or(i64::MAX)),
+                    _ => None,
+                },
+                None,
+            ),
+            Status::Denied(reason) => (None, None, Some(reason.clone())),
+            Status::Pending => (None, None, None),
+        }
+    }
 }
 
 /// What a tool would run with, as an approval binds it: one line for the

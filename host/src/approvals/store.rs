@@ -1,7 +1,7 @@
 //! Where approvals live: [`ApprovalStore`], and its SQLite implementation.
 //! Every request and decision is journaled in the same transaction.
 
-use super::model::{Approval, ApprovalRequest, OperatorDecision, Scope, Status, unix};
+use super::model::{Approval, ApprovalRequest, OperatorDecision, Status, unix};
 use crate::journal::{EntryKind, append_in};
 use crate::store::{SqliteStore, StoreError};
 use rusqlite::{Connection, OptionalExtension, Row, params};
@@ -111,6 +111,73 @@ pub trait ApprovalStore: Send + Sync {
     fn list(&self, pending_only: bool) -> Result<Vec<Approval>, StoreError>;
 }
 
+/// A new pending approval for `request`.
+pub(super) fn pending(id: String, created: String, request: &ApprovalRequest) -> Approval {
+    Approval {
+        id,
+        created,
+        request: request.clone(),
+        status: Status::Pending,
+        decided_at: None,
+        used: false,
+        decided_by: None,
+    }
+}
+
+/// The journal record of a new pending approval.
+pub(super) fn requested_record(id: &str, request: &ApprovalRequest) -> serde_json::Value {
+    json!({
+        "id": id,
+        "principal": request.principal,
+        "session_id": request.session_id,
+        "tool": request.tool_name,
+        "tool_sha256": request.tool_sha256,
+        "capabilities": request.capabilities,
+        "grant": request.grant_summary,
+        "grant_digest": request.grant_digest,
+        // The input itself stays out of the permanent record: agents put
+        // anything in inputs. Its hash binds it.
+        "request_hash": request.request_hash,
+    })
+}
+
+/// Why `decision` cannot be recorded on `approval`, if it cannot.
+pub(super) fn refuse(
+    id: &str,
+    approval: &Approval,
+    decision: &OperatorDecision,
+) -> Option<ApprovalError> {
+    if approval.status != Status::Pending {
+        return Some(ApprovalError::AlreadyDecided {
+            id: id.to_string(),
+            status: approval.status.as_str(),
+        });
+    }
+    if *decision == OperatorDecision::AllowSession && approval.request.session_id.is_empty() {
+        return Some(ApprovalError::NoSession { id: id.to_string() });
+    }
+    None
+}
+
+/// The journal record of a decision.
+pub(super) fn decided_record(
+    approval: &Approval,
+    status: &Status,
+    decided_by: &str,
+) -> serde_json::Value {
+    let (scope, expires, reason) = status.columns();
+    json!({
+        "id": approval.id,
+        "decision": status.as_str(),
+        "scope": scope,
+        "expires_at": expires,
+        "reason": reason,
+        "decided_by": decided_by,
+        "tool_sha256": approval.request.tool_sha256,
+        "request_hash": approval.request.request_hash,
+    })
+}
+
 const COLUMNS: &str = "id, created, status, principal, session_id, tool_name, tool_sha256, capabilities, \
                        grant_summary, request_hash, input_summary, scope, expires_at, decided_at, reason, used, \
                        decided_by, grant_digest, input";
@@ -121,15 +188,7 @@ fn row_approval(row: &Row<'_>) -> rusqlite::Result<Approval> {
     let expires: Option<i64> = row.get(12)?;
     let reason: Option<String> = row.get(14)?;
     let capabilities: String = row.get(7)?;
-    let status = match (status.as_str(), scope.as_deref()) {
-        ("allowed", Some("once")) => Status::Allowed(Scope::Once),
-        ("allowed", Some("session")) => Status::Allowed(Scope::Session),
-        ("allowed", Some("until")) => {
-            Status::Allowed(Scope::Until(expires.unwrap_or(0).try_into().unwrap_or(0)))
-        }
-        ("denied", _) => Status::Denied(reason.unwrap_or_default()),
-        _ => Status::Pending,
-    };
+    let status = Status::from_columns(&status, scope.as_deref(), expires, reason);
     Ok(Approval {
         id: row.get(0)?,
         created: row.get(1)?,
@@ -235,32 +294,8 @@ impl ApprovalStore for SqliteStore {
                 ],
             )
             .map_err(StoreError::sql("recording a pending approval"))?;
-            append_in(
-                tx,
-                EntryKind::ApprovalRequested,
-                &json!({
-                    "id": id,
-                    "principal": request.principal,
-                    "session_id": request.session_id,
-                    "tool": request.tool_name,
-                    "tool_sha256": request.tool_sha256,
-                    "capabilities": request.capabilities,
-                    "grant": request.grant_summary,
-                    "grant_digest": request.grant_digest,
-                    // The input itself stays out of the permanent record:
-                    // agents put anything in inputs. Its hash binds it.
-                    "request_hash": request.request_hash,
-                }),
-            )?;
-            Ok(Approval {
-                id,
-                created,
-                request: request.clone(),
-                status: Status::Pending,
-                decided_at: None,
-                used: false,
-                decided_by: None,
-            })
+            append_in(tx, EntryKind::ApprovalRequested, &requested_record(&id, request))?;
+            Ok(pending(id, created, request))
         })
     }
 
@@ -278,49 +313,18 @@ impl ApprovalStore for SqliteStore {
                 let Some(approval) = one(tx, "id = ?1", &[&id])? else {
                     return Ok(Err(ApprovalError::NotFound { id: id.to_string() }));
                 };
-                if approval.status != Status::Pending {
-                    return Ok(Err(ApprovalError::AlreadyDecided {
-                        id: id.to_string(),
-                        status: approval.status.as_str(),
-                    }));
+                if let Some(refused) = refuse(id, &approval, decision) {
+                    return Ok(Err(refused));
                 }
-                if *decision == OperatorDecision::AllowSession
-                    && approval.request.session_id.is_empty()
-                {
-                    return Ok(Err(ApprovalError::NoSession { id: id.to_string() }));
-                }
-                let (scope, expires, reason) = match &status {
-                    Status::Allowed(scope) => (
-                        Some(scope.as_str()),
-                        match scope {
-                            Scope::Until(t) => Some(i64::try_from(*t).unwrap_or(i64::MAX)),
-                            _ => None,
-                        },
-                        None,
-                    ),
-                    Status::Denied(reason) => (None, None, Some(reason.clone())),
-                    Status::Pending => (None, None, None),
-                };
+                let (scope, expires, reason) = status.columns();
                 tx.execute(
                     "UPDATE approvals SET status = ?2, scope = ?3, expires_at = ?4, reason = ?5, decided_at = ?6, \
                      decided_by = ?7 WHERE id = ?1",
                     params![id, status.as_str(), scope, expires, reason, decided_at, decided_by],
                 )
                 .map_err(StoreError::sql("recording a decision"))?;
-                append_in(
-                    tx,
-                    EntryKind::ApprovalDecided,
-                    &json!({
-                        "id": id,
-                        "decision": status.as_str(),
-                        "scope": scope,
-                        "expires_at": expires,
-                        "reason": reason,
-                        "decided_by": decided_by,
-                        "tool_sha256": approval.request.tool_sha256,
-                        "request_hash": approval.request.request_hash,
-                    }),
-                )?;
+                let record = decided_record(&approval, &status, decided_by);
+                append_in(tx, EntryKind::ApprovalDecided, &record)?;
                 Ok(Ok(Approval {
                     status: status.clone(),
                     decided_at: Some(decided_at.clone()),

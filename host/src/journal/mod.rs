@@ -14,13 +14,16 @@ mod chain;
 mod commit;
 pub mod head;
 pub mod key;
+mod postgres;
 mod settings;
 mod sqlite;
+mod stored;
 pub mod tree;
 
 pub use audit::{Audit, AuditFailure, audit, verdict};
 pub use chain::{ChainBreak, Entry, EntryKind, GENESIS, canonical_json, entry_hash, verify};
 pub use commit::{Batching, CommitMode};
+pub(crate) use postgres::append_in as postgres_append_in;
 pub(crate) use settings::RawJournal;
 pub(crate) use sqlite::append_in;
 

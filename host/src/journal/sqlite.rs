@@ -3,7 +3,8 @@
 use super::JournalStore;
 use super::chain::{Entry, EntryKind, GENESIS, canonical_json, entry_hash};
 use super::head::TreeHead;
-use super::tree::{Frontier, Hash, leaf, parse_hash};
+use super::stored::{corrupt, frontier, stored};
+use super::tree::{Frontier, Hash, leaf};
 use crate::store::{SqliteStore, StoreError};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde_json::Value;
@@ -195,7 +196,6 @@ impl JournalStore for SqliteStore {
                 return Ok(None);
             }
             let head = sign(size, &frontier.root());
-            let nodes: Vec<String> = frontier.nodes().iter().map(hex::encode).collect();
             tx.execute(
                 "INSERT INTO journal_heads (size, time, root, key_id, signature, frontier) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -205,7 +205,7 @@ impl JournalStore for SqliteStore {
                     head.root,
                     head.key_id,
                     head.signature,
-                    nodes.join(","),
+                    stored(&frontier),
                 ],
             )
             .map_err(StoreError::sql("storing a tree head"))?;
@@ -227,13 +227,6 @@ impl JournalStore for SqliteStore {
             .into_iter()
             .next())
         })
-    }
-}
-
-fn corrupt<E: std::fmt::Display>(what: &'static str) -> impl Fn(E) -> StoreError {
-    move |e| StoreError::Corrupt {
-        what,
-        detail: e.to_string(),
     }
 }
 
@@ -259,17 +252,6 @@ fn last_head(conn: &Connection) -> Result<Option<(TreeHead, String)>, StoreError
             .optional()
     })
     .map_err(StoreError::sql("reading the last tree head"))
-}
-
-/// A stored frontier (comma-separated hex) of a tree of `size` leaves.
-fn frontier(size: u64, nodes: &str) -> Result<Frontier, StoreError> {
-    let nodes = nodes
-        .split(',')
-        .filter(|node| !node.is_empty())
-        .map(parse_hash)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(corrupt("tree head frontier"))?;
-    Frontier::from_parts(size, nodes).map_err(corrupt("tree head frontier"))
 }
 
 #[cfg(test)]

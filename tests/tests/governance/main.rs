@@ -7,3 +7,4 @@ mod commit;
 mod durability;
 mod journal;
 mod policy;
+mod shared;

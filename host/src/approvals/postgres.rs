@@ -1,0 +1,268 @@
+//! [`ApprovalStore`] on the shared PostgreSQL database: an approval asked
+//! for on one replica is decided through any other, and a `once` approval
+//! is used exactly once whichever replicas race for it. Requests and
+//! decisions are journaled, in the same transaction, in the log of the
+//! replica that made them, and announced on the `airlock_approvals`
+//! channel (LISTEN/NOTIFY) when they commit.
+
+use super::model::{Approval, ApprovalRequest, OperatorDecision, Status, unix};
+use super::store::{
+    ApprovalError, ApprovalStore, Lookup, decided_record, pending, refuse, requested_record,
+};
+use crate::journal::{EntryKind, postgres_append_in};
+use crate::store::{PostgresStore, StoreError};
+use deadpool_postgres::GenericClient;
+use std::time::SystemTime;
+use tokio_postgres::Row;
+use tokio_postgres::types::ToSql;
+
+/// The channel every replica listens on for approval news (the payload is
+/// the approval's id).
+pub const CHANNEL: &str = "airlock_approvals";
+
+const COLUMNS: &str = "id, created, status, principal, session_id, tool_name, tool_sha256, capabilities, \
+                       grant_summary, request_hash, input_summary, scope, expires_at, decided_at, reason, used, \
+                       decided_by, grant_digest, input";
+
+fn row_approval(row: &Row) -> Approval {
+    let status: String = row.get(2);
+    let scope: Option<String> = row.get(11);
+    let capabilities: String = row.get(7);
+    Approval {
+        id: row.get(0),
+        created: row.get(1),
+        request: ApprovalRequest {
+            principal: row.get(3),
+            session_id: row.get(4),
+            tool_name: row.get(5),
+            tool_sha256: row.get(6),
+            capabilities: serde_json::from_str(&capabilities).unwrap_or_default(),
+            grant_summary: row.get(8),
+            grant_digest: row.get(17),
+            request_hash: row.get(9),
+            input_summary: row.get(10),
+            input: row.get(18),
+        },
+        status: Status::from_columns(&status, scope.as_deref(), row.get(12), row.get(14)),
+        decided_at: row.get(13),
+        used: row.get(15),
+        decided_by: row.get(16),
+    }
+}
+
+/// The newest approval matching `filter`; `lock` adds `FOR UPDATE`.
+async fn one(
+    client: &impl GenericClient,
+    filter: &str,
+    params: &[&(dyn ToSql + Sync)],
+    lock: bool,
+) -> Result<Option<Approval>, StoreError> {
+    let lock = if lock { "FOR UPDATE" } else { "" };
+    client
+        .query_opt(
+            &format!(
+                "SELECT {COLUMNS} FROM approvals WHERE {filter} ORDER BY created DESC LIMIT 1 {lock}"
+            ),
+            params,
+        )
+        .await
+        .map(|row| row.as_ref().map(row_approval))
+        .map_err(StoreError::postgres("reading approvals"))
+}
+
+/// Announces `id` to every listening replica when the transaction commits.
+async fn announce(client: &impl GenericClient, id: &str) -> Result<(), StoreError> {
+    client
+        .execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &id])
+        .await
+        .map(drop)
+        .map_err(StoreError::postgres("announcing an approval"))
+}
+
+impl ApprovalStore for PostgresStore {
+    fn lookup(&self, request: &ApprovalRequest, now: SystemTime) -> Result<Lookup, StoreError> {
+        let now = i64::try_from(unix(now)).unwrap_or(i64::MAX);
+        let r = request;
+        let capabilities = serde_json::to_string(&r.capabilities).unwrap_or_default();
+        let (caps, grant) = (&capabilities, &r.grant_digest);
+        self.run(async {
+            let client = self.client().await?;
+            let c = &client;
+            if let Some(a) = one(c, "status = 'denied' AND request_hash = $1", &[&r.request_hash], false).await? {
+                return Ok(Lookup::Denied(a));
+            }
+            let once = "status = 'allowed' AND scope = 'once' AND NOT used AND request_hash = $1 \
+                        AND grant_digest = $2";
+            if let Some(a) = one(c, once, &[&r.request_hash, grant], false).await? {
+                return Ok(Lookup::Approved(a));
+            }
+            if !r.session_id.is_empty() {
+                let session = "status = 'allowed' AND scope = 'session' AND principal = $1 \
+                               AND session_id = $2 AND tool_sha256 = $3 AND capabilities = $4 \
+                               AND grant_digest = $5";
+                let params: [&(dyn ToSql + Sync); 5] =
+                    [&r.principal, &r.session_id, &r.tool_sha256, caps, grant];
+                if let Some(a) = one(c, session, &params, false).await? {
+                    return Ok(Lookup::Approved(a));
+                }
+            }
+            let until = "status = 'allowed' AND scope = 'until' AND principal = $1 AND tool_sha256 = $2 \
+                         AND expires_at > $3 AND capabilities = $4 AND grant_digest = $5";
+            let params: [&(dyn ToSql + Sync); 5] = [&r.principal, &r.tool_sha256, &now, caps, grant];
+            if let Some(a) = one(c, until, &params, false).await? {
+                return Ok(Lookup::Approved(a));
+            }
+            let waiting = "status = 'pending' AND request_hash = $1 AND grant_digest = $2";
+            if let Some(a) = one(c, waiting, &[&r.request_hash, grant], false).await? {
+                return Ok(Lookup::Pending(a));
+            }
+            Ok(Lookup::Unknown)
+        })
+    }
+
+    fn request(&self, request: &ApprovalRequest) -> Result<Approval, StoreError> {
+        let action = "recording a pending approval";
+        self.run(async {
+            let failed = StoreError::postgres(action);
+            let mut client = self.client().await?;
+            let tx = client.transaction().await.map_err(&failed)?;
+            let id = ulid::Ulid::new().to_string();
+            let created = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
+            let capabilities = serde_json::to_string(&request.capabilities).unwrap_or_default();
+            // Two replicas asking at once: the unique index on pending
+            // requests lets one insert; the other reads what it inserted.
+            let inserted = tx
+                .execute(
+                    "INSERT INTO approvals (id, created, status, principal, session_id, tool_name, \
+                     tool_sha256, capabilities, grant_summary, request_hash, input_summary, grant_digest, \
+                     input, replica) \
+                     VALUES ($1, $2, 'pending', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
+                     ON CONFLICT (request_hash, grant_digest) WHERE status = 'pending' DO NOTHING",
+                    &[
+                        &id,
+                        &created,
+                        &request.principal,
+                        &request.session_id,
+                        &request.tool_name,
+                        &request.tool_sha256,
+                        &capabilities,
+                        &request.grant_summary,
+                        &request.request_hash,
+                        &request.input_summary,
+                        &request.grant_digest,
+                        &request.input,
+                        &self.replica(),
+                    ],
+                )
+                .await
+                .map_err(&failed)?;
+            if inserted == 0 {
+                let waiting = "status = 'pending' AND request_hash = $1 AND grant_digest = $2";
+                let existing = one(&tx, waiting, &[&request.request_hash, &request.grant_digest], false)
+                    .await?
+                    .ok_or(StoreError::Corrupt {
+                        what: "pending approval",
+                        detail: "the pending approval it clashed with is gone".into(),
+                    })?;
+                return Ok(existing);
+            }
+            let record = requested_record(&id, request);
+            postgres_append_in(&tx, self.replica(), &[(EntryKind::ApprovalRequested, &record)]).await?;
+            announce(&tx, &id).await?;
+            tx.commit().await.map_err(&failed)?;
+            Ok(pending(id, created, request))
+        })
+    }
+
+    fn decide(
+        &self,
+        id: &str,
+        decision: &OperatorDecision,
+        decided_by: &str,
+        now: SystemTime,
+    ) -> Result<Approval, ApprovalError> {
+        let status = decision.status(now);
+        let decided_at = humantime::format_rfc3339_millis(now).to_string();
+        self.run(async {
+            let failed = StoreError::postgres("recording a decision");
+            let mut client = self.client().await?;
+            let tx = client.transaction().await.map_err(&failed)?;
+            // Locked: two operators deciding at once are told apart.
+            let Some(approval) = one(&tx, "id = $1", &[&id], true).await? else {
+                return Err(ApprovalError::NotFound { id: id.to_string() });
+            };
+            if let Some(refused) = refuse(id, &approval, decision) {
+                return Err(refused);
+            }
+            let (scope, expires, reason) = status.columns();
+            tx.execute(
+                "UPDATE approvals SET status = $2, scope = $3, expires_at = $4, reason = $5, \
+                 decided_at = $6, decided_by = $7 WHERE id = $1",
+                &[
+                    &id,
+                    &status.as_str(),
+                    &scope,
+                    &expires,
+                    &reason,
+                    &decided_at,
+                    &decided_by,
+                ],
+            )
+            .await
+            .map_err(&failed)?;
+            let record = decided_record(&approval, &status, decided_by);
+            postgres_append_in(
+                &tx,
+                self.replica(),
+                &[(EntryKind::ApprovalDecided, &record)],
+            )
+            .await?;
+            announce(&tx, id).await?;
+            tx.commit().await.map_err(&failed)?;
+            Ok(Approval {
+                status: status.clone(),
+                decided_at: Some(decided_at.clone()),
+                decided_by: Some(decided_by.to_string()),
+                ..approval
+            })
+        })
+    }
+
+    fn consume(&self, id: &str) -> Result<bool, StoreError> {
+        self.run(async {
+            // One statement: of replicas racing, exactly one sees a change.
+            self.client()
+                .await?
+                .execute(
+                    "UPDATE approvals SET used = TRUE WHERE id = $1 AND NOT used",
+                    &[&id],
+                )
+                .await
+                .map(|changed| changed == 1)
+                .map_err(StoreError::postgres("using a once approval"))
+        })
+    }
+
+    fn get(&self, id: &str) -> Result<Option<Approval>, StoreError> {
+        self.run(async { one(&self.client().await?, "id = $1", &[&id], false).await })
+    }
+
+    fn list(&self, pending_only: bool) -> Result<Vec<Approval>, StoreError> {
+        let filter = if pending_only {
+            "WHERE status = 'pending'"
+        } else {
+            ""
+        };
+        self.run(async {
+            self.client()
+                .await?
+                .query(
+                    &format!("SELECT {COLUMNS} FROM approvals {filter} ORDER BY created DESC"),
+                    &[],
+                )
+                .await
+                .map(|rows| rows.iter().map(row_approval).collect())
+                .map_err(StoreError::postgres("listing approvals"))
+        })
+    }
+}

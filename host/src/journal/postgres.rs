@@ -1,0 +1,341 @@
+//! [`JournalStore`] on the shared PostgreSQL database. Each replica keeps
+//! its own log (its own sequence, hash chain, Merkle tree and signing key)
+//! in the same tables, told apart by the `replica` column: no replica ever
+//! waits on another's sequence.
+
+use super::JournalStore;
+use super::chain::{Entry, EntryKind, GENESIS, canonical_json, entry_hash};
+use super::head::TreeHead;
+use super::stored::{corrupt, frontier, stored};
+use super::tree::{Frontier, Hash, leaf};
+use crate::store::{PostgresStore, StoreError};
+use deadpool_postgres::{GenericClient, Transaction};
+use serde_json::Value;
+use std::time::SystemTime;
+use tokio_postgres::Row;
+
+const COLUMNS: &str = "seq, time, kind, payload, prev_hash, hash";
+const HEAD_COLUMNS: &str = "size, root, time, key_id, signature";
+
+fn row_entry(row: &Row) -> Entry {
+    Entry {
+        seq: u64::try_from(row.get::<_, i64>(0)).unwrap_or_default(),
+        time: row.get(1),
+        kind: row.get(2),
+        payload: row.get(3),
+        prev_hash: row.get(4),
+        hash: row.get(5),
+    }
+}
+
+fn row_head(row: &Row) -> TreeHead {
+    TreeHead {
+        size: u64::try_from(row.get::<_, i64>(0)).unwrap_or_default(),
+        root: row.get(1),
+        time: row.get(2),
+        key_id: row.get(3),
+        signature: row.get(4),
+    }
+}
+
+/// Holds `replica`'s log for the rest of the transaction: its appends and
+/// heads are made one writer at a time, whichever process writes.
+async fn lock_log(tx: &Transaction<'_>, replica: &str) -> Result<(), StoreError> {
+    tx.execute(
+        "SELECT 1 FROM replicas WHERE name = $1 FOR UPDATE",
+        &[&replica],
+    )
+    .await
+    .map(drop)
+    .map_err(StoreError::postgres("locking the replica's journal"))
+}
+
+/// Appends `entries` to `replica`'s log inside an open transaction (so
+/// other records, e.g. a pending approval, commit with their entries).
+pub(crate) async fn append_in(
+    tx: &Transaction<'_>,
+    replica: &str,
+    entries: &[(EntryKind, &Value)],
+) -> Result<Vec<Entry>, StoreError> {
+    let failed = StoreError::postgres("appending to the journal");
+    lock_log(tx, replica).await?;
+    let last = tx
+        .query_opt(
+            "SELECT seq, hash FROM journal WHERE replica = $1 ORDER BY seq DESC LIMIT 1",
+            &[&replica],
+        )
+        .await
+        .map_err(&failed)?;
+    let (mut seq, mut prev_hash) = match last {
+        Some(row) => (
+            u64::try_from(row.get::<_, i64>(0)).unwrap_or_default(),
+            row.get::<_, String>(1),
+        ),
+        None => (0, GENESIS.to_string()),
+    };
+    let insert = tx
+        .prepare(
+            "INSERT INTO journal (replica, seq, time, kind, payload, prev_hash, hash, attestation) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .await
+        .map_err(&failed)?;
+    let mut stored = Vec::with_capacity(entries.len());
+    for (kind, payload) in entries {
+        seq += 1;
+        let time = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
+        let attestation = (*kind == EntryKind::Invocation)
+            .then(|| payload.pointer("/attestation/id").and_then(Value::as_str))
+            .flatten();
+        let payload = canonical_json(payload);
+        let hash = entry_hash(seq, &time, kind.as_str(), &payload, &prev_hash);
+        let position = i64::try_from(seq).unwrap_or(i64::MAX);
+        tx.execute(
+            &insert,
+            &[
+                &replica,
+                &position,
+                &time,
+                &kind.as_str(),
+                &payload,
+                &prev_hash,
+                &hash,
+                &attestation,
+            ],
+        )
+        .await
+        .map_err(&failed)?;
+        let entry = Entry {
+            seq,
+            time,
+            kind: kind.as_str().to_string(),
+            payload,
+            prev_hash,
+            hash,
+        };
+        prev_hash = entry.hash.clone();
+        stored.push(entry);
+    }
+    Ok(stored)
+}
+
+/// The entries of `replica`'s log matching `filter` (over `$1` = replica
+/// and `params`), ordered and limited as `tail` says.
+async fn entries(
+    client: &impl GenericClient,
+    replica: &str,
+    filter: &str,
+    tail: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> Result<Vec<Entry>, StoreError> {
+    let mut all: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = vec![&replica];
+    all.extend_from_slice(params);
+    let rows = client
+        .query(
+            &format!("SELECT {COLUMNS} FROM journal WHERE replica = $1 {filter} {tail}"),
+            &all,
+        )
+        .await
+        .map_err(StoreError::postgres("reading the journal"))?;
+    Ok(rows.iter().map(row_entry).collect())
+}
+
+/// Every signed head of `replica`'s log, smallest first.
+async fn heads(client: &impl GenericClient, replica: &str) -> Result<Vec<TreeHead>, StoreError> {
+    let rows = client
+        .query(
+            &format!("SELECT {HEAD_COLUMNS} FROM journal_heads WHERE replica = $1 ORDER BY size"),
+            &[&replica],
+        )
+        .await
+        .map_err(StoreError::postgres("reading the tree heads"))?;
+    Ok(rows.iter().map(row_head).collect())
+}
+
+/// The log's size and its newest head with that head's stored frontier.
+async fn state(
+    client: &impl GenericClient,
+    replica: &str,
+) -> Result<(u64, Option<(TreeHead, String)>), StoreError> {
+    let failed = StoreError::postgres("reading the journal head");
+    let size: i64 = client
+        .query_one(
+            "SELECT COALESCE(MAX(seq), 0) FROM journal WHERE replica = $1",
+            &[&replica],
+        )
+        .await
+        .map_err(&failed)?
+        .get(0);
+    let last = client
+        .query_opt(
+            &format!(
+                "SELECT {HEAD_COLUMNS}, frontier FROM journal_heads WHERE replica = $1 \
+                 ORDER BY size DESC LIMIT 1"
+            ),
+            &[&replica],
+        )
+        .await
+        .map_err(&failed)?
+        .map(|row| (row_head(&row), row.get::<_, String>(5)));
+    Ok((u64::try_from(size).unwrap_or_default(), last))
+}
+
+impl PostgresStore {
+    /// Replica `replica`'s whole log and signed heads, as stored (for
+    /// verifying any replica's journal from any other).
+    pub fn log_of(&self, replica: &str) -> Result<(Vec<Entry>, Vec<TreeHead>), StoreError> {
+        self.run(async {
+            let client = self.client().await?;
+            let entries = entries(&client, replica, "", "ORDER BY seq", &[]).await?;
+            Ok((entries, heads(&client, replica).await?))
+        })
+    }
+}
+
+impl JournalStore for PostgresStore {
+    fn append(&self, batch: &[(EntryKind, Value)]) -> Result<Vec<Entry>, StoreError> {
+        let batch: Vec<(EntryKind, &Value)> = batch.iter().map(|(k, v)| (*k, v)).collect();
+        self.run(async {
+            let failed = StoreError::postgres("appending to the journal");
+            let mut client = self.client().await?;
+            let tx = client.transaction().await.map_err(&failed)?;
+            let stored = append_in(&tx, self.replica(), &batch).await?;
+            tx.commit().await.map_err(&failed)?;
+            Ok(stored)
+        })
+    }
+
+    fn tail(&self, n: usize) -> Result<Vec<Entry>, StoreError> {
+        let limit = i64::try_from(n).unwrap_or(i64::MAX);
+        self.run(async {
+            let client = self.client().await?;
+            let mut tail = entries(
+                &client,
+                self.replica(),
+                "",
+                "ORDER BY seq DESC LIMIT $2",
+                &[&limit],
+            )
+            .await?;
+            tail.reverse();
+            Ok(tail)
+        })
+    }
+
+    fn before(&self, seq: u64, n: usize) -> Result<Vec<Entry>, StoreError> {
+        let before = i64::try_from(seq).unwrap_or(i64::MAX);
+        let limit = i64::try_from(n).unwrap_or(i64::MAX);
+        self.run(async {
+            let client = self.client().await?;
+            entries(
+                &client,
+                self.replica(),
+                "AND seq < $2",
+                "ORDER BY seq DESC LIMIT $3",
+                &[&before, &limit],
+            )
+            .await
+        })
+    }
+
+    fn all(&self) -> Result<Vec<Entry>, StoreError> {
+        self.run(async {
+            let client = self.client().await?;
+            entries(&client, self.replica(), "", "ORDER BY seq", &[]).await
+        })
+    }
+
+    fn find_attestation(&self, id: &str) -> Result<Option<Entry>, StoreError> {
+        self.run(async {
+            let client = self.client().await?;
+            Ok(entries(
+                &client,
+                self.replica(),
+                "AND attestation = $2",
+                "LIMIT 1",
+                &[&id],
+            )
+            .await?
+            .into_iter()
+            .next())
+        })
+    }
+
+    fn last_of_kind(&self, kind: EntryKind) -> Result<Option<Entry>, StoreError> {
+        self.run(async {
+            let client = self.client().await?;
+            Ok(entries(
+                &client,
+                self.replica(),
+                "AND kind = $2",
+                "ORDER BY seq DESC LIMIT 1",
+                &[&kind.as_str()],
+            )
+            .await?
+            .into_iter()
+            .next())
+        })
+    }
+
+    fn heads(&self) -> Result<Vec<TreeHead>, StoreError> {
+        self.run(async {
+            let client = self.client().await?;
+            heads(&client, self.replica()).await
+        })
+    }
+
+    fn seal(
+        &self,
+        due: &dyn Fn(u64, Option<&TreeHead>) -> bool,
+        sign: &dyn Fn(u64, &Hash) -> TreeHead,
+    ) -> Result<Option<TreeHead>, StoreError> {
+        let replica = self.replica();
+        self.run(async {
+            let failed = StoreError::postgres("signing a tree head");
+            let mut client = self.client().await?;
+            // Most appends are not due: find out without the log's lock.
+            let (size, last) = state(&client, replica).await?;
+            if !due(size, last.as_ref().map(|(head, _)| head)) {
+                return Ok(None);
+            }
+            let tx = client.transaction().await.map_err(&failed)?;
+            lock_log(&tx, replica).await?;
+            // Again under the lock: another writer may have signed it.
+            let (size, last) = state(&tx, replica).await?;
+            if !due(size, last.as_ref().map(|(head, _)| head)) {
+                return Ok(None);
+            }
+            let mut tree = match last {
+                Some((head, nodes)) => frontier(head.size, &nodes)?,
+                None => Frontier::default(),
+            };
+            let from = i64::try_from(tree.size()).unwrap_or(i64::MAX);
+            for entry in entries(&tx, replica, "AND seq > $2", "ORDER BY seq", &[&from]).await? {
+                tree.push(&leaf(&entry).map_err(corrupt("journal entry hash"))?);
+            }
+            if tree.size() != size || size == 0 {
+                // Entries are missing below the head: a verifier will say
+                // where; signing over a gap would vouch for it.
+                return Ok(None);
+            }
+            let head = sign(size, &tree.root());
+            tx.execute(
+                "INSERT INTO journal_heads (replica, size, time, root, key_id, signature, frontier) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                &[
+                    &replica,
+                    &i64::try_from(head.size).unwrap_or(i64::MAX),
+                    &head.time,
+                    &head.root,
+                    &head.key_id,
+                    &head.signature,
+                    &stored(&tree),
+                ],
+            )
+            .await
+            .map_err(&failed)?;
+            tx.commit().await.map_err(&failed)?;
+            Ok(Some(head))
+        })
+    }
+}

@@ -1,0 +1,263 @@
+//! The shared store on a real PostgreSQL (the cluster `.ci/test` starts):
+//! versioned migrations, one signed log per replica, approvals decided
+//! through any replica, `once` approvals used exactly once under races.
+
+use airlock::approvals::{
+    ApprovalError, ApprovalRequest, ApprovalStore, GrantBinding, Lookup, OperatorDecision,
+};
+use airlock::attest::HostKey;
+use airlock::journal::{Cadence, EntryKind, Journal, JournalStore, audit};
+use airlock::store::{PasswordSource, PostgresSettings, PostgresStore, StoreError};
+use airlock_tests::postgres::{TestDatabase, fresh_database};
+use serde_json::json;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+/// A replica of `db`: its own state directory (its own key) and store.
+struct Replica {
+    _state: tempfile::TempDir,
+    key: Arc<HostKey>,
+    store: Arc<PostgresStore>,
+}
+
+fn replica(db: &TestDatabase, name: &str) -> Replica {
+    let state = tempfile::tempdir().expect("state");
+    let key = Arc::new(HostKey::open_or_create(state.path()).expect("key"));
+    let store = PostgresStore::open(&db.settings(name), &key.verifying_key()).expect("opens");
+    Replica {
+        _state: state,
+        key,
+        store: Arc::new(store),
+    }
+}
+
+fn request(input: &str) -> ApprovalRequest {
+    ApprovalRequest::new(
+        "Agent::\"claude\"",
+        "session-1",
+        "fetch",
+        "sha-of-fetch",
+        &["network".into()],
+        GrantBinding::new("host = \"api\"".into(), ["rule api".to_string()]),
+        input,
+    )
+}
+
+#[test]
+fn migrations_run_once_and_a_newer_schema_is_refused() {
+    let db = fresh_database();
+    let a = replica(&db, "a");
+    // Opening again (a restart) migrates nothing and keeps the data.
+    a.store
+        .append(&[(EntryKind::Server, json!({"n": 1}))])
+        .expect("append");
+    drop(a.store);
+    let again = PostgresStore::open(&db.settings("a"), &a.key.verifying_key()).expect("reopens");
+    assert_eq!(again.all().expect("entries").len(), 1);
+    let version = db.execute("SELECT version FROM airlock_schema");
+    assert_eq!(version.len(), 1, "one version row");
+    assert_eq!(
+        version[0].get::<_, i32>(0),
+        airlock::store::postgres::SCHEMA_VERSION
+    );
+
+    db.execute("UPDATE airlock_schema SET version = version + 1");
+    let refused = PostgresStore::open(&db.settings("a"), &a.key.verifying_key());
+    assert!(
+        matches!(refused, Err(StoreError::SchemaTooNew { found, known }) if found == known + 1),
+        "{refused:?}"
+    );
+}
+
+#[test]
+fn the_password_comes_from_where_the_settings_say_and_never_shows() {
+    let db = fresh_database();
+    let key = HostKey::open_or_create(tempfile::tempdir().expect("dir").path()).expect("key");
+    let dir = tempfile::tempdir().expect("dir");
+    let wrong = dir.path().join("wrong");
+    std::fs::write(&wrong, "not-the-password-x7\n").expect("write");
+    let settings =
+        PostgresSettings::new(&db.url, PasswordSource::File(wrong), "a").expect("settings");
+    let error = PostgresStore::open(&settings, &key.verifying_key()).expect_err("refused");
+    let shown = format!("{error} {error:?}");
+    assert!(shown.contains("password authentication failed"), "{shown}");
+    assert!(!shown.contains("not-the-password-x7"), "{shown}");
+
+    let password = std::fs::read_to_string(&db.password_file).expect("password");
+    // Unique to this test, and never set.
+    let variable = "AIRLOCK_TEST_SHARED_PASSWORD_ENV";
+    let unset = PostgresSettings::new(&db.url, PasswordSource::Env(variable.into()), "a")
+        .expect("settings");
+    let error = PostgresStore::open(&unset, &key.verifying_key()).expect_err("unset");
+    assert!(error.to_string().contains(variable), "{error}");
+    let missing = PostgresSettings::new(
+        &db.url,
+        PasswordSource::File(dir.path().join("absent")),
+        "a",
+    )
+    .expect("settings");
+    let error = PostgresStore::open(&missing, &key.verifying_key()).expect_err("absent");
+    assert!(error.to_string().contains("password_file"), "{error}");
+    assert!(!password.trim().is_empty());
+}
+
+#[test]
+fn each_replica_keeps_its_own_signed_log() {
+    let db = fresh_database();
+    let (a, b) = (replica(&db, "a"), replica(&db, "b"));
+    let cadence = Cadence {
+        entries: 3,
+        ..Cadence::default()
+    };
+    let journal_a = Journal::with_cadence(a.store.clone(), a.key.clone(), cadence);
+    let journal_b = Journal::with_cadence(b.store.clone(), b.key.clone(), cadence);
+    for n in 0..7 {
+        journal_a
+            .record(&[(EntryKind::Server, json!({"n": n}))])
+            .expect("a");
+        if n % 2 == 0 {
+            journal_b
+                .record(&[(EntryKind::Server, json!({"n": n}))])
+                .expect("b");
+        }
+    }
+    journal_a.seal().expect("seal a");
+    journal_b.seal().expect("seal b");
+    for (replica, entries, key) in [("a", 7, &a.key), ("b", 4, &b.key)] {
+        // Read through the other replica: any replica verifies any log.
+        let (log, heads) = b.store.log_of(replica).expect("log");
+        assert_eq!(log.len(), entries, "replica {replica}");
+        assert_eq!(
+            log.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            (1..=entries as u64).collect::<Vec<_>>(),
+            "replica {replica} numbers its own entries"
+        );
+        let verdict = audit(&log, &heads, &key.verifying_key(), None, &cadence);
+        assert!(verdict.is_ok(), "replica {replica}: {verdict:?}");
+        // The other replica's key does not vouch for this log.
+        let other = if replica == "a" { &b.key } else { &a.key };
+        assert!(audit(&log, &heads, &other.verifying_key(), None, &cadence).is_err());
+    }
+    let names: Vec<String> = a
+        .store
+        .replicas()
+        .expect("replicas")
+        .into_iter()
+        .map(|r| r.name)
+        .collect();
+    assert_eq!(names, ["a", "b"]);
+
+    // A third process with another key cannot write under a taken name.
+    let taken = replica_result(&db, "a");
+    assert!(
+        matches!(&taken, Err(StoreError::ReplicaTaken { replica, key_id }) if replica == "a" && *key_id == a.key.key_id()),
+        "{taken:?}"
+    );
+}
+
+fn replica_result(db: &TestDatabase, name: &str) -> Result<PostgresStore, StoreError> {
+    let state = tempfile::tempdir().expect("state");
+    let key = HostKey::open_or_create(state.path()).expect("key");
+    PostgresStore::open(&db.settings(name), &key.verifying_key())
+}
+
+#[test]
+fn an_approval_asked_on_one_replica_is_decided_through_another() {
+    let db = fresh_database();
+    let (a, b) = (replica(&db, "a"), replica(&db, "b"));
+    let asked = request("{\"city\":\"Oslo\"}");
+    // Both replicas asking at once share one pending approval.
+    let (first, second) = std::thread::scope(|s| {
+        let one = s.spawn(|| a.store.request(&asked).expect("a asks"));
+        let two = s.spawn(|| b.store.request(&asked).expect("b asks"));
+        (one.join().expect("a"), two.join().expect("b"))
+    });
+    assert_eq!(first.id, second.id);
+    assert_eq!(b.store.list(true).expect("pending").len(), 1);
+
+    b.store
+        .decide(
+            &first.id,
+            &OperatorDecision::AllowOnce,
+            "operator:alice",
+            SystemTime::now(),
+        )
+        .expect("decided through b");
+    let Lookup::Approved(approval) = a.store.lookup(&asked, SystemTime::now()).expect("lookup")
+    else {
+        panic!("a sees the decision made through b");
+    };
+    assert_eq!(approval.decided_by.as_deref(), Some("operator:alice"));
+    let again = a.store.decide(
+        &first.id,
+        &OperatorDecision::Deny("late".into()),
+        "operator:bob",
+        SystemTime::now(),
+    );
+    assert!(
+        matches!(again, Err(ApprovalError::AlreadyDecided { .. })),
+        "{again:?}"
+    );
+
+    // The request is journaled where it was made (once), the decision
+    // where it was taken.
+    let kinds = |store: &PostgresStore| -> Vec<String> {
+        store
+            .all()
+            .expect("log")
+            .into_iter()
+            .map(|e| e.kind)
+            .collect()
+    };
+    let requested = EntryKind::ApprovalRequested.as_str().to_string();
+    let decided = EntryKind::ApprovalDecided.as_str().to_string();
+    let (log_a, log_b) = (kinds(&a.store), kinds(&b.store));
+    assert_eq!(
+        log_a
+            .iter()
+            .chain(&log_b)
+            .filter(|k| **k == requested)
+            .count(),
+        1
+    );
+    assert!(log_b.contains(&decided) && !log_a.contains(&decided));
+}
+
+#[test]
+fn a_once_approval_raced_by_replicas_is_used_exactly_once() {
+    let db = fresh_database();
+    let replicas: Vec<Replica> = (0..4).map(|n| replica(&db, &format!("r{n}"))).collect();
+    for round in 0..10 {
+        let asked = request(&format!("{{\"round\":{round}}}"));
+        let pending = replicas[0].store.request(&asked).expect("asked");
+        replicas[1]
+            .store
+            .decide(
+                &pending.id,
+                &OperatorDecision::AllowOnce,
+                "operator:alice",
+                SystemTime::now(),
+            )
+            .expect("allowed once");
+        let used = std::thread::scope(|s| {
+            let racers: Vec<_> = replicas
+                .iter()
+                .flat_map(|r| [r, r])
+                .map(|r| s.spawn(|| r.store.consume(&pending.id).expect("consume")))
+                .collect();
+            racers
+                .into_iter()
+                .map(|racer| racer.join().expect("racer"))
+                .filter(|won| *won)
+                .count()
+        });
+        assert_eq!(used, 1, "round {round}: exactly one use");
+        assert!(matches!(
+            replicas[2]
+                .store
+                .lookup(&asked, SystemTime::now())
+                .expect("lookup"),
+            Lookup::Unknown
+        ));
+    }
+}
