@@ -15,6 +15,17 @@ use std::time::{Duration, Instant, SystemTime};
 /// How often a waiting invocation looks for an operator's decision.
 pub const APPROVAL_POLL: Duration = Duration::from_millis(200);
 
+/// Resolves when `news` moves; never without news to follow.
+async fn changed(news: &mut Option<tokio::sync::watch::Receiver<u64>>) {
+    let moved = match news {
+        Some(news) => news.changed().await.is_ok(),
+        None => false,
+    };
+    if !moved {
+        std::future::pending::<()>().await;
+    }
+}
+
 /// How often a waiting invocation tells its observer it still waits.
 const WAIT_REPORT_EVERY: Duration = Duration::from_secs(5);
 
@@ -154,7 +165,12 @@ async fn decide(
     };
     let waiting_since = Instant::now();
     let mut last_report: Option<Instant> = None;
+    let mut news = store.news();
     loop {
+        // Seen before looking: news arriving after the lookup wakes us.
+        if let Some(news) = news.as_mut() {
+            news.borrow_and_update();
+        }
         let lookup = store.lookup(&request, SystemTime::now())?;
         let unknown = lookup == Lookup::Unknown;
         match lookup {
@@ -237,7 +253,8 @@ async fn decide(
                                 report: report(),
                             })));
                         }
-                        () = tokio::time::sleep(APPROVAL_POLL) => continue,
+                        () = tokio::time::sleep(store.poll_interval()) => continue,
+                        () = changed(&mut news) => continue,
                     }
                 }
                 return Ok(Admission::Refused(Box::new(Outcome::PendingApproval {

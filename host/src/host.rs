@@ -8,7 +8,7 @@ use crate::grants::Grants;
 use crate::invocation::{Invocation, outcome_of};
 use crate::invoke::{Admit, Runner};
 use crate::journal::key::HostKey;
-use crate::journal::{Cadence, CommitMode, EntryKind, Journal, JournalStore};
+use crate::journal::{Cadence, CommitMode, EntryKind, Journal};
 use crate::limits::Limits;
 use crate::outcome::{InvokeError, Outcome};
 use crate::policy::{PolicyEngine, Principal, RequestContext, ToolFacts};
@@ -17,7 +17,7 @@ use crate::runtime::engine::{self, EngineSettings, MEMORY_CEILING, TABLE_ELEMENT
 use crate::runtime::run::{CallTool, Describe, ExecContext, Failure, execute};
 use crate::runtime::state::StoreState;
 use crate::runtime::{Sha256Digest, ToolPre, inspect, linker};
-use crate::store::{SqliteStore, StoreError};
+use crate::store::{Store, StoreError, StoreLocation};
 use crate::tool::{Descriptor, LoadError, Source, Tool, ToolInner, check_size, read_component};
 use crate::vault::Vault;
 use crate::vocabulary::Capability;
@@ -111,6 +111,7 @@ pub struct HostBuilder {
     resolver: Option<Arc<dyn Resolver>>,
     connector: Option<Arc<dyn Connector>>,
     state_dir: Option<PathBuf>,
+    store: StoreLocation,
     journal_commit: CommitMode,
     policies: Option<Arc<PolicyEngine>>,
     vault: Option<Arc<Vault>>,
@@ -129,6 +130,7 @@ impl Default for HostBuilder {
             resolver: None,
             connector: None,
             state_dir: None,
+            store: StoreLocation::default(),
             journal_commit: CommitMode::default(),
             policies: None,
             vault: None,
@@ -196,6 +198,15 @@ impl HostBuilder {
         self
     }
 
+    /// Keeps the journal and approvals in `location` instead of the state
+    /// directory's SQLite database: with [`StoreLocation::Postgres`], in a
+    /// database shared by replicas (the host key, the vault and the
+    /// operator socket stay in the state directory, which is still needed).
+    pub fn store(mut self, location: StoreLocation) -> Self {
+        self.store = location;
+        self
+    }
+
     /// When an invocation's journal entries are durable relative to its
     /// outcome: committed first ([`CommitMode::Each`], the default) or
     /// queued and committed in groups ([`CommitMode::Batched`]).
@@ -254,19 +265,20 @@ impl HostBuilder {
         let policies = self
             .policies
             .unwrap_or_else(|| Arc::new(PolicyEngine::embedded()));
-        let (approvals, journal) = match &self.state_dir {
+        let (store, journal) = match &self.state_dir {
             None => (None, None),
             Some(dir) => {
-                let store = Arc::new(SqliteStore::open_in(dir)?);
+                crate::store::private_dir(dir)?;
                 let key = Arc::new(HostKey::open_or_create(dir)?);
+                let store = Store::open(&self.store, dir, &key.verifying_key())?;
                 let journal = Journal::with_commit(
-                    Arc::clone(&store) as Arc<dyn JournalStore>,
+                    store.journal(),
                     key,
                     Cadence::default(),
                     self.journal_commit,
                 );
                 journal_policies(&journal, &policies)?;
-                (Some(store as Arc<dyn ApprovalStore>), Some(journal))
+                (Some(store), Some(journal))
             }
         };
         engine::start_epoch_ticker(&engine).map_err(BuildError::Ticker)?;
@@ -280,7 +292,8 @@ impl HostBuilder {
                 fuel_metering: self.fuel_metering,
                 on_compile: self.on_compile,
                 policies: RwLock::new(policies),
-                approvals,
+                approvals: store.as_ref().map(Store::approvals),
+                store,
                 journal,
                 vault: self.vault,
                 native_bridge: self.native_bridge,
@@ -330,6 +343,7 @@ struct HostInner {
     /// Swapped whole on reload; each invocation keeps the one it started with.
     policies: RwLock<Arc<PolicyEngine>>,
     approvals: Option<Arc<dyn ApprovalStore>>,
+    store: Option<Store>,
     journal: Option<Journal>,
     vault: Option<Arc<Vault>>,
     native_bridge: Option<PathBuf>,
@@ -436,6 +450,12 @@ impl Host {
     /// The approval store, when the host has a state directory.
     pub fn approvals(&self) -> Option<&dyn ApprovalStore> {
         self.inner.approvals.as_deref()
+    }
+
+    /// Where the journal and approvals are kept, when the host has a
+    /// state directory.
+    pub fn store(&self) -> Option<&Store> {
+        self.inner.store.as_ref()
     }
 
     /// The journal, when the host has a state directory.

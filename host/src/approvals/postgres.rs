@@ -247,6 +247,16 @@ impl ApprovalStore for PostgresStore {
         self.run(async { one(&self.client().await?, "id = $1", &[&id], false).await })
     }
 
+    fn news(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        Some(self.approval_news())
+    }
+
+    fn poll_interval(&self) -> std::time::Duration {
+        // The fallback for a listener that is reconnecting: still well
+        // within a second of a decision on another replica.
+        std::time::Duration::from_millis(500)
+    }
+
     fn list(&self, pending_only: bool) -> Result<Vec<Approval>, StoreError> {
         let filter = if pending_only {
             "WHERE status = 'pending'"

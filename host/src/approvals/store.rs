@@ -109,6 +109,19 @@ pub trait ApprovalStore: Send + Sync {
 
     /// Approvals, newest first; only pending ones if `pending_only`.
     fn list(&self, pending_only: bool) -> Result<Vec<Approval>, StoreError>;
+
+    /// A counter that moves when approvals are requested or decided
+    /// anywhere this store can hear of (for a shared store, on every
+    /// replica): a waiting call wakes on it rather than at its next poll.
+    /// `None` when the store cannot tell.
+    fn news(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        None
+    }
+
+    /// How often a waiting call looks for a decision when no news comes.
+    fn poll_interval(&self) -> std::time::Duration {
+        crate::gate::APPROVAL_POLL
+    }
 }
 
 /// A new pending approval for `request`.

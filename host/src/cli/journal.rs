@@ -35,11 +35,11 @@ async fn journal(cli: &Cli, command: &JournalCommand) -> Result<u8, Failure> {
                 outln!("{verdict}");
             } else if valid {
                 print_verdict(&verdict);
-            } else {
-                eprintln!(
-                    "airlock: journal_broken: {}",
-                    verdict["message"].as_str().unwrap_or_default()
-                );
+            } else if let Some(message) = verdict["message"].as_str() {
+                eprintln!("airlock: journal_broken: {message}");
+            }
+            if !*json {
+                print_replicas(&verdict);
             }
             if key.is_none() {
                 eprintln!(
@@ -51,19 +51,31 @@ async fn journal(cli: &Cli, command: &JournalCommand) -> Result<u8, Failure> {
             Ok(if valid { exit_code::OK } else { BROKEN })
         }
         JournalCommand::Tail { count, json } => {
-            let entries: Vec<Entry> =
+            let entries: Vec<TailEntry> =
                 match ask(cli, &OperatorRequest::JournalTail { count: *count }).await? {
                     Some(answer) => serde_json::from_value(answer)
                         .map_err(|e| Failure::usage("operator_socket_failed", e.to_string()))?,
-                    None => open_store(cli)?.tail(*count)?,
+                    None => open_store(cli)?
+                        .tail(*count)?
+                        .into_iter()
+                        .map(|entry| TailEntry {
+                            entry,
+                            replica: None,
+                        })
+                        .collect(),
                 };
-            for entry in entries {
+            for TailEntry { entry, replica } in entries {
                 if *json {
-                    outln!("{}", entry_json(&entry));
+                    let mut line = entry_json(&entry);
+                    if let Some(replica) = &replica {
+                        line["replica"] = json!(replica);
+                    }
+                    outln!("{line}");
                 } else {
                     let payload: String = entry.payload.chars().take(160).collect();
+                    let replica = replica.map(|r| format!("{r:<10} ")).unwrap_or_default();
                     outln!(
-                        "{:>6}  {}  {:<18} {payload}",
+                        "{replica}{:>6}  {}  {:<18} {payload}",
                         entry.seq,
                         entry.time,
                         entry.kind
@@ -127,6 +139,36 @@ async fn verify_journal(
     };
     let result = open_store(cli)?.audit(&trusted, since.as_ref(), &Cadence::default())?;
     Ok(verdict(&result))
+}
+
+/// A journal entry as `journal tail` shows it: with a shared store, every
+/// replica's entries come merged, each naming its replica.
+#[derive(serde::Deserialize)]
+struct TailEntry {
+    #[serde(flatten)]
+    entry: Entry,
+    #[serde(default)]
+    replica: Option<String>,
+}
+
+/// With a shared store: one line per replica's log.
+fn print_replicas(verdict: &Value) {
+    for replica in verdict["replicas"].as_array().into_iter().flatten() {
+        let name = replica["replica"].as_str().unwrap_or_default();
+        if replica["valid"] == json!(true) {
+            outln!(
+                "replica {name}: {} entries intact, {} signed heads (key {})",
+                replica["entries"],
+                replica["heads"],
+                replica["key_id"].as_str().unwrap_or_default()
+            );
+        } else {
+            eprintln!(
+                "airlock: journal_broken: replica {name}: {}",
+                replica["message"].as_str().unwrap_or_default()
+            );
+        }
+    }
 }
 
 fn print_verdict(verdict: &Value) {

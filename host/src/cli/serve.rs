@@ -125,6 +125,7 @@ async fn run(cli: &Cli, args: &ServeArgs) -> Result<(), Failure> {
     let resolver = args.dns.is_set().then(|| args.dns.resolver());
     let host = host_builder(cli, false, resolver, vault)?
         .journal_commit(config.journal_commit())
+        .store(config.store().clone())
         .max_concurrent_instances(config.serve().instance_slots())
         .build()?;
     let server = Server::start(
@@ -275,11 +276,50 @@ pub async fn status(cli: &Cli, json: bool) -> u8 {
                 );
                 outln!("tools:    {}", names(&answer["tools"]));
                 outln!("running:  {}", answer["running"]);
+                print_replicas(&answer["shared"]);
             }
             exit_code::OK
         }
         Ok(None) => not_running(cli).report(),
         Err(failure) => failure.report(),
+    }
+}
+
+/// With a shared store: the database, every replica, and warnings.
+fn print_replicas(shared: &Value) {
+    let Some(replicas) = shared["replicas"].as_array() else {
+        return;
+    };
+    outln!(
+        "store:    {} (this is replica {})",
+        shared["store"].as_str().unwrap_or_default(),
+        shared["replica"].as_str().unwrap_or_default()
+    );
+    for r in replicas {
+        let digest = |key: &str| {
+            r[key]
+                .as_str()
+                .unwrap_or_default()
+                .chars()
+                .take(12)
+                .collect::<String>()
+        };
+        outln!(
+            "replica:  {:<12} {:<8} policies {}  config {}  heartbeat {}s ago{}",
+            r["name"].as_str().unwrap_or_default(),
+            r["version"].as_str().unwrap_or_default(),
+            digest("policy_digest"),
+            digest("config_digest"),
+            r["last_heartbeat_ms_ago"].as_i64().unwrap_or_default() / 1000,
+            if r["stale"] == Value::Bool(true) {
+                " (stale)"
+            } else {
+                ""
+            }
+        );
+    }
+    for warning in shared["warnings"].as_array().into_iter().flatten() {
+        eprintln!("airlock: warning: {}", warning.as_str().unwrap_or_default());
     }
 }
 

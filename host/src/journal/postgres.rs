@@ -3,16 +3,21 @@
 //! in the same tables, told apart by the `replica` column: no replica ever
 //! waits on another's sequence.
 
-use super::JournalStore;
 use super::chain::{Entry, EntryKind, GENESIS, canonical_json, entry_hash};
 use super::head::TreeHead;
+use super::key::parse_public_key;
 use super::stored::{corrupt, frontier, stored};
 use super::tree::{Frontier, Hash, leaf};
+use super::{Audit, AuditFailure, Cadence, JournalStore, audit};
+use crate::store::postgres::ReplicaStatus;
 use crate::store::{PostgresStore, StoreError};
 use deadpool_postgres::{GenericClient, Transaction};
 use serde_json::Value;
 use std::time::SystemTime;
 use tokio_postgres::Row;
+
+/// One replica's log, checked.
+pub type ReplicaVerdict = (ReplicaStatus, Result<Audit, AuditFailure>);
 
 const COLUMNS: &str = "seq, time, kind, payload, prev_hash, hash";
 const HEAD_COLUMNS: &str = "size, root, time, key_id, signature";
@@ -188,6 +193,54 @@ impl PostgresStore {
             let client = self.client().await?;
             let entries = entries(&client, replica, "", "ORDER BY seq", &[]).await?;
             Ok((entries, heads(&client, replica).await?))
+        })
+    }
+
+    /// Every replica's log checked: this replica's against `trusted` (and
+    /// `since`), each other one against the key it registered with.
+    pub fn audit_all(
+        &self,
+        trusted: &ed25519_dalek::VerifyingKey,
+        since: Option<&TreeHead>,
+        cadence: &Cadence,
+    ) -> Result<Vec<ReplicaVerdict>, StoreError> {
+        let mut verdicts = Vec::new();
+        for replica in self.replicas()? {
+            let (entries, heads) = self.log_of(&replica.name)?;
+            let own = replica.name == self.replica();
+            let key = if own {
+                *trusted
+            } else {
+                parse_public_key(&replica.public_key).map_err(corrupt("replica key"))?
+            };
+            let since = since.filter(|_| own);
+            verdicts.push((replica, audit(&entries, &heads, &key, since, cadence)));
+        }
+        Ok(verdicts)
+    }
+
+    /// The last `n` entries of every replica's log, merged by time (oldest
+    /// first), each with the replica that wrote it.
+    pub fn tail_all(&self, n: usize) -> Result<Vec<(String, Entry)>, StoreError> {
+        let limit = i64::try_from(n).unwrap_or(i64::MAX);
+        self.run(async {
+            let rows = self
+                .client()
+                .await?
+                .query(
+                    &format!(
+                        "SELECT {COLUMNS}, replica FROM journal \
+                         ORDER BY time DESC, replica DESC, seq DESC LIMIT $1"
+                    ),
+                    &[&limit],
+                )
+                .await
+                .map_err(StoreError::postgres("reading the journals"))?;
+            Ok(rows
+                .iter()
+                .rev()
+                .map(|row| (row.get(6), row_entry(row)))
+                .collect())
         })
     }
 }

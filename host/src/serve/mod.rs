@@ -23,6 +23,7 @@ mod hosting;
 pub mod http;
 pub mod mcp;
 pub mod operator;
+mod replica;
 mod settings;
 mod slots;
 
@@ -47,7 +48,7 @@ use crate::config::Config;
 use crate::configured::{ConfiguredError, ConfiguredTool};
 use crate::journal::{EntryKind, Journal};
 use crate::policy::{PolicyEngine, PolicyError};
-use crate::store::{SqliteStore, StoreError};
+use crate::store::StoreError;
 use crate::toml_file::ConfigError;
 use futures_util::StreamExt as _;
 use serde_json::json;
@@ -277,6 +278,8 @@ struct Inner {
     /// Signs the journal's tree head when entries wait longer than the
     /// cadence allows, even if nothing else is journaled.
     _heads: crate::invocation::AbortOnDrop,
+    /// A replica's heartbeat in the shared store.
+    _heartbeat: Option<crate::invocation::AbortOnDrop>,
 }
 
 impl Server {
@@ -289,11 +292,16 @@ impl Server {
         let config = Config::from_file(&sources.config)?;
         let catalog = load_catalog(&host, &config).await?;
         let settings = catalog.settings.clone();
-        let store = Arc::new(SqliteStore::open_in(&sources.state_dir)?);
-        let agents = Agents::new(Arc::clone(&store));
-        let devices = Devices::new(store);
+        let Some(store) = host.store() else {
+            return Err(ServeError::NoState);
+        };
+        let agents = Agents::in_store(store);
+        let devices = Devices::in_store(store);
         let (list_changed, _) = tokio::sync::broadcast::channel(16);
         let heads = crate::invocation::AbortOnDrop::spawn(sign_heads(host.clone()));
+        let heartbeat = store
+            .shared()
+            .map(|shared| crate::invocation::AbortOnDrop::spawn(replica::beat(Arc::clone(shared))));
         let server = Self {
             inner: Arc::new(Inner {
                 host,
@@ -310,9 +318,11 @@ impl Server {
                 calls: AtomicU64::new(0),
                 seal: elicit::Seal::new()?,
                 _heads: heads,
+                _heartbeat: heartbeat,
             }),
         };
         server.follow();
+        replica::report(&server);
         server.journal("started", json!({ "tools": server.tool_names() }))?;
         Ok(server)
     }
@@ -462,6 +472,7 @@ impl Server {
                     server.stop().await;
                 }
                 let names = self.tool_names();
+                replica::report(self);
                 self.journal("reloaded", json!({ "tools": names }))?;
                 Ok(names)
             }

@@ -174,11 +174,17 @@ async fn answer(
         .ok_or_else(|| OperatorError::new("state_dir_required", "the server keeps no approvals"))?;
     Ok(match request {
         OperatorRequest::Whoami => json!({ "operator": operator }),
-        OperatorRequest::Status => json!({
-            "tools": server.tool_names(),
-            "running": server.running(),
-            "config": server.sources().config,
-        }),
+        OperatorRequest::Status => {
+            let mut status = json!({
+                "tools": server.tool_names(),
+                "running": server.running(),
+                "config": server.sources().config,
+            });
+            if let Some(shared) = super::replica::shared(server) {
+                status["shared"] = super::replica::status(&shared)?;
+            }
+            status
+        }
         OperatorRequest::ApprovalsList { all } => serde_json::to_value(store.list(!all)?)
             .map_err(|e| OperatorError::new("internal", e.to_string()))?,
         OperatorRequest::ApprovalsShow { id } => {
@@ -197,7 +203,21 @@ async fn answer(
             json!({ "agent": agent, "token": token.expose() })
         }
         OperatorRequest::AgentsList => json!(server.agents().list()?),
-        OperatorRequest::JournalTail { count } => json!(journal(server)?.store().tail(count)?),
+        OperatorRequest::JournalTail { count } => match super::replica::shared(server) {
+            // Every replica's log, merged by time, each entry naming its replica.
+            Some(shared) => Value::Array(
+                shared
+                    .tail_all(count)?
+                    .into_iter()
+                    .map(|(replica, entry)| {
+                        let mut entry = json!(entry);
+                        entry["replica"] = json!(replica);
+                        entry
+                    })
+                    .collect(),
+            ),
+            None => json!(journal(server)?.store().tail(count)?),
+        },
         OperatorRequest::JournalVerify { key, since } => {
             let journal = journal(server)?;
             let trusted = match key {
@@ -208,7 +228,24 @@ async fn answer(
             let result = journal
                 .store()
                 .audit(&trusted, since.as_ref(), journal.cadence())?;
-            crate::journal::verdict(&result)
+            let mut verdict = crate::journal::verdict(&result);
+            if let Some(shared) = super::replica::shared(server) {
+                let replicas = shared.audit_all(&trusted, since.as_ref(), journal.cadence())?;
+                let all_valid = replicas.iter().all(|(_, result)| result.is_ok());
+                verdict["replicas"] = replicas
+                    .into_iter()
+                    .map(|(replica, result)| {
+                        let mut one = crate::journal::verdict(&result);
+                        one["replica"] = json!(replica.name);
+                        one["key_id"] = json!(replica.key_id);
+                        one
+                    })
+                    .collect();
+                if !all_valid {
+                    verdict["valid"] = json!(false);
+                }
+            }
+            verdict
         }
         OperatorRequest::JournalHead => json!(journal(server)?.store().heads()?.pop()),
         OperatorRequest::AgentsRemove { name } => {

@@ -21,7 +21,61 @@ pub use location::{PasswordSource, PostgresSettings, StoreLocation, StoreLocatio
 pub use postgres::PostgresStore;
 pub use sqlite::{DATABASE_FILE, SqliteStore};
 
+use crate::approvals::ApprovalStore;
+use crate::journal::JournalStore;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// An opened store, whichever backend: what a host journals to and keeps
+/// approvals in, and where `airlock serve` keeps its agents and devices.
+#[derive(Clone, Debug)]
+pub enum Store {
+    /// The state directory's SQLite database.
+    Sqlite(Arc<SqliteStore>),
+    /// The database shared by replicas.
+    Postgres(Arc<PostgresStore>),
+}
+
+impl Store {
+    /// Opens the store `location` names: SQLite in `state_dir`, or the
+    /// shared database, registering this replica with its journal `key`.
+    pub fn open(
+        location: &StoreLocation,
+        state_dir: &Path,
+        key: &ed25519_dalek::VerifyingKey,
+    ) -> Result<Self, StoreError> {
+        Ok(match location {
+            StoreLocation::Sqlite => Store::Sqlite(Arc::new(SqliteStore::open_in(state_dir)?)),
+            StoreLocation::Postgres(settings) => {
+                Store::Postgres(Arc::new(PostgresStore::open(settings, key)?))
+            }
+        })
+    }
+
+    /// Its journal (for a shared store: this replica's own log).
+    pub fn journal(&self) -> Arc<dyn JournalStore> {
+        match self {
+            Store::Sqlite(store) => Arc::clone(store) as Arc<dyn JournalStore>,
+            Store::Postgres(store) => Arc::clone(store) as Arc<dyn JournalStore>,
+        }
+    }
+
+    /// Its approvals.
+    pub fn approvals(&self) -> Arc<dyn ApprovalStore> {
+        match self {
+            Store::Sqlite(store) => Arc::clone(store) as Arc<dyn ApprovalStore>,
+            Store::Postgres(store) => Arc::clone(store) as Arc<dyn ApprovalStore>,
+        }
+    }
+
+    /// The shared database, if this is one.
+    pub fn shared(&self) -> Option<&Arc<PostgresStore>> {
+        match self {
+            Store::Sqlite(_) => None,
+            Store::Postgres(store) => Some(store),
+        }
+    }
+}
 
 /// Why the store could not be used.
 #[derive(Debug, thiserror::Error)]

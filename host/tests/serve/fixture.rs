@@ -80,6 +80,8 @@ pub struct Fixture {
     dir: tempfile::TempDir,
     serve: String,
     upstream_port: u16,
+    /// Written before every table (`store`, `[postgres]`).
+    top: String,
 }
 
 impl Fixture {
@@ -97,7 +99,26 @@ impl Fixture {
             dir,
             serve: serve.to_string(),
             upstream_port: port,
+            top: String::new(),
         };
+        fixture.write_config("");
+        fixture
+    }
+
+    /// As [`Fixture::with_upstream`], as replica `replica` of the shared
+    /// database `db`.
+    pub fn replica(
+        serve: &str,
+        port: u16,
+        db: &airlock_tests::postgres::TestDatabase,
+        replica: &str,
+    ) -> Self {
+        let mut fixture = Self::with_upstream(serve, port);
+        fixture.top = format!(
+            "store = {:?}\n[postgres]\npassword_file = {:?}\nreplica = {replica:?}\n\n",
+            db.url,
+            db.password_file.display().to_string()
+        );
         fixture.write_config("");
         fixture
     }
@@ -122,6 +143,7 @@ impl Fixture {
                 socket.display().to_string()
             ),
             upstream_port: 9,
+            top: String::new(),
         };
         fixture.write_config("");
         fixture
@@ -144,7 +166,8 @@ impl Fixture {
             )
         };
         let text = format!(
-            "[serve]\n{}\n{}{}{}{}[[tools.network.allow]]\nhost = \"svc.test\"\nschemes = [\"http\"]\nports = [{}]\nprivate = true\n\n{more}",
+            "{}[serve]\n{}\n{}{}{}{}[[tools.network.allow]]\nhost = \"svc.test\"\nschemes = [\"http\"]\nports = [{}]\nprivate = true\n\n{more}",
+            self.top,
             self.serve,
             tool("echo", "echo"),
             tool("json-transform", "json-transform"),
@@ -365,9 +388,19 @@ impl<'f> Server<'f> {
         recorder: Recorder,
     ) -> RunningService<RoleClient, Recorder> {
         let token = self.add_agent(name);
+        self.connect(&token, recorder).await
+    }
+
+    /// An MCP client presenting `token`, with `recorder`'s protocol
+    /// version and answers.
+    pub async fn connect(
+        &self,
+        token: &str,
+        recorder: Recorder,
+    ) -> RunningService<RoleClient, Recorder> {
         let config =
             StreamableHttpClientTransportConfig::with_uri(format!("http://{}/mcp", self.address))
-                .auth_header(token);
+                .auth_header(token.to_string());
         let transport = StreamableHttpClientTransport::from_config(config);
         // rmcp's client opens with `initialize` (2025-11-25) unless told to
         // discover the session-less 2026-07-28.
@@ -454,6 +487,12 @@ impl<'f> Server<'f> {
     }
 
     /// SIGTERM; the server must exit 0. Returns the whole journal.
+    /// Kills the server outright (`kill -9`) and reaps it.
+    pub fn kill(&mut self) {
+        self.signal(9);
+        let _ = self.child.wait();
+    }
+
     pub fn stop_and_journal(mut self) -> Vec<Value> {
         self.signal(15);
         let status = self.child.wait().expect("wait");
@@ -508,7 +547,7 @@ pub struct Recorder {
 }
 
 impl Recorder {
-    fn new() -> Self {
+    pub fn new() -> Self {
         let (progress, progress_seen) = unbounded_channel();
         let (list_changed, list_changes) = unbounded_channel();
         Self {

@@ -11,6 +11,7 @@ mod console;
 mod fixture;
 mod hosted;
 mod python;
+mod replicas;
 mod roles;
 mod survival;
 

@@ -7,10 +7,11 @@
 //! thread); a call waits for its query on the calling thread, which
 //! needs no Tokio context and cannot deadlock the caller's runtime.
 
+mod listen;
 mod replicas;
 mod schema;
 
-pub use replicas::ReplicaStatus;
+pub use replicas::{ReplicaStatus, now_ms};
 pub use schema::SCHEMA_VERSION;
 
 use super::StoreError;
@@ -33,6 +34,8 @@ pub struct PostgresStore {
     runtime: Option<tokio::runtime::Runtime>,
     replica: String,
     describe: String,
+    /// Moves when an approval is requested or decided on any replica.
+    news: tokio::sync::watch::Receiver<u64>,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -62,20 +65,30 @@ impl PostgresStore {
         let manager_config = ManagerConfig {
             recycling_method: RecyclingMethod::Fast,
         };
-        let manager = if settings.tls {
-            let tls = tokio_postgres_rustls::MakeRustlsConnect::new(tls_config(
-                settings.ca_file.as_deref(),
-            )?);
-            Manager::from_config(config, tls, manager_config)
-        } else {
-            Manager::from_config(config, tokio_postgres::NoTls, manager_config)
-        };
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("airlock-postgres")
             .enable_all()
             .build()
             .map_err(|source| StoreError::Runtime { source })?;
+        let (news_sender, news) = tokio::sync::watch::channel(0);
+        let channel = crate::approvals::CHANNEL;
+        let manager = if settings.tls {
+            let tls = tokio_postgres_rustls::MakeRustlsConnect::new(tls_config(
+                settings.ca_file.as_deref(),
+            )?);
+            runtime.spawn(listen::listen(
+                config.clone(),
+                tls.clone(),
+                channel,
+                news_sender,
+            ));
+            Manager::from_config(config, tls, manager_config)
+        } else {
+            let tls = tokio_postgres::NoTls;
+            runtime.spawn(listen::listen(config.clone(), tls, channel, news_sender));
+            Manager::from_config(config, tls, manager_config)
+        };
         let pool = Pool::builder(manager)
             .max_size(POOL_SIZE)
             .runtime(deadpool_postgres::Runtime::Tokio1)
@@ -90,6 +103,7 @@ impl PostgresStore {
             runtime: Some(runtime),
             replica: settings.replica().to_string(),
             describe: settings.describe(),
+            news,
         };
         store.run(async {
             let mut client = store.client().await?;
@@ -107,6 +121,12 @@ impl PostgresStore {
     /// The database, for messages (`user@host:port/dbname`).
     pub fn describe(&self) -> &str {
         &self.describe
+    }
+
+    /// A counter that moves whenever an approval is requested or decided
+    /// on any replica (PostgreSQL LISTEN/NOTIFY).
+    pub fn approval_news(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.news.clone()
     }
 
     /// Runs `future` to its end on this thread, with the store's runtime

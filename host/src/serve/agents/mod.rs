@@ -3,10 +3,13 @@
 //! maps to the principal `Agent::"NAME"` that Cedar sees. An agent cannot
 //! name its own principal.
 
+mod postgres;
+
 use crate::journal::{EntryKind, append_in};
-use crate::store::{SqliteStore, StoreError};
+use crate::store::{SqliteStore, Store, StoreError};
 use rusqlite::{OptionalExtension, params};
-use serde_json::json;
+use serde_json::{Value, json};
+use std::sync::Arc;
 use std::time::SystemTime;
 use zeroize::Zeroizing;
 
@@ -111,16 +114,46 @@ pub(super) fn random_token(prefix: &str) -> Result<Zeroizing<String>, String> {
     )))
 }
 
-/// The agents of one state directory.
+/// Where agents are kept: the state directory's SQLite database, or the
+/// database replicas share. Each change commits with its journal `record`.
+pub trait AgentStore: Send + Sync {
+    /// Adds `name` with its token's digest; false if the name is taken.
+    fn insert(
+        &self,
+        name: &str,
+        token_sha256: &str,
+        created: &str,
+        record: &Value,
+    ) -> Result<bool, StoreError>;
+
+    /// Removes `name`; false if there was none.
+    fn delete(&self, name: &str, record: &Value) -> Result<bool, StoreError>;
+
+    /// Every agent, by name.
+    fn all(&self) -> Result<Vec<Agent>, StoreError>;
+
+    /// The agent whose token has this digest (equality on a unique index).
+    fn by_token(&self, token_sha256: &str) -> Result<Option<String>, StoreError>;
+}
+
+/// The agents of one store.
 #[derive(Clone)]
 pub struct Agents {
-    store: std::sync::Arc<SqliteStore>,
+    store: Arc<dyn AgentStore>,
 }
 
 impl Agents {
     /// The agents kept in `store`.
-    pub fn new(store: std::sync::Arc<SqliteStore>) -> Self {
+    pub fn new(store: Arc<dyn AgentStore>) -> Self {
         Self { store }
+    }
+
+    /// The agents kept in whichever store a host opened.
+    pub fn in_store(store: &Store) -> Self {
+        match store {
+            Store::Sqlite(store) => Self::new(Arc::clone(store) as Arc<dyn AgentStore>),
+            Store::Postgres(store) => Self::new(Arc::clone(store) as Arc<dyn AgentStore>),
+        }
     }
 
     /// Registers `name` with a fresh token (journaled, without the token).
@@ -132,32 +165,11 @@ impl Agents {
         }
         let token = random_token(TOKEN_PREFIX).map_err(AgentError::Random)?;
         let created = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
-        let hash = digest(&token);
-        let added = self.store.write("adding an agent", |tx| {
-            let exists: Option<String> = tx
-                .query_row(
-                    "SELECT name FROM agents WHERE name = ?1",
-                    params![name],
-                    |row| row.get(0),
-                )
-                .optional()
-                .map_err(StoreError::sql("adding an agent"))?;
-            if exists.is_some() {
-                return Ok(false);
-            }
-            tx.execute(
-                "INSERT INTO agents (name, token_sha256, created) VALUES (?1, ?2, ?3)",
-                params![name, hash, created],
-            )
-            .map_err(StoreError::sql("adding an agent"))?;
-            append_in(
-                tx,
-                EntryKind::AgentChanged,
-                &json!({ "agent": name, "change": "added" }),
-            )?;
-            Ok(true)
-        })?;
-        if !added {
+        let record = json!({ "agent": name, "change": "added" });
+        if !self
+            .store
+            .insert(name, &digest(&token), &created, &record)?
+        {
             return Err(AgentError::Exists {
                 name: name.to_string(),
             });
@@ -173,20 +185,8 @@ impl Agents {
 
     /// Removes `name`; its token stops working at once (journaled).
     pub fn remove(&self, name: &str) -> Result<(), AgentError> {
-        let removed = self.store.write("removing an agent", |tx| {
-            let n = tx
-                .execute("DELETE FROM agents WHERE name = ?1", params![name])
-                .map_err(StoreError::sql("removing an agent"))?;
-            if n == 1 {
-                append_in(
-                    tx,
-                    EntryKind::AgentChanged,
-                    &json!({ "agent": name, "change": "removed" }),
-                )?;
-            }
-            Ok(n == 1)
-        })?;
-        match removed {
+        let record = json!({ "agent": name, "change": "removed" });
+        match self.store.delete(name, &record)? {
             true => Ok(()),
             false => Err(AgentError::NotFound {
                 name: name.to_string(),
@@ -196,7 +196,64 @@ impl Agents {
 
     /// Every agent, by name.
     pub fn list(&self) -> Result<Vec<Agent>, StoreError> {
-        self.store.read(|conn| {
+        self.store.all()
+    }
+
+    /// The agent a bearer token belongs to. Only the token's digest is
+    /// compared, and it is looked up by equality on a unique index, so the
+    /// time taken says nothing about how close a wrong token was.
+    pub fn authenticate(&self, token: &str) -> Result<Option<String>, StoreError> {
+        if !token.starts_with(TOKEN_PREFIX) {
+            return Ok(None);
+        }
+        self.store.by_token(&digest(token))
+    }
+}
+
+impl AgentStore for SqliteStore {
+    fn insert(
+        &self,
+        name: &str,
+        token_sha256: &str,
+        created: &str,
+        record: &Value,
+    ) -> Result<bool, StoreError> {
+        self.write("adding an agent", |tx| {
+            let exists: Option<String> = tx
+                .query_row(
+                    "SELECT name FROM agents WHERE name = ?1",
+                    params![name],
+                    |row| row.get(0),
+                )
+                .optional()
+                .map_err(StoreError::sql("adding an agent"))?;
+            if exists.is_some() {
+                return Ok(false);
+            }
+            tx.execute(
+                "INSERT INTO agents (name, token_sha256, created) VALUES (?1, ?2, ?3)",
+                params![name, token_sha256, created],
+            )
+            .map_err(StoreError::sql("adding an agent"))?;
+            append_in(tx, EntryKind::AgentChanged, record)?;
+            Ok(true)
+        })
+    }
+
+    fn delete(&self, name: &str, record: &Value) -> Result<bool, StoreError> {
+        self.write("removing an agent", |tx| {
+            let n = tx
+                .execute("DELETE FROM agents WHERE name = ?1", params![name])
+                .map_err(StoreError::sql("removing an agent"))?;
+            if n == 1 {
+                append_in(tx, EntryKind::AgentChanged, record)?;
+            }
+            Ok(n == 1)
+        })
+    }
+
+    fn all(&self) -> Result<Vec<Agent>, StoreError> {
+        self.read(|conn| {
             let mut statement = conn
                 .prepare_cached("SELECT name, created FROM agents ORDER BY name")
                 .map_err(StoreError::sql("listing agents"))?;
@@ -213,17 +270,13 @@ impl Agents {
         })
     }
 
-    /// The agent a bearer token belongs to. Only the token's digest is
-    /// compared, and it is looked up by equality on a unique index, so the
-    /// time taken says nothing about how close a wrong token was.
-    pub fn authenticate(&self, token: &str) -> Result<Option<String>, StoreError> {
-        if !token.starts_with(TOKEN_PREFIX) {
-            return Ok(None);
-        }
-        let hash = digest(token);
-        self.store.read(|conn| {
+    fn by_token(&self, token_sha256: &str) -> Result<Option<String>, StoreError> {
+        self.read(|conn| {
             conn.prepare_cached("SELECT name FROM agents WHERE token_sha256 = ?1")
-                .and_then(|mut s| s.query_row(params![hash], |row| row.get(0)).optional())
+                .and_then(|mut s| {
+                    s.query_row(params![token_sha256], |row| row.get(0))
+                        .optional()
+                })
                 .map_err(StoreError::sql("checking an agent token"))
         })
     }

@@ -6,10 +6,12 @@
 //! rate-limited; devices live in the state database until revoked.
 
 use super::agents::{BearerSecret, digest as sha256_hex, random_token};
+mod postgres;
+
 use crate::journal::{EntryKind, append_in};
-use crate::store::{SqliteStore, StoreError};
+use crate::store::{SqliteStore, Store, StoreError};
 use rusqlite::{OptionalExtension, params};
-use serde_json::json;
+use serde_json::{Value, json};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
@@ -136,10 +138,46 @@ struct Codes {
     wrong: VecDeque<Instant>,
 }
 
-/// The devices of one state directory, and the codes waiting to pair one.
+/// Where devices are kept: the state directory's SQLite database, or the
+/// database replicas share. Each change commits with its journal `record`.
+pub trait DeviceStore: Send + Sync {
+    /// Journals `record` (a code was issued: nothing is stored for it).
+    fn record(&self, record: &Value) -> Result<(), StoreError>;
+
+    /// Stores a newly paired `device` with its cookie's digest.
+    fn insert(
+        &self,
+        device: &Device,
+        cookie_sha256: &str,
+        record: &Value,
+    ) -> Result<(), StoreError>;
+
+    /// The unrevoked device whose cookie has this digest, marked `seen`.
+    fn seen(&self, cookie_sha256: &str, seen: &str) -> Result<Option<Device>, StoreError>;
+
+    /// Whether device `id` exists and is not revoked.
+    fn is_active(&self, id: &str) -> Result<bool, StoreError>;
+
+    /// Every device, newest first.
+    fn all(&self) -> Result<Vec<Device>, StoreError>;
+
+    /// Marks device `id` revoked at `when` `by` someone, journaling
+    /// `record(device)`; refuses an unknown or already revoked device.
+    fn revoke(
+        &self,
+        id: &str,
+        when: &str,
+        by: &str,
+        record: &dyn Fn(&Device) -> Value,
+    ) -> Result<Result<Device, DeviceError>, StoreError>;
+}
+
+/// The devices of one store, and the codes waiting to pair one (in this
+/// process's memory: a code pairs only through the replica that issued
+/// it).
 #[derive(Clone)]
 pub struct Devices {
-    store: Arc<SqliteStore>,
+    store: Arc<dyn DeviceStore>,
     codes: Arc<Mutex<Codes>>,
 }
 
@@ -170,10 +208,18 @@ fn clean_label(label: &str) -> String {
 
 impl Devices {
     /// The devices kept in `store`.
-    pub fn new(store: Arc<SqliteStore>) -> Self {
+    pub fn new(store: Arc<dyn DeviceStore>) -> Self {
         Self {
             store,
             codes: Arc::new(Mutex::new(Codes::default())),
+        }
+    }
+
+    /// The devices kept in whichever store a host opened.
+    pub fn in_store(store: &Store) -> Self {
+        match store {
+            Store::Sqlite(store) => Self::new(Arc::clone(store) as Arc<dyn DeviceStore>),
+            Store::Postgres(store) => Self::new(Arc::clone(store) as Arc<dyn DeviceStore>),
         }
     }
 
@@ -199,13 +245,9 @@ impl Devices {
             .map(|b| char::from(ALPHABET[usize::from(b % 32)]))
             .collect();
         let expires = humantime::format_rfc3339_seconds(SystemTime::now() + lifetime).to_string();
-        self.store.write("issuing a pairing code", |tx| {
-            append_in(
-                tx,
-                EntryKind::DeviceChanged,
-                &json!({ "change": "code_issued", "operator": operator, "expires": expires }),
-            )
-        })?;
+        self.store.record(
+            &json!({ "change": "code_issued", "operator": operator, "expires": expires }),
+        )?;
         let mut codes = self.codes();
         codes.pending.retain(|_, p| p.expires > now);
         codes.pending.insert(
@@ -263,24 +305,13 @@ impl Devices {
             last_seen: None,
             revoked: None,
         };
-        let hash = sha256_hex(&cookie);
-        self.store.write("pairing a device", |tx| {
-            tx.execute(
-                "INSERT INTO devices (id, operator, label, cookie_sha256, paired) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![device.id, device.operator, device.label, hash, device.paired],
-            )
-            .map_err(StoreError::sql("pairing a device"))?;
-            append_in(
-                tx,
-                EntryKind::DeviceChanged,
-                &json!({
-                    "change": "paired",
-                    "device": device.id,
-                    "operator": device.operator,
-                    "label": device.label,
-                }),
-            )
-        })?;
+        let record = json!({
+            "change": "paired",
+            "device": device.id,
+            "operator": device.operator,
+            "label": device.label,
+        });
+        self.store.insert(&device, &sha256_hex(&cookie), &record)?;
         Ok((device, BearerSecret(cookie)))
     }
 
@@ -290,13 +321,63 @@ impl Devices {
         if !cookie.starts_with(COOKIE_PREFIX) {
             return Ok(None);
         }
-        let hash = sha256_hex(cookie);
-        let seen = now_rfc3339();
-        self.store.write("checking a device", |tx| {
+        self.store.seen(&sha256_hex(cookie), &now_rfc3339())
+    }
+
+    /// Whether device `id` is still paired (not revoked).
+    pub fn is_active(&self, id: &str) -> Result<bool, StoreError> {
+        self.store.is_active(id)
+    }
+
+    /// Every device, newest first, revoked ones included.
+    pub fn list(&self) -> Result<Vec<Device>, StoreError> {
+        self.store.all()
+    }
+
+    /// Revokes device `id`, recorded as done `by` (`operator:alice`, or a
+    /// device): its cookie stops working at the next request (journaled).
+    pub fn revoke(&self, id: &str, by: &str) -> Result<Device, DeviceError> {
+        let record = |device: &Device| {
+            json!({
+                "change": "revoked",
+                "device": device.id,
+                "operator": device.operator,
+                "by": by,
+            })
+        };
+        self.store.revoke(id, &now_rfc3339(), by, &record)?
+    }
+}
+
+impl DeviceStore for SqliteStore {
+    fn record(&self, record: &Value) -> Result<(), StoreError> {
+        self.write("journaling a device change", |tx| {
+            append_in(tx, EntryKind::DeviceChanged, record).map(drop)
+        })
+    }
+
+    fn insert(
+        &self,
+        device: &Device,
+        cookie_sha256: &str,
+        record: &Value,
+    ) -> Result<(), StoreError> {
+        self.write("pairing a device", |tx| {
+            tx.execute(
+                "INSERT INTO devices (id, operator, label, cookie_sha256, paired) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![device.id, device.operator, device.label, cookie_sha256, device.paired],
+            )
+            .map_err(StoreError::sql("pairing a device"))?;
+            append_in(tx, EntryKind::DeviceChanged, record).map(drop)
+        })
+    }
+
+    fn seen(&self, cookie_sha256: &str, seen: &str) -> Result<Option<Device>, StoreError> {
+        self.write("checking a device", |tx| {
             let device = tx
                 .query_row(
                     &format!("{SELECT} WHERE cookie_sha256 = ?1 AND revoked IS NULL"),
-                    params![hash],
+                    params![cookie_sha256],
                     row_device,
                 )
                 .optional()
@@ -310,15 +391,14 @@ impl Devices {
             )
             .map_err(StoreError::sql("checking a device"))?;
             Ok(Some(Device {
-                last_seen: Some(seen.clone()),
+                last_seen: Some(seen.to_string()),
                 ..device
             }))
         })
     }
 
-    /// Whether device `id` is still paired (not revoked).
-    pub fn is_active(&self, id: &str) -> Result<bool, StoreError> {
-        self.store.read(|conn| {
+    fn is_active(&self, id: &str) -> Result<bool, StoreError> {
+        self.read(|conn| {
             conn.prepare_cached("SELECT COUNT(*) FROM devices WHERE id = ?1 AND revoked IS NULL")
                 .and_then(|mut s| s.query_row(params![id], |row| row.get::<_, i64>(0)))
                 .map(|n| n > 0)
@@ -326,9 +406,8 @@ impl Devices {
         })
     }
 
-    /// Every device, newest first, revoked ones included.
-    pub fn list(&self) -> Result<Vec<Device>, StoreError> {
-        self.store.read(|conn| {
+    fn all(&self) -> Result<Vec<Device>, StoreError> {
+        self.read(|conn| {
             let mut statement = conn
                 .prepare_cached(&format!("{SELECT} ORDER BY paired DESC, id DESC"))
                 .map_err(StoreError::sql("listing devices"))?;
@@ -340,11 +419,14 @@ impl Devices {
         })
     }
 
-    /// Revokes device `id`, recorded as done `by` (`operator:alice`, or a
-    /// device): its cookie stops working at the next request (journaled).
-    pub fn revoke(&self, id: &str, by: &str) -> Result<Device, DeviceError> {
-        let when = now_rfc3339();
-        self.store.write("revoking a device", |tx| {
+    fn revoke(
+        &self,
+        id: &str,
+        when: &str,
+        by: &str,
+        record: &dyn Fn(&Device) -> Value,
+    ) -> Result<Result<Device, DeviceError>, StoreError> {
+        self.write("revoking a device", |tx| {
             let device = tx
                 .query_row(&format!("{SELECT} WHERE id = ?1"), params![id], row_device)
                 .optional()
@@ -360,21 +442,12 @@ impl Devices {
                 params![id, when, by],
             )
             .map_err(StoreError::sql("revoking a device"))?;
-            append_in(
-                tx,
-                EntryKind::DeviceChanged,
-                &json!({
-                    "change": "revoked",
-                    "device": id,
-                    "operator": device.operator,
-                    "by": by,
-                }),
-            )?;
+            append_in(tx, EntryKind::DeviceChanged, &record(&device))?;
             Ok(Ok(Device {
-                revoked: Some(when.clone()),
+                revoked: Some(when.to_string()),
                 ..device
             }))
-        })?
+        })
     }
 }
 
@@ -462,7 +535,7 @@ mod tests {
 
     #[test]
     fn a_revoked_device_stops_authenticating() {
-        let (_dir, devices) = devices();
+        let (dir, devices) = devices();
         let now = Instant::now();
         let code = devices
             .issue("alice", PAIRING_CODE_LIFETIME, now)
@@ -485,7 +558,8 @@ mod tests {
             devices.revoke("nope", "operator:alice"),
             Err(DeviceError::NotFound { .. })
         ));
-        let kinds: Vec<String> = crate::journal::JournalStore::all(&*devices.store)
+        let store = SqliteStore::open_in(dir.path()).expect("store");
+        let kinds: Vec<String> = crate::journal::JournalStore::all(&store)
             .expect("journal")
             .into_iter()
             .map(|e| e.payload)

@@ -1,0 +1,87 @@
+//! [`AgentStore`] on the shared database: a token added through one
+//! replica's operator socket works on every replica at once.
+
+use super::{Agent, AgentStore};
+use crate::journal::{EntryKind, postgres_append_in};
+use crate::store::{PostgresStore, StoreError};
+use serde_json::Value;
+
+impl AgentStore for PostgresStore {
+    fn insert(
+        &self,
+        name: &str,
+        token_sha256: &str,
+        created: &str,
+        record: &Value,
+    ) -> Result<bool, StoreError> {
+        self.run(async {
+            let failed = StoreError::postgres("adding an agent");
+            let mut client = self.client().await?;
+            let tx = client.transaction().await.map_err(&failed)?;
+            let added = tx
+                .execute(
+                    "INSERT INTO agents (name, token_sha256, created) VALUES ($1, $2, $3) \
+                     ON CONFLICT (name) DO NOTHING",
+                    &[&name, &token_sha256, &created],
+                )
+                .await
+                .map_err(&failed)?;
+            if added == 1 {
+                postgres_append_in(&tx, self.replica(), &[(EntryKind::AgentChanged, record)])
+                    .await?;
+            }
+            tx.commit().await.map_err(&failed)?;
+            Ok(added == 1)
+        })
+    }
+
+    fn delete(&self, name: &str, record: &Value) -> Result<bool, StoreError> {
+        self.run(async {
+            let failed = StoreError::postgres("removing an agent");
+            let mut client = self.client().await?;
+            let tx = client.transaction().await.map_err(&failed)?;
+            let removed = tx
+                .execute("DELETE FROM agents WHERE name = $1", &[&name])
+                .await
+                .map_err(&failed)?;
+            if removed == 1 {
+                postgres_append_in(&tx, self.replica(), &[(EntryKind::AgentChanged, record)])
+                    .await?;
+            }
+            tx.commit().await.map_err(&failed)?;
+            Ok(removed == 1)
+        })
+    }
+
+    fn all(&self) -> Result<Vec<Agent>, StoreError> {
+        self.run(async {
+            self.client()
+                .await?
+                .query("SELECT name, created FROM agents ORDER BY name", &[])
+                .await
+                .map(|rows| {
+                    rows.iter()
+                        .map(|row| Agent {
+                            name: row.get(0),
+                            created: row.get(1),
+                        })
+                        .collect()
+                })
+                .map_err(StoreError::postgres("listing agents"))
+        })
+    }
+
+    fn by_token(&self, token_sha256: &str) -> Result<Option<String>, StoreError> {
+        self.run(async {
+            self.client()
+                .await?
+                .query_opt(
+                    "SELECT name FROM agents WHERE token_sha256 = $1",
+                    &[&token_sha256],
+                )
+                .await
+                .map(|row| row.map(|row| row.get(0)))
+                .map_err(StoreError::postgres("checking an agent token"))
+        })
+    }
+}
