@@ -271,6 +271,7 @@ impl HostBuilder {
                 crate::store::private_dir(dir)?;
                 let key = Arc::new(HostKey::open_or_create(dir)?);
                 let store = Store::open(&self.store, dir, &key.verifying_key())?;
+                store.mark(dir)?;
                 let journal = Journal::with_commit(
                     store.journal(),
                     key,

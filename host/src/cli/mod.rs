@@ -183,8 +183,20 @@ pub(crate) fn load_policies(cli: &Cli) -> Result<PolicyEngine, Failure> {
     }
 }
 
-/// The state directory's database (created on first use).
+/// The state directory's database (created on first use). Refused when
+/// the directory's server keeps its state in a shared database: only a
+/// running replica reads that one.
 pub(crate) fn open_store(cli: &Cli) -> Result<airlock::store::SqliteStore, Failure> {
+    if let Some(database) = airlock::store::shared_marker(&cli.state_dir) {
+        return Err(Failure::usage(
+            "shared_store",
+            format!(
+                "{} keeps its journal and approvals in the shared database {database}, and no replica answers on {}: start `airlock serve` (or point --socket at a running replica)",
+                cli.state_dir.display(),
+                serve::socket(cli).display()
+            ),
+        ));
+    }
     Ok(airlock::store::SqliteStore::open_in(&cli.state_dir)?)
 }
 

@@ -26,6 +26,17 @@ use crate::journal::JournalStore;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+/// The file in a state directory whose journal lives in a shared database.
+pub const SHARED_MARKER: &str = "shared-store";
+
+/// The shared database a state directory's server uses, as its marker
+/// file names it (`None` for the directory's own SQLite database).
+pub fn shared_marker(state_dir: &Path) -> Option<String> {
+    std::fs::read_to_string(state_dir.join(SHARED_MARKER))
+        .ok()
+        .map(|text| text.lines().next().unwrap_or_default().to_string())
+}
+
 /// An opened store, whichever backend: what a host journals to and keeps
 /// approvals in, and where `airlock serve` keeps its agents and devices.
 #[derive(Clone, Debug)]
@@ -49,6 +60,28 @@ impl Store {
             StoreLocation::Postgres(settings) => {
                 Store::Postgres(Arc::new(PostgresStore::open(settings, key)?))
             }
+        })
+    }
+
+    /// Notes in `state_dir` where its journal and approvals are: with a
+    /// shared store, a file naming the database, so that a command run
+    /// on this state directory while no replica answers refuses rather
+    /// than read the directory's own (stale or empty) database.
+    pub fn mark(&self, state_dir: &Path) -> Result<(), StoreError> {
+        let marker = state_dir.join(SHARED_MARKER);
+        let written = match self {
+            Store::Sqlite(_) => match std::fs::remove_file(&marker) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+                _ => Ok(()),
+            },
+            Store::Postgres(store) => std::fs::write(
+                &marker,
+                format!("{}\nreplica {}\n", store.describe(), store.replica()),
+            ),
+        };
+        written.map_err(|source| StoreError::Directory {
+            path: marker,
+            source,
         })
     }
 
