@@ -230,7 +230,11 @@ async fn a_replica_killed_mid_run_loses_nothing_it_acknowledged() {
     // A's state directory alone cannot answer for the shared store.
     let alone = a.airlock(&["journal", "tail"]);
     assert!(!alone.status.success(), "{}", printed(&alone));
-    assert!(printed(&alone).contains("shared_store"), "{}", printed(&alone));
+    assert!(
+        printed(&alone).contains("shared_store"),
+        "{}",
+        printed(&alone)
+    );
 
     let verdict = json_of(&b.airlock(&["journal", "verify", "--json"]));
     assert_eq!(verdict["valid"], true, "{verdict}");
