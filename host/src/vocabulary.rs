@@ -6,6 +6,16 @@
 
 use std::fmt;
 
+/// Whether `name` is a plain name: 1 to 64 ASCII letters, digits, `-`,
+/// `_` or `.`. Agents, secrets and replicas are named so: safe in a file
+/// name, a URL, a log line and a Cedar entity id alike.
+pub(crate) fn is_plain_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
 /// A tool's world: a capability world from `wit/worlds.wit`, or `native`
 /// for a program run under the platform sandbox.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -51,26 +51,6 @@ const CONCURRENT: usize = 64;
 const CALLS_PER_TASK: usize = 100;
 const ROUNDS: usize = 3;
 
-/// Calls per second with `CONCURRENT` tasks of `CALLS_PER_TASK` calls.
-async fn throughput(host: &Host, tool: &Tool) -> Result<f64, Box<dyn std::error::Error>> {
-    let start = Instant::now();
-    let tasks: Vec<_> = (0..CONCURRENT)
-        .map(|_| {
-            let (host, tool) = (host.clone(), tool.clone());
-            tokio::spawn(async move {
-                for _ in 0..CALLS_PER_TASK {
-                    call(&host, &tool).await?;
-                }
-                Ok::<_, airlock::InvokeError>(())
-            })
-        })
-        .collect();
-    for task in tasks {
-        task.await??;
-    }
-    Ok((CONCURRENT * CALLS_PER_TASK) as f64 / start.elapsed().as_secs_f64())
-}
-
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let iterations = stats::iterations(5_000);
     lone(iterations)?;
@@ -86,23 +66,12 @@ fn concurrent() -> Result<(), Box<dyn std::error::Error>> {
         let state = tempfile::tempdir()?;
         let (journaled, tool) = host(Some((state.path(), CommitMode::Each))).await?;
         let (bare, bare_tool) = host(None).await?;
-        throughput(&journaled, &tool).await?;
-        throughput(&bare, &bare_tool).await?;
-        let (mut with, mut without) = (Vec::new(), Vec::new());
-        for round in 0..ROUNDS {
-            if round % 2 == 0 {
-                with.push(throughput(&journaled, &tool).await?);
-                without.push(throughput(&bare, &bare_tool).await?);
-            } else {
-                without.push(throughput(&bare, &bare_tool).await?);
-                with.push(throughput(&journaled, &tool).await?);
-            }
-        }
-        let median = |v: &mut Vec<f64>| {
-            v.sort_by(f64::total_cmp);
-            v[v.len() / 2]
-        };
-        let (with, without) = (median(&mut with), median(&mut without));
+        let (with, without) = stats::paired_medians(
+            ROUNDS,
+            || stats::calls_per_second(&journaled, &tool, INPUT, CONCURRENT, CALLS_PER_TASK),
+            || stats::calls_per_second(&bare, &bare_tool, INPUT, CONCURRENT, CALLS_PER_TASK),
+        )
+        .await?;
         let ratio = with / without;
         println!(
             "P1 concurrent: {CONCURRENT} tasks x {CALLS_PER_TASK} calls on 2 workers, median of {ROUNDS} rounds"

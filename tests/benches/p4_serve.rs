@@ -157,11 +157,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         one.push(throughput(1, echo)?);
         two.push(throughput(2, echo)?);
     }
-    let median = |v: &mut Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
-    let (one, two) = (median(&mut one), median(&mut two));
+    let (one, two) = (stats::median(&mut one), stats::median(&mut two));
     let scaling = two / one;
     println!(
         "P4 Host::invoke of `echo`, {TASKS} tasks x {CALLS_PER_TASK} calls, journal on, median of {ROUNDS} rounds"

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 const CONCURRENT: usize = 64;
 const CALLS_PER_TASK: usize = 50;
+const INPUT: &str = r#"{"query": "weather in Lisbon"}"#;
 
 /// A host keeping its state in `location`, with `echo` loaded (sensitive:
 /// every call needs an approval).
@@ -103,47 +104,16 @@ async fn round_trips(
     Ok(())
 }
 
-/// Calls per second with `CONCURRENT` tasks of `CALLS_PER_TASK` calls.
-async fn throughput(host: &Host, tool: &Tool) -> Result<f64, Box<dyn std::error::Error>> {
-    let start = Instant::now();
-    let tasks: Vec<_> = (0..CONCURRENT)
-        .map(|_| {
-            let (host, tool) = (host.clone(), tool.clone());
-            tokio::spawn(async move {
-                for _ in 0..CALLS_PER_TASK {
-                    host.invoke(&tool, Invocation::new("{}")).await?;
-                }
-                Ok::<_, airlock::InvokeError>(())
-            })
-        })
-        .collect();
-    for task in tasks {
-        task.await??;
-    }
-    Ok((CONCURRENT * CALLS_PER_TASK) as f64 / start.elapsed().as_secs_f64())
-}
-
 async fn stores(db: &TestDatabase) -> Result<(), Box<dyn std::error::Error>> {
     let (state_pg, state_sqlite) = (tempfile::tempdir()?, tempfile::tempdir()?);
     let (pg, pg_tool) = host(state_pg.path(), shared(db, "t"), false).await?;
     let (sqlite, sqlite_tool) = host(state_sqlite.path(), StoreLocation::Sqlite, false).await?;
-    throughput(&pg, &pg_tool).await?;
-    throughput(&sqlite, &sqlite_tool).await?;
-    let (mut on_pg, mut on_sqlite) = (Vec::new(), Vec::new());
-    for round in 0..3 {
-        if round % 2 == 0 {
-            on_pg.push(throughput(&pg, &pg_tool).await?);
-            on_sqlite.push(throughput(&sqlite, &sqlite_tool).await?);
-        } else {
-            on_sqlite.push(throughput(&sqlite, &sqlite_tool).await?);
-            on_pg.push(throughput(&pg, &pg_tool).await?);
-        }
-    }
-    let median = |v: &mut Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
-    let (on_pg, on_sqlite) = (median(&mut on_pg), median(&mut on_sqlite));
+    let (on_pg, on_sqlite) = stats::paired_medians(
+        3,
+        || stats::calls_per_second(&pg, &pg_tool, INPUT, CONCURRENT, CALLS_PER_TASK),
+        || stats::calls_per_second(&sqlite, &sqlite_tool, INPUT, CONCURRENT, CALLS_PER_TASK),
+    )
+    .await?;
     println!(
         "P7 journaled throughput, commit = each, {CONCURRENT} tasks x {CALLS_PER_TASK} calls on 2 workers, median of 3"
     );

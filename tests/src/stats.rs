@@ -63,3 +63,65 @@ pub fn iterations(default: usize) -> usize {
         .and_then(|a| a.parse().ok())
         .unwrap_or(default)
 }
+
+/// The median of `values` (sorted in place).
+pub fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or_default()
+}
+
+/// Calls per second of `tasks` concurrent tasks, each invoking `tool` with
+/// `input` `calls` times (the output must echo the input).
+pub async fn calls_per_second(
+    host: &airlock::Host,
+    tool: &airlock::Tool,
+    input: &'static str,
+    tasks: usize,
+    calls: usize,
+) -> Result<f64, Box<dyn std::error::Error>> {
+    let start = std::time::Instant::now();
+    let running: Vec<_> = (0..tasks)
+        .map(|_| {
+            let (host, tool) = (host.clone(), tool.clone());
+            tokio::spawn(async move {
+                for _ in 0..calls {
+                    let outcome = host.invoke(&tool, airlock::Invocation::new(input)).await?;
+                    assert_eq!(outcome.output(), Some(input));
+                }
+                Ok::<_, airlock::InvokeError>(())
+            })
+        })
+        .collect();
+    for task in running {
+        task.await??;
+    }
+    Ok((tasks * calls) as f64 / start.elapsed().as_secs_f64())
+}
+
+/// The medians of `rounds` measurements of `a` and of `b`, after one
+/// warm-up of each, alternating which goes first.
+pub async fn paired_medians<A, B, FA, FB>(
+    rounds: usize,
+    mut a: A,
+    mut b: B,
+) -> Result<(f64, f64), Box<dyn std::error::Error>>
+where
+    A: FnMut() -> FA,
+    B: FnMut() -> FB,
+    FA: std::future::Future<Output = Result<f64, Box<dyn std::error::Error>>>,
+    FB: std::future::Future<Output = Result<f64, Box<dyn std::error::Error>>>,
+{
+    a().await?;
+    b().await?;
+    let (mut of_a, mut of_b) = (Vec::with_capacity(rounds), Vec::with_capacity(rounds));
+    for round in 0..rounds {
+        if round % 2 == 0 {
+            of_a.push(a().await?);
+            of_b.push(b().await?);
+        } else {
+            of_b.push(b().await?);
+            of_a.push(a().await?);
+        }
+    }
+    Ok((median(&mut of_a), median(&mut of_b)))
+}

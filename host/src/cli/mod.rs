@@ -191,9 +191,8 @@ pub(crate) fn open_store(cli: &Cli) -> Result<airlock::store::SqliteStore, Failu
         return Err(Failure::usage(
             "shared_store",
             format!(
-                "{} keeps its journal and approvals in the shared database {database}, and no replica answers on {}: start `airlock serve` (or point --socket at a running replica)",
-                cli.state_dir.display(),
-                serve::socket(cli).display()
+                "{} keeps its journal and approvals in the shared database {database}, which only a running replica reads: run this through a replica's operator socket (start `airlock serve`, or point --socket at one)",
+                cli.state_dir.display()
             ),
         ));
     }

@@ -280,6 +280,8 @@ struct Inner {
     _heads: crate::invocation::AbortOnDrop,
     /// A replica's heartbeat in the shared store.
     _heartbeat: Option<crate::invocation::AbortOnDrop>,
+    /// The configured store when the server started (it is kept).
+    store_at_start: String,
 }
 
 impl Server {
@@ -319,6 +321,7 @@ impl Server {
                 seal: elicit::Seal::new()?,
                 _heads: heads,
                 _heartbeat: heartbeat,
+                store_at_start: config.store().describe(),
             }),
         };
         server.follow();
@@ -454,6 +457,12 @@ impl Server {
             if running.is_some_and(|mode| mode != config.journal_commit()) {
                 tracing::warn!(
                     "the [journal] table changed; the commit mode takes effect when the server restarts"
+                );
+            }
+            if config.store().describe() != self.inner.store_at_start {
+                tracing::warn!(
+                    "the store changed ({}); the server keeps its store until it restarts",
+                    config.store().describe()
                 );
             }
             let policies = match &self.inner.sources.policies {

@@ -30,6 +30,20 @@ pub enum StoreLocation {
     Postgres(Box<PostgresSettings>),
 }
 
+impl StoreLocation {
+    /// `sqlite`, or the shared database and this replica's name (no
+    /// password): what a reload compares, since the store is kept until
+    /// the server restarts.
+    pub fn describe(&self) -> String {
+        match self {
+            StoreLocation::Sqlite => "sqlite".to_string(),
+            StoreLocation::Postgres(settings) => {
+                format!("{} as replica {}", settings.describe(), settings.replica())
+            }
+        }
+    }
+}
+
 /// How to reach the shared PostgreSQL database, and who this replica is.
 #[derive(Clone, Debug)]
 pub struct PostgresSettings {
@@ -175,12 +189,7 @@ fn is_loopback(host: &str) -> bool {
 }
 
 fn check_replica(name: &str) -> Result<(), StoreLocationError> {
-    let fine = !name.is_empty()
-        && name.len() <= 64
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
-    if fine {
+    if crate::vocabulary::is_plain_name(name) {
         Ok(())
     } else {
         Err(StoreLocationError::Replica {
@@ -276,6 +285,64 @@ mod tests {
 
     fn settings(url: &str) -> Result<PostgresSettings, StoreLocationError> {
         PostgresSettings::new(url, PasswordSource::None, "a")
+    }
+
+    fn config(text: &str) -> Result<crate::Config, String> {
+        crate::Config::from_toml(text, "airlock.toml", Path::new("/etc/airlock"))
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn the_store_key_and_the_postgres_table() {
+        let sqlite = config("").expect("default");
+        assert!(matches!(sqlite.store(), StoreLocation::Sqlite));
+        assert!(matches!(
+            config("store = \"sqlite\"").expect("sqlite").store(),
+            StoreLocation::Sqlite
+        ));
+        let shared = config(
+            "store = \"postgres://airlock@localhost/airlock\"\n[postgres]\n\
+             password_file = \"db-password\"\nreplica = \"eu-1\"\n",
+        )
+        .expect("postgres");
+        let StoreLocation::Postgres(settings) = shared.store() else {
+            panic!("a shared store");
+        };
+        assert_eq!(settings.replica(), "eu-1");
+        assert_eq!(
+            settings.password,
+            PasswordSource::File(PathBuf::from("/etc/airlock/db-password"))
+        );
+        assert_eq!(settings.describe(), "airlock@localhost:5432/airlock");
+
+        for (text, says) in [
+            ("[postgres]\nreplica = \"a\"\n", "without `store"),
+            (
+                "store = \"postgres://a@localhost/a\"\n[postgres]\npassword_env = \"X\"\npassword_file = \"f\"\n",
+                "not both",
+            ),
+            (
+                "store = \"postgres://a:secret-pw@localhost/a\"\n",
+                "holds a password",
+            ),
+            (
+                "store = \"postgres://a@db.example.com/a\"\n",
+                "sslmode=require",
+            ),
+            (
+                "store = \"postgres://a@localhost/a\"\n[postgres]\nreplica = \"a b\"\n",
+                "replica name",
+            ),
+            ("store = \"mysql://x\"\n", "\"sqlite\" or a postgres:// URL"),
+            (
+                "store = \"postgres://a@localhost/a\"\n[postgres]\nuser = \"x\"\n",
+                "unknown field",
+            ),
+        ] {
+            let error = config(text).map(|_| ()).expect_err(text);
+            assert!(error.contains(says), "{text}: {error}");
+            assert!(!error.contains("secret-pw"), "{error}");
+        }
     }
 
     #[test]

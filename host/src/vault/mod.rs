@@ -452,12 +452,7 @@ fn check_new_passphrase(passphrase: &Passphrase) -> Result<(), VaultError> {
 }
 
 fn check_name(name: &str) -> Result<(), VaultError> {
-    let valid = !name.is_empty()
-        && name.len() <= 64
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-    if valid {
+    if crate::vocabulary::is_plain_name(name) {
         Ok(())
     } else {
         Err(VaultError::InvalidName {

@@ -6,13 +6,21 @@
 
 use super::fixture::{self, Fixture, Recorder, Server, printed};
 use super::{call, fetch_held_for_approval, text};
-use airlock_tests::postgres::fresh_database;
+use airlock_tests::postgres::{TestDatabase, fresh_database};
 use serde_json::{Value, json};
 use sha2::Digest as _;
 
 fn json_of(out: &std::process::Output) -> Value {
     assert!(out.status.success(), "{}", printed(out));
     serde_json::from_slice(&out.stdout).expect("JSON")
+}
+
+/// Replicas `a` and `b` of `db`, `fetch` granted `svc.test:PORT`.
+fn pair(db: &TestDatabase, serve: &str, port: u16) -> (Fixture, Fixture) {
+    (
+        Fixture::replica(serve, port, db, "a"),
+        Fixture::replica(serve, port, db, "b"),
+    )
 }
 
 /// Every entry of every replica's log, through `server`'s socket.
@@ -30,10 +38,7 @@ async fn a_decision_through_one_replica_releases_a_call_waiting_on_another() {
     let db = fresh_database();
     let upstream = fixture::upstream().await;
     let port = upstream.addr().port();
-    let (fa, fb) = (
-        Fixture::replica("", port, &db, "a"),
-        Fixture::replica("", port, &db, "b"),
-    );
+    let (fa, fb) = pair(&db, "", port);
     let a = Server::http(&fa).await;
     let b = Server::http(&fb).await;
     // An agent added through A's operator socket is known to B.
@@ -89,10 +94,7 @@ async fn a_once_approval_raced_by_two_replicas_runs_one_call() {
     let db = fresh_database();
     let upstream = fixture::upstream().await;
     let port = upstream.addr().port();
-    let (fa, fb) = (
-        Fixture::replica("", port, &db, "a"),
-        Fixture::replica("", port, &db, "b"),
-    );
+    let (fa, fb) = pair(&db, "", port);
     let a = Server::http(&fa).await;
     let b = Server::http(&fb).await;
     let token = a.add_agent("claude");
@@ -150,10 +152,7 @@ async fn a_once_approval_raced_by_two_replicas_runs_one_call() {
 async fn a_replica_killed_mid_run_loses_nothing_it_acknowledged() {
     const CALLS: usize = 200;
     let db = fresh_database();
-    let (fa, fb) = (
-        Fixture::replica("max_concurrent = 8\n", 9, &db, "a"),
-        Fixture::replica("max_concurrent = 8\n", 9, &db, "b"),
-    );
+    let (fa, fb) = pair(&db, "max_concurrent = 8\n", 9);
     let mut a = Server::http(&fa).await;
     let b = Server::http(&fb).await;
     let token = a.add_agent("claude");
@@ -250,10 +249,7 @@ async fn a_replica_killed_mid_run_loses_nothing_it_acknowledged() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_with_other_policies_is_reported() {
     let db = fresh_database();
-    let (fa, fb) = (
-        Fixture::replica("", 9, &db, "a"),
-        Fixture::replica("", 9, &db, "b"),
-    );
+    let (fa, fb) = pair(&db, "", 9);
     let stricter = fixture::policies_with(
         "stricter.cedar",
         "forbid (principal, action == Airlock::Action::\"tool.execute\", resource) \

@@ -91,13 +91,6 @@ impl std::fmt::Debug for BearerSecret {
     }
 }
 
-fn valid_name(name: &str) -> bool {
-    (1..=64).contains(&name.len())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-}
-
 /// The hex SHA-256 a bearer secret is kept as.
 pub(super) fn digest(token: &str) -> String {
     crate::attest::sha256_hex(token.as_bytes())
@@ -158,7 +151,7 @@ impl Agents {
 
     /// Registers `name` with a fresh token (journaled, without the token).
     pub fn add(&self, name: &str) -> Result<(Agent, AgentToken), AgentError> {
-        if !valid_name(name) {
+        if !crate::vocabulary::is_plain_name(name) {
             return Err(AgentError::InvalidName {
                 name: name.to_string(),
             });
