@@ -214,7 +214,7 @@ async fn decide(
                     report(),
                 ));
             }
-            Lookup::Pending(_) | Lookup::Unknown => {
+            lookup @ (Lookup::Pending(_) | Lookup::Unknown) => {
                 // A run pinned to an approval that does not cover this
                 // request must not leave a new pending approval behind.
                 if let (Some(wanted), true) = (&invocation.approval, unknown) {
@@ -233,7 +233,13 @@ async fn decide(
                         }
                     });
                 }
-                let approval = store.request(&request)?;
+                // Recorded already: asking again could record a second
+                // pending approval if an operator decides this one in
+                // between (it would linger after the call ran).
+                let approval = match lookup {
+                    Lookup::Pending(approval) => approval,
+                    _ => store.request(&request)?,
+                };
                 check_wanted(&approval.id)?;
                 if deadline.is_some_and(|d| Instant::now() < d) {
                     if let Some(observer) = &invocation.on_wait

@@ -87,9 +87,10 @@ async fn round_trips(
         )?;
         let decided = Instant::now();
         let (outcome, released) = waiting.await?;
+        let outcome = outcome?;
         assert!(
-            matches!(outcome?, Outcome::Completed { .. }),
-            "the call ran"
+            matches!(outcome, Outcome::Completed { .. }),
+            "the call ran: {outcome:?}"
         );
         samples.push(released.duration_since(decided));
     }

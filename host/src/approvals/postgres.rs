@@ -86,8 +86,17 @@ impl ApprovalStore for PostgresStore {
         let capabilities = serde_json::to_string(&r.capabilities).unwrap_or_default();
         let (caps, grant) = (&capabilities, &r.grant_digest);
         self.run(async {
-            let client = self.client().await?;
-            let c = &client;
+            let mut client = self.client().await?;
+            // One snapshot for every question: a decision committing
+            // between two of them must not read as "nothing yet".
+            let tx = client
+                .build_transaction()
+                .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+                .read_only(true)
+                .start()
+                .await
+                .map_err(StoreError::postgres("reading approvals"))?;
+            let c = &tx;
             if let Some(a) = one(c, "status = 'denied' AND request_hash = $1", &[&r.request_hash], false).await? {
                 return Ok(Lookup::Denied(a));
             }

@@ -247,6 +247,13 @@ impl ApprovalStore for SqliteStore {
         let capabilities = serde_json::to_string(&r.capabilities).unwrap_or_default();
         let (caps, grant) = (&capabilities, &r.grant_digest);
         self.read(|conn| {
+            // One snapshot for every question (a read transaction): a
+            // decision committing between two of them must not read as
+            // "nothing yet". Dropped, not committed: it only read.
+            let snapshot = conn
+                .unchecked_transaction()
+                .map_err(StoreError::sql("reading approvals"))?;
+            let conn = &*snapshot;
             if let Some(a) = one(conn, "status = 'denied' AND request_hash = ?1", &[&r.request_hash])? {
                 return Ok(Lookup::Denied(a));
             }

@@ -261,3 +261,57 @@ fn a_once_approval_raced_by_replicas_is_used_exactly_once() {
         ));
     }
 }
+
+/// Calls waiting on replica B, each decided through replica A the moment
+/// it is pending: every call runs, and no decision leaves a second pending
+/// approval behind (a lookup reads one snapshot, and a call that found its
+/// approval pending does not ask again).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn decisions_through_another_replica_leave_nothing_pending() {
+    let db = fresh_database();
+    let a = replica(&db, "a");
+    let state_b = tempfile::tempdir().expect("state");
+    let b = airlock::Host::builder()
+        .state_dir(state_b.path())
+        .store(airlock::store::StoreLocation::Postgres(Box::new(
+            db.settings("b"),
+        )))
+        .build()
+        .expect("replica b");
+    let echo =
+        airlock_tests::load_guest_with(&b, "echo", airlock::Grants::none().mark_sensitive()).await;
+    for n in 0..25 {
+        let waiting = tokio::spawn({
+            let (b, echo) = (b.clone(), echo.clone());
+            async move {
+                let call = airlock::Invocation::new(format!("{{\"n\":{n}}}"))
+                    .wait_for_approval(std::time::Duration::from_secs(60));
+                b.invoke(&echo, call).await
+            }
+        });
+        let id = loop {
+            if let Some(pending) = a.store.list(true).expect("list").into_iter().next() {
+                break pending.id;
+            }
+            tokio::task::yield_now().await;
+        };
+        a.store
+            .decide(
+                &id,
+                &OperatorDecision::AllowOnce,
+                "operator:alice",
+                SystemTime::now(),
+            )
+            .expect("allowed");
+        let outcome = waiting.await.expect("task").expect("invoke");
+        assert!(
+            matches!(outcome, airlock::Outcome::Completed { .. }),
+            "call {n}: {outcome:?}"
+        );
+        assert_eq!(
+            a.store.list(true).expect("list"),
+            [],
+            "call {n} left one pending"
+        );
+    }
+}
