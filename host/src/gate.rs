@@ -15,17 +15,6 @@ use std::time::{Duration, Instant, SystemTime};
 /// How often a waiting invocation looks for an operator's decision.
 pub const APPROVAL_POLL: Duration = Duration::from_millis(200);
 
-/// Resolves when `news` moves; never without news to follow.
-async fn changed(news: &mut Option<tokio::sync::watch::Receiver<u64>>) {
-    let moved = match news {
-        Some(news) => news.changed().await.is_ok(),
-        None => false,
-    };
-    if !moved {
-        std::future::pending::<()>().await;
-    }
-}
-
 /// How often a waiting invocation tells its observer it still waits.
 const WAIT_REPORT_EVERY: Duration = Duration::from_secs(5);
 
@@ -171,9 +160,7 @@ async fn decide(
         if let Some(news) = news.as_mut() {
             news.borrow_and_update();
         }
-        let lookup = store.lookup(&request, SystemTime::now())?;
-        let unknown = lookup == Lookup::Unknown;
-        match lookup {
+        match store.lookup(&request, SystemTime::now())? {
             Lookup::Approved(approval) => {
                 check_wanted(&approval.id)?;
                 // Two invocations may race for one `once`: only one uses it.
@@ -217,7 +204,7 @@ async fn decide(
             lookup @ (Lookup::Pending(_) | Lookup::Unknown) => {
                 // A run pinned to an approval that does not cover this
                 // request must not leave a new pending approval behind.
-                if let (Some(wanted), true) = (&invocation.approval, unknown) {
+                if let (Some(wanted), Lookup::Unknown) = (&invocation.approval, &lookup) {
                     let used = store.get(wanted)?.is_some_and(|a| {
                         a.used
                             && a.status == Status::Allowed(Scope::Once)
@@ -269,5 +256,16 @@ async fn decide(
                 })));
             }
         }
+    }
+}
+
+/// Resolves when `news` moves; never without news to follow.
+async fn changed(news: &mut Option<tokio::sync::watch::Receiver<u64>>) {
+    let moved = match news {
+        Some(news) => news.changed().await.is_ok(),
+        None => false,
+    };
+    if !moved {
+        std::future::pending::<()>().await;
     }
 }

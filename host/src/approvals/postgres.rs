@@ -5,9 +5,10 @@
 //! replica that made them, and announced on the `airlock_approvals`
 //! channel (LISTEN/NOTIFY) when they commit.
 
-use super::model::{Approval, ApprovalRequest, OperatorDecision, Status, unix};
+use super::model::{Approval, ApprovalRequest, OperatorDecision, Status};
 use super::store::{
-    ApprovalError, ApprovalStore, Lookup, decided_record, pending, refuse, requested_record,
+    ApprovalError, ApprovalStore, Arg, Lookup, PENDING, decided_record, pending, questions, refuse,
+    requested_record,
 };
 use crate::journal::{EntryKind, postgres_append_in};
 use crate::store::{PostgresStore, StoreError};
@@ -50,7 +51,8 @@ fn row_approval(row: &Row) -> Approval {
     }
 }
 
-/// The newest approval matching `filter`; `lock` adds `FOR UPDATE`.
+/// The newest approval matching `filter` (`?N` parameters, as the
+/// shared questions write them, or `$N`); `lock` adds `FOR UPDATE`.
 async fn one(
     client: &impl GenericClient,
     filter: &str,
@@ -61,7 +63,8 @@ async fn one(
     client
         .query_opt(
             &format!(
-                "SELECT {COLUMNS} FROM approvals WHERE {filter} ORDER BY created DESC LIMIT 1 {lock}"
+                "SELECT {COLUMNS} FROM approvals WHERE {} ORDER BY created DESC LIMIT 1 {lock}",
+                filter.replace('?', "$")
             ),
             params,
         )
@@ -81,10 +84,8 @@ async fn announce(client: &impl GenericClient, id: &str) -> Result<(), StoreErro
 
 impl ApprovalStore for PostgresStore {
     fn lookup(&self, request: &ApprovalRequest, now: SystemTime) -> Result<Lookup, StoreError> {
-        let now = i64::try_from(unix(now)).unwrap_or(i64::MAX);
-        let r = request;
-        let capabilities = serde_json::to_string(&r.capabilities).unwrap_or_default();
-        let (caps, grant) = (&capabilities, &r.grant_digest);
+        let capabilities = serde_json::to_string(&request.capabilities).unwrap_or_default();
+        let questions = questions(request, &capabilities, now);
         self.run(async {
             let mut client = self.client().await?;
             // One snapshot for every question: a decision committing
@@ -96,34 +97,18 @@ impl ApprovalStore for PostgresStore {
                 .start()
                 .await
                 .map_err(StoreError::postgres("reading approvals"))?;
-            let c = &tx;
-            if let Some(a) = one(c, "status = 'denied' AND request_hash = $1", &[&r.request_hash], false).await? {
-                return Ok(Lookup::Denied(a));
-            }
-            let once = "status = 'allowed' AND scope = 'once' AND NOT used AND request_hash = $1 \
-                        AND grant_digest = $2";
-            if let Some(a) = one(c, once, &[&r.request_hash, grant], false).await? {
-                return Ok(Lookup::Approved(a));
-            }
-            if !r.session_id.is_empty() {
-                let session = "status = 'allowed' AND scope = 'session' AND principal = $1 \
-                               AND session_id = $2 AND tool_sha256 = $3 AND capabilities = $4 \
-                               AND grant_digest = $5";
-                let params: [&(dyn ToSql + Sync); 5] =
-                    [&r.principal, &r.session_id, &r.tool_sha256, caps, grant];
-                if let Some(a) = one(c, session, &params, false).await? {
-                    return Ok(Lookup::Approved(a));
+            for question in &questions {
+                let args: Vec<&(dyn ToSql + Sync)> = question
+                    .args
+                    .iter()
+                    .map(|arg| match arg {
+                        Arg::Text(text) => text as &(dyn ToSql + Sync),
+                        Arg::Int(n) => n as &(dyn ToSql + Sync),
+                    })
+                    .collect();
+                if let Some(found) = one(&tx, question.filter, &args, false).await? {
+                    return Ok((question.answer)(found));
                 }
-            }
-            let until = "status = 'allowed' AND scope = 'until' AND principal = $1 AND tool_sha256 = $2 \
-                         AND expires_at > $3 AND capabilities = $4 AND grant_digest = $5";
-            let params: [&(dyn ToSql + Sync); 5] = [&r.principal, &r.tool_sha256, &now, caps, grant];
-            if let Some(a) = one(c, until, &params, false).await? {
-                return Ok(Lookup::Approved(a));
-            }
-            let waiting = "status = 'pending' AND request_hash = $1 AND grant_digest = $2";
-            if let Some(a) = one(c, waiting, &[&r.request_hash, grant], false).await? {
-                return Ok(Lookup::Pending(a));
             }
             Ok(Lookup::Unknown)
         })
@@ -166,8 +151,7 @@ impl ApprovalStore for PostgresStore {
                 .await
                 .map_err(&failed)?;
             if inserted == 0 {
-                let waiting = "status = 'pending' AND request_hash = $1 AND grant_digest = $2";
-                let existing = one(&tx, waiting, &[&request.request_hash, &request.grant_digest], false)
+                let existing = one(&tx, PENDING, &[&request.request_hash, &request.grant_digest], false)
                     .await?
                     .ok_or(StoreError::Corrupt {
                         what: "pending approval",

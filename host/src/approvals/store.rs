@@ -124,6 +124,86 @@ pub trait ApprovalStore: Send + Sync {
     }
 }
 
+/// A value a lookup question binds.
+pub(super) enum Arg<'a> {
+    Text(&'a str),
+    Int(i64),
+}
+
+/// One question a lookup asks: the first that finds an approval answers.
+pub(super) struct Question<'a> {
+    /// The `WHERE` filter, with `?N` parameters (PostgreSQL's store
+    /// writes them `$N`).
+    pub filter: &'static str,
+    pub args: Vec<Arg<'a>>,
+    pub answer: fn(Approval) -> Lookup,
+}
+
+/// The pending approval of a request: its hash and grant digest.
+pub(super) const PENDING: &str = "status = 'pending' AND request_hash = ?1 AND grant_digest = ?2";
+
+/// What a lookup asks about `r` at `now`, in order, for both stores: a
+/// denial of this request, an unused `once` approval of it, a session
+/// approval, an unexpired time window, then a pending approval.
+/// `capabilities` is the request's as stored (JSON). An approval covers
+/// the tool as it was granted when a human looked at it: a wider grant or
+/// a new credential needs a new approval.
+pub(super) fn questions<'a>(
+    r: &'a ApprovalRequest,
+    capabilities: &'a str,
+    now: SystemTime,
+) -> Vec<Question<'a>> {
+    use Arg::{Int, Text};
+    let now = i64::try_from(unix(now)).unwrap_or(i64::MAX);
+    let (hash, grant) = (Text(&r.request_hash), Text(&r.grant_digest));
+    let mut questions = vec![
+        Question {
+            filter: "status = 'denied' AND request_hash = ?1",
+            args: vec![Text(&r.request_hash)],
+            answer: Lookup::Denied,
+        },
+        Question {
+            filter: "status = 'allowed' AND scope = 'once' AND NOT used AND request_hash = ?1 \
+                     AND grant_digest = ?2",
+            args: vec![hash, grant],
+            answer: Lookup::Approved,
+        },
+    ];
+    if !r.session_id.is_empty() {
+        questions.push(Question {
+            filter: "status = 'allowed' AND scope = 'session' AND principal = ?1 \
+                     AND session_id = ?2 AND tool_sha256 = ?3 AND capabilities = ?4 \
+                     AND grant_digest = ?5",
+            args: vec![
+                Text(&r.principal),
+                Text(&r.session_id),
+                Text(&r.tool_sha256),
+                Text(capabilities),
+                Text(&r.grant_digest),
+            ],
+            answer: Lookup::Approved,
+        });
+    }
+    questions.push(Question {
+        filter: "status = 'allowed' AND scope = 'until' AND principal = ?1 AND tool_sha256 = ?2 \
+                 AND expires_at > ?3 AND capabilities = ?4 AND grant_digest = ?5",
+        args: vec![
+            Text(&r.principal),
+            Text(&r.tool_sha256),
+            Int(now),
+            Text(capabilities),
+            Text(&r.grant_digest),
+        ],
+        answer: Lookup::Approved,
+    });
+    questions.push(Question {
+        filter: PENDING,
+        args: vec![Text(&r.request_hash), Text(&r.grant_digest)],
+        answer: Lookup::Pending,
+    });
+    questions
+}
+
 /// A new pending approval for `request`.
 pub(super) fn pending(id: String, created: String, request: &ApprovalRequest) -> Approval {
     Approval {
@@ -240,12 +320,8 @@ fn one(
 
 impl ApprovalStore for SqliteStore {
     fn lookup(&self, request: &ApprovalRequest, now: SystemTime) -> Result<Lookup, StoreError> {
-        let now = i64::try_from(unix(now)).unwrap_or(i64::MAX);
-        let r = request;
-        // An approval covers the tool as it was granted when a human looked
-        // at it: a wider grant or a new credential needs a new approval.
-        let capabilities = serde_json::to_string(&r.capabilities).unwrap_or_default();
-        let (caps, grant) = (&capabilities, &r.grant_digest);
+        let capabilities = serde_json::to_string(&request.capabilities).unwrap_or_default();
+        let questions = questions(request, &capabilities, now);
         self.read(|conn| {
             // One snapshot for every question (a read transaction): a
             // decision committing between two of them must not read as
@@ -253,30 +329,18 @@ impl ApprovalStore for SqliteStore {
             let snapshot = conn
                 .unchecked_transaction()
                 .map_err(StoreError::sql("reading approvals"))?;
-            let conn = &*snapshot;
-            if let Some(a) = one(conn, "status = 'denied' AND request_hash = ?1", &[&r.request_hash])? {
-                return Ok(Lookup::Denied(a));
-            }
-            let once = "status = 'allowed' AND scope = 'once' AND used = 0 AND request_hash = ?1 \
-                        AND grant_digest = ?2";
-            if let Some(a) = one(conn, once, &[&r.request_hash, grant])? {
-                return Ok(Lookup::Approved(a));
-            }
-            if !r.session_id.is_empty() {
-                let session = "status = 'allowed' AND scope = 'session' AND principal = ?1 \
-                               AND session_id = ?2 AND tool_sha256 = ?3 AND capabilities = ?4 \
-                               AND grant_digest = ?5";
-                if let Some(a) = one(conn, session, &[&r.principal, &r.session_id, &r.tool_sha256, caps, grant])? {
-                    return Ok(Lookup::Approved(a));
+            for question in &questions {
+                let args: Vec<&dyn rusqlite::ToSql> = question
+                    .args
+                    .iter()
+                    .map(|arg| match arg {
+                        Arg::Text(text) => text as &dyn rusqlite::ToSql,
+                        Arg::Int(n) => n as &dyn rusqlite::ToSql,
+                    })
+                    .collect();
+                if let Some(found) = one(&snapshot, question.filter, &args)? {
+                    return Ok((question.answer)(found));
                 }
-            }
-            let until = "status = 'allowed' AND scope = 'until' AND principal = ?1 AND tool_sha256 = ?2 \
-                         AND expires_at > ?3 AND capabilities = ?4 AND grant_digest = ?5";
-            if let Some(a) = one(conn, until, &[&r.principal, &r.tool_sha256, &now, caps, grant])? {
-                return Ok(Lookup::Approved(a));
-            }
-            if let Some(a) = one(conn, "status = 'pending' AND request_hash = ?1 AND grant_digest = ?2", &[&r.request_hash, grant])? {
-                return Ok(Lookup::Pending(a));
             }
             Ok(Lookup::Unknown)
         })
@@ -286,7 +350,7 @@ impl ApprovalStore for SqliteStore {
         self.write("recording a pending approval", |tx| {
             if let Some(existing) = one(
                 tx,
-                "status = 'pending' AND request_hash = ?1 AND grant_digest = ?2",
+                PENDING,
                 &[&request.request_hash, &request.grant_digest],
             )? {
                 return Ok(existing);

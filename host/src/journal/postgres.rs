@@ -79,7 +79,7 @@ pub(crate) async fn append_in(
         None => (0, GENESIS.to_string()),
     };
     let insert = tx
-        .prepare(
+        .prepare_cached(
             "INSERT INTO journal (replica, seq, time, kind, payload, prev_hash, hash, attestation) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )

@@ -48,7 +48,7 @@ use crate::config::Config;
 use crate::configured::{ConfiguredError, ConfiguredTool};
 use crate::journal::{EntryKind, Journal};
 use crate::policy::{PolicyEngine, PolicyError};
-use crate::store::StoreError;
+use crate::store::{Store, StoreError};
 use crate::toml_file::ConfigError;
 use futures_util::StreamExt as _;
 use serde_json::json;
@@ -280,8 +280,6 @@ struct Inner {
     _heads: crate::invocation::AbortOnDrop,
     /// A replica's heartbeat in the shared store.
     _heartbeat: Option<crate::invocation::AbortOnDrop>,
-    /// The configured store when the server started (it is kept).
-    store_at_start: String,
 }
 
 impl Server {
@@ -321,7 +319,6 @@ impl Server {
                 seal: elicit::Seal::new()?,
                 _heads: heads,
                 _heartbeat: heartbeat,
-                store_at_start: config.store().describe(),
             }),
         };
         server.follow();
@@ -459,7 +456,7 @@ impl Server {
                     "the [journal] table changed; the commit mode takes effect when the server restarts"
                 );
             }
-            if config.store().describe() != self.inner.store_at_start {
+            if host.store().map(Store::describe) != Some(config.store().describe()) {
                 tracing::warn!(
                     "the store changed ({}); the server keeps its store until it restarts",
                     config.store().describe()

@@ -38,10 +38,16 @@ impl StoreLocation {
         match self {
             StoreLocation::Sqlite => "sqlite".to_string(),
             StoreLocation::Postgres(settings) => {
-                format!("{} as replica {}", settings.describe(), settings.replica())
+                shared_label(&settings.describe(), settings.replica())
             }
         }
     }
+}
+
+/// A shared store as [`StoreLocation::describe`] and
+/// [`Store::describe`](super::Store::describe) name it.
+pub(crate) fn shared_label(database: &str, replica: &str) -> String {
+    format!("{database} as replica {replica}")
 }
 
 /// How to reach the shared PostgreSQL database, and who this replica is.

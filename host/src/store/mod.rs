@@ -85,6 +85,15 @@ impl Store {
         })
     }
 
+    /// `sqlite`, or the shared database and this replica's name, as
+    /// [`StoreLocation::describe`] names the configured one.
+    pub fn describe(&self) -> String {
+        match self {
+            Store::Sqlite(_) => "sqlite".to_string(),
+            Store::Postgres(store) => location::shared_label(store.describe(), store.replica()),
+        }
+    }
+
     /// Its journal (for a shared store: this replica's own log).
     pub fn journal(&self) -> Arc<dyn JournalStore> {
         match self {

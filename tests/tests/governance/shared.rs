@@ -315,3 +315,84 @@ async fn decisions_through_another_replica_leave_nothing_pending() {
         );
     }
 }
+
+/// Agents and console devices live in the shared store: a token or a
+/// device paired through one replica works on the other, and removing or
+/// revoking it through either ends it everywhere (each change journaled
+/// by the replica that made it, never with the secret).
+#[test]
+fn agents_and_devices_are_shared_by_replicas() {
+    use airlock::serve::{Agents, COOKIE_PREFIX, Devices, PAIRING_CODE_LIFETIME, TOKEN_PREFIX};
+    use airlock::store::Store;
+    let db = fresh_database();
+    let (a, b) = (replica(&db, "a"), replica(&db, "b"));
+    let (on_a, on_b) = (
+        Store::Postgres(Arc::clone(&a.store)),
+        Store::Postgres(Arc::clone(&b.store)),
+    );
+
+    let (agent, token) = Agents::in_store(&on_a).add("claude").expect("added");
+    let agents_b = Agents::in_store(&on_b);
+    assert_eq!(
+        agents_b.authenticate(token.expose()).expect("checked"),
+        Some(agent.name.clone())
+    );
+    assert!(
+        Agents::in_store(&on_a).add("claude").is_err(),
+        "names are unique"
+    );
+    agents_b.remove("claude").expect("removed through b");
+    assert_eq!(
+        Agents::in_store(&on_a)
+            .authenticate(token.expose())
+            .expect("checked"),
+        None
+    );
+
+    let now = std::time::Instant::now();
+    let devices_a = Devices::in_store(&on_a);
+    let code = devices_a
+        .issue("alice", PAIRING_CODE_LIFETIME, now)
+        .expect("issued");
+    let (device, cookie) = devices_a.redeem(&code.code, "laptop", now).expect("paired");
+    let devices_b = Devices::in_store(&on_b);
+    let seen = devices_b
+        .authenticate(cookie.expose())
+        .expect("checked")
+        .expect("b knows the device");
+    assert_eq!(seen.id, device.id);
+    assert!(seen.last_seen.is_some());
+    assert_eq!(devices_b.list().expect("list").len(), 1);
+    devices_b
+        .revoke(&device.id, "operator:bob")
+        .expect("revoked through b");
+    assert!(!devices_a.is_active(&device.id).expect("checked"));
+    assert_eq!(
+        devices_a.authenticate(cookie.expose()).expect("checked"),
+        None
+    );
+
+    let entries: Vec<(String, String)> = ["a", "b"]
+        .iter()
+        .flat_map(|name| {
+            let (log, _) = a.store.log_of(name).expect("log");
+            log.into_iter().map(move |e| (name.to_string(), e.payload))
+        })
+        .collect();
+    let changes = |replica: &str, fragment: &str| {
+        entries
+            .iter()
+            .filter(|(r, payload)| r == replica && payload.contains(fragment))
+            .count()
+    };
+    assert_eq!(changes("a", "\"added\""), 1);
+    assert_eq!(changes("b", "\"removed\""), 1);
+    assert_eq!(changes("a", "\"paired\""), 1);
+    assert_eq!(changes("b", "\"revoked\""), 1);
+    assert!(
+        entries
+            .iter()
+            .all(|(_, p)| !p.contains(TOKEN_PREFIX) && !p.contains(COOKIE_PREFIX)),
+        "{entries:?}"
+    );
+}
