@@ -20,7 +20,8 @@ struct Inner {
 
 /// What the supervisor of a run waits for: the program's end, or a cancel.
 pub(crate) enum Waited {
-    Exited(std::io::Result<std::process::ExitStatus>),
+    /// The program ended (not yet reaped).
+    Exited(std::io::Result<()>),
     Cancelled,
 }
 

@@ -79,8 +79,9 @@ pub(crate) fn supervise(
     if let Some(cancel) = &plan.cancel {
         cancel.notify(done.clone());
     }
+    let ended = until_ended(&child);
     std::thread::spawn(move || {
-        let _ = done.send(Waited::Exited(child.wait()));
+        let _ = done.send(Waited::Exited(ended()));
     });
     let end_early = |exit: Exit| {
         kill();
@@ -92,22 +93,61 @@ pub(crate) fn supervise(
         }
         exit
     };
+    let failed = |e: std::io::Error| crate::SandboxError::Spawn {
+        detail: format!("waiting for the program failed: {e}"),
+    };
     let exit = match waited.recv_timeout(plan.limits.wall_clock) {
-        Ok(Waited::Exited(Ok(status))) => exit_of(status),
-        Ok(Waited::Exited(Err(e))) => {
-            return Err(crate::SandboxError::Spawn {
-                detail: format!("waiting for the program failed: {e}"),
-            });
-        }
+        Ok(Waited::Exited(Ok(()))) => exit_of(child.wait().map_err(failed)?),
+        Ok(Waited::Exited(Err(e))) => return Err(failed(e)),
         Ok(Waited::Cancelled) => end_early(Exit::Cancelled),
         Err(_) => end_early(Exit::TimedOut),
     };
+    // Reaped only now: until here the pid stayed taken, so `kill` could
+    // not reach a process that reused it.
+    let _ = child.wait();
     Ok(RunOutput {
         exit,
         stdout: join(stdout),
         stderr: join(stderr),
         duration: started.elapsed(),
     })
+}
+
+/// A blocking wait for `child`'s end that leaves it unreaped: its pid
+/// stays taken until the supervisor's own `wait`.
+#[cfg(unix)]
+fn until_ended(
+    child: &std::process::Child,
+) -> impl FnOnce() -> std::io::Result<()> + Send + 'static {
+    use rustix::process::{WaitId, WaitIdOptions, waitid};
+    let pid = rustix::process::Pid::from_child(child);
+    move || loop {
+        match waitid(
+            WaitId::Pid(pid),
+            WaitIdOptions::EXITED | WaitIdOptions::NOWAIT,
+        ) {
+            Err(rustix::io::Errno::INTR) => {}
+            ended => return ended.map(drop).map_err(std::io::Error::from),
+        }
+    }
+}
+
+/// A blocking wait for `child`'s end on a handle of its own (the child's
+/// handle keeps its id from being reused until the supervisor drops it).
+#[cfg(windows)]
+#[allow(unsafe_code)]
+fn until_ended(
+    child: &std::process::Child,
+) -> impl FnOnce() -> std::io::Result<()> + Send + 'static {
+    use std::os::windows::io::{AsHandle, AsRawHandle};
+    use windows_sys::Win32::System::Threading::{INFINITE, WaitForSingleObject};
+    let handle = child.as_handle().try_clone_to_owned();
+    move || {
+        let handle = handle?;
+        // SAFETY: `handle` is an open process handle owned by this closure.
+        unsafe { WaitForSingleObject(handle.as_raw_handle() as _, INFINITE) };
+        Ok(())
+    }
 }
 
 /// Starts capturing a child's stream on its own thread.

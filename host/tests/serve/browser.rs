@@ -20,7 +20,7 @@ fn program(variable: &str, default: &str) -> String {
 pub struct Browser {
     pub client: Client,
     driver: Child,
-    _profile: tempfile::TempDir,
+    profile: tempfile::TempDir,
 }
 
 /// A free loopback port for chromedriver (it takes no port 0).
@@ -36,10 +36,15 @@ impl Browser {
     /// certificate whose key hashes to `pin`.
     pub async fn start(pin: &str) -> Browser {
         let port = free_port();
+        let profile = tempfile::tempdir().expect("profile dir");
+        // The browser's own log, shown if the test fails (a crashed tab
+        // says why only there).
+        let log = std::fs::File::create(profile.path().join(LOG)).expect("browser log");
         let mut driver = Command::new(program("CHROMEDRIVER", "/usr/bin/chromedriver"))
             .arg(format!("--port={port}"))
+            .arg("--enable-chrome-logs")
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(log)
             .spawn()
             .expect(
                 "chromedriver runs: the README's test command installs Debian's chromium-driver",
@@ -59,7 +64,6 @@ impl Browser {
                 .is_ok_and(|r| r.unwrap_or(false)),
             "chromedriver did not start"
         );
-        let profile = tempfile::tempdir().expect("profile dir");
         let capabilities = json!({
             "goog:chromeOptions": {
                 "binary": program("CHROMIUM", "/usr/bin/chromium"),
@@ -80,7 +84,7 @@ impl Browser {
                     "--proxy-bypass-list=127.0.0.1;localhost",
                     "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1",
                     format!("--ignore-certificate-errors-spki-list={pin}"),
-                    format!("--user-data-dir={}", profile.path().display()),
+                    format!("--user-data-dir={}", profile.path().join("data").display()),
                     "--window-size=1280,900",
                 ],
             }
@@ -96,7 +100,7 @@ impl Browser {
         Browser {
             client,
             driver,
-            _profile: profile,
+            profile,
         }
     }
 
@@ -221,9 +225,20 @@ impl Browser {
     }
 }
 
+/// The browser log's file name in the profile directory.
+const LOG: &str = "browser.log";
+
 impl Drop for Browser {
     fn drop(&mut self) {
         let _ = self.driver.kill();
         let _ = self.driver.wait();
+        if std::thread::panicking() {
+            let log = std::fs::read_to_string(self.profile.path().join(LOG)).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(40).collect();
+            eprintln!("last lines of the browser's log:");
+            for line in tail.iter().rev() {
+                eprintln!("  {line}");
+            }
+        }
     }
 }

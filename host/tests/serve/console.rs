@@ -203,12 +203,18 @@ async fn a_paired_browser_allows_a_waiting_mcp_call_live() {
     browser.screenshot("journal").await;
     browser.click("#journal tbody tr a").await;
     browser.wait_for("#attestation").await;
+    // A head is signed within seconds of the run: look again until it is.
+    let deadline = std::time::Instant::now() + super::PATIENCE;
     let verdict = loop {
-        // A head is signed within seconds of the run: reload until it is.
         let verdict = browser.text("#proof-verdict").await;
         if !verdict.starts_with("No signed tree head") {
             break verdict;
         }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no signed head covers the run: {verdict}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
         browser.client.refresh().await.expect("reload");
     };
     assert!(verdict.starts_with("Verified"), "{verdict}");
