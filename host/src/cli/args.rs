@@ -119,8 +119,7 @@ pub enum Command {
     #[command(subcommand)]
     Attest(AttestCommand),
     /// Store secrets the host injects into tools' requests (tools never see them).
-    #[command(subcommand)]
-    Vault(VaultCommand),
+    Vault(VaultArgs),
     /// The versions this build is made of (wasmtime, Cedar, rmcp, the tool
     /// interface and WASI it speaks).
     #[command(after_help = "Examples:\n  airlock version\n  airlock version --json")]
@@ -212,6 +211,17 @@ pub enum BackendArg {
     Keyring,
     /// A passphrase (Argon2id) from AIRLOCK_VAULT_PASSPHRASE or a prompt.
     Passphrase,
+}
+
+/// `airlock vault`: which vault, and what to do with it.
+#[derive(Debug, clap::Args)]
+pub struct VaultArgs {
+    /// The server's configuration: with `store = "postgres://…"` the
+    /// vault is the one its replicas share (passphrase only).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: VaultCommand,
 }
 
 #[derive(Debug, Subcommand)]

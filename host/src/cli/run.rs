@@ -84,7 +84,7 @@ pub async fn run(cli: &Cli, args: &RunArgs) -> u8 {
     let vault = if grants.credentials().is_empty() {
         None
     } else {
-        match super::vault::open(cli) {
+        match super::vault::place(cli, None).and_then(|place| super::vault::open(&place)) {
             Ok(vault) => Some(vault),
             Err(e) => return report_error(json, e.code, &e.message, e.exit),
         }

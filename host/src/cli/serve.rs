@@ -118,7 +118,10 @@ async fn run(cli: &Cli, args: &ServeArgs) -> Result<(), Failure> {
         .iter()
         .any(|t| !t.grants().credentials().is_empty());
     let vault = if needs_vault {
-        Some(super::vault::open(cli)?)
+        Some(super::vault::open(&super::vault::place(
+            cli,
+            Some(config.store()),
+        )?)?)
     } else {
         None
     };

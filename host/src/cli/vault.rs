@@ -3,9 +3,12 @@
 //! and are never printed.
 
 use super::Failure;
-use super::args::{BackendArg, Cli, VaultCommand};
-use airlock::exit_code;
-use airlock::vault::{NewVault, Passphrase, SecretScope, SecretValue, Vault, VaultError};
+use super::args::{BackendArg, Cli, VaultArgs, VaultCommand};
+use airlock::store::StoreLocation;
+use airlock::vault::{
+    NewVault, Passphrase, SecretScope, SecretValue, Vault, VaultError, VaultPlace,
+};
+use airlock::{Config, exit_code};
 use serde_json::json;
 use std::io::{IsTerminal, Read};
 
@@ -37,9 +40,30 @@ fn passphrase(variable: &str, prompt: &str) -> Result<Option<Passphrase>, Failur
     Ok(None)
 }
 
-/// Opens the state directory's vault, asking for its passphrase if needed.
-pub(crate) fn open(cli: &Cli) -> Result<Vault, Failure> {
-    let status = Vault::status(&cli.state_dir)?;
+/// Where the vault is: the shared database when the server's `store` is
+/// one, else the state directory. Without `--config`, a state directory
+/// whose server uses a shared database is refused rather than given a
+/// vault of its own that no replica reads.
+pub(crate) fn place(cli: &Cli, store: Option<&StoreLocation>) -> Result<VaultPlace, Failure> {
+    match store {
+        Some(StoreLocation::Postgres(settings)) => Ok(VaultPlace::Shared((**settings).clone())),
+        Some(StoreLocation::Sqlite) => Ok(VaultPlace::Dir(cli.state_dir.clone())),
+        None => match airlock::store::shared_marker(&cli.state_dir) {
+            Some(database) => Err(Failure::usage(
+                "shared_store",
+                format!(
+                    "{}'s server keeps its vault in the shared database {database}: pass --config FILE (the server's configuration) to use that vault",
+                    cli.state_dir.display()
+                ),
+            )),
+            None => Ok(VaultPlace::Dir(cli.state_dir.clone())),
+        },
+    }
+}
+
+/// Opens the vault at `place`, asking for its passphrase if needed.
+pub(crate) fn open(place: &VaultPlace) -> Result<Vault, Failure> {
+    let status = Vault::status(place.clone())?;
     let needs_passphrase = status
         .as_ref()
         .is_some_and(|s| s.backend == airlock::vault::KeyBackend::Passphrase);
@@ -48,14 +72,17 @@ pub(crate) fn open(cli: &Cli) -> Result<Vault, Failure> {
     } else {
         None
     };
-    Ok(Vault::open(&cli.state_dir, passphrase.as_ref())?)
+    Ok(Vault::open(place.clone(), passphrase.as_ref())?)
 }
 
-fn create(cli: &Cli, backend: Option<BackendArg>) -> Result<Vault, Failure> {
+fn create(place: &VaultPlace, backend: Option<BackendArg>) -> Result<Vault, Failure> {
     let use_passphrase = match backend {
         Some(BackendArg::Passphrase) => true,
         Some(BackendArg::Keyring) => false,
-        None => std::env::var_os(PASSPHRASE_ENV).is_some(),
+        // A shared vault takes nothing else.
+        None => {
+            matches!(place, VaultPlace::Shared(_)) || std::env::var_os(PASSPHRASE_ENV).is_some()
+        }
     };
     let how = if use_passphrase {
         let passphrase = passphrase(PASSPHRASE_ENV, "new vault passphrase: ")?
@@ -64,11 +91,11 @@ fn create(cli: &Cli, backend: Option<BackendArg>) -> Result<Vault, Failure> {
     } else {
         NewVault::Keyring
     };
-    let vault = Vault::create(&cli.state_dir, how)?;
+    let vault = Vault::create(place.clone(), how)?;
     let backend = vault.backend();
     eprintln!(
         "airlock: created a vault in {} (master key: {}){}",
-        Vault::path_in(&cli.state_dir).display(),
+        place.describe(),
         backend.as_str(),
         if backend.survives_reboot() {
             ""
@@ -96,17 +123,19 @@ fn read_value(name: &str) -> Result<SecretValue, Failure> {
     SecretValue::new(bytes).map_err(|e| Failure::usage("invalid_secret", e.to_string()))
 }
 
-pub fn run(cli: &Cli, command: &VaultCommand) -> u8 {
-    match run_inner(cli, command) {
+pub fn run(cli: &Cli, args: &VaultArgs) -> u8 {
+    match run_inner(cli, args) {
         Ok(code) => code,
         Err(failure) => failure.report(),
     }
 }
 
-fn run_inner(cli: &Cli, command: &VaultCommand) -> Result<u8, Failure> {
-    match command {
+fn run_inner(cli: &Cli, args: &VaultArgs) -> Result<u8, Failure> {
+    let config = args.config.as_deref().map(Config::from_file).transpose()?;
+    let place = place(cli, config.as_ref().map(Config::store))?;
+    match &args.command {
         VaultCommand::Init { backend } => {
-            create(cli, Some(*backend))?;
+            create(&place, Some(*backend))?;
         }
         VaultCommand::Set {
             name,
@@ -127,16 +156,16 @@ fn run_inner(cli: &Cli, command: &VaultCommand) -> Result<u8, Failure> {
                     })?;
             // The value first: a bad one must not leave a new empty vault.
             let value = read_value(name)?;
-            let vault = if Vault::exists(&cli.state_dir) {
-                open(cli)?
+            let vault = if Vault::exists(place.clone()) {
+                open(&place)?
             } else {
-                create(cli, None)?
+                create(&place, None)?
             };
             vault.set(name, &scope, &value)?;
             eprintln!("airlock: stored `{name}` ({scope})");
         }
         VaultCommand::List { json } => {
-            let vault = open(cli)?;
+            let vault = open(&place)?;
             let secrets = vault.list()?;
             if *json {
                 for secret in &secrets {
@@ -154,20 +183,20 @@ fn run_inner(cli: &Cli, command: &VaultCommand) -> Result<u8, Failure> {
             }
         }
         VaultCommand::Rm { name } => {
-            let vault = open(cli)?;
+            let vault = open(&place)?;
             if !vault.remove(name)? {
                 return Err(VaultError::UnknownSecret { name: name.clone() }.into());
             }
             eprintln!("airlock: removed `{name}`");
         }
         VaultCommand::Status { json } => {
-            let Some(status) = Vault::status(&cli.state_dir)? else {
+            let Some(status) = Vault::status(place.clone())? else {
                 if *json {
                     outln!("{}", json!({"vault": null}));
                 } else {
                     outln!(
                         "no vault in {}: `airlock vault set NAME` creates one",
-                        cli.state_dir.display()
+                        place.describe()
                     );
                 }
                 return Ok(exit_code::OK);
@@ -176,13 +205,13 @@ fn run_inner(cli: &Cli, command: &VaultCommand) -> Result<u8, Failure> {
             // checking a passphrase would need it).
             let unlock = match status.backend {
                 airlock::vault::KeyBackend::Passphrase => None,
-                _ => Some(Vault::open(&cli.state_dir, None).map(drop)),
+                _ => Some(Vault::open(place.clone(), None).map(drop)),
             };
             if *json {
                 outln!(
                     "{}",
                     json!({
-                        "vault": status.path.display().to_string(),
+                        "vault": status.place,
                         "backend": status.backend.as_str(),
                         "survives_reboot": status.backend.survives_reboot(),
                         "generation": status.generation,
@@ -192,7 +221,7 @@ fn run_inner(cli: &Cli, command: &VaultCommand) -> Result<u8, Failure> {
                     })
                 );
             } else {
-                outln!("vault:      {}", status.path.display());
+                outln!("vault:      {}", status.place);
                 outln!(
                     "master key: {}{}",
                     status.backend.as_str(),
@@ -212,7 +241,7 @@ fn run_inner(cli: &Cli, command: &VaultCommand) -> Result<u8, Failure> {
             }
         }
         VaultCommand::RotateMasterKey => {
-            let mut vault = open(cli)?;
+            let mut vault = open(&place)?;
             let new = match vault.backend() {
                 airlock::vault::KeyBackend::Passphrase => {
                     Some(passphrase(NEW_PASSPHRASE_ENV, "new vault passphrase: ")?.ok_or(

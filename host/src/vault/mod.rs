@@ -5,27 +5,33 @@
 //! key; data keys are wrapped by one master key that lives in the OS
 //! credential store ([`KeyringKind`]) or is derived from a passphrase. The
 //! sealed rows live in `<state-dir>/vault.db` (mode 0600), apart from the
-//! journal. Bindings ([`CredentialBinding`]) say which secret goes into
+//! journal, or in the database replicas share ([`VaultPlace`]), where the
+//! key can only come from a passphrase. Bindings ([`CredentialBinding`]) say which secret goes into
 //! which header of which requests.
 
 mod binding;
 mod envelope;
+mod error;
 mod master;
+mod postgres;
+mod rows;
 mod scope;
 mod secret;
 mod table;
 
 pub use binding::{BindingError, CredentialBinding, is_credential_header};
 pub use envelope::EnvelopeError;
+pub use error::VaultError;
 pub use master::{KEYRING_SERVICE, KeyringKind, MIN_PASSPHRASE_LEN, MasterError, Passphrase};
+pub use rows::VaultPlace;
 pub use scope::{SecretScope, SecretScopeError};
 pub use secret::{MAX_SECRET_LEN, MIN_SECRET_LEN, SecretShapeError, SecretValue};
 
-use crate::store::{SqliteStore, StoreError};
+use crate::store::StoreError;
 use envelope::Envelope;
 use master::MasterKey;
+use rows::{Meta, PutError, Row, VaultRows};
 use std::path::{Path, PathBuf};
-use table::Row;
 
 /// The vault's database file inside the state directory.
 pub const VAULT_FILE: &str = "vault.db";
@@ -57,7 +63,7 @@ impl KeyBackend {
         }
     }
 
-    fn parse(text: &str) -> Option<Self> {
+    pub(crate) fn parse(text: &str) -> Option<Self> {
         match text {
             "passphrase" => Some(KeyBackend::Passphrase),
             other => KeyringKind::parse(other).map(KeyBackend::Keyring),
@@ -89,8 +95,8 @@ pub struct SecretInfo {
 /// What `airlock vault status` reports; needs no key.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VaultStatus {
-    /// The database file.
-    pub path: PathBuf,
+    /// Where it is kept: its database file, or the shared database.
+    pub place: String,
     /// Where the master key lives.
     pub backend: KeyBackend,
     /// How many times the master key was replaced (1 = never).
@@ -102,11 +108,31 @@ pub struct VaultStatus {
 /// An open vault: its rows and its master key.
 #[derive(Debug)]
 pub struct Vault {
-    store: SqliteStore,
+    rows: Box<dyn VaultRows>,
     id: String,
     backend: KeyBackend,
     generation: u32,
     key: MasterKey,
+}
+
+/// The rows at `place`, if a vault could be there; `None` for a state
+/// directory without a vault file (nothing is created by looking).
+fn rows_at(place: &VaultPlace, create: bool) -> Result<Option<Box<dyn VaultRows>>, VaultError> {
+    Ok(match place {
+        VaultPlace::Dir(dir) => {
+            let path = Vault::path_in(dir);
+            if !create && !path.exists() {
+                return Ok(None);
+            }
+            if create {
+                crate::store::private_dir(dir)?;
+            }
+            Some(Box::new(table::SqliteRows::open(&path)?))
+        }
+        VaultPlace::Shared(settings) => Some(Box::new(postgres::PostgresRows::new(
+            crate::store::PostgresStore::connect(settings)?,
+        ))),
+    })
 }
 
 impl Vault {
@@ -115,38 +141,43 @@ impl Vault {
         state_dir.join(VAULT_FILE)
     }
 
-    /// Whether `state_dir` holds a vault.
-    pub fn exists(state_dir: &Path) -> bool {
-        Self::status(state_dir).is_ok_and(|s| s.is_some())
+    /// Whether `place` holds a vault.
+    pub fn exists(place: impl Into<VaultPlace>) -> bool {
+        Self::status(place).is_ok_and(|s| s.is_some())
     }
 
     /// The vault's backend and size, without touching its key; `None` when
     /// there is no vault.
-    pub fn status(state_dir: &Path) -> Result<Option<VaultStatus>, VaultError> {
-        let path = Self::path_in(state_dir);
-        if !path.exists() {
+    pub fn status(place: impl Into<VaultPlace>) -> Result<Option<VaultStatus>, VaultError> {
+        let Some(rows) = rows_at(&place.into(), false)? else {
             return Ok(None);
-        }
-        let store = SqliteStore::open_private(&path, table::SCHEMA)?;
-        let Some(meta) = Meta::read(&store)? else {
+        };
+        let Some(meta) = Meta::from_pairs(&rows.meta()?)? else {
             return Ok(None);
         };
         Ok(Some(VaultStatus {
-            path,
+            place: rows.place(),
             backend: meta.backend,
             generation: meta.generation,
-            secrets: table::all(&store)?.len(),
+            secrets: rows.all()?.len(),
         }))
     }
 
-    /// Creates a vault in `state_dir`. Refuses to replace an existing one:
-    /// its secrets would be lost.
-    pub fn create(state_dir: &Path, how: NewVault) -> Result<Self, VaultError> {
-        crate::store::private_dir(state_dir)?;
-        let path = Self::path_in(state_dir);
-        let store = SqliteStore::open_private(&path, table::SCHEMA)?;
-        if Meta::read(&store)?.is_some() {
-            return Err(VaultError::AlreadyExists { path });
+    /// Creates a vault at `place`. Refuses to replace an existing one: its
+    /// secrets would be lost. A shared vault takes a passphrase only: an
+    /// OS keyring's key stays on one machine.
+    pub fn create(place: impl Into<VaultPlace>, how: NewVault) -> Result<Self, VaultError> {
+        let place = place.into();
+        if matches!((&place, &how), (VaultPlace::Shared(_), NewVault::Keyring)) {
+            return Err(VaultError::KeyringWithSharedStore);
+        }
+        let rows = rows_at(&place, true)?.ok_or_else(|| VaultError::NotCreated {
+            place: place.describe(),
+        })?;
+        if Meta::from_pairs(&rows.meta()?)?.is_some() {
+            return Err(VaultError::AlreadyExists {
+                place: rows.place(),
+            });
         }
         let id = random_id();
         let (backend, key, salt) = match how {
@@ -169,16 +200,20 @@ impl Vault {
             key_id: key.id(),
             salt,
         };
-        let written = store.write("create the vault", |tx| meta.write(tx));
-        if let Err(e) = written {
+        let created = rows.create(&meta);
+        if !matches!(created, Ok(true)) {
             if let KeyBackend::Keyring(kind) = backend {
-                // Best effort: the key guards nothing yet.
+                // Best effort: the key guards nothing.
                 let _ = kind.remove(&account(&id, 1));
             }
-            return Err(e.into());
+        }
+        if !created? {
+            return Err(VaultError::AlreadyExists {
+                place: rows.place(),
+            });
         }
         Ok(Self {
-            store,
+            rows,
             id,
             backend,
             generation: 1,
@@ -186,21 +221,23 @@ impl Vault {
         })
     }
 
-    /// Opens the vault in `state_dir`. A passphrase vault needs
-    /// `passphrase`; a keyring vault reads its key from the store it was
-    /// created in. A missing or wrong key is an error, never a new key.
-    pub fn open(state_dir: &Path, passphrase: Option<&Passphrase>) -> Result<Self, VaultError> {
-        let path = Self::path_in(state_dir);
-        if !path.exists() {
-            return Err(VaultError::NotCreated {
-                dir: state_dir.to_path_buf(),
-            });
-        }
-        let store = SqliteStore::open_private(&path, table::SCHEMA)?;
-        let meta = Meta::read(&store)?.ok_or_else(|| VaultError::NotCreated {
-            dir: state_dir.to_path_buf(),
-        })?;
+    /// Opens the vault at `place`. A passphrase vault needs `passphrase`;
+    /// a keyring vault reads its key from the store it was created in. A
+    /// missing or wrong key is an error, never a new key.
+    pub fn open(
+        place: impl Into<VaultPlace>,
+        passphrase: Option<&Passphrase>,
+    ) -> Result<Self, VaultError> {
+        let place = place.into();
+        let not_created = || VaultError::NotCreated {
+            place: place.describe(),
+        };
+        let rows = rows_at(&place, false)?.ok_or_else(not_created)?;
+        let meta = Meta::from_pairs(&rows.meta()?)?.ok_or_else(not_created)?;
         let key = match meta.backend {
+            KeyBackend::Keyring(_) if matches!(place, VaultPlace::Shared(_)) => {
+                return Err(VaultError::KeyringWithSharedStore);
+            }
             KeyBackend::Keyring(kind) => kind.load(&account(&meta.id, meta.generation))?,
             KeyBackend::Passphrase => {
                 let passphrase = passphrase.ok_or(VaultError::PassphraseRequired)?;
@@ -216,7 +253,7 @@ impl Vault {
             });
         }
         Ok(Self {
-            store,
+            rows,
             id: meta.id,
             backend: meta.backend,
             generation: meta.generation,
@@ -239,75 +276,49 @@ impl Vault {
         value: &SecretValue,
     ) -> Result<(), VaultError> {
         check_name(name)?;
-        let envelope = Envelope::seal(&self.key, scope, name, value);
-        self.store
-            .write("store a secret", |tx| {
-                let existing = table::all_on(tx)?.into_iter().find(|r| r.name == name);
-                let created = match existing {
-                    Some(row) if &row.scope != scope => {
-                        return Err(StoreError::Corrupt {
-                            what: "scope",
-                            detail: row.scope.to_string(),
-                        });
-                    }
-                    Some(row) => row.created,
-                    None => now(),
-                };
-                table::put(
-                    tx,
-                    &Row {
-                        name: name.to_string(),
-                        scope: scope.clone(),
-                        created,
-                        envelope: envelope.clone(),
-                    },
-                )
-            })
-            .map_err(|e| match e {
-                StoreError::Corrupt {
-                    what: "scope",
-                    detail,
-                } => VaultError::ScopeConflict {
-                    name: name.to_string(),
-                    existing: detail,
-                    given: scope.to_string(),
-                },
-                other => other.into(),
-            })
+        let row = Row {
+            name: name.to_string(),
+            scope: scope.clone(),
+            created: now(),
+            envelope: Envelope::seal(&self.key, scope, name, value),
+        };
+        self.rows.put(row, &self.key.id()).map_err(|e| match e {
+            PutError::Scope(existing) => VaultError::ScopeConflict {
+                name: name.to_string(),
+                existing,
+                given: scope.to_string(),
+            },
+            PutError::Rotated => VaultError::KeyRotated {
+                name: name.to_string(),
+            },
+            PutError::Store(e) => e.into(),
+        })
     }
 
     /// Every secret's name, scope and creation time.
     pub fn list(&self) -> Result<Vec<SecretInfo>, VaultError> {
-        Ok(table::all(&self.store)?
-            .into_iter()
-            .map(|row| SecretInfo {
-                name: row.name,
-                scope: row.scope,
-                created: row.created,
-            })
-            .collect())
+        Ok(self.rows.all()?.into_iter().map(SecretInfo::of).collect())
     }
 
     /// One secret's public facts, if it exists.
     pub fn info(&self, name: &str) -> Result<Option<SecretInfo>, VaultError> {
-        Ok(table::get(&self.store, name)?.map(|row| SecretInfo {
-            name: row.name,
-            scope: row.scope,
-            created: row.created,
-        }))
+        Ok(self.rows.get(name)?.map(SecretInfo::of))
     }
 
     /// Removes `name`; `false` if there was no such secret.
     pub fn remove(&self, name: &str) -> Result<bool, VaultError> {
-        Ok(table::remove(&self.store, name)?)
+        Ok(self.rows.remove(name)?)
     }
 
     /// Decrypts `name` for the host code that injects it. Not for guests,
     /// logs or output.
     pub(crate) fn reveal(&self, name: &str) -> Result<(SecretScope, SecretValue), VaultError> {
-        let row = table::get(&self.store, name)?.ok_or_else(|| VaultError::UnknownSecret {
-            name: name.to_string(),
-        })?;
+        let row = self
+            .rows
+            .get(name)?
+            .ok_or_else(|| VaultError::UnknownSecret {
+                name: name.to_string(),
+            })?;
         let value = row
             .envelope
             .open(&self.key, &row.scope, &row.name)
@@ -353,22 +364,17 @@ impl Vault {
             salt,
         };
         let old = &self.key;
-        self.store.write("rotate the master key", |tx| {
-            for row in table::all_on(tx)? {
-                let envelope = row
-                    .envelope
-                    .rewrap(old, &key, &row.scope, &row.name)
-                    .map_err(|_| StoreError::Corrupt {
-                        what: "secret envelope",
-                        detail: format!(
-                            "`{}` does not open under the current master key",
-                            row.name
-                        ),
-                    })?;
-                table::put(tx, &Row { envelope, ..row })?;
-            }
-            meta.write(tx)
-        })?;
+        let rewrap = |row: Row| {
+            let envelope = row
+                .envelope
+                .rewrap(old, &key, &row.scope, &row.name)
+                .map_err(|_| StoreError::Corrupt {
+                    what: "secret envelope",
+                    detail: format!("`{}` does not open under the current master key", row.name),
+                })?;
+            Ok(Row { envelope, ..row })
+        };
+        self.rows.rewrap(&rewrap, &meta)?;
         if let KeyBackend::Keyring(kind) = self.backend {
             // The new key is in force; the old one guards nothing now.
             if let Err(e) = kind.remove(&account(&self.id, self.generation)) {
@@ -381,48 +387,13 @@ impl Vault {
     }
 }
 
-/// The vault's meta rows.
-struct Meta {
-    id: String,
-    backend: KeyBackend,
-    generation: u32,
-    key_id: String,
-    salt: Option<String>,
-}
-
-impl Meta {
-    fn read(store: &SqliteStore) -> Result<Option<Self>, VaultError> {
-        let Some(id) = table::meta(store, "vault_id")? else {
-            return Ok(None);
-        };
-        let corrupt = |what: &str| VaultError::Corrupt {
-            detail: format!("the vault's {what} is missing or unreadable"),
-        };
-        let backend = table::meta(store, "backend")?
-            .and_then(|b| KeyBackend::parse(&b))
-            .ok_or_else(|| corrupt("backend"))?;
-        let generation = table::meta(store, "generation")?
-            .and_then(|g| g.parse().ok())
-            .ok_or_else(|| corrupt("key generation"))?;
-        let key_id = table::meta(store, "key_id")?.ok_or_else(|| corrupt("key id"))?;
-        Ok(Some(Self {
-            id,
-            backend,
-            generation,
-            key_id,
-            salt: table::meta(store, "salt")?,
-        }))
-    }
-
-    fn write(&self, tx: &rusqlite::Connection) -> Result<(), StoreError> {
-        table::set_meta(tx, "vault_id", &self.id)?;
-        table::set_meta(tx, "backend", self.backend.as_str())?;
-        table::set_meta(tx, "generation", &self.generation.to_string())?;
-        table::set_meta(tx, "key_id", &self.key_id)?;
-        if let Some(salt) = &self.salt {
-            table::set_meta(tx, "salt", salt)?;
+impl SecretInfo {
+    fn of(row: Row) -> Self {
+        SecretInfo {
+            name: row.name,
+            scope: row.scope,
+            created: row.created,
         }
-        Ok(())
     }
 }
 
@@ -469,115 +440,4 @@ fn random_id() -> String {
 
 fn now() -> String {
     humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
-}
-
-/// Why a vault operation failed. Never carries a secret value.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum VaultError {
-    /// No vault in the state directory yet.
-    #[error("no vault in {}: `airlock vault set NAME` creates one", dir.display())]
-    NotCreated {
-        /// The state directory.
-        dir: PathBuf,
-    },
-    /// `create` on a directory that has a vault.
-    #[error("a vault already exists at {}: its secrets would be lost; use it, or remove the file first", path.display())]
-    AlreadyExists {
-        /// The database file.
-        path: PathBuf,
-    },
-    /// The vault uses a passphrase and none was given.
-    #[error(
-        "this vault is locked with a passphrase: set AIRLOCK_VAULT_PASSPHRASE or run on a terminal to be asked"
-    )]
-    PassphraseRequired,
-    /// A new passphrase is too short.
-    #[error("the passphrase is shorter than {MIN_PASSPHRASE_LEN} characters")]
-    PassphraseTooShort,
-    /// The key found does not match the one the secrets were sealed with.
-    #[error(
-        "wrong master key for this vault ({}){}",
-        backend.as_str(),
-        if matches!(backend, KeyBackend::Passphrase) { ": check the passphrase" } else { "" }
-    )]
-    WrongMasterKey {
-        /// Where the key came from.
-        backend: KeyBackend,
-    },
-    /// No OS credential store could keep a key.
-    #[error(
-        "no OS credential store could keep the master key ({}); use a passphrase instead: AIRLOCK_VAULT_PASSPHRASE=... airlock vault init --backend passphrase",
-        tried.join("; ")
-    )]
-    NoKeyring {
-        /// What each store said.
-        tried: Vec<String>,
-    },
-    /// The master key store failed.
-    #[error(transparent)]
-    Master(#[from] MasterError),
-    /// No secret by that name.
-    #[error("no secret named `{name}` in the vault: `airlock vault list` shows what is stored")]
-    UnknownSecret {
-        /// The name asked for.
-        name: String,
-    },
-    /// A name outside `[A-Za-z0-9._-]{1,64}`.
-    #[error("`{name}` is not a secret name: use 1 to 64 letters, digits, `.`, `_` or `-`")]
-    InvalidName {
-        /// The name given.
-        name: String,
-    },
-    /// The name exists under another scope.
-    #[error(
-        "`{name}` is stored with scope {existing}, not {given}: `airlock vault rm {name}` first to change its scope"
-    )]
-    ScopeConflict {
-        /// The secret.
-        name: String,
-        /// Its stored scope.
-        existing: String,
-        /// The scope asked for.
-        given: String,
-    },
-    /// A stored envelope does not open.
-    #[error("secret `{name}`: {source}")]
-    Envelope {
-        /// The secret.
-        name: String,
-        /// Why.
-        source: EnvelopeError,
-    },
-    /// The vault's own records are damaged.
-    #[error("the vault database is damaged: {detail}")]
-    Corrupt {
-        /// What is wrong.
-        detail: String,
-    },
-    /// The database failed.
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
-impl VaultError {
-    /// Stable machine-readable reason code.
-    pub fn code(&self) -> &'static str {
-        match self {
-            VaultError::NotCreated { .. } => "vault_not_created",
-            VaultError::AlreadyExists { .. } => "vault_exists",
-            VaultError::PassphraseRequired => "passphrase_required",
-            VaultError::PassphraseTooShort => "passphrase_too_short",
-            VaultError::WrongMasterKey { .. } => "wrong_master_key",
-            VaultError::NoKeyring { .. } => "keyring_unavailable",
-            VaultError::Master(MasterError::Missing { .. }) => "master_key_missing",
-            VaultError::Master(_) => "keyring_failed",
-            VaultError::UnknownSecret { .. } => "unknown_secret",
-            VaultError::InvalidName { .. } => "invalid_secret_name",
-            VaultError::ScopeConflict { .. } => "scope_conflict",
-            VaultError::Envelope { .. } => "envelope_tampered",
-            VaultError::Corrupt { .. } => "vault_corrupt",
-            VaultError::Store(_) => "store_failed",
-        }
-    }
 }

@@ -238,6 +238,8 @@ pub struct Start<'a> {
     pub as_user: Option<u32>,
     /// Serve the console too (`--console 127.0.0.1:0`).
     pub console: bool,
+    /// Unlock the vault with this passphrase (`AIRLOCK_VAULT_PASSPHRASE`).
+    pub vault_passphrase: Option<&'a str>,
 }
 
 /// Where a server's console is and the key pin a browser trusts it by.
@@ -298,6 +300,9 @@ impl<'f> Server<'f> {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
+        if let Some(passphrase) = how.vault_passphrase {
+            command.env("AIRLOCK_VAULT_PASSPHRASE", passphrase);
+        }
         if let Some(uid) = how.as_user {
             std::os::unix::process::CommandExt::uid(&mut command, uid);
             std::os::unix::process::CommandExt::gid(&mut command, uid);

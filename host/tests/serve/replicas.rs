@@ -271,3 +271,114 @@ async fn a_replica_with_other_policies_is_reported() {
         "{status}"
     );
 }
+
+/// `airlock vault ARGS --config` of `fixture`, unlocked with `passphrase`,
+/// `stdin` piped in.
+fn vault(fixture: &Fixture, args: &[&str], passphrase: &str, stdin: &str) -> std::process::Output {
+    use std::io::Write as _;
+    let config = fixture.config().display().to_string();
+    let mut child = fixture::airlock_for(
+        fixture,
+        &[&["vault"], args, &["--config", &config]].concat(),
+    )
+    .env("AIRLOCK_VAULT_PASSPHRASE", passphrase)
+    .stdin(std::process::Stdio::piped())
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .expect("run airlock vault");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin.as_bytes())
+        .expect("write stdin");
+    child.wait_with_output().expect("airlock vault")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_replica_injects_secrets_from_the_shared_vault() {
+    const SECRET: &str = "sk-shared-0123456789abcdef-airlock";
+    const PASSPHRASE: &str = "one passphrase for every replica";
+    let db = fresh_database();
+    let upstream = fixture::upstream().await;
+    let port = upstream.addr().port();
+    let (fa, fb) = pair(&db, "", port);
+    let binding = format!(
+        "[[tools.credentials]]\nsecret = \"api-key\"\nheader = \"Authorization\"\nformat = \"Bearer {{secret}}\"\nhosts = [\"svc.test\"]\nschemes = [\"http\"]\nports = [{port}]\n"
+    );
+    fa.write_config(&binding);
+    fb.write_config(&binding);
+
+    // A keyring's key stays on one machine: refused for the shared vault.
+    let keyring = vault(&fa, &["init", "--backend", "keyring"], PASSPHRASE, "");
+    assert!(!keyring.status.success());
+    assert!(
+        printed(&keyring).contains("keyring_with_shared_store"),
+        "{}",
+        printed(&keyring)
+    );
+    // Stored through A's configuration, listed through B's.
+    let set = vault(&fa, &["set", "api-key"], PASSPHRASE, SECRET);
+    assert!(set.status.success(), "{}", printed(&set));
+    let listed = vault(&fb, &["list", "--json"], PASSPHRASE, "");
+    assert!(
+        printed(&listed).contains("\"api-key\""),
+        "{}",
+        printed(&listed)
+    );
+    let wrong = vault(&fb, &["list"], "not the passphrase at all", "");
+    assert!(
+        printed(&wrong).contains("wrong_master_key"),
+        "{}",
+        printed(&wrong)
+    );
+    // Only sealed bytes are in the database.
+    let rows = db.execute("SELECT ciphertext FROM vault_secrets");
+    let sealed: Vec<u8> = rows[0].get(0);
+    assert!(!String::from_utf8_lossy(&sealed).contains(SECRET));
+
+    let start = |fixture| {
+        Server::start(
+            fixture,
+            fixture::Start {
+                vault_passphrase: Some(PASSPHRASE),
+                ..fixture::Start::default()
+            },
+        )
+    };
+    let a = start(&fa).await;
+    let b = start(&fb).await;
+    // A state directory that serves from the shared store has no vault of
+    // its own: without --config the command refuses.
+    let local = a.airlock(&["vault", "list"]);
+    assert!(
+        printed(&local).contains("shared_store"),
+        "{}",
+        printed(&local)
+    );
+
+    let token = a.add_agent("claude");
+    for server in [&b, &a] {
+        let client = server.connect(&token, Recorder::new()).await;
+        let url = format!("http://svc.test:{port}/with-key");
+        let result =
+            super::call_allowed(server, &client, "fetch", json!({"url": url}), "once").await;
+        assert_eq!(result.is_error, Some(false), "{}", text(&result));
+        assert!(!text(&result).contains(SECRET), "the tool never sees it");
+        client.cancel().await.expect("close");
+    }
+    let seen = upstream.requests();
+    assert_eq!(seen.len(), 2);
+    for request in &seen {
+        let authorization = request
+            .headers
+            .iter()
+            .find(|(name, _)| name == "authorization");
+        assert_eq!(
+            authorization.map(|(_, value)| value.as_str()),
+            Some(format!("Bearer {SECRET}").as_str()),
+            "each replica injected the shared secret"
+        );
+    }
+}

@@ -3,6 +3,7 @@
 
 mod bindings;
 mod inject;
+mod shared;
 mod store;
 
 use airlock::vault::{NewVault, Passphrase, SecretScope, SecretValue, Vault};

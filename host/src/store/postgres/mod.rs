@@ -52,6 +52,19 @@ impl PostgresStore {
     /// a database a newer airlock has migrated) and registers this replica
     /// with its journal `key`.
     pub fn open(settings: &PostgresSettings, key: &VerifyingKey) -> Result<Self, StoreError> {
+        let store = Self::start(settings, true)?;
+        store.run(store.register(key))?;
+        Ok(store)
+    }
+
+    /// Connects and brings the schema up to date, as [`PostgresStore::open`]
+    /// does, for a command that is not a replica (`airlock vault` on the
+    /// shared vault): nothing registered, no approval news.
+    pub fn connect(settings: &PostgresSettings) -> Result<Self, StoreError> {
+        Self::start(settings, false)
+    }
+
+    fn start(settings: &PostgresSettings, listen: bool) -> Result<Self, StoreError> {
         let mut config = settings.config.clone();
         if let Some(password) = password(&settings.password)? {
             config.password(password);
@@ -77,16 +90,20 @@ impl PostgresStore {
             let tls = tokio_postgres_rustls::MakeRustlsConnect::new(tls_config(
                 settings.ca_file.as_deref(),
             )?);
-            runtime.spawn(listen::listen(
-                config.clone(),
-                tls.clone(),
-                channel,
-                news_sender,
-            ));
+            if listen {
+                runtime.spawn(listen::listen(
+                    config.clone(),
+                    tls.clone(),
+                    channel,
+                    news_sender,
+                ));
+            }
             Manager::from_config(config, tls, manager_config)
         } else {
             let tls = tokio_postgres::NoTls;
-            runtime.spawn(listen::listen(config.clone(), tls, channel, news_sender));
+            if listen {
+                runtime.spawn(listen::listen(config.clone(), tls, channel, news_sender));
+            }
             Manager::from_config(config, tls, manager_config)
         };
         let pool = Pool::builder(manager)
@@ -105,11 +122,7 @@ impl PostgresStore {
             describe: settings.describe(),
             news,
         };
-        store.run(async {
-            let mut client = store.client().await?;
-            schema::migrate(&mut client).await?;
-            store.register(key).await
-        })?;
+        store.run(async { schema::migrate(&mut *store.client().await?).await })?;
         Ok(store)
     }
 

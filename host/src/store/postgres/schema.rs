@@ -10,7 +10,7 @@ use tokio_postgres::Client;
 const MIGRATION_LOCK: i64 = 0x0061_6972_6c6f_636b;
 
 /// The migrations, oldest first: the schema's version is how many ran.
-const MIGRATIONS: &[&str] = &[V1];
+const MIGRATIONS: &[&str] = &[V1, V2];
 
 /// The schema version this binary writes.
 pub const SCHEMA_VERSION: i32 = MIGRATIONS.len() as i32;
@@ -91,6 +91,24 @@ CREATE TABLE devices (
     last_seen TEXT,
     revoked TEXT,
     revoked_by TEXT
+);
+";
+
+/// The shared vault: sealed secrets only (values never leave the host
+/// unsealed), and which passphrase-derived key seals them.
+const V2: &str = "
+CREATE TABLE vault_meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE vault_secrets (
+    name TEXT PRIMARY KEY,
+    scope TEXT NOT NULL,
+    created TEXT NOT NULL,
+    nonce BYTEA NOT NULL,
+    ciphertext BYTEA NOT NULL,
+    key_nonce BYTEA NOT NULL,
+    wrapped_key BYTEA NOT NULL
 );
 ";
 
