@@ -46,7 +46,7 @@ fn passphrase(variable: &str, prompt: &str) -> Result<Option<Passphrase>, Failur
 /// vault of its own that no replica reads.
 pub(crate) fn place(cli: &Cli, store: Option<&StoreLocation>) -> Result<VaultPlace, Failure> {
     match store {
-        Some(StoreLocation::Postgres(settings)) => Ok(VaultPlace::Shared((**settings).clone())),
+        Some(StoreLocation::Postgres(settings)) => Ok(VaultPlace::Shared(settings.clone())),
         Some(StoreLocation::Sqlite) => Ok(VaultPlace::Dir(cli.state_dir.clone())),
         None => match airlock::store::shared_marker(&cli.state_dir) {
             Some(database) => Err(Failure::usage(

@@ -201,11 +201,9 @@ impl Vault {
             salt,
         };
         let created = rows.create(&meta);
-        if !matches!(created, Ok(true)) {
-            if let KeyBackend::Keyring(kind) = backend {
-                // Best effort: the key guards nothing.
-                let _ = kind.remove(&account(&id, 1));
-            }
+        if let (false, KeyBackend::Keyring(kind)) = (matches!(created, Ok(true)), backend) {
+            // Best effort: the key guards nothing.
+            let _ = kind.remove(&account(&id, 1));
         }
         if !created? {
             return Err(VaultError::AlreadyExists {

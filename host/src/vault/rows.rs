@@ -16,7 +16,7 @@ pub enum VaultPlace {
     Dir(PathBuf),
     /// The database replicas share (`store = "postgres://…"`): every
     /// replica derives the master key from the same passphrase.
-    Shared(PostgresSettings),
+    Shared(Box<PostgresSettings>),
 }
 
 impl VaultPlace {

@@ -14,7 +14,7 @@ fn code(result: Result<Vault, airlock::vault::VaultError>) -> &'static str {
 #[test]
 fn replicas_open_one_shared_vault_with_one_passphrase() {
     let db = fresh_database();
-    let on = |replica: &str| VaultPlace::Shared(db.settings(replica));
+    let on = |replica: &str| VaultPlace::Shared(Box::new(db.settings(replica)));
 
     assert_eq!(
         code(Vault::create(on("a"), NewVault::Keyring)),
@@ -60,7 +60,7 @@ fn replicas_open_one_shared_vault_with_one_passphrase() {
 #[test]
 fn a_rotation_on_one_replica_refuses_what_another_seals_under_the_old_key() {
     let db = fresh_database();
-    let on = |replica: &str| VaultPlace::Shared(db.settings(replica));
+    let on = |replica: &str| VaultPlace::Shared(Box::new(db.settings(replica)));
     let mut a = Vault::create(on("a"), NewVault::Passphrase(passphrase())).expect("create");
     a.set("api-key", &SecretScope::Global, &secret())
         .expect("set");
