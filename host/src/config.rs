@@ -40,6 +40,7 @@ use crate::serve::{RawServe, ServeSettings};
 use crate::servers::{RawServer, ServerConfig};
 use crate::store::StoreLocation;
 use crate::store::location::{RawPostgres, store_location};
+use crate::telemetry::{RawTelemetry, TelemetrySettings};
 use crate::toml_file::{ConfigError, RawSize, Source, positive_size, timeout};
 use crate::vault::CredentialBinding;
 use serde::Deserialize;
@@ -119,6 +120,7 @@ pub struct Config {
     serve: ServeSettings,
     journal: CommitMode,
     store: StoreLocation,
+    telemetry: Option<TelemetrySettings>,
 }
 
 #[derive(Deserialize)]
@@ -132,6 +134,7 @@ struct RawConfig {
     journal: Option<RawJournal>,
     store: Option<Spanned<String>>,
     postgres: Option<Spanned<RawPostgres>>,
+    telemetry: Option<RawTelemetry>,
 }
 
 #[derive(Deserialize)]
@@ -408,12 +411,20 @@ impl Config {
             None => CommitMode::default(),
         };
         let store = store_location(raw.store, raw.postgres, base, &source)?;
+        let telemetry = raw
+            .telemetry
+            .map(|t| {
+                TelemetrySettings::new(t.otlp.get_ref())
+                    .map_err(|e| source.error(t.otlp.span(), e.to_string()))
+            })
+            .transpose()?;
         Ok(Self {
             tools,
             servers,
             serve,
             journal,
             store,
+            telemetry,
         })
     }
 
@@ -439,6 +450,12 @@ impl Config {
     /// PostgreSQL database is named. Read at start, like the commit mode.
     pub fn store(&self) -> &StoreLocation {
         &self.store
+    }
+
+    /// Where traces and denial records are exported (the `[telemetry]`
+    /// table), if anywhere. Read at start.
+    pub fn telemetry(&self) -> Option<&TelemetrySettings> {
+        self.telemetry.as_ref()
     }
 
     /// The tool named `name`, if configured.

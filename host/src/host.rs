@@ -18,6 +18,7 @@ use crate::runtime::run::{CallTool, Describe, ExecContext, Failure, execute};
 use crate::runtime::state::StoreState;
 use crate::runtime::{Sha256Digest, ToolPre, inspect, linker};
 use crate::store::{Store, StoreError, StoreLocation};
+use crate::telemetry::{Telemetry, TelemetrySettings};
 use crate::tool::{Descriptor, LoadError, Source, Tool, ToolInner, check_size, read_component};
 use crate::vault::Vault;
 use crate::vocabulary::Capability;
@@ -85,6 +86,9 @@ pub enum BuildError {
     /// The epoch ticker thread could not be started.
     #[error("starting the deadline timer thread failed: {0}")]
     Ticker(std::io::Error),
+    /// The telemetry export thread could not be started.
+    #[error("starting the telemetry export thread failed: {0}")]
+    Telemetry(std::io::Error),
 }
 
 /// Configures and builds a [`Host`].
@@ -117,6 +121,7 @@ pub struct HostBuilder {
     vault: Option<Arc<Vault>>,
     native_bridge: Option<PathBuf>,
     native_sandbox: Option<airlock_sandbox::Backend>,
+    telemetry: Option<TelemetrySettings>,
 }
 
 impl Default for HostBuilder {
@@ -136,6 +141,7 @@ impl Default for HostBuilder {
             vault: None,
             native_bridge: None,
             native_sandbox: None,
+            telemetry: None,
         }
     }
 }
@@ -204,6 +210,14 @@ impl HostBuilder {
     /// operator socket stay in the state directory, which is still needed).
     pub fn store(mut self, location: StoreLocation) -> Self {
         self.store = location;
+        self
+    }
+
+    /// Exports a trace per invocation and a log record per denial to the
+    /// OTLP/HTTP collector `settings` name, from a bounded queue that never
+    /// holds an invocation up.
+    pub fn telemetry(mut self, settings: TelemetrySettings) -> Self {
+        self.telemetry = Some(settings);
         self
     }
 
@@ -283,6 +297,11 @@ impl HostBuilder {
             }
         };
         engine::start_epoch_ticker(&engine).map_err(BuildError::Ticker)?;
+        let telemetry = self
+            .telemetry
+            .map(Telemetry::start)
+            .transpose()
+            .map_err(BuildError::Telemetry)?;
         Ok(Host {
             inner: Arc::new(HostInner {
                 engine_hash: engine::compatibility_hash(&engine),
@@ -299,6 +318,7 @@ impl HostBuilder {
                 vault: self.vault,
                 native_bridge: self.native_bridge,
                 native_sandbox: self.native_sandbox,
+                telemetry,
                 network: Network {
                     resolver: self
                         .resolver
@@ -349,6 +369,7 @@ struct HostInner {
     vault: Option<Arc<Vault>>,
     native_bridge: Option<PathBuf>,
     native_sandbox: Option<airlock_sandbox::Backend>,
+    telemetry: Option<Telemetry>,
 }
 
 /// The principal `describe()` runs as when a tool is loaded.
@@ -457,6 +478,11 @@ impl Host {
     /// state directory.
     pub fn store(&self) -> Option<&Store> {
         self.inner.store.as_ref()
+    }
+
+    /// The telemetry exporter, when one is configured.
+    pub fn telemetry(&self) -> Option<&Telemetry> {
+        self.inner.telemetry.as_ref()
     }
 
     /// The journal, when the host has a state directory.

@@ -14,6 +14,7 @@ use crate::native::NativeTool;
 use crate::outcome::{InvokeError, Outcome};
 use crate::policy::ToolFacts;
 use crate::servers::HostedTool;
+use crate::telemetry::InvocationSummary;
 use crate::tool::Tool;
 use crate::trail::{self, Admitted, Execution};
 use std::time::SystemTime;
@@ -105,9 +106,36 @@ impl Host {
         runner: Runner<'_>,
         invocation: Invocation,
     ) -> Result<Outcome, InvokeError> {
-        let limits = self.limits_for(runner, invocation.limits.as_ref())?;
         let invocation_id = ulid::Ulid::new().to_string();
         let started = SystemTime::now();
+        let Some(telemetry) = self.telemetry() else {
+            return self
+                .run_as(runner, invocation, &invocation_id, started)
+                .await;
+        };
+        let principal = invocation.principal.to_string();
+        let result = self
+            .run_as(runner, invocation, &invocation_id, started)
+            .await;
+        telemetry.finished(InvocationSummary::of(
+            runner.facts(),
+            principal,
+            invocation_id,
+            started,
+            &result,
+        ));
+        result
+    }
+
+    /// [`Host::run`] as invocation `invocation_id`, begun at `started`.
+    async fn run_as(
+        &self,
+        runner: Runner<'_>,
+        invocation: Invocation,
+        invocation_id: &str,
+        started: SystemTime,
+    ) -> Result<Outcome, InvokeError> {
+        let limits = self.limits_for(runner, invocation.limits.as_ref())?;
         let policies = self.policies();
         let facts = runner.facts();
         let admitted = match admit(
@@ -117,7 +145,7 @@ impl Host {
             facts,
             &|| runner.binding(),
             &invocation,
-            &invocation_id,
+            invocation_id,
             &limits,
         )
         .await?
@@ -127,7 +155,7 @@ impl Host {
         };
         let admit = Admit {
             invocation: &invocation,
-            invocation_id: &invocation_id,
+            invocation_id,
             limits: &limits,
             admitted: &admitted,
             policies: &policies,
@@ -154,14 +182,8 @@ impl Host {
                 Ok(outcome)
             }
             Executed::Refused(outcome) => {
-                trail::journal_refusal(
-                    self.journal(),
-                    facts,
-                    &invocation,
-                    &invocation_id,
-                    &outcome,
-                )
-                .await?;
+                trail::journal_refusal(self.journal(), facts, &invocation, invocation_id, &outcome)
+                    .await?;
                 Ok(outcome)
             }
         }

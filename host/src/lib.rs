@@ -58,6 +58,7 @@ mod runtime;
 pub mod serve;
 pub mod servers;
 pub mod store;
+pub mod telemetry;
 mod toml_file;
 mod tool;
 mod trail;

@@ -126,11 +126,14 @@ async fn run(cli: &Cli, args: &ServeArgs) -> Result<(), Failure> {
         None
     };
     let resolver = args.dns.is_set().then(|| args.dns.resolver());
-    let host = host_builder(cli, false, resolver, vault)?
+    let mut builder = host_builder(cli, false, resolver, vault)?
         .journal_commit(config.journal_commit())
         .store(config.store().clone())
-        .max_concurrent_instances(config.serve().instance_slots())
-        .build()?;
+        .max_concurrent_instances(config.serve().instance_slots());
+    if let Some(telemetry) = config.telemetry() {
+        builder = builder.telemetry(telemetry.clone());
+    }
+    let host = builder.build()?;
     let server = Server::start(
         host,
         Sources {
@@ -280,6 +283,15 @@ pub async fn status(cli: &Cli, json: bool) -> u8 {
                 outln!("tools:    {}", names(&answer["tools"]));
                 outln!("running:  {}", answer["running"]);
                 print_replicas(&answer["shared"]);
+                let telemetry = &answer["telemetry"];
+                if let Some(endpoint) = telemetry["endpoint"].as_str() {
+                    outln!(
+                        "telemetry: {endpoint}: {} spans and {} denial records exported, {} dropped",
+                        telemetry["spans_exported"],
+                        telemetry["logs_exported"],
+                        telemetry["dropped"]
+                    );
+                }
             }
             exit_code::OK
         }

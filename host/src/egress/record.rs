@@ -8,7 +8,7 @@
 use super::decide::{Denial, PinnedTarget, Reason};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 /// Allowed or denied, as decided by the policy.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -62,6 +62,8 @@ pub struct EgressRecord {
     pub bytes_up: u64,
     /// Response body bytes received.
     pub bytes_down: u64,
+    /// When it was decided.
+    pub at: SystemTime,
     /// From the decision to the end of the response body.
     pub duration: Duration,
 }
@@ -180,6 +182,7 @@ impl EgressLog {
             credentials: Vec::new(),
             bytes_up: 0,
             bytes_down: 0,
+            at: SystemTime::now(),
             duration: Duration::ZERO,
         }
     }

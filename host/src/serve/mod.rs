@@ -462,6 +462,12 @@ impl Server {
                     config.store().describe()
                 );
             }
+            let exporting = host.telemetry().map(|t| t.status().endpoint);
+            if exporting.as_deref() != config.telemetry().map(|t| t.endpoint()) {
+                tracing::warn!(
+                    "the [telemetry] table changed; the server keeps exporting as it started until it restarts"
+                );
+            }
             let policies = match &self.inner.sources.policies {
                 Some(dir) => PolicyEngine::from_dir(dir)?,
                 None => PolicyEngine::embedded(),

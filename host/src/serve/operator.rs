@@ -183,6 +183,9 @@ async fn answer(
             if let Some(shared) = super::replica::shared(server) {
                 status["shared"] = super::replica::status(&shared)?;
             }
+            if let Some(telemetry) = server.host().telemetry() {
+                status["telemetry"] = json!(telemetry.status());
+            }
             status
         }
         OperatorRequest::ApprovalsList { all } => serde_json::to_value(store.list(!all)?)

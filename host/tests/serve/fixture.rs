@@ -123,6 +123,13 @@ impl Fixture {
         fixture
     }
 
+    /// Puts `text` (top-level keys and tables such as `[telemetry]`)
+    /// before the rest of `airlock.toml`.
+    pub fn prepend(&mut self, text: &str) {
+        self.top = format!("{text}\n");
+        self.write_config("");
+    }
+
     /// The operator socket in a directory every user can reach (peer
     /// credentials decide who is served); the state directory too, so a
     /// server running as another user can be given it.

@@ -14,6 +14,7 @@ mod python;
 mod replicas;
 mod roles;
 mod survival;
+mod telemetry;
 
 use fixture::{Fixture, Server, airlock_for};
 use rmcp::model::{CallToolRequestParams, ClientRequest, Request};

@@ -1,0 +1,306 @@
+//! Telemetry over OTLP/HTTP: an in-test collector on loopback decodes
+//! what `airlock serve` sends with the `opentelemetry-proto` types. One
+//! trace per invocation with a child span per outgoing request, a log
+//! record per denial, nothing of inputs or outputs; a collector that is
+//! down costs invocations nothing and shows as dropped in `airlock status`.
+
+use super::fixture::{self, Fixture, Recorder, Server, printed};
+use super::{PATIENCE, call, call_allowed, text};
+use http_body_util::BodyExt as _;
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{KeyValue, any_value::Value as Any};
+use opentelemetry_proto::tonic::logs::v1::LogRecord;
+use opentelemetry_proto::tonic::trace::v1::Span;
+use prost::Message as _;
+use serde_json::{Value, json};
+use std::sync::{Arc, Mutex};
+
+/// One export as received: its path and raw body.
+type Export = (String, Vec<u8>);
+
+/// What the collector received.
+#[derive(Clone, Default)]
+struct Received(Arc<Mutex<Vec<Export>>>);
+
+impl Received {
+    fn bodies(&self, path: &str) -> Vec<Vec<u8>> {
+        let all = self.0.lock().expect("received");
+        all.iter()
+            .filter(|(p, _)| p == path)
+            .map(|(_, body)| body.clone())
+            .collect()
+    }
+
+    fn spans(&self) -> Vec<Span> {
+        self.bodies("/v1/traces")
+            .iter()
+            .flat_map(|body| {
+                ExportTraceServiceRequest::decode(body.as_slice())
+                    .expect("OTLP protobuf traces")
+                    .resource_spans
+            })
+            .flat_map(|r| r.scope_spans)
+            .flat_map(|s| s.spans)
+            .collect()
+    }
+
+    fn logs(&self) -> Vec<LogRecord> {
+        self.bodies("/v1/logs")
+            .iter()
+            .flat_map(|body| {
+                ExportLogsServiceRequest::decode(body.as_slice())
+                    .expect("OTLP protobuf logs")
+                    .resource_logs
+            })
+            .flat_map(|r| r.scope_logs)
+            .flat_map(|s| s.log_records)
+            .collect()
+    }
+}
+
+/// An OTLP/HTTP collector on loopback: answers 200 to every export.
+async fn collector() -> (String, Received) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let received = Received::default();
+    let keep = received.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let keep = keep.clone();
+            let service = hyper::service::service_fn(
+                move |request: hyper::Request<hyper::body::Incoming>| {
+                    let keep = keep.clone();
+                    async move {
+                        let path = request.uri().path().to_string();
+                        let body = match request.into_body().collect().await {
+                            Ok(collected) => collected.to_bytes().to_vec(),
+                            Err(e) => panic!("reading an export: {e}"),
+                        };
+                        keep.0.lock().expect("received").push((path, body));
+                        hyper::Response::builder()
+                            .header("content-type", "application/x-protobuf")
+                            .body(http_body_util::Full::new(hyper::body::Bytes::new()))
+                    }
+                },
+            );
+            tokio::spawn(
+                hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service),
+            );
+        }
+    });
+    (url, received)
+}
+
+/// An attribute's value as text.
+fn attribute(attributes: &[KeyValue], key: &str) -> Option<String> {
+    let value = attributes.iter().find(|kv| kv.key == key)?.value.as_ref()?;
+    Some(match value.value.as_ref()? {
+        Any::StringValue(s) => s.clone(),
+        Any::IntValue(i) => i.to_string(),
+        Any::DoubleValue(d) => d.to_string(),
+        Any::BoolValue(b) => b.to_string(),
+        other => format!("{other:?}"),
+    })
+}
+
+/// Waits until `ready` holds of what the collector received.
+async fn until(received: &Received, ready: impl Fn(&Received) -> bool) {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while !ready(received) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the collector did not receive what was expected"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+fn by_tool<'s>(spans: &'s [Span], tool: &str) -> Vec<&'s Span> {
+    spans
+        .iter()
+        .filter(|s| {
+            s.name == "invocation"
+                && attribute(&s.attributes, "airlock.tool").as_deref() == Some(tool)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_invocation_is_a_trace_with_its_requests_and_denials() {
+    const MARKER: &str = "input-marker-7f3a";
+    let (otlp, received) = collector().await;
+    let upstream = fixture::upstream().await;
+    let port = upstream.addr().port();
+    let mut fixture = Fixture::with_upstream("", port);
+    fixture.prepend(&format!("[telemetry]\notlp = {otlp:?}"));
+    let server = Server::http(&fixture).await;
+    let token = server.add_agent("claude");
+    let client = server.connect(&token, Recorder::new()).await;
+
+    let echoed = client
+        .peer()
+        .call_tool(call("echo", json!({ "marker": MARKER })))
+        .await
+        .expect("tools/call");
+    assert_eq!(echoed.is_error, Some(false), "{}", text(&echoed));
+    let allowed = format!("http://svc.test:{port}/{MARKER}");
+    let fetched = call_allowed(&server, &client, "fetch", json!({ "url": allowed }), "once").await;
+    assert_eq!(fetched.is_error, Some(false), "{}", text(&fetched));
+    let denied = call_allowed(
+        &server,
+        &client,
+        "fetch",
+        json!({ "url": "http://169.254.169.254/latest/meta-data" }),
+        "once",
+    )
+    .await;
+    assert!(text(&denied).contains("denied"), "{}", text(&denied));
+
+    until(&received, |r| {
+        by_tool(&r.spans(), "fetch").len() == 2 && !r.logs().is_empty()
+    })
+    .await;
+    let spans = received.spans();
+    let echo = by_tool(&spans, "echo");
+    assert_eq!(echo.len(), 1, "one trace per invocation");
+    let echo = echo[0];
+    for (key, value) in [
+        ("airlock.outcome", "completed"),
+        ("airlock.reason", "ok"),
+        ("airlock.principal", "Agent::\"claude\""),
+        ("airlock.world", "pure"),
+    ] {
+        assert_eq!(
+            attribute(&echo.attributes, key).as_deref(),
+            Some(value),
+            "{key}"
+        );
+    }
+    assert!(echo.parent_span_id.is_empty(), "the invocation is the root");
+    // Its trace id is the invocation id's 128 bits.
+    let id = attribute(&echo.attributes, "airlock.invocation_id").expect("id");
+    let ulid = ulid::Ulid::from_string(&id).expect("a ULID");
+    assert_eq!(echo.trace_id, ulid.to_bytes().to_vec());
+
+    // Each fetch: a root and one child per request, in the same trace.
+    let children = |root: &Span| -> Vec<Span> {
+        spans
+            .iter()
+            .filter(|s| s.trace_id == root.trace_id && s.parent_span_id == root.span_id)
+            .cloned()
+            .collect()
+    };
+    let fetches = by_tool(&spans, "fetch");
+    let decision = |span: &Span| attribute(&span.attributes, "airlock.egress.decision");
+    let allowed_root = fetches
+        .iter()
+        .find(|root| {
+            children(root)
+                .iter()
+                .any(|c| decision(c).as_deref() == Some("allow"))
+        })
+        .expect("the allowed fetch");
+    let request = &children(allowed_root)[0];
+    assert_eq!(request.name, "egress");
+    assert_eq!(
+        attribute(&request.attributes, "server.address").as_deref(),
+        Some("svc.test")
+    );
+    assert_eq!(
+        attribute(&request.attributes, "server.port"),
+        Some(port.to_string())
+    );
+    assert_eq!(
+        attribute(&request.attributes, "http.response.status_code").as_deref(),
+        Some("200")
+    );
+    let down: u64 = attribute(&request.attributes, "airlock.egress.bytes_down")
+        .and_then(|b| b.parse().ok())
+        .expect("bytes");
+    assert!(down > 0);
+    assert!(request.end_time_unix_nano >= request.start_time_unix_nano);
+
+    let denied_root = fetches
+        .iter()
+        .find(|root| {
+            children(root)
+                .iter()
+                .any(|c| decision(c).as_deref() == Some("deny"))
+        })
+        .expect("the denied fetch");
+    let refused = &children(denied_root)[0];
+    let reason = attribute(&refused.attributes, "airlock.egress.reason").expect("a reason code");
+    // The denial is a log record in the same trace, on the request's span.
+    let logs = received.logs();
+    let record = logs
+        .iter()
+        .find(|l| l.trace_id == refused.trace_id && l.span_id == refused.span_id)
+        .expect("a log record for the denial");
+    assert_eq!(record.event_name, "egress.denied");
+    assert_eq!(
+        attribute(&record.attributes, "airlock.egress.reason"),
+        Some(reason)
+    );
+
+    // Metadata only: neither the input nor the URL's path nor the output.
+    for (_, body) in received.0.lock().expect("received").iter() {
+        let text = String::from_utf8_lossy(body);
+        assert!(
+            !text.contains(MARKER),
+            "an input or output reached the collector"
+        );
+        assert!(!text.contains("meta-data"));
+    }
+    let status: Value =
+        serde_json::from_slice(&server.airlock(&["status", "--json"]).stdout).expect("JSON");
+    assert!(
+        status["telemetry"]["spans_exported"].as_u64() >= Some(5),
+        "{status}"
+    );
+    assert_eq!(status["telemetry"]["dropped"], 0, "{status}");
+    client.cancel().await.expect("close");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_collector_that_is_down_costs_invocations_nothing() {
+    // A port nothing listens on: every export fails at once.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port");
+    let mut fixture = Fixture::new("");
+    fixture.prepend(&format!("[telemetry]\notlp = \"http://{closed}\""));
+    let server = Server::http(&fixture).await;
+    let token = server.add_agent("claude");
+    let client = server.connect(&token, Recorder::new()).await;
+    for n in 0..20 {
+        let echoed = client
+            .peer()
+            .call_tool(call("echo", json!({ "n": n })))
+            .await
+            .expect("tools/call");
+        assert_eq!(echoed.is_error, Some(false), "{}", text(&echoed));
+    }
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let out = server.airlock(&["status", "--json"]);
+        assert!(out.status.success(), "{}", printed(&out));
+        let status: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+        let telemetry = &status["telemetry"];
+        assert_eq!(telemetry["spans_exported"], 0, "{status}");
+        if telemetry["dropped"].as_u64() >= Some(20) {
+            let human = server.airlock(&["status"]);
+            assert!(printed(&human).contains("dropped"), "{}", printed(&human));
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "drops were not counted: {status}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    client.cancel().await.expect("close");
+}
