@@ -5,6 +5,7 @@
 pub mod fixtures;
 pub mod kits;
 pub mod net;
+pub mod otlp;
 pub mod postgres;
 pub mod raw;
 pub mod stats;

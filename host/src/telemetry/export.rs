@@ -31,6 +31,7 @@ pub(super) fn spawn(
     settings: &TelemetrySettings,
     receiver: Receiver<InvocationSummary>,
     counters: Arc<Counters>,
+    done: std::sync::mpsc::Sender<()>,
 ) -> std::io::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -38,7 +39,10 @@ pub(super) fn spawn(
     let (traces, logs) = (settings.signal("traces"), settings.signal("logs"));
     std::thread::Builder::new()
         .name("airlock-telemetry".into())
-        .spawn(move || runtime.block_on(run(traces, logs, receiver, counters)))
+        .spawn(move || {
+            runtime.block_on(run(traces, logs, receiver, counters));
+            let _ = done.send(());
+        })
         .map(drop)
 }
 

@@ -127,12 +127,18 @@ struct Counters {
     dropped: AtomicU64,
 }
 
-/// A running exporter: the host hands it each finished invocation.
+/// How long a host being dropped waits for the queue to drain.
+const DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// A running exporter: the host hands it each finished invocation. Dropped
+/// (when the host is), it exports what is queued, waiting up to five
+/// seconds.
 #[derive(Debug)]
 pub struct Telemetry {
     settings: TelemetrySettings,
-    queue: tokio::sync::mpsc::Sender<InvocationSummary>,
+    queue: Option<tokio::sync::mpsc::Sender<InvocationSummary>>,
     counters: Arc<Counters>,
+    drained: std::sync::Mutex<std::sync::mpsc::Receiver<()>>,
 }
 
 impl Telemetry {
@@ -140,18 +146,24 @@ impl Telemetry {
     pub fn start(settings: TelemetrySettings) -> std::io::Result<Self> {
         let (queue, receiver) = tokio::sync::mpsc::channel(QUEUE);
         let counters = Arc::new(Counters::default());
-        export::spawn(&settings, receiver, Arc::clone(&counters))?;
+        let (done, drained) = std::sync::mpsc::channel();
+        export::spawn(&settings, receiver, Arc::clone(&counters), done)?;
         Ok(Self {
             settings,
-            queue,
+            queue: Some(queue),
             counters,
+            drained: std::sync::Mutex::new(drained),
         })
     }
 
     /// Queues `summary` for export; never waits. A full queue drops it.
     pub fn finished(&self, summary: InvocationSummary) {
         let items = summary.items();
-        if self.queue.try_send(summary).is_err() {
+        let queued = self
+            .queue
+            .as_ref()
+            .is_some_and(|q| q.try_send(summary).is_ok());
+        if !queued {
             self.counters.dropped(items);
         }
     }
@@ -163,6 +175,16 @@ impl Telemetry {
             spans_exported: self.counters.spans.load(Ordering::Relaxed),
             logs_exported: self.counters.logs.load(Ordering::Relaxed),
             dropped: self.counters.dropped.load(Ordering::Relaxed),
+        }
+    }
+}
+
+impl Drop for Telemetry {
+    fn drop(&mut self) {
+        // Closing the queue ends the export thread once it is empty.
+        self.queue = None;
+        if let Ok(drained) = self.drained.get_mut() {
+            let _ = drained.recv_timeout(DRAIN);
         }
     }
 }
@@ -188,7 +210,10 @@ mod tests {
         let settings = TelemetrySettings::new("http://127.0.0.1:4318/").expect("valid");
         assert_eq!(settings.signal("traces"), "http://127.0.0.1:4318/v1/traces");
         let prefixed = TelemetrySettings::new("http://collector.local:4318/otlp").expect("valid");
-        assert_eq!(prefixed.signal("logs"), "http://collector.local:4318/otlp/v1/logs");
+        assert_eq!(
+            prefixed.signal("logs"),
+            "http://collector.local:4318/otlp/v1/logs"
+        );
         for (text, code) in [
             ("127.0.0.1:4318", "telemetry_not_a_url"),
             ("https://collector.example:4318", "telemetry_scheme"),

@@ -6,106 +6,9 @@
 
 use super::fixture::{self, Fixture, Recorder, Server, printed};
 use super::{PATIENCE, call, call_allowed, text};
-use http_body_util::BodyExt as _;
-use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{KeyValue, any_value::Value as Any};
-use opentelemetry_proto::tonic::logs::v1::LogRecord;
+use airlock_tests::otlp::{Received, attribute, collector};
 use opentelemetry_proto::tonic::trace::v1::Span;
-use prost::Message as _;
 use serde_json::{Value, json};
-use std::sync::{Arc, Mutex};
-
-/// One export as received: its path and raw body.
-type Export = (String, Vec<u8>);
-
-/// What the collector received.
-#[derive(Clone, Default)]
-struct Received(Arc<Mutex<Vec<Export>>>);
-
-impl Received {
-    fn bodies(&self, path: &str) -> Vec<Vec<u8>> {
-        let all = self.0.lock().expect("received");
-        all.iter()
-            .filter(|(p, _)| p == path)
-            .map(|(_, body)| body.clone())
-            .collect()
-    }
-
-    fn spans(&self) -> Vec<Span> {
-        self.bodies("/v1/traces")
-            .iter()
-            .flat_map(|body| {
-                ExportTraceServiceRequest::decode(body.as_slice())
-                    .expect("OTLP protobuf traces")
-                    .resource_spans
-            })
-            .flat_map(|r| r.scope_spans)
-            .flat_map(|s| s.spans)
-            .collect()
-    }
-
-    fn logs(&self) -> Vec<LogRecord> {
-        self.bodies("/v1/logs")
-            .iter()
-            .flat_map(|body| {
-                ExportLogsServiceRequest::decode(body.as_slice())
-                    .expect("OTLP protobuf logs")
-                    .resource_logs
-            })
-            .flat_map(|r| r.scope_logs)
-            .flat_map(|s| s.log_records)
-            .collect()
-    }
-}
-
-/// An OTLP/HTTP collector on loopback: answers 200 to every export.
-async fn collector() -> (String, Received) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
-    let received = Received::default();
-    let keep = received.clone();
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let keep = keep.clone();
-            let service = hyper::service::service_fn(
-                move |request: hyper::Request<hyper::body::Incoming>| {
-                    let keep = keep.clone();
-                    async move {
-                        let path = request.uri().path().to_string();
-                        let body = match request.into_body().collect().await {
-                            Ok(collected) => collected.to_bytes().to_vec(),
-                            Err(e) => panic!("reading an export: {e}"),
-                        };
-                        keep.0.lock().expect("received").push((path, body));
-                        hyper::Response::builder()
-                            .header("content-type", "application/x-protobuf")
-                            .body(http_body_util::Full::new(hyper::body::Bytes::new()))
-                    }
-                },
-            );
-            tokio::spawn(
-                hyper::server::conn::http1::Builder::new()
-                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service),
-            );
-        }
-    });
-    (url, received)
-}
-
-/// An attribute's value as text.
-fn attribute(attributes: &[KeyValue], key: &str) -> Option<String> {
-    let value = attributes.iter().find(|kv| kv.key == key)?.value.as_ref()?;
-    Some(match value.value.as_ref()? {
-        Any::StringValue(s) => s.clone(),
-        Any::IntValue(i) => i.to_string(),
-        Any::DoubleValue(d) => d.to_string(),
-        Any::BoolValue(b) => b.to_string(),
-        other => format!("{other:?}"),
-    })
-}
 
 /// Waits until `ready` holds of what the collector received.
 async fn until(received: &Received, ready: impl Fn(&Received) -> bool) {
@@ -247,8 +150,8 @@ async fn each_invocation_is_a_trace_with_its_requests_and_denials() {
     );
 
     // Metadata only: neither the input nor the URL's path nor the output.
-    for (_, body) in received.0.lock().expect("received").iter() {
-        let text = String::from_utf8_lossy(body);
+    for (_, body) in received.exports() {
+        let text = String::from_utf8_lossy(&body);
         assert!(
             !text.contains(MARKER),
             "an input or output reached the collector"
