@@ -100,6 +100,16 @@ fn put_on(tx: &Connection, row: &Row) -> Result<(), StoreError> {
     .map_err(StoreError::sql("store a secret"))
 }
 
+fn meta_value(conn: &Connection, key: &str) -> Result<Option<String>, StoreError> {
+    conn.query_row(
+        "SELECT value FROM vault_meta WHERE key = ?1",
+        params![key],
+        |row| row.get(0),
+    )
+    .optional()
+    .map_err(StoreError::sql("read vault meta"))
+}
+
 fn write_meta(tx: &Connection, meta: &Meta) -> Result<(), StoreError> {
     for (key, value) in meta.pairs() {
         tx.execute(
@@ -132,15 +142,7 @@ impl VaultRows for SqliteRows {
 
     fn create(&self, meta: &Meta) -> Result<bool, StoreError> {
         self.store.write("create the vault", |tx| {
-            let exists: Option<String> = tx
-                .query_row(
-                    "SELECT value FROM vault_meta WHERE key = 'vault_id'",
-                    [],
-                    |row| row.get(0),
-                )
-                .optional()
-                .map_err(StoreError::sql("read vault meta"))?;
-            if exists.is_some() {
+            if meta_value(tx, "vault_id")?.is_some() {
                 return Ok(false);
             }
             write_meta(tx, meta)?;
@@ -167,15 +169,7 @@ impl VaultRows for SqliteRows {
 
     fn put(&self, row: Row, key_id: &str) -> Result<(), PutError> {
         let refused = self.store.write("store a secret", |tx| {
-            let current: Option<String> = tx
-                .query_row(
-                    "SELECT value FROM vault_meta WHERE key = 'key_id'",
-                    [],
-                    |row| row.get(0),
-                )
-                .optional()
-                .map_err(StoreError::sql("read vault meta"))?;
-            if current.as_deref() != Some(key_id) {
+            if meta_value(tx, "key_id")?.as_deref() != Some(key_id) {
                 return Ok(Some(PutError::Rotated));
             }
             let existing: Option<(String, String)> = tx

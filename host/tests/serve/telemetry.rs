@@ -6,18 +6,15 @@
 
 use super::fixture::{self, Fixture, Recorder, Server, printed};
 use super::{PATIENCE, call, call_allowed, text};
-use airlock_tests::otlp::{Received, attribute, collector};
+use airlock_tests::otlp::{attribute, collector};
 use opentelemetry_proto::tonic::trace::v1::Span;
 use serde_json::{Value, json};
 
-/// Waits until `ready` holds of what the collector received.
-async fn until(received: &Received, ready: impl Fn(&Received) -> bool) {
+/// Waits until `ready` holds (bounded by [`PATIENCE`]).
+async fn until(what: &str, mut ready: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + PATIENCE;
-    while !ready(received) {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the collector did not receive what was expected"
-        );
+    while !ready() {
+        assert!(tokio::time::Instant::now() < deadline, "{what}");
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
@@ -63,8 +60,8 @@ async fn each_invocation_is_a_trace_with_its_requests_and_denials() {
     .await;
     assert!(text(&denied).contains("denied"), "{}", text(&denied));
 
-    until(&received, |r| {
-        by_tool(&r.spans(), "fetch").len() == 2 && !r.logs().is_empty()
+    until("the collector did not receive both fetches", || {
+        by_tool(&received.spans(), "fetch").len() == 2 && !received.logs().is_empty()
     })
     .await;
     let spans = received.spans();
@@ -187,23 +184,17 @@ async fn a_collector_that_is_down_costs_invocations_nothing() {
             .expect("tools/call");
         assert_eq!(echoed.is_error, Some(false), "{}", text(&echoed));
     }
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    loop {
+    let status = || -> Value {
         let out = server.airlock(&["status", "--json"]);
         assert!(out.status.success(), "{}", printed(&out));
-        let status: Value = serde_json::from_slice(&out.stdout).expect("JSON");
-        let telemetry = &status["telemetry"];
-        assert_eq!(telemetry["spans_exported"], 0, "{status}");
-        if telemetry["dropped"].as_u64() >= Some(20) {
-            let human = server.airlock(&["status"]);
-            assert!(printed(&human).contains("dropped"), "{}", printed(&human));
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "drops were not counted: {status}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+        serde_json::from_slice(&out.stdout).expect("JSON")
+    };
+    until("drops were not counted", || {
+        status()["telemetry"]["dropped"].as_u64() >= Some(20)
+    })
+    .await;
+    assert_eq!(status()["telemetry"]["spans_exported"], 0);
+    let human = server.airlock(&["status"]);
+    assert!(printed(&human).contains("dropped"), "{}", printed(&human));
     client.cancel().await.expect("close");
 }
