@@ -23,7 +23,7 @@ pub struct InvocationSummary {
     pub outcome: &'static str,
     /// The reason code (`ok` when it completed).
     pub reason: String,
-    /// When it started and ended.
+    /// When it started.
     pub started: SystemTime,
     /// When it ended.
     pub ended: SystemTime,
