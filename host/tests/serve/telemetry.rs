@@ -95,16 +95,14 @@ async fn each_invocation_is_a_trace_with_its_requests_and_denials() {
             .collect()
     };
     let fetches = by_tool(&spans, "fetch");
-    let decision = |span: &Span| attribute(&span.attributes, "airlock.egress.decision");
-    let allowed_root = fetches
-        .iter()
-        .find(|root| {
-            children(root)
-                .iter()
-                .any(|c| decision(c).as_deref() == Some("allow"))
-        })
-        .expect("the allowed fetch");
-    let request = &children(allowed_root)[0];
+    // The one request of the fetch whose request got `decision`.
+    let request_with = |decision: &str| -> Span {
+        let request = fetches.iter().flat_map(|root| children(root)).find(|c| {
+            attribute(&c.attributes, "airlock.egress.decision").as_deref() == Some(decision)
+        });
+        request.unwrap_or_else(|| panic!("no {decision} request"))
+    };
+    let request = &request_with("allow");
     assert_eq!(request.name, "egress");
     assert_eq!(
         attribute(&request.attributes, "server.address").as_deref(),
@@ -124,15 +122,7 @@ async fn each_invocation_is_a_trace_with_its_requests_and_denials() {
     assert!(down > 0);
     assert!(request.end_time_unix_nano >= request.start_time_unix_nano);
 
-    let denied_root = fetches
-        .iter()
-        .find(|root| {
-            children(root)
-                .iter()
-                .any(|c| decision(c).as_deref() == Some("deny"))
-        })
-        .expect("the denied fetch");
-    let refused = &children(denied_root)[0];
+    let refused = &request_with("deny");
     let reason = attribute(&refused.attributes, "airlock.egress.reason").expect("a reason code");
     // The denial is a log record in the same trace, on the request's span.
     let logs = received.logs();
