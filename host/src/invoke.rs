@@ -108,22 +108,20 @@ impl Host {
     ) -> Result<Outcome, InvokeError> {
         let invocation_id = ulid::Ulid::new().to_string();
         let started = SystemTime::now();
-        let Some(telemetry) = self.telemetry() else {
-            return self
-                .run_as(runner, invocation, &invocation_id, started)
-                .await;
-        };
-        let principal = invocation.principal.to_string();
+        // Kept before the invocation is handed on, for telemetry only.
+        let principal = self.telemetry().map(|_| invocation.principal.to_string());
         let result = self
             .run_as(runner, invocation, &invocation_id, started)
             .await;
-        telemetry.finished(InvocationSummary::of(
-            runner.facts(),
-            principal,
-            invocation_id,
-            started,
-            &result,
-        ));
+        if let (Some(telemetry), Some(principal)) = (self.telemetry(), principal) {
+            telemetry.finished(InvocationSummary::of(
+                runner.facts(),
+                principal,
+                invocation_id,
+                started,
+                &result,
+            ));
+        }
         result
     }
 

@@ -63,16 +63,9 @@ pub(crate) fn place(cli: &Cli, store: Option<&StoreLocation>) -> Result<VaultPla
 
 /// Opens the vault at `place`, asking for its passphrase if needed.
 pub(crate) fn open(place: &VaultPlace) -> Result<Vault, Failure> {
-    let status = Vault::status(place.clone())?;
-    let needs_passphrase = status
-        .as_ref()
-        .is_some_and(|s| s.backend == airlock::vault::KeyBackend::Passphrase);
-    let passphrase = if needs_passphrase {
-        passphrase(PASSPHRASE_ENV, "vault passphrase: ")?
-    } else {
-        None
-    };
-    Ok(Vault::open(place.clone(), passphrase.as_ref())?)
+    Vault::open_with(place.clone(), || {
+        passphrase(PASSPHRASE_ENV, "vault passphrase: ")
+    })
 }
 
 fn create(place: &VaultPlace, backend: Option<BackendArg>) -> Result<Vault, Failure> {

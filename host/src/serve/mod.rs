@@ -49,6 +49,7 @@ use crate::configured::{ConfiguredError, ConfiguredTool};
 use crate::journal::{EntryKind, Journal};
 use crate::policy::{PolicyEngine, PolicyError};
 use crate::store::{Store, StoreError};
+use crate::telemetry::Telemetry;
 use crate::toml_file::ConfigError;
 use futures_util::StreamExt as _;
 use serde_json::json;
@@ -462,8 +463,7 @@ impl Server {
                     config.store().describe()
                 );
             }
-            let exporting = host.telemetry().map(|t| t.status().endpoint);
-            if exporting.as_deref() != config.telemetry().map(|t| t.endpoint()) {
+            if host.telemetry().map(Telemetry::settings) != config.telemetry() {
                 tracing::warn!(
                     "the [telemetry] table changed; the server keeps exporting as it started until it restarts"
                 );

@@ -202,6 +202,7 @@ fn translate(
     }
     for egress in &summary.egress {
         let child = context(trace);
+        let attributes = egress_attributes(egress);
         if egress.decision == "deny" {
             records.push(denial(
                 logger,
@@ -209,7 +210,7 @@ fn translate(
                 summary,
                 (trace, child.span_id()),
                 egress.at,
-                egress_attributes(egress),
+                attributes.clone(),
             ));
         }
         spans.push(span(
@@ -217,7 +218,7 @@ fn translate(
             child,
             root.span_id(),
             (egress.at, egress.at + egress.duration),
-            egress_attributes(egress),
+            attributes,
             egress.reason.map(str::to_string),
             scope,
         ));

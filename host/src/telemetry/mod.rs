@@ -168,6 +168,11 @@ impl Telemetry {
         }
     }
 
+    /// Where it exports to.
+    pub fn settings(&self) -> &TelemetrySettings {
+        &self.settings
+    }
+
     /// What was exported and dropped so far.
     pub fn status(&self) -> TelemetryStatus {
         TelemetryStatus {

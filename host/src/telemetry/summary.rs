@@ -78,12 +78,6 @@ impl InvocationSummary {
             ),
             Err(e) => ("host_error", e.code().to_string(), Vec::new()),
         };
-        let invocation_id = match result {
-            Ok(outcome) if !outcome.report().invocation_id.is_empty() => {
-                outcome.report().invocation_id.clone()
-            }
-            _ => invocation_id,
-        };
         Self {
             invocation_id,
             tool: facts.name.clone(),

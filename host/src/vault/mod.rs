@@ -226,29 +226,44 @@ impl Vault {
         place: impl Into<VaultPlace>,
         passphrase: Option<&Passphrase>,
     ) -> Result<Self, VaultError> {
+        Self::open_with(place, || Ok(passphrase.cloned()))
+    }
+
+    /// As [`Vault::open`], asking `passphrase` for the passphrase only when
+    /// the vault is locked with one (a prompt is never shown for a keyring
+    /// vault, and the vault's rows are read once).
+    pub fn open_with<E: From<VaultError>>(
+        place: impl Into<VaultPlace>,
+        passphrase: impl FnOnce() -> Result<Option<Passphrase>, E>,
+    ) -> Result<Self, E> {
         let place = place.into();
         let not_created = || VaultError::NotCreated {
             place: place.describe(),
         };
         let rows = rows_at(&place, false)?.ok_or_else(not_created)?;
-        let meta = Meta::from_pairs(&rows.meta()?)?.ok_or_else(not_created)?;
+        let meta =
+            Meta::from_pairs(&rows.meta().map_err(VaultError::from)?)?.ok_or_else(not_created)?;
         let key = match meta.backend {
             KeyBackend::Keyring(_) if matches!(place, VaultPlace::Shared(_)) => {
-                return Err(VaultError::KeyringWithSharedStore);
+                return Err(VaultError::KeyringWithSharedStore.into());
             }
-            KeyBackend::Keyring(kind) => kind.load(&account(&meta.id, meta.generation))?,
+            KeyBackend::Keyring(kind) => kind
+                .load(&account(&meta.id, meta.generation))
+                .map_err(VaultError::from)?,
             KeyBackend::Passphrase => {
-                let passphrase = passphrase.ok_or(VaultError::PassphraseRequired)?;
+                let passphrase = passphrase()?.ok_or(VaultError::PassphraseRequired)?;
                 let salt = meta.salt.as_deref().ok_or_else(|| VaultError::Corrupt {
                     detail: "a passphrase vault without a salt".into(),
                 })?;
-                MasterKey::from_passphrase(passphrase, salt.as_bytes())?
+                MasterKey::from_passphrase(&passphrase, salt.as_bytes())
+                    .map_err(VaultError::from)?
             }
         };
         if key.id() != meta.key_id {
             return Err(VaultError::WrongMasterKey {
                 backend: meta.backend,
-            });
+            }
+            .into());
         }
         Ok(Self {
             rows,
