@@ -2,6 +2,13 @@
 
 mod cli;
 
+// glibc's allocator serialised `airlock serve`'s worker threads: memory
+// allocated on one thread and freed on another (a call's journal entries,
+// its request and response) waited on the other thread's arena lock,
+// which profiles showed as most of the idle time with two workers.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     // Inside a strict native sandbox this binary is the bridge to the
     // egress proxy (see `airlock_sandbox::bridge`).

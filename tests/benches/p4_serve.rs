@@ -14,6 +14,10 @@
 //!
 //! `cargo bench -p airlock-tests --bench p4_serve [-- ITERATIONS]`
 
+// The allocator the `airlock` binary serves with (see `host/src/main.rs`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use airlock::serve::http::HttpListener;
 use airlock::serve::{Server, Sources};
 use airlock::{Host, Invocation};
@@ -34,6 +38,7 @@ use tower_service::Service as _;
 
 const TASKS: usize = 64;
 const CALLS_PER_TASK: usize = 40;
+const WARMUP_CALLS_PER_TASK: usize = 5;
 const ROUNDS: usize = 3;
 const WARMUP: usize = 200;
 
@@ -112,6 +117,30 @@ async fn timed_call(client: &RunningService<RoleClient, ()>) -> Duration {
     elapsed
 }
 
+/// `TASKS` tasks each invoking `tool` `calls` times, one after another.
+async fn concurrently(
+    host: &Host,
+    tool: &airlock::Tool,
+    input: &str,
+    calls: usize,
+) -> Result<(), airlock::InvokeError> {
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..TASKS {
+        let (host, tool, input) = (host.clone(), tool.clone(), input.to_string());
+        tasks.spawn(async move {
+            for _ in 0..calls {
+                let outcome = host.invoke(&tool, Invocation::new(input.clone())).await?;
+                assert_eq!(outcome.code(), "ok");
+            }
+            Ok::<_, airlock::InvokeError>(())
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.expect("an invoking task panicked")?;
+    }
+    Ok(())
+}
+
 /// Part 1: throughput of 64 concurrent invokers on `workers` threads.
 fn throughput(workers: usize, echo: &str) -> Result<f64, Box<dyn std::error::Error>> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -125,24 +154,11 @@ fn throughput(workers: usize, echo: &str) -> Result<f64, Box<dyn std::error::Err
             .load(std::path::Path::new(echo), airlock::Grants::none())
             .await?;
         let input = serde_json::Value::Object(arguments()).to_string();
-        for _ in 0..50 {
-            host.invoke(&tool, Invocation::new(input.clone())).await?;
-        }
+        // Warm-up at full concurrency, so that every pool slot the timed
+        // round uses has held an instance of `echo` before.
+        concurrently(&host, &tool, &input, WARMUP_CALLS_PER_TASK).await?;
         let start = Instant::now();
-        let mut tasks = tokio::task::JoinSet::new();
-        for _ in 0..TASKS {
-            let (host, tool, input) = (host.clone(), tool.clone(), input.clone());
-            tasks.spawn(async move {
-                for _ in 0..CALLS_PER_TASK {
-                    let outcome = host.invoke(&tool, Invocation::new(input.clone())).await?;
-                    assert_eq!(outcome.code(), "ok");
-                }
-                Ok::<_, airlock::InvokeError>(())
-            });
-        }
-        while let Some(done) = tasks.join_next().await {
-            done??;
-        }
+        concurrently(&host, &tool, &input, CALLS_PER_TASK).await?;
         Ok((TASKS * CALLS_PER_TASK) as f64 / start.elapsed().as_secs_f64())
     })
 }

@@ -10,7 +10,7 @@ use super::store::{
     ApprovalError, ApprovalStore, Arg, Lookup, PENDING, decided_record, pending, questions, refuse,
     requested_record,
 };
-use crate::journal::{EntryKind, postgres_append_in};
+use crate::journal::{EntryKind, NewEntry, postgres_append_in};
 use crate::store::{PostgresStore, StoreError};
 use deadpool_postgres::GenericClient;
 use std::time::SystemTime;
@@ -160,7 +160,7 @@ impl ApprovalStore for PostgresStore {
                 return Ok(existing);
             }
             let record = requested_record(&id, request);
-            postgres_append_in(&tx, self.replica(), &[(EntryKind::ApprovalRequested, &record)]).await?;
+            postgres_append_in(&tx, self.replica(), &[NewEntry::new(EntryKind::ApprovalRequested, &record)]).await?;
             announce(&tx, &id).await?;
             tx.commit().await.map_err(&failed)?;
             Ok(pending(id, created, request))
@@ -207,7 +207,7 @@ impl ApprovalStore for PostgresStore {
             postgres_append_in(
                 &tx,
                 self.replica(),
-                &[(EntryKind::ApprovalDecided, &record)],
+                &[NewEntry::new(EntryKind::ApprovalDecided, &record)],
             )
             .await?;
             announce(&tx, id).await?;

@@ -2,7 +2,7 @@
 //! Every request and decision is journaled in the same transaction.
 
 use super::model::{Approval, ApprovalRequest, OperatorDecision, Status, unix};
-use crate::journal::{EntryKind, append_in};
+use crate::journal::{EntryKind, NewEntry, append_in};
 use crate::store::{SqliteStore, StoreError};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde_json::json;
@@ -378,7 +378,7 @@ impl ApprovalStore for SqliteStore {
                 ],
             )
             .map_err(StoreError::sql("recording a pending approval"))?;
-            append_in(tx, EntryKind::ApprovalRequested, &requested_record(&id, request))?;
+            append_in(tx, &NewEntry::new(EntryKind::ApprovalRequested, &requested_record(&id, request)))?;
             Ok(pending(id, created, request))
         })
     }
@@ -408,7 +408,7 @@ impl ApprovalStore for SqliteStore {
                 )
                 .map_err(StoreError::sql("recording a decision"))?;
                 let record = decided_record(&approval, &status, decided_by);
-                append_in(tx, EntryKind::ApprovalDecided, &record)?;
+                append_in(tx, &NewEntry::new(EntryKind::ApprovalDecided, &record))?;
                 Ok(Ok(Approval {
                     status: status.clone(),
                     decided_at: Some(decided_at.clone()),

@@ -3,7 +3,6 @@
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use std::fmt::Write;
 
 /// The `prev_hash` of the first entry.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -11,39 +10,34 @@ pub const GENESIS: &str = "00000000000000000000000000000000000000000000000000000
 /// JSON with object keys sorted and no insignificant whitespace, so that
 /// equal values always hash the same (whatever order the map kept).
 pub fn canonical_json(value: &Value) -> String {
-    let mut out = String::new();
-    write_canonical(value, &mut out);
-    out
+    // Serializing a `Value` cannot fail: every key is a string.
+    serde_json::to_string(&Canonical(value)).unwrap_or_default()
 }
 
-fn write_canonical(value: &Value, out: &mut String) {
-    match value {
-        Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            out.push('{');
-            for (i, key) in keys.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
+/// A value that serializes with its objects' keys in sorted order.
+struct Canonical<'a>(&'a Value);
+
+impl serde::Serialize for Canonical<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeMap as _, SerializeSeq as _};
+        match self.0 {
+            Value::Object(map) => {
+                let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+                entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+                let mut out = serializer.serialize_map(Some(entries.len()))?;
+                for (key, value) in entries {
+                    out.serialize_entry(key, &Canonical(value))?;
                 }
-                out.push_str(&Value::String(key.clone()).to_string());
-                out.push(':');
-                write_canonical(&map[key.as_str()], out);
+                out.end()
             }
-            out.push('}');
-        }
-        Value::Array(items) => {
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
+            Value::Array(items) => {
+                let mut out = serializer.serialize_seq(Some(items.len()))?;
+                for item in items {
+                    out.serialize_element(&Canonical(item))?;
                 }
-                write_canonical(item, out);
+                out.end()
             }
-            out.push(']');
-        }
-        scalar => {
-            let _ = write!(out, "{scalar}");
+            scalar => scalar.serialize(serializer),
         }
     }
 }
@@ -86,6 +80,47 @@ impl EntryKind {
             EntryKind::AgentChanged => "agent_changed",
             EntryKind::DeviceChanged => "device_changed",
         }
+    }
+}
+
+/// An entry about to be appended: what it records, already as canonical
+/// JSON. Made by the caller before the journal's writer is reached, so
+/// concurrent callers serialise in parallel and the writer only chains,
+/// hashes and stores.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewEntry {
+    kind: EntryKind,
+    payload: String,
+    attestation_id: Option<String>,
+}
+
+impl NewEntry {
+    /// An entry of `kind` recording `payload`.
+    pub fn new(kind: EntryKind, payload: &Value) -> Self {
+        let attestation_id = (kind == EntryKind::Invocation)
+            .then(|| payload.pointer("/attestation/id").and_then(Value::as_str))
+            .flatten()
+            .map(str::to_string);
+        Self {
+            kind,
+            payload: canonical_json(payload),
+            attestation_id,
+        }
+    }
+
+    /// What it records.
+    pub fn kind(&self) -> EntryKind {
+        self.kind
+    }
+
+    /// The record, as canonical JSON.
+    pub fn payload(&self) -> &str {
+        &self.payload
+    }
+
+    /// The id of the attestation an invocation entry carries.
+    pub fn attestation_id(&self) -> Option<&str> {
+        self.attestation_id.as_deref()
     }
 }
 

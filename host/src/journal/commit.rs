@@ -5,7 +5,10 @@
 //! - [`CommitMode::Each`] (default): an outcome is released only after its
 //!   own entries are committed. The first caller to arrive commits inline
 //!   (a lone call pays one transaction, no hand-off); callers that arrive
-//!   while it commits queue, and the next transaction takes all of them.
+//!   while it commits queue, and when it is done the first of them leads
+//!   the next transaction, which takes all of them. Commits stay on the
+//!   callers' own tasks: no thread hand-off, and the more calls run at
+//!   once, the larger the groups.
 //! - [`CommitMode::Batched`]: an outcome is released once its entries are
 //!   queued; one writer thread commits the queue every `window` or every
 //!   `entries` entries. At most `entries` acknowledged entries are ever
@@ -13,9 +16,8 @@
 //!   last window, and the log stays gap-free: sequence numbers and hashes
 //!   are given at commit.
 
-use super::{Core, EntryKind};
+use super::{Core, NewEntry};
 use crate::store::StoreError;
-use serde_json::Value;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 use tokio::sync::{Semaphore, oneshot};
@@ -51,13 +53,21 @@ impl Default for Batching {
     }
 }
 
-/// One caller's entries, and (in `each` mode) where its result goes.
+/// One caller's entries, and (in `each` mode) where its turn is told.
 struct Waiting {
-    entries: Vec<(EntryKind, Value)>,
-    done: Option<oneshot::Sender<Result<(), StoreError>>>,
+    entries: Vec<NewEntry>,
+    done: Option<oneshot::Sender<Turn>>,
     queued: Instant,
     /// The room it holds (batched): given back once it is committed.
     permits: usize,
+}
+
+/// What a waiting `each` caller is told.
+enum Turn {
+    /// Its entries were committed (or the transaction failed).
+    Done(Result<(), StoreError>),
+    /// It commits the next group: what waits, its own entries first.
+    Lead,
 }
 
 #[derive(Default)]
@@ -73,6 +83,24 @@ struct Queue {
     /// Someone waits for the queue to be committed now.
     flushing: usize,
     stop: bool,
+}
+
+/// An `each` caller waiting for its turn. If it goes away (its invocation
+/// was dropped) just after being handed the lead, it still takes that turn
+/// when dropped, so the callers behind it are not left without a leader.
+struct Turnstile<'a> {
+    shared: &'a Shared,
+    turn: oneshot::Receiver<Turn>,
+}
+
+impl Drop for Turnstile<'_> {
+    fn drop(&mut self) {
+        // Closed first: a lead handed on from now on goes to the next caller.
+        self.turn.close();
+        if let Ok(Turn::Lead) = self.turn.try_recv() {
+            let _ = self.shared.lead();
+        }
+    }
 }
 
 struct Shared {
@@ -123,7 +151,7 @@ impl Committer {
 
     /// Commits `entries` under the mode: returns when they are durable
     /// (`each`) or queued (`batched`).
-    pub(crate) async fn commit(&self, entries: Vec<(EntryKind, Value)>) -> Result<(), StoreError> {
+    pub(crate) async fn commit(&self, entries: Vec<NewEntry>) -> Result<(), StoreError> {
         match self.shared.mode {
             CommitMode::Each => self.each(entries).await,
             CommitMode::Batched(batching) if self.writer.is_some() => {
@@ -135,8 +163,8 @@ impl Committer {
         }
     }
 
-    async fn each(&self, entries: Vec<(EntryKind, Value)>) -> Result<(), StoreError> {
-        let (done, result) = oneshot::channel();
+    async fn each(&self, entries: Vec<NewEntry>) -> Result<(), StoreError> {
+        let (done, turn) = oneshot::channel();
         let lead = {
             let mut queue = self.shared.lock();
             queue.waiting.push(Waiting {
@@ -148,29 +176,23 @@ impl Committer {
             !std::mem::replace(&mut queue.busy, true)
         };
         if lead {
-            // Commit inline: a lone call pays no hand-off.
-            self.shared.commit_waiting();
-            if !self.shared.finish_if_idle() {
-                // Calls queued meanwhile: a blocking thread commits them,
-                // so this caller's outcome is not held behind theirs.
-                let shared = Arc::clone(&self.shared);
-                let drain = move || shared.drain();
-                match tokio::runtime::Handle::try_current() {
-                    Ok(runtime) => drop(runtime.spawn_blocking(drain)),
-                    Err(_) => drop(std::thread::spawn(drain)),
-                }
-            }
+            // Commit inline: a lone call pays one transaction, no hand-off.
+            return self.shared.lead();
         }
-        result.await.unwrap_or(Err(StoreError::Writer {
-            detail: "the journal's committer stopped".into(),
-        }))
+        let mut waiting = Turnstile {
+            shared: &self.shared,
+            turn,
+        };
+        match (&mut waiting.turn).await {
+            Ok(Turn::Done(result)) => result,
+            Ok(Turn::Lead) => self.shared.lead(),
+            Err(_) => Err(StoreError::Writer {
+                detail: "the journal's committer stopped".into(),
+            }),
+        }
     }
 
-    async fn queue(
-        &self,
-        entries: Vec<(EntryKind, Value)>,
-        batching: Batching,
-    ) -> Result<(), StoreError> {
+    async fn queue(&self, entries: Vec<NewEntry>, batching: Batching) -> Result<(), StoreError> {
         if let Some(detail) = self.shared.lock().failed.clone() {
             return Err(StoreError::Writer { detail });
         }
@@ -244,7 +266,7 @@ impl Shared {
     /// Takes what waits and commits it in one transaction; tells each
     /// caller. Entries of a failed group are dropped (`each`: every caller
     /// is told it failed).
-    fn commit_waiting(&self) {
+    fn commit_waiting(&self) -> Result<(), StoreError> {
         let waiting = std::mem::take(&mut self.lock().waiting);
         let mut entries = Vec::with_capacity(waiting.iter().map(|w| w.entries.len()).sum());
         let mut callers = Vec::with_capacity(waiting.len());
@@ -255,33 +277,47 @@ impl Shared {
         let result = self.core.record(&entries).map(drop);
         let detail = result.as_ref().err().map(ToString::to_string);
         for done in callers {
-            let _ = done.send(match &detail {
+            let _ = done.send(Turn::Done(match &detail {
                 None => Ok(()),
                 Some(detail) => Err(StoreError::Writer {
                     detail: detail.clone(),
                 }),
-            });
+            }));
         }
+        result
     }
 
-    /// Ends a committer's turn if nothing waits; false if more came.
-    fn finish_if_idle(&self) -> bool {
-        let mut queue = self.lock();
-        if queue.waiting.is_empty() {
-            queue.busy = false;
-            drop(queue);
-            self.changed.notify_all();
-            true
-        } else {
-            false
-        }
+    /// A turn at committing (`each`): commits what waits (the leader's own
+    /// entries among it), then hands the next turn on.
+    fn lead(&self) -> Result<(), StoreError> {
+        let result = self.commit_waiting();
+        self.pass_lead();
+        result
     }
 
-    fn drain(&self) {
+    /// After a commit: hands the next turn to the first caller still
+    /// waiting, who commits everything that queued meanwhile on its own
+    /// task (so neither this caller's outcome nor a worker thread is held
+    /// by the next group); ends the turn if nobody waits.
+    fn pass_lead(&self) {
         loop {
-            self.commit_waiting();
-            if self.finish_if_idle() {
+            let mut queue = self.lock();
+            if queue.waiting.is_empty() {
+                queue.busy = false;
+                drop(queue);
+                self.changed.notify_all();
                 return;
+            }
+            let next = queue.waiting.iter_mut().find_map(|w| w.done.take());
+            drop(queue);
+            match next {
+                Some(next) => match next.send(Turn::Lead) {
+                    Ok(()) => return,
+                    Err(_) => continue,
+                },
+                None => {
+                    let _ = self.commit_waiting();
+                }
             }
         }
     }

@@ -21,7 +21,9 @@ mod stored;
 pub mod tree;
 
 pub use audit::{Audit, AuditFailure, audit, verdict};
-pub use chain::{ChainBreak, Entry, EntryKind, GENESIS, canonical_json, entry_hash, verify};
+pub use chain::{
+    ChainBreak, Entry, EntryKind, GENESIS, NewEntry, canonical_json, entry_hash, verify,
+};
 pub use commit::{Batching, CommitMode};
 pub(crate) use postgres::append_in as postgres_append_in;
 pub(crate) use settings::RawJournal;
@@ -39,7 +41,7 @@ use tree::Hash;
 /// Where journal entries are kept. SQLite is the embedded default.
 pub trait JournalStore: Send + Sync {
     /// Appends entries in order, in one transaction; returns them as stored.
-    fn append(&self, entries: &[(EntryKind, Value)]) -> Result<Vec<Entry>, StoreError>;
+    fn append(&self, entries: &[NewEntry]) -> Result<Vec<Entry>, StoreError>;
 
     /// The last `n` entries, oldest first.
     fn tail(&self, n: usize) -> Result<Vec<Entry>, StoreError>;
@@ -157,7 +159,7 @@ impl std::fmt::Debug for Journal {
 
 impl Core {
     /// Appends in one transaction, then signs a head when due.
-    fn record(&self, entries: &[(EntryKind, Value)]) -> Result<Vec<Entry>, StoreError> {
+    fn record(&self, entries: &[NewEntry]) -> Result<Vec<Entry>, StoreError> {
         let stored = self.store.append(entries)?;
         let size = stored.last().map_or(0, |entry| entry.seq);
         if self.surely_not_due(size) {
@@ -255,14 +257,15 @@ impl Journal {
     /// The entries are durable when this returns; a head that could not be
     /// signed is logged and signed by a later append.
     pub fn record(&self, entries: &[(EntryKind, Value)]) -> Result<Vec<Entry>, StoreError> {
-        self.core.record(entries)
+        self.core.record(&prepare(entries))
     }
 
     /// Commits an invocation's `entries` under the journal's
     /// [`CommitMode`]: returns once they are durable (`each`; concurrent
     /// callers share a transaction) or queued (`batched`).
     pub async fn commit(&self, entries: Vec<(EntryKind, Value)>) -> Result<(), StoreError> {
-        self.committer.commit(entries).await
+        // Serialised here, on the caller's task, not in the shared writer.
+        self.committer.commit(prepare(&entries)).await
     }
 
     /// Returns once every entry [`commit`](Self::commit) acknowledged so
@@ -312,4 +315,11 @@ impl Drop for Journal {
             tracing::warn!(code = error.code(), %error, "the journal's last tree head was not signed");
         }
     }
+}
+
+fn prepare(entries: &[(EntryKind, Value)]) -> Vec<NewEntry> {
+    entries
+        .iter()
+        .map(|(kind, payload)| NewEntry::new(*kind, payload))
+        .collect()
 }

@@ -3,16 +3,15 @@
 //! in the same tables, told apart by the `replica` column: no replica ever
 //! waits on another's sequence.
 
-use super::chain::{Entry, EntryKind, GENESIS, canonical_json, entry_hash};
+use super::chain::{Entry, EntryKind, GENESIS, NewEntry, entry_hash};
 use super::head::TreeHead;
 use super::key::parse_public_key;
 use super::stored::{corrupt, frontier, stored};
-use super::tree::{Frontier, Hash, leaf};
+use super::tree::{Frontier, Hash, parse_hash};
 use super::{Audit, AuditFailure, Cadence, JournalStore, audit};
 use crate::store::postgres::ReplicaStatus;
 use crate::store::{PostgresStore, StoreError};
 use deadpool_postgres::{GenericClient, Transaction};
-use serde_json::Value;
 use std::time::SystemTime;
 use tokio_postgres::Row;
 
@@ -60,7 +59,7 @@ async fn lock_log(tx: &Transaction<'_>, replica: &str) -> Result<(), StoreError>
 pub(crate) async fn append_in(
     tx: &Transaction<'_>,
     replica: &str,
-    entries: &[(EntryKind, &Value)],
+    entries: &[NewEntry],
 ) -> Result<Vec<Entry>, StoreError> {
     let failed = StoreError::postgres("appending to the journal");
     lock_log(tx, replica).await?;
@@ -86,14 +85,11 @@ pub(crate) async fn append_in(
         .await
         .map_err(&failed)?;
     let mut stored = Vec::with_capacity(entries.len());
-    for (kind, payload) in entries {
+    for entry in entries {
         seq += 1;
         let time = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
-        let attestation = (*kind == EntryKind::Invocation)
-            .then(|| payload.pointer("/attestation/id").and_then(Value::as_str))
-            .flatten();
-        let payload = canonical_json(payload);
-        let hash = entry_hash(seq, &time, kind.as_str(), &payload, &prev_hash);
+        let (kind, payload, attestation) = (entry.kind(), entry.payload(), entry.attestation_id());
+        let hash = entry_hash(seq, &time, kind.as_str(), payload, &prev_hash);
         let position = i64::try_from(seq).unwrap_or(i64::MAX);
         tx.execute(
             &insert,
@@ -114,7 +110,7 @@ pub(crate) async fn append_in(
             seq,
             time,
             kind: kind.as_str().to_string(),
-            payload,
+            payload: payload.to_string(),
             prev_hash,
             hash,
         };
@@ -246,13 +242,12 @@ impl PostgresStore {
 }
 
 impl JournalStore for PostgresStore {
-    fn append(&self, batch: &[(EntryKind, Value)]) -> Result<Vec<Entry>, StoreError> {
-        let batch: Vec<(EntryKind, &Value)> = batch.iter().map(|(k, v)| (*k, v)).collect();
+    fn append(&self, batch: &[NewEntry]) -> Result<Vec<Entry>, StoreError> {
         self.run(async {
             let failed = StoreError::postgres("appending to the journal");
             let mut client = self.client().await?;
             let tx = client.transaction().await.map_err(&failed)?;
-            let stored = append_in(&tx, self.replica(), &batch).await?;
+            let stored = append_in(&tx, self.replica(), batch).await?;
             tx.commit().await.map_err(&failed)?;
             Ok(stored)
         })
@@ -363,8 +358,17 @@ impl JournalStore for PostgresStore {
                 None => Frontier::default(),
             };
             let from = i64::try_from(tree.size()).unwrap_or(i64::MAX);
-            for entry in entries(&tx, replica, "AND seq > $2", "ORDER BY seq", &[&from]).await? {
-                tree.push(&leaf(&entry).map_err(corrupt("journal entry hash"))?);
+            // Only the leaves: the payloads are not needed to extend the tree.
+            let leaves = tx
+                .query(
+                    "SELECT hash FROM journal WHERE replica = $1 AND seq > $2 ORDER BY seq",
+                    &[&replica, &from],
+                )
+                .await
+                .map_err(&failed)?;
+            for row in leaves {
+                let hash: String = row.try_get(0).map_err(&failed)?;
+                tree.push(&parse_hash(&hash).map_err(corrupt("journal entry hash"))?);
             }
             if tree.size() != size || size == 0 {
                 // Entries are missing below the head: a verifier will say

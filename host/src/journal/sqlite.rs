@@ -1,13 +1,12 @@
 //! [`JournalStore`] on the embedded SQLite database.
 
 use super::JournalStore;
-use super::chain::{Entry, EntryKind, GENESIS, canonical_json, entry_hash};
+use super::chain::{Entry, EntryKind, GENESIS, NewEntry, entry_hash};
 use super::head::TreeHead;
 use super::stored::{corrupt, frontier, stored};
-use super::tree::{Frontier, Hash, leaf};
+use super::tree::{Frontier, Hash, parse_hash};
 use crate::store::{SqliteStore, StoreError};
 use rusqlite::{Connection, OptionalExtension, Row, params};
-use serde_json::Value;
 use std::time::SystemTime;
 
 fn row_entry(row: &Row<'_>) -> rusqlite::Result<Entry> {
@@ -25,11 +24,7 @@ const COLUMNS: &str = "seq, time, kind, payload, prev_hash, hash";
 
 /// Appends one entry inside an open write transaction (so other records,
 /// e.g. a pending approval, commit together with their journal entry).
-pub(crate) fn append_in(
-    conn: &Connection,
-    kind: EntryKind,
-    payload: &Value,
-) -> Result<Entry, StoreError> {
+pub(crate) fn append_in(conn: &Connection, entry: &NewEntry) -> Result<Entry, StoreError> {
     // Read the head inside the write transaction (another process may
     // have appended); the statement is prepared once per connection.
     let last: Option<(i64, String)> = conn
@@ -44,8 +39,8 @@ pub(crate) fn append_in(
         None => (1, GENESIS.to_string()),
     };
     let time = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
-    let payload = canonical_json(payload);
-    let hash = entry_hash(seq, &time, kind.as_str(), &payload, &prev_hash);
+    let (kind, payload) = (entry.kind(), entry.payload());
+    let hash = entry_hash(seq, &time, kind.as_str(), payload, &prev_hash);
     conn.prepare_cached(
         "INSERT INTO journal (seq, time, kind, payload, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )
@@ -57,7 +52,7 @@ pub(crate) fn append_in(
         seq,
         time,
         kind: kind.as_str().to_string(),
-        payload,
+        payload: payload.to_string(),
         prev_hash,
         hash,
     })
@@ -81,12 +76,9 @@ fn collect(
 }
 
 impl JournalStore for SqliteStore {
-    fn append(&self, entries: &[(EntryKind, Value)]) -> Result<Vec<Entry>, StoreError> {
+    fn append(&self, entries: &[NewEntry]) -> Result<Vec<Entry>, StoreError> {
         self.write("appending to the journal", |tx| {
-            entries
-                .iter()
-                .map(|(kind, payload)| append_in(tx, *kind, payload))
-                .collect()
+            entries.iter().map(|entry| append_in(tx, entry)).collect()
         })
     }
 
@@ -183,12 +175,19 @@ impl JournalStore for SqliteStore {
                 None => Frontier::default(),
             };
             let from = i64::try_from(frontier.size()).unwrap_or(i64::MAX);
-            for entry in collect(
-                tx,
-                &format!("SELECT {COLUMNS} FROM journal WHERE seq > ?1 ORDER BY seq"),
-                Some(&from),
-            )? {
-                frontier.push(&leaf(&entry).map_err(corrupt("journal entry hash"))?);
+            // Only the leaves: the payloads are not needed to extend the tree.
+            let mut hashes = tx
+                .prepare_cached("SELECT hash FROM journal WHERE seq > ?1 ORDER BY seq")
+                .map_err(StoreError::sql("reading the journal"))?;
+            let mut rows = hashes
+                .query([from])
+                .map_err(StoreError::sql("reading the journal"))?;
+            while let Some(row) = rows
+                .next()
+                .map_err(StoreError::sql("reading the journal"))?
+            {
+                let hash: String = row.get(0).map_err(StoreError::sql("reading the journal"))?;
+                frontier.push(&parse_hash(&hash).map_err(corrupt("journal entry hash"))?);
             }
             if frontier.size() != size || size == 0 {
                 // Entries are missing below the head: a verifier will say
@@ -266,9 +265,9 @@ mod tests {
         let store = SqliteStore::open_in(dir.path()).expect("store");
         for n in 0..5 {
             store
-                .append(&[(
+                .append(&[NewEntry::new(
                     EntryKind::Invocation,
-                    json!({"n": n, "attestation": {"id": format!("A{n}")}}),
+                    &json!({"n": n, "attestation": {"id": format!("A{n}")}}),
                 )])
                 .expect("append");
         }

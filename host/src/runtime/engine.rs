@@ -5,7 +5,9 @@
 use sha2::{Digest as _, Sha256};
 use std::hash::{Hash, Hasher};
 use std::time::Duration;
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, OptLevel, PoolingAllocationConfig};
+use wasmtime::{
+    Config, Enabled, Engine, InstanceAllocationStrategy, OptLevel, PoolingAllocationConfig,
+};
 
 /// How often the engine's epoch advances. Deadlines are checked (and the guest
 /// yields to the async executor) once per tick, so this is the deadline's
@@ -41,9 +43,18 @@ const TABLES_PER_COMPONENT: u32 = 32;
 /// the TLB of every core running airlock (an inter-processor interrupt
 /// each), which profiles showed as the largest cost of concurrent calls.
 /// Small tools fit in it; a slot holds at most this much resident for
-/// each of its tables and its stack. Linear memory is still returned
-/// (copy-on-write images make a fresh instance cheap whatever its size).
+/// each of its tables and its stack.
 const KEEP_RESIDENT: usize = 64 << 10;
+
+/// Linear memory per pool slot reset in place where the kernel can say
+/// which pages an instance wrote (`PAGEMAP_SCAN`, Linux 6.7+): only those
+/// are copied back from the image or zeroed, the copy-on-write mapping of
+/// the rest stays, and nothing is unmapped, so neither `madvise` nor a
+/// copy-on-write fault sends an inter-processor interrupt on the next
+/// call. A tool that writes more than this has the rest returned to the
+/// kernel as before. Without `PAGEMAP_SCAN` nothing is kept: resetting
+/// the first bytes blindly would copy them on every call.
+const KEEP_RESIDENT_MEMORY: usize = 1 << 20;
 
 /// What the host asks of its engine.
 #[derive(Clone, Debug)]
@@ -53,6 +64,12 @@ pub(crate) struct EngineSettings {
 }
 
 pub(crate) fn build(settings: &EngineSettings) -> wasmtime::Result<Engine> {
+    // Kernels without `PAGEMAP_SCAN` refuse `Enabled::Yes`: build again
+    // without it.
+    Engine::new(&config(settings, true)).or_else(|_| Engine::new(&config(settings, false)))
+}
+
+fn config(settings: &EngineSettings, pagemap: bool) -> Config {
     let slots = settings.max_concurrent.max(1);
     let mut pool = PoolingAllocationConfig::new();
     pool.total_component_instances(slots)
@@ -67,6 +84,10 @@ pub(crate) fn build(settings: &EngineSettings) -> wasmtime::Result<Engine> {
         .table_elements(TABLE_ELEMENTS_CEILING as usize)
         .table_keep_resident(KEEP_RESIDENT)
         .async_stack_keep_resident(KEEP_RESIDENT);
+    if pagemap {
+        pool.pagemap_scan(Enabled::Yes)
+            .linear_memory_keep_resident(KEEP_RESIDENT_MEMORY);
+    }
 
     let mut config = Config::new();
     config
@@ -79,7 +100,7 @@ pub(crate) fn build(settings: &EngineSettings) -> wasmtime::Result<Engine> {
         .async_stack_size(ASYNC_STACK)
         .cranelift_opt_level(OptLevel::Speed)
         .parallel_compilation(true);
-    Engine::new(&config)
+    config
 }
 
 /// Advances `engine`'s epoch every [`EPOCH_TICK`] until the engine is dropped.

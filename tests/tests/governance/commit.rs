@@ -8,7 +8,9 @@
 use airlock::attest::HostKey;
 use airlock::journal::head::TreeHead;
 use airlock::journal::tree::Hash;
-use airlock::journal::{Batching, Cadence, CommitMode, Entry, EntryKind, Journal, JournalStore};
+use airlock::journal::{
+    Batching, Cadence, CommitMode, Entry, EntryKind, Journal, JournalStore, NewEntry,
+};
 use airlock::store::{SqliteStore, StoreError};
 use serde_json::{Value, json};
 use std::future::Future;
@@ -27,7 +29,7 @@ struct Gated {
 }
 
 impl JournalStore for Gated {
-    fn append(&self, entries: &[(EntryKind, Value)]) -> Result<Vec<Entry>, StoreError> {
+    fn append(&self, entries: &[NewEntry]) -> Result<Vec<Entry>, StoreError> {
         let held = self.hold.lock().expect("hold").take();
         if let Some((started, go)) = held {
             started.send(()).expect("the test listens");
@@ -129,15 +131,24 @@ async fn poll_once(future: &mut Commit) -> Option<Result<(), StoreError>> {
     .await
 }
 
+/// Starts a first call, which commits inline, and holds it mid-transaction
+/// (inside the runtime); returns it and what lets it go.
+fn first_held(
+    store: &Gated,
+    journal: &Arc<Journal>,
+) -> (tokio::task::JoinHandle<Result<(), StoreError>>, Sender<()>) {
+    let (started, go) = store.hold_next();
+    let first = tokio::spawn(commit(journal, "first"));
+    started.recv().expect("the first commit started");
+    (first, go)
+}
+
 #[test]
 fn concurrent_each_commits_share_a_transaction_and_wait_for_their_own() {
     let state = tempfile::tempdir().expect("tempdir");
     let (store, journal) = journal(state.path(), CommitMode::Each);
     two_workers().block_on(async {
-        // A first call commits inline and is held mid-transaction.
-        let (started, go) = store.hold_next();
-        let first = tokio::spawn(commit(&journal, "first"));
-        started.recv().expect("the first commit started");
+        let (first, go) = first_held(&store, &journal);
 
         // Ten more finish meanwhile: each queues and waits.
         let mut waiting: Vec<Commit> = (0..10)
@@ -168,6 +179,51 @@ fn concurrent_each_commits_share_a_transaction_and_wait_for_their_own() {
     );
     let (entries, _) = store.verify().expect("read").expect("the chain holds");
     assert_eq!(entries, 11);
+}
+
+/// A first call held mid-commit with two calls queued behind it; `drop_b`
+/// drops the first of those, either while it still waits (`false`) or just
+/// after the first call handed it the next turn (`true`). Either way the
+/// other still returns and both entries are stored in one transaction.
+fn a_caller_that_goes_away_leaves_no_one_stranded(handed_the_lead: bool) {
+    let state = tempfile::tempdir().expect("tempdir");
+    let (store, journal) = journal(state.path(), CommitMode::Each);
+    two_workers().block_on(async {
+        let (first, go) = first_held(&store, &journal);
+        let mut gone = Some(commit(&journal, "gone"));
+        let mut stays = commit(&journal, "stays");
+        if let Some(gone) = gone.as_mut() {
+            assert!(poll_once(gone).await.is_none(), "gone waits");
+        }
+        assert!(poll_once(&mut stays).await.is_none(), "stays waits");
+
+        if !handed_the_lead {
+            gone = None;
+        }
+        go.send(()).expect("let the first go");
+        first.await.expect("joined").expect("first committed");
+        // Handed the next turn and never polled again: dropping it takes it.
+        drop(gone);
+        // Told at once (or, handed the turn, it commits when polled).
+        poll_once(&mut stays)
+            .await
+            .expect("the call that stayed was left waiting")
+            .expect("the call that stayed was committed");
+    });
+    assert_eq!(store.groups(), vec![1, 2]);
+    let mut tags = store.tags();
+    tags.sort();
+    assert_eq!(tags, ["first", "gone", "stays"]);
+}
+
+#[test]
+fn a_waiting_caller_that_goes_away_is_passed_over() {
+    a_caller_that_goes_away_leaves_no_one_stranded(false);
+}
+
+#[test]
+fn a_caller_dropped_with_the_next_turn_still_commits_it() {
+    a_caller_that_goes_away_leaves_no_one_stranded(true);
 }
 
 #[test]

@@ -6,7 +6,7 @@ use airlock::approvals::{
     ApprovalError, ApprovalRequest, ApprovalStore, GrantBinding, Lookup, OperatorDecision,
 };
 use airlock::attest::HostKey;
-use airlock::journal::{Cadence, EntryKind, Journal, JournalStore, audit};
+use airlock::journal::{Cadence, EntryKind, Journal, JournalStore, NewEntry, audit};
 use airlock::store::{PasswordSource, PostgresSettings, PostgresStore, StoreError};
 use airlock_tests::postgres::{TestDatabase, fresh_database};
 use serde_json::json;
@@ -49,7 +49,7 @@ fn migrations_run_once_and_a_newer_schema_is_refused() {
     let a = replica(&db, "a");
     // Opening again (a restart) migrates nothing and keeps the data.
     a.store
-        .append(&[(EntryKind::Server, json!({"n": 1}))])
+        .append(&[NewEntry::new(EntryKind::Server, &json!({"n": 1}))])
         .expect("append");
     drop(a.store);
     let again = PostgresStore::open(&db.settings("a"), &a.key.verifying_key()).expect("reopens");

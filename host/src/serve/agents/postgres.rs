@@ -2,7 +2,7 @@
 //! replica's operator socket works on every replica at once.
 
 use super::{Agent, AgentStore};
-use crate::journal::{EntryKind, postgres_append_in};
+use crate::journal::{EntryKind, NewEntry, postgres_append_in};
 use crate::store::{PostgresStore, StoreError};
 use serde_json::Value;
 
@@ -27,8 +27,12 @@ impl AgentStore for PostgresStore {
                 .await
                 .map_err(&failed)?;
             if added == 1 {
-                postgres_append_in(&tx, self.replica(), &[(EntryKind::AgentChanged, record)])
-                    .await?;
+                postgres_append_in(
+                    &tx,
+                    self.replica(),
+                    &[NewEntry::new(EntryKind::AgentChanged, record)],
+                )
+                .await?;
             }
             tx.commit().await.map_err(&failed)?;
             Ok(added == 1)
@@ -45,8 +49,12 @@ impl AgentStore for PostgresStore {
                 .await
                 .map_err(&failed)?;
             if removed == 1 {
-                postgres_append_in(&tx, self.replica(), &[(EntryKind::AgentChanged, record)])
-                    .await?;
+                postgres_append_in(
+                    &tx,
+                    self.replica(),
+                    &[NewEntry::new(EntryKind::AgentChanged, record)],
+                )
+                .await?;
             }
             tx.commit().await.map_err(&failed)?;
             Ok(removed == 1)

@@ -8,7 +8,7 @@
 use super::agents::{BearerSecret, digest as sha256_hex, random_token};
 mod postgres;
 
-use crate::journal::{EntryKind, append_in};
+use crate::journal::{EntryKind, NewEntry, append_in};
 use crate::store::{SqliteStore, Store, StoreError};
 use rusqlite::{OptionalExtension, params};
 use serde_json::{Value, json};
@@ -352,7 +352,7 @@ impl Devices {
 impl DeviceStore for SqliteStore {
     fn record(&self, record: &Value) -> Result<(), StoreError> {
         self.write("journaling a device change", |tx| {
-            append_in(tx, EntryKind::DeviceChanged, record).map(drop)
+            append_in(tx, &NewEntry::new(EntryKind::DeviceChanged, record)).map(drop)
         })
     }
 
@@ -368,7 +368,7 @@ impl DeviceStore for SqliteStore {
                 params![device.id, device.operator, device.label, cookie_sha256, device.paired],
             )
             .map_err(StoreError::sql("pairing a device"))?;
-            append_in(tx, EntryKind::DeviceChanged, record).map(drop)
+            append_in(tx, &NewEntry::new(EntryKind::DeviceChanged, record)).map(drop)
         })
     }
 
@@ -442,7 +442,10 @@ impl DeviceStore for SqliteStore {
                 params![id, when, by],
             )
             .map_err(StoreError::sql("revoking a device"))?;
-            append_in(tx, EntryKind::DeviceChanged, &record(&device))?;
+            append_in(
+                tx,
+                &NewEntry::new(EntryKind::DeviceChanged, &record(&device)),
+            )?;
             Ok(Ok(Device {
                 revoked: Some(when.to_string()),
                 ..device

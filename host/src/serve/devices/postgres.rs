@@ -3,7 +3,7 @@
 //! them ends its cookie everywhere.
 
 use super::{Device, DeviceError, DeviceStore};
-use crate::journal::{EntryKind, postgres_append_in};
+use crate::journal::{EntryKind, NewEntry, postgres_append_in};
 use crate::store::{PostgresStore, StoreError};
 use serde_json::Value;
 use tokio_postgres::Row;
@@ -27,7 +27,12 @@ impl DeviceStore for PostgresStore {
             let failed = StoreError::postgres("journaling a device change");
             let mut client = self.client().await?;
             let tx = client.transaction().await.map_err(&failed)?;
-            postgres_append_in(&tx, self.replica(), &[(EntryKind::DeviceChanged, record)]).await?;
+            postgres_append_in(
+                &tx,
+                self.replica(),
+                &[NewEntry::new(EntryKind::DeviceChanged, record)],
+            )
+            .await?;
             tx.commit().await.map_err(&failed)
         })
     }
@@ -55,7 +60,12 @@ impl DeviceStore for PostgresStore {
             )
             .await
             .map_err(&failed)?;
-            postgres_append_in(&tx, self.replica(), &[(EntryKind::DeviceChanged, record)]).await?;
+            postgres_append_in(
+                &tx,
+                self.replica(),
+                &[NewEntry::new(EntryKind::DeviceChanged, record)],
+            )
+            .await?;
             tx.commit().await.map_err(&failed)
         })
     }
@@ -130,7 +140,12 @@ impl DeviceStore for PostgresStore {
             .await
             .map_err(&failed)?;
             let record = record(&device);
-            postgres_append_in(&tx, self.replica(), &[(EntryKind::DeviceChanged, &record)]).await?;
+            postgres_append_in(
+                &tx,
+                self.replica(),
+                &[NewEntry::new(EntryKind::DeviceChanged, &record)],
+            )
+            .await?;
             tx.commit().await.map_err(&failed)?;
             Ok(Ok(Device {
                 revoked: Some(when.to_string()),
