@@ -378,7 +378,13 @@ impl ApprovalStore for SqliteStore {
                 ],
             )
             .map_err(StoreError::sql("recording a pending approval"))?;
-            append_in(tx, &NewEntry::new(EntryKind::ApprovalRequested, &requested_record(&id, request)))?;
+            append_in(
+                tx,
+                &[NewEntry::new(
+                    EntryKind::ApprovalRequested,
+                    &requested_record(&id, request),
+                )],
+            )?;
             Ok(pending(id, created, request))
         })
     }
@@ -408,7 +414,7 @@ impl ApprovalStore for SqliteStore {
                 )
                 .map_err(StoreError::sql("recording a decision"))?;
                 let record = decided_record(&approval, &status, decided_by);
-                append_in(tx, &NewEntry::new(EntryKind::ApprovalDecided, &record))?;
+                append_in(tx, &[NewEntry::new(EntryKind::ApprovalDecided, &record)])?;
                 Ok(Ok(Approval {
                     status: status.clone(),
                     decided_at: Some(decided_at.clone()),

@@ -22,11 +22,11 @@ fn row_entry(row: &Row<'_>) -> rusqlite::Result<Entry> {
 
 const COLUMNS: &str = "seq, time, kind, payload, prev_hash, hash";
 
-/// Appends one entry inside an open write transaction (so other records,
-/// e.g. a pending approval, commit together with their journal entry).
-pub(crate) fn append_in(conn: &Connection, entry: &NewEntry) -> Result<Entry, StoreError> {
-    // Read the head inside the write transaction (another process may
-    // have appended); the statement is prepared once per connection.
+/// Appends `entries` inside an open write transaction (so other records,
+/// e.g. a pending approval, commit together with their journal entries).
+pub(crate) fn append_in(conn: &Connection, entries: &[NewEntry]) -> Result<Vec<Entry>, StoreError> {
+    // Read the head once, inside the write transaction (another process
+    // may have appended); the statements are prepared once per connection.
     let last: Option<(i64, String)> = conn
         .prepare_cached("SELECT seq, hash FROM journal ORDER BY seq DESC LIMIT 1")
         .and_then(|mut head| {
@@ -34,28 +34,43 @@ pub(crate) fn append_in(conn: &Connection, entry: &NewEntry) -> Result<Entry, St
                 .optional()
         })
         .map_err(StoreError::sql("reading the journal head"))?;
-    let (seq, prev_hash) = match last {
-        Some((seq, hash)) => (u64::try_from(seq).unwrap_or_default() + 1, hash),
-        None => (1, GENESIS.to_string()),
+    let (mut seq, mut prev_hash) = match last {
+        Some((seq, hash)) => (u64::try_from(seq).unwrap_or_default(), hash),
+        None => (0, GENESIS.to_string()),
     };
-    let time = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
-    let (kind, payload) = (entry.kind(), entry.payload());
-    let hash = entry_hash(seq, &time, kind.as_str(), payload, &prev_hash);
-    conn.prepare_cached(
-        "INSERT INTO journal (seq, time, kind, payload, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    )
-    .and_then(|mut insert| {
-        insert.execute(params![i64::try_from(seq).unwrap_or(i64::MAX), time, kind.as_str(), payload, prev_hash, hash])
-    })
-    .map_err(StoreError::sql("appending to the journal"))?;
-    Ok(Entry {
-        seq,
-        time,
-        kind: kind.as_str().to_string(),
-        payload: payload.to_string(),
-        prev_hash,
-        hash,
-    })
+    let mut insert = conn
+        .prepare_cached(
+            "INSERT INTO journal (seq, time, kind, payload, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )
+        .map_err(StoreError::sql("appending to the journal"))?;
+    let mut stored = Vec::with_capacity(entries.len());
+    for entry in entries {
+        seq += 1;
+        let time = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
+        let (kind, payload) = (entry.kind(), entry.payload());
+        let hash = entry_hash(seq, &time, kind.as_str(), payload, &prev_hash);
+        insert
+            .execute(params![
+                i64::try_from(seq).unwrap_or(i64::MAX),
+                time,
+                kind.as_str(),
+                payload,
+                prev_hash,
+                hash
+            ])
+            .map_err(StoreError::sql("appending to the journal"))?;
+        let entry = Entry {
+            seq,
+            time,
+            kind: kind.as_str().to_string(),
+            payload: payload.to_string(),
+            prev_hash,
+            hash,
+        };
+        prev_hash = entry.hash.clone();
+        stored.push(entry);
+    }
+    Ok(stored)
 }
 
 fn collect(
@@ -77,9 +92,7 @@ fn collect(
 
 impl JournalStore for SqliteStore {
     fn append(&self, entries: &[NewEntry]) -> Result<Vec<Entry>, StoreError> {
-        self.write("appending to the journal", |tx| {
-            entries.iter().map(|entry| append_in(tx, entry)).collect()
-        })
+        self.write("appending to the journal", |tx| append_in(tx, entries))
     }
 
     fn tail(&self, n: usize) -> Result<Vec<Entry>, StoreError> {
@@ -176,17 +189,11 @@ impl JournalStore for SqliteStore {
             };
             let from = i64::try_from(frontier.size()).unwrap_or(i64::MAX);
             // Only the leaves: the payloads are not needed to extend the tree.
-            let mut hashes = tx
+            let hashes: Vec<String> = tx
                 .prepare_cached("SELECT hash FROM journal WHERE seq > ?1 ORDER BY seq")
+                .and_then(|mut leaves| leaves.query_map([from], |r| r.get(0))?.collect())
                 .map_err(StoreError::sql("reading the journal"))?;
-            let mut rows = hashes
-                .query([from])
-                .map_err(StoreError::sql("reading the journal"))?;
-            while let Some(row) = rows
-                .next()
-                .map_err(StoreError::sql("reading the journal"))?
-            {
-                let hash: String = row.get(0).map_err(StoreError::sql("reading the journal"))?;
+            for hash in hashes {
                 frontier.push(&parse_hash(&hash).map_err(corrupt("journal entry hash"))?);
             }
             if frontier.size() != size || size == 0 {

@@ -228,7 +228,7 @@ impl AgentStore for SqliteStore {
                 params![name, token_sha256, created],
             )
             .map_err(StoreError::sql("adding an agent"))?;
-            append_in(tx, &NewEntry::new(EntryKind::AgentChanged, record))?;
+            append_in(tx, &[NewEntry::new(EntryKind::AgentChanged, record)])?;
             Ok(true)
         })
     }
@@ -239,7 +239,7 @@ impl AgentStore for SqliteStore {
                 .execute("DELETE FROM agents WHERE name = ?1", params![name])
                 .map_err(StoreError::sql("removing an agent"))?;
             if n == 1 {
-                append_in(tx, &NewEntry::new(EntryKind::AgentChanged, record))?;
+                append_in(tx, &[NewEntry::new(EntryKind::AgentChanged, record)])?;
             }
             Ok(n == 1)
         })

@@ -352,7 +352,7 @@ impl Devices {
 impl DeviceStore for SqliteStore {
     fn record(&self, record: &Value) -> Result<(), StoreError> {
         self.write("journaling a device change", |tx| {
-            append_in(tx, &NewEntry::new(EntryKind::DeviceChanged, record)).map(drop)
+            append_in(tx, &[NewEntry::new(EntryKind::DeviceChanged, record)]).map(drop)
         })
     }
 
@@ -368,7 +368,7 @@ impl DeviceStore for SqliteStore {
                 params![device.id, device.operator, device.label, cookie_sha256, device.paired],
             )
             .map_err(StoreError::sql("pairing a device"))?;
-            append_in(tx, &NewEntry::new(EntryKind::DeviceChanged, record)).map(drop)
+            append_in(tx, &[NewEntry::new(EntryKind::DeviceChanged, record)]).map(drop)
         })
     }
 
@@ -444,7 +444,7 @@ impl DeviceStore for SqliteStore {
             .map_err(StoreError::sql("revoking a device"))?;
             append_in(
                 tx,
-                &NewEntry::new(EntryKind::DeviceChanged, &record(&device)),
+                &[NewEntry::new(EntryKind::DeviceChanged, &record(&device))],
             )?;
             Ok(Ok(Device {
                 revoked: Some(when.to_string()),
