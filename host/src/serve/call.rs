@@ -10,6 +10,7 @@ use crate::approvals::OperatorDecision;
 use crate::invocation::{AbortOnDrop, Invocation, Wait};
 use crate::outcome::{InvokeError, Outcome, PendingApproval};
 use crate::policy::{Principal, RequestContext};
+use futures_util::FutureExt as _;
 use std::collections::HashSet;
 use std::future::Future;
 use std::pin::Pin;
@@ -217,15 +218,19 @@ impl Server {
                 }
             });
         }
-        // The invocation runs on its own task, holding the slot: if the
-        // caller's future is dropped (a client that went away), the guard
-        // cancels it and it still ends, and is journaled, as cancelled.
-        let cancel_if_dropped = cancel.clone().drop_guard();
+        // The invocation runs in place (a task of its own cost two thread
+        // hand-offs a call), holding the slot. If this future is dropped
+        // before it ends, the invocation is cancelled and handed to the
+        // runtime, so it still ends, and is journaled, as cancelled.
         let host = self.inner.host.clone();
-        let mut running = tokio::spawn(async move {
+        let invoking = async move {
             let _slot = slot;
             served.tool.invoke(&host, invocation).await
-        });
+        };
+        let mut running = FinishOnDrop::new(
+            cancel.clone(),
+            std::panic::AssertUnwindSafe(invoking).catch_unwind(),
+        );
         let result = tokio::select! {
             result = &mut running => result,
             () = call.cancel.cancelled() => {
@@ -233,14 +238,56 @@ impl Server {
                 running.await
             }
         };
-        cancel_if_dropped.disarm();
         Ok(match result {
             Ok(Ok(outcome)) => Answered::Ran(Box::new(outcome)),
             Ok(Err(error)) => Answered::Failed(error),
-            Err(panicked) => Answered::Failed(InvokeError::Instantiate {
-                message: format!("the invocation task failed: {panicked}"),
+            // The panic itself went to the server's log.
+            Err(_) => Answered::Failed(InvokeError::Instantiate {
+                message: "the invocation panicked (a bug in airlock)".into(),
             }),
         })
+    }
+}
+
+/// A future run in place that, if dropped before it ends, is cancelled
+/// and handed to the runtime to finish.
+struct FinishOnDrop<T: 'static> {
+    future: Option<Pin<Box<dyn Future<Output = T> + Send>>>,
+    cancel: CancellationToken,
+}
+
+impl<T> FinishOnDrop<T> {
+    fn new(cancel: CancellationToken, future: impl Future<Output = T> + Send + 'static) -> Self {
+        Self {
+            future: Some(Box::pin(future)),
+            cancel,
+        }
+    }
+}
+
+impl<T: 'static> Future for FinishOnDrop<T> {
+    type Output = T;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<T> {
+        let Some(future) = self.future.as_mut() else {
+            return std::task::Poll::Pending;
+        };
+        let output = std::task::ready!(future.as_mut().poll(cx));
+        self.future = None;
+        std::task::Poll::Ready(output)
+    }
+}
+
+impl<T: 'static> Drop for FinishOnDrop<T> {
+    fn drop(&mut self) {
+        if let Some(future) = self.future.take() {
+            self.cancel.cancel();
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(async move {
+                    drop(future.await);
+                });
+            }
+        }
     }
 }
 

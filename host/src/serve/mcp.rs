@@ -91,7 +91,8 @@ impl McpHandler {
         session_id: &str,
         request: &CallToolRequestParams,
     ) -> AskClient {
-        let settings = self.server.settings();
+        let catalog = self.server.catalog();
+        let settings = &catalog.settings;
         if settings.approvals != ApprovalChannel::Client || !can_elicit(context) {
             return AskClient::No;
         }

@@ -296,7 +296,7 @@ impl Server {
         let Some(store) = host.store() else {
             return Err(ServeError::NoState);
         };
-        let agents = Agents::in_store(store);
+        let agents = Agents::serving_store(store)?;
         let devices = Devices::in_store(store);
         let (list_changed, _) = tokio::sync::broadcast::channel(16);
         let heads = crate::invocation::AbortOnDrop::spawn(sign_heads(host.clone()));

@@ -49,6 +49,9 @@ impl Slots {
 
     fn tool(&self, name: &str) -> Arc<Semaphore> {
         let mut map = self.per_tool.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(semaphore) = map.get(name) {
+            return Arc::clone(semaphore);
+        }
         Arc::clone(
             map.entry(name.to_string())
                 .or_insert_with(|| Arc::new(Semaphore::new(self.per_tool_limit))),

@@ -13,9 +13,12 @@
 //! ([`JournalStore`](crate::journal::JournalStore),
 //! [`ApprovalStore`](crate::approvals::ApprovalStore)).
 
+mod claim;
 pub mod location;
 pub mod postgres;
 mod sqlite;
+
+pub use claim::Claim;
 
 pub use location::{PasswordSource, PostgresSettings, StoreLocation, StoreLocationError};
 pub use postgres::PostgresStore;
@@ -214,12 +217,25 @@ pub enum StoreError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// A running server keeps this database's agents in memory, so only it
+    /// may change them (or another server would share the database).
+    #[error(
+        "a running `airlock serve` owns this state directory ({} is locked): change agents through its operator socket (`--socket PATH` when it is not in the state directory), or stop it first",
+        path.display()
+    )]
+    Claimed {
+        /// The lock file.
+        path: PathBuf,
+    },
 }
 
 impl StoreError {
     /// Stable machine-readable reason code.
     pub fn code(&self) -> &'static str {
-        "store_failed"
+        match self {
+            StoreError::Claimed { .. } => "state_in_use",
+            _ => "store_failed",
+        }
     }
 
     pub(crate) fn sql(action: &'static str) -> impl FnOnce(rusqlite::Error) -> Self {

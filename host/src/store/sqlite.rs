@@ -1,9 +1,11 @@
 //! [`SqliteStore`]: the embedded store, one SQLite database (WAL) in the
 //! state directory.
 
+use super::claim::Claims;
 use super::{StoreError, private_dir};
 use rusqlite::Connection;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
@@ -74,6 +76,10 @@ CREATE INDEX IF NOT EXISTS approvals_tool ON approvals (tool_sha256, principal, 
 pub struct SqliteStore {
     conn: Mutex<Connection>,
     path: PathBuf,
+    /// A serving handle's claim, which keeps other writers off its agents.
+    pub(crate) claims: Claims,
+    /// Moves whenever an agent is added or removed through this handle.
+    pub(crate) agents_generation: AtomicU64,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -182,6 +188,8 @@ impl SqliteStore {
         Ok(Self {
             conn: Mutex::new(conn),
             path: path.to_path_buf(),
+            claims: Claims::new(path),
+            agents_generation: AtomicU64::new(0),
         })
     }
 

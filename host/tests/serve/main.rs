@@ -223,6 +223,24 @@ async fn requests_need_a_token_and_an_allowed_origin() {
         let status = server.post(&initialize, token, origin).await;
         assert_eq!(status, expected, "token {token:?}, origin {origin:?}");
     }
+    // A CLI that misses the server's socket would change the database
+    // directly: refused while the server owns it, so the token the server
+    // remembers cannot outlive a removal it did not see.
+    let missed = std::process::Command::new(env!("CARGO_BIN_EXE_airlock"))
+        .arg("--state-dir")
+        .arg(fixture.state())
+        .arg("--socket")
+        .arg(fixture.state().join("not-the-server.sock"))
+        .args(["agents", "remove", "claude"])
+        .output()
+        .expect("run airlock");
+    assert!(!missed.status.success());
+    assert!(
+        fixture::printed(&missed).contains("state_in_use"),
+        "{}",
+        fixture::printed(&missed)
+    );
+    assert_eq!(server.post(&initialize, Some(&token), None).await, 200);
     // A removed agent's token stops working at once.
     let removed = server.airlock(&["agents", "remove", "claude"]);
     assert!(removed.status.success(), "{}", fixture::printed(&removed));

@@ -137,3 +137,60 @@ async fn a_thousand_calls_with_hostile_tools_leave_the_server_as_it_was() {
         .all(|e| e["payload"]["attestation"]["principal"] != Value::Null);
     assert!(verified);
 }
+
+/// An embedder that drops a call's future mid-run (a task aborted, a
+/// timeout around it): the invocation is cancelled, still ends on the
+/// runtime, and is journaled as cancelled; its slot comes back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_call_still_ends_and_is_journaled() {
+    use airlock::serve::{AskClient, Call, Server as Library, Sources};
+    let fixture = Fixture::new("");
+    let host = airlock::Host::builder()
+        .state_dir(fixture.state())
+        .build()
+        .expect("host");
+    let server = Library::start(
+        host,
+        Sources {
+            config: fixture.config(),
+            policies: None,
+            state_dir: fixture.state(),
+        },
+    )
+    .await
+    .expect("serving");
+    let mut call = Box::pin(server.call(Call {
+        principal: airlock::policy::Principal::agent("embedder"),
+        session_id: String::new(),
+        request_id: "dropped".into(),
+        channel: "embedded",
+        tool: "spin".into(),
+        arguments: serde_json::Map::new(),
+        cancel: tokio_util::sync::CancellationToken::new(),
+        progress: None,
+        ask: AskClient::No,
+    }));
+    // Drive the call until its invocation holds a slot, then drop it.
+    while server.running() == 0 {
+        tokio::select! {
+            biased;
+            answered = &mut call => panic!("spin ended: {:?}", answered.map(|a| a.code())),
+            () = tokio::task::yield_now() => {}
+        }
+    }
+    drop(call);
+    while server.running() > 0 {
+        tokio::task::yield_now().await;
+    }
+    server.shutdown().await.expect("stopped");
+    let journal = super::fixture::journal(&fixture);
+    let spun = journal
+        .iter()
+        .find(|e| e["kind"] == "invocation" && e["payload"]["attestation"]["tool"] == "spin")
+        .expect("the dropped call is journaled");
+    assert_eq!(spun["payload"]["attestation"]["outcome"], "cancelled");
+    assert_eq!(
+        spun["payload"]["attestation"]["principal"],
+        "Agent::\"embedder\""
+    );
+}

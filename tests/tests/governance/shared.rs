@@ -316,10 +316,20 @@ async fn decisions_through_another_replica_leave_nothing_pending() {
     }
 }
 
+/// Waits (at most 30 s) until `condition` holds.
+fn until(what: &str, condition: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !condition() {
+        assert!(std::time::Instant::now() < deadline, "never: {what}");
+        std::thread::yield_now();
+    }
+}
+
 /// Agents and console devices live in the shared store: a token or a
 /// device paired through one replica works on the other, and removing or
 /// revoking it through either ends it everywhere (each change journaled
-/// by the replica that made it, never with the secret).
+/// by the replica that made it, never with the secret). A replica that
+/// remembers checked tokens hears every removal through the database.
 #[test]
 fn agents_and_devices_are_shared_by_replicas() {
     use airlock::serve::{Agents, COOKIE_PREFIX, Devices, PAIRING_CODE_LIFETIME, TOKEN_PREFIX};
@@ -330,9 +340,13 @@ fn agents_and_devices_are_shared_by_replicas() {
         Store::Postgres(Arc::clone(&a.store)),
         Store::Postgres(Arc::clone(&b.store)),
     );
+    let agents_b = Agents::serving_store(&on_b).expect("b follows its agents");
+    until("b listens for agent news", || {
+        b.store.agents_generation().is_some()
+    });
 
     let (agent, token) = Agents::in_store(&on_a).add("claude").expect("added");
-    let agents_b = Agents::in_store(&on_b);
+    let remembered = b.store.agents_generation();
     assert_eq!(
         agents_b.authenticate(token.expose()).expect("checked"),
         Some(agent.name.clone())
@@ -341,7 +355,22 @@ fn agents_and_devices_are_shared_by_replicas() {
         Agents::in_store(&on_a).add("claude").is_err(),
         "names are unique"
     );
-    agents_b.remove("claude").expect("removed through b");
+    Agents::in_store(&on_a)
+        .remove("claude")
+        .expect("removed through a");
+    until("b forgets the removed token", || {
+        agents_b
+            .authenticate(token.expose())
+            .expect("checked")
+            .is_none()
+    });
+    assert_ne!(b.store.agents_generation(), remembered);
+    Agents::in_store(&on_a)
+        .add("codex")
+        .expect("added through a");
+    Agents::in_store(&on_b)
+        .remove("codex")
+        .expect("removed through b");
     assert_eq!(
         Agents::in_store(&on_a)
             .authenticate(token.expose())
@@ -385,7 +414,8 @@ fn agents_and_devices_are_shared_by_replicas() {
             .filter(|(r, payload)| r == replica && payload.contains(fragment))
             .count()
     };
-    assert_eq!(changes("a", "\"added\""), 1);
+    assert_eq!(changes("a", "\"added\""), 2);
+    assert_eq!(changes("a", "\"removed\""), 1);
     assert_eq!(changes("b", "\"removed\""), 1);
     assert_eq!(changes("a", "\"paired\""), 1);
     assert_eq!(changes("b", "\"revoked\""), 1);

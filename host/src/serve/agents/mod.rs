@@ -2,15 +2,19 @@
 //! bearer token, shows it once and keeps only its SHA-256; a request's token
 //! maps to the principal `Agent::"NAME"` that Cedar sees. An agent cannot
 //! name its own principal.
+//!
+//! A server keeps the tokens it has checked in memory ([`table`]), for as
+//! long as the store can tell it about every change to the agents.
 
 mod postgres;
+mod sqlite;
+mod table;
 
-use crate::journal::{EntryKind, NewEntry, append_in};
-use crate::store::{SqliteStore, Store, StoreError};
-use rusqlite::{OptionalExtension, params};
+use crate::store::{Claim, Store, StoreError};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::SystemTime;
+use table::TokenTable;
 use zeroize::Zeroizing;
 
 /// What every token starts with, so a leaked one is recognisable (and
@@ -127,25 +131,66 @@ pub trait AgentStore: Send + Sync {
 
     /// The agent whose token has this digest (equality on a unique index).
     fn by_token(&self, token_sha256: &str) -> Result<Option<String>, StoreError>;
+
+    /// Starts following every change to the agents, wherever it is made,
+    /// for as long as the returned [`Following`] is held (a state
+    /// directory's database is claimed: other writers are refused).
+    fn follow(&self) -> Result<Following, StoreError>;
+
+    /// A number that moves whenever an agent is added or removed, while a
+    /// [`Following`] is held; `None` when changes cannot be followed now,
+    /// so nothing may be remembered.
+    fn generation(&self) -> Option<u64>;
+}
+
+/// Held while a store follows changes to its agents (see
+/// [`AgentStore::follow`]).
+#[derive(Debug)]
+pub struct Following {
+    _claim: Option<Claim>,
 }
 
 /// The agents of one store.
 #[derive(Clone)]
 pub struct Agents {
     store: Arc<dyn AgentStore>,
+    /// The tokens checked so far, when the store follows its changes.
+    table: Option<Arc<TokenTable>>,
 }
 
 impl Agents {
-    /// The agents kept in `store`.
+    /// The agents kept in `store`; every token is checked against it.
     pub fn new(store: Arc<dyn AgentStore>) -> Self {
-        Self { store }
+        Self { store, table: None }
+    }
+
+    /// The agents kept in `store`, for a server: tokens once checked are
+    /// remembered until an agent is added or removed anywhere. A state
+    /// directory's database is claimed for as long as these agents live,
+    /// so no other writer can change them unseen ([`StoreError::Claimed`]
+    /// while another server holds it).
+    pub fn serving(store: Arc<dyn AgentStore>) -> Result<Self, StoreError> {
+        let following = store.follow()?;
+        Ok(Self {
+            store,
+            table: Some(Arc::new(TokenTable::new(following))),
+        })
     }
 
     /// The agents kept in whichever store a host opened.
     pub fn in_store(store: &Store) -> Self {
+        Self::new(Self::of(store))
+    }
+
+    /// [`Agents::serving`] on whichever store a host opened.
+    pub fn serving_store(store: &Store) -> Result<Self, StoreError> {
+        Self::serving(Self::of(store))
+    }
+
+    fn of(store: &Store) -> Arc<dyn AgentStore> {
         match store {
-            Store::Sqlite(store) => Self::new(Arc::clone(store) as Arc<dyn AgentStore>),
-            Store::Postgres(store) => Self::new(Arc::clone(store) as Arc<dyn AgentStore>),
+            Store::Sqlite(store) => Arc::clone(store) as Arc<dyn AgentStore>,
+            Store::Postgres(store) => Arc::clone(store) as Arc<dyn AgentStore>,
         }
     }
 
@@ -193,91 +238,36 @@ impl Agents {
     }
 
     /// The agent a bearer token belongs to. Only the token's digest is
-    /// compared, and it is looked up by equality on a unique index, so the
-    /// time taken says nothing about how close a wrong token was.
+    /// compared, and it is looked up by equality (on a unique index, or in
+    /// a hash map of digests), so the time taken says nothing about how
+    /// close a wrong token was. Only tokens that checked out are
+    /// remembered: a wrong one is looked up in the store every time.
     pub fn authenticate(&self, token: &str) -> Result<Option<String>, StoreError> {
         if !token.starts_with(TOKEN_PREFIX) {
             return Ok(None);
         }
-        self.store.by_token(&digest(token))
-    }
-}
-
-impl AgentStore for SqliteStore {
-    fn insert(
-        &self,
-        name: &str,
-        token_sha256: &str,
-        created: &str,
-        record: &Value,
-    ) -> Result<bool, StoreError> {
-        self.write("adding an agent", |tx| {
-            let exists: Option<String> = tx
-                .query_row(
-                    "SELECT name FROM agents WHERE name = ?1",
-                    params![name],
-                    |row| row.get(0),
-                )
-                .optional()
-                .map_err(StoreError::sql("adding an agent"))?;
-            if exists.is_some() {
-                return Ok(false);
-            }
-            tx.execute(
-                "INSERT INTO agents (name, token_sha256, created) VALUES (?1, ?2, ?3)",
-                params![name, token_sha256, created],
-            )
-            .map_err(StoreError::sql("adding an agent"))?;
-            append_in(tx, &[NewEntry::new(EntryKind::AgentChanged, record)])?;
-            Ok(true)
-        })
-    }
-
-    fn delete(&self, name: &str, record: &Value) -> Result<bool, StoreError> {
-        self.write("removing an agent", |tx| {
-            let n = tx
-                .execute("DELETE FROM agents WHERE name = ?1", params![name])
-                .map_err(StoreError::sql("removing an agent"))?;
-            if n == 1 {
-                append_in(tx, &[NewEntry::new(EntryKind::AgentChanged, record)])?;
-            }
-            Ok(n == 1)
-        })
-    }
-
-    fn all(&self) -> Result<Vec<Agent>, StoreError> {
-        self.read(|conn| {
-            let mut statement = conn
-                .prepare_cached("SELECT name, created FROM agents ORDER BY name")
-                .map_err(StoreError::sql("listing agents"))?;
-            let rows = statement
-                .query_map([], |row| {
-                    Ok(Agent {
-                        name: row.get(0)?,
-                        created: row.get(1)?,
-                    })
-                })
-                .map_err(StoreError::sql("listing agents"))?;
-            rows.collect::<Result<Vec<_>, _>>()
-                .map_err(StoreError::sql("listing agents"))
-        })
-    }
-
-    fn by_token(&self, token_sha256: &str) -> Result<Option<String>, StoreError> {
-        self.read(|conn| {
-            conn.prepare_cached("SELECT name FROM agents WHERE token_sha256 = ?1")
-                .and_then(|mut s| {
-                    s.query_row(params![token_sha256], |row| row.get(0))
-                        .optional()
-                })
-                .map_err(StoreError::sql("checking an agent token"))
-        })
+        let digest = digest(token);
+        // The generation is read before the store, so a change that lands
+        // after the read below moves it past what is remembered here.
+        let remembering = self.table.as_ref().zip(self.store.generation());
+        if let Some((table, generation)) = remembering
+            && let Some(name) = table.get(generation, &digest)
+        {
+            return Ok(Some(name));
+        }
+        let found = self.store.by_token(&digest)?;
+        if let (Some((table, generation)), Some(name)) = (remembering, &found) {
+            table.put(generation, digest, name.clone());
+        }
+        Ok(found)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use crate::store::SqliteStore;
 
     #[test]
     fn tokens_authenticate_their_agent_until_removed() {

@@ -1,10 +1,22 @@
 //! [`AgentStore`] on the shared database: a token added through one
-//! replica's operator socket works on every replica at once.
+//! replica's operator socket works on every replica at once, and a
+//! removal reaches every replica's token table as a notification when it
+//! commits.
 
-use super::{Agent, AgentStore};
+use super::{Agent, AgentStore, Following};
 use crate::journal::{EntryKind, NewEntry, postgres_append_in};
+use crate::store::postgres::AGENTS_CHANNEL;
 use crate::store::{PostgresStore, StoreError};
 use serde_json::Value;
+
+/// Tells every replica's token table, when the transaction commits, that
+/// the agents changed.
+async fn announce(tx: &deadpool_postgres::Transaction<'_>) -> Result<(), StoreError> {
+    tx.execute("SELECT pg_notify($1, '')", &[&AGENTS_CHANNEL])
+        .await
+        .map(drop)
+        .map_err(StoreError::postgres("announcing an agent change"))
+}
 
 impl AgentStore for PostgresStore {
     fn insert(
@@ -27,6 +39,7 @@ impl AgentStore for PostgresStore {
                 .await
                 .map_err(&failed)?;
             if added == 1 {
+                announce(&tx).await?;
                 postgres_append_in(
                     &tx,
                     self.replica(),
@@ -49,6 +62,7 @@ impl AgentStore for PostgresStore {
                 .await
                 .map_err(&failed)?;
             if removed == 1 {
+                announce(&tx).await?;
                 postgres_append_in(
                     &tx,
                     self.replica(),
@@ -91,5 +105,14 @@ impl AgentStore for PostgresStore {
                 .map(|row| row.map(|row| row.get(0)))
                 .map_err(StoreError::postgres("checking an agent token"))
         })
+    }
+
+    /// Replicas hear every change through the database's notifications.
+    fn follow(&self) -> Result<Following, StoreError> {
+        Ok(Following { _claim: None })
+    }
+
+    fn generation(&self) -> Option<u64> {
+        self.agents_generation()
     }
 }

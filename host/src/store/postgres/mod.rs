@@ -11,6 +11,8 @@ mod listen;
 mod replicas;
 mod schema;
 
+pub(crate) use listen::AGENTS_CHANNEL;
+
 pub use replicas::{ReplicaStatus, now_ms};
 pub use schema::SCHEMA_VERSION;
 
@@ -18,7 +20,9 @@ use super::StoreError;
 use super::location::{PasswordSource, PostgresSettings};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use ed25519_dalek::VerifyingKey;
+use listen::{AgentsHeard, News};
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Connections kept open per replica.
@@ -36,6 +40,8 @@ pub struct PostgresStore {
     describe: String,
     /// Moves when an approval is requested or decided on any replica.
     news: tokio::sync::watch::Receiver<u64>,
+    /// Moves when an agent is added or removed on any replica.
+    agents: Arc<AgentsHeard>,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -85,24 +91,23 @@ impl PostgresStore {
             .build()
             .map_err(|source| StoreError::Runtime { source })?;
         let (news_sender, news) = tokio::sync::watch::channel(0);
-        let channel = crate::approvals::CHANNEL;
+        let agents = Arc::new(AgentsHeard::default());
+        let heard = News {
+            approvals: news_sender,
+            agents: Arc::clone(&agents),
+        };
         let manager = if settings.tls {
             let tls = tokio_postgres_rustls::MakeRustlsConnect::new(tls_config(
                 settings.ca_file.as_deref(),
             )?);
             if listen {
-                runtime.spawn(listen::listen(
-                    config.clone(),
-                    tls.clone(),
-                    channel,
-                    news_sender,
-                ));
+                runtime.spawn(listen::listen(config.clone(), tls.clone(), heard));
             }
             Manager::from_config(config, tls, manager_config)
         } else {
             let tls = tokio_postgres::NoTls;
             if listen {
-                runtime.spawn(listen::listen(config.clone(), tls, channel, news_sender));
+                runtime.spawn(listen::listen(config.clone(), tls, heard));
             }
             Manager::from_config(config, tls, manager_config)
         };
@@ -121,6 +126,7 @@ impl PostgresStore {
             replica: settings.replica().to_string(),
             describe: settings.describe(),
             news,
+            agents,
         };
         store.run(async { schema::migrate(&mut *store.client().await?).await })?;
         Ok(store)
@@ -140,6 +146,13 @@ impl PostgresStore {
     /// on any replica (PostgreSQL LISTEN/NOTIFY).
     pub fn approval_news(&self) -> tokio::sync::watch::Receiver<u64> {
         self.news.clone()
+    }
+
+    /// A generation that moves whenever an agent is added or removed on any
+    /// replica; `None` while this replica cannot hear it (not listening, or
+    /// its listener reconnecting).
+    pub fn agents_generation(&self) -> Option<u64> {
+        self.agents.generation()
     }
 
     /// Runs `future` to its end on this thread, with the store's runtime
