@@ -150,6 +150,15 @@ pub struct Following {
     _claim: Option<Claim>,
 }
 
+impl Following {
+    /// Nothing to hold: a store told of every change some other way (its
+    /// generation moves by itself), or one that cannot follow changes
+    /// (its generation is always `None`).
+    pub fn unclaimed() -> Self {
+        Self { _claim: None }
+    }
+}
+
 /// The agents of one store.
 #[derive(Clone)]
 pub struct Agents {

@@ -109,7 +109,7 @@ impl AgentStore for PostgresStore {
 
     /// Replicas hear every change through the database's notifications.
     fn follow(&self) -> Result<Following, StoreError> {
-        Ok(Following { _claim: None })
+        Ok(Following::unclaimed())
     }
 
     fn generation(&self) -> Option<u64> {

@@ -97,7 +97,7 @@ mod tests {
         }
 
         fn follow(&self) -> Result<Following, StoreError> {
-            Ok(Following { _claim: None })
+            Ok(Following::unclaimed())
         }
 
         fn generation(&self) -> Option<u64> {
@@ -182,7 +182,7 @@ mod tests {
 
     #[test]
     fn a_store_answer_older_than_the_table_is_not_kept() {
-        let table = super::TokenTable::new(Following { _claim: None });
+        let table = super::TokenTable::new(Following::unclaimed());
         table.put(2, "digest".into(), "claude".into());
         table.put(1, "stale".into(), "codex".into());
         assert_eq!(table.get(2, "digest").as_deref(), Some("claude"));
