@@ -3,7 +3,7 @@
 //! in the same tables, told apart by the `replica` column: no replica ever
 //! waits on another's sequence.
 
-use super::chain::{Entry, EntryKind, GENESIS, NewEntry, entry_hash};
+use super::chain::{Entry, EntryKind, GENESIS, NewEntry};
 use super::head::TreeHead;
 use super::key::parse_public_key;
 use super::stored::{corrupt, frontier, stored};
@@ -12,7 +12,6 @@ use super::{Audit, AuditFailure, Cadence, JournalStore, audit};
 use crate::store::postgres::ReplicaStatus;
 use crate::store::{PostgresStore, StoreError};
 use deadpool_postgres::{GenericClient, Transaction};
-use std::time::SystemTime;
 use tokio_postgres::Row;
 
 /// One replica's log, checked.
@@ -87,35 +86,25 @@ pub(crate) async fn append_in(
     let mut stored = Vec::with_capacity(entries.len());
     for entry in entries {
         seq += 1;
-        let time = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
-        let (kind, payload, attestation) = (entry.kind(), entry.payload(), entry.attestation_id());
-        let hash = entry_hash(seq, &time, kind.as_str(), payload, &prev_hash);
+        let next = entry.chained(seq, prev_hash);
         let position = i64::try_from(seq).unwrap_or(i64::MAX);
         tx.execute(
             &insert,
             &[
                 &replica,
                 &position,
-                &time,
-                &kind.as_str(),
-                &payload,
-                &prev_hash,
-                &hash,
-                &attestation,
+                &next.time,
+                &next.kind,
+                &next.payload,
+                &next.prev_hash,
+                &next.hash,
+                &entry.attestation_id(),
             ],
         )
         .await
         .map_err(&failed)?;
-        let entry = Entry {
-            seq,
-            time,
-            kind: kind.as_str().to_string(),
-            payload: payload.to_string(),
-            prev_hash,
-            hash,
-        };
-        prev_hash = entry.hash.clone();
-        stored.push(entry);
+        prev_hash = next.hash.clone();
+        stored.push(next);
     }
     Ok(stored)
 }

@@ -1,13 +1,12 @@
 //! [`JournalStore`] on the embedded SQLite database.
 
 use super::JournalStore;
-use super::chain::{Entry, EntryKind, GENESIS, NewEntry, entry_hash};
+use super::chain::{Entry, EntryKind, GENESIS, NewEntry};
 use super::head::TreeHead;
 use super::stored::{corrupt, frontier, stored};
 use super::tree::{Frontier, Hash, parse_hash};
 use crate::store::{SqliteStore, StoreError};
 use rusqlite::{Connection, OptionalExtension, Row, params};
-use std::time::SystemTime;
 
 fn row_entry(row: &Row<'_>) -> rusqlite::Result<Entry> {
     Ok(Entry {
@@ -46,29 +45,19 @@ pub(crate) fn append_in(conn: &Connection, entries: &[NewEntry]) -> Result<Vec<E
     let mut stored = Vec::with_capacity(entries.len());
     for entry in entries {
         seq += 1;
-        let time = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
-        let (kind, payload) = (entry.kind(), entry.payload());
-        let hash = entry_hash(seq, &time, kind.as_str(), payload, &prev_hash);
+        let next = entry.chained(seq, prev_hash);
         insert
             .execute(params![
                 i64::try_from(seq).unwrap_or(i64::MAX),
-                time,
-                kind.as_str(),
-                payload,
-                prev_hash,
-                hash
+                next.time,
+                next.kind,
+                next.payload,
+                next.prev_hash,
+                next.hash
             ])
             .map_err(StoreError::sql("appending to the journal"))?;
-        let entry = Entry {
-            seq,
-            time,
-            kind: kind.as_str().to_string(),
-            payload: payload.to_string(),
-            prev_hash,
-            hash,
-        };
-        prev_hash = entry.hash.clone();
-        stored.push(entry);
+        prev_hash = next.hash.clone();
+        stored.push(next);
     }
     Ok(stored)
 }

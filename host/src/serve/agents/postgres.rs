@@ -9,13 +9,23 @@ use crate::store::postgres::AGENTS_CHANNEL;
 use crate::store::{PostgresStore, StoreError};
 use serde_json::Value;
 
-/// Tells every replica's token table, when the transaction commits, that
-/// the agents changed.
-async fn announce(tx: &deadpool_postgres::Transaction<'_>) -> Result<(), StoreError> {
+/// Journals an agent change in `tx`, and tells every replica's token table
+/// when the transaction commits.
+async fn record_change(
+    tx: &deadpool_postgres::Transaction<'_>,
+    replica: &str,
+    record: &Value,
+) -> Result<(), StoreError> {
     tx.execute("SELECT pg_notify($1, '')", &[&AGENTS_CHANNEL])
         .await
-        .map(drop)
-        .map_err(StoreError::postgres("announcing an agent change"))
+        .map_err(StoreError::postgres("announcing an agent change"))?;
+    postgres_append_in(
+        tx,
+        replica,
+        &[NewEntry::new(EntryKind::AgentChanged, record)],
+    )
+    .await
+    .map(drop)
 }
 
 impl AgentStore for PostgresStore {
@@ -39,13 +49,7 @@ impl AgentStore for PostgresStore {
                 .await
                 .map_err(&failed)?;
             if added == 1 {
-                announce(&tx).await?;
-                postgres_append_in(
-                    &tx,
-                    self.replica(),
-                    &[NewEntry::new(EntryKind::AgentChanged, record)],
-                )
-                .await?;
+                record_change(&tx, self.replica(), record).await?;
             }
             tx.commit().await.map_err(&failed)?;
             Ok(added == 1)
@@ -62,13 +66,7 @@ impl AgentStore for PostgresStore {
                 .await
                 .map_err(&failed)?;
             if removed == 1 {
-                announce(&tx).await?;
-                postgres_append_in(
-                    &tx,
-                    self.replica(),
-                    &[NewEntry::new(EntryKind::AgentChanged, record)],
-                )
-                .await?;
+                record_change(&tx, self.replica(), record).await?;
             }
             tx.commit().await.map_err(&failed)?;
             Ok(removed == 1)
