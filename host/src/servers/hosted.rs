@@ -4,23 +4,20 @@
 
 use super::egress::ServerEgress;
 use super::process::{LineCap, MAX_MESSAGE_BYTES, log_stderr, plan};
+use super::progress::{ProgressRoutes, ProgressSink};
 use super::{ServerConfig, ServerError};
 use crate::Host;
 use airlock_sandbox::{Backend, NetworkMode, Spawned};
 use rmcp::model::{
     CallToolRequest, CallToolRequestParams, CallToolResult, ClientRequest,
-    ProgressNotificationParam, ProgressToken, ServerResult, Tool,
+    ProgressNotificationParam, ServerResult, Tool,
 };
 use rmcp::service::{NotificationContext, PeerRequestOptions, RunningService};
 use rmcp::{ClientHandler, RoleClient, ServiceExt};
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
-
-/// Reports a call's progress (the server's messages, passed on).
-pub type ProgressSink = Arc<dyn Fn(String) + Send + Sync>;
 
 /// Where a hosted server stands.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -53,8 +50,9 @@ pub struct Status {
 
 /// What airlock, as the server's client, does with what the server tells it:
 /// progress goes to the call it belongs to; a changed tool list is noted.
+/// One per session: a restarted server counts its progress tokens afresh.
 struct Upstream {
-    progress: Arc<Mutex<HashMap<ProgressToken, ProgressSink>>>,
+    progress: Arc<ProgressRoutes>,
     list_changed: Arc<tokio::sync::Notify>,
 }
 
@@ -64,14 +62,8 @@ impl ClientHandler for Upstream {
         params: ProgressNotificationParam,
         _context: NotificationContext<RoleClient>,
     ) {
-        let sink = self
-            .progress
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&params.progress_token)
-            .cloned();
-        if let (Some(sink), Some(message)) = (sink, params.message) {
-            sink(message);
+        if let Some(message) = params.message {
+            self.progress.deliver(params.progress_token, message);
         }
     }
 
@@ -119,7 +111,6 @@ struct Inner {
     egress: Option<(Arc<ServerEgress>, PathBuf)>,
     live: tokio::sync::Mutex<Option<Live>>,
     status: Mutex<Status>,
-    progress: Arc<Mutex<HashMap<ProgressToken, ProgressSink>>>,
     list_changed: Arc<tokio::sync::Notify>,
     /// Consecutive failed starts, and when the next may be tried.
     backoff: Mutex<(u32, Option<std::time::Instant>)>,
@@ -210,7 +201,6 @@ impl HostedServer {
                 config,
                 live: tokio::sync::Mutex::new(None),
                 status: Mutex::new(status),
-                progress: Arc::default(),
                 list_changed: Arc::default(),
                 backoff: Mutex::new((0, None)),
             }),
@@ -339,7 +329,7 @@ impl HostedServer {
         let stdout =
             tokio::process::ChildStdout::from_std(stdout).map_err(|e| failed(e.to_string()))?;
         let upstream = Upstream {
-            progress: Arc::clone(&self.inner.progress),
+            progress: Arc::default(),
             list_changed: Arc::clone(&self.inner.list_changed),
         };
         let init = config.init_timeout;
@@ -454,10 +444,13 @@ impl HostedServer {
         cancel: &CancellationToken,
         deadline: Duration,
     ) -> Result<Called, ServerError> {
-        let peer = {
+        let (peer, routes) = {
             let live = self.inner.live.lock().await;
             match live.as_ref().filter(|running| running.is_open()) {
-                Some(running) => running.client.peer().clone(),
+                Some(running) => (
+                    running.client.peer().clone(),
+                    Arc::clone(&running.client.service().progress),
+                ),
                 None => return Err(self.gone("it is not running")),
             }
         };
@@ -468,14 +461,7 @@ impl HostedServer {
             .send_cancellable_request(request, PeerRequestOptions::no_options())
             .await
             .map_err(|e| self.gone(&e.to_string()))?;
-        let token = handle.progress_token.clone();
-        if let Some(sink) = progress {
-            self.inner
-                .progress
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .insert(token.clone(), sink);
-        }
+        let route = progress.map(|sink| routes.route(handle.progress_token.clone(), sink));
         enum End {
             Answer(
                 Box<
@@ -493,11 +479,7 @@ impl HostedServer {
             () = cancel.cancelled() => End::Cancelled,
             () = tokio::time::sleep(deadline) => End::TimedOut,
         };
-        self.inner
-            .progress
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(&token);
+        drop(route);
         match end {
             End::Answer(answer) => match *answer {
                 Ok(Ok(ServerResult::CallToolResult(result))) => Ok(Called::Answered(result)),

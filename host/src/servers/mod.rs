@@ -6,6 +6,7 @@
 //!
 //! - `config`: the `[[servers]]` entries of `airlock.toml`.
 //! - `process`: the sandbox plan, stdout's message cap, stderr to the log.
+//! - `progress`: each server progress notification to the call it is for.
 //! - [`HostedServer`]: one server, loaded, started, called, stopped.
 
 mod config;
@@ -13,11 +14,13 @@ mod egress;
 mod error;
 mod hosted;
 mod process;
+mod progress;
 mod tool;
 
 pub(crate) use config::RawServer;
 pub use config::{DEFAULT_INIT_TIMEOUT, DEFAULT_SERVER_LIMITS, ServerConfig, Start, ToolOverride};
 pub use error::ServerError;
-pub use hosted::{Called, HostedServer, ProgressSink, State, Status};
+pub use hosted::{Called, HostedServer, State, Status};
 pub use process::{MAX_MESSAGE_BYTES, STDERR_LOG_BYTES};
+pub use progress::ProgressSink;
 pub use tool::HostedTool;
