@@ -98,7 +98,7 @@ impl Drop for Turnstile<'_> {
         // Closed first: a lead handed on from now on goes to the next caller.
         self.turn.close();
         if let Ok(Turn::Lead) = self.turn.try_recv() {
-            let _ = self.shared.lead();
+            unreported(self.shared.lead());
         }
     }
 }
@@ -258,6 +258,15 @@ impl Committer {
     }
 }
 
+/// The outcome of a commit nobody waits for any more (its callers were
+/// dropped): a failure has only the log left to tell.
+fn unreported(result: Result<(), StoreError>) {
+    if let Err(error) = result {
+        tracing::error!(code = error.code(), %error,
+            "the journal could not commit the entries of invocations that were dropped while waiting");
+    }
+}
+
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, Queue> {
         self.queue.lock().unwrap_or_else(PoisonError::into_inner)
@@ -315,9 +324,7 @@ impl Shared {
                     Ok(()) => return,
                     Err(_) => continue,
                 },
-                None => {
-                    let _ = self.commit_waiting();
-                }
+                None => unreported(self.commit_waiting()),
             }
         }
     }
