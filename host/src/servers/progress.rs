@@ -32,7 +32,9 @@ struct Routes {
 
 impl ProgressRoutes {
     /// Sends `token`'s messages to `sink` until the returned route is
-    /// dropped, starting with those heard before.
+    /// dropped, starting with those heard before (in the order heard; a
+    /// message arriving while they are handed over may overtake them, as
+    /// rmcp already handles each notification on a task of its own).
     pub(crate) fn route(self: &Arc<Self>, token: ProgressToken, sink: ProgressSink) -> Route {
         let early: Vec<String> = {
             let mut routes = self.lock();
