@@ -4,7 +4,7 @@ use crate::approvals::ApprovalStore;
 use crate::egress::{
     Connector, Credentials, Network, Requester, Resolver, SystemResolver, TcpTlsConnector,
 };
-use crate::grants::Grants;
+use crate::grants::{DirGrant, Grants};
 use crate::invocation::{Invocation, outcome_of};
 use crate::invoke::{Admit, Runner};
 use crate::journal::key::HostKey;
@@ -12,6 +12,7 @@ use crate::journal::{Cadence, CommitMode, EntryKind, Journal};
 use crate::limits::Limits;
 use crate::outcome::{InvokeError, Outcome};
 use crate::policy::{PolicyEngine, Principal, RequestContext, ToolFacts};
+use crate::protected::{Containing, ProtectedKind, ProtectedPaths};
 use crate::runtime::cache::{CacheError, CompileCache, Lookup};
 use crate::runtime::engine::{self, EngineSettings, MEMORY_CEILING, TABLE_ELEMENTS_CEILING};
 use crate::runtime::run::{CallTool, Describe, ExecContext, Failure, execute};
@@ -22,7 +23,7 @@ use crate::telemetry::{Telemetry, TelemetrySettings};
 use crate::tool::{Descriptor, LoadError, Source, Tool, ToolInner, check_size, read_component};
 use crate::vault::Vault;
 use crate::vocabulary::Capability;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 use wasmtime::Engine;
@@ -122,6 +123,7 @@ pub struct HostBuilder {
     native_bridge: Option<PathBuf>,
     native_sandbox: Option<airlock_sandbox::Backend>,
     telemetry: Option<TelemetrySettings>,
+    protected: ProtectedPaths,
 }
 
 impl Default for HostBuilder {
@@ -142,6 +144,7 @@ impl Default for HostBuilder {
             native_bridge: None,
             native_sandbox: None,
             telemetry: None,
+            protected: ProtectedPaths::default(),
         }
     }
 }
@@ -252,6 +255,16 @@ impl HostBuilder {
         self
     }
 
+    /// Keeps `path` (one of airlock's own files: the configuration, the
+    /// policy directory, the operator socket) out of every tool's sight: a
+    /// directory grant at, inside or around it is refused at load, and a
+    /// sandbox whose grant contains it on purpose hides it. The state and
+    /// cache directories are protected without asking.
+    pub fn protect(mut self, kind: ProtectedKind, path: impl AsRef<Path>) -> Self {
+        self.protected.add(kind, path.as_ref());
+        self
+    }
+
     /// Authorizes with `policies` instead of the shipped defaults.
     pub fn policies(mut self, policies: PolicyEngine) -> Self {
         self.policies = Some(Arc::new(policies));
@@ -271,14 +284,26 @@ impl HostBuilder {
         let linker = linker::build(&engine).map_err(|e| BuildError::Engine {
             message: format!("linking WASI: {e:#}"),
         })?;
-        let cache = self
-            .cache_dir
-            .as_deref()
-            .map(CompileCache::open)
-            .transpose()?;
+        let cache = match self.cache_dir.as_deref().map(CompileCache::open) {
+            None => None,
+            Some(Ok(cache)) => Some(cache),
+            // Compiling every time is slow, not unsafe: go on without it.
+            Some(Err(error @ CacheError::Untrusted { .. })) => {
+                tracing::warn!(%error, "compiling every component");
+                None
+            }
+            Some(Err(error)) => return Err(error.into()),
+        };
         let policies = self
             .policies
             .unwrap_or_else(|| Arc::new(PolicyEngine::embedded()));
+        let mut protected = self.protected;
+        if let Some(dir) = &self.state_dir {
+            protected.add(ProtectedKind::StateDir, dir);
+        }
+        if let Some(dir) = &self.cache_dir {
+            protected.add(ProtectedKind::CompileCache, dir);
+        }
         let (store, journal) = match &self.state_dir {
             None => (None, None),
             Some(dir) => {
@@ -319,6 +344,7 @@ impl HostBuilder {
                 native_bridge: self.native_bridge,
                 native_sandbox: self.native_sandbox,
                 telemetry,
+                protected,
                 network: Network {
                     resolver: self
                         .resolver
@@ -370,6 +396,7 @@ struct HostInner {
     native_bridge: Option<PathBuf>,
     native_sandbox: Option<airlock_sandbox::Backend>,
     telemetry: Option<Telemetry>,
+    protected: ProtectedPaths,
 }
 
 /// The principal `describe()` runs as when a tool is loaded.
@@ -387,6 +414,11 @@ impl Host {
     /// benchmark uses it for its raw-wasmtime baseline).
     pub fn engine(&self) -> &Engine {
         &self.inner.engine
+    }
+
+    /// airlock's own files, which no tool may see.
+    pub fn protected(&self) -> &ProtectedPaths {
+        &self.inner.protected
     }
 
     /// The policies this host authorizes with now.
@@ -513,6 +545,10 @@ impl Host {
         };
         let info = inspect(&bytes)?;
         let grants = grants.resolve(info.world)?;
+        self.inner.protected.check(
+            grants.grants().dirs().iter().map(DirGrant::host),
+            Containing::Refuse,
+        )?;
         let world = info.runs_as(!grants.grants().dirs().is_empty());
 
         let inner = Arc::clone(&self.inner);

@@ -54,6 +54,7 @@ mod limits;
 pub mod native;
 mod outcome;
 pub mod policy;
+pub mod protected;
 mod runtime;
 pub mod serve;
 pub mod servers;

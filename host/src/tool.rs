@@ -180,6 +180,9 @@ pub enum LoadError {
     /// The grants do not fit the tool.
     #[error(transparent)]
     Grant(#[from] GrantError),
+    /// A directory grant is, lies inside or contains airlock's own files.
+    #[error(transparent)]
+    Protected(#[from] crate::protected::ProtectedError),
     /// wasmtime could not compile the component.
     #[error("compiling the component failed: {message}. The file may be corrupt: rebuild it")]
     Compile {
@@ -224,6 +227,7 @@ impl LoadError {
             LoadError::TooLarge { .. } => "component_too_large",
             LoadError::Inspect(e) => e.code(),
             LoadError::Grant(e) => e.code(),
+            LoadError::Protected(e) => e.code(),
             LoadError::Compile { .. } => "compile_failed",
             LoadError::Link { .. } => "link_failed",
             LoadError::Describe { .. } => "describe_failed",

@@ -1,46 +1,51 @@
 //! The bridge that runs first inside a `strict` sandbox: it listens on the
 //! sandbox's own loopback (the network namespace has nothing else) and
-//! carries each connection to the host's egress proxy through the
-//! bind-mounted Unix socket; then it runs the tool with `HTTP_PROXY` and
-//! `HTTPS_PROXY` pointing at itself, and exits with the tool's status.
+//! carries each connection to the host's egress proxy over the inherited
+//! [`channel`](crate::channel) (no socket path exists for anyone else to
+//! reach); then it runs the tool with `HTTP_PROXY` and `HTTPS_PROXY`
+//! pointing at itself, and exits with the tool's status. The tool does not
+//! inherit the channel.
 //!
-//! Command line: `--listen ADDR --socket PATH -- PROGRAM ARGS...`.
+//! Command line: `--listen ADDR --channel-fd N -- PROGRAM ARGS...`.
 
 use std::ffi::OsString;
 use std::io;
 use std::net::{Shutdown, TcpListener, TcpStream};
 #[cfg(unix)]
+use std::os::fd::{AsFd, OwnedFd};
+#[cfg(unix)]
 use std::os::unix::net::UnixStream;
-use std::path::PathBuf;
 use std::process::Command;
+#[cfg(unix)]
+use std::sync::Arc;
 
 pub use crate::linux_bwrap::{BRIDGE_COMMAND, BRIDGE_LISTEN};
 
 /// The parsed command line.
 struct Args {
     listen: String,
-    socket: PathBuf,
+    channel_fd: i32,
     program: OsString,
     args: Vec<OsString>,
 }
 
 fn parse(mut argv: impl Iterator<Item = OsString>) -> Option<Args> {
     let mut listen = None;
-    let mut socket = None;
+    let mut channel_fd = None;
     loop {
         let flag = argv.next()?;
         match flag.to_str()? {
             // The `airlock` binary serves as the bridge with this first word.
             BRIDGE_COMMAND => {}
             "--listen" => listen = Some(argv.next()?.into_string().ok()?),
-            "--socket" => socket = Some(PathBuf::from(argv.next()?)),
+            "--channel-fd" => channel_fd = argv.next()?.to_str()?.parse().ok(),
             "--" => break,
             _ => return None,
         }
     }
     Some(Args {
         listen: listen?,
-        socket: socket?,
+        channel_fd: channel_fd?,
         program: argv.next()?,
         args: argv.collect(),
     })
@@ -87,8 +92,8 @@ impl UnixStreamOrTcp {
 }
 
 #[cfg(unix)]
-fn carry(client: TcpStream, socket: &std::path::Path) -> io::Result<()> {
-    let proxy = UnixStream::connect(socket)?;
+fn carry(client: TcpStream, channel: &OwnedFd) -> io::Result<()> {
+    let proxy = crate::channel::connect(channel.as_fd())?;
     let (client_read, proxy_read) = (client.try_clone()?, proxy.try_clone()?);
     let up = std::thread::spawn(move || pump(client_read, UnixStreamOrTcp::Unix(proxy)));
     pump(proxy_read, UnixStreamOrTcp::Tcp(client));
@@ -123,11 +128,11 @@ impl Drop for Serving {
     }
 }
 
-/// Carries every connection accepted on `listener` to the egress proxy's
-/// Unix socket at `socket`, each on its own thread, until the returned
-/// guard is dropped.
+/// Carries every connection accepted on `listener` to the egress proxy
+/// over `channel` (the sandbox's end), each on its own thread, until the
+/// returned guard is dropped.
 #[cfg(unix)]
-pub fn serve(listener: TcpListener, socket: PathBuf) -> Serving {
+pub fn serve(listener: TcpListener, channel: Arc<OwnedFd>) -> Serving {
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let serving = Serving {
         addr: listener.local_addr().ok(),
@@ -138,9 +143,9 @@ pub fn serve(listener: TcpListener, socket: PathBuf) -> Serving {
             if stop.load(std::sync::atomic::Ordering::SeqCst) {
                 break;
             }
-            let socket = socket.clone();
+            let channel = Arc::clone(&channel);
             std::thread::spawn(move || {
-                let _ = carry(client, &socket);
+                let _ = carry(client, &channel);
             });
         }
     });
@@ -152,8 +157,17 @@ pub fn serve(listener: TcpListener, socket: PathBuf) -> Serving {
 #[cfg(unix)]
 pub fn main_with(argv: impl Iterator<Item = OsString>) -> i32 {
     let Some(args) = parse(argv) else {
-        eprintln!("airlock-bridge: usage: --listen ADDR --socket PATH -- PROGRAM ARGS...");
+        eprintln!("airlock-bridge: usage: --listen ADDR --channel-fd N -- PROGRAM ARGS...");
         return 125;
+    };
+    let channel = match crate::channel::adopt(args.channel_fd)
+        .and_then(|fd| crate::channel::keep_from_children(fd.as_fd()).map(|()| fd))
+    {
+        Ok(fd) => Arc::new(fd),
+        Err(e) => {
+            eprintln!("airlock-bridge: {e}");
+            return 125;
+        }
     };
     let listener = match TcpListener::bind(&args.listen) {
         Ok(listener) => listener,
@@ -163,7 +177,7 @@ pub fn main_with(argv: impl Iterator<Item = OsString>) -> i32 {
         }
     };
     // Serves until this process ends with the tool.
-    let _serving = serve(listener, args.socket.clone());
+    let _serving = serve(listener, channel);
     let proxy = format!("http://{}", args.listen);
     let status = Command::new(&args.program)
         .args(&args.args)

@@ -15,6 +15,8 @@ mod backend;
 #[cfg(unix)]
 pub mod bridge;
 mod cancel;
+#[cfg(unix)]
+pub mod channel;
 pub mod linux_bwrap;
 pub mod macos_sbpl;
 mod output;
@@ -36,7 +38,8 @@ pub use linux_bwrap::LinuxBubblewrap;
 pub use macos_sbpl::MacosSandboxExec;
 pub use output::{CappedStream, Exit, RunOutput};
 pub use plan::{
-    Access, DEFAULT_LIMITS, Mount, NetworkMode, PERSISTENCE_PATHS, Persistent, Plan, ProcessLimits,
+    Access, DEFAULT_LIMITS, Hidden, Mount, NetworkMode, PERSISTENCE_PATHS, Persistent, Plan,
+    ProcessLimits,
 };
 #[cfg(unix)]
 pub use unix::run_unsandboxed;

@@ -29,8 +29,6 @@ const ETC_FILES: &[&str] = &[
 
 pub use crate::plan::{SANDBOX_GID, SANDBOX_UID};
 
-/// Where the egress proxy's socket appears inside the sandbox.
-pub const PROXY_SOCKET_IN_SANDBOX: &str = "/run/airlock/proxy.sock";
 /// The first argument of the bridge: the `airlock` binary acts as the
 /// bridge when started with it (the `airlock-bridge` program ignores it).
 pub const BRIDGE_COMMAND: &str = "__bridge";
@@ -133,17 +131,8 @@ pub fn arguments(
             }
         }
     }
-    if let NetworkMode::Strict {
-        proxy_socket,
-        bridge,
-    } = &plan.network
-    {
-        bind(
-            &mut args,
-            "--bind",
-            proxy_socket,
-            Path::new(PROXY_SOCKET_IN_SANDBOX),
-        );
+    hide(&mut args, plan);
+    if let NetworkMode::Strict { bridge, .. } = &plan.network {
         bind(&mut args, "--ro-bind", bridge, Path::new(BRIDGE_IN_SANDBOX));
     }
     for (key, value) in &plan.env {
@@ -157,7 +146,7 @@ pub fn arguments(
         let nproc = format!("--nproc={}", plan.limits.processes);
         push(&mut args, &[PRLIMIT, &nproc, "--"]);
     }
-    if matches!(plan.network, NetworkMode::Strict { .. }) {
+    if let NetworkMode::Strict { channel_fd, .. } = plan.network {
         push(
             &mut args,
             &[
@@ -165,8 +154,8 @@ pub fn arguments(
                 BRIDGE_COMMAND,
                 "--listen",
                 BRIDGE_LISTEN,
-                "--socket",
-                PROXY_SOCKET_IN_SANDBOX,
+                "--channel-fd",
+                &channel_fd.to_string(),
                 "--",
             ],
         );
@@ -174,6 +163,25 @@ pub fn arguments(
     args.push(plan.program.clone().into());
     args.extend(plan.args.iter().cloned());
     args
+}
+
+/// Covers the plan's hidden paths, after every mount so no bind uncovers
+/// them: a directory with an empty tmpfs no one may enter (mode 0000,
+/// remounted read-only so its owner cannot chmod it open), a file or
+/// socket with `/dev/null` (bound `nodev`: it cannot be opened, and a
+/// `connect` to it is refused). A covered path is a mount point, so it
+/// cannot be renamed or removed from inside either.
+fn hide(args: &mut Vec<OsString>, plan: &Plan) {
+    for hidden in &plan.hidden {
+        if hidden.dir {
+            push(args, &["--perms", "0000", "--tmpfs"]);
+            args.push(hidden.sandbox.clone().into());
+            args.push("--remount-ro".into());
+            args.push(hidden.sandbox.clone().into());
+        } else {
+            bind(args, "--ro-bind", Path::new("/dev/null"), &hidden.sandbox);
+        }
+    }
 }
 
 /// The bubblewrap backend: `bwrap` at `program`, with the arguments above,
@@ -221,7 +229,7 @@ impl LinuxBubblewrap {
             &mut command,
             rlimits(&plan.limits, nproc_outside),
             Confine {
-                inherited_fd: Some(filter_fd),
+                inherited_fds: [Some(filter_fd), channel_fd(plan)],
                 drop_root: true,
             },
         );
@@ -229,6 +237,14 @@ impl LinuxBubblewrap {
             command,
             keep: vec![Box::new(filter), Box::new(stand_ins)],
         })
+    }
+}
+
+/// The proxy channel's descriptor a strict plan's sandbox inherits.
+pub(crate) fn channel_fd(plan: &Plan) -> Option<i32> {
+    match plan.network {
+        NetworkMode::Strict { channel_fd, .. } => Some(channel_fd),
+        NetworkMode::None => None,
     }
 }
 
@@ -333,15 +349,58 @@ mod tests {
     }
 
     #[test]
-    fn strict_network_mounts_only_the_proxy_socket_and_the_bridge() {
+    fn hidden_paths_are_covered_after_the_mounts_that_contain_them() {
+        let plan = Plan::new("/bin/true")
+            .mount("/home/me/project", "/workspace", Access::ReadWrite)
+            .hide("/home/me/project/.airlock", "/workspace/.airlock", true)
+            .hide(
+                "/home/me/project/airlock.toml",
+                "/workspace/airlock.toml",
+                false,
+            );
+        let args = text(&arguments(&plan, &|_| true, None));
+        let mount = find(&args, "--bind", &["/home/me/project", "/workspace"]).expect("the grant");
+        let dir = find(
+            &args,
+            "--perms",
+            &["0000", "--tmpfs", "/workspace/.airlock"],
+        )
+        .expect("the state directory covered");
+        assert!(
+            find(&args, "--remount-ro", &["/workspace/.airlock"]).is_some_and(|i| i > dir),
+            "its cover is read-only: {args:?}"
+        );
+        let file = find(
+            &args,
+            "--ro-bind",
+            &["/dev/null", "/workspace/airlock.toml"],
+        )
+        .expect("the config covered");
+        assert!(dir > mount && file > mount, "covers come after the grant");
+        let persistence = find(
+            &args,
+            "--ro-bind",
+            &["/home/me/project/.git", "/workspace/.git"],
+        )
+        .expect("persistence path");
+        assert!(dir > persistence, "and after every other bind: {args:?}");
+    }
+
+    #[test]
+    fn strict_network_mounts_only_the_bridge_and_hands_it_the_channel() {
         let mut plan = Plan::new("/bin/true");
         plan.network = NetworkMode::Strict {
-            proxy_socket: "/run/host/proxy.sock".into(),
+            channel_fd: 9,
             bridge: "/opt/airlock/airlock-bridge".into(),
         };
         let args = text(&arguments(&plan, &|_| true, Some(7)));
-        let socket = ["/run/host/proxy.sock", PROXY_SOCKET_IN_SANDBOX];
-        assert!(find(&args, "--bind", &socket).is_some());
+        assert!(
+            !args
+                .iter()
+                .any(|a| a.contains("proxy") || a.contains(".sock")),
+            "no proxy socket path exists to bind: {args:?}"
+        );
+        assert!(find(&args, "--channel-fd", &["9"]).is_some(), "{args:?}");
         let bridge = ["/opt/airlock/airlock-bridge", BRIDGE_IN_SANDBOX];
         assert!(find(&args, "--ro-bind", &bridge).is_some());
         assert!(args.iter().any(|a| a == "--unshare-net"));

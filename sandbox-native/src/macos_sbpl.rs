@@ -115,6 +115,16 @@ pub fn profile(
         }
         p.push_str(")\n");
     }
+    // The host's own files inside a grant: nothing at all, not even
+    // metadata or a connect.
+    if !plan.hidden.is_empty() {
+        p.push_str("(deny file* network-outbound");
+        for hidden in &plan.hidden {
+            let filter = if hidden.dir { "subpath" } else { "literal" };
+            let _ = write!(p, "\n    ({filter} {})", quoted(&hidden.host));
+        }
+        p.push_str(")\n");
+    }
     match (&plan.network, bridge_port) {
         (NetworkMode::None, _) => {}
         (NetworkMode::Strict { .. }, Some(port)) => {
@@ -183,13 +193,13 @@ impl MacosSandboxExec {
         }
         let tmp = TempDir::new()?;
         let bridge = match &plan.network {
-            NetworkMode::Strict { proxy_socket, .. } => {
-                let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| {
-                    crate::SandboxError::Spawn {
-                        detail: format!("starting the egress bridge: {e}"),
-                    }
-                })?;
-                Some(crate::bridge::serve(listener, proxy_socket.clone()))
+            NetworkMode::Strict { channel_fd, .. } => {
+                let failed = |e: std::io::Error| crate::SandboxError::Spawn {
+                    detail: format!("starting the egress bridge: {e}"),
+                };
+                let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(failed)?;
+                let channel = crate::channel::duplicate(*channel_fd).map_err(failed)?;
+                Some(crate::bridge::serve(listener, std::sync::Arc::new(channel)))
             }
             NetworkMode::None => None,
         };
@@ -259,7 +269,7 @@ mod tests {
     fn strict(plan: Plan) -> Plan {
         Plan {
             network: NetworkMode::Strict {
-                proxy_socket: "/tmp/proxy.sock".into(),
+                channel_fd: 9,
                 bridge: "/usr/local/bin/airlock".into(),
             },
             ..plan
@@ -302,6 +312,35 @@ mod tests {
         }
         assert!(!profile.contains("network"), "no network at all: {profile}");
         assert!(!profile.contains("/Users/me\""), "not the home directory");
+    }
+
+    #[test]
+    fn hidden_paths_are_denied_after_every_grant() {
+        let plan = Plan::new("/usr/local/bin/tool")
+            .mount("/Users/me/repo", "/Users/me/repo", Access::ReadWrite)
+            .hide("/Users/me/repo/.airlock", "/Users/me/repo/.airlock", true)
+            .hide(
+                "/Users/me/repo/operator.sock",
+                "/Users/me/repo/operator.sock",
+                false,
+            );
+        let profile = profile(&plan, Path::new("/tmp/t"), None).expect("profile");
+        let grant = profile
+            .find("(allow file-read* file-write*")
+            .expect("the grant");
+        let deny = profile
+            .find("(deny file* network-outbound")
+            .expect("the hidden paths");
+        assert!(deny > grant, "later rules win: {profile}");
+        let rule = &profile[deny..];
+        assert!(
+            rule.contains("(subpath \"/Users/me/repo/.airlock\")"),
+            "{rule}"
+        );
+        assert!(
+            rule.contains("(literal \"/Users/me/repo/operator.sock\")"),
+            "{rule}"
+        );
     }
 
     #[test]

@@ -85,19 +85,37 @@ pub struct Mount {
     pub access: Access,
 }
 
+/// A host path inside a mount that the sandbox must not see: one of the
+/// host's own files (its state directory, operator socket, configuration).
+/// Backends cover it after the mounts: an empty, inaccessible directory or
+/// an empty read-only file, so nothing in it can be read, listed, written,
+/// replaced or connected to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Hidden {
+    /// The host path (canonical).
+    pub host: PathBuf,
+    /// Where a mount shows it inside the sandbox.
+    pub sandbox: PathBuf,
+    /// A directory (covered by an empty directory); else a file or socket
+    /// (covered by an empty file).
+    pub dir: bool,
+}
+
 /// The tool's network.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum NetworkMode {
     /// No network at all: an empty network namespace.
     None,
     /// An empty network namespace whose only way out is the host's egress
-    /// proxy: the `airlock-bridge` program runs first inside the sandbox,
-    /// listens on its loopback and carries connections to the proxy's Unix
-    /// socket (both bind-mounted in); the tool gets `HTTP_PROXY` and
-    /// `HTTPS_PROXY` pointing at it.
+    /// proxy: the `airlock-bridge` program (bind-mounted in) runs first
+    /// inside the sandbox, listens on its loopback and carries connections
+    /// to the proxy over the inherited [`channel`](crate::channel); the
+    /// tool gets `HTTP_PROXY` and `HTTPS_PROXY` pointing at it.
     Strict {
-        /// The proxy's socket on the host.
-        proxy_socket: PathBuf,
+        /// The sandbox's end of the proxy's channel: a descriptor of this
+        /// process, open while the sandbox runs. The sandbox inherits it
+        /// under the same number.
+        channel_fd: i32,
         /// The `airlock-bridge` executable on the host.
         bridge: PathBuf,
     },
@@ -155,6 +173,8 @@ pub struct Plan {
     pub cwd: Option<PathBuf>,
     /// Host directories made visible.
     pub mounts: Vec<Mount>,
+    /// Host paths inside the mounts that stay hidden.
+    pub hidden: Vec<Hidden>,
     /// Resource limits.
     pub limits: ProcessLimits,
     /// The network.
@@ -174,6 +194,7 @@ impl Plan {
             env: Vec::new(),
             cwd: None,
             mounts: Vec::new(),
+            hidden: Vec::new(),
             limits: ProcessLimits::default(),
             network: NetworkMode::None,
             cancel: None,
@@ -207,6 +228,21 @@ impl Plan {
             host: host.into(),
             sandbox: sandbox.into(),
             access,
+        });
+        self
+    }
+
+    /// Hides `host`, which a mount shows at `sandbox`, from the sandbox.
+    pub fn hide(
+        mut self,
+        host: impl Into<PathBuf>,
+        sandbox: impl Into<PathBuf>,
+        dir: bool,
+    ) -> Self {
+        self.hidden.push(Hidden {
+            host: host.into(),
+            sandbox: sandbox.into(),
+            dir,
         });
         self
     }

@@ -204,8 +204,9 @@ fn await_end(processes: &[ProcStat]) {
 /// What else happens between fork and exec, besides the limits.
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct Confine {
-    /// A descriptor the child must inherit (the seccomp program for bwrap).
-    pub inherited_fd: Option<i32>,
+    /// Descriptors the child must inherit (the seccomp program for bwrap,
+    /// the egress proxy's channel in strict mode).
+    pub inherited_fds: [Option<i32>; 2],
     /// Drop to `nobody` when airlock runs as root.
     #[cfg(target_os = "linux")]
     pub drop_root: bool,
@@ -217,7 +218,7 @@ pub(crate) struct Confine {
 /// (`/etc/shadow`, keys) would open by ownership alone.
 #[allow(unsafe_code)]
 pub(crate) fn confine(command: &mut Command, limits: Vec<Rlimit>, how: Confine) {
-    let inherited_fd = how.inherited_fd;
+    let inherited_fds = how.inherited_fds;
     #[cfg(target_os = "linux")]
     let drop_root = how.drop_root && rustix::process::geteuid().is_root();
     #[cfg(target_os = "linux")]
@@ -233,8 +234,8 @@ pub(crate) fn confine(command: &mut Command, limits: Vec<Rlimit>, how: Confine) 
     // descriptor stays open in the parent until spawn returns.
     unsafe {
         command.pre_exec(move || {
-            // Only the sandbox program, in this child, inherits the descriptor.
-            if let Some(fd) = inherited_fd {
+            // Only the sandbox program, in this child, inherits them.
+            for fd in inherited_fds.into_iter().flatten() {
                 let fd = std::os::fd::BorrowedFd::borrow_raw(fd);
                 rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::empty())?;
             }

@@ -342,7 +342,7 @@ mod tests {
     fn strict_network_is_refused_not_faked() {
         let mut plan = Plan::new("tool.exe");
         plan.network = NetworkMode::Strict {
-            proxy_socket: "proxy".into(),
+            channel_fd: 3,
             bridge: "bridge.exe".into(),
         };
         let err = job_limits(&plan, 4).expect_err("cannot enforce");

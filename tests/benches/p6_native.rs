@@ -42,6 +42,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             fs_read: Vec::new(),
             fs_write: Vec::new(),
             limits: airlock_sandbox::ProcessLimits::default(),
+            hide_airlock_files: false,
         };
         let tool = host.load_native("cat", spec, Grants::none())?;
         let bare_args =

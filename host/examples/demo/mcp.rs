@@ -63,7 +63,7 @@ pub async fn serve_step(
     )
     .await?;
     let stop = tokio_util::sync::CancellationToken::new();
-    let operator = OperatorListener::bind(&server.operator_socket()).await?;
+    let operator = OperatorListener::bind(&server.operator_socket(), &server.settings()).await?;
     let socket = operator.path().to_path_buf();
     tokio::spawn(operator.serve(server.clone(), stop.clone()));
     let http = HttpListener::bind((Ipv4Addr::LOCALHOST, 0).into()).await?;

@@ -13,11 +13,13 @@ use std::time::Duration;
 #[command(name = "airlock", version, about, after_help = EXIT_CODES)]
 pub struct Cli {
     /// Where airlock keeps its state (the compile cache lives in `cache/`).
+    /// The default is the user's XDG state directory, outside any project a
+    /// tool may be granted.
     #[arg(
         long,
         global = true,
         env = "AIRLOCK_STATE_DIR",
-        default_value = ".airlock"
+        default_value_os_t = default_state_dir()
     )]
     pub state_dir: PathBuf,
 
@@ -51,6 +53,22 @@ pub struct Cli {
 
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// `$XDG_STATE_HOME/airlock`, else `~/.local/state/airlock`: a per-user
+/// place no project directory contains, so granting a tool `.` never
+/// grants it airlock's keys, journal or operator socket. Empty when
+/// neither variable gives an absolute path (then `--state-dir` is needed).
+pub fn default_state_dir() -> PathBuf {
+    let absolute = |name: &str| {
+        std::env::var_os(name)
+            .map(PathBuf::from)
+            .filter(|p| p.is_absolute())
+    };
+    absolute("XDG_STATE_HOME")
+        .or_else(|| absolute("HOME").map(|home| home.join(".local/state")))
+        .map(|base| base.join("airlock"))
+        .unwrap_or_default()
 }
 
 pub const EXIT_CODES: &str = "\

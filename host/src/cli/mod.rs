@@ -32,6 +32,7 @@ mod vault;
 
 use airlock::egress::{Resolver, StaticResolver, SystemResolver};
 use airlock::policy::PolicyEngine;
+use airlock::protected::ProtectedKind;
 use airlock::{Config, ConfigError, Host, NetworkGrant, ToolConfig, exit_code};
 use args::{Cli, Command, DnsArgs, EgressCommand, GrantSource};
 use clap::{CommandFactory, FromArgMatches};
@@ -69,6 +70,20 @@ pub fn main() -> ExitCode {
         }
     };
     init_tracing(cli.verbose, cli.color.for_stderr());
+    let needs_state = !matches!(
+        cli.command,
+        Command::New(_)
+            | Command::Version { .. }
+            | Command::Completions { .. }
+            | Command::Man { .. }
+    );
+    if needs_state && cli.state_dir.as_os_str().is_empty() {
+        return ExitCode::from(fail(
+            "state_dir_unknown",
+            "no state directory: neither XDG_STATE_HOME nor HOME is an absolute path; pass --state-dir DIR (or set AIRLOCK_STATE_DIR)",
+            exit_code::USAGE,
+        ));
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -221,7 +236,11 @@ pub(crate) fn host_builder(
     let mut builder = Host::builder()
         .fuel_metering(fuel_metering)
         .state_dir(&cli.state_dir)
-        .policies(load_policies(cli)?);
+        .policies(load_policies(cli)?)
+        .protect(ProtectedKind::OperatorSocket, serve::socket(cli));
+    if let Some(dir) = &cli.policies {
+        builder = builder.protect(ProtectedKind::Policies, dir);
+    }
     if !cli.quiet {
         builder = builder.on_compile(progress::compile_spinner());
     }

@@ -89,7 +89,14 @@ pub async fn run(cli: &Cli, args: &RunArgs) -> u8 {
             Err(e) => return report_error(json, e.code, &e.message, e.exit),
         }
     };
-    let host = match super::build_host(cli, limits.fuel.is_some(), resolver, vault) {
+    let built = super::host_builder(cli, limits.fuel.is_some(), resolver, vault).and_then(|b| {
+        let b = match &args.source.config {
+            Some(config) => b.protect(airlock::protected::ProtectedKind::Config, config),
+            None => b,
+        };
+        Ok(b.build()?)
+    });
+    let host = match built {
         Ok(host) => host,
         Err(e) => return report_error(json, e.code, &e.message, e.exit),
     };

@@ -3,11 +3,13 @@
 
 use super::args::{Cli, DnsArgs};
 use super::{Failure, host_builder};
+use airlock::protected::ProtectedKind;
 use airlock::serve::console::{CertSource, ConsoleListener, ConsoleTls};
 use airlock::serve::http::{HttpListener, MCP_PATH};
 use airlock::serve::mcp::McpHandler;
 use airlock::serve::operator::{OperatorListener, OperatorRequest, request};
 use airlock::serve::{Agents, Server, Sources, operator_socket_path};
+use airlock::store::StoreLocation;
 use airlock::{Config, exit_code};
 use clap::{Args, Subcommand};
 use rmcp::ServiceExt;
@@ -126,7 +128,27 @@ async fn run(cli: &Cli, args: &ServeArgs) -> Result<(), Failure> {
         None
     };
     let resolver = args.dns.is_set().then(|| args.dns.resolver());
+    // airlock's own files, out of every tool's sight (see
+    // `airlock::protected`). The operator socket is bound before any tool
+    // or hosted server starts, so a sandbox whose grant holds its path on
+    // purpose finds it covered.
+    let socket_path = operator_socket_path(config.serve(), &cli.state_dir);
     let mut builder = host_builder(cli, false, resolver, vault)?
+        .protect(ProtectedKind::Config, &args.config)
+        .protect(ProtectedKind::OperatorSocket, &socket_path);
+    for file in [&args.console_cert, &args.console_key]
+        .into_iter()
+        .flatten()
+    {
+        builder = builder.protect(ProtectedKind::ConsoleKey, file);
+    }
+    if let StoreLocation::Postgres(settings) = config.store()
+        && let Some(file) = settings.password_file()
+    {
+        builder = builder.protect(ProtectedKind::DatabasePassword, file);
+    }
+    let operator = OperatorListener::bind(&socket_path, config.serve()).await?;
+    let mut builder = builder
         .journal_commit(config.journal_commit())
         .store(config.store().clone())
         .max_concurrent_instances(config.serve().instance_slots());
@@ -146,7 +168,6 @@ async fn run(cli: &Cli, args: &ServeArgs) -> Result<(), Failure> {
     let settings = server.settings();
     let shutdown = CancellationToken::new();
 
-    let operator = OperatorListener::bind(&server.operator_socket()).await?;
     eprintln!(
         "airlock: operators: {} ({} tools)",
         operator.path().display(),

@@ -9,6 +9,8 @@
 //! network = "strict"              # or "none" (the default)
 //! fs_read = ["./data"]            # visible at the same path, read-only
 //! fs_write = ["./out"]            # read-write; the working directory
+//! hide_airlock_files = false      # true: a grant may contain airlock's own
+//!                                 # files (state, config, …), hidden in the sandbox
 //! limits = { cpu = "10s", memory = "1GiB", processes = 64, file_size = "64MiB",
 //!            open_files = 256, timeout = "30s", output = "1MiB" }
 //! ```
@@ -33,6 +35,8 @@ pub(crate) struct RawNative {
     #[serde(default)]
     fs_write: Vec<String>,
     limits: Option<RawLimits>,
+    #[serde(default)]
+    hide_airlock_files: bool,
 }
 
 #[derive(Deserialize)]
@@ -156,6 +160,7 @@ impl RawNative {
             fs_read: self.fs_read.iter().map(|p| path(base, p, false)).collect(),
             fs_write: self.fs_write.iter().map(|p| path(base, p, false)).collect(),
             limits,
+            hide_airlock_files: self.hide_airlock_files,
         })
     }
 }

@@ -22,6 +22,7 @@ use crate::invoke::{Admit, Executed, Runner};
 use crate::limits::Limits;
 use crate::outcome::{InvokeError, Outcome, RunReport};
 use crate::policy::ToolFacts;
+use crate::protected::{ProtectedError, ProtectedPaths};
 use crate::trail::Execution;
 use crate::vocabulary::{Capability, Enforcement, Executor, World};
 use airlock_sandbox::{Backend, NetworkMode, Plan};
@@ -65,6 +66,10 @@ pub struct NativeSpec {
     pub fs_write: Vec<PathBuf>,
     /// Process limits (CPU, memory, processes, files, wall clock, output).
     pub limits: airlock_sandbox::ProcessLimits,
+    /// A granted directory may contain airlock's own files, which the
+    /// sandbox then hides (`hide_airlock_files = true`); otherwise such a
+    /// grant is refused at load.
+    pub hide_airlock_files: bool,
 }
 
 /// A loaded native tool.
@@ -74,6 +79,7 @@ pub struct NativeTool {
     spec: NativeSpec,
     grants: Grants,
     backend: Option<Backend>,
+    protected: ProtectedPaths,
 }
 
 impl NativeTool {
@@ -92,6 +98,7 @@ impl NativeTool {
             format!("fs_read {:?}", spec.fs_read),
             format!("fs_write {:?}", spec.fs_write),
             format!("limits {:?}", spec.limits),
+            format!("hide_airlock_files {}", spec.hide_airlock_files),
         ]);
         let summary = format!(
             "run {} {:?} (tier {:?}, network {:?}, read [{}], write [{}]); {}",
@@ -124,7 +131,12 @@ impl NativeTool {
     /// mounts and limits. A `strict` run adds its own proxy socket and the
     /// bridge.
     pub fn sandbox_plan(&self) -> Plan {
-        plan_for(&self.spec, &self.limits(Limits::default()))
+        self.plan(&self.limits(Limits::default()))
+    }
+
+    /// The plan of a run under `limits`, airlock's own files hidden.
+    fn plan(&self, limits: &Limits) -> Plan {
+        self.protected.hide_in(plan_for(&self.spec, limits))
     }
 
     /// The run's limits: the operator's wall clock and output cap over
@@ -196,6 +208,9 @@ pub enum NativeError {
     /// load says `invalid_descriptor`).
     #[error("the tool cannot be described to the policies: {0}")]
     Describe(#[from] crate::policy::PolicyError),
+    /// A granted directory is, lies inside or contains airlock's own files.
+    #[error(transparent)]
+    Protected(#[from] ProtectedError),
 }
 
 impl NativeError {
@@ -205,6 +220,7 @@ impl NativeError {
             NativeError::Program { .. } => "native_program_unreadable",
             NativeError::Describe(_) => "invalid_descriptor",
             NativeError::Sandbox(e) => e.code(),
+            NativeError::Protected(e) => e.code(),
             NativeError::Directory { .. }
             | NativeError::Credentials
             | NativeError::UnsandboxedNetwork { .. } => "grant_invalid",
@@ -279,6 +295,10 @@ impl Host {
         let program = locate(&spec.program)?;
         let fs_read = existing_dirs(&spec.fs_read)?;
         let fs_write = existing_dirs(&spec.fs_write)?;
+        self.protected().check_sandboxed(
+            fs_read.iter().chain(&fs_write).map(PathBuf::as_path),
+            spec.hide_airlock_files,
+        )?;
         let sha256 = sha256_file(&program)?;
         let backend = match spec.tier {
             Tier::Sandbox => Some(self.native_sandbox()?),
@@ -322,6 +342,7 @@ impl Host {
             },
             grants,
             backend,
+            protected: self.protected().clone(),
         })
     }
 }
@@ -416,13 +437,13 @@ impl Host {
             NativeNetwork::None => None,
         };
         let bridge = self.native_bridge();
-        let mut plan = plan_for(spec, limits);
+        let mut plan = tool.plan(limits);
         if let Some(proxy) = &proxy {
             let bridge = bridge.ok_or_else(|| InvokeError::Native {
                 message: "strict network needs the bridge program: HostBuilder::native_bridge, or run from the airlock binary".into(),
             })?;
             plan.network = NetworkMode::Strict {
-                proxy_socket: proxy.socket().to_path_buf(),
+                channel_fd: proxy.channel_fd(),
                 bridge,
             };
         }

@@ -7,6 +7,17 @@
 //! compiled bytes. A changed, truncated or foreign entry fails the tag check
 //! and is recompiled and replaced; wasmtime's own header check (version,
 //! target, settings) runs after that.
+//!
+//! The tag proves an entry was written by someone holding the key, so the
+//! key and the entries must be this user's alone: the directory, the key
+//! and every entry must be owned by the host's user with no group or other
+//! permission. A directory another user owns is not used at all; a key
+//! anyone else could have read is replaced (every entry then fails its tag
+//! and is recompiled); an entry another user owns, or could have written,
+//! is refused and recompiled. What this does not cover: a process of the
+//! same user outside any sandbox can write both key and entries; keeping
+//! the cache out of every sandbox's sight is the job of
+//! [`crate::protected`].
 
 use super::inspect::Sha256Digest;
 use hmac::{Hmac, KeyInit, Mac};
@@ -49,6 +60,18 @@ pub enum CacheError {
         /// Its length.
         len: usize,
     },
+    /// The cache directory is not this user's alone: compiled code from it
+    /// could be someone else's.
+    #[error(
+        "compile cache {} is not used: {why}; give the host its own directory (or fix the owner and mode)",
+        path.display()
+    )]
+    Untrusted {
+        /// The directory.
+        path: PathBuf,
+        /// What is wrong with it.
+        why: String,
+    },
     /// wasmtime could not serialize a compiled component.
     #[error("serializing a compiled component failed: {0}")]
     Serialize(String),
@@ -79,7 +102,17 @@ impl CompileCache {
             action,
             source,
         };
-        std::fs::create_dir_all(dir).map_err(|e| io("creating the directory", e))?;
+        create_private_dir(dir).map_err(|e| io("creating the directory", e))?;
+        let meta = std::fs::metadata(dir).map_err(|e| io("reading the directory", e))?;
+        if let Err(why) = owned_by_us(&meta) {
+            return Err(CacheError::Untrusted {
+                path: dir.to_path_buf(),
+                why,
+            });
+        }
+        // Ours but open to others (an old umask): close it; entries written
+        // meanwhile are judged one by one.
+        restrict_dir(dir).map_err(|e| io("restricting permissions of", e))?;
         let key = load_or_create_key(dir)?;
         Ok(Self {
             dir: dir.to_path_buf(),
@@ -103,10 +136,18 @@ impl CompileCache {
     /// Looks up and verifies the entry for `sha` on this engine.
     pub(crate) fn lookup(&self, engine: &Engine, sha: &Sha256Digest, engine_hash: &str) -> Lookup {
         let path = self.entry_path(sha, engine_hash);
-        let bytes = match std::fs::read(&path) {
+        let bytes = match read_private(&path) {
             Ok(bytes) => bytes,
-            Err(e) if e.kind() == ErrorKind::NotFound => return Lookup::Miss,
-            Err(e) => return Lookup::Rejected(format!("{} is unreadable: {e}", path.display())),
+            Err(Unread::Missing) => return Lookup::Miss,
+            Err(Unread::Failed(e)) => {
+                return Lookup::Rejected(format!("{} is unreadable: {e}", path.display()));
+            }
+            Err(Unread::NotOurs(why)) => {
+                return Lookup::Rejected(format!(
+                    "{} is not this host's alone ({why})",
+                    path.display()
+                ));
+            }
         };
         let Some(payload) = self.verified_payload(sha, engine_hash, &bytes) else {
             return Lookup::Rejected(format!(
@@ -181,15 +222,21 @@ fn load_or_create_key(dir: &Path) -> Result<[u8; KEY_LEN], CacheError> {
         action,
         source,
     };
-    match std::fs::read(&path) {
+    match read_private(&path) {
         Ok(bytes) => {
             return <[u8; KEY_LEN]>::try_from(bytes.as_slice()).map_err(|_| CacheError::BadKey {
                 path: path.clone(),
                 len: bytes.len(),
             });
         }
-        Err(e) if e.kind() == ErrorKind::NotFound => {}
-        Err(e) => return Err(io("reading", e)),
+        Err(Unread::Missing) => {}
+        Err(Unread::NotOurs(why)) => {
+            // Someone else may know it: every entry tagged with it is
+            // suspect. A new key makes them all fail their tags.
+            tracing::warn!(path = %path.display(), %why, "compile cache key replaced; every entry will be recompiled");
+            std::fs::remove_file(&path).map_err(|e| io("replacing", e))?;
+        }
+        Err(Unread::Failed(e)) => return Err(io("reading", e)),
     }
 
     let mut key = [0u8; KEY_LEN];
@@ -204,6 +251,90 @@ fn load_or_create_key(dir: &Path) -> Result<[u8; KEY_LEN], CacheError> {
         Err(e) if e.error.kind() == ErrorKind::AlreadyExists => load_or_create_key(dir),
         Err(e) => Err(io("creating", e.error)),
     }
+}
+
+/// Why a file was not read.
+enum Unread {
+    /// It does not exist.
+    Missing,
+    /// It is not this user's alone.
+    NotOurs(String),
+    /// Reading failed.
+    Failed(std::io::Error),
+}
+
+/// Reads `path` if it is this user's alone, judging the file that was
+/// opened (not the name again), so a swap after the check gains nothing.
+fn read_private(path: &Path) -> Result<Vec<u8>, Unread> {
+    use std::io::Read;
+    let mut file = match std::fs::File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Err(Unread::Missing),
+        Err(e) => return Err(Unread::Failed(e)),
+    };
+    let meta = file.metadata().map_err(Unread::Failed)?;
+    owned_by_us(&meta).map_err(Unread::NotOurs)?;
+    private_mode(&meta).map_err(Unread::NotOurs)?;
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes).map_err(Unread::Failed)?;
+    Ok(bytes)
+}
+
+/// Owned by the user this process runs as.
+#[cfg(unix)]
+fn owned_by_us(meta: &std::fs::Metadata) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    let me = nix::unistd::geteuid().as_raw();
+    match meta.uid() {
+        uid if uid == me => Ok(()),
+        uid => Err(format!("owned by uid {uid}, not by this host's uid {me}")),
+    }
+}
+
+/// No group or other permission bits.
+#[cfg(unix)]
+fn private_mode(meta: &std::fs::Metadata) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    match meta.permissions().mode() & 0o777 {
+        mode if mode & 0o077 == 0 => Ok(()),
+        mode => Err(format!("mode {mode:o} lets other users in")),
+    }
+}
+
+#[cfg(unix)]
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
+#[cfg(unix)]
+fn restrict_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+}
+
+// Off Unix the user's profile directory is private already.
+#[cfg(not(unix))]
+fn owned_by_us(_meta: &std::fs::Metadata) -> Result<(), String> {
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn private_mode(_meta: &std::fs::Metadata) -> Result<(), String> {
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)
+}
+
+#[cfg(not(unix))]
+fn restrict_dir(_dir: &Path) -> std::io::Result<()> {
+    Ok(())
 }
 
 #[cfg(unix)]
@@ -251,6 +382,76 @@ mod tests {
         // A second cache over the same directory shares the key.
         let again = CompileCache::open(dir.path()).expect("reopen");
         assert_eq!(again.key, cache.key);
+    }
+
+    /// A well-tagged entry for `sha` written at `mode`.
+    #[cfg(unix)]
+    fn tagged_entry(cache: &CompileCache, sha: &Sha256Digest, mode: u32) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let mut entry = MAGIC.to_vec();
+        entry.extend_from_slice(&cache.tag(sha, "e1", b"code").finalize().into_bytes());
+        entry.extend_from_slice(b"code");
+        let path = cache.entry_path(sha, "e1");
+        std::fs::write(&path, entry).expect("entry");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+        path
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn an_entry_others_could_have_written_is_refused_though_its_tag_checks_out() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cache = CompileCache::open(dir.path()).expect("open");
+        let engine = Engine::default();
+        let sha = Sha256Digest::of(b"component");
+        for mode in [0o644, 0o620, 0o606] {
+            tagged_entry(&cache, &sha, mode);
+            match cache.lookup(&engine, &sha, "e1") {
+                Lookup::Rejected(why) => {
+                    assert!(why.contains("lets other users in"), "{mode:o}: {why}");
+                }
+                _ => panic!("mode {mode:o}: an entry others could write was not refused"),
+            }
+        }
+        // Private, it passes the ownership check and reaches the tag and
+        // wasmtime's own header check (which "code" fails).
+        tagged_entry(&cache, &sha, 0o600);
+        match cache.lookup(&engine, &sha, "e1") {
+            Lookup::Rejected(why) => assert!(why.contains("refused by wasmtime"), "{why}"),
+            _ => panic!("not a serialized component"),
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_key_others_could_read_is_replaced_and_a_directory_of_others_is_not_used() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cache = CompileCache::open(dir.path()).expect("open");
+        let key = dir.path().join(KEY_FILE);
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        let again = CompileCache::open(dir.path()).expect("reopen");
+        assert_ne!(again.key, cache.key, "a key others could read is not kept");
+        let mode = std::fs::metadata(&key).expect("key").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+
+        // Another user's directory is not used at all: root makes one for
+        // `nobody`; anyone else finds one in `/`, which root owns.
+        let theirs = if nix::unistd::geteuid().is_root() {
+            let theirs = dir.path().join("theirs");
+            std::fs::create_dir(&theirs).expect("dir");
+            std::os::unix::fs::chown(&theirs, Some(65534), Some(65534)).expect("chown");
+            theirs
+        } else {
+            PathBuf::from("/")
+        };
+        let owner = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(&theirs).expect("meta"));
+        let refused = CompileCache::open(&theirs).err().expect("refused");
+        assert!(matches!(refused, CacheError::Untrusted { .. }), "{refused}");
+        assert!(
+            refused.to_string().contains(&format!("uid {owner}")),
+            "{refused}"
+        );
     }
 
     #[cfg(unix)]

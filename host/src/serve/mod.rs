@@ -23,6 +23,7 @@ mod hosting;
 pub mod http;
 pub mod mcp;
 pub mod operator;
+pub mod peers;
 mod replica;
 mod settings;
 mod slots;

@@ -2,8 +2,10 @@
 //! decide approvals, manage agents and reload a running `airlock serve`.
 //! The server knows who connects from the kernel (`SO_PEERCRED`), not from
 //! anything the caller says, and serves only the operators its
-//! configuration lists; decisions take [`Server::decide`]'s one path and
-//! are recorded under the operator's name.
+//! configuration lists, and only from its own user and PID namespaces (see
+//! [`super::peers`]: a sandboxed tool may share the server's uid, never
+//! its namespaces); decisions take [`Server::decide`]'s one path and are
+//! recorded under the operator's name.
 //!
 //! The protocol is one JSON object per line each way: an
 //! [`OperatorRequest`] (`{"op": "approvals.list", "all": false}`), then
@@ -381,9 +383,13 @@ mod unix {
     }
 
     impl OperatorListener {
-        /// Binds `path`. A socket left by a server that died is replaced;
+        /// Binds `path` with the narrowest mode that lets `settings`'
+        /// operators in. A socket left by a server that died is replaced;
         /// one a running server answers on is not.
-        pub async fn bind(path: &Path) -> Result<Self, super::super::ServeError> {
+        pub async fn bind(
+            path: &Path,
+            settings: &super::super::ServeSettings,
+        ) -> Result<Self, super::super::ServeError> {
             if path.exists() {
                 if UnixStream::connect(path).await.is_ok() {
                     return Err(super::super::ServeError::Io {
@@ -396,11 +402,21 @@ mod unix {
             }
             let listener =
                 UnixListener::bind(path).map_err(io_error("binding the operator socket", path))?;
-            // Who may connect is decided by peer credentials, not file
-            // modes: the directory it lives in bounds who can reach it.
+            // Peer credentials and namespaces decide who is served; the
+            // mode only keeps out whoever could never be.
             {
                 use std::os::unix::fs::PermissionsExt;
-                std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666))
+                let mode = match socket_access(settings) {
+                    SocketAccess::Owner => 0o600,
+                    SocketAccess::Group(gid) => {
+                        match std::os::unix::fs::chown(path, None, Some(gid)) {
+                            Ok(()) => 0o660,
+                            Err(_) => 0o666,
+                        }
+                    }
+                    SocketAccess::Anyone => 0o666,
+                };
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
                     .map_err(io_error("opening the operator socket", path))?;
             }
             Ok(Self {
@@ -433,13 +449,16 @@ mod unix {
         let credentials = stream.peer_cred();
         let (read, mut write) = stream.into_split();
         let operator = match credentials {
-            Ok(cred) => server.settings().operator_for(cred.uid(), cred.gid()).ok_or((
-                "not_an_operator",
-                format!(
-                    "uid {} is not an operator of this server: the operator adds it to `[[serve.operators]]` in airlock.toml",
-                    cred.uid()
-                ),
-            )),
+            Ok(cred) => match super::super::peers::same_namespaces(cred.pid()) {
+                Err(e) => Err((e.code(), e.to_string())),
+                Ok(()) => server.settings().operator_for(cred.uid(), cred.gid()).ok_or((
+                    "not_an_operator",
+                    format!(
+                        "uid {} is not an operator of this server: the operator adds it to `[[serve.operators]]` in airlock.toml",
+                        cred.uid()
+                    ),
+                )),
+            },
             Err(e) => Err(("peer_unknown", format!("the caller's credentials are unknown: {e}"))),
         };
         let operator = match operator {
@@ -516,6 +535,42 @@ mod unix {
     }
 }
 
+/// Who the operator socket's file mode must let in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SocketAccess {
+    /// Only the server's own user (mode 0600): no operators configured (the
+    /// server's user is the operator), or only that uid.
+    Owner,
+    /// Members of one group (mode 0660, the socket in that group).
+    Group(u32),
+    /// Other users too (mode 0666): peer credentials decide.
+    Anyone,
+}
+
+/// The narrowest access that lets every configured operator reach the
+/// socket.
+pub fn socket_access(settings: &super::ServeSettings) -> SocketAccess {
+    use super::settings::OperatorMatch;
+    let own = super::settings::current_uid();
+    // Who beyond the owner: `None` another user, `Some(gid)` a group.
+    let others: Vec<Option<u32>> = settings
+        .operators
+        .iter()
+        .filter_map(|o| match &o.matches {
+            OperatorMatch::Uid(uid) if *uid == own => None,
+            OperatorMatch::Uid(_) => Some(None),
+            OperatorMatch::Group { gid, .. } => Some(Some(*gid)),
+        })
+        .collect();
+    match others.split_first() {
+        None => SocketAccess::Owner,
+        Some((Some(gid), rest)) if rest.iter().all(|g| *g == Some(*gid)) => {
+            SocketAccess::Group(*gid)
+        }
+        Some(_) => SocketAccess::Anyone,
+    }
+}
+
 /// Reads an [`Approval`] from an answer.
 pub fn approval_from(value: Value) -> Result<Approval, OperatorError> {
     serde_json::from_value(value).map_err(|e| {
@@ -524,4 +579,53 @@ pub fn approval_from(value: Value) -> Result<Approval, OperatorError> {
             format!("an unreadable approval: {e}"),
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::serve::settings::{Operator, OperatorMatch};
+
+    fn with(matches: Vec<OperatorMatch>) -> crate::serve::ServeSettings {
+        crate::serve::ServeSettings {
+            operators: matches
+                .into_iter()
+                .enumerate()
+                .map(|(i, matches)| Operator {
+                    name: format!("op{i}"),
+                    matches,
+                })
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_socket_lets_in_only_who_could_be_an_operator() {
+        let own = crate::serve::settings::current_uid();
+        let other = own.wrapping_add(1);
+        let group = |gid| OperatorMatch::Group {
+            gid,
+            members: Vec::new(),
+        };
+        let cases = [
+            (vec![], SocketAccess::Owner),
+            (vec![OperatorMatch::Uid(own)], SocketAccess::Owner),
+            (
+                vec![OperatorMatch::Uid(own), group(42)],
+                SocketAccess::Group(42),
+            ),
+            (vec![group(42), group(42)], SocketAccess::Group(42)),
+            (vec![group(42), group(43)], SocketAccess::Anyone),
+            (vec![OperatorMatch::Uid(other)], SocketAccess::Anyone),
+            (
+                vec![group(42), OperatorMatch::Uid(other)],
+                SocketAccess::Anyone,
+            ),
+        ];
+        for (operators, expected) in cases {
+            let described = format!("{operators:?}");
+            assert_eq!(socket_access(&with(operators)), expected, "{described}");
+        }
+    }
 }

@@ -9,6 +9,8 @@
 //! env = { NODE_ENV = "production" }   # its whole environment: nothing is inherited
 //! fs_read = ["./node_modules"]    # visible at the same path, read-only
 //! fs_write = ["./workspace"]      # read-write; the working directory
+//! hide_airlock_files = false       # true: a grant may contain airlock's own files,
+//!                                  # hidden in the sandbox
 //! start = "eager"                 # or "lazy": at the first call
 //! init_timeout = "30s"            # to answer `initialize`
 //! limits = { memory = "8GiB", cpu = "1h", timeout = "60s", output = "4MiB" }
@@ -93,6 +95,9 @@ pub struct ServerConfig {
     pub init_timeout: Duration,
     /// Per-tool overrides, by the server's own tool name.
     pub tools: BTreeMap<String, ToolOverride>,
+    /// A granted directory may contain airlock's own files, which the
+    /// sandbox then hides; otherwise such a grant is refused at load.
+    pub hide_airlock_files: bool,
 }
 
 impl ServerConfig {
@@ -143,6 +148,8 @@ pub(crate) struct RawServer {
     limits: Option<RawLimits>,
     #[serde(default)]
     tools: BTreeMap<String, Spanned<RawToolOverride>>,
+    #[serde(default)]
+    hide_airlock_files: bool,
 }
 
 /// `network = "none"`, or a `[servers.network]` grant table (strict
@@ -307,6 +314,7 @@ impl RawServer {
                 source,
             )?,
             tools,
+            hide_airlock_files: self.hide_airlock_files,
             name,
         })
     }

@@ -90,9 +90,9 @@ impl ServerEgress {
         })
     }
 
-    /// The socket to bind into the sandbox.
-    pub(crate) fn socket(&self) -> &std::path::Path {
-        self.proxy.socket()
+    /// The channel descriptor the server's sandbox inherits.
+    pub(crate) fn channel_fd(&self) -> std::os::fd::RawFd {
+        self.proxy.channel_fd()
     }
 
     /// Registers a call: while it is the only one in flight, the server's

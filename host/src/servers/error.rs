@@ -25,6 +25,14 @@ pub enum ServerError {
         /// The directory.
         path: PathBuf,
     },
+    /// A granted directory is, lies inside or contains airlock's own files.
+    #[error("server `{server}`: {source}")]
+    Protected {
+        /// The server.
+        server: String,
+        /// Which grant and which file.
+        source: crate::protected::ProtectedError,
+    },
     /// The platform's sandbox does not confine files and network.
     #[error(
         "server `{server}` needs a sandbox that confines files and network, and {executor} does not: hosted servers run only confined"
@@ -91,6 +99,7 @@ impl ServerError {
         match self {
             ServerError::Program { .. } => "server_program_invalid",
             ServerError::Directory { .. } => "server_directory_missing",
+            ServerError::Protected { source, .. } => source.code(),
             ServerError::Unconfined { .. } => "sandbox_unavailable",
             ServerError::Start { .. } => "server_start_failed",
             ServerError::InitTimeout { .. } => "server_init_timeout",

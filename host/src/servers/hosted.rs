@@ -107,6 +107,8 @@ struct Inner {
     program: PathBuf,
     sha256: String,
     backend: Backend,
+    /// airlock's own files, hidden from its sandbox.
+    protected: crate::protected::ProtectedPaths,
     /// Its proxy, when its egress is strict; and the bridge program.
     egress: Option<(Arc<ServerEgress>, PathBuf)>,
     live: tokio::sync::Mutex<Option<Live>>,
@@ -160,6 +162,19 @@ impl HostedServer {
                 });
             }
         }
+        host.protected()
+            .check_sandboxed(
+                config
+                    .fs_read
+                    .iter()
+                    .chain(&config.fs_write)
+                    .map(PathBuf::as_path),
+                config.hide_airlock_files,
+            )
+            .map_err(|source| ServerError::Protected {
+                server: config.name.clone(),
+                source,
+            })?;
         let sha256 = crate::attest::sha256_hex(&bytes);
         let egress = match &config.network {
             None => None,
@@ -197,6 +212,7 @@ impl HostedServer {
                 sha256,
                 program,
                 backend,
+                protected: host.protected().clone(),
                 egress,
                 config,
                 live: tokio::sync::Mutex::new(None),
@@ -300,10 +316,13 @@ impl HostedServer {
 
     async fn connect(&self) -> Result<Live, ServerError> {
         let config = &self.inner.config;
-        let mut plan = plan(config, &self.inner.program);
+        let mut plan = self
+            .inner
+            .protected
+            .hide_in(plan(config, &self.inner.program));
         if let Some((egress, bridge)) = &self.inner.egress {
             plan.network = NetworkMode::Strict {
-                proxy_socket: egress.socket().to_path_buf(),
+                channel_fd: egress.channel_fd(),
                 bridge: bridge.clone(),
             };
         }

@@ -91,6 +91,7 @@ impl HostedTool {
             format!("fs_read {:?}", config.fs_read),
             format!("fs_write {:?}", config.fs_write),
             format!("limits {:?}", config.limits),
+            format!("hide_airlock_files {}", config.hide_airlock_files),
             format!("tool {}", self.remote),
         ]);
         let names: Vec<&str> = config.env.iter().map(|(k, _)| k.as_str()).collect();

@@ -91,6 +91,14 @@ impl PostgresSettings {
         })
     }
 
+    /// The file the password is read from, if it is read from one.
+    pub fn password_file(&self) -> Option<&std::path::Path> {
+        match &self.password {
+            PasswordSource::File(path) => Some(path),
+            PasswordSource::None | PasswordSource::Env(_) => None,
+        }
+    }
+
     /// Trusts the certificates in `path` (PEM) for the server's TLS
     /// instead of the Web PKI roots.
     pub fn with_ca_file(mut self, path: PathBuf) -> Self {

@@ -22,6 +22,7 @@ fn spec(script: &str, network: NativeNetwork) -> NativeSpec {
         fs_read: Vec::new(),
         fs_write: Vec::new(),
         limits: airlock_sandbox::ProcessLimits::default(),
+        hide_airlock_files: false,
     }
 }
 

@@ -11,12 +11,14 @@
 use super::{Context, EgressHook, Injected, Origin};
 use crate::egress::decide::{Denial, Reason};
 use crate::egress::record::EgressRecord;
+use airlock_sandbox::channel::{self, ProxyChannel};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, combinators::UnsyncBoxBody};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
-use std::path::{Path, PathBuf};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
+use tokio::io::Interest;
 use wasmtime_wasi_http::Error as WasiError;
 use wasmtime_wasi_http::io::TokioIo;
 
@@ -31,13 +33,20 @@ pub const DENY_REASON_HEADER: &str = "x-airlock-deny-reason";
 /// which outlives its calls) the one of the call in flight.
 pub(crate) type Route = Arc<dyn Fn() -> EgressHook + Send + Sync>;
 
-/// A running proxy on a Unix socket in a private directory; stops when
-/// dropped.
+/// Most connections one sandbox holds open through its proxy at once; a
+/// sandbox that asks for more waits until one of them closes, so it cannot
+/// make the host hold unbounded sockets and tasks.
+const MAX_CONNECTIONS: usize = 64;
+
+/// A running proxy reached only over its channel (see
+/// [`airlock_sandbox::channel`]): no socket path exists, so only the
+/// sandbox that inherits the channel's end can use it. Stops when dropped.
 pub(crate) struct EgressProxy {
-    socket: PathBuf,
+    /// The sandbox's end, kept for every process started under this proxy
+    /// (a hosted server's restarts reuse it).
+    sandbox_end: OwnedFd,
     hook: Option<EgressHook>,
     task: tokio::task::JoinHandle<()>,
-    _dir: tempfile::TempDir,
 }
 
 impl Drop for EgressProxy {
@@ -48,11 +57,6 @@ impl Drop for EgressProxy {
 
 impl EgressProxy {
     /// Starts a proxy deciding with `hook`'s grant, network and requester.
-    ///
-    /// Only the sandbox's user reaches it: the socket (0600) sits in a
-    /// fresh directory (0700), both owned by that user, and a connection is
-    /// served only when the kernel reports the peer as that user. The
-    /// sandbox gets the socket bound in.
     pub(crate) fn start(hook: EgressHook) -> std::io::Result<Self> {
         let fixed = hook.clone();
         let mut proxy = Self::start_routed(Arc::new(move || fixed.clone()))?;
@@ -63,51 +67,22 @@ impl EgressProxy {
     /// As [`EgressProxy::start`], each request decided by the hook `route`
     /// picks when it arrives.
     pub(crate) fn start_routed(route: Route) -> std::io::Result<Self> {
-        let dir = tempfile::Builder::new()
-            .prefix("airlock-proxy-")
-            .tempdir()?;
-        let socket = dir.path().join("proxy.sock");
-        let (uid, gid) = sandbox_user();
-        let private = |path: &Path, mode: u32| -> std::io::Result<()> {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
-            std::os::unix::fs::chown(path, Some(uid), Some(gid))
-        };
-        private(dir.path(), 0o700)?;
-        let listener = tokio::net::UnixListener::bind(&socket)?;
-        private(&socket, 0o600)?;
-        let task = tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                // Another user who reached the socket anyway (root, a shared
-                // mount) is not served.
-                if !stream.peer_cred().is_ok_and(|peer| peer.uid() == uid) {
-                    tracing::warn!(target: "airlock::egress", "refused a proxy connection from another user");
-                    continue;
-                }
-                let route = Arc::clone(&route);
-                tokio::spawn(async move {
-                    let service = hyper::service::service_fn(move |request| {
-                        let cx = Arc::clone(&route().cx);
-                        async move { Ok::<_, std::convert::Infallible>(handle(&cx, request).await) }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .with_upgrades()
-                        .await;
-                });
-            }
-        });
+        let ProxyChannel { host, sandbox } = ProxyChannel::new()?;
+        let host = std::os::unix::net::UnixStream::from(host);
+        host.set_nonblocking(true)?;
+        let channel = tokio::net::UnixStream::from_std(host)?;
+        let task = tokio::spawn(serve_channel(channel, route));
         Ok(Self {
-            socket,
+            sandbox_end: sandbox,
             hook: None,
             task,
-            _dir: dir,
         })
     }
 
-    /// The socket to bind into the sandbox.
-    pub(crate) fn socket(&self) -> &Path {
-        &self.socket
+    /// The descriptor a sandbox inherits to reach this proxy
+    /// ([`airlock_sandbox::NetworkMode::Strict`]); open while the proxy is.
+    pub(crate) fn channel_fd(&self) -> RawFd {
+        self.sandbox_end.as_raw_fd()
     }
 
     /// The records of every request so far (of a proxy with one hook).
@@ -119,22 +94,75 @@ impl EgressProxy {
     }
 }
 
-/// The user and group a sandboxed tool runs as, as the host's kernel sees
-/// them: bubblewrap started by root drops to the sandbox user; started by
-/// anyone else, its user namespace maps the tool to that user.
-fn sandbox_user() -> (u32, u32) {
-    let (uid, gid) = (
-        nix::unistd::Uid::effective().as_raw(),
-        nix::unistd::Gid::effective().as_raw(),
-    );
-    #[cfg(target_os = "linux")]
-    if uid == 0 {
-        return (
-            airlock_sandbox::linux_bwrap::SANDBOX_UID,
-            airlock_sandbox::linux_bwrap::SANDBOX_GID,
-        );
+/// Answers each request on the channel with a new connection and serves
+/// it: one byte in, one connected socket out.
+async fn serve_channel(channel: tokio::net::UnixStream, route: Route) {
+    let open = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let mut requests = [0u8; 16];
+    loop {
+        let count = match on_channel(&channel, Interest::READABLE, || {
+            channel.try_read(&mut requests)
+        })
+        .await
+        {
+            Ok(0) | Err(_) => return,
+            Ok(count) => count,
+        };
+        for _ in 0..count {
+            let Ok(permit) = Arc::clone(&open).acquire_owned().await else {
+                return;
+            };
+            let Ok((ours, theirs)) = std::os::unix::net::UnixStream::pair() else {
+                return;
+            };
+            if on_channel(&channel, Interest::WRITABLE, || {
+                channel::hand_over(channel.as_fd(), theirs.as_fd())
+            })
+            .await
+            .is_err()
+            {
+                return;
+            }
+            drop(theirs);
+            let stream = match ours
+                .set_nonblocking(true)
+                .and_then(|()| tokio::net::UnixStream::from_std(ours))
+            {
+                Ok(stream) => stream,
+                Err(error) => {
+                    tracing::warn!(target: "airlock::egress", %error, "a proxy connection could not be served");
+                    continue;
+                }
+            };
+            let route = Arc::clone(&route);
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |request| {
+                    let cx = Arc::clone(&route().cx);
+                    async move { Ok::<_, std::convert::Infallible>(handle(&cx, request).await) }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .with_upgrades()
+                    .await;
+                drop(permit);
+            });
+        }
     }
-    (uid, gid)
+}
+
+/// Runs `io` on the channel once it is ready for `interest`.
+async fn on_channel<T>(
+    channel: &tokio::net::UnixStream,
+    interest: Interest,
+    mut io: impl FnMut() -> std::io::Result<T>,
+) -> std::io::Result<T> {
+    loop {
+        channel.ready(interest).await?;
+        match channel.try_io(interest, &mut io) {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            result => return result,
+        }
+    }
 }
 
 fn text(status: StatusCode, reason: Option<Reason>, message: String) -> Response<ProxyBody> {
@@ -234,7 +262,6 @@ mod tests {
     use crate::egress::hook::{Credentials, Network, Requester};
     use crate::egress::{NetworkGrant, StaticResolver, TcpTlsConnector};
     use crate::policy::{PolicyEngine, Principal, RequestContext, ToolFacts};
-    use std::os::unix::fs::PermissionsExt;
 
     fn proxy() -> EgressProxy {
         let hook = EgressHook::new(
@@ -255,62 +282,38 @@ mod tests {
         EgressProxy::start(hook).expect("proxy")
     }
 
-    /// What the proxy answers a connection from `uid`: the status code,
-    /// `000` when it cannot connect or is not answered.
-    async fn answer(socket: &Path, uid: u32) -> String {
-        let mut curl = tokio::process::Command::new("curl");
-        curl.args([
-            "-s",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            "--unix-socket",
-        ])
-        .arg(socket)
-        .arg("http://proxy/");
-        if uid != nix::unistd::Uid::effective().as_raw() {
-            curl.uid(uid);
-        }
-        let out = curl.output().await.expect("curl");
-        String::from_utf8_lossy(&out.stdout).to_string()
-    }
-
-    #[tokio::test]
-    async fn only_the_sandbox_user_is_served() {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_channel_is_the_only_way_in_and_each_connection_is_served() {
         let proxy = proxy();
-        let socket = proxy.socket().to_path_buf();
-        let (sandbox, _) = sandbox_user();
-        let dir = socket.parent().expect("a directory");
-        for (path, mode) in [(dir, 0o700), (socket.as_path(), 0o600)] {
-            let meta = std::fs::metadata(path).expect("metadata");
-            assert_eq!(
-                meta.permissions().mode() & 0o777,
-                mode,
-                "{}",
-                path.display()
-            );
-            assert_eq!(std::os::unix::fs::MetadataExt::uid(&meta), sandbox);
-        }
-        // The sandbox's user is served: a request not in absolute form is
-        // a 400.
-        assert_eq!(answer(&socket, sandbox).await, "400");
-
-        if nix::unistd::Uid::effective().is_root() {
-            // Root itself (which passes any permission) is not served, nor,
-            // with the path opened to everyone, another user: the peer
-            // credentials decide.
-            assert_eq!(answer(&socket, 0).await, "000");
-            for path in [dir, socket.as_path()] {
-                std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o777))
-                    .expect("chmod");
-            }
-            assert_eq!(
-                answer(&socket, 1).await,
-                "000",
-                "another user gets no answer"
-            );
-            assert_eq!(answer(&socket, sandbox).await, "400");
+        // The proxy made no socket file: there is no path to connect to.
+        let fd = proxy.channel_fd();
+        let target = std::fs::read_link(format!("/proc/self/fd/{fd}")).expect("fd");
+        assert!(
+            target.to_string_lossy().starts_with("socket:["),
+            "an unnamed socket, not a file: {}",
+            target.display()
+        );
+        // Over the channel, as the bridge does: a request not in absolute
+        // form is a 400, on each of two connections.
+        let channel = proxy.sandbox_end.try_clone().expect("clone");
+        let answers = tokio::task::spawn_blocking(move || {
+            use std::io::{Read, Write};
+            (0..2)
+                .map(|_| {
+                    let mut stream = channel::connect(channel.as_fd()).expect("connected");
+                    stream
+                        .write_all(b"GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+                        .expect("request");
+                    let mut answer = String::new();
+                    stream.read_to_string(&mut answer).expect("answer");
+                    answer
+                })
+                .collect::<Vec<_>>()
+        })
+        .await
+        .expect("task");
+        for answer in answers {
+            assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
         }
     }
 }
