@@ -147,7 +147,6 @@ async fn run(cli: &Cli, args: &ServeArgs) -> Result<(), Failure> {
     {
         builder = builder.protect(ProtectedKind::DatabasePassword, file);
     }
-    let operator = OperatorListener::bind(&socket_path, config.serve()).await?;
     let mut builder = builder
         .journal_commit(config.journal_commit())
         .store(config.store().clone())
@@ -156,6 +155,7 @@ async fn run(cli: &Cli, args: &ServeArgs) -> Result<(), Failure> {
         builder = builder.telemetry(telemetry.clone());
     }
     let host = builder.build()?;
+    let operator = OperatorListener::bind(&socket_path, config.serve()).await?;
     let server = Server::start(
         host,
         Sources {

@@ -37,11 +37,14 @@ pub(crate) fn listed_paths(dirs: &[PathBuf]) -> String {
 }
 
 /// What every native program's plan starts from: `program` with `args`,
-/// visible read-only at its own path, the granted directories at their host
-/// paths (the first writable one is the working directory), a fixed `PATH`
-/// and locale and nothing else of the environment, `limits`.
+/// the `files` it needs visible read-only at their own paths (the program
+/// itself, or a hosted server's links no grant shows), the granted
+/// directories at their host paths (the first writable one is the working
+/// directory), a fixed `PATH` and locale and nothing else of the
+/// environment, `limits`.
 pub(crate) fn base_plan(
     program: &Path,
+    files: &[PathBuf],
     args: &[String],
     limits: airlock_sandbox::ProcessLimits,
     fs_read: &[PathBuf],
@@ -51,8 +54,10 @@ pub(crate) fn base_plan(
         .args(args.iter())
         .env("PATH", "/usr/local/bin:/usr/bin:/bin")
         .env("LANG", "C.UTF-8")
-        .limits(limits)
-        .mount(program, program, Access::ReadOnly);
+        .limits(limits);
+    for file in files {
+        plan = plan.mount(file, file, Access::ReadOnly);
+    }
     for dir in fs_read {
         plan = plan.mount(dir, dir, Access::ReadOnly);
     }
@@ -70,6 +75,7 @@ pub(crate) fn base_plan(
 pub(super) fn plan_for(spec: &NativeSpec, limits: &Limits) -> Plan {
     base_plan(
         &spec.program,
+        std::slice::from_ref(&spec.program),
         &spec.args,
         airlock_sandbox::ProcessLimits {
             wall_clock: limits.timeout,

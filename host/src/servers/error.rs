@@ -51,13 +51,37 @@ pub enum ServerError {
         /// Why.
         message: String,
     },
+    /// The process ended, or closed its output, before it answered
+    /// `initialize`.
+    #[error(
+        "server `{server}` {how} before it answered `initialize` ({cause}){}",
+        quoted(stderr)
+    )]
+    Exited {
+        /// The server.
+        server: String,
+        /// `exited with status 1`, `was killed by signal 9`, `closed its
+        /// output`.
+        how: String,
+        /// What the handshake saw (the connection closed, a message past
+        /// the size cap).
+        cause: String,
+        /// The last lines of its stderr.
+        stderr: Vec<String>,
+    },
     /// No answer to `initialize` (or to the tool listing) in time.
-    #[error("server `{server}` did not answer `initialize` within {}: it was stopped; check that it speaks MCP on stdio (its stderr is in the log)", humantime::format_duration(*after))]
+    #[error(
+        "server `{server}` did not answer `initialize` within {}: it was stopped; check that it speaks MCP on stdio{}",
+        humantime::format_duration(*after),
+        quoted(stderr)
+    )]
     InitTimeout {
         /// The server.
         server: String,
         /// The `init_timeout`.
         after: Duration,
+        /// The last lines of its stderr by then.
+        stderr: Vec<String>,
     },
     /// The server failed to start lately; the next try is not yet due.
     #[error("server `{server}` is restarting after failures: try again in {}", humantime::format_duration(Duration::from_secs(after.as_secs().max(1))))]
@@ -102,11 +126,43 @@ impl ServerError {
             ServerError::Protected { source, .. } => source.code(),
             ServerError::Unconfined { .. } => "sandbox_unavailable",
             ServerError::Start { .. } => "server_start_failed",
+            ServerError::Exited { .. } => "server_exited",
             ServerError::InitTimeout { .. } => "server_init_timeout",
             ServerError::Gone { .. } => "server_gone",
             ServerError::Restarting { .. } => "server_restarting",
             ServerError::Refused { .. } => "server_refused",
             ServerError::Protocol { .. } => "server_protocol_error",
+        }
+    }
+}
+
+/// A server's last stderr lines, quoted for an operator.
+fn quoted(stderr: &[String]) -> String {
+    if stderr.is_empty() {
+        return "; it wrote nothing to stderr".to_string();
+    }
+    let mut text = String::from("; the last lines of its stderr:");
+    for line in stderr {
+        text.push_str("\n  | ");
+        text.push_str(line);
+    }
+    text
+}
+
+impl ServerError {
+    /// What an agent is told: the same, except a server's own stderr,
+    /// which may hold anything the server was given (the operator sees it
+    /// in the log and `airlock servers status`).
+    pub fn for_agent(&self) -> String {
+        match self {
+            ServerError::Exited { server, how, .. } => format!(
+                "server `{server}` {how} before it answered `initialize`; the operator sees why in `airlock servers status`"
+            ),
+            ServerError::InitTimeout { server, after, .. } => format!(
+                "server `{server}` did not answer `initialize` within {}; the operator sees why in `airlock servers status`",
+                humantime::format_duration(*after)
+            ),
+            other => other.to_string(),
         }
     }
 }

@@ -3,7 +3,8 @@
 //! airlock speaks MCP to as a client over its stdio.
 
 use super::egress::ServerEgress;
-use super::process::{LineCap, MAX_MESSAGE_BYTES, log_stderr, plan};
+use super::process::{LineCap, MAX_MESSAGE_BYTES, StderrTail, log_stderr, plan};
+use super::program::Program;
 use super::progress::{ProgressRoutes, ProgressSink};
 use super::{ServerConfig, ServerError};
 use crate::Host;
@@ -18,6 +19,73 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
+
+/// How long a server whose output closed during the handshake gets to
+/// exit on its own (so its own status is reported) before it is killed, and
+/// how long its stderr then gets to drain.
+const EXIT_GRACE: Duration = Duration::from_secs(2);
+
+/// The error for a server that ended, or closed its output, before it
+/// answered `initialize`: its exit status and its last stderr lines.
+async fn ended_early(
+    server: String,
+    cause: String,
+    mut process: Spawned,
+    tail: Arc<StderrTail>,
+) -> ServerError {
+    let (how, stderr) = tokio::task::spawn_blocking(move || {
+        let deadline = std::time::Instant::now() + EXIT_GRACE;
+        let mut status = process.child.try_wait().ok().flatten();
+        while status.is_none() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+            status = process.child.try_wait().ok().flatten();
+        }
+        let how = match status {
+            Some(status) => described(status),
+            None => {
+                process.kill();
+                "closed its output".to_string()
+            }
+        };
+        (how, tail.lines(EXIT_GRACE))
+    })
+    .await
+    .unwrap_or_else(|_| ("closed its output".to_string(), Vec::new()));
+    ServerError::Exited {
+        server,
+        how,
+        cause,
+        stderr,
+    }
+}
+
+/// The error for a server that did not answer in its `init_timeout`: it is
+/// stopped first, so its stderr ends and all of it is quoted.
+async fn timed_out(
+    config: &ServerConfig,
+    mut process: Spawned,
+    tail: Arc<StderrTail>,
+) -> ServerError {
+    process.kill();
+    let stderr = tokio::task::spawn_blocking(move || tail.lines(EXIT_GRACE))
+        .await
+        .unwrap_or_default();
+    ServerError::InitTimeout {
+        server: config.name.clone(),
+        after: config.init_timeout,
+        stderr,
+    }
+}
+
+/// `exited with status 1`, `was killed by signal 9`.
+fn described(status: std::process::ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exited with status {code}"),
+        (None, Some(signal)) => format!("was killed by signal {signal}"),
+        (None, None) => format!("ended ({status})"),
+    }
+}
 
 /// Where a hosted server stands.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -46,6 +114,9 @@ pub struct Status {
     pub last_error: Option<String>,
     /// How many tools it lists.
     pub tools: usize,
+    /// Files of its command no grant shows, mounted read-only at their
+    /// own paths (the links of a venv's interpreter, say).
+    pub mounted: Vec<PathBuf>,
 }
 
 /// What airlock, as the server's client, does with what the server tells it:
@@ -104,7 +175,7 @@ pub struct HostedServer {
 
 struct Inner {
     config: ServerConfig,
-    program: PathBuf,
+    program: Program,
     sha256: String,
     backend: Backend,
     /// airlock's own files, hidden from its sandbox.
@@ -147,13 +218,21 @@ impl HostedServer {
         } else {
             config.command.clone()
         };
-        // The digest is of what runs: a symbolic link's target.
-        let program = std::fs::canonicalize(&program).unwrap_or(program);
-        let bytes = std::fs::read(&program).map_err(|e| ServerError::Program {
+        let granted: Vec<PathBuf> = config
+            .fs_read
+            .iter()
+            .chain(&config.fs_write)
+            .cloned()
+            .collect();
+        let unreadable = |path: &std::path::Path, e: std::io::Error| ServerError::Program {
             server: config.name.clone(),
-            path: program.clone(),
+            path: path.to_path_buf(),
             message: e.to_string(),
-        })?;
+        };
+        let program =
+            super::program::resolve(&program, &granted).map_err(|e| unreadable(&program, e))?;
+        // The digest is of what runs: the file the links end in.
+        let bytes = std::fs::read(&program.target).map_err(|e| unreadable(&program.target, e))?;
         for dir in config.fs_read.iter().chain(&config.fs_write) {
             if !dir.is_dir() {
                 return Err(ServerError::Directory {
@@ -171,6 +250,12 @@ impl HostedServer {
                     .map(PathBuf::as_path),
                 config.hide_airlock_files,
             )
+            .and_then(|()| {
+                host.protected().check(
+                    program.mounted.iter().map(PathBuf::as_path),
+                    crate::protected::Containing::Refuse,
+                )
+            })
             .map_err(|source| ServerError::Protected {
                 server: config.name.clone(),
                 source,
@@ -206,6 +291,7 @@ impl HostedServer {
             starts: 0,
             last_error: None,
             tools: 0,
+            mounted: program.mounted.clone(),
         };
         Ok(Self {
             inner: Arc::new(Inner {
@@ -246,9 +332,14 @@ impl HostedServer {
         &self.inner.sha256
     }
 
-    /// The program, as found.
+    /// The program, as found: the path it runs at.
     pub fn program(&self) -> &std::path::Path {
-        &self.inner.program
+        &self.inner.program.run
+    }
+
+    /// The file the program's links end in, whose SHA-256 it is known by.
+    pub fn program_target(&self) -> &std::path::Path {
+        &self.inner.program.target
     }
 
     /// Where it stands.
@@ -342,7 +433,8 @@ impl HostedServer {
         ) else {
             return Err(failed("its standard streams were not piped".into()));
         };
-        log_stderr(config.name.clone(), stderr);
+        let tail = Arc::new(StderrTail::default());
+        log_stderr(config.name.clone(), stderr, Arc::clone(&tail));
         let stdin =
             tokio::process::ChildStdin::from_std(stdin).map_err(|e| failed(e.to_string()))?;
         let stdout =
@@ -352,21 +444,26 @@ impl HostedServer {
             list_changed: Arc::clone(&self.inner.list_changed),
         };
         let init = config.init_timeout;
-        let timed_out = || ServerError::InitTimeout {
-            server: config.name.clone(),
-            after: init,
+        let stdout = LineCap::new(stdout, MAX_MESSAGE_BYTES);
+        let flooded = stdout.tripped();
+        let client = match tokio::time::timeout(init, upstream.serve((stdout, stdin))).await {
+            Err(_) => return Err(timed_out(config, process, tail).await),
+            Ok(Ok(client)) => client,
+            Ok(Err(e)) => {
+                let cause = if flooded.load(std::sync::atomic::Ordering::Relaxed) {
+                    format!(
+                        "it sent a message longer than {MAX_MESSAGE_BYTES} bytes and was cut off"
+                    )
+                } else {
+                    format!("the MCP handshake failed: {e}")
+                };
+                return Err(ended_early(config.name.clone(), cause, process, tail).await);
+            }
         };
-        let client = tokio::time::timeout(
-            init,
-            upstream.serve((LineCap::new(stdout, MAX_MESSAGE_BYTES), stdin)),
-        )
-        .await
-        .map_err(|_| timed_out())?
-        .map_err(|e| failed(format!("the MCP handshake failed: {e}")))?;
-        let tools = tokio::time::timeout(init, client.peer().list_all_tools())
-            .await
-            .map_err(|_| timed_out())?
-            .map_err(|e| failed(format!("listing its tools failed: {e}")))?;
+        let tools = match tokio::time::timeout(init, client.peer().list_all_tools()).await {
+            Err(_) => return Err(timed_out(config, process, tail).await),
+            Ok(listed) => listed.map_err(|e| failed(format!("listing its tools failed: {e}")))?,
+        };
         Ok(Live {
             client,
             tools,

@@ -6,6 +6,7 @@
 //!
 //! - `config`: the `[[servers]]` entries of `airlock.toml`.
 //! - `process`: the sandbox plan, stdout's message cap, stderr to the log.
+//! - `program`: the command at its own path, its links made visible.
 //! - `progress`: each server progress notification to the call it is for.
 //! - [`HostedServer`]: one server, loaded, started, called, stopped.
 
@@ -14,6 +15,7 @@ mod egress;
 mod error;
 mod hosted;
 mod process;
+mod program;
 mod progress;
 mod tool;
 

@@ -4,11 +4,14 @@
 //! log up to a cap.
 
 use super::ServerConfig;
+use super::program::Program;
 use airlock_sandbox::Plan;
+use std::collections::VecDeque;
 use std::io::BufRead;
-use std::path::Path;
 use std::pin::Pin;
+use std::sync::{Condvar, Mutex, PoisonError};
 use std::task::{Context, Poll};
+use std::time::Duration;
 use tokio::io::{AsyncRead, ReadBuf};
 
 /// The longest JSON-RPC message a server may send (one line on stdio).
@@ -18,12 +21,13 @@ pub const MAX_MESSAGE_BYTES: usize = 16 << 20;
 pub const STDERR_LOG_BYTES: usize = 64 << 10;
 
 /// The sandbox plan for `config` running `program`: what every native
-/// program gets (the program and the granted directories at their host
-/// paths, a fixed `PATH` and locale), then the configured `env`, which
-/// wins.
-pub(super) fn plan(config: &ServerConfig, program: &Path) -> Plan {
+/// program gets (the granted directories at their host paths, the files of
+/// the command no grant shows, a fixed `PATH` and locale), then the
+/// configured `env`, which wins.
+pub(super) fn plan(config: &ServerConfig, program: &Program) -> Plan {
     let mut plan = crate::native::base_plan(
-        program,
+        &program.run,
+        &program.mounted,
         &config.args,
         config.limits.clone(),
         &config.fs_read,
@@ -36,9 +40,62 @@ pub(super) fn plan(config: &ServerConfig, program: &Path) -> Plan {
     plan
 }
 
+/// How many of a server's last stderr lines an error about its start
+/// quotes, and how much of each: enough for a traceback's last frames and
+/// its exception.
+const TAIL_LINES: usize = 12;
+const TAIL_LINE_BYTES: usize = 300;
+
+/// The last lines a server wrote to stderr, kept for the error that says
+/// why it did not start.
+#[derive(Default)]
+pub(super) struct StderrTail {
+    state: Mutex<(VecDeque<String>, bool)>,
+    ended: Condvar,
+}
+
+impl StderrTail {
+    fn push(&self, line: &str) {
+        let mut line = line.trim_end().to_string();
+        if line.len() > TAIL_LINE_BYTES {
+            let mut cut = TAIL_LINE_BYTES;
+            while !line.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            line.truncate(cut);
+            line.push('…');
+        }
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if state.0.len() == TAIL_LINES {
+            state.0.pop_front();
+        }
+        state.0.push_back(line);
+    }
+
+    fn end(&self) {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner).1 = true;
+        self.ended.notify_all();
+    }
+
+    /// The lines kept, once the stream ended or `within` passed.
+    pub(super) fn lines(&self, within: Duration) -> Vec<String> {
+        let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let (state, _) = self
+            .ended
+            .wait_timeout_while(state, within, |(_, ended)| !*ended)
+            .unwrap_or_else(PoisonError::into_inner);
+        state.0.iter().cloned().collect()
+    }
+}
+
 /// Copies `stderr` to the log, line by line, until `STDERR_LOG_BYTES`;
-/// then counts what it drops and says so once the stream ends.
-pub(super) fn log_stderr(server: String, stderr: std::process::ChildStderr) {
+/// then counts what it drops and says so once the stream ends. The last
+/// lines stay in `tail`.
+pub(super) fn log_stderr(
+    server: String,
+    stderr: std::process::ChildStderr,
+    tail: std::sync::Arc<StderrTail>,
+) {
     std::thread::spawn(move || {
         let (mut logged, mut dropped) = (0usize, 0u64);
         let mut reader = std::io::BufReader::new(stderr);
@@ -47,14 +104,19 @@ pub(super) fn log_stderr(server: String, stderr: std::process::ChildStderr) {
             line.clear();
             match reader.read_until(b'\n', &mut line) {
                 Ok(0) | Err(_) => break,
-                Ok(n) if logged + n <= STDERR_LOG_BYTES => {
-                    logged += n;
+                Ok(n) => {
                     let text = String::from_utf8_lossy(&line);
-                    tracing::info!(target: "airlock::servers", server = %server, "stderr: {}", text.trim_end());
+                    tail.push(&text);
+                    if logged + n <= STDERR_LOG_BYTES {
+                        logged += n;
+                        tracing::info!(target: "airlock::servers", server = %server, "stderr: {}", text.trim_end());
+                    } else {
+                        dropped += n as u64;
+                    }
                 }
-                Ok(n) => dropped += n as u64,
             }
         }
+        tail.end();
         if dropped > 0 {
             tracing::warn!(target: "airlock::servers", server = %server, dropped, "stderr past the log's cap was dropped");
         }
@@ -67,11 +129,23 @@ pub(super) struct LineCap<R> {
     inner: R,
     cap: usize,
     run: usize,
+    tripped: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl<R> LineCap<R> {
     pub(super) fn new(inner: R, cap: usize) -> Self {
-        Self { inner, cap, run: 0 }
+        Self {
+            inner,
+            cap,
+            run: 0,
+            tripped: std::sync::Arc::default(),
+        }
+    }
+
+    /// Set once a line ran past the cap (the MCP client reports only that
+    /// the connection closed).
+    pub(super) fn tripped(&self) -> std::sync::Arc<std::sync::atomic::AtomicBool> {
+        std::sync::Arc::clone(&self.tripped)
     }
 }
 
@@ -90,6 +164,8 @@ impl<R: AsyncRead + Unpin> AsyncRead for LineCap<R> {
                     if this.run > this.cap {
                         // An error hands back nothing of this read.
                         buf.set_filled(before);
+                        this.tripped
+                            .store(true, std::sync::atomic::Ordering::Relaxed);
                         return Poll::Ready(Err(std::io::Error::other(format!(
                             "the server sent a message longer than {} bytes",
                             this.cap
@@ -106,6 +182,7 @@ impl<R: AsyncRead + Unpin> AsyncRead for LineCap<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
     use tokio::io::AsyncReadExt;
 
     #[tokio::test]
@@ -132,7 +209,9 @@ mod tests {
             Path::new("/"),
         )
         .expect("valid");
-        let plan = plan(&config.servers()[0], Path::new("/usr/bin/python3"));
+        let program =
+            super::super::program::resolve(Path::new("/usr/bin/python3"), &[]).expect("python3");
+        let plan = plan(&config.servers()[0], &program);
         let mut env = plan.env.clone();
         env.sort();
         assert_eq!(

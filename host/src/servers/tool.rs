@@ -159,7 +159,7 @@ impl Host {
         };
         if let Err(error) = tool.server.ensure_running().await {
             return Ok(Executed::Ran(failed(
-                format!("{}: {error}", error.code()),
+                format!("{}: {}", error.code(), error.for_agent()),
                 report,
             )));
         }

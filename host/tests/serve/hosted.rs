@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 /// The system-Python venv `.ci/install` makes for servers in the sandbox.
-fn server_python() -> PathBuf {
+pub fn server_python() -> PathBuf {
     let venv = super::python::python("server-1.30.0");
     venv.parent()
         .and_then(Path::parent)
@@ -16,7 +16,7 @@ fn server_python() -> PathBuf {
         .to_path_buf()
 }
 
-fn fixture_dir() -> PathBuf {
+pub fn fixture_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures/servers")
 }
 
@@ -138,7 +138,10 @@ async fn a_server_that_never_answers_initialize_is_reported() {
 async fn a_server_that_floods_stdout_is_cut_off() {
     let server = load(&server_entry("noisy", "flood", "")).await;
     let error = server.start().await.expect_err("flooded");
-    assert!(matches!(error, ServerError::Start { .. }), "{error}");
+    let ServerError::Exited { cause, .. } = &error else {
+        panic!("{error}");
+    };
+    assert!(cause.contains("longer than 16777216 bytes"), "{error}");
 }
 
 /// The text of a result's first content block.
@@ -450,7 +453,7 @@ async fn read_own_script(
 }
 
 /// `target/npm-servers`, where `.ci/install` puts the npm servers.
-fn npm_servers() -> PathBuf {
+pub fn npm_servers() -> PathBuf {
     let dir = super::python::python("server-1.30.0")
         .ancestors()
         .nth(4)
@@ -465,7 +468,7 @@ fn npm_servers() -> PathBuf {
 }
 
 /// Lets the sandbox's user (`nobody` when the tests run as root) in.
-fn open_to_everyone(path: &Path, mode: u32) {
+pub fn open_to_everyone(path: &Path, mode: u32) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
 }

@@ -10,6 +10,7 @@ mod client_approvals;
 mod console;
 mod fixture;
 mod hosted;
+mod installs;
 mod python;
 mod replicas;
 mod roles;

@@ -1,0 +1,134 @@
+//! A hosted server's command as it must run: at the path the operator
+//! wrote (or `PATH` found), not at the file its links end in, so a
+//! `python3 -m venv` interpreter (`venv/bin/python` → `/usr/bin/python3`)
+//! still finds its `pyvenv.cfg` and packages, and a `node_modules/.bin`
+//! script its package. The server is known by the SHA-256 of the file the
+//! links end in. Each link, and that file, must be visible in the sandbox:
+//! those no grant and no system directory shows are mounted read-only at
+//! their own paths, and `airlock servers status` lists them.
+
+use std::path::{Component, Path, PathBuf};
+
+/// Directories every sandbox shows read-only (bubblewrap's system
+/// directories; a redundant mount elsewhere is harmless).
+const SHOWN: &[&str] = &[
+    "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32",
+];
+
+/// The most links followed before giving up (as the kernel's `ELOOP`).
+const MAX_LINKS: usize = 40;
+
+/// A command, resolved.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Program {
+    /// The path the sandbox runs.
+    pub(crate) run: PathBuf,
+    /// The file every link ends in (what is digested).
+    pub(crate) target: PathBuf,
+    /// Links and the target that no grant or system directory shows.
+    pub(crate) mounted: Vec<PathBuf>,
+}
+
+/// Resolves `command` (absolute, or a bare name already found on `PATH`)
+/// for a sandbox that shows `granted` directories.
+pub(crate) fn resolve(command: &Path, granted: &[PathBuf]) -> std::io::Result<Program> {
+    let run = lexical(command);
+    let target = std::fs::canonicalize(&run)?;
+    let granted: Vec<PathBuf> = granted
+        .iter()
+        .flat_map(|dir| [lexical(dir), std::fs::canonicalize(dir).unwrap_or_default()])
+        .filter(|dir| !dir.as_os_str().is_empty())
+        .collect();
+    let shown = |path: &Path| {
+        SHOWN.iter().any(|dir| path.starts_with(dir))
+            || granted.iter().any(|dir| path.starts_with(dir))
+    };
+    let mut mounted = Vec::new();
+    let mut hop = run.clone();
+    for _ in 0..MAX_LINKS {
+        if !shown(&hop) && !mounted.contains(&hop) {
+            mounted.push(hop.clone());
+        }
+        let Ok(next) = std::fs::read_link(&hop) else {
+            break;
+        };
+        let base = hop.parent().map(Path::to_path_buf).unwrap_or_default();
+        hop = lexical(&base.join(next));
+    }
+    if !shown(&target) && !mounted.contains(&target) {
+        mounted.push(target.clone());
+    }
+    Ok(Program {
+        run,
+        target,
+        mounted,
+    })
+}
+
+/// `path` with `.` and `..` taken out by name (links are followed
+/// separately, hop by hop).
+fn lexical(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for part in path.components() {
+        match part {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other.as_os_str()),
+        }
+    }
+    out
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    #[test]
+    fn a_venv_interpreter_runs_at_its_own_path_and_needs_no_mount() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let bin = dir.path().join("venv/bin");
+        std::fs::create_dir_all(&bin).expect("bin");
+        symlink("/bin/sh", bin.join("python3")).expect("link");
+        symlink("python3", bin.join("python")).expect("link");
+        let venv = dir.path().join("venv");
+        let program = resolve(&bin.join("python"), std::slice::from_ref(&venv)).expect("resolves");
+        assert_eq!(program.run, bin.join("python"), "not the file it ends in");
+        assert_eq!(
+            program.target,
+            std::fs::canonicalize("/bin/sh").expect("sh")
+        );
+        assert!(program.mounted.is_empty(), "{:?}", program.mounted);
+    }
+
+    #[test]
+    fn links_outside_every_grant_are_mounted() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let tools = dir.path().join("tools");
+        let elsewhere = dir.path().join("elsewhere");
+        std::fs::create_dir_all(&tools).expect("tools");
+        std::fs::create_dir_all(&elsewhere).expect("elsewhere");
+        let real = elsewhere.join("server");
+        std::fs::write(&real, "#!/bin/sh\n").expect("script");
+        symlink(&real, tools.join("hop")).expect("link");
+        symlink("hop", tools.join("server")).expect("link");
+        let program =
+            resolve(&tools.join("server"), std::slice::from_ref(&tools)).expect("resolves");
+        let real = std::fs::canonicalize(&real).expect("real");
+        assert_eq!(program.target, real);
+        assert_eq!(program.mounted, [real], "only what no grant shows");
+        // Granted nothing, every hop is mounted.
+        let bare = resolve(&tools.join("server"), &[]).expect("resolves");
+        assert_eq!(bare.mounted.len(), 3, "{:?}", bare.mounted);
+    }
+
+    #[test]
+    fn a_loop_of_links_is_an_error() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        symlink("b", dir.path().join("a")).expect("link");
+        symlink("a", dir.path().join("b")).expect("link");
+        assert!(resolve(&dir.path().join("a"), &[]).is_err());
+    }
+}
