@@ -262,6 +262,11 @@ impl Drop for TempDir {
     }
 }
 
+// Generated-text tests only: they check the SBPL profile and the
+// `sandbox-exec` arguments built for a plan, and run on Linux like the rest
+// of the suite. CI only builds and lints this backend for macOS (`.ci/run`,
+// `--target x86_64-apple-darwin`): nothing runs a program under it, so none
+// of its runtime behaviour is tested.
 #[cfg(test)]
 mod tests {
     use super::*;

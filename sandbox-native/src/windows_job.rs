@@ -303,6 +303,11 @@ mod imp {
     }
 }
 
+// Generated-text tests only: they check the Job Object limits built for a
+// plan, and run on Linux like the rest of the suite. CI only builds and
+// lints this backend for Windows (`.ci/run`, `--target
+// x86_64-pc-windows-gnu`): nothing runs a program under it, so none of its
+// runtime behaviour is tested.
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -30,6 +30,9 @@ struct Case {
     at_most: std::collections::BTreeMap<String, u64>,
     #[serde(default)]
     limits: CaseLimits,
+    /// Paths that must exist on the host for the case to prove anything.
+    #[serde(default)]
+    host_has: Vec<String>,
 }
 
 /// The number the script reported as `name=N` on stdout.
@@ -86,6 +89,13 @@ fn stdout(out: &RunOutput) -> String {
 #[test]
 fn every_escape_in_the_corpus_is_contained() {
     for case in corpus().case {
+        for path in &case.host_has {
+            assert!(
+                std::path::Path::new(path).exists(),
+                "{}: the host has no {path}, so hiding it proves nothing",
+                case.name
+            );
+        }
         let plan = sh(&case.script).limits(case.limits.apply(ProcessLimits::default()));
         let out = go(&plan);
         let text = stdout(&out);
@@ -275,6 +285,51 @@ fn a_listener_on_the_hosts_loopback_is_unreachable() {
         listener.accept().is_err(),
         "nothing reached the host's listener"
     );
+}
+
+/// A setuid program gains nothing in the sandbox. A setuid-root copy of
+/// `id` reports `euid=0(root)` when `nobody` runs it on the host (the
+/// control: the probe shows a gain where one happens); inside the sandbox
+/// it reports only the sandbox user's own ids, under `NoNewPrivs`.
+#[test]
+fn a_setuid_program_gains_nothing() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    assert!(
+        is_root(),
+        "making a setuid-root program needs root: run the suite as root \
+         (`sudo bash .ci/test`, as CI does); this test never skips"
+    );
+    // Under the build directory, which is not mounted `nosuid` the way a
+    // tmpfs /tmp may be.
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("tempdir");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let probe = dir.path().join("id");
+    std::fs::copy("/usr/bin/id", &probe).expect("copy id");
+    std::fs::set_permissions(&probe, std::fs::Permissions::from_mode(0o4755)).expect("setuid");
+
+    let outside = std::process::Command::new(&probe)
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .expect("run the probe as nobody");
+    let outside = String::from_utf8_lossy(&outside.stdout);
+    assert!(
+        outside.contains("uid=65534") && outside.contains("euid=0(root)"),
+        "the control shows no gain, so the probe cannot show one: {outside}"
+    );
+
+    let plan = sh("/probe/id; grep '^NoNewPrivs' /proc/self/status").mount(
+        dir.path(),
+        "/probe",
+        Access::ReadOnly,
+    );
+    let out = go(&plan);
+    let inside = stdout(&out);
+    assert_eq!(out.exit, Exit::Code(0), "{out:?}");
+    assert!(inside.contains("uid=65534"), "{inside}");
+    assert!(!inside.contains("euid="), "the setuid bit took: {inside}");
+    assert!(inside.contains("NoNewPrivs:\t1"), "{inside}");
 }
 
 /// Processes on this machine whose command line is exactly `words`.

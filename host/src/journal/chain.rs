@@ -294,22 +294,38 @@ mod tests {
         modified[2].payload = canonical_json(&json!({"n": 99}));
         assert_eq!(verify(&modified), Err(ChainBreak::Modified { seq: 3 }));
 
+        // Entry 2 gone: 3 follows 1.
         let mut deleted = good.clone();
         deleted.remove(1);
-        assert_eq!(verify(&deleted).map_err(|e| e.seq()), Err(3));
+        assert_eq!(
+            verify(&deleted),
+            Err(ChainBreak::Broken { seq: 3, after: 1 })
+        );
 
+        // Entries 2 and 3 swapped: 3 follows 1.
         let mut reordered = good.clone();
         reordered.swap(1, 2);
-        assert_eq!(verify(&reordered).map_err(|e| e.seq()), Err(3));
+        assert_eq!(
+            verify(&reordered),
+            Err(ChainBreak::Broken { seq: 3, after: 1 })
+        );
 
+        // A forged copy of entry 2 after the real one: a second 2 follows 2.
         let mut inserted = good.clone();
         let mut forged = good[1].clone();
         forged.payload = canonical_json(&json!({"forged": true}));
         inserted.insert(2, forged);
-        assert!(verify(&inserted).is_err());
+        assert_eq!(
+            verify(&inserted),
+            Err(ChainBreak::Broken { seq: 2, after: 2 })
+        );
 
+        // Entry 5 renumbered 6: 6 follows 4.
         let mut renumbered = good;
         renumbered[4].seq = 6;
-        assert_eq!(verify(&renumbered).map_err(|e| e.seq()), Err(6));
+        assert_eq!(
+            verify(&renumbered),
+            Err(ChainBreak::Broken { seq: 6, after: 4 })
+        );
     }
 }

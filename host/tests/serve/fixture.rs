@@ -2,6 +2,7 @@
 //! talks to it, and the operator commands run beside it.
 
 use super::PATIENCE;
+use super::users::{self, User};
 use airlock_tests::guest_path;
 use airlock_tests::net::{Behaviour, TestServer};
 use rmcp::model::{
@@ -44,35 +45,12 @@ pub fn assert_refused(out: &Output, code: i32, fragment: &str) {
     assert!(printed(out).contains(fragment), "{}", printed(out));
 }
 
-pub fn is_root() -> bool {
-    nix_uid() == 0
-}
+pub use super::users::as_server_user;
 
-fn nix_uid() -> u32 {
-    // From /proc, as `id -u` reads it: no unsafe call needed.
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("Uid:"))
-                .and_then(|l| l.split_whitespace().next())
-                .and_then(|n| n.parse().ok())
-        })
-        .unwrap_or(u32::MAX)
-}
-
-/// The name of the user running the tests, as the operator socket sees it.
+/// The name of the user the operator commands run as (the server's own,
+/// see [`super::users`]), as the operator socket sees it.
 pub fn user_name() -> String {
-    let uid = nix_uid();
-    std::fs::read_to_string("/etc/passwd")
-        .ok()
-        .and_then(|passwd| {
-            passwd.lines().find_map(|line| {
-                let fields: Vec<&str> = line.split(':').collect();
-                (fields.get(2) == Some(&uid.to_string().as_str())).then(|| fields[0].to_string())
-            })
-        })
-        .unwrap_or_else(|| format!("uid{uid}"))
+    users::operator().name
 }
 
 /// A temporary directory with `airlock.toml` and a state directory.
@@ -94,7 +72,7 @@ impl Fixture {
 
     /// As [`Fixture::new`], `fetch` granted `svc.test:PORT`.
     pub fn with_upstream(serve: &str, port: u16) -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
+        let dir = server_dir();
         let fixture = Self {
             dir,
             serve: serve.to_string(),
@@ -114,10 +92,15 @@ impl Fixture {
         replica: &str,
     ) -> Self {
         let mut fixture = Self::with_upstream(serve, port);
+        // The cluster's password file is private to the user that started
+        // it: the server's user gets a copy of its own.
+        let password = fixture.dir.path().join("postgres-password");
+        std::fs::copy(&db.password_file, &password).expect("copy the cluster's password");
+        users::give_to_server_user(&password);
         fixture.top = format!(
             "store = {:?}\n[postgres]\npassword_file = {:?}\nreplica = {replica:?}\n\n",
             db.url,
-            db.password_file.display().to_string()
+            password.display().to_string()
         );
         fixture.write_config("");
         fixture
@@ -134,9 +117,10 @@ impl Fixture {
     /// credentials decide who is served); the state directory too, so a
     /// server running as another user can be given it.
     pub fn with_public_socket(serve: &str) -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
+        let dir = server_dir();
         let public = dir.path().join("run");
         std::fs::create_dir(&public).expect("run dir");
+        users::give_to_server_user(&public);
         for path in [dir.path(), &public] {
             use std::os::unix::fs::PermissionsExt;
             std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
@@ -162,6 +146,11 @@ impl Fixture {
 
     pub fn state(&self) -> PathBuf {
         self.dir.path().join("state")
+    }
+
+    /// The server's temporary directory (`TMPDIR`), its user's own.
+    pub fn tmp(&self) -> PathBuf {
+        self.dir.path().join("tmp")
     }
 
     /// Writes `airlock.toml`: the `[serve]` table, the four tools, `more`.
@@ -210,9 +199,22 @@ impl Fixture {
     }
 }
 
+/// A temporary directory for one server, with a `tmp` directory inside,
+/// both the server's user's (see [`users::server_user`]).
+fn server_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tmp = dir.path().join("tmp");
+    std::fs::create_dir(&tmp).expect("tmp dir");
+    for path in [dir.path(), &tmp] {
+        users::give_to_server_user(path);
+    }
+    dir
+}
+
 /// A policies directory: the shipped policies plus `name` holding `extra`.
 pub fn policies_with(name: &str, extra: &str) -> tempfile::TempDir {
     let policies = tempfile::tempdir().expect("policies");
+    users::give_to_server_user(policies.path());
     std::fs::write(
         policies.path().join("default.cedar"),
         airlock::policy::DEFAULT_POLICIES,
@@ -222,17 +224,50 @@ pub fn policies_with(name: &str, extra: &str) -> tempfile::TempDir {
     policies
 }
 
-/// `airlock --state-dir STATE --socket SOCKET ARGS` for `fixture`.
+/// `airlock --state-dir STATE --socket SOCKET ARGS` for `fixture`, run as
+/// the user who owns the state directory (the server's), or as the
+/// server's user while there is none (see [`super::users`]).
 pub fn airlock_for(fixture: &Fixture, args: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_airlock"));
+    let mut command = operator_command(fixture);
     command
         .arg("--state-dir")
         .arg(fixture.state())
         .arg("--socket")
         .arg(fixture.socket())
-        .args(args)
+        .args(args);
+    command
+}
+
+/// The `airlock` binary, as the server's user with `fixture`'s `TMPDIR`,
+/// no log filter and no state directory from the environment.
+pub fn airlock_command(fixture: &Fixture) -> Command {
+    let mut command = plain_command(fixture);
+    as_server_user(&mut command);
+    command
+}
+
+/// The `airlock` binary as the test's user, with `fixture`'s `TMPDIR`, no
+/// log filter and no state directory from the environment.
+fn plain_command(fixture: &Fixture) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_airlock"));
+    command
         .env_remove("RUST_LOG")
-        .env_remove("AIRLOCK_STATE_DIR");
+        .env_remove("AIRLOCK_STATE_DIR")
+        .env("TMPDIR", fixture.tmp());
+    command
+}
+
+/// [`airlock_command`], as the user who owns `fixture`'s state directory
+/// when it exists: a server started by a client over stdio, or embedded in
+/// the test, runs as the test's user.
+fn operator_command(fixture: &Fixture) -> Command {
+    if !fixture.state().exists() {
+        return airlock_command(fixture);
+    }
+    let mut command = plain_command(fixture);
+    if let Some(owner) = users::owner_of(&fixture.state()) {
+        users::as_user(&mut command, &owner);
+    }
     command
 }
 
@@ -241,8 +276,12 @@ pub fn airlock_for(fixture: &Fixture, args: &[&str]) -> Command {
 pub struct Start<'a> {
     /// `--policies DIR`.
     pub policies: Option<&'a std::path::Path>,
-    /// Run it as this user (and group of the same number).
+    /// Run it as this user (and group of the same number) instead of the
+    /// server's user ([`users::server_user`]).
     pub as_user: Option<u32>,
+    /// Run the operator commands ([`Server::airlock`]) as this user (and
+    /// group of the same number) instead of the server's.
+    pub operator_as: Option<u32>,
     /// Serve the console too (`--console 127.0.0.1:0`).
     pub console: bool,
     /// Unlock the vault with this passphrase (`AIRLOCK_VAULT_PASSPHRASE`).
@@ -260,7 +299,9 @@ pub struct ConsoleAt {
 /// A running `airlock serve --listen`.
 pub struct Server<'f> {
     fixture: &'f Fixture,
-    child: Child,
+    child: Reaped,
+    /// Who runs the operator commands, when not the server's user.
+    operator: Option<User>,
     address: SocketAddr,
     log: Arc<Mutex<String>>,
     /// With [`Start::console`].
@@ -287,8 +328,12 @@ impl<'f> Server<'f> {
     }
 
     /// As [`Server::http`], with `how`.
+    /// The server runs as the server's user, or `how.as_user`: the
+    /// test fails unless /proc shows it does. It dies with the thread that
+    /// starts it (see [`dies_with_the_test`]): start it from the test's
+    /// own thread or runtime, never from `spawn_blocking`.
     pub async fn start(fixture: &'f Fixture, how: Start<'_>) -> Server<'f> {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_airlock"));
+        let mut command = airlock_command(fixture);
         command.arg("--state-dir").arg(fixture.state());
         if let Some(policies) = how.policies {
             command.arg("--policies").arg(policies);
@@ -303,19 +348,31 @@ impl<'f> Server<'f> {
                     .into_iter()
                     .flatten(),
             )
-            .env_remove("RUST_LOG")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         if let Some(passphrase) = how.vault_passphrase {
             command.env("AIRLOCK_VAULT_PASSPHRASE", passphrase);
         }
-        if let Some(uid) = how.as_user {
-            std::os::unix::process::CommandExt::uid(&mut command, uid);
-            std::os::unix::process::CommandExt::gid(&mut command, uid);
-        }
-        let mut child = command.spawn().expect("start airlock serve");
-        let stderr = child.stderr.take().expect("stderr");
+        let runs_as = match how.as_user {
+            Some(uid) => {
+                let user = users::with_uid(uid);
+                users::as_user(&mut command, &user);
+                user
+            }
+            None => users::operator(),
+        };
+        dies_with_the_test(&mut command);
+        let mut child = Reaped(command.spawn().expect("start airlock serve"));
+        let pid = child.0.id();
+        assert_eq!(
+            users::uid_of(pid),
+            runs_as.uid,
+            "the server runs as {}",
+            runs_as.name
+        );
+        users::announce_server_uid(pid);
+        let stderr = child.0.stderr.take().expect("stderr");
         let log = Arc::new(Mutex::new(String::new()));
         let (found, address) = std::sync::mpsc::channel();
         std::thread::spawn({
@@ -351,6 +408,7 @@ impl<'f> Server<'f> {
         Server {
             fixture,
             child,
+            operator: how.operator_as.or(how.as_user).map(users::with_uid),
             address: address.parse().expect("an address"),
             log,
             console,
@@ -359,7 +417,7 @@ impl<'f> Server<'f> {
 
     /// The server's process id.
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.child.0.id()
     }
 
     /// Its base URL, `http://127.0.0.1:PORT`.
@@ -372,11 +430,14 @@ impl<'f> Server<'f> {
         self.log.lock().expect("log").clone()
     }
 
-    /// An operator command against this server.
+    /// An operator command against this server, run as the server's user
+    /// or [`Start::operator_as`].
     pub fn airlock(&self, args: &[&str]) -> Output {
-        airlock_for(self.fixture, args)
-            .output()
-            .expect("run airlock")
+        let mut command = airlock_for(self.fixture, args);
+        if let Some(operator) = &self.operator {
+            users::as_user(&mut command, operator);
+        }
+        command.output().expect("run airlock")
     }
 
     /// Registers agent `name` (through the operator socket) and returns
@@ -492,30 +553,65 @@ impl<'f> Server<'f> {
     pub fn signal(&self, signal: i32) {
         let status = Command::new("kill")
             .arg(format!("-{signal}"))
-            .arg(self.child.id().to_string())
+            .arg(self.child.0.id().to_string())
             .status()
             .expect("kill");
         assert!(status.success());
     }
 
-    /// SIGTERM; the server must exit 0. Returns the whole journal.
     /// Kills the server outright (`kill -9`) and reaps it.
     pub fn kill(&mut self) {
         self.signal(9);
-        let _ = self.child.wait();
+        let _ = self.child.0.wait();
     }
 
+    /// SIGTERM; the server must exit 0. Returns the whole journal.
     pub fn stop_and_journal(mut self) -> Vec<Value> {
         self.signal(15);
-        let status = self.child.wait().expect("wait");
+        let status = self.child.0.wait().expect("wait");
         assert!(status.success(), "exit {status}: {}", self.log());
         journal(self.fixture)
     }
 }
 
+/// A server process that a failed test leaves nothing of: killed (a no-op
+/// once it was reaped) and reaped when dropped.
+struct Reaped(Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Makes the kernel kill `command`'s process (SIGKILL) when the thread that
+/// spawns it ends, so a test binary that aborts, or is killed, leaves no
+/// server behind. (`Drop` covers a test that fails and unwinds.)
+#[allow(unsafe_code)]
+pub fn dies_with_the_test(command: &mut Command) -> &mut Command {
+    use std::os::unix::process::CommandExt;
+    let parent = rustix::process::getpid();
+    // SAFETY: the closure runs in the forked child before exec, after the
+    // uid and gid changes (which would clear the setting). It makes only
+    // async-signal-safe system calls (prctl, getppid) through rustix and
+    // allocates nothing, not even for its error.
+    unsafe {
+        command.pre_exec(move || {
+            rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))?;
+            // The test may have ended between fork and prctl: then no
+            // signal would ever come.
+            if rustix::process::getppid() != Some(parent) {
+                return Err(rustix::io::Errno::SRCH.into());
+            }
+            Ok(())
+        })
+    }
+}
+
 /// The journal of `fixture`'s state directory, oldest first.
 pub fn journal(fixture: &Fixture) -> Vec<Value> {
-    let out = Command::new(env!("CARGO_BIN_EXE_airlock"))
+    let out = operator_command(fixture)
         .arg("--state-dir")
         .arg(fixture.state())
         .args(["journal", "tail", "-n", "100000", "--json"])
@@ -530,15 +626,16 @@ pub fn journal(fixture: &Fixture) -> Vec<Value> {
 
 /// An MCP client over stdio: it starts `airlock serve --stdio` itself.
 pub async fn stdio_client(fixture: &Fixture) -> RunningService<RoleClient, Recorder> {
-    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_airlock"));
+    let mut command = airlock_command(fixture);
+    dies_with_the_test(&mut command);
+    let mut command = tokio::process::Command::from(command);
     command
         .arg("--state-dir")
         .arg(fixture.state())
         .args(["serve", "--stdio", "--config"])
         .arg(fixture.config())
         // No test name ever reaches the system resolver.
-        .args(["--resolve", "svc.test=127.0.0.1", "--no-dns"])
-        .env_remove("RUST_LOG");
+        .args(["--resolve", "svc.test=127.0.0.1", "--no-dns"]);
     let transport = TokioChildProcess::new(command).expect("spawn airlock serve --stdio");
     Recorder::new()
         .serve(transport)

@@ -467,7 +467,8 @@ pub fn npm_servers() -> PathBuf {
     dir
 }
 
-/// Lets the sandbox's user (`nobody` when the tests run as root) in.
+/// Lets the sandbox's user in: the server's own (an ordinary user), or
+/// `nobody` under a server that runs as root.
 pub fn open_to_everyone(path: &Path, mode: u32) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");

@@ -16,6 +16,7 @@ mod replicas;
 mod roles;
 mod survival;
 mod telemetry;
+mod users;
 
 use fixture::{Fixture, Server, airlock_for};
 use rmcp::model::{CallToolRequestParams, ClientRequest, Request};
@@ -227,7 +228,7 @@ async fn requests_need_a_token_and_an_allowed_origin() {
     // A CLI that misses the server's socket would change the database
     // directly: refused while the server owns it, so the token the server
     // remembers cannot outlive a removal it did not see.
-    let missed = std::process::Command::new(env!("CARGO_BIN_EXE_airlock"))
+    let missed = fixture::airlock_command(&fixture)
         .arg("--state-dir")
         .arg(fixture.state())
         .arg("--socket")
@@ -338,8 +339,11 @@ async fn an_unapproved_call_returns_the_pending_id_when_the_wait_ends() {
     server.stop_and_journal();
 }
 
+/// With no `[[serve.operators]]`, the server's own user is the only
+/// operator: `nobody` and root reach the socket file, and are refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_operators_reach_the_operator_socket() {
+    users::require_root("refusing `nobody` and root at the operator socket");
     let fixture = Fixture::with_public_socket("");
     let server = Server::http(&fixture).await;
     let own = server.airlock(&["status", "--json"]);
@@ -347,13 +351,24 @@ async fn only_operators_reach_the_operator_socket() {
     let status: Value = serde_json::from_slice(&own.stdout).expect("JSON");
     assert_eq!(status["tools"][0], "echo");
 
-    if fixture::is_root() {
-        // `nobody` reaches the socket file but is not an operator.
-        let mut as_nobody = airlock_for(&fixture, &["approvals", "list"]);
-        std::os::unix::process::CommandExt::uid(&mut as_nobody, 65534);
-        std::os::unix::process::CommandExt::gid(&mut as_nobody, 65534);
-        let refused = as_nobody.output().expect("run as nobody");
-        fixture::assert_refused(&refused, 3, "not_an_operator");
+    let strangers = [users::with_uid(users::NOBODY), users::with_uid(0)];
+    for stranger in strangers {
+        let mut command = airlock_for(&fixture, &["approvals", "list"]);
+        users::as_user(&mut command, &stranger);
+        let refused = command.output().expect("run airlock");
+        assert_eq!(
+            refused.status.code(),
+            Some(3),
+            "{}: {}",
+            stranger.name,
+            fixture::printed(&refused)
+        );
+        assert!(
+            fixture::printed(&refused).contains("not_an_operator"),
+            "{}: {}",
+            stranger.name,
+            fixture::printed(&refused)
+        );
     }
     server.stop_and_journal();
 }
@@ -560,13 +575,13 @@ pub const PATIENCE: Duration = Duration::from_secs(60);
 fn an_older_client_negotiates_2025_06_18_over_stdio() {
     use std::io::{BufRead, BufReader, Write};
     let fixture = Fixture::new("");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_airlock"))
+    let mut command = fixture::airlock_command(&fixture);
+    let mut child = fixture::dies_with_the_test(&mut command)
         .arg("--state-dir")
         .arg(fixture.state())
         .args(["serve", "--stdio", "--config"])
         .arg(fixture.config())
         .args(["--resolve", "svc.test=127.0.0.1", "--no-dns"])
-        .env_remove("RUST_LOG")
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())

@@ -36,10 +36,13 @@ fn script() -> PathBuf {
 }
 
 /// The client script of SDK `version`, starting `airlock serve --stdio`
-/// on `fixture` itself, fetching from `svc.test:PORT`.
+/// on `fixture` itself, fetching from `svc.test:PORT`. Over stdio the
+/// server is the client's child and runs as the client's user: here the
+/// test's (the SDK's venvs are made from whichever Python the test user
+/// has, which another user may not reach).
 fn over_stdio(version: &str, fixture: &Fixture, port: u16) -> Command {
     let mut command = Command::new(python(version));
-    command
+    fixture::dies_with_the_test(&mut command)
         .arg(script())
         .arg("stdio")
         .arg(env!("CARGO_BIN_EXE_airlock"))
@@ -138,9 +141,10 @@ async fn the_python_sdk_drives_airlock_serve_over_stdio() {
             .iter()
             .find(|e| e["kind"] == "approval_decided")
             .expect("journaled");
+        // The operator is the server's user: here the test's own.
         assert_eq!(
             decided["payload"]["decided_by"],
-            format!("operator:{}", fixture::user_name())
+            format!("operator:{}", super::users::current().name)
         );
     }
     assert_eq!(upstream.requests().len(), VERSIONS.len());

@@ -3,19 +3,17 @@
 //! peer credentials; who may decide what is a Cedar question.
 
 use super::fixture::{self, Fixture, Server, Start};
+use super::users;
 use super::{fetch_held_for_approval, text};
 use serde_json::json;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
-const NOBODY: u32 = 65534;
-
+/// The server runs as its own ordinary user (the serve tests' default);
+/// the operator is another user, root, named `ops` by the configuration.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_server_runs_as_its_own_user_and_operators_decide_over_the_socket() {
-    if !fixture::is_root() {
-        // Switching users needs root; CI runs as root.
-        eprintln!("not root: the role separation test needs to start the server as another user");
-        return;
-    }
+    users::require_root("an operator who is not the server's user");
+    let own = users::server_user().expect("the server's own user, as root");
     let upstream = fixture::upstream().await;
     let port = upstream.addr().port();
     let mut fixture = Fixture::with_public_socket("[[serve.operators]]\nname = \"ops\"\nuid = 0\n");
@@ -25,23 +23,24 @@ async fn the_server_runs_as_its_own_user_and_operators_decide_over_the_socket() 
     std::fs::create_dir(fixture.state()).expect("state dir");
     let run = fixture.socket().parent().expect("run dir").to_path_buf();
     for dir in [fixture.state(), run] {
-        std::os::unix::fs::chown(dir, Some(NOBODY), Some(NOBODY)).expect("chown");
+        std::os::unix::fs::chown(dir, Some(own.uid), Some(own.gid)).expect("chown");
     }
     let server = Server::start(
         &fixture,
         Start {
-            as_user: Some(NOBODY),
+            operator_as: Some(0),
             ..Start::default()
         },
     )
     .await;
+    assert_eq!(users::uid_of(server.pid()), own.uid);
 
     // The server's user owns its state, private whatever the umask.
     let state = std::fs::metadata(fixture.state()).expect("state");
-    assert_eq!(state.uid(), NOBODY);
+    assert_eq!(state.uid(), own.uid);
     assert_eq!(state.permissions().mode() & 0o777, 0o700);
     let db = std::fs::metadata(fixture.state().join("airlock.db")).expect("db");
-    assert_eq!(db.uid(), NOBODY);
+    assert_eq!(db.uid(), own.uid);
     assert_eq!(db.permissions().mode() & 0o777, 0o600);
 
     // The operator (root, `ops` by the config) registers the agent through

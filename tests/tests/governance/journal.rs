@@ -2,8 +2,10 @@
 //! single executions, and names the first entry someone tampered with.
 
 use airlock::approvals::OperatorDecision;
-use airlock::attest::{Attestation, HostKey, Proof, egress_digest, sha256_hex};
+use airlock::attest::{AttestError, Attestation, HostKey, Proof, egress_digest, sha256_hex};
 use airlock::egress::StaticResolver;
+use airlock::journal::head::HeadError;
+use airlock::journal::tree::TreeError;
 use airlock::journal::{ChainBreak, Entry, GENESIS, JournalStore, entry_hash};
 use airlock::policy::Principal;
 use airlock::store::SqliteStore;
@@ -216,14 +218,24 @@ async fn a_single_attestation_is_proved_by_a_signed_tree_head_and_forgeries_are_
 
     let mut claims_other_output = proof.clone();
     claims_other_output.attestation.output_sha256 = Some(sha256_hex(b"{}"));
-    assert!(claims_other_output.verify(&key.verifying_key()).is_err());
+    let err = claims_other_output
+        .verify(&key.verifying_key())
+        .expect_err("another output");
+    assert!(
+        matches!(&err, AttestError::Invalid(m) if m.ends_with("holds a different attestation")),
+        "{err:?}"
+    );
+    assert_eq!(err.code(), "attestation_invalid");
 
     let mut rewritten = proof.clone();
     rewritten.entry.payload = rewritten.entry.payload.replace("\"ok\"", "\"trap\"");
     let err = rewritten
         .verify(&key.verifying_key())
         .expect_err("modified entry");
-    assert!(err.to_string().contains("does not match its hash"), "{err}");
+    assert!(
+        matches!(&err, AttestError::Invalid(m) if m.ends_with("does not match its hash")),
+        "{err:?}"
+    );
 
     // Re-hashed by someone who knows the hash function: no longer in the
     // signed tree.
@@ -235,7 +247,10 @@ async fn a_single_attestation_is_proved_by_a_signed_tree_head_and_forgeries_are_
     let err = rehashed
         .verify(&key.verifying_key())
         .expect_err("re-hashed entry");
-    assert!(err.to_string().contains("is not in the tree"), "{err}");
+    assert!(
+        matches!(&err, AttestError::Tree(TreeError::NotIncluded { seq, .. }) if *seq == entry.seq),
+        "{err:?}"
+    );
 
     // Not yet sealed: no head covers an entry past the last one.
     let last = heads.last().expect("a head").size;
@@ -250,9 +265,12 @@ async fn a_single_attestation_is_proved_by_a_signed_tree_head_and_forgeries_are_
 
     let other_key =
         HostKey::open_or_create(tempfile::tempdir().expect("tempdir").path()).expect("key");
+    let err = proof
+        .verify(&other_key.verifying_key())
+        .expect_err("signed by this host only");
     assert!(
-        proof.verify(&other_key.verifying_key()).is_err(),
-        "signed by this host only"
+        matches!(&err, AttestError::Head(HeadError::WrongKey { size, .. }) if Some(*size) == covering),
+        "{err:?}"
     );
 
     let host_key_mode =

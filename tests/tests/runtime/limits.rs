@@ -1,7 +1,9 @@
 //! Limits end only the invocation that breached them, with the right reason,
 //! while other invocations on the same host carry on.
 
-use airlock::{Host, Invocation, InvokeError, LimitExceeded, Limits, Outcome, Tool};
+use airlock::{
+    CancellationToken, Host, Invocation, InvokeError, LimitExceeded, Limits, Outcome, Tool,
+};
 use airlock_tests::{host, load_guest, metered_host};
 use std::time::Duration;
 
@@ -18,29 +20,94 @@ async fn invoke(host: &Host, tool: &Tool, input: &str, limits: Limits) -> Outcom
         .expect("the invocation starts")
 }
 
+/// How long a spinner or an echo may run in the spinner tests: a bound on
+/// a hung run only. Nothing there is asserted about how long anything took.
+const LIVENESS: Duration = Duration::from_secs(120);
+
+/// Spinners started on a host of their own whose pool has one slot for
+/// each, once every one holds its slot (the pool says so: nothing is
+/// timed). Each comes with its deadline, a cancellation the test fires.
+async fn spinners(
+    count: u32,
+) -> Vec<(
+    CancellationToken,
+    tokio::task::JoinHandle<Result<Outcome, InvokeError>>,
+)> {
+    let spin_host: &'static Host = Box::leak(Box::new(
+        Host::builder()
+            .cache_dir(airlock_tests::test_cache_dir())
+            .policies(airlock_tests::permit_all())
+            .max_concurrent_instances(count)
+            .build()
+            .expect("host"),
+    ));
+    let spin = load_guest(spin_host, "spin-forever").await;
+    let mut spinners = Vec::new();
+    for _ in 0..count {
+        let deadline = CancellationToken::new();
+        let run = Invocation::new("{}")
+            .with_limits(limits(|l| l.timeout = LIVENESS))
+            .cancel_on(deadline.clone());
+        let spin = spin.clone();
+        let task = tokio::spawn(async move { spin_host.invoke(&spin, run).await });
+        spinners.push((deadline, task));
+    }
+    let held = || {
+        spin_host
+            .engine()
+            .pooling_allocator_metrics()
+            .expect("the pooling allocator")
+            .component_instances()
+    };
+    while held() < u64::from(count) {
+        if let Some(n) = spinners.iter().position(|(_, task)| task.is_finished()) {
+            panic!("spinner {n} ended before it was asked to");
+        }
+        tokio::task::yield_now().await;
+    }
+    spinners
+}
+
+/// Ends each spinner by its own deadline: it ends `cancelled`, and no other
+/// spinner ends with it.
+async fn end_each_by_its_own_deadline(
+    mut spinners: Vec<(
+        CancellationToken,
+        tokio::task::JoinHandle<Result<Outcome, InvokeError>>,
+    )>,
+) {
+    for (n, (_, task)) in spinners.iter().enumerate() {
+        assert!(!task.is_finished(), "spinner {n} ended before its deadline");
+    }
+    while let Some((deadline, task)) = spinners.pop() {
+        deadline.cancel();
+        let outcome = task.await.expect("task").expect("the spinner started");
+        assert_eq!(
+            outcome.code(),
+            "cancelled",
+            "spinner {}: {outcome:?}",
+            spinners.len()
+        );
+        for (n, (_, other)) in spinners.iter().enumerate() {
+            assert!(!other.is_finished(), "spinner {n} ended with another");
+        }
+    }
+}
+
 #[tokio::test(flavor = "current_thread")]
 async fn a_spinning_guest_does_not_block_others_even_on_one_thread() {
-    let spin = load_guest(host(), "spin-forever").await;
     let echo = load_guest(host(), "echo").await;
-    let spinning = tokio::spawn(async move {
-        let long = limits(|l| l.timeout = Duration::from_secs(30));
-        host()
-            .invoke(&spin, Invocation::new("{}").with_limits(long))
-            .await
-    });
-    // Let the spinner start; it yields back at every epoch tick.
-    tokio::task::yield_now().await;
-
+    let spinning = spinners(1).await;
     let outcome = host()
-        .invoke(&echo, Invocation::new("[1]"))
+        .invoke(
+            &echo,
+            Invocation::new("[1]").with_limits(limits(|l| l.timeout = LIVENESS)),
+        )
         .await
         .expect("echo runs");
     assert_eq!(outcome.output(), Some("[1]"));
-    assert!(
-        !spinning.is_finished(),
-        "echo finished while the spinner still runs"
-    );
-    spinning.abort();
+    // The echo answered while the spinner ran.
+    end_each_by_its_own_deadline(spinning).await;
 }
 
 #[tokio::test]
@@ -158,34 +225,29 @@ async fn input_is_checked_before_the_guest_runs() {
     assert_eq!(err.exit_code(), airlock::exit_code::USAGE);
 }
 
+/// Spinners do not starve other calls, and each invocation ends with its
+/// own outcome. Eight spinners hold every slot of their own host's pool
+/// while eight echoes run on the shared host, all on the runtime's two
+/// workers. Every echo answers while every spinner still runs; only then
+/// does each spinner's own deadline come, and it ends that spinner alone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_invocations_each_get_their_own_outcome() {
-    let spin = load_guest(host(), "spin-forever").await;
+async fn spinners_do_not_starve_other_calls_and_each_gets_its_own_outcome() {
     let echo = load_guest(host(), "echo").await;
-    let mut tasks = Vec::new();
-    for i in 0..16 {
-        let (tool, input, expected) = if i % 2 == 0 {
-            (
-                spin.clone(),
-                "{}".to_string(),
-                "deadline_exceeded".to_string(),
-            )
-        } else {
-            (echo.clone(), format!("[{i}]"), "ok".to_string())
-        };
-        tasks.push(tokio::spawn(async move {
-            let short = limits(|l| l.timeout = Duration::from_millis(300));
-            let outcome = invoke(host(), &tool, &input, short).await;
-            (input, expected, outcome)
-        }));
+    let spinning = spinners(8).await;
+    let echoes: Vec<_> = (0..8)
+        .map(|i| {
+            let echo = echo.clone();
+            let run =
+                Invocation::new(format!("[{i}]")).with_limits(limits(|l| l.timeout = LIVENESS));
+            tokio::spawn(async move { host().invoke(&echo, run).await })
+        })
+        .collect();
+    for (i, task) in echoes.into_iter().enumerate() {
+        let outcome = task.await.expect("task").expect("the echo starts");
+        assert_eq!(outcome.code(), "ok", "echo {i}");
+        assert_eq!(outcome.output(), Some(format!("[{i}]").as_str()));
     }
-    for task in tasks {
-        let (input, expected, outcome) = task.await.expect("task");
-        assert_eq!(outcome.code(), expected, "{input}");
-        if expected == "ok" {
-            assert_eq!(outcome.output(), Some(input.as_str()));
-        }
-    }
+    end_each_by_its_own_deadline(spinning).await;
 }
 
 #[tokio::test(flavor = "current_thread")]
