@@ -199,6 +199,14 @@ impl ProtectedPaths {
             .map(|mount| (resolved(&mount.host), mount.sandbox.clone()))
             .collect();
         for protected in &self.paths {
+            // One inside another hidden path is hidden with it (and its
+            // cover could not be made inside the read-only cover anyway).
+            let nested = self.paths.iter().any(|outer| {
+                outer.path != protected.path && protected.path.starts_with(&outer.path)
+            });
+            if nested {
+                continue;
+            }
             // A path that does not exist has nothing to hide (and a cover
             // would create it in a writable grant).
             let Ok(meta) = std::fs::symlink_metadata(&protected.path) else {
@@ -352,9 +360,10 @@ mod tests {
     fn only_existing_paths_inside_a_mount_are_hidden() {
         let dir = tempfile::tempdir().expect("tempdir");
         let project = dir.path().join("project");
-        std::fs::create_dir_all(project.join(".airlock")).expect("state");
+        std::fs::create_dir_all(project.join(".airlock/cache")).expect("state");
         std::fs::write(project.join("airlock.toml"), "").expect("config");
         let mut paths = protected(&project.join(".airlock"));
+        paths.add(ProtectedKind::CompileCache, &project.join(".airlock/cache"));
         paths.add(ProtectedKind::Config, &project.join("airlock.toml"));
         paths.add(ProtectedKind::Policies, &project.join("policies"));
         paths.add(ProtectedKind::OperatorSocket, &dir.path().join("op.sock"));

@@ -413,6 +413,26 @@ mod tests {
                 _ => panic!("mode {mode:o}: an entry others could write was not refused"),
             }
         }
+        // Another user's entry: root makes one for `nobody`; anyone else
+        // points the entry at a file root owns.
+        let path = cache.entry_path(&sha, "e1");
+        std::fs::remove_file(&path).expect("remove");
+        let owner = if nix::unistd::geteuid().is_root() {
+            tagged_entry(&cache, &sha, 0o600);
+            std::os::unix::fs::chown(&path, Some(65534), Some(65534)).expect("chown");
+            65534
+        } else {
+            std::os::unix::fs::symlink("/etc/passwd", &path).expect("symlink");
+            0
+        };
+        match cache.lookup(&engine, &sha, "e1") {
+            Lookup::Rejected(why) => {
+                assert!(why.contains(&format!("owned by uid {owner}")), "{why}")
+            }
+            _ => panic!("another user's entry was not refused"),
+        }
+        std::fs::remove_file(&path).expect("remove");
+
         // Private, it passes the ownership check and reaches the tag and
         // wasmtime's own header check (which "code" fails).
         tagged_entry(&cache, &sha, 0o600);

@@ -5,6 +5,7 @@
 //! reload with `tools/list_changed`, the concurrency bound and a clean
 //! shutdown. Each test runs its own server process.
 
+mod attacks;
 mod browser;
 mod client_approvals;
 mod console;
