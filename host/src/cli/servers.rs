@@ -98,6 +98,18 @@ async fn servers(cli: &Cli, command: &ServersCommand) -> Result<(), Failure> {
                         .map(|e| format!("  last error: {e}"))
                         .unwrap_or_default()
                 );
+                let mounted: Vec<&str> = server["mounted"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(text)
+                    .collect();
+                if !mounted.is_empty() {
+                    outln!(
+                        "  also visible read-only (its command's links): {}",
+                        mounted.join(", ")
+                    );
+                }
             }
         }
         ServersCommand::Restart { name } => {
