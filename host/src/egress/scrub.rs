@@ -267,10 +267,10 @@ mod tests {
     use base64::Engine as _;
     use http_body_util::BodyExt;
 
-    /// A body that yields the given chunks, one per poll.
-    struct Chunks(std::vec::IntoIter<Bytes>);
+    /// A body that yields `frames`, one per poll.
+    struct Frames(std::vec::IntoIter<Frame<Bytes>>);
 
-    impl Body for Chunks {
+    impl Body for Frames {
         type Data = Bytes;
         type Error = WasiError;
 
@@ -278,7 +278,7 @@ mod tests {
             mut self: Pin<&mut Self>,
             _: &mut Context<'_>,
         ) -> Poll<Option<Result<Frame<Bytes>, WasiError>>> {
-            Poll::Ready(self.0.next().map(|b| Ok(Frame::data(b))))
+            Poll::Ready(self.0.next().map(Ok))
         }
     }
 
@@ -406,21 +406,6 @@ mod tests {
         );
     }
 
-    /// A body that yields `frames`, one per poll.
-    struct Frames(std::vec::IntoIter<Frame<Bytes>>);
-
-    impl Body for Frames {
-        type Data = Bytes;
-        type Error = WasiError;
-
-        fn poll_frame(
-            mut self: Pin<&mut Self>,
-            _: &mut Context<'_>,
-        ) -> Poll<Option<Result<Frame<Bytes>, WasiError>>> {
-            Poll::Ready(self.0.next().map(Ok))
-        }
-    }
-
     #[tokio::test]
     async fn trailers_are_masked_or_dropped() {
         let secret = String::from_utf8_lossy(SECRET).into_owned();
@@ -464,10 +449,10 @@ mod tests {
         let body = [b"{\"echo\":\"".as_slice(), SECRET, b"\"}"].concat();
         for split in 1..body.len() {
             let chunks = vec![
-                Bytes::copy_from_slice(&body[..split]),
-                Bytes::copy_from_slice(&body[split..]),
+                Frame::data(Bytes::copy_from_slice(&body[..split])),
+                Frame::data(Bytes::copy_from_slice(&body[split..])),
             ];
-            let scrubbed = ScrubbedBody::new(Chunks(chunks.into_iter()), scrubber());
+            let scrubbed = ScrubbedBody::new(Frames(chunks.into_iter()), scrubber());
             let out = scrubbed.collect().await.expect("body").to_bytes();
             assert_eq!(out.len(), body.len());
             assert!(
