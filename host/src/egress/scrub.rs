@@ -147,7 +147,7 @@ impl Scrubber {
     /// dropping; were either ever refused, the header is dropped rather than
     /// passed on unmasked. Names masked alike merge, values kept in order.
     pub(crate) fn scrub_headers(&self, headers: &mut http::HeaderMap) {
-        let mut scrubbed = http::HeaderMap::with_capacity(headers.len());
+        let mut scrubbed = http::HeaderMap::new();
         // `None` names continue the previous name's values.
         let mut name: Option<http::HeaderName> = None;
         for (next, value) in std::mem::take(headers) {
