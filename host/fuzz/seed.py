@@ -26,7 +26,8 @@ attacks = json.loads((ROOT / "fixtures/security/egress_attacks.json").read_text(
 addresses = [
     bytes([0, 93, 184, 216, 34]) + bytes(12),  # a public v4
     bytes([0, 169, 254, 169, 254]) + bytes(12),  # metadata
-    bytes([1]) + bytes.fromhex("0064ff9b000100000000000000a9fea9fe"[2:]),  # local-use NAT64
+    bytes([1]) + bytes.fromhex("0064ff9b0001000000000000a9fea9fe"),  # local-use NAT64
+    bytes([1]) + bytes.fromhex("0064ff9b00010a0a000a0a0aa9fea9fe"),  # local-use NAT64 /96 under 64:ff9b:1:a0a:a:a0a::
     bytes([1]) + bytes(15) + b"\x01",  # ::1
 ]
 for case in attacks["cases"]:

@@ -639,6 +639,13 @@ native = { program = "sh", tier = "none" }
                 "a component or a native program, not both",
             ),
             (
+                // No secret reaches a native tool's proxy or its CONNECT
+                // tunnels (end-to-end TLS the host cannot add a header to).
+                "[[tools]]\nname = \"a\"\nnative = { program = \"/bin/true\" }\n[[tools.credentials]]\nsecret = \"k\"\nheader = \"authorization\"\nhosts = [\"a.test\"]\n",
+                "airlock.toml:3:10:",
+                "native tools cannot have secrets injected",
+            ),
+            (
                 "[[tools]]\nname = \"a\"\nnative = { program = \"/bin/true\", tier = \"none\", network = \"strict\" }\n",
                 "airlock.toml:3:60:",
                 "needs the sandbox",

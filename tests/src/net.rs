@@ -56,6 +56,16 @@ pub enum Behaviour {
     /// spans chunk boundaries) holding the headers as JSON and that JSON
     /// base64-encoded. A server that leaks what it is sent.
     Reflect,
+    /// Reflects the `Authorization` credential (without its scheme) into
+    /// every part of a response head it can hold: an informational `103`
+    /// response first, then the final response's reason phrase, header
+    /// names (raw, upper-cased, percent-encoded and URL-safe base64), a
+    /// `Location`, one of several values of a header, and a trailer's name
+    /// and value after an empty chunked body.
+    ReflectInHead,
+    /// Reflects the credential in an obsolete folded header line (a value
+    /// continued on the next line), which HTTP/1.1 forbids in responses.
+    ReflectFolded,
     /// 200 with `content-encoding: gzip`: a body the host cannot search.
     Gzipped,
     /// 200 with `transfer-encoding: gzip, chunked`, as a server that honours
@@ -275,6 +285,30 @@ async fn serve(
                 }
                 stream.write_all(b"0\r\n\r\n").await
             }
+            Behaviour::ReflectInHead => {
+                use base64::Engine as _;
+                let token = credential(&request);
+                let upper = token.to_ascii_uppercase();
+                let percent: String = token.bytes().map(|b| format!("%{b:02X}")).collect();
+                let base64 = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&token);
+                let response = format!(
+                    "HTTP/1.1 103 Early Hints\r\nx-early-{token}: {token}\r\n\r\n\
+                     HTTP/1.1 302 {token}\r\nconnection: close\r\n\
+                     x-{token}: raw\r\nx-{upper}: upper\r\nx-{percent}: percent\r\n\
+                     x-{base64}: base64url\r\nlocation: /next?token={token}\r\n\
+                     x-many: first\r\nx-many: {token}\r\nx-many: last\r\n\
+                     trailer: x-trailer-{token}\r\ntransfer-encoding: chunked\r\n\r\n\
+                     0\r\nx-trailer-{token}: {token}\r\n\r\n"
+                );
+                stream.write_all(response.as_bytes()).await
+            }
+            Behaviour::ReflectFolded => {
+                let response = format!(
+                    "HTTP/1.1 200 OK\r\nconnection: close\r\nx-folded: Bearer\r\n {}\r\ncontent-length: 0\r\n\r\n",
+                    credential(&request)
+                );
+                stream.write_all(response.as_bytes()).await
+            }
             Behaviour::Gzipped => {
                 let body = b"\x1f\x8b\x08\x00compressed";
                 stream.write_all(head(&format!("content-encoding: gzip\r\ncontent-length: {}\r\n", body.len())).as_bytes()).await?;
@@ -298,6 +332,16 @@ async fn serve(
     .await;
     drop(result);
     let _ = stream.shutdown().await;
+}
+
+/// The credential a request's `Authorization` header carries, without its
+/// scheme (`Bearer `), as a reflecting server would echo it.
+fn credential(request: &SeenRequest) -> String {
+    let value = request.header("authorization").unwrap_or("none");
+    value
+        .split_once(' ')
+        .map_or(value, |(_, token)| token)
+        .to_string()
 }
 
 /// A certificate authority and one server certificate it signed.

@@ -155,13 +155,14 @@ pub fn fetch(url: &str, request: &Request) -> Result<Response, Error> {
         .consume()
         .map_err(|()| Error::Failed("response body already taken".into()))?;
     let bytes = read_body(&incoming, request.max_body)?;
-    drop(incoming);
+    let trailers = read_trailers(incoming)?;
 
     Ok(Response {
         json: json!({
             "status": status,
             "headers": headers,
             "body": String::from_utf8_lossy(&bytes),
+            "trailers": trailers,
         }),
         location,
     })
@@ -211,6 +212,26 @@ fn read_body(body: &IncomingBody, max_body: u64) -> Result<Vec<u8>, Error> {
             }
         }
     }
+}
+
+/// The trailers after a body read to its end, as `[name, value]` pairs.
+fn read_trailers(body: IncomingBody) -> Result<Vec<(String, String)>, Error> {
+    let future = IncomingBody::finish(body);
+    future.subscribe().block();
+    let trailers = future
+        .get()
+        .ok_or_else(|| Error::Failed("trailers were not ready after blocking".into()))?
+        .map_err(|()| Error::Failed("trailers already taken".into()))?
+        .map_err(http_error)?;
+    Ok(trailers
+        .map(|fields| {
+            fields
+                .entries()
+                .into_iter()
+                .map(|(name, value)| (name, String::from_utf8_lossy(&value).into_owned()))
+                .collect()
+        })
+        .unwrap_or_default())
 }
 
 /// Refusals by the host's egress policy are `denied`; everything else `failed`.

@@ -11,7 +11,7 @@
 //! ```
 //!
 //! Output: `{"status": 200, "headers": [[name, value], ...], "body": "...",
-//! "requests": N}` for the last response. `repeat` sends the same request N
+//! "trailers": [[name, value], ...], "requests": N}` for the last response. `repeat` sends the same request N
 //! times; `follow_redirects` follows up to N `Location` headers, each a new
 //! request that passes the host's policy again.
 //!

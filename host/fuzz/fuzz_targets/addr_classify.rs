@@ -9,10 +9,14 @@
 //! IPv4 address it carries, so airlock classifies it as that address while
 //! std calls every IPv4-mapped address non-global. For those forms the
 //! oracle is the carried address.
+//!
+//! A local-use NAT64 address (`64:ff9b:1::/48`) is never laxer than any of
+//! its RFC 6052 readings: if one of them is a metadata endpoint or may
+//! never be dialled, no `private` rule may open the address.
 #![no_main]
 #![feature(ip)]
 
-use airlock::egress::addr::{Class, classify};
+use airlock::egress::addr::{Block, Class, Reach, classify, embedded_v4};
 use libfuzzer_sys::fuzz_target;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -48,6 +52,30 @@ fuzz_target!(|data: [u8; 16]| {
             classify(IpAddr::V4(inner)) == Class::Public,
             "{v6} and the {inner} it carries are classified apart"
         );
+    }
+    if u128::from(v6) >> 80 == 0x0064_ff9b_0001 {
+        let opted_into = matches!(
+            classify(IpAddr::V6(v6)),
+            Class::Special {
+                block: Block {
+                    reach: Reach::OptIn,
+                    ..
+                },
+                ..
+            }
+        );
+        for len in [48, 56, 64, 96] {
+            let carried = embedded_v4(v6, len);
+            let strict = match classify(IpAddr::V4(carried)) {
+                Class::CloudMetadata { .. } => true,
+                Class::Special { block, .. } => block.reach == Reach::Never,
+                Class::Public => false,
+            };
+            assert!(
+                !(strict && opted_into),
+                "{v6} reads as {carried} at /{len}, yet a private rule may open it"
+            );
+        }
     }
     let mapped = IpAddr::V6(v4.to_ipv6_mapped());
     if classify(IpAddr::V4(v4)) != Class::Public {

@@ -21,6 +21,12 @@
 //!   marks global (PCP, TURN, AMT, AS112, ORCHID): no tool needs them.
 //! - Unspecified, multicast, broadcast and reserved (`240.0.0.0/4`) addresses
 //!   can never be dialled, not even by a `private = true` rule.
+//! - A local-use NAT64 address (`64:ff9b:1::/48`) is read at every RFC 6052
+//!   prefix length that fits in the /48 and is as strict as its strictest
+//!   reading: the translator's prefix length is the network's choice, which
+//!   airlock cannot see. A /48 or /56 layout's zero suffix reads as
+//!   `0.0.0.0/8` at /96, so in practice only /64 and /96 translators with a
+//!   non-zero prefix below the /48 can be opted into.
 
 use ipnet::{Ipv4Net, Ipv6Net};
 use std::fmt;
@@ -193,6 +199,29 @@ const SIX_TO_FOUR_BLOCK: Block = block("6to4", "RFC 3056", Never);
 const TEREDO_BLOCK: Block = block("teredo", "RFC 4380", Never);
 const NAT64_LOCAL_USE_BLOCK: Block = block("nat64_local_use", "RFC 8215", OptIn);
 
+/// The RFC 6052 prefix lengths that fit inside `64:ff9b:1::/48` (section
+/// 2.2 allows 32, 40, 48, 56, 64 and 96; a /32 or /40 would reach outside
+/// the /48), each with the block an address gets when what that length
+/// reads may never be dialled.
+static NAT64_LOCAL_USE_NEVER: [(u8, Block); 4] = [
+    (
+        48,
+        block("nat64_local_use", "RFC 8215, read as RFC 6052 /48", Never),
+    ),
+    (
+        56,
+        block("nat64_local_use", "RFC 8215, read as RFC 6052 /56", Never),
+    ),
+    (
+        64,
+        block("nat64_local_use", "RFC 8215, read as RFC 6052 /64", Never),
+    ),
+    (
+        96,
+        block("nat64_local_use", "RFC 8215, read as RFC 6052 /96", Never),
+    ),
+];
+
 /// What an address is, as far as dialling it goes.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Class {
@@ -292,22 +321,7 @@ fn classify_v6(ip: Ipv6Addr) -> Class {
         };
     }
     if NAT64_LOCAL_USE.contains(&ip) {
-        // Not globally reachable whatever it carries, so opt-in at most; but
-        // a translator delivers to the carried address (RFC 6052 /48
-        // layout), so what that address may never be (metadata, multicast,
-        // ...) it may not be here either, `private` or not.
-        let carried = embedded_v4(ip, 48);
-        return match classify(IpAddr::V4(carried)) {
-            never @ (Class::CloudMetadata { .. }
-            | Class::Special {
-                block: Block { reach: Never, .. },
-                ..
-            }) => never,
-            _ => Class::Special {
-                block: &NAT64_LOCAL_USE_BLOCK,
-                embedded: Some(carried),
-            },
-        };
+        return classify_nat64_local_use(ip);
     }
     IPV6_BLOCKS
         .iter()
@@ -316,6 +330,47 @@ fn classify_v6(ip: Ipv6Addr) -> Class {
             block,
             embedded: None,
         })
+}
+
+/// An address in the local-use NAT64 prefix `64:ff9b:1::/48` (RFC 8215).
+///
+/// Not globally reachable whatever it carries, so opt-in at most. But the
+/// network carves its translator's prefix out of the /48 at any RFC 6052
+/// length that fits (/48, /56, /64 or /96), airlock cannot know which, and
+/// a translator delivers to what its own length reads. So every reading
+/// is checked and the strictest wins: one that may never be dialled
+/// (multicast, `0.0.0.0/8`, ...) makes the address never dialled; else one
+/// that is a metadata endpoint makes it that endpoint. Only when no reading
+/// is either may a `private = true` rule open it. The u-octet (bits 64-71)
+/// is never read as address bits; RFC 6052 section 2.2 requires it to be
+/// zero at every length, /96 included, but a translator need not check, so
+/// a non-zero u-octet rules no reading out.
+fn classify_nat64_local_use(ip: Ipv6Addr) -> Class {
+    let mut strictest = Class::Special {
+        block: &NAT64_LOCAL_USE_BLOCK,
+        embedded: None,
+    };
+    for (len, never) in &NAT64_LOCAL_USE_NEVER {
+        let carried = embedded_v4(ip, *len);
+        match classify(IpAddr::V4(carried)) {
+            Class::Special {
+                block: Block { reach: Never, .. },
+                ..
+            } => {
+                return Class::Special {
+                    block: never,
+                    embedded: Some(carried),
+                };
+            }
+            metadata @ Class::CloudMetadata { .. }
+                if !matches!(strictest, Class::CloudMetadata { .. }) =>
+            {
+                strictest = metadata;
+            }
+            _ => {}
+        }
+    }
+    strictest
 }
 
 /// Extracts the IPv4 address an RFC 6052 IPv4-embedded IPv6 address carries
@@ -415,12 +470,9 @@ mod tests {
             ("64:ff9b::127.0.0.1", "loopback"),
             ("64:ff9b::8.8.8.8", "public"),
             ("64:ff9b::a9fe:a9fe", "cloud_metadata"),
-            ("64:ff9b:1::", "this_network"),
-            ("64:ff9b:1:0a00:1::", "nat64_local_use"),
-            // RFC 6052 /48 layout: 169.254.169.254 and 224.0.0.1 carried.
-            ("64:ff9b:1:a9fe:a9:fe00::", "cloud_metadata"),
-            ("64:ff9b:1:e000:0:100::", "multicast"),
-            ("64:ff9b:1:ffff:ffff:ffff:ffff:ffff", "broadcast"),
+            ("64:ff9b:0:ffff:ffff:ffff:ffff:ffff", "public"),
+            ("64:ff9b:1::", "nat64_local_use"),
+            ("64:ff9b:1:ffff:ffff:ffff:ffff:ffff", "nat64_local_use"),
             ("64:ff9b:2::", "public"),
             ("100::", "discard_only"),
             ("100::ffff:ffff:ffff:ffff", "discard_only"),
@@ -502,10 +554,56 @@ mod tests {
             let ip: Ipv6Addr = ip.parse().expect("address");
             assert_eq!(embedded_v4(ip, len), Ipv4Addr::new(192, 0, 2, 33), "/{len}");
         }
-        let local_use = classify("64:ff9b:1:7f00:0:100::".parse().expect("address"));
-        assert!(
-            local_use.to_string().contains("carrying 127.0.0.1"),
-            "{local_use}"
+    }
+
+    #[test]
+    fn nat64_local_use_is_as_strict_as_its_strictest_reading() {
+        let opt_in = || Class::Special {
+            block: &NAT64_LOCAL_USE_BLOCK,
+            embedded: None,
+        };
+        let never = |len: u8, carried: [u8; 4]| Class::Special {
+            block: NAT64_LOCAL_USE_NEVER
+                .iter()
+                .find(|(l, _)| *l == len)
+                .map(|(_, block)| block)
+                .expect("a length"),
+            embedded: Some(Ipv4Addr::from(carried)),
+        };
+        let metadata = || Class::CloudMetadata {
+            address: IpAddr::V4(Ipv4Addr::new(169, 254, 169, 254)),
+        };
+        // Readings at /48, /56, /64 and /96 in each comment.
+        let cases = [
+            // 10.10.10.10, 10.10.10.10, 10.10.10.8, 8.8.8.8
+            ("64:ff9b:1:a0a:a:a0a:808:808", opt_in()),
+            // The same with a non-zero u-octet, which no reading includes.
+            ("64:ff9b:1:a0a:ff0a:a0a:808:808", opt_in()),
+            // ..., 127.0.0.1: loopback may be opted into.
+            ("64:ff9b:1:a0a:a:a0a:7f00:1", opt_in()),
+            // ..., 10.10.10.169, 169.254.169.254: metadata under a /96.
+            ("64:ff9b:1:a0a:a:a0a:a9fe:a9fe", metadata()),
+            // 10.10.169.254, 10.169.254.169, 169.254.169.254, 254.0.0.0:
+            // metadata under a /64, and a /96 reading never dialled wins.
+            ("64:ff9b:1:a0a:a9:fea9:fe00:0", never(96, [254, 0, 0, 0])),
+            // 10.169.254.169, 169.254.169.254, 254.169.254.0, 0.0.0.0
+            ("64:ff9b:1:aa9:fe:a9fe::", never(64, [254, 169, 254, 0])),
+            // ..., 224.0.0.1: multicast under a /96.
+            ("64:ff9b:1:a0a:a:a0a:e000:1", never(96, [224, 0, 0, 1])),
+            // 10.0.0.1 in the /48 layout reads 0.0.1.0 at /56: a network
+            // with a /56 translator would send it to "this network".
+            ("64:ff9b:1:a00:0:100::", never(56, [0, 0, 1, 0])),
+            // 8.8.8.8 under 64:ff9b:1::/96 reads 0.0.0.0 at /48.
+            ("64:ff9b:1::808:808", never(48, [0, 0, 0, 0])),
+            ("64:ff9b:1:ffff:ffff:ffff:ffff:ffff", never(48, [255; 4])),
+        ];
+        for (ip, expected) in cases {
+            assert_eq!(classify(ip.parse().expect("address")), expected, "{ip}");
+        }
+        assert_eq!(
+            classify("64:ff9b:1:a00:0:100::".parse().expect("address")).to_string(),
+            "nat64_local_use (RFC 8215, read as RFC 6052 /56) carrying 0.0.1.0, \
+             which is this_network (RFC 791)"
         );
     }
 

@@ -1,10 +1,12 @@
 //! Reflection scrubbing: when a request carried an injected secret, the
-//! response's headers and body are searched for that secret in the forms a
-//! reflecting server produces cheaply, and each occurrence is overwritten
-//! with `*` of the same length before the guest reads it. Same length keeps
-//! `Content-Length` true. A body is scanned as a stream: the last bytes of
-//! each chunk are held back until the next one arrives, so a secret split
-//! across chunks is still found.
+//! response's header names and values, its body and its trailers are
+//! searched for that secret in the forms a reflecting server produces
+//! cheaply, and each occurrence is overwritten with `*` of the same length
+//! before the guest reads it. Same length keeps `Content-Length` true. A
+//! body is scanned as a stream: the last bytes of each chunk are held back
+//! until the next one arrives, so a secret split across chunks is still
+//! found. (The status line's reason phrase never reaches a guest:
+//! `wasi:http` gives it the status code only.)
 //!
 //! The forms, all matched with ASCII case ignored (so upper- or lower-cased
 //! reflections and either hex case are found): raw; base64 (standard and
@@ -139,15 +141,36 @@ impl Scrubber {
         !found.is_empty()
     }
 
-    /// Masks secrets in every header value.
+    /// Masks secrets in every header name and value (of a head or of
+    /// trailers). Masking keeps a name a valid token (`*` is a `tchar`, RFC
+    /// 9110 section 5.6.2) and a value a valid field value, so nothing needs
+    /// dropping; were either ever refused, the header is dropped rather than
+    /// passed on unmasked. Names masked alike merge, values kept in order.
     pub(crate) fn scrub_headers(&self, headers: &mut http::HeaderMap) {
-        for value in headers.values_mut() {
-            let mut bytes = value.as_bytes().to_vec();
-            if self.scrub(&mut bytes)
-                && let Ok(masked) = http::HeaderValue::from_bytes(&bytes)
-            {
-                *value = masked;
+        let mut scrubbed = http::HeaderMap::new();
+        // `None` names continue the previous name's values.
+        let mut name: Option<http::HeaderName> = None;
+        for (next, value) in std::mem::take(headers) {
+            if let Some(next) = next {
+                name = self.scrub_field(next, |b| http::HeaderName::from_bytes(b).ok());
             }
+            let Some(name) = &name else { continue };
+            if let Some(value) = self.scrub_field(value, |b| http::HeaderValue::from_bytes(b).ok())
+            {
+                scrubbed.append(name.clone(), value);
+            }
+        }
+        *headers = scrubbed;
+    }
+
+    /// `field` itself when it holds no secret; else its masked bytes
+    /// rebuilt, `None` if `rebuild` refuses them.
+    fn scrub_field<T: AsRef<[u8]>>(&self, field: T, rebuild: fn(&[u8]) -> Option<T>) -> Option<T> {
+        let mut bytes = field.as_ref().to_vec();
+        if self.scrub(&mut bytes) {
+            rebuild(&bytes)
+        } else {
+            Some(field)
         }
     }
 }
@@ -244,10 +267,10 @@ mod tests {
     use base64::Engine as _;
     use http_body_util::BodyExt;
 
-    /// A body that yields the given chunks, one per poll.
-    struct Chunks(std::vec::IntoIter<Bytes>);
+    /// A body that yields `frames`, one per poll.
+    struct Frames(std::vec::IntoIter<Frame<Bytes>>);
 
-    impl Body for Chunks {
+    impl Body for Frames {
         type Data = Bytes;
         type Error = WasiError;
 
@@ -255,7 +278,7 @@ mod tests {
             mut self: Pin<&mut Self>,
             _: &mut Context<'_>,
         ) -> Poll<Option<Result<Frame<Bytes>, WasiError>>> {
-            Poll::Ready(self.0.next().map(|b| Ok(Frame::data(b))))
+            Poll::Ready(self.0.next().map(Ok))
         }
     }
 
@@ -333,15 +356,103 @@ mod tests {
         }
     }
 
+    #[test]
+    fn header_names_and_values_are_masked_in_every_form_a_name_can_hold() {
+        let scrubber = scrubber();
+        let core = |offset: usize| {
+            let framed = [&b"\0\0"[..offset], SECRET].concat();
+            URL_SAFE_NO_PAD.encode(framed)
+        };
+        let forms = [
+            String::from_utf8(SECRET.to_vec()).expect("ASCII"),
+            String::from_utf8(SECRET.to_ascii_uppercase()).expect("ASCII"),
+            String::from_utf8(percent_encoded(SECRET, true).to_vec()).expect("ASCII"),
+            core(0),
+            core(1),
+            core(2),
+        ];
+        let mut headers = http::HeaderMap::new();
+        for (i, form) in forms.iter().enumerate() {
+            let name = http::HeaderName::from_bytes(format!("x-{i}-{form}").as_bytes())
+                .unwrap_or_else(|e| panic!("`x-{i}-{form}` is a header name: {e}"));
+            headers.append(name, http::HeaderValue::from_static("1"));
+        }
+        let value = format!("Bearer {}", String::from_utf8_lossy(SECRET));
+        for value in ["first", value.as_str(), "last"] {
+            let value = http::HeaderValue::from_str(value).expect("value");
+            headers.append(http::HeaderName::from_static("x-many"), value);
+        }
+        scrubber.scrub_headers(&mut headers);
+
+        let shown: Vec<String> = headers
+            .iter()
+            .map(|(n, v)| format!("{n}: {}", String::from_utf8_lossy(v.as_bytes())))
+            .collect();
+        let text = shown.join("\n").to_ascii_lowercase();
+        for form in &forms {
+            assert!(
+                !text.contains(&form.to_ascii_lowercase()),
+                "{form} in {text}"
+            );
+        }
+        assert_eq!(headers.len(), forms.len() + 3, "nothing dropped: {shown:?}");
+        assert!(headers.contains_key(format!("x-0-{}", "*".repeat(SECRET.len())).as_str()));
+        let many: Vec<_> = headers.get_all("x-many").iter().collect();
+        let masked = format!("Bearer {}", "*".repeat(SECRET.len()));
+        assert_eq!(
+            many,
+            ["first", masked.as_str(), "last"],
+            "values stay in order"
+        );
+    }
+
+    #[tokio::test]
+    async fn trailers_are_masked_or_dropped() {
+        let secret = String::from_utf8_lossy(SECRET).into_owned();
+        let mut trailers = http::HeaderMap::new();
+        trailers.insert(
+            http::HeaderName::from_bytes(format!("x-{secret}").as_bytes()).expect("name"),
+            http::HeaderValue::from_str(&secret).expect("value"),
+        );
+        // After an empty body, the trailers arrive masked; after data, the
+        // held-back tail comes first and the trailers are dropped.
+        for body in [&b""[..], b"some data"] {
+            let mut frames = Vec::new();
+            if !body.is_empty() {
+                frames.push(Frame::data(Bytes::copy_from_slice(body)));
+            }
+            frames.push(Frame::trailers(trailers.clone()));
+            let collected = ScrubbedBody::new(Frames(frames.into_iter()), scrubber())
+                .collect()
+                .await
+                .expect("body");
+            let seen = collected.trailers().cloned();
+            let out = collected.to_bytes();
+            assert_eq!(&out[..], body);
+            match seen {
+                Some(seen) => {
+                    assert!(body.is_empty(), "trailers after data are dropped");
+                    let masked = "*".repeat(SECRET.len());
+                    assert_eq!(
+                        seen.get(format!("x-{masked}").as_str()),
+                        Some(&http::HeaderValue::from_str(&masked).expect("value"))
+                    );
+                    assert_eq!(seen.len(), 1);
+                }
+                None => assert!(!body.is_empty(), "trailers after an empty body arrive"),
+            }
+        }
+    }
+
     #[tokio::test]
     async fn a_secret_split_across_chunks_is_masked() {
         let body = [b"{\"echo\":\"".as_slice(), SECRET, b"\"}"].concat();
         for split in 1..body.len() {
             let chunks = vec![
-                Bytes::copy_from_slice(&body[..split]),
-                Bytes::copy_from_slice(&body[split..]),
+                Frame::data(Bytes::copy_from_slice(&body[..split])),
+                Frame::data(Bytes::copy_from_slice(&body[split..])),
             ];
-            let scrubbed = ScrubbedBody::new(Chunks(chunks.into_iter()), scrubber());
+            let scrubbed = ScrubbedBody::new(Frames(chunks.into_iter()), scrubber());
             let out = scrubbed.collect().await.expect("body").to_bytes();
             assert_eq!(out.len(), body.len());
             assert!(

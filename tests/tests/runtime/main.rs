@@ -4,6 +4,7 @@
 mod api;
 mod bad_components;
 mod cache;
+mod fs_escapes;
 mod guests;
 mod limits;
 mod wasi;

@@ -355,3 +355,78 @@ async fn a_credentialed_request_asks_for_no_transfer_coding() {
     assert_eq!(seen[0].header("te"), None, "the guest's TE is dropped");
     assert_eq!(seen[0].header("accept-encoding"), Some("identity"));
 }
+
+/// Whether `text` holds the secret in a form [`leaks`] does not look for:
+/// case-changed or percent-encoded (either hex case).
+fn leaks_otherwise(text: &str) -> bool {
+    let percent: String = SECRET.bytes().map(|b| format!("%{b:02x}")).collect();
+    let text = text.to_ascii_lowercase();
+    text.contains(&SECRET.to_ascii_lowercase()) || text.contains(&percent)
+}
+
+#[tokio::test]
+async fn a_secret_reflected_anywhere_in_the_head_or_trailers_is_masked() {
+    let (api, _setup, outcome) = fetch_from(Behaviour::ReflectInHead).await;
+    assert_eq!(outcome.code(), "ok", "{outcome:?}");
+    let expected = format!("Bearer {SECRET}");
+    assert_eq!(
+        api.requests()[0].header("authorization"),
+        Some(expected.as_str())
+    );
+    let shown = everything(&outcome);
+    assert!(!leaks(&shown) && !leaks_otherwise(&shown), "{shown}");
+
+    // The reflections arrived, masked in place.
+    let seen: serde_json::Value =
+        serde_json::from_str(outcome.output().expect("output")).expect("JSON");
+    let masked = "*".repeat(SECRET.len());
+    assert_eq!(seen["status"], 302);
+    assert!(
+        !seen.to_string().contains("x-early"),
+        "1xx heads are not passed on"
+    );
+    let headers: Vec<(String, String)> =
+        serde_json::from_value(seen["headers"].clone()).expect("headers");
+    let has = |name: &str, value: &str| headers.iter().any(|(n, v)| n == name && v == value);
+    let masked_name = format!("x-{masked}");
+    assert!(
+        has(&masked_name, "raw") && has(&masked_name, "upper"),
+        "{headers:?}"
+    );
+    let percent_name = format!("x-{}", "*".repeat(3 * SECRET.len()));
+    assert!(has(&percent_name, "percent"), "{headers:?}");
+    assert!(
+        headers
+            .iter()
+            .any(|(n, v)| v == "base64url" && n.contains("*****")),
+        "{headers:?}"
+    );
+    assert!(
+        has("location", &format!("/next?token={masked}")),
+        "{headers:?}"
+    );
+    let many: Vec<&str> = headers
+        .iter()
+        .filter(|(n, _)| n == "x-many")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    assert_eq!(many, ["first", masked.as_str(), "last"]);
+    assert_eq!(
+        seen["trailers"],
+        json!([[format!("x-trailer-{masked}"), masked]]),
+        "{seen}"
+    );
+}
+
+#[tokio::test]
+async fn a_secret_in_a_folded_header_line_is_refused_with_the_response() {
+    let (api, _setup, outcome) = fetch_from(Behaviour::ReflectFolded).await;
+    assert_eq!(api.requests().len(), 1, "the server was asked");
+    assert_eq!(outcome.code(), "tool_failed", "{outcome:?}");
+    assert_eq!(
+        outcome.report().egress[0].reason,
+        Some(Reason::ProtocolError)
+    );
+    let shown = everything(&outcome);
+    assert!(!leaks(&shown) && !leaks_otherwise(&shown), "{shown}");
+}
