@@ -35,12 +35,11 @@ impl ProxyChannel {
     /// A new channel. Both ends are close-on-exec: the backend clears the
     /// flag on the sandbox's end in the one child that must inherit it.
     pub fn new() -> io::Result<Self> {
-        let (host, sandbox) = rustix::net::socketpair(
-            AddressFamily::UNIX,
-            SocketType::STREAM,
-            SocketFlags::CLOEXEC,
-            None,
-        )?;
+        let (host, sandbox) =
+            rustix::net::socketpair(AddressFamily::UNIX, SocketType::STREAM, SOCKET_FLAGS, None)?;
+        // Where the kernel cannot make them close-on-exec at once (macOS).
+        keep_from_children(host.as_fd())?;
+        keep_from_children(sandbox.as_fd())?;
         Ok(Self { host, sandbox })
     }
 
@@ -74,6 +73,10 @@ pub fn hand_over(host: BorrowedFd<'_>, stream: BorrowedFd<'_>) -> io::Result<()>
 
 // A closed peer is an error, not SIGPIPE; received descriptors are
 // close-on-exec from the start where the kernel can do that.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+const SOCKET_FLAGS: SocketFlags = SocketFlags::CLOEXEC;
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+const SOCKET_FLAGS: SocketFlags = SocketFlags::empty();
 #[cfg(any(target_os = "linux", target_os = "android"))]
 const SEND_FLAGS: SendFlags = SendFlags::NOSIGNAL;
 #[cfg(not(any(target_os = "linux", target_os = "android")))]

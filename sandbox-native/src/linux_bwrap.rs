@@ -241,6 +241,7 @@ impl LinuxBubblewrap {
 }
 
 /// The proxy channel's descriptor a strict plan's sandbox inherits.
+#[cfg(target_os = "linux")]
 pub(crate) fn channel_fd(plan: &Plan) -> Option<i32> {
     match plan.network {
         NetworkMode::Strict { channel_fd, .. } => Some(channel_fd),
