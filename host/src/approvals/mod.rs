@@ -7,6 +7,7 @@
 
 mod model;
 mod postgres;
+mod shown;
 mod store;
 
 pub use model::{
@@ -14,4 +15,5 @@ pub use model::{
     Status, request_hash, summarize,
 };
 pub use postgres::CHANNEL;
+pub use shown::{input_sha256, readable_input, shown_input};
 pub use store::{ApprovalError, ApprovalStore, Lookup};

@@ -62,6 +62,15 @@ pub enum ApprovalError {
         /// The id.
         id: String,
     },
+    /// `allow session` for a request whose MCP session has ended, which no
+    /// later request can be in.
+    #[error(
+        "approval `{id}` was requested in an MCP session that has ended, so `session` would allow nothing: allow it `once` or for a time (`until=…`)"
+    )]
+    SessionEnded {
+        /// The id.
+        id: String,
+    },
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -75,6 +84,7 @@ impl ApprovalError {
             ApprovalError::AlreadyDecided { .. } => "approval_already_decided",
             ApprovalError::WindowTooLong { .. } => "approval_window_too_long",
             ApprovalError::NoSession { .. } => "approval_has_no_session",
+            ApprovalError::SessionEnded { .. } => "approval_session_ended",
             ApprovalError::Store(e) => e.code(),
         }
     }
@@ -103,6 +113,13 @@ pub trait ApprovalStore: Send + Sync {
 
     /// Marks a `once` approval used; false if it already was.
     fn consume(&self, id: &str) -> Result<bool, StoreError>;
+
+    /// Ends what MCP session `session_id` scoped, now that the session has
+    /// ended: its `session` approvals cover nothing more, and one of its
+    /// requests still pending can no longer be allowed for the session.
+    /// Journaled (a `server` entry, event `session_ended`) when it changed
+    /// anything; returns the ids it changed.
+    fn end_session(&self, session_id: &str) -> Result<Vec<String>, StoreError>;
 
     /// One approval.
     fn get(&self, id: &str) -> Result<Option<Approval>, StoreError>;
@@ -171,7 +188,7 @@ pub(super) fn questions<'a>(
     ];
     if !r.session_id.is_empty() {
         questions.push(Question {
-            filter: "status = 'allowed' AND scope = 'session' AND principal = ?1 \
+            filter: "status = 'allowed' AND scope = 'session' AND NOT used AND principal = ?1 \
                      AND session_id = ?2 AND tool_sha256 = ?3 AND capabilities = ?4 \
                      AND grant_digest = ?5",
             args: vec![
@@ -249,7 +266,25 @@ pub(super) fn refuse(
     if *decision == OperatorDecision::AllowSession && approval.request.session_id.is_empty() {
         return Some(ApprovalError::NoSession { id: id.to_string() });
     }
+    // A pending approval is `used` only when its session ended.
+    if *decision == OperatorDecision::AllowSession && approval.used {
+        return Some(ApprovalError::SessionEnded { id: id.to_string() });
+    }
     None
+}
+
+/// The approvals an ended session `?1` scoped: its `session` approvals
+/// and its requests still pending, not yet ended.
+pub(super) const ENDED_WITH_SESSION: &str = "session_id = ?1 AND NOT used \
+     AND (status = 'pending' OR (status = 'allowed' AND scope = 'session'))";
+
+/// The journal record of a session's end that ended approvals `ids`.
+pub(super) fn session_ended_record(session_id: &str, ids: &[String]) -> serde_json::Value {
+    json!({
+        "event": "session_ended",
+        "session_id": session_id,
+        "approvals": ids,
+    })
 }
 
 /// The journal record of a decision.
@@ -408,8 +443,10 @@ impl ApprovalStore for SqliteStore {
                 }
                 let (scope, expires, reason) = status.columns();
                 tx.execute(
+                    // `used` only said the session ended: a decision other
+                    // than `session` does not depend on the session.
                     "UPDATE approvals SET status = ?2, scope = ?3, expires_at = ?4, reason = ?5, decided_at = ?6, \
-                     decided_by = ?7 WHERE id = ?1",
+                     decided_by = ?7, used = 0 WHERE id = ?1",
                     params![id, status.as_str(), scope, expires, reason, decided_at, decided_by],
                 )
                 .map_err(StoreError::sql("recording a decision"))?;
@@ -419,6 +456,7 @@ impl ApprovalStore for SqliteStore {
                     status: status.clone(),
                     decided_at: Some(decided_at.clone()),
                     decided_by: Some(decided_by.to_string()),
+                    used: false,
                     ..approval
                 }))
             })
@@ -434,6 +472,43 @@ impl ApprovalStore for SqliteStore {
             )
             .map(|changed| changed == 1)
             .map_err(StoreError::sql("using a once approval"))
+        })
+    }
+
+    fn end_session(&self, session_id: &str) -> Result<Vec<String>, StoreError> {
+        if session_id.is_empty() {
+            return Ok(Vec::new());
+        }
+        let action = "ending a session's approvals";
+        self.write(action, |tx| {
+            let ids = {
+                let mut statement = tx
+                    .prepare(&format!(
+                        "SELECT id FROM approvals WHERE {ENDED_WITH_SESSION} ORDER BY id"
+                    ))
+                    .map_err(StoreError::sql(action))?;
+                let rows = statement
+                    .query_map([session_id], |row| row.get::<_, String>(0))
+                    .map_err(StoreError::sql(action))?;
+                rows.collect::<Result<Vec<_>, _>>()
+                    .map_err(StoreError::sql(action))?
+            };
+            if ids.is_empty() {
+                return Ok(ids);
+            }
+            tx.execute(
+                &format!("UPDATE approvals SET used = 1 WHERE {ENDED_WITH_SESSION}"),
+                [session_id],
+            )
+            .map_err(StoreError::sql(action))?;
+            append_in(
+                tx,
+                &[NewEntry::new(
+                    EntryKind::Server,
+                    &session_ended_record(session_id, &ids),
+                )],
+            )?;
+            Ok(ids)
         })
     }
 
@@ -545,6 +620,95 @@ mod tests {
             let stored = store.get(&pending.id).expect("get").expect("there");
             assert_eq!(stored.request.input, "{}", "and read back");
         }
+    }
+
+    #[test]
+    fn a_session_approval_ends_with_its_session() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SqliteStore::open_in(dir.path()).expect("store");
+        let now = SystemTime::now();
+        let a = |session: &str, input: &str| request("Agent::\"a\"", session, "sha1", input);
+
+        let allowed = store.request(&a("s1", "[1]")).expect("pending");
+        store
+            .decide(
+                &allowed.id,
+                &OperatorDecision::AllowSession,
+                "operator:test",
+                now,
+            )
+            .expect("decide");
+        let waiting = store.request(&a("s1", "[2]")).expect("pending");
+        let elsewhere = store.request(&a("s2", "[3]")).expect("pending");
+        store
+            .decide(
+                &elsewhere.id,
+                &OperatorDecision::AllowSession,
+                "operator:test",
+                now,
+            )
+            .expect("decide");
+        assert!(matches!(
+            store.lookup(&a("s1", "[9]"), now).expect("lookup"),
+            Lookup::Approved(_)
+        ));
+
+        let ended = store.end_session("s1").expect("end");
+        assert_eq!(ended.len(), 2, "the session approval and the pending one");
+        assert!(ended.contains(&allowed.id) && ended.contains(&waiting.id));
+        assert!(
+            matches!(
+                store.lookup(&a("s1", "[9]"), now).expect("lookup"),
+                Lookup::Unknown
+            ),
+            "a session approval covers nothing once its session ended"
+        );
+        assert!(
+            matches!(
+                store.lookup(&a("s2", "[9]"), now).expect("lookup"),
+                Lookup::Approved(_)
+            ),
+            "another session's stays"
+        );
+        assert!(store.get(&allowed.id).expect("get").expect("there").used);
+        assert!(
+            store.end_session("s1").expect("again").is_empty(),
+            "ends once"
+        );
+        assert!(store.end_session("").expect("none").is_empty());
+
+        // The pending one can no longer be allowed for its session, but
+        // still once (which does not depend on the session).
+        let refused = store
+            .decide(
+                &waiting.id,
+                &OperatorDecision::AllowSession,
+                "operator:test",
+                now,
+            )
+            .expect_err("session ended");
+        assert_eq!(refused.code(), "approval_session_ended");
+        let once = store
+            .decide(
+                &waiting.id,
+                &OperatorDecision::AllowOnce,
+                "operator:test",
+                now,
+            )
+            .expect("once");
+        assert!(!once.used);
+        assert!(matches!(
+            store.lookup(&a("s3", "[2]"), now).expect("lookup"),
+            Lookup::Approved(_)
+        ));
+
+        let journal = store.all().expect("journal");
+        let entry = journal
+            .iter()
+            .find(|e| e.kind == "server" && e.payload.contains("session_ended"))
+            .expect("journaled");
+        assert!(entry.payload.contains(&allowed.id), "{}", entry.payload);
+        assert!(store.verify().expect("verify").is_ok());
     }
 
     #[test]

@@ -5,14 +5,18 @@
 //! reload with `tools/list_changed`, the concurrency bound and a clean
 //! shutdown. Each test runs its own server process.
 
+mod approval_binding;
 mod browser;
 mod client_approvals;
 mod console;
 mod fixture;
 mod hosted;
 mod python;
+mod raw;
 mod replicas;
 mod roles;
+mod session_caps;
+mod sessions;
 mod survival;
 mod telemetry;
 
