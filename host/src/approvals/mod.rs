@@ -8,6 +8,7 @@
 mod model;
 mod postgres;
 mod shown;
+mod sqlite;
 mod store;
 
 pub use model::{
