@@ -49,12 +49,13 @@ pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 pub const DEFAULT_STDIO_PRINCIPAL: &str = "stdio";
 /// Open streamable-HTTP sessions one agent may hold. A client keeps one
 /// session per connection to the server, so an agent identity rarely
-/// needs more than a handful; an open session costs about 43 KiB in a
-/// release build (140 KiB in a debug build, as the tests measure), so one
-/// agent opening sessions in a loop stops at about 3 MiB (9 MiB in a
+/// needs more than a few. An open session costs about 43 KiB in a release
+/// build (the security review's 15,000 sessions took about 650 MB) and
+/// about 140 KiB in a debug build (measured by the serve tests' flood), so
+/// one agent opening sessions in a loop stops at about 3 MiB (9 MiB in a
 /// debug build).
 pub const DEFAULT_MAX_SESSIONS_PER_AGENT: usize = 64;
-/// Open streamable-HTTP sessions across all agents: with the cost above,
+/// Open streamable-HTTP sessions across all agents: with the costs above,
 /// at most about 44 MiB (140 MiB in a debug build) however many agents
 /// misbehave at once.
 pub const DEFAULT_MAX_SESSIONS: usize = 1024;
