@@ -78,6 +78,20 @@ impl Runner<'_> {
         }
     }
 
+    /// What an approval of a run with `limits` binds: the tool's grant,
+    /// its name, and the limits the run gets (its timeout, memory, fuel,
+    /// input and output), so a tool reloaded with wider limits, or run
+    /// with them, needs a new approval.
+    fn approval_binding(&self, limits: &Limits) -> GrantBinding {
+        self.binding().and(
+            &format!("limits: {}", limits.summary()),
+            [
+                format!("tool {}", self.facts().name),
+                format!("limits {limits:?}"),
+            ],
+        )
+    }
+
     fn execution(&self) -> Execution {
         match self {
             Runner::Component(_) => trail::WASM,
@@ -141,7 +155,7 @@ impl Host {
             self.approvals(),
             self.journal(),
             facts,
-            &|| runner.binding(),
+            &|| runner.approval_binding(&limits),
             &invocation,
             invocation_id,
             &limits,

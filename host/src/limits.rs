@@ -69,6 +69,33 @@ impl Default for Limits {
     }
 }
 
+impl Limits {
+    /// One line for a person: the timeout, memory, fuel, input and output
+    /// limits (what an approval shows it binds).
+    pub fn summary(&self) -> String {
+        format!(
+            "timeout {}, memory {}, fuel {}, input {}, output {}",
+            humantime::format_duration(self.timeout),
+            bytes(self.max_memory_bytes),
+            self.fuel
+                .map_or_else(|| "unlimited".to_string(), |fuel| fuel.to_string()),
+            bytes(self.max_input_bytes as u64),
+            bytes(self.max_output_bytes as u64),
+        )
+    }
+}
+
+/// `n` bytes in the largest binary unit that divides it.
+fn bytes(n: u64) -> String {
+    match n {
+        0 => "0 B".to_string(),
+        n if n % (1 << 30) == 0 => format!("{} GiB", n >> 30),
+        n if n % (1 << 20) == 0 => format!("{} MiB", n >> 20),
+        n if n % (1 << 10) == 0 => format!("{} KiB", n >> 10),
+        n => format!("{n} B"),
+    }
+}
+
 /// Which store limit refused a growth, and how much was asked for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum LimitHit {
@@ -175,5 +202,20 @@ mod tests {
         assert!(!limiter.table_growing(0, 20_001, None).expect("ok"));
         // The first refusal is the one reported.
         assert_eq!(limiter.hit(), Some(LimitHit::Memory { requested: 4 << 16 }));
+    }
+
+    #[test]
+    fn the_summary_names_the_limits_an_approval_binds() {
+        let limits = Limits {
+            timeout: Duration::from_secs(5),
+            fuel: Some(1000),
+            max_output_bytes: 1536,
+            ..Limits::default()
+        };
+        assert_eq!(
+            limits.summary(),
+            "timeout 5s, memory 128 MiB, fuel 1000, input 1 MiB, output 1536 B"
+        );
+        assert!(Limits::default().summary().contains("fuel unlimited"));
     }
 }

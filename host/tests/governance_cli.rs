@@ -42,9 +42,10 @@ async fn an_unapproved_network_tool_waits_then_runs_once_an_operator_allows_it()
     )
     .expect("grant");
     // Long enough that the summary shortens it: what it hides at the end is
-    // what `approvals show --full` shows.
+    // what `approvals show` shows.
     let long_path = format!("report/{}/tail-that-matters", "a".repeat(64));
     let input = json!({"url": format!("http://svc.test:{port}/{long_path}")}).to_string();
+    let digest = airlock::approvals::input_sha256(&input);
     let grant = grant.display().to_string();
     let state_dir = state.path().to_path_buf();
     // The agent's shell and the operator's shell: separate processes that
@@ -117,13 +118,20 @@ async fn an_unapproved_network_tool_waits_then_runs_once_an_operator_allows_it()
         "{}",
         stdout(&shown)
     );
-    assert!(!stdout(&shown).contains("tail-that-matters"));
+    // `show` prints the whole input, the tail the summary hides included,
+    // and its SHA-256 (what a client's question for a long input shows).
+    assert!(
+        stdout(&shown).contains(&long_path),
+        "the whole input: {}",
+        stdout(&shown)
+    );
+    assert!(stdout(&shown).contains(&digest), "{}", stdout(&shown));
     let full = operator(strings(&["approvals", "show", &id, "--full"]))
         .await
         .expect("show --full");
     assert!(
         stdout(&full).contains(&long_path),
-        "the whole input: {}",
+        "`--full` is still accepted: {}",
         stdout(&full)
     );
     let full_json = operator(strings(&["approvals", "show", &id, "--full", "--json"]))

@@ -7,6 +7,8 @@
 
 mod model;
 mod postgres;
+mod shown;
+mod sqlite;
 mod store;
 
 pub use model::{
@@ -14,4 +16,5 @@ pub use model::{
     Status, request_hash, summarize,
 };
 pub use postgres::CHANNEL;
+pub use shown::{input_sha256, readable_input, shown_input};
 pub use store::{ApprovalError, ApprovalStore, Lookup};

@@ -106,16 +106,30 @@ pub struct GrantBinding {
 impl GrantBinding {
     /// Binds `parts`, each one canonical line of the effective grant.
     pub fn new(summary: String, parts: impl IntoIterator<Item = String>) -> Self {
-        let mut hasher = Sha256::new();
-        for part in parts {
-            hasher.update((part.len() as u64).to_be_bytes());
-            hasher.update(part.as_bytes());
-        }
         Self {
             summary,
-            digest: hex::encode(hasher.finalize()),
+            digest: digest(parts),
         }
     }
+
+    /// This binding and `parts` too (e.g. a call's limits), with `more`
+    /// added to the summary.
+    pub fn and(self, more: &str, parts: impl IntoIterator<Item = String>) -> Self {
+        Self {
+            summary: format!("{}; {more}", self.summary),
+            digest: digest(std::iter::once(self.digest).chain(parts)),
+        }
+    }
+}
+
+/// SHA-256 (hex) over `parts`, each length-prefixed.
+fn digest(parts: impl IntoIterator<Item = String>) -> String {
+    let mut hasher = Sha256::new();
+    for part in parts {
+        hasher.update((part.len() as u64).to_be_bytes());
+        hasher.update(part.as_bytes());
+    }
+    hex::encode(hasher.finalize())
 }
 
 /// The request an approval is about, as the host saw it.
@@ -236,7 +250,9 @@ pub struct Approval {
     pub status: Status,
     /// When it was decided (RFC 3339).
     pub decided_at: Option<String>,
-    /// Whether a `once` approval has been used.
+    /// Whether it is spent: a `once` approval that ran, a `session` one
+    /// whose session ended, or a pending one whose session ended (it can
+    /// no longer be allowed for that session).
     pub used: bool,
     /// Who decided, as the deciding channel identified them.
     pub decided_by: Option<String>,
@@ -338,6 +354,21 @@ mod tests {
         assert_ne!(
             base,
             request_hash("Agent::\"a\"", "sha", r#"{"a":[1,2],"b":1}"#, &[])
+        );
+    }
+
+    #[test]
+    fn a_binding_widened_by_any_part_is_another_binding() {
+        let base = || GrantBinding::new("net".into(), ["rule a".to_string()]);
+        let with = |part: &str| base().and("limits", [part.to_string()]);
+        assert_eq!(with("timeout 5s"), with("timeout 5s"), "deterministic");
+        assert_ne!(with("timeout 5s").digest, with("timeout 600s").digest);
+        assert_ne!(with("timeout 5s").digest, base().digest);
+        assert_eq!(with("timeout 5s").summary, "net; limits");
+        // The length prefix keeps parts apart: ("ab") is not ("a", "b").
+        assert_ne!(
+            base().and("", ["ab".to_string()]).digest,
+            base().and("", ["a".to_string(), "b".to_string()]).digest
         );
     }
 

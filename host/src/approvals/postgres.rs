@@ -7,8 +7,8 @@
 
 use super::model::{Approval, ApprovalRequest, OperatorDecision, Status};
 use super::store::{
-    ApprovalError, ApprovalStore, Arg, Lookup, PENDING, decided_record, pending, questions, refuse,
-    requested_record,
+    ApprovalError, ApprovalStore, Arg, ENDED_WITH_SESSION, Lookup, PENDING, decided_record,
+    pending, questions, refuse, requested_record, session_ended_record,
 };
 use crate::journal::{EntryKind, NewEntry, postgres_append_in};
 use crate::store::{PostgresStore, StoreError};
@@ -188,9 +188,11 @@ impl ApprovalStore for PostgresStore {
                 return Err(refused);
             }
             let (scope, expires, reason) = status.columns();
+            // `used` only said the session ended: a decision other than
+            // `session` does not depend on the session.
             tx.execute(
                 "UPDATE approvals SET status = $2, scope = $3, expires_at = $4, reason = $5, \
-                 decided_at = $6, decided_by = $7 WHERE id = $1",
+                 decided_at = $6, decided_by = $7, used = FALSE WHERE id = $1",
                 &[
                     &id,
                     &status.as_str(),
@@ -216,6 +218,7 @@ impl ApprovalStore for PostgresStore {
                 status: status.clone(),
                 decided_at: Some(decided_at.clone()),
                 decided_by: Some(decided_by.to_string()),
+                used: false,
                 ..approval
             })
         })
@@ -233,6 +236,41 @@ impl ApprovalStore for PostgresStore {
                 .await
                 .map(|changed| changed == 1)
                 .map_err(StoreError::postgres("using a once approval"))
+        })
+    }
+
+    fn end_session(&self, session_id: &str) -> Result<Vec<String>, StoreError> {
+        if session_id.is_empty() {
+            return Ok(Vec::new());
+        }
+        let filter = ENDED_WITH_SESSION.replace('?', "$");
+        self.run(async {
+            let failed = StoreError::postgres("ending a session's approvals");
+            let mut client = self.client().await?;
+            let tx = client.transaction().await.map_err(&failed)?;
+            let mut ids: Vec<String> = tx
+                .query(
+                    &format!("UPDATE approvals SET used = TRUE WHERE {filter} RETURNING id"),
+                    &[&session_id],
+                )
+                .await
+                .map_err(&failed)?
+                .iter()
+                .map(|row| row.get(0))
+                .collect();
+            if ids.is_empty() {
+                return Ok(ids);
+            }
+            ids.sort();
+            let record = session_ended_record(session_id, &ids);
+            postgres_append_in(
+                &tx,
+                self.replica(),
+                &[NewEntry::new(EntryKind::Server, &record)],
+            )
+            .await?;
+            tx.commit().await.map_err(&failed)?;
+            Ok(ids)
         })
     }
 

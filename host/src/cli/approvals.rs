@@ -6,6 +6,7 @@ use super::serve::ask;
 use super::{Failure, open_store};
 use airlock::approvals::{
     Approval, ApprovalStore, DEFAULT_MAX_APPROVAL_WINDOW, OperatorDecision, Scope, Status,
+    input_sha256, shown_input,
 };
 use airlock::serve::operator::{OperatorRequest, approval_from};
 use airlock::{Host, PendingApproval, exit_code};
@@ -55,7 +56,8 @@ async fn execute(cli: &Cli, command: &ApprovalsCommand) -> Result<(), Failure> {
                 }
             }
         }
-        ApprovalsCommand::Show { id, full, json } => {
+        // The whole input is always shown; `--full` stays for scripts.
+        ApprovalsCommand::Show { id, full: _, json } => {
             let approval =
                 match ask(cli, &OperatorRequest::ApprovalsShow { id: id.clone() }).await? {
                     Some(answer) => Some(approval_from(answer)?),
@@ -66,15 +68,11 @@ async fn execute(cli: &Cli, command: &ApprovalsCommand) -> Result<(), Failure> {
             })?;
             if *json {
                 let mut shown = approval_json(&approval);
-                if *full {
-                    shown["input"] = json!(approval.request.input);
-                }
+                shown["input"] = json!(approval.request.input);
+                shown["input_sha256"] = json!(input_sha256(&approval.request.input));
                 outln!("{shown}");
             } else {
                 print_approval(&approval);
-                if *full {
-                    outln!("full input    {}", full_input(&approval));
-                }
             }
         }
         ApprovalsCommand::Decide(args) => decide(cli, args).await?,
@@ -192,24 +190,14 @@ fn print_approval(a: &Approval) {
     );
     outln!("capabilities  {}", capabilities(a));
     outln!("grant         {}", a.request.grant_summary);
-    outln!("input         {}", a.request.input_summary);
+    outln!("input sha256  {}", input_sha256(&a.request.input));
+    outln!("input         {}", shown_input(&a.request));
     if let Some(at) = &a.decided_at {
         outln!(
             "decided       {at} by {}",
             a.decided_by.as_deref().unwrap_or("?")
         );
     }
-}
-
-/// The whole input, pretty-printed when it is JSON; approvals made before
-/// airlock kept inputs say so.
-fn full_input(a: &Approval) -> String {
-    if a.request.input.is_empty() {
-        return "(not kept: this approval predates full inputs)".to_string();
-    }
-    serde_json::from_str::<Value>(&a.request.input)
-        .and_then(|value| serde_json::to_string_pretty(&value))
-        .unwrap_or_else(|_| a.request.input.clone())
 }
 
 /// On a terminal: shows the pending request and asks the operator.
@@ -263,7 +251,7 @@ fn print_to_stderr(a: &Approval) {
     eprintln!("  principal     {}", a.request.principal);
     eprintln!("  capabilities  {}", capabilities(a));
     eprintln!("  grant         {}", a.request.grant_summary);
-    eprintln!("  input         {}", a.request.input_summary);
+    eprintln!("  input         {}", shown_input(&a.request));
     eprintln!("  approval id   {}", a.id);
 }
 

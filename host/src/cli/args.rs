@@ -344,15 +344,15 @@ pub enum ApprovalsCommand {
         #[arg(long)]
         json: bool,
     },
-    /// One approval in full.
+    /// One approval in full, with its whole input and the input's SHA-256.
     #[command(
-        after_help = "Examples:\n  airlock approvals show 01M80THDTA5Z2C744M3DJXW3AV\n  airlock approvals show 01M80THDTA5Z2C744M3DJXW3AV --full"
+        after_help = "Examples:\n  airlock approvals show 01M80THDTA5Z2C744M3DJXW3AV\n  airlock approvals show 01M80THDTA5Z2C744M3DJXW3AV --json"
     )]
     Show {
         /// Its id.
         id: String,
-        /// Also print the whole input, not only its summary (which shortens
-        /// long strings).
+        /// Kept for scripts: the whole input is always printed now (it
+        /// once printed only the summary without `--full`).
         #[arg(long)]
         full: bool,
         /// Print JSON.

@@ -182,6 +182,7 @@ async fn run(cli: &Cli, args: &ServeArgs) -> Result<(), Failure> {
     let signals = Signals::new()?;
     if args.stdio {
         let handler = McpHandler::stdio(server.clone(), settings.stdio_principal.clone());
+        let session = handler.issued_session().map(str::to_string);
         let running = handler
             .serve(rmcp::transport::stdio())
             .await
@@ -190,6 +191,10 @@ async fn run(cli: &Cli, args: &ServeArgs) -> Result<(), Failure> {
         tokio::select! {
             _ = running.waiting() => {}
             () = signals.until_stop(&server) => client_gone.cancel(),
+        }
+        // The client's one session ends with it, and its approvals.
+        if let Some(session) = session {
+            server.end_session_approvals(&session).await;
         }
     } else {
         let address = args.listen.unwrap_or(settings.listen);

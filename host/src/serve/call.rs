@@ -6,9 +6,9 @@ use super::Server;
 use super::arguments::{Mismatch, check};
 use super::decide::Decider;
 use super::slots::NoSlot;
-use crate::approvals::OperatorDecision;
+use crate::approvals::{Approval, OperatorDecision};
 use crate::invocation::{AbortOnDrop, Invocation, Wait};
-use crate::outcome::{InvokeError, Outcome, PendingApproval};
+use crate::outcome::{InvokeError, Outcome};
 use crate::policy::{Principal, RequestContext};
 use futures_util::FutureExt as _;
 use std::collections::HashSet;
@@ -31,7 +31,7 @@ pub trait ClientAsk: Send + Sync {
     /// client could not ask (the approval stays with the operators).
     fn ask(
         &self,
-        approval: PendingApproval,
+        approval: Approval,
     ) -> Pin<Box<dyn Future<Output = Option<OperatorDecision>> + Send>>;
 }
 
@@ -147,6 +147,10 @@ impl Server {
                 count: catalog.tools.len(),
             })?;
         check(&call.tool, &served.schema, &call.arguments)?;
+        if !call.session_id.is_empty() {
+            // Approvals may now name the session: they end with it.
+            self.sessions().called_in(&call.session_id);
+        }
         let settings = &catalog.settings;
         self.inner.calls.fetch_add(1, Ordering::Relaxed);
 
@@ -317,7 +321,7 @@ impl Asking {
         let (server, asker, id) = (self.server.clone(), self.asker.clone(), id.to_string());
         asked.1.push(AbortOnDrop::spawn(async move {
             let pending = match server.host().approvals().map(|store| store.get(&id)) {
-                Some(Ok(Some(approval))) => PendingApproval::from(approval),
+                Some(Ok(Some(approval))) => approval,
                 _ => return,
             };
             let Some(decision) = asker.ask(pending).await else {

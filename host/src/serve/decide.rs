@@ -36,7 +36,19 @@ pub enum Decider {
         principal: Principal,
         /// The client's implementation (`name version`), as it reports it.
         client: Option<String>,
+        /// The call they are asked about: they decide its approval only.
+        call: AskedCall,
     },
+}
+
+/// The call a client's human is asked about, as its approval binds it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AskedCall {
+    /// The tool's name.
+    pub tool: String,
+    /// The call's [`request_hash`](crate::approvals::request_hash):
+    /// principal, tool digest, input and capabilities.
+    pub request_hash: String,
 }
 
 impl Decider {
@@ -77,12 +89,36 @@ impl Decider {
             Decider::McpClient {
                 principal,
                 client: None,
+                ..
             } => format!("{CHANNEL_MCP_CLIENT}:{principal}"),
             Decider::McpClient {
                 principal,
                 client: Some(client),
+                ..
             } => format!("{CHANNEL_MCP_CLIENT}:{principal} via {client}"),
         }
+    }
+
+    /// Whether this decider may decide `approval` at all, before the
+    /// policies are asked: an MCP client only the approval of the call it
+    /// made (its principal, tool and input), whatever id it presents.
+    fn may_decide(&self, approval: &Approval) -> Result<(), DecideError> {
+        let Decider::McpClient {
+            principal, call, ..
+        } = self
+        else {
+            return Ok(());
+        };
+        let request = &approval.request;
+        if request.principal == principal.to_string()
+            && request.tool_name == call.tool
+            && request.request_hash == call.request_hash
+        {
+            return Ok(());
+        }
+        Err(DecideError::NotTheCall {
+            id: approval.id.clone(),
+        })
     }
 
     fn described(&self) -> String {
@@ -110,6 +146,15 @@ pub enum DecideError {
     /// The policies do not let this decider take this decision.
     #[error("{0}")]
     PolicyDenied(String),
+    /// An MCP client presented the id of an approval that is not its
+    /// call's (another principal's, tool's or input's).
+    #[error(
+        "approval `{id}` is not the approval of the call this client made: a client decides only its own call's"
+    )]
+    NotTheCall {
+        /// The id presented.
+        id: String,
+    },
 }
 
 impl DecideError {
@@ -119,6 +164,7 @@ impl DecideError {
             DecideError::Approval(e) => e.code(),
             DecideError::Store(e) => e.code(),
             DecideError::PolicyDenied(_) => "policy_denied",
+            DecideError::NotTheCall { .. } => "approval_mismatch",
         }
     }
 }
@@ -142,6 +188,7 @@ impl Server {
         let approval = store
             .get(id)?
             .ok_or_else(|| ApprovalError::NotFound { id: id.to_string() })?;
+        decider.may_decide(&approval)?;
         let facts = ApprovalFacts {
             id: approval.id.clone(),
             tool: approval.request.tool_name.clone(),
@@ -163,5 +210,65 @@ impl Server {
             )));
         }
         Ok(store.decide(id, decision, &decider.recorded_as(), SystemTime::now())?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::approvals::{ApprovalRequest, GrantBinding, Status};
+
+    fn approval(principal: &str, tool: &str, input: &str) -> Approval {
+        Approval {
+            id: "01APPROVAL".into(),
+            created: String::new(),
+            request: ApprovalRequest::new(
+                principal,
+                "s1",
+                tool,
+                "sha",
+                &["network".into()],
+                GrantBinding::new(String::new(), []),
+                input,
+            ),
+            status: Status::Pending,
+            decided_at: None,
+            used: false,
+            decided_by: None,
+        }
+    }
+
+    #[test]
+    fn a_client_decides_only_its_own_calls_approval() {
+        let mine = approval("Agent::\"alice\"", "fetch", r#"{"url":"a"}"#);
+        let client = Decider::McpClient {
+            principal: Principal::agent("alice"),
+            client: None,
+            call: AskedCall {
+                tool: "fetch".into(),
+                request_hash: mine.request.request_hash.clone(),
+            },
+        };
+        assert!(client.may_decide(&mine).is_ok());
+        for (what, other) in [
+            (
+                "another principal's",
+                approval("Agent::\"bob\"", "fetch", r#"{"url":"a"}"#),
+            ),
+            (
+                "another tool's",
+                approval("Agent::\"alice\"", "fetch2", r#"{"url":"a"}"#),
+            ),
+            (
+                "another input's",
+                approval("Agent::\"alice\"", "fetch", r#"{"url":"b"}"#),
+            ),
+        ] {
+            let refused = client.may_decide(&other).expect_err(what);
+            assert_eq!(refused.code(), "approval_mismatch", "{what}");
+        }
+        // Operators and devices decide any approval (Cedar may narrow it).
+        let bob = approval("Agent::\"bob\"", "fetch", "{}");
+        assert!(Decider::Operator("root".into()).may_decide(&bob).is_ok());
     }
 }

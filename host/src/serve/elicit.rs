@@ -5,8 +5,7 @@
 
 use super::call::ClientAsk;
 use super::decide::Decider;
-use crate::approvals::OperatorDecision;
-use crate::outcome::PendingApproval;
+use crate::approvals::{Approval, OperatorDecision, input_sha256, readable_input};
 use crate::policy::Principal;
 use rmcp::model::{
     ElicitRequestParams, ElicitResult, ElicitationAction, ElicitationSchema, RequestStateCodec,
@@ -34,29 +33,68 @@ const FIELD: &str = "decision";
 const ALLOW_ONCE: &str = "allow_once";
 const ALLOW_SESSION: &str = "allow_session";
 const DENY: &str = "deny";
+const OPERATORS: &str = "leave_to_operators";
 
 /// What a human's "deny" or "decline" records as the reason.
 const DENIED: &str = "denied by the human at the MCP client";
 
-/// The question for `approval`, asked on behalf of `requester`. `session`
-/// says whether the call belongs to an MCP session: without one, "allow
-/// for this session" would allow nothing (the store refuses it), so it is
-/// not offered.
-pub fn question(
-    approval: &PendingApproval,
-    requester: &Principal,
-    session: bool,
-) -> Option<ElicitRequestParams> {
-    let mut choices = vec![json!({ "const": ALLOW_ONCE, "title": "Allow this call once" })];
-    if session {
-        choices
-            .push(json!({ "const": ALLOW_SESSION, "title": "Allow this tool for this session" }));
+/// The most characters of input a question shows. A form's message is
+/// read in a client's dialog, which may cut or fold a long text in ways
+/// the server cannot see; 2,000 characters (about 25 lines of 80) is a
+/// screenful a person reads through. A longer input is not offered for
+/// "allow": the question shows its beginning and its SHA-256 and leaves
+/// it to the operators, who see it whole.
+pub const FORM_INPUT_CHARS: usize = 2_000;
+
+/// What a question offers besides "deny".
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Choices {
+    /// "Allow once": only when the whole input is in the question.
+    pub allow: bool,
+    /// "Allow for this session": also only for an approval requested in
+    /// the asking call's own session, while that session is open.
+    pub session: bool,
+}
+
+impl Choices {
+    /// The choices for `approval`, asked of a call in MCP session
+    /// `session` (empty: none).
+    pub fn for_call(approval: &Approval, session: &str) -> Self {
+        let shown = readable_input(&approval.request.input);
+        let allow = !approval.request.input.is_empty() && shown.chars().count() <= FORM_INPUT_CHARS;
+        Self {
+            allow,
+            session: allow
+                && !session.is_empty()
+                && approval.request.session_id == session
+                && !approval.used,
+        }
     }
-    choices.push(json!({ "const": DENY, "title": "Deny" }));
+}
+
+/// The question for `approval`, asked on behalf of `requester`, offering
+/// `choices`.
+pub fn question(
+    approval: &Approval,
+    requester: &Principal,
+    choices: Choices,
+) -> Option<ElicitRequestParams> {
+    let mut offered = Vec::new();
+    if choices.allow {
+        offered.push(json!({ "const": ALLOW_ONCE, "title": "Allow this call once" }));
+        if choices.session {
+            offered.push(
+                json!({ "const": ALLOW_SESSION, "title": "Allow this tool for this session" }),
+            );
+        }
+    } else {
+        offered.push(json!({ "const": OPERATORS, "title": "Leave it to the operators" }));
+    }
+    offered.push(json!({ "const": DENY, "title": "Deny" }));
     let schema = json!({
         "type": "object",
         "properties": {
-            FIELD: { "type": "string", "title": "Decision", "oneOf": choices },
+            FIELD: { "type": "string", "title": "Decision", "oneOf": offered },
         },
         "required": [FIELD],
     });
@@ -64,16 +102,35 @@ pub fn question(
         return None;
     };
     let requested_schema = ElicitationSchema::from_json_schema(schema).ok()?;
-    let capabilities = if approval.capabilities.is_empty() {
+    let request = &approval.request;
+    let capabilities = if request.capabilities.is_empty() {
         "none".to_string()
     } else {
-        approval.capabilities.join(", ")
+        request.capabilities.join(", ")
     };
-    let message = format!(
-        "airlock: {requester} asks to run `{}` (capabilities: {capabilities}) with input {}. \
-         Allow it? (approval {}; the model cannot answer this question)",
-        approval.tool, approval.summary, approval.id
+    let asks = format!(
+        "airlock: {requester} asks to run `{}` (capabilities: {capabilities})",
+        request.tool_name
     );
+    let id = &approval.id;
+    let message = if choices.allow {
+        format!(
+            "{asks} with this input:\n{}\nAllow it? (approval {id}; the model cannot answer this question)",
+            readable_input(&request.input)
+        )
+    } else {
+        let shown = readable_input(&request.input);
+        format!(
+            "{asks} with an input too long to show here whole ({} characters; only the first {} \
+             follow, truncated):\n{}…\nIts SHA-256 is {}. You cannot allow what you cannot read: \
+             deny it, or leave it to the operators, who see it whole (`airlock approvals show {id}` \
+             or the console). (approval {id}; the model cannot answer this question)",
+            shown.chars().count(),
+            FORM_INPUT_CHARS,
+            shown.chars().take(FORM_INPUT_CHARS).collect::<String>(),
+            input_sha256(&request.input),
+        )
+    };
     Some(ElicitRequestParams::FormElicitationParams {
         meta: None,
         message,
@@ -81,15 +138,16 @@ pub fn question(
     })
 }
 
-/// The decision in the human's answer; `None` when they dismissed the
-/// question or answered something the question did not offer (the approval
-/// then stays with the operators).
-pub fn decision(result: &ElicitResult, session: bool) -> Option<OperatorDecision> {
+/// The decision in the human's answer to a question that offered
+/// `choices`; `None` when they dismissed the question, left it to the
+/// operators, or answered something it did not offer (the approval then
+/// stays with the operators).
+pub fn decision(result: &ElicitResult, choices: Choices) -> Option<OperatorDecision> {
     match result.action {
         ElicitationAction::Decline => Some(OperatorDecision::Deny(DENIED.into())),
         ElicitationAction::Accept => match result.content.as_ref()?.get(FIELD)?.as_str()? {
-            ALLOW_ONCE => Some(OperatorDecision::AllowOnce),
-            ALLOW_SESSION if session => Some(OperatorDecision::AllowSession),
+            ALLOW_ONCE if choices.allow => Some(OperatorDecision::AllowOnce),
+            ALLOW_SESSION if choices.session => Some(OperatorDecision::AllowSession),
             DENY => Some(OperatorDecision::Deny(DENIED.into())),
             _ => None,
         },
@@ -105,6 +163,8 @@ pub struct Elicitor {
     /// Who decides when the human answers (the call's principal, named
     /// in the question).
     pub decider: Decider,
+    /// The session the call came in.
+    pub session: String,
     /// How long the question stays open.
     pub wait: Duration,
 }
@@ -116,16 +176,17 @@ impl ClientAsk for Elicitor {
 
     fn ask(
         &self,
-        approval: PendingApproval,
+        approval: Approval,
     ) -> Pin<Box<dyn Future<Output = Option<OperatorDecision>> + Send>> {
         let (peer, wait) = (self.peer.clone(), self.wait);
-        let question = question(&approval, &self.decider.principal(), true);
+        let choices = Choices::for_call(&approval, &self.session);
+        let question = question(&approval, &self.decider.principal(), choices);
         Box::pin(async move {
             let answer = peer
                 .create_elicitation_with_timeout(question?, Some(wait))
                 .await;
             match answer {
-                Ok(result) => decision(&result, true),
+                Ok(result) => decision(&result, choices),
                 Err(error) => {
                     tracing::info!(approval = %approval.id, %error, "the MCP client could not be asked");
                     None
@@ -208,14 +269,28 @@ impl CallBinding {
 mod tests {
     use super::*;
 
-    fn pending() -> PendingApproval {
-        PendingApproval {
+    /// A pending approval of `fetch` with `input`, requested in session `s1`.
+    fn pending(input: &str) -> Approval {
+        Approval {
             id: "01APPROVAL".into(),
-            tool: "fetch".into(),
-            capabilities: vec!["network".into()],
-            summary: "{\"url\":\"https://svc.test/\"}".into(),
+            created: String::new(),
+            request: crate::approvals::ApprovalRequest::new(
+                "Agent::\"bot\"",
+                "s1",
+                "fetch",
+                "sha",
+                &["network".into()],
+                crate::approvals::GrantBinding::new(String::new(), []),
+                input,
+            ),
+            status: crate::approvals::Status::Pending,
+            decided_at: None,
+            used: false,
+            decided_by: None,
         }
     }
+
+    const SHORT: &str = "{\"url\":\"https://svc.test/\"}";
 
     fn answer(action: ElicitationAction, content: Option<Value>) -> ElicitResult {
         let mut result = ElicitResult::new(action);
@@ -223,71 +298,160 @@ mod tests {
         result
     }
 
+    /// The message and the offered answers of a question.
+    fn asked(approval: &Approval, choices: Choices) -> (String, String) {
+        let Some(ElicitRequestParams::FormElicitationParams {
+            message,
+            requested_schema,
+            ..
+        }) = question(approval, &Principal::agent("bot"), choices)
+        else {
+            panic!("a form question");
+        };
+        let schema = serde_json::to_string(&requested_schema).expect("serializes");
+        (message, schema)
+    }
+
     #[test]
-    fn the_question_names_the_call_and_offers_session_only_with_a_session() {
-        let requester = Principal::agent("bot");
-        for session in [true, false] {
-            let Some(ElicitRequestParams::FormElicitationParams {
-                message,
-                requested_schema,
-                ..
-            }) = question(&pending(), &requester, session)
-            else {
-                panic!("a form question");
-            };
-            assert!(
-                message.contains("`fetch`") && message.contains("01APPROVAL"),
-                "{message}"
-            );
-            assert!(
-                message.contains("Agent::\"bot\"") && message.contains("network"),
-                "{message}"
-            );
-            let schema = serde_json::to_string(&requested_schema).expect("serializes");
-            assert_eq!(schema.contains(ALLOW_SESSION), session, "{schema}");
-            assert!(
-                schema.contains(ALLOW_ONCE) && schema.contains(DENY),
-                "{schema}"
-            );
+    fn the_question_names_the_call_and_shows_the_whole_input() {
+        let tail = "&then=DELETE-ALL-RECORDS&confirm=yes";
+        let input =
+            json!({ "url": format!("http://svc.test/reports/weekly-summary-readonly?x=1{tail}") })
+                .to_string();
+        let approval = pending(&input);
+        let choices = Choices::for_call(&approval, "s1");
+        assert_eq!(
+            choices,
+            Choices {
+                allow: true,
+                session: true
+            }
+        );
+        let (message, schema) = asked(&approval, choices);
+        assert!(message.contains(tail), "the tail is shown: {message}");
+        assert!(
+            message.contains("`fetch`")
+                && message.contains("01APPROVAL")
+                && message.contains("Agent::\"bot\"")
+                && message.contains("network"),
+            "{message}"
+        );
+        for offered in [ALLOW_ONCE, ALLOW_SESSION, DENY] {
+            assert!(schema.contains(offered), "{offered}: {schema}");
         }
+        assert!(!schema.contains(OPERATORS), "{schema}");
+    }
+
+    #[test]
+    fn the_session_is_offered_only_for_the_approvals_own_open_session() {
+        let approval = pending(SHORT);
+        for (session, ended, offered) in [
+            ("s1", false, true),
+            // Session-less calls, and calls of another session, are not
+            // in the session the approval would cover.
+            ("", false, false),
+            ("s2", false, false),
+            // Nor is anyone once that session ended.
+            ("s1", true, false),
+        ] {
+            let approval = Approval {
+                used: ended,
+                ..approval.clone()
+            };
+            let choices = Choices::for_call(&approval, session);
+            assert!(choices.allow);
+            assert_eq!(choices.session, offered, "{session:?} ended {ended}");
+            let (_, schema) = asked(&approval, choices);
+            assert_eq!(schema.contains(ALLOW_SESSION), offered, "{schema}");
+        }
+    }
+
+    #[test]
+    fn an_input_too_long_to_show_cannot_be_allowed_from_the_question() {
+        let long =
+            json!({ "text": "x".repeat(FORM_INPUT_CHARS), "then": "DELETE-ALL" }).to_string();
+        let approval = pending(&long);
+        let choices = Choices::for_call(&approval, "s1");
+        assert_eq!(
+            choices,
+            Choices {
+                allow: false,
+                session: false
+            }
+        );
+        let (message, schema) = asked(&approval, choices);
+        assert!(
+            message.contains(&crate::approvals::input_sha256(&long)),
+            "{message}"
+        );
+        assert!(message.contains("truncated"), "{message}");
+        assert!(!message.contains("DELETE-ALL"), "cut where it says");
+        assert!(
+            schema.contains(OPERATORS) && schema.contains(DENY),
+            "{schema}"
+        );
+        assert!(
+            !schema.contains(ALLOW_ONCE) && !schema.contains(ALLOW_SESSION),
+            "never allow on text the person could not read: {schema}"
+        );
+        // An answer the question did not offer decides nothing.
+        let picked = |value: &str| answer(ElicitationAction::Accept, Some(json!({ FIELD: value })));
+        assert_eq!(decision(&picked(ALLOW_ONCE), choices), None);
+        assert_eq!(decision(&picked(OPERATORS), choices), None);
+        assert_eq!(
+            decision(&picked(DENY), choices)
+                .as_ref()
+                .map(OperatorDecision::kind),
+            Some("deny")
+        );
+        // An input kept by no approval (older rows) is not shown either.
+        assert!(!Choices::for_call(&pending(""), "s1").allow);
     }
 
     #[test]
     fn answers_become_decisions_and_nothing_else_does() {
         let picked = |value: &str| Some(json!({ FIELD: value }));
+        let all = Choices {
+            allow: true,
+            session: true,
+        };
+        let once_only = Choices {
+            allow: true,
+            session: false,
+        };
         let cases = [
             (
                 answer(ElicitationAction::Accept, picked(ALLOW_ONCE)),
-                true,
+                all,
                 Some("allow_once"),
             ),
             (
                 answer(ElicitationAction::Accept, picked(ALLOW_SESSION)),
-                true,
+                all,
                 Some("allow_session"),
             ),
-            // Not offered without a session, so not taken.
+            // Not offered, so not taken.
             (
                 answer(ElicitationAction::Accept, picked(ALLOW_SESSION)),
-                false,
+                once_only,
                 None,
             ),
             (
                 answer(ElicitationAction::Accept, picked(DENY)),
-                true,
+                all,
                 Some("deny"),
             ),
             (
                 answer(ElicitationAction::Accept, picked("allow_until")),
-                true,
+                all,
                 None,
             ),
-            (answer(ElicitationAction::Accept, None), true, None),
-            (answer(ElicitationAction::Decline, None), true, Some("deny")),
-            (answer(ElicitationAction::Cancel, None), true, None),
+            (answer(ElicitationAction::Accept, None), all, None),
+            (answer(ElicitationAction::Decline, None), all, Some("deny")),
+            (answer(ElicitationAction::Cancel, None), all, None),
         ];
-        for (result, session, expected) in cases {
-            let got = decision(&result, session);
+        for (result, choices, expected) in cases {
+            let got = decision(&result, choices);
             assert_eq!(
                 got.as_ref().map(OperatorDecision::kind),
                 expected,

@@ -3,8 +3,16 @@
 //! the operator allowed (403 otherwise: MCP's DNS-rebinding rule). The
 //! authenticated agent rides in the request's extensions to the MCP
 //! handler; nothing the caller sends names its principal.
+//!
+//! A request naming a session (`Mcp-Session-Id`) must name an open session
+//! of its own agent: another agent's, an ended or a made-up one is 404
+//! (`session_not_found`), for POST, the GET event stream and DELETE alike,
+//! before rmcp sees it. A request that would open a session past a cap is
+//! 429 (`session_limit`).
 
 use super::mcp::{AuthenticatedAgent, McpHandler};
+use super::session_manager::{AgentSessions, Opening};
+use super::sessions::Refusal;
 use super::{ServeError, Server, accept_next};
 use crate::policy::Principal;
 use bytes::Bytes;
@@ -12,7 +20,6 @@ use http::{HeaderValue, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, combinators::BoxBody};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
-use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -25,7 +32,10 @@ use tower_service::Service as _;
 pub const MCP_PATH: &str = "/mcp";
 
 type Body = BoxBody<Bytes, Infallible>;
-type Mcp = StreamableHttpService<McpHandler, LocalSessionManager>;
+type Mcp = StreamableHttpService<McpHandler, AgentSessions>;
+
+/// The header that names a session.
+const SESSION_HEADER: &str = "mcp-session-id";
 
 /// A bound listener, ready to serve.
 pub struct HttpListener {
@@ -66,13 +76,20 @@ impl HttpListener {
             .with_allowed_origins(settings.allowed_origins.clone())
             .enforce_origin_validation()
             .with_cancellation_token(shutdown.child_token());
+        let max_body = config.max_request_body_bytes;
         let factory_server = server.clone();
         let mcp: Mcp = StreamableHttpService::new(
-            move || Ok(McpHandler::http(factory_server.clone())),
-            Arc::new(LocalSessionManager::default()),
+            move || {
+                Ok(McpHandler::http(
+                    factory_server.clone(),
+                    Opening::session_slot(),
+                ))
+            },
+            Arc::new(AgentSessions::new(server.clone())),
             config,
         );
         let gate = Arc::new(Gate {
+            max_body,
             server,
             allowed_origins: settings.allowed_origins,
         });
@@ -118,17 +135,39 @@ where
 struct Gate {
     server: Server,
     allowed_origins: Vec<String>,
+    /// The largest request body rmcp reads (the gate reads the bodies
+    /// that may open a session first).
+    max_body: usize,
 }
 
 fn plain(status: StatusCode, code: &str, message: &str) -> Response<Body> {
-    let body = serde_json::json!({ "error": { "code": code, "message": message } }).to_string();
-    let mut response = Response::new(Full::new(Bytes::from(body)).boxed());
+    json_error(
+        status,
+        serde_json::json!({ "error": { "code": code, "message": message } }),
+    )
+}
+
+/// A JSON error answer: `{"error": {"code": ..., "message": ...}}`.
+fn json_error(status: StatusCode, body: serde_json::Value) -> Response<Body> {
+    let mut response = Response::new(Full::new(Bytes::from(body.to_string())).boxed());
     *response.status_mut() = status;
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
     response
+}
+
+/// Whether `body` is an `initialize` request: the one message that opens
+/// a session.
+fn is_initialize(body: &[u8]) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Message<'a> {
+        #[serde(borrow)]
+        method: Option<std::borrow::Cow<'a, str>>,
+    }
+    serde_json::from_slice::<Message<'_>>(body)
+        .is_ok_and(|message| message.method.as_deref() == Some("initialize"))
 }
 
 /// `scheme://host[:port]`, lowercased, default ports dropped.
@@ -200,19 +239,119 @@ impl Gate {
                 return response;
             }
         };
+        let agent = Principal::agent(agent);
+        if !self.in_own_session(&request, &agent) {
+            return plain(
+                StatusCode::NOT_FOUND,
+                "session_not_found",
+                "no open session of this agent has this `Mcp-Session-Id` (it ended, or was never \
+                 yours): start a new session with `initialize`, without the header",
+            );
+        }
         request
             .extensions_mut()
-            .insert(AuthenticatedAgent(Principal::agent(agent)));
-        match mcp.call(request).await {
-            Ok(response) => response,
-            Err(never) => match never {},
+            .insert(AuthenticatedAgent(agent.clone()));
+        let opens_one = request.method() == http::Method::POST
+            && !request.headers().contains_key(SESSION_HEADER);
+        let answered = if opens_one {
+            // Only a POST without a session may open one: read it, and
+            // take room for the session before rmcp opens it.
+            let (parts, body) = request.into_parts();
+            let body = match http_body_util::Limited::new(body, self.max_body)
+                .collect()
+                .await
+            {
+                Ok(body) => body.to_bytes(),
+                Err(_) => {
+                    return plain(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "request_too_large",
+                        &format!(
+                            "the request body was not read whole: it must be JSON of at most {} bytes",
+                            self.max_body
+                        ),
+                    );
+                }
+            };
+            let reserved = if is_initialize(&body) {
+                let limits = self.server.catalog().settings.session_limits();
+                match self.server.sessions().reserve(&agent, limits) {
+                    Ok(reservation) => Some(reservation),
+                    Err(refusal) => return self.too_many_sessions(&refusal),
+                }
+            } else {
+                None
+            };
+            let opening = Opening::new(agent, reserved);
+            let request = Request::from_parts(parts, Full::new(body));
+            (opening.run(mcp.call(request)).await, opening)
+        } else {
+            let opening = Opening::new(agent, None);
+            (opening.run(mcp.call(request)).await, opening)
+        };
+        match answered {
+            (_, opening) if let Some(refusal) = opening.refused() => {
+                self.too_many_sessions(&refusal)
+            }
+            (Ok(response), _) => response,
+            (Err(never), _) => match never {},
         }
+    }
+
+    /// Whether `request` names no session, or exactly one open session of
+    /// `agent`'s.
+    fn in_own_session(&self, request: &Request<Incoming>, agent: &Principal) -> bool {
+        let mut named = request.headers().get_all(SESSION_HEADER).iter();
+        match (named.next(), named.next()) {
+            (None, _) => true,
+            (Some(id), None) => id
+                .to_str()
+                .is_ok_and(|id| self.server.sessions().belongs_to(id, agent)),
+            // Two ids: which one would rmcp route by? Neither.
+            (Some(_), Some(_)) => false,
+        }
+    }
+
+    /// 429 for a session a cap refused, reported (rate-limited).
+    fn too_many_sessions(&self, refusal: &Refusal) -> Response<Body> {
+        self.server.session_refused(refusal);
+        json_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            serde_json::json!({
+                "error": {
+                    "code": refusal.code(),
+                    "message": refusal.to_string(),
+                    "cap": refusal.cap.key(),
+                    "limit": refusal.limit,
+                }
+            }),
+        )
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::normalise_origin;
+    use super::{is_initialize, normalise_origin};
+
+    #[test]
+    fn only_an_initialize_request_opens_a_session() {
+        for (body, opens) in [
+            (
+                r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{}}"#,
+                true,
+            ),
+            (r#"{"method":"init\u0069alize","id":1}"#, true),
+            (r#"{"jsonrpc":"2.0","id":1,"method":"tools/call"}"#, false),
+            (
+                r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+                false,
+            ),
+            (r#"[{"method":"initialize"}]"#, false),
+            ("not json", false),
+        ] {
+            assert_eq!(is_initialize(body.as_bytes()), opens, "{body}");
+        }
+    }
 
     #[test]
     fn origins_compare_without_default_ports_or_case() {

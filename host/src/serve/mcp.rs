@@ -4,8 +4,8 @@
 //! every decision happens in the host's one invoke path.
 
 use super::call::{Answered, AskClient, Call, CallError, Progress};
-use super::decide::Decider;
-use super::elicit::{self, APPROVAL_INPUT, CallBinding, Elicitor};
+use super::decide::{AskedCall, Decider};
+use super::elicit::{self, APPROVAL_INPUT, CallBinding, Choices, Elicitor};
 use super::{ApprovalChannel, Served, Server};
 use crate::outcome::Outcome;
 use crate::policy::Principal;
@@ -18,8 +18,8 @@ use rmcp::model::{
 use rmcp::service::{NotificationContext, RequestContext};
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 use serde_json::{Value, json};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 
 /// The principal of an HTTP request, put in its extensions by [`super::http`]
 /// after the bearer token checked out. Absent means unauthenticated.
@@ -41,8 +41,10 @@ pub struct McpHandler {
     server: Server,
     identity: Identity,
     channel: &'static str,
-    /// stdio has one session per process; HTTP sessions have their header.
-    session: String,
+    /// The session the server issued this handler's client: for stdio the
+    /// process's, for HTTP the one opened by the request the handler was
+    /// made for (empty for a session-less request). Never a header.
+    session: Arc<OnceLock<String>>,
 }
 
 impl McpHandler {
@@ -52,17 +54,25 @@ impl McpHandler {
             server,
             identity: Identity::Fixed(principal),
             channel: "mcp-stdio",
-            session: ulid::Ulid::new().to_string(),
+            session: Arc::new(OnceLock::from(ulid::Ulid::new().to_string())),
         }
     }
 
-    /// A handler for streamable HTTP: each request's token names its agent.
-    pub fn http(server: Server) -> Self {
+    /// The session the server issued this handler's client, once there is
+    /// one.
+    pub fn issued_session(&self) -> Option<&str> {
+        self.session.get().map(String::as_str)
+    }
+
+    /// A handler for streamable HTTP: each request's token names its
+    /// agent; `session` is filled with the session's id if the request it
+    /// is made for opens one.
+    pub fn http(server: Server, session: Arc<OnceLock<String>>) -> Self {
         Self {
             server,
             identity: Identity::PerRequest,
             channel: "mcp-http",
-            session: String::new(),
+            session,
         }
     }
 
@@ -96,16 +106,22 @@ impl McpHandler {
         if settings.approvals != ApprovalChannel::Client || !can_elicit(context) {
             return AskClient::No;
         }
+        let Some(call) = self.asked_call(principal, request) else {
+            // No such tool: the call fails before any approval.
+            return AskClient::No;
+        };
         let decider = Decider::McpClient {
             principal: principal.clone(),
             client: context
                 .client_info()
                 .map(|client| format!("{} {}", client.name, client.version)),
+            call,
         };
         if !stateless(context) {
             return AskClient::WhileWaiting(std::sync::Arc::new(Elicitor {
                 peer: context.peer.clone(),
                 decider,
+                session: session_id.to_string(),
                 wait: settings.approval_wait,
             }));
         }
@@ -113,16 +129,26 @@ impl McpHandler {
             return AskClient::ByReturning;
         };
         // A state that does not open (tampered, expired, another call's,
-        // another server's) carries no decision: the call just waits.
+        // another server's) carries no decision: the call just waits. The
+        // answer counts only as the question the approval gets offered.
         let binding = binding(principal, session_id, request);
-        let answer = self.server.inner.seal.open(state, &binding).zip(
-            request
-                .input_responses
-                .as_ref()
-                .and_then(|responses| responses.get(APPROVAL_INPUT))
-                .and_then(|value| serde_json::from_value::<ElicitResult>(value.clone()).ok())
-                .and_then(|result| elicit::decision(&result, !session_id.is_empty())),
-        );
+        let answer = self
+            .server
+            .inner
+            .seal
+            .open(state, &binding)
+            .and_then(|id| Some((self.stored(&id)?, id)))
+            .zip(
+                request
+                    .input_responses
+                    .as_ref()
+                    .and_then(|responses| responses.get(APPROVAL_INPUT))
+                    .and_then(|value| serde_json::from_value::<ElicitResult>(value.clone()).ok()),
+            )
+            .and_then(|((approval, id), result)| {
+                elicit::decision(&result, Choices::for_call(&approval, session_id))
+                    .map(|decision| (id, decision))
+            });
         if let Some((id, decision)) = answer
             && let Err(error) = self.server.decide(&decider, &id, &decision)
         {
@@ -131,13 +157,39 @@ impl McpHandler {
         AskClient::No
     }
 
+    /// The call as its approval binds it, if the tool exists.
+    fn asked_call(
+        &self,
+        principal: &Principal,
+        request: &CallToolRequestParams,
+    ) -> Option<AskedCall> {
+        let catalog = self.server.catalog();
+        let facts = catalog.get(&request.name)?.tool.facts();
+        let input = Value::Object(request.arguments.clone().unwrap_or_default()).to_string();
+        Some(AskedCall {
+            tool: request.name.to_string(),
+            request_hash: crate::approvals::request_hash(
+                &principal.to_string(),
+                &facts.sha256,
+                &input,
+                &facts.capability_names(),
+            ),
+        })
+    }
+
+    /// Approval `id` as the store keeps it.
+    fn stored(&self, id: &str) -> Option<crate::approvals::Approval> {
+        self.server.host().approvals()?.get(id).ok()?
+    }
+
+    /// The session this call is in: the one the server issued this
+    /// handler, unless the call came session-less (2026-07-28), which is
+    /// in none whatever headers it carries.
     fn session(&self, context: &RequestContext<RoleServer>) -> String {
-        context
-            .extensions
-            .get::<http::request::Parts>()
-            .and_then(|parts| parts.headers.get("mcp-session-id"))
-            .and_then(|value| value.to_str().ok())
-            .map_or_else(|| self.session.clone(), str::to_string)
+        if matches!(self.identity, Identity::PerRequest) && stateless(context) {
+            return String::new();
+        }
+        self.session.get().cloned().unwrap_or_default()
     }
 }
 
@@ -339,7 +391,9 @@ impl ServerHandler for McpHandler {
         if let Some(binding) = returning
             && let Answered::Ran(outcome) = &answered
             && let Outcome::PendingApproval { approval, .. } = outcome.as_ref()
-            && let Some(question) = elicit::question(approval, &principal, !session_id.is_empty())
+            && let Some(stored) = self.stored(&approval.id)
+            && let Some(question) =
+                elicit::question(&stored, &principal, Choices::for_call(&stored, &session_id))
         {
             let state = self
                 .server

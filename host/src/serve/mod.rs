@@ -5,7 +5,8 @@
 //!   translation onto [`Server::call`]; every decision happens in the one
 //!   invoke path of [`Host`].
 //! - [`http`]: streamable HTTP with bearer tokens ([`agents`]) and an
-//!   `Origin` check; stdio uses the principal the config names.
+//!   `Origin` check; stdio uses the principal the config names. Each
+//!   session belongs to the agent that opened it ([`sessions`]).
 //! - [`operator`]: the operator socket (peer credentials) for approvals,
 //!   agents, devices and reloads.
 //! - [`console`]: the web console over HTTPS for paired devices
@@ -25,6 +26,8 @@ pub mod mcp;
 pub mod operator;
 pub mod peers;
 mod replica;
+mod session_manager;
+pub mod sessions;
 mod settings;
 mod slots;
 
@@ -40,8 +43,9 @@ pub use elicit::SealError;
 pub(crate) use settings::RawServe;
 pub use settings::{
     ApprovalChannel, DEFAULT_APPROVAL_WAIT, DEFAULT_LISTEN, DEFAULT_MAX_CONCURRENT,
-    DEFAULT_MAX_CONCURRENT_PER_TOOL, DEFAULT_QUEUE_WAIT, DEFAULT_SHUTDOWN_GRACE,
-    DEFAULT_STDIO_PRINCIPAL, Operator, OperatorMatch, ServeSettings, current_uid,
+    DEFAULT_MAX_CONCURRENT_PER_TOOL, DEFAULT_MAX_SESSIONS, DEFAULT_MAX_SESSIONS_PER_AGENT,
+    DEFAULT_QUEUE_WAIT, DEFAULT_SESSION_IDLE, DEFAULT_SHUTDOWN_GRACE, DEFAULT_STDIO_PRINCIPAL,
+    Operator, OperatorMatch, ServeSettings, current_uid,
 };
 
 use crate::Host;
@@ -277,6 +281,10 @@ struct Inner {
     calls: AtomicU64,
     /// Seals the approval a 2026-07-28 `input_required` answer is for.
     seal: elicit::Seal,
+    /// The open MCP sessions over HTTP, and whose they are.
+    sessions: Arc<sessions::Sessions>,
+    /// Which refused sessions were logged and journaled.
+    refusals: sessions::RefusalReports,
     /// Signs the journal's tree head when entries wait longer than the
     /// cadence allows, even if nothing else is journaled.
     _heads: crate::invocation::AbortOnDrop,
@@ -319,6 +327,8 @@ impl Server {
                 followers: std::sync::Mutex::new(Vec::new()),
                 calls: AtomicU64::new(0),
                 seal: elicit::Seal::new()?,
+                sessions: Arc::default(),
+                refusals: sessions::RefusalReports::default(),
                 _heads: heads,
                 _heartbeat: heartbeat,
             }),
@@ -464,6 +474,11 @@ impl Server {
                     config.store().describe()
                 );
             }
+            if config.serve().session_idle != self.settings().session_idle {
+                tracing::warn!(
+                    "`session_idle` changed; open and new MCP sessions keep the old one until the server restarts"
+                );
+            }
             if host.telemetry().map(Telemetry::settings) != config.telemetry() {
                 tracing::warn!(
                     "the [telemetry] table changed; the server keeps exporting as it started until it restarts"
@@ -521,6 +536,11 @@ impl Server {
             left
         };
         self.stop_servers().await;
+        // Sessions end with the server, and their approvals with them.
+        for session in self.sessions().forget_all() {
+            self.end_session_approvals(&session).await;
+        }
+        self.report_unreported_refusals();
         if let Some(journal) = self.inner.host.journal() {
             // Batched attestations first (at most a window's wait): the
             // stop is the last entry.

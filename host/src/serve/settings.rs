@@ -14,6 +14,9 @@
 //! max_approval_window = "30d"           # the longest `--allow until=` operators may grant
 //! approvals = "operator"                # or "client": also ask the human at the MCP client
 //! operator_socket = "/run/airlock/operator.sock"   # default: in the state dir
+//! max_sessions_per_agent = 64           # open MCP sessions of one agent
+//! max_sessions = 1024                   # open MCP sessions, all agents
+//! session_idle = "5m"                   # a session unused this long ends
 //!
 //! [[serve.operators]]                   # default: the user running the server
 //! name = "alice"
@@ -44,6 +47,22 @@ pub const DEFAULT_QUEUE_WAIT: Duration = Duration::from_secs(30);
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// The stdio client's principal when the config names none.
 pub const DEFAULT_STDIO_PRINCIPAL: &str = "stdio";
+/// Open streamable-HTTP sessions one agent may hold. A client keeps one
+/// session per connection to the server, so an agent identity rarely
+/// needs more than a few. An open session costs about 43 KiB in a release
+/// build (the security review's 15,000 sessions took about 650 MB) and
+/// about 140 KiB in a debug build (measured by the serve tests' flood), so
+/// one agent opening sessions in a loop stops at about 3 MiB (9 MiB in a
+/// debug build).
+pub const DEFAULT_MAX_SESSIONS_PER_AGENT: usize = 64;
+/// Open streamable-HTTP sessions across all agents: with the costs above,
+/// at most about 44 MiB (140 MiB in a debug build) however many agents
+/// misbehave at once.
+pub const DEFAULT_MAX_SESSIONS: usize = 1024;
+/// How long a streamable-HTTP session may go unused before it ends (and
+/// with it its "allow for this session" approvals): rmcp's own default,
+/// long enough for a person to read a tool's answer and think.
+pub const DEFAULT_SESSION_IDLE: Duration = Duration::from_secs(300);
 
 /// Who may decide a call's pending approval besides the operators.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -108,9 +127,23 @@ pub struct ServeSettings {
     pub max_approval_window: Duration,
     /// Who besides the operators may decide approvals.
     pub approvals: ApprovalChannel,
+    /// Open MCP sessions one agent may hold.
+    pub max_sessions_per_agent: usize,
+    /// Open MCP sessions across all agents.
+    pub max_sessions: usize,
+    /// How long an unused MCP session lives.
+    pub session_idle: Duration,
 }
 
 impl ServeSettings {
+    /// The caps on open MCP sessions.
+    pub fn session_limits(&self) -> super::sessions::SessionLimits {
+        super::sessions::SessionLimits {
+            per_agent: self.max_sessions_per_agent,
+            total: self.max_sessions,
+        }
+    }
+
     /// The instance pool's slots the server reserves at start: one per
     /// concurrent invocation, and one per tool being loaded at once (a
     /// reload's `describe()` calls run beside the running calls). Each slot
@@ -140,6 +173,9 @@ impl Default for ServeSettings {
             operators: Vec::new(),
             max_approval_window: crate::approvals::DEFAULT_MAX_APPROVAL_WINDOW,
             approvals: ApprovalChannel::Operator,
+            max_sessions_per_agent: DEFAULT_MAX_SESSIONS_PER_AGENT,
+            max_sessions: DEFAULT_MAX_SESSIONS,
+            session_idle: DEFAULT_SESSION_IDLE,
         }
     }
 }
@@ -162,6 +198,9 @@ pub(crate) struct RawServe {
     operators: Vec<Spanned<RawOperator>>,
     max_approval_window: Option<Spanned<String>>,
     approvals: Option<Spanned<String>>,
+    max_sessions_per_agent: Option<Spanned<usize>>,
+    max_sessions: Option<Spanned<usize>>,
+    session_idle: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -181,6 +220,9 @@ fn positive(
 ) -> Result<usize, ConfigError> {
     positive_count(value, default, key, "would refuse every call", source)
 }
+
+/// What a session cap of zero would do.
+const NO_SESSIONS: &str = "would refuse every MCP session over HTTP";
 
 impl RawServe {
     /// Checks the table; relative paths are taken from `base`.
@@ -271,6 +313,26 @@ impl RawServe {
                 source,
             )?,
             approvals,
+            max_sessions_per_agent: positive_count(
+                self.max_sessions_per_agent,
+                DEFAULT_MAX_SESSIONS_PER_AGENT,
+                "max_sessions_per_agent",
+                NO_SESSIONS,
+                source,
+            )?,
+            max_sessions: positive_count(
+                self.max_sessions,
+                DEFAULT_MAX_SESSIONS,
+                "max_sessions",
+                NO_SESSIONS,
+                source,
+            )?,
+            session_idle: timeout(
+                self.session_idle,
+                DEFAULT_SESSION_IDLE,
+                "session_idle",
+                source,
+            )?,
         })
     }
 }
@@ -428,6 +490,33 @@ mod tests {
     }
 
     #[test]
+    fn session_caps_and_idle_have_defaults_and_can_be_set() {
+        let defaults = parse("").expect("valid");
+        assert_eq!(
+            (
+                defaults.max_sessions_per_agent,
+                defaults.max_sessions,
+                defaults.session_idle
+            ),
+            (
+                DEFAULT_MAX_SESSIONS_PER_AGENT,
+                DEFAULT_MAX_SESSIONS,
+                DEFAULT_SESSION_IDLE
+            )
+        );
+        let set = parse("max_sessions_per_agent = 2\nmax_sessions = 3\nsession_idle = \"90s\"")
+            .expect("valid");
+        assert_eq!(
+            set.session_limits(),
+            crate::serve::sessions::SessionLimits {
+                per_agent: 2,
+                total: 3
+            }
+        );
+        assert_eq!(set.session_idle, Duration::from_secs(90));
+    }
+
+    #[test]
     fn operators_match_uids_and_groups() {
         let settings = parse(
             "[[operators]]\nname = \"root\"\nuid = 0\n[[operators]]\nname = \"admins\"\ngroup = \"root\"\n",
@@ -451,6 +540,19 @@ mod tests {
                 "no user",
             ),
             ("approval_wait = \"soon\"", "positive duration"),
+            ("max_sessions = 0", "would refuse every MCP session"),
+            (
+                "max_sessions_per_agent = 0",
+                "would refuse every MCP session",
+            ),
+            (
+                "session_idle = \"0s\"",
+                "`session_idle` must be a positive duration",
+            ),
+            (
+                "session_idle = \"a while\"",
+                "`session_idle` must be a positive duration",
+            ),
         ] {
             let message = parse(text).expect_err(text).to_string();
             assert!(message.contains(hint), "{text}: {message}");

@@ -164,12 +164,30 @@ async fn a_request_state_answers_only_the_call_it_was_issued_for() {
         json!({ "action": "accept", "content": { "decision": "allow_once" } }),
     )]);
 
-    // The state with other arguments, and a forged state: neither decides.
+    // The state with other arguments, for another tool, presented by
+    // another agent with the very arguments, and a forged state: none
+    // decides.
     let other = call("fetch", json!({ "url": "http://svc.test:9/b" }));
+    let other_tool = call("echo", json!({ "url": "http://svc.test:9/a" }));
     let mut forged = state.clone();
     forged.replace_range(forged.len() - 4.., "AAAA");
-    for (params, state) in [(other, state.clone()), (asked.clone(), forged)] {
-        let answered = client
+    let bob = server
+        .client_as(
+            "bob",
+            Recorder::answering(
+                ProtocolVersion::V_2026_07_28,
+                ElicitationAction::Accept,
+                allow_once(),
+            ),
+        )
+        .await;
+    for (presenter, params, state) in [
+        (&client, other, state.clone()),
+        (&client, other_tool, state.clone()),
+        (&bob, asked.clone(), state.clone()),
+        (&client, asked.clone(), forged),
+    ] {
+        let answered = presenter
             .peer()
             .call_tool_once(
                 params
@@ -178,23 +196,19 @@ async fn a_request_state_answers_only_the_call_it_was_issued_for() {
             )
             .await
             .expect("tools/call");
-        let CallToolResponse::Complete(result) = answered else {
+        let CallToolResponse::Complete(_) = answered else {
             panic!("a retry is never asked again");
         };
+        let listed = server.airlock(&["approvals", "list", "--json"]);
+        let pending: Value = serde_json::from_slice(&listed.stdout).expect("JSON");
         assert!(
-            text(&result).starts_with("approval_pending: "),
-            "{}",
-            text(&result)
+            pending
+                .as_array()
+                .is_some_and(|list| list.iter().any(|a| a["id"] == id.as_str())),
+            "{id} is still pending: {pending}"
         );
     }
-    let out = server.airlock(&["approvals", "list", "--json"]);
-    let pending: Value = serde_json::from_slice(&out.stdout).expect("JSON");
-    assert!(
-        pending
-            .as_array()
-            .is_some_and(|list| list.iter().any(|a| a["id"] == id.as_str())),
-        "{id} is still pending: {pending}"
-    );
+    bob.cancel().await.expect("close");
 
     // The real state with the real call decides it.
     let answered = client
@@ -212,6 +226,12 @@ async fn a_request_state_answers_only_the_call_it_was_issued_for() {
     let decided = decisions(&journal);
     assert_eq!(decided.len(), 1, "{decided:?}");
     assert_eq!(decided[0]["payload"]["id"], id);
+    assert!(
+        decided[0]["payload"]["decided_by"]
+            .as_str()
+            .is_some_and(|by| by.starts_with("mcp-client:Agent::\"mallory\"")),
+        "{decided:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

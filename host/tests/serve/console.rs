@@ -10,7 +10,7 @@ use super::fixture::{Fixture, Server, Start, airlock_for, printed};
 use super::{fetch_held_for_approval, text};
 use serde_json::{Value, json};
 
-async fn console_server(fixture: &Fixture) -> Server<'_> {
+pub(super) async fn console_server(fixture: &Fixture) -> Server<'_> {
     Server::start(
         fixture,
         Start {
@@ -21,13 +21,13 @@ async fn console_server(fixture: &Fixture) -> Server<'_> {
     .await
 }
 
-fn console(server: &Server<'_>) -> (String, String) {
+pub(super) fn console(server: &Server<'_>) -> (String, String) {
     let at = server.console.as_ref().expect("the console is served");
     (at.url.clone(), at.pin.clone())
 }
 
 /// A new pairing code from `airlock devices pair ARGS`.
-fn pairing_code(server: &Server<'_>, args: &[&str]) -> String {
+pub(super) fn pairing_code(server: &Server<'_>, args: &[&str]) -> String {
     let mut command = vec!["devices", "pair"];
     command.extend_from_slice(args);
     let out = server.airlock(&command);
@@ -36,7 +36,7 @@ fn pairing_code(server: &Server<'_>, args: &[&str]) -> String {
 }
 
 /// Enters `code` on the pairing page, submitting with the keyboard.
-async fn enter_code(browser: &Browser, url: &str, code: &str, label: &str) {
+pub(super) async fn enter_code(browser: &Browser, url: &str, code: &str, label: &str) {
     assert_eq!(browser.open(&format!("{url}/pair")).await, "/pair");
     browser.fill("#label", label).await;
     browser.fill("#code", &format!("{code}\u{E007}")).await;

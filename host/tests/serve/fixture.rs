@@ -653,6 +653,12 @@ pub struct Recorder {
     protocol: ProtocolVersion,
     answer: Option<(ElicitationAction, Option<Value>)>,
     questions: Mutex<Vec<String>>,
+    /// The answers each question offered (its schema, as JSON text).
+    offered: Mutex<Vec<String>>,
+    /// Told when a question arrives.
+    asked: tokio::sync::Notify,
+    /// When set, each answer waits for the test to release it.
+    release: Option<Arc<tokio::sync::Notify>>,
 }
 
 impl Recorder {
@@ -668,7 +674,31 @@ impl Recorder {
             protocol: ProtocolVersion::LATEST_WITH_INITIALIZE,
             answer: None,
             questions: Mutex::new(Vec::new()),
+            offered: Mutex::new(Vec::new()),
+            asked: tokio::sync::Notify::new(),
+            release: None,
         }
+    }
+
+    /// As this recorder, but each answer waits until `release` is
+    /// notified (the human has not answered yet).
+    pub fn holding(self, release: Arc<tokio::sync::Notify>) -> Self {
+        Self {
+            release: Some(release),
+            ..self
+        }
+    }
+
+    /// The answers each question offered (its schema, as JSON text).
+    pub fn offered(&self) -> Vec<String> {
+        self.offered.lock().expect("offered").clone()
+    }
+
+    /// Waits until a question has arrived.
+    pub async fn next_question(&self) {
+        tokio::time::timeout(PATIENCE, self.asked.notified())
+            .await
+            .expect("a question in time");
     }
 
     /// A client on `protocol` that declares form elicitation and answers
@@ -732,11 +762,24 @@ impl ClientHandler for Recorder {
         request: ElicitRequestParams,
         _context: RequestContext<RoleClient>,
     ) -> Result<ElicitResult, rmcp::ErrorData> {
-        if let ElicitRequestParams::FormElicitationParams { message, .. } = &request {
+        if let ElicitRequestParams::FormElicitationParams {
+            message,
+            requested_schema,
+            ..
+        } = &request
+        {
             self.questions
                 .lock()
                 .expect("questions")
                 .push(message.clone());
+            self.offered
+                .lock()
+                .expect("offered")
+                .push(serde_json::to_string(requested_schema).unwrap_or_default());
+        }
+        self.asked.notify_one();
+        if let Some(release) = &self.release {
+            release.notified().await;
         }
         let (action, content) = self
             .answer

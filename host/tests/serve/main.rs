@@ -5,6 +5,7 @@
 //! reload with `tools/list_changed`, the concurrency bound and a clean
 //! shutdown. Each test runs its own server process.
 
+mod approval_binding;
 mod attacks;
 mod browser;
 mod client_approvals;
@@ -13,8 +14,11 @@ mod fixture;
 mod hosted;
 mod installs;
 mod python;
+mod raw;
 mod replicas;
 mod roles;
+mod session_caps;
+mod sessions;
 mod survival;
 mod telemetry;
 mod users;

@@ -3,7 +3,7 @@
 
 use airlock::approvals::{ApprovalStore, OperatorDecision, Status};
 use airlock::policy::{Principal, RequestContext};
-use airlock::{DenialReason, Grants, Host, Invocation, InvokeError, Outcome, Tool};
+use airlock::{DenialReason, Grants, Host, Invocation, InvokeError, Limits, Outcome, Tool};
 use airlock_tests::{guest_path, load_guest_with, test_cache_dir};
 use std::path::Path;
 use std::time::{Duration, SystemTime};
@@ -413,4 +413,115 @@ async fn an_approval_covers_the_grant_it_was_given_for_not_a_wider_one() {
         "{}",
         asked.request.grant_summary
     );
+}
+
+/// An approval id presented for another tool, another principal or
+/// another input does not approve it; the call it was given for still
+/// runs under it afterwards.
+#[tokio::test]
+async fn an_approval_id_approves_only_its_own_tool_principal_and_input() {
+    let (_state, host, echo) = fresh().await;
+    // The same component under another name, granted the same.
+    let twin = load_guest_with(
+        &host,
+        "echo",
+        Grants::none().mark_sensitive().named("echo-twin"),
+    )
+    .await;
+    assert_eq!(twin.facts().sha256, echo.facts().sha256);
+    let id = pending(&host, &echo, call("[1]", "claude", "s1")).await;
+    decide(&host, &id, &OperatorDecision::AllowOnce);
+
+    for (what, tool, invocation) in [
+        ("another tool", &twin, call("[1]", "claude", "s1")),
+        ("another principal", &echo, call("[1]", "mallory", "s1")),
+        ("another input", &echo, call("[2]", "claude", "s1")),
+    ] {
+        let refused = host
+            .invoke(tool, invocation.clone().under_approval(&id))
+            .await
+            .expect_err(what);
+        assert_eq!(refused.code(), "approval_mismatch", "{what}: {refused:?}");
+        assert!(!ran(&host, tool, invocation).await, "{what} is not covered");
+    }
+    let approval = store(&host).get(&id).expect("get").expect("there");
+    assert!(!approval.used, "nothing spent the approval");
+    assert!(
+        ran(
+            &host,
+            &echo,
+            call("[1]", "claude", "s1").under_approval(&id)
+        )
+        .await,
+        "its own call runs under it"
+    );
+}
+
+/// A component's limits are part of what its approval binds: widened,
+/// the same request needs a new approval.
+#[tokio::test]
+async fn a_widened_limit_needs_a_new_approval() {
+    let state = tempfile::tempdir().expect("tempdir");
+    let host = Host::builder()
+        .cache_dir(test_cache_dir())
+        .state_dir(state.path())
+        .fuel_metering(true)
+        .build()
+        .expect("host");
+    let echo = sensitive_echo(&host).await;
+    let limited = || Limits {
+        timeout: Duration::from_secs(5),
+        fuel: Some(100_000_000),
+        max_memory_bytes: 32 << 20,
+        max_input_bytes: 1 << 10,
+        max_output_bytes: 1 << 10,
+        ..Limits::default()
+    };
+    let under = |limits: Limits| call("[1]", "claude", "s1").with_limits(limits);
+    let id = pending(&host, &echo, under(limited())).await;
+    decide(&host, &id, &FOR_AN_HOUR);
+    assert!(ran(&host, &echo, under(limited())).await, "as approved");
+    for (what, widened) in [
+        (
+            "timeout",
+            Limits {
+                timeout: Duration::from_secs(600),
+                ..limited()
+            },
+        ),
+        (
+            "memory",
+            Limits {
+                max_memory_bytes: 256 << 20,
+                ..limited()
+            },
+        ),
+        (
+            "fuel",
+            Limits {
+                fuel: Some(100_000_000_000),
+                ..limited()
+            },
+        ),
+        (
+            "input",
+            Limits {
+                max_input_bytes: 1 << 20,
+                ..limited()
+            },
+        ),
+        (
+            "output",
+            Limits {
+                max_output_bytes: 1 << 20,
+                ..limited()
+            },
+        ),
+    ] {
+        let outcome = host.invoke(&echo, under(widened)).await.expect("invoke");
+        let Outcome::PendingApproval { approval, .. } = outcome else {
+            panic!("a wider {what} ran under the old approval: {outcome:?}");
+        };
+        assert_ne!(approval.id, id, "{what}: a new approval is asked");
+    }
 }

@@ -224,6 +224,83 @@ fn an_approval_asked_on_one_replica_is_decided_through_another() {
 }
 
 #[test]
+fn a_session_ends_its_approvals_for_every_replica() {
+    let db = fresh_database();
+    let (a, b) = (replica(&db, "a"), replica(&db, "b"));
+    let now = SystemTime::now();
+    let asked = request("{\"city\":\"Oslo\"}");
+    let allowed = a.store.request(&asked).expect("a asks");
+    b.store
+        .decide(
+            &allowed.id,
+            &OperatorDecision::AllowSession,
+            "operator:alice",
+            now,
+        )
+        .expect("decided through b");
+    // Any input in the session is covered, on either replica.
+    let later = request("{\"city\":\"Bergen\"}");
+    assert!(matches!(
+        a.store.lookup(&later, now).expect("lookup"),
+        Lookup::Approved(_)
+    ));
+    // Another tool's request of the session, still pending.
+    let other = ApprovalRequest::new(
+        "Agent::\"claude\"",
+        "session-1",
+        "report",
+        "sha-of-report",
+        &["network".into()],
+        GrantBinding::new("host = \"api\"".into(), ["rule api".to_string()]),
+        "{}",
+    );
+    let waiting = b.store.request(&other).expect("b asks");
+
+    let mut ended = a.store.end_session("session-1").expect("ends");
+    ended.sort();
+    let mut expected = vec![allowed.id.clone(), waiting.id.clone()];
+    expected.sort();
+    assert_eq!(ended, expected);
+    assert_eq!(
+        b.store.lookup(&later, now).expect("lookup"),
+        Lookup::Unknown,
+        "the session approval covers nothing, on any replica"
+    );
+    assert!(a.store.end_session("session-1").expect("again").is_empty());
+    let refused = b
+        .store
+        .decide(
+            &waiting.id,
+            &OperatorDecision::AllowSession,
+            "operator:alice",
+            now,
+        )
+        .expect_err("its session ended");
+    assert_eq!(refused.code(), "approval_session_ended");
+    b.store
+        .decide(
+            &waiting.id,
+            &OperatorDecision::AllowOnce,
+            "operator:alice",
+            now,
+        )
+        .expect("once does not depend on the session");
+    assert!(matches!(
+        a.store.lookup(&other, now).expect("lookup"),
+        Lookup::Approved(_)
+    ));
+    // Journaled where the session ended.
+    assert!(
+        a.store
+            .all()
+            .expect("log")
+            .iter()
+            .any(|e| e.kind == "server" && e.payload.contains("session_ended")),
+        "a's log records the end"
+    );
+}
+
+#[test]
 fn a_once_approval_raced_by_replicas_is_used_exactly_once() {
     let db = fresh_database();
     let replicas: Vec<Replica> = (0..4).map(|n| replica(&db, &format!("r{n}"))).collect();

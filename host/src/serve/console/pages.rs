@@ -171,9 +171,7 @@ pub(super) fn pending(server: &Server) -> Result<Vec<ApprovalView>, crate::store
                     || "unknown: this build of the tool is no longer loaded".to_string(),
                     |t| t.tool.world().to_string(),
                 );
-            let input = serde_json::from_str::<serde_json::Value>(&request.input)
-                .and_then(|v| serde_json::to_string_pretty(&v))
-                .unwrap_or_else(|_| request.input_summary.clone());
+            let input = crate::approvals::shown_input(&request);
             ApprovalView {
                 id: approval.id,
                 tool: request.tool_name,
@@ -182,8 +180,10 @@ pub(super) fn pending(server: &Server) -> Result<Vec<ApprovalView>, crate::store
                 capabilities: listed(&request.capabilities),
                 agent: request.principal,
                 created: approval.created,
-                session: !request.session_id.is_empty(),
+                session: !request.session_id.is_empty() && !approval.used,
+                input_sha256: crate::approvals::input_sha256(&request.input),
                 input,
+                readable: !request.input.is_empty(),
                 grant: request.grant_summary,
             }
         })

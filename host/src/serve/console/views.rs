@@ -37,10 +37,17 @@ pub(super) struct ApprovalView {
     pub capabilities: String,
     pub agent: String,
     pub created: String,
-    /// Whether it was asked in a session ("allow for the session" applies).
+    /// Whether it was asked in a session that is still open ("allow for
+    /// the session" applies).
     pub session: bool,
-    /// The whole input, pretty-printed.
+    /// The whole input, pretty-printed, nothing in it invisible.
     pub input: String,
+    /// SHA-256 of the input, as a client's question for a long input
+    /// shows it.
+    pub input_sha256: String,
+    /// Whether the whole input was kept (approvals from before airlock
+    /// kept inputs have only a summary, which is not offered for "allow").
+    pub readable: bool,
     pub grant: String,
 }
 
