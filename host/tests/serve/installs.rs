@@ -22,14 +22,8 @@ fn symlinked_venv(dir: &Path, packages: Option<&Path>) -> PathBuf {
     let link = std::fs::read_link(&python).expect("the interpreter is a link");
     assert!(!link.as_os_str().is_empty(), "{}", python.display());
     if let Some(packages) = packages {
-        let lib = std::fs::read_dir(venv.join("lib"))
-            .expect("lib")
-            .filter_map(Result::ok)
-            .find(|entry| entry.file_name().to_string_lossy().starts_with("python3"))
-            .expect("lib/python3.X")
-            .path();
         std::fs::write(
-            lib.join("site-packages/shared.pth"),
+            site_packages(&venv).join("shared.pth"),
             format!("{}\n", packages.display()),
         )
         .expect(".pth");
@@ -37,16 +31,20 @@ fn symlinked_venv(dir: &Path, packages: Option<&Path>) -> PathBuf {
     venv
 }
 
-/// The site-packages of the venv `.ci/install` made for hosted servers.
-fn server_packages() -> PathBuf {
-    let venv = super::hosted::server_python();
-    let lib = std::fs::read_dir(venv.join("lib"))
+/// `VENV/lib/python3.X/site-packages`.
+fn site_packages(venv: &Path) -> PathBuf {
+    std::fs::read_dir(venv.join("lib"))
         .expect("lib")
         .filter_map(Result::ok)
         .find(|entry| entry.file_name().to_string_lossy().starts_with("python3"))
         .expect("lib/python3.X")
-        .path();
-    lib.join("site-packages")
+        .path()
+        .join("site-packages")
+}
+
+/// The site-packages of the venv `.ci/install` made for hosted servers.
+fn server_packages() -> PathBuf {
+    site_packages(&super::hosted::server_python())
 }
 
 async fn load(text: &str) -> HostedServer {
