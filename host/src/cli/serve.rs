@@ -8,6 +8,7 @@ use airlock::serve::console::{CertSource, ConsoleListener, ConsoleTls};
 use airlock::serve::http::{HttpListener, MCP_PATH};
 use airlock::serve::mcp::McpHandler;
 use airlock::serve::operator::{OperatorListener, OperatorRequest, request};
+use airlock::serve::state_watch::{StateDirGone, StateWatch};
 use airlock::serve::{Agents, Server, Sources, operator_socket_path};
 use airlock::store::StoreLocation;
 use airlock::{Config, exit_code};
@@ -167,6 +168,7 @@ async fn run(cli: &Cli, args: &ServeArgs) -> Result<(), Failure> {
     .await?;
     let settings = server.settings();
     let shutdown = CancellationToken::new();
+    let state = StateWatch::new(&cli.state_dir);
 
     eprintln!(
         "airlock: operators: {} ({} tools)",
@@ -180,6 +182,7 @@ async fn run(cli: &Cli, args: &ServeArgs) -> Result<(), Failure> {
     };
 
     let signals = Signals::new()?;
+    let mut gone = None;
     if args.stdio {
         let handler = McpHandler::stdio(server.clone(), settings.stdio_principal.clone());
         let session = handler.issued_session().map(str::to_string);
@@ -190,7 +193,10 @@ async fn run(cli: &Cli, args: &ServeArgs) -> Result<(), Failure> {
         let client_gone = running.cancellation_token();
         tokio::select! {
             _ = running.waiting() => {}
-            () = signals.until_stop(&server) => client_gone.cancel(),
+            stopped = signals.until_stop(&server, state) => {
+                gone = stopped;
+                client_gone.cancel();
+            }
         }
         // The client's one session ends with it, and its approvals.
         if let Some(session) = session {
@@ -204,7 +210,7 @@ async fn run(cli: &Cli, args: &ServeArgs) -> Result<(), Failure> {
             listener.local_addr()
         );
         let http = tokio::spawn(listener.serve(server.clone(), shutdown.clone()));
-        signals.until_stop(&server).await;
+        gone = signals.until_stop(&server, state).await;
         shutdown.cancel();
         let _ = http.await;
     }
@@ -212,6 +218,12 @@ async fn run(cli: &Cli, args: &ServeArgs) -> Result<(), Failure> {
     let _ = operator_task.await;
     if let Some(console) = console_task {
         let _ = console.await;
+    }
+    if let Some(gone) = gone {
+        // The journal went with the directory: say why, not that the
+        // shutdown could not be journaled.
+        let _ = server.shutdown().await;
+        return Err(Failure::usage(gone.code(), gone.to_string()));
     }
     server.shutdown().await?;
     eprintln!("airlock: stopped");
@@ -280,12 +292,19 @@ impl Signals {
         })
     }
 
-    /// Reloads on each SIGHUP until SIGINT or SIGTERM.
-    async fn until_stop(mut self, server: &Server) {
+    /// Reloads on each SIGHUP until SIGINT or SIGTERM, or until the state
+    /// directory goes (then says so).
+    async fn until_stop(mut self, server: &Server, state: StateWatch) -> Option<StateDirGone> {
+        let gone = state.gone();
+        tokio::pin!(gone);
         loop {
             tokio::select! {
-                _ = self.interrupt.recv() => return,
-                _ = self.terminate.recv() => return,
+                _ = self.interrupt.recv() => return None,
+                _ = self.terminate.recv() => return None,
+                gone = &mut gone => {
+                    tracing::error!(code = gone.code(), %gone, "stopping");
+                    return Some(gone);
+                }
                 _ = self.hangup.recv() => match server.reload().await {
                     Ok(tools) => eprintln!("airlock: reloaded: {}", tools.join(", ")),
                     Err(e) => eprintln!("airlock: {}: reload failed, the previous tools keep serving: {e}", e.code()),

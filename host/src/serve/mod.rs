@@ -30,6 +30,7 @@ mod session_manager;
 pub mod sessions;
 mod settings;
 mod slots;
+pub mod state_watch;
 
 pub use agents::{Agent, AgentError, AgentToken, Agents, BearerSecret, TOKEN_PREFIX};
 pub use arguments::Mismatch;

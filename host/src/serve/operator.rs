@@ -499,8 +499,21 @@ mod unix {
         path: &Path,
         request: &OperatorRequest,
     ) -> Result<Option<Value>, OperatorError> {
-        let Ok(mut stream) = UnixStream::connect(path).await else {
-            return Ok(None);
+        let mut stream = match UnixStream::connect(path).await {
+            Ok(stream) => stream,
+            // A server answers there, but the socket's mode keeps this user
+            // out: saying "no server" would send the caller to the state
+            // directory instead.
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                return Err(OperatorError::new(
+                    "not_an_operator",
+                    format!(
+                        "the operator socket {} does not let this user in: only the server's operators may use it (`[[serve.operators]]` in airlock.toml)",
+                        path.display()
+                    ),
+                ));
+            }
+            Err(_) => return Ok(None),
         };
         let failed = |e: std::io::Error| {
             OperatorError::new("operator_socket_failed", format!("{}: {e}", path.display()))

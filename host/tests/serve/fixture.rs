@@ -565,6 +565,23 @@ impl<'f> Server<'f> {
         let _ = self.child.0.wait();
     }
 
+    /// Waits (at most [`PATIENCE`]) for the server to end by itself.
+    pub fn exit_status(&mut self) -> std::process::ExitStatus {
+        let started = std::time::Instant::now();
+        loop {
+            if let Some(status) = self.child.0.try_wait().expect("try_wait") {
+                return status;
+            }
+            assert!(
+                started.elapsed() < PATIENCE,
+                "the server did not stop by itself: {}",
+                self.log()
+            );
+            // A poll interval, not a timing assumption.
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
     /// SIGTERM; the server must exit 0. Returns the whole journal.
     pub fn stop_and_journal(mut self) -> Vec<Value> {
         self.signal(15);

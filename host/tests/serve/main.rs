@@ -345,7 +345,8 @@ async fn an_unapproved_call_returns_the_pending_id_when_the_wait_ends() {
 }
 
 /// With no `[[serve.operators]]`, the server's own user is the only
-/// operator: `nobody` and root reach the socket file, and are refused.
+/// operator: the socket's mode (0600) keeps `nobody` out, and root, whom no
+/// mode keeps out, is refused by the server.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_operators_reach_the_operator_socket() {
     users::require_root("refusing `nobody` and root at the operator socket");
@@ -355,6 +356,12 @@ async fn only_operators_reach_the_operator_socket() {
     assert!(own.status.success(), "{}", fixture::printed(&own));
     let status: Value = serde_json::from_slice(&own.stdout).expect("JSON");
     assert_eq!(status["tools"][0], "echo");
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(fixture.socket())
+            .expect("socket")
+            .permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600, "only the server's own user reaches it");
 
     let strangers = [users::with_uid(users::NOBODY), users::with_uid(0)];
     for stranger in strangers {

@@ -233,3 +233,22 @@ async fn a_dropped_call_still_ends_and_is_journaled() {
         "Agent::\"embedder\""
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_whose_state_directory_is_removed_stops_and_says_why() {
+    let fixture = Fixture::new("");
+    let mut server = Server::http(&fixture).await;
+    let client = server.client("claude").await;
+    let answered = client
+        .peer()
+        .call_tool(call("echo", json!({"before": true})))
+        .await
+        .expect("tools/call");
+    assert_eq!(answered.is_error, Some(false));
+    std::fs::remove_dir_all(fixture.state()).expect("remove the state directory");
+    let status = server.exit_status();
+    assert_eq!(status.code(), Some(2), "{}", server.log());
+    let log = server.log();
+    assert!(log.contains("state_dir_gone"), "{log}");
+    assert!(log.contains("was removed while the server ran"), "{log}");
+}
