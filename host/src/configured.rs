@@ -173,10 +173,7 @@ impl ConfiguredTool {
                 tool.descriptor().input_schema.clone(),
             ),
             Kind::Native(tool) => (
-                format!(
-                    "runs {} in a sandbox",
-                    tool.sandbox_plan().program.display()
-                ),
+                format!("runs {} in a sandbox", tool.program().display()),
                 ANY_OBJECT_SCHEMA.to_string(),
             ),
             Kind::Hosted(tool) => (

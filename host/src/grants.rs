@@ -244,6 +244,8 @@ impl Grants {
             });
         }
         let mut resolved = Vec::with_capacity(self.dirs.len());
+        #[cfg(target_os = "linux")]
+        let mut opened = Vec::with_capacity(self.dirs.len());
         for dir in &self.dirs {
             if dir.guest.is_empty() || dir.guest.contains('\0') {
                 return Err(GrantError::BadGuestPath {
@@ -265,30 +267,64 @@ impl Grants {
             if !host.is_dir() {
                 return Err(GrantError::NotADirectory { path: host });
             }
+            #[cfg(target_os = "linux")]
+            opened.push(Arc::new(airlock_sandbox::pinned::open_dir(&host).map_err(
+                |e| GrantError::HostDir {
+                    path: dir.host.clone(),
+                    source: std::io::Error::other(e.to_string()),
+                },
+            )?));
             resolved.push(DirGrant {
                 host,
                 ..dir.clone()
             });
         }
-        Ok(ResolvedGrants(Grants {
-            name: self.name.clone(),
-            dirs: resolved,
-            network: Arc::clone(&self.network),
-            credentials: Arc::clone(&self.credentials),
-            sensitive: self.sensitive,
-        }))
+        Ok(ResolvedGrants {
+            grants: Grants {
+                name: self.name.clone(),
+                dirs: resolved,
+                network: Arc::clone(&self.network),
+                credentials: Arc::clone(&self.credentials),
+                sensitive: self.sensitive,
+            },
+            #[cfg(target_os = "linux")]
+            opened,
+        })
     }
 }
 
 /// Grants that passed [`Grants::resolve`]: they fit the tool's world, host
-/// paths are canonical directories and guest names are unique.
+/// paths are canonical directories and guest names are unique. On Linux
+/// each directory is also held open from then on (opened without following
+/// a link), and every invocation's preopen is that very directory: a link
+/// put in place of the path later (by another tool that can write above
+/// it) changes nothing.
 #[derive(Clone, Debug)]
-pub(crate) struct ResolvedGrants(Grants);
+pub(crate) struct ResolvedGrants {
+    grants: Grants,
+    #[cfg(target_os = "linux")]
+    opened: Vec<Arc<std::os::fd::OwnedFd>>,
+}
 
 impl ResolvedGrants {
     /// The checked grants.
     pub(crate) fn grants(&self) -> &Grants {
-        &self.0
+        &self.grants
+    }
+
+    /// Where an invocation opens directory grant `index` from: the held
+    /// directory through `/proc/self/fd` (Linux), else its path.
+    pub(crate) fn preopen_path(&self, index: usize) -> PathBuf {
+        #[cfg(target_os = "linux")]
+        if let Some(fd) = self.opened.get(index) {
+            use std::os::fd::AsRawFd;
+            return PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()));
+        }
+        self.grants
+            .dirs
+            .get(index)
+            .map(|d| d.host.clone())
+            .unwrap_or_default()
     }
 }
 

@@ -298,6 +298,7 @@ impl HostBuilder {
             .policies
             .unwrap_or_else(|| Arc::new(PolicyEngine::embedded()));
         let mut protected = self.protected;
+        protected.add_runtime_dirs();
         if let Some(dir) = &self.state_dir {
             protected.add(ProtectedKind::StateDir, dir);
         }

@@ -1,5 +1,6 @@
-//! The input check every invocation passes before admission: JSON, and no
-//! object with the same key twice. Parsers disagree about duplicates (serde
+//! The input check every invocation passes before admission: JSON, no
+//! object with the same key twice, and no number that cannot be held
+//! exactly. Parsers disagree about duplicates (serde
 //! keeps the last, many tools' parsers the first), so an approval bound to
 //! `{"url": B}` could otherwise run a tool that acts on A from
 //! `{"url": A, "url": B}`.
@@ -15,6 +16,9 @@ pub fn check(input: &str) -> Result<(), serde_json::Error> {
     Unique.deserialize(&mut deserializer)?;
     deserializer.end()
 }
+
+/// 2^53: below it, every whole number a float holds is exact.
+const EXACT_UP_TO: f64 = 9_007_199_254_740_992.0;
 
 /// Walks any JSON value, refusing a key seen twice in one object.
 struct Unique;
@@ -43,7 +47,16 @@ impl<'de> Visitor<'de> for Unique {
     fn visit_u64<E>(self, _: u64) -> Result<(), E> {
         Ok(())
     }
-    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+    fn visit_f64<E: de::Error>(self, value: f64) -> Result<(), E> {
+        // A whole number this large came from an integer the parser could
+        // not hold (past 2^64) or a float past 2^53: neighbours collapse
+        // into one value, so an approval of one would cover another, and
+        // the tool (which reads the text) could see a different number.
+        if value.fract() == 0.0 && value.abs() >= EXACT_UP_TO {
+            return Err(de::Error::custom(format!(
+                "the number {value:e} is too large to be approved exactly (past 2^53, or an integer past 2^64); send it as a string"
+            )));
+        }
         Ok(())
     }
     fn visit_str<E>(self, _: &str) -> Result<(), E> {
@@ -102,5 +115,29 @@ mod tests {
         }
         assert!(check("{").is_err());
         assert!(check("[1] [2]").is_err(), "one value only");
+    }
+
+    #[test]
+    fn numbers_that_cannot_be_held_exactly_are_refused() {
+        for good in [
+            "18446744073709551615",
+            "-9223372036854775808",
+            "9007199254740991.0",
+            "0.1",
+            "1e-300",
+            "123456.75",
+        ] {
+            assert!(check(good).is_ok(), "{good}");
+        }
+        for bad in [
+            // Neighbours past 2^64 read as one float.
+            r#"{"account": 100000000000000000001}"#,
+            r#"{"account": 100000000000000000000}"#,
+            "9007199254740993.0",
+            "1e300",
+        ] {
+            let error = check(bad).expect_err(bad).to_string();
+            assert!(error.contains("send it as a string"), "{bad}: {error}");
+        }
     }
 }

@@ -463,6 +463,17 @@ pub enum InvokeError {
         /// What went wrong.
         message: String,
     },
+    /// The sandbox refused to start the run (a grant or protected path
+    /// changed since the tool loaded, or the sandbox could not start).
+    #[error("running the native tool failed: {0}")]
+    Sandbox(#[from] airlock_sandbox::SandboxError),
+    /// A native program changed since it was loaded.
+    #[error(transparent)]
+    ProgramChanged(#[from] crate::native::ProgramChanged),
+    /// A protected path a sandbox would show is not the one airlock
+    /// started with.
+    #[error(transparent)]
+    Protected(#[from] crate::protected::ProtectedError),
     /// Instantiation failed for a reason other than a limit or fault.
     #[error("instantiating the tool failed: {message}")]
     Instantiate {
@@ -507,6 +518,9 @@ impl InvokeError {
             InvokeError::Busy { .. } => "host_busy",
             InvokeError::Instantiate { .. } => "instantiate_failed",
             InvokeError::Native { .. } => "sandbox_failed",
+            InvokeError::Sandbox(e) => e.code(),
+            InvokeError::Protected(e) => e.code(),
+            InvokeError::ProgramChanged(e) => e.code(),
             InvokeError::ApprovalMismatch { .. } => "approval_mismatch",
             InvokeError::ApprovalUsed { .. } => "approval_used",
             InvokeError::Store(e) => e.code(),

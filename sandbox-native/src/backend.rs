@@ -208,6 +208,18 @@ pub enum SandboxError {
         /// What cannot be enforced, and what to do instead.
         detail: String,
     },
+    /// A path a sandbox was to bind is no longer the one airlock checked:
+    /// a symbolic link appeared on it, or it is gone.
+    #[error(
+        "grant_changed: {} is not what airlock checked when the tool loaded ({detail}): the run is refused; see who can write above it, then reload",
+        path.display()
+    )]
+    GrantChanged {
+        /// The host path.
+        path: std::path::PathBuf,
+        /// What changed.
+        detail: String,
+    },
     /// airlock has no native sandbox for this platform.
     #[error(
         "sandbox_unavailable: airlock has no native sandbox for this platform; run the tool as a WASI component"
@@ -221,6 +233,7 @@ impl SandboxError {
         match self {
             SandboxError::Spawn { .. } => "sandbox_failed",
             SandboxError::Unsupported { .. } => "sandbox_unsupported",
+            SandboxError::GrantChanged { .. } => "grant_changed",
             _ => "sandbox_unavailable",
         }
     }

@@ -22,6 +22,8 @@ pub mod macos_sbpl;
 mod output;
 #[cfg(target_os = "linux")]
 mod persistence;
+#[cfg(target_os = "linux")]
+pub mod pinned;
 mod plan;
 #[cfg(target_os = "linux")]
 pub mod seccomp;

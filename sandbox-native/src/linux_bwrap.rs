@@ -60,14 +60,57 @@ fn bind(args: &mut Vec<OsString>, flag: &str, host: &Path, inside: &Path) {
     args.push(inside.into());
 }
 
+/// Binds host path `host` at `inside`: by the descriptor it was opened as
+/// when there is one (every mount, pin and persistence path at spawn: see
+/// [`crate::pinned`]), else by path (the system directories, the bridge).
+fn bind_host(
+    args: &mut Vec<OsString>,
+    access: Access,
+    host: &Path,
+    inside: &Path,
+    pinned: &dyn Fn(&Path) -> Option<i32>,
+) {
+    let read_only = access == Access::ReadOnly;
+    match pinned(host) {
+        Some(fd) => {
+            let flag = if read_only {
+                "--ro-bind-fd"
+            } else {
+                "--bind-fd"
+            };
+            push(args, &[flag, &fd.to_string()]);
+            args.push(inside.into());
+        }
+        None => bind(
+            args,
+            if read_only { "--ro-bind" } else { "--bind" },
+            host,
+            inside,
+        ),
+    }
+}
+
 /// The full `bwrap` argument list for `plan`, ending with `--`, the program
-/// and its arguments. `existing` says whether a host path exists (a
-/// parameter so the list can be tested without touching the file system);
-/// `seccomp_fd` is the descriptor bwrap reads the seccomp filter from.
+/// and its arguments, binding every host path by path. `existing` says
+/// whether a host path exists (a parameter so the list can be tested
+/// without touching the file system); `seccomp_fd` is the descriptor bwrap
+/// reads the seccomp filter from. A run binds the descriptors the paths
+/// were opened as instead ([`arguments_pinned`]).
 pub fn arguments(
     plan: &Plan,
     existing: &dyn Fn(&Path) -> bool,
     seccomp_fd: Option<i32>,
+) -> Vec<OsString> {
+    arguments_pinned(plan, existing, seccomp_fd, &|_| None)
+}
+
+/// As [`arguments`], each host path that `pinned` has a descriptor for
+/// bound by that descriptor.
+pub fn arguments_pinned(
+    plan: &Plan,
+    existing: &dyn Fn(&Path) -> bool,
+    seccomp_fd: Option<i32>,
+    pinned: &dyn Fn(&Path) -> Option<i32>,
 ) -> Vec<OsString> {
     let mut args = Vec::new();
     push(
@@ -110,28 +153,25 @@ pub fn arguments(
         &mut args,
         &["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"],
     );
+    for (at, target) in &plan.links {
+        args.push("--symlink".into());
+        args.push(target.into());
+        args.push(at.into());
+    }
     for mount in &plan.mounts {
-        match mount.access {
-            Access::ReadOnly => bind(&mut args, "--ro-bind", &mount.host, &mount.sandbox),
-            Access::ReadWrite => {
-                bind(&mut args, "--bind", &mount.host, &mount.sandbox);
-                // Missing ones get stand-ins before the run (see
-                // `persistence`), so every one is bound here.
-                for persistent in PERSISTENCE_PATHS {
-                    let host = mount.host.join(persistent.path);
-                    if existing(&host) {
-                        bind(
-                            &mut args,
-                            "--ro-bind",
-                            &host,
-                            &mount.sandbox.join(persistent.path),
-                        );
-                    }
-                }
+        bind_host(&mut args, mount.access, &mount.host, &mount.sandbox, pinned);
+        if mount.access == Access::ReadWrite {
+            // Missing ones get stand-ins before the run (see
+            // `persistence`), so every one is bound here.
+            for host in persistence_paths(mount, existing) {
+                let inside = mount
+                    .sandbox
+                    .join(host.strip_prefix(&mount.host).unwrap_or(&host));
+                bind_host(&mut args, Access::ReadOnly, &host, &inside, pinned);
             }
         }
     }
-    hide(&mut args, plan);
+    hide(&mut args, plan, pinned);
     if let NetworkMode::Strict { bridge, .. } = &plan.network {
         bind(&mut args, "--ro-bind", bridge, Path::new(BRIDGE_IN_SANDBOX));
     }
@@ -171,7 +211,13 @@ pub fn arguments(
 /// socket with `/dev/null` (bound `nodev`: it cannot be opened, and a
 /// `connect` to it is refused). A covered path is a mount point, so it
 /// cannot be renamed or removed from inside either.
-fn hide(args: &mut Vec<OsString>, plan: &Plan) {
+fn hide(args: &mut Vec<OsString>, plan: &Plan, pinned: &dyn Fn(&Path) -> Option<i32>) {
+    // The directories on the way to a hidden path first: as mount points
+    // they cannot be renamed, so the path cannot be carried away from its
+    // cover.
+    for pin in &plan.pins {
+        bind_host(args, pin.access, &pin.host, &pin.sandbox, pinned);
+    }
     for hidden in &plan.hidden {
         if hidden.dir {
             push(args, &["--perms", "0000", "--tmpfs"]);
@@ -182,6 +228,17 @@ fn hide(args: &mut Vec<OsString>, plan: &Plan) {
             bind(args, "--ro-bind", Path::new("/dev/null"), &hidden.sandbox);
         }
     }
+}
+
+/// The persistence paths of writable `mount` that exist on the host.
+fn persistence_paths<'a>(
+    mount: &'a crate::plan::Mount,
+    existing: &'a dyn Fn(&Path) -> bool,
+) -> impl Iterator<Item = PathBuf> + 'a {
+    PERSISTENCE_PATHS
+        .iter()
+        .map(|persistent| mount.host.join(persistent.path))
+        .filter(|host| existing(host))
 }
 
 /// The bubblewrap backend: `bwrap` at `program`, with the arguments above,
@@ -222,20 +279,36 @@ impl LinuxBubblewrap {
         let filter_fd = filter.as_raw_fd();
         let stand_ins = crate::persistence::StandIns::create(plan)?;
         let existing = |p: &Path| p.exists();
+        // Everything bound from a grant is opened now, without following
+        // a link, and bound by descriptor: what runs sees what was checked.
+        let mut pinned = crate::pinned::Pinned::default();
+        for mount in plan.mounts.iter().chain(&plan.pins) {
+            pinned.open(&mount.host)?;
+        }
+        for mount in plan.mounts.iter().filter(|m| m.access == Access::ReadWrite) {
+            for host in persistence_paths(mount, &existing) {
+                pinned.open(&host)?;
+            }
+        }
         let mut command = command(&self.program);
-        command.args(arguments(plan, &existing, Some(filter_fd)));
+        command.args(arguments_pinned(plan, &existing, Some(filter_fd), &|p| {
+            pinned.fd(p)
+        }));
         let nproc_outside = !limits_processes_inside(&existing);
+        let mut inherited = pinned.numbers();
+        inherited.push(filter_fd);
+        inherited.extend(channel_fd(plan));
         confine(
             &mut command,
             rlimits(&plan.limits, nproc_outside),
             Confine {
-                inherited_fds: [Some(filter_fd), channel_fd(plan)],
+                inherited_fds: inherited,
                 drop_root: true,
             },
         );
         Ok(Prepared {
             command,
-            keep: vec![Box::new(filter), Box::new(stand_ins)],
+            keep: vec![Box::new(filter), Box::new(stand_ins), Box::new(pinned)],
         })
     }
 }

@@ -95,6 +95,11 @@ pub fn profile(
     for file in SYSTEM_FILES {
         let _ = write!(p, "\n    (literal {})", quoted(Path::new(file)));
     }
+    // No remapping here: a program's links are the host's own, read as they
+    // are.
+    for (at, _) in &plan.links {
+        let _ = write!(p, "\n    (literal {})", quoted(at));
+    }
     let _ = write!(p, "\n    (literal {}))\n", quoted(&plan.program));
     p.push_str("(allow file-read* file-write* process-exec");
     for dir in &writable {

@@ -25,7 +25,10 @@ pub struct Persistent {
 
 /// The persistence paths: the whole `.git` (hooks, `core.fsmonitor` and
 /// friends in its config run commands on the host), shell start-up files,
-/// direnv's `.envrc`, editor task configs.
+/// direnv's `.envrc`, editor task configs, and, for a workspace that is a
+/// home directory, `.ssh` (`authorized_keys`, `config`'s `ProxyCommand`)
+/// and `.config` (user systemd units, autostart entries, many programs'
+/// hooks).
 pub const PERSISTENCE_PATHS: &[Persistent] = &[
     Persistent {
         path: ".git",
@@ -63,6 +66,14 @@ pub const PERSISTENCE_PATHS: &[Persistent] = &[
         path: ".idea",
         dir: true,
     },
+    Persistent {
+        path: ".ssh",
+        dir: true,
+    },
+    Persistent {
+        path: ".config",
+        dir: true,
+    },
 ];
 
 /// How a mount may be used.
@@ -77,7 +88,9 @@ pub enum Access {
 /// A host directory made visible inside the sandbox.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Mount {
-    /// The host path (canonical).
+    /// The host path: canonical (no symbolic link on it). The Linux
+    /// backend opens it without following links and binds what it opened;
+    /// a link that appeared since refuses the run (`grant_changed`).
     pub host: PathBuf,
     /// Where it appears inside the sandbox.
     pub sandbox: PathBuf,
@@ -173,8 +186,16 @@ pub struct Plan {
     pub cwd: Option<PathBuf>,
     /// Host directories made visible.
     pub mounts: Vec<Mount>,
+    /// Symbolic links made inside the sandbox (where, what it points to):
+    /// a program's links that no mount shows, made from what they read when
+    /// checked, so nothing on the host is followed at run time.
+    pub links: Vec<(PathBuf, PathBuf)>,
     /// Host paths inside the mounts that stay hidden.
     pub hidden: Vec<Hidden>,
+    /// Directories between a writable mount and a hidden path, bound over
+    /// themselves so that, as mount points, none of them can be renamed
+    /// (which would carry a hidden path out from under its cover).
+    pub pins: Vec<Mount>,
     /// Resource limits.
     pub limits: ProcessLimits,
     /// The network.
@@ -194,7 +215,9 @@ impl Plan {
             env: Vec::new(),
             cwd: None,
             mounts: Vec::new(),
+            links: Vec::new(),
             hidden: Vec::new(),
+            pins: Vec::new(),
             limits: ProcessLimits::default(),
             network: NetworkMode::None,
             cancel: None,
@@ -243,6 +266,29 @@ impl Plan {
             host: host.into(),
             sandbox: sandbox.into(),
             dir,
+        });
+        self
+    }
+
+    /// Makes a symbolic link at `at` inside the sandbox, pointing to
+    /// `target`.
+    pub fn link(mut self, at: impl Into<PathBuf>, target: impl Into<PathBuf>) -> Self {
+        self.links.push((at.into(), target.into()));
+        self
+    }
+
+    /// Binds `host` (a directory inside a mount) over itself at `sandbox`,
+    /// so that it cannot be renamed from inside.
+    pub fn pin(
+        mut self,
+        host: impl Into<PathBuf>,
+        sandbox: impl Into<PathBuf>,
+        access: Access,
+    ) -> Self {
+        self.pins.push(Mount {
+            host: host.into(),
+            sandbox: sandbox.into(),
+            access,
         });
         self
     }

@@ -202,11 +202,11 @@ fn await_end(processes: &[ProcStat]) {
 }
 
 /// What else happens between fork and exec, besides the limits.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub(crate) struct Confine {
     /// Descriptors the child must inherit (the seccomp program for bwrap,
-    /// the egress proxy's channel in strict mode).
-    pub inherited_fds: [Option<i32>; 2],
+    /// the egress proxy's channel in strict mode, the bound paths).
+    pub inherited_fds: Vec<i32>,
     /// Drop to `nobody` when airlock runs as root.
     #[cfg(target_os = "linux")]
     pub drop_root: bool,
@@ -235,7 +235,7 @@ pub(crate) fn confine(command: &mut Command, limits: Vec<Rlimit>, how: Confine) 
     unsafe {
         command.pre_exec(move || {
             // Only the sandbox program, in this child, inherits them.
-            for fd in inherited_fds.into_iter().flatten() {
+            for &fd in &inherited_fds {
                 let fd = std::os::fd::BorrowedFd::borrow_raw(fd);
                 rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::empty())?;
             }

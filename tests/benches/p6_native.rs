@@ -46,7 +46,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         };
         let tool = host.load_native("cat", spec, Grants::none())?;
         let bare_args =
-            airlock_sandbox::linux_bwrap::arguments(&tool.sandbox_plan(), &|p| p.exists(), None);
+            airlock_sandbox::linux_bwrap::arguments(&tool.sandbox_plan()?, &|p| p.exists(), None);
 
         let bare_call = || -> Result<std::time::Duration, Box<dyn std::error::Error>> {
             let start = Instant::now();

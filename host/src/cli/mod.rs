@@ -241,6 +241,11 @@ pub(crate) fn host_builder(
     if let Some(dir) = &cli.policies {
         builder = builder.protect(ProtectedKind::Policies, dir);
     }
+    // The program itself: a tool that could rewrite it would run as the
+    // server next time.
+    if let Ok(exe) = std::env::current_exe() {
+        builder = builder.protect(ProtectedKind::Program, exe);
+    }
     if !cli.quiet {
         builder = builder.on_compile(progress::compile_spinner());
     }

@@ -90,8 +90,19 @@ pub async fn run(cli: &Cli, args: &RunArgs) -> u8 {
         }
     };
     let built = super::host_builder(cli, limits.fuel.is_some(), resolver, vault).and_then(|b| {
+        use airlock::protected::ProtectedKind;
         let b = match &args.source.config {
-            Some(config) => b.protect(airlock::protected::ProtectedKind::Config, config),
+            Some(config) => {
+                // And the socket its `[serve]` table names, if it names one.
+                let socket = airlock::Config::from_file(config).ok().map(|parsed| {
+                    airlock::serve::operator_socket_path(parsed.serve(), &cli.state_dir)
+                });
+                let b = b.protect(ProtectedKind::Config, config);
+                match socket {
+                    Some(socket) => b.protect(ProtectedKind::OperatorSocket, socket),
+                    None => b,
+                }
+            }
             None => b,
         };
         Ok(b.build()?)

@@ -8,10 +8,13 @@
 //! classified, Cedar), then the pinned address.
 
 mod config;
+mod digested;
 mod run;
 
 pub(crate) use config::{RawLimits, RawNative, limits as parse_limits, path as config_path};
-pub(crate) use run::{base_plan, call_limits, listed_paths};
+pub(crate) use digested::Digested;
+pub use digested::ProgramChanged;
+pub(crate) use run::{Granted, Visible, base_plan, call_limits, listed_paths};
 
 use crate::Host;
 use crate::approvals::GrantBinding;
@@ -27,7 +30,6 @@ use crate::trail::Execution;
 use crate::vocabulary::{Capability, Enforcement, Executor, World};
 use airlock_sandbox::{Backend, NetworkMode, Plan};
 use run::{outcome_of, plan_for};
-use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 
 /// How a native tool is confined.
@@ -80,6 +82,8 @@ pub struct NativeTool {
     grants: Grants,
     backend: Option<Backend>,
     protected: ProtectedPaths,
+    /// The program as it was digested, checked again before every run.
+    digested: Digested,
 }
 
 impl NativeTool {
@@ -130,12 +134,17 @@ impl NativeTool {
     /// The sandbox plan a run starts from: program, arguments, environment,
     /// mounts and limits. A `strict` run adds its own proxy socket and the
     /// bridge.
-    pub fn sandbox_plan(&self) -> Plan {
+    pub fn sandbox_plan(&self) -> Result<Plan, ProtectedError> {
         self.plan(&self.limits(Limits::default()))
     }
 
+    /// The program it runs.
+    pub fn program(&self) -> &Path {
+        &self.spec.program
+    }
+
     /// The plan of a run under `limits`, airlock's own files hidden.
-    fn plan(&self, limits: &Limits) -> Plan {
+    fn plan(&self, limits: &Limits) -> Result<Plan, ProtectedError> {
         self.protected.hide_in(plan_for(&self.spec, limits))
     }
 
@@ -270,14 +279,6 @@ fn existing_dirs(dirs: &[PathBuf]) -> Result<Vec<PathBuf>, NativeError> {
         .collect()
 }
 
-fn sha256_file(path: &Path) -> Result<String, NativeError> {
-    let bytes = std::fs::read(path).map_err(|source| NativeError::Program {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    Ok(hex::encode(Sha256::digest(&bytes)))
-}
-
 impl Host {
     /// Loads a native tool named `name`: hashes the program, finds the
     /// sandbox (or refuses with `sandbox_unavailable`), derives its facts
@@ -299,7 +300,11 @@ impl Host {
             fs_read.iter().chain(&fs_write).map(PathBuf::as_path),
             spec.hide_airlock_files,
         )?;
-        let sha256 = sha256_file(&program)?;
+        let digested = Digested::read(&program).map_err(|source| NativeError::Program {
+            path: program.clone(),
+            source,
+        })?;
+        let sha256 = digested.sha256().to_string();
         let backend = match spec.tier {
             Tier::Sandbox => Some(self.native_sandbox()?),
             Tier::None => None,
@@ -343,6 +348,7 @@ impl Host {
             grants,
             backend,
             protected: self.protected().clone(),
+            digested,
         })
     }
 }
@@ -437,7 +443,8 @@ impl Host {
             NativeNetwork::None => None,
         };
         let bridge = self.native_bridge();
-        let mut plan = tool.plan(limits);
+        tool.digested.verify()?;
+        let mut plan = tool.plan(limits)?;
         if let Some(proxy) = &proxy {
             let bridge = bridge.ok_or_else(|| InvokeError::Native {
                 message: "strict network needs the bridge program: HostBuilder::native_bridge, or run from the airlock binary".into(),
@@ -465,10 +472,7 @@ impl Host {
         .await
         .map_err(|e| InvokeError::Native {
             message: format!("the sandbox task failed: {e}"),
-        })?
-        .map_err(|e| InvokeError::Native {
-            message: e.to_string(),
-        })?;
+        })??;
         let egress = proxy.as_ref().map(EgressProxy::records).unwrap_or_default();
         drop(proxy);
         Ok(Executed::Ran(outcome_of(

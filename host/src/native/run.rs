@@ -36,36 +36,69 @@ pub(crate) fn listed_paths(dirs: &[PathBuf]) -> String {
         .join(", ")
 }
 
+/// A granted directory: where it is on the host (canonical, as checked at
+/// load; the sandbox binds exactly that) and where the program sees it (as
+/// configured).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Granted {
+    pub(crate) host: PathBuf,
+    pub(crate) sandbox: PathBuf,
+}
+
+impl Granted {
+    /// `dir` as configured, resolved on the host.
+    pub(crate) fn resolve(dir: &Path) -> std::io::Result<Self> {
+        let host = dir.canonicalize()?;
+        if !host.is_dir() {
+            return Err(std::io::Error::other("not a directory"));
+        }
+        Ok(Self {
+            host,
+            sandbox: dir.to_path_buf(),
+        })
+    }
+}
+
+/// What a native program sees beyond the system: `files` read-only at
+/// their own paths (the program itself, a hosted server's interpreter no
+/// grant shows), `links` made again inside (a hosted server's command's
+/// links), the granted directories (the first writable one is the working
+/// directory).
+pub(crate) struct Visible<'a> {
+    pub(crate) files: &'a [PathBuf],
+    pub(crate) links: &'a [(PathBuf, PathBuf)],
+    pub(crate) read: &'a [Granted],
+    pub(crate) write: &'a [Granted],
+}
+
 /// What every native program's plan starts from: `program` with `args`,
-/// the `files` it needs visible read-only at their own paths (the program
-/// itself, or a hosted server's links no grant shows), the granted
-/// directories at their host paths (the first writable one is the working
-/// directory), a fixed `PATH` and locale and nothing else of the
+/// what is `visible`, a fixed `PATH` and locale and nothing else of the
 /// environment, `limits`.
 pub(crate) fn base_plan(
     program: &Path,
-    files: &[PathBuf],
+    visible: &Visible<'_>,
     args: &[String],
     limits: airlock_sandbox::ProcessLimits,
-    fs_read: &[PathBuf],
-    fs_write: &[PathBuf],
 ) -> Plan {
     let mut plan = Plan::new(program)
         .args(args.iter())
         .env("PATH", "/usr/local/bin:/usr/bin:/bin")
         .env("LANG", "C.UTF-8")
         .limits(limits);
-    for file in files {
+    for file in visible.files {
         plan = plan.mount(file, file, Access::ReadOnly);
     }
-    for dir in fs_read {
-        plan = plan.mount(dir, dir, Access::ReadOnly);
+    for (at, target) in visible.links {
+        plan = plan.link(at, target);
     }
-    for dir in fs_write {
-        plan = plan.mount(dir, dir, Access::ReadWrite);
+    for dir in visible.read {
+        plan = plan.mount(&dir.host, &dir.sandbox, Access::ReadOnly);
     }
-    if let Some(dir) = fs_write.first() {
-        plan = plan.cwd(dir);
+    for dir in visible.write {
+        plan = plan.mount(&dir.host, &dir.sandbox, Access::ReadWrite);
+    }
+    if let Some(dir) = visible.write.first() {
+        plan = plan.cwd(&dir.sandbox);
     }
     plan
 }
@@ -73,17 +106,29 @@ pub(crate) fn base_plan(
 /// The sandbox plan of a native tool's run, no network (a `strict` run
 /// sets its proxy and bridge).
 pub(super) fn plan_for(spec: &NativeSpec, limits: &Limits) -> Plan {
+    // Loaded, a native tool's directories are canonical already.
+    let at_home = |dirs: &[PathBuf]| -> Vec<Granted> {
+        dirs.iter()
+            .map(|dir| Granted {
+                host: dir.clone(),
+                sandbox: dir.clone(),
+            })
+            .collect()
+    };
     base_plan(
         &spec.program,
-        std::slice::from_ref(&spec.program),
+        &Visible {
+            files: std::slice::from_ref(&spec.program),
+            links: &[],
+            read: &at_home(&spec.fs_read),
+            write: &at_home(&spec.fs_write),
+        },
         &spec.args,
         airlock_sandbox::ProcessLimits {
             wall_clock: limits.timeout,
             output_bytes: limits.max_output_bytes,
             ..spec.limits.clone()
         },
-        &spec.fs_read,
-        &spec.fs_write,
     )
 }
 

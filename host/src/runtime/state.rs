@@ -39,12 +39,12 @@ impl StoreState {
             .allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false);
-        for dir in grants.grants().dirs() {
+        for (index, dir) in grants.grants().dirs().iter().enumerate() {
             let perms = match dir.access() {
                 DirAccess::ReadOnly => FsPerms::ReadOnly,
                 DirAccess::ReadWrite => FsPerms::ReadWrite,
             };
-            wasi.preopened_dir(dir.host(), dir.guest(), perms)
+            wasi.preopened_dir(grants.preopen_path(index), dir.guest(), perms)
                 .map_err(|e| GrantError::HostDir {
                     path: dir.host().to_path_buf(),
                     source: std::io::Error::other(e.to_string()),

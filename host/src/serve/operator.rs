@@ -446,10 +446,11 @@ mod unix {
     }
 
     async fn connection(server: Server, stream: UnixStream) {
+        let accepted = super::super::peers::accepted_now();
         let credentials = stream.peer_cred();
         let (read, mut write) = stream.into_split();
         let operator = match credentials {
-            Ok(cred) => match super::super::peers::same_namespaces(cred.pid()) {
+            Ok(cred) => match super::super::peers::same_namespaces(cred.pid(), accepted) {
                 Err(e) => Err((e.code(), e.to_string())),
                 Ok(()) => server.settings().operator_for(cred.uid(), cred.gid()).ok_or((
                     "not_an_operator",

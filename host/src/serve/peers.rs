@@ -28,6 +28,15 @@ pub enum PeerError {
         /// `user` or `pid`.
         namespace: &'static str,
     },
+    /// The process with the peer's pid started after the connection was
+    /// accepted: the peer is gone and its pid was given to another.
+    #[error(
+        "the caller (pid {pid}) is gone and its pid belongs to a process started since: refused"
+    )]
+    Replaced {
+        /// The pid.
+        pid: i32,
+    },
     /// Its namespaces could not be read.
     #[error("the caller's namespaces (pid {pid}) could not be read ({detail}): refused")]
     Unreadable {
@@ -42,22 +51,67 @@ impl PeerError {
     /// Stable reason code.
     pub fn code(&self) -> &'static str {
         match self {
-            Self::Invisible | Self::OtherNamespace { .. } => "foreign_namespace",
+            Self::Invisible | Self::OtherNamespace { .. } | Self::Replaced { .. } => {
+                "foreign_namespace"
+            }
             Self::Unreadable { .. } => "peer_unknown",
         }
     }
 }
 
-/// Checks that the peer with `pid` (from `SO_PEERCRED`) runs in this
-/// process's user and PID namespaces.
+/// When a connection was accepted, in the clock process start times are
+/// counted in (ticks since boot); `None` where that cannot be read.
+pub fn accepted_now() -> Option<u64> {
+    #[cfg(target_os = "linux")]
+    {
+        let uptime = std::fs::read_to_string("/proc/uptime").ok()?;
+        let seconds: f64 = uptime.split_whitespace().next()?.parse().ok()?;
+        let ticks = rustix::param::clock_ticks_per_second();
+        // Whole ticks: uptime is printed to the hundredth of a second.
+        Some((seconds * ticks as f64) as u64)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        None
+    }
+}
+
+/// When process `pid` started, in ticks since boot (`/proc/PID/stat`).
 #[cfg(target_os = "linux")]
-pub fn same_namespaces(pid: Option<i32>) -> Result<(), PeerError> {
+fn started(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which may hold spaces and ')'; the
+    // start time is the 22nd field overall, the 20th after the name.
+    let after = stat.rsplit_once(')')?.1;
+    after.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Checks that the peer with `pid` (from `SO_PEERCRED`) runs in this
+/// process's user and PID namespaces, and that the pid is still the peer's:
+/// a process that started after the connection was `accepted` (see
+/// [`accepted_now`]) got the pid of a peer that has gone.
+#[cfg(target_os = "linux")]
+pub fn same_namespaces(pid: Option<i32>, accepted: Option<u64>) -> Result<(), PeerError> {
     let pid = match pid {
         Some(pid) if pid > 0 => pid,
         _ => return Err(PeerError::Invisible),
     };
+    let still_the_peer = |pid| match (accepted, started(pid)) {
+        // One tick of slack for the two clocks' rounding.
+        (Some(accepted), Some(started)) => started <= accepted + 1,
+        _ => false,
+    };
+    if !still_the_peer(pid) {
+        return Err(PeerError::Replaced { pid });
+    }
     for namespace in ["user", "pid"] {
-        match same_namespace(pid, namespace) {
+        let verdict = same_namespace(pid, namespace);
+        // Read again after: the namespaces read were the peer's only if the
+        // pid was still its at the end.
+        if !still_the_peer(pid) {
+            return Err(PeerError::Replaced { pid });
+        }
+        match verdict {
             Ok(true) => {}
             Ok(false) => return Err(PeerError::OtherNamespace { pid, namespace }),
             // Another user's process (a configured operator) whose
@@ -81,7 +135,7 @@ pub fn same_namespaces(pid: Option<i32>) -> Result<(), PeerError> {
 
 /// No namespaces to compare off Linux.
 #[cfg(not(target_os = "linux"))]
-pub fn same_namespaces(_pid: Option<i32>) -> Result<(), PeerError> {
+pub fn same_namespaces(_pid: Option<i32>, _accepted: Option<u64>) -> Result<(), PeerError> {
     Ok(())
 }
 
@@ -127,10 +181,28 @@ mod tests {
 
     #[test]
     fn this_process_is_its_own_peer_and_pid_zero_is_nobody() {
-        same_namespaces(Some(std::process::id() as i32)).expect("ours");
-        let refused = same_namespaces(Some(0)).expect_err("invisible");
+        let now = accepted_now();
+        assert!(now.is_some(), "the clock is readable");
+        same_namespaces(Some(std::process::id() as i32), now).expect("ours");
+        let refused = same_namespaces(Some(0), now).expect_err("invisible");
         assert_eq!(refused.code(), "foreign_namespace");
-        assert!(matches!(same_namespaces(None), Err(PeerError::Invisible)));
+        assert!(matches!(
+            same_namespaces(None, now),
+            Err(PeerError::Invisible)
+        ));
+    }
+
+    #[test]
+    fn a_pid_given_to_a_process_started_after_the_connection_is_refused() {
+        // As if the connection had been accepted before this process began.
+        let before = started(std::process::id() as i32).expect("start time");
+        let refused = same_namespaces(
+            Some(std::process::id() as i32),
+            Some(before.saturating_sub(5)),
+        )
+        .expect_err("started after");
+        assert!(matches!(refused, PeerError::Replaced { .. }), "{refused}");
+        assert_eq!(refused.code(), "foreign_namespace");
     }
 
     #[test]

@@ -8,6 +8,7 @@ use super::program::Program;
 use super::progress::{ProgressRoutes, ProgressSink};
 use super::{ServerConfig, ServerError};
 use crate::Host;
+use crate::native::Granted;
 use airlock_sandbox::{Backend, NetworkMode, Spawned};
 use rmcp::model::{
     CallToolRequest, CallToolRequestParams, CallToolResult, ClientRequest,
@@ -176,6 +177,11 @@ pub struct HostedServer {
 struct Inner {
     config: ServerConfig,
     program: Program,
+    /// The program's file as digested at load, checked at every start.
+    digested: crate::native::Digested,
+    /// Its directories, resolved at load.
+    read: Vec<Granted>,
+    write: Vec<Granted>,
     sha256: String,
     backend: Backend,
     /// airlock's own files, hidden from its sandbox.
@@ -232,27 +238,30 @@ impl HostedServer {
         let program =
             super::program::resolve(&program, &granted).map_err(|e| unreadable(&program, e))?;
         // The digest is of what runs: the file the links end in.
-        let bytes = std::fs::read(&program.target).map_err(|e| unreadable(&program.target, e))?;
-        for dir in config.fs_read.iter().chain(&config.fs_write) {
-            if !dir.is_dir() {
-                return Err(ServerError::Directory {
-                    server: config.name.clone(),
-                    path: dir.clone(),
-                });
-            }
-        }
+        let digested = crate::native::Digested::read(&program.target)
+            .map_err(|e| unreadable(&program.target, e))?;
+        // Resolved once: the sandbox binds these very directories (see
+        // `airlock_sandbox::pinned`) wherever the server expects them.
+        let resolve = |dirs: &[PathBuf]| -> Result<Vec<Granted>, ServerError> {
+            dirs.iter()
+                .map(|dir| {
+                    Granted::resolve(dir).map_err(|_| ServerError::Directory {
+                        server: config.name.clone(),
+                        path: dir.clone(),
+                    })
+                })
+                .collect()
+        };
+        let (read, write) = (resolve(&config.fs_read)?, resolve(&config.fs_write)?);
+        let extra = program.extra();
         host.protected()
             .check_sandboxed(
-                config
-                    .fs_read
-                    .iter()
-                    .chain(&config.fs_write)
-                    .map(PathBuf::as_path),
+                read.iter().chain(&write).map(|dir| dir.host.as_path()),
                 config.hide_airlock_files,
             )
             .and_then(|()| {
                 host.protected().check(
-                    program.mounted.iter().map(PathBuf::as_path),
+                    extra.iter().map(PathBuf::as_path),
                     crate::protected::Containing::Refuse,
                 )
             })
@@ -260,7 +269,7 @@ impl HostedServer {
                 server: config.name.clone(),
                 source,
             })?;
-        let sha256 = crate::attest::sha256_hex(&bytes);
+        let sha256 = digested.sha256().to_string();
         let egress = match &config.network {
             None => None,
             Some(grants) => {
@@ -291,12 +300,15 @@ impl HostedServer {
             starts: 0,
             last_error: None,
             tools: 0,
-            mounted: program.mounted.clone(),
+            mounted: extra,
         };
         Ok(Self {
             inner: Arc::new(Inner {
                 sha256,
                 program,
+                digested,
+                read,
+                write,
                 backend,
                 protected: host.protected().clone(),
                 egress,
@@ -407,10 +419,27 @@ impl HostedServer {
 
     async fn connect(&self) -> Result<Live, ServerError> {
         let config = &self.inner.config;
+        self.inner
+            .digested
+            .verify()
+            .map_err(|e| ServerError::Program {
+                server: config.name.clone(),
+                path: e.path.clone(),
+                message: e.to_string(),
+            })?;
         let mut plan = self
             .inner
             .protected
-            .hide_in(plan(config, &self.inner.program));
+            .hide_in(plan(
+                config,
+                &self.inner.program,
+                &self.inner.read,
+                &self.inner.write,
+            ))
+            .map_err(|source| ServerError::Protected {
+                server: config.name.clone(),
+                source,
+            })?;
         if let Some((egress, bridge)) = &self.inner.egress {
             plan.network = NetworkMode::Strict {
                 channel_fd: egress.channel_fd(),

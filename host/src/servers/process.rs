@@ -5,6 +5,7 @@
 
 use super::ServerConfig;
 use super::program::Program;
+use crate::native::Granted;
 use airlock_sandbox::Plan;
 use std::collections::VecDeque;
 use std::io::BufRead;
@@ -20,18 +21,28 @@ pub const MAX_MESSAGE_BYTES: usize = 16 << 20;
 /// How much of a server's stderr reaches the log over its process's life.
 pub const STDERR_LOG_BYTES: usize = 64 << 10;
 
-/// The sandbox plan for `config` running `program`: what every native
-/// program gets (the granted directories at their host paths, the files of
-/// the command no grant shows, a fixed `PATH` and locale), then the
-/// configured `env`, which wins.
-pub(super) fn plan(config: &ServerConfig, program: &Program) -> Plan {
+/// The sandbox plan for `config` running `program` with its directories
+/// `read` and `write` (resolved at load): what every native program gets
+/// (the granted directories where the server expects them, what of its
+/// command no grant shows, a fixed `PATH` and locale), then the configured
+/// `env`, which wins.
+pub(super) fn plan(
+    config: &ServerConfig,
+    program: &Program,
+    read: &[Granted],
+    write: &[Granted],
+) -> Plan {
+    let file: Vec<std::path::PathBuf> = program.file.iter().cloned().collect();
     let mut plan = crate::native::base_plan(
         &program.run,
-        &program.mounted,
+        &crate::native::Visible {
+            files: &file,
+            links: &program.links,
+            read,
+            write,
+        },
         &config.args,
         config.limits.clone(),
-        &config.fs_read,
-        &config.fs_write,
     );
     for (key, value) in &config.env {
         plan.env.retain(|(k, _)| k != key);
@@ -211,7 +222,11 @@ mod tests {
         .expect("valid");
         let program =
             super::super::program::resolve(Path::new("/usr/bin/python3"), &[]).expect("python3");
-        let plan = plan(&config.servers()[0], &program);
+        let write = [Granted {
+            host: "/w".into(),
+            sandbox: "/w".into(),
+        }];
+        let plan = plan(&config.servers()[0], &program, &[], &write);
         let mut env = plan.env.clone();
         env.sort();
         assert_eq!(

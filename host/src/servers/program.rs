@@ -4,13 +4,14 @@
 //! still finds its `pyvenv.cfg` and packages, and a `node_modules/.bin`
 //! script its package. The server is known by the SHA-256 of the file the
 //! links end in. Each link, and that file, must be visible in the sandbox:
-//! those no grant and no system directory shows are mounted read-only at
-//! their own paths, and `airlock servers status` lists them.
+//! links no grant and no system directory shows are made again inside it
+//! (as read at load: the sandbox never follows a link on the host), the
+//! file is bound read-only, and `airlock servers status` lists them.
 
 use std::path::{Component, Path, PathBuf};
 
 /// Directories every sandbox shows read-only (bubblewrap's system
-/// directories; a redundant mount elsewhere is harmless).
+/// directories).
 const SHOWN: &[&str] = &[
     "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32",
 ];
@@ -25,8 +26,22 @@ pub(crate) struct Program {
     pub(crate) run: PathBuf,
     /// The file every link ends in (what is digested).
     pub(crate) target: PathBuf,
-    /// Links and the target that no grant or system directory shows.
-    pub(crate) mounted: Vec<PathBuf>,
+    /// Links no grant or system directory shows: where each is, and what
+    /// it points to (as read at load).
+    pub(crate) links: Vec<(PathBuf, PathBuf)>,
+    /// The target, when no grant or system directory shows it.
+    pub(crate) file: Option<PathBuf>,
+}
+
+impl Program {
+    /// What the sandbox is given beyond its grants, for status and checks.
+    pub(crate) fn extra(&self) -> Vec<PathBuf> {
+        self.links
+            .iter()
+            .map(|(at, _)| at.clone())
+            .chain(self.file.clone())
+            .collect()
+    }
 }
 
 /// Resolves `command` (absolute, or a bare name already found on `PATH`)
@@ -43,25 +58,24 @@ pub(crate) fn resolve(command: &Path, granted: &[PathBuf]) -> std::io::Result<Pr
         SHOWN.iter().any(|dir| path.starts_with(dir))
             || granted.iter().any(|dir| path.starts_with(dir))
     };
-    let mut mounted = Vec::new();
+    let mut links = Vec::new();
     let mut hop = run.clone();
     for _ in 0..MAX_LINKS {
-        if !shown(&hop) && !mounted.contains(&hop) {
-            mounted.push(hop.clone());
-        }
         let Ok(next) = std::fs::read_link(&hop) else {
             break;
         };
+        if !shown(&hop) && !links.iter().any(|(at, _)| at == &hop) {
+            links.push((hop.clone(), next.clone()));
+        }
         let base = hop.parent().map(Path::to_path_buf).unwrap_or_default();
         hop = lexical(&base.join(next));
     }
-    if !shown(&target) && !mounted.contains(&target) {
-        mounted.push(target.clone());
-    }
+    let file = (!shown(&target)).then(|| target.clone());
     Ok(Program {
         run,
         target,
-        mounted,
+        links,
+        file,
     })
 }
 
@@ -87,7 +101,7 @@ mod tests {
     use std::os::unix::fs::symlink;
 
     #[test]
-    fn a_venv_interpreter_runs_at_its_own_path_and_needs_no_mount() {
+    fn a_venv_interpreter_runs_at_its_own_path_and_needs_nothing_more() {
         let dir = tempfile::tempdir().expect("tempdir");
         let bin = dir.path().join("venv/bin");
         std::fs::create_dir_all(&bin).expect("bin");
@@ -100,11 +114,11 @@ mod tests {
             program.target,
             std::fs::canonicalize("/bin/sh").expect("sh")
         );
-        assert!(program.mounted.is_empty(), "{:?}", program.mounted);
+        assert!(program.extra().is_empty(), "{program:?}");
     }
 
     #[test]
-    fn links_outside_every_grant_are_mounted() {
+    fn links_outside_every_grant_are_made_again_and_the_file_bound() {
         let dir = tempfile::tempdir().expect("tempdir");
         let tools = dir.path().join("tools");
         let elsewhere = dir.path().join("elsewhere");
@@ -118,10 +132,18 @@ mod tests {
             resolve(&tools.join("server"), std::slice::from_ref(&tools)).expect("resolves");
         let real = std::fs::canonicalize(&real).expect("real");
         assert_eq!(program.target, real);
-        assert_eq!(program.mounted, [real], "only what no grant shows");
-        // Granted nothing, every hop is mounted.
+        assert!(program.links.is_empty(), "the grant shows both links");
+        assert_eq!(program.file, Some(real.clone()), "only what no grant shows");
+        // Granted nothing: both links are made again, as they read.
         let bare = resolve(&tools.join("server"), &[]).expect("resolves");
-        assert_eq!(bare.mounted.len(), 3, "{:?}", bare.mounted);
+        assert_eq!(
+            bare.links,
+            [
+                (tools.join("server"), PathBuf::from("hop")),
+                (tools.join("hop"), elsewhere.join("server"))
+            ]
+        );
+        assert_eq!(bare.extra().len(), 3);
     }
 
     #[test]

@@ -12,9 +12,26 @@
 //! path inside it (see [`airlock_sandbox::Hidden`]). A component's
 //! directory grant is a WASI preopen, which cannot hide part of itself, so
 //! for components a containing grant is always refused.
+//!
+//! The system's and the user's runtime directories (`/run`, `/proc`,
+//! `/sys`, `/dev`, `$XDG_RUNTIME_DIR`) hold every local service's sockets
+//! (a user's systemd and D-Bus among them: a way out of any sandbox), so a
+//! grant at, inside or around one is always refused; `/tmp` and `/var/tmp`
+//! hold other programs' sockets too, so a grant of or around them is
+//! refused, one inside them is not.
+//!
+//! Grants are compared by name and by identity (device and inode), so a
+//! bind-mount alias of a protected directory is that directory. Each
+//! protected path's identity is recorded when it is added; a sandbox is not
+//! started when a protected path it would show is no longer that one.
 
+mod hide;
+mod path;
+
+pub use path::resolved;
+use path::{Identity, identity, lineage};
 use serde::Serialize;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 /// What a protected path is, for messages and status output.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -35,6 +52,14 @@ pub enum ProtectedKind {
     ConsoleKey,
     /// The shared database's password file.
     DatabasePassword,
+    /// The `airlock` program itself.
+    Program,
+    /// A runtime directory of the system or the user: every local
+    /// service's sockets.
+    RuntimeDir,
+    /// A directory every local user shares (`/tmp`): a grant of it shows
+    /// other programs' sockets, one inside it does not.
+    SharedTmp,
 }
 
 impl ProtectedKind {
@@ -48,7 +73,21 @@ impl ProtectedKind {
             Self::Policies => "policy directory",
             Self::ConsoleKey => "console certificate or key",
             Self::DatabasePassword => "database password file",
+            Self::Program => "program",
+            Self::RuntimeDir => "runtime directory (every local service's sockets)",
+            Self::SharedTmp => "shared temporary directory (other programs' sockets)",
         }
+    }
+
+    /// Whether a grant inside it is refused.
+    fn refuses_inside(self) -> bool {
+        self != Self::SharedTmp
+    }
+
+    /// Whether a sandbox may hide it in a grant that contains it on
+    /// purpose (`hide_airlock_files`); a runtime directory, never.
+    fn hideable(self) -> bool {
+        !matches!(self, Self::RuntimeDir | Self::SharedTmp)
     }
 }
 
@@ -59,6 +98,9 @@ pub struct ProtectedPath {
     pub kind: ProtectedKind,
     /// Where it is: absolute, with every symbolic link that exists resolved.
     pub path: PathBuf,
+    /// Which file it was when added (none: it did not exist yet).
+    #[serde(skip)]
+    identity: Identity,
 }
 
 /// Why a grant was refused. Always reason code `protected_path`.
@@ -67,8 +109,9 @@ pub struct ProtectedPath {
 pub enum ProtectedError {
     /// The grant is a protected path or lies inside one.
     #[error(
-        "the grant {} lies inside airlock's {} {}: a tool never sees airlock's own files; \
-         grant a directory outside it (or keep airlock's state elsewhere with --state-dir)",
+        "the grant {} lies inside the {} {}: a tool never sees airlock's own files or the \
+         system's sockets; grant a directory outside it (or keep airlock's state elsewhere \
+         with --state-dir)",
         grant.display(), protected.kind.describe(), protected.path.display()
     )]
     Inside {
@@ -79,16 +122,9 @@ pub enum ProtectedError {
     },
     /// The grant contains a protected path, and nothing may hide it.
     #[error(
-        "the grant {} contains airlock's {} {}: {}",
+        "the grant {} contains the {} {}: {}",
         grant.display(), protected.kind.describe(), protected.path.display(),
-        if *can_hide {
-            "grant a narrower directory, move airlock's file out of it, or set \
-             `hide_airlock_files = true` to grant the parent on purpose (the sandbox then \
-             hides airlock's files)"
-        } else {
-            "grant a narrower directory or move airlock's file out of it (a component's \
-             directory grant cannot hide part of itself)"
-        }
+        hint(protected.kind, *can_hide)
     )]
     Contains {
         /// The grant, as resolved.
@@ -98,12 +134,42 @@ pub enum ProtectedError {
         /// Whether `hide_airlock_files = true` would allow it.
         can_hide: bool,
     },
+    /// A protected path a sandbox would show is not the one recorded at
+    /// start: moved, replaced or removed since, so it cannot be covered
+    /// where it is; the run is refused.
+    #[error(
+        "the {} {} is not where, or what, it was when airlock started (moved, replaced or removed): a sandbox that could reach it is not started; restart airlock once it is back",
+        protected.kind.describe(), protected.path.display()
+    )]
+    Moved {
+        /// Which.
+        protected: ProtectedPath,
+    },
+}
+
+/// What to do about a grant that contains a protected path.
+fn hint(kind: ProtectedKind, can_hide: bool) -> &'static str {
+    match (kind.hideable(), can_hide) {
+        (false, _) => "grant a narrower directory: no sandbox may see it",
+        (true, true) => {
+            "grant a narrower directory, move airlock's file out of it, or set \
+             `hide_airlock_files = true` to grant the parent on purpose (the sandbox then \
+             hides airlock's files)"
+        }
+        (true, false) => {
+            "grant a narrower directory or move airlock's file out of it (a component's \
+             directory grant cannot hide part of itself)"
+        }
+    }
 }
 
 impl ProtectedError {
     /// The stable reason code.
     pub fn code(&self) -> &'static str {
-        "protected_path"
+        match self {
+            Self::Moved { .. } => "protected_path_moved",
+            Self::Inside { .. } | Self::Contains { .. } => "protected_path",
+        }
     }
 }
 
@@ -123,11 +189,34 @@ pub enum Containing {
 }
 
 impl ProtectedPaths {
-    /// Adds `path` as a `kind`. It need not exist yet.
+    /// Adds `path` as a `kind`, recording which file it is now. It need
+    /// not exist yet.
     pub fn add(&mut self, kind: ProtectedKind, path: &Path) {
         let path = resolved(path);
         if !self.paths.iter().any(|p| p.path == path) {
-            self.paths.push(ProtectedPath { kind, path });
+            let identity = identity(&path);
+            self.paths.push(ProtectedPath {
+                kind,
+                path,
+                identity,
+            });
+        }
+    }
+
+    /// Adds the runtime directories of the system and of this user, which
+    /// every host protects.
+    pub fn add_runtime_dirs(&mut self) {
+        for dir in ["/run", "/var/run", "/proc", "/sys", "/dev"] {
+            self.add(ProtectedKind::RuntimeDir, Path::new(dir));
+        }
+        for dir in ["/tmp", "/var/tmp"] {
+            self.add(ProtectedKind::SharedTmp, Path::new(dir));
+        }
+        if let Some(dir) = std::env::var_os("XDG_RUNTIME_DIR")
+            .map(PathBuf::from)
+            .filter(|p| p.is_absolute())
+        {
+            self.add(ProtectedKind::RuntimeDir, &dir);
         }
     }
 
@@ -145,14 +234,26 @@ impl ProtectedPaths {
     ) -> Result<(), ProtectedError> {
         for grant in grants {
             let grant = resolved(grant);
+            let grant_lineage = lineage(&grant);
             for protected in &self.paths {
-                if grant.starts_with(&protected.path) {
+                // Inside: by name, or one of the grant's ancestors is the
+                // protected directory under another name.
+                let inside = grant.starts_with(&protected.path)
+                    || protected
+                        .identity
+                        .is_some_and(|id| grant_lineage.iter().any(|(_, a)| *a == id));
+                if inside && protected.kind.refuses_inside() {
                     return Err(ProtectedError::Inside {
                         grant,
                         protected: protected.clone(),
                     });
                 }
-                if containing == Containing::Refuse && protected.path.starts_with(&grant) {
+                let contains = (protected.path.starts_with(&grant) && !inside)
+                    || grant == protected.path
+                    || identity(&grant)
+                        .is_some_and(|id| lineage(&protected.path).iter().any(|(_, a)| *a == id));
+                let may_hide = containing == Containing::Hide && protected.kind.hideable();
+                if contains && !may_hide {
                     return Err(ProtectedError::Contains {
                         grant,
                         protected: protected.clone(),
@@ -180,94 +281,12 @@ impl ProtectedPaths {
             ProtectedError::Contains {
                 grant, protected, ..
             } => ProtectedError::Contains {
+                can_hide: protected.kind.hideable(),
                 grant,
                 protected,
-                can_hide: true,
             },
             other => other,
         })
-    }
-
-    /// `plan` with every existing protected path inside one of its mounts
-    /// hidden. Applied to every sandboxed run whatever was checked at
-    /// load, so a protected path that appeared inside a grant since stays
-    /// out of sight too.
-    pub fn hide_in(&self, mut plan: airlock_sandbox::Plan) -> airlock_sandbox::Plan {
-        let mounts: Vec<(PathBuf, PathBuf)> = plan
-            .mounts
-            .iter()
-            .map(|mount| (resolved(&mount.host), mount.sandbox.clone()))
-            .collect();
-        for protected in &self.paths {
-            // One inside another hidden path is hidden with it (and its
-            // cover could not be made inside the read-only cover anyway).
-            let nested = self.paths.iter().any(|outer| {
-                outer.path != protected.path && protected.path.starts_with(&outer.path)
-            });
-            if nested {
-                continue;
-            }
-            // A path that does not exist has nothing to hide (and a cover
-            // would create it in a writable grant).
-            let Ok(meta) = std::fs::symlink_metadata(&protected.path) else {
-                continue;
-            };
-            // Under every mount that shows it, wherever each shows it.
-            for (host, sandbox) in &mounts {
-                if let Ok(rest) = protected.path.strip_prefix(host)
-                    && !rest.as_os_str().is_empty()
-                {
-                    plan = plan.hide(protected.path.clone(), sandbox.join(rest), meta.is_dir());
-                }
-            }
-        }
-        plan
-    }
-}
-
-/// `path` made absolute, with its longest existing prefix canonicalised
-/// (so a symbolic link to a protected path is seen through) and `.` and
-/// `..` removed from the rest.
-pub fn resolved(path: &Path) -> PathBuf {
-    let absolute = if path.is_absolute() {
-        path.to_path_buf()
-    } else {
-        std::env::current_dir()
-            .map(|cwd| cwd.join(path))
-            .unwrap_or_else(|_| path.to_path_buf())
-    };
-    let mut existing = absolute.as_path();
-    let mut rest = Vec::new();
-    loop {
-        if let Ok(canonical) = std::fs::canonicalize(existing) {
-            let mut out = canonical;
-            for part in rest.iter().rev() {
-                push_normal(&mut out, part);
-            }
-            return out;
-        }
-        match (existing.parent(), existing.file_name()) {
-            (Some(parent), Some(name)) => {
-                rest.push(Component::Normal(name));
-                existing = parent;
-            }
-            _ => break,
-        }
-    }
-    let mut out = PathBuf::new();
-    for part in absolute.components() {
-        push_normal(&mut out, &part);
-    }
-    out
-}
-
-fn push_normal(out: &mut PathBuf, part: &Component<'_>) {
-    match part {
-        Component::CurDir => {}
-        Component::ParentDir => {
-            out.pop();
-        }
-        other => out.push(other.as_os_str()),
     }
 }
 
@@ -357,37 +376,33 @@ mod tests {
     }
 
     #[test]
-    fn only_existing_paths_inside_a_mount_are_hidden() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let project = dir.path().join("project");
-        std::fs::create_dir_all(project.join(".airlock/cache")).expect("state");
-        std::fs::write(project.join("airlock.toml"), "").expect("config");
-        let mut paths = protected(&project.join(".airlock"));
-        paths.add(ProtectedKind::CompileCache, &project.join(".airlock/cache"));
-        paths.add(ProtectedKind::Config, &project.join("airlock.toml"));
-        paths.add(ProtectedKind::Policies, &project.join("policies"));
-        paths.add(ProtectedKind::OperatorSocket, &dir.path().join("op.sock"));
-        let plan = paths.hide_in(airlock_sandbox::Plan::new("/bin/true").mount(
-            &project,
-            &project,
-            airlock_sandbox::Access::ReadOnly,
-        ));
-        let hidden: Vec<(PathBuf, PathBuf, bool)> = plan
-            .hidden
-            .iter()
-            .map(|h| (h.host.clone(), h.sandbox.clone(), h.dir))
-            .collect();
-        let canonical = resolved(&project);
-        assert_eq!(
-            hidden,
-            [
-                (canonical.join(".airlock"), project.join(".airlock"), true),
-                (
-                    canonical.join("airlock.toml"),
-                    project.join("airlock.toml"),
-                    false
-                )
-            ]
-        );
+    fn the_system_s_runtime_directories_are_never_granted_whole() {
+        let mut paths = ProtectedPaths::default();
+        paths.add_runtime_dirs();
+        // Around or at a runtime directory: refused, even on purpose.
+        for grant in ["/", "/run", "/var", "/tmp", "/proc", "/dev"] {
+            let refused = paths
+                .check_sandboxed([Path::new(grant)], true)
+                .expect_err(grant);
+            assert_eq!(refused.code(), "protected_path", "{grant}");
+            assert!(
+                !refused.to_string().contains("hide_airlock_files"),
+                "no way to hide the system's sockets: {refused}"
+            );
+        }
+        // Inside one: refused, but for a shared temporary directory.
+        for grant in ["/run/user", "/proc/self", "/dev/shm"] {
+            assert!(
+                matches!(
+                    paths.check_sandboxed([Path::new(grant)], true),
+                    Err(ProtectedError::Inside { .. })
+                ),
+                "{grant}"
+            );
+        }
+        let dir = tempfile::tempdir().expect("a directory under /tmp");
+        paths
+            .check_sandboxed([dir.path()], false)
+            .expect("a directory inside /tmp is a directory like any");
     }
 }
