@@ -189,3 +189,77 @@ fn a_process_of_the_sandbox_s_uid_outside_it_cannot_use_a_tool_s_proxy() {
     let user = users::server_user().expect("run as root, the tests have a server user");
     a_same_uid_process_cannot_use_the_proxy(Some(user), user.uid, user.gid);
 }
+
+/// The review's first way in: with a parent of the state directory granted
+/// on purpose (`hide_airlock_files = true`), a tool renames a directory
+/// above the covered state directory, so that a later sandbox, finding
+/// nothing at the protected path, covers nothing. Every directory on the
+/// way is a mount point in the sandbox: the renames fail, and the state
+/// directory stays covered.
+#[test]
+fn the_way_to_a_covered_state_directory_cannot_be_renamed() {
+    users::require_root("running airlock as its ordinary test user");
+    let user = users::server_user().expect("run as root, the tests have a server user");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let home = dir.path().join("home");
+    let state = home.join("a/b/state");
+    std::fs::create_dir_all(home.join("a/b")).expect("dirs");
+    std::fs::write(home.join("decoy.txt"), "decoy").expect("decoy");
+    for path in [
+        dir.path(),
+        &home,
+        &home.join("a"),
+        &home.join("a/b"),
+        &home.join("decoy.txt"),
+    ] {
+        std::os::unix::fs::chown(path, Some(user.uid), Some(user.gid)).expect("chown");
+    }
+    let h = home.display();
+    let script = format!(
+        "r() {{ \"$@\" >/dev/null 2>&1 && echo ok || echo refused; }}; \
+         printf '{{\"rename a\": \"%s\", \"rename b\": \"%s\", \"read host.key\": \"%s\", \"read decoy\": \"%s\"}}' \
+         \"$(r mv {h}/a {h}/a.x)\" \"$(r mv {h}/a/b {h}/a/b.x)\" \"$(r cat {h}/a/b/state/host.key)\" \"$(r cat {h}/decoy.txt)\""
+    );
+    let config = dir.path().join("airlock.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[tools]]\nname = \"mover\"\n[tools.native]\nprogram = \"/bin/sh\"\nargs = [\"-c\", {script:?}]\nfs_write = [{:?}]\nhide_airlock_files = true\n",
+            home.display().to_string()
+        ),
+    )
+    .expect("config");
+    let run = || {
+        let mut run = Command::new(env!("CARGO_BIN_EXE_airlock"));
+        run.env_remove("RUST_LOG")
+            .arg("--state-dir")
+            .arg(&state)
+            .args(["run", "--config"])
+            .arg(&config)
+            .args(["--tool", "mover", "--input", "{}", "--policies"])
+            .arg(common::permit_all());
+        users::as_user(&mut run, user);
+        run.output().expect("airlock run")
+    };
+    for attempt in 0..2 {
+        let out = run();
+        let said = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(
+            out.status.success(),
+            "{said}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let report: serde_json::Value = serde_json::from_str(said.trim()).expect("JSON");
+        assert_eq!(report["read decoy"], "ok", "the grant works: {report}");
+        for refused in ["rename a", "rename b", "read host.key"] {
+            assert_eq!(
+                report[refused], "refused",
+                "attempt {attempt}: {refused}: {report}"
+            );
+        }
+        assert!(
+            state.join("host.key").exists(),
+            "the state directory stayed where it was"
+        );
+    }
+}

@@ -31,7 +31,9 @@ pub fn open_path(path: &Path) -> Result<OwnedFd, crate::SandboxError> {
     rustix::fs::openat2(
         rustix::fs::CWD,
         path,
-        OFlags::PATH | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+        // No O_NOFOLLOW: with O_PATH it would open a final link itself;
+        // without, RESOLVE_NO_SYMLINKS refuses any link (ELOOP).
+        OFlags::PATH | OFlags::CLOEXEC,
         Mode::empty(),
         ResolveFlags::NO_SYMLINKS,
     )
@@ -45,7 +47,7 @@ pub fn open_dir(path: &Path) -> Result<OwnedFd, crate::SandboxError> {
     rustix::fs::openat2(
         rustix::fs::CWD,
         path,
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
         Mode::empty(),
         ResolveFlags::NO_SYMLINKS,
     )
@@ -99,6 +101,14 @@ mod tests {
         ] {
             assert_eq!(refused.code(), "grant_changed", "{refused}");
             assert!(refused.to_string().contains("symbolic link"), "{refused}");
+        }
+        // A link as the last step too.
+        let last = dir.path().canonicalize().expect("dir").join("link");
+        for refused in [
+            open_path(&last).expect_err("a final link"),
+            open_dir(&last).expect_err("also"),
+        ] {
+            assert_eq!(refused.code(), "grant_changed", "{refused}");
         }
         let gone = open_path(&canonical.join("missing")).expect_err("missing");
         assert_eq!(gone.code(), "grant_changed");

@@ -46,10 +46,17 @@ impl ProtectedPaths {
             .collect();
         let mut pinned: Vec<PathBuf> = Vec::new();
         for protected in &self.paths {
-            // One inside another protected path is covered with it (and
-            // its cover could not be made inside a read-only cover).
+            // Runtime directories are never inside a grant (refused at
+            // load), so never covered. One protected path inside another
+            // that is covered goes with it (and its cover could not be made
+            // inside a read-only cover).
+            if !protected.kind.hideable() {
+                continue;
+            }
             let nested = self.paths.iter().any(|outer| {
-                outer.path != protected.path && protected.path.starts_with(&outer.path)
+                outer.kind.hideable()
+                    && outer.path != protected.path
+                    && protected.path.starts_with(&outer.path)
             });
             if nested {
                 continue;
@@ -61,9 +68,10 @@ impl ProtectedPaths {
                     continue;
                 };
                 if rest.as_os_str().is_empty() {
-                    // The mount is the protected path itself: refused at
-                    // load, so it was moved here since.
-                    return Err(ProtectedError::Moved {
+                    // The grant is (or now leads to) the protected path
+                    // itself: refused at load, so something changed since.
+                    return Err(ProtectedError::Inside {
+                        grant: host.clone(),
                         protected: protected.clone(),
                     });
                 }
@@ -118,6 +126,10 @@ mod tests {
     fn existing_paths_inside_a_mount_are_covered_and_the_way_to_them_pinned() {
         let (dir, project) = project();
         let mut paths = ProtectedPaths::default();
+        // The project is in the temporary directory, itself protected
+        // (never covered): what is inside is still covered.
+        paths.add_runtime_dirs();
+        paths.add(ProtectedKind::SharedTmp, dir.path());
         paths.add(ProtectedKind::StateDir, &project.join("deep/down/.airlock"));
         paths.add(
             ProtectedKind::CompileCache,

@@ -86,7 +86,7 @@ impl ProtectedKind {
 
     /// Whether a sandbox may hide it in a grant that contains it on
     /// purpose (`hide_airlock_files`); a runtime directory, never.
-    fn hideable(self) -> bool {
+    pub(crate) fn hideable(self) -> bool {
         !matches!(self, Self::RuntimeDir | Self::SharedTmp)
     }
 }

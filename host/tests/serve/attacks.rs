@@ -121,7 +121,7 @@ async fn a_grant_over_airlock_s_own_files_is_refused_at_load() {
         let said = serve_refused(&fixture);
         assert!(said.contains("protected_path"), "{said}");
         assert!(
-            said.contains(&project) && said.contains("contains airlock's"),
+            said.contains(&project) && said.contains("contains the"),
             "names both: {said}"
         );
         assert!(
@@ -140,10 +140,7 @@ async fn a_grant_over_airlock_s_own_files_is_refused_at_load() {
         inside.display().to_string()
     ));
     let said = serve_refused(&fixture);
-    assert!(
-        said.contains("lies inside airlock's state directory"),
-        "{said}"
-    );
+    assert!(said.contains("lies inside the state directory"), "{said}");
     fixture.write_config(&format!(
         "[[tools]]\nname = \"reader\"\ncomponent = {:?}\ndirs = [{{ host = {project:?}, guest = \"/p\" }}]\n",
         airlock_tests::guest_path("env-snoop"),
@@ -243,4 +240,91 @@ async fn a_process_in_a_sandbox_is_never_an_operator_though_it_has_the_uid() {
         "{}",
         printed(&refused)
     );
+}
+
+/// The review's second way in: a tool that can write above another tool's
+/// grant puts a link to the state directory where that grant was. The
+/// grant's directory was opened when it was checked: a native tool's next
+/// run is refused (`grant_changed`) and a component keeps the directory it
+/// was given.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_swapped_in_for_a_grant_leads_nowhere() {
+    let fixture = Fixture::new("");
+    let work = project(&fixture).join("work");
+    let site = work.join("site");
+    std::fs::create_dir_all(&site).expect("site");
+    std::fs::write(site.join("marker.txt"), "granted").expect("marker");
+    for path in [&work, &site, &site.join("marker.txt")] {
+        users::give_to_server_user(path);
+    }
+    let sh = |name: &str, script: &str, grant: &str| {
+        format!(
+            "[[tools]]\nname = {name:?}\n[tools.native]\nprogram = \"/bin/sh\"\nargs = [\"-c\", {script:?}]\n{grant}\n"
+        )
+    };
+    let swap = format!(
+        "cd {} && mv site site.old && ln -s {} site && echo '{{}}'",
+        work.display(),
+        fixture.state().display()
+    );
+    let list = format!(
+        "printf '{{\"listing\": \"%s\"}}' \"$(ls {} | tr '\\n' ' ')\"",
+        site.display()
+    );
+    fixture.write_config(&format!(
+        "{}{}[[tools]]\nname = \"lister\"\ncomponent = {:?}\ndirs = [{{ host = {:?}, guest = \"/site\" }}]\n",
+        sh("writer", &swap, &format!("fs_write = [{:?}]", work.display().to_string())),
+        sh("reader", &list, &format!("fs_read = [{:?}]", site.display().to_string())),
+        airlock_tests::guest_path("fs-escape"),
+        site.display().to_string(),
+    ));
+    let server = Server::http(&fixture).await;
+    let client = server.client("claude").await;
+    let listed = |result: &rmcp::model::CallToolResult| {
+        serde_json::to_string(&result.structured_content).unwrap_or_default() + &super::text(result)
+    };
+    let list_steps = json!({ "steps": [{ "op": "list", "path": "." }] });
+
+    // Before: both see the granted directory.
+    let before = super::call_allowed(&server, &client, "reader", json!({}), "session").await;
+    assert!(listed(&before).contains("marker.txt"), "{before:?}");
+    let component =
+        super::call_allowed(&server, &client, "lister", list_steps.clone(), "session").await;
+    assert!(listed(&component).contains("marker.txt"), "{component:?}");
+
+    // The writer puts a link to the state directory in the grant's place.
+    let swapped = super::call_allowed(&server, &client, "writer", json!({}), "once").await;
+    assert_eq!(swapped.is_error, Some(false), "{swapped:?}");
+    assert!(
+        std::fs::symlink_metadata(&site)
+            .expect("site")
+            .file_type()
+            .is_symlink()
+    );
+
+    // After: the native tool is refused, the component sees what it had.
+    let reader = client
+        .peer()
+        .call_tool(super::call("reader", json!({})))
+        .await
+        .expect("tools/call");
+    assert_eq!(reader.is_error, Some(true), "{reader:?}");
+    let said = listed(&reader);
+    // The grant now leads into the state directory: refused before the
+    // sandbox starts (were it not, bubblewrap's open would refuse the link:
+    // `grant_changed`).
+    assert!(said.contains("protected_path"), "{said}");
+    assert!(!said.contains("host.key"), "{said}");
+    let component = client
+        .peer()
+        .call_tool(super::call("lister", list_steps))
+        .await
+        .expect("tools/call");
+    let said = listed(&component);
+    assert!(said.contains("marker.txt"), "{said}");
+    assert!(
+        !said.contains("host.key") && !said.contains("airlock.db"),
+        "{said}"
+    );
+    client.cancel().await.expect("close");
 }

@@ -509,3 +509,43 @@ when { !resource.sandboxed };"#;
             .contains("\"enforcement\":\"limits_only\"")
     );
 }
+
+/// The review's fourth way in: a tool that can write where another tool's
+/// program lives replaces it, to run its own code under the other tool's
+/// name, grants and approvals. The program is checked against its digest
+/// before every run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_program_replaced_after_load_does_not_run() {
+    let (_server, _state, host) = strict_world().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let program = dir.path().join("tool.sh");
+    std::fs::write(&program, "#!/bin/sh\necho '{\"who\": \"honest\"}'\n").expect("program");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
+            .expect("chmod");
+        std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    let tool = host
+        .load_native(
+            "honest",
+            NativeSpec {
+                program: program.clone(),
+                args: Vec::new(),
+                ..spec("", NativeNetwork::None)
+            },
+            Grants::none(),
+        )
+        .expect("loads");
+    let ran = host
+        .invoke_native(&tool, Invocation::new("{}"))
+        .await
+        .expect("runs");
+    assert_eq!(ran.output(), Some(r#"{"who": "honest"}"#), "{ran:?}");
+    std::fs::write(&program, "#!/bin/sh\necho '{\"who\": \"sneaky\"}'\n").expect("replace");
+    let refused = host
+        .invoke_native(&tool, Invocation::new("{}"))
+        .await
+        .expect_err("changed");
+    assert_eq!(refused.code(), "program_changed", "{refused}");
+}
