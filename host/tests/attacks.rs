@@ -58,6 +58,23 @@ for path in sorted(paths):
         pass
 "#;
 
+/// `airlock --state-dir STATE run --config CONFIG --tool TOOL --input {}`
+/// with the permit-all policies, as `runner` (None: the test's own user).
+fn airlock_run(state: &Path, config: &Path, tool: &str, runner: Option<&users::User>) -> Command {
+    let mut run = Command::new(env!("CARGO_BIN_EXE_airlock"));
+    run.env_remove("RUST_LOG")
+        .arg("--state-dir")
+        .arg(state)
+        .args(["run", "--config"])
+        .arg(config)
+        .args(["--tool", tool, "--input", "{}", "--policies"])
+        .arg(common::permit_all());
+    if let Some(user) = runner {
+        users::as_user(&mut run, user);
+    }
+    run
+}
+
 /// Waits until `path` exists.
 fn wait_for(path: &Path, what: &str) {
     let started = Instant::now();
@@ -110,28 +127,11 @@ fn a_same_uid_process_cannot_use_the_proxy(
         ),
     )
     .expect("config");
-    let mut run = Command::new(env!("CARGO_BIN_EXE_airlock"));
-    run.env_remove("RUST_LOG")
-        .arg("--state-dir")
-        .arg(&state)
-        .args(["run", "--config"])
-        .arg(&config)
-        .args([
-            "--tool",
-            "waiter",
-            "--input",
-            "{}",
-            "--no-dns",
-            "--policies",
-        ])
-        .arg(common::permit_all())
-        .args(["--resolve", &format!("svc.test={SVC}")])
+    let mut run = airlock_run(&state, &config, "waiter", runner);
+    run.args(["--no-dns", "--resolve", &format!("svc.test={SVC}")])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    if let Some(user) = runner {
-        users::as_user(&mut run, user);
-    }
     let tool = run.spawn().expect("airlock run");
     wait_for(&work.join("ready"), "the tool's start");
 
@@ -230,16 +230,9 @@ fn the_way_to_a_covered_state_directory_cannot_be_renamed() {
     )
     .expect("config");
     let run = || {
-        let mut run = Command::new(env!("CARGO_BIN_EXE_airlock"));
-        run.env_remove("RUST_LOG")
-            .arg("--state-dir")
-            .arg(&state)
-            .args(["run", "--config"])
-            .arg(&config)
-            .args(["--tool", "mover", "--input", "{}", "--policies"])
-            .arg(common::permit_all());
-        users::as_user(&mut run, user);
-        run.output().expect("airlock run")
+        airlock_run(&state, &config, "mover", Some(user))
+            .output()
+            .expect("airlock run")
     };
     for attempt in 0..2 {
         let out = run();
