@@ -18,11 +18,40 @@ pub fn check(input: &str) -> Result<(), serde_json::Error> {
     whole_numbers_fit(input)
 }
 
-/// Refuses an integer literal past what 64 bits hold: the parser reads it
-/// as the nearest float, so neighbours (`100000000000000000001`,
-/// `100000000000000000000`) would be approved as one while the tool, which
-/// reads the text, sees two. Floats are floats already. Runs on text that
-/// parsed, so numbers are only ever outside strings.
+/// A number literal as (significant digits, decimal exponent): two
+/// literals of one value, however written (`0.10`, `1e-1`), read the same.
+fn normalized(text: &str) -> Option<(String, i64)> {
+    let text = text.trim_start_matches('-');
+    let (mantissa, exponent) = match text.split_once(['e', 'E']) {
+        Some((mantissa, exponent)) => (mantissa, exponent.parse::<i64>().ok()?),
+        None => (text, 0),
+    };
+    let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let digits = format!("{whole}{fraction}");
+    let leading = digits.len() - digits.trim_start_matches('0').len();
+    let significant = digits.trim_matches('0');
+    if significant.is_empty() {
+        return Some((String::new(), 0));
+    }
+    let places = i64::try_from(whole.len()).ok()? - i64::try_from(leading).ok()?;
+    Some((significant.to_string(), exponent + places))
+}
+
+/// Whether float literal `token` is exactly the value the parser gives it
+/// (the double's shortest form, however written).
+fn exact(token: &str) -> bool {
+    let Ok(value) = token.parse::<f64>() else {
+        return false;
+    };
+    normalized(token) == normalized(&format!("{value:e}"))
+}
+
+/// Refuses a number literal the parser would round: an integer past what
+/// 64 bits hold (read as the nearest float, so neighbours such as
+/// `100000000000000000001` and `100000000000000000000` would be approved as
+/// one while the tool, which reads the text, sees two), or a float that is
+/// not exactly the double it is read as. Runs on text that parsed,
+/// so numbers are only ever outside strings.
 fn whole_numbers_fit(input: &str) -> Result<(), serde_json::Error> {
     let bytes = input.as_bytes();
     let (mut i, mut in_string) = (0, false);
@@ -54,6 +83,15 @@ fn whole_numbers_fit(input: &str) -> Result<(), serde_json::Error> {
             if whole && token.parse::<i64>().is_err() && token.parse::<u64>().is_err() {
                 return Err(de::Error::custom(format!(
                     "the integer {token} is past what 64 bits hold, so it cannot be approved exactly; send it as a string"
+                )));
+            }
+            if !whole && !exact(token) {
+                return Err(de::Error::custom(format!(
+                    "the number {token} is not exactly a double (it would be read as {}), so neighbouring values would be approved as one; send it as a string",
+                    token
+                        .parse::<f64>()
+                        .map(|v| v.to_string())
+                        .unwrap_or_default()
                 )));
             }
             continue;
@@ -156,8 +194,13 @@ mod tests {
         for good in [
             "18446744073709551615",
             "-9223372036854775808",
-            "9007199254740993.0",
+            "9007199254740992.0",
             "0.1",
+            "0.30000000000000004",
+            "-2.5E-3",
+            "0.0",
+            "1.500000000000000000000",
+            "100000000000000000000.0",
             "1e21",
             "1e-300",
             r#"{"id": "100000000000000000001", "n": -12}"#,
@@ -169,6 +212,11 @@ mod tests {
             r#"{"account": 100000000000000000001}"#,
             r#"{"account": 100000000000000000000}"#,
             "[-9223372036854775809]",
+            // The same neighbours written as floats.
+            "100000000000000000001e0",
+            "100000000000000000001.0",
+            "0.1000000000000000055511151231257827",
+            "9007199254740993.0",
         ] {
             let error = check(bad).expect_err(bad).to_string();
             assert!(error.contains("send it as a string"), "{bad}: {error}");

@@ -158,12 +158,23 @@ pub fn arguments_pinned(
         args.push(target.into());
         args.push(at.into());
     }
-    for mount in &plan.mounts {
-        bind_host(&mut args, mount.access, &mount.host, &mount.sandbox, pinned);
-        if mount.access == Access::ReadWrite {
-            // Missing ones get stand-ins before the run (see
-            // `persistence`), so every one is bound here.
-            for host in persistence_paths(mount, existing) {
+    for bound in binds_in_order(plan) {
+        bind_host(&mut args, bound.access, &bound.host, &bound.sandbox, pinned);
+    }
+    for mount in plan.mounts.iter().filter(|m| m.access == Access::ReadWrite) {
+        // Read-only over whatever is bound beneath: missing ones got
+        // stand-ins before the run (see `persistence`); in a run, only the
+        // ones opened are bound (`pinned` decides, not a second look).
+        for host in persistence_paths(mount) {
+            // A grant of its own already: bound as granted, once.
+            if plan.mounts.iter().any(|m| m.host == host) {
+                continue;
+            }
+            let present = match pinned(&host) {
+                Some(_) => true,
+                None => existing(&host) && pinned(&mount.host).is_none(),
+            };
+            if present {
                 let inside = mount
                     .sandbox
                     .join(host.strip_prefix(&mount.host).unwrap_or(&host));
@@ -171,7 +182,7 @@ pub fn arguments_pinned(
             }
         }
     }
-    hide(&mut args, plan, pinned);
+    hide(&mut args, plan);
     if let NetworkMode::Strict { bridge, .. } = &plan.network {
         bind(&mut args, "--ro-bind", bridge, Path::new(BRIDGE_IN_SANDBOX));
     }
@@ -211,13 +222,7 @@ pub fn arguments_pinned(
 /// socket with `/dev/null` (bound `nodev`: it cannot be opened, and a
 /// `connect` to it is refused). A covered path is a mount point, so it
 /// cannot be renamed or removed from inside either.
-fn hide(args: &mut Vec<OsString>, plan: &Plan, pinned: &dyn Fn(&Path) -> Option<i32>) {
-    // The directories on the way to a hidden path first: as mount points
-    // they cannot be renamed, so the path cannot be carried away from its
-    // cover.
-    for pin in &plan.pins {
-        bind_host(args, pin.access, &pin.host, &pin.sandbox, pinned);
-    }
+fn hide(args: &mut Vec<OsString>, plan: &Plan) {
     for hidden in &plan.hidden {
         if hidden.dir {
             push(args, &["--perms", "0000", "--tmpfs"]);
@@ -230,15 +235,35 @@ fn hide(args: &mut Vec<OsString>, plan: &Plan, pinned: &dyn Fn(&Path) -> Option<
     }
 }
 
-/// The persistence paths of writable `mount` that exist on the host.
-fn persistence_paths<'a>(
-    mount: &'a crate::plan::Mount,
-    existing: &'a dyn Fn(&Path) -> bool,
-) -> impl Iterator<Item = PathBuf> + 'a {
+/// The persistence paths of writable `mount`, on the host.
+fn persistence_paths(mount: &crate::plan::Mount) -> impl Iterator<Item = PathBuf> + '_ {
     PERSISTENCE_PATHS
         .iter()
         .map(|persistent| mount.host.join(persistent.path))
-        .filter(|host| existing(host))
+}
+
+/// The mounts and the pins (directories on the way to a covered path,
+/// bound over themselves: as mount points they cannot be renamed, so a
+/// covered path cannot be carried away from its cover), parents before
+/// what lies inside them, so a read-only grant nested in a writable one
+/// stays read-only. A pin that is a mount or a persistence path already is
+/// a mount point, and is not bound twice.
+fn binds_in_order(plan: &Plan) -> Vec<crate::plan::Mount> {
+    let persistence: Vec<PathBuf> = plan
+        .mounts
+        .iter()
+        .filter(|m| m.access == Access::ReadWrite)
+        .flat_map(persistence_paths)
+        .collect();
+    let mut binds: Vec<crate::plan::Mount> = plan.mounts.clone();
+    for pin in &plan.pins {
+        let bound = binds.iter().any(|b| b.host == pin.host) || persistence.contains(&pin.host);
+        if !bound {
+            binds.push(pin.clone());
+        }
+    }
+    binds.sort_by_key(|b| b.sandbox.components().count());
+    binds
 }
 
 /// The bubblewrap backend: `bwrap` at `program`, with the arguments above,
@@ -277,16 +302,18 @@ impl LinuxBubblewrap {
         use std::os::fd::AsRawFd;
         let filter = seccomp_filter()?;
         let filter_fd = filter.as_raw_fd();
-        let stand_ins = crate::persistence::StandIns::create(plan)?;
         let existing = |p: &Path| p.exists();
         // Everything bound from a grant is opened now, without following
         // a link, and bound by descriptor: what runs sees what was checked.
         let mut pinned = crate::pinned::Pinned::default();
-        for mount in plan.mounts.iter().chain(&plan.pins) {
-            pinned.open(&mount.host)?;
+        for bound in binds_in_order(plan) {
+            pinned.open(&bound.host)?;
         }
+        // Stand-ins are made through the grants' descriptors (never through
+        // a link swapped in), and then every persistence path is opened.
+        let stand_ins = crate::persistence::StandIns::create(plan, &pinned)?;
         for mount in plan.mounts.iter().filter(|m| m.access == Access::ReadWrite) {
-            for host in persistence_paths(mount, &existing) {
+            for host in persistence_paths(mount) {
                 pinned.open(&host)?;
             }
         }

@@ -11,6 +11,7 @@
 use std::collections::HashMap;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Why a path could not be opened as checked.
 fn changed(path: &Path, error: std::io::Error) -> crate::SandboxError {
@@ -57,7 +58,7 @@ pub fn open_dir(path: &Path) -> Result<OwnedFd, crate::SandboxError> {
 /// The descriptors of one spawn, by host path.
 #[derive(Debug, Default)]
 pub(crate) struct Pinned {
-    fds: HashMap<PathBuf, OwnedFd>,
+    fds: HashMap<PathBuf, Arc<OwnedFd>>,
 }
 
 impl Pinned {
@@ -65,19 +66,24 @@ impl Pinned {
     pub(crate) fn open(&mut self, path: &Path) -> Result<(), crate::SandboxError> {
         if !self.fds.contains_key(path) {
             let fd = open_path(path)?;
-            self.fds.insert(path.to_path_buf(), fd);
+            self.fds.insert(path.to_path_buf(), Arc::new(fd));
         }
         Ok(())
     }
 
     /// The descriptor number `path` was opened as.
     pub(crate) fn fd(&self, path: &Path) -> Option<i32> {
-        self.fds.get(path).map(AsRawFd::as_raw_fd)
+        self.fds.get(path).map(|fd| fd.as_raw_fd())
+    }
+
+    /// The descriptor `path` was opened as, to keep.
+    pub(crate) fn shared(&self, path: &Path) -> Option<Arc<OwnedFd>> {
+        self.fds.get(path).cloned()
     }
 
     /// Every descriptor number, for the child to inherit.
     pub(crate) fn numbers(&self) -> Vec<i32> {
-        self.fds.values().map(AsRawFd::as_raw_fd).collect()
+        self.fds.values().map(|fd| fd.as_raw_fd()).collect()
     }
 }
 

@@ -28,7 +28,8 @@ pub struct Persistent {
 /// direnv's `.envrc`, editor task configs, and, for a workspace that is a
 /// home directory, `.ssh` (`authorized_keys`, `config`'s `ProxyCommand`)
 /// and `.config` (user systemd units, autostart entries, many programs'
-/// hooks).
+/// hooks), `.local` (`.local/bin` is on `PATH`, user systemd units) and
+/// `.gitconfig`.
 pub const PERSISTENCE_PATHS: &[Persistent] = &[
     Persistent {
         path: ".git",
@@ -67,11 +68,31 @@ pub const PERSISTENCE_PATHS: &[Persistent] = &[
         dir: true,
     },
     Persistent {
+        path: ".bash_aliases",
+        dir: false,
+    },
+    Persistent {
+        path: ".bash_login",
+        dir: false,
+    },
+    Persistent {
+        path: ".bash_logout",
+        dir: false,
+    },
+    Persistent {
+        path: ".gitconfig",
+        dir: false,
+    },
+    Persistent {
         path: ".ssh",
         dir: true,
     },
     Persistent {
         path: ".config",
+        dir: true,
+    },
+    Persistent {
+        path: ".local",
         dir: true,
     },
 ];

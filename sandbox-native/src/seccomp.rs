@@ -39,6 +39,13 @@ const DENIED: &[(&str, libc::c_long)] = &[
     ("swapoff", libc::SYS_swapoff),
 ];
 
+/// `socket(AF_UNIX, …)`: a granted directory can hold the sockets of the
+/// server's user's own services (an agent, a user's Docker, a desktop
+/// session's), which a read-only bind does not keep from a `connect`.
+/// `socketpair` (what event loops use) stays allowed, and strict mode's
+/// bridge uses the channel it inherits.
+const DENIED_SOCKET_DOMAINS: &[(&str, u64)] = &[("socket(AF_UNIX)", libc::AF_UNIX as u64)];
+
 /// Terminal ioctls that push input into another program's terminal.
 const DENIED_IOCTLS: &[(&str, u64)] = &[("TIOCSTI", 0x5412), ("TIOCLINUX", 0x541C)];
 
@@ -48,6 +55,7 @@ pub fn denied_names() -> impl Iterator<Item = &'static str> {
         .iter()
         .map(|(name, _)| *name)
         .chain(DENIED_IOCTLS.iter().map(|(name, _)| *name))
+        .chain(DENIED_SOCKET_DOMAINS.iter().map(|(name, _)| *name))
 }
 
 /// The filter as the raw `struct sock_filter` array bubblewrap's
@@ -67,6 +75,14 @@ pub fn program() -> Result<Vec<u8>, seccompiler::BackendError> {
         })
         .collect::<Result<Vec<_>, _>>()?;
     rules.insert(i64::from(libc::SYS_ioctl), ioctl_rules);
+    let socket_rules = DENIED_SOCKET_DOMAINS
+        .iter()
+        .map(|(_, domain)| {
+            SeccompCondition::new(0, SeccompCmpArgLen::Dword, SeccompCmpOp::Eq, *domain)
+                .and_then(|c| SeccompRule::new(vec![c]))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    rules.insert(i64::from(libc::SYS_socket), socket_rules);
     let arch = TargetArch::try_from(std::env::consts::ARCH)?;
     let filter = SeccompFilter::new(
         rules,

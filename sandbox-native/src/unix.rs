@@ -234,7 +234,12 @@ pub(crate) fn confine(command: &mut Command, limits: Vec<Rlimit>, how: Confine) 
     // descriptor stays open in the parent until spawn returns.
     unsafe {
         command.pre_exec(move || {
-            // Only the sandbox program, in this child, inherits them.
+            // Nothing of airlock's is inherited by accident (a descriptor
+            // someone left without close-on-exec, one a library re-made):
+            // every descriptor above stderr is closed at exec, then the
+            // ones the sandbox program needs are let through.
+            #[cfg(target_os = "linux")]
+            close_on_exec_from(3);
             for &fd in &inherited_fds {
                 let fd = std::os::fd::BorrowedFd::borrow_raw(fd);
                 rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::empty())?;
@@ -259,9 +264,51 @@ pub(crate) fn confine(command: &mut Command, limits: Vec<Rlimit>, how: Confine) 
     }
 }
 
+/// Marks every descriptor from `first` up close-on-exec: `close_range`
+/// where the kernel has it (5.11), else one `fcntl` a number. Runs between
+/// fork and exec: system calls only.
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
+fn close_on_exec_from(first: u32) {
+    const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
+    // SAFETY: a plain system call on integers; no memory is passed.
+    let done = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first,
+            libc::c_uint::MAX,
+            CLOSE_RANGE_CLOEXEC,
+        )
+    } == 0;
+    if !done {
+        for fd in first..65536 {
+            // SAFETY: as above; a number that is no descriptor is EBADF.
+            unsafe {
+                libc::fcntl(fd as libc::c_int, libc::F_SETFD, libc::FD_CLOEXEC);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_stray_descriptor_does_not_reach_the_program() {
+        use std::os::fd::AsRawFd;
+        // A descriptor without close-on-exec, as a careless library leaves.
+        let stray = std::fs::File::open("/dev/null").expect("open");
+        rustix::io::fcntl_setfd(&stray, rustix::io::FdFlags::empty()).expect("inheritable");
+        let fd = stray.as_raw_fd();
+        let plan = Plan::new("/bin/sh").args([
+            "-c",
+            &format!("if [ -e /proc/$$/fd/{fd} ]; then echo leaked; else echo clean; fi"),
+        ]);
+        let out = run_unsandboxed(&plan, b"").expect("runs");
+        assert_eq!(String::from_utf8_lossy(&out.stdout.bytes).trim(), "clean");
+    }
 
     #[test]
     fn an_unsandboxed_run_sees_exactly_the_plan_s_environment() {

@@ -195,6 +195,32 @@ fn a_writable_workspace_takes_writes_except_on_persistence_paths() {
     );
 }
 
+/// A read-only grant nested in a writable one stays read-only, in whatever
+/// order the plan lists them (the review found the writable parent bound
+/// over its read-only child when listed after it).
+#[test]
+fn a_read_only_grant_inside_a_writable_one_stays_read_only() {
+    let workspace = tempfile::tempdir().expect("tempdir");
+    let reference = workspace.path().join("reference");
+    std::fs::create_dir_all(&reference).expect("reference");
+    for path in [workspace.path(), reference.as_path()] {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    }
+    let script = "echo ok > /w/top.txt && echo wrote-top; \
+                  echo evil > /w/reference/planted.txt && echo wrote-reference";
+    let plan = sh(script)
+        .mount(&reference, "/w/reference", Access::ReadOnly)
+        .mount(workspace.path(), "/w", Access::ReadWrite);
+    let text = stdout(&go(&plan));
+    assert!(
+        text.contains("wrote-top"),
+        "the writable grant works: {text}"
+    );
+    assert!(!text.contains("wrote-reference"), "{text}");
+    assert!(!reference.join("planted.txt").exists());
+}
+
 #[test]
 fn persistence_paths_cannot_be_renamed_replaced_or_created() {
     let workspace = tempfile::tempdir().expect("tempdir");

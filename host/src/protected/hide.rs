@@ -50,11 +50,11 @@ impl ProtectedPaths {
             // load), so never covered. One protected path inside another
             // that is covered goes with it (and its cover could not be made
             // inside a read-only cover).
-            if !protected.kind.hideable() {
+            if !protected.hideable() {
                 continue;
             }
             let nested = self.paths.iter().any(|outer| {
-                outer.kind.hideable()
+                outer.hideable()
                     && outer.path != protected.path
                     && protected.path.starts_with(&outer.path)
             });
@@ -95,9 +95,18 @@ impl ProtectedPaths {
                         }
                         let Some(root) = root else { continue };
                         let on_host = root.join(ancestor);
-                        if !pinned.contains(&on_host) {
+                        let inside = sandbox.join(ancestor);
+                        // Where a read-only grant nested in this one shows
+                        // it, nothing can be renamed, and a writable pin
+                        // would make that grant writable.
+                        let innermost = mounts
+                            .iter()
+                            .filter(|(_, shown, _, _)| inside.starts_with(shown))
+                            .max_by_key(|(_, shown, _, _)| shown.components().count())
+                            .map(|(_, _, access, _)| *access);
+                        if innermost == Some(Access::ReadWrite) && !pinned.contains(&on_host) {
                             pinned.push(on_host.clone());
-                            plan = plan.pin(on_host, sandbox.join(ancestor), Access::ReadWrite);
+                            plan = plan.pin(on_host, inside, Access::ReadWrite);
                         }
                     }
                 }

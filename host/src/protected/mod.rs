@@ -26,7 +26,7 @@
 //! started when a protected path it would show is no longer that one.
 
 mod hide;
-mod path;
+pub(crate) mod path;
 
 pub use path::resolved;
 use path::{Identity, identity, lineage};
@@ -98,9 +98,24 @@ pub struct ProtectedPath {
     pub kind: ProtectedKind,
     /// Where it is: absolute, with every symbolic link that exists resolved.
     pub path: PathBuf,
-    /// Which file it was when added (none: it did not exist yet).
+    /// Which file it was when added (none: it did not exist yet, or it is
+    /// a file replaced in the ordinary course, like a config an editor
+    /// saves by renaming).
     #[serde(skip)]
     identity: Identity,
+    /// The path as configured, which a symbolic link leads to
+    /// [`ProtectedPath::path`] from: no sandbox may see it either, and it
+    /// cannot be covered (a cover would follow the link).
+    #[serde(skip)]
+    via_link: bool,
+}
+
+impl ProtectedPath {
+    /// Whether a sandbox may hide it in a grant that contains it on
+    /// purpose.
+    fn hideable(&self) -> bool {
+        self.kind.hideable() && !self.via_link
+    }
 }
 
 /// Why a grant was refused. Always reason code `protected_path`.
@@ -124,7 +139,7 @@ pub enum ProtectedError {
     #[error(
         "the grant {} contains the {} {}: {}",
         grant.display(), protected.kind.describe(), protected.path.display(),
-        hint(protected.kind, *can_hide)
+        hint(protected, *can_hide)
     )]
     Contains {
         /// The grant, as resolved.
@@ -148,8 +163,12 @@ pub enum ProtectedError {
 }
 
 /// What to do about a grant that contains a protected path.
-fn hint(kind: ProtectedKind, can_hide: bool) -> &'static str {
-    match (kind.hideable(), can_hide) {
+fn hint(protected: &ProtectedPath, can_hide: bool) -> &'static str {
+    if protected.via_link {
+        return "grant a narrower directory: a symbolic link leads to one of airlock's files \
+                from there, and no sandbox may see or replace it";
+    }
+    match (protected.kind.hideable(), can_hide) {
         (false, _) => "grant a narrower directory: no sandbox may see it",
         (true, true) => {
             "grant a narrower directory, move airlock's file out of it, or set \
@@ -192,13 +211,27 @@ impl ProtectedPaths {
     /// Adds `path` as a `kind`, recording which file it is now. It need
     /// not exist yet.
     pub fn add(&mut self, kind: ProtectedKind, path: &Path) {
+        let written = path::lexical(path);
         let path = resolved(path);
+        // Only directories that must stay put are held to what they were.
+        let identity = match kind {
+            ProtectedKind::StateDir | ProtectedKind::CompileCache => identity(&path),
+            _ => None,
+        };
+        if written != path && !self.paths.iter().any(|p| p.path == written) {
+            self.paths.push(ProtectedPath {
+                kind,
+                path: written,
+                identity: None,
+                via_link: true,
+            });
+        }
         if !self.paths.iter().any(|p| p.path == path) {
-            let identity = identity(&path);
             self.paths.push(ProtectedPath {
                 kind,
                 path,
                 identity,
+                via_link: false,
             });
         }
     }
@@ -252,7 +285,7 @@ impl ProtectedPaths {
                     || grant == protected.path
                     || identity(&grant)
                         .is_some_and(|id| lineage(&protected.path).iter().any(|(_, a)| *a == id));
-                let may_hide = containing == Containing::Hide && protected.kind.hideable();
+                let may_hide = containing == Containing::Hide && protected.hideable();
                 if contains && !may_hide {
                     return Err(ProtectedError::Contains {
                         grant,
@@ -281,7 +314,7 @@ impl ProtectedPaths {
             ProtectedError::Contains {
                 grant, protected, ..
             } => ProtectedError::Contains {
-                can_hide: protected.kind.hideable(),
+                can_hide: protected.hideable(),
                 grant,
                 protected,
             },
@@ -404,5 +437,40 @@ mod tests {
         paths
             .check_sandboxed([dir.path()], false)
             .expect("a directory inside /tmp is a directory like any");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_protected_file_reached_through_a_link_cannot_be_granted_even_on_purpose() {
+        // The operator's config is a link into a dotfiles directory: the
+        // link itself must stay out of reach, or a tool could replace it.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (project, dotfiles) = (dir.path().join("project"), dir.path().join("dotfiles"));
+        std::fs::create_dir_all(&project).expect("project");
+        std::fs::create_dir_all(&dotfiles).expect("dotfiles");
+        std::fs::write(dotfiles.join("airlock.toml"), "").expect("config");
+        std::os::unix::fs::symlink(dotfiles.join("airlock.toml"), project.join("airlock.toml"))
+            .expect("link");
+        let mut paths = ProtectedPaths::default();
+        paths.add(ProtectedKind::Config, &project.join("airlock.toml"));
+        // The link's directory: never, even on purpose.
+        let refused = paths
+            .check_sandboxed([project.as_path()], true)
+            .expect_err("the link");
+        assert_eq!(refused.code(), "protected_path", "{refused}");
+        // The file's own directory: as any protected file's.
+        paths
+            .check_sandboxed([dotfiles.as_path()], false)
+            .expect_err("contains the config");
+        paths
+            .check_sandboxed([dotfiles.as_path()], true)
+            .expect("granted on purpose: covered");
+        assert!(
+            paths
+                .check_sandboxed([project.as_path()], true)
+                .expect_err("the link")
+                .to_string()
+                .contains("symbolic link"),
+        );
     }
 }

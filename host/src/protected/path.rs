@@ -30,6 +30,29 @@ pub(crate) fn lineage(path: &Path) -> Vec<(PathBuf, (u64, u64))> {
         .collect()
 }
 
+/// `path` made absolute, `.` and `..` taken out by name: where it is
+/// written to be, links not followed.
+pub(crate) fn lexical(path: &Path) -> PathBuf {
+    let absolute = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir()
+            .map(|cwd| cwd.join(path))
+            .unwrap_or_else(|_| path.to_path_buf())
+    };
+    let mut out = PathBuf::new();
+    for part in absolute.components() {
+        match part {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other.as_os_str()),
+        }
+    }
+    out
+}
+
 /// `path` made absolute and resolved as the kernel would walk it: each
 /// component that exists is seen through (links followed), so `..` goes up
 /// from where a link led; what does not exist is kept by name.

@@ -420,6 +420,16 @@ impl HostedServer {
     async fn connect(&self) -> Result<Live, ServerError> {
         let config = &self.inner.config;
         self.inner
+            .program
+            .unchanged()
+            .map_err(|message| ServerError::Program {
+                server: config.name.clone(),
+                path: self.inner.program.run.clone(),
+                message: format!(
+                    "program_changed: {message}; reload to take it (and its approvals anew)"
+                ),
+            })?;
+        self.inner
             .digested
             .verify()
             .map_err(|e| ServerError::Program {

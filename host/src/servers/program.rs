@@ -8,7 +8,8 @@
 //! (as read at load: the sandbox never follows a link on the host), the
 //! file is bound read-only, and `airlock servers status` lists them.
 
-use std::path::{Component, Path, PathBuf};
+use crate::protected::path::lexical;
+use std::path::{Path, PathBuf};
 
 /// Directories every sandbox shows read-only (bubblewrap's system
 /// directories).
@@ -31,9 +32,28 @@ pub(crate) struct Program {
     pub(crate) links: Vec<(PathBuf, PathBuf)>,
     /// The target, when no grant or system directory shows it.
     pub(crate) file: Option<PathBuf>,
+    /// Every link on the way from `run` to `target`, as read at load.
+    hops: Vec<(PathBuf, PathBuf)>,
 }
 
 impl Program {
+    /// Whether the way from `run` to `target` is still what it was at
+    /// load: the same links, reading the same, ending at the same file. A
+    /// tool that can write a server's directory could otherwise point the
+    /// command elsewhere for the server's next start.
+    pub(crate) fn unchanged(&self) -> Result<(), String> {
+        let (hops, target) = walk(&self.run).map_err(|e| e.to_string())?;
+        if hops != self.hops || target != self.target {
+            return Err(format!(
+                "its links now lead from {} to {}, not to {} as at load",
+                self.run.display(),
+                target.display(),
+                self.target.display()
+            ));
+        }
+        Ok(())
+    }
+
     /// What the sandbox is given beyond its grants, for status and checks.
     pub(crate) fn extra(&self) -> Vec<PathBuf> {
         self.links
@@ -46,9 +66,25 @@ impl Program {
 
 /// Resolves `command` (absolute, or a bare name already found on `PATH`)
 /// for a sandbox that shows `granted` directories.
+/// The links on the way from `run` (each where it is and what it reads)
+/// and the file they end in.
+fn walk(run: &Path) -> std::io::Result<(Vec<(PathBuf, PathBuf)>, PathBuf)> {
+    let mut hops = Vec::new();
+    let mut hop = run.to_path_buf();
+    for _ in 0..MAX_LINKS {
+        let Ok(next) = std::fs::read_link(&hop) else {
+            return Ok((hops, std::fs::canonicalize(run)?));
+        };
+        hops.push((hop.clone(), next.clone()));
+        let base = hop.parent().map(Path::to_path_buf).unwrap_or_default();
+        hop = lexical(&base.join(next));
+    }
+    Err(std::io::Error::other("too many symbolic links"))
+}
+
 pub(crate) fn resolve(command: &Path, granted: &[PathBuf]) -> std::io::Result<Program> {
     let run = lexical(command);
-    let target = std::fs::canonicalize(&run)?;
+    let (hops, target) = walk(&run)?;
     let granted: Vec<PathBuf> = granted
         .iter()
         .flat_map(|dir| [lexical(dir), std::fs::canonicalize(dir).unwrap_or_default()])
@@ -58,17 +94,11 @@ pub(crate) fn resolve(command: &Path, granted: &[PathBuf]) -> std::io::Result<Pr
         SHOWN.iter().any(|dir| path.starts_with(dir))
             || granted.iter().any(|dir| path.starts_with(dir))
     };
-    let mut links = Vec::new();
-    let mut hop = run.clone();
-    for _ in 0..MAX_LINKS {
-        let Ok(next) = std::fs::read_link(&hop) else {
-            break;
-        };
-        if !shown(&hop) && !links.iter().any(|(at, _)| at == &hop) {
-            links.push((hop.clone(), next.clone()));
+    let mut links: Vec<(PathBuf, PathBuf)> = Vec::new();
+    for (at, reads) in &hops {
+        if !shown(at) && !links.iter().any(|(seen, _)| seen == at) {
+            links.push((at.clone(), reads.clone()));
         }
-        let base = hop.parent().map(Path::to_path_buf).unwrap_or_default();
-        hop = lexical(&base.join(next));
     }
     let file = (!shown(&target)).then(|| target.clone());
     Ok(Program {
@@ -76,23 +106,8 @@ pub(crate) fn resolve(command: &Path, granted: &[PathBuf]) -> std::io::Result<Pr
         target,
         links,
         file,
+        hops,
     })
-}
-
-/// `path` with `.` and `..` taken out by name (links are followed
-/// separately, hop by hop).
-fn lexical(path: &Path) -> PathBuf {
-    let mut out = PathBuf::new();
-    for part in path.components() {
-        match part {
-            Component::CurDir => {}
-            Component::ParentDir => {
-                out.pop();
-            }
-            other => out.push(other.as_os_str()),
-        }
-    }
-    out
 }
 
 #[cfg(all(test, unix))]
@@ -144,6 +159,21 @@ mod tests {
             ]
         );
         assert_eq!(bare.extra().len(), 3);
+    }
+
+    #[test]
+    fn a_link_repointed_after_load_is_noticed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let bin = dir.path().join("venv/bin");
+        std::fs::create_dir_all(&bin).expect("bin");
+        symlink("/bin/sh", bin.join("python")).expect("link");
+        let program = resolve(&bin.join("python"), &[dir.path().join("venv")]).expect("resolves");
+        program.unchanged().expect("as loaded");
+        std::fs::remove_file(bin.join("python")).expect("remove");
+        std::fs::write(dir.path().join("mine"), "#!/bin/sh\n").expect("theirs");
+        symlink(dir.path().join("mine"), bin.join("python")).expect("repointed");
+        let changed = program.unchanged().expect_err("repointed");
+        assert!(changed.contains("not to"), "{changed}");
     }
 
     #[test]

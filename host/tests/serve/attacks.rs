@@ -252,9 +252,15 @@ async fn a_link_swapped_in_for_a_grant_leads_nowhere() {
     let fixture = Fixture::new("");
     let work = project(&fixture).join("work");
     let site = work.join("site");
-    std::fs::create_dir_all(&site).expect("site");
+    let other = work.join("other");
+    let elsewhere = project(&fixture).join("elsewhere");
+    for dir in [&site, &other, &elsewhere] {
+        std::fs::create_dir_all(dir).expect("dir");
+    }
     std::fs::write(site.join("marker.txt"), "granted").expect("marker");
-    for path in [&work, &site, &site.join("marker.txt")] {
+    std::fs::write(other.join("marker.txt"), "granted").expect("marker");
+    std::fs::write(elsewhere.join("secret.txt"), "not granted").expect("secret");
+    for path in [&work, &site, &other, &elsewhere] {
         users::give_to_server_user(path);
     }
     let sh = |name: &str, script: &str, grant: &str| {
@@ -262,19 +268,26 @@ async fn a_link_swapped_in_for_a_grant_leads_nowhere() {
             "[[tools]]\nname = {name:?}\n[tools.native]\nprogram = \"/bin/sh\"\nargs = [\"-c\", {script:?}]\n{grant}\n"
         )
     };
+    // One grant swapped for a link to the state directory, another for a
+    // link to a directory nobody granted (not airlock's: only the open
+    // without following links stands in the way).
     let swap = format!(
-        "cd {} && mv site site.old && ln -s {} site && echo '{{}}'",
+        "cd {} && mv site site.old && ln -s {} site && mv other other.old && ln -s {} other && echo '{{}}'",
         work.display(),
-        fixture.state().display()
+        fixture.state().display(),
+        elsewhere.display()
     );
-    let list = format!(
-        "printf '{{\"listing\": \"%s\"}}' \"$(ls {} | tr '\\n' ' ')\"",
-        site.display()
-    );
+    let list = |dir: &std::path::Path| {
+        format!(
+            "printf '{{\"listing\": \"%s\"}}' \"$(ls {} | tr '\\n' ' ')\"",
+            dir.display()
+        )
+    };
     fixture.write_config(&format!(
-        "{}{}[[tools]]\nname = \"lister\"\ncomponent = {:?}\ndirs = [{{ host = {:?}, guest = \"/site\" }}]\n",
+        "{}{}{}[[tools]]\nname = \"lister\"\ncomponent = {:?}\ndirs = [{{ host = {:?}, guest = \"/site\" }}]\n",
         sh("writer", &swap, &format!("fs_write = [{:?}]", work.display().to_string())),
-        sh("reader", &list, &format!("fs_read = [{:?}]", site.display().to_string())),
+        sh("reader", &list(&site), &format!("fs_read = [{:?}]", site.display().to_string())),
+        sh("other", &list(&other), &format!("fs_read = [{:?}]", other.display().to_string())),
         airlock_tests::guest_path("fs-escape"),
         site.display().to_string(),
     ));
@@ -286,8 +299,10 @@ async fn a_link_swapped_in_for_a_grant_leads_nowhere() {
     let list_steps = json!({ "steps": [{ "op": "list", "path": "." }] });
 
     // Before: both see the granted directory.
-    let before = super::call_allowed(&server, &client, "reader", json!({}), "session").await;
-    assert!(listed(&before).contains("marker.txt"), "{before:?}");
+    for tool in ["reader", "other"] {
+        let before = super::call_allowed(&server, &client, tool, json!({}), "session").await;
+        assert!(listed(&before).contains("marker.txt"), "{tool}: {before:?}");
+    }
     let component =
         super::call_allowed(&server, &client, "lister", list_steps.clone(), "session").await;
     assert!(listed(&component).contains("marker.txt"), "{component:?}");
@@ -315,6 +330,17 @@ async fn a_link_swapped_in_for_a_grant_leads_nowhere() {
     // `grant_changed`).
     assert!(said.contains("protected_path"), "{said}");
     assert!(!said.contains("host.key"), "{said}");
+    // A link to a directory no one granted: the open without following
+    // links refuses it.
+    let other = client
+        .peer()
+        .call_tool(super::call("other", json!({})))
+        .await
+        .expect("tools/call");
+    assert_eq!(other.is_error, Some(true), "{other:?}");
+    let said = listed(&other);
+    assert!(said.contains("grant_changed"), "{said}");
+    assert!(!said.contains("secret.txt"), "{said}");
     let component = client
         .peer()
         .call_tool(super::call("lister", list_steps))
