@@ -77,7 +77,20 @@ async fn caps_refuse_sessions_with_a_reason_journaled_once_a_window() {
     assert_eq!(deleted.status, 202, "{deleted:?}");
     assert_eq!(raw::open(at, &alice).await.status, 200);
 
-    let log = server.log();
+    // The server's stderr is read on a thread of its own: wait (bounded)
+    // until both agents' first refusals are in.
+    let started = std::time::Instant::now();
+    let log = loop {
+        let log = server.log();
+        let carol = log
+            .lines()
+            .any(|line| line.contains("refused an MCP session") && line.contains("carol"));
+        if carol || started.elapsed() > super::PATIENCE {
+            break log;
+        }
+        // A poll interval, not a timing assumption.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
     let journal = server.stop_and_journal();
     let alice_refused = refusals(&journal, "Agent::\"alice\"", "max_sessions_per_agent");
     assert!(!alice_refused.is_empty(), "journaled");
