@@ -297,14 +297,6 @@ impl HostBuilder {
         let policies = self
             .policies
             .unwrap_or_else(|| Arc::new(PolicyEngine::embedded()));
-        let mut protected = self.protected;
-        protected.add_runtime_dirs();
-        if let Some(dir) = &self.state_dir {
-            protected.add(ProtectedKind::StateDir, dir);
-        }
-        if let Some(dir) = &self.cache_dir {
-            protected.add(ProtectedKind::CompileCache, dir);
-        }
         let (store, journal) = match &self.state_dir {
             None => (None, None),
             Some(dir) => {
@@ -322,6 +314,16 @@ impl HostBuilder {
                 (Some(store), Some(journal))
             }
         };
+        // After both directories were made, so that each is held to the
+        // identity it has now.
+        let mut protected = self.protected;
+        protected.add_runtime_dirs();
+        if let Some(dir) = &self.state_dir {
+            protected.add(ProtectedKind::StateDir, dir);
+        }
+        if let Some(dir) = &self.cache_dir {
+            protected.add(ProtectedKind::CompileCache, dir);
+        }
         engine::start_epoch_ticker(&engine).map_err(BuildError::Ticker)?;
         let telemetry = self
             .telemetry

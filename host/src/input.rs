@@ -34,7 +34,8 @@ fn normalized(text: &str) -> Option<(String, i64)> {
         return Some((String::new(), 0));
     }
     let places = i64::try_from(whole.len()).ok()? - i64::try_from(leading).ok()?;
-    Some((significant.to_string(), exponent + places))
+    // An exponent at the edge of i64 has no exact double either way.
+    Some((significant.to_string(), exponent.checked_add(places)?))
 }
 
 /// Whether float literal `token` is exactly the value the parser gives it
@@ -217,6 +218,9 @@ mod tests {
             "100000000000000000001.0",
             "0.1000000000000000055511151231257827",
             "9007199254740993.0",
+            // Exponents at the edge of i64 (no panic on the way).
+            "0.01e-9223372036854775808",
+            "1e-9223372036854775808",
         ] {
             let error = check(bad).expect_err(bad).to_string();
             assert!(error.contains("send it as a string"), "{bad}: {error}");

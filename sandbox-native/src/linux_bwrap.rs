@@ -153,6 +153,10 @@ pub fn arguments_pinned(
         &mut args,
         &["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"],
     );
+    for dir in &plan.dirs {
+        args.push("--dir".into());
+        args.push(dir.into());
+    }
     for (at, target) in &plan.links {
         args.push("--symlink".into());
         args.push(target.into());
@@ -166,8 +170,17 @@ pub fn arguments_pinned(
         // stand-ins before the run (see `persistence`); in a run, only the
         // ones opened are bound (`pinned` decides, not a second look).
         for host in persistence_paths(mount) {
-            // A grant of its own already: bound as granted, once.
-            if plan.mounts.iter().any(|m| m.host == host) {
+            let inside = mount
+                .sandbox
+                .join(host.strip_prefix(&mount.host).unwrap_or(&host));
+            // A grant of its own at the same place already: bound as
+            // granted, once. (Granted elsewhere too, it is still covered
+            // here.)
+            if plan
+                .mounts
+                .iter()
+                .any(|m| m.host == host && m.sandbox == inside)
+            {
                 continue;
             }
             let present = match pinned(&host) {
@@ -175,9 +188,6 @@ pub fn arguments_pinned(
                 None => existing(&host) && pinned(&mount.host).is_none(),
             };
             if present {
-                let inside = mount
-                    .sandbox
-                    .join(host.strip_prefix(&mount.host).unwrap_or(&host));
                 bind_host(&mut args, Access::ReadOnly, &host, &inside, pinned);
             }
         }
@@ -246,18 +256,28 @@ fn persistence_paths(mount: &crate::plan::Mount) -> impl Iterator<Item = PathBuf
 /// bound over themselves: as mount points they cannot be renamed, so a
 /// covered path cannot be carried away from its cover), parents before
 /// what lies inside them, so a read-only grant nested in a writable one
-/// stays read-only. A pin that is a mount or a persistence path already is
-/// a mount point, and is not bound twice.
+/// stays read-only. A pin that is a mount or a persistence path already
+/// (the same host path at the same place inside) is a mount point, and is
+/// not bound twice.
 fn binds_in_order(plan: &Plan) -> Vec<crate::plan::Mount> {
-    let persistence: Vec<PathBuf> = plan
+    let persistence: Vec<(PathBuf, PathBuf)> = plan
         .mounts
         .iter()
         .filter(|m| m.access == Access::ReadWrite)
-        .flat_map(persistence_paths)
+        .flat_map(|mount| {
+            PERSISTENCE_PATHS
+                .iter()
+                .map(|p| (mount.host.join(p.path), mount.sandbox.join(p.path)))
+        })
         .collect();
     let mut binds: Vec<crate::plan::Mount> = plan.mounts.clone();
     for pin in &plan.pins {
-        let bound = binds.iter().any(|b| b.host == pin.host) || persistence.contains(&pin.host);
+        let bound = binds
+            .iter()
+            .any(|b| b.host == pin.host && b.sandbox == pin.sandbox)
+            || persistence
+                .iter()
+                .any(|(host, sandbox)| *host == pin.host && *sandbox == pin.sandbox);
         if !bound {
             binds.push(pin.clone());
         }
@@ -485,6 +505,42 @@ mod tests {
         )
         .expect("persistence path");
         assert!(dir > persistence, "and after every other bind: {args:?}");
+    }
+
+    #[test]
+    fn a_pin_is_bound_unless_the_same_path_is_bound_at_the_same_place() {
+        // The project is granted twice; the state directory inside it is
+        // covered at both places, so its parent must be pinned at both.
+        let plan = Plan::new("/bin/true")
+            .mount("/home/me/project", "/workspace", Access::ReadWrite)
+            .mount("/home/me/project", "/mirror", Access::ReadOnly)
+            .pin("/home/me/project", "/workspace", Access::ReadWrite)
+            .pin("/home/me/project", "/mirror/sub", Access::ReadOnly)
+            .pin("/home/me/project/.git", "/mirror/.git", Access::ReadOnly);
+        let args = text(&arguments(&plan, &|_| true, None));
+        let count = |pair: &[&str]| {
+            args.windows(pair.len())
+                .filter(|w| w.iter().zip(pair).all(|(a, b)| a == b))
+                .count()
+        };
+        assert_eq!(count(&["/home/me/project", "/workspace"]), 1, "{args:?}");
+        assert_eq!(count(&["/home/me/project", "/mirror/sub"]), 1, "{args:?}");
+        // A persistence path of the writable grant is bound at /workspace,
+        // not at /mirror: the pin there is still bound.
+        assert_eq!(count(&["/home/me/project/.git", "/mirror/.git"]), 1);
+        assert_eq!(count(&["/home/me/project/.git", "/workspace/.git"]), 1);
+        // The writable project's `.git` granted read-only elsewhere (by a
+        // link's name) is still covered inside the writable grant.
+        let plan = Plan::new("/bin/true")
+            .mount("/home/me/project", "/home/me/project", Access::ReadWrite)
+            .mount(
+                "/home/me/project/.git",
+                "/home/me/plink/.git",
+                Access::ReadOnly,
+            );
+        let args = text(&arguments(&plan, &|_| true, None));
+        let git = ["/home/me/project/.git", "/home/me/project/.git"];
+        assert!(find(&args, "--ro-bind", &git).is_some(), "{args:?}");
     }
 
     #[test]

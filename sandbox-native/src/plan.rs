@@ -23,78 +23,73 @@ pub struct Persistent {
     pub dir: bool,
 }
 
+impl Persistent {
+    const fn file(path: &'static str) -> Self {
+        Self { path, dir: false }
+    }
+
+    const fn dir(path: &'static str) -> Self {
+        Self { path, dir: true }
+    }
+}
+
 /// The persistence paths: the whole `.git` (hooks, `core.fsmonitor` and
-/// friends in its config run commands on the host), shell start-up files,
-/// direnv's `.envrc`, editor task configs, and, for a workspace that is a
-/// home directory, `.ssh` (`authorized_keys`, `config`'s `ProxyCommand`)
-/// and `.config` (user systemd units, autostart entries, many programs'
-/// hooks), `.local` (`.local/bin` is on `PATH`, user systemd units) and
-/// `.gitconfig`.
+/// friends in its config run commands on the host), shell and session
+/// start-up files, direnv's `.envrc`, editor task configs and start-up
+/// files, a project's `.cargo` (its config names runners and linkers),
+/// `.npmrc`, yarn's and pnpm's (`yarnPath`, `.pnpmfile.cjs`), mise's
+/// tasks and hooks, commit-hook runners' configs (`pre-commit`, husky),
+/// and,
+/// for a workspace that is a home directory, `.ssh` (`authorized_keys`,
+/// `config`'s `ProxyCommand`), `.config` (user systemd units, autostart
+/// entries, many programs' hooks), `.local` (`.local/bin` is on `PATH`),
+/// `.gitconfig`, and the credential helpers' configs of `.kube`, `.aws`
+/// and `.docker` (each can name a command to run).
+///
+/// This is a list of the places known to run code later, not a proof that
+/// nothing else does: a build file a user runs (a `Makefile`, a
+/// `package.json` script) is the workspace's own content, and a nested
+/// repository's `.git` below the top is not covered, and neither is
+/// `rust-toolchain.toml` (its `path` names a toolchain to run; an empty
+/// stand-in would break every `cargo` run in the project meanwhile). Grant
+/// a workspace you would review before running anything from it.
 pub const PERSISTENCE_PATHS: &[Persistent] = &[
-    Persistent {
-        path: ".git",
-        dir: true,
-    },
-    Persistent {
-        path: ".bashrc",
-        dir: false,
-    },
-    Persistent {
-        path: ".bash_profile",
-        dir: false,
-    },
-    Persistent {
-        path: ".profile",
-        dir: false,
-    },
-    Persistent {
-        path: ".zshrc",
-        dir: false,
-    },
-    Persistent {
-        path: ".zprofile",
-        dir: false,
-    },
-    Persistent {
-        path: ".envrc",
-        dir: false,
-    },
-    Persistent {
-        path: ".vscode",
-        dir: true,
-    },
-    Persistent {
-        path: ".idea",
-        dir: true,
-    },
-    Persistent {
-        path: ".bash_aliases",
-        dir: false,
-    },
-    Persistent {
-        path: ".bash_login",
-        dir: false,
-    },
-    Persistent {
-        path: ".bash_logout",
-        dir: false,
-    },
-    Persistent {
-        path: ".gitconfig",
-        dir: false,
-    },
-    Persistent {
-        path: ".ssh",
-        dir: true,
-    },
-    Persistent {
-        path: ".config",
-        dir: true,
-    },
-    Persistent {
-        path: ".local",
-        dir: true,
-    },
+    Persistent::dir(".git"),
+    Persistent::file(".bashrc"),
+    Persistent::file(".bash_profile"),
+    Persistent::file(".profile"),
+    Persistent::file(".zshrc"),
+    Persistent::file(".zprofile"),
+    Persistent::file(".envrc"),
+    Persistent::dir(".vscode"),
+    Persistent::dir(".idea"),
+    Persistent::file(".bash_aliases"),
+    Persistent::file(".bash_login"),
+    Persistent::file(".bash_logout"),
+    Persistent::file(".gitconfig"),
+    Persistent::dir(".ssh"),
+    Persistent::dir(".config"),
+    Persistent::dir(".local"),
+    Persistent::file(".zshenv"),
+    Persistent::file(".zlogin"),
+    Persistent::file(".zlogout"),
+    Persistent::file(".xprofile"),
+    Persistent::file(".xsessionrc"),
+    Persistent::file(".pam_environment"),
+    Persistent::file(".vimrc"),
+    Persistent::dir(".emacs.d"),
+    Persistent::file(".tmux.conf"),
+    Persistent::dir(".cargo"),
+    Persistent::file(".npmrc"),
+    Persistent::file(".pre-commit-config.yaml"),
+    Persistent::dir(".husky"),
+    Persistent::file(".yarnrc.yml"),
+    Persistent::file(".pnpmfile.cjs"),
+    Persistent::file("mise.toml"),
+    Persistent::file(".mise.toml"),
+    Persistent::dir(".kube"),
+    Persistent::dir(".aws"),
+    Persistent::dir(".docker"),
 ];
 
 /// How a mount may be used.
@@ -211,6 +206,9 @@ pub struct Plan {
     /// a program's links that no mount shows, made from what they read when
     /// checked, so nothing on the host is followed at run time.
     pub links: Vec<(PathBuf, PathBuf)>,
+    /// Empty directories made inside the sandbox before any mount: where a
+    /// path written with `..` passes (`/a/b/../c` needs `/a/b` to walk).
+    pub dirs: Vec<PathBuf>,
     /// Host paths inside the mounts that stay hidden.
     pub hidden: Vec<Hidden>,
     /// Directories between a writable mount and a hidden path, bound over
@@ -237,6 +235,7 @@ impl Plan {
             cwd: None,
             mounts: Vec::new(),
             links: Vec::new(),
+            dirs: Vec::new(),
             hidden: Vec::new(),
             pins: Vec::new(),
             limits: ProcessLimits::default(),
@@ -295,6 +294,13 @@ impl Plan {
     /// `target`.
     pub fn link(mut self, at: impl Into<PathBuf>, target: impl Into<PathBuf>) -> Self {
         self.links.push((at.into(), target.into()));
+        self
+    }
+
+    /// Makes an empty directory at `at` inside the sandbox (on Linux; a
+    /// macOS sandbox sees the host's own paths).
+    pub fn dir(mut self, at: impl Into<PathBuf>) -> Self {
+        self.dirs.push(at.into());
         self
     }
 

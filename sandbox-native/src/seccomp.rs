@@ -3,7 +3,7 @@
 
 use seccompiler::{
     BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
-    SeccompRule, TargetArch,
+    SeccompRule, TargetArch, sock_filter,
 };
 use std::collections::BTreeMap;
 
@@ -37,14 +37,37 @@ const DENIED: &[(&str, libc::c_long)] = &[
     ("reboot", libc::SYS_reboot),
     ("swapon", libc::SYS_swapon),
     ("swapoff", libc::SYS_swapoff),
+    // io_uring makes sockets (and opens files) without the system calls
+    // the rules below look at.
+    ("io_uring_setup", libc::SYS_io_uring_setup),
+    ("io_uring_enter", libc::SYS_io_uring_enter),
+    ("io_uring_register", libc::SYS_io_uring_register),
 ];
 
-/// `socket(AF_UNIX, …)`: a granted directory can hold the sockets of the
-/// server's user's own services (an agent, a user's Docker, a desktop
-/// session's), which a read-only bind does not keep from a `connect`.
-/// `socketpair` (what event loops use) stays allowed, and strict mode's
-/// bridge uses the channel it inherits.
-const DENIED_SOCKET_DOMAINS: &[(&str, u64)] = &[("socket(AF_UNIX)", libc::AF_UNIX as u64)];
+/// The only address families `socket()` may make: IP (in the sandbox's own
+/// network namespace, where nothing but its loopback and strict mode's
+/// bridge are) and netlink (which programs read their interfaces with).
+/// Everything else is refused: `AF_UNIX` because a granted directory can
+/// hold the sockets of the server's user's own services (an agent, a
+/// user's Docker), which a read-only bind does not keep from a `connect`;
+/// `AF_VSOCK` and friends because a network namespace does not isolate
+/// them. Strict mode's bridge uses the channel it inherits.
+const SOCKET_FAMILIES: &[(&str, u64)] = &[
+    ("AF_INET", libc::AF_INET as u64),
+    ("AF_INET6", libc::AF_INET6 as u64),
+    ("AF_NETLINK", libc::AF_NETLINK as u64),
+];
+
+/// `socketpair` makes only `AF_UNIX` stream pairs, which are connected
+/// already and so reach nothing (event loops use them). A datagram end
+/// (`SOCK_DGRAM`, and `SOCK_RAW`, which the kernel turns into one) could
+/// still `sendto` a socket's path; other families bring back what
+/// `socket()` refuses.
+const SOCKETPAIR_FAMILY: u64 = libc::AF_UNIX as u64;
+const SOCKETPAIR_KIND: u64 = libc::SOCK_STREAM as u64;
+
+/// The mask of a socket type's kind (without `SOCK_NONBLOCK`/`SOCK_CLOEXEC`).
+const SOCKET_TYPE_MASK: u64 = 0xf;
 
 /// Terminal ioctls that push input into another program's terminal.
 const DENIED_IOCTLS: &[(&str, u64)] = &[("TIOCSTI", 0x5412), ("TIOCLINUX", 0x541C)];
@@ -55,7 +78,13 @@ pub fn denied_names() -> impl Iterator<Item = &'static str> {
         .iter()
         .map(|(name, _)| *name)
         .chain(DENIED_IOCTLS.iter().map(|(name, _)| *name))
-        .chain(DENIED_SOCKET_DOMAINS.iter().map(|(name, _)| *name))
+        .chain(std::iter::once(
+            "socket(any family but AF_INET, AF_INET6, AF_NETLINK)",
+        ))
+        .chain(std::iter::once(
+            "socketpair(anything but AF_UNIX, SOCK_STREAM)",
+        ))
+        .chain(std::iter::once("every x32 system call"))
 }
 
 /// The filter as the raw `struct sock_filter` array bubblewrap's
@@ -75,14 +104,34 @@ pub fn program() -> Result<Vec<u8>, seccompiler::BackendError> {
         })
         .collect::<Result<Vec<_>, _>>()?;
     rules.insert(i64::from(libc::SYS_ioctl), ioctl_rules);
-    let socket_rules = DENIED_SOCKET_DOMAINS
+    // One rule: matched (refused) when the family is none of the allowed.
+    let other_family = SOCKET_FAMILIES
         .iter()
-        .map(|(_, domain)| {
-            SeccompCondition::new(0, SeccompCmpArgLen::Dword, SeccompCmpOp::Eq, *domain)
-                .and_then(|c| SeccompRule::new(vec![c]))
+        .map(|(_, family)| {
+            SeccompCondition::new(0, SeccompCmpArgLen::Dword, SeccompCmpOp::Ne, *family)
         })
         .collect::<Result<Vec<_>, _>>()?;
-    rules.insert(i64::from(libc::SYS_socket), socket_rules);
+    rules.insert(
+        i64::from(libc::SYS_socket),
+        vec![SeccompRule::new(other_family)?],
+    );
+    // Refused when the family is not AF_UNIX, or the kind is any but
+    // SOCK_STREAM (seccomp has no masked "not equal": one rule per kind).
+    let mut socketpair_rules = vec![SeccompRule::new(vec![SeccompCondition::new(
+        0,
+        SeccompCmpArgLen::Dword,
+        SeccompCmpOp::Ne,
+        SOCKETPAIR_FAMILY,
+    )?])?];
+    for kind in (0..=SOCKET_TYPE_MASK).filter(|kind| *kind != SOCKETPAIR_KIND) {
+        socketpair_rules.push(SeccompRule::new(vec![SeccompCondition::new(
+            1,
+            SeccompCmpArgLen::Dword,
+            SeccompCmpOp::MaskedEq(SOCKET_TYPE_MASK),
+            kind,
+        )?])?);
+    }
+    rules.insert(i64::from(libc::SYS_socketpair), socketpair_rules);
     let arch = TargetArch::try_from(std::env::consts::ARCH)?;
     let filter = SeccompFilter::new(
         rules,
@@ -90,7 +139,14 @@ pub fn program() -> Result<Vec<u8>, seccompiler::BackendError> {
         SeccompAction::Errno(libc::EPERM as u32),
         arch,
     )?;
-    let program: BpfProgram = filter.try_into()?;
+    let filtered: BpfProgram = filter.try_into()?;
+    let mut program = x32_guard(arch);
+    program.extend(filtered);
+    Ok(encode(&program))
+}
+
+/// Instructions as the bytes of a `struct sock_filter` array.
+fn encode(program: &[sock_filter]) -> Vec<u8> {
     let mut bytes = Vec::with_capacity(program.len() * 8);
     for instruction in program {
         bytes.extend_from_slice(&instruction.code.to_ne_bytes());
@@ -98,5 +154,92 @@ pub fn program() -> Result<Vec<u8>, seccompiler::BackendError> {
         bytes.push(instruction.jf);
         bytes.extend_from_slice(&instruction.k.to_ne_bytes());
     }
-    Ok(bytes)
+    bytes
+}
+
+/// The bit x86_64's x32 ABI sets in a system call's number
+/// (`__X32_SYSCALL_BIT`).
+const X32_SYSCALL_BIT: u32 = 0x4000_0000;
+
+/// On x86_64, instructions that fail every x32 system call with `ENOSYS`
+/// before the rules run: x32 calls share the x86_64 audit architecture but
+/// have their own numbers, so each rule above would miss its x32 twin (a
+/// kernel built with x32 would let `socket(AF_UNIX)` through that way).
+/// Prepended, so the program's own forward jumps are unaffected.
+fn x32_guard(arch: TargetArch) -> Vec<sock_filter> {
+    if arch != TargetArch::x86_64 {
+        return Vec::new();
+    }
+    let op = |code: u32| code as u16;
+    vec![
+        // A = seccomp_data.nr (offset 0)
+        sock_filter {
+            code: op(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS),
+            jt: 0,
+            jf: 0,
+            k: 0,
+        },
+        // if (A & X32_SYSCALL_BIT) fall through to the return, else skip it
+        sock_filter {
+            code: op(libc::BPF_JMP | libc::BPF_JSET | libc::BPF_K),
+            jt: 0,
+            jf: 1,
+            k: X32_SYSCALL_BIT,
+        },
+        sock_filter {
+            code: op(libc::BPF_RET | libc::BPF_K),
+            jt: 0,
+            jf: 0,
+            k: libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32,
+        },
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs the guard's instructions on a system call number the way the
+    /// kernel would, returning what it answers (`None`: on to the rules).
+    fn guard_answer(guard: &[sock_filter], nr: u32) -> Option<u32> {
+        let mut accumulator = 0;
+        let mut at = 0;
+        while let Some(instruction) = guard.get(at) {
+            let code = u32::from(instruction.code);
+            if code == libc::BPF_LD | libc::BPF_W | libc::BPF_ABS {
+                assert_eq!(instruction.k, 0, "loads the number");
+                accumulator = nr;
+            } else if code == libc::BPF_JMP | libc::BPF_JSET | libc::BPF_K {
+                let skip = if accumulator & instruction.k != 0 {
+                    instruction.jt
+                } else {
+                    instruction.jf
+                };
+                at += usize::from(skip);
+            } else if code == libc::BPF_RET | libc::BPF_K {
+                return Some(instruction.k);
+            } else {
+                panic!("unexpected instruction {instruction:?}");
+            }
+            at += 1;
+        }
+        None
+    }
+
+    #[test]
+    fn x32_calls_fail_before_the_rules_and_others_reach_them() {
+        let guard = x32_guard(TargetArch::x86_64);
+        let enosys = libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32;
+        let x32_socket = X32_SYSCALL_BIT | libc::SYS_socket as u32;
+        assert_eq!(guard_answer(&guard, x32_socket), Some(enosys));
+        assert_eq!(guard_answer(&guard, libc::SYS_socket as u32), None);
+        assert!(x32_guard(TargetArch::aarch64).is_empty());
+        let program = program().expect("the filter compiles");
+        if std::env::consts::ARCH == "x86_64" {
+            assert!(
+                program.starts_with(&encode(&guard)),
+                "the guard comes first"
+            );
+        }
+    }
 }

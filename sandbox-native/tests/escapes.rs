@@ -282,6 +282,55 @@ fn persistence_paths_cannot_be_renamed_replaced_or_created() {
     }
 }
 
+/// Two runs on one workspace (each holds the workspace's record as any
+/// airlock process's run would): the one that ends first leaves the
+/// stand-ins, which the other's sandbox still has bound (removing one
+/// would unmount it there and let that sandbox create it); the last one
+/// out removes them.
+#[test]
+fn stand_ins_stay_while_another_run_uses_the_workspace() {
+    let workspace = tempfile::tempdir().expect("tempdir");
+    for fifo in ["up", "go"] {
+        let made = std::process::Command::new("mkfifo")
+            .arg(workspace.path().join(fifo))
+            .status()
+            .expect("mkfifo");
+        assert!(made.success());
+    }
+    // Under root the sandbox runs as `nobody`.
+    for open in ["", "up", "go"] {
+        use std::os::unix::fs::PermissionsExt;
+        let path = workspace.path().join(open);
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    }
+    let mount = |plan: Plan| {
+        plan.mount(workspace.path(), "/workspace", Access::ReadWrite)
+            .cwd("/workspace")
+    };
+    // The first run says it is up, then waits to be let go.
+    let first = mount(sh("echo up > /workspace/up; read go < /workspace/go; \
+         (echo x > /workspace/.envrc) 2>/dev/null || echo first-refused"));
+    let first = std::thread::spawn(move || stdout(&go(&first)));
+    let up = std::fs::read_to_string(workspace.path().join("up")).expect("the first run is up");
+    assert_eq!(up, "up\n");
+    let second = mount(sh(
+        "(echo x > /workspace/.envrc) 2>/dev/null || echo second-refused",
+    ));
+    let text = stdout(&go(&second));
+    assert!(text.contains("second-refused"), "{text}");
+    for left in [".envrc", ".bashrc", ".vscode", ".git"] {
+        let path = workspace.path().join(left);
+        assert!(path.exists(), "{left} was removed under the first run");
+    }
+    std::fs::write(workspace.path().join("go"), "go\n").expect("let the first run go");
+    let text = first.join().expect("the first run");
+    assert!(text.contains("first-refused"), "its stand-in held: {text}");
+    for gone in [".envrc", ".bashrc", ".vscode", ".git"] {
+        let path = workspace.path().join(gone);
+        assert!(!path.exists(), "{gone} left behind by the last run out");
+    }
+}
+
 #[test]
 fn a_persistence_path_that_is_a_link_is_refused() {
     let workspace = tempfile::tempdir().expect("tempdir");
@@ -446,7 +495,15 @@ check("TIOCSTI", libc.ioctl(0, 0x5412, b"x"))
     }
     let names: Vec<&str> = airlock_sandbox::seccomp::denied_names().collect();
     for name in [
-        "ptrace", "mount", "keyctl", "bpf", "unshare", "setns", "TIOCSTI",
+        "ptrace",
+        "mount",
+        "keyctl",
+        "bpf",
+        "unshare",
+        "setns",
+        "TIOCSTI",
+        "io_uring_setup",
+        "every x32 system call",
     ] {
         assert!(names.contains(&name), "{name} is on the list");
     }

@@ -43,6 +43,10 @@ pub(crate) fn listed_paths(dirs: &[PathBuf]) -> String {
 pub(crate) struct Granted {
     pub(crate) host: PathBuf,
     pub(crate) sandbox: PathBuf,
+    /// Where the path as configured passes before each `..` (made inside
+    /// the sandbox, so that the program, told the configured path, walks
+    /// it there as on the host).
+    pub(crate) passes: Vec<PathBuf>,
 }
 
 impl Granted {
@@ -52,9 +56,20 @@ impl Granted {
         if !host.is_dir() {
             return Err(std::io::Error::other("not a directory"));
         }
+        let mut passes = Vec::new();
+        let mut walked = PathBuf::new();
+        for part in dir.components() {
+            if part == std::path::Component::ParentDir {
+                passes.push(crate::protected::path::lexical(&walked));
+            }
+            walked.push(part);
+        }
+        // Mounted at the place the path names (a mount written with `..`
+        // would be ordered and compared by its spelling).
         Ok(Self {
             host,
-            sandbox: dir.to_path_buf(),
+            sandbox: crate::protected::path::lexical(dir),
+            passes,
         })
     }
 }
@@ -91,6 +106,14 @@ pub(crate) fn base_plan(
     for (at, target) in visible.links {
         plan = plan.link(at, target);
     }
+    for pass in visible
+        .read
+        .iter()
+        .chain(visible.write)
+        .flat_map(|d| &d.passes)
+    {
+        plan = plan.dir(pass);
+    }
     for dir in visible.read {
         plan = plan.mount(&dir.host, &dir.sandbox, Access::ReadOnly);
     }
@@ -112,6 +135,7 @@ pub(super) fn plan_for(spec: &NativeSpec, limits: &Limits) -> Plan {
             .map(|dir| Granted {
                 host: dir.clone(),
                 sandbox: dir.clone(),
+                passes: Vec::new(),
             })
             .collect()
     };
@@ -194,5 +218,36 @@ pub(super) fn outcome_of(
             },
             report,
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_grant_written_with_dot_dot_is_mounted_where_it_names_and_walkable_as_written() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().canonicalize().expect("canonical");
+        std::fs::create_dir_all(root.join("a/b")).expect("a/b");
+        std::fs::create_dir(root.join("c")).expect("c");
+        let granted = Granted::resolve(&root.join("a/b/../../c")).expect("resolves");
+        assert_eq!(granted.sandbox, root.join("c"), "mounted where it names");
+        assert_eq!(granted.passes, [root.join("a/b"), root.join("a")]);
+        let plan = base_plan(
+            Path::new("/bin/true"),
+            &Visible {
+                files: &[],
+                links: &[],
+                read: std::slice::from_ref(&granted),
+                write: &[],
+            },
+            &[],
+            airlock_sandbox::ProcessLimits::default(),
+        );
+        assert_eq!(
+            plan.dirs, granted.passes,
+            "made inside, so `a/b/../..` walks"
+        );
     }
 }

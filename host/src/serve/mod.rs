@@ -286,6 +286,9 @@ struct Inner {
     sessions: Arc<sessions::Sessions>,
     /// Which refused sessions were logged and journaled.
     refusals: sessions::RefusalReports,
+    /// Held (shared) while a closing session is ended; the shutdown takes
+    /// it exclusively, so that no session it did not see ends after it.
+    ending: tokio::sync::RwLock<()>,
     /// Signs the journal's tree head when entries wait longer than the
     /// cadence allows, even if nothing else is journaled.
     _heads: crate::invocation::AbortOnDrop,
@@ -330,6 +333,7 @@ impl Server {
                 seal: elicit::Seal::new()?,
                 sessions: Arc::default(),
                 refusals: sessions::RefusalReports::default(),
+                ending: tokio::sync::RwLock::new(()),
                 _heads: heads,
                 _heartbeat: heartbeat,
             }),
@@ -537,7 +541,9 @@ impl Server {
             left
         };
         self.stop_servers().await;
-        // Sessions end with the server, and their approvals with them.
+        // Sessions end with the server, and their approvals with them;
+        // one that rmcp is closing meanwhile ends first.
+        let _ended = self.inner.ending.write().await;
         for session in self.sessions().forget_all() {
             self.end_session_approvals(&session).await;
         }

@@ -170,6 +170,7 @@ where
     }
 
     async fn close_session(&self, id: &SessionId) -> Result<(), Self::Error> {
+        let _ending = self.server.ending().await;
         // Forgotten first: from now on the gate does not find it.
         let called_in = self.server.sessions().forget(id);
         let closed = self.inner.close_session(id).await;
@@ -230,6 +231,11 @@ impl Server {
     /// The open MCP sessions and their agents.
     pub(crate) fn sessions(&self) -> &Arc<Sessions> {
         &self.inner.sessions
+    }
+
+    /// Holds off the shutdown while a session is ended.
+    pub(super) async fn ending(&self) -> tokio::sync::RwLockReadGuard<'_, ()> {
+        self.inner.ending.read().await
     }
 
     /// Ends the approvals of MCP session `id`, which has ended (an HTTP

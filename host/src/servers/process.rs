@@ -225,6 +225,7 @@ mod tests {
         let write = [Granted {
             host: "/w".into(),
             sandbox: "/w".into(),
+            passes: Vec::new(),
         }];
         let plan = plan(&config.servers()[0], &program, &[], &write);
         let mut env = plan.env.clone();

@@ -8,7 +8,7 @@
 //! (as read at load: the sandbox never follows a link on the host), the
 //! file is bound read-only, and `airlock servers status` lists them.
 
-use crate::protected::path::lexical;
+use crate::protected::path::{Identity, identity, lexical};
 use std::path::{Path, PathBuf};
 
 /// Directories every sandbox shows read-only (bubblewrap's system
@@ -32,8 +32,19 @@ pub(crate) struct Program {
     pub(crate) links: Vec<(PathBuf, PathBuf)>,
     /// The target, when no grant or system directory shows it.
     pub(crate) file: Option<PathBuf>,
-    /// Every link on the way from `run` to `target`, as read at load.
+    /// The way from `run` to `target`, as walked at load.
+    way: Way,
+}
+
+/// The way from a path to the file it ends in: every link on it (where it
+/// is and what it reads), the real directory each link is in, by name and
+/// identity (a directory link on the way swapped, or directories swapped
+/// by rename, change it while every link reads the same), and the file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Way {
     hops: Vec<(PathBuf, PathBuf)>,
+    dirs: Vec<(PathBuf, Identity)>,
+    target: PathBuf,
 }
 
 impl Program {
@@ -42,12 +53,17 @@ impl Program {
     /// tool that can write a server's directory could otherwise point the
     /// command elsewhere for the server's next start.
     pub(crate) fn unchanged(&self) -> Result<(), String> {
-        let (hops, target) = walk(&self.run).map_err(|e| e.to_string())?;
-        if hops != self.hops || target != self.target {
+        let way = walk(&self.run).map_err(|e| e.to_string())?;
+        if way != self.way {
             return Err(format!(
-                "its links now lead from {} to {}, not to {} as at load",
+                "its links now lead from {} to {} (through {}), not to {} as at load",
                 self.run.display(),
-                target.display(),
+                way.target.display(),
+                way.dirs
+                    .iter()
+                    .map(|(dir, _)| dir.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 self.target.display()
             ));
         }
@@ -66,25 +82,34 @@ impl Program {
 
 /// Resolves `command` (absolute, or a bare name already found on `PATH`)
 /// for a sandbox that shows `granted` directories.
-/// The links on the way from `run` (each where it is and what it reads)
-/// and the file they end in.
-fn walk(run: &Path) -> std::io::Result<(Vec<(PathBuf, PathBuf)>, PathBuf)> {
-    let mut hops = Vec::new();
+/// The way from `run` to the file it ends in.
+fn walk(run: &Path) -> std::io::Result<Way> {
+    let mut way = Way {
+        hops: Vec::new(),
+        dirs: Vec::new(),
+        target: PathBuf::new(),
+    };
     let mut hop = run.to_path_buf();
     for _ in 0..MAX_LINKS {
-        let Ok(next) = std::fs::read_link(&hop) else {
-            return Ok((hops, std::fs::canonicalize(run)?));
-        };
-        hops.push((hop.clone(), next.clone()));
         let base = hop.parent().map(Path::to_path_buf).unwrap_or_default();
+        let dir = std::fs::canonicalize(&base)?;
+        let id = identity(&dir);
+        way.dirs.push((dir, id));
+        let Ok(next) = std::fs::read_link(&hop) else {
+            way.target = std::fs::canonicalize(run)?;
+            return Ok(way);
+        };
+        way.hops.push((hop.clone(), next.clone()));
         hop = lexical(&base.join(next));
     }
     Err(std::io::Error::other("too many symbolic links"))
 }
 
+/// Resolves `command` (absolute, or a bare name already found on `PATH`)
+/// for a sandbox that shows `granted` directories.
 pub(crate) fn resolve(command: &Path, granted: &[PathBuf]) -> std::io::Result<Program> {
     let run = lexical(command);
-    let (hops, target) = walk(&run)?;
+    let way = walk(&run)?;
     let granted: Vec<PathBuf> = granted
         .iter()
         .flat_map(|dir| [lexical(dir), std::fs::canonicalize(dir).unwrap_or_default()])
@@ -95,18 +120,18 @@ pub(crate) fn resolve(command: &Path, granted: &[PathBuf]) -> std::io::Result<Pr
             || granted.iter().any(|dir| path.starts_with(dir))
     };
     let mut links: Vec<(PathBuf, PathBuf)> = Vec::new();
-    for (at, reads) in &hops {
+    for (at, reads) in &way.hops {
         if !shown(at) && !links.iter().any(|(seen, _)| seen == at) {
             links.push((at.clone(), reads.clone()));
         }
     }
-    let file = (!shown(&target)).then(|| target.clone());
+    let file = (!shown(&way.target)).then(|| way.target.clone());
     Ok(Program {
         run,
-        target,
+        target: way.target.clone(),
         links,
         file,
-        hops,
+        way,
     })
 }
 
@@ -174,6 +199,42 @@ mod tests {
         symlink(dir.path().join("mine"), bin.join("python")).expect("repointed");
         let changed = program.unchanged().expect_err("repointed");
         assert!(changed.contains("not to"), "{changed}");
+    }
+
+    /// Two release directories whose `bin/server` links read the same
+    /// (`/bin/sh`): only the directory a link is in tells them apart.
+    fn releases() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for release in ["v1", "v2"] {
+            let bin = dir.path().join(release).join("bin");
+            std::fs::create_dir_all(&bin).expect("bin");
+            symlink("/bin/sh", bin.join("server")).expect("link");
+        }
+        dir
+    }
+
+    #[test]
+    fn a_directory_link_swapped_on_the_way_is_noticed() {
+        let dir = releases();
+        symlink("v1", dir.path().join("current")).expect("current");
+        let run = dir.path().join("current/bin/server");
+        let program = resolve(&run, &[]).expect("resolves");
+        program.unchanged().expect("as loaded");
+        std::fs::remove_file(dir.path().join("current")).expect("remove");
+        symlink("v2", dir.path().join("current")).expect("swapped");
+        let changed = program.unchanged().expect_err("swapped");
+        assert!(changed.contains("v2"), "{changed}");
+    }
+
+    #[test]
+    fn directories_swapped_by_rename_on_the_way_are_noticed() {
+        // The same names after the swap: only the identity differs.
+        let dir = releases();
+        let program = resolve(&dir.path().join("v1/bin/server"), &[]).expect("resolves");
+        program.unchanged().expect("as loaded");
+        std::fs::rename(dir.path().join("v1"), dir.path().join("old")).expect("rename");
+        std::fs::rename(dir.path().join("v2"), dir.path().join("v1")).expect("rename");
+        program.unchanged().expect_err("another directory");
     }
 
     #[test]

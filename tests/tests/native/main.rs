@@ -549,3 +549,37 @@ async fn a_program_replaced_after_load_does_not_run() {
         .expect_err("changed");
     assert_eq!(refused.code(), "program_changed", "{refused}");
 }
+
+/// A state directory the host made at start is held to the identity it was
+/// made with: carried away inside a granted directory (and a decoy put at
+/// its name), no run shows the moved one uncovered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_state_directory_made_at_start_is_held_to_its_identity() {
+    let project = tempfile::tempdir().expect("tempdir");
+    let state = project.path().join(".airlock");
+    let host = Host::builder()
+        .cache_dir(test_cache_dir())
+        .state_dir(&state)
+        .policies(permit_all())
+        .build()
+        .expect("host");
+    assert!(state.join("host.key").exists(), "the host made it");
+    let tool = host
+        .load_native(
+            "reader",
+            NativeSpec {
+                fs_read: vec![project.path().to_path_buf()],
+                hide_airlock_files: true,
+                ..spec("ls -a; cat */host.key", NativeNetwork::None)
+            },
+            Grants::none(),
+        )
+        .expect("loads, covering the state directory");
+    std::fs::rename(&state, project.path().join("moved")).expect("carry it away");
+    std::fs::create_dir(&state).expect("a decoy at its name");
+    let refused = host
+        .invoke_native(&tool, Invocation::new("{}"))
+        .await
+        .expect_err("moved");
+    assert_eq!(refused.code(), "protected_path_moved", "{refused}");
+}
