@@ -282,11 +282,13 @@ fn persistence_paths_cannot_be_renamed_replaced_or_created() {
     }
 }
 
-/// Two runs on one workspace (each holds the workspace's record as any
-/// airlock process's run would): the one that ends first leaves the
-/// stand-ins, which the other's sandbox still has bound (removing one
-/// would unmount it there and let that sandbox create it); the last one
-/// out removes them.
+/// Runs on one workspace share its stand-ins, and none is removed while
+/// another run binds it: removing one would unmount it in that run's
+/// sandbox and let it create the file. Here a second run of this process
+/// overlaps the first, and the test itself holds `.envrc` as another
+/// process's run would (a shared lock on the file). The last run out
+/// removes what no one holds; a stand-in left so is removed by a later run
+/// (it carries the stand-in mark).
 #[test]
 fn stand_ins_stay_while_another_run_uses_the_workspace() {
     let workspace = tempfile::tempdir().expect("tempdir");
@@ -307,28 +309,42 @@ fn stand_ins_stay_while_another_run_uses_the_workspace() {
         plan.mount(workspace.path(), "/workspace", Access::ReadWrite)
             .cwd("/workspace")
     };
+    let exists = |name: &str| workspace.path().join(name).exists();
+    let refused = "(echo x > /workspace/.envrc) 2>/dev/null || echo refused";
     // The first run says it is up, then waits to be let go.
-    let first = mount(sh("echo up > /workspace/up; read go < /workspace/go; \
-         (echo x > /workspace/.envrc) 2>/dev/null || echo first-refused"));
+    let first = mount(sh(&format!(
+        "echo up > /workspace/up; read go < /workspace/go; {refused}"
+    )));
     let first = std::thread::spawn(move || stdout(&go(&first)));
     let up = std::fs::read_to_string(workspace.path().join("up")).expect("the first run is up");
     assert_eq!(up, "up\n");
-    let second = mount(sh(
-        "(echo x > /workspace/.envrc) 2>/dev/null || echo second-refused",
-    ));
-    let text = stdout(&go(&second));
-    assert!(text.contains("second-refused"), "{text}");
-    for left in [".envrc", ".bashrc", ".vscode", ".git"] {
-        let path = workspace.path().join(left);
-        assert!(path.exists(), "{left} was removed under the first run");
+    let other_process = std::fs::File::open(workspace.path().join(".envrc")).expect(".envrc");
+    rustix::fs::flock(&other_process, rustix::fs::FlockOperation::LockShared).expect("flock");
+
+    let second = mount(sh(refused));
+    assert!(stdout(&go(&second)).contains("refused"));
+    for name in [".envrc", ".bashrc", ".vscode", ".git"] {
+        assert!(exists(name), "{name} was removed under the first run");
     }
     std::fs::write(workspace.path().join("go"), "go\n").expect("let the first run go");
     let text = first.join().expect("the first run");
-    assert!(text.contains("first-refused"), "its stand-in held: {text}");
-    for gone in [".envrc", ".bashrc", ".vscode", ".git"] {
-        let path = workspace.path().join(gone);
-        assert!(!path.exists(), "{gone} left behind by the last run out");
+    assert!(text.contains("refused"), "its stand-in held: {text}");
+    for name in [".bashrc", ".vscode", ".git"] {
+        assert!(!exists(name), "{name} left behind by the last run out");
     }
+    assert!(
+        exists(".envrc"),
+        "removed while another process's run holds it"
+    );
+
+    drop(other_process);
+    let later = mount(sh(refused));
+    assert!(stdout(&go(&later)).contains("refused"));
+    assert!(
+        !exists(".envrc"),
+        "a later run removes the stand-in left behind"
+    );
+    assert!(!exists(".bashrc"), "and its own");
 }
 
 #[test]

@@ -170,14 +170,19 @@ where
     }
 
     async fn close_session(&self, id: &SessionId) -> Result<(), Self::Error> {
-        let _ending = self.server.ending().await;
-        // Forgotten first: from now on the gate does not find it.
-        let called_in = self.server.sessions().forget(id);
-        let closed = self.inner.close_session(id).await;
-        if called_in == Some(true) {
-            self.server.end_session_approvals(id).await;
+        {
+            // Ended before rmcp closes it (which can wait on a client that
+            // reads nothing), and under the guard the shutdown waits for.
+            let _ending = self.server.ending().await;
+            // Forgotten first: from now on the gate does not find it.
+            if self.server.sessions().forget(id) == Some(true) {
+                self.server.end_session_approvals(id).await;
+            }
         }
-        closed.map_err(SessionError::Local)
+        self.inner
+            .close_session(id)
+            .await
+            .map_err(SessionError::Local)
     }
 
     async fn create_stream(
