@@ -197,14 +197,21 @@ async fn read_request(stream: &mut (impl AsyncRead + Unpin)) -> Option<SeenReque
         .find(|(n, _)| n == "content-length")
         .and_then(|(_, v)| v.parse().ok())
         .unwrap_or(0);
-    let mut body_bytes = buf.len() - head_end - 4;
-    while body_bytes < length {
+    // A chunked body is read to its last chunk (as a server that reads
+    // what it is sent would), so that a sender cut off on the way is
+    // never answered first.
+    let chunked = headers
+        .iter()
+        .any(|(n, v)| n == "transfer-encoding" && v.to_ascii_lowercase().contains("chunked"));
+    let mut body = buf[head_end + 4..].to_vec();
+    while body.len() < length || (chunked && !body.ends_with(b"0\r\n\r\n")) {
         let n = stream.read(&mut chunk).await.ok()?;
         if n == 0 {
             break;
         }
-        body_bytes += n;
+        body.extend_from_slice(&chunk[..n]);
     }
+    let body_bytes = body.len();
     Some(SeenRequest {
         method,
         target,
