@@ -10,16 +10,25 @@ pub(crate) type Identity = Option<(u64, u64)>;
 
 /// The identity of `path`, not following a final symbolic link.
 pub(crate) fn identity(path: &Path) -> Identity {
+    of(std::fs::symlink_metadata(path))
+}
+
+/// The identity of what `path` leads to (links followed).
+pub(crate) fn target_identity(path: &Path) -> Identity {
+    of(std::fs::metadata(path))
+}
+
+fn of(meta: std::io::Result<std::fs::Metadata>) -> Identity {
+    let meta = meta.ok()?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::MetadataExt;
-        std::fs::symlink_metadata(path)
-            .ok()
-            .map(|m| (m.dev(), m.ino()))
+        Some((meta.dev(), meta.ino()))
     }
     #[cfg(not(unix))]
     {
-        std::fs::symlink_metadata(path).ok().map(|_| (0, 0))
+        let _ = meta;
+        Some((0, 0))
     }
 }
 
@@ -33,30 +42,20 @@ pub(crate) fn lineage(path: &Path) -> Vec<(PathBuf, (u64, u64))> {
 /// `path` made absolute, `.` and `..` taken out by name: where it is
 /// written to be, links not followed.
 pub(crate) fn lexical(path: &Path) -> PathBuf {
-    let absolute = if path.is_absolute() {
-        path.to_path_buf()
-    } else {
-        std::env::current_dir()
-            .map(|cwd| cwd.join(path))
-            .unwrap_or_else(|_| path.to_path_buf())
-    };
-    let mut out = PathBuf::new();
-    for part in absolute.components() {
-        match part {
-            Component::CurDir => {}
-            Component::ParentDir => {
-                out.pop();
-            }
-            other => out.push(other.as_os_str()),
-        }
-    }
-    out
+    walk(path, false)
 }
 
 /// `path` made absolute and resolved as the kernel would walk it: each
 /// component that exists is seen through (links followed), so `..` goes up
 /// from where a link led; what does not exist is kept by name.
 pub fn resolved(path: &Path) -> PathBuf {
+    walk(path, true)
+}
+
+/// `path` made absolute and walked component by component, `.` dropped
+/// and `..` going up; `through_links`: each existing component is seen
+/// through as it is reached.
+fn walk(path: &Path, through_links: bool) -> PathBuf {
     let absolute = if path.is_absolute() {
         path.to_path_buf()
     } else {
@@ -73,7 +72,7 @@ pub fn resolved(path: &Path) -> PathBuf {
             }
             Component::Normal(name) => {
                 out.push(name);
-                if let Ok(canonical) = std::fs::canonicalize(&out) {
+                if through_links && let Ok(canonical) = std::fs::canonicalize(&out) {
                     out = canonical;
                 }
             }

@@ -3,6 +3,7 @@
 //! nothing more there, and a server that cannot journal must not serve.
 //! `airlock serve` stops with `state_dir_gone` instead of serving on.
 
+use crate::protected::path::{Identity, target_identity};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -30,24 +31,11 @@ impl StateDirGone {
     }
 }
 
-/// Which directory a path names now: device and inode.
-fn identity(path: &Path) -> Option<(u64, u64)> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::MetadataExt;
-        std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
-    }
-    #[cfg(not(unix))]
-    {
-        std::fs::metadata(path).ok().map(|_| (0, 0))
-    }
-}
-
 /// The state directory as the server found it at start.
 #[derive(Clone, Debug)]
 pub struct StateWatch {
     dir: PathBuf,
-    first: Option<(u64, u64)>,
+    first: Identity,
 }
 
 impl StateWatch {
@@ -55,13 +43,13 @@ impl StateWatch {
     pub fn new(dir: &Path) -> Self {
         Self {
             dir: dir.to_path_buf(),
-            first: identity(dir),
+            first: target_identity(dir),
         }
     }
 
     /// Whether `dir` still names the same directory.
     pub fn check(&self) -> Result<(), StateDirGone> {
-        let now = identity(&self.dir);
+        let now = target_identity(&self.dir);
         if now == self.first {
             return Ok(());
         }
