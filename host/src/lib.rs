@@ -38,6 +38,8 @@
 #![deny(missing_docs)]
 
 pub mod approvals;
+/// Authorization with Cedar (the `airlock-policy` crate).
+pub use airlock_policy as policy;
 pub mod attest;
 pub mod build_info;
 mod config;
@@ -53,7 +55,6 @@ pub mod journal;
 mod limits;
 pub mod native;
 mod outcome;
-pub mod policy;
 pub mod protected;
 mod runtime;
 pub mod serve;

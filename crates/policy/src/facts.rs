@@ -2,7 +2,7 @@
 //! and `Destination` entities it derives (never what a tool claims).
 
 use super::error::PolicyError;
-use crate::vocabulary::{Capability, World};
+use crate::world::{Capability, World};
 use cedar_policy::{Entity, EntityId, EntityTypeName, EntityUid, RestrictedExpression};
 use sha2::{Digest, Sha256};
 use std::collections::{HashMap, HashSet};

@@ -5,11 +5,14 @@
 //! The schema and default policies live in `policies/` and are compiled in;
 //! operators can point the host at their own directory instead.
 
+#![deny(missing_docs)]
+
 mod cache;
 mod engine;
 mod error;
 mod facts;
 mod principal;
+pub mod world;
 
 pub use engine::{DEFAULT_POLICIES, DEFAULT_SCHEMA, PolicyEngine};
 pub use error::{Location, PolicyError};
@@ -17,6 +20,7 @@ pub use facts::{
     Action, ApprovalFacts, Authorization, DestinationFacts, ProgramFacts, SecretFacts, ToolFacts,
 };
 pub use principal::{Principal, PrincipalKind, PrincipalParseError, RequestContext};
+pub use world::{Capability, World};
 
 #[cfg(test)]
 mod tests {
