@@ -12,7 +12,7 @@
 
 use super::mcp::{AuthenticatedAgent, McpHandler};
 use super::session_manager::{AgentSessions, Opening};
-use super::sessions::Refusal;
+use super::sessions::{Refusal, SessionLimits};
 use super::{ServeError, Server, accept_next};
 use crate::policy::Principal;
 use bytes::Bytes;
@@ -274,7 +274,7 @@ impl Gate {
                 }
             };
             let reserved = if is_initialize(&body) {
-                let limits = self.server.catalog().settings.session_limits();
+                let limits = SessionLimits::from(&self.server.catalog().settings);
                 match self.server.sessions().reserve(&agent, limits) {
                     Ok(reservation) => Some(reservation),
                     Err(refusal) => return self.too_many_sessions(&refusal),

@@ -28,10 +28,16 @@ pub mod peers;
 mod replica;
 mod session_manager;
 pub mod sessions;
-mod settings;
 mod slots;
 pub mod state_watch;
 
+pub use crate::config::serve::{
+    ApprovalChannel, DEFAULT_APPROVAL_WAIT, DEFAULT_LISTEN, DEFAULT_MAX_CONCURRENT,
+    DEFAULT_MAX_CONCURRENT_PER_TOOL, DEFAULT_MAX_SESSIONS, DEFAULT_MAX_SESSIONS_PER_AGENT,
+    DEFAULT_QUEUE_WAIT, DEFAULT_SESSION_IDLE, DEFAULT_SHUTDOWN_GRACE, DEFAULT_STDIO_PRINCIPAL,
+    Operator, OperatorMatch, ServeSettings, current_uid,
+};
+pub use crate::vocabulary::valid_tool_name;
 pub use agents::{Agent, AgentError, AgentToken, Agents, BearerSecret, TOKEN_PREFIX};
 pub use arguments::Mismatch;
 pub use call::{Answered, AskClient, Call, CallError, ClientAsk, Progress};
@@ -41,13 +47,6 @@ pub use devices::{
     PAIRING_CODE_LIFETIME, PairingCode,
 };
 pub use elicit::SealError;
-pub(crate) use settings::RawServe;
-pub use settings::{
-    ApprovalChannel, DEFAULT_APPROVAL_WAIT, DEFAULT_LISTEN, DEFAULT_MAX_CONCURRENT,
-    DEFAULT_MAX_CONCURRENT_PER_TOOL, DEFAULT_MAX_SESSIONS, DEFAULT_MAX_SESSIONS_PER_AGENT,
-    DEFAULT_QUEUE_WAIT, DEFAULT_SESSION_IDLE, DEFAULT_SHUTDOWN_GRACE, DEFAULT_STDIO_PRINCIPAL,
-    Operator, OperatorMatch, ServeSettings, current_uid,
-};
 
 use crate::Host;
 use crate::config::Config;
@@ -236,14 +235,6 @@ impl Catalog {
     pub(crate) fn get(&self, name: &str) -> Option<&Arc<Served>> {
         self.by_name.get(name).map(|&i| &self.tools[i])
     }
-}
-
-/// MCP's tool-name rule: 1 to 128 of `[A-Za-z0-9_.-]`.
-pub fn valid_tool_name(name: &str) -> bool {
-    (1..=128).contains(&name.len())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
 }
 
 /// The running server: a [`Host`] and the tools it serves. Cheap to clone.

@@ -388,7 +388,7 @@ mod unix {
         /// one a running server answers on is not.
         pub async fn bind(
             path: &Path,
-            settings: &super::super::ServeSettings,
+            settings: &crate::config::ServeSettings,
         ) -> Result<Self, super::super::ServeError> {
             if path.exists() {
                 if UnixStream::connect(path).await.is_ok() {
@@ -564,8 +564,8 @@ pub enum SocketAccess {
 /// The narrowest access that lets every configured operator reach the
 /// socket.
 pub fn socket_access(settings: &super::ServeSettings) -> SocketAccess {
-    use super::settings::OperatorMatch;
-    let own = super::settings::current_uid();
+    use crate::config::serve::OperatorMatch;
+    let own = crate::config::serve::current_uid();
     // Who beyond the owner: `None` another user, `Some(gid)` a group.
     let others: Vec<Option<u32>> = settings
         .operators
@@ -598,7 +598,7 @@ pub fn approval_from(value: Value) -> Result<Approval, OperatorError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::serve::settings::{Operator, OperatorMatch};
+    use crate::config::serve::{Operator, OperatorMatch};
 
     fn with(matches: Vec<OperatorMatch>) -> crate::serve::ServeSettings {
         crate::serve::ServeSettings {
@@ -616,7 +616,7 @@ mod tests {
 
     #[test]
     fn the_socket_lets_in_only_who_could_be_an_operator() {
-        let own = crate::serve::settings::current_uid();
+        let own = crate::config::serve::current_uid();
         let other = own.wrapping_add(1);
         let group = |gid| OperatorMatch::Group {
             gid,

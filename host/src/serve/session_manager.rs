@@ -9,7 +9,7 @@
 //! end with it.
 
 use super::Server;
-use super::sessions::{Refusal, Reservation, Sessions};
+use super::sessions::{Refusal, Reservation, SessionLimits, Sessions};
 use crate::policy::Principal;
 use futures_util::Stream;
 use rmcp::model::{ClientJsonRpcMessage, ServerJsonRpcMessage};
@@ -129,7 +129,7 @@ where
         let reservation = match reserved {
             Some(reservation) => reservation,
             None => {
-                let limits = self.server.catalog().settings.session_limits();
+                let limits = SessionLimits::from(&self.server.catalog().settings);
                 self.server
                     .sessions()
                     .reserve(&opening.agent, limits)

@@ -19,6 +19,15 @@ pub struct SessionLimits {
     pub total: usize,
 }
 
+impl From<&crate::config::ServeSettings> for SessionLimits {
+    fn from(settings: &crate::config::ServeSettings) -> Self {
+        Self {
+            per_agent: settings.max_sessions_per_agent,
+            total: settings.max_sessions,
+        }
+    }
+}
+
 /// Which cap refused a session.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Cap {

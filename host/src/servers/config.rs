@@ -275,7 +275,7 @@ impl RawServer {
         };
         let mut tools = BTreeMap::new();
         for (tool, raw) in self.tools {
-            if !crate::serve::valid_tool_name(&tool) {
+            if !crate::vocabulary::valid_tool_name(&tool) {
                 return Err(source.error(
                     raw.span(),
                     format!("`{tool}` is not a tool name a server can have"),

@@ -30,13 +30,14 @@
 //!
 //! The `native` table's keys are described in [`crate::native`].
 
+pub(crate) mod serve;
+
 use crate::egress::url::Scheme;
 use crate::egress::{NetworkGrant, RawGrant};
 use crate::grants::{DirAccess, DirGrant, Grants};
 use crate::journal::{CommitMode, RawJournal};
 use crate::limits::Limits;
 use crate::native::{NativeSpec, RawNative};
-use crate::serve::{RawServe, ServeSettings};
 use crate::servers::{RawServer, ServerConfig};
 use crate::store::StoreLocation;
 use crate::store::location::{RawPostgres, store_location};
@@ -44,6 +45,8 @@ use crate::telemetry::{RawTelemetry, TelemetrySettings};
 use crate::toml_file::{ConfigError, RawSize, Source, positive_size, timeout};
 use crate::vault::CredentialBinding;
 use serde::Deserialize;
+use serve::RawServe;
+pub use serve::ServeSettings;
 use std::path::{Path, PathBuf};
 use toml::Spanned;
 

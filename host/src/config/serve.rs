@@ -136,14 +136,6 @@ pub struct ServeSettings {
 }
 
 impl ServeSettings {
-    /// The caps on open MCP sessions.
-    pub fn session_limits(&self) -> super::sessions::SessionLimits {
-        super::sessions::SessionLimits {
-            per_agent: self.max_sessions_per_agent,
-            total: self.max_sessions,
-        }
-    }
-
     /// The instance pool's slots the server reserves at start: one per
     /// concurrent invocation, and one per tool being loaded at once (a
     /// reload's `describe()` calls run beside the running calls). Each slot
@@ -506,13 +498,7 @@ mod tests {
         );
         let set = parse("max_sessions_per_agent = 2\nmax_sessions = 3\nsession_idle = \"90s\"")
             .expect("valid");
-        assert_eq!(
-            set.session_limits(),
-            crate::serve::sessions::SessionLimits {
-                per_agent: 2,
-                total: 3
-            }
-        );
+        assert_eq!((set.max_sessions_per_agent, set.max_sessions), (2, 3));
         assert_eq!(set.session_idle, Duration::from_secs(90));
     }
 
