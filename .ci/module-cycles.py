@@ -7,7 +7,8 @@ nothing does, so CI runs this (issue 27). For every `.rs` file under a crate's
 and `super::` paths in bodies, names re-exported at the crate root resolved to
 the module that defines them) and draws an arrow from the file's top-level
 module to each top-level module it names. A strongly connected component of
-more than one module is a circle: each is printed with one file:line per arrow
+more than one module is a circle (test modules are left out: a test may
+reach anywhere in its crate): each is printed with one file:line per arrow
 so it can be cut, and the script exits 1.
 
 Usage: module-cycles.py [--graph] CRATE_SRC_DIR...
@@ -48,6 +49,23 @@ def expand(tree):
 
     walk("", tree)
     return out
+
+
+TEST_MODULE = re.compile(r"#\[cfg\(test\)\]\s*(?:pub(?:\([^)]*\))?\s+)?mod\s+\w+\s*\{")
+
+
+def without_tests(text):
+    """Drops `#[cfg(test)] mod … { … }` blocks: a test may reach anywhere in
+    its crate without making production code depend on it."""
+    while True:
+        m = TEST_MODULE.search(text)
+        if not m:
+            return text
+        depth, i = 1, m.end()
+        while depth and i < len(text):
+            depth += {"{": 1, "}": -1}.get(text[i], 0)
+            i += 1
+        text = text[: m.start()] + "\n" * text.count("\n", m.start(), i) + text[i:]
 
 
 def module_of(src, path):
@@ -105,15 +123,13 @@ def arrows(src):
         here = module_of(src, f)
         if not here:
             continue
-        text = STRING.sub('""', COMMENT.sub("", f.read_text()))
-        lines = text.count("\n")
+        text = without_tests(STRING.sub('""', COMMENT.sub("", f.read_text())))
         paths = []
         for m in USE.finditer(text):
             line = text.count("\n", 0, m.start()) + 1
             paths += [(used, line) for used in expand(m.group(1))]
         for m in PATH.finditer(USE.sub(lambda u: "\n" * u.group(0).count("\n"), text)):
             paths.append((m.group(0), text.count("\n", 0, m.start()) + 1))
-        del lines
         for used, line in paths:
             segs = used.split("::")
             target = resolve(here, segs)

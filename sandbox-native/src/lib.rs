@@ -27,6 +27,7 @@ pub mod pinned;
 mod plan;
 #[cfg(target_os = "linux")]
 pub mod seccomp;
+mod supervise;
 #[cfg(unix)]
 mod unix;
 pub mod windows_job;

@@ -5,8 +5,9 @@
 //! and the whole process group killed at the wall-clock limit.
 
 use crate::SandboxError;
-use crate::output::{Exit, RunOutput, supervise};
+use crate::output::{Exit, RunOutput};
 use crate::plan::{Plan, ProcessLimits};
+use crate::supervise::supervise;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Command, Stdio};
 use std::time::Instant;

@@ -97,8 +97,9 @@ pub struct WindowsJobObject;
 #[cfg(windows)]
 mod imp {
     use super::{JobLimits, UiRestriction, WindowsJobObject, job_limits};
-    use crate::output::{Exit, RunOutput, supervise};
+    use crate::output::{Exit, RunOutput};
     use crate::plan::Plan;
+    use crate::supervise::supervise;
     use crate::{BackendKind, Confinement, SandboxError, TierCBackend};
     use std::os::windows::io::{AsRawHandle, FromRawHandle, OwnedHandle};
     use std::os::windows::process::CommandExt;
