@@ -1,12 +1,8 @@
-//! One request to run a tool, and turning what the guest returned into an
-//! [`Outcome`].
+//! One request to run a tool: its input, principal, context, limits,
+//! cancellation and what it may wait for.
 
 use crate::limits::Limits;
-use crate::outcome::InvokeError;
-use crate::outcome::{LimitExceeded, Outcome, RunReport, ToolError, ToolErrorKind};
 use crate::policy::{Principal, RequestContext};
-use crate::runtime::WitError;
-use crate::runtime::run::{Failure, Run};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -103,7 +99,7 @@ impl Invocation {
     }
 
     /// Stops the invocation when `cancel` fires: a running tool is stopped as
-    /// at its deadline and the outcome is [`LimitExceeded::Cancelled`]
+    /// at its deadline and the outcome is [`LimitExceeded::Cancelled`](crate::LimitExceeded::Cancelled)
     /// (journaled as `cancelled`); a wait for an approval ends the same way.
     pub fn cancel_on(mut self, cancel: CancellationToken) -> Self {
         self.cancel = cancel;
@@ -131,7 +127,7 @@ impl Invocation {
     }
 
     /// If an approval is needed, wait up to `timeout` for an operator's
-    /// decision instead of returning [`Outcome::PendingApproval`] at once.
+    /// decision instead of returning [`Outcome::PendingApproval`](crate::Outcome::PendingApproval) at once.
     pub fn wait_for_approval(mut self, timeout: Duration) -> Self {
         self.wait_for_approval = Some(timeout);
         self
@@ -158,112 +154,5 @@ impl Invocation {
     /// The input JSON text.
     pub fn input(&self) -> &str {
         &self.input
-    }
-}
-
-/// Turns the result of `call(input)` into an outcome: checks the output's size
-/// and that it is JSON, and caps a tool's error message.
-pub(crate) fn outcome_of(run: Run<Result<String, WitError>>) -> Result<Outcome, InvokeError> {
-    let Run { result, report } = run;
-    let max = report.limits.max_output_bytes;
-    Ok(match result {
-        Ok(Ok(output)) => completed(output, report),
-        Ok(Err(error)) => {
-            let (kind, message) = match error {
-                WitError::InvalidInput(m) => (ToolErrorKind::InvalidInput, m),
-                WitError::Denied(m) => (ToolErrorKind::Denied, m),
-                WitError::Failed(m) => (ToolErrorKind::Failed, m),
-            };
-            Outcome::ToolError {
-                error: ToolError {
-                    kind,
-                    message: truncate(message, max),
-                },
-                report,
-            }
-        }
-        Err(Failure::Limit(limit)) => Outcome::LimitExceeded { limit, report },
-        Err(Failure::Fault(fault)) => Outcome::Faulted { fault, report },
-        Err(Failure::Host(error)) => return Err(error),
-        // `load` bound this component once already; a mismatch now is a host bug.
-        Err(Failure::Bind(message)) => return Err(InvokeError::Instantiate { message }),
-    })
-}
-
-/// A finished run's output, by the one rule for components and native
-/// programs alike: at most the output limit, JSON, and kept without the
-/// whitespace around the JSON text (a program's final newline).
-pub(crate) fn completed(output: String, report: RunReport) -> Outcome {
-    let limit = report.limits.max_output_bytes;
-    if output.len() > limit {
-        return Outcome::LimitExceeded {
-            limit: LimitExceeded::OutputTooLarge {
-                limit,
-                actual: output.len(),
-            },
-            report,
-        };
-    }
-    match serde_json::from_str::<serde::de::IgnoredAny>(&output) {
-        Ok(_) => {
-            let output = match output.trim() {
-                trimmed if trimmed.len() == output.len() => output,
-                trimmed => trimmed.to_string(),
-            };
-            Outcome::Completed { output, report }
-        }
-        Err(e) => Outcome::ToolError {
-            error: ToolError {
-                kind: ToolErrorKind::InvalidOutput,
-                message: format!("the output is not JSON: {e}"),
-            },
-            report,
-        },
-    }
-}
-
-/// Cuts `text` to at most `max` bytes on a character boundary.
-fn truncate(mut text: String, max: usize) -> String {
-    if text.len() > max {
-        let mut end = max;
-        while !text.is_char_boundary(end) {
-            end -= 1;
-        }
-        text.truncate(end);
-    }
-    text
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn run(result: Result<Result<String, WitError>, Failure>, max_output_bytes: usize) -> Outcome {
-        let limits = Limits {
-            max_output_bytes,
-            ..Limits::default()
-        };
-        outcome_of(Run {
-            result,
-            report: RunReport::not_started(limits),
-        })
-        .expect("not a host error")
-    }
-
-    #[test]
-    fn output_is_checked_for_size_then_json() {
-        assert_eq!(run(Ok(Ok("[1,2]".into())), 5).code(), "ok");
-        assert_eq!(run(Ok(Ok("[1,2,3]".into())), 5).code(), "output_too_large");
-        assert_eq!(run(Ok(Ok("not json".into())), 100).code(), "invalid_output");
-    }
-
-    #[test]
-    fn tool_errors_keep_kind_and_cap_message() {
-        let outcome = run(Ok(Err(WitError::Denied("é".repeat(10)))), 5);
-        let Outcome::ToolError { error, .. } = outcome else {
-            panic!("expected a tool error");
-        };
-        assert_eq!(error.kind, ToolErrorKind::Denied);
-        assert_eq!(error.message, "éé");
     }
 }

@@ -43,15 +43,14 @@ pub use airlock_policy as policy;
 pub mod attest;
 pub mod build_info;
 mod config;
-mod configured;
 pub mod egress;
 mod gate;
 mod grants;
 mod host;
 mod input;
 mod invocation;
-mod invoke;
 pub mod journal;
+mod kernel;
 mod limits;
 pub mod native;
 mod outcome;
@@ -62,16 +61,15 @@ pub mod servers;
 pub mod store;
 pub mod telemetry;
 mod toml_file;
-mod tool;
 mod trail;
 pub mod vault;
 mod vocabulary;
 
 pub use config::{Config, ToolConfig};
-pub use configured::{ANY_OBJECT_SCHEMA, ConfiguredError, ConfiguredTool, ToolSource};
 pub use egress::{EgressRecord, NetworkGrant};
 pub use grants::{DirAccess, DirGrant, GrantError, Grants};
-pub use host::{BuildError, CompileEvent, Host, HostBuilder};
+pub use host::{ANY_OBJECT_SCHEMA, ConfiguredError, ConfiguredTool, ToolSource};
+pub use host::{BuildError, Host, HostBuilder};
 pub use input::check as check_input;
 pub use invocation::{DEFAULT_PRINCIPAL, Invocation, Wait};
 pub use limits::{
@@ -79,16 +77,16 @@ pub use limits::{
     DEFAULT_MAX_STDIO_BYTES, DEFAULT_MAX_TABLE_ELEMENTS, DEFAULT_TIMEOUT, Limits,
 };
 pub use outcome::{
-    DenialReason, GuestFault, InvokeError, LimitExceeded, Outcome, PendingApproval, PolicyDenial,
-    RunReport, ToolError, ToolErrorKind, exit_code,
+    Captured, DenialReason, GuestFault, InvokeError, LimitExceeded, Outcome, PendingApproval,
+    PolicyDenial, RunReport, ToolError, ToolErrorKind, exit_code,
 };
 pub use runtime::engine::{EPOCH_TICK, MAX_WASM_STACK};
 pub use runtime::{
-    CacheError, Captured, ClassifyError, ComponentInfo, Import, ImportRole, InspectError,
-    RefusedImport, Sha256Digest, inspect,
+    CacheError, ClassifyError, CompileEvent, ComponentInfo, Descriptor, Import, ImportRole,
+    InspectError, LoadError, MAX_COMPONENT_BYTES, RefusedImport, Sha256Digest, Source, Tool,
+    inspect, read_component,
 };
 /// Cancels an invocation ([`Invocation::cancel_on`]).
 pub use tokio_util::sync::CancellationToken;
 pub use toml_file::ConfigError;
-pub use tool::{Descriptor, LoadError, MAX_COMPONENT_BYTES, Source, Tool, read_component};
-pub use vocabulary::{Capability, Enforcement, Executor, World};
+pub use vocabulary::{Capability, Enforcement, ExecutorKind, World};

@@ -20,6 +20,12 @@ pub const DEFAULT_MAX_OUTPUT_BYTES: usize = 1 << 20;
 /// panic message and some logging; the rest is counted, not kept.
 pub const DEFAULT_MAX_STDIO_BYTES: usize = 64 << 10;
 
+/// Largest per-invocation table limit the instance pool can satisfy.
+pub(crate) const TABLE_ELEMENTS_CEILING: u64 = 100_000;
+
+/// Largest per-invocation memory limit: the 32-bit wasm address space.
+pub(crate) const MEMORY_CEILING: u64 = 4 << 30;
+
 /// Limits for one invocation. Every breach ends only that invocation, with a
 /// distinct [`LimitExceeded`](crate::LimitExceeded) reason.
 ///
@@ -179,6 +185,18 @@ impl wasmtime::ResourceLimiter for Limiter {
                 Ok(false)
             }
         }
+    }
+}
+
+/// A call's limits for a native program (a tool run, or a hosted server's
+/// call) under `process`: its wall clock and output cap over `base` (the
+/// host's defaults).
+pub(crate) fn call_limits(process: &airlock_sandbox::ProcessLimits, base: Limits) -> Limits {
+    Limits {
+        timeout: process.wall_clock,
+        max_output_bytes: process.output_bytes,
+        max_stdio_bytes: process.output_bytes,
+        ..base
     }
 }
 

@@ -3,9 +3,61 @@
 
 use crate::egress::EgressRecord;
 use crate::limits::Limits;
-use crate::runtime::Captured;
 use std::fmt;
 use std::time::Duration;
+
+/// What a guest wrote to one stream: the kept prefix and how much was dropped.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Captured {
+    /// The kept bytes, decoded as UTF-8 (invalid sequences replaced).
+    pub text: String,
+    /// Bytes written beyond the cap and dropped.
+    pub dropped_bytes: u64,
+}
+
+/// A finished run's output, by the one rule for components and native
+/// programs alike: at most the output limit, JSON, and kept without the
+/// whitespace around the JSON text (a program's final newline).
+pub(crate) fn completed(output: String, report: RunReport) -> Outcome {
+    let limit = report.limits.max_output_bytes;
+    if output.len() > limit {
+        return Outcome::LimitExceeded {
+            limit: LimitExceeded::OutputTooLarge {
+                limit,
+                actual: output.len(),
+            },
+            report,
+        };
+    }
+    match serde_json::from_str::<serde::de::IgnoredAny>(&output) {
+        Ok(_) => {
+            let output = match output.trim() {
+                trimmed if trimmed.len() == output.len() => output,
+                trimmed => trimmed.to_string(),
+            };
+            Outcome::Completed { output, report }
+        }
+        Err(e) => Outcome::ToolError {
+            error: ToolError {
+                kind: ToolErrorKind::InvalidOutput,
+                message: format!("the output is not JSON: {e}"),
+            },
+            report,
+        },
+    }
+}
+
+/// Cuts `text` to at most `max` bytes on a character boundary.
+pub(crate) fn truncate(mut text: String, max: usize) -> String {
+    if text.len() > max {
+        let mut end = max;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+    }
+    text
+}
 
 /// Process exit codes of the `airlock` CLI, one per kind of outcome.
 pub mod exit_code {

@@ -8,7 +8,7 @@ use crate::journal::{EntryKind, Journal};
 use crate::outcome::{LimitExceeded, Outcome, PolicyDenial};
 use crate::policy::ToolFacts;
 use crate::store::StoreError;
-use crate::vocabulary::{Enforcement, Executor};
+use crate::vocabulary::{Enforcement, ExecutorKind};
 use serde_json::{Value, json};
 use std::time::SystemTime;
 
@@ -24,14 +24,14 @@ pub(crate) struct Admitted {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Execution {
     /// What ran it.
-    pub executor: Executor,
+    pub executor: ExecutorKind,
     /// How it was confined.
     pub enforcement: Enforcement,
 }
 
 /// A WASI component in wasmtime.
 pub(crate) const WASM: Execution = Execution {
-    executor: Executor::WasmComponent,
+    executor: ExecutorKind::WasmComponent,
     enforcement: Enforcement::WasmSandbox,
 };
 

@@ -1,6 +1,6 @@
 //! The words attestations, approvals and output share beyond the policy
 //! vocabulary ([`World`], [`Capability`], from `airlock-policy`): what ran a
-//! tool ([`Executor`]) and how it was confined ([`Enforcement`]). Each is an
+//! tool ([`ExecutorKind`]) and how it was confined ([`Enforcement`]). Each is an
 //! enum here and a stable string everywhere else.
 
 pub use airlock_policy::{Capability, World};
@@ -25,7 +25,7 @@ pub fn valid_tool_name(name: &str) -> bool {
 
 /// What ran a tool, as attestations name it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Executor {
+pub enum ExecutorKind {
     /// A WASI component in wasmtime.
     WasmComponent,
     /// A native program under a platform sandbox backend.
@@ -36,14 +36,14 @@ pub enum Executor {
     McpServer,
 }
 
-impl Executor {
+impl ExecutorKind {
     /// Stable name used in attestations.
     pub fn as_str(self) -> &'static str {
         match self {
-            Executor::WasmComponent => "wasm_component",
-            Executor::Native(kind) => kind.executor(),
-            Executor::NativeUnsandboxed => "native_unsandboxed",
-            Executor::McpServer => "mcp_server",
+            ExecutorKind::WasmComponent => "wasm_component",
+            ExecutorKind::Native(kind) => kind.executor(),
+            ExecutorKind::NativeUnsandboxed => "native_unsandboxed",
+            ExecutorKind::McpServer => "mcp_server",
         }
     }
 }

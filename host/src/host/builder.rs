@@ -1,16 +1,18 @@
 //! [`HostBuilder`]: what a [`Host`] is made from, and making it (engine,
 //! cache, state directory, protected paths).
 
-use super::{CompileCallback, CompileEvent, Host, HostInner, journal_policies};
+use super::Host;
 use crate::egress::{Connector, Network, Resolver, SystemResolver, TcpTlsConnector};
 use crate::journal::key::HostKey;
 use crate::journal::{Cadence, CommitMode, Journal};
+use crate::kernel::{Kernel, journal_policies};
 use crate::limits::Limits;
 use crate::policy::PolicyEngine;
 use crate::protected::{ProtectedKind, ProtectedPaths};
 use crate::runtime::cache::{CacheError, CompileCache};
 use crate::runtime::engine::{self, EngineSettings};
 use crate::runtime::linker;
+use crate::runtime::{CompileCallback, CompileEvent, Components};
 use crate::store::{Store, StoreLocation};
 use crate::telemetry::{Telemetry, TelemetrySettings};
 use crate::vault::Vault;
@@ -284,14 +286,10 @@ impl HostBuilder {
             .transpose()
             .map_err(BuildError::Telemetry)?;
         Ok(Host {
-            inner: Arc::new(HostInner {
-                engine_hash: engine::compatibility_hash(&engine),
-                engine,
-                linker,
-                cache,
+            components: Arc::new(Components::new(engine, linker, cache, self.on_compile)),
+            kernel: Arc::new(Kernel {
                 default_limits: self.default_limits,
                 fuel_metering: self.fuel_metering,
-                on_compile: self.on_compile,
                 policies: RwLock::new(policies),
                 approvals: store.as_ref().map(Store::approvals),
                 store,

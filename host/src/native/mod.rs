@@ -3,33 +3,30 @@
 //! approvals, egress decision, journal and attestations as components.
 //!
 //! A native tool reads its JSON input on stdin and writes its JSON output on
-//! stdout. In `strict` network mode its only way out is [`EgressProxy`]: the
+//! stdout. In `strict` network mode its only way out is the egress proxy: the
 //! same check as `wasi:http` (grant, one resolution, every address
 //! classified, Cedar), then the pinned address.
 
 mod config;
 mod digested;
+mod executor;
 mod run;
 
 pub(crate) use config::{RawLimits, RawNative, limits as parse_limits, path as config_path};
 pub(crate) use digested::Digested;
 pub use digested::ProgramChanged;
-pub(crate) use run::{Granted, Visible, base_plan, call_limits, listed_paths};
+pub(crate) use run::{Granted, Visible, base_plan, listed_paths};
 
-use crate::Host;
 use crate::approvals::GrantBinding;
-use crate::egress::{Credentials, EgressHook, EgressProxy};
 use crate::grants::Grants;
-use crate::invocation::{AbortOnDrop, Invocation};
-use crate::invoke::{Admit, Executed, Runner};
+use crate::kernel::Kernel;
 use crate::limits::Limits;
-use crate::outcome::{InvokeError, Outcome, RunReport};
 use crate::policy::ToolFacts;
 use crate::protected::{ProtectedError, ProtectedPaths};
 use crate::trail::Execution;
-use crate::vocabulary::{Capability, Enforcement, Executor, World};
-use airlock_sandbox::{Backend, NetworkMode, Plan};
-use run::{outcome_of, plan_for};
+use crate::vocabulary::{Capability, Enforcement, ExecutorKind, World};
+use airlock_sandbox::{Backend, Plan};
+use run::plan_for;
 use std::path::{Path, PathBuf};
 
 /// How a native tool is confined.
@@ -84,6 +81,8 @@ pub struct NativeTool {
     protected: ProtectedPaths,
     /// The program as it was digested, checked again before every run.
     digested: Digested,
+    /// The bridge program a `strict` run starts inside its sandbox.
+    bridge: Option<PathBuf>,
 }
 
 impl NativeTool {
@@ -151,19 +150,14 @@ impl NativeTool {
     /// The run's limits: the operator's wall clock and output cap over
     /// `base` (the host's defaults).
     pub(crate) fn limits(&self, base: Limits) -> Limits {
-        call_limits(&self.spec.limits, base)
-    }
-
-    /// The process limits it runs under.
-    pub(crate) fn process_limits(&self) -> &airlock_sandbox::ProcessLimits {
-        &self.spec.limits
+        crate::limits::call_limits(&self.spec.limits, base)
     }
 
     /// The executor attestations name.
     pub(crate) fn execution(&self) -> Execution {
         let Some(backend) = &self.backend else {
             return Execution {
-                executor: Executor::NativeUnsandboxed,
+                executor: ExecutorKind::NativeUnsandboxed,
                 enforcement: Enforcement::None,
             };
         };
@@ -173,7 +167,7 @@ impl NativeTool {
             NativeNetwork::None => Enforcement::NetworkNone,
         };
         Execution {
-            executor: Executor::Native(backend.kind()),
+            executor: ExecutorKind::Native(backend.kind()),
             enforcement,
         }
     }
@@ -279,13 +273,13 @@ fn existing_dirs(dirs: &[PathBuf]) -> Result<Vec<PathBuf>, NativeError> {
         .collect()
 }
 
-impl Host {
+impl NativeTool {
     /// Loads a native tool named `name`: hashes the program, finds the
     /// sandbox (or refuses with `sandbox_unavailable`), derives its facts
     /// (world `native`; `process_exec`, and `network` or filesystem
     /// capabilities as granted) and registers them with the policies.
-    pub fn load_native(
-        &self,
+    pub(crate) fn load(
+        kernel: &Kernel,
         name: &str,
         spec: NativeSpec,
         grants: Grants,
@@ -296,7 +290,7 @@ impl Host {
         let program = locate(&spec.program)?;
         let fs_read = existing_dirs(&spec.fs_read)?;
         let fs_write = existing_dirs(&spec.fs_write)?;
-        self.protected().check_sandboxed(
+        kernel.protected().check_sandboxed(
             fs_read.iter().chain(&fs_write).map(PathBuf::as_path),
             spec.hide_airlock_files,
         )?;
@@ -306,7 +300,7 @@ impl Host {
         })?;
         let sha256 = digested.sha256().to_string();
         let backend = match spec.tier {
-            Tier::Sandbox => Some(self.native_sandbox()?),
+            Tier::Sandbox => Some(kernel.native_sandbox()?),
             Tier::None => None,
         };
         if spec.network == NativeNetwork::Strict
@@ -315,7 +309,9 @@ impl Host {
             return Err(NativeError::UnsandboxedNetwork {
                 executor: backend
                     .as_ref()
-                    .map_or(Executor::NativeUnsandboxed, |b| Executor::Native(b.kind()))
+                    .map_or(ExecutorKind::NativeUnsandboxed, |b| {
+                        ExecutorKind::Native(b.kind())
+                    })
                     .as_str(),
             });
         }
@@ -336,7 +332,7 @@ impl Host {
             &sha256,
             grants.is_marked_sensitive(),
         );
-        self.policies().register_tool(&facts)?;
+        kernel.policies().register_tool(&facts)?;
         Ok(NativeTool {
             facts,
             spec: NativeSpec {
@@ -347,139 +343,9 @@ impl Host {
             },
             grants,
             backend,
-            protected: self.protected().clone(),
+            protected: kernel.protected().clone(),
+            bridge: kernel.native_bridge(),
             digested,
         })
-    }
-}
-
-/// Why an unsandboxed run is refused even though policies allowed it.
-const UNSANDBOXED_NEEDS_APPROVAL: &str = "an unsandboxed native tool runs only after a human approved it: make a policy require an approval for it";
-
-impl Host {
-    /// Runs a native tool: the same admission as components (Cedar
-    /// `tool.execute`, approvals), then Cedar `process.exec` on its
-    /// program, then the sandbox with the invocation's input on stdin. In
-    /// `strict` mode the tool's requests go through [`EgressProxy`] and
-    /// appear in the report's egress records. Journaled like a component.
-    pub async fn invoke_native(
-        &self,
-        tool: &NativeTool,
-        invocation: Invocation,
-    ) -> Result<Outcome, InvokeError> {
-        self.run(Runner::Native(tool), invocation).await
-    }
-
-    /// The native executor: the checks only a program needs (an
-    /// unsandboxed run needs an approval; Cedar `process.exec`), then the
-    /// sandbox with the input on stdin.
-    pub(crate) async fn execute_native(
-        &self,
-        tool: &NativeTool,
-        admit: &Admit<'_>,
-    ) -> Result<Executed, InvokeError> {
-        let (invocation, invocation_id, limits) =
-            (admit.invocation, admit.invocation_id, admit.limits);
-        let spec = &tool.spec;
-        let refuse = |message: String, policies: Vec<String>, approval_id| {
-            Executed::Refused(Outcome::Denied {
-                denial: crate::PolicyDenial {
-                    reason: crate::DenialReason::Policy,
-                    policies,
-                    message,
-                    approval_id,
-                },
-                report: RunReport::not_started_as(invocation_id.to_string(), limits.clone()),
-            })
-        };
-        if !tool.sandboxed() && admit.admitted.approval_id.is_none() {
-            return Ok(refuse(
-                UNSANDBOXED_NEEDS_APPROVAL.into(),
-                admit.admitted.policies.clone(),
-                None,
-            ));
-        }
-        let program = crate::policy::ProgramFacts {
-            path: spec.program.display().to_string(),
-            sha256: tool.facts.sha256.clone(),
-            sandboxed: tool.sandboxed(),
-        };
-        let exec = admit.policies.check_exec(
-            &invocation.principal,
-            &tool.facts,
-            &invocation.context,
-            &program,
-        );
-        if !exec.allowed {
-            let message = format!(
-                "no policy permits running {} {}",
-                if program.sandboxed {
-                    "program"
-                } else {
-                    "unsandboxed program"
-                },
-                program.path
-            );
-            return Ok(refuse(
-                message,
-                exec.policies,
-                admit.admitted.approval_id.clone(),
-            ));
-        }
-
-        let proxy = match spec.network {
-            NativeNetwork::Strict => {
-                let hook = EgressHook::new(
-                    invocation_id,
-                    tool.grants.network_arc(),
-                    self.network().clone(),
-                    admit.requester(&tool.facts, Credentials::default()),
-                );
-                let proxy = EgressProxy::start(hook).map_err(|e| InvokeError::Native {
-                    message: format!("starting the egress proxy failed: {e}"),
-                })?;
-                Some(proxy)
-            }
-            NativeNetwork::None => None,
-        };
-        let bridge = self.native_bridge();
-        tool.digested.verify()?;
-        let mut plan = tool.plan(limits)?;
-        if let Some(proxy) = &proxy {
-            let bridge = bridge.ok_or_else(|| InvokeError::Native {
-                message: "strict network needs the bridge program: HostBuilder::native_bridge, or run from the airlock binary".into(),
-            })?;
-            plan.network = NetworkMode::Strict {
-                channel_fd: proxy.channel_fd(),
-                bridge,
-            };
-        }
-        let backend = tool.backend.clone();
-        let input = invocation.input.clone().into_bytes();
-        // The sandbox runs on a blocking thread: the caller's token fires the
-        // sandbox's own cancel, which kills everything the program started.
-        let cancel = airlock_sandbox::Cancel::new();
-        plan = plan.cancel_on(cancel.clone());
-        let token = invocation.cancel.clone();
-        let _forwarder = AbortOnDrop::spawn(async move {
-            token.cancelled().await;
-            cancel.cancel();
-        });
-        let output = tokio::task::spawn_blocking(move || match backend {
-            Some(backend) => backend.run(&plan, &input),
-            None => airlock_sandbox::run_unsandboxed(&plan, &input),
-        })
-        .await
-        .map_err(|e| InvokeError::Native {
-            message: format!("the sandbox task failed: {e}"),
-        })??;
-        let egress = proxy.as_ref().map(EgressProxy::records).unwrap_or_default();
-        drop(proxy);
-        Ok(Executed::Ran(outcome_of(
-            output,
-            egress,
-            invocation_id.to_string(),
-            limits.clone(),
-        )))
     }
 }

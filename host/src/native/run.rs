@@ -4,8 +4,8 @@
 
 use super::NativeSpec;
 use crate::limits::Limits;
+use crate::outcome::Captured;
 use crate::outcome::{LimitExceeded, Outcome, RunReport, ToolError, ToolErrorKind};
-use crate::runtime::Captured;
 use airlock_sandbox::{Access, Exit, Plan};
 use std::path::{Path, PathBuf};
 
@@ -13,18 +13,6 @@ fn text(captured: &airlock_sandbox::CappedStream) -> Captured {
     Captured {
         text: String::from_utf8_lossy(&captured.bytes).into_owned(),
         dropped_bytes: captured.dropped,
-    }
-}
-
-/// A call's limits for a native program (a tool run, or a hosted server's
-/// call) under `process`: its wall clock and output cap over `base` (the
-/// host's defaults).
-pub(crate) fn call_limits(process: &airlock_sandbox::ProcessLimits, base: Limits) -> Limits {
-    Limits {
-        timeout: process.wall_clock,
-        max_output_bytes: process.output_bytes,
-        max_stdio_bytes: process.output_bytes,
-        ..base
     }
 }
 
@@ -196,7 +184,7 @@ pub(super) fn outcome_of(
             },
             report,
         },
-        Exit::Code(0) => crate::invocation::completed(report.stdout.text.clone(), report),
+        Exit::Code(0) => crate::outcome::completed(report.stdout.text.clone(), report),
         Exit::Code(code) => Outcome::ToolError {
             error: ToolError {
                 kind: ToolErrorKind::Failed,

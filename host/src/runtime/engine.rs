@@ -2,6 +2,7 @@
 //! copy-on-write memory images, epoch interruption driven by one ticker thread,
 //! and optional fuel.
 
+use crate::limits::{MEMORY_CEILING, TABLE_ELEMENTS_CEILING};
 use sha2::{Digest as _, Sha256};
 use std::hash::{Hash, Hasher};
 use std::time::Duration;
@@ -25,12 +26,6 @@ const ASYNC_STACK: usize = MAX_WASM_STACK + (1 << 20);
 /// Default number of invocations that can run at once; the pool's slots are
 /// reserved up front (virtual memory only) for this many.
 pub const DEFAULT_MAX_CONCURRENT: u32 = 64;
-
-/// Largest per-invocation table limit the pool can satisfy.
-pub const TABLE_ELEMENTS_CEILING: u64 = 100_000;
-
-/// Largest per-invocation memory limit: the 32-bit wasm address space.
-pub const MEMORY_CEILING: u64 = 4 << 30;
 
 // Per-component ceilings for the pool: generous for what language toolchains
 // emit (a Rust component has one memory and a handful of core instances).

@@ -9,7 +9,10 @@ use super::stdio::CapturedOutput;
 use crate::egress::{EgressHook, Network, Requester};
 use crate::grants::ResolvedGrants;
 use crate::limits::{LimitHit, Limits};
-use crate::outcome::{GuestFault, InvokeError, LimitExceeded, RunReport};
+use crate::outcome::{
+    GuestFault, InvokeError, LimitExceeded, Outcome, RunReport, ToolError, ToolErrorKind,
+    completed, truncate,
+};
 use std::time::Instant;
 use wasmtime::{Engine, PoolConcurrencyLimitError, Store, Trap, UpdateDeadline, WasmBacktrace};
 
@@ -284,5 +287,68 @@ fn classify(stage: Stage, error: &wasmtime::Error, state: &StoreState, limits: &
             message,
             backtrace: None,
         }),
+    }
+}
+
+/// Turns the result of `call(input)` into an outcome: checks the output's size
+/// and that it is JSON, and caps a tool's error message.
+pub(crate) fn outcome_of(run: Run<Result<String, WitError>>) -> Result<Outcome, InvokeError> {
+    let Run { result, report } = run;
+    let max = report.limits.max_output_bytes;
+    Ok(match result {
+        Ok(Ok(output)) => completed(output, report),
+        Ok(Err(error)) => {
+            let (kind, message) = match error {
+                WitError::InvalidInput(m) => (ToolErrorKind::InvalidInput, m),
+                WitError::Denied(m) => (ToolErrorKind::Denied, m),
+                WitError::Failed(m) => (ToolErrorKind::Failed, m),
+            };
+            Outcome::ToolError {
+                error: ToolError {
+                    kind,
+                    message: truncate(message, max),
+                },
+                report,
+            }
+        }
+        Err(Failure::Limit(limit)) => Outcome::LimitExceeded { limit, report },
+        Err(Failure::Fault(fault)) => Outcome::Faulted { fault, report },
+        Err(Failure::Host(error)) => return Err(error),
+        // `load` bound this component once already; a mismatch now is a host bug.
+        Err(Failure::Bind(message)) => return Err(InvokeError::Instantiate { message }),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(result: Result<Result<String, WitError>, Failure>, max_output_bytes: usize) -> Outcome {
+        let limits = Limits {
+            max_output_bytes,
+            ..Limits::default()
+        };
+        outcome_of(Run {
+            result,
+            report: RunReport::not_started(limits),
+        })
+        .expect("not a host error")
+    }
+
+    #[test]
+    fn output_is_checked_for_size_then_json() {
+        assert_eq!(run(Ok(Ok("[1,2]".into())), 5).code(), "ok");
+        assert_eq!(run(Ok(Ok("[1,2,3]".into())), 5).code(), "output_too_large");
+        assert_eq!(run(Ok(Ok("not json".into())), 100).code(), "invalid_output");
+    }
+
+    #[test]
+    fn tool_errors_keep_kind_and_cap_message() {
+        let outcome = run(Ok(Err(WitError::Denied("é".repeat(10)))), 5);
+        let Outcome::ToolError { error, .. } = outcome else {
+            panic!("expected a tool error");
+        };
+        assert_eq!(error.kind, ToolErrorKind::Denied);
+        assert_eq!(error.message, "éé");
     }
 }

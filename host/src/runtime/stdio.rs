@@ -5,6 +5,7 @@
 //! dropped): a Rust guest panics when `println!` fails, and a log cap must not
 //! turn into a crash.
 
+use crate::outcome::Captured;
 use bytes::Bytes;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -14,15 +15,6 @@ use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 
 /// Largest write permit handed to the guest at once.
 const WRITE_PERMIT: usize = 64 << 10;
-
-/// What a guest wrote to one stream: the kept prefix and how much was dropped.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Captured {
-    /// The kept bytes, decoded as UTF-8 (invalid sequences replaced).
-    pub text: String,
-    /// Bytes written beyond the cap and dropped.
-    pub dropped_bytes: u64,
-}
 
 #[derive(Default)]
 struct Buffer {

@@ -4,8 +4,8 @@
 //! it is restarted.
 
 use super::{Catalog, ServeError, Served, Server, Weak, object_schema, valid_tool_name};
+use crate::ConfiguredTool;
 use crate::Host;
-use crate::configured::ConfiguredTool;
 use crate::servers::{HostedServer, HostedTool, ServerConfig, Start, State};
 use rmcp::model::Tool;
 use serde_json::json;
@@ -24,7 +24,7 @@ pub(super) async fn load_servers(
 ) -> Result<Vec<(HostedServer, Vec<Tool>)>, ServeError> {
     let mut servers = Vec::with_capacity(configs.len());
     for config in configs {
-        let server = HostedServer::load(host, config.clone())?;
+        let server = host.load_server(config.clone())?;
         let listed = match config.start {
             Start::Lazy => Vec::new(),
             Start::Eager => server.start().await.unwrap_or_default(),

@@ -50,12 +50,12 @@ pub use elicit::SealError;
 
 use crate::Host;
 use crate::config::Config;
-use crate::configured::{ConfiguredError, ConfiguredTool};
 use crate::journal::{EntryKind, Journal};
 use crate::policy::{PolicyEngine, PolicyError};
 use crate::store::{Store, StoreError};
 use crate::telemetry::Telemetry;
 use crate::toml_file::ConfigError;
+use crate::{ConfiguredError, ConfiguredTool};
 use futures_util::StreamExt as _;
 use serde_json::json;
 use slots::Slots;

@@ -6,10 +6,10 @@
 //! server session, under invocation id `server-session:NAME:ID` and
 //! principal `Channel::"server:NAME"`, and journaled as such.
 
-use crate::Host;
 use crate::egress::{Credentials, EgressHook, EgressProxy, EgressRecord, Requester};
 use crate::grants::Grants;
 use crate::journal::EntryKind;
+use crate::kernel::Kernel;
 use crate::policy::{Principal, PrincipalKind, RequestContext, ToolFacts};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -51,14 +51,18 @@ impl Drop for InFlight<'_> {
 impl ServerEgress {
     /// Starts the proxy for server `facts` (its name, capabilities,
     /// digest) under `grants`.
-    pub(crate) fn start(host: &Host, facts: &ToolFacts, grants: Grants) -> std::io::Result<Self> {
+    pub(crate) fn start(
+        kernel: &Kernel,
+        facts: &ToolFacts,
+        grants: Grants,
+    ) -> std::io::Result<Self> {
         let session_id = format!("server-session:{}:{}", facts.name, ulid::Ulid::new());
         let session = EgressHook::new(
             &session_id,
             grants.network_arc(),
-            host.network().clone(),
+            kernel.network().clone(),
             Requester {
-                policies: host.policies(),
+                policies: kernel.policies(),
                 principal: Principal::new(PrincipalKind::Channel, format!("server:{}", facts.name)),
                 tool: facts.clone(),
                 context: RequestContext {
@@ -99,14 +103,14 @@ impl ServerEgress {
     /// requests are decided and recorded as `requester`'s.
     pub(crate) fn call(
         &self,
-        host: &Host,
+        kernel: &Kernel,
         invocation_id: &str,
         requester: Requester,
     ) -> InFlight<'_> {
         let hook = EgressHook::new(
             invocation_id,
             self.grants.network_arc(),
-            host.network().clone(),
+            kernel.network().clone(),
             requester,
         );
         let id = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -122,8 +126,8 @@ impl ServerEgress {
     }
 
     /// Journals the session's records not journaled yet.
-    pub(crate) fn journal_session(&self, host: &Host) {
-        let Some(journal) = host.journal() else {
+    pub(crate) fn journal_session(&self, kernel: &Kernel) {
+        let Some(journal) = kernel.journal() else {
             return;
         };
         let records = self.session.records();

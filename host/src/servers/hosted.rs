@@ -7,7 +7,7 @@ use super::process::{LineCap, MAX_MESSAGE_BYTES, StderrTail, log_stderr, plan};
 use super::program::Program;
 use super::progress::{ProgressRoutes, ProgressSink};
 use super::{ServerConfig, ServerError};
-use crate::Host;
+use crate::kernel::Kernel;
 use crate::native::Granted;
 use airlock_sandbox::{Backend, NetworkMode, Spawned};
 use rmcp::model::{
@@ -199,12 +199,12 @@ struct Inner {
 pub const MAX_RESTART_BACKOFF: Duration = Duration::from_secs(60);
 
 impl HostedServer {
-    /// Checks `config` on `host`'s machine: the program exists (a bare name
+    /// Checks `config` on this machine: the program exists (a bare name
     /// is found on `PATH`) and is digested, the directories exist, a
     /// sandbox that confines files and network is installed; with a
     /// network grant, starts the server's egress proxy.
-    pub fn load(host: &Host, config: ServerConfig) -> Result<Self, ServerError> {
-        let backend = host.native_sandbox().map_err(|e| ServerError::Start {
+    pub(crate) fn load(kernel: &Kernel, config: ServerConfig) -> Result<Self, ServerError> {
+        let backend = kernel.native_sandbox().map_err(|e| ServerError::Start {
             server: config.name.clone(),
             message: e.to_string(),
         })?;
@@ -254,13 +254,14 @@ impl HostedServer {
         };
         let (read, write) = (resolve(&config.fs_read)?, resolve(&config.fs_write)?);
         let extra = program.extra();
-        host.protected()
+        kernel
+            .protected()
             .check_sandboxed(
                 read.iter().chain(&write).map(|dir| dir.host.as_path()),
                 config.hide_airlock_files,
             )
             .and_then(|()| {
-                host.protected().check(
+                kernel.protected().check(
                     extra.iter().map(PathBuf::as_path),
                     crate::protected::Containing::Refuse,
                 )
@@ -273,7 +274,7 @@ impl HostedServer {
         let egress = match &config.network {
             None => None,
             Some(grants) => {
-                let bridge = host.native_bridge().ok_or_else(|| ServerError::Start {
+                let bridge = kernel.native_bridge().ok_or_else(|| ServerError::Start {
                     server: config.name.clone(),
                     message: "strict egress needs the bridge program: HostBuilder::native_bridge, or run from the airlock binary".into(),
                 })?;
@@ -284,7 +285,7 @@ impl HostedServer {
                     &sha256,
                     false,
                 );
-                let egress = ServerEgress::start(host, &facts, grants.clone()).map_err(|e| {
+                let egress = ServerEgress::start(kernel, &facts, grants.clone()).map_err(|e| {
                     ServerError::Start {
                         server: config.name.clone(),
                         message: format!("starting its egress proxy failed: {e}"),
@@ -310,7 +311,7 @@ impl HostedServer {
                 read,
                 write,
                 backend,
-                protected: host.protected().clone(),
+                protected: kernel.protected().clone(),
                 egress,
                 config,
                 live: tokio::sync::Mutex::new(None),

@@ -3,16 +3,15 @@
 //! approval binds, and the executor behind the one invoke path.
 
 use super::{Called, HostedServer};
-use crate::Host;
 use crate::approvals::GrantBinding;
 use crate::invocation::Wait;
-use crate::invoke::{Admit, Executed};
+use crate::kernel::{Admit, Executed, Executor, Kernel, Running};
 use crate::native::listed_paths;
+use crate::outcome::Captured;
 use crate::outcome::{InvokeError, LimitExceeded, Outcome, RunReport, ToolError, ToolErrorKind};
 use crate::policy::ToolFacts;
-use crate::runtime::Captured;
 use crate::trail::Execution;
-use crate::vocabulary::{Enforcement, Executor, World};
+use crate::vocabulary::{Enforcement, ExecutorKind, World};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -116,7 +115,7 @@ impl HostedTool {
     /// The executor attestations name.
     pub(crate) fn execution(&self) -> Execution {
         Execution {
-            executor: Executor::McpServer,
+            executor: ExecutorKind::McpServer,
             enforcement: if self.server.config().network.is_some() {
                 Enforcement::Strict
             } else {
@@ -126,101 +125,121 @@ impl HostedTool {
     }
 }
 
-impl Host {
-    /// The hosted-server executor: the call goes to the server (started
-    /// again first if it died), with the deadline and cancellation of the
-    /// invocation; the server's result passes through as the output.
-    pub(crate) async fn execute_hosted(
-        &self,
-        tool: &HostedTool,
-        admit: &Admit<'_>,
-    ) -> Result<Executed, InvokeError> {
-        let (invocation, limits) = (admit.invocation, admit.limits);
-        let started = Instant::now();
-        let mut report = RunReport::not_started_as(admit.invocation_id.to_string(), limits.clone());
-        let failed = |message: String, mut report: RunReport| {
-            report.duration = started.elapsed();
-            Outcome::ToolError {
-                error: ToolError {
-                    kind: ToolErrorKind::Failed,
-                    message,
-                },
-                report,
-            }
-        };
-        let arguments = match serde_json::from_str(&invocation.input) {
-            Ok(serde_json::Value::Object(arguments)) => arguments,
-            _ => {
-                return Ok(Executed::Ran(failed(
-                    "a hosted server's tool takes a JSON object".into(),
-                    report,
-                )));
-            }
-        };
-        if let Err(error) = tool.server.ensure_running().await {
+impl Executor for HostedTool {
+    fn facts(&self) -> &ToolFacts {
+        &self.facts
+    }
+
+    fn binding(&self) -> GrantBinding {
+        HostedTool::binding(self)
+    }
+
+    fn execution(&self) -> Execution {
+        HostedTool::execution(self)
+    }
+
+    fn process_limits(&self) -> Option<&airlock_sandbox::ProcessLimits> {
+        Some(&self.server.config().limits)
+    }
+
+    fn execute<'a>(&'a self, kernel: &'a Kernel, admit: &'a Admit<'a>) -> Running<'a> {
+        Box::pin(call(self, kernel, admit))
+    }
+}
+
+/// The hosted-server executor: the call goes to the server (started again
+/// first if it died), with the deadline and cancellation of the invocation;
+/// the server's result passes through as the output.
+async fn call(
+    tool: &HostedTool,
+    kernel: &Kernel,
+    admit: &Admit<'_>,
+) -> Result<Executed, InvokeError> {
+    let (invocation, limits) = (admit.invocation, admit.limits);
+    let started = Instant::now();
+    let mut report = RunReport::not_started_as(admit.invocation_id.to_string(), limits.clone());
+    let failed = |message: String, mut report: RunReport| {
+        report.duration = started.elapsed();
+        Outcome::ToolError {
+            error: ToolError {
+                kind: ToolErrorKind::Failed,
+                message,
+            },
+            report,
+        }
+    };
+    let arguments = match serde_json::from_str(&invocation.input) {
+        Ok(serde_json::Value::Object(arguments)) => arguments,
+        _ => {
             return Ok(Executed::Ran(failed(
-                format!("{}: {}", error.code(), error.for_agent()),
+                "a hosted server's tool takes a JSON object".into(),
                 report,
             )));
         }
-        let progress = invocation.on_wait.clone().map(|observer| {
-            Arc::new(move |message: String| (observer.0)(&Wait::Progress { message }))
-                as super::ProgressSink
-        });
-        let egress = tool.server.egress();
-        let in_flight = egress.as_ref().map(|egress| {
-            egress.call(
-                self,
-                admit.invocation_id,
-                admit.requester(&tool.facts, crate::egress::Credentials::default()),
-            )
-        });
-        let called = tool
-            .server
-            .call(
-                &tool.remote,
-                arguments,
-                progress,
-                &invocation.cancel,
-                limits.timeout,
-            )
-            .await;
-        report.duration = started.elapsed();
-        if let Some(in_flight) = in_flight {
-            report.egress = in_flight.records();
-        }
-        if let Some(egress) = &egress {
-            egress.journal_session(self);
-        }
-        Ok(Executed::Ran(match called {
-            Ok(Called::Answered(result)) => {
-                let output = serde_json::to_string(&result).unwrap_or_default();
-                if result.is_error == Some(true) {
-                    let message = result
-                        .content
-                        .iter()
-                        .find_map(|c| c.as_text().map(|t| t.text.clone()))
-                        .unwrap_or_else(|| "the server reported an error".into());
-                    report.stdout = Captured {
-                        text: output,
-                        dropped_bytes: 0,
-                    };
-                    failed(message, report)
-                } else {
-                    crate::invocation::completed(output, report)
-                }
-            }
-            Ok(Called::Cancelled) => Outcome::LimitExceeded {
-                limit: LimitExceeded::Cancelled,
-                report,
-            },
-            Ok(Called::TimedOut) => Outcome::LimitExceeded {
-                limit: LimitExceeded::Deadline {
-                    timeout: limits.timeout,
-                },
-                report,
-            },
-            Err(error) => failed(format!("{}: {error}", error.code()), report),
-        }))
+    };
+    if let Err(error) = tool.server.ensure_running().await {
+        return Ok(Executed::Ran(failed(
+            format!("{}: {}", error.code(), error.for_agent()),
+            report,
+        )));
     }
+    let progress = invocation.on_wait.clone().map(|observer| {
+        Arc::new(move |message: String| (observer.0)(&Wait::Progress { message }))
+            as super::ProgressSink
+    });
+    let egress = tool.server.egress();
+    let in_flight = egress.as_ref().map(|egress| {
+        egress.call(
+            kernel,
+            admit.invocation_id,
+            admit.requester(&tool.facts, crate::egress::Credentials::default()),
+        )
+    });
+    let called = tool
+        .server
+        .call(
+            &tool.remote,
+            arguments,
+            progress,
+            &invocation.cancel,
+            limits.timeout,
+        )
+        .await;
+    report.duration = started.elapsed();
+    if let Some(in_flight) = in_flight {
+        report.egress = in_flight.records();
+    }
+    if let Some(egress) = &egress {
+        egress.journal_session(kernel);
+    }
+    Ok(Executed::Ran(match called {
+        Ok(Called::Answered(result)) => {
+            let output = serde_json::to_string(&result).unwrap_or_default();
+            if result.is_error == Some(true) {
+                let message = result
+                    .content
+                    .iter()
+                    .find_map(|c| c.as_text().map(|t| t.text.clone()))
+                    .unwrap_or_else(|| "the server reported an error".into());
+                report.stdout = Captured {
+                    text: output,
+                    dropped_bytes: 0,
+                };
+                failed(message, report)
+            } else {
+                crate::outcome::completed(output, report)
+            }
+        }
+        Ok(Called::Cancelled) => Outcome::LimitExceeded {
+            limit: LimitExceeded::Cancelled,
+            report,
+        },
+        Ok(Called::TimedOut) => Outcome::LimitExceeded {
+            limit: LimitExceeded::Deadline {
+                timeout: limits.timeout,
+            },
+            report,
+        },
+        Err(error) => failed(format!("{}: {error}", error.code()), report),
+    }))
 }

@@ -43,7 +43,8 @@ async fn load(text: &str) -> HostedServer {
     let config =
         airlock::Config::from_toml(text, "airlock.toml", Path::new("/")).expect("valid config");
     let host = airlock::Host::builder().build().expect("host");
-    HostedServer::load(&host, config.servers()[0].clone()).expect("loads")
+    host.load_server(config.servers()[0].clone())
+        .expect("loads")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

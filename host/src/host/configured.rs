@@ -5,15 +5,14 @@
 
 use crate::config::ToolConfig;
 use crate::grants::DirAccess;
-use crate::grants::Grants;
 use crate::invocation::Invocation;
-use crate::invoke::Runner;
+use crate::kernel::Executor;
 use crate::limits::Limits;
 use crate::native::{NativeError, NativeSpec, NativeTool};
 use crate::outcome::{InvokeError, Outcome, exit_code};
 use crate::policy::ToolFacts;
+use crate::runtime::{LoadError, Tool};
 use crate::servers::HostedTool;
-use crate::tool::{LoadError, Tool};
 use crate::vocabulary::{Capability, World};
 use crate::{Host, Sha256Digest};
 use std::path::PathBuf;
@@ -95,62 +94,6 @@ pub enum ToolSource {
     Native(Box<NativeSpec>),
 }
 
-impl Host {
-    /// Loads the tool `config` describes, component or native.
-    pub async fn load_configured(
-        &self,
-        config: &ToolConfig,
-    ) -> Result<ConfiguredTool, ConfiguredError> {
-        let source = match (config.native(), config.component()) {
-            (Some(spec), _) => ToolSource::Native(Box::new(spec.clone())),
-            (None, Some(path)) => ToolSource::Component(path.to_path_buf()),
-            (None, None) => {
-                return Err(ConfiguredError::NothingToRun {
-                    name: config.name().to_string(),
-                });
-            }
-        };
-        let mut tool = self
-            .load_source(config.name(), source, config.grants().clone())
-            .await?;
-        // The operator's description and schema win over the tool's own.
-        tool.description = config
-            .description()
-            .map_or(tool.description, str::to_string);
-        tool.input_schema = config
-            .input_schema()
-            .map_or(tool.input_schema, str::to_string);
-        tool.limits = config.limits().cloned();
-        Ok(tool)
-    }
-
-    /// Loads `source` under `grants`. A native tool is called `name`; a
-    /// component by its grants' name, else its descriptor's.
-    pub async fn load_source(
-        &self,
-        name: &str,
-        source: ToolSource,
-        grants: Grants,
-    ) -> Result<ConfiguredTool, ConfiguredError> {
-        let kind = match source {
-            ToolSource::Native(spec) => {
-                Kind::Native(Box::new(self.load_native(name, *spec, grants).map_err(
-                    |source| ConfiguredError::Native {
-                        name: name.to_string(),
-                        source,
-                    },
-                )?))
-            }
-            ToolSource::Component(path) => Kind::Component(
-                self.load(path.as_path(), grants)
-                    .await
-                    .map_err(|source| ConfiguredError::Component { path, source })?,
-            ),
-        };
-        Ok(ConfiguredTool::new(kind))
-    }
-}
-
 impl From<Tool> for ConfiguredTool {
     fn from(tool: Tool) -> Self {
         Self::new(Kind::Component(tool))
@@ -203,12 +146,29 @@ impl ConfiguredTool {
         if invocation.limits.is_none() {
             invocation.limits = self.limits.clone();
         }
-        let runner = match &self.kind {
-            Kind::Component(tool) => Runner::Component(tool),
-            Kind::Native(tool) => Runner::Native(tool),
-            Kind::Hosted(tool) => Runner::Hosted(tool),
-        };
-        host.run(runner, invocation).await
+        host.kernel().run(self.executor(), invocation).await
+    }
+
+    /// The executor behind it.
+    fn executor(&self) -> &dyn Executor {
+        match &self.kind {
+            Kind::Component(tool) => tool,
+            Kind::Native(tool) => tool.as_ref(),
+            Kind::Hosted(tool) => tool.as_ref(),
+        }
+    }
+
+    /// The operator's description, schema and limits from `config`, which
+    /// win over the tool's own.
+    pub(crate) fn configured_by(mut self, config: &ToolConfig) -> Self {
+        if let Some(description) = config.description() {
+            self.description = description.to_string();
+        }
+        if let Some(schema) = config.input_schema() {
+            self.input_schema = schema.to_string();
+        }
+        self.limits = config.limits().cloned();
+        self
     }
 
     /// The limits from the tool's configuration, if it has a `limits` table.
@@ -218,11 +178,7 @@ impl ConfiguredTool {
 
     /// What policies see: name, world, capabilities, digest, sensitivity.
     pub fn facts(&self) -> &ToolFacts {
-        match &self.kind {
-            Kind::Component(tool) => tool.facts(),
-            Kind::Native(tool) => tool.facts(),
-            Kind::Hosted(tool) => tool.facts(),
-        }
+        self.executor().facts()
     }
 
     /// The tool's name.
@@ -289,11 +245,7 @@ impl ConfiguredTool {
     /// reads (the network rules, credentials, directories; for native
     /// programs the mounts and network mode too).
     pub fn binding(&self) -> crate::approvals::GrantBinding {
-        match &self.kind {
-            Kind::Component(tool) => tool.grants().binding(),
-            Kind::Native(tool) => tool.binding(),
-            Kind::Hosted(tool) => tool.binding(),
-        }
+        self.executor().binding()
     }
 
     /// The vault secrets the host injects for this tool (names only).

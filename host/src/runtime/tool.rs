@@ -1,9 +1,9 @@
 //! A loaded tool: its component, classification, description and grants,
 //! pre-linked so an invocation is instantiate + call.
 
+use super::{ComponentInfo, InspectError, Sha256Digest, ToolPre};
 use crate::grants::{GrantError, Grants, ResolvedGrants};
 use crate::policy::ToolFacts;
-use crate::runtime::{ComponentInfo, InspectError, Sha256Digest, ToolPre};
 use crate::vocabulary::World;
 use std::fmt;
 use std::io::Read;
@@ -93,6 +93,8 @@ pub struct Tool {
 }
 
 pub(crate) struct ToolInner {
+    /// The engine it was compiled for and runs in.
+    pub engine: wasmtime::Engine,
     pub info: ComponentInfo,
     pub descriptor: Descriptor,
     pub pre: ToolPre,
@@ -239,9 +241,9 @@ impl LoadError {
     /// provide, usage (2) for everything else.
     pub fn exit_code(&self) -> u8 {
         match self {
-            LoadError::Inspect(InspectError::Classify(
-                crate::runtime::ClassifyError::ForbiddenImports(_),
-            )) => crate::exit_code::DENIED,
+            LoadError::Inspect(InspectError::Classify(super::ClassifyError::ForbiddenImports(
+                _,
+            ))) => crate::exit_code::DENIED,
             _ => crate::exit_code::USAGE,
         }
     }

@@ -1,0 +1,122 @@
+//! The kernel: what every call needs, whichever executor runs it. A
+//! [`Kernel`] holds the policies, approvals, journal, network, vault,
+//! telemetry and airlock's protected files; [`Kernel::run`] is the one path
+//! every tool takes (limits → admission → execute → journal); an
+//! [`Executor`] is a kind of tool behind it. The kernel names no executor:
+//! the component runtime (`runtime/`), native programs (`native/`) and
+//! hosted MCP servers (`servers/`) implement [`Executor`] from below, so a
+//! new kind of tool is one new folder.
+
+mod executor;
+mod run;
+
+pub(crate) use executor::{Admit, Executed, Executor, Running};
+
+use crate::approvals::ApprovalStore;
+use crate::egress::Network;
+use crate::journal::{EntryKind, Journal};
+use crate::limits::Limits;
+use crate::policy::PolicyEngine;
+use crate::protected::ProtectedPaths;
+use crate::store::{Store, StoreError};
+use crate::telemetry::Telemetry;
+use crate::vault::Vault;
+use std::path::PathBuf;
+use std::sync::{Arc, PoisonError, RwLock};
+
+/// What every call needs, shared by the host and the tools it loaded.
+pub(crate) struct Kernel {
+    pub(crate) default_limits: Limits,
+    pub(crate) fuel_metering: bool,
+    pub(crate) network: Network,
+    /// Swapped whole on reload; each invocation keeps the one it started with.
+    pub(crate) policies: RwLock<Arc<PolicyEngine>>,
+    pub(crate) approvals: Option<Arc<dyn ApprovalStore>>,
+    pub(crate) store: Option<Store>,
+    pub(crate) journal: Option<Journal>,
+    pub(crate) vault: Option<Arc<Vault>>,
+    pub(crate) native_bridge: Option<PathBuf>,
+    pub(crate) native_sandbox: Option<airlock_sandbox::Backend>,
+    pub(crate) telemetry: Option<Telemetry>,
+    pub(crate) protected: ProtectedPaths,
+}
+
+impl Kernel {
+    /// The policies in force now.
+    pub(crate) fn policies(&self) -> Arc<PolicyEngine> {
+        Arc::clone(&self.policies.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Puts `policies` in force, journaled when they differ from the last
+    /// ones recorded.
+    pub(crate) fn set_policies(&self, policies: Arc<PolicyEngine>) -> Result<(), StoreError> {
+        if let Some(journal) = &self.journal {
+            journal_policies(journal, &policies)?;
+        }
+        *self
+            .policies
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = policies;
+        Ok(())
+    }
+
+    /// How names are resolved and checked addresses dialled.
+    pub(crate) fn network(&self) -> &Network {
+        &self.network
+    }
+
+    /// The approval store, when there is a state directory.
+    pub(crate) fn approvals(&self) -> Option<&dyn ApprovalStore> {
+        self.approvals.as_deref()
+    }
+
+    /// The journal, when there is a state directory.
+    pub(crate) fn journal(&self) -> Option<&Journal> {
+        self.journal.as_ref()
+    }
+
+    /// The vault credentials are injected from, if any.
+    pub(crate) fn vault(&self) -> Option<&Arc<Vault>> {
+        self.vault.as_ref()
+    }
+
+    /// The telemetry exporter, when one is configured.
+    pub(crate) fn telemetry(&self) -> Option<&Telemetry> {
+        self.telemetry.as_ref()
+    }
+
+    /// airlock's own files, which no tool may see.
+    pub(crate) fn protected(&self) -> &ProtectedPaths {
+        &self.protected
+    }
+
+    /// The bridge program for strict native tools, if configured.
+    pub(crate) fn native_bridge(&self) -> Option<PathBuf> {
+        self.native_bridge.clone()
+    }
+
+    /// The sandbox for native programs: the injected one, or this machine's.
+    pub(crate) fn native_sandbox(
+        &self,
+    ) -> Result<airlock_sandbox::Backend, airlock_sandbox::SandboxError> {
+        match &self.native_sandbox {
+            Some(backend) => Ok(Arc::clone(backend)),
+            None => airlock_sandbox::detect(),
+        }
+    }
+}
+
+/// Journals a policy (re)load when the policies differ from the last ones
+/// recorded, not on every start.
+pub(crate) fn journal_policies(
+    journal: &Journal,
+    policies: &PolicyEngine,
+) -> Result<(), StoreError> {
+    let digest = policies.digest();
+    let last = journal.store().last_of_kind(EntryKind::PolicyReload)?;
+    if !last.is_some_and(|e| e.payload.contains(&digest)) {
+        let reload = serde_json::json!({ "policies": policies.policy_ids(), "digest": digest });
+        journal.record(&[(EntryKind::PolicyReload, reload)])?;
+    }
+    Ok(())
+}
