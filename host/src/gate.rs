@@ -12,9 +12,6 @@ use crate::policy::{Authorization, PolicyEngine, ToolFacts};
 use crate::trail::{self, Admitted};
 use std::time::{Duration, Instant, SystemTime};
 
-/// How often a waiting invocation looks for an operator's decision.
-pub const APPROVAL_POLL: Duration = Duration::from_millis(200);
-
 /// How often a waiting invocation tells its observer it still waits.
 const WAIT_REPORT_EVERY: Duration = Duration::from_secs(5);
 

@@ -194,17 +194,6 @@ pub struct PendingApproval {
     pub summary: String,
 }
 
-impl From<crate::approvals::Approval> for PendingApproval {
-    fn from(approval: crate::approvals::Approval) -> Self {
-        PendingApproval {
-            id: approval.id,
-            tool: approval.request.tool_name,
-            capabilities: approval.request.capabilities,
-            summary: approval.request.input_summary,
-        }
-    }
-}
-
 /// Why a request was refused before the tool ran.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]

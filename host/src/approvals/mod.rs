@@ -15,6 +15,5 @@ pub use model::{
     Approval, ApprovalRequest, DEFAULT_MAX_APPROVAL_WINDOW, GrantBinding, OperatorDecision, Scope,
     Status, request_hash, summarize,
 };
-pub use postgres::CHANNEL;
 pub use shown::{input_sha256, readable_input, shown_input};
-pub use store::{ApprovalError, ApprovalStore, Lookup};
+pub use store::{ApprovalError, ApprovalStore, Lookup, kept_in};

@@ -327,6 +327,17 @@ pub fn unix(time: SystemTime) -> u64 {
     time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
+impl From<Approval> for crate::PendingApproval {
+    fn from(approval: Approval) -> Self {
+        crate::PendingApproval {
+            id: approval.id,
+            tool: approval.request.tool_name,
+            capabilities: approval.request.capabilities,
+            summary: approval.request.input_summary,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,15 +11,12 @@ use super::store::{
     pending, questions, refuse, requested_record, session_ended_record,
 };
 use crate::journal::{EntryKind, NewEntry, postgres_append_in};
+use crate::store::postgres::APPROVALS_CHANNEL;
 use crate::store::{PostgresStore, StoreError};
 use deadpool_postgres::GenericClient;
 use std::time::SystemTime;
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
-
-/// The channel every replica listens on for approval news (the payload is
-/// the approval's id).
-pub const CHANNEL: &str = "airlock_approvals";
 
 const COLUMNS: &str = "id, created, status, principal, session_id, tool_name, tool_sha256, capabilities, \
                        grant_summary, request_hash, input_summary, scope, expires_at, decided_at, reason, used, \
@@ -76,7 +73,7 @@ async fn one(
 /// Announces `id` to every listening replica when the transaction commits.
 async fn announce(client: &impl GenericClient, id: &str) -> Result<(), StoreError> {
     client
-        .execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &id])
+        .execute("SELECT pg_notify($1, $2)", &[&APPROVALS_CHANNEL, &id])
         .await
         .map(drop)
         .map_err(StoreError::postgres("announcing an approval"))

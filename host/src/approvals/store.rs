@@ -8,6 +8,22 @@ use crate::store::StoreError;
 use serde_json::json;
 use std::time::SystemTime;
 
+/// How often a waiting invocation looks for an operator's decision when
+/// the store hears no news.
+pub(crate) const APPROVAL_POLL: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// The approvals kept in `store`.
+pub fn kept_in(store: &crate::store::Store) -> std::sync::Arc<dyn ApprovalStore> {
+    match store {
+        crate::store::Store::Sqlite(store) => {
+            std::sync::Arc::clone(store) as std::sync::Arc<dyn ApprovalStore>
+        }
+        crate::store::Store::Postgres(store) => {
+            std::sync::Arc::clone(store) as std::sync::Arc<dyn ApprovalStore>
+        }
+    }
+}
+
 /// What is already known about a request.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Lookup {
@@ -137,7 +153,7 @@ pub trait ApprovalStore: Send + Sync {
 
     /// How often a waiting call looks for a decision when no news comes.
     fn poll_interval(&self) -> std::time::Duration {
-        crate::gate::APPROVAL_POLL
+        APPROVAL_POLL
     }
 }
 

@@ -12,6 +12,7 @@
 use super::body::{RequestBody, ResponseBody};
 use super::budget::Budget;
 use super::connect::Connector;
+use super::credential::{CredentialBinding, SecretRefusal, Secrets};
 use super::decide::{Decision, Denial, PinnedTarget, Reason, decide};
 use super::grant::NetworkGrant;
 use super::record::{EgressLog, EgressRecord, Origin, RecordHandle};
@@ -20,7 +21,6 @@ use super::scrub::{ScrubbedBody, Scrubber};
 use crate::policy::{
     DestinationFacts, PolicyEngine, Principal, RequestContext, SecretFacts, ToolFacts,
 };
-use crate::vault::{CredentialBinding, Vault};
 use http_body_util::BodyExt;
 use std::future::Future as _;
 use std::pin::Pin;
@@ -58,11 +58,11 @@ pub(crate) struct Requester {
     pub credentials: Credentials,
 }
 
-/// A tool's credential bindings and the vault holding their secrets.
+/// A tool's credential bindings and where their secrets come from.
 #[derive(Clone, Default)]
 pub(crate) struct Credentials {
     pub bindings: Arc<[CredentialBinding]>,
-    pub vault: Option<Arc<Vault>>,
+    pub secrets: Option<Arc<dyn Secrets>>,
 }
 
 /// A credential ready to go out with one request.
@@ -352,31 +352,32 @@ impl Context {
                     ),
                 ));
             }
-            let vault = r.credentials.vault.as_deref().ok_or_else(|| {
+            let source = r.credentials.secrets.as_deref().ok_or_else(|| {
                 refuse(
                     Reason::CredentialUnavailable,
                     "the host has no vault".into(),
                 )
             })?;
-            let (scope, value) = vault.reveal(name).map_err(|e| {
-                refuse(
-                    Reason::CredentialUnavailable,
-                    format!("secret `{name}`: {}", e.code()),
-                )
-            })?;
-            if !scope.admits_principal(&r.principal) || !scope.admits_tool(&r.tool.name) {
-                return Err(refuse(
-                    Reason::CredentialDenied,
-                    format!(
-                        "secret `{name}` has scope {scope}, which does not cover {} running {}",
-                        r.principal, r.tool.name
+            let revealed = source
+                .reveal_for(name, &r.principal, &r.tool.name)
+                .map_err(|refusal| match refusal {
+                    SecretRefusal::Unavailable(code) => refuse(
+                        Reason::CredentialUnavailable,
+                        format!("secret `{name}`: {code}"),
                     ),
-                ));
-            }
+                    SecretRefusal::OutOfScope { scope } => refuse(
+                        Reason::CredentialDenied,
+                        format!(
+                            "secret `{name}` has scope {scope}, which does not cover {} running {}",
+                            r.principal, r.tool.name
+                        ),
+                    ),
+                })?;
             let facts = SecretFacts {
                 name: name.to_string(),
-                scope: scope.to_string(),
+                scope: revealed.scope,
             };
+            let value = revealed.value;
             let verdict = r
                 .policies
                 .check_credential(&r.principal, &r.tool, &r.context, &facts);
@@ -389,7 +390,7 @@ impl Context {
                     ),
                 ));
             }
-            let header_value = binding.header_value(value.expose()).ok_or_else(|| {
+            let header_value = binding.header_value(&value).ok_or_else(|| {
                 refuse(
                     Reason::CredentialUnavailable,
                     format!("secret `{name}` does not fit in a header"),
@@ -402,7 +403,7 @@ impl Context {
             });
             secrets.push(value);
         }
-        let exposed: Vec<&[u8]> = secrets.iter().map(|s| s.expose()).collect();
+        let exposed: Vec<&[u8]> = secrets.iter().map(|s| s.as_slice()).collect();
         let scrubber = Scrubber::new(&exposed).map(Arc::new);
         if !exposed.is_empty() && scrubber.is_none() {
             return Err(refuse(

@@ -13,6 +13,7 @@ pub mod addr;
 mod body;
 mod budget;
 mod connect;
+mod credential;
 mod decide;
 mod grant;
 mod hook;
@@ -23,6 +24,8 @@ mod scrub;
 pub mod url;
 
 pub use connect::{ConnectError, ConnectFuture, Connector, Stream, TcpTlsConnector};
+pub use credential::{BindingError, CredentialBinding, is_credential_header};
+pub(crate) use credential::{Revealed, SecretRefusal, Secrets};
 pub use decide::{Decision, Denial, Endpoint, PinnedTarget, Reason, decide};
 pub(crate) use grant::RawGrant;
 pub use grant::{

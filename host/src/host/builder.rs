@@ -260,7 +260,7 @@ impl HostBuilder {
                 let store = Store::open(&self.store, dir, &key.verifying_key())?;
                 store.mark(dir)?;
                 let journal = Journal::with_commit(
-                    store.journal(),
+                    crate::journal::kept_in(&store),
                     key,
                     Cadence::default(),
                     self.journal_commit,
@@ -291,7 +291,7 @@ impl HostBuilder {
                 default_limits: self.default_limits,
                 fuel_metering: self.fuel_metering,
                 policies: RwLock::new(policies),
-                approvals: store.as_ref().map(Store::approvals),
+                approvals: store.as_ref().map(crate::approvals::kept_in),
                 store,
                 journal,
                 vault: self.vault,

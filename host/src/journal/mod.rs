@@ -7,22 +7,24 @@
 //! - a Merkle tree over the entries ([`tree`]) with heads signed by the host
 //!   key ([`head`]): a rewrite that recomputes every hash, or a truncated
 //!   tail, no longer matches a signed head — above all one exported off the
-//!   machine ([`audit`] checks both).
+//!   machine ([`audit()`] checks both).
+//!
+//! The structures are the `airlock-journal` crate's; this module keeps
+//! them: [`JournalStore`] over the state directory's SQLite database or the
+//! shared PostgreSQL one, and [`Journal`], the writer that commits entries
+//! and signs heads on a [`Cadence`].
 
-mod audit;
-mod chain;
+#[cfg(test)]
+mod audit_tests;
 mod commit;
-pub mod head;
-pub mod key;
 mod postgres;
 mod settings;
 mod sqlite;
 mod stored;
-pub mod tree;
 
-pub use audit::{Audit, AuditFailure, audit, verdict};
-pub use chain::{
-    ChainBreak, Entry, EntryKind, GENESIS, NewEntry, canonical_json, entry_hash, verify,
+pub use airlock_journal::{
+    Audit, AuditFailure, Cadence, ChainBreak, Entry, EntryKind, GENESIS, NewEntry, audit,
+    canonical_json, chain, entry_hash, head, key, tree, verdict, verify,
 };
 pub use commit::{Batching, CommitMode};
 pub(crate) use postgres::append_in as postgres_append_in;
@@ -35,8 +37,16 @@ use head::TreeHead;
 use key::HostKey;
 use serde_json::Value;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 use tree::Hash;
+
+/// The journal kept in `store` (for a shared store: this replica's own log).
+pub fn kept_in(store: &crate::store::Store) -> Arc<dyn JournalStore> {
+    match store {
+        crate::store::Store::Sqlite(store) => Arc::clone(store) as Arc<dyn JournalStore>,
+        crate::store::Store::Postgres(store) => Arc::clone(store) as Arc<dyn JournalStore>,
+    }
+}
 
 /// Where journal entries are kept. SQLite is the embedded default.
 pub trait JournalStore: Send + Sync {
@@ -89,42 +99,6 @@ pub trait JournalStore: Send + Sync {
         let entries = self.all()?;
         let heads = self.heads()?;
         Ok(audit(&entries, &heads, trusted, since, cadence))
-    }
-}
-
-/// When the writer signs a tree head: after `entries` new entries, or
-/// when the last head is `interval` old and entries came since (checked at
-/// each append, and by `airlock serve` on a timer) — counted from the
-/// database, so every process that writes shares one cadence.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Cadence {
-    /// Entries between heads.
-    pub entries: u64,
-    /// Longest time a new entry waits for a head.
-    pub interval: Duration,
-}
-
-impl Default for Cadence {
-    fn default() -> Self {
-        Self {
-            entries: 64,
-            interval: Duration::from_secs(10),
-        }
-    }
-}
-
-impl Cadence {
-    /// Whether a journal of `size` entries whose last head is `last` needs
-    /// a new one at `now`.
-    fn due(&self, size: u64, last: Option<&TreeHead>, now: SystemTime) -> bool {
-        let Some(last) = last else {
-            return size > 0;
-        };
-        let old = humantime::parse_rfc3339(&last.time)
-            .ok()
-            .and_then(|signed| now.duration_since(signed).ok())
-            .is_none_or(|age| age >= self.interval);
-        size > last.size && (size - last.size >= self.entries || old)
     }
 }
 

@@ -4,10 +4,11 @@
 use super::run::{CallTool, ExecContext, execute, outcome_of};
 use super::tool::Tool;
 use crate::approvals::GrantBinding;
-use crate::egress::Credentials;
+use crate::egress::{Credentials, Secrets};
 use crate::kernel::{Admit, Executed, Executor, Kernel, Running};
 use crate::policy::ToolFacts;
 use crate::trail::{self, Execution};
+use std::sync::Arc;
 
 impl Executor for Tool {
     fn facts(&self) -> &ToolFacts {
@@ -37,7 +38,9 @@ impl Executor for Tool {
                     &self.inner.facts,
                     Credentials {
                         bindings: self.grants().credentials_arc(),
-                        vault: kernel.vault().cloned(),
+                        secrets: kernel
+                            .vault()
+                            .map(|vault| Arc::clone(vault) as Arc<dyn Secrets>),
                     },
                 ),
                 cancel: &invocation.cancel,

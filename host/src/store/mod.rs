@@ -9,9 +9,11 @@
 //!   (`store = "postgres://…"`, see [`location`]), each replica keeping
 //!   its own journal in it.
 //!
-//! Both are reached through the same traits
+//! This module knows connections, schemas and replicas, no domain: the
+//! journal, approvals, vault and `serve`'s agents and devices each keep
+//! their rows in either backend through their own traits
 //! ([`JournalStore`](crate::journal::JournalStore),
-//! [`ApprovalStore`](crate::approvals::ApprovalStore)).
+//! [`ApprovalStore`](crate::approvals::ApprovalStore), …).
 
 mod claim;
 pub mod location;
@@ -24,8 +26,6 @@ pub use location::{PasswordSource, PostgresSettings, StoreLocation, StoreLocatio
 pub use postgres::PostgresStore;
 pub use sqlite::{DATABASE_FILE, SqliteStore};
 
-use crate::approvals::ApprovalStore;
-use crate::journal::JournalStore;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -94,22 +94,6 @@ impl Store {
         match self {
             Store::Sqlite(_) => "sqlite".to_string(),
             Store::Postgres(store) => location::shared_label(store.describe(), store.replica()),
-        }
-    }
-
-    /// Its journal (for a shared store: this replica's own log).
-    pub fn journal(&self) -> Arc<dyn JournalStore> {
-        match self {
-            Store::Sqlite(store) => Arc::clone(store) as Arc<dyn JournalStore>,
-            Store::Postgres(store) => Arc::clone(store) as Arc<dyn JournalStore>,
-        }
-    }
-
-    /// Its approvals.
-    pub fn approvals(&self) -> Arc<dyn ApprovalStore> {
-        match self {
-            Store::Sqlite(store) => Arc::clone(store) as Arc<dyn ApprovalStore>,
-            Store::Postgres(store) => Arc::clone(store) as Arc<dyn ApprovalStore>,
         }
     }
 

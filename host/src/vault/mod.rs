@@ -9,7 +9,6 @@
 //! key can only come from a passphrase. Bindings ([`CredentialBinding`]) say which secret goes into
 //! which header of which requests.
 
-mod binding;
 mod envelope;
 mod error;
 mod master;
@@ -19,7 +18,7 @@ mod scope;
 mod secret;
 mod table;
 
-pub use binding::{BindingError, CredentialBinding, is_credential_header};
+pub use crate::egress::{BindingError, CredentialBinding, is_credential_header};
 pub use envelope::EnvelopeError;
 pub use error::VaultError;
 pub use master::{KEYRING_SERVICE, KeyringKind, MIN_PASSPHRASE_LEN, MasterError, Passphrase};
@@ -397,6 +396,28 @@ impl Vault {
         self.key = key;
         self.generation = generation;
         Ok(())
+    }
+}
+
+impl crate::egress::Secrets for Vault {
+    fn reveal_for(
+        &self,
+        name: &str,
+        principal: &crate::policy::Principal,
+        tool: &str,
+    ) -> Result<crate::egress::Revealed, crate::egress::SecretRefusal> {
+        let (scope, value) = self
+            .reveal(name)
+            .map_err(|e| crate::egress::SecretRefusal::Unavailable(e.code()))?;
+        if !scope.admits_principal(principal) || !scope.admits_tool(tool) {
+            return Err(crate::egress::SecretRefusal::OutOfScope {
+                scope: scope.to_string(),
+            });
+        }
+        Ok(crate::egress::Revealed {
+            scope: scope.to_string(),
+            value: value.into_bytes(),
+        })
     }
 }
 

@@ -46,6 +46,12 @@ impl SecretValue {
         Self(bytes)
     }
 
+    /// The bytes, still wiped when dropped, for the host code that
+    /// injects them.
+    pub(crate) fn into_bytes(self) -> Zeroizing<Vec<u8>> {
+        self.0
+    }
+
     /// The bytes, for the host code that injects or scrubs them.
     pub fn expose(&self) -> &[u8] {
         &self.0

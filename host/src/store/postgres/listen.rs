@@ -19,6 +19,10 @@ use tokio_postgres::{AsyncMessage, Socket};
 /// How long the listener waits before connecting again.
 const RECONNECT: Duration = Duration::from_secs(1);
 
+/// The channel every replica listens on for approval news (the payload is
+/// the approval's id).
+pub const APPROVALS_CHANNEL: &str = "airlock_approvals";
+
 /// The channel agent changes are announced on.
 pub(crate) const AGENTS_CHANNEL: &str = "airlock_agents";
 
@@ -95,10 +99,7 @@ where
     let (client, mut connection) = config.connect(tls).await?;
     // The connection must be driven while LISTEN is sent, and after.
     let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
-    let statement = format!(
-        "LISTEN {}; LISTEN {AGENTS_CHANNEL}",
-        crate::approvals::CHANNEL
-    );
+    let statement = format!("LISTEN {APPROVALS_CHANNEL}; LISTEN {AGENTS_CHANNEL}");
     let subscribe = client.batch_execute(&statement);
     tokio::pin!(subscribe);
     let mut subscribed = false;

@@ -8,6 +8,7 @@
 //! needs no Tokio context and cannot deadlock the caller's runtime.
 
 mod listen;
+pub use listen::APPROVALS_CHANNEL;
 mod replicas;
 mod schema;
 

@@ -41,7 +41,7 @@ impl PostgresStore {
     pub(super) async fn register(&self, key: &VerifyingKey) -> Result<(), StoreError> {
         let failed = StoreError::postgres("registering the replica");
         let client = self.client().await?;
-        let key_id = crate::journal::key::key_id(key);
+        let key_id = airlock_journal::key::key_id(key);
         let started = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
         let registered = client
             .query_opt(

@@ -1,5 +1,5 @@
 //! The host's ed25519 key, which signs the journal's tree heads
-//! ([`super::head`]). It lives beside the data it vouches for, so it proves
+//! ([`crate::head`]). It lives beside the data it vouches for, so it proves
 //! nothing against whoever can write the state directory: verifiers should
 //! trust a copy of the public key kept elsewhere, and heads exported off
 //! the machine.
@@ -111,14 +111,14 @@ impl HostKey {
     }
 
     /// Signs `message`.
-    pub(crate) fn sign(&self, message: &[u8]) -> Signature {
+    pub fn sign(&self, message: &[u8]) -> Signature {
         self.signing.sign(message)
     }
 }
 
 /// Writes a new file readable by its owner only (refuses to replace one).
 #[cfg(unix)]
-pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let mut file = std::fs::OpenOptions::new()
@@ -131,7 +131,7 @@ pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 }
 
 #[cfg(not(unix))]
-pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::write(path, bytes)
 }
 

@@ -10,7 +10,7 @@
 //! root ([`Frontier`]) is the O(log n) state a log keeps so that signing a
 //! head does not re-read the whole journal.
 
-use super::chain::Entry;
+use crate::chain::Entry;
 use ct_merkle::mem_backed_tree::MemoryBackedTree;
 use ct_merkle::{ConsistencyProof, InclusionProof, RootHash};
 use sha2::{Digest, Sha256};

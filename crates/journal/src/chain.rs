@@ -125,7 +125,7 @@ impl NewEntry {
 
     /// The entry this becomes at position `seq`, after the entry whose hash
     /// is `prev_hash`, stamped now: what every store appends.
-    pub(crate) fn chained(&self, seq: u64, prev_hash: String) -> Entry {
+    pub fn chained(&self, seq: u64, prev_hash: String) -> Entry {
         let time = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
         let kind = self.kind.as_str();
         let hash = entry_hash(seq, &time, kind, &self.payload, &prev_hash);

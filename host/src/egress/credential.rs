@@ -1,10 +1,46 @@
-//! [`CredentialBinding`]: which secret the host puts into which header of
-//! which requests. Bindings name exact origins (scheme, host, port); a
-//! request to anything else, a redirect target included, carries nothing.
+//! Credentials the host injects: [`CredentialBinding`], which secret goes
+//! into which header of which requests, and [`Secrets`], where the
+//! secrets come from (the host's vault). Bindings name exact origins
+//! (scheme, host, port); a request to anything else, a redirect target
+//! included, carries nothing.
 
-use crate::egress::NetworkGrant;
-use crate::egress::url::{Scheme, Target, TargetHost};
+use super::NetworkGrant;
+use super::url::{Scheme, Target, TargetHost};
+use crate::policy::Principal;
 use http::{HeaderName, HeaderValue};
+use zeroize::Zeroizing;
+
+/// Where the secrets of credential bindings come from: the host's vault.
+/// The egress hook asks only after a request was allowed, for the
+/// bindings that match it.
+pub(crate) trait Secrets: Send + Sync {
+    /// Secret `name` for a request `principal` makes while running `tool`.
+    fn reveal_for(
+        &self,
+        name: &str,
+        principal: &Principal,
+        tool: &str,
+    ) -> Result<Revealed, SecretRefusal>;
+}
+
+/// A secret ready to go out with one request.
+pub(crate) struct Revealed {
+    /// Its scope as policies see it (`Secret::"NAME"`'s `scope`).
+    pub scope: String,
+    /// Its bytes, wiped when dropped.
+    pub value: Zeroizing<Vec<u8>>,
+}
+
+/// Why a secret was not given out.
+pub(crate) enum SecretRefusal {
+    /// It could not be had; the code says why (`unknown_secret`, …).
+    Unavailable(&'static str),
+    /// Its scope does not cover this principal or tool.
+    OutOfScope {
+        /// The scope it has.
+        scope: String,
+    },
+}
 
 /// The placeholder a binding's `format` must contain exactly once.
 pub const SECRET_PLACEHOLDER: &str = "{secret}";

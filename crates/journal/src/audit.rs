@@ -3,10 +3,10 @@
 //! it covers, no head vouches for entries that are gone, and — against a
 //! head kept elsewhere — the journal is an append-only extension of it.
 
-use super::Cadence;
-use super::chain::{ChainBreak, Entry, verify};
-use super::head::{HeadError, TreeHead};
-use super::tree::{Tree, TreeError, leaf, verify_consistency};
+use crate::Cadence;
+use crate::chain::{ChainBreak, Entry, verify};
+use crate::head::{HeadError, TreeHead};
+use crate::tree::{Tree, TreeError, leaf, verify_consistency};
 use ed25519_dalek::VerifyingKey;
 
 /// How many cadences' worth of entries may follow the last signed head
@@ -176,93 +176,4 @@ pub fn audit(
         sealed,
         extends: since.map(|head| head.size),
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::journal::{EntryKind, Journal, JournalStore, key::HostKey};
-    use crate::store::SqliteStore;
-    use proptest::prelude::*;
-    use serde_json::json;
-    use std::sync::Arc;
-
-    fn journal(dir: &std::path::Path, entries: u64) -> (Arc<SqliteStore>, Journal) {
-        let store = Arc::new(SqliteStore::open_in(dir).expect("store"));
-        let key = Arc::new(HostKey::open_or_create(dir).expect("key"));
-        let cadence = Cadence {
-            entries,
-            interval: std::time::Duration::from_secs(3600),
-        };
-        let journal =
-            Journal::with_cadence(Arc::clone(&store) as Arc<dyn JournalStore>, key, cadence);
-        (store, journal)
-    }
-
-    fn append(journal: &Journal, n: u64) {
-        for i in 0..n {
-            journal
-                .record(&[(EntryKind::Egress, json!({ "n": i }))])
-                .expect("append");
-        }
-    }
-
-    proptest! {
-        #![proptest_config(ProptestConfig::with_cases(24))]
-
-        /// A verified journal stays verified, and extends every head it
-        /// had, after any appends on any cadence.
-        #[test]
-        fn a_verified_journal_stays_verified_after_any_append(
-            cadence in 1u64..20, first in 1u64..60, then in 0u64..60,
-        ) {
-            let dir = tempfile::tempdir().expect("tempdir");
-            let (store, journal) = journal(dir.path(), cadence);
-            append(&journal, first);
-            journal.seal().expect("seal");
-            let trusted = journal.verifying_key();
-            let before = store.heads().expect("heads");
-            let kept = before.last().cloned();
-            prop_assert!(store.audit(&trusted, None, journal.cadence()).expect("read").is_ok());
-            append(&journal, then);
-            let audit = store
-                .audit(&trusted, kept.as_ref(), journal.cadence())
-                .expect("read");
-            prop_assert_eq!(audit.map(|a| a.extends), Ok(Some(first)));
-        }
-    }
-
-    #[test]
-    fn removed_heads_and_foreign_keys_are_reported() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let (store, journal) = journal(dir.path(), 2);
-        append(&journal, 9);
-        let cadence = *journal.cadence();
-        let trusted = journal.verifying_key();
-        let other = HostKey::open_or_create(tempfile::tempdir().expect("tmp").path())
-            .expect("key")
-            .verifying_key();
-        assert!(matches!(
-            store.audit(&other, None, &cadence).expect("read"),
-            Err(AuditFailure::Head(HeadError::WrongKey { .. }))
-        ));
-        store
-            .read(|conn| {
-                conn.execute("DELETE FROM journal_heads", [])
-                    .map_err(crate::store::StoreError::sql("drop"))
-            })
-            .expect("drop the heads");
-        assert_eq!(
-            store.audit(&trusted, None, &cadence).expect("read"),
-            Err(AuditFailure::Unsealed {
-                unsealed: 9,
-                limit: 8
-            })
-        );
-        drop(journal);
-        assert!(
-            store.audit(&trusted, None, &cadence).expect("read").is_ok(),
-            "a clean shutdown signs over everything"
-        );
-    }
 }

@@ -1,13 +1,13 @@
 //! Signed tree heads: the writer's signed statement that the journal's
-//! first `size` entries have Merkle root `root` ([`super::tree`]). The
+//! first `size` entries have Merkle root `root` ([`crate::tree`]). The
 //! writer signs one on a cadence counted from the database and at clean
 //! shutdown; verifiers only check them. An operator keeps the latest one
 //! off the machine (`airlock journal head --export`) and later proves the
 //! journal still extends it (`airlock journal verify --since`).
 
-use super::canonical_json;
-use super::key::{HostKey, key_id};
-use super::tree::{Hash, parse_hash};
+use crate::chain::canonical_json;
+use crate::key::{HostKey, key_id};
+use crate::tree::{Hash, parse_hash};
 use ed25519_dalek::{Signature, Verifier, VerifyingKey};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
