@@ -43,7 +43,8 @@ pub use airlock_policy as policy;
 pub mod attest;
 pub mod build_info;
 mod config;
-pub mod egress;
+/// Egress: the network door (the `airlock-egress` crate).
+pub use airlock_egress as egress;
 mod gate;
 mod grants;
 mod host;
@@ -60,7 +61,7 @@ pub mod serve;
 pub mod servers;
 pub mod store;
 pub mod telemetry;
-mod toml_file;
+use airlock_toml as toml_file;
 mod trail;
 pub mod vault;
 mod vocabulary;

@@ -18,7 +18,7 @@ use super::grant::NetworkGrant;
 use super::record::{EgressLog, EgressRecord, Origin, RecordHandle};
 use super::resolve::Resolver;
 use super::scrub::{ScrubbedBody, Scrubber};
-use crate::policy::{
+use airlock_policy::{
     DestinationFacts, PolicyEngine, Principal, RequestContext, SecretFacts, ToolFacts,
 };
 use http_body_util::BodyExt;
@@ -33,7 +33,7 @@ use wasmtime_wasi_http::{Error as WasiError, RequestOptions, WasiBody, WasiHttpH
 mod proxy;
 
 pub use proxy::DENY_REASON_HEADER;
-pub(crate) use proxy::EgressProxy;
+pub use proxy::{EgressProxy, Route};
 
 type IoFuture = Box<dyn Future<Output = Result<(), WasiError>> + Send>;
 type SendFuture =
@@ -42,26 +42,35 @@ type SendFuture =
 /// The host-wide parts of egress: how names are resolved and how checked
 /// addresses are dialled.
 #[derive(Clone)]
-pub(crate) struct Network {
+pub struct Network {
+    /// Resolves names, once per request.
     pub resolver: Arc<dyn Resolver>,
+    /// Dials checked addresses.
     pub connector: Arc<dyn Connector>,
 }
 
 /// Who is making an invocation's requests, for the `http.request` and
 /// `credential.use` checks, and the credentials bound to its tool.
 #[derive(Clone)]
-pub(crate) struct Requester {
+pub struct Requester {
+    /// The policies `http.request` and `credential.use` are checked with.
     pub policies: Arc<PolicyEngine>,
+    /// Who the invocation runs for.
     pub principal: Principal,
+    /// The tool making the requests.
     pub tool: ToolFacts,
+    /// The invocation's context.
     pub context: RequestContext,
+    /// What may be injected, and from where.
     pub credentials: Credentials,
 }
 
 /// A tool's credential bindings and where their secrets come from.
 #[derive(Clone, Default)]
-pub(crate) struct Credentials {
+pub struct Credentials {
+    /// The tool's bindings.
     pub bindings: Arc<[CredentialBinding]>,
+    /// Where their secrets come from; none means every binding fails.
     pub secrets: Option<Arc<dyn Secrets>>,
 }
 
@@ -84,12 +93,14 @@ struct Context {
 
 /// Decides and carries out the outgoing requests of one invocation.
 #[derive(Clone)]
-pub(crate) struct EgressHook {
+pub struct EgressHook {
     cx: Arc<Context>,
 }
 
 impl EgressHook {
-    pub(crate) fn new(
+    /// The hook of one invocation (`invocation_id`) of a tool with network
+    /// `grant`, making requests as `requester`.
+    pub fn new(
         invocation_id: &str,
         grant: Arc<NetworkGrant>,
         network: Network,
@@ -113,14 +124,14 @@ impl EgressHook {
     }
 
     /// The records of this invocation's requests so far.
-    pub(crate) fn records(&self) -> Vec<EgressRecord> {
+    pub fn records(&self) -> Vec<EgressRecord> {
         self.cx.log.snapshot()
     }
 
     /// The whole decision this hook would make for `url` as its next
     /// request (request budget, grant, one resolution, every address
     /// classified, Cedar `http.request`), without opening a connection.
-    pub(crate) async fn check(&self, url: &str) -> Decision {
+    pub async fn check(&self, url: &str) -> Decision {
         match self.cx.check(url).await {
             Ok(pinned) => Decision::Allow(pinned),
             Err(denial) => Decision::Deny(*denial),

@@ -8,7 +8,7 @@
 
 use super::rules::{Matcher, PortSet, Rule, RuleSet, SchemeSet};
 use super::url::normalise_name;
-use crate::toml_file::{ConfigError, RawSize, Source, positive_size, size, timeout};
+use airlock_toml::{ConfigError, RawSize, Source, positive_size, size, timeout};
 use ipnet::IpNet;
 use serde::Deserialize;
 use std::net::IpAddr;
@@ -68,7 +68,7 @@ impl Default for Budgets {
 /// # Examples
 ///
 /// ```
-/// let grant = airlock::NetworkGrant::from_toml(
+/// let grant = airlock_egress::NetworkGrant::from_toml(
 ///     r#"
 ///     max_response_bytes = "256KiB"
 ///     [[allow]]
@@ -80,10 +80,10 @@ impl Default for Budgets {
 /// assert_eq!(grant.rules().rules().len(), 1);
 /// assert_eq!(grant.budgets().max_response_bytes, 256 * 1024);
 ///
-/// let err = airlock::NetworkGrant::from_toml("[[allow]]\nhost = \"a.*.example\"\n", "bad.toml")
+/// let err = airlock_egress::NetworkGrant::from_toml("[[allow]]\nhost = \"a.*.example\"\n", "bad.toml")
 ///     .expect_err("wildcard in the middle");
 /// assert!(err.to_string().starts_with("bad.toml:2:8:"));
-/// # Ok::<(), airlock::ConfigError>(())
+/// # Ok::<(), airlock_toml::ConfigError>(())
 /// ```
 #[derive(Clone, Debug, Default)]
 pub struct NetworkGrant {
@@ -108,7 +108,9 @@ impl NetworkGrant {
         Self::from_raw(raw, &Source { text, origin })
     }
 
-    pub(crate) fn from_raw(raw: RawGrant, source: &Source<'_>) -> Result<Self, ConfigError> {
+    /// The grant a `[network]` table of a larger file holds (`airlock.toml`'s
+    /// tools), checked against `source` for positions.
+    pub fn from_raw(raw: RawGrant, source: &Source<'_>) -> Result<Self, ConfigError> {
         let mut rules = Vec::with_capacity(raw.allow.len());
         for rule in raw.allow {
             rules.push(compile_rule(rule, source)?);
@@ -180,9 +182,10 @@ impl NetworkGrant {
     }
 }
 
+/// A network grant as written, before its checks ([`NetworkGrant::from_raw`]).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct RawGrant {
+pub struct RawGrant {
     #[serde(default)]
     allow: Vec<Spanned<RawRule>>,
     max_response_bytes: Option<Spanned<RawSize>>,

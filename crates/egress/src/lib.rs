@@ -9,6 +9,8 @@
 //! Bodies are limited and paced ([`body`], [`budget`]) and every request
 //! leaves an [`EgressRecord`].
 
+#![deny(missing_docs)]
+
 pub mod addr;
 mod body;
 mod budget;
@@ -25,14 +27,14 @@ pub mod url;
 
 pub use connect::{ConnectError, ConnectFuture, Connector, Stream, TcpTlsConnector};
 pub use credential::{BindingError, CredentialBinding, is_credential_header};
-pub(crate) use credential::{Revealed, SecretRefusal, Secrets};
+pub use credential::{Revealed, SecretRefusal, Secrets};
 pub use decide::{Decision, Denial, Endpoint, PinnedTarget, Reason, decide};
-pub(crate) use grant::RawGrant;
+pub use grant::RawGrant;
 pub use grant::{
     Budgets, DEFAULT_BETWEEN_BYTES_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_FIRST_BYTE_TIMEOUT,
     DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MAX_REQUESTS, DEFAULT_MAX_RESPONSE_BYTES, NetworkGrant,
 };
 pub use hook::DENY_REASON_HEADER;
-pub(crate) use hook::{Credentials, EgressHook, EgressProxy, Network, Requester};
+pub use hook::{Credentials, EgressHook, EgressProxy, Network, Requester, Route};
 pub use record::{EgressRecord, Verdict};
 pub use resolve::{ResolveError, ResolveFuture, Resolver, StaticResolver, SystemResolver};

@@ -6,14 +6,14 @@
 
 use super::NetworkGrant;
 use super::url::{Scheme, Target, TargetHost};
-use crate::policy::Principal;
+use airlock_policy::Principal;
 use http::{HeaderName, HeaderValue};
 use zeroize::Zeroizing;
 
 /// Where the secrets of credential bindings come from: the host's vault.
 /// The egress hook asks only after a request was allowed, for the
 /// bindings that match it.
-pub(crate) trait Secrets: Send + Sync {
+pub trait Secrets: Send + Sync {
     /// Secret `name` for a request `principal` makes while running `tool`.
     fn reveal_for(
         &self,
@@ -24,7 +24,7 @@ pub(crate) trait Secrets: Send + Sync {
 }
 
 /// A secret ready to go out with one request.
-pub(crate) struct Revealed {
+pub struct Revealed {
     /// Its scope as policies see it (`Secret::"NAME"`'s `scope`).
     pub scope: String,
     /// Its bytes, wiped when dropped.
@@ -32,7 +32,7 @@ pub(crate) struct Revealed {
 }
 
 /// Why a secret was not given out.
-pub(crate) enum SecretRefusal {
+pub enum SecretRefusal {
     /// It could not be had; the code says why (`unknown_secret`, …).
     Unavailable(&'static str),
     /// Its scope does not cover this principal or tool.
@@ -68,12 +68,12 @@ pub fn is_credential_header(name: &str) -> bool {
 /// # Examples
 ///
 /// ```
-/// use airlock::vault::CredentialBinding;
+/// use airlock_egress::CredentialBinding;
 ///
 /// let binding = CredentialBinding::new("github", "Authorization", "Bearer {secret}", &["api.github.com"])?;
 /// assert_eq!(binding.secret(), "github");
 /// assert!(CredentialBinding::new("github", "User-Agent", "{secret}", &["api.github.com"]).is_err());
-/// # Ok::<(), airlock::vault::BindingError>(())
+/// # Ok::<(), airlock_egress::BindingError>(())
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CredentialBinding {
@@ -223,7 +223,7 @@ fn exact_host(host: &str) -> Result<TargetHost, BindingError> {
     if host.contains(['*', '/', ':', '@']) && !host.starts_with('[') {
         return Err(bad());
     }
-    crate::egress::url::parse(&format!("https://{host}/"))
+    crate::url::parse(&format!("https://{host}/"))
         .map(|target| target.host)
         .map_err(|_| bad())
 }
@@ -273,7 +273,7 @@ mod tests {
     use super::*;
 
     fn target(url: &str) -> Target {
-        crate::egress::url::parse(url).expect("valid URL")
+        crate::url::parse(url).expect("valid URL")
     }
 
     #[test]

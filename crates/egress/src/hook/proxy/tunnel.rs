@@ -7,9 +7,9 @@
 //! limit, like the hook's bodies.
 
 use super::{Context, ProxyBody, failed};
-use crate::egress::budget::Budget;
-use crate::egress::decide::{PinnedTarget, Reason};
-use crate::egress::record::RecordHandle;
+use crate::budget::Budget;
+use crate::decide::{PinnedTarget, Reason};
+use crate::record::RecordHandle;
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Incoming;
 use hyper::{Request, Response};

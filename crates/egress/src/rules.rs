@@ -284,7 +284,7 @@ impl RuleSet {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::egress::url::parse;
+    use crate::url::parse;
 
     fn rule(matcher: Matcher) -> Rule {
         Rule {

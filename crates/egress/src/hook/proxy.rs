@@ -9,8 +9,8 @@
 //! nothing. Refusals are `403` with the reason code.
 
 use super::{Context, EgressHook, Injected, Origin};
-use crate::egress::decide::{Denial, Reason};
-use crate::egress::record::EgressRecord;
+use crate::decide::{Denial, Reason};
+use crate::record::EgressRecord;
 use airlock_sandbox::channel::{self, ProxyChannel};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, combinators::UnsyncBoxBody};
@@ -31,7 +31,7 @@ pub const DENY_REASON_HEADER: &str = "x-airlock-deny-reason";
 
 /// Which hook decides a request: one tool run's, or (for a hosted server,
 /// which outlives its calls) the one of the call in flight.
-pub(crate) type Route = Arc<dyn Fn() -> EgressHook + Send + Sync>;
+pub type Route = Arc<dyn Fn() -> EgressHook + Send + Sync>;
 
 /// Most connections one sandbox holds open through its proxy at once; a
 /// sandbox that asks for more waits until one of them closes, so it cannot
@@ -41,7 +41,7 @@ const MAX_CONNECTIONS: usize = 64;
 /// A running proxy reached only over its channel (see
 /// [`airlock_sandbox::channel`]): no socket path exists, so only the
 /// sandbox that inherits the channel's end can use it. Stops when dropped.
-pub(crate) struct EgressProxy {
+pub struct EgressProxy {
     /// The sandbox's end, kept for every process started under this proxy
     /// (a hosted server's restarts reuse it).
     sandbox_end: OwnedFd,
@@ -57,7 +57,7 @@ impl Drop for EgressProxy {
 
 impl EgressProxy {
     /// Starts a proxy deciding with `hook`'s grant, network and requester.
-    pub(crate) fn start(hook: EgressHook) -> std::io::Result<Self> {
+    pub fn start(hook: EgressHook) -> std::io::Result<Self> {
         let fixed = hook.clone();
         let mut proxy = Self::start_routed(Arc::new(move || fixed.clone()))?;
         proxy.hook = Some(hook);
@@ -66,7 +66,7 @@ impl EgressProxy {
 
     /// As [`EgressProxy::start`], each request decided by the hook `route`
     /// picks when it arrives.
-    pub(crate) fn start_routed(route: Route) -> std::io::Result<Self> {
+    pub fn start_routed(route: Route) -> std::io::Result<Self> {
         let ProxyChannel { host, sandbox } = ProxyChannel::new()?;
         let host = std::os::unix::net::UnixStream::from(host);
         host.set_nonblocking(true)?;
@@ -81,12 +81,12 @@ impl EgressProxy {
 
     /// The descriptor a sandbox inherits to reach this proxy
     /// ([`airlock_sandbox::NetworkMode::Strict`]); open while the proxy is.
-    pub(crate) fn channel_fd(&self) -> RawFd {
+    pub fn channel_fd(&self) -> RawFd {
         self.sandbox_end.as_raw_fd()
     }
 
     /// The records of every request so far (of a proxy with one hook).
-    pub(crate) fn records(&self) -> Vec<EgressRecord> {
+    pub fn records(&self) -> Vec<EgressRecord> {
         self.hook
             .as_ref()
             .map(EgressHook::records)
@@ -259,9 +259,9 @@ async fn handle(cx: &Context, request: Request<Incoming>) -> Response<ProxyBody>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::egress::hook::{Credentials, Network, Requester};
-    use crate::egress::{NetworkGrant, StaticResolver, TcpTlsConnector};
-    use crate::policy::{PolicyEngine, Principal, RequestContext, ToolFacts};
+    use crate::hook::{Credentials, Network, Requester};
+    use crate::{NetworkGrant, StaticResolver, TcpTlsConnector};
+    use airlock_policy::{PolicyEngine, Principal, RequestContext, ToolFacts};
 
     fn proxy() -> EgressProxy {
         let hook = EgressHook::new(
@@ -274,7 +274,7 @@ mod tests {
             Requester {
                 policies: Arc::new(PolicyEngine::embedded()),
                 principal: Principal::user("test"),
-                tool: ToolFacts::derive("t", crate::World::Native, vec![], "sha", false),
+                tool: ToolFacts::derive("t", airlock_policy::World::Native, vec![], "sha", false),
                 context: RequestContext::default(),
                 credentials: Credentials::default(),
             },

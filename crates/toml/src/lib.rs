@@ -3,6 +3,8 @@
 //! file reports ([`ConfigError`]), and the checks values share (sizes,
 //! positive counts, durations), each with what to write instead.
 
+#![deny(missing_docs)]
+
 use serde::Deserialize;
 use std::ops::Range;
 use std::path::PathBuf;
@@ -10,18 +12,21 @@ use std::time::Duration;
 use toml::Spanned;
 
 /// Where TOML text came from, to turn byte spans into `file:line:column`.
-pub(crate) struct Source<'a> {
+pub struct Source<'a> {
+    /// The whole text.
     pub text: &'a str,
+    /// The file (or other origin) it came from.
     pub origin: &'a str,
 }
 
 impl Source<'_> {
     /// The 1-based line and column of byte `offset`.
-    pub(crate) fn line_column(&self, offset: usize) -> (usize, usize) {
+    pub fn line_column(&self, offset: usize) -> (usize, usize) {
         line_column(self.text, offset)
     }
 
-    pub(crate) fn error(&self, span: Range<usize>, message: impl Into<String>) -> ConfigError {
+    /// A [`ConfigError::Invalid`] at the start of `span`.
+    pub fn error(&self, span: Range<usize>, message: impl Into<String>) -> ConfigError {
         let (line, column) = line_column(self.text, span.start);
         ConfigError::Invalid {
             origin: self.origin.to_string(),
@@ -74,7 +79,8 @@ impl ConfigError {
         }
     }
 
-    pub(crate) fn from_toml(error: &toml::de::Error, text: &str, origin: &str) -> Self {
+    /// The TOML parser's `error`, located in `text` from `origin`.
+    pub fn from_toml(error: &toml::de::Error, text: &str, origin: &str) -> Self {
         let span = error.span().unwrap_or(0..0);
         Source { text, origin }.error(span, error.message().trim_end().to_string())
     }
@@ -83,16 +89,15 @@ impl ConfigError {
 /// A byte count as written: a number or a string such as `"1MiB"`.
 #[derive(Deserialize)]
 #[serde(untagged)]
-pub(crate) enum RawSize {
+pub enum RawSize {
+    /// Bytes.
     Number(i64),
+    /// A size with its unit (`"64KiB"`, `"1MB"`).
     Text(String),
 }
 
-pub(crate) fn size(
-    value: &Spanned<RawSize>,
-    key: &str,
-    source: &Source<'_>,
-) -> Result<u64, ConfigError> {
+/// A byte count, or an error saying how to write one.
+pub fn size(value: &Spanned<RawSize>, key: &str, source: &Source<'_>) -> Result<u64, ConfigError> {
     let bad = || {
         source.error(
             value.span(),
@@ -110,7 +115,8 @@ pub(crate) fn size(
     }
 }
 
-pub(crate) fn positive_size(
+/// A positive byte count (`default` when absent): `0` is refused.
+pub fn positive_size(
     value: Option<Spanned<RawSize>>,
     default: u64,
     key: &str,
@@ -130,7 +136,7 @@ pub(crate) fn positive_size(
 
 /// A positive count: `0` is refused with why it would be wrong
 /// (`consequence`, e.g. "would refuse every call").
-pub(crate) fn positive_count<T: Copy + Default + PartialEq>(
+pub fn positive_count<T: Copy + Default + PartialEq>(
     value: Option<Spanned<T>>,
     default: T,
     key: &str,
@@ -149,7 +155,8 @@ pub(crate) fn positive_count<T: Copy + Default + PartialEq>(
     }
 }
 
-pub(crate) fn timeout(
+/// A positive duration (`default` when absent), as `"10s"` or `"500ms"`.
+pub fn timeout(
     value: Option<Spanned<String>>,
     default: Duration,
     key: &str,
