@@ -38,9 +38,10 @@
 #![deny(missing_docs)]
 
 pub mod approvals;
+/// Attestations and their offline proofs (the `airlock-journal` crate's).
+pub use airlock_journal::attest;
 /// Authorization with Cedar (the `airlock-policy` crate).
 pub use airlock_policy as policy;
-pub mod attest;
 pub mod build_info;
 mod config;
 /// Egress: the network door (the `airlock-egress` crate).

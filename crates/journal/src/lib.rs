@@ -1,11 +1,12 @@
 //! airlock's tamper-evident journal, as data: hash-chained entries
 //! ([`chain`]), a Merkle tree over them ([`tree`]), tree heads signed by
-//! the host key ([`head`], [`key`]), and the audit that checks all of it
-//! ([`audit()`]). Where entries are stored is the host's business: this
+//! the host key ([`head`], [`key`]), the audit that checks all of it
+//! ([`audit()`]), and attestations with their offline proofs ([`attest`]). Where entries are stored is the host's business: this
 //! crate knows no database.
 
 #![deny(missing_docs)]
 
+pub mod attest;
 mod audit;
 pub mod chain;
 pub mod head;

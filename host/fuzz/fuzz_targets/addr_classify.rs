@@ -1,6 +1,7 @@
 //! Address classification against the standard library's reading of the
-//! IANA special-purpose registries (`is_global`, nightly): whatever std
-//! says is not globally reachable, airlock must not call public. airlock
+//! IANA special-purpose registries (`is_global`, unstable in std; the
+//! `ip_rfc` backport, so the target checks on stable): whatever it says is
+//! not globally reachable, airlock must not call public. airlock
 //! may be stricter (it refuses documentation, benchmarking, tunnels and
 //! NAT64 forms carrying such addresses).
 //!
@@ -14,9 +15,8 @@
 //! its RFC 6052 readings: if one of them is a metadata endpoint or may
 //! never be dialled, no `private` rule may open the address.
 #![no_main]
-#![feature(ip)]
 
-use airlock::egress::addr::{Block, Class, Reach, classify, embedded_v4};
+use airlock_egress::addr::{Block, Class, Reach, classify, embedded_v4};
 use libfuzzer_sys::fuzz_target;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -40,7 +40,7 @@ fuzz_target!(|data: [u8; 16]| {
         };
         if classify(ip) == Class::Public {
             assert!(
-                dialled.is_global(),
+                ip_rfc::global(&dialled),
                 "{ip} (dialled as {dialled}) is not global, yet classified public"
             );
         }

@@ -5,7 +5,7 @@
 
 use airlock::approvals::{request_hash, summarize};
 use airlock::check_input;
-use airlock::journal::canonical_json;
+use airlock_journal::canonical_json;
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
 

@@ -2,7 +2,7 @@
 //! panic; a grant that parses describes itself without panicking.
 #![no_main]
 
-use airlock::NetworkGrant;
+use airlock_egress::NetworkGrant;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|text: &str| {

@@ -3,9 +3,9 @@
 //! decoded proof or head never verifies under a key that did not sign it.
 #![no_main]
 
-use airlock::attest::{HostKey, Proof};
-use airlock::journal::head::TreeHead;
-use airlock::journal::{Entry, verify};
+use airlock_journal::attest::{HostKey, Proof};
+use airlock_journal::head::TreeHead;
+use airlock_journal::{Entry, verify};
 use libfuzzer_sys::fuzz_target;
 use std::sync::OnceLock;
 

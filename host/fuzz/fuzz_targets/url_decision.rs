@@ -3,9 +3,8 @@
 //! allowed request is only ever pinned to public addresses.
 #![no_main]
 
-use airlock::NetworkGrant;
-use airlock::egress::addr::{Class, classify};
-use airlock::egress::{Decision, StaticResolver, decide};
+use airlock_egress::addr::{Class, classify};
+use airlock_egress::{Decision, NetworkGrant, StaticResolver, decide};
 use libfuzzer_sys::fuzz_target;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::OnceLock;

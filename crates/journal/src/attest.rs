@@ -6,12 +6,10 @@
 //! inclusion proof from its entry to a signed head, which anyone holding
 //! the host's public key checks offline.
 
-use crate::journal::head::{HeadError, TreeHead};
-pub use crate::journal::key::{
-    HostKey, KEY_FILE, KeyError, PUBLIC_KEY_FILE, key_id, read_public_key,
-};
-use crate::journal::tree::{Tree, TreeError, leaf, verify_inclusion};
-use crate::journal::{Entry, canonical_json};
+use crate::chain::{Entry, canonical_json};
+use crate::head::{HeadError, TreeHead};
+pub use crate::key::{HostKey, KEY_FILE, KeyError, PUBLIC_KEY_FILE, key_id, read_public_key};
+use crate::tree::{Tree, TreeError, leaf, verify_inclusion};
 use ed25519_dalek::VerifyingKey;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
