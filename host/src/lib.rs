@@ -37,6 +37,12 @@
 
 #![deny(missing_docs)]
 
+// The README's Rust snippets are compiled with the doc tests, so that what
+// it teaches embedders keeps compiling.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeSnippets;
+
 pub mod approvals;
 /// Attestations and their offline proofs (the `airlock-journal` crate's).
 pub use airlock_journal::attest;

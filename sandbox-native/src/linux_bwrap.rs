@@ -295,26 +295,9 @@ pub struct LinuxBubblewrap {
 }
 
 #[cfg(target_os = "linux")]
-impl crate::TierCBackend for LinuxBubblewrap {
-    fn kind(&self) -> crate::BackendKind {
-        crate::BackendKind::LinuxBubblewrap
-    }
+impl crate::unix::Prepares for LinuxBubblewrap {
+    const KIND: crate::BackendKind = crate::BackendKind::LinuxBubblewrap;
 
-    fn confinement(&self) -> crate::Confinement {
-        crate::Confinement::FULL
-    }
-
-    fn run(&self, plan: &Plan, input: &[u8]) -> Result<crate::RunOutput, crate::SandboxError> {
-        self.prepare(plan)?.run(plan, input)
-    }
-
-    fn spawn(&self, plan: &Plan) -> Result<crate::Spawned, crate::SandboxError> {
-        self.prepare(plan)?.spawn()
-    }
-}
-
-#[cfg(target_os = "linux")]
-impl LinuxBubblewrap {
     /// `bwrap` with the plan's arguments, the seccomp filter it inherits,
     /// stand-ins for missing persistence paths, and the limits.
     fn prepare(&self, plan: &Plan) -> Result<crate::unix::Prepared, crate::SandboxError> {

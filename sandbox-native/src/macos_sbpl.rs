@@ -164,26 +164,9 @@ pub struct MacosSandboxExec {
 }
 
 #[cfg(target_os = "macos")]
-impl crate::TierCBackend for MacosSandboxExec {
-    fn kind(&self) -> crate::BackendKind {
-        crate::BackendKind::MacosSandboxExec
-    }
+impl crate::unix::Prepares for MacosSandboxExec {
+    const KIND: crate::BackendKind = crate::BackendKind::MacosSandboxExec;
 
-    fn confinement(&self) -> crate::Confinement {
-        crate::Confinement::FULL
-    }
-
-    fn run(&self, plan: &Plan, input: &[u8]) -> Result<crate::RunOutput, crate::SandboxError> {
-        self.prepare(plan)?.run(plan, input)
-    }
-
-    fn spawn(&self, plan: &Plan) -> Result<crate::Spawned, crate::SandboxError> {
-        self.prepare(plan)?.spawn()
-    }
-}
-
-#[cfg(target_os = "macos")]
-impl MacosSandboxExec {
     /// `sandbox-exec` with the plan's profile, its private temporary
     /// directory, the egress bridge when strict, and the limits.
     fn prepare(&self, plan: &Plan) -> Result<crate::unix::Prepared, crate::SandboxError> {

@@ -94,10 +94,42 @@ pub(crate) fn execute(
     )
 }
 
+/// A backend that confines files and network by building one sandboxed
+/// command per plan (bubblewrap, sandbox-exec): running a plan and leaving
+/// one running are then the same for each, so [`TierCBackend`] is written
+/// once for all of them. (Public in a private module: nameable only here.)
+#[cfg(any(target_os = "linux", target_os = "macos"))]
+pub trait Prepares: std::fmt::Debug + Send + Sync {
+    /// Which mechanism it is.
+    const KIND: crate::BackendKind;
+
+    /// The command that runs `plan` confined, and what must outlive it.
+    fn prepare(&self, plan: &Plan) -> Result<Prepared, SandboxError>;
+}
+
+#[cfg(any(target_os = "linux", target_os = "macos"))]
+impl<T: Prepares> crate::TierCBackend for T {
+    fn kind(&self) -> crate::BackendKind {
+        T::KIND
+    }
+
+    fn confinement(&self) -> crate::Confinement {
+        crate::Confinement::FULL
+    }
+
+    fn run(&self, plan: &Plan, input: &[u8]) -> Result<RunOutput, SandboxError> {
+        self.prepare(plan)?.run(plan, input)
+    }
+
+    fn spawn(&self, plan: &Plan) -> Result<crate::Spawned, SandboxError> {
+        self.prepare(plan)?.spawn()
+    }
+}
+
 /// A command ready to start under a sandbox, and what must outlive the
 /// start (a descriptor the sandbox program reads) or the whole run
 /// (stand-ins, a bridge, a temporary directory).
-pub(crate) struct Prepared {
+pub struct Prepared {
     pub command: Command,
     pub keep: Vec<Box<dyn std::any::Any + Send>>,
 }

@@ -2,12 +2,12 @@
 //! outgoing handler and the egress policy it enforces.
 //!
 //! wasmtime-wasi-http is built without `default-send-request`, so no sender
-//! exists in the binary except [`hook`]'s. Each request goes through
-//! [`decide`]: URL normalisation ([`url`]), the tool's grant ([`grant`],
-//! compiled into [`rules`]), one resolution ([`resolve`]), the address
-//! classes ([`addr`]); only then does a [`Connector`] dial a checked address.
-//! Bodies are limited and paced ([`body`], [`budget`]) and every request
-//! leaves an [`EgressRecord`].
+//! exists in the binary except [`EgressHook`]'s. Each request goes through
+//! [`decide`]: URL normalisation ([`url`]), the tool's grant
+//! ([`NetworkGrant`], compiled into [`rules`]), one resolution
+//! ([`Resolver`]), the address classes ([`addr`]); only then does a
+//! [`Connector`] dial a checked address. Bodies are limited and paced by the
+//! grant's [`Budgets`] and every request leaves an [`EgressRecord`].
 
 #![deny(missing_docs)]
 

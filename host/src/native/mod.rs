@@ -92,17 +92,19 @@ impl NativeTool {
     /// needs a new approval.
     pub fn binding(&self) -> GrantBinding {
         let spec = &self.spec;
-        let mut parts = self.grants.binding_parts();
-        parts.extend([
-            format!("program {}", spec.program.display()),
-            format!("args {:?}", spec.args),
-            format!("tier {:?}", spec.tier),
-            format!("network {:?}", spec.network),
-            format!("fs_read {:?}", spec.fs_read),
-            format!("fs_write {:?}", spec.fs_write),
-            format!("limits {:?}", spec.limits),
-            format!("hide_airlock_files {}", spec.hide_airlock_files),
-        ]);
+        let parts = ProgramBinding {
+            program: format!("program {}", spec.program.display()),
+            args: &spec.args,
+            how: vec![
+                format!("tier {:?}", spec.tier),
+                format!("network {:?}", spec.network),
+            ],
+            fs_read: &spec.fs_read,
+            fs_write: &spec.fs_write,
+            limits: &spec.limits,
+            hide_airlock_files: spec.hide_airlock_files,
+        }
+        .parts(&self.grants);
         let summary = format!(
             "run {} {:?} (tier {:?}, network {:?}, read [{}], write [{}]); {}",
             spec.program.display(),
@@ -170,6 +172,44 @@ impl NativeTool {
             executor: ExecutorKind::Native(backend.kind()),
             enforcement,
         }
+    }
+}
+
+/// What an approval of a native program binds, the same for a native tool
+/// and a hosted server: its grants, the program, its arguments, how it runs,
+/// its mounts and limits.
+pub(crate) struct ProgramBinding<'a> {
+    /// The program (and, for a hosted server, its digest).
+    pub program: String,
+    /// Its arguments.
+    pub args: &'a [String],
+    /// What else says how it runs (a tool's tier and network; a server's
+    /// environment).
+    pub how: Vec<String>,
+    /// Directories it reads.
+    pub fs_read: &'a [PathBuf],
+    /// Directories it writes.
+    pub fs_write: &'a [PathBuf],
+    /// Its process limits.
+    pub limits: &'a airlock_sandbox::ProcessLimits,
+    /// Whether airlock's own files are hidden in its grants.
+    pub hide_airlock_files: bool,
+}
+
+impl ProgramBinding<'_> {
+    /// The parts an approval digests, after `grants`' own.
+    pub(crate) fn parts(self, grants: &Grants) -> Vec<String> {
+        let mut parts = grants.binding_parts();
+        parts.push(self.program);
+        parts.push(format!("args {:?}", self.args));
+        parts.extend(self.how);
+        parts.extend([
+            format!("fs_read {:?}", self.fs_read),
+            format!("fs_write {:?}", self.fs_write),
+            format!("limits {:?}", self.limits),
+            format!("hide_airlock_files {}", self.hide_airlock_files),
+        ]);
+        parts
     }
 }
 

@@ -21,7 +21,7 @@ use wasmtime::Engine;
 use wasmtime::component::{Component, Linker};
 
 /// What happened while getting a component's compiled code, reported to the
-/// callback given to [`HostBuilder::on_compile`].
+/// callback given to [`HostBuilder::on_compile`](crate::HostBuilder::on_compile).
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum CompileEvent {

@@ -4,14 +4,15 @@
 //! - [`mcp`]: the MCP handler (`tools/list`, `tools/call`), a thin
 //!   translation onto [`Server::call`]; every decision happens in the one
 //!   invoke path of [`Host`].
-//! - [`http`]: streamable HTTP with bearer tokens ([`agents`]) and an
+//! - [`http`]: streamable HTTP with bearer tokens ([`Agents`]) and an
 //!   `Origin` check; stdio uses the principal the config names. Each
 //!   session belongs to the agent that opened it ([`sessions`]).
 //! - [`operator`]: the operator socket (peer credentials) for approvals,
 //!   agents, devices and reloads.
 //! - [`console`]: the web console over HTTPS for paired devices
-//!   ([`devices`]): live approvals, the journal, tools.
-//! - [`slots`]: bounded concurrency; [`arguments`]: schema checks.
+//!   ([`Devices`]): live approvals, the journal, tools.
+//! - bounded concurrency per tool and in all; arguments checked against
+//!   each tool's input schema before a call takes a slot.
 
 mod agents;
 mod arguments;

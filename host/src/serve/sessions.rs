@@ -1,6 +1,6 @@
 //! Which agent each streamable-HTTP session belongs to, and the caps on
 //! how many there are. rmcp keeps sessions but knows nothing of agents:
-//! [`Sessions`] is the server's record of who opened each one, consulted
+//! `Sessions` is the server's record of who opened each one, consulted
 //! before rmcp sees a request (another agent's session, or one that ended,
 //! is not found) and when a session is opened (at most
 //! `max_sessions_per_agent` per agent and `max_sessions` in all).

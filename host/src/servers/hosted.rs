@@ -522,7 +522,7 @@ impl HostedServer {
     }
 
     /// Starts the server again if it is not running; after failed starts, waits between tries (1 s, doubling, at most
-    /// [`MAX_RESTART_BACKOFF`]) and refuses in between.
+    /// `MAX_RESTART_BACKOFF`, a minute) and refuses in between.
     pub async fn ensure_running(&self) -> Result<(), ServerError> {
         if self.is_running().await {
             return Ok(());

@@ -6,7 +6,7 @@ use super::{Called, HostedServer};
 use crate::approvals::GrantBinding;
 use crate::invocation::Wait;
 use crate::kernel::{Admit, Executed, Executor, Kernel, Running};
-use crate::native::listed_paths;
+use crate::native::{ProgramBinding, listed_paths};
 use crate::outcome::Captured;
 use crate::outcome::{InvokeError, LimitExceeded, Outcome, RunReport, ToolError, ToolErrorKind};
 use crate::policy::ToolFacts;
@@ -78,21 +78,21 @@ impl HostedTool {
             .network
             .clone()
             .unwrap_or_else(crate::grants::Grants::none);
-        let mut parts = grants.binding_parts();
-        parts.extend([
-            format!(
+        let mut parts = ProgramBinding {
+            program: format!(
                 "program {} {}",
                 self.server.program().display(),
                 self.server.sha256()
             ),
-            format!("args {:?}", config.args),
-            format!("env {:?}", config.env),
-            format!("fs_read {:?}", config.fs_read),
-            format!("fs_write {:?}", config.fs_write),
-            format!("limits {:?}", config.limits),
-            format!("hide_airlock_files {}", config.hide_airlock_files),
-            format!("tool {}", self.remote),
-        ]);
+            args: &config.args,
+            how: vec![format!("env {:?}", config.env)],
+            fs_read: &config.fs_read,
+            fs_write: &config.fs_write,
+            limits: &config.limits,
+            hide_airlock_files: config.hide_airlock_files,
+        }
+        .parts(&grants);
+        parts.push(format!("tool {}", self.remote));
         let names: Vec<&str> = config.env.iter().map(|(k, _)| k.as_str()).collect();
         let summary = format!(
             "tool `{}` of server `{}` ({} {:?}; env [{}]; read [{}]; write [{}]); {}",

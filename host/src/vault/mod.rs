@@ -1,7 +1,7 @@
 //! The vault: secrets the host injects into a tool's requests so the tool
 //! never holds them.
 //!
-//! Each secret is sealed in an [`envelope`](Envelope) under its own data
+//! Each secret is sealed in an envelope under its own data
 //! key; data keys are wrapped by one master key that lives in the OS
 //! credential store ([`KeyringKind`]) or is derived from a passphrase. The
 //! sealed rows live in `<state-dir>/vault.db` (mode 0600), apart from the

@@ -10,7 +10,7 @@ use std::time::SystemTime;
 /// One replica as the shared store knows it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ReplicaStatus {
-    /// Its name ([postgres] replica).
+    /// Its name (`[postgres] replica`).
     pub name: String,
     /// Its journal key's id.
     pub key_id: String,
