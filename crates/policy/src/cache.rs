@@ -172,7 +172,7 @@ impl DecisionCache {
                 "run_id" => Some(context.run_id.clone()),
                 "session_id" => Some(context.session_id.clone()),
                 "device_id" => Some(context.device_id.clone()),
-                "channel" => Some(context.channel.clone()),
+                "channel" => Some(context.channel.as_str().to_string()),
                 "approved" => Some(approved.to_string()),
                 // The tool's own capabilities are among its facts; the rest
                 // are other actions' attributes.

@@ -7,7 +7,7 @@ use super::facts::{
     Action, ApprovalFacts, Authorization, DestinationFacts, ProgramFacts, SecretFacts, ToolFacts,
     entity_error, uid,
 };
-use super::principal::{Principal, RequestContext};
+use super::principal::{Channel, Principal, RequestContext};
 use cedar_policy::{
     Authorizer, Context, Entities, Entity, EntityUid, PolicyId, PolicySet, Request,
     RestrictedExpression, Schema, ValidationMode, Validator,
@@ -371,7 +371,7 @@ impl PolicyEngine {
         member_of: &[Principal],
         approval: &ApprovalFacts,
         decision: &str,
-        channel: &str,
+        channel: &Channel,
     ) -> Authorization {
         let (resource, mut entities) = match self.alone_with(approval.entity()) {
             Ok(built) => built,
@@ -396,7 +396,7 @@ impl PolicyEngine {
             ),
             (
                 "channel".to_string(),
-                RestrictedExpression::new_string(channel.to_string()),
+                RestrictedExpression::new_string(channel.as_str().to_string()),
             ),
         ];
         self.decide(decider, Action::ApprovalDecide, resource, pairs, &entities)
@@ -563,14 +563,19 @@ fn base_pairs(
     keep: impl Fn(&str) -> bool,
 ) -> impl Iterator<Item = (String, RestrictedExpression)> {
     [
-        ("run_id", &context.run_id),
-        ("session_id", &context.session_id),
-        ("device_id", &context.device_id),
-        ("channel", &context.channel),
+        ("run_id", context.run_id.as_str()),
+        ("session_id", context.session_id.as_str()),
+        ("device_id", context.device_id.as_str()),
+        ("channel", context.channel.as_str()),
     ]
     .into_iter()
     .filter(move |(k, _)| keep(k))
-    .map(|(k, v)| (k.to_string(), RestrictedExpression::new_string(v.clone())))
+    .map(|(k, v)| {
+        (
+            k.to_string(),
+            RestrictedExpression::new_string(v.to_string()),
+        )
+    })
 }
 
 /// A check that could not even be asked is a deny.

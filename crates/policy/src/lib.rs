@@ -19,7 +19,7 @@ pub use error::{Location, PolicyError};
 pub use facts::{
     Action, ApprovalFacts, Authorization, DestinationFacts, ProgramFacts, SecretFacts, ToolFacts,
 };
-pub use principal::{Principal, PrincipalKind, PrincipalParseError, RequestContext};
+pub use principal::{Channel, Principal, PrincipalKind, PrincipalParseError, RequestContext};
 pub use world::{Capability, World};
 
 #[cfg(test)]

@@ -113,6 +113,68 @@ impl FromStr for Principal {
     }
 }
 
+/// How a request reached airlock: Cedar's `context.channel`. airlock's own
+/// ways in are variants; a name a caller gives (`airlock run --channel`, an
+/// embedder) is [`Channel::Named`] unless it spells one of them.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Channel {
+    /// None given (`""`).
+    #[default]
+    Unnamed,
+    /// An MCP client over stdio (`mcp-stdio`).
+    McpStdio,
+    /// An MCP client over streamable HTTP (`mcp-http`).
+    McpHttp,
+    /// A hosted MCP server's own requests, between calls (`mcp-server`).
+    McpServer,
+    /// An operator on the operator socket deciding an approval
+    /// (`operator-socket`).
+    OperatorSocket,
+    /// The human at the MCP client deciding an approval (`mcp-client`).
+    McpClient,
+    /// A browser paired with the console deciding an approval (`console`).
+    Console,
+    /// A name the caller gave.
+    Named(String),
+}
+
+impl Channel {
+    /// `name` as a channel: one of airlock's own when it spells one.
+    pub fn named(name: impl Into<String>) -> Self {
+        let name = name.into();
+        match name.as_str() {
+            "" => Channel::Unnamed,
+            "mcp-stdio" => Channel::McpStdio,
+            "mcp-http" => Channel::McpHttp,
+            "mcp-server" => Channel::McpServer,
+            "operator-socket" => Channel::OperatorSocket,
+            "mcp-client" => Channel::McpClient,
+            "console" => Channel::Console,
+            _ => Channel::Named(name),
+        }
+    }
+
+    /// The string policies compare `context.channel` with.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Channel::Unnamed => "",
+            Channel::McpStdio => "mcp-stdio",
+            Channel::McpHttp => "mcp-http",
+            Channel::McpServer => "mcp-server",
+            Channel::OperatorSocket => "operator-socket",
+            Channel::McpClient => "mcp-client",
+            Channel::Console => "console",
+            Channel::Named(name) => name,
+        }
+    }
+}
+
+impl fmt::Display for Channel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Where a request comes from, beyond the principal: given to policies as
 /// `context`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
@@ -123,8 +185,8 @@ pub struct RequestContext {
     pub session_id: String,
     /// The device the request came from, if any.
     pub device_id: String,
-    /// The channel the request came through, if any.
-    pub channel: String,
+    /// The channel the request came through.
+    pub channel: Channel,
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use super::store::{
     pending, questions, refuse, requested_record, session_ended_record,
 };
 use crate::journal::{EntryKind, NewEntry, postgres_append_in};
-use crate::store::postgres::APPROVALS_CHANNEL;
+use crate::store::postgres::APPROVALS_NOTIFY;
 use crate::store::{PostgresStore, StoreError};
 use deadpool_postgres::GenericClient;
 use std::time::SystemTime;
@@ -73,7 +73,7 @@ async fn one(
 /// Announces `id` to every listening replica when the transaction commits.
 async fn announce(client: &impl GenericClient, id: &str) -> Result<(), StoreError> {
     client
-        .execute("SELECT pg_notify($1, $2)", &[&APPROVALS_CHANNEL, &id])
+        .execute("SELECT pg_notify($1, $2)", &[&APPROVALS_NOTIFY, &id])
         .await
         .map(drop)
         .map_err(StoreError::postgres("announcing an approval"))

@@ -124,7 +124,7 @@ pub async fn run(cli: &Cli, args: &RunArgs) -> u8 {
             run_id: args.run_id.clone(),
             session_id: args.session.clone(),
             device_id: args.device.clone(),
-            channel: args.channel.clone(),
+            channel: airlock::policy::Channel::named(args.channel.clone()),
         });
     if let Some(id) = &args.approval {
         invocation = invocation.under_approval(id.clone());

@@ -66,7 +66,7 @@ pub const DEFAULT_SESSION_IDLE: Duration = Duration::from_secs(300);
 
 /// Who may decide a call's pending approval besides the operators.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum ApprovalChannel {
+pub enum ApprovalDeciders {
     /// Only operators, over the operator socket.
     #[default]
     Operator,
@@ -126,7 +126,7 @@ pub struct ServeSettings {
     /// The longest `until` window an operator may grant.
     pub max_approval_window: Duration,
     /// Who besides the operators may decide approvals.
-    pub approvals: ApprovalChannel,
+    pub approvals: ApprovalDeciders,
     /// Open MCP sessions one agent may hold.
     pub max_sessions_per_agent: usize,
     /// Open MCP sessions across all agents.
@@ -164,7 +164,7 @@ impl Default for ServeSettings {
             operator_socket: None,
             operators: Vec::new(),
             max_approval_window: crate::approvals::DEFAULT_MAX_APPROVAL_WINDOW,
-            approvals: ApprovalChannel::Operator,
+            approvals: ApprovalDeciders::Operator,
             max_sessions_per_agent: DEFAULT_MAX_SESSIONS_PER_AGENT,
             max_sessions: DEFAULT_MAX_SESSIONS,
             session_idle: DEFAULT_SESSION_IDLE,
@@ -248,10 +248,10 @@ impl RawServe {
             })?,
         };
         let approvals = match self.approvals {
-            None => ApprovalChannel::default(),
+            None => ApprovalDeciders::default(),
             Some(text) => match text.get_ref().as_str() {
-                "operator" => ApprovalChannel::Operator,
-                "client" => ApprovalChannel::Client,
+                "operator" => ApprovalDeciders::Operator,
+                "client" => ApprovalDeciders::Client,
                 other => {
                     return Err(source.error(
                         text.span(),
@@ -463,9 +463,9 @@ mod tests {
         assert_eq!(settings.listen.port(), 7323);
         assert_eq!(settings.approval_wait, Duration::from_secs(120));
         assert_eq!(settings.stdio_principal.to_string(), "Agent::\"stdio\"");
-        assert_eq!(settings.approvals, ApprovalChannel::Operator);
+        assert_eq!(settings.approvals, ApprovalDeciders::Operator);
         let client = parse("approvals = \"client\"").expect("valid");
-        assert_eq!(client.approvals, ApprovalChannel::Client);
+        assert_eq!(client.approvals, ApprovalDeciders::Client);
     }
 
     #[test]

@@ -9,7 +9,7 @@ use super::slots::NoSlot;
 use crate::approvals::{Approval, OperatorDecision};
 use crate::invocation::{AbortOnDrop, Invocation, Wait};
 use crate::outcome::{InvokeError, Outcome};
-use crate::policy::{Principal, RequestContext};
+use crate::policy::{Channel, Principal, RequestContext};
 use futures_util::FutureExt as _;
 use std::collections::HashSet;
 use std::future::Future;
@@ -60,7 +60,7 @@ pub struct Call {
     /// The caller's request id.
     pub request_id: String,
     /// How the call arrived (`mcp-stdio`, `mcp-http`).
-    pub channel: &'static str,
+    pub channel: Channel,
     /// The tool's name.
     pub tool: String,
     /// The arguments: the tool's JSON input.
@@ -188,7 +188,7 @@ impl Server {
                 run_id: call.request_id,
                 session_id: call.session_id,
                 device_id: String::new(),
-                channel: call.channel.to_string(),
+                channel: call.channel.clone(),
             })
             .cancel_on(cancel.clone());
         if !matches!(call.ask, AskClient::ByReturning) {

@@ -5,16 +5,9 @@
 
 use super::Server;
 use crate::approvals::{Approval, ApprovalError, OperatorDecision};
-use crate::policy::{ApprovalFacts, Principal, PrincipalKind};
+use crate::policy::{ApprovalFacts, Channel, Principal, PrincipalKind};
 use crate::store::StoreError;
 use std::time::SystemTime;
-
-/// `approval.decide`'s `context.channel` for operators on the socket.
-pub const CHANNEL_OPERATOR: &str = "operator-socket";
-/// `approval.decide`'s `context.channel` for the human at the MCP client.
-pub const CHANNEL_MCP_CLIENT: &str = "mcp-client";
-/// `approval.decide`'s `context.channel` for a paired browser.
-pub const CHANNEL_CONSOLE: &str = "console";
 
 /// Who decides an approval.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -70,11 +63,11 @@ impl Decider {
     }
 
     /// The channel Cedar sees (`context.channel`).
-    fn channel(&self) -> &'static str {
+    fn channel(&self) -> Channel {
         match self {
-            Decider::Operator(_) => CHANNEL_OPERATOR,
-            Decider::Device { .. } => CHANNEL_CONSOLE,
-            Decider::McpClient { .. } => CHANNEL_MCP_CLIENT,
+            Decider::Operator(_) => Channel::OperatorSocket,
+            Decider::Device { .. } => Channel::Console,
+            Decider::McpClient { .. } => Channel::McpClient,
         }
     }
 
@@ -90,12 +83,12 @@ impl Decider {
                 principal,
                 client: None,
                 ..
-            } => format!("{CHANNEL_MCP_CLIENT}:{principal}"),
+            } => format!("{}:{principal}", Channel::McpClient),
             Decider::McpClient {
                 principal,
                 client: Some(client),
                 ..
-            } => format!("{CHANNEL_MCP_CLIENT}:{principal} via {client}"),
+            } => format!("{}:{principal} via {client}", Channel::McpClient),
         }
     }
 
@@ -201,7 +194,7 @@ impl Server {
             &decider.member_of(),
             &facts,
             decision.kind(),
-            decider.channel(),
+            &decider.channel(),
         );
         if !verdict.allowed {
             return Err(DecideError::PolicyDenied(verdict.explain_denial(

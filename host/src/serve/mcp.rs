@@ -6,9 +6,9 @@
 use super::call::{Answered, AskClient, Call, CallError, Progress};
 use super::decide::{AskedCall, Decider};
 use super::elicit::{self, APPROVAL_INPUT, CallBinding, Choices, Elicitor};
-use super::{ApprovalChannel, Served, Server};
+use super::{ApprovalDeciders, Served, Server};
 use crate::outcome::Outcome;
-use crate::policy::Principal;
+use crate::policy::{Channel, Principal};
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ElicitRequest,
     ElicitResult, Implementation, InputRequest, InputRequests, InputRequiredResult,
@@ -40,7 +40,7 @@ enum Identity {
 pub struct McpHandler {
     server: Server,
     identity: Identity,
-    channel: &'static str,
+    channel: Channel,
     /// The session the server issued this handler's client: for stdio the
     /// process's, for HTTP the one opened by the request the handler was
     /// made for (empty for a session-less request). Never a header.
@@ -53,7 +53,7 @@ impl McpHandler {
         Self {
             server,
             identity: Identity::Fixed(principal),
-            channel: "mcp-stdio",
+            channel: Channel::McpStdio,
             session: Arc::new(OnceLock::from(ulid::Ulid::new().to_string())),
         }
     }
@@ -71,7 +71,7 @@ impl McpHandler {
         Self {
             server,
             identity: Identity::PerRequest,
-            channel: "mcp-http",
+            channel: Channel::McpHttp,
             session,
         }
     }
@@ -103,7 +103,7 @@ impl McpHandler {
     ) -> AskClient {
         let catalog = self.server.catalog();
         let settings = &catalog.settings;
-        if settings.approvals != ApprovalChannel::Client || !can_elicit(context) {
+        if settings.approvals != ApprovalDeciders::Client || !can_elicit(context) {
             return AskClient::No;
         }
         let Some(call) = self.asked_call(principal, request) else {
@@ -377,7 +377,7 @@ impl ServerHandler for McpHandler {
             principal: principal.clone(),
             session_id: session_id.clone(),
             request_id: context.id.to_string(),
-            channel: self.channel,
+            channel: self.channel.clone(),
             tool: request.name.to_string(),
             arguments: request.arguments.unwrap_or_default(),
             cancel: context.ct.clone(),

@@ -33,7 +33,7 @@ mod slots;
 pub mod state_watch;
 
 pub use crate::config::serve::{
-    ApprovalChannel, DEFAULT_APPROVAL_WAIT, DEFAULT_LISTEN, DEFAULT_MAX_CONCURRENT,
+    ApprovalDeciders, DEFAULT_APPROVAL_WAIT, DEFAULT_LISTEN, DEFAULT_MAX_CONCURRENT,
     DEFAULT_MAX_CONCURRENT_PER_TOOL, DEFAULT_MAX_SESSIONS, DEFAULT_MAX_SESSIONS_PER_AGENT,
     DEFAULT_QUEUE_WAIT, DEFAULT_SESSION_IDLE, DEFAULT_SHUTDOWN_GRACE, DEFAULT_STDIO_PRINCIPAL,
     Operator, OperatorMatch, ServeSettings, current_uid,
@@ -42,7 +42,7 @@ pub use crate::vocabulary::valid_tool_name;
 pub use agents::{Agent, AgentError, AgentToken, Agents, BearerSecret, TOKEN_PREFIX};
 pub use arguments::Mismatch;
 pub use call::{Answered, AskClient, Call, CallError, ClientAsk, Progress};
-pub use decide::{CHANNEL_CONSOLE, CHANNEL_MCP_CLIENT, CHANNEL_OPERATOR, DecideError, Decider};
+pub use decide::{DecideError, Decider};
 pub use devices::{
     ATTEMPT_WINDOW, COOKIE_PREFIX, Device, DeviceCookie, DeviceError, Devices, MAX_WRONG_CODES,
     PAIRING_CODE_LIFETIME, PairingCode,

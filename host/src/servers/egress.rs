@@ -10,7 +10,7 @@ use crate::egress::{Credentials, EgressHook, EgressProxy, EgressRecord, Requeste
 use crate::grants::Grants;
 use crate::journal::EntryKind;
 use crate::kernel::Kernel;
-use crate::policy::{Principal, PrincipalKind, RequestContext, ToolFacts};
+use crate::policy::{Channel, Principal, PrincipalKind, RequestContext, ToolFacts};
 use std::sync::{Arc, Mutex, PoisonError};
 
 /// The server's proxy and the calls it attributes requests to.
@@ -67,7 +67,7 @@ impl ServerEgress {
                 tool: facts.clone(),
                 context: RequestContext {
                     session_id: session_id.clone(),
-                    channel: "mcp-server".into(),
+                    channel: Channel::McpServer,
                     ..RequestContext::default()
                 },
                 credentials: Credentials::default(),

@@ -202,7 +202,7 @@ async fn a_dropped_call_still_ends_and_is_journaled() {
         principal: airlock::policy::Principal::agent("embedder"),
         session_id: String::new(),
         request_id: "dropped".into(),
-        channel: "embedded",
+        channel: airlock::policy::Channel::named("embedded"),
         tool: "spin".into(),
         arguments: serde_json::Map::new(),
         cancel: tokio_util::sync::CancellationToken::new(),

@@ -2,7 +2,7 @@
 //! destinations; invalid policies stop start-up with Cedar's diagnostic.
 
 use airlock::egress::{Reason, StaticResolver};
-use airlock::policy::{DEFAULT_POLICIES, DEFAULT_SCHEMA, PolicyEngine, Principal};
+use airlock::policy::{Channel, DEFAULT_POLICIES, DEFAULT_SCHEMA, PolicyEngine, Principal};
 use airlock::{DenialReason, Grants, Host, Invocation, NetworkGrant, Outcome};
 use airlock_tests::{load_guest_with, test_cache_dir};
 use std::net::{IpAddr, Ipv4Addr};
@@ -290,7 +290,7 @@ fn a_device_decides_as_a_member_of_its_operator() {
                 &of(operator),
                 &approval(capability),
                 "allow_once",
-                channel,
+                &Channel::named(channel),
             )
             .allowed
     };

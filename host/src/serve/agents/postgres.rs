@@ -5,7 +5,7 @@
 
 use super::{Agent, AgentStore, Following};
 use crate::journal::{EntryKind, NewEntry, postgres_append_in};
-use crate::store::postgres::AGENTS_CHANNEL;
+use crate::store::postgres::AGENTS_NOTIFY;
 use crate::store::{PostgresStore, StoreError};
 use serde_json::Value;
 
@@ -16,7 +16,7 @@ async fn record_change(
     replica: &str,
     record: &Value,
 ) -> Result<(), StoreError> {
-    tx.execute("SELECT pg_notify($1, '')", &[&AGENTS_CHANNEL])
+    tx.execute("SELECT pg_notify($1, '')", &[&AGENTS_NOTIFY])
         .await
         .map_err(StoreError::postgres("announcing an agent change"))?;
     postgres_append_in(

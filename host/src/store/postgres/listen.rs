@@ -21,10 +21,10 @@ const RECONNECT: Duration = Duration::from_secs(1);
 
 /// The channel every replica listens on for approval news (the payload is
 /// the approval's id).
-pub const APPROVALS_CHANNEL: &str = "airlock_approvals";
+pub const APPROVALS_NOTIFY: &str = "airlock_approvals";
 
 /// The channel agent changes are announced on.
-pub(crate) const AGENTS_CHANNEL: &str = "airlock_agents";
+pub(crate) const AGENTS_NOTIFY: &str = "airlock_agents";
 
 /// The agents' generation, heard from the database: twice the generation,
 /// plus one while the listener is subscribed (one atomic, so a reader never
@@ -99,7 +99,7 @@ where
     let (client, mut connection) = config.connect(tls).await?;
     // The connection must be driven while LISTEN is sent, and after.
     let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
-    let statement = format!("LISTEN {APPROVALS_CHANNEL}; LISTEN {AGENTS_CHANNEL}");
+    let statement = format!("LISTEN {APPROVALS_NOTIFY}; LISTEN {AGENTS_NOTIFY}");
     let subscribe = client.batch_execute(&statement);
     tokio::pin!(subscribe);
     let mut subscribed = false;
@@ -114,7 +114,7 @@ where
             }
             message = messages.next() => match message {
                 Some(Ok(AsyncMessage::Notification(note))) => {
-                    if note.channel() == AGENTS_CHANNEL {
+                    if note.channel() == AGENTS_NOTIFY {
                         news.agents.changed();
                     } else {
                         news.approvals_changed();

@@ -8,11 +8,11 @@
 //! needs no Tokio context and cannot deadlock the caller's runtime.
 
 mod listen;
-pub use listen::APPROVALS_CHANNEL;
+pub use listen::APPROVALS_NOTIFY;
 mod replicas;
 mod schema;
 
-pub(crate) use listen::AGENTS_CHANNEL;
+pub(crate) use listen::AGENTS_NOTIFY;
 
 pub use replicas::{ReplicaStatus, now_ms};
 pub use schema::SCHEMA_VERSION;
