@@ -8,7 +8,7 @@
 //! readable, or the test proves nothing.
 
 use super::fixture::{self, Fixture, Server, printed};
-use super::users;
+use super::{call_tool, users};
 use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -172,14 +172,12 @@ async fn a_read_only_hosted_server_on_its_first_call_sees_none_of_airlock() {
     let server = Server::http(&fixture).await;
     let client = server.client("claude").await;
     // Read-only: no approval stands in the way, as in the attack.
-    let result = client
-        .peer()
-        .call_tool(super::call(
-            "intruder.attempt",
-            json!({ "targets": targets(&fixture) }),
-        ))
-        .await
-        .expect("tools/call");
+    let result = call_tool(
+        client.peer(),
+        "intruder.attempt",
+        json!({ "targets": targets(&fixture) }),
+    )
+    .await;
     assert_eq!(result.is_error, Some(false), "{result:?}");
     let report: Value = result
         .structured_content
@@ -318,11 +316,7 @@ async fn a_link_swapped_in_for_a_grant_leads_nowhere() {
     );
 
     // After: the native tool is refused, the component sees what it had.
-    let reader = client
-        .peer()
-        .call_tool(super::call("reader", json!({})))
-        .await
-        .expect("tools/call");
+    let reader = call_tool(client.peer(), "reader", json!({})).await;
     assert_eq!(reader.is_error, Some(true), "{reader:?}");
     let said = listed(&reader);
     // The grant now leads into the state directory: refused before the
@@ -332,20 +326,12 @@ async fn a_link_swapped_in_for_a_grant_leads_nowhere() {
     assert!(!said.contains("host.key"), "{said}");
     // A link to a directory no one granted: the open without following
     // links refuses it.
-    let other = client
-        .peer()
-        .call_tool(super::call("other", json!({})))
-        .await
-        .expect("tools/call");
+    let other = call_tool(client.peer(), "other", json!({})).await;
     assert_eq!(other.is_error, Some(true), "{other:?}");
     let said = listed(&other);
     assert!(said.contains("grant_changed"), "{said}");
     assert!(!said.contains("secret.txt"), "{said}");
-    let component = client
-        .peer()
-        .call_tool(super::call("lister", list_steps))
-        .await
-        .expect("tools/call");
+    let component = call_tool(client.peer(), "lister", list_steps).await;
     let said = listed(&component);
     assert!(said.contains("marker.txt"), "{said}");
     assert!(

@@ -7,7 +7,7 @@
 
 use super::browser::Browser;
 use super::fixture::{Fixture, Server, Start, airlock_for, printed};
-use super::{fetch_held_for_approval, text};
+use super::{call_tool, fetch_held_for_approval, text};
 use serde_json::{Value, json};
 
 pub(super) async fn console_server(fixture: &Fixture) -> Server<'_> {
@@ -180,14 +180,12 @@ async fn a_paired_browser_allows_a_waiting_mcp_call_live() {
     assert!(browser.text("#notice").await.contains("allowed until"));
     let result = windowed.await.expect("task").expect("tools/call");
     assert_eq!(result.is_error, Some(false), "{}", text(&result));
-    let again = client
-        .peer()
-        .call_tool(super::call(
-            "fetch",
-            json!({ "url": format!("http://svc.test:{port}/fourth") }),
-        ))
-        .await
-        .expect("tools/call");
+    let again = call_tool(
+        client.peer(),
+        "fetch",
+        json!({ "url": format!("http://svc.test:{port}/fourth") }),
+    )
+    .await;
     assert_eq!(again.is_error, Some(false), "{}", text(&again));
 
     // The journal page finds the decision, and the run's entry proves
@@ -223,11 +221,7 @@ async fn a_paired_browser_allows_a_waiting_mcp_call_live() {
 
     // Paging: 55 runs of `echo` are 50 on the first page, 5 on the next.
     for n in 0..55 {
-        let echoed = client
-            .peer()
-            .call_tool(super::call("echo", json!({ "n": n })))
-            .await
-            .expect("tools/call");
+        let echoed = call_tool(client.peer(), "echo", json!({ "n": n })).await;
         assert_eq!(echoed.is_error, Some(false));
     }
     browser

@@ -2,6 +2,7 @@
 //! (fixtures/servers/fetch_and_read.py, the official Python SDK) run by
 //! airlock in bubblewrap and spoken to as an MCP client.
 
+use super::call_tool;
 use airlock::servers::{Called, HostedServer, ServerError, State};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -239,14 +240,12 @@ async fn served_through_airlock_every_call_is_governed_and_its_egress_checked() 
         super::fixture::printed(&decided)
     );
     client.service().next_progress_with("step 1 of 600").await;
-    let overlap = client
-        .peer()
-        .call_tool(super::call(
-            "py.fetch",
-            serde_json::json!({ "url": format!("http://svc.test:{port}/overlap") }),
-        ))
-        .await
-        .expect("tools/call");
+    let overlap = call_tool(
+        client.peer(),
+        "py.fetch",
+        serde_json::json!({ "url": format!("http://svc.test:{port}/overlap") }),
+    )
+    .await;
     assert!(
         first_text(&overlap).starts_with("200 "),
         "{}",
@@ -297,11 +296,7 @@ async fn a_server_that_crashes_mid_call_fails_that_call_and_is_restarted() {
     let server = super::fixture::Server::http(&fixture).await;
     let client = server.client("claude").await;
 
-    let crashed = client
-        .peer()
-        .call_tool(super::call("py.crash", serde_json::json!({})))
-        .await
-        .expect("tools/call");
+    let crashed = call_tool(client.peer(), "py.crash", serde_json::json!({})).await;
     assert_eq!(crashed.is_error, Some(true));
     assert!(
         first_text(&crashed).contains("server_gone"),
@@ -414,11 +409,7 @@ async fn progress_cancellation_and_tool_list_changes_pass_through() {
 
     // A server that grows a tool says so; airlock lists it and tells its
     // own clients.
-    let grown = client
-        .peer()
-        .call_tool(super::call("py.grow", serde_json::json!({})))
-        .await
-        .expect("tools/call");
+    let grown = call_tool(client.peer(), "py.grow", serde_json::json!({})).await;
     assert_eq!(first_text(&grown), "grown");
     // (The lazy start changed the list too: wait for the change that
     // brings the new tool.)
@@ -443,14 +434,12 @@ async fn read_own_script(
     client: &rmcp::service::RunningService<rmcp::RoleClient, super::fixture::Recorder>,
 ) -> rmcp::model::CallToolResult {
     let script = fixture_dir().join("fetch_and_read.py");
-    client
-        .peer()
-        .call_tool(super::call(
-            "py.read",
-            serde_json::json!({ "path": script }),
-        ))
-        .await
-        .expect("tools/call")
+    call_tool(
+        client.peer(),
+        "py.read",
+        serde_json::json!({ "path": script }),
+    )
+    .await
 }
 
 /// `target/npm-servers`, where `.ci/install` puts the npm servers.

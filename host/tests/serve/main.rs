@@ -35,6 +35,18 @@ fn call(name: &str, arguments: Value) -> CallToolRequestParams {
     CallToolRequestParams::new(name.to_string()).with_arguments(arguments)
 }
 
+/// Calls tool `name` with `arguments` as `peer`; the call itself must go
+/// through (the tool's own result may be an error).
+async fn call_tool(
+    peer: &rmcp::service::Peer<rmcp::RoleClient>,
+    name: &str,
+    arguments: Value,
+) -> rmcp::model::CallToolResult {
+    peer.call_tool(call(name, arguments))
+        .await
+        .expect("tools/call")
+}
+
 /// A `fetch` of `url` started on its own task, once the server holds it for
 /// an operator: the call, its progress message, and the pending approval id.
 async fn fetch_held_for_approval(
@@ -124,11 +136,7 @@ async fn http_lists_and_calls_tools() {
     assert_eq!(transform.input_schema["required"], json!(["records"]));
 
     // An object output is structured content, with its text.
-    let echoed = client
-        .peer()
-        .call_tool(call("echo", json!({"hello": [1, 2]})))
-        .await
-        .expect("tools/call");
+    let echoed = call_tool(client.peer(), "echo", json!({"hello": [1, 2]})).await;
     assert_eq!(echoed.is_error, Some(false));
     assert_eq!(echoed.structured_content, Some(json!({"hello": [1, 2]})));
     assert_eq!(
@@ -136,25 +144,21 @@ async fn http_lists_and_calls_tools() {
         json!({"hello": [1, 2]})
     );
 
-    let sorted = client
-        .peer()
-        .call_tool(call(
-            "json-transform",
-            json!({"records": [{"n": 2}, {"n": 1}], "sort_by": "n"}),
-        ))
-        .await
-        .expect("tools/call");
+    let sorted = call_tool(
+        client.peer(),
+        "json-transform",
+        json!({"records": [{"n": 2}, {"n": 1}], "sort_by": "n"}),
+    )
+    .await;
     assert_eq!(sorted.is_error, Some(false), "{}", text(&sorted));
 
     // A tool's own refusal is a result the model reads, with its code.
-    let refused = client
-        .peer()
-        .call_tool(call(
-            "json-transform",
-            json!({"records": [], "where": {"field": "n", "op": "between"}}),
-        ))
-        .await
-        .expect("tools/call");
+    let refused = call_tool(
+        client.peer(),
+        "json-transform",
+        json!({"records": [], "where": {"field": "n", "op": "between"}}),
+    )
+    .await;
     assert_eq!(refused.is_error, Some(true));
     assert!(
         text(&refused).starts_with("tool_invalid_input: "),
@@ -311,11 +315,7 @@ async fn an_unapproved_call_returns_the_pending_id_when_the_wait_ends() {
     let server = Server::http(&fixture).await;
     let client = server.client("claude").await;
     let url = format!("http://svc.test:{}/", upstream.addr().port());
-    let result = client
-        .peer()
-        .call_tool(call("fetch", json!({"url": url})))
-        .await
-        .expect("tools/call");
+    let result = call_tool(client.peer(), "fetch", json!({"url": url})).await;
     assert_eq!(result.is_error, Some(true));
     let id = server.pending_approval_id();
     assert!(
@@ -334,11 +334,7 @@ async fn an_unapproved_call_returns_the_pending_id_when_the_wait_ends() {
     // The agent's retry after the operator decided runs at once.
     let decided = server.airlock(&["approvals", "decide", &id, "--allow", "once"]);
     assert!(decided.status.success(), "{}", fixture::printed(&decided));
-    let retried = client
-        .peer()
-        .call_tool(call("fetch", json!({"url": url})))
-        .await
-        .expect("tools/call");
+    let retried = call_tool(client.peer(), "fetch", json!({"url": url})).await;
     assert_eq!(retried.is_error, Some(false), "{}", text(&retried));
     client.cancel().await.expect("close");
     server.stop_and_journal();
@@ -472,11 +468,12 @@ async fn a_full_tool_makes_callers_wait_then_answers_host_busy() {
     let (first, _, id) =
         fetch_held_for_approval(&server, &client, json!({"url": url.clone()})).await;
 
-    let second = client
-        .peer()
-        .call_tool(call("fetch", json!({"url": url, "method": "HEAD"})))
-        .await
-        .expect("tools/call");
+    let second = call_tool(
+        client.peer(),
+        "fetch",
+        json!({"url": url, "method": "HEAD"}),
+    )
+    .await;
     assert_eq!(second.is_error, Some(true));
     assert!(
         text(&second).starts_with("host_busy: "),
@@ -490,11 +487,7 @@ async fn a_full_tool_makes_callers_wait_then_answers_host_busy() {
         .await;
     assert!(queued.contains("`fetch` already runs 1"), "{queued}");
     // Other tools are not held up.
-    let echoed = client
-        .peer()
-        .call_tool(call("echo", json!({"still": "here"})))
-        .await
-        .expect("tools/call");
+    let echoed = call_tool(client.peer(), "echo", json!({"still": "here"})).await;
     assert_eq!(echoed.is_error, Some(false));
 
     let decided = server.airlock(&["approvals", "decide", &id, "--deny", "not now"]);
@@ -534,11 +527,7 @@ async fn reload_swaps_the_tools_and_tells_the_client() {
     fixture.write_config("[[tools]]\nname = \"broken\"\ncolour = \"red\"\n");
     let reload = server.airlock(&["reload"]);
     fixture::assert_refused(&reload, 2, "unknown field `colour`");
-    let still = client
-        .peer()
-        .call_tool(call("echo2", json!({"kept": true})))
-        .await
-        .expect("tools/call");
+    let still = call_tool(client.peer(), "echo2", json!({"kept": true})).await;
     assert_eq!(still.is_error, Some(false));
     client.cancel().await.expect("close");
     let journal = server.stop_and_journal();
@@ -556,11 +545,7 @@ async fn stdio_serves_as_the_configured_principal() {
     let client = fixture::stdio_client(&fixture).await;
     let tools = client.peer().list_all_tools().await.expect("tools/list");
     assert_eq!(tools.len(), 4);
-    let echoed = client
-        .peer()
-        .call_tool(call("echo", json!({"over": "stdio"})))
-        .await
-        .expect("tools/call");
+    let echoed = call_tool(client.peer(), "echo", json!({"over": "stdio"})).await;
     assert_eq!(echoed.structured_content, Some(json!({"over": "stdio"})));
     // Closing stdin ends the server; it journals a clean stop.
     client.cancel().await.expect("close");

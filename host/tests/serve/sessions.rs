@@ -7,7 +7,7 @@
 
 use super::fixture::{self, Fixture, Recorder, Server};
 use super::raw::{self, Reply};
-use super::{call, text};
+use super::{call, call_tool, text};
 use rmcp::model::{ElicitationAction, ProtocolVersion};
 use serde_json::{Value, json};
 use std::net::SocketAddr;
@@ -51,11 +51,7 @@ pub async fn held(
     path: &str,
 ) -> (String, String) {
     let url = format!("http://svc.test:9/{path}");
-    let result = client
-        .peer()
-        .call_tool(call("fetch", json!({ "url": url })))
-        .await
-        .expect("tools/call");
+    let result = call_tool(client.peer(), "fetch", json!({ "url": url })).await;
     assert!(
         text(&result).starts_with("approval_pending: "),
         "{}",
@@ -211,11 +207,12 @@ async fn a_session_less_request_is_in_no_session_whatever_it_names() {
     // Allowed for the session: then any input in it runs without asking
     // (and finds nothing listening on port 9).
     let (id, session) = allowed_for_the_session(&server, &alice, "a").await;
-    let covered = alice
-        .peer()
-        .call_tool(call("fetch", json!({ "url": "http://svc.test:9/b" })))
-        .await
-        .expect("tools/call");
+    let covered = call_tool(
+        alice.peer(),
+        "fetch",
+        json!({ "url": "http://svc.test:9/b" }),
+    )
+    .await;
     assert!(
         !text(&covered).starts_with("approval_"),
         "{}",

@@ -4,7 +4,7 @@
 //! code, every honest call succeeds, and the server's memory comes back to
 //! where it was after a warm-up round.
 
-use super::call;
+use super::call_tool;
 use super::fixture::{Fixture, Server};
 use serde_json::{Value, json};
 
@@ -85,11 +85,7 @@ async fn client_round(server: &Server<'_>, client: usize, calls: usize) -> Vec<(
         } else {
             ("echo", json!({"client": client, "n": n}))
         };
-        let result = session
-            .peer()
-            .call_tool(call(tool, arguments.clone()))
-            .await
-            .expect("tools/call");
+        let result = call_tool(session.peer(), tool, arguments.clone()).await;
         let code = if result.is_error == Some(true) {
             result
                 .structured_content
@@ -239,11 +235,7 @@ async fn a_server_whose_state_directory_is_removed_stops_and_says_why() {
     let fixture = Fixture::new("");
     let mut server = Server::http(&fixture).await;
     let client = server.client("claude").await;
-    let answered = client
-        .peer()
-        .call_tool(call("echo", json!({"before": true})))
-        .await
-        .expect("tools/call");
+    let answered = call_tool(client.peer(), "echo", json!({"before": true})).await;
     assert_eq!(answered.is_error, Some(false));
     std::fs::remove_dir_all(fixture.state()).expect("remove the state directory");
     let status = server.exit_status();

@@ -5,7 +5,7 @@
 //! down costs invocations nothing and shows as dropped in `airlock status`.
 
 use super::fixture::{self, Fixture, Recorder, Server, printed};
-use super::{PATIENCE, call, call_allowed, text};
+use super::{PATIENCE, call_allowed, call_tool, text};
 use airlock_tests::otlp::{attribute, collector};
 use opentelemetry_proto::tonic::trace::v1::Span;
 use serde_json::{Value, json};
@@ -41,11 +41,7 @@ async fn each_invocation_is_a_trace_with_its_requests_and_denials() {
     let token = server.add_agent("claude");
     let client = server.connect(&token, Recorder::new()).await;
 
-    let echoed = client
-        .peer()
-        .call_tool(call("echo", json!({ "marker": MARKER })))
-        .await
-        .expect("tools/call");
+    let echoed = call_tool(client.peer(), "echo", json!({ "marker": MARKER })).await;
     assert_eq!(echoed.is_error, Some(false), "{}", text(&echoed));
     let allowed = format!("http://svc.test:{port}/{MARKER}");
     let fetched = call_allowed(&server, &client, "fetch", json!({ "url": allowed }), "once").await;
@@ -167,11 +163,7 @@ async fn a_collector_that_is_down_costs_invocations_nothing() {
     let token = server.add_agent("claude");
     let client = server.connect(&token, Recorder::new()).await;
     for n in 0..20 {
-        let echoed = client
-            .peer()
-            .call_tool(call("echo", json!({ "n": n })))
-            .await
-            .expect("tools/call");
+        let echoed = call_tool(client.peer(), "echo", json!({ "n": n })).await;
         assert_eq!(echoed.is_error, Some(false), "{}", text(&echoed));
     }
     let status = || -> Value {
