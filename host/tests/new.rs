@@ -40,23 +40,7 @@ fn scaffold_and_build(parent: &Path, lang: &str, world: &str, name: &str) -> std
         assert!(readme.contains(command), "{lang}: README lacks `{command}`");
     }
 
-    // Offline: cargo may only use what it has; nothing else downloads.
-    let built = Command::new(dir.join("build"))
-        .current_dir(&dir)
-        .env("CARGO_NET_OFFLINE", "true")
-        .env(
-            "CARGO_TARGET_DIR",
-            airlock_tests::workspace_root().join("target/new-projects"),
-        )
-        .output()
-        .expect("run ./build");
-    assert!(
-        built.status.success(),
-        "{lang}/{world}: ./build failed:\n{}",
-        String::from_utf8_lossy(&built.stderr)
-    );
-    let wasm = dir.join(format!("{name}.wasm"));
-    assert!(wasm.is_file(), "{lang}: no {name}.wasm");
+    let wasm = build(&dir, name, &format!("{lang}/{world}"));
 
     let inspected = airlock(&["inspect", "--json", wasm.to_str().expect("utf-8")])
         .output()
@@ -68,6 +52,28 @@ fn scaffold_and_build(parent: &Path, lang: &str, world: &str, name: &str) -> std
     // filesystem imports the toolchain added.
     assert_eq!(info["world"], world, "{lang}");
     dir
+}
+
+/// Runs a project's `./build` offline and returns the component it made.
+fn build(dir: &Path, name: &str, what: &str) -> std::path::PathBuf {
+    // Offline: cargo may only use what it has; nothing else downloads.
+    let built = Command::new(dir.join("build"))
+        .current_dir(dir)
+        .env("CARGO_NET_OFFLINE", "true")
+        .env(
+            "CARGO_TARGET_DIR",
+            airlock_tests::workspace_root().join("target/new-projects"),
+        )
+        .output()
+        .expect("run ./build");
+    assert!(
+        built.status.success(),
+        "{what}: ./build failed:\n{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    let wasm = dir.join(format!("{name}.wasm"));
+    assert!(wasm.is_file(), "{what}: no {name}.wasm");
+    wasm
 }
 
 fn greeter(lang: &str) {
@@ -170,6 +176,33 @@ fn fetcher(lang: &str) {
 fn rust_projects_build_and_run() {
     greeter("rust");
     fetcher("rust");
+}
+
+/// The README's Rust walkthrough, as written there: its `src/lib.rs` in the
+/// project `airlock new --lang rust shout` makes builds, and upper-cases a
+/// JSON string as the README shows.
+#[test]
+fn the_readmes_rust_walkthrough_builds_and_runs_as_shown() {
+    let readme = std::fs::read_to_string(airlock_tests::workspace_root().join("README.md"))
+        .expect("README.md");
+    let walkthrough = readme
+        .split_once("replace `src/lib.rs` with this")
+        .expect("the README's Rust walkthrough")
+        .1;
+    let source = walkthrough
+        .split_once("```rs\n")
+        .and_then(|(_, rest)| rest.split_once("\n```"))
+        .expect("its src/lib.rs, fenced as rs")
+        .0;
+    let parent = tempfile::tempdir().expect("tempdir");
+    let out = airlock_in(parent.path(), &["new", "--lang", "rust", "shout"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let dir = parent.path().join("shout");
+    std::fs::write(dir.join("src/lib.rs"), source).expect("write src/lib.rs");
+    build(&dir, "shout", "the README's shout");
+    let out = airlock_in(&dir, &["run", "shout.wasm", "--input", "\"hello\""]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), "\"HELLO\"");
 }
 
 #[test]
