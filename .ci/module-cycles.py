@@ -79,23 +79,16 @@ def module_of(src, path):
 
 def resolve(here, segments):
     """Resolves `crate::`/`super::`/`self::` segments to an absolute module path."""
-    head, rest = segments[0], segments[1:]
-    if head == "crate":
-        base = []
-    elif head in ("super", "self"):
-        base = list(here)
-        while head in ("super", "self"):
-            if head == "super":
-                base = base[:-1]
-            if not rest:
-                break
-            head, rest = rest[0], rest[1:]
-        else:
-            return base + [head] + rest
-        return base + ([head] if head not in ("super", "self") else []) + rest
-    else:
+    if segments[0] == "crate":
+        return segments[1:]
+    if segments[0] not in ("super", "self"):
         return None
-    return base + rest
+    base, i = list(here), 0
+    while i < len(segments) and segments[i] in ("super", "self"):
+        if segments[i] == "super":
+            base = base[:-1]
+        i += 1
+    return base + segments[i:]
 
 
 def root_reexports(src, top_modules):

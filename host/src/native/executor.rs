@@ -10,6 +10,7 @@ use crate::kernel::{Admit, Executed, Executor, Kernel, Running};
 use crate::outcome::{InvokeError, Outcome, RunReport};
 use crate::policy::ToolFacts;
 use crate::trail::Execution;
+use crate::vocabulary::{Enforcement, ExecutorKind};
 use airlock_sandbox::NetworkMode;
 
 /// Why an unsandboxed run is refused even though policies allowed it.
@@ -25,7 +26,21 @@ impl Executor for NativeTool {
     }
 
     fn execution(&self) -> Execution {
-        NativeTool::execution(self)
+        let Some(backend) = &self.backend else {
+            return Execution {
+                executor: ExecutorKind::NativeUnsandboxed,
+                enforcement: Enforcement::None,
+            };
+        };
+        let enforcement = match self.spec.network {
+            _ if !self.sandboxed() => Enforcement::LimitsOnly,
+            NativeNetwork::Strict => Enforcement::Strict,
+            NativeNetwork::None => Enforcement::NetworkNone,
+        };
+        Execution {
+            executor: ExecutorKind::Native(backend.kind()),
+            enforcement,
+        }
     }
 
     fn process_limits(&self) -> Option<&airlock_sandbox::ProcessLimits> {

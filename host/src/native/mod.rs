@@ -23,8 +23,7 @@ use crate::kernel::Kernel;
 use crate::limits::Limits;
 use crate::policy::ToolFacts;
 use crate::protected::{ProtectedError, ProtectedPaths};
-use crate::trail::Execution;
-use crate::vocabulary::{Capability, Enforcement, ExecutorKind, World};
+use crate::vocabulary::{Capability, ExecutorKind, World};
 use airlock_sandbox::{Backend, Plan};
 use run::plan_for;
 use std::path::{Path, PathBuf};
@@ -153,25 +152,6 @@ impl NativeTool {
     /// `base` (the host's defaults).
     pub(crate) fn limits(&self, base: Limits) -> Limits {
         crate::limits::call_limits(&self.spec.limits, base)
-    }
-
-    /// The executor attestations name.
-    pub(crate) fn execution(&self) -> Execution {
-        let Some(backend) = &self.backend else {
-            return Execution {
-                executor: ExecutorKind::NativeUnsandboxed,
-                enforcement: Enforcement::None,
-            };
-        };
-        let enforcement = match self.spec.network {
-            _ if !self.sandboxed() => Enforcement::LimitsOnly,
-            NativeNetwork::Strict => Enforcement::Strict,
-            NativeNetwork::None => Enforcement::NetworkNone,
-        };
-        Execution {
-            executor: ExecutorKind::Native(backend.kind()),
-            enforcement,
-        }
     }
 }
 

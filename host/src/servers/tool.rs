@@ -111,18 +111,6 @@ impl HostedTool {
         );
         GrantBinding::new(summary, parts)
     }
-
-    /// The executor attestations name.
-    pub(crate) fn execution(&self) -> Execution {
-        Execution {
-            executor: ExecutorKind::McpServer,
-            enforcement: if self.server.config().network.is_some() {
-                Enforcement::Strict
-            } else {
-                Enforcement::NetworkNone
-            },
-        }
-    }
 }
 
 impl Executor for HostedTool {
@@ -135,7 +123,14 @@ impl Executor for HostedTool {
     }
 
     fn execution(&self) -> Execution {
-        HostedTool::execution(self)
+        Execution {
+            executor: ExecutorKind::McpServer,
+            enforcement: if self.server.config().network.is_some() {
+                Enforcement::Strict
+            } else {
+                Enforcement::NetworkNone
+            },
+        }
     }
 
     fn process_limits(&self) -> Option<&airlock_sandbox::ProcessLimits> {
