@@ -9,10 +9,10 @@
 //! Needs the test cluster: `bash .ci/with-postgres cargo bench -p
 //! airlock-tests --bench p7_replicas [-- ITERATIONS]`.
 
-use airlock::approvals::{ApprovalStore, OperatorDecision};
+use airlock::approvals::OperatorDecision;
 use airlock::attest::HostKey;
 use airlock::journal::CommitMode;
-use airlock::store::{PostgresStore, StoreLocation};
+use airlock::store::{PostgresStore, Store, StoreLocation};
 use airlock::{Grants, Host, Invocation, Outcome, Tool};
 use airlock_tests::postgres::{TestDatabase, fresh_database};
 use airlock_tests::stats;
@@ -56,7 +56,9 @@ async fn round_trips(
 ) -> Result<(), Box<dyn std::error::Error>> {
     let (state_a, state_b) = (tempfile::tempdir()?, tempfile::tempdir()?);
     let key_a = HostKey::open_or_create(state_a.path())?;
-    let a = PostgresStore::open(&db.settings("a"), &key_a.verifying_key())?;
+    let a = airlock::approvals::kept_in(&Store::Postgres(std::sync::Arc::new(
+        PostgresStore::open(&db.settings("a"), &key_a.verifying_key())?,
+    )));
     let (b, tool) = host(state_b.path(), shared(db, "b"), true).await?;
     let mut samples = Vec::with_capacity(iterations);
     for n in 0..iterations {

@@ -5,15 +5,15 @@
 //! its whole effective grant, so a changed component or a wider grant needs
 //! a new approval.
 
+mod kept;
 mod model;
-mod postgres;
 mod shown;
-mod sqlite;
 mod store;
 
+pub use kept::kept_in;
 pub use model::{
     Approval, ApprovalRequest, DEFAULT_MAX_APPROVAL_WINDOW, GrantBinding, OperatorDecision, Scope,
     Status, request_hash, summarize,
 };
 pub use shown::{input_sha256, readable_input, shown_input};
-pub use store::{ApprovalError, ApprovalStore, Lookup, kept_in};
+pub use store::{ApprovalError, ApprovalStore, Lookup};

@@ -12,18 +12,6 @@ use std::time::SystemTime;
 /// the store hears no news.
 pub(crate) const APPROVAL_POLL: std::time::Duration = std::time::Duration::from_millis(200);
 
-/// The approvals kept in `store`.
-pub fn kept_in(store: &crate::store::Store) -> std::sync::Arc<dyn ApprovalStore> {
-    match store {
-        crate::store::Store::Sqlite(store) => {
-            std::sync::Arc::clone(store) as std::sync::Arc<dyn ApprovalStore>
-        }
-        crate::store::Store::Postgres(store) => {
-            std::sync::Arc::clone(store) as std::sync::Arc<dyn ApprovalStore>
-        }
-    }
-}
-
 /// What is already known about a request.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Lookup {
@@ -157,18 +145,12 @@ pub trait ApprovalStore: Send + Sync {
     }
 }
 
-/// A value a lookup question binds.
-pub(super) enum Arg<'a> {
-    Text(&'a str),
-    Int(i64),
-}
-
 /// One question a lookup asks: the first that finds an approval answers.
 pub(super) struct Question<'a> {
     /// The `WHERE` filter, with `?N` parameters (PostgreSQL's store
     /// writes them `$N`).
     pub filter: &'static str,
-    pub args: Vec<Arg<'a>>,
+    pub args: Vec<crate::store::sql::Arg<'a>>,
     pub answer: fn(Approval) -> Lookup,
 }
 
@@ -186,7 +168,7 @@ pub(super) fn questions<'a>(
     capabilities: &'a str,
     now: SystemTime,
 ) -> Vec<Question<'a>> {
-    use Arg::{Int, Text};
+    use crate::store::sql::Arg::{Int, Text};
     let now = i64::try_from(unix(now)).unwrap_or(i64::MAX);
     let (hash, grant) = (Text(&r.request_hash), Text(&r.grant_digest));
     let mut questions = vec![

@@ -3,10 +3,10 @@
 
 use super::args::{ApprovalsCommand, Cli, DecideArgs};
 use super::serve::ask;
-use super::{Failure, open_store};
+use super::{Failure, open_state};
 use airlock::approvals::{
-    Approval, ApprovalStore, DEFAULT_MAX_APPROVAL_WINDOW, OperatorDecision, Scope, Status,
-    input_sha256, shown_input,
+    Approval, DEFAULT_MAX_APPROVAL_WINDOW, OperatorDecision, Scope, Status, input_sha256,
+    shown_input,
 };
 use airlock::serve::operator::{OperatorRequest, approval_from};
 use airlock::{Host, PendingApproval, exit_code};
@@ -33,7 +33,7 @@ async fn execute(cli: &Cli, command: &ApprovalsCommand) -> Result<(), Failure> {
                     .into_iter()
                     .map(approval_from)
                     .collect::<Result<Vec<_>, _>>()?,
-                None => open_store(cli)?.list(!all)?,
+                None => airlock::approvals::kept_in(&open_state(cli)?).list(!all)?,
             };
             if *json {
                 outln!(
@@ -61,7 +61,7 @@ async fn execute(cli: &Cli, command: &ApprovalsCommand) -> Result<(), Failure> {
             let approval =
                 match ask(cli, &OperatorRequest::ApprovalsShow { id: id.clone() }).await? {
                     Some(answer) => Some(approval_from(answer)?),
-                    None => open_store(cli)?.get(id)?,
+                    None => airlock::approvals::kept_in(&open_state(cli)?).get(id)?,
                 };
             let approval = approval.ok_or_else(|| {
                 Failure::usage("approval_not_found", format!("no approval with id `{id}`"))
@@ -125,8 +125,8 @@ pub(crate) fn decide_here(
     decision: &OperatorDecision,
 ) -> Result<airlock::approvals::Approval, Failure> {
     decision.window_within(DEFAULT_MAX_APPROVAL_WINDOW)?;
-    let store = std::sync::Arc::new(open_store(cli)?);
-    let approval = store.decide(
+    let store = open_state(cli)?;
+    let approval = airlock::approvals::kept_in(&store).decide(
         id,
         decision,
         &format!("cli:{}", local_user_name()),
@@ -134,7 +134,7 @@ pub(crate) fn decide_here(
     )?;
     // A writer that stops signs a tree head over what it journaled.
     let key = std::sync::Arc::new(airlock::attest::HostKey::open_or_create(&cli.state_dir)?);
-    airlock::journal::Journal::new(store, key).seal()?;
+    airlock::journal::Journal::new(airlock::journal::kept_in(&store), key).seal()?;
     Ok(approval)
 }
 

@@ -3,7 +3,7 @@
 
 use super::args::Cli;
 use super::serve::{ask, not_running};
-use super::{Failure, open_store};
+use super::{Failure, open_state};
 use airlock::exit_code;
 use airlock::serve::operator::OperatorRequest;
 use airlock::serve::{Device, Devices};
@@ -58,8 +58,7 @@ fn device_failure(e: airlock::serve::DeviceError) -> Failure {
 }
 
 async fn devices(cli: &Cli, command: &DevicesCommand) -> Result<(), Failure> {
-    let direct =
-        || -> Result<Devices, Failure> { Ok(Devices::new(std::sync::Arc::new(open_store(cli)?))) };
+    let direct = || -> Result<Devices, Failure> { Ok(Devices::in_store(&open_state(cli)?)) };
     match command {
         DevicesCommand::Pair {
             operator,

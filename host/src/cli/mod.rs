@@ -214,6 +214,13 @@ pub(crate) fn open_store(cli: &Cli) -> Result<airlock::store::SqliteStore, Failu
     Ok(airlock::store::SqliteStore::open_in(&cli.state_dir)?)
 }
 
+/// [`open_store`] as the store a host opens, for the domains kept in it.
+pub(crate) fn open_state(cli: &Cli) -> Result<airlock::store::Store, Failure> {
+    Ok(airlock::store::Store::Sqlite(std::sync::Arc::new(
+        open_store(cli)?,
+    )))
+}
+
 /// A host configured from the global flags. Its default limits (which also
 /// bound `describe()` at load) stay the built-in ones; a command's limit flags
 /// apply to the invocation it runs.

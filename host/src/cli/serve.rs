@@ -426,9 +426,7 @@ pub async fn agents(cli: &Cli, command: &AgentsCommand) -> u8 {
 }
 
 async fn agents_command(cli: &Cli, command: &AgentsCommand) -> Result<(), Failure> {
-    let direct = || -> Result<Agents, Failure> {
-        Ok(Agents::new(std::sync::Arc::new(super::open_store(cli)?)))
-    };
+    let direct = || -> Result<Agents, Failure> { Ok(Agents::in_store(&super::open_state(cli)?)) };
     let agent_failure = |e: airlock::serve::AgentError| Failure::usage(e.code(), e.to_string());
     match command {
         AgentsCommand::Add { name } => {

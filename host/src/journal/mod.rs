@@ -14,6 +14,7 @@
 //! shared PostgreSQL one, and [`Journal`], the writer that commits entries
 //! and signs heads on a [`Cadence`].
 
+mod append;
 #[cfg(test)]
 mod audit_tests;
 mod commit;
@@ -26,10 +27,9 @@ pub use airlock_journal::{
     Audit, AuditFailure, Cadence, ChainBreak, Entry, EntryKind, GENESIS, NewEntry, audit,
     canonical_json, chain, entry_hash, head, key, tree, verdict, verify,
 };
+pub(crate) use append::append_in;
 pub use commit::{Batching, CommitMode};
-pub(crate) use postgres::append_in as postgres_append_in;
 pub(crate) use settings::RawJournal;
-pub(crate) use sqlite::append_in;
 
 use crate::store::StoreError;
 use commit::Committer;

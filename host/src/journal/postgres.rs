@@ -3,13 +3,14 @@
 //! in the same tables, told apart by the `replica` column: no replica ever
 //! waits on another's sequence.
 
-use super::chain::{Entry, EntryKind, GENESIS, NewEntry};
+use super::chain::{Entry, EntryKind, NewEntry};
 use super::head::TreeHead;
 use super::key::parse_public_key;
 use super::stored::{corrupt, frontier, stored};
 use super::tree::{Frontier, Hash, parse_hash};
-use super::{Audit, AuditFailure, Cadence, JournalStore, audit};
+use super::{Audit, AuditFailure, Cadence, JournalStore, append_in, audit};
 use crate::store::postgres::ReplicaStatus;
+use crate::store::sql::Mode;
 use crate::store::{PostgresStore, StoreError};
 use deadpool_postgres::{GenericClient, Transaction};
 use tokio_postgres::Row;
@@ -51,62 +52,6 @@ async fn lock_log(tx: &Transaction<'_>, replica: &str) -> Result<(), StoreError>
     .await
     .map(drop)
     .map_err(StoreError::postgres("locking the replica's journal"))
-}
-
-/// Appends `entries` to `replica`'s log inside an open transaction (so
-/// other records, e.g. a pending approval, commit with their entries).
-pub(crate) async fn append_in(
-    tx: &Transaction<'_>,
-    replica: &str,
-    entries: &[NewEntry],
-) -> Result<Vec<Entry>, StoreError> {
-    let failed = StoreError::postgres("appending to the journal");
-    lock_log(tx, replica).await?;
-    let last = tx
-        .query_opt(
-            "SELECT seq, hash FROM journal WHERE replica = $1 ORDER BY seq DESC LIMIT 1",
-            &[&replica],
-        )
-        .await
-        .map_err(&failed)?;
-    let (mut seq, mut prev_hash) = match last {
-        Some(row) => (
-            u64::try_from(row.get::<_, i64>(0)).unwrap_or_default(),
-            row.get::<_, String>(1),
-        ),
-        None => (0, GENESIS.to_string()),
-    };
-    let insert = tx
-        .prepare_cached(
-            "INSERT INTO journal (replica, seq, time, kind, payload, prev_hash, hash, attestation) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .await
-        .map_err(&failed)?;
-    let mut stored = Vec::with_capacity(entries.len());
-    for entry in entries {
-        seq += 1;
-        let next = entry.chained(seq, prev_hash);
-        let position = i64::try_from(seq).unwrap_or(i64::MAX);
-        tx.execute(
-            &insert,
-            &[
-                &replica,
-                &position,
-                &next.time,
-                &next.kind,
-                &next.payload,
-                &next.prev_hash,
-                &next.hash,
-                &entry.attestation_id(),
-            ],
-        )
-        .await
-        .map_err(&failed)?;
-        prev_hash = next.hash.clone();
-        stored.push(next);
-    }
-    Ok(stored)
 }
 
 /// The entries of `replica`'s log matching `filter` (over `$1` = replica
@@ -232,13 +177,8 @@ impl PostgresStore {
 
 impl JournalStore for PostgresStore {
     fn append(&self, batch: &[NewEntry]) -> Result<Vec<Entry>, StoreError> {
-        self.run(async {
-            let failed = StoreError::postgres("appending to the journal");
-            let mut client = self.client().await?;
-            let tx = client.transaction().await.map_err(&failed)?;
-            let stored = append_in(&tx, self.replica(), batch).await?;
-            tx.commit().await.map_err(&failed)?;
-            Ok(stored)
+        self.transaction("appending to the journal", Mode::Write, |tx| {
+            append_in(tx, batch)
         })
     }
 

@@ -1,10 +1,12 @@
 //! [`JournalStore`] on the embedded SQLite database.
 
 use super::JournalStore;
-use super::chain::{Entry, EntryKind, GENESIS, NewEntry};
+use super::append_in;
+use super::chain::{Entry, EntryKind, NewEntry};
 use super::head::TreeHead;
 use super::stored::{corrupt, frontier, stored};
 use super::tree::{Frontier, Hash, parse_hash};
+use crate::store::sql::Mode;
 use crate::store::{SqliteStore, StoreError};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
@@ -20,47 +22,6 @@ fn row_entry(row: &Row<'_>) -> rusqlite::Result<Entry> {
 }
 
 const COLUMNS: &str = "seq, time, kind, payload, prev_hash, hash";
-
-/// Appends `entries` inside an open write transaction (so other records,
-/// e.g. a pending approval, commit together with their journal entries).
-pub(crate) fn append_in(conn: &Connection, entries: &[NewEntry]) -> Result<Vec<Entry>, StoreError> {
-    // Read the head once, inside the write transaction (another process
-    // may have appended); the statements are prepared once per connection.
-    let last: Option<(i64, String)> = conn
-        .prepare_cached("SELECT seq, hash FROM journal ORDER BY seq DESC LIMIT 1")
-        .and_then(|mut head| {
-            head.query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
-                .optional()
-        })
-        .map_err(StoreError::sql("reading the journal head"))?;
-    let (mut seq, mut prev_hash) = match last {
-        Some((seq, hash)) => (u64::try_from(seq).unwrap_or_default(), hash),
-        None => (0, GENESIS.to_string()),
-    };
-    let mut insert = conn
-        .prepare_cached(
-            "INSERT INTO journal (seq, time, kind, payload, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        )
-        .map_err(StoreError::sql("appending to the journal"))?;
-    let mut stored = Vec::with_capacity(entries.len());
-    for entry in entries {
-        seq += 1;
-        let next = entry.chained(seq, prev_hash);
-        insert
-            .execute(params![
-                i64::try_from(seq).unwrap_or(i64::MAX),
-                next.time,
-                next.kind,
-                next.payload,
-                next.prev_hash,
-                next.hash
-            ])
-            .map_err(StoreError::sql("appending to the journal"))?;
-        prev_hash = next.hash.clone();
-        stored.push(next);
-    }
-    Ok(stored)
-}
 
 fn collect(
     conn: &Connection,
@@ -81,7 +42,9 @@ fn collect(
 
 impl JournalStore for SqliteStore {
     fn append(&self, entries: &[NewEntry]) -> Result<Vec<Entry>, StoreError> {
-        self.write("appending to the journal", |tx| append_in(tx, entries))
+        self.transaction("appending to the journal", Mode::Write, |tx| {
+            append_in(tx, entries)
+        })
     }
 
     fn tail(&self, n: usize) -> Result<Vec<Entry>, StoreError> {

@@ -63,10 +63,10 @@ impl Claims {
     /// Runs `change` if this handle holds the claim or nobody does (then
     /// holding the lock shared until `change` is done, so a server cannot
     /// claim the database halfway through it).
-    pub(crate) fn unclaimed<R>(
+    pub(crate) fn unclaimed<R, E: From<StoreError>>(
         &self,
-        change: impl FnOnce() -> Result<R, StoreError>,
-    ) -> Result<R, StoreError> {
+        change: impl FnOnce() -> Result<R, E>,
+    ) -> Result<R, E> {
         let ours = self
             .held
             .lock()
@@ -127,10 +127,12 @@ mod tests {
             Err(StoreError::Claimed { .. })
         ));
         server
-            .unclaimed(|| Ok(()))
+            .unclaimed(|| Ok::<_, StoreError>(()))
             .expect("the claiming handle changes freely");
         drop((claim, again));
-        other.unclaimed(|| Ok(())).expect("nobody claims it now");
+        other
+            .unclaimed(|| Ok::<_, StoreError>(()))
+            .expect("nobody claims it now");
         let _theirs = other.claim().expect("free to claim");
         assert!(matches!(server.claim(), Err(StoreError::Claimed { .. })));
     }

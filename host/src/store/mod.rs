@@ -18,7 +18,9 @@
 mod claim;
 pub mod location;
 pub mod postgres;
+pub(crate) mod sql;
 mod sqlite;
+mod sqlite_tx;
 
 pub use claim::Claim;
 
@@ -102,6 +104,63 @@ impl Store {
         match self {
             Store::Sqlite(_) => None,
             Store::Postgres(store) => Some(store),
+        }
+    }
+
+    /// Runs `work` in one transaction held as `mode` says, on whichever
+    /// backend: the one way a domain reads and changes its rows.
+    pub(crate) fn transaction<T, E: From<StoreError>>(
+        &self,
+        action: &'static str,
+        mode: sql::Mode,
+        work: impl FnOnce(&mut dyn sql::Tx) -> Result<T, E>,
+    ) -> Result<T, E> {
+        match self {
+            Store::Sqlite(store) => store.transaction(action, mode, work),
+            Store::Postgres(store) => store.transaction(action, mode, work),
+        }
+    }
+
+    /// [`Store::transaction`] for a change that a serving handle's claim
+    /// keeps off: refused ([`StoreError::Claimed`]) while another handle
+    /// claims this state directory's database. Replicas of a shared
+    /// database claim nothing: each hears every change.
+    pub(crate) fn change_unclaimed<T, E: From<StoreError>>(
+        &self,
+        action: &'static str,
+        work: impl FnOnce(&mut dyn sql::Tx) -> Result<T, E>,
+    ) -> Result<T, E> {
+        match self {
+            Store::Sqlite(store) => store
+                .claims
+                .unclaimed(|| store.transaction(action, sql::Mode::Write, work)),
+            Store::Postgres(store) => store.transaction(action, sql::Mode::Write, work),
+        }
+    }
+
+    /// Claims this handle's database for as long as the [`Claim`] is held,
+    /// so that no other handle changes what it follows unseen (`None` for
+    /// a shared database, whose replicas hear every change).
+    pub(crate) fn claim(&self) -> Result<Option<Claim>, StoreError> {
+        match self {
+            Store::Sqlite(store) => store.claims.claim().map(Some),
+            Store::Postgres(_) => Ok(None),
+        }
+    }
+
+    /// A number that moves whenever a transaction through a handle that
+    /// can be heard notified `topic`: for a state directory's database,
+    /// this handle's own changes (valid while it holds its [`Claim`]);
+    /// for a shared one, every replica's, while its listener hears them.
+    pub(crate) fn generation(&self, topic: sql::Topic) -> Option<u64> {
+        match (self, topic) {
+            (Store::Sqlite(store), sql::Topic::Agents) => Some(
+                store
+                    .agents_generation
+                    .load(std::sync::atomic::Ordering::Acquire),
+            ),
+            (Store::Postgres(store), sql::Topic::Agents) => store.agents_generation(),
+            (_, sql::Topic::Approvals) => None,
         }
     }
 }

@@ -2,6 +2,7 @@
 //! state directory.
 
 use super::claim::Claims;
+use super::sqlite_tx::Open;
 use super::{StoreError, private_dir};
 use rusqlite::Connection;
 use std::path::{Path, PathBuf};
@@ -74,7 +75,7 @@ CREATE INDEX IF NOT EXISTS approvals_tool ON approvals (tool_sha256, principal, 
 
 /// The SQLite database of one state directory.
 pub struct SqliteStore {
-    conn: Mutex<Connection>,
+    pub(super) conn: Mutex<Connection>,
     path: PathBuf,
     /// A serving handle's claim, which keeps other writers off its agents.
     pub(crate) claims: Claims,
@@ -110,10 +111,12 @@ impl SqliteStore {
     /// Approvals from before `grant_digest` keep an empty one, which no
     /// grant has: they still show, but cover nothing (fail closed).
     fn migrate(&self) -> Result<(), StoreError> {
-        const ADDED: [(&str, &str); 3] = [
+        const ADDED: [(&str, &str); 4] = [
             ("decided_by", "decided_by TEXT"),
             ("grant_digest", "grant_digest TEXT NOT NULL DEFAULT ''"),
             ("input", "input TEXT NOT NULL DEFAULT ''"),
+            // Who asked, in a shared database; always empty here.
+            ("replica", "replica TEXT NOT NULL DEFAULT ''"),
         ];
         self.write("upgrading the database", |tx| {
             for (column, definition) in ADDED {
@@ -178,6 +181,8 @@ impl SqliteStore {
         };
         let conn = Connection::open(path).map_err(open_error)?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(open_error)?;
+        // Every domain's statements stay prepared (the default keeps 16).
+        conn.set_prepared_statement_cache_capacity(64);
         // WAL: readers do not block the writer; NORMAL: a commit survives a
         // crash of this process (kill -9), which is the promise made here.
         conn.pragma_update(None, "journal_mode", "WAL")
@@ -229,16 +234,5 @@ impl SqliteStore {
     ) -> Result<R, StoreError> {
         let conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
         work(&conn)
-    }
-}
-
-/// An open write transaction, rolled back when dropped.
-struct Open<'a>(&'a Connection);
-
-impl Drop for Open<'_> {
-    fn drop(&mut self) {
-        if let Err(error) = self.0.execute_batch("ROLLBACK") {
-            tracing::warn!(%error, "rolling back a failed write");
-        }
     }
 }

@@ -11,10 +11,10 @@
 //!
 //! `journal-writer STATE_DIR THREADS [each|batched:ENTRIES]`
 
-use airlock::approvals::{ApprovalRequest, ApprovalStore, GrantBinding};
+use airlock::approvals::{ApprovalRequest, GrantBinding};
 use airlock::attest::HostKey;
-use airlock::journal::{Batching, Cadence, CommitMode, EntryKind, Journal, JournalStore};
-use airlock::store::SqliteStore;
+use airlock::journal::{Batching, Cadence, CommitMode, EntryKind, Journal};
+use airlock::store::{SqliteStore, Store};
 use std::io::Write;
 use std::sync::Arc;
 
@@ -35,10 +35,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             }))
         }
     };
-    let store = Arc::new(SqliteStore::open_in(&dir)?);
+    let store = Store::Sqlite(Arc::new(SqliteStore::open_in(&dir)?));
+    let approvals = airlock::approvals::kept_in(&store);
     let key = Arc::new(HostKey::open_or_create(&dir)?);
     let journal = Arc::new(Journal::with_commit(
-        Arc::clone(&store) as Arc<dyn JournalStore>,
+        airlock::journal::kept_in(&store),
         key,
         Cadence::default(),
         mode.unwrap_or_default(),
@@ -48,7 +49,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let handles: Vec<_> = (0..threads)
         .map(|thread| {
-            let (journal, store) = (Arc::clone(&journal), Arc::clone(&store));
+            let (journal, approvals) = (Arc::clone(&journal), Arc::clone(&approvals));
             std::thread::spawn(move || {
                 let stdout = std::io::stdout();
                 for n in 0u64.. {
@@ -65,7 +66,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                             GrantBinding::new("any".into(), [tag.clone()]),
                             &format!("{{\"tag\":\"{tag}\"}}"),
                         );
-                        match store.request(&request) {
+                        match approvals.request(&request) {
                             Ok(approval) => format!("pending {}", approval.id),
                             Err(_) => return,
                         }

@@ -8,11 +8,11 @@
 //! is lost; in `batched` only the last window is (at most its entries, and
 //! for each writer only its latest ones), and the log stays gap-free.
 
-use airlock::approvals::{ApprovalStore, Status};
+use airlock::approvals::Status;
 use airlock::attest::HostKey;
 use airlock::journal::head::TreeHead;
 use airlock::journal::{Cadence, JournalStore};
-use airlock::store::SqliteStore;
+use airlock::store::{SqliteStore, Store};
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader};
@@ -148,8 +148,9 @@ fn nothing_acknowledged_is_lost_across_a_hundred_kills() {
                 "acknowledged entry {seq} ({tag}) is missing after {context}"
             );
         }
+        let approvals = airlock::approvals::kept_in(&Store::Sqlite(std::sync::Arc::new(store)));
         for id in &acks.pending {
-            let approval = store
+            let approval = approvals
                 .get(id)
                 .expect("read approvals")
                 .unwrap_or_else(|| panic!("approval {id} is gone after {context}"));

@@ -61,15 +61,17 @@ async fn approved_network_call(state: &Path) -> Story {
         server.requests().is_empty(),
         "nothing was sent before approval"
     );
-    let operator = SqliteStore::open_in(state).expect("operator store");
-    airlock::approvals::ApprovalStore::decide(
-        &operator,
-        &approval.id,
-        &OperatorDecision::AllowOnce,
-        "operator:test",
-        SystemTime::now(),
-    )
-    .expect("decide");
+    let operator = airlock::approvals::kept_in(&airlock::store::Store::Sqlite(
+        std::sync::Arc::new(SqliteStore::open_in(state).expect("operator store")),
+    ));
+    operator
+        .decide(
+            &approval.id,
+            &OperatorDecision::AllowOnce,
+            "operator:test",
+            SystemTime::now(),
+        )
+        .expect("decide");
 
     let outcome = host
         .invoke(&fetch, call().under_approval(&approval.id))

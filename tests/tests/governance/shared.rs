@@ -7,7 +7,7 @@ use airlock::approvals::{
 };
 use airlock::attest::HostKey;
 use airlock::journal::{Cadence, EntryKind, Journal, JournalStore, NewEntry, audit};
-use airlock::store::{PasswordSource, PostgresSettings, PostgresStore, StoreError};
+use airlock::store::{PasswordSource, PostgresSettings, PostgresStore, Store, StoreError};
 use airlock_tests::postgres::{TestDatabase, fresh_database};
 use serde_json::json;
 use std::sync::Arc;
@@ -18,16 +18,19 @@ struct Replica {
     _state: tempfile::TempDir,
     key: Arc<HostKey>,
     store: Arc<PostgresStore>,
+    approvals: Arc<dyn ApprovalStore>,
 }
 
 fn replica(db: &TestDatabase, name: &str) -> Replica {
     let state = tempfile::tempdir().expect("state");
     let key = Arc::new(HostKey::open_or_create(state.path()).expect("key"));
     let store = PostgresStore::open(&db.settings(name), &key.verifying_key()).expect("opens");
+    let store = Arc::new(store);
     Replica {
         _state: state,
         key,
-        store: Arc::new(store),
+        approvals: airlock::approvals::kept_in(&Store::Postgres(Arc::clone(&store))),
+        store,
     }
 }
 
@@ -168,14 +171,14 @@ fn an_approval_asked_on_one_replica_is_decided_through_another() {
     let asked = request("{\"city\":\"Oslo\"}");
     // Both replicas asking at once share one pending approval.
     let (first, second) = std::thread::scope(|s| {
-        let one = s.spawn(|| a.store.request(&asked).expect("a asks"));
-        let two = s.spawn(|| b.store.request(&asked).expect("b asks"));
+        let one = s.spawn(|| a.approvals.request(&asked).expect("a asks"));
+        let two = s.spawn(|| b.approvals.request(&asked).expect("b asks"));
         (one.join().expect("a"), two.join().expect("b"))
     });
     assert_eq!(first.id, second.id);
-    assert_eq!(b.store.list(true).expect("pending").len(), 1);
+    assert_eq!(b.approvals.list(true).expect("pending").len(), 1);
 
-    b.store
+    b.approvals
         .decide(
             &first.id,
             &OperatorDecision::AllowOnce,
@@ -183,12 +186,15 @@ fn an_approval_asked_on_one_replica_is_decided_through_another() {
             SystemTime::now(),
         )
         .expect("decided through b");
-    let Lookup::Approved(approval) = a.store.lookup(&asked, SystemTime::now()).expect("lookup")
+    let Lookup::Approved(approval) = a
+        .approvals
+        .lookup(&asked, SystemTime::now())
+        .expect("lookup")
     else {
         panic!("a sees the decision made through b");
     };
     assert_eq!(approval.decided_by.as_deref(), Some("operator:alice"));
-    let again = a.store.decide(
+    let again = a.approvals.decide(
         &first.id,
         &OperatorDecision::Deny("late".into()),
         "operator:bob",
@@ -229,8 +235,8 @@ fn a_session_ends_its_approvals_for_every_replica() {
     let (a, b) = (replica(&db, "a"), replica(&db, "b"));
     let now = SystemTime::now();
     let asked = request("{\"city\":\"Oslo\"}");
-    let allowed = a.store.request(&asked).expect("a asks");
-    b.store
+    let allowed = a.approvals.request(&asked).expect("a asks");
+    b.approvals
         .decide(
             &allowed.id,
             &OperatorDecision::AllowSession,
@@ -241,7 +247,7 @@ fn a_session_ends_its_approvals_for_every_replica() {
     // Any input in the session is covered, on either replica.
     let later = request("{\"city\":\"Bergen\"}");
     assert!(matches!(
-        a.store.lookup(&later, now).expect("lookup"),
+        a.approvals.lookup(&later, now).expect("lookup"),
         Lookup::Approved(_)
     ));
     // Another tool's request of the session, still pending.
@@ -254,21 +260,26 @@ fn a_session_ends_its_approvals_for_every_replica() {
         GrantBinding::new("host = \"api\"".into(), ["rule api".to_string()]),
         "{}",
     );
-    let waiting = b.store.request(&other).expect("b asks");
+    let waiting = b.approvals.request(&other).expect("b asks");
 
-    let mut ended = a.store.end_session("session-1").expect("ends");
+    let mut ended = a.approvals.end_session("session-1").expect("ends");
     ended.sort();
     let mut expected = vec![allowed.id.clone(), waiting.id.clone()];
     expected.sort();
     assert_eq!(ended, expected);
     assert_eq!(
-        b.store.lookup(&later, now).expect("lookup"),
+        b.approvals.lookup(&later, now).expect("lookup"),
         Lookup::Unknown,
         "the session approval covers nothing, on any replica"
     );
-    assert!(a.store.end_session("session-1").expect("again").is_empty());
+    assert!(
+        a.approvals
+            .end_session("session-1")
+            .expect("again")
+            .is_empty()
+    );
     let refused = b
-        .store
+        .approvals
         .decide(
             &waiting.id,
             &OperatorDecision::AllowSession,
@@ -277,7 +288,7 @@ fn a_session_ends_its_approvals_for_every_replica() {
         )
         .expect_err("its session ended");
     assert_eq!(refused.code(), "approval_session_ended");
-    b.store
+    b.approvals
         .decide(
             &waiting.id,
             &OperatorDecision::AllowOnce,
@@ -286,7 +297,7 @@ fn a_session_ends_its_approvals_for_every_replica() {
         )
         .expect("once does not depend on the session");
     assert!(matches!(
-        a.store.lookup(&other, now).expect("lookup"),
+        a.approvals.lookup(&other, now).expect("lookup"),
         Lookup::Approved(_)
     ));
     // Journaled where the session ended.
@@ -306,9 +317,9 @@ fn a_once_approval_raced_by_replicas_is_used_exactly_once() {
     let replicas: Vec<Replica> = (0..4).map(|n| replica(&db, &format!("r{n}"))).collect();
     for round in 0..10 {
         let asked = request(&format!("{{\"round\":{round}}}"));
-        let pending = replicas[0].store.request(&asked).expect("asked");
+        let pending = replicas[0].approvals.request(&asked).expect("asked");
         replicas[1]
-            .store
+            .approvals
             .decide(
                 &pending.id,
                 &OperatorDecision::AllowOnce,
@@ -320,7 +331,7 @@ fn a_once_approval_raced_by_replicas_is_used_exactly_once() {
             let racers: Vec<_> = replicas
                 .iter()
                 .flat_map(|r| [r, r])
-                .map(|r| s.spawn(|| r.store.consume(&pending.id).expect("consume")))
+                .map(|r| s.spawn(|| r.approvals.consume(&pending.id).expect("consume")))
                 .collect();
             racers
                 .into_iter()
@@ -331,7 +342,7 @@ fn a_once_approval_raced_by_replicas_is_used_exactly_once() {
         assert_eq!(used, 1, "round {round}: exactly one use");
         assert!(matches!(
             replicas[2]
-                .store
+                .approvals
                 .lookup(&asked, SystemTime::now())
                 .expect("lookup"),
             Lookup::Unknown
@@ -367,12 +378,12 @@ async fn decisions_through_another_replica_leave_nothing_pending() {
             }
         });
         let id = loop {
-            if let Some(pending) = a.store.list(true).expect("list").into_iter().next() {
+            if let Some(pending) = a.approvals.list(true).expect("list").into_iter().next() {
                 break pending.id;
             }
             tokio::task::yield_now().await;
         };
-        a.store
+        a.approvals
             .decide(
                 &id,
                 &OperatorDecision::AllowOnce,
@@ -386,7 +397,7 @@ async fn decisions_through_another_replica_leave_nothing_pending() {
             "call {n}: {outcome:?}"
         );
         assert_eq!(
-            a.store.list(true).expect("list"),
+            a.approvals.list(true).expect("list"),
             [],
             "call {n} left one pending"
         );

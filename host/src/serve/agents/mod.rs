@@ -6,8 +6,7 @@
 //! A server keeps the tokens it has checked in memory ([`table`]), for as
 //! long as the store can tell it about every change to the agents.
 
-mod postgres;
-mod sqlite;
+mod kept;
 mod table;
 
 use crate::store::{Claim, Store, StoreError};
@@ -197,10 +196,7 @@ impl Agents {
     }
 
     fn of(store: &Store) -> Arc<dyn AgentStore> {
-        match store {
-            Store::Sqlite(store) => Arc::clone(store) as Arc<dyn AgentStore>,
-            Store::Postgres(store) => Arc::clone(store) as Arc<dyn AgentStore>,
-        }
+        Arc::new(kept::Kept(store.clone()))
     }
 
     /// Registers `name` with a fresh token (journaled, without the token).
@@ -281,9 +277,9 @@ mod tests {
     #[test]
     fn tokens_authenticate_their_agent_until_removed() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let agents = Agents::new(std::sync::Arc::new(
+        let agents = Agents::in_store(&Store::Sqlite(std::sync::Arc::new(
             SqliteStore::open_in(dir.path()).expect("store"),
-        ));
+        )));
         let (agent, token) = agents.add("claude").expect("added");
         assert_eq!(agent.name, "claude");
         assert!(token.expose().starts_with(TOKEN_PREFIX));

@@ -6,11 +6,9 @@
 //! rate-limited; devices live in the state database until revoked.
 
 use super::agents::{BearerSecret, digest as sha256_hex, random_token};
-mod postgres;
+mod kept;
 
-use crate::journal::{EntryKind, NewEntry, append_in};
-use crate::store::{SqliteStore, Store, StoreError};
-use rusqlite::{OptionalExtension, params};
+use crate::store::{Store, StoreError};
 use serde_json::{Value, json};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -217,10 +215,7 @@ impl Devices {
 
     /// The devices kept in whichever store a host opened.
     pub fn in_store(store: &Store) -> Self {
-        match store {
-            Store::Sqlite(store) => Self::new(Arc::clone(store) as Arc<dyn DeviceStore>),
-            Store::Postgres(store) => Self::new(Arc::clone(store) as Arc<dyn DeviceStore>),
-        }
+        Self::new(Arc::new(kept::Kept(store.clone())))
     }
 
     fn codes(&self) -> std::sync::MutexGuard<'_, Codes> {
@@ -349,132 +344,15 @@ impl Devices {
     }
 }
 
-impl DeviceStore for SqliteStore {
-    fn record(&self, record: &Value) -> Result<(), StoreError> {
-        self.write("journaling a device change", |tx| {
-            append_in(tx, &[NewEntry::new(EntryKind::DeviceChanged, record)]).map(drop)
-        })
-    }
-
-    fn insert(
-        &self,
-        device: &Device,
-        cookie_sha256: &str,
-        record: &Value,
-    ) -> Result<(), StoreError> {
-        self.write("pairing a device", |tx| {
-            tx.execute(
-                "INSERT INTO devices (id, operator, label, cookie_sha256, paired) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![device.id, device.operator, device.label, cookie_sha256, device.paired],
-            )
-            .map_err(StoreError::sql("pairing a device"))?;
-            append_in(tx, &[NewEntry::new(EntryKind::DeviceChanged, record)]).map(drop)
-        })
-    }
-
-    fn seen(&self, cookie_sha256: &str, seen: &str) -> Result<Option<Device>, StoreError> {
-        self.write("checking a device", |tx| {
-            let device = tx
-                .query_row(
-                    &format!("{SELECT} WHERE cookie_sha256 = ?1 AND revoked IS NULL"),
-                    params![cookie_sha256],
-                    row_device,
-                )
-                .optional()
-                .map_err(StoreError::sql("checking a device"))?;
-            let Some(device) = device else {
-                return Ok(None);
-            };
-            tx.execute(
-                "UPDATE devices SET last_seen = ?2 WHERE id = ?1",
-                params![device.id, seen],
-            )
-            .map_err(StoreError::sql("checking a device"))?;
-            Ok(Some(Device {
-                last_seen: Some(seen.to_string()),
-                ..device
-            }))
-        })
-    }
-
-    fn is_active(&self, id: &str) -> Result<bool, StoreError> {
-        self.read(|conn| {
-            conn.prepare_cached("SELECT COUNT(*) FROM devices WHERE id = ?1 AND revoked IS NULL")
-                .and_then(|mut s| s.query_row(params![id], |row| row.get::<_, i64>(0)))
-                .map(|n| n > 0)
-                .map_err(StoreError::sql("checking a device"))
-        })
-    }
-
-    fn all(&self) -> Result<Vec<Device>, StoreError> {
-        self.read(|conn| {
-            let mut statement = conn
-                .prepare_cached(&format!("{SELECT} ORDER BY paired DESC, id DESC"))
-                .map_err(StoreError::sql("listing devices"))?;
-            let rows = statement
-                .query_map([], row_device)
-                .map_err(StoreError::sql("listing devices"))?;
-            rows.collect::<Result<Vec<_>, _>>()
-                .map_err(StoreError::sql("listing devices"))
-        })
-    }
-
-    fn revoke(
-        &self,
-        id: &str,
-        when: &str,
-        by: &str,
-        record: &dyn Fn(&Device) -> Value,
-    ) -> Result<Result<Device, DeviceError>, StoreError> {
-        self.write("revoking a device", |tx| {
-            let device = tx
-                .query_row(&format!("{SELECT} WHERE id = ?1"), params![id], row_device)
-                .optional()
-                .map_err(StoreError::sql("revoking a device"))?;
-            let Some(device) = device else {
-                return Ok(Err(DeviceError::NotFound { id: id.to_string() }));
-            };
-            if device.revoked.is_some() {
-                return Ok(Err(DeviceError::Revoked { id: id.to_string() }));
-            }
-            tx.execute(
-                "UPDATE devices SET revoked = ?2, revoked_by = ?3 WHERE id = ?1",
-                params![id, when, by],
-            )
-            .map_err(StoreError::sql("revoking a device"))?;
-            append_in(
-                tx,
-                &[NewEntry::new(EntryKind::DeviceChanged, &record(&device))],
-            )?;
-            Ok(Ok(Device {
-                revoked: Some(when.to_string()),
-                ..device
-            }))
-        })
-    }
-}
-
-const SELECT: &str = "SELECT id, operator, label, paired, last_seen, revoked FROM devices";
-
-fn row_device(row: &rusqlite::Row<'_>) -> rusqlite::Result<Device> {
-    Ok(Device {
-        id: row.get(0)?,
-        operator: row.get(1)?,
-        label: row.get(2)?,
-        paired: row.get(3)?,
-        last_seen: row.get(4)?,
-        revoked: row.get(5)?,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::SqliteStore;
 
     fn devices() -> (tempfile::TempDir, Devices) {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Arc::new(SqliteStore::open_in(dir.path()).expect("store"));
-        (dir, Devices::new(store))
+        (dir, Devices::in_store(&Store::Sqlite(store)))
     }
 
     #[test]

@@ -11,8 +11,7 @@ mod listen;
 pub use listen::APPROVALS_NOTIFY;
 mod replicas;
 mod schema;
-
-pub(crate) use listen::AGENTS_NOTIFY;
+mod tx;
 
 pub use replicas::{ReplicaStatus, now_ms};
 pub use schema::SCHEMA_VERSION;
