@@ -8,9 +8,9 @@ use crate::store::SqliteStore;
 
 /// The approvals of a fresh state directory, and its database (whose
 /// journal the rules write to).
-fn kept(dir: &std::path::Path) -> (Arc<SqliteStore>, Kept) {
-    let sqlite = Arc::new(SqliteStore::open_in(dir).expect("store"));
-    (Arc::clone(&sqlite), Kept(Store::Sqlite(sqlite)))
+fn kept(dir: &std::path::Path) -> (Store, Kept) {
+    let store = Store::Sqlite(Arc::new(SqliteStore::open_in(dir).expect("store")));
+    (store.clone(), Kept(store))
 }
 
 fn request(principal: &str, session: &str, sha: &str, input: &str) -> ApprovalRequest {

@@ -4,7 +4,7 @@
 
 use super::args::{AttestCommand, Cli, JournalCommand};
 use super::serve::ask;
-use super::{Failure, open_store};
+use super::{Failure, open_state};
 use airlock::attest::{
     PUBLIC_KEY_FILE, Proof, attestation_in, egress_digest, read_public_key, sha256_hex,
 };
@@ -55,7 +55,7 @@ async fn journal(cli: &Cli, command: &JournalCommand) -> Result<u8, Failure> {
                 match ask(cli, &OperatorRequest::JournalTail { count: *count }).await? {
                     Some(answer) => serde_json::from_value(answer)
                         .map_err(|e| Failure::usage("operator_socket_failed", e.to_string()))?,
-                    None => open_store(cli)?
+                    None => open_state(cli)?
                         .tail(*count)?
                         .into_iter()
                         .map(|entry| TailEntry {
@@ -88,7 +88,7 @@ async fn journal(cli: &Cli, command: &JournalCommand) -> Result<u8, Failure> {
             let head: Option<TreeHead> = match ask(cli, &OperatorRequest::JournalHead).await? {
                 Some(answer) => serde_json::from_value(answer)
                     .map_err(|e| Failure::usage("operator_socket_failed", e.to_string()))?,
-                None => open_store(cli)?.heads()?.pop(),
+                None => open_state(cli)?.heads()?.pop(),
             };
             let head = head.ok_or_else(|| {
                 Failure::usage(
@@ -137,7 +137,7 @@ async fn verify_journal(
         Some(key) => key,
         None => default_key(cli)?,
     };
-    let result = open_store(cli)?.audit(&trusted, since.as_ref(), &Cadence::default())?;
+    let result = open_state(cli)?.audit(&trusted, since.as_ref(), &Cadence::default())?;
     Ok(verdict(&result))
 }
 
@@ -243,7 +243,7 @@ pub fn run_attest(cli: &Cli, command: &AttestCommand) -> u8 {
 /// The proof of attestation `id` from the journal (which must verify)
 /// and its egress records.
 fn proof_for(cli: &Cli, id: &str) -> Result<(Proof, Vec<Value>), Failure> {
-    let store = open_store(cli)?;
+    let store = open_state(cli)?;
     let journal = store.all()?;
     if let Err(e) = airlock::journal::verify(&journal) {
         return Err(Failure {

@@ -4,19 +4,20 @@
 use super::head::HeadError;
 use super::key::HostKey;
 use super::{AuditFailure, Cadence, EntryKind, Journal, JournalStore};
-use crate::store::SqliteStore;
+use crate::store::sql::Mode;
+use crate::store::{SqliteStore, Store};
 use proptest::prelude::*;
 use serde_json::json;
 use std::sync::Arc;
 
-fn journal(dir: &std::path::Path, entries: u64) -> (Arc<SqliteStore>, Journal) {
-    let store = Arc::new(SqliteStore::open_in(dir).expect("store"));
+fn journal(dir: &std::path::Path, entries: u64) -> (Store, Journal) {
+    let store = Store::Sqlite(Arc::new(SqliteStore::open_in(dir).expect("store")));
     let key = Arc::new(HostKey::open_or_create(dir).expect("key"));
     let cadence = Cadence {
         entries,
         interval: std::time::Duration::from_secs(3600),
     };
-    let journal = Journal::with_cadence(Arc::clone(&store) as Arc<dyn JournalStore>, key, cadence);
+    let journal = Journal::with_cadence(Arc::new(store.clone()), key, cadence);
     (store, journal)
 }
 
@@ -68,9 +69,8 @@ fn removed_heads_and_foreign_keys_are_reported() {
         Err(AuditFailure::Head(HeadError::WrongKey { .. }))
     ));
     store
-        .read(|conn| {
-            conn.execute("DELETE FROM journal_heads", [])
-                .map_err(crate::store::StoreError::sql("drop"))
+        .transaction("drop", Mode::Write, |tx| {
+            tx.execute("DELETE FROM journal_heads", &[])
         })
         .expect("drop the heads");
     assert_eq!(

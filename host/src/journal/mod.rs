@@ -14,21 +14,21 @@
 //! shared PostgreSQL one, and [`Journal`], the writer that commits entries
 //! and signs heads on a [`Cadence`].
 
-mod append;
 #[cfg(test)]
 mod audit_tests;
 mod commit;
+mod kept;
+mod log;
 mod postgres;
 mod settings;
-mod sqlite;
 mod stored;
 
 pub use airlock_journal::{
     Audit, AuditFailure, Cadence, ChainBreak, Entry, EntryKind, GENESIS, NewEntry, audit,
     canonical_json, chain, entry_hash, head, key, tree, verdict, verify,
 };
-pub(crate) use append::append_in;
 pub use commit::{Batching, CommitMode};
+pub(crate) use log::append_in;
 pub(crate) use settings::RawJournal;
 
 use crate::store::StoreError;
@@ -42,10 +42,7 @@ use tree::Hash;
 
 /// The journal kept in `store` (for a shared store: this replica's own log).
 pub fn kept_in(store: &crate::store::Store) -> Arc<dyn JournalStore> {
-    match store {
-        crate::store::Store::Sqlite(store) => Arc::clone(store) as Arc<dyn JournalStore>,
-        crate::store::Store::Postgres(store) => Arc::clone(store) as Arc<dyn JournalStore>,
-    }
+    Arc::new(store.clone())
 }
 
 /// Where journal entries are kept. SQLite is the embedded default.

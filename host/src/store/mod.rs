@@ -61,11 +61,17 @@ impl Store {
         key: &ed25519_dalek::VerifyingKey,
     ) -> Result<Self, StoreError> {
         Ok(match location {
-            StoreLocation::Sqlite => Store::Sqlite(Arc::new(SqliteStore::open_in(state_dir)?)),
+            StoreLocation::Sqlite => Store::in_state_dir(state_dir)?,
             StoreLocation::Postgres(settings) => {
                 Store::Postgres(Arc::new(PostgresStore::open(settings, key)?))
             }
         })
+    }
+
+    /// The state directory's own SQLite database (created on first use),
+    /// as [`Store::open`] opens it for [`StoreLocation::Sqlite`].
+    pub fn in_state_dir(state_dir: &Path) -> Result<Self, StoreError> {
+        Ok(Store::Sqlite(Arc::new(SqliteStore::open_in(state_dir)?)))
     }
 
     /// Notes in `state_dir` where its journal and approvals are: with a

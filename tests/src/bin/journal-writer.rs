@@ -14,7 +14,7 @@
 use airlock::approvals::{ApprovalRequest, GrantBinding};
 use airlock::attest::HostKey;
 use airlock::journal::{Batching, Cadence, CommitMode, EntryKind, Journal};
-use airlock::store::{SqliteStore, Store};
+use airlock::store::Store;
 use std::io::Write;
 use std::sync::Arc;
 
@@ -35,7 +35,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             }))
         }
     };
-    let store = Store::Sqlite(Arc::new(SqliteStore::open_in(&dir)?));
+    let store = Store::in_state_dir(&dir)?;
     let approvals = airlock::approvals::kept_in(&store);
     let key = Arc::new(HostKey::open_or_create(&dir)?);
     let journal = Arc::new(Journal::with_commit(

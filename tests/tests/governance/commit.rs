@@ -11,7 +11,7 @@ use airlock::journal::tree::Hash;
 use airlock::journal::{
     Batching, Cadence, CommitMode, Entry, EntryKind, Journal, JournalStore, NewEntry,
 };
-use airlock::store::{SqliteStore, StoreError};
+use airlock::store::{Store, StoreError};
 use serde_json::{Value, json};
 use std::future::Future;
 use std::pin::Pin;
@@ -23,7 +23,7 @@ use std::time::Duration;
 /// SQLite, with every `append` recorded by its size; while `hold` is set,
 /// the next `append` says it started and waits to be let go.
 struct Gated {
-    inner: SqliteStore,
+    inner: Store,
     groups: Mutex<Vec<usize>>,
     hold: Mutex<Option<(Sender<()>, Receiver<()>)>>,
 }
@@ -93,7 +93,7 @@ impl Gated {
 
 fn journal(state: &std::path::Path, mode: CommitMode) -> (Arc<Gated>, Arc<Journal>) {
     let store = Arc::new(Gated {
-        inner: SqliteStore::open_in(state).expect("store"),
+        inner: Store::in_state_dir(state).expect("store"),
         groups: Mutex::default(),
         hold: Mutex::default(),
     });

@@ -12,7 +12,7 @@ use airlock::approvals::Status;
 use airlock::attest::HostKey;
 use airlock::journal::head::TreeHead;
 use airlock::journal::{Cadence, JournalStore};
-use airlock::store::{SqliteStore, Store};
+use airlock::store::Store;
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader};
@@ -117,7 +117,7 @@ fn nothing_acknowledged_is_lost_across_a_hundred_kills() {
         write_then_kill(state.path(), None, lines, &mut acks);
         let context = format!("kill {kill} after {lines} lines (seed {run_seed})");
 
-        let store = SqliteStore::open_in(state.path()).expect("reopen after the kill");
+        let store = Store::in_state_dir(state.path()).expect("reopen after the kill");
         let key = HostKey::open_or_create(state.path()).expect("host key");
         let audit = store
             .audit(&key.verifying_key(), exported.as_ref(), &Cadence::default())
@@ -148,7 +148,7 @@ fn nothing_acknowledged_is_lost_across_a_hundred_kills() {
                 "acknowledged entry {seq} ({tag}) is missing after {context}"
             );
         }
-        let approvals = airlock::approvals::kept_in(&Store::Sqlite(std::sync::Arc::new(store)));
+        let approvals = airlock::approvals::kept_in(&store);
         for id in &acks.pending {
             let approval = approvals
                 .get(id)
@@ -172,7 +172,7 @@ const MODE_KILLS: usize = 25;
 
 /// The tags of the journal's entries, after checking its chain and heads.
 fn audited_tags(state: &std::path::Path, context: &str) -> HashSet<String> {
-    let store = SqliteStore::open_in(state).expect("reopen after the kill");
+    let store = Store::in_state_dir(state).expect("reopen after the kill");
     let key = HostKey::open_or_create(state).expect("host key");
     store
         .audit(&key.verifying_key(), None, &Cadence::default())

@@ -8,7 +8,7 @@ use airlock::journal::head::HeadError;
 use airlock::journal::tree::TreeError;
 use airlock::journal::{ChainBreak, Entry, GENESIS, JournalStore, entry_hash};
 use airlock::policy::Principal;
-use airlock::store::SqliteStore;
+use airlock::store::Store;
 use airlock::{Grants, Host, Invocation, NetworkGrant, Outcome};
 use airlock_tests::net::{Behaviour, TestServer};
 use airlock_tests::{load_guest_with, test_cache_dir};
@@ -61,9 +61,8 @@ async fn approved_network_call(state: &Path) -> Story {
         server.requests().is_empty(),
         "nothing was sent before approval"
     );
-    let operator = airlock::approvals::kept_in(&airlock::store::Store::Sqlite(
-        std::sync::Arc::new(SqliteStore::open_in(state).expect("operator store")),
-    ));
+    let operator =
+        airlock::approvals::kept_in(&Store::in_state_dir(state).expect("operator store"));
     operator
         .decide(
             &approval.id,
@@ -103,14 +102,14 @@ fn attestation_of(entry: &Entry) -> Attestation {
 }
 
 fn all(state: &Path) -> Vec<Entry> {
-    SqliteStore::open_in(state)
+    Store::in_state_dir(state)
         .expect("store")
         .all()
         .expect("entries")
 }
 
 fn verdict(state: &Path) -> Result<u64, ChainBreak> {
-    SqliteStore::open_in(state)
+    Store::in_state_dir(state)
         .expect("store")
         .verify()
         .expect("read")
@@ -191,7 +190,7 @@ async fn a_single_attestation_is_proved_by_a_signed_tree_head_and_forgeries_are_
     let story = approved_network_call(state.path()).await;
     // The host that ran it is gone: its clean shutdown signed a head over
     // everything it journaled.
-    let store = SqliteStore::open_in(state.path()).expect("store");
+    let store = Store::in_state_dir(state.path()).expect("store");
     let key = HostKey::open_or_create(state.path()).expect("host key");
     let journal = store.all().expect("entries");
     let heads = store.heads().expect("heads");

@@ -215,7 +215,7 @@ when { resource.name == "shout" };"#,
 #[tokio::test]
 async fn reloaded_policies_apply_to_tools_loaded_before_and_are_journaled() {
     use airlock::journal::JournalStore;
-    use airlock::store::SqliteStore;
+    use airlock::store::Store;
 
     let state = tempfile::tempdir().expect("tempdir");
     let host = Host::builder()
@@ -231,7 +231,7 @@ async fn reloaded_policies_apply_to_tools_loaded_before_and_are_journaled() {
     assert_eq!(before.code(), "ok");
 
     let reloads = || {
-        SqliteStore::open_in(state.path())
+        Store::in_state_dir(state.path())
             .expect("store")
             .all()
             .expect("entries")

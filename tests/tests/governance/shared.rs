@@ -19,6 +19,7 @@ struct Replica {
     key: Arc<HostKey>,
     store: Arc<PostgresStore>,
     approvals: Arc<dyn ApprovalStore>,
+    journal: Arc<dyn JournalStore>,
 }
 
 fn replica(db: &TestDatabase, name: &str) -> Replica {
@@ -30,6 +31,7 @@ fn replica(db: &TestDatabase, name: &str) -> Replica {
         _state: state,
         key,
         approvals: airlock::approvals::kept_in(&Store::Postgres(Arc::clone(&store))),
+        journal: airlock::journal::kept_in(&Store::Postgres(Arc::clone(&store))),
         store,
     }
 }
@@ -51,11 +53,14 @@ fn migrations_run_once_and_a_newer_schema_is_refused() {
     let db = fresh_database();
     let a = replica(&db, "a");
     // Opening again (a restart) migrates nothing and keeps the data.
-    a.store
+    a.journal
         .append(&[NewEntry::new(EntryKind::Server, &json!({"n": 1}))])
         .expect("append");
-    drop(a.store);
-    let again = PostgresStore::open(&db.settings("a"), &a.key.verifying_key()).expect("reopens");
+    let key = Arc::clone(&a.key);
+    drop(a);
+    let again = Store::Postgres(Arc::new(
+        PostgresStore::open(&db.settings("a"), &key.verifying_key()).expect("reopens"),
+    ));
     assert_eq!(again.all().expect("entries").len(), 1);
     let version = db.execute("SELECT version FROM airlock_schema");
     assert_eq!(version.len(), 1, "one version row");
@@ -65,7 +70,7 @@ fn migrations_run_once_and_a_newer_schema_is_refused() {
     );
 
     db.execute("UPDATE airlock_schema SET version = version + 1");
-    let refused = PostgresStore::open(&db.settings("a"), &a.key.verifying_key());
+    let refused = PostgresStore::open(&db.settings("a"), &key.verifying_key());
     assert!(
         matches!(refused, Err(StoreError::SchemaTooNew { found, known }) if found == known + 1),
         "{refused:?}"
@@ -112,8 +117,8 @@ fn each_replica_keeps_its_own_signed_log() {
         entries: 3,
         ..Cadence::default()
     };
-    let journal_a = Journal::with_cadence(a.store.clone(), a.key.clone(), cadence);
-    let journal_b = Journal::with_cadence(b.store.clone(), b.key.clone(), cadence);
+    let journal_a = Journal::with_cadence(Arc::clone(&a.journal), a.key.clone(), cadence);
+    let journal_b = Journal::with_cadence(Arc::clone(&b.journal), b.key.clone(), cadence);
     for n in 0..7 {
         journal_a
             .record(&[(EntryKind::Server, json!({"n": n}))])
@@ -207,8 +212,8 @@ fn an_approval_asked_on_one_replica_is_decided_through_another() {
 
     // The request is journaled where it was made (once), the decision
     // where it was taken.
-    let kinds = |store: &PostgresStore| -> Vec<String> {
-        store
+    let kinds = |journal: &Arc<dyn JournalStore>| -> Vec<String> {
+        journal
             .all()
             .expect("log")
             .into_iter()
@@ -217,7 +222,7 @@ fn an_approval_asked_on_one_replica_is_decided_through_another() {
     };
     let requested = EntryKind::ApprovalRequested.as_str().to_string();
     let decided = EntryKind::ApprovalDecided.as_str().to_string();
-    let (log_a, log_b) = (kinds(&a.store), kinds(&b.store));
+    let (log_a, log_b) = (kinds(&a.journal), kinds(&b.journal));
     assert_eq!(
         log_a
             .iter()
@@ -302,7 +307,7 @@ fn a_session_ends_its_approvals_for_every_replica() {
     ));
     // Journaled where the session ended.
     assert!(
-        a.store
+        a.journal
             .all()
             .expect("log")
             .iter()

@@ -98,7 +98,7 @@ printf '{{"echoed": %s, "refused": "%s", "direct": "%s"}}' "$body" "$refused" "$
     assert_eq!(records[1].verdict, Verdict::Deny);
     assert_eq!(records[1].reason, Some(Reason::HostNotAllowed));
 
-    let journal = airlock::store::SqliteStore::open_in(state.path()).expect("store");
+    let journal = airlock::store::Store::in_state_dir(state.path()).expect("store");
     let entries = airlock::journal::JournalStore::all(&journal).expect("entries");
     let invocation = entries
         .iter()
@@ -490,7 +490,7 @@ when { !resource.sandboxed };"#;
         .expect("runs");
     assert_eq!(ran.output(), Some("[2]"), "{ran:?}");
     assert_eq!(backend.runs.load(std::sync::atomic::Ordering::SeqCst), 1);
-    let journal = airlock::store::SqliteStore::open_in(state.path()).expect("store");
+    let journal = airlock::store::Store::in_state_dir(state.path()).expect("store");
     let entries = airlock::journal::JournalStore::all(&journal).expect("entries");
     let invocation = entries
         .iter()

@@ -190,7 +190,7 @@ async fn the_granted_request_carries_the_credential_and_the_guest_never_sees_it(
     assert_eq!(record.verdict, Verdict::Allow);
     assert_eq!(record.credentials, vec!["api-key".to_string()]);
 
-    let journal = airlock::store::SqliteStore::open_in(setup._dir.path()).expect("store");
+    let journal = airlock::store::Store::in_state_dir(setup._dir.path()).expect("store");
     let entries = airlock::journal::JournalStore::all(&journal).expect("entries");
     let text: String = entries.iter().map(|e| e.payload.clone()).collect();
     assert!(text.contains("\"credentials\":[\"api-key\"]"), "{text}");

@@ -439,7 +439,7 @@ mod tests {
             devices.revoke("nope", "operator:alice"),
             Err(DeviceError::NotFound { .. })
         ));
-        let store = SqliteStore::open_in(dir.path()).expect("store");
+        let store = Store::Sqlite(Arc::new(SqliteStore::open_in(dir.path()).expect("store")));
         let kinds: Vec<String> = crate::journal::JournalStore::all(&store)
             .expect("journal")
             .into_iter()
