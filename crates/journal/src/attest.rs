@@ -6,7 +6,7 @@
 //! inclusion proof from its entry to a signed head, which anyone holding
 //! the host's public key checks offline.
 
-use crate::chain::{Entry, canonical_json};
+use crate::chain::{Entry, EntryKind, canonical_json};
 use crate::head::{HeadError, TreeHead};
 pub use crate::key::{HostKey, KEY_FILE, KeyError, PUBLIC_KEY_FILE, key_id, read_public_key};
 use crate::tree::{Tree, TreeError, leaf, verify_inclusion};
@@ -206,7 +206,7 @@ pub fn check_inclusion(
 
 /// The attestation an invocation entry holds.
 pub fn attestation_in(entry: &Entry) -> Option<Attestation> {
-    (entry.kind == "invocation")
+    (entry.kind == EntryKind::Invocation)
         .then(|| serde_json::from_str::<Value>(&entry.payload).ok())
         .flatten()
         .and_then(|payload| serde_json::from_value(payload["attestation"].clone()).ok())

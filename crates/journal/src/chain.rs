@@ -67,6 +67,24 @@ pub enum EntryKind {
 }
 
 impl EntryKind {
+    /// Every kind this build writes, in the order a reader lists them.
+    pub const ALL: [EntryKind; 9] = [
+        EntryKind::Invocation,
+        EntryKind::Egress,
+        EntryKind::Denial,
+        EntryKind::ApprovalRequested,
+        EntryKind::ApprovalDecided,
+        EntryKind::DeviceChanged,
+        EntryKind::AgentChanged,
+        EntryKind::PolicyReload,
+        EntryKind::Server,
+    ];
+
+    /// The kind stored under `name`, if this build writes it.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.as_str() == name)
+    }
+
     /// Stable name stored in the journal.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -80,6 +98,88 @@ impl EntryKind {
             EntryKind::AgentChanged => "agent_changed",
             EntryKind::DeviceChanged => "device_changed",
         }
+    }
+}
+
+impl std::fmt::Display for EntryKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An entry's kind as read back: one this build writes, or a name it does
+/// not know (written by a newer airlock, or by whoever changed the row),
+/// kept exactly as stored so that the hash is checked over what is there.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum StoredKind {
+    /// A kind this build writes.
+    Known(EntryKind),
+    /// A name this build does not write.
+    Unknown(String),
+}
+
+impl StoredKind {
+    /// The kind stored as `name`.
+    pub fn parse(name: String) -> Self {
+        EntryKind::parse(&name).map_or(StoredKind::Unknown(name), StoredKind::Known)
+    }
+
+    /// The name as stored (and hashed).
+    pub fn as_str(&self) -> &str {
+        match self {
+            StoredKind::Known(kind) => kind.as_str(),
+            StoredKind::Unknown(name) => name,
+        }
+    }
+
+    /// The kind, if this build writes it.
+    pub fn known(&self) -> Option<EntryKind> {
+        match self {
+            StoredKind::Known(kind) => Some(*kind),
+            StoredKind::Unknown(_) => None,
+        }
+    }
+}
+
+impl From<EntryKind> for StoredKind {
+    fn from(kind: EntryKind) -> Self {
+        StoredKind::Known(kind)
+    }
+}
+
+impl std::fmt::Display for StoredKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<EntryKind> for StoredKind {
+    fn eq(&self, other: &EntryKind) -> bool {
+        self.known() == Some(*other)
+    }
+}
+
+impl PartialEq<str> for StoredKind {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for StoredKind {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl serde::Serialize for StoredKind {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for StoredKind {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer).map(StoredKind::parse)
     }
 }
 
@@ -127,12 +227,11 @@ impl NewEntry {
     /// is `prev_hash`, stamped now: what every store appends.
     pub fn chained(&self, seq: u64, prev_hash: String) -> Entry {
         let time = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
-        let kind = self.kind.as_str();
-        let hash = entry_hash(seq, &time, kind, &self.payload, &prev_hash);
+        let hash = entry_hash(seq, &time, self.kind.as_str(), &self.payload, &prev_hash);
         Entry {
             seq,
             time,
-            kind: kind.to_string(),
+            kind: StoredKind::Known(self.kind),
             payload: self.payload.clone(),
             prev_hash,
             hash,
@@ -147,8 +246,8 @@ pub struct Entry {
     pub seq: u64,
     /// When it was appended (RFC 3339, UTC).
     pub time: String,
-    /// What it records (see [`EntryKind`]).
-    pub kind: String,
+    /// What it records.
+    pub kind: StoredKind,
     /// The record, as canonical JSON.
     pub payload: String,
     /// The previous entry's hash ([`GENESIS`] for the first).
@@ -163,7 +262,7 @@ impl Entry {
         entry_hash(
             self.seq,
             &self.time,
-            &self.kind,
+            self.kind.as_str(),
             &self.payload,
             &self.prev_hash,
         ) == self.hash
@@ -239,6 +338,41 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    #[test]
+    fn a_stored_kind_reads_back_as_written_or_as_stored() {
+        for kind in EntryKind::ALL {
+            let stored = StoredKind::parse(kind.as_str().to_string());
+            assert_eq!(stored, StoredKind::Known(kind));
+            assert_eq!(stored.as_str(), kind.as_str());
+        }
+        // A newer airlock's kind, or a changed row: kept as stored, so the
+        // hash is checked over what is there, and never taken for a known one.
+        let unknown = StoredKind::parse("invocation ".to_string());
+        assert_eq!(unknown, StoredKind::Unknown("invocation ".to_string()));
+        assert_ne!(unknown, EntryKind::Invocation);
+        assert_eq!(unknown.as_str(), "invocation ");
+        let json = serde_json::to_string(&unknown).expect("serializes");
+        assert_eq!(json, "\"invocation \"");
+        let back: StoredKind = serde_json::from_str("\"egress\"").expect("parses");
+        assert_eq!(back, EntryKind::Egress);
+    }
+
+    #[test]
+    fn an_entry_of_an_unknown_kind_verifies_over_its_stored_name() {
+        let payload = canonical_json(&json!({}));
+        let hash = entry_hash(1, "t", "from_the_future", &payload, GENESIS);
+        let entry = Entry {
+            seq: 1,
+            time: "t".into(),
+            kind: StoredKind::parse("from_the_future".into()),
+            payload,
+            prev_hash: GENESIS.into(),
+            hash,
+        };
+        assert!(entry.is_intact());
+        assert_eq!(verify([&entry]).map(|(n, _)| n), Ok(1));
+    }
+
     fn chain(n: u64) -> Vec<Entry> {
         let mut prev = GENESIS.to_string();
         (1..=n)
@@ -248,7 +382,7 @@ mod tests {
                 let entry = Entry {
                     seq,
                     time: "t".into(),
-                    kind: "invocation".into(),
+                    kind: EntryKind::Invocation.into(),
                     payload,
                     prev_hash: prev.clone(),
                     hash: hash.clone(),

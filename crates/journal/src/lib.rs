@@ -15,7 +15,7 @@ pub mod tree;
 
 pub use audit::{Audit, AuditFailure, audit, verdict};
 pub use chain::{
-    ChainBreak, Entry, EntryKind, GENESIS, NewEntry, canonical_json, entry_hash, verify,
+    ChainBreak, Entry, EntryKind, GENESIS, NewEntry, StoredKind, canonical_json, entry_hash, verify,
 };
 
 use head::TreeHead;

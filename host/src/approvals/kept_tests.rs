@@ -315,7 +315,7 @@ fn scopes_bind_what_they_say() {
         .all()
         .expect("journal")
         .into_iter()
-        .map(|e| e.kind)
+        .map(|e| e.kind.to_string())
         .collect();
     assert_eq!(
         kinds.iter().filter(|k| *k == "approval_requested").count(),

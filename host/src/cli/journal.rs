@@ -263,7 +263,7 @@ fn proof_for(cli: &Cli, id: &str) -> Result<(Proof, Vec<Value>), Failure> {
         })?;
     let records = journal
         .iter()
-        .filter(|e| e.kind == "egress")
+        .filter(|e| e.kind == airlock::journal::EntryKind::Egress)
         .filter_map(|e| serde_json::from_str::<Value>(&e.payload).ok())
         .filter(|p| p["invocation_id"] == json!(id))
         .collect();

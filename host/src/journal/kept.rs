@@ -6,7 +6,7 @@ use super::head::TreeHead;
 use super::log::{Log, append_in};
 use super::stored::{corrupt, frontier, stored};
 use super::tree::{Frontier, Hash, parse_hash};
-use super::{Entry, EntryKind, JournalStore, NewEntry};
+use super::{Entry, EntryKind, JournalStore, NewEntry, StoredKind};
 use crate::store::sql::{Arg, Mode, Row, Tx, args};
 use crate::store::{Store, StoreError};
 
@@ -17,7 +17,7 @@ pub(super) fn entry(mut row: Row) -> Result<Entry, StoreError> {
     Ok(Entry {
         seq: u64::try_from(row.int(0)?).unwrap_or_default(),
         time: row.text(1)?,
-        kind: row.text(2)?,
+        kind: StoredKind::parse(row.text(2)?),
         payload: row.text(3)?,
         prev_hash: row.text(4)?,
         hash: row.text(5)?,

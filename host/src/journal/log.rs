@@ -88,7 +88,7 @@ pub(crate) fn append_in(tx: &mut dyn Tx, entries: &[NewEntry]) -> Result<Vec<Ent
                 args![
                     position,
                     &next.time,
-                    &next.kind,
+                    next.kind.as_str(),
                     &next.payload,
                     &next.prev_hash,
                     &next.hash
@@ -101,7 +101,7 @@ pub(crate) fn append_in(tx: &mut dyn Tx, entries: &[NewEntry]) -> Result<Vec<Ent
                     replica,
                     position,
                     &next.time,
-                    &next.kind,
+                    next.kind.as_str(),
                     &next.payload,
                     &next.prev_hash,
                     &next.hash,

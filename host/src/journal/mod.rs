@@ -24,8 +24,8 @@ mod settings;
 mod stored;
 
 pub use airlock_journal::{
-    Audit, AuditFailure, Cadence, ChainBreak, Entry, EntryKind, GENESIS, NewEntry, audit,
-    canonical_json, chain, entry_hash, head, key, tree, verdict, verify,
+    Audit, AuditFailure, Cadence, ChainBreak, Entry, EntryKind, GENESIS, NewEntry, StoredKind,
+    audit, canonical_json, chain, entry_hash, head, key, tree, verdict, verify,
 };
 pub use commit::{Batching, CommitMode};
 pub(crate) use log::append_in;

@@ -243,7 +243,7 @@ async fn a_single_attestation_is_proved_by_a_signed_tree_head_and_forgeries_are_
     let mut rehashed = proof.clone();
     let e = &mut rehashed.entry;
     e.payload = e.payload.replace("claude", "nobody");
-    e.hash = entry_hash(e.seq, &e.time, &e.kind, &e.payload, &e.prev_hash);
+    e.hash = entry_hash(e.seq, &e.time, e.kind.as_str(), &e.payload, &e.prev_hash);
     rehashed.attestation.principal = rehashed.attestation.principal.replace("claude", "nobody");
     let err = rehashed
         .verify(&key.verifying_key())

@@ -217,7 +217,7 @@ fn an_approval_asked_on_one_replica_is_decided_through_another() {
             .all()
             .expect("log")
             .into_iter()
-            .map(|e| e.kind)
+            .map(|e| e.kind.to_string())
             .collect()
     };
     let requested = EntryKind::ApprovalRequested.as_str().to_string();

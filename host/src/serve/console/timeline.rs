@@ -25,21 +25,10 @@ const SCAN_LIMIT: usize = 20_000;
 
 /// The kinds of entry the journal holds, for the kind filter.
 fn kinds(picked: &str) -> Vec<(&'static str, bool)> {
-    use crate::journal::EntryKind::*;
-    [
-        Invocation,
-        Egress,
-        Denial,
-        ApprovalRequested,
-        ApprovalDecided,
-        DeviceChanged,
-        AgentChanged,
-        PolicyReload,
-        Server,
-    ]
-    .into_iter()
-    .map(|kind| (kind.as_str(), kind.as_str() == picked))
-    .collect()
+    crate::journal::EntryKind::ALL
+        .into_iter()
+        .map(|kind| (kind.as_str(), kind.as_str() == picked))
+        .collect()
 }
 
 /// What a timeline row shows, and what filters match.
@@ -62,8 +51,9 @@ fn text(value: &Value) -> String {
 fn facts(entry: &Entry) -> Facts {
     let payload: Value = serde_json::from_str(&entry.payload).unwrap_or(Value::Null);
     let field = |name: &str| text(&payload[name]);
-    match entry.kind.as_str() {
-        "invocation" => {
+    use crate::journal::EntryKind as K;
+    match entry.kind.known() {
+        Some(K::Invocation) => {
             let a = &payload["attestation"];
             let outcome = text(&a["outcome"]);
             Facts {
@@ -77,31 +67,31 @@ fn facts(entry: &Entry) -> Facts {
                 outcome,
             }
         }
-        "egress" => Facts {
+        Some(K::Egress) => Facts {
             tool: field("tool"),
             principal: String::new(),
             outcome: field("decision"),
             reason: field("reason"),
         },
-        "denial" => Facts {
+        Some(K::Denial) => Facts {
             tool: field("tool"),
             principal: field("principal"),
             outcome: "denied".into(),
             reason: field("reason"),
         },
-        "approval_requested" => Facts {
+        Some(K::ApprovalRequested) => Facts {
             tool: field("tool"),
             principal: field("principal"),
             outcome: "pending".into(),
             reason: String::new(),
         },
-        "approval_decided" => Facts {
+        Some(K::ApprovalDecided) => Facts {
             tool: String::new(),
             principal: field("decided_by"),
             outcome: field("decision"),
             reason: field("reason"),
         },
-        "device_changed" | "agent_changed" => Facts {
+        Some(K::DeviceChanged | K::AgentChanged) => Facts {
             tool: String::new(),
             principal: [field("operator"), field("device"), field("agent")]
                 .into_iter()
@@ -146,7 +136,7 @@ impl Matcher {
         equal(&f.tool, &facts.tool)
             && equal(&f.outcome, &facts.outcome)
             && equal(&f.reason, &facts.reason)
-            && equal(&f.kind, &entry.kind)
+            && equal(&f.kind, entry.kind.as_str())
             && (f.principal.is_empty() || facts.principal.contains(&f.principal))
             && self.since.is_none_or(|s| time.is_some_and(|t| t >= s))
             && self.until.is_none_or(|u| time.is_some_and(|t| t <= u))
@@ -250,7 +240,7 @@ pub(super) fn list(
                 rows.push(RowView {
                     seq: entry.seq,
                     time: entry.time,
-                    kind: entry.kind,
+                    kind: entry.kind.to_string(),
                     tool: facts.tool,
                     principal: facts.principal,
                     outcome: facts.outcome,
@@ -350,7 +340,7 @@ pub(super) fn entry(console: &Console, viewer: &Viewer, seq: &str) -> Response<B
             .iter()
             .skip(usize::try_from(seq).unwrap_or(usize::MAX))
             .take(a.egress_count)
-            .filter(|e| e.kind == "egress")
+            .filter(|e| e.kind == crate::journal::EntryKind::Egress)
             .filter_map(|e| serde_json::from_str::<Value>(&e.payload).ok())
             .filter(|p| p["invocation_id"] == Value::String(a.id.clone()))
             .collect();
@@ -372,7 +362,7 @@ pub(super) fn entry(console: &Console, viewer: &Viewer, seq: &str) -> Response<B
         chrome: &chrome,
         seq,
         time: entry.time.clone(),
-        kind: entry.kind.clone(),
+        kind: entry.kind.to_string(),
         payload: pretty(&entry.payload),
         attestation,
         egress,
@@ -415,7 +405,7 @@ mod tests {
         let entry = Entry {
             seq: 1,
             time: "2026-12-01T09:00:00Z".into(),
-            kind: "invocation".into(),
+            kind: crate::journal::EntryKind::Invocation.into(),
             payload: r#"{"attestation":{"tool":"fetch","principal":"Agent::\"a\"","outcome":"deadline_exceeded"}}"#.into(),
             prev_hash: String::new(),
             hash: String::new(),
