@@ -111,7 +111,10 @@ impl ApprovalStore for Kept {
                 let replica = tx.replica().unwrap_or_default().to_string();
                 // Two replicas asking at once: the shared database's
                 // unique index on pending requests lets one insert; the
-                // other reads what it inserted.
+                // other reads what it inserted. (No conflict target: a
+                // state directory's schema has no such index, and needs
+                // none under its write lock; the only other unique key is
+                // the fresh id.)
                 let inserted = tx.execute(
                     "INSERT INTO approvals (id, created, status, principal, session_id, tool_name, \
                      tool_sha256, capabilities, grant_summary, request_hash, input_summary, grant_digest, \

@@ -206,6 +206,13 @@ pub enum StoreError {
         /// Why.
         detail: String,
     },
+    /// A transaction went on past a statement that failed in it, so the
+    /// database rolled it back: nothing of it was stored.
+    #[error("shared database: {action} was rolled back: a statement in it failed")]
+    Aborted {
+        /// What was being done.
+        action: &'static str,
+    },
     /// A stored value does not parse.
     #[error("state database holds an unreadable {what}: {detail}")]
     Corrupt {

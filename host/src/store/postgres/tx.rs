@@ -87,6 +87,9 @@ struct PostgresTx<'s> {
     action: &'static str,
     /// A transaction is open on the connection.
     open: bool,
+    /// A statement failed: PostgreSQL has aborted the transaction, and a
+    /// `COMMIT` would roll it back while reporting success.
+    failed: bool,
 }
 
 impl PostgresTx<'_> {
@@ -94,6 +97,14 @@ impl PostgresTx<'_> {
         self.client.as_ref().ok_or(StoreError::Pool {
             detail: "the connection was given up".into(),
         })
+    }
+
+    fn failed(&mut self, error: tokio_postgres::Error) -> StoreError {
+        self.failed = true;
+        StoreError::Postgres {
+            action: self.action,
+            source: error,
+        }
     }
 
     fn batch(&mut self, sql: &str) -> Result<(), StoreError> {
@@ -109,25 +120,23 @@ impl Tx for PostgresTx<'_> {
         let client = self.client()?;
         let params: Vec<&(dyn ToSql + Sync)> =
             args.iter().map(|arg| arg as &(dyn ToSql + Sync)).collect();
-        self.store
-            .run(async {
-                let statement = client.prepare_cached(&dollars(sql)).await?;
-                let rows = client.query(&statement, &params).await?;
-                rows.iter().map(row).collect::<Result<Vec<_>, _>>()
-            })
-            .map_err(StoreError::postgres(self.action))
+        let rows = self.store.run(async {
+            let statement = client.prepare_cached(&dollars(sql)).await?;
+            let rows = client.query(&statement, &params).await?;
+            rows.iter().map(row).collect::<Result<Vec<_>, _>>()
+        });
+        rows.map_err(|e| self.failed(e))
     }
 
     fn execute(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<u64, StoreError> {
         let client = self.client()?;
         let params: Vec<&(dyn ToSql + Sync)> =
             args.iter().map(|arg| arg as &(dyn ToSql + Sync)).collect();
-        self.store
-            .run(async {
-                let statement = client.prepare_cached(&dollars(sql)).await?;
-                client.execute(&statement, &params).await
-            })
-            .map_err(StoreError::postgres(self.action))
+        let changed = self.store.run(async {
+            let statement = client.prepare_cached(&dollars(sql)).await?;
+            client.execute(&statement, &params).await
+        });
+        changed.map_err(|e| self.failed(e))
     }
 
     fn for_update(&self) -> &'static str {
@@ -180,6 +189,7 @@ impl PostgresStore {
             client: Some(client),
             action,
             open: false,
+            failed: false,
         };
         let begin = match mode {
             Mode::Read => None,
@@ -191,6 +201,10 @@ impl PostgresStore {
             tx.open = true;
         }
         let result = work(&mut tx)?;
+        if tx.failed {
+            // The work went on past a failed statement: nothing of it holds.
+            return Err(StoreError::Aborted { action }.into());
+        }
         if tx.open {
             tx.batch("COMMIT")?;
             tx.open = false;
