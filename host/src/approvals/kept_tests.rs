@@ -4,12 +4,11 @@
 use super::*;
 use crate::approvals::GrantBinding;
 use crate::journal::JournalStore;
-use crate::store::SqliteStore;
 
 /// The approvals of a fresh state directory, and its database (whose
 /// journal the rules write to).
 fn kept(dir: &std::path::Path) -> (Store, Kept) {
-    let store = Store::Sqlite(Arc::new(SqliteStore::open_in(dir).expect("store")));
+    let store = Store::in_state_dir(dir).expect("store");
     (store.clone(), Kept(store))
 }
 

@@ -201,7 +201,7 @@ pub(crate) fn load_policies(cli: &Cli) -> Result<PolicyEngine, Failure> {
 /// The state directory's database (created on first use). Refused when
 /// the directory's server keeps its state in a shared database: only a
 /// running replica reads that one.
-pub(crate) fn open_store(cli: &Cli) -> Result<airlock::store::SqliteStore, Failure> {
+pub(crate) fn open_state(cli: &Cli) -> Result<airlock::store::Store, Failure> {
     if let Some(database) = airlock::store::shared_marker(&cli.state_dir) {
         return Err(Failure::usage(
             "shared_store",
@@ -211,14 +211,7 @@ pub(crate) fn open_store(cli: &Cli) -> Result<airlock::store::SqliteStore, Failu
             ),
         ));
     }
-    Ok(airlock::store::SqliteStore::open_in(&cli.state_dir)?)
-}
-
-/// [`open_store`] as the store a host opens, for the domains kept in it.
-pub(crate) fn open_state(cli: &Cli) -> Result<airlock::store::Store, Failure> {
-    Ok(airlock::store::Store::Sqlite(std::sync::Arc::new(
-        open_store(cli)?,
-    )))
+    Ok(airlock::store::Store::in_state_dir(&cli.state_dir)?)
 }
 
 /// A host configured from the global flags. Its default limits (which also

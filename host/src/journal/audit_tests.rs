@@ -4,14 +4,14 @@
 use super::head::HeadError;
 use super::key::HostKey;
 use super::{AuditFailure, Cadence, EntryKind, Journal, JournalStore};
+use crate::store::Store;
 use crate::store::sql::Mode;
-use crate::store::{SqliteStore, Store};
 use proptest::prelude::*;
 use serde_json::json;
 use std::sync::Arc;
 
 fn journal(dir: &std::path::Path, entries: u64) -> (Store, Journal) {
-    let store = Store::Sqlite(Arc::new(SqliteStore::open_in(dir).expect("store")));
+    let store = Store::in_state_dir(dir).expect("store");
     let key = Arc::new(HostKey::open_or_create(dir).expect("key"));
     let cadence = Cadence {
         entries,

@@ -256,7 +256,7 @@ mod tests {
     #[test]
     fn appends_chain_and_tampering_is_caught() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::Sqlite(Arc::new(SqliteStore::open_in(dir.path()).expect("store")));
+        let store = Store::in_state_dir(dir.path()).expect("store");
         for n in 0..5 {
             store
                 .append(&[NewEntry::new(

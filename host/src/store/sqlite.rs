@@ -2,7 +2,7 @@
 //! state directory.
 
 use super::claim::Claims;
-use super::sqlite_tx::Open;
+use super::sql::Mode;
 use super::{StoreError, private_dir};
 use rusqlite::Connection;
 use std::path::{Path, PathBuf};
@@ -75,7 +75,7 @@ CREATE INDEX IF NOT EXISTS approvals_tool ON approvals (tool_sha256, principal, 
 
 /// The SQLite database of one state directory.
 pub struct SqliteStore {
-    pub(super) conn: Mutex<Connection>,
+    conn: Mutex<Connection>,
     path: PathBuf,
     /// A serving handle's claim, which keeps other writers off its agents.
     pub(crate) claims: Claims,
@@ -203,28 +203,51 @@ impl SqliteStore {
         &self.path
     }
 
-    /// Runs `work` in one write transaction (taken at once, so concurrent
-    /// processes serialise instead of failing late). `BEGIN` and `COMMIT`
-    /// are cached statements: parsing them anew was a third of a journal
-    /// append.
+    /// Runs `work` on the connection in one transaction held as `mode`
+    /// says; a write is taken at once (`BEGIN IMMEDIATE`), so concurrent
+    /// processes serialise instead of failing late. Rolled back unless
+    /// `work` succeeds (on an error, or if it panics). `BEGIN` and
+    /// `COMMIT` are cached statements: parsing them anew was a third of a
+    /// journal append.
+    pub(super) fn held<T, E: From<StoreError>>(
+        &self,
+        action: &'static str,
+        mode: Mode,
+        work: impl FnOnce(&Connection) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
+        let run = |sql: &str| {
+            conn.prepare_cached(sql)
+                .and_then(|mut statement| statement.execute([]))
+                .map(drop)
+                .map_err(StoreError::sql(action))
+        };
+        let open = match mode {
+            Mode::Read => None,
+            Mode::Snapshot => {
+                run("BEGIN")?;
+                Some(Open(&conn))
+            }
+            Mode::Write => {
+                run("BEGIN IMMEDIATE")?;
+                Some(Open(&conn))
+            }
+        };
+        let result = work(&conn)?;
+        if let Some(open) = open {
+            run("COMMIT")?;
+            std::mem::forget(open);
+        }
+        Ok(result)
+    }
+
+    /// Runs `work` in one write transaction ([`SqliteStore::held`]).
     pub(crate) fn write<R>(
         &self,
         action: &'static str,
         work: impl FnOnce(&Connection) -> Result<R, StoreError>,
     ) -> Result<R, StoreError> {
-        let conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
-        let run = |sql: &str| {
-            conn.prepare_cached(sql)
-                .and_then(|mut statement| statement.execute([]))
-                .map_err(StoreError::sql(action))
-        };
-        run("BEGIN IMMEDIATE")?;
-        // Rolled back unless committed: on an error, or if `work` panics.
-        let open = Open(&conn);
-        let result = work(&conn)?;
-        run("COMMIT")?;
-        std::mem::forget(open);
-        Ok(result)
+        self.held(action, Mode::Write, work)
     }
 
     /// Runs a read-only query.
@@ -232,7 +255,17 @@ impl SqliteStore {
         &self,
         work: impl FnOnce(&Connection) -> Result<R, StoreError>,
     ) -> Result<R, StoreError> {
-        let conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
-        work(&conn)
+        self.held("reading the database", Mode::Read, work)
+    }
+}
+
+/// An open transaction, rolled back when dropped.
+struct Open<'a>(&'a Connection);
+
+impl Drop for Open<'_> {
+    fn drop(&mut self) {
+        if let Err(error) = self.0.execute_batch("ROLLBACK") {
+            tracing::warn!(%error, "rolling back a failed write");
+        }
     }
 }

@@ -5,7 +5,6 @@ use super::sql::{Arg, Mode, Row, Topic, Tx, Value};
 use super::{SqliteStore, StoreError};
 use rusqlite::Connection;
 use rusqlite::types::{ToSqlOutput, ValueRef};
-use std::sync::PoisonError;
 use std::sync::atomic::Ordering;
 
 impl rusqlite::ToSql for Arg<'_> {
@@ -105,59 +104,27 @@ impl Tx for SqliteTx<'_> {
 }
 
 impl SqliteStore {
-    /// Runs `work` in one transaction held as `mode` says; a write is
-    /// taken at once (`BEGIN IMMEDIATE`), so concurrent processes
-    /// serialise instead of failing late. Rolled back unless `work`
-    /// succeeds.
+    /// Runs `work` in one transaction held as `mode` says
+    /// ([`SqliteStore::held`]); a change to agents moves this handle's
+    /// generation once it has committed.
     pub(crate) fn transaction<T, E: From<StoreError>>(
         &self,
         action: &'static str,
         mode: Mode,
         work: impl FnOnce(&mut dyn Tx) -> Result<T, E>,
     ) -> Result<T, E> {
-        let conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
-        let run = |sql: &str| {
-            conn.prepare_cached(sql)
-                .and_then(|mut statement| statement.execute([]))
-                .map(drop)
-                .map_err(StoreError::sql(action))
-        };
-        let open = match mode {
-            Mode::Read => None,
-            Mode::Snapshot => {
-                run("BEGIN")?;
-                Some(Open(&conn))
-            }
-            Mode::Write => {
-                run("BEGIN IMMEDIATE")?;
-                Some(Open(&conn))
-            }
-        };
-        let mut tx = SqliteTx {
-            conn: &conn,
-            action,
-            agents_changed: false,
-        };
-        let result = work(&mut tx)?;
-        let agents_changed = tx.agents_changed;
-        if let Some(open) = open {
-            run("COMMIT")?;
-            std::mem::forget(open);
-        }
+        let (result, agents_changed) = self.held(action, mode, |conn| {
+            let mut tx = SqliteTx {
+                conn,
+                action,
+                agents_changed: false,
+            };
+            let result = work(&mut tx)?;
+            Ok::<_, E>((result, tx.agents_changed))
+        })?;
         if agents_changed {
             self.agents_generation.fetch_add(1, Ordering::Release);
         }
         Ok(result)
-    }
-}
-
-/// An open transaction, rolled back when dropped.
-pub(super) struct Open<'a>(pub(super) &'a Connection);
-
-impl Drop for Open<'_> {
-    fn drop(&mut self) {
-        if let Err(error) = self.0.execute_batch("ROLLBACK") {
-            tracing::warn!(%error, "rolling back a failed write");
-        }
     }
 }

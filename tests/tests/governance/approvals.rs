@@ -265,10 +265,9 @@ async fn an_invocation_can_wait_for_an_operator_in_another_task() {
 
     // The operator works through their own handle on the same directory,
     // as `airlock approvals decide` in another shell would.
-    let operator =
-        airlock::approvals::kept_in(&airlock::store::Store::Sqlite(std::sync::Arc::new(
-            airlock::store::SqliteStore::open_in(state.path()).expect("operator store"),
-        )));
+    let operator = airlock::approvals::kept_in(
+        &airlock::store::Store::in_state_dir(state.path()).expect("operator store"),
+    );
     let decider = tokio::task::spawn_blocking(move || {
         loop {
             if let Some(approval) = operator.list(true).expect("list").into_iter().next() {

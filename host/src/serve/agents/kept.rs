@@ -91,13 +91,12 @@ impl AgentStore for Kept {
 #[cfg(test)]
 mod tests {
     use super::super::{AgentError, Agents};
-    use crate::store::{SqliteStore, Store, StoreError};
-    use std::sync::Arc;
+    use crate::store::{Store, StoreError};
 
     #[test]
     fn a_serving_handle_owns_the_agents_and_sees_its_own_changes() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let open = || Store::Sqlite(Arc::new(SqliteStore::open_in(dir.path()).expect("store")));
+        let open = || Store::in_state_dir(dir.path()).expect("store");
         let served = Agents::serving_store(&open()).expect("claimed");
         let (_, token) = served.add("claude").expect("added");
         assert_eq!(

@@ -272,14 +272,10 @@ impl Agents {
 mod tests {
     use super::*;
 
-    use crate::store::SqliteStore;
-
     #[test]
     fn tokens_authenticate_their_agent_until_removed() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let agents = Agents::in_store(&Store::Sqlite(std::sync::Arc::new(
-            SqliteStore::open_in(dir.path()).expect("store"),
-        )));
+        let agents = Agents::in_store(&Store::in_state_dir(dir.path()).expect("store"));
         let (agent, token) = agents.add("claude").expect("added");
         assert_eq!(agent.name, "claude");
         assert!(token.expose().starts_with(TOKEN_PREFIX));

@@ -347,12 +347,11 @@ impl Devices {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::SqliteStore;
 
     fn devices() -> (tempfile::TempDir, Devices) {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = Arc::new(SqliteStore::open_in(dir.path()).expect("store"));
-        (dir, Devices::in_store(&Store::Sqlite(store)))
+        let store = Store::in_state_dir(dir.path()).expect("store");
+        (dir, Devices::in_store(&store))
     }
 
     #[test]
@@ -439,7 +438,7 @@ mod tests {
             devices.revoke("nope", "operator:alice"),
             Err(DeviceError::NotFound { .. })
         ));
-        let store = Store::Sqlite(Arc::new(SqliteStore::open_in(dir.path()).expect("store")));
+        let store = Store::in_state_dir(dir.path()).expect("store");
         let kinds: Vec<String> = crate::journal::JournalStore::all(&store)
             .expect("journal")
             .into_iter()
