@@ -129,17 +129,19 @@ fn rewrite_journal(state: &Path, from: i64, edit: impl Fn(&str) -> String) {
                 .collect()
         })
         .expect("rows");
-    let mut prev: String = db
+    let mut prev: airlock::journal::tree::Hash = db
         .query_row("SELECT hash FROM journal WHERE seq = ?1", [from - 1], |r| {
-            r.get(0)
+            r.get::<_, String>(0)
         })
-        .unwrap_or_else(|_| airlock::journal::GENESIS.to_string());
+        .map_or(airlock::journal::GENESIS, |hash| {
+            hash.parse().expect("a stored hash")
+        });
     for (seq, time, kind, payload) in rows {
         let payload = edit(&payload);
         let hash = airlock::journal::entry_hash(seq as u64, &time, &kind, &payload, &prev);
         db.execute(
             "UPDATE journal SET payload = ?1, prev_hash = ?2, hash = ?3 WHERE seq = ?4",
-            rusqlite::params![payload, prev, hash, seq],
+            rusqlite::params![payload, prev.to_string(), hash.to_string(), seq],
         )
         .expect("rewrite");
         prev = hash;

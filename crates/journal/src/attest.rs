@@ -7,9 +7,10 @@
 //! the host's public key checks offline.
 
 use crate::chain::{Entry, EntryKind, canonical_json};
+use crate::hash::Hash;
 use crate::head::{HeadError, TreeHead};
 pub use crate::key::{HostKey, KEY_FILE, KeyError, PUBLIC_KEY_FILE, key_id, read_public_key};
-use crate::tree::{Tree, TreeError, leaf, verify_inclusion};
+use crate::tree::{Tree, TreeError, verify_inclusion};
 use ed25519_dalek::VerifyingKey;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -109,29 +110,22 @@ pub struct Proof {
     pub attestation: Attestation,
     /// The journal entry that holds it.
     pub entry: Entry,
-    /// The inclusion proof from the entry to the head's root (hex hashes).
-    pub path: Vec<String>,
+    /// The inclusion proof from the entry to the head's root.
+    pub path: Vec<Hash>,
     /// The signed tree head.
     pub head: TreeHead,
 }
 
 impl Proof {
-    /// The proof for `entry` (which must hold `attestation`) under the
-    /// smallest of `heads` that covers it; `journal` is every entry in
-    /// order (already verified by the caller).
-    pub fn new(
-        attestation: Attestation,
-        entry: &Entry,
-        journal: &[Entry],
-        heads: &[TreeHead],
-    ) -> Result<Self, AttestError> {
-        let (path, head) = inclusion(entry, journal, heads)?;
-        Ok(Self {
+    /// The proof that `entry` (which must hold `attestation`) is under
+    /// `inclusion`'s head.
+    pub fn new(attestation: Attestation, entry: &Entry, inclusion: Inclusion) -> Self {
+        Self {
             attestation,
             entry: entry.clone(),
-            path,
-            head,
-        })
+            path: inclusion.path,
+            head: inclusion.head,
+        }
     }
 
     /// Checks the proof against `trusted` alone: the entry's hash, that it
@@ -153,37 +147,48 @@ impl Proof {
     }
 }
 
-/// The inclusion proof of any journal `entry` (hex hashes) under the
-/// smallest of `heads` that covers it; `journal` is every entry in order.
-pub fn inclusion(
-    entry: &Entry,
-    journal: &[Entry],
-    heads: &[TreeHead],
-) -> Result<(Vec<String>, TreeHead), AttestError> {
-    let head = heads
+/// Where one entry sits in a signed tree: the path from its leaf to the
+/// root of `head`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Inclusion {
+    /// The sibling hashes from the leaf up.
+    pub path: Vec<Hash>,
+    /// The signed head whose root the path leads to.
+    pub head: TreeHead,
+}
+
+/// The smallest of `heads` that covers entry `seq`: the one its proof
+/// leads to.
+pub fn covering(seq: u64, heads: &[TreeHead]) -> Option<&TreeHead> {
+    heads
         .iter()
-        .filter(|head| head.size >= entry.seq)
+        .filter(|head| head.size >= seq)
         .min_by_key(|head| head.size)
-        .ok_or(AttestError::NotSealed { seq: entry.seq })?;
-    let mut tree = Tree::new();
-    for covered in journal
-        .iter()
-        .take(usize::try_from(head.size).unwrap_or(usize::MAX))
-    {
-        tree.push(leaf(covered)?);
+}
+
+/// The inclusion proof of entry `seq` under `head`, from `leaves`: the
+/// stored hashes of entries 1 to `head.size` in order (only the hashes: a
+/// proof needs no entry's content).
+pub fn inclusion(seq: u64, leaves: &[Hash], head: &TreeHead) -> Result<Inclusion, AttestError> {
+    if u64::try_from(leaves.len()).ok() != Some(head.size) || seq == 0 || seq > head.size {
+        return Err(AttestError::NotSealed { seq });
     }
+    let mut tree = Tree::new();
+    leaves.iter().for_each(|leaf| tree.push(*leaf));
     let path = tree
-        .inclusion(entry.seq - 1)
-        .filter(|_| tree.size() == head.size)
-        .ok_or(AttestError::NotSealed { seq: entry.seq })?;
-    Ok((path, head.clone()))
+        .inclusion(seq - 1)
+        .ok_or(AttestError::NotSealed { seq })?;
+    Ok(Inclusion {
+        path,
+        head: head.clone(),
+    })
 }
 
 /// Checks that `entry` is intact, `head` is signed by `trusted`, and
 /// `path` leads from the entry to the head's root.
 pub fn check_inclusion(
     entry: &Entry,
-    path: &[String],
+    path: &[Hash],
     head: &TreeHead,
     trusted: &VerifyingKey,
 ) -> Result<(), AttestError> {
@@ -194,13 +199,7 @@ pub fn check_inclusion(
         )));
     }
     head.verify(trusted)?;
-    verify_inclusion(
-        &head.root_hash()?,
-        head.size,
-        &leaf(entry)?,
-        entry.seq,
-        path,
-    )?;
+    verify_inclusion(&head.root, head.size, &entry.hash, entry.seq, path)?;
     Ok(())
 }
 

@@ -1,11 +1,12 @@
 //! The hash chain: canonical JSON, entry hashes, and verification that
 //! names the first bad sequence number.
 
+use crate::hash::Hash;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 /// The `prev_hash` of the first entry.
-pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+pub const GENESIS: Hash = Hash::ZERO;
 
 /// JSON with object keys sorted and no insignificant whitespace, so that
 /// equal values always hash the same (whatever order the map kept).
@@ -225,7 +226,7 @@ impl NewEntry {
 
     /// The entry this becomes at position `seq`, after the entry whose hash
     /// is `prev_hash`, stamped now: what every store appends.
-    pub fn chained(&self, seq: u64, prev_hash: String) -> Entry {
+    pub fn chained(&self, seq: u64, prev_hash: Hash) -> Entry {
         let time = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
         let hash = entry_hash(seq, &time, self.kind.as_str(), &self.payload, &prev_hash);
         Entry {
@@ -251,9 +252,9 @@ pub struct Entry {
     /// The record, as canonical JSON.
     pub payload: String,
     /// The previous entry's hash ([`GENESIS`] for the first).
-    pub prev_hash: String,
+    pub prev_hash: Hash,
     /// This entry's hash: SHA-256 over all of the above.
-    pub hash: String,
+    pub hash: Hash,
 }
 
 impl Entry {
@@ -270,14 +271,16 @@ impl Entry {
 }
 
 /// The hash of an entry with these fields.
-pub fn entry_hash(seq: u64, time: &str, kind: &str, payload: &str, prev_hash: &str) -> String {
+pub fn entry_hash(seq: u64, time: &str, kind: &str, payload: &str, prev_hash: &Hash) -> Hash {
     let mut hasher = Sha256::new();
-    for part in [seq.to_string().as_str(), time, kind, payload, prev_hash] {
+    // The previous hash is chained as its hex text, as it always was.
+    let prev_hash = prev_hash.to_hex();
+    for part in [seq.to_string().as_str(), time, kind, payload, &prev_hash] {
         // Length-prefixed, so no two field splits hash alike.
         hasher.update((part.len() as u64).to_be_bytes());
         hasher.update(part.as_bytes());
     }
-    hex::encode(hasher.finalize())
+    Hash::from_hasher(hasher)
 }
 
 /// Why a chain does not verify, at the first entry where it breaks.
@@ -312,11 +315,9 @@ impl ChainBreak {
 }
 
 /// Checks entries in storage order; returns how many verified and the head hash.
-pub fn verify<'a>(
-    entries: impl IntoIterator<Item = &'a Entry>,
-) -> Result<(u64, String), ChainBreak> {
+pub fn verify<'a>(entries: impl IntoIterator<Item = &'a Entry>) -> Result<(u64, Hash), ChainBreak> {
     let mut expected_seq = 1u64;
-    let mut prev = GENESIS.to_string();
+    let mut prev = GENESIS;
     for entry in entries {
         if entry.seq != expected_seq || entry.prev_hash != prev {
             return Err(ChainBreak::Broken {
@@ -327,7 +328,7 @@ pub fn verify<'a>(
         if !entry.is_intact() {
             return Err(ChainBreak::Modified { seq: entry.seq });
         }
-        prev = entry.hash.clone();
+        prev = entry.hash;
         expected_seq += 1;
     }
     Ok((expected_seq - 1, prev))
@@ -360,13 +361,13 @@ mod tests {
     #[test]
     fn an_entry_of_an_unknown_kind_verifies_over_its_stored_name() {
         let payload = canonical_json(&json!({}));
-        let hash = entry_hash(1, "t", "from_the_future", &payload, GENESIS);
+        let hash = entry_hash(1, "t", "from_the_future", &payload, &GENESIS);
         let entry = Entry {
             seq: 1,
             time: "t".into(),
             kind: StoredKind::parse("from_the_future".into()),
             payload,
-            prev_hash: GENESIS.into(),
+            prev_hash: GENESIS,
             hash,
         };
         assert!(entry.is_intact());
@@ -374,7 +375,7 @@ mod tests {
     }
 
     fn chain(n: u64) -> Vec<Entry> {
-        let mut prev = GENESIS.to_string();
+        let mut prev = GENESIS;
         (1..=n)
             .map(|seq| {
                 let payload = canonical_json(&json!({"n": seq}));
@@ -384,8 +385,8 @@ mod tests {
                     time: "t".into(),
                     kind: EntryKind::Invocation.into(),
                     payload,
-                    prev_hash: prev.clone(),
-                    hash: hash.clone(),
+                    prev_hash: prev,
+                    hash,
                 };
                 prev = hash;
                 entry

@@ -6,8 +6,8 @@
 //! journal still extends it (`airlock journal verify --since`).
 
 use crate::chain::canonical_json;
+use crate::hash::Hash;
 use crate::key::{HostKey, key_id};
-use crate::tree::{Hash, parse_hash};
 use ed25519_dalek::{Signature, Verifier, VerifyingKey};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -21,8 +21,8 @@ const HEAD_DOMAIN: &str = "airlock.tree-head.v1\n";
 pub struct TreeHead {
     /// How many entries it covers (entries 1 to `size`).
     pub size: u64,
-    /// The Merkle root over them (hex).
-    pub root: String,
+    /// The Merkle root over them.
+    pub root: Hash,
     /// When it was signed (RFC 3339, UTC).
     pub time: String,
     /// The signing key's id ([`key_id`]).
@@ -68,12 +68,11 @@ pub enum HeadError {
 impl TreeHead {
     /// Signs `root` over the first `size` entries with `key`, at `time`.
     pub fn sign(key: &HostKey, size: u64, root: &Hash, time: String) -> Self {
-        let root = hex::encode(root);
-        let statement = statement(size, &root, &time, key.key_id());
+        let statement = statement(size, root, &time, key.key_id());
         Self {
             signature: hex::encode(key.sign(statement.as_bytes()).to_bytes()),
             size,
-            root,
+            root: *root,
             time,
             key_id: key.key_id().to_string(),
         }
@@ -97,23 +96,14 @@ impl TreeHead {
                 size,
                 detail: "the signature is not 128 hex digits".into(),
             })?;
-        self.root_hash()?;
         let statement = statement(size, &self.root, &self.time, &self.key_id);
         trusted
             .verify(statement.as_bytes(), &signature)
             .map_err(|_| HeadError::BadSignature { size })
     }
-
-    /// The root, decoded.
-    pub fn root_hash(&self) -> Result<Hash, HeadError> {
-        parse_hash(&self.root).map_err(|e| HeadError::Malformed {
-            size: self.size,
-            detail: e.to_string(),
-        })
-    }
 }
 
-fn statement(size: u64, root: &str, time: &str, key_id: &str) -> String {
+fn statement(size: u64, root: &Hash, time: &str, key_id: &str) -> String {
     let fields = json!({ "size": size, "root": root, "time": time, "key_id": key_id });
     format!("{HEAD_DOMAIN}{}", canonical_json(&fields))
 }
@@ -126,7 +116,7 @@ mod tests {
     fn a_head_verifies_under_its_key_only_and_any_change_breaks_it() {
         let dir = tempfile::tempdir().expect("tempdir");
         let key = HostKey::open_or_create(dir.path()).expect("key");
-        let head = TreeHead::sign(&key, 5, &[3; 32], "2026-12-01T00:00:00Z".into());
+        let head = TreeHead::sign(&key, 5, &[3; 32].into(), "2026-12-01T00:00:00Z".into());
         assert_eq!(head.verify(&key.verifying_key()), Ok(()));
 
         let other = HostKey::open_or_create(tempfile::tempdir().expect("tmp").path()).expect("key");
@@ -140,7 +130,7 @@ mod tests {
                 ..head.clone()
             },
             TreeHead {
-                root: hex::encode([4; 32]),
+                root: [4; 32].into(),
                 ..head.clone()
             },
             TreeHead {

@@ -9,6 +9,7 @@
 pub mod attest;
 mod audit;
 pub mod chain;
+mod hash;
 pub mod head;
 pub mod key;
 pub mod tree;
@@ -17,6 +18,7 @@ pub use audit::{Audit, AuditFailure, audit, verdict};
 pub use chain::{
     ChainBreak, Entry, EntryKind, GENESIS, NewEntry, StoredKind, canonical_json, entry_hash, verify,
 };
+pub use hash::{Hash, NotAHash};
 
 use head::TreeHead;
 use std::time::{Duration, SystemTime};

@@ -10,21 +10,19 @@
 //! root ([`Frontier`]) is the O(log n) state a log keeps so that signing a
 //! head does not re-read the whole journal.
 
-use crate::chain::Entry;
+pub use crate::hash::Hash;
+use crate::hash::NotAHash;
 use ct_merkle::mem_backed_tree::MemoryBackedTree;
 use ct_merkle::{ConsistencyProof, InclusionProof, RootHash};
 use sha2::{Digest, Sha256};
-
-/// A SHA-256 digest: a leaf (an entry's hash) or a node of the tree.
-pub type Hash = [u8; 32];
 
 /// Why a proof or a stored tree value does not hold.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum TreeError {
     /// A hash is not 64 hex digits.
-    #[error("`{0}` is not a SHA-256 hash (64 hex digits)")]
-    NotAHash(String),
+    #[error(transparent)]
+    NotAHash(#[from] NotAHash),
     /// The inclusion proof does not lead from the entry to the root.
     #[error("entry {seq} is not in the tree of {size} entries with that root ({why})")]
     NotIncluded {
@@ -57,30 +55,17 @@ pub enum TreeError {
     },
 }
 
-/// Decodes a hex SHA-256.
-pub fn parse_hash(text: &str) -> Result<Hash, TreeError> {
-    hex::decode(text)
-        .ok()
-        .and_then(|bytes| Hash::try_from(bytes.as_slice()).ok())
-        .ok_or_else(|| TreeError::NotAHash(text.chars().take(80).collect()))
-}
-
-/// The leaf of `entry`: its (hex) hash, decoded.
-pub fn leaf(entry: &Entry) -> Result<Hash, TreeError> {
-    parse_hash(&entry.hash)
-}
-
 fn leaf_hash(leaf: &Hash) -> Hash {
     let mut hasher = Sha256::new_with_prefix([0x00]);
     hasher.update(leaf);
-    hasher.finalize().into()
+    Hash::from_hasher(hasher)
 }
 
 fn parent_hash(left: &Hash, right: &Hash) -> Hash {
     let mut hasher = Sha256::new_with_prefix([0x01]);
     hasher.update(left);
     hasher.update(right);
-    hasher.finalize().into()
+    Hash::from_hasher(hasher)
 }
 
 /// The roots of the perfect subtrees a tree of `size` leaves splits into,
@@ -134,7 +119,7 @@ impl Frontier {
     pub fn root(&self) -> Hash {
         let mut nodes = self.nodes.iter().rev();
         let Some(last) = nodes.next() else {
-            return Sha256::digest(b"").into();
+            return Hash::of(b"");
         };
         nodes.fold(*last, |right, left| parent_hash(left, &right))
     }
@@ -164,16 +149,13 @@ impl Tree {
 
     /// The root over every leaf.
     pub fn root(&self) -> Hash {
-        self.inner
-            .root()
-            .as_bytes()
-            .as_slice()
-            .try_into()
+        <[u8; 32]>::try_from(self.inner.root().as_bytes().as_slice())
+            .map(Hash::from)
             .unwrap_or_default()
     }
 
-    /// The inclusion proof of leaf `index` (hex hashes), if it exists.
-    pub fn inclusion(&self, index: u64) -> Option<Vec<String>> {
+    /// The inclusion proof of leaf `index`, if it exists.
+    pub fn inclusion(&self, index: u64) -> Option<Vec<Hash>> {
         let index = usize::try_from(index).ok()?;
         (index < self.inner.items().len())
             .then(|| split(self.inner.prove_inclusion(index).as_bytes()))
@@ -181,26 +163,25 @@ impl Tree {
 
     /// The proof that this tree extends its first `old_size` leaves, if
     /// `0 < old_size <= size`.
-    pub fn consistency(&self, old_size: u64) -> Option<Vec<String>> {
+    pub fn consistency(&self, old_size: u64) -> Option<Vec<Hash>> {
         let additions = usize::try_from(self.size().checked_sub(old_size)?).ok()?;
         (old_size > 0).then(|| split(self.inner.prove_consistency(additions).as_bytes()))
     }
 }
 
-fn split(bytes: &[u8]) -> Vec<String> {
-    bytes.chunks(32).map(hex::encode).collect()
+fn split(bytes: &[u8]) -> Vec<Hash> {
+    bytes
+        .chunks_exact(32)
+        .filter_map(|chunk| <[u8; 32]>::try_from(chunk).ok().map(Hash::from))
+        .collect()
 }
 
-fn join(path: &[String]) -> Result<Vec<u8>, TreeError> {
-    let mut bytes = Vec::with_capacity(path.len() * 32);
-    for node in path {
-        bytes.extend_from_slice(&parse_hash(node)?);
-    }
-    Ok(bytes)
+fn join(path: &[Hash]) -> Vec<u8> {
+    path.iter().flat_map(Hash::as_bytes).copied().collect()
 }
 
 fn root_hash(root: &Hash, size: u64) -> RootHash<Sha256> {
-    RootHash::new((*root).into(), size)
+    RootHash::new((*root.as_bytes()).into(), size)
 }
 
 /// Checks that `leaf` is entry `seq` (leaf `seq - 1`) of the tree of `size`
@@ -210,13 +191,13 @@ pub fn verify_inclusion(
     size: u64,
     leaf: &Hash,
     seq: u64,
-    path: &[String],
+    path: &[Hash],
 ) -> Result<(), TreeError> {
     let not_included = |why: String| TreeError::NotIncluded { seq, size, why };
     let index = seq
         .checked_sub(1)
         .ok_or_else(|| not_included("sequence numbers start at 1".into()))?;
-    let proof = InclusionProof::<Sha256>::try_from_bytes(join(path)?)
+    let proof = InclusionProof::<Sha256>::try_from_bytes(join(path))
         .map_err(|e| not_included(e.to_string()))?;
     root_hash(root, size)
         .verify_inclusion(leaf, index, &proof)
@@ -228,14 +209,14 @@ pub fn verify_inclusion(
 pub fn verify_consistency(
     (old_root, old_size): (&Hash, u64),
     (new_root, new_size): (&Hash, u64),
-    path: &[String],
+    path: &[Hash],
 ) -> Result<(), TreeError> {
     let not_extended = |why: String| TreeError::NotExtended {
         old_size,
         new_size,
         why,
     };
-    let proof = ConsistencyProof::<Sha256>::try_from_bytes(join(path)?)
+    let proof = ConsistencyProof::<Sha256>::try_from_bytes(join(path))
         .map_err(|e| not_extended(e.to_string()))?;
     root_hash(new_root, new_size)
         .verify_consistency(&root_hash(old_root, old_size), &proof)
@@ -248,9 +229,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn leaves(n: u64) -> Vec<Hash> {
-        (0..n)
-            .map(|i| Sha256::digest(i.to_be_bytes()).into())
-            .collect()
+        (0..n).map(|i| Hash::of(&i.to_be_bytes())).collect()
     }
 
     proptest! {
@@ -279,7 +258,7 @@ mod tests {
             let path = tree.inclusion(index).expect("in range");
             let root = tree.root();
             prop_assert!(verify_inclusion(&root, n, &all[index as usize], index + 1, &path).is_ok());
-            let other = Sha256::digest(b"forged").into();
+            let other = Hash::of(b"forged");
             prop_assert!(verify_inclusion(&root, n, &other, index + 1, &path).is_err());
             if n > 1 {
                 let elsewhere = (index + 1) % n;
@@ -300,7 +279,7 @@ mod tests {
             prop_assert!(verify_consistency((&old.root(), old_size), (&new.root(), n), &path).is_ok());
 
             let mut rewritten = all.clone();
-            rewritten[(flip % old_size) as usize] = Sha256::digest(b"rewritten").into();
+            rewritten[(flip % old_size) as usize] = Hash::of(b"rewritten");
             let mut forged = Tree::new();
             rewritten.iter().for_each(|leaf| forged.push(*leaf));
             let path = forged.consistency(old_size).expect("a prefix");
@@ -313,12 +292,13 @@ mod tests {
         let mut tree = Tree::new();
         assert_eq!(tree.inclusion(0), None);
         assert_eq!(tree.consistency(1), None);
-        tree.push([7; 32]);
+        tree.push([7; 32].into());
         assert_eq!(tree.inclusion(1), None);
         assert_eq!(tree.consistency(0), None);
         assert_eq!(tree.consistency(2), None);
-        assert!(Frontier::from_parts(3, vec![[0; 32]]).is_err());
-        assert!(verify_inclusion(&tree.root(), 1, &[7; 32], 0, &[]).is_err());
-        assert!(verify_inclusion(&tree.root(), 1, &[7; 32], 1, &["zz".into()]).is_err());
+        assert!(Frontier::from_parts(3, vec![Hash::ZERO]).is_err());
+        let leaf = Hash::from([7; 32]);
+        assert!(verify_inclusion(&tree.root(), 1, &leaf, 0, &[]).is_err());
+        assert!(verify_inclusion(&tree.root(), 1, &leaf, 1, &[leaf]).is_err());
     }
 }

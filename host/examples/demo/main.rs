@@ -368,7 +368,7 @@ async fn main() -> Result<ExitCode, Box<dyn std::error::Error>> {
             "  {:>3}  {:<18} {}",
             entry.seq,
             entry.kind,
-            &entry.hash[..16]
+            &entry.hash.to_hex()[..16]
         );
     }
     println!("$ airlock --state-dir {STATE_DIR} journal verify");
@@ -376,7 +376,7 @@ async fn main() -> Result<ExitCode, Box<dyn std::error::Error>> {
         Ok(audit) => println!(
             "  journal intact: {} entries, root {}, {} signed heads\n",
             audit.entries,
-            &audit.root[..16],
+            &audit.root.to_hex()[..16],
             audit.heads
         ),
         Err(broken) => {
@@ -390,7 +390,7 @@ async fn main() -> Result<ExitCode, Box<dyn std::error::Error>> {
         .iter()
         .find_map(|e| attestation_in(e).filter(|a| &a.id == id).map(|a| (e, a)))
         .ok_or("the invocation is journaled")?;
-    let proof = Proof::new(attestation, entry, &entries, &store.heads()?)?;
+    let proof = Proof::new(attestation, entry, store.inclusion(entry.seq)??);
     let key = airlock::attest::read_public_key(
         &Path::new(STATE_DIR).join(airlock::attest::PUBLIC_KEY_FILE),
     )?;

@@ -267,7 +267,7 @@ fn proof_for(cli: &Cli, id: &str) -> Result<(Proof, Vec<Value>), Failure> {
         .filter_map(|e| serde_json::from_str::<Value>(&e.payload).ok())
         .filter(|p| p["invocation_id"] == json!(id))
         .collect();
-    let proof = Proof::new(attestation, entry, &journal, &store.heads()?)?;
+    let proof = Proof::new(attestation, entry, store.inclusion(entry.seq)??);
     Ok((proof, records))
 }
 

@@ -4,8 +4,8 @@
 
 use super::head::TreeHead;
 use super::log::{Log, append_in};
-use super::stored::{corrupt, frontier, stored};
-use super::tree::{Frontier, Hash, parse_hash};
+use super::stored::{frontier, hash, stored};
+use super::tree::{Frontier, Hash};
 use super::{Entry, EntryKind, JournalStore, NewEntry, StoredKind};
 use crate::store::sql::{Arg, Mode, Row, Tx, args};
 use crate::store::{Store, StoreError};
@@ -19,15 +19,15 @@ pub(super) fn entry(mut row: Row) -> Result<Entry, StoreError> {
         time: row.text(1)?,
         kind: StoredKind::parse(row.text(2)?),
         payload: row.text(3)?,
-        prev_hash: row.text(4)?,
-        hash: row.text(5)?,
+        prev_hash: hash(&mut row, 4, "journal entry's previous hash")?,
+        hash: hash(&mut row, 5, "journal entry hash")?,
     })
 }
 
 fn head(row: &mut Row) -> Result<TreeHead, StoreError> {
     Ok(TreeHead {
         size: u64::try_from(row.int(0)?).unwrap_or_default(),
-        root: row.text(1)?,
+        root: hash(row, 1, "tree head root")?,
         time: row.text(2)?,
         key_id: row.text(3)?,
         signature: row.text(4)?,
@@ -169,6 +169,22 @@ impl JournalStore for Store {
         read(self, "reading the tree heads", heads)
     }
 
+    fn leaves(&self, size: u64) -> Result<Vec<Hash>, StoreError> {
+        let size = i64::try_from(size).unwrap_or(i64::MAX);
+        read(self, "reading the journal's hashes", |tx, log| {
+            tx.query(
+                &format!(
+                    "SELECT hash FROM journal WHERE {} AND seq <= ?2 ORDER BY seq",
+                    log.filter()
+                ),
+                &[log.arg(), Arg::Int(size)],
+            )?
+            .into_iter()
+            .map(|mut row| hash(&mut row, 0, "journal entry hash"))
+            .collect()
+        })
+    }
+
     fn seal(
         &self,
         due: &dyn Fn(u64, Option<&TreeHead>) -> bool,
@@ -203,7 +219,7 @@ impl JournalStore for Store {
                 &[log.arg(), Arg::Int(from)],
             )?;
             for mut leaf in leaves {
-                tree.push(&parse_hash(&leaf.text(0)?).map_err(corrupt("journal entry hash"))?);
+                tree.push(&hash(&mut leaf, 0, "journal entry hash")?);
             }
             if tree.size() != size || size == 0 {
                 // Entries are missing below the head: a verifier will say
@@ -213,6 +229,7 @@ impl JournalStore for Store {
             let head = sign(size, &tree.root());
             let size = i64::try_from(head.size).unwrap_or(i64::MAX);
             let frontier = stored(&tree);
+            let root = head.root.to_hex();
             match &log {
                 Log::Own => tx.execute(
                     "INSERT INTO journal_heads (size, time, root, key_id, signature, frontier) \
@@ -220,7 +237,7 @@ impl JournalStore for Store {
                     args![
                         size,
                         &head.time,
-                        &head.root,
+                        &root,
                         &head.key_id,
                         &head.signature,
                         &frontier
@@ -233,7 +250,7 @@ impl JournalStore for Store {
                         replica,
                         size,
                         &head.time,
-                        &head.root,
+                        &root,
                         &head.key_id,
                         &head.signature,
                         &frontier

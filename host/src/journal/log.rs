@@ -4,6 +4,8 @@
 //! by [`append_in`], inside the caller's transaction, so that the change
 //! and its record commit together.
 
+use super::stored::hash;
+use super::tree::Hash;
 use super::{Entry, GENESIS, NewEntry};
 use crate::store::StoreError;
 use crate::store::sql::{Arg, Tx, args};
@@ -57,7 +59,7 @@ impl Log {
     }
 
     /// The newest entry's position and hash.
-    pub(super) fn last(&self, tx: &mut dyn Tx) -> Result<Option<(u64, String)>, StoreError> {
+    pub(super) fn last(&self, tx: &mut dyn Tx) -> Result<Option<(u64, Hash)>, StoreError> {
         tx.query_opt(
             &format!(
                 "SELECT seq, hash FROM journal WHERE {} ORDER BY seq DESC LIMIT 1",
@@ -65,7 +67,10 @@ impl Log {
             ),
             &[self.arg()],
         )?
-        .map(|mut row| Ok((u64::try_from(row.int(0)?).unwrap_or_default(), row.text(1)?)))
+        .map(|mut row| {
+            let seq = u64::try_from(row.int(0)?).unwrap_or_default();
+            Ok((seq, hash(&mut row, 1, "journal entry hash")?))
+        })
         .transpose()
     }
 }
@@ -75,12 +80,13 @@ impl Log {
 pub(crate) fn append_in(tx: &mut dyn Tx, entries: &[NewEntry]) -> Result<Vec<Entry>, StoreError> {
     let log = Log::of(tx);
     log.lock(tx)?;
-    let (mut seq, mut prev_hash) = log.last(tx)?.unwrap_or((0, GENESIS.to_string()));
+    let (mut seq, mut prev_hash) = log.last(tx)?.unwrap_or((0, GENESIS));
     let mut stored = Vec::with_capacity(entries.len());
     for entry in entries {
         seq += 1;
         let next = entry.chained(seq, prev_hash);
         let position = i64::try_from(seq).unwrap_or(i64::MAX);
+        let (prev_hex, hash_hex) = (next.prev_hash.to_hex(), next.hash.to_hex());
         match &log {
             Log::Own => tx.execute(
                 "INSERT INTO journal (seq, time, kind, payload, prev_hash, hash) \
@@ -90,8 +96,8 @@ pub(crate) fn append_in(tx: &mut dyn Tx, entries: &[NewEntry]) -> Result<Vec<Ent
                     &next.time,
                     next.kind.as_str(),
                     &next.payload,
-                    &next.prev_hash,
-                    &next.hash
+                    &prev_hex,
+                    &hash_hex
                 ],
             )?,
             Log::Replica(replica) => tx.execute(
@@ -103,13 +109,13 @@ pub(crate) fn append_in(tx: &mut dyn Tx, entries: &[NewEntry]) -> Result<Vec<Ent
                     &next.time,
                     next.kind.as_str(),
                     &next.payload,
-                    &next.prev_hash,
-                    &next.hash,
+                    &prev_hex,
+                    &hash_hex,
                     entry.attestation_id()
                 ],
             )?,
         };
-        prev_hash = next.hash.clone();
+        prev_hash = next.hash;
         stored.push(next);
     }
     Ok(stored)

@@ -32,6 +32,7 @@ pub(crate) use log::append_in;
 pub(crate) use settings::RawJournal;
 
 use crate::store::StoreError;
+use airlock_journal::attest::{self, AttestError, Inclusion};
 use commit::Committer;
 use head::TreeHead;
 use key::HostKey;
@@ -69,6 +70,10 @@ pub trait JournalStore: Send + Sync {
     /// Every signed tree head, smallest first.
     fn heads(&self) -> Result<Vec<TreeHead>, StoreError>;
 
+    /// The stored hashes of entries 1 to `size`, in order: the tree's
+    /// leaves, read without the entries themselves.
+    fn leaves(&self, size: u64) -> Result<Vec<Hash>, StoreError>;
+
     /// In one transaction: when `due(size, last_head)` says so, extends the
     /// last head's tree over the entries after it and stores the head
     /// `sign(size, root)` makes. Returns the new head.
@@ -80,7 +85,7 @@ pub trait JournalStore: Send + Sync {
 
     /// Checks the whole chain: how many entries and the head hash, or where
     /// it breaks.
-    fn verify(&self) -> Result<Result<(u64, String), ChainBreak>, StoreError> {
+    fn verify(&self) -> Result<Result<(u64, Hash), ChainBreak>, StoreError> {
         let entries = self.all()?;
         Ok(verify(&entries))
     }
@@ -96,6 +101,17 @@ pub trait JournalStore: Send + Sync {
         let entries = self.all()?;
         let heads = self.heads()?;
         Ok(audit(&entries, &heads, trusted, since, cadence))
+    }
+
+    /// The inclusion proof of entry `seq` under the smallest signed head
+    /// that covers it, from the stored hashes up to that head.
+    fn inclusion(&self, seq: u64) -> Result<Result<Inclusion, AttestError>, StoreError> {
+        let heads = self.heads()?;
+        let Some(head) = attest::covering(seq, &heads) else {
+            return Ok(Err(AttestError::NotSealed { seq }));
+        };
+        let leaves = self.leaves(head.size)?;
+        Ok(attest::inclusion(seq, &leaves, head))
     }
 }
 

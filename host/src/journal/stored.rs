@@ -1,8 +1,10 @@
-//! How both stores keep a tree head's frontier (comma-separated hex
-//! nodes), and the error for a stored value that does not parse.
+//! How both stores keep the journal's hashes (hex text; a tree head's
+//! frontier as comma-separated hex nodes), and the error for a stored
+//! value that does not parse.
 
-use super::tree::{Frontier, parse_hash};
+use super::tree::{Frontier, Hash};
 use crate::store::StoreError;
+use crate::store::sql::Row;
 
 pub(crate) fn corrupt<E: std::fmt::Display>(what: &'static str) -> impl Fn(E) -> StoreError {
     move |e| StoreError::Corrupt {
@@ -16,7 +18,7 @@ pub(crate) fn frontier(size: u64, nodes: &str) -> Result<Frontier, StoreError> {
     let nodes = nodes
         .split(',')
         .filter(|node| !node.is_empty())
-        .map(parse_hash)
+        .map(str::parse::<Hash>)
         .collect::<Result<Vec<_>, _>>()
         .map_err(corrupt("tree head frontier"))?;
     Frontier::from_parts(size, nodes).map_err(corrupt("tree head frontier"))
@@ -27,7 +29,12 @@ pub(crate) fn stored(frontier: &Frontier) -> String {
     frontier
         .nodes()
         .iter()
-        .map(hex::encode)
+        .map(Hash::to_hex)
         .collect::<Vec<_>>()
         .join(",")
+}
+
+/// Column `column` of `row`: a stored hash (`what` names it in the error).
+pub(crate) fn hash(row: &mut Row, column: usize, what: &'static str) -> Result<Hash, StoreError> {
+    row.text(column)?.parse().map_err(corrupt(what))
 }

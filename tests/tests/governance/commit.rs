@@ -56,6 +56,9 @@ impl JournalStore for Gated {
     fn heads(&self) -> Result<Vec<TreeHead>, StoreError> {
         self.inner.heads()
     }
+    fn leaves(&self, size: u64) -> Result<Vec<Hash>, StoreError> {
+        self.inner.leaves(size)
+    }
     fn seal(
         &self,
         due: &dyn Fn(u64, Option<&TreeHead>) -> bool,

@@ -203,8 +203,11 @@ async fn a_single_attestation_is_proved_by_a_signed_tree_head_and_forgeries_are_
         .iter()
         .find(|e| e.kind == "invocation")
         .expect("an invocation entry");
-    let proof =
-        Proof::new(story.attestation.clone(), entry, &journal, &heads).expect("a head covers it");
+    let inclusion = store
+        .inclusion(entry.seq)
+        .expect("read")
+        .expect("a head covers it");
+    let proof = Proof::new(story.attestation.clone(), entry, inclusion);
     let covering = heads
         .iter()
         .filter(|head| head.size >= entry.seq)
@@ -255,10 +258,19 @@ async fn a_single_attestation_is_proved_by_a_signed_tree_head_and_forgeries_are_
 
     // Not yet sealed: no head covers an entry past the last one.
     let last = heads.last().expect("a head").size;
-    let mut later = entry.clone();
-    later.seq = last + 1;
     assert_eq!(
-        Proof::new(story.attestation.clone(), &later, &journal, &heads)
+        store
+            .inclusion(last + 1)
+            .expect("read")
+            .map_err(|e| e.code())
+            .err(),
+        Some("attestation_not_sealed")
+    );
+    // Hashes that do not fill the head are no proof of anything.
+    let leaves = store.leaves(last).expect("hashes");
+    assert_eq!(leaves.len() as u64, last);
+    assert_eq!(
+        airlock::attest::inclusion(entry.seq, &leaves[1..], heads.last().expect("a head"))
             .map_err(|e| e.code())
             .err(),
         Some("attestation_not_sealed")
@@ -336,7 +348,10 @@ async fn tampering_with_any_row_names_the_first_bad_entry() {
     let forged = payload.replace("claude", "nobody");
     db.execute(
         "UPDATE journal SET payload = ?1, hash = ?2 WHERE seq = 2",
-        params![forged, entry_hash(2, &time, &kind, &forged, &prev)],
+        params![
+            forged,
+            entry_hash(2, &time, &kind, &forged, &prev.parse().expect("a hash")).to_string()
+        ],
     )
     .expect("forge");
     assert_eq!(verdict(dir.path()).map_err(|e| e.seq()), Err(3));
@@ -366,7 +381,13 @@ async fn tampering_with_any_row_names_the_first_bad_entry() {
     let time = "2026-01-01T00:00:00.000Z";
     db.execute(
         "INSERT INTO journal (seq, time, kind, payload, prev_hash, hash) VALUES (2, ?1, 'denial', ?2, ?3, ?4)",
-        params![time, payload, first_hash, entry_hash(2, time, "denial", payload, &first_hash)],
+        params![
+            time,
+            payload,
+            first_hash,
+            entry_hash(2, time, "denial", payload, &first_hash.parse().expect("a hash"))
+                .to_string()
+        ],
     )
     .expect("insert");
     assert_eq!(verdict(dir.path()).map_err(|e| e.seq()), Err(3));
@@ -388,7 +409,22 @@ async fn tampering_with_any_row_names_the_first_bad_entry() {
         .execute("DELETE FROM journal WHERE seq = 1", [])
         .expect("delete");
     assert_eq!(verdict(dir.path()).map_err(|e| e.seq()), Err(2));
-    assert_eq!(row(&database(pristine.path()), 1).3, GENESIS);
+    assert_eq!(row(&database(pristine.path()), 1).3, GENESIS.to_string());
+
+    // A stored hash that is not one at all: the read fails, naming the
+    // column, rather than the entry being taken for anything.
+    let dir = copy();
+    database(dir.path())
+        .execute("UPDATE journal SET hash = 'not-a-hash' WHERE seq = 2", [])
+        .expect("garble");
+    let err = Store::in_state_dir(dir.path())
+        .expect("store")
+        .verify()
+        .expect_err("an unreadable hash");
+    assert!(
+        err.to_string().contains("journal entry hash") && err.to_string().contains("not-a-hash"),
+        "{err}"
+    );
 
     // And the original is untouched by all of this.
     assert_eq!(verdict(pristine.path()), Ok(count));

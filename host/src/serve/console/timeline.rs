@@ -7,7 +7,7 @@ use super::pages::{failure, render};
 use super::views::{EntryPage, Filter, JournalPage, ProofView, RowView};
 use super::web::Body;
 use super::{Console, Viewer};
-use crate::attest::{AttestError, attestation_in, check_inclusion, egress_digest, inclusion};
+use crate::attest::{AttestError, attestation_in, check_inclusion, egress_digest};
 use crate::journal::Entry;
 use http::{Response, StatusCode};
 use serde_json::Value;
@@ -282,11 +282,36 @@ pub(super) fn entry(console: &Console, viewer: &Viewer, seq: &str) -> Response<B
     let Ok(seq) = seq.parse::<u64>() else {
         return failure(StatusCode::NOT_FOUND, "journal entries are numbered from 1");
     };
+    let store = journal.store();
+    // The entry and, for an invocation, the egress records that follow it;
+    // the proof from the stored hashes up to the head that covers it.
     let read = || -> Result<_, crate::store::StoreError> {
-        Ok((journal.store().all()?, journal.store().heads()?))
+        let Some(entry) = store
+            .before(seq.saturating_add(1), 1)?
+            .into_iter()
+            .find(|e| e.seq == seq)
+        else {
+            return Ok(None);
+        };
+        let attestation = attestation_in(&entry);
+        let records = match &attestation {
+            Some(a) => {
+                let mut after = store.before(
+                    seq.saturating_add(1).saturating_add(a.egress_count as u64),
+                    a.egress_count,
+                )?;
+                after.reverse();
+                after.retain(|e| e.seq > seq);
+                after
+            }
+            None => Vec::new(),
+        };
+        let inclusion = store.inclusion(seq)?;
+        Ok(Some((entry, attestation, records, inclusion)))
     };
-    let (all, heads) = match read() {
-        Ok(read) => read,
+    let (entry, attested, records, inclusion) = match read() {
+        Ok(Some(read)) => read,
+        Ok(None) => return failure(StatusCode::NOT_FOUND, &format!("there is no entry {seq}")),
         Err(error) => {
             tracing::error!(%error, "console: reading the journal failed");
             return failure(
@@ -295,27 +320,21 @@ pub(super) fn entry(console: &Console, viewer: &Viewer, seq: &str) -> Response<B
             );
         }
     };
-    let Some(entry) = usize::try_from(seq)
-        .ok()
-        .and_then(|s| all.get(s.wrapping_sub(1)))
-    else {
-        return failure(StatusCode::NOT_FOUND, &format!("there is no entry {seq}"));
-    };
     let key = journal.verifying_key();
-    let proof = match inclusion(entry, &all, &heads)
-        .and_then(|(path, head)| check_inclusion(entry, &path, &head, &key).map(|()| (path, head)))
-    {
-        Ok((path, head)) => ProofView {
+    let proof = match inclusion.and_then(|proved| {
+        check_inclusion(&entry, &proved.path, &proved.head, &key).map(|()| proved)
+    }) {
+        Ok(proved) => ProofView {
             state: "verified",
             message: format!(
                 "Verified: entry {seq} is in the journal's Merkle tree of {} entries, whose head the server's key signed.",
-                head.size
+                proved.head.size
             ),
-            head_size: head.size,
-            head_time: head.time.clone(),
-            root: head.root.clone(),
-            key_id: head.key_id.clone(),
-            path,
+            head_size: proved.head.size,
+            head_time: proved.head.time.clone(),
+            root: proved.head.root.to_string(),
+            key_id: proved.head.key_id.clone(),
+            path: proved.path.iter().map(ToString::to_string).collect(),
         },
         Err(AttestError::NotSealed { .. }) => ProofView {
             state: "pending",
@@ -332,14 +351,12 @@ pub(super) fn entry(console: &Console, viewer: &Viewer, seq: &str) -> Response<B
     };
     let mut attestation = Vec::new();
     let (mut egress, mut egress_check) = (Vec::new(), None);
-    if let Some(a) = attestation_in(entry) {
+    if let Some(a) = attested {
         if let Ok(Value::Object(fields)) = serde_json::to_value(&a) {
             attestation = fields.into_iter().map(|(k, v)| (k, text(&v))).collect();
         }
-        let records: Vec<Value> = all
+        let records: Vec<Value> = records
             .iter()
-            .skip(usize::try_from(seq).unwrap_or(usize::MAX))
-            .take(a.egress_count)
             .filter(|e| e.kind == crate::journal::EntryKind::Egress)
             .filter_map(|e| serde_json::from_str::<Value>(&e.payload).ok())
             .filter(|p| p["invocation_id"] == Value::String(a.id.clone()))
@@ -407,8 +424,8 @@ mod tests {
             time: "2026-12-01T09:00:00Z".into(),
             kind: crate::journal::EntryKind::Invocation.into(),
             payload: r#"{"attestation":{"tool":"fetch","principal":"Agent::\"a\"","outcome":"deadline_exceeded"}}"#.into(),
-            prev_hash: String::new(),
-            hash: String::new(),
+            prev_hash: crate::journal::GENESIS,
+            hash: crate::journal::GENESIS,
         };
         let facts = facts(&entry);
         assert_eq!(facts.tool, "fetch");

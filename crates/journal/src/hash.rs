@@ -1,0 +1,126 @@
+//! [`Hash`]: one SHA-256 digest of the journal (an entry's hash, a tree
+//! node, a head's root). Kept as bytes so that no comparison, proof or
+//! root ever runs over text; written as 64 lowercase hex digits wherever it
+//! leaves the process (the database, JSON, the terminal), as before.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::fmt;
+use std::str::FromStr;
+
+/// A SHA-256 digest.
+#[derive(Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Hash([u8; 32]);
+
+/// A text that is not a SHA-256 in hex.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` is not a SHA-256 hash (64 hex digits)")]
+pub struct NotAHash(pub String);
+
+impl Hash {
+    /// All zeroes: the `prev_hash` of the first entry ([`crate::GENESIS`]).
+    pub const ZERO: Hash = Hash([0; 32]);
+
+    /// The digest of `bytes`.
+    pub fn of(bytes: &[u8]) -> Self {
+        Self(Sha256::digest(bytes).into())
+    }
+
+    /// The digest `hasher` holds.
+    pub fn from_hasher(hasher: Sha256) -> Self {
+        Self(hasher.finalize().into())
+    }
+
+    /// Decodes 64 hex digits.
+    pub fn from_hex(text: &str) -> Result<Self, NotAHash> {
+        let mut bytes = [0; 32];
+        hex::decode_to_slice(text, &mut bytes)
+            .map_err(|_| NotAHash(text.chars().take(80).collect()))?;
+        Ok(Self(bytes))
+    }
+
+    /// The 64 lowercase hex digits.
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+
+    /// The 32 bytes.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+impl From<[u8; 32]> for Hash {
+    fn from(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+}
+
+impl AsRef<[u8]> for Hash {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Display for Hash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(&self.to_hex())
+    }
+}
+
+impl fmt::Debug for Hash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Hash({})", self.to_hex())
+    }
+}
+
+impl FromStr for Hash {
+    type Err = NotAHash;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Self::from_hex(text)
+    }
+}
+
+impl Serialize for Hash {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.to_hex())
+    }
+}
+
+impl<'de> Deserialize<'de> for Hash {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = std::borrow::Cow::<str>::deserialize(deserializer)?;
+        Self::from_hex(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_hash_reads_back_as_written_and_refuses_anything_else() {
+        let hash = Hash::of(b"entry");
+        let text = hash.to_string();
+        assert_eq!(text.len(), 64);
+        assert_eq!(text.parse::<Hash>(), Ok(hash));
+        let json = serde_json::to_string(&hash).expect("serializes");
+        assert_eq!(json, format!("\"{text}\""));
+        assert_eq!(serde_json::from_str::<Hash>(&json).ok(), Some(hash));
+        for bad in [
+            "",
+            "00",
+            &"g".repeat(64),
+            &"0".repeat(66),
+            &format!("{text} "),
+        ] {
+            assert!(bad.parse::<Hash>().is_err(), "{bad:?}");
+            assert!(
+                serde_json::from_value::<Hash>(bad.into()).is_err(),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(Hash::ZERO.to_string(), "0".repeat(64));
+    }
+}
