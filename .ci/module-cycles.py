@@ -98,7 +98,7 @@ def root_reexports(src, top_modules):
         path = src / lib
         if not path.exists():
             continue
-        text = COMMENT.sub("", path.read_text())
+        text = STRING.sub('""', COMMENT.sub("", path.read_text()))
         for tree in USE.findall(text):
             for used in expand(tree):
                 segs = used.split("::")

@@ -32,23 +32,6 @@ pub enum Wait {
     },
 }
 
-/// A task that forwards a cancellation, aborted when dropped so that it
-/// does not outlive the invocation it serves.
-pub(crate) struct AbortOnDrop(tokio::task::AbortHandle);
-
-impl AbortOnDrop {
-    /// Spawns `task` on the current runtime.
-    pub(crate) fn spawn(task: impl std::future::Future<Output = ()> + Send + 'static) -> Self {
-        Self(tokio::spawn(task).abort_handle())
-    }
-}
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
 /// A callback told what an invocation waits for.
 #[derive(Clone)]
 pub(crate) struct WaitObserver(pub(crate) Arc<dyn Fn(&Wait) + Send + Sync>);

@@ -49,7 +49,7 @@ pub use airlock_journal::attest;
 /// Authorization with Cedar (the `airlock-policy` crate).
 pub use airlock_policy as policy;
 pub mod build_info;
-mod config;
+pub mod config;
 /// Egress: the network door (the `airlock-egress` crate).
 pub use airlock_egress as egress;
 mod gate;
@@ -64,7 +64,6 @@ pub mod native;
 mod outcome;
 pub mod protected;
 mod runtime;
-pub mod serve;
 pub mod servers;
 pub mod store;
 pub mod telemetry;
@@ -97,4 +96,6 @@ pub use runtime::{
 /// Cancels an invocation ([`Invocation::cancel_on`]).
 pub use tokio_util::sync::CancellationToken;
 pub use toml_file::ConfigError;
-pub use vocabulary::{Capability, Enforcement, ExecutorKind, World};
+pub use vocabulary::{
+    Capability, Enforcement, ExecutorKind, World, is_plain_name, valid_tool_name,
+};

@@ -8,7 +8,7 @@ pub use airlock_policy::{Capability, World};
 /// Whether `name` is a plain name: 1 to 64 ASCII letters, digits, `-`,
 /// `_` or `.`. Agents, secrets and replicas are named so: safe in a file
 /// name, a URL, a log line and a Cedar entity id alike.
-pub(crate) fn is_plain_name(name: &str) -> bool {
+pub fn is_plain_name(name: &str) -> bool {
     (1..=64).contains(&name.len())
         && name
             .bytes()

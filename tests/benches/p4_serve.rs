@@ -14,13 +14,13 @@
 //!
 //! `cargo bench -p airlock-tests --bench p4_serve [-- ITERATIONS]`
 
-// The allocator the `airlock` binary serves with (see `host/src/main.rs`).
+// The allocator the `airlock` binary serves with (see `crates/cli/src/main.rs`).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use airlock::serve::http::HttpListener;
-use airlock::serve::{Server, Sources};
 use airlock::{Host, Invocation};
+use airlock_serve::http::HttpListener;
+use airlock_serve::{Server, Sources};
 use airlock_tests::stats;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ServerCapabilities, ServerConfig,

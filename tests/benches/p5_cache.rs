@@ -15,8 +15,8 @@
 //! `cargo bench -p airlock-tests --bench p5_cache` (the guest toolchains
 //! from guests/toolchains/install, as for the kits).
 
-use airlock::serve::{Server, Sources};
 use airlock::{Grants, Host};
+use airlock_serve::{Server, Sources};
 use airlock_tests::{kits, stats};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};

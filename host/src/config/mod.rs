@@ -30,7 +30,7 @@
 //!
 //! The `native` table's keys are described in [`crate::native`].
 
-pub(crate) mod serve;
+pub mod serve;
 
 use crate::egress::url::Scheme;
 use crate::egress::{NetworkGrant, RawGrant};

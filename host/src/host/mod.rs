@@ -86,7 +86,7 @@ impl Host {
 
     /// Puts back policies that were in force before (a failed reload
     /// undoing its policy change); journaled like a reload.
-    pub(crate) fn set_policies(&self, policies: Arc<PolicyEngine>) -> Result<(), StoreError> {
+    pub fn set_policies(&self, policies: Arc<PolicyEngine>) -> Result<(), StoreError> {
         self.kernel.set_policies(policies)
     }
 

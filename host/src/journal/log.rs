@@ -77,7 +77,7 @@ impl Log {
 
 /// Appends `entries`, in order, to the log this transaction writes (held
 /// for the rest of the transaction).
-pub(crate) fn append_in(tx: &mut dyn Tx, entries: &[NewEntry]) -> Result<Vec<Entry>, StoreError> {
+pub fn append_in(tx: &mut dyn Tx, entries: &[NewEntry]) -> Result<Vec<Entry>, StoreError> {
     let log = Log::of(tx);
     log.lock(tx)?;
     let (mut seq, mut prev_hash) = log.last(tx)?.unwrap_or((0, GENESIS));

@@ -28,7 +28,7 @@ pub use airlock_journal::{
     audit, canonical_json, chain, entry_hash, head, key, tree, verdict, verify,
 };
 pub use commit::{Batching, CommitMode};
-pub(crate) use log::append_in;
+pub use log::append_in;
 pub(crate) use settings::RawJournal;
 
 use crate::store::StoreError;

@@ -5,13 +5,13 @@ use super::run::outcome_of;
 use super::{NativeNetwork, NativeTool};
 use crate::approvals::GrantBinding;
 use crate::egress::{Credentials, EgressHook, EgressProxy};
-use crate::invocation::AbortOnDrop;
 use crate::kernel::{Admit, Executed, Executor, Kernel, Running};
 use crate::outcome::{InvokeError, Outcome, RunReport};
 use crate::policy::ToolFacts;
 use crate::trail::Execution;
 use crate::vocabulary::{Enforcement, ExecutorKind};
 use airlock_sandbox::NetworkMode;
+use tokio_util::task::AbortOnDropHandle;
 
 /// Why an unsandboxed run is refused even though policies allowed it.
 const UNSANDBOXED_NEEDS_APPROVAL: &str = "an unsandboxed native tool runs only after a human approved it: make a policy require an approval for it";
@@ -143,10 +143,10 @@ async fn run(
     let cancel = airlock_sandbox::Cancel::new();
     plan = plan.cancel_on(cancel.clone());
     let token = invocation.cancel.clone();
-    let _forwarder = AbortOnDrop::spawn(async move {
+    let _forwarder = AbortOnDropHandle::new(tokio::spawn(async move {
         token.cancelled().await;
         cancel.cancel();
-    });
+    }));
     let output = tokio::task::spawn_blocking(move || match backend {
         Some(backend) => backend.run(&plan, &input),
         None => airlock_sandbox::run_unsandboxed(&plan, &input),

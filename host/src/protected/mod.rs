@@ -28,8 +28,8 @@
 mod hide;
 pub(crate) mod path;
 
-pub use path::resolved;
-use path::{Identity, identity, lineage};
+pub use path::{Identity, resolved, target_identity};
+use path::{identity, lineage};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 

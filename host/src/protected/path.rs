@@ -6,7 +6,7 @@
 use std::path::{Component, Path, PathBuf};
 
 /// Which file a path names now: device and inode (`None`: nothing there).
-pub(crate) type Identity = Option<(u64, u64)>;
+pub type Identity = Option<(u64, u64)>;
 
 /// The identity of `path`, not following a final symbolic link.
 pub(crate) fn identity(path: &Path) -> Identity {
@@ -14,7 +14,7 @@ pub(crate) fn identity(path: &Path) -> Identity {
 }
 
 /// The identity of what `path` leads to (links followed).
-pub(crate) fn target_identity(path: &Path) -> Identity {
+pub fn target_identity(path: &Path) -> Identity {
     of(std::fs::metadata(path))
 }
 

@@ -18,7 +18,7 @@
 mod claim;
 pub mod location;
 pub mod postgres;
-pub(crate) mod sql;
+pub mod sql;
 mod sqlite;
 mod sqlite_tx;
 
@@ -115,7 +115,7 @@ impl Store {
 
     /// Runs `work` in one transaction held as `mode` says, on whichever
     /// backend: the one way a domain reads and changes its rows.
-    pub(crate) fn transaction<T, E: From<StoreError>>(
+    pub fn transaction<T, E: From<StoreError>>(
         &self,
         action: &'static str,
         mode: sql::Mode,
@@ -131,7 +131,7 @@ impl Store {
     /// keeps off: refused ([`StoreError::Claimed`]) while another handle
     /// claims this state directory's database. Replicas of a shared
     /// database claim nothing: each hears every change.
-    pub(crate) fn change_unclaimed<T, E: From<StoreError>>(
+    pub fn change_unclaimed<T, E: From<StoreError>>(
         &self,
         action: &'static str,
         work: impl FnOnce(&mut dyn sql::Tx) -> Result<T, E>,
@@ -147,7 +147,7 @@ impl Store {
     /// Claims this handle's database for as long as the [`Claim`] is held,
     /// so that no other handle changes what it follows unseen (`None` for
     /// a shared database, whose replicas hear every change).
-    pub(crate) fn claim(&self) -> Result<Option<Claim>, StoreError> {
+    pub fn claim(&self) -> Result<Option<Claim>, StoreError> {
         match self {
             Store::Sqlite(store) => store.claims.claim().map(Some),
             Store::Postgres(_) => Ok(None),
@@ -158,7 +158,7 @@ impl Store {
     /// can be heard notified `topic`: for a state directory's database,
     /// this handle's own changes (valid while it holds its [`Claim`]);
     /// for a shared one, every replica's, while its listener hears them.
-    pub(crate) fn generation(&self, topic: sql::Topic) -> Option<u64> {
+    pub fn generation(&self, topic: sql::Topic) -> Option<u64> {
         match (self, topic) {
             (Store::Sqlite(store), sql::Topic::Agents) => Some(
                 store

@@ -12,7 +12,7 @@ use super::StoreError;
 
 /// A value bound to a statement, borrowed from the caller.
 #[derive(Clone, Copy, Debug)]
-pub(crate) enum Arg<'a> {
+pub enum Arg<'a> {
     /// SQL `NULL`.
     Null,
     /// An integer (`INTEGER`, `BIGINT`; `INT`/`SMALLINT` when it fits).
@@ -68,16 +68,19 @@ impl<'a> From<&'a [u8]> for Arg<'a> {
 }
 
 /// The arguments of a statement: `args![a, b]` for `?1`, `?2`.
-macro_rules! args {
+#[doc(hidden)]
+#[macro_export]
+macro_rules! sql_args {
     ($($arg:expr),* $(,)?) => {
         &[$($crate::store::sql::Arg::from($arg)),*]
     };
 }
-pub(crate) use args;
+/// The arguments of a statement: `args![a, b]` binds `?1`, `?2`.
+pub use crate::sql_args as args;
 
 /// A value read from a row.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub(crate) enum Value {
+pub enum Value {
     /// SQL `NULL`, or a column already taken.
     #[default]
     Null,
@@ -105,11 +108,11 @@ impl Value {
 
 /// One row a query returned. Each column is taken once, by position.
 #[derive(Debug)]
-pub(crate) struct Row(Vec<Value>);
+pub struct Row(Vec<Value>);
 
 impl Row {
     /// The row of these values, in column order.
-    pub(crate) fn new(values: Vec<Value>) -> Self {
+    pub fn new(values: Vec<Value>) -> Self {
         Self(values)
     }
 
@@ -128,7 +131,7 @@ impl Row {
     }
 
     /// Text, which may be `NULL`.
-    pub(crate) fn opt_text(&mut self, column: usize) -> Result<Option<String>, StoreError> {
+    pub fn opt_text(&mut self, column: usize) -> Result<Option<String>, StoreError> {
         match self.take(column) {
             Value::Null => Ok(None),
             Value::Text(text) => Ok(Some(text)),
@@ -137,13 +140,13 @@ impl Row {
     }
 
     /// Text.
-    pub(crate) fn text(&mut self, column: usize) -> Result<String, StoreError> {
+    pub fn text(&mut self, column: usize) -> Result<String, StoreError> {
         self.opt_text(column)?
             .ok_or_else(|| Self::wrong(column, &Value::Null, "text"))
     }
 
     /// An integer, which may be `NULL`.
-    pub(crate) fn opt_int(&mut self, column: usize) -> Result<Option<i64>, StoreError> {
+    pub fn opt_int(&mut self, column: usize) -> Result<Option<i64>, StoreError> {
         match self.take(column) {
             Value::Null => Ok(None),
             Value::Int(n) => Ok(Some(n)),
@@ -152,13 +155,13 @@ impl Row {
     }
 
     /// An integer.
-    pub(crate) fn int(&mut self, column: usize) -> Result<i64, StoreError> {
+    pub fn int(&mut self, column: usize) -> Result<i64, StoreError> {
         self.opt_int(column)?
             .ok_or_else(|| Self::wrong(column, &Value::Null, "an integer"))
     }
 
     /// A truth value: a boolean, or SQLite's integer.
-    pub(crate) fn flag(&mut self, column: usize) -> Result<bool, StoreError> {
+    pub fn flag(&mut self, column: usize) -> Result<bool, StoreError> {
         match self.take(column) {
             Value::Bool(flag) => Ok(flag),
             Value::Int(n) => Ok(n != 0),
@@ -170,7 +173,7 @@ impl Row {
 /// What other handles on the same database are told of when a
 /// transaction commits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Topic {
+pub enum Topic {
     /// An approval was requested or decided (the payload is its id).
     Approvals,
     /// An agent was added or removed.
@@ -179,7 +182,7 @@ pub(crate) enum Topic {
 
 /// How a transaction holds the database.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Mode {
+pub enum Mode {
     /// Statements that each stand alone: no transaction around them.
     Read,
     /// Reads that must see one snapshot, whatever commits meanwhile.
@@ -191,7 +194,7 @@ pub(crate) enum Mode {
 /// One transaction, on whichever backend. Statements use `?N`
 /// parameters; each failure names the action the transaction was begun
 /// for.
-pub(crate) trait Tx {
+pub trait Tx {
     /// The rows `sql` returns.
     fn query(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<Vec<Row>, StoreError>;
 
@@ -215,11 +218,7 @@ pub(crate) trait Tx {
 
 impl dyn Tx + '_ {
     /// The first row `sql` returns, if any.
-    pub(crate) fn query_opt(
-        &mut self,
-        sql: &str,
-        args: &[Arg<'_>],
-    ) -> Result<Option<Row>, StoreError> {
+    pub fn query_opt(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<Option<Row>, StoreError> {
         Ok(self.query(sql, args)?.into_iter().next())
     }
 }

@@ -425,8 +425,8 @@ fn until(what: &str, condition: impl Fn() -> bool) {
 /// remembers checked tokens hears every removal through the database.
 #[test]
 fn agents_and_devices_are_shared_by_replicas() {
-    use airlock::serve::{Agents, COOKIE_PREFIX, Devices, PAIRING_CODE_LIFETIME, TOKEN_PREFIX};
     use airlock::store::Store;
+    use airlock_serve::{Agents, COOKIE_PREFIX, Devices, PAIRING_CODE_LIFETIME, TOKEN_PREFIX};
     let db = fresh_database();
     let (a, b) = (replica(&db, "a"), replica(&db, "b"));
     let (on_a, on_b) = (

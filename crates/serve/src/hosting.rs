@@ -1,0 +1,241 @@
+//! The hosted MCP servers of a running `airlock serve`: loaded with the
+//! catalog, started (eagerly, or at the first listing), their tools served
+//! as `SERVER.TOOL`, the catalog refreshed when a server's tools change or
+//! it is restarted.
+
+use super::{Catalog, ServeError, Served, Server, Weak, object_schema, valid_tool_name};
+use airlock::ConfiguredTool;
+use airlock::Host;
+use airlock::servers::{HostedServer, HostedTool, ServerConfig, Start, State};
+use rmcp::model::Tool;
+use serde_json::json;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::task::AbortOnDropHandle;
+
+/// How often each hosted server is checked for having died.
+const WATCH_EVERY: Duration = Duration::from_secs(1);
+
+/// Loads every `[[servers]]` entry and starts the eager ones; a server that
+/// fails to start is reported (log, journal, `airlock servers status`) and
+/// serves no tools until it is restarted.
+pub(super) async fn load_servers(
+    host: &Host,
+    configs: &[ServerConfig],
+) -> Result<Vec<(HostedServer, Vec<Tool>)>, ServeError> {
+    let mut servers = Vec::with_capacity(configs.len());
+    for config in configs {
+        let server = host.load_server(config.clone())?;
+        let listed = match config.start {
+            Start::Lazy => Vec::new(),
+            Start::Eager => server.start().await.unwrap_or_default(),
+        };
+        servers.push((server, listed));
+    }
+    Ok(servers)
+}
+
+impl Served {
+    /// The tool, if it is one of hosted server `server`'s.
+    pub(super) fn hosted_by(&self, server: &str) -> Option<&HostedTool> {
+        self.tool
+            .as_hosted()
+            .filter(|hosted| hosted.server().name() == server)
+    }
+}
+
+/// The served tools of `server`, from its listing: disabled ones left
+/// out, names `SERVER.TOOL` checked against MCP's rules and `taken`.
+pub(super) fn served_tools(
+    host: &Host,
+    server: &HostedServer,
+    listed: &[Tool],
+    taken: impl Fn(&str) -> bool,
+) -> Result<Vec<Arc<Served>>, ServeError> {
+    let mut served = Vec::new();
+    for tool in listed {
+        if server.config().tool(&tool.name).disabled {
+            continue;
+        }
+        let hosted = HostedTool::new(server.clone(), &tool.name);
+        let name = hosted.facts().name.clone();
+        if !valid_tool_name(&name) {
+            tracing::warn!(server = %server.name(), tool = %tool.name, "a server's tool name is not a valid MCP tool name as {name}: not served");
+            continue;
+        }
+        if taken(&name) || served.iter().any(|s: &Arc<Served>| s.tool.name() == name) {
+            return Err(ServeError::Duplicate { name });
+        }
+        host.policies().register_tool(hosted.facts())?;
+        let schema = object_schema(serde_json::Value::Object((*tool.input_schema).clone()))
+            .map_err(|message| ServeError::Schema {
+                name: name.clone(),
+                message,
+            })?;
+        let configured = ConfiguredTool::hosted(
+            hosted,
+            tool.description.as_ref().map(ToString::to_string),
+            schema.to_string(),
+        );
+        served.push(Arc::new(Served {
+            tool: configured,
+            schema,
+        }));
+    }
+    Ok(served)
+}
+
+impl Catalog {
+    /// This catalog with `server`'s tools replaced by `listed`.
+    fn with_server_tools(
+        &self,
+        host: &Host,
+        server: &HostedServer,
+        listed: &[Tool],
+    ) -> Result<Catalog, ServeError> {
+        let mut tools: Vec<Arc<Served>> = self
+            .tools
+            .iter()
+            .filter(|s| s.hosted_by(server.name()).is_none())
+            .cloned()
+            .collect();
+        let added = served_tools(host, server, listed, |name| {
+            tools.iter().any(|s| s.tool.name() == name)
+        })?;
+        tools.extend(added);
+        Ok(Catalog::new(
+            tools,
+            self.settings.clone(),
+            self.servers.clone(),
+        ))
+    }
+}
+
+impl Server {
+    /// The hosted servers in force.
+    pub fn servers(&self) -> Vec<HostedServer> {
+        self.catalog().servers.clone()
+    }
+
+    /// Starts the lazy servers not started yet (the first listing wants
+    /// their tools).
+    pub async fn wake_servers(&self) {
+        for server in self.servers() {
+            if server.config().start == Start::Lazy
+                && server.status().starts == 0
+                && let Err(error) = self.restart_server(server.name()).await
+            {
+                tracing::warn!(server = %server.name(), code = error.code(), %error, "a lazy server did not start");
+            }
+        }
+    }
+
+    /// (Re)starts hosted server `name` and serves its tools as it lists them
+    /// now; clients are told the list changed. Journaled.
+    pub async fn restart_server(&self, name: &str) -> Result<usize, ServeError> {
+        let server = self
+            .servers()
+            .into_iter()
+            .find(|s| s.name() == name)
+            .ok_or_else(|| ServeError::NoServer {
+                name: name.to_string(),
+            })?;
+        server.stop().await;
+        let started = server.start().await;
+        let listed = started.as_ref().map(Vec::clone).unwrap_or_default();
+        self.refresh_server(&server, &listed)?;
+        self.journal(
+            "server_restarted",
+            json!({ "server": name, "tools": listed.len(), "error": started.as_ref().err().map(ToString::to_string) }),
+        )?;
+        started.map(|tools| tools.len()).map_err(ServeError::from)
+    }
+
+    /// Serves `listed` as `server`'s tools from now on.
+    fn refresh_server(&self, server: &HostedServer, listed: &[Tool]) -> Result<(), ServeError> {
+        let catalog = self
+            .catalog()
+            .with_server_tools(self.host(), server, listed)?;
+        self.swap_catalog(catalog);
+        Ok(())
+    }
+
+    /// Watches each hosted server: after its `tools/list_changed` it is
+    /// listed again and what it lists is served; when it died (or failed
+    /// to start) it is started again, with backoff. The tasks end with the
+    /// server set they watch (replaced on reload).
+    pub(super) fn follow_servers(&self) -> Vec<AbortOnDropHandle<()>> {
+        self.servers()
+            .into_iter()
+            .map(|server| {
+                let weak: Weak = self.downgrade();
+                AbortOnDropHandle::new(tokio::spawn(async move {
+                    let changed = server.list_changed();
+                    let mut tick = tokio::time::interval(WATCH_EVERY);
+                    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                    loop {
+                        let relist = tokio::select! {
+                            () = changed.notified() => true,
+                            _ = tick.tick() => false,
+                        };
+                        let Some(this) = weak.upgrade() else { return };
+                        let listed = if relist {
+                            server.relist().await
+                        } else if server.status().state == State::Failed {
+                            match server.ensure_running().await {
+                                Ok(()) => {
+                                    tracing::info!(server = %server.name(), "the server was started again");
+                                    Ok(server.tools().await)
+                                }
+                                Err(_) => continue,
+                            }
+                        } else if server.status().state == State::Running && !server.is_running().await {
+                            tracing::warn!(server = %server.name(), "the server died; starting it again");
+                            server.mark_gone("its process ended");
+                            continue;
+                        } else {
+                            continue;
+                        };
+                        match listed {
+                            // After tools/list_changed a description or schema
+                            // may be all that changed: serve the new listing.
+                            Ok(listed) if relist || this.serves_other_tools(&server, &listed) => {
+                                if let Err(error) = this.refresh_server(&server, &listed) {
+                                    tracing::warn!(server = %server.name(), code = error.code(), %error, "a server's tools were not served");
+                                }
+                            }
+                            Ok(_) => {}
+                            Err(error) => tracing::warn!(server = %server.name(), code = error.code(), %error, "listing a server's tools failed"),
+                        }
+                    }
+                }))
+            })
+            .collect()
+    }
+
+    /// Whether `listed` differs from the tools of `server` served now.
+    fn serves_other_tools(&self, server: &HostedServer, listed: &[Tool]) -> bool {
+        let catalog = self.catalog();
+        let mut served: Vec<&str> = catalog
+            .tools
+            .iter()
+            .filter_map(|s| s.hosted_by(server.name()))
+            .map(HostedTool::remote_name)
+            .collect();
+        let mut now: Vec<&str> = listed
+            .iter()
+            .map(|t| t.name.as_ref())
+            .filter(|name| !server.config().tool(name).disabled)
+            .collect();
+        served.sort_unstable();
+        now.sort_unstable();
+        served != now
+    }
+
+    /// Stops every hosted server (at shutdown).
+    pub(super) async fn stop_servers(&self) {
+        for server in self.servers() {
+            server.stop().await;
+        }
+    }
+}
