@@ -36,6 +36,8 @@
 //! it was granted.
 
 #![deny(missing_docs)]
+// `pub` means part of the crate's API; anything else says `pub(crate)`.
+#![warn(unreachable_pub)]
 
 // The README's Rust snippets are compiled with the doc tests, so that what
 // it teaches embedders keeps compiling.

@@ -65,7 +65,7 @@ pub mod exit_code {
     pub const OK: u8 = 0;
     /// The tool failed: it returned an error, trapped, exited, or produced
     /// output that is not JSON.
-    pub const TOOL_ERROR: u8 = 1;
+    pub(crate) const TOOL_ERROR: u8 = 1;
     /// Usage or host error: bad arguments or input, an unreadable or invalid
     /// component, or a host-side failure.
     pub const USAGE: u8 = 2;
@@ -75,7 +75,7 @@ pub mod exit_code {
     /// A limit ended the invocation.
     pub const LIMIT: u8 = 4;
     /// The request waits for a human approval (the approval id is printed).
-    pub const PENDING_APPROVAL: u8 = 5;
+    pub(crate) const PENDING_APPROVAL: u8 = 5;
 }
 
 /// Measurements of one invocation.

@@ -43,7 +43,7 @@ pub enum SecretRefusal {
 }
 
 /// The placeholder a binding's `format` must contain exactly once.
-pub const SECRET_PLACEHOLDER: &str = "{secret}";
+pub(crate) const SECRET_PLACEHOLDER: &str = "{secret}";
 
 /// Whether `name` is a header a credential belongs in: `authorization`,
 /// `x-api-key`, `api-key`, `cookie`, `x-*-token` or `x-*-key`. Binding a

@@ -8,7 +8,7 @@
 
 use super::rules::{Matcher, PortSet, Rule, RuleSet, SchemeSet};
 use super::url::normalise_name;
-use airlock_toml::{ConfigError, RawSize, Source, positive_size, size, timeout};
+use airlock_toml::{ConfigError, RawSize, TomlText, positive_size, size, timeout};
 use ipnet::IpNet;
 use serde::Deserialize;
 use std::net::IpAddr;
@@ -105,12 +105,12 @@ impl NetworkGrant {
     pub fn from_toml(text: &str, origin: &str) -> Result<Self, ConfigError> {
         let raw: RawGrant =
             toml::from_str(text).map_err(|e| ConfigError::from_toml(&e, text, origin))?;
-        Self::from_raw(raw, &Source { text, origin })
+        Self::from_raw(raw, &TomlText { text, origin })
     }
 
     /// The grant a `[network]` table of a larger file holds (`airlock.toml`'s
     /// tools), checked against `source` for positions.
-    pub fn from_raw(raw: RawGrant, source: &Source<'_>) -> Result<Self, ConfigError> {
+    pub fn from_raw(raw: RawGrant, source: &TomlText<'_>) -> Result<Self, ConfigError> {
         let mut rules = Vec::with_capacity(raw.allow.len());
         for rule in raw.allow {
             rules.push(compile_rule(rule, source)?);
@@ -216,7 +216,7 @@ enum RawPort {
     Range(String),
 }
 
-fn compile_rule(raw: Spanned<RawRule>, source: &Source<'_>) -> Result<Rule, ConfigError> {
+fn compile_rule(raw: Spanned<RawRule>, source: &TomlText<'_>) -> Result<Rule, ConfigError> {
     let span = raw.span();
     let (line, _) = source.line_column(span.start);
     let rule = raw.into_inner();
@@ -283,7 +283,7 @@ fn compile_rule(raw: Spanned<RawRule>, source: &Source<'_>) -> Result<Rule, Conf
     })
 }
 
-fn host_matcher(host: &Spanned<String>, source: &Source<'_>) -> Result<Matcher, ConfigError> {
+fn host_matcher(host: &Spanned<String>, source: &TomlText<'_>) -> Result<Matcher, ConfigError> {
     let text = host.get_ref().trim();
     let error = |message: String| source.error(host.span(), message);
     if let Ok(ip) = text
@@ -338,7 +338,7 @@ fn name(text: &str, error: &impl Fn(String) -> ConfigError) -> Result<String, Co
     }
 }
 
-fn suffix_matcher(suffix: &Spanned<String>, source: &Source<'_>) -> Result<Matcher, ConfigError> {
+fn suffix_matcher(suffix: &Spanned<String>, source: &TomlText<'_>) -> Result<Matcher, ConfigError> {
     let text = suffix.get_ref().trim().trim_start_matches('.');
     let error = |message: String| source.error(suffix.span(), message);
     if text.contains('*') {
@@ -349,7 +349,7 @@ fn suffix_matcher(suffix: &Spanned<String>, source: &Source<'_>) -> Result<Match
     name(text, &error).map(Matcher::Suffix)
 }
 
-fn cidr_matcher(cidr: &Spanned<String>, source: &Source<'_>) -> Result<Matcher, ConfigError> {
+fn cidr_matcher(cidr: &Spanned<String>, source: &TomlText<'_>) -> Result<Matcher, ConfigError> {
     let text = cidr.get_ref().trim();
     let net: IpNet = text.parse().map_err(|_| {
         source.error(
@@ -371,7 +371,7 @@ fn cidr_matcher(cidr: &Spanned<String>, source: &Source<'_>) -> Result<Matcher, 
 
 fn port_range(
     port: &Spanned<RawPort>,
-    source: &Source<'_>,
+    source: &TomlText<'_>,
 ) -> Result<std::ops::RangeInclusive<u16>, ConfigError> {
     let bad = |what: String| {
         source.error(

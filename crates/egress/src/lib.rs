@@ -10,6 +10,8 @@
 //! grant's [`Budgets`] and every request leaves an [`EgressRecord`].
 
 #![deny(missing_docs)]
+// `pub` means part of the crate's API; anything else says `pub(crate)`.
+#![warn(unreachable_pub)]
 
 pub mod addr;
 mod body;

@@ -5,6 +5,8 @@
 //! crate knows no database.
 
 #![deny(missing_docs)]
+// `pub` means part of the crate's API; anything else says `pub(crate)`.
+#![warn(unreachable_pub)]
 
 pub mod attest;
 mod audit;

@@ -6,6 +6,8 @@
 //! operators can point the host at their own directory instead.
 
 #![deny(missing_docs)]
+// `pub` means part of the crate's API; anything else says `pub(crate)`.
+#![warn(unreachable_pub)]
 
 mod cache;
 mod engine;

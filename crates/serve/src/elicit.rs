@@ -19,12 +19,12 @@ use std::pin::Pin;
 use std::time::Duration;
 
 /// The key of the approval question in a 2026-07-28 `inputRequests`.
-pub const APPROVAL_INPUT: &str = "airlock.approval";
+pub(crate) const APPROVAL_INPUT: &str = "airlock.approval";
 
 /// How long a 2026-07-28 client has to come back with the human's answer:
 /// the state it echoes expires then (the approval itself stays pending for
 /// the operators).
-pub const ANSWER_WITHIN: Duration = Duration::from_secs(15 * 60);
+pub(crate) const ANSWER_WITHIN: Duration = Duration::from_secs(15 * 60);
 
 /// The form field that carries the answer.
 const FIELD: &str = "decision";
@@ -44,11 +44,11 @@ const DENIED: &str = "denied by the human at the MCP client";
 /// screenful a person reads through. A longer input is not offered for
 /// "allow": the question shows its beginning and its SHA-256 and leaves
 /// it to the operators, who see it whole.
-pub const FORM_INPUT_CHARS: usize = 2_000;
+pub(crate) const FORM_INPUT_CHARS: usize = 2_000;
 
 /// What a question offers besides "deny".
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Choices {
+pub(crate) struct Choices {
     /// "Allow once": only when the whole input is in the question.
     pub allow: bool,
     /// "Allow for this session": also only for an approval requested in
@@ -59,7 +59,7 @@ pub struct Choices {
 impl Choices {
     /// The choices for `approval`, asked of a call in MCP session
     /// `session` (empty: none).
-    pub fn for_call(approval: &Approval, session: &str) -> Self {
+    pub(crate) fn for_call(approval: &Approval, session: &str) -> Self {
         let shown = readable_input(&approval.request.input);
         let allow = !approval.request.input.is_empty() && shown.chars().count() <= FORM_INPUT_CHARS;
         Self {
@@ -74,7 +74,7 @@ impl Choices {
 
 /// The question for `approval`, asked on behalf of `requester`, offering
 /// `choices`.
-pub fn question(
+pub(crate) fn question(
     approval: &Approval,
     requester: &Principal,
     choices: Choices,
@@ -142,7 +142,7 @@ pub fn question(
 /// `choices`; `None` when they dismissed the question, left it to the
 /// operators, or answered something it did not offer (the approval then
 /// stays with the operators).
-pub fn decision(result: &ElicitResult, choices: Choices) -> Option<OperatorDecision> {
+pub(crate) fn decision(result: &ElicitResult, choices: Choices) -> Option<OperatorDecision> {
     match result.action {
         ElicitationAction::Decline => Some(OperatorDecision::Deny(DENIED.into())),
         ElicitationAction::Accept => match result.content.as_ref()?.get(FIELD)?.as_str()? {
@@ -157,7 +157,7 @@ pub fn decision(result: &ElicitResult, choices: Choices) -> Option<OperatorDecis
 }
 
 /// Asks over an MCP session with an elicitation request.
-pub struct Elicitor {
+pub(crate) struct Elicitor {
     /// The client.
     pub peer: Peer<RoleServer>,
     /// Who decides when the human answers (the call's principal, named
@@ -211,18 +211,18 @@ pub enum SealError {
 /// Seals the approval id into a 2026-07-28 `requestState`, bound to the
 /// call it answers: the client echoes the state, so only an untampered
 /// state for the same principal, session, tool and arguments opens.
-pub struct Seal(RequestStateCodec);
+pub(crate) struct Seal(RequestStateCodec);
 
 impl Seal {
     /// A seal with a fresh random key: states do not outlive the server.
-    pub fn new() -> Result<Self, SealError> {
+    pub(crate) fn new() -> Result<Self, SealError> {
         let mut key = zeroize::Zeroizing::new([0u8; 32]);
         getrandom::fill(key.as_mut_slice()).map_err(|e| SealError::Random(e.to_string()))?;
         Ok(Self(RequestStateCodec::try_new(key.to_vec())?))
     }
 
     /// The state for approval `id`, valid for `ttl`.
-    pub fn seal(&self, id: &str, call: &CallBinding, ttl: Duration) -> String {
+    pub(crate) fn seal(&self, id: &str, call: &CallBinding, ttl: Duration) -> String {
         self.0.seal_with(
             id.as_bytes(),
             &SealOptions::new().associated_data(&call.0).ttl(ttl),
@@ -231,7 +231,7 @@ impl Seal {
 
     /// The approval id in `state`, if it is untampered, unexpired and was
     /// sealed for this same call.
-    pub fn open(&self, state: &str, call: &CallBinding) -> Option<String> {
+    pub(crate) fn open(&self, state: &str, call: &CallBinding) -> Option<String> {
         let id = self.0.open_with(state, &call.0).ok()?;
         String::from_utf8(id).ok()
     }
@@ -239,11 +239,11 @@ impl Seal {
 
 /// What a sealed state is bound to: a digest of the call's principal,
 /// session, tool and arguments.
-pub struct CallBinding([u8; 32]);
+pub(crate) struct CallBinding([u8; 32]);
 
 impl CallBinding {
     /// The binding of one call.
-    pub fn new(
+    pub(crate) fn new(
         principal: &Principal,
         session: &str,
         tool: &str,

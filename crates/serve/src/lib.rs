@@ -1,12 +1,14 @@
 //! `airlock serve`: the tools of one `airlock.toml`, loaded once and served
 //! to agents over MCP, with the operator's authority held by the server.
 //!
-//! - [`mcp`]: the MCP handler (`tools/list`, `tools/call`), a thin
+//! - `mcp`: the MCP handler (`tools/list`, `tools/call`), a thin
 //!   translation onto [`Server::call`]; every decision happens in the one
 //!   invoke path of [`Host`].
 //! - [`http`]: streamable HTTP with bearer tokens ([`Agents`]) and an
-//!   `Origin` check; stdio uses the principal the config names. Each
-//!   session belongs to the agent that opened it ([`sessions`]).
+//!   `Origin` check. Each session belongs to the agent that opened it
+//!   (`sessions`).
+//! - [`stdio`]: one client on stdin and stdout, as the principal the
+//!   config names.
 //! - [`operator`]: the operator socket (peer credentials) for approvals,
 //!   agents, devices and reloads.
 //! - [`console`]: the web console over HTTPS for paired devices
@@ -15,6 +17,8 @@
 //!   each tool's input schema before a call takes a slot.
 
 #![deny(missing_docs)]
+// `pub` means part of the crate's API; anything else says `pub(crate)`.
+#![warn(unreachable_pub)]
 
 mod agents;
 mod arguments;
@@ -25,12 +29,12 @@ mod devices;
 mod elicit;
 mod hosting;
 pub mod http;
-pub mod mcp;
+mod mcp;
 pub mod operator;
-pub mod peers;
+mod peers;
 mod replica;
 mod session_manager;
-pub mod sessions;
+mod sessions;
 mod slots;
 pub mod state_watch;
 pub mod stdio;

@@ -24,7 +24,7 @@ use std::sync::{Arc, OnceLock};
 /// The principal of an HTTP request, put in its extensions by [`super::http`]
 /// after the bearer token checked out. Absent means unauthenticated.
 #[derive(Clone, Debug)]
-pub struct AuthenticatedAgent(pub Principal);
+pub(crate) struct AuthenticatedAgent(pub Principal);
 
 /// How a handler knows who calls.
 #[derive(Clone, Debug)]
@@ -37,7 +37,7 @@ enum Identity {
 
 /// One MCP session's handler.
 #[derive(Clone)]
-pub struct McpHandler {
+pub(crate) struct McpHandler {
     server: Server,
     identity: Identity,
     channel: Channel,
@@ -49,7 +49,7 @@ pub struct McpHandler {
 
 impl McpHandler {
     /// A handler for a stdio client: every call is `principal`.
-    pub fn stdio(server: Server, principal: Principal) -> Self {
+    pub(crate) fn stdio(server: Server, principal: Principal) -> Self {
         Self {
             server,
             identity: Identity::Fixed(principal),
@@ -60,14 +60,14 @@ impl McpHandler {
 
     /// The session the server issued this handler's client, once there is
     /// one.
-    pub fn issued_session(&self) -> Option<&str> {
+    pub(crate) fn issued_session(&self) -> Option<&str> {
         self.session.get().map(String::as_str)
     }
 
     /// A handler for streamable HTTP: each request's token names its
     /// agent; `session` is filled with the session's id if the request it
     /// is made for opens one.
-    pub fn http(server: Server, session: Arc<OnceLock<String>>) -> Self {
+    pub(crate) fn http(server: Server, session: Arc<OnceLock<String>>) -> Self {
         Self {
             server,
             identity: Identity::PerRequest,

@@ -3,7 +3,7 @@
 //! The server knows who connects from the kernel (`SO_PEERCRED`), not from
 //! anything the caller says, and serves only the operators its
 //! configuration lists, and only from its own user and PID namespaces (see
-//! [`super::peers`]: a sandboxed tool may share the server's uid, never
+//! `peers`: a sandboxed tool may share the server's uid, never
 //! its namespaces); decisions take [`Server::decide`]'s one path and are
 //! recorded under the operator's name.
 //!

@@ -12,7 +12,7 @@
 /// Why a peer is not one of this machine's own processes.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum PeerError {
+pub(crate) enum PeerError {
     /// The kernel gave no pid: the peer's PID namespace is not below ours.
     #[error(
         "the caller's process is not visible from the server's PID namespace: a process in a sandbox or container is never an operator"
@@ -49,7 +49,7 @@ pub enum PeerError {
 
 impl PeerError {
     /// Stable reason code.
-    pub fn code(&self) -> &'static str {
+    pub(crate) fn code(&self) -> &'static str {
         match self {
             Self::Invisible | Self::OtherNamespace { .. } | Self::Replaced { .. } => {
                 "foreign_namespace"
@@ -61,7 +61,7 @@ impl PeerError {
 
 /// When a connection was accepted, in the clock process start times are
 /// counted in (ticks since boot); `None` where that cannot be read.
-pub fn accepted_now() -> Option<u64> {
+pub(crate) fn accepted_now() -> Option<u64> {
     #[cfg(target_os = "linux")]
     {
         let uptime = std::fs::read_to_string("/proc/uptime").ok()?;
@@ -91,7 +91,7 @@ fn started(pid: i32) -> Option<u64> {
 /// a process that started after the connection was `accepted` (see
 /// [`accepted_now`]) got the pid of a peer that has gone.
 #[cfg(target_os = "linux")]
-pub fn same_namespaces(pid: Option<i32>, accepted: Option<u64>) -> Result<(), PeerError> {
+pub(crate) fn same_namespaces(pid: Option<i32>, accepted: Option<u64>) -> Result<(), PeerError> {
     let pid = match pid {
         Some(pid) if pid > 0 => pid,
         _ => return Err(PeerError::Invisible),

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 /// The caps on open sessions.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SessionLimits {
+pub(crate) struct SessionLimits {
     /// Sessions one agent may hold.
     pub per_agent: usize,
     /// Sessions across all agents.
@@ -30,7 +30,7 @@ impl From<&airlock::config::ServeSettings> for SessionLimits {
 
 /// Which cap refused a session.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Cap {
+pub(crate) enum Cap {
     /// The agent holds `max_sessions_per_agent` already.
     PerAgent,
     /// The server holds `max_sessions` already.
@@ -39,7 +39,7 @@ pub enum Cap {
 
 impl Cap {
     /// The `[serve]` key that sets it.
-    pub fn key(self) -> &'static str {
+    pub(crate) fn key(self) -> &'static str {
         match self {
             Cap::PerAgent => "max_sessions_per_agent",
             Cap::Total => "max_sessions",
@@ -56,7 +56,7 @@ impl Cap {
     match cap { Cap::PerAgent => "one agent may hold", Cap::Total => "this server holds" },
     cap.key()
 )]
-pub struct Refusal {
+pub(crate) struct Refusal {
     /// Whose session was refused.
     pub agent: Principal,
     /// Which cap refused it.
@@ -67,7 +67,7 @@ pub struct Refusal {
 
 impl Refusal {
     /// Stable machine-readable reason code.
-    pub fn code(&self) -> &'static str {
+    pub(crate) fn code(&self) -> &'static str {
         "session_limit"
     }
 }
@@ -116,7 +116,7 @@ pub(crate) struct Reservation {
 
 impl Reservation {
     /// Records session `id` as the reserving agent's.
-    pub fn bind(mut self, id: &str) {
+    pub(crate) fn bind(mut self, id: &str) {
         if let Some(agent) = self.agent.take() {
             self.sessions.lock().sessions.insert(
                 id.to_string(),
@@ -143,7 +143,7 @@ impl Sessions {
     }
 
     /// Room for a new session of `agent`, unless a cap is reached.
-    pub fn reserve(
+    pub(crate) fn reserve(
         self: &Arc<Self>,
         agent: &Principal,
         limits: SessionLimits,
@@ -170,7 +170,7 @@ impl Sessions {
     }
 
     /// Whether session `id` is open and `agent`'s.
-    pub fn belongs_to(&self, id: &str, agent: &Principal) -> bool {
+    pub(crate) fn belongs_to(&self, id: &str, agent: &Principal) -> bool {
         self.lock()
             .sessions
             .get(id)
@@ -178,7 +178,7 @@ impl Sessions {
     }
 
     /// Notes that a tool was called in session `id`.
-    pub fn called_in(&self, id: &str) {
+    pub(crate) fn called_in(&self, id: &str) {
         if let Some(entry) = self.lock().sessions.get_mut(id) {
             entry.called = true;
         }
@@ -186,7 +186,7 @@ impl Sessions {
 
     /// Forgets session `id`, which ended: whether a tool was called in it
     /// (so approvals may name it); `None` if it was not open.
-    pub fn forget(&self, id: &str) -> Option<bool> {
+    pub(crate) fn forget(&self, id: &str) -> Option<bool> {
         let mut state = self.lock();
         let entry = state.sessions.remove(id)?;
         state.release(&entry.agent);
@@ -195,7 +195,7 @@ impl Sessions {
 
     /// Forgets every open session (the server stops): the ids of those a
     /// tool was called in.
-    pub fn forget_all(&self) -> Vec<String> {
+    pub(crate) fn forget_all(&self) -> Vec<String> {
         let mut state = self.lock();
         let called = state
             .sessions
@@ -209,7 +209,7 @@ impl Sessions {
 
     /// How many sessions are open (and being opened), and how many of
     /// them are `agent`'s.
-    pub fn open(&self, agent: &Principal) -> (usize, usize) {
+    pub(crate) fn open(&self, agent: &Principal) -> (usize, usize) {
         let state = self.lock();
         (state.total, state.held.get(agent).copied().unwrap_or(0))
     }
@@ -219,7 +219,7 @@ impl Sessions {
 /// logged and journaled: an agent opening sessions in a loop is refused
 /// thousands of times a second, and the log and the journal would grow
 /// with every one.
-pub const REPORT_EVERY: Duration = Duration::from_secs(10);
+pub(crate) const REPORT_EVERY: Duration = Duration::from_secs(10);
 
 /// Which refusals to report: the first of each agent and cap, then at
 /// most one per [`REPORT_EVERY`], each accounting for the refusals not
@@ -241,7 +241,7 @@ impl RefusalReports {
     /// Whether `refusal`, at `now`, is reported; if so, how many refusals
     /// the report accounts for (this one and those not reported since the
     /// last report).
-    pub fn note(&self, refusal: &Refusal, now: Instant) -> Option<u64> {
+    pub(crate) fn note(&self, refusal: &Refusal, now: Instant) -> Option<u64> {
         let mut last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
         let key = (refusal.agent.clone(), refusal.cap);
         match last.get_mut(&key) {
@@ -272,7 +272,7 @@ impl RefusalReports {
     }
 
     /// The refusals not reported yet, each with how many there were.
-    pub fn drain(&self) -> Vec<(Refusal, u64)> {
+    pub(crate) fn drain(&self) -> Vec<(Refusal, u64)> {
         let mut last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
         last.values_mut()
             .filter(|unreported| unreported.count > 0)

@@ -4,6 +4,8 @@
 //! positive counts, durations), each with what to write instead.
 
 #![deny(missing_docs)]
+// `pub` means part of the crate's API; anything else says `pub(crate)`.
+#![warn(unreachable_pub)]
 
 use serde::Deserialize;
 use std::ops::Range;
@@ -12,14 +14,14 @@ use std::time::Duration;
 use toml::Spanned;
 
 /// Where TOML text came from, to turn byte spans into `file:line:column`.
-pub struct Source<'a> {
+pub struct TomlText<'a> {
     /// The whole text.
     pub text: &'a str,
     /// The file (or other origin) it came from.
     pub origin: &'a str,
 }
 
-impl Source<'_> {
+impl TomlText<'_> {
     /// The 1-based line and column of byte `offset`.
     pub fn line_column(&self, offset: usize) -> (usize, usize) {
         line_column(self.text, offset)
@@ -82,7 +84,7 @@ impl ConfigError {
     /// The TOML parser's `error`, located in `text` from `origin`.
     pub fn from_toml(error: &toml::de::Error, text: &str, origin: &str) -> Self {
         let span = error.span().unwrap_or(0..0);
-        Source { text, origin }.error(span, error.message().trim_end().to_string())
+        TomlText { text, origin }.error(span, error.message().trim_end().to_string())
     }
 }
 
@@ -97,7 +99,11 @@ pub enum RawSize {
 }
 
 /// A byte count, or an error saying how to write one.
-pub fn size(value: &Spanned<RawSize>, key: &str, source: &Source<'_>) -> Result<u64, ConfigError> {
+pub fn size(
+    value: &Spanned<RawSize>,
+    key: &str,
+    source: &TomlText<'_>,
+) -> Result<u64, ConfigError> {
     let bad = || {
         source.error(
             value.span(),
@@ -120,7 +126,7 @@ pub fn positive_size(
     value: Option<Spanned<RawSize>>,
     default: u64,
     key: &str,
-    source: &Source<'_>,
+    source: &TomlText<'_>,
 ) -> Result<u64, ConfigError> {
     let Some(value) = value else {
         return Ok(default);
@@ -141,7 +147,7 @@ pub fn positive_count<T: Copy + Default + PartialEq>(
     default: T,
     key: &str,
     consequence: &str,
-    source: &Source<'_>,
+    source: &TomlText<'_>,
 ) -> Result<T, ConfigError> {
     match value {
         None => Ok(default),
@@ -160,7 +166,7 @@ pub fn timeout(
     value: Option<Spanned<String>>,
     default: Duration,
     key: &str,
-    source: &Source<'_>,
+    source: &TomlText<'_>,
 ) -> Result<Duration, ConfigError> {
     let Some(value) = value else {
         return Ok(default);

@@ -323,7 +323,7 @@ impl fmt::Display for OperatorDecision {
 }
 
 /// Seconds since the Unix epoch.
-pub fn unix(time: SystemTime) -> u64 {
+pub(super) fn unix(time: SystemTime) -> u64 {
     time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 

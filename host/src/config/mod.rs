@@ -42,7 +42,7 @@ use crate::servers::{RawServer, ServerConfig};
 use crate::store::StoreLocation;
 use crate::store::location::{RawPostgres, store_location};
 use crate::telemetry::{RawTelemetry, TelemetrySettings};
-use crate::toml_file::{ConfigError, RawSize, Source, positive_size, timeout};
+use crate::toml_file::{ConfigError, RawSize, TomlText, positive_size, timeout};
 use crate::vault::CredentialBinding;
 use serde::Deserialize;
 use serve::RawServe;
@@ -170,7 +170,7 @@ struct RawToolLimits {
 }
 
 impl RawToolLimits {
-    fn into_limits(self, source: &Source<'_>) -> Result<Limits, ConfigError> {
+    fn into_limits(self, source: &TomlText<'_>) -> Result<Limits, ConfigError> {
         let d = Limits::default();
         let bytes = |value, default: usize, key| {
             positive_size(value, default as u64, key, source)
@@ -209,7 +209,7 @@ struct RawDir {
 }
 
 /// Builds and checks one binding, pointing errors at the key at fault.
-fn binding(raw: RawCredential, source: &Source<'_>) -> Result<CredentialBinding, ConfigError> {
+fn binding(raw: RawCredential, source: &TomlText<'_>) -> Result<CredentialBinding, ConfigError> {
     let at = |span: std::ops::Range<usize>| {
         move |e: crate::vault::BindingError| source.error(span, e.to_string())
     };
@@ -270,7 +270,7 @@ impl Config {
     pub fn from_toml(text: &str, origin: &str, base: &Path) -> Result<Self, ConfigError> {
         let raw: RawConfig =
             toml::from_str(text).map_err(|e| ConfigError::from_toml(&e, text, origin))?;
-        let source = Source { text, origin };
+        let source = TomlText { text, origin };
         let mut tools: Vec<ToolConfig> = Vec::with_capacity(raw.tools.len());
         // Where each name's entry starts, to name both places of a duplicate.
         let mut starts: Vec<(String, usize)> = Vec::with_capacity(raw.tools.len());

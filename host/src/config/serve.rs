@@ -24,7 +24,7 @@
 //! ```
 
 use crate::policy::Principal;
-use crate::toml_file::{ConfigError, Source, positive_count, timeout};
+use crate::toml_file::{ConfigError, TomlText, positive_count, timeout};
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -208,7 +208,7 @@ fn positive(
     value: Option<Spanned<usize>>,
     default: usize,
     key: &str,
-    source: &Source<'_>,
+    source: &TomlText<'_>,
 ) -> Result<usize, ConfigError> {
     positive_count(value, default, key, "would refuse every call", source)
 }
@@ -221,7 +221,7 @@ impl RawServe {
     pub(crate) fn into_settings(
         self,
         base: &Path,
-        source: &Source<'_>,
+        source: &TomlText<'_>,
     ) -> Result<ServeSettings, ConfigError> {
         let defaults = ServeSettings::default();
         let stdio_principal = match self.principal {
@@ -403,7 +403,7 @@ pub(crate) mod peer {
 
 impl Operator {
     /// Whether a peer with `uid` and primary `gid` is this operator.
-    pub fn admits(&self, uid: u32, gid: u32) -> bool {
+    pub(crate) fn admits(&self, uid: u32, gid: u32) -> bool {
         match &self.matches {
             OperatorMatch::Uid(want) => *want == uid,
             OperatorMatch::Group { gid: want, members } => {
@@ -449,7 +449,7 @@ mod tests {
         let raw: RawServe = toml::from_str(text).expect("toml");
         raw.into_settings(
             Path::new("/etc/airlock"),
-            &Source {
+            &TomlText {
                 text,
                 origin: "airlock.toml",
             },

@@ -5,7 +5,7 @@ use super::Host;
 use crate::egress::{Connector, Network, Resolver, SystemResolver, TcpTlsConnector};
 use crate::journal::key::HostKey;
 use crate::journal::{Cadence, CommitMode, Journal};
-use crate::kernel::{Kernel, journal_policies};
+use crate::kernel::{Kernel, Parts, journal_policies};
 use crate::limits::Limits;
 use crate::policy::PolicyEngine;
 use crate::protected::{ProtectedKind, ProtectedPaths};
@@ -17,7 +17,7 @@ use crate::store::{Store, StoreLocation};
 use crate::telemetry::{Telemetry, TelemetrySettings};
 use crate::vault::Vault;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 /// Why a [`Host`] could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -287,11 +287,10 @@ impl HostBuilder {
             .map_err(BuildError::Telemetry)?;
         Ok(Host {
             components: Arc::new(Components::new(engine, linker, cache, self.on_compile)),
-            kernel: Arc::new(Kernel {
+            kernel: Arc::new(Kernel::new(Parts {
                 default_limits: self.default_limits,
                 fuel_metering: self.fuel_metering,
-                policies: RwLock::new(policies),
-                approvals: store.as_ref().map(crate::approvals::kept_in),
+                policies,
                 store,
                 journal,
                 vault: self.vault,
@@ -307,7 +306,7 @@ impl HostBuilder {
                         .connector
                         .unwrap_or_else(|| Arc::new(TcpTlsConnector::with_webpki_roots())),
                 },
-            }),
+            })),
         })
     }
 }

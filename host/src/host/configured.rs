@@ -3,6 +3,7 @@
 //! go through the same admission, limits, journal and attestation; this
 //! type lets callers (`airlock run`, `airlock serve`) hold either.
 
+use crate::Host;
 use crate::config::ToolConfig;
 use crate::grants::DirAccess;
 use crate::invocation::Invocation;
@@ -14,7 +15,6 @@ use crate::policy::ToolFacts;
 use crate::runtime::{LoadError, Tool};
 use crate::servers::HostedTool;
 use crate::vocabulary::{Capability, World};
-use crate::{Host, Sha256Digest};
 use std::path::PathBuf;
 
 /// The input schema of a native tool whose configuration gives none.
@@ -199,14 +199,6 @@ impl ConfiguredTool {
         &self.facts().sha256
     }
 
-    /// The component's digest, if it is one.
-    pub fn component_sha256(&self) -> Option<&Sha256Digest> {
-        match &self.kind {
-            Kind::Component(tool) => Some(tool.sha256()),
-            Kind::Native(_) | Kind::Hosted(_) => None,
-        }
-    }
-
     /// `pure`, `network`, `files`, `network-files`, or `native`.
     pub fn world(&self) -> World {
         self.facts().world
@@ -258,22 +250,6 @@ impl ConfiguredTool {
                 .map(|c| c.secret().to_string())
                 .collect(),
             Kind::Native(_) | Kind::Hosted(_) => Vec::new(),
-        }
-    }
-
-    /// The component, if it is one.
-    pub fn as_component(&self) -> Option<&Tool> {
-        match &self.kind {
-            Kind::Component(tool) => Some(tool),
-            Kind::Native(_) | Kind::Hosted(_) => None,
-        }
-    }
-
-    /// The native program, if it is one.
-    pub fn as_native(&self) -> Option<&NativeTool> {
-        match &self.kind {
-            Kind::Native(tool) => Some(tool),
-            Kind::Component(_) | Kind::Hosted(_) => None,
         }
     }
 

@@ -125,7 +125,7 @@ impl Host {
     /// Where the journal and approvals are kept, when the host has a
     /// state directory.
     pub fn store(&self) -> Option<&Store> {
-        self.kernel.store.as_ref()
+        self.kernel.store()
     }
 
     /// The telemetry exporter, when one is configured.
@@ -140,7 +140,7 @@ impl Host {
 
     /// The limits used when an invocation brings none.
     pub fn default_limits(&self) -> &Limits {
-        &self.kernel.default_limits
+        self.kernel.default_limits()
     }
 
     /// Loads a component as a tool: inspects and classifies it, checks the

@@ -14,7 +14,7 @@ use crate::store::sql::{Mode, args};
 use crate::store::{PostgresStore, StoreError};
 
 /// One replica's log, checked.
-pub type ReplicaVerdict = (ReplicaStatus, Result<Audit, AuditFailure>);
+pub(crate) type ReplicaVerdict = (ReplicaStatus, Result<Audit, AuditFailure>);
 
 impl PostgresStore {
     /// Replica `replica`'s whole log and signed heads, as stored (for

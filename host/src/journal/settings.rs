@@ -8,7 +8,7 @@
 //! ```
 
 use super::{Batching, CommitMode};
-use crate::toml_file::{ConfigError, Source, positive_count, timeout};
+use crate::toml_file::{ConfigError, TomlText, positive_count, timeout};
 use serde::Deserialize;
 use std::time::Duration;
 use toml::Spanned;
@@ -27,7 +27,7 @@ pub(crate) struct RawJournal {
 
 impl RawJournal {
     /// Checks the table.
-    pub(crate) fn into_mode(self, source: &Source<'_>) -> Result<CommitMode, ConfigError> {
+    pub(crate) fn into_mode(self, source: &TomlText<'_>) -> Result<CommitMode, ConfigError> {
         let batched = match &self.commit {
             None => false,
             Some(commit) => match commit.get_ref().as_str() {
@@ -86,7 +86,7 @@ mod tests {
 
     fn mode(text: &str) -> Result<CommitMode, String> {
         let raw: RawJournal = toml::from_str(text).map_err(|e| e.to_string())?;
-        raw.into_mode(&Source {
+        raw.into_mode(&TomlText {
             text,
             origin: "airlock.toml",
         })

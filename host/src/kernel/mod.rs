@@ -25,13 +25,29 @@ use std::path::PathBuf;
 use std::sync::{Arc, PoisonError, RwLock};
 
 /// What every call needs, shared by the host and the tools it loaded.
+/// Read through its methods only: the fields are the kernel's.
 pub(crate) struct Kernel {
+    default_limits: Limits,
+    fuel_metering: bool,
+    network: Network,
+    /// Swapped whole on reload; each invocation keeps the one it started with.
+    policies: RwLock<Arc<PolicyEngine>>,
+    approvals: Option<Arc<dyn ApprovalStore>>,
+    store: Option<Store>,
+    journal: Option<Journal>,
+    vault: Option<Arc<Vault>>,
+    native_bridge: Option<PathBuf>,
+    native_sandbox: Option<airlock_sandbox::Backend>,
+    telemetry: Option<Telemetry>,
+    protected: ProtectedPaths,
+}
+
+/// What the host's builder hands the kernel, once.
+pub(crate) struct Parts {
     pub(crate) default_limits: Limits,
     pub(crate) fuel_metering: bool,
     pub(crate) network: Network,
-    /// Swapped whole on reload; each invocation keeps the one it started with.
-    pub(crate) policies: RwLock<Arc<PolicyEngine>>,
-    pub(crate) approvals: Option<Arc<dyn ApprovalStore>>,
+    pub(crate) policies: Arc<PolicyEngine>,
     pub(crate) store: Option<Store>,
     pub(crate) journal: Option<Journal>,
     pub(crate) vault: Option<Arc<Vault>>,
@@ -42,6 +58,39 @@ pub(crate) struct Kernel {
 }
 
 impl Kernel {
+    /// The kernel of these parts; its approvals are kept in its store.
+    pub(crate) fn new(parts: Parts) -> Self {
+        Self {
+            default_limits: parts.default_limits,
+            fuel_metering: parts.fuel_metering,
+            network: parts.network,
+            policies: RwLock::new(parts.policies),
+            approvals: parts.store.as_ref().map(crate::approvals::kept_in),
+            store: parts.store,
+            journal: parts.journal,
+            vault: parts.vault,
+            native_bridge: parts.native_bridge,
+            native_sandbox: parts.native_sandbox,
+            telemetry: parts.telemetry,
+            protected: parts.protected,
+        }
+    }
+
+    /// The limits a call runs under unless it says otherwise.
+    pub(crate) fn default_limits(&self) -> &Limits {
+        &self.default_limits
+    }
+
+    /// Whether components are compiled with fuel metering.
+    pub(crate) fn fuel_metering(&self) -> bool {
+        self.fuel_metering
+    }
+
+    /// The state store, when there is a state directory.
+    pub(crate) fn store(&self) -> Option<&Store> {
+        self.store.as_ref()
+    }
+
     /// The policies in force now.
     pub(crate) fn policies(&self) -> Arc<PolicyEngine> {
         Arc::clone(&self.policies.read().unwrap_or_else(PoisonError::into_inner))

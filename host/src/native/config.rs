@@ -16,7 +16,7 @@
 //! ```
 
 use super::{NativeNetwork, NativeSpec, Tier};
-use crate::toml_file::{ConfigError, RawSize, Source, positive_count, positive_size, timeout};
+use crate::toml_file::{ConfigError, RawSize, TomlText, positive_count, positive_size, timeout};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use toml::Spanned;
@@ -66,7 +66,7 @@ fn count(
     value: Option<Spanned<u64>>,
     default: u64,
     key: &str,
-    source: &Source<'_>,
+    source: &TomlText<'_>,
 ) -> Result<u64, ConfigError> {
     positive_count(
         value,
@@ -81,7 +81,7 @@ fn count(
 pub(crate) fn limits(
     raw: RawLimits,
     d: airlock_sandbox::ProcessLimits,
-    source: &Source<'_>,
+    source: &TomlText<'_>,
 ) -> Result<airlock_sandbox::ProcessLimits, ConfigError> {
     let cpu = timeout(
         raw.cpu,
@@ -107,7 +107,7 @@ impl RawNative {
     pub(crate) fn into_spec(
         self,
         base: &Path,
-        source: &Source<'_>,
+        source: &TomlText<'_>,
     ) -> Result<NativeSpec, ConfigError> {
         let program = self.program.get_ref().trim();
         if program.is_empty() {

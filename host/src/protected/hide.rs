@@ -34,7 +34,7 @@ impl ProtectedPaths {
     /// sandboxed run whatever was checked at load. A protected path that is
     /// no longer the one recorded at start (moved, replaced, gone) where a
     /// mount shows it refuses the run.
-    pub fn hide_in(&self, mut plan: Plan) -> Result<Plan, ProtectedError> {
+    pub(crate) fn hide_in(&self, mut plan: Plan) -> Result<Plan, ProtectedError> {
         let mounts: Vec<(PathBuf, PathBuf, Access, Identity)> = plan
             .mounts
             .iter()

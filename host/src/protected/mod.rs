@@ -238,7 +238,7 @@ impl ProtectedPaths {
 
     /// Adds the runtime directories of the system and of this user, which
     /// every host protects.
-    pub fn add_runtime_dirs(&mut self) {
+    pub(crate) fn add_runtime_dirs(&mut self) {
         for dir in ["/run", "/var/run", "/proc", "/sys", "/dev"] {
             self.add(ProtectedKind::RuntimeDir, Path::new(dir));
         }
@@ -300,7 +300,7 @@ impl ProtectedPaths {
 
     /// As [`ProtectedPaths::check`] for a sandboxed program, whose refusal
     /// of a containing grant says how to grant it on purpose.
-    pub fn check_sandboxed<'a>(
+    pub(crate) fn check_sandboxed<'a>(
         &self,
         grants: impl IntoIterator<Item = &'a Path>,
         hide: bool,

@@ -25,7 +25,7 @@ const ASYNC_STACK: usize = MAX_WASM_STACK + (1 << 20);
 
 /// Default number of invocations that can run at once; the pool's slots are
 /// reserved up front (virtual memory only) for this many.
-pub const DEFAULT_MAX_CONCURRENT: u32 = 64;
+pub(crate) const DEFAULT_MAX_CONCURRENT: u32 = 64;
 
 // Per-component ceilings for the pool: generous for what language toolchains
 // emit (a Rust component has one memory and a handful of core instances).

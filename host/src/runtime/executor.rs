@@ -32,7 +32,7 @@ impl Executor for Tool {
                 invocation_id: admit.invocation_id,
                 grants: &self.inner.grants,
                 limits: admit.limits,
-                fuel_metering: kernel.fuel_metering,
+                fuel_metering: kernel.fuel_metering(),
                 network: kernel.network(),
                 requester: admit.requester(
                     &self.inner.facts,

@@ -179,8 +179,8 @@ impl Components {
             pre,
             invocation_id: &id,
             grants,
-            limits: &kernel.default_limits,
-            fuel_metering: kernel.fuel_metering,
+            limits: kernel.default_limits(),
+            fuel_metering: kernel.fuel_metering(),
             network: kernel.network(),
             requester: Requester {
                 policies: kernel.policies(),

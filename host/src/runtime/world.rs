@@ -9,11 +9,11 @@ use std::fmt;
 
 /// The WASI 0.2 patch release this host implements; older 0.2 patches are
 /// compatible and accepted.
-pub const WASI_MAX_PATCH: u64 = 12;
+pub(crate) const WASI_MAX_PATCH: u64 = 12;
 
 /// The `airlock:tool` interface a tool must export, and the version range the
 /// host speaks (any `0.1.x`).
-pub const TOOL_EXPORT: &str = "airlock:tool/tool";
+pub(crate) const TOOL_EXPORT: &str = "airlock:tool/tool";
 pub(crate) const TOOL_VERSION_MINOR: u64 = 1;
 
 /// What the host does with one accepted import.

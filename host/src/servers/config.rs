@@ -28,7 +28,7 @@
 use crate::egress::{NetworkGrant, RawGrant};
 use crate::grants::Grants;
 use crate::native::{RawLimits, config_path, parse_limits};
-use crate::toml_file::{ConfigError, Source, timeout};
+use crate::toml_file::{ConfigError, TomlText, timeout};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -36,21 +36,22 @@ use std::time::Duration;
 use toml::Spanned;
 
 /// How long a server has to answer `initialize` unless configured.
-pub const DEFAULT_INIT_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const DEFAULT_INIT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A server's limits unless configured: a long-lived process needs more
 /// CPU time in total than one tool run, and JavaScript runtimes reserve
 /// address space far beyond what they use. `timeout` and `output` bound
 /// each call.
-pub const DEFAULT_SERVER_LIMITS: airlock_sandbox::ProcessLimits = airlock_sandbox::ProcessLimits {
-    cpu_seconds: 3600,
-    address_space_bytes: 8 << 30,
-    processes: 64,
-    file_size_bytes: 64 << 20,
-    open_files: 256,
-    wall_clock: Duration::from_secs(60),
-    output_bytes: 4 << 20,
-};
+pub(crate) const DEFAULT_SERVER_LIMITS: airlock_sandbox::ProcessLimits =
+    airlock_sandbox::ProcessLimits {
+        cpu_seconds: 3600,
+        address_space_bytes: 8 << 30,
+        processes: 64,
+        file_size_bytes: 64 << 20,
+        open_files: 256,
+        wall_clock: Duration::from_secs(60),
+        output_bytes: 4 << 20,
+    };
 
 /// When a server process starts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -213,7 +214,7 @@ impl RawServer {
     pub(crate) fn into_config(
         self,
         base: &Path,
-        source: &Source<'_>,
+        source: &TomlText<'_>,
     ) -> Result<ServerConfig, ConfigError> {
         let name = self.name.get_ref().trim().to_string();
         if !valid_server_name(&name) {

@@ -102,7 +102,7 @@ pub enum State {
 
 /// What `airlock servers status` shows of one server.
 #[derive(Clone, Debug, serde::Serialize)]
-pub struct Status {
+pub struct ServerStatus {
     /// The server's name.
     pub name: String,
     /// Where it stands.
@@ -189,14 +189,14 @@ struct Inner {
     /// Its proxy, when its egress is strict; and the bridge program.
     egress: Option<(Arc<ServerEgress>, PathBuf)>,
     live: tokio::sync::Mutex<Option<Live>>,
-    status: Mutex<Status>,
+    status: Mutex<ServerStatus>,
     list_changed: Arc<tokio::sync::Notify>,
     /// Consecutive failed starts, and when the next may be tried.
     backoff: Mutex<(u32, Option<std::time::Instant>)>,
 }
 
 /// The longest wait between restarts of a server that keeps failing.
-pub const MAX_RESTART_BACKOFF: Duration = Duration::from_secs(60);
+pub(crate) const MAX_RESTART_BACKOFF: Duration = Duration::from_secs(60);
 
 impl HostedServer {
     /// Checks `config` on this machine: the program exists (a bare name
@@ -294,7 +294,7 @@ impl HostedServer {
                 Some((Arc::new(egress), bridge))
             }
         };
-        let status = Status {
+        let status = ServerStatus {
             name: config.name.clone(),
             state: State::Stopped,
             pid: None,
@@ -356,7 +356,7 @@ impl HostedServer {
     }
 
     /// Where it stands.
-    pub fn status(&self) -> Status {
+    pub fn status(&self) -> ServerStatus {
         self.inner
             .status
             .lock()
@@ -364,7 +364,7 @@ impl HostedServer {
             .clone()
     }
 
-    fn set_status(&self, change: impl FnOnce(&mut Status)) {
+    fn set_status(&self, change: impl FnOnce(&mut ServerStatus)) {
         change(
             &mut self
                 .inner

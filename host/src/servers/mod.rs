@@ -20,9 +20,8 @@ mod progress;
 mod tool;
 
 pub(crate) use config::RawServer;
-pub use config::{DEFAULT_INIT_TIMEOUT, DEFAULT_SERVER_LIMITS, ServerConfig, Start, ToolOverride};
+pub use config::{ServerConfig, Start, ToolOverride};
 pub use error::ServerError;
-pub use hosted::{Called, HostedServer, State, Status};
-pub use process::{MAX_MESSAGE_BYTES, STDERR_LOG_BYTES};
-pub use progress::ProgressSink;
+pub use hosted::{Called, HostedServer, ServerStatus, State};
+pub(crate) use progress::ProgressSink;
 pub use tool::HostedTool;

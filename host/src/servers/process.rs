@@ -16,10 +16,10 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, ReadBuf};
 
 /// The longest JSON-RPC message a server may send (one line on stdio).
-pub const MAX_MESSAGE_BYTES: usize = 16 << 20;
+pub(crate) const MAX_MESSAGE_BYTES: usize = 16 << 20;
 
 /// How much of a server's stderr reaches the log over its process's life.
-pub const STDERR_LOG_BYTES: usize = 64 << 10;
+pub(crate) const STDERR_LOG_BYTES: usize = 64 << 10;
 
 /// The sandbox plan for `config` running `program` with its directories
 /// `read` and `write` (resolved at load): what every native program gets

@@ -12,7 +12,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
 
 /// Reports a call's progress (the server's messages, passed on).
-pub type ProgressSink = Arc<dyn Fn(String) + Send + Sync>;
+pub(crate) type ProgressSink = Arc<dyn Fn(String) + Send + Sync>;
 
 /// How many messages on tokens without a route are held.
 const EARLY_MESSAGES: usize = 32;

@@ -14,7 +14,7 @@
 //! copied around), and a database on another machine is reached over
 //! verified TLS only.
 
-use crate::toml_file::{ConfigError, Source};
+use crate::toml_file::{ConfigError, TomlText};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -97,13 +97,6 @@ impl PostgresSettings {
             PasswordSource::File(path) => Some(path),
             PasswordSource::None | PasswordSource::Env(_) => None,
         }
-    }
-
-    /// Trusts the certificates in `path` (PEM) for the server's TLS
-    /// instead of the Web PKI roots.
-    pub fn with_ca_file(mut self, path: PathBuf) -> Self {
-        self.ca_file = Some(path);
-        self
     }
 
     /// This replica's name in the shared store.
@@ -240,7 +233,7 @@ pub(crate) fn store_location(
     store: Option<Spanned<String>>,
     postgres: Option<Spanned<RawPostgres>>,
     base: &Path,
-    source: &Source<'_>,
+    source: &TomlText<'_>,
 ) -> Result<StoreLocation, ConfigError> {
     let url = match &store {
         None => None,

@@ -32,7 +32,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// The file in a state directory whose journal lives in a shared database.
-pub const SHARED_MARKER: &str = "shared-store";
+pub(crate) const SHARED_MARKER: &str = "shared-store";
 
 /// The shared database a state directory's server uses, as its marker
 /// file names it (`None` for the directory's own SQLite database).
@@ -306,7 +306,7 @@ impl StoreError {
 /// Creates `dir` (and its parents) if missing and makes it owner-only
 /// (0700 on Unix, whatever the umask): a state directory holds the host
 /// key, the vault, approvals with their inputs, and the operator socket.
-pub fn private_dir(dir: &Path) -> Result<(), StoreError> {
+pub(crate) fn private_dir(dir: &Path) -> Result<(), StoreError> {
     let failed = |source| StoreError::Directory {
         path: dir.to_path_buf(),
         source,

@@ -94,7 +94,7 @@ impl std::fmt::Debug for SqliteStore {
 impl SqliteStore {
     /// Opens (creating if needed) `<state_dir>/airlock.db`; the directory is
     /// made owner-only.
-    pub fn open_in(state_dir: &Path) -> Result<Self, StoreError> {
+    pub(crate) fn open_in(state_dir: &Path) -> Result<Self, StoreError> {
         private_dir(state_dir)?;
         Self::open(&state_dir.join(DATABASE_FILE))
     }

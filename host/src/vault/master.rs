@@ -10,7 +10,7 @@ use std::fmt;
 use zeroize::Zeroizing;
 
 /// The service name master keys are stored under in the OS store.
-pub const KEYRING_SERVICE: &str = "airlock-vault";
+pub(crate) const KEYRING_SERVICE: &str = "airlock-vault";
 
 /// Argon2id cost for passphrase-derived keys: 64 MiB, 3 passes, 1 lane
 /// (above OWASP's minimum; about a third of a second on a server core).
@@ -22,7 +22,7 @@ pub(crate) const ARGON2_LANES: u32 = 1;
 pub const MIN_PASSPHRASE_LEN: usize = 12;
 
 /// The 256-bit key that wraps every secret's data key.
-pub struct MasterKey(Zeroizing<[u8; 32]>);
+pub(crate) struct MasterKey(Zeroizing<[u8; 32]>);
 
 impl MasterKey {
     /// A new random key.

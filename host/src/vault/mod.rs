@@ -21,7 +21,7 @@ mod table;
 pub use crate::egress::{BindingError, CredentialBinding, is_credential_header};
 pub use envelope::EnvelopeError;
 pub use error::VaultError;
-pub use master::{KEYRING_SERVICE, KeyringKind, MIN_PASSPHRASE_LEN, MasterError, Passphrase};
+pub use master::{KeyringKind, MIN_PASSPHRASE_LEN, MasterError, Passphrase};
 pub use rows::VaultPlace;
 pub use scope::{SecretScope, SecretScopeError};
 pub use secret::{MAX_SECRET_LEN, MIN_SECRET_LEN, SecretShapeError, SecretValue};
@@ -33,7 +33,7 @@ use rows::{Meta, PutError, Row, VaultRows};
 use std::path::{Path, PathBuf};
 
 /// The vault's database file inside the state directory.
-pub const VAULT_FILE: &str = "vault.db";
+pub(crate) const VAULT_FILE: &str = "vault.db";
 
 /// Where a vault's master key lives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

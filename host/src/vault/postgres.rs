@@ -16,7 +16,7 @@ pub(crate) struct PostgresRows {
 }
 
 impl PostgresRows {
-    pub fn new(store: PostgresStore) -> Self {
+    pub(super) fn new(store: PostgresStore) -> Self {
         Self { store }
     }
 }

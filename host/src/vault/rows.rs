@@ -60,7 +60,7 @@ pub(crate) struct Meta {
 
 impl Meta {
     /// The meta rows as stored: `None` when there are none (no vault).
-    pub fn from_pairs(pairs: &[(String, String)]) -> Result<Option<Self>, VaultError> {
+    pub(crate) fn from_pairs(pairs: &[(String, String)]) -> Result<Option<Self>, VaultError> {
         let get = |key: &str| {
             pairs
                 .iter()
@@ -87,7 +87,7 @@ impl Meta {
     }
 
     /// The meta rows to store.
-    pub fn pairs(&self) -> Vec<(&'static str, String)> {
+    pub(super) fn pairs(&self) -> Vec<(&'static str, String)> {
         let mut pairs = vec![
             ("vault_id", self.id.clone()),
             ("backend", self.backend.as_str().to_string()),

@@ -20,7 +20,7 @@ impl SecretScope {
     /// Whether a tool named `tool` may be bound to a secret of this scope.
     /// A principal scope is checked again on each use, against the
     /// invocation's principal.
-    pub fn admits_tool(&self, tool: &str) -> bool {
+    pub(crate) fn admits_tool(&self, tool: &str) -> bool {
         match self {
             SecretScope::Global | SecretScope::Principal(_) => true,
             SecretScope::Tool(name) => name == tool,

@@ -34,7 +34,7 @@ pub(crate) struct SqliteRows {
 
 impl SqliteRows {
     /// Opens (creating it private if needed) the vault file at `path`.
-    pub fn open(path: &Path) -> Result<Self, StoreError> {
+    pub(super) fn open(path: &Path) -> Result<Self, StoreError> {
         Ok(Self {
             store: SqliteStore::open_private(path, SCHEMA)?,
             path: path.to_path_buf(),

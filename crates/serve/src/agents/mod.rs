@@ -46,7 +46,7 @@ pub enum AgentError {
     },
     /// The system's random source failed.
     #[error("the system random source failed: {0}")]
-    Random(String),
+    Random(#[source] getrandom::Error),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -100,9 +100,9 @@ pub(super) fn digest(token: &str) -> String {
 }
 
 /// `prefix` and 32 random bytes (URL-safe base64): a bearer secret.
-pub(super) fn random_token(prefix: &str) -> Result<Zeroizing<String>, String> {
+pub(super) fn random_token(prefix: &str) -> Result<Zeroizing<String>, getrandom::Error> {
     let mut bytes = Zeroizing::new([0u8; 32]);
-    getrandom::fill(bytes.as_mut()).map_err(|e| e.to_string())?;
+    getrandom::fill(bytes.as_mut())?;
     use base64::Engine as _;
     Ok(Zeroizing::new(format!(
         "{prefix}{}",

@@ -85,7 +85,10 @@ pub(super) fn pair_form(
         Some(nonce) => (nonce.to_string(), false),
         None => match crate::agents::random_token("") {
             Ok(nonce) => (nonce.to_string(), true),
-            Err(message) => return failure(StatusCode::SERVICE_UNAVAILABLE, &message),
+            Err(error) => {
+                let message = format!("the system random source failed: {error}");
+                return failure(StatusCode::SERVICE_UNAVAILABLE, &message);
+            }
         },
     };
     let (status, error) = error.map_or((StatusCode::OK, None), |(s, e)| (s, Some(e)));

@@ -71,7 +71,7 @@ pub enum DeviceError {
     },
     /// The system's random source failed.
     #[error("the system random source failed: {0}")]
-    Random(String),
+    Random(#[source] getrandom::Error),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -234,7 +234,7 @@ impl Devices {
             return Err(DeviceError::Lifetime(lifetime));
         }
         let mut random = Zeroizing::new([0u8; CODE_LEN]);
-        getrandom::fill(random.as_mut()).map_err(|e| DeviceError::Random(e.to_string()))?;
+        getrandom::fill(random.as_mut()).map_err(DeviceError::Random)?;
         let letters: String = random
             .iter()
             .map(|b| char::from(ALPHABET[usize::from(b % 32)]))

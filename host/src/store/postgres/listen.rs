@@ -21,7 +21,7 @@ const RECONNECT: Duration = Duration::from_secs(1);
 
 /// The channel every replica listens on for approval news (the payload is
 /// the approval's id).
-pub const APPROVALS_NOTIFY: &str = "airlock_approvals";
+pub(crate) const APPROVALS_NOTIFY: &str = "airlock_approvals";
 
 /// The channel agent changes are announced on.
 pub(crate) const AGENTS_NOTIFY: &str = "airlock_agents";

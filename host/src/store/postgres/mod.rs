@@ -8,7 +8,6 @@
 //! needs no Tokio context and cannot deadlock the caller's runtime.
 
 mod listen;
-pub use listen::APPROVALS_NOTIFY;
 mod replicas;
 mod schema;
 mod tx;
@@ -144,7 +143,7 @@ impl PostgresStore {
 
     /// A counter that moves whenever an approval is requested or decided
     /// on any replica (PostgreSQL LISTEN/NOTIFY).
-    pub fn approval_news(&self) -> tokio::sync::watch::Receiver<u64> {
+    pub(crate) fn approval_news(&self) -> tokio::sync::watch::Receiver<u64> {
         self.news.clone()
     }
 
