@@ -12,8 +12,9 @@ pub const DEFAULT_PRINCIPAL: &str = "anonymous";
 
 /// What an invocation waits for before its tool runs, reported to the
 /// observer given to [`Invocation::on_wait`].
+/// Exhaustive on purpose: whoever relays waits (`airlock serve` to its
+/// clients) must decide what to do with a new kind, not drop it unseen.
 #[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
 pub enum Wait {
     /// A human approval: the pending approval's id, and how long the
     /// invocation has waited so far.

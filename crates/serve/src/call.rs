@@ -221,8 +221,6 @@ impl Server {
                         ));
                     }
                 }
-                // A kind of wait this server does not know: nothing to say.
-                _ => {}
             });
         }
         // The invocation runs in place (a task of its own cost two thread

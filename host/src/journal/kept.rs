@@ -19,15 +19,15 @@ pub(super) fn entry(mut row: Row) -> Result<Entry, StoreError> {
         time: row.text(1)?,
         kind: StoredKind::parse(row.text(2)?),
         payload: row.text(3)?,
-        prev_hash: hash(&mut row, 4, "journal entry's previous hash")?,
-        hash: hash(&mut row, 5, "journal entry hash")?,
+        prev_hash: hash(&mut row, 4)?,
+        hash: hash(&mut row, 5)?,
     })
 }
 
 fn head(row: &mut Row) -> Result<TreeHead, StoreError> {
     Ok(TreeHead {
         size: u64::try_from(row.int(0)?).unwrap_or_default(),
-        root: hash(row, 1, "tree head root")?,
+        root: hash(row, 1)?,
         time: row.text(2)?,
         key_id: row.text(3)?,
         signature: row.text(4)?,
@@ -180,7 +180,7 @@ impl JournalStore for Store {
                 &[log.arg(), Arg::Int(size)],
             )?
             .into_iter()
-            .map(|mut row| hash(&mut row, 0, "journal entry hash"))
+            .map(|mut row| hash(&mut row, 0))
             .collect()
         })
     }
@@ -219,7 +219,7 @@ impl JournalStore for Store {
                 &[log.arg(), Arg::Int(from)],
             )?;
             for mut leaf in leaves {
-                tree.push(&hash(&mut leaf, 0, "journal entry hash")?);
+                tree.push(&hash(&mut leaf, 0)?);
             }
             if tree.size() != size || size == 0 {
                 // Entries are missing below the head: a verifier will say

@@ -69,7 +69,7 @@ impl Log {
         )?
         .map(|mut row| {
             let seq = u64::try_from(row.int(0)?).unwrap_or_default();
-            Ok((seq, hash(&mut row, 1, "journal entry hash")?))
+            Ok((seq, hash(&mut row, 1)?))
         })
         .transpose()
     }

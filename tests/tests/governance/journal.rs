@@ -411,19 +411,47 @@ async fn tampering_with_any_row_names_the_first_bad_entry() {
     assert_eq!(verdict(dir.path()).map_err(|e| e.seq()), Err(2));
     assert_eq!(row(&database(pristine.path()), 1).3, GENESIS.to_string());
 
-    // A stored hash that is not one at all: the read fails, naming the
-    // column, rather than the entry being taken for anything.
+    // A stored hash overwritten with something that is not one, or
+    // re-spelled in upper case: the journal still reads, and the entry is
+    // named as modified like any other change.
+    for garble in ["'not-a-hash'", "upper(hash)"] {
+        let dir = copy();
+        database(dir.path())
+            .execute(
+                &format!("UPDATE journal SET hash = {garble} WHERE seq = 2"),
+                [],
+            )
+            .expect("garble");
+        assert_eq!(
+            verdict(dir.path()),
+            Err(ChainBreak::Modified { seq: 2 }),
+            "{garble}"
+        );
+    }
+
+    // A signed head's root overwritten: the audit fails and says so (a
+    // verdict), rather than the journal becoming unreadable.
     let dir = copy();
     database(dir.path())
-        .execute("UPDATE journal SET hash = 'not-a-hash' WHERE seq = 2", [])
-        .expect("garble");
-    let err = Store::in_state_dir(dir.path())
+        .execute("UPDATE journal_heads SET root = 'not-a-root'", [])
+        .expect("garble the heads");
+    let key = HostKey::open_or_create(pristine.path()).expect("the host's key");
+    let audit = Store::in_state_dir(dir.path())
         .expect("store")
-        .verify()
-        .expect_err("an unreadable hash");
+        .audit(
+            &key.verifying_key(),
+            None,
+            &airlock::journal::Cadence::default(),
+        )
+        .expect("the journal reads");
     assert!(
-        err.to_string().contains("journal entry hash") && err.to_string().contains("not-a-hash"),
-        "{err}"
+        matches!(
+            audit,
+            Err(airlock::journal::AuditFailure::Head(
+                HeadError::BadSignature { .. }
+            ))
+        ),
+        "{audit:?}"
     );
 
     // And the original is untouched by all of this.
