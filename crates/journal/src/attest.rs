@@ -14,7 +14,6 @@ use crate::tree::{Tree, TreeError, verify_inclusion};
 use ed25519_dalek::VerifyingKey;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 /// A statement of one execution, as journaled.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -57,7 +56,7 @@ pub struct Attestation {
 
 /// Lowercase hex SHA-256 of `bytes`.
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
+    Hash::of(bytes).to_hex()
 }
 
 /// The digest of a list of egress records, as journaled.

@@ -274,8 +274,14 @@ impl Entry {
 pub fn entry_hash(seq: u64, time: &str, kind: &str, payload: &str, prev_hash: &Hash) -> Hash {
     let mut hasher = Sha256::new();
     // The previous hash is chained as its hex text, as it always was.
-    let prev_hash = prev_hash.to_hex();
-    for part in [seq.to_string().as_str(), time, kind, payload, &prev_hash] {
+    let prev_hash = prev_hash.hex();
+    for part in [
+        seq.to_string().as_str(),
+        time,
+        kind,
+        payload,
+        prev_hash.as_str(),
+    ] {
         // Length-prefixed, so no two field splits hash alike.
         hasher.update((part.len() as u64).to_be_bytes());
         hasher.update(part.as_bytes());

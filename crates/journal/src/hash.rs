@@ -34,10 +34,14 @@ impl Hash {
     /// Decodes 64 lowercase hex digits: the one spelling airlock writes,
     /// so that a hash re-spelled (upper case) is not taken for the same one.
     pub fn from_hex(text: &str) -> Result<Self, NotAHash> {
+        let not_a_hash = || NotAHash(text.chars().take(80).collect());
+        let digits: &[u8; 64] = text.as_bytes().try_into().map_err(|_| not_a_hash())?;
         let mut bytes = [0; 32];
-        let lowercase = text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
-        if !lowercase || hex::decode_to_slice(text, &mut bytes).is_err() {
-            return Err(NotAHash(text.chars().take(80).collect()));
+        for (byte, pair) in bytes.iter_mut().zip(digits.chunks_exact(2)) {
+            let (Some(high), Some(low)) = (nibble(pair[0]), nibble(pair[1])) else {
+                return Err(not_a_hash());
+            };
+            *byte = high << 4 | low;
         }
         Ok(Self(bytes))
     }
@@ -56,14 +60,55 @@ impl Hash {
         })
     }
 
+    /// The 64 lowercase hex digits, without allocating (the journal's
+    /// append path writes two per entry).
+    pub fn hex(&self) -> Hex {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut out = [0; 64];
+        for (pair, byte) in out.chunks_exact_mut(2).zip(self.0) {
+            pair[0] = DIGITS[usize::from(byte >> 4)];
+            pair[1] = DIGITS[usize::from(byte & 0x0f)];
+        }
+        Hex(out)
+    }
+
     /// The 64 lowercase hex digits.
     pub fn to_hex(&self) -> String {
-        hex::encode(self.0)
+        self.hex().as_str().to_string()
     }
 
     /// The 32 bytes.
     pub fn as_bytes(&self) -> &[u8; 32] {
         &self.0
+    }
+}
+
+/// A lowercase hex digit's value (upper case is not airlock's spelling).
+fn nibble(digit: u8) -> Option<u8> {
+    match digit {
+        b'0'..=b'9' => Some(digit - b'0'),
+        b'a'..=b'f' => Some(digit - b'a' + 10),
+        _ => None,
+    }
+}
+
+/// A [`Hash`] as 64 lowercase hex digits, held on the stack.
+#[derive(Clone, Copy)]
+pub struct Hex([u8; 64]);
+
+impl Hex {
+    /// The digits.
+    pub fn as_str(&self) -> &str {
+        // Only ASCII digits are ever written here.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
+impl std::ops::Deref for Hex {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        self.as_str()
     }
 }
 
@@ -81,13 +126,13 @@ impl AsRef<[u8]> for Hash {
 
 impl fmt::Display for Hash {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.pad(&self.to_hex())
+        f.pad(self.hex().as_str())
     }
 }
 
 impl fmt::Debug for Hash {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Hash({})", self.to_hex())
+        write!(f, "Hash({})", self.hex().as_str())
     }
 }
 
@@ -101,7 +146,7 @@ impl FromStr for Hash {
 
 impl Serialize for Hash {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&self.to_hex())
+        serializer.serialize_str(self.hex().as_str())
     }
 }
 
@@ -140,6 +185,11 @@ mod tests {
             );
         }
         assert_eq!(Hash::ZERO.to_string(), "0".repeat(64));
+        assert_eq!(text, hex::encode(hash.as_bytes()));
+        assert_eq!(
+            Hash::from_hex(&hex::encode([0xa5; 32])),
+            Ok([0xa5; 32].into())
+        );
     }
 
     #[test]

@@ -20,7 +20,7 @@ pub use audit::{Audit, AuditFailure, audit, verdict};
 pub use chain::{
     ChainBreak, Entry, EntryKind, GENESIS, NewEntry, StoredKind, canonical_json, entry_hash, verify,
 };
-pub use hash::{Hash, NotAHash};
+pub use hash::{Hash, Hex, NotAHash};
 
 use head::TreeHead;
 use std::time::{Duration, SystemTime};

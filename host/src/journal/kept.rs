@@ -229,7 +229,7 @@ impl JournalStore for Store {
             let head = sign(size, &tree.root());
             let size = i64::try_from(head.size).unwrap_or(i64::MAX);
             let frontier = stored(&tree);
-            let root = head.root.to_hex();
+            let root = head.root.hex();
             match &log {
                 Log::Own => tx.execute(
                     "INSERT INTO journal_heads (size, time, root, key_id, signature, frontier) \
@@ -237,7 +237,7 @@ impl JournalStore for Store {
                     args![
                         size,
                         &head.time,
-                        &root,
+                        root.as_str(),
                         &head.key_id,
                         &head.signature,
                         &frontier
@@ -250,7 +250,7 @@ impl JournalStore for Store {
                         replica,
                         size,
                         &head.time,
-                        &root,
+                        root.as_str(),
                         &head.key_id,
                         &head.signature,
                         &frontier

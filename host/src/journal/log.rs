@@ -10,6 +10,21 @@ use super::{Entry, GENESIS, NewEntry};
 use crate::store::StoreError;
 use crate::store::sql::{Arg, Tx, args};
 
+/// [`Log::filter`] of the state directory's journal: always true, since its
+/// tables hold one log.
+macro_rules! own_filter {
+    () => {
+        "?1 IS NULL"
+    };
+}
+
+/// [`Log::filter`] of one replica's log in a shared database.
+macro_rules! replica_filter {
+    () => {
+        "replica = ?1"
+    };
+}
+
 /// A log: a state directory's one journal, or one replica's among those a
 /// shared database holds (its own sequence, chain, tree and key, told
 /// apart by the `replica` column).
@@ -31,9 +46,8 @@ impl Log {
     /// [`Log::arg`]); a statement's own parameters start at `?2`.
     pub(super) fn filter(&self) -> &'static str {
         match self {
-            // Always true: the state directory's tables hold one log.
-            Log::Own => "?1 IS NULL",
-            Log::Replica(_) => "replica = ?1",
+            Log::Own => own_filter!(),
+            Log::Replica(_) => replica_filter!(),
         }
     }
 
@@ -60,18 +74,25 @@ impl Log {
 
     /// The newest entry's position and hash.
     pub(super) fn last(&self, tx: &mut dyn Tx) -> Result<Option<(u64, Hash)>, StoreError> {
-        tx.query_opt(
-            &format!(
-                "SELECT seq, hash FROM journal WHERE {} ORDER BY seq DESC LIMIT 1",
-                self.filter()
+        // Spelled out, not formatted: every append asks.
+        let sql = match self {
+            Log::Own => concat!(
+                "SELECT seq, hash FROM journal WHERE ",
+                own_filter!(),
+                " ORDER BY seq DESC LIMIT 1"
             ),
-            &[self.arg()],
-        )?
-        .map(|mut row| {
-            let seq = u64::try_from(row.int(0)?).unwrap_or_default();
-            Ok((seq, hash(&mut row, 1)?))
-        })
-        .transpose()
+            Log::Replica(_) => concat!(
+                "SELECT seq, hash FROM journal WHERE ",
+                replica_filter!(),
+                " ORDER BY seq DESC LIMIT 1"
+            ),
+        };
+        tx.query_opt(sql, &[self.arg()])?
+            .map(|mut row| {
+                let seq = u64::try_from(row.int(0)?).unwrap_or_default();
+                Ok((seq, hash(&mut row, 1)?))
+            })
+            .transpose()
     }
 }
 
@@ -86,7 +107,7 @@ pub fn append_in(tx: &mut dyn Tx, entries: &[NewEntry]) -> Result<Vec<Entry>, St
         seq += 1;
         let next = entry.chained(seq, prev_hash);
         let position = i64::try_from(seq).unwrap_or(i64::MAX);
-        let (prev_hex, hash_hex) = (next.prev_hash.to_hex(), next.hash.to_hex());
+        let (prev_hex, hash_hex) = (next.prev_hash.hex(), next.hash.hex());
         match &log {
             Log::Own => tx.execute(
                 "INSERT INTO journal (seq, time, kind, payload, prev_hash, hash) \
@@ -96,8 +117,8 @@ pub fn append_in(tx: &mut dyn Tx, entries: &[NewEntry]) -> Result<Vec<Entry>, St
                     &next.time,
                     next.kind.as_str(),
                     &next.payload,
-                    &prev_hex,
-                    &hash_hex
+                    prev_hex.as_str(),
+                    hash_hex.as_str()
                 ],
             )?,
             Log::Replica(replica) => tx.execute(
@@ -109,8 +130,8 @@ pub fn append_in(tx: &mut dyn Tx, entries: &[NewEntry]) -> Result<Vec<Entry>, St
                     &next.time,
                     next.kind.as_str(),
                     &next.payload,
-                    &prev_hex,
-                    &hash_hex,
+                    prev_hex.as_str(),
+                    hash_hex.as_str(),
                     entry.attestation_id()
                 ],
             )?,
