@@ -1,4 +1,4 @@
-//! [`Hash`]: one SHA-256 digest of the journal (an entry's hash, a tree
+//! [`Hash`](struct@Hash): one SHA-256 digest of the journal (an entry's hash, a tree
 //! node, a head's root). Kept as bytes so that no comparison, proof or
 //! root ever runs over text; written as 64 lowercase hex digits wherever it
 //! leaves the process (the database, JSON, the terminal), as before.
@@ -92,7 +92,7 @@ fn nibble(digit: u8) -> Option<u8> {
     }
 }
 
-/// A [`Hash`] as 64 lowercase hex digits, held on the stack.
+/// A [`Hash`](struct@Hash) as 64 lowercase hex digits, held on the stack.
 #[derive(Clone, Copy)]
 pub struct Hex([u8; 64]);
 
