@@ -4,7 +4,7 @@
 
 use super::head::TreeHead;
 use super::log::{Log, append_in};
-use super::stored::{frontier, hash, stored};
+use super::stored::{frontier, hash, hash_to_extend, stored};
 use super::tree::{Frontier, Hash};
 use super::{Entry, EntryKind, JournalStore, NewEntry, StoredKind};
 use crate::store::sql::{Arg, Mode, Row, Tx, args};
@@ -219,7 +219,7 @@ impl JournalStore for Store {
                 &[log.arg(), Arg::Int(from)],
             )?;
             for mut leaf in leaves {
-                tree.push(&hash(&mut leaf, 0)?);
+                tree.push(&hash_to_extend(&mut leaf, 0, "journal entry hash")?);
             }
             if tree.size() != size || size == 0 {
                 // Entries are missing below the head: a verifier will say

@@ -4,7 +4,7 @@
 //! by [`append_in`], inside the caller's transaction, so that the change
 //! and its record commit together.
 
-use super::stored::hash;
+use super::stored::hash_to_extend;
 use super::tree::Hash;
 use super::{Entry, GENESIS, NewEntry};
 use crate::store::StoreError;
@@ -90,7 +90,10 @@ impl Log {
         tx.query_opt(sql, &[self.arg()])?
             .map(|mut row| {
                 let seq = u64::try_from(row.int(0)?).unwrap_or_default();
-                Ok((seq, hash(&mut row, 1)?))
+                Ok((
+                    seq,
+                    hash_to_extend(&mut row, 1, "the last journal entry's hash")?,
+                ))
             })
             .transpose()
     }

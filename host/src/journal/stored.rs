@@ -36,7 +36,19 @@ pub(crate) fn stored(frontier: &Frontier) -> String {
 
 /// Column `column` of `row`: a stored hash of the chain or the tree, read
 /// as [`Hash::from_stored`] reads it (a value that is not a hash is kept
-/// for the audit to name, not a failed read).
+/// for the audit to name, not a failed read). For reading only: the writer
+/// extends the journal from [`hash_to_extend`].
 pub(crate) fn hash(row: &mut Row, column: usize) -> Result<Hash, StoreError> {
     Ok(Hash::from_stored(&row.text(column)?))
+}
+
+/// A stored hash the writer is about to chain onto or sign over: one that
+/// is not a hash stops the writer (`what` names it), so the host key never
+/// vouches for a changed row and the change stays where the audit finds it.
+pub(crate) fn hash_to_extend(
+    row: &mut Row,
+    column: usize,
+    what: &'static str,
+) -> Result<Hash, StoreError> {
+    row.text(column)?.parse().map_err(corrupt(what))
 }

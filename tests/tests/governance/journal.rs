@@ -429,6 +429,33 @@ async fn tampering_with_any_row_names_the_first_bad_entry() {
         );
     }
 
+    // The newest entry's hash overwritten: the writer refuses to chain onto
+    // it (or sign over it), so the host key never vouches for the change,
+    // which the audit still names.
+    let dir = copy();
+    database(dir.path())
+        .execute(
+            "UPDATE journal SET hash = 'not-a-hash' WHERE seq = (SELECT max(seq) FROM journal)",
+            [],
+        )
+        .expect("garble the newest entry");
+    let store = Store::in_state_dir(dir.path()).expect("store");
+    let refused = store
+        .append(&[airlock::journal::NewEntry::new(
+            airlock::journal::EntryKind::PolicyReload,
+            &serde_json::json!({ "after": "the garbled entry" }),
+        )])
+        .expect_err("no entry is chained onto a hash that is not one");
+    assert!(
+        refused.to_string().contains("last journal entry's hash"),
+        "{refused}"
+    );
+    assert_eq!(all(dir.path()).len() as u64, count, "nothing was appended");
+    assert_eq!(
+        verdict(dir.path()),
+        Err(ChainBreak::Modified { seq: count })
+    );
+
     // A signed head's root overwritten: the audit fails and says so (a
     // verdict), rather than the journal becoming unreadable.
     let dir = copy();
