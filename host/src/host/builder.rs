@@ -287,26 +287,28 @@ impl HostBuilder {
             .map_err(BuildError::Telemetry)?;
         Ok(Host {
             components: Arc::new(Components::new(engine, linker, cache, self.on_compile)),
-            kernel: Arc::new(Kernel::new(Parts {
-                default_limits: self.default_limits,
-                fuel_metering: self.fuel_metering,
-                policies,
-                store,
-                journal,
-                vault: self.vault,
-                native_bridge: self.native_bridge,
-                native_sandbox: self.native_sandbox,
-                telemetry,
-                protected,
-                network: Network {
-                    resolver: self
-                        .resolver
-                        .unwrap_or_else(|| Arc::new(SystemResolver::from_system())),
-                    connector: self
-                        .connector
-                        .unwrap_or_else(|| Arc::new(TcpTlsConnector::with_webpki_roots())),
+            kernel: Arc::new(Kernel::new(
+                Parts {
+                    default_limits: self.default_limits,
+                    fuel_metering: self.fuel_metering,
+                    store,
+                    journal,
+                    vault: self.vault,
+                    native_bridge: self.native_bridge,
+                    native_sandbox: self.native_sandbox,
+                    telemetry,
+                    protected,
+                    network: Network {
+                        resolver: self
+                            .resolver
+                            .unwrap_or_else(|| Arc::new(SystemResolver::from_system())),
+                        connector: self
+                            .connector
+                            .unwrap_or_else(|| Arc::new(TcpTlsConnector::with_webpki_roots())),
+                    },
                 },
-            })),
+                policies,
+            )),
         })
     }
 }

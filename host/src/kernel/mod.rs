@@ -27,27 +27,18 @@ use std::sync::{Arc, PoisonError, RwLock};
 /// What every call needs, shared by the host and the tools it loaded.
 /// Read through its methods only: the fields are the kernel's.
 pub(crate) struct Kernel {
-    default_limits: Limits,
-    fuel_metering: bool,
-    network: Network,
+    parts: Parts,
     /// Swapped whole on reload; each invocation keeps the one it started with.
     policies: RwLock<Arc<PolicyEngine>>,
+    /// Kept in `parts.store`.
     approvals: Option<Arc<dyn ApprovalStore>>,
-    store: Option<Store>,
-    journal: Option<Journal>,
-    vault: Option<Arc<Vault>>,
-    native_bridge: Option<PathBuf>,
-    native_sandbox: Option<airlock_sandbox::Backend>,
-    telemetry: Option<Telemetry>,
-    protected: ProtectedPaths,
 }
 
-/// What the host's builder hands the kernel, once.
+/// What the host's builder hands the kernel, once, besides its policies.
 pub(crate) struct Parts {
     pub(crate) default_limits: Limits,
     pub(crate) fuel_metering: bool,
     pub(crate) network: Network,
-    pub(crate) policies: Arc<PolicyEngine>,
     pub(crate) store: Option<Store>,
     pub(crate) journal: Option<Journal>,
     pub(crate) vault: Option<Arc<Vault>>,
@@ -58,37 +49,29 @@ pub(crate) struct Parts {
 }
 
 impl Kernel {
-    /// The kernel of these parts; its approvals are kept in its store.
-    pub(crate) fn new(parts: Parts) -> Self {
+    /// The kernel of these parts under `policies`; its approvals are kept
+    /// in its store.
+    pub(crate) fn new(parts: Parts, policies: Arc<PolicyEngine>) -> Self {
         Self {
-            default_limits: parts.default_limits,
-            fuel_metering: parts.fuel_metering,
-            network: parts.network,
-            policies: RwLock::new(parts.policies),
             approvals: parts.store.as_ref().map(crate::approvals::kept_in),
-            store: parts.store,
-            journal: parts.journal,
-            vault: parts.vault,
-            native_bridge: parts.native_bridge,
-            native_sandbox: parts.native_sandbox,
-            telemetry: parts.telemetry,
-            protected: parts.protected,
+            policies: RwLock::new(policies),
+            parts,
         }
     }
 
     /// The limits a call runs under unless it says otherwise.
     pub(crate) fn default_limits(&self) -> &Limits {
-        &self.default_limits
+        &self.parts.default_limits
     }
 
     /// Whether components are compiled with fuel metering.
     pub(crate) fn fuel_metering(&self) -> bool {
-        self.fuel_metering
+        self.parts.fuel_metering
     }
 
     /// The state store, when there is a state directory.
     pub(crate) fn store(&self) -> Option<&Store> {
-        self.store.as_ref()
+        self.parts.store.as_ref()
     }
 
     /// The policies in force now.
@@ -99,7 +82,7 @@ impl Kernel {
     /// Puts `policies` in force, journaled when they differ from the last
     /// ones recorded.
     pub(crate) fn set_policies(&self, policies: Arc<PolicyEngine>) -> Result<(), StoreError> {
-        if let Some(journal) = &self.journal {
+        if let Some(journal) = &self.parts.journal {
             journal_policies(journal, &policies)?;
         }
         *self
@@ -111,7 +94,7 @@ impl Kernel {
 
     /// How names are resolved and checked addresses dialled.
     pub(crate) fn network(&self) -> &Network {
-        &self.network
+        &self.parts.network
     }
 
     /// The approval store, when there is a state directory.
@@ -121,34 +104,34 @@ impl Kernel {
 
     /// The journal, when there is a state directory.
     pub(crate) fn journal(&self) -> Option<&Journal> {
-        self.journal.as_ref()
+        self.parts.journal.as_ref()
     }
 
     /// The vault credentials are injected from, if any.
     pub(crate) fn vault(&self) -> Option<&Arc<Vault>> {
-        self.vault.as_ref()
+        self.parts.vault.as_ref()
     }
 
     /// The telemetry exporter, when one is configured.
     pub(crate) fn telemetry(&self) -> Option<&Telemetry> {
-        self.telemetry.as_ref()
+        self.parts.telemetry.as_ref()
     }
 
     /// airlock's own files, which no tool may see.
     pub(crate) fn protected(&self) -> &ProtectedPaths {
-        &self.protected
+        &self.parts.protected
     }
 
     /// The bridge program for strict native tools, if configured.
     pub(crate) fn native_bridge(&self) -> Option<PathBuf> {
-        self.native_bridge.clone()
+        self.parts.native_bridge.clone()
     }
 
     /// The sandbox for native programs: the injected one, or this machine's.
     pub(crate) fn native_sandbox(
         &self,
     ) -> Result<airlock_sandbox::Backend, airlock_sandbox::SandboxError> {
-        match &self.native_sandbox {
+        match &self.parts.native_sandbox {
             Some(backend) => Ok(Arc::clone(backend)),
             None => airlock_sandbox::detect(),
         }

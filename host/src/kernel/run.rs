@@ -102,7 +102,7 @@ impl Kernel {
         tool: &dyn Executor,
         asked: Option<&Limits>,
     ) -> Result<Limits, InvokeError> {
-        let default = self.default_limits.clone();
+        let default = self.default_limits().clone();
         let Some(process) = tool.process_limits() else {
             let limits = asked.cloned().unwrap_or(default);
             self.check_limits(&limits)?;
@@ -124,7 +124,7 @@ impl Kernel {
     /// Refuses limits this host cannot provide: fuel without metering, or a
     /// memory or table size over its ceiling.
     fn check_limits(&self, limits: &Limits) -> Result<(), InvokeError> {
-        if limits.fuel.is_some() && !self.fuel_metering {
+        if limits.fuel.is_some() && !self.fuel_metering() {
             return Err(InvokeError::FuelNotEnabled);
         }
         for (limit, value, ceiling) in [
