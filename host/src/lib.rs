@@ -54,6 +54,8 @@ pub mod build_info;
 pub mod config;
 /// Egress: the network door (the `airlock-egress` crate).
 pub use airlock_egress as egress;
+/// Components from OCI registries (the `airlock-oci` crate).
+pub use airlock_oci as oci;
 mod gate;
 mod grants;
 mod host;
@@ -78,7 +80,7 @@ pub use config::{Config, ToolConfig};
 pub use egress::{EgressRecord, NetworkGrant};
 pub use grants::{DirAccess, DirGrant, GrantError, Grants};
 pub use host::{ANY_OBJECT_SCHEMA, ConfiguredError, ConfiguredTool, ToolSource};
-pub use host::{BuildError, Host, HostBuilder};
+pub use host::{BuildError, Host, HostBuilder, RegistryError};
 pub use input::check as check_input;
 pub use invocation::{DEFAULT_PRINCIPAL, Invocation, Wait};
 pub use limits::{
@@ -92,8 +94,8 @@ pub use outcome::{
 pub use runtime::engine::{EPOCH_TICK, MAX_WASM_STACK};
 pub use runtime::{
     CacheError, ClassifyError, CompileEvent, ComponentInfo, Descriptor, Import, ImportRole,
-    InspectError, LoadError, MAX_COMPONENT_BYTES, RefusedImport, Sha256Digest, Source, Tool,
-    inspect, read_component,
+    InspectError, LoadError, MAX_COMPONENT_BYTES, Provenance, RefusedImport, Sha256Digest, Source,
+    Tool, inspect, read_component,
 };
 /// Cancels an invocation ([`Invocation::cancel_on`]).
 pub use tokio_util::sync::CancellationToken;

@@ -60,6 +60,7 @@ pub(crate) async fn record_run(
         id: outcome.report().invocation_id.clone(),
         tool: facts.name.clone(),
         tool_sha256: facts.sha256.clone(),
+        source: facts.source.clone(),
         world: facts.world.to_string(),
         principal: invocation.principal.to_string(),
         input_sha256: sha256_hex(invocation.input.as_bytes()),

@@ -8,6 +8,7 @@ pub mod net;
 pub mod otlp;
 pub mod postgres;
 pub mod raw;
+pub mod registry;
 pub mod stats;
 
 pub use airlock_test_artifacts as artifacts;

@@ -24,6 +24,10 @@ pub struct Attestation {
     pub tool: String,
     /// SHA-256 of the tool's component.
     pub tool_sha256: String,
+    /// Where the component was pulled from (`oci://…@sha256:…`), for one
+    /// from a registry; absent in attestations of local files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
     /// The tool's world.
     pub world: String,
     /// Who asked.

@@ -122,6 +122,9 @@ pub struct ToolFacts {
     pub sensitive: bool,
     /// The hosted MCP server it belongs to (`[[servers]]`), if any.
     pub server: Option<String>,
+    /// Where its component was pulled from (`oci://…@sha256:…`), for a
+    /// component from a registry.
+    pub source: Option<String>,
 }
 
 impl ToolFacts {
@@ -143,6 +146,7 @@ impl ToolFacts {
             sha256: sha256.to_string(),
             sensitive,
             server: None,
+            source: None,
         }
     }
 
@@ -172,6 +176,11 @@ impl ToolFacts {
         if let Some(server) = &self.server {
             hasher.update((server.len() as u64).to_be_bytes());
             hasher.update(server.as_bytes());
+        }
+        if let Some(source) = &self.source {
+            hasher.update(b"source");
+            hasher.update((source.len() as u64).to_be_bytes());
+            hasher.update(source.as_bytes());
         }
         let digest = hex::encode(hasher.finalize());
         uid("Tool", &format!("{}@{}", self.name, &digest[..16]))
@@ -204,11 +213,13 @@ impl ToolFacts {
                 RestrictedExpression::new_bool(self.sensitive),
             ),
         ]);
-        if let Some(server) = &self.server {
-            attrs.insert(
-                "server".to_string(),
-                RestrictedExpression::new_string(server.clone()),
-            );
+        for (name, value) in [("server", &self.server), ("source", &self.source)] {
+            if let Some(value) = value {
+                attrs.insert(
+                    name.to_string(),
+                    RestrictedExpression::new_string(value.clone()),
+                );
+            }
         }
         let id = self.uid();
         Entity::new(id.clone(), attrs, HashSet::new()).map_err(|e| entity_error(&id, &e))

@@ -44,6 +44,7 @@ mod tests {
             sha256: "ab".repeat(32),
             sensitive,
             server: None,
+            source: None,
         }
     }
 

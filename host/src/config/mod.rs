@@ -30,6 +30,7 @@
 //!
 //! The `native` table's keys are described in [`crate::native`].
 
+mod registries;
 pub mod serve;
 
 use crate::egress::url::Scheme;
@@ -44,17 +45,18 @@ use crate::store::location::{RawPostgres, store_location};
 use crate::telemetry::{RawTelemetry, TelemetrySettings};
 use crate::toml_file::{ConfigError, RawSize, TomlText, positive_size, timeout};
 use crate::vault::CredentialBinding;
+pub use registries::{ComponentSource, RegistryLogin, RegistrySettings};
 use serde::Deserialize;
 use serve::RawServe;
 pub use serve::ServeSettings;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use toml::Spanned;
 
 /// One tool's entry in `airlock.toml`.
 #[derive(Clone, Debug)]
 pub struct ToolConfig {
     name: String,
-    component: Option<PathBuf>,
+    component: Option<ComponentSource>,
     native: Option<NativeSpec>,
     grants: Grants,
     description: Option<String>,
@@ -68,9 +70,10 @@ impl ToolConfig {
         &self.name
     }
 
-    /// The component file, resolved against the configuration's directory.
-    pub fn component(&self) -> Option<&Path> {
-        self.component.as_deref()
+    /// The component: a file (resolved against the configuration's
+    /// directory) or an `oci://` reference.
+    pub fn component(&self) -> Option<&ComponentSource> {
+        self.component.as_ref()
     }
 
     /// The native program and its sandbox, for a tool that is not a
@@ -124,6 +127,7 @@ pub struct Config {
     journal: CommitMode,
     store: StoreLocation,
     telemetry: Option<TelemetrySettings>,
+    registries: Vec<RegistrySettings>,
 }
 
 #[derive(Deserialize)]
@@ -138,13 +142,15 @@ struct RawConfig {
     store: Option<Spanned<String>>,
     postgres: Option<Spanned<RawPostgres>>,
     telemetry: Option<RawTelemetry>,
+    #[serde(default)]
+    registries: std::collections::BTreeMap<String, Spanned<registries::RawRegistry>>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawTool {
     name: Spanned<String>,
-    component: Option<String>,
+    component: Option<Spanned<String>>,
     native: Option<Spanned<RawNative>>,
     #[serde(default)]
     dirs: Vec<Spanned<RawDir>>,
@@ -380,7 +386,10 @@ impl Config {
                 .transpose()?;
             tools.push(ToolConfig {
                 name,
-                component: tool.component.map(|c| base.join(c)),
+                component: tool
+                    .component
+                    .map(|c| ComponentSource::parse(c, base, &source))
+                    .transpose()?,
                 native,
                 grants,
                 description: tool.description,
@@ -421,6 +430,7 @@ impl Config {
                     .map_err(|e| source.error(t.otlp.span(), e.to_string()))
             })
             .transpose()?;
+        let registries = registries::registries(raw.registries, &source)?;
         Ok(Self {
             tools,
             servers,
@@ -428,6 +438,7 @@ impl Config {
             journal,
             store,
             telemetry,
+            registries,
         })
     }
 
@@ -459,6 +470,11 @@ impl Config {
     /// table), if anywhere. Read at start.
     pub fn telemetry(&self) -> Option<&TelemetrySettings> {
         self.telemetry.as_ref()
+    }
+
+    /// How to reach registries (the `[registries]` tables), by prefix.
+    pub fn registries(&self) -> &[RegistrySettings] {
+        &self.registries
     }
 
     /// The tool named `name`, if configured.
@@ -499,7 +515,7 @@ name = "pure"
         let fetch = config.tool("fetch").expect("fetch");
         assert_eq!(
             fetch.component(),
-            Some(Path::new("/etc/airlock/fetch.wasm"))
+            Some(&ComponentSource::File("/etc/airlock/fetch.wasm".into()))
         );
         assert_eq!(fetch.grants().dirs().len(), 2);
         assert_eq!(fetch.grants().dirs()[1].access(), DirAccess::ReadWrite);

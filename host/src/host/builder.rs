@@ -2,6 +2,7 @@
 //! cache, state directory, protected paths).
 
 use super::Host;
+use crate::config::RegistrySettings;
 use crate::egress::{Connector, Network, Resolver, SystemResolver, TcpTlsConnector};
 use crate::journal::key::HostKey;
 use crate::journal::{Cadence, CommitMode, Journal};
@@ -79,6 +80,7 @@ pub struct HostBuilder {
     native_sandbox: Option<airlock_sandbox::Backend>,
     telemetry: Option<TelemetrySettings>,
     protected: ProtectedPaths,
+    registries: Vec<RegistrySettings>,
 }
 
 impl Default for HostBuilder {
@@ -100,6 +102,7 @@ impl Default for HostBuilder {
             native_sandbox: None,
             telemetry: None,
             protected: ProtectedPaths::default(),
+            registries: Vec::new(),
         }
     }
 }
@@ -226,6 +229,14 @@ impl HostBuilder {
         self
     }
 
+    /// How to reach registries (`[registries]`): sign-ins whose passwords
+    /// are vault secrets. Registries without one are signed in to with the
+    /// Docker configuration file's credentials, else anonymously.
+    pub fn registries(mut self, registries: Vec<RegistrySettings>) -> Self {
+        self.registries = registries;
+        self
+    }
+
     /// Builds the engine, the linker and the cache, and starts the deadline
     /// timer thread (which stops when the host and its tools are dropped).
     pub fn build(self) -> Result<Host, BuildError> {
@@ -285,7 +296,15 @@ impl HostBuilder {
             .map(Telemetry::start)
             .transpose()
             .map_err(BuildError::Telemetry)?;
+        let registry = self.state_dir.as_deref().map(|dir| {
+            Arc::new(super::pull::registry(
+                dir,
+                &self.registries,
+                self.vault.clone(),
+            ))
+        });
         Ok(Host {
+            registry,
             components: Arc::new(Components::new(engine, linker, cache, self.on_compile)),
             kernel: Arc::new(Kernel::new(
                 Parts {

@@ -56,6 +56,22 @@ pub enum ConfiguredError {
         /// Why.
         source: NativeError,
     },
+    /// The component could not be pulled from its registry.
+    #[error("{reference}: {source}")]
+    Pull {
+        /// The reference.
+        reference: Box<crate::oci::ComponentRef>,
+        /// Why.
+        source: Box<super::RegistryError>,
+    },
+    /// The pulled component did not load.
+    #[error("{reference}: {source}")]
+    Pulled {
+        /// The reference.
+        reference: Box<crate::oci::ComponentRef>,
+        /// Why.
+        source: LoadError,
+    },
     /// The entry names neither a component nor a program.
     #[error(
         "tool `{name}` has neither `component` nor `native`: give the component file or the program to run"
@@ -72,6 +88,8 @@ impl ConfiguredError {
         match self {
             ConfiguredError::Component { source, .. } => source.code(),
             ConfiguredError::Native { source, .. } => source.code(),
+            ConfiguredError::Pull { source, .. } => source.code(),
+            ConfiguredError::Pulled { source, .. } => source.code(),
             ConfiguredError::NothingToRun { .. } => "nothing_to_run",
         }
     }
@@ -79,7 +97,9 @@ impl ConfiguredError {
     /// The CLI's exit code for this error.
     pub fn exit_code(&self) -> u8 {
         match self {
-            ConfiguredError::Component { source, .. } => source.exit_code(),
+            ConfiguredError::Component { source, .. } | ConfiguredError::Pulled { source, .. } => {
+                source.exit_code()
+            }
             _ => exit_code::USAGE,
         }
     }
@@ -90,6 +110,8 @@ impl ConfiguredError {
 pub enum ToolSource {
     /// A WASI component file.
     Component(PathBuf),
+    /// A WASI component in a registry.
+    Oci(crate::oci::ComponentRef),
     /// A native program and how to sandbox it.
     Native(Box<NativeSpec>),
 }

@@ -4,7 +4,7 @@
 //! tool through its executor's folder, or runs one through the kernel.
 
 use crate::approvals::ApprovalStore;
-use crate::config::ToolConfig;
+use crate::config::{ComponentSource, ToolConfig};
 use crate::grants::Grants;
 use crate::invocation::Invocation;
 use crate::journal::Journal;
@@ -23,8 +23,10 @@ use wasmtime::Engine;
 
 mod builder;
 mod configured;
+mod pull;
 pub use builder::{BuildError, HostBuilder};
 pub use configured::{ANY_OBJECT_SCHEMA, ConfiguredError, ConfiguredTool, ToolSource};
+pub use pull::RegistryError;
 
 /// Loads tools and invokes them under limits. Cheap to clone; clones share
 /// the kernel, the engine, the linker and the cache.
@@ -45,6 +47,7 @@ pub use configured::{ANY_OBJECT_SCHEMA, ConfiguredError, ConfiguredTool, ToolSou
 pub struct Host {
     kernel: Arc<Kernel>,
     components: Arc<Components>,
+    registry: Option<Arc<crate::oci::Registry>>,
 }
 
 impl Host {
@@ -205,7 +208,8 @@ impl Host {
     ) -> Result<ConfiguredTool, ConfiguredError> {
         let source = match (config.native(), config.component()) {
             (Some(spec), _) => ToolSource::Native(Box::new(spec.clone())),
-            (None, Some(path)) => ToolSource::Component(path.to_path_buf()),
+            (None, Some(ComponentSource::File(path))) => ToolSource::Component(path.clone()),
+            (None, Some(ComponentSource::Oci(reference))) => ToolSource::Oci(reference.clone()),
             (None, None) => {
                 return Err(ConfiguredError::NothingToRun {
                     name: config.name().to_string(),
@@ -239,6 +243,22 @@ impl Host {
                 .await
                 .map_err(|source| ConfiguredError::Component { path, source })?
                 .into(),
+            ToolSource::Oci(reference) => {
+                let (_, pulled) =
+                    self.pull(&reference)
+                        .await
+                        .map_err(|source| ConfiguredError::Pull {
+                            reference: Box::new(reference.clone()),
+                            source: Box::new(source),
+                        })?;
+                self.load(Source::Pulled(Box::new(pulled)), grants)
+                    .await
+                    .map_err(|source| ConfiguredError::Pulled {
+                        reference: Box::new(reference),
+                        source,
+                    })?
+                    .into()
+            }
         })
     }
 }

@@ -7,7 +7,9 @@
 use super::cache::{CompileCache, Lookup};
 use super::run::{Describe, ExecContext, Failure, execute};
 use super::state::StoreState;
-use super::tool::{Descriptor, LoadError, Source, Tool, ToolInner, check_size, read_component};
+use super::tool::{
+    Descriptor, LoadError, Provenance, Source, Tool, ToolInner, check_size, read_component,
+};
 use super::{Sha256Digest, ToolPre, inspect};
 use crate::egress::{Credentials, Requester};
 use crate::grants::{DirGrant, Grants, ResolvedGrants};
@@ -95,6 +97,7 @@ impl Components {
         source: Source,
         grants: Grants,
     ) -> Result<Tool, LoadError> {
+        let mut provenance = None;
         let bytes: Arc<[u8]> = match source {
             Source::File(path) => tokio::task::spawn_blocking(move || read_component(&path))
                 .await
@@ -105,6 +108,14 @@ impl Components {
             Source::Bytes(bytes) => {
                 check_size(bytes.len())?;
                 bytes.into()
+            }
+            Source::Pulled(pulled) => {
+                check_size(pulled.bytes.len())?;
+                provenance = Some(Provenance {
+                    reference: pulled.reference,
+                    manifest: pulled.manifest,
+                });
+                pulled.bytes.into()
             }
         };
         let info = inspect(&bytes)?;
@@ -140,6 +151,7 @@ impl Components {
             &info.sha256.to_hex(),
             grants.grants().is_marked_sensitive(),
         );
+        facts.source = provenance.as_ref().map(|p| p.reference.to_string());
         let descriptor = self.describe(kernel, &pre, &grants, &facts).await?;
         facts.name = grants
             .grants()
@@ -162,6 +174,7 @@ impl Components {
                 grants,
                 from_cache,
                 facts,
+                provenance,
             }),
         })
     }

@@ -20,5 +20,7 @@ pub use cache::CacheError;
 pub use inspect::{ComponentInfo, InspectError, Sha256Digest, inspect};
 pub use load::CompileEvent;
 pub(crate) use load::{CompileCallback, Components};
-pub use tool::{Descriptor, LoadError, MAX_COMPONENT_BYTES, Source, Tool, read_component};
+pub use tool::{
+    Descriptor, LoadError, MAX_COMPONENT_BYTES, Provenance, Source, Tool, read_component,
+};
 pub use world::{ClassifyError, Import, ImportRole, RefusedImport};

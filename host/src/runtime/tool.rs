@@ -47,6 +47,18 @@ pub enum Source {
     File(PathBuf),
     /// Component bytes already in memory.
     Bytes(Vec<u8>),
+    /// A component pulled from a registry and checked against its digests.
+    Pulled(Box<airlock_oci::Pulled>),
+}
+
+/// Where a component pulled from a registry came from: what policies see
+/// as `resource.source` and the attestation records.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Provenance {
+    /// The reference, pinned to the manifest digest it was loaded by.
+    pub reference: airlock_oci::ComponentRef,
+    /// The manifest digest.
+    pub manifest: airlock_oci::Digest,
 }
 
 impl From<PathBuf> for Source {
@@ -101,6 +113,7 @@ pub(crate) struct ToolInner {
     pub grants: ResolvedGrants,
     pub from_cache: bool,
     pub facts: ToolFacts,
+    pub provenance: Option<Provenance>,
 }
 
 impl Tool {
@@ -140,6 +153,11 @@ impl Tool {
     /// sensitivity.
     pub fn facts(&self) -> &ToolFacts {
         &self.inner.facts
+    }
+
+    /// Where the component was pulled from, for one from a registry.
+    pub fn provenance(&self) -> Option<&Provenance> {
+        self.inner.provenance.as_ref()
     }
 
     /// Whether the compiled code came from the on-disk cache.

@@ -121,6 +121,12 @@ pub enum Command {
         after_help = "Examples:\n  airlock inspect tool.wasm\n  airlock inspect --json tool.wasm"
     )]
     Inspect(InspectArgs),
+    /// Fetch a component from an OCI registry into the state directory,
+    /// by digest (the tag is resolved once).
+    #[command(
+        after_help = "Examples:\n  airlock pull oci://ghcr.io/acme/echo:1.0\n  airlock pull --config airlock.toml --json oci://127.0.0.1:5000/tools/echo@sha256:…"
+    )]
+    Pull(PullArgs),
     /// Explain egress decisions without sending anything.
     #[command(subcommand)]
     Egress(EgressCommand),
@@ -651,8 +657,22 @@ pub struct GrantArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct PullArgs {
+    /// `oci://REGISTRY/REPOSITORY:TAG` or `…@sha256:DIGEST`.
+    pub reference: String,
+
+    /// Sign in as this configuration's `[registries]` tables say.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct InspectArgs {
-    /// The component (.wasm).
+    /// The component (.wasm), or `oci://…` to pull and inspect it.
     pub component: PathBuf,
 
     /// Print JSON instead of text.

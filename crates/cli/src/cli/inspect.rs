@@ -1,33 +1,64 @@
-//! `airlock inspect`: what a component is and which world it belongs to.
+//! `airlock inspect`: what a component is and which world it belongs to;
+//! for `oci://…`, also where it came from.
 
 use super::args::{Cli, InspectArgs};
 use super::render;
-use airlock::{Grants, LoadError, exit_code};
+use airlock::{Grants, LoadError, Provenance, Source, exit_code};
 
 pub async fn inspect(cli: &Cli, args: &InspectArgs) -> u8 {
-    let path = args.component.as_path();
     let fail = |code: &str, message: String, exit: u8| {
         if args.json {
             outln!("{}", render::error_json(code, &message, exit));
         }
         super::fail(code, &message, exit)
     };
-    let bytes = match airlock::read_component(path) {
-        Ok(bytes) => bytes,
-        Err(e) => return fail(e.code(), e.to_string(), e.exit_code()),
+    let shown = args.component.display().to_string();
+    let oci = args
+        .component
+        .to_str()
+        .filter(|text| text.starts_with(airlock::oci::reference::SCHEME));
+    let (label, bytes, source, provenance) = match oci {
+        Some(text) => {
+            let pulled = match super::pull::oci_reference(text) {
+                Ok(reference) => match super::pull::registry_host(cli, None) {
+                    Ok(host) => host.pull(&reference).await.map_err(super::Failure::from),
+                    Err(failure) => Err(failure),
+                },
+                Err(failure) => Err(failure),
+            };
+            let pulled = match pulled {
+                Ok((_, pulled)) => pulled,
+                Err(f) => return fail(f.code, f.message, f.exit),
+            };
+            let provenance = Provenance {
+                reference: pulled.reference.clone(),
+                manifest: pulled.manifest,
+            };
+            let bytes = pulled.bytes.clone();
+            (
+                pulled.reference.to_string(),
+                bytes,
+                Source::Pulled(Box::new(pulled)),
+                Some(provenance),
+            )
+        }
+        None => match airlock::read_component(&args.component) {
+            Ok(bytes) => (shown, bytes.clone(), Source::Bytes(bytes), None),
+            Err(e) => return fail(e.code(), e.to_string(), e.exit_code()),
+        },
     };
     let info = match airlock::inspect(&bytes) {
         Ok(info) => info,
         Err(e) => {
             let e = LoadError::from(e);
-            return fail(e.code(), format!("{}: {e}", path.display()), e.exit_code());
+            return fail(e.code(), format!("{label}: {e}"), e.exit_code());
         }
     };
 
     // Loading also compiles, links and calls describe(): the component is
     // only usable as a tool if that works too.
     let loaded = match super::build_host(cli, false, None, None) {
-        Ok(host) => host.load(bytes, Grants::none()).await,
+        Ok(host) => host.load(source, Grants::none()).await,
         Err(e) => return fail(e.code, e.message, e.exit),
     };
     let described = loaded
@@ -35,9 +66,12 @@ pub async fn inspect(cli: &Cli, args: &InspectArgs) -> u8 {
         .map(|tool| tool.descriptor())
         .map_err(|e| (e.code(), e.to_string()));
     if args.json {
-        outln!("{}", render::info_json(path, &info, described));
+        outln!(
+            "{}",
+            render::info_json(&label, &info, provenance.as_ref(), described)
+        );
     } else {
-        render::print_info(path, &info, described);
+        render::print_info(&label, &info, provenance.as_ref(), described);
     }
     match &loaded {
         Ok(_) => exit_code::OK,

@@ -24,6 +24,7 @@ mod journal;
 mod new;
 mod policy;
 mod progress;
+mod pull;
 mod render;
 mod run;
 mod serve;
@@ -108,6 +109,7 @@ pub fn main() -> ExitCode {
             Command::Run(run) => run::run(&cli, run).await,
             Command::New(args) => new::new(args),
             Command::Inspect(inspect) => inspect::inspect(&cli, inspect).await,
+            Command::Pull(args) => pull::pull(&cli, args).await,
             Command::Egress(EgressCommand::Check(check)) => egress::check(&cli, check).await,
             Command::Policy(command) => policy::run(&cli, command).await,
             Command::Approvals(command) => approvals::run(&cli, command).await,
@@ -181,7 +183,8 @@ failure_from!(
     airlock::approvals::ApprovalError,
     airlock::attest::AttestError,
     airlock::attest::KeyError,
-    airlock::ConfigError
+    airlock::ConfigError,
+    airlock::RegistryError
 );
 
 impl From<airlock::BuildError> for Failure {

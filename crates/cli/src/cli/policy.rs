@@ -2,6 +2,7 @@
 
 use super::args::{Cli, ExplainArgs, PolicyCommand};
 use super::{Failure, load_policies};
+use airlock::config::ComponentSource;
 use airlock::policy::{Action, DestinationFacts, PolicyEngine};
 use airlock::{Config, Grants, Host, Tool, exit_code};
 use serde_json::{Value, json};
@@ -34,7 +35,7 @@ fn validate(cli: &Cli) -> Result<u8, Failure> {
 /// The tool as `run` would load it: its facts come from the component's
 /// imports and the operator's configuration (name, `sensitive`).
 async fn load_tool(cli: &Cli, args: &ExplainArgs) -> Result<Tool, Failure> {
-    let (path, grants) = match &args.config {
+    let (source, grants) = match &args.config {
         Some(config) => {
             let config = Config::from_file(config)?;
             let tool = config.tool(&args.tool).ok_or_else(|| {
@@ -43,24 +44,38 @@ async fn load_tool(cli: &Cli, args: &ExplainArgs) -> Result<Tool, Failure> {
                     format!("no tool named `{}` in the configuration", args.tool),
                 )
             })?;
-            let path = tool.component().ok_or_else(|| {
+            let source = tool.component().cloned().ok_or_else(|| {
                 Failure::usage(
                     "unknown_tool",
                     format!("tool `{}` names no component", args.tool),
                 )
             })?;
-            (path.to_path_buf(), tool.grants().clone())
+            (source, tool.grants().clone())
         }
-        None => (PathBuf::from(&args.tool), Grants::none()),
+        None => (
+            ComponentSource::File(PathBuf::from(&args.tool)),
+            Grants::none(),
+        ),
     };
     let mut builder = Host::builder().policies(load_policies(cli)?);
     if !cli.no_cache {
         builder = builder.cache_dir(cli.state_dir.join("cache"));
     }
-    let host = builder.build()?;
-    host.load(path.as_path(), grants)
-        .await
-        .map_err(|e| Failure::usage(e.code(), format!("{}: {e}", path.display())))
+    match source {
+        ComponentSource::File(path) => builder
+            .build()?
+            .load(path.as_path(), grants)
+            .await
+            .map_err(|e| Failure::usage(e.code(), format!("{}: {e}", path.display()))),
+        // A pulled component is read from the state directory's store.
+        ComponentSource::Oci(reference) => {
+            let host = builder.state_dir(&cli.state_dir).build()?;
+            let (_, pulled) = host.pull(&reference).await?;
+            host.load(airlock::Source::Pulled(Box::new(pulled)), grants)
+                .await
+                .map_err(|e| Failure::usage(e.code(), format!("{reference}: {e}")))
+        }
+    }
 }
 
 async fn explain(cli: &Cli, args: &ExplainArgs) -> Result<u8, Failure> {

@@ -2,10 +2,10 @@
 //! the library's), and their human-readable forms.
 
 use airlock::{
-    Captured, ComponentInfo, ConfiguredTool, Descriptor, EgressRecord, Limits, Outcome, RunReport,
+    Captured, ComponentInfo, ConfiguredTool, Descriptor, EgressRecord, Limits, Outcome, Provenance,
+    RunReport,
 };
 use serde_json::{Value, json};
-use std::path::Path;
 
 /// Lines of guest stderr shown after a failure in text mode.
 const STDERR_TAIL_LINES: usize = 40;
@@ -160,12 +160,15 @@ pub fn descriptor_json(descriptor: &Descriptor) -> Value {
 
 /// The `inspect --json` object.
 pub fn info_json(
-    path: &Path,
+    label: &str,
     info: &ComponentInfo,
+    provenance: Option<&Provenance>,
     described: Result<&Descriptor, (&str, String)>,
 ) -> Value {
     let mut object = json!({
-        "path": path.display().to_string(),
+        "path": label,
+        "source": provenance.map(|p| p.reference.to_string()),
+        "manifest": provenance.map(|p| p.manifest.to_string()),
         "sha256": info.sha256.to_hex(),
         "size": info.size,
         "world": info.runs_as(false).as_str(),
@@ -187,12 +190,16 @@ pub fn info_json(
 
 /// The text form of `inspect`.
 pub fn print_info(
-    path: &Path,
+    label: &str,
     info: &ComponentInfo,
+    provenance: Option<&Provenance>,
     described: Result<&Descriptor, (&str, String)>,
 ) {
     let capabilities: Vec<&str> = info.capabilities().iter().map(|c| c.as_str()).collect();
-    outln!("component     {}", path.display());
+    outln!("component     {label}");
+    if let Some(provenance) = provenance {
+        outln!("manifest      {}", provenance.manifest);
+    }
     outln!("sha256        {}", info.sha256);
     outln!(
         "size          {} ({} bytes)",

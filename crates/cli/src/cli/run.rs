@@ -4,6 +4,7 @@
 use super::approvals;
 use super::args::{Cli, RunArgs};
 use super::render;
+use airlock::config::ComponentSource;
 use airlock::policy::{Principal, RequestContext};
 use airlock::{Grants, Invocation, LimitExceeded, Outcome, ToolSource, exit_code};
 use std::io::{IsTerminal, Read};
@@ -47,8 +48,17 @@ pub async fn run(cli: &Cli, args: &RunArgs) -> u8 {
             return report_error(json, "usage", message, exit_code::USAGE);
         }
         (Some(spec), None, _) => ToolSource::Native(Box::new(spec)),
-        (None, Some(path), _) => ToolSource::Component(path.clone()),
-        (None, None, Some(path)) => ToolSource::Component(path.to_path_buf()),
+        (None, Some(path), _) => match path.to_str() {
+            Some(text) if text.starts_with(airlock::oci::reference::SCHEME) => {
+                match super::pull::oci_reference(text) {
+                    Ok(reference) => ToolSource::Oci(reference),
+                    Err(f) => return report_error(json, f.code, &f.message, f.exit),
+                }
+            }
+            _ => ToolSource::Component(path.clone()),
+        },
+        (None, None, Some(ComponentSource::File(path))) => ToolSource::Component(path.clone()),
+        (None, None, Some(ComponentSource::Oci(reference))) => ToolSource::Oci(reference.clone()),
         (None, None, None) => {
             let message =
                 "no component: give its path, or a `component` in the tool's configuration";
@@ -80,8 +90,20 @@ pub async fn run(cli: &Cli, args: &RunArgs) -> u8 {
     }
 
     let resolver = args.dns.is_set().then(|| args.dns.resolver());
-    // The vault is opened only for tools that have secrets bound.
-    let vault = if grants.credentials().is_empty() {
+    let parsed = args
+        .source
+        .config
+        .as_deref()
+        .and_then(|config| airlock::Config::from_file(config).ok());
+    let registries = parsed
+        .as_ref()
+        .map(|p| p.registries().to_vec())
+        .unwrap_or_default();
+    // The vault is opened only for tools that have secrets bound, or a
+    // registry sign-in that names one.
+    let logins =
+        matches!(target, ToolSource::Oci(_)) && registries.iter().any(|r| r.login().is_some());
+    let vault = if grants.credentials().is_empty() && !logins {
         None
     } else {
         match super::vault::place(cli, None).and_then(|place| super::vault::open(&place)) {
@@ -94,7 +116,7 @@ pub async fn run(cli: &Cli, args: &RunArgs) -> u8 {
         let b = match &args.source.config {
             Some(config) => {
                 // And the socket its `[serve]` table names, if it names one.
-                let socket = airlock::Config::from_file(config).ok().map(|parsed| {
+                let socket = parsed.as_ref().map(|parsed| {
                     airlock_serve::operator_socket_path(parsed.serve(), &cli.state_dir)
                 });
                 let b = b.protect(ProtectedKind::Config, config);
@@ -105,7 +127,7 @@ pub async fn run(cli: &Cli, args: &RunArgs) -> u8 {
             }
             None => b,
         };
-        Ok(b.build()?)
+        Ok(b.registries(registries).build()?)
     });
     let host = match built {
         Ok(host) => host,

@@ -117,7 +117,8 @@ async fn run(cli: &Cli, args: &ServeArgs) -> Result<(), Failure> {
     let needs_vault = config
         .tools()
         .iter()
-        .any(|t| !t.grants().credentials().is_empty());
+        .any(|t| !t.grants().credentials().is_empty())
+        || config.registries().iter().any(|r| r.login().is_some());
     let vault = if needs_vault {
         Some(super::vault::open(&super::vault::place(
             cli,
@@ -149,6 +150,7 @@ async fn run(cli: &Cli, args: &ServeArgs) -> Result<(), Failure> {
     let mut builder = builder
         .journal_commit(config.journal_commit())
         .store(config.store().clone())
+        .registries(config.registries().to_vec())
         .max_concurrent_instances(config.serve().instance_slots());
     if let Some(telemetry) = config.telemetry() {
         builder = builder.telemetry(telemetry.clone());

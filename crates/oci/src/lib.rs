@@ -1,0 +1,25 @@
+//! What airlock runs, when it comes from an OCI registry.
+//!
+//! A component is named `oci://REGISTRY/REPOSITORY:TAG` or
+//! `…@sha256:DIGEST` ([`ComponentRef`]). [`Registry::resolve`] turns a tag
+//! into a manifest digest once; from there everything is fetched by digest
+//! and checked against it ([`Registry::fetch`]): the manifest must be the
+//! WASI component artifact layout ([`layout`]), the layer must hash to the
+//! digest the manifest names, and both are kept in a content-addressed
+//! [`ContentStore`] so a component pulled once loads offline.
+//!
+//! Credentials come from [`Credentials`]: the host's vault first, then the
+//! Docker configuration file ([`DockerConfig`]).
+
+pub mod auth;
+pub mod digest;
+pub mod layout;
+pub mod reference;
+pub mod registry;
+pub mod store;
+
+pub use auth::{AuthError, CredentialSource, Credentials, DockerConfig, RegistryCredential};
+pub use digest::{Digest, NotADigest};
+pub use reference::{ComponentRef, RefError};
+pub use registry::{PullError, Pulled, Registry, Resolution, Resolved};
+pub use store::{ContentStore, StoreError};

@@ -1,0 +1,184 @@
+//! Components from OCI registries in `airlock.toml`: a tool's
+//! `component = "oci://…"` ([`ComponentSource`]) and the
+//! `[registries."PREFIX"]` tables ([`RegistrySettings`]).
+//!
+//! ```toml
+//! [[tools]]
+//! name = "echo"
+//! component = "oci://ghcr.io/acme/echo:1.0"
+//!
+//! [registries."ghcr.io"]
+//! username = "acme-ci"
+//! credential = "ghcr-token"          # a vault secret: the password or token
+//! ```
+
+use crate::oci::ComponentRef;
+use crate::toml_file::{ConfigError, TomlText};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use toml::Spanned;
+
+/// Where a tool's component comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ComponentSource {
+    /// A file, resolved against the configuration's directory.
+    File(PathBuf),
+    /// A registry: `oci://REGISTRY/REPOSITORY:TAG` or `…@sha256:DIGEST`.
+    Oci(ComponentRef),
+}
+
+impl ComponentSource {
+    /// Reads a `component` value: `oci://…` is a registry reference,
+    /// anything else a path relative to `base`.
+    pub(super) fn parse(
+        value: Spanned<String>,
+        base: &Path,
+        source: &TomlText<'_>,
+    ) -> Result<Self, ConfigError> {
+        let text = value.get_ref();
+        if text.starts_with(crate::oci::reference::SCHEME) {
+            return text
+                .parse()
+                .map(Self::Oci)
+                .map_err(|e| source.error(value.span(), e.to_string()));
+        }
+        Ok(Self::File(base.join(text)))
+    }
+}
+
+/// One `[registries."PREFIX"]` table: how to reach the registries and
+/// repositories under `PREFIX`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RegistrySettings {
+    prefix: String,
+    login: Option<RegistryLogin>,
+}
+
+/// A registry sign-in whose password comes from the vault.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RegistryLogin {
+    /// The user name.
+    pub username: String,
+    /// The vault secret holding the password or token.
+    pub secret: String,
+}
+
+impl RegistrySettings {
+    /// `REGISTRY` or `REGISTRY/PATH`.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The sign-in for this registry, if the table names one (only a
+    /// table for a whole registry can: a registry has one sign-in).
+    pub fn login(&self) -> Option<&RegistryLogin> {
+        self.login.as_ref()
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRegistry {
+    username: Option<Spanned<String>>,
+    credential: Option<Spanned<String>>,
+}
+
+/// Checks the `[registries]` tables.
+pub(super) fn registries(
+    raw: BTreeMap<String, Spanned<RawRegistry>>,
+    source: &TomlText<'_>,
+) -> Result<Vec<RegistrySettings>, ConfigError> {
+    raw.into_iter()
+        .map(|(prefix, table)| {
+            let span = table.span();
+            let table = table.into_inner();
+            let probe = format!("{}{prefix}/x:1", crate::oci::reference::SCHEME);
+            let parsed = probe.parse::<ComponentRef>().map_err(|_| {
+                source.error(
+                    span.clone(),
+                    format!("`{prefix}` is not a registry or repository prefix: write e.g. [registries.\"ghcr.io/acme\"]"),
+                )
+            })?;
+            let login = match (table.username, table.credential) {
+                (None, None) => None,
+                (Some(username), Some(secret)) => {
+                    if parsed.registry() != prefix {
+                        return Err(source.error(
+                            secret.span(),
+                            format!("a registry has one sign-in: put `username` and `credential` under [registries.\"{}\"]", parsed.registry()),
+                        ));
+                    }
+                    Some(RegistryLogin {
+                        username: username.into_inner(),
+                        secret: secret.into_inner(),
+                    })
+                }
+                (Some(key), None) | (None, Some(key)) => {
+                    return Err(source.error(
+                        key.span(),
+                        "a registry sign-in needs both `username` and `credential` (the vault secret holding the password or token)",
+                    ));
+                }
+            };
+            Ok(RegistrySettings { prefix, login })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{ComponentSource, Config};
+    use std::path::Path;
+
+    #[test]
+    fn oci_components_and_registry_logins_read_and_mistakes_are_named() {
+        let config = Config::from_toml(
+            "[[tools]]\nname = \"echo\"\ncomponent = \"oci://127.0.0.1:5000/tools/echo:1.0\"\n\
+             [[tools]]\nname = \"local\"\ncomponent = \"local.wasm\"\n\
+             [registries.\"127.0.0.1:5000\"]\nusername = \"ci\"\ncredential = \"registry-token\"\n",
+            "airlock.toml",
+            Path::new("/etc/airlock"),
+        )
+        .expect("valid");
+        let Some(ComponentSource::Oci(echo)) = config.tool("echo").and_then(|t| t.component())
+        else {
+            panic!("echo is an OCI component");
+        };
+        assert_eq!(echo.to_string(), "oci://127.0.0.1:5000/tools/echo:1.0");
+        assert_eq!(
+            config.tool("local").and_then(|t| t.component()),
+            Some(&ComponentSource::File("/etc/airlock/local.wasm".into()))
+        );
+        let login = config.registries()[0].login().expect("a login");
+        assert_eq!(
+            (login.username.as_str(), login.secret.as_str()),
+            ("ci", "registry-token")
+        );
+
+        for (toml, want) in [
+            (
+                "[[tools]]\nname = \"a\"\ncomponent = \"oci://ghcr.io/acme/a\"\n",
+                "names no version",
+            ),
+            (
+                "[registries.\"ghcr.io/acme\"]\nusername = \"u\"\ncredential = \"s\"\n",
+                "one sign-in",
+            ),
+            ("[registries.\"ghcr.io\"]\nusername = \"u\"\n", "needs both"),
+            (
+                "[registries.\"not a registry\"]\n",
+                "not a registry or repository prefix",
+            ),
+            (
+                "[registries.\"ghcr.io\"]\npassword = \"x\"\n",
+                "unknown field",
+            ),
+        ] {
+            let err = Config::from_toml(toml, "airlock.toml", Path::new("."))
+                .expect_err(want)
+                .to_string();
+            assert!(err.contains(want), "{toml}: {err}");
+        }
+    }
+}
