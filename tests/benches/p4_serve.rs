@@ -205,6 +205,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 config,
                 policies: None,
                 state_dir: state.clone(),
+                locked: false,
             },
         )
         .await?;

@@ -147,6 +147,7 @@ async fn start(cache: &Path, state: &Path, config: &Path) -> Result<(Duration, S
             config: config.to_path_buf(),
             policies: Some(airlock_tests::permit_all_dir()),
             state_dir: state.to_path_buf(),
+            locked: false,
         },
     )
     .await?;

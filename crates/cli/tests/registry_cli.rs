@@ -249,3 +249,145 @@ fn policies_see_where_a_component_came_from() {
     );
     assert!(stderr(&out).contains("registry-only"), "{}", stderr(&out));
 }
+
+fn write_config(dir: &Path, tools: &[(&str, &str)]) -> String {
+    let config = dir.join("airlock.toml");
+    let text: String = tools
+        .iter()
+        .map(|(name, reference)| {
+            format!("[[tools]]\nname = \"{name}\"\ncomponent = \"{reference}\"\n")
+        })
+        .collect();
+    std::fs::write(&config, text).expect("write the config");
+    config.display().to_string()
+}
+
+#[test]
+fn a_lockfile_pins_the_digest_and_moves_only_when_asked() {
+    let mut registry = TestRegistry::start();
+    let first = registry.push("tools/echo:1.0", echo());
+    let work = tempfile::tempdir().expect("work");
+    let state = work.path().join("state");
+    let reference = registry.reference("tools/echo:1.0");
+    let config = write_config(work.path(), &[("echo", &reference)]);
+
+    let out = in_state(&state, &["lock", "--config", &config, "--json"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let locked = json_of(&out);
+    assert_eq!(locked["tools"][0]["change"], "added", "{locked}");
+    assert_eq!(locked["tools"][0]["digest"], first.as_str());
+    let lockfile = std::fs::read_to_string(work.path().join("airlock.lock")).expect("airlock.lock");
+    assert!(
+        lockfile.contains(&first) && lockfile.contains(&component_digest(echo()).to_string()),
+        "{lockfile}"
+    );
+
+    // The tag moves; the lock does not follow it, even with the registry down.
+    let second = registry.push("tools/echo:1.0", Path::new(guest_path("json-transform")));
+    registry.stop();
+    // echo answers its input as it is; json-transform adds a count.
+    let records = r#"{"records":[]}"#;
+    let out = in_state(
+        &state,
+        &[
+            "run", "--config", &config, "--tool", "echo", "--locked", "--input", records,
+        ],
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), records, "the locked component ran");
+    assert_eq!(
+        last_attestation(&state)["source"],
+        format!("{reference}@{first}")
+    );
+    registry.restart();
+
+    let out = in_state(&state, &["lock", "--config", &config, "--json"]);
+    assert_eq!(
+        json_of(&out)["tools"][0]["change"],
+        "kept",
+        "{}",
+        stdout(&out)
+    );
+    let out = in_state(&state, &["lock", "--config", &config, "--update", "echo"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains(&format!("~ echo  {reference}  {first} -> {second}")),
+        "{text}"
+    );
+    let out = in_state(
+        &state,
+        &[
+            "run", "--config", &config, "--tool", "echo", "--locked", "--input", records,
+        ],
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains(r#""count":0"#),
+        "the new pin ran: {}",
+        stdout(&out)
+    );
+    assert_eq!(
+        last_attestation(&state)["source"],
+        format!("{reference}@{second}")
+    );
+}
+
+#[test]
+fn locked_refuses_tools_the_lockfile_does_not_pin() {
+    let registry = TestRegistry::start();
+    registry.push("tools/echo:1.0", echo());
+    registry.push("tools/echo:2.0", echo());
+    let work = tempfile::tempdir().expect("work");
+    let state = work.path().join("state");
+    let echo_ref = registry.reference("tools/echo:1.0");
+    let config = write_config(work.path(), &[("echo", &echo_ref)]);
+    let run_locked = |config: &str| {
+        in_state(
+            &state,
+            &[
+                "run", "--config", config, "--tool", "echo", "--locked", "--json", "--input", "[1]",
+            ],
+        )
+    };
+
+    let out = run_locked(&config);
+    assert_eq!(code(&out), 2, "{}", stdout(&out));
+    assert_eq!(json_of(&out)["code"], "no_lockfile");
+
+    let out = in_state(&state, &["lock", "--config", &config]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(code(&run_locked(&config)), 0);
+
+    // A tool added (or a reference changed) after locking is not pinned.
+    let config = write_config(
+        work.path(),
+        &[
+            ("echo", &echo_ref),
+            ("other", &registry.reference("tools/echo:2.0")),
+        ],
+    );
+    let out = run_locked(&config);
+    assert_eq!(code(&out), 2, "{}", stdout(&out));
+    let refused = json_of(&out);
+    assert_eq!(refused["code"], "not_locked");
+    let message = refused["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("other (oci://") && !message.contains("echo (oci://"),
+        "{message}"
+    );
+    let out = in_state(
+        &state,
+        &["serve", "--config", &config, "--locked", "--stdio"],
+    );
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert!(stderr(&out).contains("not_locked"), "{}", stderr(&out));
+    // Without --locked it runs; the unpinned tool resolves its tag.
+    let out = in_state(
+        &state,
+        &[
+            "run", "--config", &config, "--tool", "other", "--input", "[1]",
+        ],
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+}

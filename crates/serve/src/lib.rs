@@ -114,6 +114,9 @@ pub enum ServeError {
     /// `airlock.toml` is invalid.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// `--locked`, and the lockfile does not pin every registry tool.
+    #[error(transparent)]
+    Lock(#[from] airlock::config::LockError),
     /// The policies are invalid.
     #[error(transparent)]
     Policy(#[from] PolicyError),
@@ -180,6 +183,7 @@ impl ServeError {
     pub fn code(&self) -> &'static str {
         match self {
             ServeError::Config(e) => e.code(),
+            ServeError::Lock(e) => e.code(),
             ServeError::Policy(e) => e.code(),
             ServeError::Tool(e) => e.code(),
             ServeError::ToolName { .. } => "tool_name_invalid",
@@ -204,6 +208,20 @@ pub struct Sources {
     pub policies: Option<PathBuf>,
     /// The state directory (journal, approvals, agents, operator socket).
     pub state_dir: PathBuf,
+    /// `--locked`: every registry tool must be pinned by `airlock.lock`,
+    /// at start and at every reload.
+    pub locked: bool,
+}
+
+impl Sources {
+    /// The configuration, held to the lockfile under `--locked`.
+    fn read_config(&self) -> Result<Config, ServeError> {
+        let config = Config::from_file(&self.config)?;
+        if self.locked {
+            config.check_locked()?;
+        }
+        Ok(config)
+    }
 }
 
 /// One served tool.
@@ -303,7 +321,7 @@ impl Server {
         if host.journal().is_none() || host.approvals().is_none() {
             return Err(ServeError::NoState);
         }
-        let config = Config::from_file(&sources.config)?;
+        let config = sources.read_config()?;
         let catalog = load_catalog(&host, &config).await?;
         let settings = catalog.settings.clone();
         let Some(store) = host.store() else {
@@ -466,7 +484,7 @@ impl Server {
         let host = &self.inner.host;
         let previous = host.policies();
         let attempt = async {
-            let config = Config::from_file(&self.inner.sources.config)?;
+            let config = self.inner.sources.read_config()?;
             let running = host.journal().map(Journal::commit_mode);
             if running.is_some_and(|mode| mode != config.journal_commit()) {
                 tracing::warn!(

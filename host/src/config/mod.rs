@@ -30,6 +30,7 @@
 //!
 //! The `native` table's keys are described in [`crate::native`].
 
+mod lock;
 mod registries;
 pub mod serve;
 
@@ -45,11 +46,12 @@ use crate::store::location::{RawPostgres, store_location};
 use crate::telemetry::{RawTelemetry, TelemetrySettings};
 use crate::toml_file::{ConfigError, RawSize, TomlText, positive_size, timeout};
 use crate::vault::CredentialBinding;
+pub use lock::{LOCKFILE, LockEntry, LockError, Lockfile, now as lock_time};
 pub use registries::{ComponentSource, RegistryLogin, RegistrySettings};
 use serde::Deserialize;
 use serve::RawServe;
 pub use serve::ServeSettings;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use toml::Spanned;
 
 /// One tool's entry in `airlock.toml`.
@@ -62,6 +64,7 @@ pub struct ToolConfig {
     description: Option<String>,
     input_schema: Option<String>,
     limits: Option<Limits>,
+    lock: Option<LockEntry>,
 }
 
 impl ToolConfig {
@@ -74,6 +77,24 @@ impl ToolConfig {
     /// directory) or an `oci://` reference.
     pub fn component(&self) -> Option<&ComponentSource> {
         self.component.as_ref()
+    }
+
+    /// What loads: [`ToolConfig::component`], with an `oci://` reference
+    /// pinned to the lockfile's digest when the lockfile pins it (so the
+    /// tag is not asked again).
+    pub fn component_to_load(&self) -> Option<ComponentSource> {
+        match (&self.component, &self.lock) {
+            (Some(ComponentSource::Oci(reference)), Some(pin)) => {
+                Some(ComponentSource::Oci(reference.pinned(pin.digest)))
+            }
+            (component, _) => component.clone(),
+        }
+    }
+
+    /// The lockfile's pin of this tool's `oci://` component, when
+    /// `airlock.lock` has one that matches its configuration.
+    pub fn locked(&self) -> Option<&LockEntry> {
+        self.lock.as_ref()
     }
 
     /// The native program and its sandbox, for a tool that is not a
@@ -128,6 +149,9 @@ pub struct Config {
     store: StoreLocation,
     telemetry: Option<TelemetrySettings>,
     registries: Vec<RegistrySettings>,
+    /// Where the lockfile was looked for, and whether it was there (only
+    /// for a configuration read from a file).
+    lockfile: Option<(PathBuf, bool)>,
 }
 
 #[derive(Deserialize)]
@@ -262,14 +286,61 @@ fn binding(raw: RawCredential, source: &TomlText<'_>) -> Result<CredentialBindin
 }
 
 impl Config {
-    /// Reads and checks `path`.
+    /// Reads and checks `path`, and `airlock.lock` beside it when there is
+    /// one (see [`Lockfile`]: its pins are what
+    /// [`ToolConfig::component_to_load`] loads).
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_path_buf(),
             source,
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
-        Self::from_toml(&text, &path.display().to_string(), base)
+        let mut config = Self::from_toml(&text, &path.display().to_string(), base)?;
+        let lock_path = Lockfile::beside(path);
+        let lockfile = Lockfile::read(&lock_path).map_err(|e| match e {
+            LockError::Io { path, source } => ConfigError::Read { path, source },
+            LockError::Invalid(e) => e,
+            other => ConfigError::Read {
+                path: lock_path.clone(),
+                source: std::io::Error::other(other.to_string()),
+            },
+        })?;
+        if let Some(lockfile) = &lockfile {
+            for tool in &mut config.tools {
+                if let Some(ComponentSource::Oci(reference)) = &tool.component {
+                    tool.lock = lockfile.entry(&tool.name, reference).cloned();
+                }
+            }
+        }
+        config.lockfile = Some((lock_path, lockfile.is_some()));
+        Ok(config)
+    }
+
+    /// For `--locked`: fails unless a lockfile was read and pins every tool
+    /// with an `oci://` component as configured now.
+    pub fn check_locked(&self) -> Result<(), LockError> {
+        let path = self
+            .lockfile
+            .as_ref()
+            .map_or_else(|| PathBuf::from(LOCKFILE), |(path, _)| path.clone());
+        if !self.lockfile.as_ref().is_some_and(|(_, found)| *found) {
+            return Err(LockError::Missing { path });
+        }
+        let tools: Vec<String> = self
+            .tools
+            .iter()
+            .filter_map(|tool| match (&tool.component, &tool.lock) {
+                (Some(ComponentSource::Oci(reference)), None) => {
+                    Some(format!("{} ({reference})", tool.name))
+                }
+                _ => None,
+            })
+            .collect();
+        if tools.is_empty() {
+            Ok(())
+        } else {
+            Err(LockError::NotLocked { tools })
+        }
     }
 
     /// Parses configuration text; relative paths are taken from `base`.
@@ -395,6 +466,7 @@ impl Config {
                 description: tool.description,
                 input_schema,
                 limits,
+                lock: None,
             });
         }
         let mut servers: Vec<ServerConfig> = Vec::with_capacity(raw.servers.len());
@@ -439,6 +511,7 @@ impl Config {
             store,
             telemetry,
             registries,
+            lockfile: None,
         })
     }
 

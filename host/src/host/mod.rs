@@ -206,10 +206,10 @@ impl Host {
         &self,
         config: &ToolConfig,
     ) -> Result<ConfiguredTool, ConfiguredError> {
-        let source = match (config.native(), config.component()) {
+        let source = match (config.native(), config.component_to_load()) {
             (Some(spec), _) => ToolSource::Native(Box::new(spec.clone())),
-            (None, Some(ComponentSource::File(path))) => ToolSource::Component(path.clone()),
-            (None, Some(ComponentSource::Oci(reference))) => ToolSource::Oci(reference.clone()),
+            (None, Some(ComponentSource::File(path))) => ToolSource::Component(path),
+            (None, Some(ComponentSource::Oci(reference))) => ToolSource::Oci(reference),
             (None, None) => {
                 return Err(ConfiguredError::NothingToRun {
                     name: config.name().to_string(),

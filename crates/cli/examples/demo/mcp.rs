@@ -59,6 +59,7 @@ pub async fn serve_step(
             config: config.clone(),
             policies: None,
             state_dir: state.to_path_buf(),
+            locked: false,
         },
     )
     .await?;

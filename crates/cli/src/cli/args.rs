@@ -127,6 +127,12 @@ pub enum Command {
         after_help = "Examples:\n  airlock pull oci://ghcr.io/acme/echo:1.0\n  airlock pull --config airlock.toml --json oci://127.0.0.1:5000/tools/echo@sha256:…"
     )]
     Pull(PullArgs),
+    /// Pin every `oci://` tool of a configuration to a digest in
+    /// `airlock.lock` beside it; `--update [TOOL]` moves pins.
+    #[command(
+        after_help = "Examples:\n  airlock lock --config airlock.toml\n  airlock lock --config airlock.toml --update echo"
+    )]
+    Lock(LockArgs),
     /// Explain egress decisions without sending anything.
     #[command(subcommand)]
     Egress(EgressCommand),
@@ -540,6 +546,11 @@ pub struct RunArgs {
     #[arg(long)]
     pub json: bool,
 
+    /// Refuse unless `airlock.lock` beside --config pins every `oci://`
+    /// tool as configured (the locked digest is what loads).
+    #[arg(long, requires = "config")]
+    pub locked: bool,
+
     #[command(flatten)]
     pub limits: LimitArgs,
 
@@ -654,6 +665,22 @@ pub struct GrantArgs {
     /// Grant a host directory read-write, as `HOST::GUEST`.
     #[arg(long = "dir-rw", value_name = "HOST::GUEST", value_parser = parse_dir_rw)]
     pub dirs_rw: Vec<DirGrant>,
+}
+
+#[derive(Debug, Args)]
+pub struct LockArgs {
+    /// The configuration whose tools to pin; the lockfile is written
+    /// beside it.
+    #[arg(long, value_name = "FILE", default_value = "airlock.toml")]
+    pub config: PathBuf,
+
+    /// Resolve TOOL again (every tool without a name) and move its pin.
+    #[arg(long, value_name = "TOOL", num_args = 0..=1)]
+    pub update: Option<Option<String>>,
+
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

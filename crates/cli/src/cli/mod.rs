@@ -21,6 +21,7 @@ mod docs;
 mod egress;
 mod inspect;
 mod journal;
+mod lock;
 mod new;
 mod policy;
 mod progress;
@@ -110,6 +111,7 @@ pub fn main() -> ExitCode {
             Command::New(args) => new::new(args),
             Command::Inspect(inspect) => inspect::inspect(&cli, inspect).await,
             Command::Pull(args) => pull::pull(&cli, args).await,
+            Command::Lock(args) => lock::lock(&cli, args).await,
             Command::Egress(EgressCommand::Check(check)) => egress::check(&cli, check).await,
             Command::Policy(command) => policy::run(&cli, command).await,
             Command::Approvals(command) => approvals::run(&cli, command).await,
@@ -184,7 +186,8 @@ failure_from!(
     airlock::attest::AttestError,
     airlock::attest::KeyError,
     airlock::ConfigError,
-    airlock::RegistryError
+    airlock::RegistryError,
+    airlock::config::LockError
 );
 
 impl From<airlock::BuildError> for Failure {

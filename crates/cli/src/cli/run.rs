@@ -41,7 +41,7 @@ pub async fn run(cli: &Cli, args: &RunArgs) -> u8 {
     let target = match (
         native,
         &args.component,
-        configured.as_ref().and_then(|t| t.component()),
+        configured.as_ref().and_then(|t| t.component_to_load()),
     ) {
         (Some(_), Some(_), _) => {
             let message = "this tool is configured as a native program: drop the component path";
@@ -57,8 +57,8 @@ pub async fn run(cli: &Cli, args: &RunArgs) -> u8 {
             }
             _ => ToolSource::Component(path.clone()),
         },
-        (None, None, Some(ComponentSource::File(path))) => ToolSource::Component(path.clone()),
-        (None, None, Some(ComponentSource::Oci(reference))) => ToolSource::Oci(reference.clone()),
+        (None, None, Some(ComponentSource::File(path))) => ToolSource::Component(path),
+        (None, None, Some(ComponentSource::Oci(reference))) => ToolSource::Oci(reference),
         (None, None, None) => {
             let message =
                 "no component: give its path, or a `component` in the tool's configuration";
@@ -95,6 +95,18 @@ pub async fn run(cli: &Cli, args: &RunArgs) -> u8 {
         .config
         .as_deref()
         .and_then(|config| airlock::Config::from_file(config).ok());
+    if args.locked {
+        let checked = match &parsed {
+            Some(config) => config.check_locked().map_err(|e| (e.code(), e.to_string())),
+            None => Err((
+                "invalid_config",
+                "--locked: the configuration does not read".to_string(),
+            )),
+        };
+        if let Err((code, message)) = checked {
+            return report_error(json, code, &message, exit_code::USAGE);
+        }
+    }
     let registries = parsed
         .as_ref()
         .map(|p| p.registries().to_vec())

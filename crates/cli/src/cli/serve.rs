@@ -43,6 +43,10 @@ pub struct ServeArgs {
     /// The private key (PEM) of --console-cert.
     #[arg(long, value_name = "FILE", requires_all = ["console", "console_cert"])]
     pub console_key: Option<PathBuf>,
+    /// Refuse to serve (and to reload) unless `airlock.lock` beside
+    /// --config pins every `oci://` tool as configured.
+    #[arg(long)]
+    pub locked: bool,
     #[command(flatten)]
     pub dns: DnsArgs,
 }
@@ -114,6 +118,9 @@ pub async fn serve(cli: &Cli, args: &ServeArgs) -> u8 {
 
 async fn run(cli: &Cli, args: &ServeArgs) -> Result<(), Failure> {
     let config = Config::from_file(&args.config)?;
+    if args.locked {
+        config.check_locked()?;
+    }
     let needs_vault = config
         .tools()
         .iter()
@@ -163,6 +170,7 @@ async fn run(cli: &Cli, args: &ServeArgs) -> Result<(), Failure> {
             config: args.config.clone(),
             policies: cli.policies.clone(),
             state_dir: cli.state_dir.clone(),
+            locked: args.locked,
         },
     )
     .await?;

@@ -15,6 +15,7 @@ mod hosted;
 mod installs;
 mod python;
 mod raw;
+mod registry;
 mod replicas;
 mod roles;
 mod session_caps;

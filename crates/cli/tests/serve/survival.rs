@@ -190,6 +190,7 @@ async fn a_dropped_call_still_ends_and_is_journaled() {
             config: fixture.config(),
             policies: None,
             state_dir: fixture.state(),
+            locked: false,
         },
     )
     .await
