@@ -61,6 +61,7 @@ pub(crate) async fn record_run(
         tool: facts.name.clone(),
         tool_sha256: facts.sha256.clone(),
         source: facts.source.clone(),
+        signer: facts.signer.clone(),
         world: facts.world.to_string(),
         principal: invocation.principal.to_string(),
         input_sha256: sha256_hex(invocation.input.as_bytes()),

@@ -126,6 +126,24 @@ impl TestRegistry {
         self.push_as(repo_tag, file, WASM_LAYER, WASM_CONFIG)
     }
 
+    /// Runs `tests/python/sign.py COMMAND REGISTRY REPO DIGEST ARGS…`
+    /// (see that script): a cosign key-pair signature (`cosign KEY`), a
+    /// Sigstore bundle with a key (`bundle-key KEY`) or a keyless one
+    /// (`bundle-keyless PKI IDENTITY ISSUER`) of manifest `digest`.
+    pub fn sign(&self, command: &str, repo: &str, digest: &str, args: &[&str]) {
+        let output = Command::new(oras_python())
+            .arg(crate::workspace_root().join("tests/python/sign.py"))
+            .args([command, self.address.as_str(), repo, digest])
+            .args(args)
+            .output()
+            .expect("run sign.py");
+        assert!(
+            output.status.success(),
+            "sign.py {command} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
     /// Overwrites the stored blob `digest` (`sha256:…`) with `bytes`, as a
     /// compromised registry or a bad disk would.
     pub fn corrupt_blob(&self, digest: &str, bytes: &[u8]) {
@@ -160,6 +178,22 @@ impl Drop for TestRegistry {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// Makes an ECDSA P-256 key pair `PREFIX.key` / `PREFIX.pub` with openssl
+/// (as `cosign generate-key-pair` would).
+pub fn keygen(prefix: &Path) {
+    let output = Command::new(oras_python())
+        .arg(crate::workspace_root().join("tests/python/sign.py"))
+        .arg("keygen")
+        .arg(prefix)
+        .output()
+        .expect("run sign.py keygen");
+    assert!(
+        output.status.success(),
+        "keygen failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 /// The Python with `oras` that `.ci/install` prepares.

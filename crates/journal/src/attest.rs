@@ -28,6 +28,9 @@ pub struct Attestation {
     /// from a registry; absent in attestations of local files.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
+    /// Who signed that component, when a signature was required.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signer: Option<String>,
     /// The tool's world.
     pub world: String,
     /// Who asked.

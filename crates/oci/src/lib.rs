@@ -8,18 +8,28 @@
 //! digest the manifest names, and both are kept in a content-addressed
 //! [`ContentStore`] so a component pulled once loads offline.
 //!
+//! Between the two, [`Registry::verify`] checks the digest's signature
+//! when the operator requires one ([`Trust`]: a public key, or keyless
+//! Sigstore against a trusted root), so that what was verified is what is
+//! fetched ([`signature`]).
+//!
 //! Credentials come from [`Credentials`]: the host's vault first, then the
 //! Docker configuration file ([`DockerConfig`]).
 
 pub mod auth;
 pub mod digest;
 pub mod layout;
+mod pull;
 pub mod reference;
 pub mod registry;
+pub mod signature;
+pub mod signer;
 pub mod store;
 
 pub use auth::{AuthError, CredentialSource, Credentials, DockerConfig, RegistryCredential};
 pub use digest::{Digest, NotADigest};
 pub use reference::{ComponentRef, RefError};
 pub use registry::{PullError, Pulled, Registry, Resolution, Resolved};
+pub use signature::{KeyError, PublicKey, Trust, Verified, VerifyError};
+pub use signer::Signer;
 pub use store::{ContentStore, StoreError};

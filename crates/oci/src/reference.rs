@@ -90,6 +90,16 @@ impl ComponentRef {
         }
     }
 
+    /// The same repository at another tag (no digest): where signatures
+    /// are kept beside a manifest.
+    pub(crate) fn retagged(&self, tag: &str) -> Self {
+        Self {
+            tag: Some(tag.to_string()),
+            digest: None,
+            ..self.clone()
+        }
+    }
+
     /// Whether `prefix` (`REGISTRY` or `REGISTRY/PATH`) covers this
     /// reference, whole path segments only: `ghcr.io/acme` covers
     /// `ghcr.io/acme/tool`, not `ghcr.io/acme-evil/tool`.

@@ -7,6 +7,7 @@ use crate::auth::{AuthError, Credentials};
 use crate::digest::Digest;
 use crate::layout::{self, ComponentLayer, LayoutError};
 use crate::reference::ComponentRef;
+use crate::signer::Signer;
 use crate::store::{ContentStore, StoreError};
 use futures_util::StreamExt;
 use oci_client::client::{ClientConfig, ClientProtocol};
@@ -17,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// A manifest is a small JSON document; more is not a manifest.
-const MANIFEST_LIMIT: u64 = 4 << 20;
+pub(crate) const MANIFEST_LIMIT: u64 = 4 << 20;
 
 /// A tag resolved to a manifest digest (or a digest taken as written).
 /// Everything after resolution goes by [`Resolved::digest`].
@@ -83,6 +84,8 @@ pub struct Pulled {
     pub layer: ComponentLayer,
     /// The component.
     pub bytes: Vec<u8>,
+    /// Who signed the manifest, when a signature was required and held.
+    pub signer: Option<Signer>,
 }
 
 /// Why a component could not be pulled.
@@ -218,21 +221,8 @@ impl Registry {
             return Ok(Resolved::pinned(reference, digest));
         }
         let last = self.store.tag(reference)?;
-        let client = self.client(reference.registry());
-        let auth = self
-            .credentials
-            .for_registry(reference.registry())?
-            .to_client();
-        match client
-            .fetch_manifest_digest(&reference.to_client(), &auth)
-            .await
-        {
-            Ok(text) => {
-                let digest = text.parse::<Digest>().map_err(|_| PullError::BadDigest {
-                    registry: reference.registry().to_string(),
-                    reference: reference.to_string(),
-                    digest: text.chars().take(100).collect(),
-                })?;
+        match self.resolve_online(reference).await {
+            Ok(digest) => {
                 let moved_from = last.map(|r| r.digest).filter(|d| *d != digest);
                 if let Some(from) = moved_from {
                     tracing::warn!(reference = %reference, %from, to = %digest, "the tag moved since it was last pulled");
@@ -243,7 +233,7 @@ impl Registry {
                     how: Resolution::Registry { moved_from },
                 })
             }
-            Err(e) => match (unreachable(&e), last) {
+            Err(e) => match (matches!(e, PullError::Unreachable { .. }), last) {
                 (true, Some(record)) => {
                     tracing::warn!(reference = %reference, digest = %record.digest, "the registry is unreachable; using the digest the tag had when last pulled");
                     Ok(Resolved {
@@ -252,9 +242,30 @@ impl Registry {
                         how: Resolution::Offline,
                     })
                 }
-                _ => Err(registry_error(reference, e)),
+                _ => Err(e),
             },
         }
+    }
+
+    /// The manifest digest the registry names for `reference`'s tag now.
+    pub(crate) async fn resolve_online(
+        &self,
+        reference: &ComponentRef,
+    ) -> Result<Digest, PullError> {
+        let client = self.client(reference.registry());
+        let auth = self
+            .credentials
+            .for_registry(reference.registry())?
+            .to_client();
+        let text = client
+            .fetch_manifest_digest(&reference.to_client(), &auth)
+            .await
+            .map_err(|e| registry_error(reference, e))?;
+        text.parse::<Digest>().map_err(|_| PullError::BadDigest {
+            registry: reference.registry().to_string(),
+            reference: reference.to_string(),
+            digest: text.chars().take(100).collect(),
+        })
     }
 
     /// Fetches (or reads from the store) the manifest `resolved` names,
@@ -287,20 +298,14 @@ impl Registry {
             manifest: resolved.digest,
             layer,
             bytes,
+            signer: None,
         })
-    }
-
-    /// [`Registry::resolve`] then [`Registry::fetch`].
-    pub async fn pull(&self, reference: &ComponentRef) -> Result<(Resolved, Pulled), PullError> {
-        let resolved = self.resolve(reference).await?;
-        let pulled = self.fetch(&resolved).await?;
-        Ok((resolved, pulled))
     }
 
     /// The content of `digest`: from the store, else from the registry
     /// (a manifest when `layer_type` is `None`, else a blob), checked and
     /// stored.
-    async fn content(
+    pub(crate) async fn content(
         &self,
         reference: &ComponentRef,
         what: &'static str,
@@ -376,7 +381,7 @@ impl Registry {
         Ok(bytes)
     }
 
-    fn client(&self, registry: &str) -> Arc<oci_client::Client> {
+    pub(crate) fn client(&self, registry: &str) -> Arc<oci_client::Client> {
         let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
         Arc::clone(
             clients

@@ -125,6 +125,9 @@ pub struct ToolFacts {
     /// Where its component was pulled from (`oci://…@sha256:…`), for a
     /// component from a registry.
     pub source: Option<String>,
+    /// Who signed it (`key:sha256:…`, or a keyless identity), when its
+    /// registry or configuration required a signature and it held.
+    pub signer: Option<String>,
 }
 
 impl ToolFacts {
@@ -147,6 +150,7 @@ impl ToolFacts {
             sensitive,
             server: None,
             source: None,
+            signer: None,
         }
     }
 
@@ -177,10 +181,12 @@ impl ToolFacts {
             hasher.update((server.len() as u64).to_be_bytes());
             hasher.update(server.as_bytes());
         }
-        if let Some(source) = &self.source {
-            hasher.update(b"source");
-            hasher.update((source.len() as u64).to_be_bytes());
-            hasher.update(source.as_bytes());
+        for (name, value) in [("source", &self.source), ("signer", &self.signer)] {
+            if let Some(value) = value {
+                hasher.update(name.as_bytes());
+                hasher.update((value.len() as u64).to_be_bytes());
+                hasher.update(value.as_bytes());
+            }
         }
         let digest = hex::encode(hasher.finalize());
         uid("Tool", &format!("{}@{}", self.name, &digest[..16]))
@@ -213,7 +219,11 @@ impl ToolFacts {
                 RestrictedExpression::new_bool(self.sensitive),
             ),
         ]);
-        for (name, value) in [("server", &self.server), ("source", &self.source)] {
+        for (name, value) in [
+            ("server", &self.server),
+            ("source", &self.source),
+            ("signer", &self.signer),
+        ] {
             if let Some(value) = value {
                 attrs.insert(
                     name.to_string(),

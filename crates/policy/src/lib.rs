@@ -45,6 +45,7 @@ mod tests {
             sensitive,
             server: None,
             source: None,
+            signer: None,
         }
     }
 

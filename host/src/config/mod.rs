@@ -47,7 +47,7 @@ use crate::telemetry::{RawTelemetry, TelemetrySettings};
 use crate::toml_file::{ConfigError, RawSize, TomlText, positive_size, timeout};
 use crate::vault::CredentialBinding;
 pub use lock::{LOCKFILE, LockEntry, LockError, Lockfile, now as lock_time};
-pub use registries::{ComponentSource, RegistryLogin, RegistrySettings};
+pub use registries::{ComponentSource, NoTrust, RegistryLogin, RegistrySettings, required_trust};
 use serde::Deserialize;
 use serve::RawServe;
 pub use serve::ServeSettings;
@@ -65,6 +65,7 @@ pub struct ToolConfig {
     input_schema: Option<String>,
     limits: Option<Limits>,
     lock: Option<LockEntry>,
+    trust: Option<crate::oci::Trust>,
 }
 
 impl ToolConfig {
@@ -89,6 +90,13 @@ impl ToolConfig {
             }
             (component, _) => component.clone(),
         }
+    }
+
+    /// Whose signature this tool's `oci://` component must carry (its own
+    /// `verify`, else its registry's when that requires a signature);
+    /// `None` when none is required.
+    pub fn signature(&self) -> Option<&crate::oci::Trust> {
+        self.trust.as_ref()
     }
 
     /// The lockfile's pin of this tool's `oci://` component, when
@@ -186,6 +194,7 @@ struct RawTool {
     description: Option<String>,
     input_schema: Option<Spanned<toml::Table>>,
     limits: Option<Spanned<RawToolLimits>>,
+    verify: Option<Spanned<registries::RawVerify>>,
 }
 
 /// A component's `limits` table as written (a native tool's limits are in
@@ -348,6 +357,7 @@ impl Config {
         let raw: RawConfig =
             toml::from_str(text).map_err(|e| ConfigError::from_toml(&e, text, origin))?;
         let source = TomlText { text, origin };
+        let registries = registries::registries(raw.registries, base, &source)?;
         let mut tools: Vec<ToolConfig> = Vec::with_capacity(raw.tools.len());
         // Where each name's entry starts, to name both places of a duplicate.
         let mut starts: Vec<(String, usize)> = Vec::with_capacity(raw.tools.len());
@@ -385,6 +395,8 @@ impl Config {
                         Some(
                             "`limits`: a native tool's limits are the `limits` of its `native` table",
                         )
+                    } else if tool.verify.is_some() {
+                        Some("`verify`: signatures are checked for `oci://` components")
                     } else if !tool.credentials.is_empty() {
                         Some(
                             "`credentials`: native tools cannot have secrets injected yet; remove the bindings",
@@ -455,18 +467,37 @@ impl Config {
                 .limits
                 .map(|l| l.into_inner().into_limits(&source))
                 .transpose()?;
+            let component = tool
+                .component
+                .map(|c| ComponentSource::parse(c, base, &source))
+                .transpose()?;
+            let own = match tool.verify {
+                Some(verify) if !matches!(component, Some(ComponentSource::Oci(_))) => {
+                    return Err(source.error(
+                        verify.span(),
+                        format!("tool `{name}` has `verify`, but signatures are checked for `oci://` components only"),
+                    ));
+                }
+                Some(verify) => Some(registries::trust(verify, base, &source)?),
+                None => None,
+            };
+            let trust = match &component {
+                Some(ComponentSource::Oci(reference)) => {
+                    registries::required_trust(&registries, reference, own.as_ref())
+                        .map_err(|e| source.error(span.clone(), format!("tool `{name}`: {e}")))?
+                }
+                _ => None,
+            };
             tools.push(ToolConfig {
                 name,
-                component: tool
-                    .component
-                    .map(|c| ComponentSource::parse(c, base, &source))
-                    .transpose()?,
+                component,
                 native,
                 grants,
                 description: tool.description,
                 input_schema,
                 limits,
                 lock: None,
+                trust,
             });
         }
         let mut servers: Vec<ServerConfig> = Vec::with_capacity(raw.servers.len());
@@ -502,7 +533,6 @@ impl Config {
                     .map_err(|e| source.error(t.otlp.span(), e.to_string()))
             })
             .transpose()?;
-        let registries = registries::registries(raw.registries, &source)?;
         Ok(Self {
             tools,
             servers,

@@ -10,9 +10,17 @@
 //! [registries."ghcr.io"]
 //! username = "acme-ci"
 //! credential = "ghcr-token"          # a vault secret: the password or token
+//!
+//! [registries."ghcr.io/acme"]
+//! require_signature = true           # every tool from here, signed by:
+//! verify = { key = "keys/acme.pub" } # or { identity, issuer, trusted_root }
 //! ```
+//!
+//! A tool's own `verify = { … }` overrides its registry's and requires a
+//! signature by itself.
 
-use crate::oci::ComponentRef;
+use crate::oci::signature::TrustedRoot;
+use crate::oci::{ComponentRef, PublicKey, Trust};
 use crate::toml_file::{ConfigError, TomlText};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -49,10 +57,12 @@ impl ComponentSource {
 
 /// One `[registries."PREFIX"]` table: how to reach the registries and
 /// repositories under `PREFIX`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct RegistrySettings {
     prefix: String,
     login: Option<RegistryLogin>,
+    require_signature: bool,
+    verify: Option<Trust>,
 }
 
 /// A registry sign-in whose password comes from the vault.
@@ -75,6 +85,121 @@ impl RegistrySettings {
     pub fn login(&self) -> Option<&RegistryLogin> {
         self.login.as_ref()
     }
+
+    /// Whether components under this prefix must be signed.
+    pub fn requires_signature(&self) -> bool {
+        self.require_signature
+    }
+
+    /// Whose signature components under this prefix are checked against.
+    pub fn verify(&self) -> Option<&Trust> {
+        self.verify.as_ref()
+    }
+}
+
+/// The signature `reference` must carry: `own` (a tool's `verify`) if
+/// given, else that of the most specific `[registries]` prefix covering it
+/// that names one, when any covering prefix requires a signature. `None`
+/// when no signature is required.
+pub fn required_trust(
+    registries: &[RegistrySettings],
+    reference: &ComponentRef,
+    own: Option<&Trust>,
+) -> Result<Option<Trust>, NoTrust> {
+    if let Some(own) = own {
+        return Ok(Some(own.clone()));
+    }
+    let mut covering: Vec<&RegistrySettings> = registries
+        .iter()
+        .filter(|r| reference.is_under(&r.prefix))
+        .collect();
+    covering.sort_by_key(|r| std::cmp::Reverse(r.prefix.len()));
+    let Some(requiring) = covering.iter().find(|r| r.require_signature) else {
+        return Ok(None);
+    };
+    covering
+        .iter()
+        .find_map(|r| r.verify.clone())
+        .map(Some)
+        .ok_or_else(|| NoTrust {
+            reference: reference.to_string(),
+            prefix: requiring.prefix.clone(),
+        })
+}
+
+/// A signature is required, and nothing says whose.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{reference} must be signed ([registries.\"{prefix}\"] require_signature), but no `verify` says by whom: add `verify = {{ key = \"…\" }}` (or identity, issuer and trusted_root) to that table or to the tool"
+)]
+pub struct NoTrust {
+    /// The component.
+    pub reference: String,
+    /// The prefix that requires it.
+    pub prefix: String,
+}
+
+/// A `verify = { … }` table as written.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawVerify {
+    key: Option<String>,
+    identity: Option<String>,
+    issuer: Option<String>,
+    trusted_root: Option<String>,
+}
+
+/// Reads a `verify` table: a key file, or keyless identity, issuer and
+/// trusted root, each file relative to `base`.
+pub(super) fn trust(
+    raw: Spanned<RawVerify>,
+    base: &Path,
+    source: &TomlText<'_>,
+) -> Result<Trust, ConfigError> {
+    let span = raw.span();
+    let error = |message: String| source.error(span.clone(), message);
+    let raw = raw.into_inner();
+    let read = |file: &str, what: &str| {
+        let path = base.join(file);
+        std::fs::read_to_string(&path)
+            .map_err(|e| error(format!("cannot read the {what} {}: {e}", path.display())))
+    };
+    let root = |file: &str| -> Result<std::sync::Arc<TrustedRoot>, ConfigError> {
+        let text = read(file, "trusted root")?;
+        TrustedRoot::from_json(&text)
+            .map(std::sync::Arc::new)
+            .map_err(|e| error(format!("{file} is not a Sigstore trusted root: {e}")))
+    };
+    match raw {
+        RawVerify {
+            key: Some(key),
+            identity: None,
+            issuer: None,
+            trusted_root,
+        } => Ok(Trust::Key {
+            key: PublicKey::from_pem(&read(&key, "key")?)
+                .map_err(|e| error(format!("{key}: {e}")))?,
+            root: trusted_root.as_deref().map(root).transpose()?,
+        }),
+        RawVerify {
+            key: None,
+            identity: Some(identity),
+            issuer: Some(issuer),
+            trusted_root: Some(trusted_root),
+        } => {
+            if identity.trim().is_empty() || issuer.trim().is_empty() {
+                return Err(error("`identity` and `issuer` must name someone".into()));
+            }
+            Ok(Trust::Keyless {
+                identity,
+                issuer,
+                root: root(&trusted_root)?,
+            })
+        }
+        _ => Err(error(
+            "`verify` is either `{ key = \"PEM file\" }` (with `trusted_root` to accept Sigstore bundles) or `{ identity = \"…\", issuer = \"…\", trusted_root = \"trusted_root.json\" }`".into(),
+        )),
+    }
 }
 
 #[derive(Deserialize)]
@@ -82,11 +207,15 @@ impl RegistrySettings {
 pub(super) struct RawRegistry {
     username: Option<Spanned<String>>,
     credential: Option<Spanned<String>>,
+    #[serde(default)]
+    require_signature: bool,
+    verify: Option<Spanned<RawVerify>>,
 }
 
 /// Checks the `[registries]` tables.
 pub(super) fn registries(
     raw: BTreeMap<String, Spanned<RawRegistry>>,
+    base: &Path,
     source: &TomlText<'_>,
 ) -> Result<Vec<RegistrySettings>, ConfigError> {
     raw.into_iter()
@@ -121,7 +250,13 @@ pub(super) fn registries(
                     ));
                 }
             };
-            Ok(RegistrySettings { prefix, login })
+            let verify = table.verify.map(|v| trust(v, base, source)).transpose()?;
+            Ok(RegistrySettings {
+                prefix,
+                login,
+                require_signature: table.require_signature,
+                verify,
+            })
         })
         .collect()
 }

@@ -100,6 +100,8 @@ impl ConfiguredError {
             ConfiguredError::Component { source, .. } | ConfiguredError::Pulled { source, .. } => {
                 source.exit_code()
             }
+            // No signature, or not the required signer's: a refusal.
+            ConfiguredError::Pull { source, .. } if source.is_denial() => exit_code::DENIED,
             _ => exit_code::USAGE,
         }
     }
@@ -110,8 +112,13 @@ impl ConfiguredError {
 pub enum ToolSource {
     /// A WASI component file.
     Component(PathBuf),
-    /// A WASI component in a registry.
-    Oci(crate::oci::ComponentRef),
+    /// A WASI component in a registry, and whose signature it must carry.
+    Oci {
+        /// Where it is.
+        reference: crate::oci::ComponentRef,
+        /// The signature required, if any.
+        signature: Option<crate::oci::Trust>,
+    },
     /// A native program and how to sandbox it.
     Native(Box<NativeSpec>),
 }

@@ -209,7 +209,10 @@ impl Host {
         let source = match (config.native(), config.component_to_load()) {
             (Some(spec), _) => ToolSource::Native(Box::new(spec.clone())),
             (None, Some(ComponentSource::File(path))) => ToolSource::Component(path),
-            (None, Some(ComponentSource::Oci(reference))) => ToolSource::Oci(reference),
+            (None, Some(ComponentSource::Oci(reference))) => ToolSource::Oci {
+                reference,
+                signature: config.signature().cloned(),
+            },
             (None, None) => {
                 return Err(ConfiguredError::NothingToRun {
                     name: config.name().to_string(),
@@ -243,9 +246,12 @@ impl Host {
                 .await
                 .map_err(|source| ConfiguredError::Component { path, source })?
                 .into(),
-            ToolSource::Oci(reference) => {
+            ToolSource::Oci {
+                reference,
+                signature,
+            } => {
                 let (_, pulled) =
-                    self.pull(&reference)
+                    self.pull(&reference, signature.as_ref())
                         .await
                         .map_err(|source| ConfiguredError::Pull {
                             reference: Box::new(reference.clone()),

@@ -5,7 +5,7 @@
 use crate::config::{RegistryLogin, RegistrySettings};
 use crate::oci::{
     AuthError, ComponentRef, ContentStore, CredentialSource, Credentials, DockerConfig, PullError,
-    Pulled, Registry, RegistryCredential, Resolved,
+    Pulled, Registry, RegistryCredential, Resolved, Trust, VerifyError,
 };
 use crate::runtime::MAX_COMPONENT_BYTES;
 use crate::vault::Vault;
@@ -82,6 +82,18 @@ pub enum RegistryError {
     /// The pull failed.
     #[error(transparent)]
     Pull(#[from] PullError),
+    /// The signature did not hold (or could not be fetched).
+    #[error(transparent)]
+    Verify(VerifyError),
+}
+
+impl From<VerifyError> for RegistryError {
+    fn from(error: VerifyError) -> Self {
+        match error {
+            VerifyError::Pull(e) => Self::Pull(e),
+            other => Self::Verify(other),
+        }
+    }
 }
 
 impl RegistryError {
@@ -90,7 +102,14 @@ impl RegistryError {
         match self {
             Self::NoStateDir => "no_state_dir",
             Self::Pull(e) => e.code(),
+            Self::Verify(e) => e.code(),
         }
+    }
+
+    /// Whether this is a refusal of what the registry holds (no or a wrong
+    /// signature), rather than a failure to get it.
+    pub fn is_denial(&self) -> bool {
+        matches!(self, Self::Verify(_))
     }
 }
 
@@ -100,12 +119,14 @@ impl super::Host {
         self.registry.as_deref().ok_or(RegistryError::NoStateDir)
     }
 
-    /// Resolves `reference` and fetches its component into the content
-    /// store (`airlock pull`).
+    /// Resolves `reference`, checks its signature when `trust` is given,
+    /// and fetches that digest's component into the content store
+    /// (`airlock pull`).
     pub async fn pull(
         &self,
         reference: &ComponentRef,
+        trust: Option<&Trust>,
     ) -> Result<(Resolved, Pulled), RegistryError> {
-        Ok(self.registry()?.pull(reference).await?)
+        Ok(self.registry()?.pull(reference, trust).await?)
     }
 }

@@ -114,6 +114,7 @@ impl Components {
                 provenance = Some(Provenance {
                     reference: pulled.reference,
                     manifest: pulled.manifest,
+                    signer: pulled.signer,
                 });
                 pulled.bytes.into()
             }
@@ -152,6 +153,10 @@ impl Components {
             grants.grants().is_marked_sensitive(),
         );
         facts.source = provenance.as_ref().map(|p| p.reference.to_string());
+        facts.signer = provenance
+            .as_ref()
+            .and_then(|p| p.signer.as_ref())
+            .map(|s| s.to_string());
         let descriptor = self.describe(kernel, &pre, &grants, &facts).await?;
         facts.name = grants
             .grants()

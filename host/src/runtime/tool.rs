@@ -59,6 +59,8 @@ pub struct Provenance {
     pub reference: airlock_oci::ComponentRef,
     /// The manifest digest.
     pub manifest: airlock_oci::Digest,
+    /// Who signed it, when a signature was required.
+    pub signer: Option<airlock_oci::Signer>,
 }
 
 impl From<PathBuf> for Source {

@@ -702,6 +702,11 @@ pub struct InspectArgs {
     /// The component (.wasm), or `oci://…` to pull and inspect it.
     pub component: PathBuf,
 
+    /// For `oci://…`: sign in, and require the signature, as this
+    /// configuration's `[registries]` tables say.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,

@@ -19,13 +19,13 @@ pub async fn inspect(cli: &Cli, args: &InspectArgs) -> u8 {
         .filter(|text| text.starts_with(airlock::oci::reference::SCHEME));
     let (label, bytes, source, provenance) = match oci {
         Some(text) => {
-            let pulled = match super::pull::oci_reference(text) {
-                Ok(reference) => match super::pull::registry_host(cli, None) {
-                    Ok(host) => host.pull(&reference).await.map_err(super::Failure::from),
-                    Err(failure) => Err(failure),
-                },
-                Err(failure) => Err(failure),
-            };
+            let pulled = async {
+                let reference = super::pull::oci_reference(text)?;
+                let (host, registries) = super::pull::registry_host(cli, args.config.as_deref())?;
+                let trust = super::pull::required_trust(&registries, &reference)?;
+                Ok::<_, super::Failure>(host.pull(&reference, trust.as_ref()).await?)
+            }
+            .await;
             let pulled = match pulled {
                 Ok((_, pulled)) => pulled,
                 Err(f) => return fail(f.code, f.message, f.exit),
@@ -33,6 +33,7 @@ pub async fn inspect(cli: &Cli, args: &InspectArgs) -> u8 {
             let provenance = Provenance {
                 reference: pulled.reference.clone(),
                 manifest: pulled.manifest,
+                signer: pulled.signer.clone(),
             };
             let bytes = pulled.bytes.clone();
             (

@@ -55,7 +55,7 @@ async fn run(cli: &Cli, args: &LockArgs) -> Result<(), Failure> {
             ),
         ));
     }
-    let host = super::pull::registry_host(cli, Some(&args.config))?;
+    let (host, _) = super::pull::registry_host(cli, Some(&args.config))?;
     let mut changes = Vec::new();
     for (tool, reference) in &registry_tools {
         let update =
@@ -66,14 +66,14 @@ async fn run(cli: &Cli, args: &LockArgs) -> Result<(), Failure> {
             changes.push(Change::Kept(pinned.clone()));
             continue;
         }
-        let (_, pulled) = host.pull(reference).await?;
+        let (_, pulled) = host.pull(reference, tool.signature()).await?;
         let entry = LockEntry {
             tool: tool.name().to_string(),
             reference: reference.to_string(),
             digest: pulled.manifest,
             component: pulled.layer.digest,
             registry: reference.registry().to_string(),
-            signer: None,
+            signer: pulled.signer.as_ref().map(ToString::to_string),
             locked_at: airlock::config::lock_time(),
         };
         changes.push(match lockfile.set(entry.clone()) {

@@ -35,7 +35,7 @@ fn validate(cli: &Cli) -> Result<u8, Failure> {
 /// The tool as `run` would load it: its facts come from the component's
 /// imports and the operator's configuration (name, `sensitive`).
 async fn load_tool(cli: &Cli, args: &ExplainArgs) -> Result<Tool, Failure> {
-    let (source, grants) = match &args.config {
+    let (source, grants, signature) = match &args.config {
         Some(config) => {
             let config = Config::from_file(config)?;
             let tool = config.tool(&args.tool).ok_or_else(|| {
@@ -44,17 +44,18 @@ async fn load_tool(cli: &Cli, args: &ExplainArgs) -> Result<Tool, Failure> {
                     format!("no tool named `{}` in the configuration", args.tool),
                 )
             })?;
-            let source = tool.component().cloned().ok_or_else(|| {
+            let source = tool.component_to_load().ok_or_else(|| {
                 Failure::usage(
                     "unknown_tool",
                     format!("tool `{}` names no component", args.tool),
                 )
             })?;
-            (source, tool.grants().clone())
+            (source, tool.grants().clone(), tool.signature().cloned())
         }
         None => (
             ComponentSource::File(PathBuf::from(&args.tool)),
             Grants::none(),
+            None,
         ),
     };
     let mut builder = Host::builder().policies(load_policies(cli)?);
@@ -70,7 +71,7 @@ async fn load_tool(cli: &Cli, args: &ExplainArgs) -> Result<Tool, Failure> {
         // A pulled component is read from the state directory's store.
         ComponentSource::Oci(reference) => {
             let host = builder.state_dir(&cli.state_dir).build()?;
-            let (_, pulled) = host.pull(&reference).await?;
+            let (_, pulled) = host.pull(&reference, signature.as_ref()).await?;
             host.load(airlock::Source::Pulled(Box::new(pulled)), grants)
                 .await
                 .map_err(|e| Failure::usage(e.code(), format!("{reference}: {e}")))

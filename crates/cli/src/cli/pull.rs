@@ -4,6 +4,7 @@
 use super::args::{Cli, PullArgs};
 use super::{Failure, render};
 use airlock::Config;
+use airlock::config::RegistrySettings;
 use airlock::exit_code;
 use airlock::oci::{ComponentRef, Resolution};
 use serde_json::json;
@@ -25,8 +26,9 @@ pub async fn pull(cli: &Cli, args: &PullArgs) -> u8 {
 
 async fn run(cli: &Cli, args: &PullArgs) -> Result<(), Failure> {
     let reference = oci_reference(&args.reference)?;
-    let host = registry_host(cli, args.config.as_deref())?;
-    let (resolved, pulled) = host.pull(&reference).await?;
+    let (host, registries) = registry_host(cli, args.config.as_deref())?;
+    let trust = required_trust(&registries, &reference)?;
+    let (resolved, pulled) = host.pull(&reference, trust.as_ref()).await?;
     let moved_from = match resolved.how() {
         Resolution::Registry { moved_from } => moved_from,
         _ => None,
@@ -46,6 +48,7 @@ async fn run(cli: &Cli, args: &PullArgs) -> Result<(), Failure> {
                 "size": pulled.bytes.len(),
                 "resolved": how,
                 "moved_from": moved_from.map(|d| d.to_string()),
+                "signer": pulled.signer.as_ref().map(|s| s.to_string()),
             })
         );
     } else {
@@ -74,13 +77,22 @@ pub(crate) fn oci_reference(text: &str) -> Result<ComponentRef, Failure> {
         .map_err(|e: airlock::oci::RefError| Failure::usage("invalid_reference", e.to_string()))
 }
 
+/// The signature `config`'s `[registries]` require of `reference`.
+pub(crate) fn required_trust(
+    registries: &[RegistrySettings],
+    reference: &ComponentRef,
+) -> Result<Option<airlock::oci::Trust>, Failure> {
+    airlock::config::required_trust(registries, reference, None)
+        .map_err(|e| Failure::usage("invalid_config", e.to_string()))
+}
+
 /// A host that can pull: the state directory's store, and the sign-ins of
 /// `config`'s `[registries]` tables (opening the vault when one names a
-/// secret).
+/// secret), with those tables.
 pub(crate) fn registry_host(
     cli: &Cli,
     config: Option<&std::path::Path>,
-) -> Result<airlock::Host, Failure> {
+) -> Result<(airlock::Host, Vec<RegistrySettings>), Failure> {
     let registries = match config {
         Some(path) => Config::from_file(path)?.registries().to_vec(),
         None => Vec::new(),
@@ -90,7 +102,8 @@ pub(crate) fn registry_host(
     } else {
         None
     };
-    Ok(super::host_builder(cli, false, None, vault)?
-        .registries(registries)
-        .build()?)
+    let host = super::host_builder(cli, false, None, vault)?
+        .registries(registries.clone())
+        .build()?;
+    Ok((host, registries))
 }

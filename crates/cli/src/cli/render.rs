@@ -169,6 +169,7 @@ pub fn info_json(
         "path": label,
         "source": provenance.map(|p| p.reference.to_string()),
         "manifest": provenance.map(|p| p.manifest.to_string()),
+        "signer": provenance.and_then(|p| p.signer.as_ref()).map(|s| s.to_string()),
         "sha256": info.sha256.to_hex(),
         "size": info.size,
         "world": info.runs_as(false).as_str(),
@@ -199,6 +200,10 @@ pub fn print_info(
     outln!("component     {label}");
     if let Some(provenance) = provenance {
         outln!("manifest      {}", provenance.manifest);
+        match &provenance.signer {
+            Some(signer) => outln!("signed by     {signer}"),
+            None => outln!("signed by     (no signature required)"),
+        }
     }
     outln!("sha256        {}", info.sha256);
     outln!(

@@ -51,14 +51,20 @@ pub async fn run(cli: &Cli, args: &RunArgs) -> u8 {
         (None, Some(path), _) => match path.to_str() {
             Some(text) if text.starts_with(airlock::oci::reference::SCHEME) => {
                 match super::pull::oci_reference(text) {
-                    Ok(reference) => ToolSource::Oci(reference),
+                    Ok(reference) => ToolSource::Oci {
+                        reference,
+                        signature: None,
+                    },
                     Err(f) => return report_error(json, f.code, &f.message, f.exit),
                 }
             }
             _ => ToolSource::Component(path.clone()),
         },
         (None, None, Some(ComponentSource::File(path))) => ToolSource::Component(path),
-        (None, None, Some(ComponentSource::Oci(reference))) => ToolSource::Oci(reference),
+        (None, None, Some(ComponentSource::Oci(reference))) => ToolSource::Oci {
+            reference,
+            signature: configured.as_ref().and_then(|t| t.signature().cloned()),
+        },
         (None, None, None) => {
             let message =
                 "no component: give its path, or a `component` in the tool's configuration";
@@ -114,7 +120,7 @@ pub async fn run(cli: &Cli, args: &RunArgs) -> u8 {
     // The vault is opened only for tools that have secrets bound, or a
     // registry sign-in that names one.
     let logins =
-        matches!(target, ToolSource::Oci(_)) && registries.iter().any(|r| r.login().is_some());
+        matches!(target, ToolSource::Oci { .. }) && registries.iter().any(|r| r.login().is_some());
     let vault = if grants.credentials().is_empty() && !logins {
         None
     } else {
