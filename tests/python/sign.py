@@ -19,6 +19,13 @@ distribution API (`requests`, installed with oras).
         ISSUER extension from a CA in PKI (made on first use), and an RFC
         3161 timestamp of the signature from a timestamp authority in PKI;
         PKI/trusted_root.json lists both.
+    sign.py copy-tag REGISTRY REPO SOURCE TARGET
+        Puts the manifest tagged SOURCE under the tag TARGET too (a
+        signature of one digest offered for another).
+    sign.py root-with-log PKI
+        PKI/trusted_root_with_log.json: PKI's root, also listing a
+        transparency log (keyed with the CA's key), so bundles must carry
+        a log entry.
 """
 
 import base64
@@ -246,10 +253,35 @@ def bundle_keyless(registry, repo, digest, directory, identity, issuer):
     attach_bundle(registry, repo, digest, bundle)
 
 
+def copy_tag(registry, repo, source, target):
+    got = requests.get(url(registry, repo, "manifests", source), headers={"Accept": MANIFEST}, timeout=30)
+    got.raise_for_status()
+    put = requests.put(url(registry, repo, "manifests", target), data=got.content,
+                       headers={"Content-Type": MANIFEST}, timeout=30)
+    put.raise_for_status()
+
+
+def root_with_log(directory):
+    root = pki(directory)
+    with open(os.path.join(directory, "trusted_root.json")) as f:
+        trusted = json.load(f)
+    key = openssl("ec", "-in", root + ".key", "-pubout", "-outform", "DER")
+    trusted["tlogs"] = [{
+        "baseUrl": "https://log.airlock.test",
+        "hashAlgorithm": "SHA2_256",
+        "publicKey": {"rawBytes": b64(key), "keyDetails": "PKIX_ECDSA_P256_SHA_256",
+                      "validFor": {"start": "2020-01-01T00:00:00Z"}},
+        "logId": {"keyId": b64(hashlib.sha256(key).digest())},
+    }]
+    with open(os.path.join(directory, "trusted_root_with_log.json"), "w") as f:
+        json.dump(trusted, f)
+
+
 def main():
     command, *args = sys.argv[1:]
     {"keygen": keygen, "cosign": cosign, "bundle-key": bundle_key,
-     "bundle-keyless": bundle_keyless}[command](*args)
+     "bundle-keyless": bundle_keyless, "copy-tag": copy_tag,
+     "root-with-log": root_with_log}[command](*args)
 
 
 if __name__ == "__main__":

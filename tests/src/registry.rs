@@ -144,6 +144,22 @@ impl TestRegistry {
         );
     }
 
+    /// Runs `tests/python/sign.py COMMAND REGISTRY ARGS…` for the commands
+    /// that take no digest (`copy-tag REPO SOURCE TARGET`).
+    pub fn sign_raw(&self, command: &str, args: &[&str]) {
+        let output = Command::new(oras_python())
+            .arg(crate::workspace_root().join("tests/python/sign.py"))
+            .args([command, self.address.as_str()])
+            .args(args)
+            .output()
+            .expect("run sign.py");
+        assert!(
+            output.status.success(),
+            "sign.py {command} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
     /// Overwrites the stored blob `digest` (`sha256:…`) with `bytes`, as a
     /// compromised registry or a bad disk would.
     pub fn corrupt_blob(&self, digest: &str, bytes: &[u8]) {
@@ -192,6 +208,22 @@ pub fn keygen(prefix: &Path) {
     assert!(
         output.status.success(),
         "keygen failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// `PKI/trusted_root_with_log.json`: the test PKI's trusted root, also
+/// listing a transparency log, so a bundle without a log entry fails.
+pub fn root_with_log(pki: &Path) {
+    let output = Command::new(oras_python())
+        .arg(crate::workspace_root().join("tests/python/sign.py"))
+        .arg("root-with-log")
+        .arg(pki)
+        .output()
+        .expect("run sign.py root-with-log");
+    assert!(
+        output.status.success(),
+        "root-with-log failed: {}",
         String::from_utf8_lossy(&output.stderr)
     );
 }

@@ -256,3 +256,67 @@ fn the_way_to_a_covered_state_directory_cannot_be_renamed() {
         );
     }
 }
+
+/// A tool granted the configuration's directory on purpose cannot rewrite
+/// what decides which components run: the lockfile beside the
+/// configuration, and the key a `verify` table names (a pin rolled back,
+/// or its own key trusted, would let it choose the next component).
+#[test]
+fn a_tool_granted_the_configuration_directory_cannot_rewrite_pins_or_keys() {
+    users::require_root("running airlock as its ordinary test user");
+    let user = users::server_user().expect("run as root, the tests have a server user");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let work = dir.path().join("work");
+    std::fs::create_dir(&work).expect("work");
+    let key = work.join("acme.pub");
+    std::fs::copy(
+        airlock_tests::workspace_root().join("fixtures/keys/test-signer.pub"),
+        &key,
+    )
+    .expect("key");
+    let lock = work.join("airlock.lock");
+    std::fs::write(&lock, "version = 1\n").expect("lockfile");
+    std::fs::write(work.join("decoy.txt"), "decoy").expect("decoy");
+    for path in [dir.path(), &work, &key, &lock, &work.join("decoy.txt")] {
+        std::os::unix::fs::chown(path, Some(user.uid), Some(user.gid)).expect("chown");
+    }
+    let w = work.display();
+    let script = format!(
+        "r() {{ \"$@\" >/dev/null 2>&1 && echo ok || echo refused; }}; \
+         printf '{{\"write lock\": \"%s\", \"write key\": \"%s\", \"write decoy\": \"%s\"}}' \
+         \"$(r sh -c 'echo x > {w}/airlock.lock')\" \"$(r sh -c 'echo x > {w}/acme.pub')\" \"$(r sh -c 'echo x > {w}/decoy.txt')\""
+    );
+    let config = work.join("airlock.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[tools]]\nname = \"writer\"\n[tools.native]\nprogram = \"/bin/sh\"\nargs = [\"-c\", {script:?}]\nfs_write = [{:?}]\nhide_airlock_files = true\n\n[registries.\"registry.example/acme\"]\nverify = {{ key = \"acme.pub\" }}\n",
+            w.to_string()
+        ),
+    )
+    .expect("config");
+    std::os::unix::fs::chown(&config, Some(user.uid), Some(user.gid)).expect("chown");
+    let state = dir.path().join("state");
+    let out = airlock_run(&state, &config, "writer", Some(user))
+        .output()
+        .expect("airlock run");
+    let said = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_str(said.trim()).expect("JSON");
+    assert_eq!(report["write decoy"], "ok", "the grant works: {report}");
+    assert_eq!(report["write lock"], "refused", "{report}");
+    assert_eq!(report["write key"], "refused", "{report}");
+    assert_eq!(
+        std::fs::read_to_string(&lock).expect("lock"),
+        "version = 1\n"
+    );
+    assert!(
+        std::fs::read_to_string(&key)
+            .expect("key")
+            .contains("BEGIN PUBLIC KEY")
+    );
+}

@@ -282,11 +282,26 @@ fn a_lockfile_pins_the_digest_and_moves_only_when_asked() {
         "{lockfile}"
     );
 
-    // The tag moves; the lock does not follow it, even with the registry down.
+    // The tag moves; the lock does not follow it: a state directory that
+    // never saw the tag loads the pinned digest from the registry...
     let second = registry.push("tools/echo:1.0", Path::new(guest_path("json-transform")));
+    let fresh = work.path().join("fresh-state");
+    let records = r#"{"records":[]}"#;
+    let out = in_state(
+        &fresh,
+        &[
+            "run", "--config", &config, "--tool", "echo", "--locked", "--input", records,
+        ],
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out).trim(),
+        records,
+        "the pinned component ran, not the moved tag"
+    );
+    // ...and one that pulled it loads it with the registry down.
     registry.stop();
     // echo answers its input as it is; json-transform adds a count.
-    let records = r#"{"records":[]}"#;
     let out = in_state(
         &state,
         &[

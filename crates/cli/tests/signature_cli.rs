@@ -10,7 +10,7 @@
 mod common;
 
 use airlock_tests::guest_path;
-use airlock_tests::registry::{TestRegistry, keygen};
+use airlock_tests::registry::{TestRegistry, keygen, root_with_log};
 use common::{code, in_state, json_of, stderr, stdout};
 use serde_json::Value;
 use std::path::Path;
@@ -196,6 +196,34 @@ fn a_cosign_key_signature_runs_and_names_its_signer() {
 }
 
 #[test]
+fn a_signature_of_another_digest_does_not_sign_this_one() {
+    let setup = Setup::new();
+    setup.sign("cosign", &[&setup.path("acme.key")]);
+    let other = setup
+        .registry
+        .push("tools/echo:2.0", Path::new(guest_path("json-transform")));
+    // The registry is made to offer echo's signature for the other digest.
+    let tag = |digest: &str| format!("sha256-{}.sig", digest.trim_start_matches("sha256:"));
+    setup.registry.sign_raw(
+        "copy-tag",
+        &["tools/echo", &tag(&setup.digest), &tag(&other)],
+    );
+    let text = format!(
+        "[[tools]]\nname = \"echo\"\ncomponent = \"{}\"\nverify = {{ key = {:?} }}\n",
+        setup.registry.reference("tools/echo:2.0"),
+        setup.path("acme.pub")
+    );
+    let config = setup.work.path().join("other.toml");
+    std::fs::write(&config, text).expect("write");
+    let out = setup.run(&config.display().to_string());
+    assert_refused(
+        &out,
+        "signature_invalid",
+        "a cosign signature of another manifest",
+    );
+}
+
+#[test]
 fn a_signature_by_another_key_is_refused_before_anything_runs() {
     let setup = Setup::new();
     let (pki, root) = setup.pki();
@@ -230,6 +258,39 @@ fn an_unsigned_component_is_refused_where_a_signature_is_required() {
     let config = setup.config(&format!("{{ key = {:?} }}", setup.path("acme.pub")));
     let out = setup.run(&config);
     assert_refused(&out, "signature_missing", "is not signed");
+    assert!(attestations(&setup.state()).is_empty(), "nothing may run");
+    // Named on the command line, the reference is held to the same table.
+    let out = in_state(
+        &setup.state(),
+        &[
+            "run",
+            "--config",
+            &config,
+            "--tool",
+            "echo",
+            "--json",
+            "--input",
+            "[1]",
+            &setup.reference,
+        ],
+    );
+    assert_refused(&out, "signature_missing", "is not signed");
+    let out = in_state(
+        &setup.state(),
+        &[
+            "run",
+            "--config",
+            &config,
+            "--tool",
+            "echo",
+            "--locked",
+            "--json",
+            "--input",
+            "[1]",
+            &setup.reference,
+        ],
+    );
+    assert_eq!(json_of(&out)["code"], "not_locked", "{}", stdout(&out));
     assert!(attestations(&setup.state()).is_empty(), "nothing may run");
     // Without the requirement the same component runs.
     let plain = setup.work.path().join("plain.toml");
@@ -287,8 +348,15 @@ fn keyless_bundles_need_the_configured_identity_issuer_and_root() {
     assert_eq!(code(&out), 0, "{}", stdout(&out));
     assert_eq!(
         attestations(&setup.state()).last().expect("ran")["signer"],
-        IDENTITY
+        format!("{IDENTITY} ({ISSUER})")
     );
+
+    // A root that lists a transparency log requires an entry in it.
+    root_with_log(Path::new(&pki));
+    let out = setup.run(&setup.config(&format!(
+        "{{ identity = {IDENTITY:?}, issuer = {ISSUER:?}, trusted_root = \"{pki}/trusted_root_with_log.json\" }}"
+    )));
+    assert_refused(&out, "signature_invalid", "must have an inclusion proof");
 
     let out = setup.run(&keyless("mallory@acme.example", ISSUER));
     assert_refused(&out, "signature_invalid", "identity");

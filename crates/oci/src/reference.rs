@@ -32,6 +32,15 @@ pub enum RefError {
         "`{0}` names no registry: write the registry's host first, e.g. oci://ghcr.io/acme/tool:1.0"
     )]
     Registry(String),
+    /// The registry is spelled in a way another spelling also names, so a
+    /// `[registries]` prefix or a policy on the usual one would miss it.
+    #[error("`{text}`: {fix}")]
+    Spelling {
+        /// What was written.
+        text: String,
+        /// How to write it.
+        fix: String,
+    },
     /// The repository part is empty or not in the OCI grammar.
     #[error("`{0}` has no valid repository: lowercase letters, digits and `._-` between slashes")]
     Repository(String),
@@ -147,6 +156,9 @@ impl FromStr for ComponentRef {
         if !valid_registry(registry) {
             return Err(RefError::Registry(shown()));
         }
+        if let Some(fix) = respelled(registry) {
+            return Err(RefError::Spelling { text: shown(), fix });
+        }
         // A colon after the last slash starts the tag (the registry's port
         // colon comes before the first slash).
         let (repository, tag) = match path.rsplit_once(':') {
@@ -214,6 +226,27 @@ fn valid_registry(registry: &str) -> bool {
     };
     let port_ok = port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.parse::<u16>().is_ok());
     host_ok && port_ok
+}
+
+/// Why `registry` must be written another way, if it must: one registry
+/// has one spelling, the one prefixes and policies are written with.
+fn respelled(registry: &str) -> Option<String> {
+    if registry.bytes().any(|b| b.is_ascii_uppercase()) {
+        return Some(format!(
+            "write the registry in lower case ({})",
+            registry.to_ascii_lowercase()
+        ));
+    }
+    if let Some(host) = registry.strip_suffix(":443") {
+        return Some(format!("drop the default port: write {host}"));
+    }
+    if matches!(
+        registry,
+        "index.docker.io" | "registry-1.docker.io" | "registry.hub.docker.com"
+    ) {
+        return Some("write Docker Hub as docker.io".to_string());
+    }
+    None
 }
 
 /// The OCI distribution grammar: path components of lowercase letters and
@@ -292,6 +325,9 @@ mod tests {
             ("oci://ghcr.io:99999/acme/tool:1", "names no registry"),
             ("oci://gh cr.io/acme/tool:1", "names no registry"),
             ("oci://ghcr.io/acme/tool@sha256:abc", "not a content digest"),
+            ("oci://GHCR.io/acme/tool:1", "lower case (ghcr.io)"),
+            ("oci://ghcr.io:443/acme/tool:1", "drop the default port"),
+            ("oci://index.docker.io/library/x:1", "as docker.io"),
         ] {
             let err = text.parse::<ComponentRef>().expect_err(text).to_string();
             assert!(err.contains(want), "{text}: {err}");

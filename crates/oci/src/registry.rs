@@ -19,6 +19,11 @@ use std::time::Duration;
 
 /// A manifest is a small JSON document; more is not a manifest.
 pub(crate) const MANIFEST_LIMIT: u64 = 4 << 20;
+/// The longest a registry may take to answer one small request (a tag, a
+/// manifest): a registry that drips bytes does not hold a pull forever.
+pub(crate) const ANSWER: Duration = Duration::from_secs(60);
+/// The longest a component's download may take.
+const DOWNLOAD: Duration = Duration::from_secs(600);
 
 /// A tag resolved to a manifest digest (or a digest taken as written).
 /// Everything after resolution goes by [`Resolved::digest`].
@@ -257,10 +262,13 @@ impl Registry {
             .credentials
             .for_registry(reference.registry())?
             .to_client();
-        let text = client
-            .fetch_manifest_digest(&reference.to_client(), &auth)
-            .await
-            .map_err(|e| registry_error(reference, e))?;
+        let text = within(
+            reference,
+            ANSWER,
+            client.fetch_manifest_digest(&reference.to_client(), &auth),
+        )
+        .await?
+        .map_err(|e| registry_error(reference, e))?;
         text.parse::<Digest>().map_err(|_| PullError::BadDigest {
             registry: reference.registry().to_string(),
             reference: reference.to_string(),
@@ -330,10 +338,13 @@ impl Registry {
         let bytes = match layer_type {
             None => {
                 let accepted = [layout::MANIFEST_MEDIA_TYPE, OCI_IMAGE_INDEX_MEDIA_TYPE];
-                let (bytes, _) = client
-                    .pull_manifest_raw(&by_digest, &auth, &accepted)
-                    .await
-                    .map_err(|e| registry_error(reference, e))?;
+                let (bytes, _) = within(
+                    reference,
+                    ANSWER,
+                    client.pull_manifest_raw(&by_digest, &auth, &accepted),
+                )
+                .await?
+                .map_err(|e| registry_error(reference, e))?;
                 if bytes.len() as u64 > limit {
                     return Err(too_large());
                 }
@@ -348,24 +359,28 @@ impl Registry {
                     digest: digest.to_string(),
                     ..OciDescriptor::default()
                 };
-                let mut stream = client
-                    .pull_blob_stream(&by_digest, &descriptor)
-                    .await
-                    .map_err(|e| registry_error(reference, e))?;
-                if stream.content_length.is_some_and(|n| n > limit) {
-                    return Err(too_large());
-                }
-                let mut bytes = Vec::new();
-                while let Some(chunk) = stream.stream.next().await {
-                    // A stream that breaks off, or whose digest check fails
-                    // at the end, ends here; the digest is checked again below.
-                    let Ok(chunk) = chunk else { break };
-                    if (bytes.len() + chunk.len()) as u64 > limit {
+                let download = async {
+                    let mut stream = client
+                        .pull_blob_stream(&by_digest, &descriptor)
+                        .await
+                        .map_err(|e| registry_error(reference, e))?;
+                    if stream.content_length.is_some_and(|n| n > limit) {
                         return Err(too_large());
                     }
-                    bytes.extend_from_slice(&chunk);
-                }
-                bytes
+                    let mut bytes = Vec::new();
+                    while let Some(chunk) = stream.stream.next().await {
+                        // A stream that breaks off, or whose digest check
+                        // fails at the end, ends here; the digest is
+                        // checked again below.
+                        let Ok(chunk) = chunk else { break };
+                        if (bytes.len() + chunk.len()) as u64 > limit {
+                            return Err(too_large());
+                        }
+                        bytes.extend_from_slice(&chunk);
+                    }
+                    Ok(bytes)
+                };
+                within(reference, DOWNLOAD, download).await??
             }
         };
         let actual = Digest::of(&bytes);
@@ -425,6 +440,20 @@ pub fn is_loopback(registry: &str) -> bool {
 /// last digest may stand in), rather than that it answered no.
 fn unreachable(error: &OciDistributionError) -> bool {
     matches!(error, OciDistributionError::RequestError(e) if e.is_connect() || e.is_timeout())
+}
+
+/// `work`, or `Unreachable` when it takes longer than `limit`.
+pub(crate) async fn within<T>(
+    reference: &ComponentRef,
+    limit: Duration,
+    work: impl std::future::Future<Output = T>,
+) -> Result<T, PullError> {
+    tokio::time::timeout(limit, work)
+        .await
+        .map_err(|_| PullError::Unreachable {
+            registry: reference.registry().to_string(),
+            reason: format!("no complete answer within {}s", limit.as_secs()),
+        })
 }
 
 fn registry_error(reference: &ComponentRef, error: OciDistributionError) -> PullError {

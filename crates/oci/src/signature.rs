@@ -22,6 +22,7 @@ use crate::signer::Signer;
 use base64::Engine as _;
 use oci_client::manifest::{OciImageIndex, OciImageManifest};
 pub use sigstore_verify::trust_root::TrustedRoot;
+use sigstore_verify::types::bundle::SignatureContent;
 use sigstore_verify::types::{Bundle, DerPublicKey, SignatureBytes};
 use sigstore_verify::{PublicKeyVerificationPolicy, VerificationPolicy, Verifier};
 use std::fmt;
@@ -31,6 +32,12 @@ use std::sync::Arc;
 pub const SIMPLE_SIGNING: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
 /// The annotation holding a simple-signing payload's signature (base64).
 pub const SIGNATURE_ANNOTATION: &str = "dev.cosignproject.cosign/signature";
+/// What a cosign simple-signing payload says it is.
+const COSIGN_SIGNATURE_TYPE: &str = "cosign container image signature";
+/// The predicate of an in-toto statement that is an image signature (what
+/// cosign signs in a DSSE bundle); any other predicate is an attestation
+/// about the image (an SBOM, a scan), not a signature of it.
+const COSIGN_SIGN_PREDICATE: &str = "https://sigstore.dev/cosign/sign/v1";
 /// The artifact and layer type of a Sigstore bundle.
 pub const BUNDLE: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";
 
@@ -197,8 +204,11 @@ impl Registry {
             )
             .await?;
         let mut unreachable = None;
-        let found = self.signatures(reference, digest, &mut unreachable).await?;
-        if found.is_empty() {
+        let mut skipped = Vec::new();
+        let found = self
+            .signatures(reference, digest, &mut unreachable, &mut skipped)
+            .await?;
+        if found.is_empty() && skipped.is_empty() {
             // No signature found because none could be asked for is not
             // "unsigned": say the registry is down.
             if let Some(error) = unreachable {
@@ -213,7 +223,7 @@ impl Registry {
                 ),
             });
         }
-        let mut reasons = Vec::new();
+        let mut reasons = skipped;
         for signature in found {
             match check(&signature, trust, digest, &manifest) {
                 Ok(signer) => {
@@ -232,18 +242,30 @@ impl Registry {
         })
     }
 
-    /// Every signature the registry keeps for `digest`, of both formats.
+    /// Every signature the registry keeps for `digest`, of both formats,
+    /// at most [`MOST_SIGNATURES`] in all. An artifact that cannot be read
+    /// is skipped with its reason in `skipped`, so one broken artifact
+    /// pushed beside a good signature does not hide it.
     async fn signatures(
         &self,
         reference: &ComponentRef,
         digest: Digest,
         unreachable: &mut Option<PullError>,
+        skipped: &mut Vec<String>,
     ) -> Result<Vec<Found>, PullError> {
         let mut found = Vec::new();
+        let mut budget = MOST_SIGNATURES;
         // cosign key-pair signatures: the `.sig` tag.
         let tag = reference.retagged(&simple_signing_tag(digest));
         if let Some(manifest) = self.manifest_at(&tag, unreachable).await? {
-            for layer in image(&manifest)?.layers.iter().take(MOST_SIGNATURES) {
+            let layers = match image(&manifest) {
+                Ok(manifest) => manifest.layers,
+                Err(reason) => {
+                    skipped.push(format!("{}: {reason}", simple_signing_tag(digest)));
+                    Vec::new()
+                }
+            };
+            for layer in layers {
                 let Some(signature) = layer
                     .annotations
                     .as_ref()
@@ -251,24 +273,30 @@ impl Registry {
                 else {
                     continue;
                 };
-                if layer.media_type != SIMPLE_SIGNING {
+                if layer.media_type != SIMPLE_SIGNING || budget == 0 {
                     continue;
                 }
                 let Ok(signature) = base64::engine::general_purpose::STANDARD.decode(signature)
                 else {
+                    skipped.push("a cosign signature that is not base64".into());
                     continue;
                 };
-                let payload = self.blob(reference, &layer.digest, SIMPLE_SIGNING).await?;
-                found.push(Found::Simple { payload, signature });
+                budget -= 1;
+                match self.blob(reference, &layer.digest, SIMPLE_SIGNING).await {
+                    Ok(payload) => found.push(Found::Simple { payload, signature }),
+                    Err(error) => skipped.push(format!("a cosign payload: {error}")),
+                }
             }
         }
-        // Sigstore bundles: referrers, listed by the API or the fallback tag.
-        let referrers = self.referrers(reference, digest, unreachable).await?;
-        for descriptor in referrers.iter().take(MOST_SIGNATURES) {
+        // Sigstore bundles, attached as referrers.
+        for descriptor in self.referrers(reference, digest, unreachable).await? {
+            if budget == 0 {
+                break;
+            }
             let Ok(referrer) = descriptor.digest.parse::<Digest>() else {
                 continue;
             };
-            let bytes = self
+            let manifest = match self
                 .content(
                     reference,
                     "manifest",
@@ -276,8 +304,16 @@ impl Registry {
                     crate::registry::MANIFEST_LIMIT,
                     None,
                 )
-                .await?;
-            let manifest = image(&bytes)?;
+                .await
+                .map_err(|e| e.to_string())
+                .and_then(|bytes| image(&bytes))
+            {
+                Ok(manifest) => manifest,
+                Err(reason) => {
+                    skipped.push(format!("referrer {referrer}: {reason}"));
+                    continue;
+                }
+            };
             if manifest
                 .subject
                 .as_ref()
@@ -286,12 +322,21 @@ impl Registry {
                 continue;
             }
             for layer in manifest.layers.iter().filter(|l| l.media_type == BUNDLE) {
-                let json = self.blob(reference, &layer.digest, BUNDLE).await?;
-                if let Ok(bundle) = std::str::from_utf8(&json)
-                    .map_err(|_| ())
-                    .and_then(|text| Bundle::from_json(text).map_err(|_| ()))
-                {
-                    found.push(Found::Bundle(Box::new(bundle)));
+                if budget == 0 {
+                    break;
+                }
+                budget -= 1;
+                let bundle = self
+                    .blob(reference, &layer.digest, BUNDLE)
+                    .await
+                    .map_err(|e| e.to_string())
+                    .and_then(|json| {
+                        let text = std::str::from_utf8(&json).map_err(|e| e.to_string())?;
+                        Bundle::from_json(text).map_err(|e| e.to_string())
+                    });
+                match bundle {
+                    Ok(bundle) => found.push(Found::Bundle(Box::new(bundle))),
+                    Err(reason) => skipped.push(format!("a Sigstore bundle: {reason}")),
                 }
             }
         }
@@ -307,25 +352,31 @@ impl Registry {
         digest: Digest,
         unreachable: &mut Option<PullError>,
     ) -> Result<Vec<oci_client::manifest::ImageIndexEntry>, PullError> {
-        // The fallback tag first: it is remembered, so it answers offline.
+        // The fallback tag (remembered, so it answers offline) and the API
+        // (which the tag must not hide), merged.
         let tag = reference.retagged(&referrers_tag(digest));
-        let index = match self.manifest_at(&tag, unreachable).await? {
-            Some(bytes) => serde_json::from_slice::<OciImageIndex>(&bytes).ok(),
-            None => {
-                let client = self.client(reference.registry());
-                let subject = reference.pinned(digest).to_client();
-                client.pull_referrers(&subject, Some(BUNDLE)).await.ok()
-            }
-        };
-        Ok(index
-            .map(|index| {
-                index
-                    .manifests
-                    .into_iter()
-                    .filter(|m| m.artifact_type.as_deref() == Some(BUNDLE))
-                    .collect()
-            })
-            .unwrap_or_default())
+        let mut listed: Vec<oci_client::manifest::ImageIndexEntry> =
+            match self.manifest_at(&tag, unreachable).await? {
+                Some(bytes) => serde_json::from_slice::<OciImageIndex>(&bytes)
+                    .map(|index| index.manifests)
+                    .unwrap_or_default(),
+                None => Vec::new(),
+            };
+        let client = self.client(reference.registry());
+        let subject = reference.pinned(digest).to_client();
+        let asked = crate::registry::within(
+            reference,
+            crate::registry::ANSWER,
+            client.pull_referrers(&subject, Some(BUNDLE)),
+        );
+        if let Ok(Ok(index)) = asked.await {
+            listed.extend(index.manifests);
+        }
+        let mut seen = std::collections::HashSet::new();
+        listed.retain(|m| {
+            m.artifact_type.as_deref() == Some(BUNDLE) && seen.insert(m.digest.clone())
+        });
+        Ok(listed)
     }
 
     /// The manifest a tag names now, checked against its digest; `None`
@@ -385,12 +436,8 @@ impl Registry {
     }
 }
 
-fn image(bytes: &[u8]) -> Result<OciImageManifest, PullError> {
-    serde_json::from_slice(bytes).map_err(|e| PullError::Registry {
-        registry: String::new(),
-        reference: String::new(),
-        reason: format!("a signature manifest is not an image manifest: {e}"),
-    })
+fn image(bytes: &[u8]) -> Result<OciImageManifest, String> {
+    serde_json::from_slice(bytes).map_err(|e| format!("not an image manifest: {e}"))
 }
 
 /// cosign's tag for the signatures of `digest`.
@@ -421,6 +468,9 @@ fn check(
             // The payload is signed; what it names is what was signed.
             let payload: serde_json::Value = serde_json::from_slice(payload)
                 .map_err(|_| "a cosign payload that is not JSON".to_string())?;
+            if payload["critical"]["type"] != COSIGN_SIGNATURE_TYPE {
+                return Err("a cosign payload that is not an image signature".into());
+            }
             let named = payload["critical"]["image"]["docker-manifest-digest"].as_str();
             if named != Some(digest.to_string().as_str()) {
                 return Err(format!(
@@ -436,15 +486,22 @@ fn check(
         (Found::Bundle(_), Trust::Key { root: None, .. }) => Err(
             "a Sigstore bundle, but `verify` names no trusted_root to check its timestamp or log entry with".into(),
         ),
+        (Found::Bundle(bundle), _) if !is_a_signature(bundle) => {
+            Err("a Sigstore bundle that attests something about the image (an in-toto predicate other than a signature), not a signature of it".into())
+        }
         (Found::Bundle(bundle), Trust::Key { key, root: Some(root) }) => {
             let verifier = Verifier::new(root).map_err(|e| format!("the trusted root: {e}"))?;
             let mut policy = PublicKeyVerificationPolicy::new(key.der.clone());
             if root.tlogs.is_empty() {
                 policy = policy.skip_tlog_unsafe();
             }
-            verifier
+            let result = verifier
                 .verify(manifest, bundle, &policy)
                 .map_err(|e| format!("a Sigstore bundle that does not verify with the key: {e}"))?;
+            // The root is there to vouch for when it was signed.
+            if !result.tlog_verified() && result.verified_timestamps().is_empty() {
+                return Err("a Sigstore bundle with neither a timestamp nor a log entry the trusted root vouches for".into());
+            }
             Ok(key.signer())
         }
         (Found::Bundle(bundle), Trust::Keyless { identity, issuer, root }) => {
@@ -461,7 +518,23 @@ fn check(
             verifier
                 .verify(manifest, bundle, &policy)
                 .map_err(|e| format!("a Sigstore bundle that does not verify: {e}"))?;
-            Ok(Signer::new(identity.clone()))
+            // The issuer is part of who signed: one identity at two issuers
+            // is two signers.
+            Ok(Signer::new(format!("{identity} ({issuer})")))
         }
+    }
+}
+
+/// Whether `bundle` signs the image: a message signature, or a DSSE
+/// envelope whose in-toto statement has cosign's signing predicate.
+fn is_a_signature(bundle: &Bundle) -> bool {
+    match &bundle.content {
+        SignatureContent::MessageSignature(_) => true,
+        SignatureContent::DsseEnvelope(envelope) => {
+            serde_json::from_slice::<serde_json::Value>(envelope.payload.as_bytes())
+                .is_ok_and(|statement| statement["predicateType"] == COSIGN_SIGN_PREDICATE)
+        }
+        // A kind of bundle this build does not know is not taken as one.
+        _ => false,
     }
 }

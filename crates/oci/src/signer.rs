@@ -3,8 +3,8 @@
 
 use std::fmt;
 
-/// Who signed what runs: `key:sha256:HEX` for a key, the certificate's
-/// identity for a keyless signature. What policies see as
+/// Who signed what runs: `key:sha256:HEX` for a key, `IDENTITY (ISSUER)`
+/// for a keyless signature. What policies see as
 /// `resource.signer` and attestations record.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Signer(String);

@@ -160,6 +160,8 @@ pub struct Config {
     /// Where the lockfile was looked for, and whether it was there (only
     /// for a configuration read from a file).
     lockfile: Option<(PathBuf, bool)>,
+    /// The keys and trusted roots `verify` tables read.
+    trust_files: Vec<PathBuf>,
 }
 
 #[derive(Deserialize)]
@@ -357,7 +359,8 @@ impl Config {
         let raw: RawConfig =
             toml::from_str(text).map_err(|e| ConfigError::from_toml(&e, text, origin))?;
         let source = TomlText { text, origin };
-        let registries = registries::registries(raw.registries, base, &source)?;
+        let mut trust_files = Vec::new();
+        let registries = registries::registries(raw.registries, base, &source, &mut trust_files)?;
         let mut tools: Vec<ToolConfig> = Vec::with_capacity(raw.tools.len());
         // Where each name's entry starts, to name both places of a duplicate.
         let mut starts: Vec<(String, usize)> = Vec::with_capacity(raw.tools.len());
@@ -478,7 +481,7 @@ impl Config {
                         format!("tool `{name}` has `verify`, but signatures are checked for `oci://` components only"),
                     ));
                 }
-                Some(verify) => Some(registries::trust(verify, base, &source)?),
+                Some(verify) => Some(registries::trust(verify, base, &source, &mut trust_files)?),
                 None => None,
             };
             let trust = match &component {
@@ -542,6 +545,7 @@ impl Config {
             telemetry,
             registries,
             lockfile: None,
+            trust_files,
         })
     }
 
@@ -573,6 +577,18 @@ impl Config {
     /// table), if anywhere. Read at start.
     pub fn telemetry(&self) -> Option<&TelemetrySettings> {
         self.telemetry.as_ref()
+    }
+
+    /// The files besides this one that decide what runs: the lockfile
+    /// (where it is or would be) and the keys and trusted roots `verify`
+    /// tables name. A server protects them like the configuration, so no
+    /// tool can rewrite a pin or a key.
+    pub fn companion_files(&self) -> Vec<PathBuf> {
+        self.lockfile
+            .iter()
+            .map(|(path, _)| path.clone())
+            .chain(self.trust_files.iter().cloned())
+            .collect()
     }
 
     /// How to reach registries (the `[registries]` tables), by prefix.

@@ -150,17 +150,21 @@ pub(super) struct RawVerify {
 }
 
 /// Reads a `verify` table: a key file, or keyless identity, issuer and
-/// trusted root, each file relative to `base`.
+/// trusted root, each file relative to `base`. The files read are added to
+/// `files` (they decide what runs: no tool may rewrite them).
 pub(super) fn trust(
     raw: Spanned<RawVerify>,
     base: &Path,
     source: &TomlText<'_>,
+    files: &mut Vec<PathBuf>,
 ) -> Result<Trust, ConfigError> {
     let span = raw.span();
     let error = |message: String| source.error(span.clone(), message);
     let raw = raw.into_inner();
+    let files = std::cell::RefCell::new(files);
     let read = |file: &str, what: &str| {
         let path = base.join(file);
+        files.borrow_mut().push(path.clone());
         std::fs::read_to_string(&path)
             .map_err(|e| error(format!("cannot read the {what} {}: {e}", path.display())))
     };
@@ -207,8 +211,7 @@ pub(super) fn trust(
 pub(super) struct RawRegistry {
     username: Option<Spanned<String>>,
     credential: Option<Spanned<String>>,
-    #[serde(default)]
-    require_signature: bool,
+    require_signature: Option<bool>,
     verify: Option<Spanned<RawVerify>>,
 }
 
@@ -217,6 +220,7 @@ pub(super) fn registries(
     raw: BTreeMap<String, Spanned<RawRegistry>>,
     base: &Path,
     source: &TomlText<'_>,
+    files: &mut Vec<PathBuf>,
 ) -> Result<Vec<RegistrySettings>, ConfigError> {
     raw.into_iter()
         .map(|(prefix, table)| {
@@ -250,11 +254,26 @@ pub(super) fn registries(
                     ));
                 }
             };
-            let verify = table.verify.map(|v| trust(v, base, source)).transpose()?;
+            let verify = table
+                .verify
+                .map(|v| trust(v, base, source, files))
+                .transpose()?;
+            // A `verify` table means signatures are required; saying
+            // otherwise beside it would check nothing.
+            let require_signature = match (table.require_signature, &verify) {
+                (Some(false), Some(_)) => {
+                    return Err(source.error(
+                        span,
+                        format!("[registries.\"{prefix}\"] names whose signature to check but `require_signature = false`: remove one of them"),
+                    ));
+                }
+                (Some(required), _) => required,
+                (None, verify) => verify.is_some(),
+            };
             Ok(RegistrySettings {
                 prefix,
                 login,
-                require_signature: table.require_signature,
+                require_signature,
                 verify,
             })
         })
@@ -311,6 +330,56 @@ mod tests {
             ),
         ] {
             let err = Config::from_toml(toml, "airlock.toml", Path::new("."))
+                .expect_err(want)
+                .to_string();
+            assert!(err.contains(want), "{toml}: {err}");
+        }
+    }
+
+    /// A public key of the fixtures (its private half was not kept).
+    fn fixtures() -> std::path::PathBuf {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/keys")
+    }
+
+    #[test]
+    fn signatures_are_required_by_the_most_specific_prefix_or_the_tool() {
+        let config = Config::from_toml(
+            "[[tools]]\nname = \"a\"\ncomponent = \"oci://r.example/acme/a:1\"\n\
+             [[tools]]\nname = \"b\"\ncomponent = \"oci://r.example/other/b:1\"\n\
+             [[tools]]\nname = \"c\"\ncomponent = \"oci://r.example/other/c:1\"\nverify = { key = \"test-signer.pub\" }\n\
+             [registries.\"r.example/acme\"]\nverify = { key = \"test-signer.pub\" }\n",
+            "airlock.toml",
+            &fixtures(),
+        )
+        .expect("valid");
+        let required = |name: &str| config.tool(name).and_then(|t| t.signature()).is_some();
+        // `verify` alone requires; another prefix does not; a tool's own does.
+        assert!(required("a"));
+        assert!(!required("b"));
+        assert!(required("c"));
+        assert_eq!(
+            config.companion_files(),
+            vec![
+                fixtures().join("test-signer.pub"),
+                fixtures().join("test-signer.pub")
+            ]
+        );
+
+        for (toml, want) in [
+            (
+                "[registries.\"r.example\"]\nrequire_signature = false\nverify = { key = \"test-signer.pub\" }\n",
+                "remove one of them",
+            ),
+            (
+                "[[tools]]\nname = \"a\"\ncomponent = \"oci://r.example/acme/a:1\"\n[registries.\"r.example\"]\nrequire_signature = true\n",
+                "no `verify` says by whom",
+            ),
+            (
+                "[[tools]]\nname = \"a\"\ncomponent = \"a.wasm\"\nverify = { key = \"test-signer.pub\" }\n",
+                "for `oci://` components only",
+            ),
+        ] {
+            let err = Config::from_toml(toml, "airlock.toml", &fixtures())
                 .expect_err(want)
                 .to_string();
             assert!(err.contains(want), "{toml}: {err}");

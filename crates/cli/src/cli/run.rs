@@ -37,6 +37,15 @@ pub async fn run(cli: &Cli, args: &RunArgs) -> u8 {
         Err((code, message, exit)) => return report_error(json, code, &message, exit),
     };
 
+    let parsed = args
+        .source
+        .config
+        .as_deref()
+        .and_then(|config| airlock::Config::from_file(config).ok());
+    let registries = parsed
+        .as_ref()
+        .map(|p| p.registries().to_vec())
+        .unwrap_or_default();
     let native = configured.as_ref().and_then(|t| t.native().cloned());
     let target = match (
         native,
@@ -50,11 +59,23 @@ pub async fn run(cli: &Cli, args: &RunArgs) -> u8 {
         (Some(spec), None, _) => ToolSource::Native(Box::new(spec)),
         (None, Some(path), _) => match path.to_str() {
             Some(text) if text.starts_with(airlock::oci::reference::SCHEME) => {
-                match super::pull::oci_reference(text) {
-                    Ok(reference) => ToolSource::Oci {
+                // Held to the configuration's registries like a configured
+                // tool: their signature, and under --locked a digest.
+                let source = super::pull::oci_reference(text).and_then(|reference| {
+                    if args.locked && reference.digest().is_none() {
+                        return Err(super::Failure::usage(
+                            "not_locked",
+                            format!("--locked, but {reference} names a tag: give its digest (oci://…@sha256:…)"),
+                        ));
+                    }
+                    let signature = super::pull::required_trust(&registries, &reference)?;
+                    Ok(ToolSource::Oci {
                         reference,
-                        signature: None,
-                    },
+                        signature,
+                    })
+                });
+                match source {
+                    Ok(source) => source,
                     Err(f) => return report_error(json, f.code, &f.message, f.exit),
                 }
             }
@@ -96,11 +117,6 @@ pub async fn run(cli: &Cli, args: &RunArgs) -> u8 {
     }
 
     let resolver = args.dns.is_set().then(|| args.dns.resolver());
-    let parsed = args
-        .source
-        .config
-        .as_deref()
-        .and_then(|config| airlock::Config::from_file(config).ok());
     if args.locked {
         let checked = match &parsed {
             Some(config) => config.check_locked().map_err(|e| (e.code(), e.to_string())),
@@ -113,10 +129,6 @@ pub async fn run(cli: &Cli, args: &RunArgs) -> u8 {
             return report_error(json, code, &message, exit_code::USAGE);
         }
     }
-    let registries = parsed
-        .as_ref()
-        .map(|p| p.registries().to_vec())
-        .unwrap_or_default();
     // The vault is opened only for tools that have secrets bound, or a
     // registry sign-in that names one.
     let logins =
@@ -137,7 +149,10 @@ pub async fn run(cli: &Cli, args: &RunArgs) -> u8 {
                 let socket = parsed.as_ref().map(|parsed| {
                     airlock_serve::operator_socket_path(parsed.serve(), &cli.state_dir)
                 });
-                let b = b.protect(ProtectedKind::Config, config);
+                let mut b = b.protect(ProtectedKind::Config, config);
+                for file in parsed.iter().flat_map(airlock::Config::companion_files) {
+                    b = b.protect(ProtectedKind::Config, file);
+                }
                 match socket {
                     Some(socket) => b.protect(ProtectedKind::OperatorSocket, socket),
                     None => b,

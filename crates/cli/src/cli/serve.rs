@@ -143,6 +143,10 @@ async fn run(cli: &Cli, args: &ServeArgs) -> Result<(), Failure> {
     let mut builder = host_builder(cli, false, resolver, vault)?
         .protect(ProtectedKind::Config, &args.config)
         .protect(ProtectedKind::OperatorSocket, &socket_path);
+    // The lockfile and the keys and roots signatures are checked with.
+    for file in config.companion_files() {
+        builder = builder.protect(ProtectedKind::Config, file);
+    }
     for file in [&args.console_cert, &args.console_key]
         .into_iter()
         .flatten()
