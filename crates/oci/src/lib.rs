@@ -18,6 +18,7 @@
 
 pub mod auth;
 pub mod digest;
+mod discover;
 pub mod layout;
 mod pull;
 pub mod reference;

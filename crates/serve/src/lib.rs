@@ -117,6 +117,13 @@ pub enum ServeError {
     /// `--locked`, and the lockfile does not pin every registry tool.
     #[error(transparent)]
     Lock(#[from] airlock::config::LockError),
+    /// The reloaded configuration names files that decide what runs (keys,
+    /// trusted roots) which were not protected when the server started.
+    #[error("the configuration now names {} that no tool may rewrite but that the server did not protect when it started: restart the server to use {}", files.join(", "), if files.len() == 1 { "it" } else { "them" })]
+    Unprotected {
+        /// The files.
+        files: Vec<String>,
+    },
     /// The policies are invalid.
     #[error(transparent)]
     Policy(#[from] PolicyError),
@@ -184,6 +191,7 @@ impl ServeError {
         match self {
             ServeError::Config(e) => e.code(),
             ServeError::Lock(e) => e.code(),
+            ServeError::Unprotected { .. } => "restart_required",
             ServeError::Policy(e) => e.code(),
             ServeError::Tool(e) => e.code(),
             ServeError::ToolName { .. } => "tool_name_invalid",
@@ -485,6 +493,17 @@ impl Server {
         let previous = host.policies();
         let attempt = async {
             let config = self.inner.sources.read_config()?;
+            // A key or trusted root named since the start was not protected
+            // when the sandboxes' views were set: a tool could rewrite it.
+            let unprotected: Vec<String> = config
+                .companion_files()
+                .iter()
+                .filter(|file| !host.protected().covers(file))
+                .map(|file| file.display().to_string())
+                .collect();
+            if !unprotected.is_empty() {
+                return Err(ServeError::Unprotected { files: unprotected });
+            }
             let running = host.journal().map(Journal::commit_mode);
             if running.is_some_and(|mode| mode != config.journal_commit()) {
                 tracing::warn!(

@@ -17,6 +17,7 @@
 //! locked_at = "2026-12-07T09:00:00Z"
 //! ```
 
+use super::{ComponentSource, Config};
 use crate::oci::{ComponentRef, Digest};
 use crate::toml_file::{ConfigError, TomlText};
 use serde::{Deserialize, Serialize};
@@ -217,6 +218,58 @@ impl Lockfile {
             .partition(|e| keep.contains(&e.tool.as_str()));
         self.tools = kept;
         dropped
+    }
+}
+
+impl Config {
+    /// Reads the lockfile beside `config_path`, if any, and pins each
+    /// `oci://` tool whose entry matches its configuration.
+    pub(super) fn apply_lockfile(&mut self, config_path: &Path) -> Result<(), ConfigError> {
+        let lock_path = Lockfile::beside(config_path);
+        let lockfile = Lockfile::read(&lock_path).map_err(|e| match e {
+            LockError::Io { path, source } => ConfigError::Read { path, source },
+            LockError::Invalid(e) => e,
+            other => ConfigError::Read {
+                path: lock_path.clone(),
+                source: std::io::Error::other(other.to_string()),
+            },
+        })?;
+        if let Some(lockfile) = &lockfile {
+            for tool in &mut self.tools {
+                if let Some(ComponentSource::Oci(reference)) = &tool.component {
+                    tool.lock = lockfile.entry(&tool.name, reference).cloned();
+                }
+            }
+        }
+        self.lockfile = Some((lock_path, lockfile.is_some()));
+        Ok(())
+    }
+
+    /// For `--locked`: fails unless a lockfile was read and pins every tool
+    /// with an `oci://` component as configured now.
+    pub fn check_locked(&self) -> Result<(), LockError> {
+        let path = self
+            .lockfile
+            .as_ref()
+            .map_or_else(|| PathBuf::from(LOCKFILE), |(path, _)| path.clone());
+        if !self.lockfile.as_ref().is_some_and(|(_, found)| *found) {
+            return Err(LockError::Missing { path });
+        }
+        let tools: Vec<String> = self
+            .tools
+            .iter()
+            .filter_map(|tool| match (&tool.component, &tool.lock) {
+                (Some(ComponentSource::Oci(reference)), None) => {
+                    Some(format!("{} ({reference})", tool.name))
+                }
+                _ => None,
+            })
+            .collect();
+        if tools.is_empty() {
+            Ok(())
+        } else {
+            Err(LockError::NotLocked { tools })
+        }
     }
 }
 

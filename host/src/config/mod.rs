@@ -307,51 +307,8 @@ impl Config {
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
         let mut config = Self::from_toml(&text, &path.display().to_string(), base)?;
-        let lock_path = Lockfile::beside(path);
-        let lockfile = Lockfile::read(&lock_path).map_err(|e| match e {
-            LockError::Io { path, source } => ConfigError::Read { path, source },
-            LockError::Invalid(e) => e,
-            other => ConfigError::Read {
-                path: lock_path.clone(),
-                source: std::io::Error::other(other.to_string()),
-            },
-        })?;
-        if let Some(lockfile) = &lockfile {
-            for tool in &mut config.tools {
-                if let Some(ComponentSource::Oci(reference)) = &tool.component {
-                    tool.lock = lockfile.entry(&tool.name, reference).cloned();
-                }
-            }
-        }
-        config.lockfile = Some((lock_path, lockfile.is_some()));
+        config.apply_lockfile(path)?;
         Ok(config)
-    }
-
-    /// For `--locked`: fails unless a lockfile was read and pins every tool
-    /// with an `oci://` component as configured now.
-    pub fn check_locked(&self) -> Result<(), LockError> {
-        let path = self
-            .lockfile
-            .as_ref()
-            .map_or_else(|| PathBuf::from(LOCKFILE), |(path, _)| path.clone());
-        if !self.lockfile.as_ref().is_some_and(|(_, found)| *found) {
-            return Err(LockError::Missing { path });
-        }
-        let tools: Vec<String> = self
-            .tools
-            .iter()
-            .filter_map(|tool| match (&tool.component, &tool.lock) {
-                (Some(ComponentSource::Oci(reference)), None) => {
-                    Some(format!("{} ({reference})", tool.name))
-                }
-                _ => None,
-            })
-            .collect();
-        if tools.is_empty() {
-            Ok(())
-        } else {
-            Err(LockError::NotLocked { tools })
-        }
     }
 
     /// Parses configuration text; relative paths are taken from `base`.

@@ -258,6 +258,16 @@ impl ProtectedPaths {
         self.paths.iter()
     }
 
+    /// Whether `path` is a protected path, or lies inside one whose
+    /// inside is protected too (the shared `/tmp` is not: only granting
+    /// it whole is refused).
+    pub fn covers(&self, path: &Path) -> bool {
+        let path = resolved(path);
+        self.paths
+            .iter()
+            .any(|p| path == p.path || (p.kind.refuses_inside() && path.starts_with(&p.path)))
+    }
+
     /// Checks directory grants: refused if one lies inside a protected
     /// path, or contains one unless `containing` is [`Containing::Hide`].
     pub fn check<'a>(

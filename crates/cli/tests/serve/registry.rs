@@ -66,3 +66,36 @@ async fn a_locked_server_serves_the_pinned_registry_component() {
     });
     assert!(attested, "no attestation with source {pinned}");
 }
+
+/// A key named only by a reload was not protected when the sandboxes'
+/// views were set: the reload is refused (and the tools before it keep
+/// serving) until the server restarts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_that_names_a_new_key_asks_for_a_restart() {
+    let fixture = Fixture::new("");
+    let server = Server::http(&fixture).await;
+    let key = fixture.tmp().join("acme.pub");
+    std::fs::copy(
+        airlock_tests::workspace_root().join("fixtures/keys/test-signer.pub"),
+        &key,
+    )
+    .expect("key");
+    super::users::give_to_server_user(&key);
+    fixture.write_config(&format!(
+        "[registries.\"registry.example/acme\"]\nverify = {{ key = {:?} }}\n",
+        key.display().to_string()
+    ));
+    let out = server.airlock(&["reload"]);
+    assert!(!out.status.success(), "{}", super::fixture::printed(&out));
+    let said = super::fixture::printed(&out);
+    assert!(
+        said.contains("restart_required") && said.contains("acme.pub"),
+        "{said}"
+    );
+    let client = server.client("agent").await;
+    let tools = client.peer().list_all_tools().await.expect("tools/list");
+    assert!(
+        tools.iter().any(|t| t.name == "echo"),
+        "the old tools still serve"
+    );
+}
