@@ -10,7 +10,10 @@ const CRATES: [(&str, &str); 3] = [
 ];
 
 fn main() {
-    let lock = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.lock");
+    // Read when the script runs, not baked in when it is compiled: a build
+    // directory moved to another checkout must not read the old one's lock.
+    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_default();
+    let lock = Path::new(&manifest_dir).join("../Cargo.lock");
     println!("cargo:rerun-if-changed={}", lock.display());
     // Built as a dependency of another workspace there is no lock here.
     let text = std::fs::read_to_string(&lock).unwrap_or_default();

@@ -4,6 +4,7 @@
 //! are pushed with the `oras` client from PyPI, both installed by
 //! `.ci/install`.
 
+use std::ffi::OsStr;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -105,19 +106,15 @@ impl TestRegistry {
         layer_type: &str,
         config_type: &str,
     ) -> String {
-        let output = Command::new(oras_python())
-            .arg(crate::workspace_root().join("tests/python/oras_push.py"))
-            .args([self.address.as_str(), repo_tag])
-            .arg(file)
-            .args([layer_type, config_type])
-            .output()
-            .expect("run oras");
-        assert!(
-            output.status.success(),
-            "oras push {repo_tag} failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8_lossy(&output.stdout).trim().to_string()
+        let file = file.as_os_str();
+        let args = [
+            self.address.as_ref(),
+            repo_tag.as_ref(),
+            file,
+            layer_type.as_ref(),
+            config_type.as_ref(),
+        ];
+        python("oras_push.py", &args)
     }
 
     /// Pushes the component `file` as `REPO:TAG` in the WASI component
@@ -131,33 +128,18 @@ impl TestRegistry {
     /// Sigstore bundle with a key (`bundle-key KEY`) or a keyless one
     /// (`bundle-keyless PKI IDENTITY ISSUER`) of manifest `digest`.
     pub fn sign(&self, command: &str, repo: &str, digest: &str, args: &[&str]) {
-        let output = Command::new(oras_python())
-            .arg(crate::workspace_root().join("tests/python/sign.py"))
-            .args([command, self.address.as_str(), repo, digest])
-            .args(args)
-            .output()
-            .expect("run sign.py");
-        assert!(
-            output.status.success(),
-            "sign.py {command} failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        self.sign_raw(command, &[&[repo, digest], args].concat());
     }
 
     /// Runs `tests/python/sign.py COMMAND REGISTRY ARGS…` for the commands
     /// that take no digest (`copy-tag REPO SOURCE TARGET`).
     pub fn sign_raw(&self, command: &str, args: &[&str]) {
-        let output = Command::new(oras_python())
-            .arg(crate::workspace_root().join("tests/python/sign.py"))
-            .args([command, self.address.as_str()])
-            .args(args)
-            .output()
-            .expect("run sign.py");
-        assert!(
-            output.status.success(),
-            "sign.py {command} failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        let all: Vec<&OsStr> = [command, self.address.as_str()]
+            .into_iter()
+            .chain(args.iter().copied())
+            .map(OsStr::new)
+            .collect();
+        python("sign.py", &all);
     }
 
     /// Overwrites the stored blob `digest` (`sha256:…`) with `bytes`, as a
@@ -199,33 +181,29 @@ impl Drop for TestRegistry {
 /// Makes an ECDSA P-256 key pair `PREFIX.key` / `PREFIX.pub` with openssl
 /// (as `cosign generate-key-pair` would).
 pub fn keygen(prefix: &Path) {
-    let output = Command::new(oras_python())
-        .arg(crate::workspace_root().join("tests/python/sign.py"))
-        .arg("keygen")
-        .arg(prefix)
-        .output()
-        .expect("run sign.py keygen");
-    assert!(
-        output.status.success(),
-        "keygen failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    python("sign.py", &["keygen".as_ref(), prefix.as_os_str()]);
 }
 
 /// `PKI/trusted_root_with_log.json`: the test PKI's trusted root, also
 /// listing a transparency log, so a bundle without a log entry fails.
 pub fn root_with_log(pki: &Path) {
+    python("sign.py", &["root-with-log".as_ref(), pki.as_os_str()]);
+}
+
+/// Runs `tests/python/SCRIPT ARGS…` with the Python that has `oras`, and
+/// returns what it printed; the test fails with its stderr if it fails.
+fn python(script: &str, args: &[&OsStr]) -> String {
     let output = Command::new(oras_python())
-        .arg(crate::workspace_root().join("tests/python/sign.py"))
-        .arg("root-with-log")
-        .arg(pki)
+        .arg(crate::workspace_root().join("tests/python").join(script))
+        .args(args)
         .output()
-        .expect("run sign.py root-with-log");
+        .unwrap_or_else(|e| panic!("run {script}: {e}"));
     assert!(
         output.status.success(),
-        "root-with-log failed: {}",
+        "{script} {args:?} failed: {}",
         String::from_utf8_lossy(&output.stderr)
     );
+    String::from_utf8_lossy(&output.stdout).trim().to_string()
 }
 
 /// The Python with `oras` that `.ci/install` prepares.

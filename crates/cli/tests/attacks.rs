@@ -190,6 +190,26 @@ fn a_process_of_the_sandbox_s_uid_outside_it_cannot_use_a_tool_s_proxy() {
     a_same_uid_process_cannot_use_the_proxy(Some(user), user.uid, user.gid);
 }
 
+/// Runs native tool `tool` of `config` as `user`; it must succeed and
+/// print one JSON object (what it tried, and whether it worked), returned.
+fn sandbox_report(
+    state: &Path,
+    config: &Path,
+    tool: &str,
+    user: &users::User,
+) -> serde_json::Value {
+    let out = airlock_run(state, config, tool, Some(user))
+        .output()
+        .expect("airlock run");
+    let said = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(said.trim()).expect("JSON")
+}
+
 /// The review's first way in: with a parent of the state directory granted
 /// on purpose (`hide_airlock_files = true`), a tool renames a directory
 /// above the covered state directory, so that a later sandbox, finding
@@ -229,20 +249,8 @@ fn the_way_to_a_covered_state_directory_cannot_be_renamed() {
         ),
     )
     .expect("config");
-    let run = || {
-        airlock_run(&state, &config, "mover", Some(user))
-            .output()
-            .expect("airlock run")
-    };
     for attempt in 0..2 {
-        let out = run();
-        let said = String::from_utf8_lossy(&out.stdout).to_string();
-        assert!(
-            out.status.success(),
-            "{said}{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let report: serde_json::Value = serde_json::from_str(said.trim()).expect("JSON");
+        let report = sandbox_report(&state, &config, "mover", user);
         assert_eq!(report["read decoy"], "ok", "the grant works: {report}");
         for refused in ["rename a", "rename b", "read host.key"] {
             assert_eq!(
@@ -297,16 +305,7 @@ fn a_tool_granted_the_configuration_directory_cannot_rewrite_pins_or_keys() {
     .expect("config");
     std::os::unix::fs::chown(&config, Some(user.uid), Some(user.gid)).expect("chown");
     let state = dir.path().join("state");
-    let out = airlock_run(&state, &config, "writer", Some(user))
-        .output()
-        .expect("airlock run");
-    let said = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(
-        out.status.success(),
-        "{said}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: serde_json::Value = serde_json::from_str(said.trim()).expect("JSON");
+    let report = sandbox_report(&state, &config, "writer", user);
     assert_eq!(report["write decoy"], "ok", "the grant works: {report}");
     assert_eq!(report["write lock"], "refused", "{report}");
     assert_eq!(report["write key"], "refused", "{report}");

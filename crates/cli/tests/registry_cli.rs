@@ -10,7 +10,7 @@ mod common;
 use airlock::oci::Digest;
 use airlock_tests::guest_path;
 use airlock_tests::registry::{TestRegistry, WASM_LAYER};
-use common::{code, in_state, json_of, stderr, stdout};
+use common::{attestations, code, in_state, json_of, stderr, stdout};
 use serde_json::Value;
 use std::path::Path;
 
@@ -29,13 +29,8 @@ fn pull(state: &Path, reference: &str) -> Value {
 }
 
 fn last_attestation(state: &Path) -> Value {
-    let out = in_state(state, &["journal", "tail", "-n", "50", "--json"]);
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
-    stdout(&out)
-        .lines()
-        .rev()
-        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-        .find_map(|entry| entry["payload"].get("attestation").cloned())
+    attestations(state)
+        .pop()
         .expect("an attestation in the journal")
 }
 

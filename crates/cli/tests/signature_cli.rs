@@ -11,8 +11,7 @@ mod common;
 
 use airlock_tests::guest_path;
 use airlock_tests::registry::{TestRegistry, keygen, root_with_log};
-use common::{code, in_state, json_of, stderr, stdout};
-use serde_json::Value;
+use common::{attestations, code, in_state, json_of, stderr, stdout};
 use std::path::Path;
 
 const IDENTITY: &str = "release@acme.example";
@@ -65,12 +64,15 @@ impl Setup {
     }
 
     fn run(&self, config: &str) -> std::process::Output {
-        in_state(
-            &self.state(),
-            &[
-                "run", "--config", config, "--tool", "echo", "--json", "--input", "[1]",
-            ],
-        )
+        self.run_with(config, &[])
+    }
+
+    /// [`Setup::run`] with `more` arguments after the usual ones.
+    fn run_with(&self, config: &str, more: &[&str]) -> std::process::Output {
+        let usual = [
+            "run", "--config", config, "--tool", "echo", "--json", "--input", "[1]",
+        ];
+        in_state(&self.state(), &[&usual[..], more].concat())
     }
 
     /// The test PKI (a CA and a timestamp authority, made on first use by
@@ -96,15 +98,6 @@ fn fingerprint_of(public_key: &str) -> String {
         .expect("openssl");
     assert!(der.status.success());
     format!("key:{}", airlock::oci::Digest::of(&der.stdout))
-}
-
-fn attestations(state: &Path) -> Vec<Value> {
-    let out = in_state(state, &["journal", "tail", "-n", "100", "--json"]);
-    stdout(&out)
-        .lines()
-        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-        .filter_map(|entry| entry["payload"].get("attestation").cloned())
-        .collect()
 }
 
 fn assert_refused(out: &std::process::Output, reason: &str, fragment: &str) {
@@ -260,36 +253,9 @@ fn an_unsigned_component_is_refused_where_a_signature_is_required() {
     assert_refused(&out, "signature_missing", "is not signed");
     assert!(attestations(&setup.state()).is_empty(), "nothing may run");
     // Named on the command line, the reference is held to the same table.
-    let out = in_state(
-        &setup.state(),
-        &[
-            "run",
-            "--config",
-            &config,
-            "--tool",
-            "echo",
-            "--json",
-            "--input",
-            "[1]",
-            &setup.reference,
-        ],
-    );
+    let out = setup.run_with(&config, &[&setup.reference]);
     assert_refused(&out, "signature_missing", "is not signed");
-    let out = in_state(
-        &setup.state(),
-        &[
-            "run",
-            "--config",
-            &config,
-            "--tool",
-            "echo",
-            "--locked",
-            "--json",
-            "--input",
-            "[1]",
-            &setup.reference,
-        ],
-    );
+    let out = setup.run_with(&config, &["--locked", &setup.reference]);
     assert_eq!(json_of(&out)["code"], "not_locked", "{}", stdout(&out));
     assert!(attestations(&setup.state()).is_empty(), "nothing may run");
     // Without the requirement the same component runs.

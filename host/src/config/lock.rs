@@ -241,8 +241,17 @@ impl Config {
                 }
             }
         }
-        self.lockfile = Some((lock_path, lockfile.is_some()));
+        self.lockfile = Some((lock_path, lockfile));
         Ok(())
+    }
+
+    /// The lockfile read with this configuration: where it is (or would
+    /// be), and its contents when there is one. `None` for a configuration
+    /// not read from a file.
+    pub fn lockfile(&self) -> Option<(&Path, Option<&Lockfile>)> {
+        self.lockfile
+            .as_ref()
+            .map(|(path, lock)| (path.as_path(), lock.as_ref()))
     }
 
     /// For `--locked`: fails unless a lockfile was read and pins every tool
@@ -252,7 +261,11 @@ impl Config {
             .lockfile
             .as_ref()
             .map_or_else(|| PathBuf::from(LOCKFILE), |(path, _)| path.clone());
-        if !self.lockfile.as_ref().is_some_and(|(_, found)| *found) {
+        if !self
+            .lockfile
+            .as_ref()
+            .is_some_and(|(_, lock)| lock.is_some())
+        {
             return Err(LockError::Missing { path });
         }
         let tools: Vec<String> = self

@@ -157,9 +157,9 @@ pub struct Config {
     store: StoreLocation,
     telemetry: Option<TelemetrySettings>,
     registries: Vec<RegistrySettings>,
-    /// Where the lockfile was looked for, and whether it was there (only
-    /// for a configuration read from a file).
-    lockfile: Option<(PathBuf, bool)>,
+    /// Where the lockfile was looked for, and what it held if it was there
+    /// (only for a configuration read from a file).
+    lockfile: Option<(PathBuf, Option<Lockfile>)>,
     /// The keys and trusted roots `verify` tables read.
     trust_files: Vec<PathBuf>,
 }

@@ -111,11 +111,7 @@ impl Components {
             }
             Source::Pulled(pulled) => {
                 check_size(pulled.bytes.len())?;
-                provenance = Some(Provenance {
-                    reference: pulled.reference,
-                    manifest: pulled.manifest,
-                    signer: pulled.signer,
-                });
+                provenance = Some(Provenance::of(&pulled));
                 pulled.bytes.into()
             }
         };

@@ -63,6 +63,17 @@ pub struct Provenance {
     pub signer: Option<airlock_oci::Signer>,
 }
 
+impl Provenance {
+    /// Where `pulled` came from.
+    pub fn of(pulled: &airlock_oci::Pulled) -> Self {
+        Self {
+            reference: pulled.reference.clone(),
+            manifest: pulled.manifest,
+            signer: pulled.signer.clone(),
+        }
+    }
+}
+
 impl From<PathBuf> for Source {
     fn from(path: PathBuf) -> Self {
         Source::File(path)

@@ -17,7 +17,7 @@ pub async fn inspect(cli: &Cli, args: &InspectArgs) -> u8 {
         .component
         .to_str()
         .filter(|text| text.starts_with(airlock::oci::reference::SCHEME));
-    let (label, bytes, source, provenance) = match oci {
+    let (label, info, provenance, source) = match oci {
         Some(text) => {
             let pulled = async {
                 let reference = super::pull::oci_reference(text)?;
@@ -30,25 +30,19 @@ pub async fn inspect(cli: &Cli, args: &InspectArgs) -> u8 {
                 Ok((_, pulled)) => pulled,
                 Err(f) => return fail(f.code, f.message, f.exit),
             };
-            let provenance = Provenance {
-                reference: pulled.reference.clone(),
-                manifest: pulled.manifest,
-                signer: pulled.signer.clone(),
-            };
-            let bytes = pulled.bytes.clone();
             (
                 pulled.reference.to_string(),
-                bytes,
+                airlock::inspect(&pulled.bytes),
+                Some(Provenance::of(&pulled)),
                 Source::Pulled(Box::new(pulled)),
-                Some(provenance),
             )
         }
         None => match airlock::read_component(&args.component) {
-            Ok(bytes) => (shown, bytes.clone(), Source::Bytes(bytes), None),
+            Ok(bytes) => (shown, airlock::inspect(&bytes), None, Source::Bytes(bytes)),
             Err(e) => return fail(e.code(), e.to_string(), e.exit_code()),
         },
     };
-    let info = match airlock::inspect(&bytes) {
+    let info = match info {
         Ok(info) => info,
         Err(e) => {
             let e = LoadError::from(e);

@@ -2,8 +2,8 @@
 //! digest and write `airlock.lock` beside it. Existing pins stay unless
 //! `--update` names the tool (or all); every change is printed.
 
+use super::Failure;
 use super::args::{Cli, LockArgs};
-use super::{Failure, render};
 use airlock::config::{ComponentSource, LockEntry, Lockfile};
 use airlock::{Config, exit_code};
 use serde_json::json;
@@ -11,15 +11,7 @@ use serde_json::json;
 pub async fn lock(cli: &Cli, args: &LockArgs) -> u8 {
     match run(cli, args).await {
         Ok(()) => exit_code::OK,
-        Err(failure) => {
-            if args.json {
-                outln!(
-                    "{}",
-                    render::error_json(failure.code, &failure.message, failure.exit)
-                );
-            }
-            failure.report()
-        }
+        Err(failure) => failure.report_json(args.json),
     }
 }
 
@@ -33,8 +25,12 @@ enum Change {
 
 async fn run(cli: &Cli, args: &LockArgs) -> Result<(), Failure> {
     let config = Config::from_file(&args.config)?;
-    let path = Lockfile::beside(&args.config);
-    let mut lockfile = Lockfile::read(&path)?.unwrap_or_default();
+    // The lockfile as the configuration read it.
+    let (path, read) = config
+        .lockfile()
+        .map(|(path, lock)| (path.to_path_buf(), lock.cloned()))
+        .unwrap_or_else(|| (Lockfile::beside(&args.config), None));
+    let mut lockfile = read.unwrap_or_default();
     let registry_tools: Vec<_> = config
         .tools()
         .iter()

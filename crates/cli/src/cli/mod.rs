@@ -168,6 +168,17 @@ impl Failure {
     pub(crate) fn report(self) -> u8 {
         fail(self.code, &self.message, self.exit)
     }
+
+    /// [`Failure::report`], and with `json` the error object on stdout too.
+    pub(crate) fn report_json(self, json: bool) -> u8 {
+        if json {
+            outln!(
+                "{}",
+                render::error_json(self.code, &self.message, self.exit)
+            );
+        }
+        self.report()
+    }
 }
 
 macro_rules! failure_from {

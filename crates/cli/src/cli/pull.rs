@@ -1,8 +1,8 @@
 //! `airlock pull`: resolve an `oci://` reference to a digest and keep its
 //! component in the state directory's content store.
 
+use super::Failure;
 use super::args::{Cli, PullArgs};
-use super::{Failure, render};
 use airlock::Config;
 use airlock::config::RegistrySettings;
 use airlock::exit_code;
@@ -12,15 +12,7 @@ use serde_json::json;
 pub async fn pull(cli: &Cli, args: &PullArgs) -> u8 {
     match run(cli, args).await {
         Ok(()) => exit_code::OK,
-        Err(failure) => {
-            if args.json {
-                outln!(
-                    "{}",
-                    render::error_json(failure.code, &failure.message, failure.exit)
-                );
-            }
-            failure.report()
-        }
+        Err(failure) => failure.report_json(args.json),
     }
 }
 

@@ -144,3 +144,14 @@ pub fn state_with_one_run(state: &Path) -> (String, String) {
         id,
     )
 }
+
+/// The attestations in `state`'s journal, oldest first.
+pub fn attestations(state: &Path) -> Vec<Value> {
+    let out = in_state(state, &["journal", "tail", "-n", "1000", "--json"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    stdout(&out)
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter_map(|entry| entry["payload"].get("attestation").cloned())
+        .collect()
+}
