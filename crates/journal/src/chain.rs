@@ -65,11 +65,14 @@ pub enum EntryKind {
     /// A console pairing code was issued, a device paired, or one revoked
     /// (never a code or a cookie).
     DeviceChanged,
+    /// A hosted server's program or tool definition was pinned, changed
+    /// from its pin, or an operator decided such a change.
+    ServerDefinition,
 }
 
 impl EntryKind {
     /// Every kind this build writes, in the order a reader lists them.
-    pub const ALL: [EntryKind; 9] = [
+    pub const ALL: [EntryKind; 10] = [
         EntryKind::Invocation,
         EntryKind::Egress,
         EntryKind::Denial,
@@ -79,6 +82,7 @@ impl EntryKind {
         EntryKind::AgentChanged,
         EntryKind::PolicyReload,
         EntryKind::Server,
+        EntryKind::ServerDefinition,
     ];
 
     /// The kind stored under `name`, if this build writes it.
@@ -98,6 +102,7 @@ impl EntryKind {
             EntryKind::Server => "server",
             EntryKind::AgentChanged => "agent_changed",
             EntryKind::DeviceChanged => "device_changed",
+            EntryKind::ServerDefinition => "server_definition",
         }
     }
 }

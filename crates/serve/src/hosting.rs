@@ -4,6 +4,8 @@
 //! it is restarted.
 
 use super::{Catalog, ServeError, Served, Server, Weak, object_schema, valid_tool_name};
+use crate::Decider;
+use crate::definitions::{Change, DefinitionError, Definitions, Verdict};
 use airlock::ConfiguredTool;
 use airlock::Host;
 use airlock::servers::{HostedServer, HostedTool, ServerConfig, Start, State};
@@ -25,6 +27,9 @@ pub(super) async fn load_servers(
 ) -> Result<Vec<(HostedServer, Vec<Tool>)>, ServeError> {
     let mut servers = Vec::with_capacity(configs.len());
     for config in configs {
+        if !config.pin {
+            tracing::warn!(server = %config.name, "`pin = false`: this server's program and tool definitions are not pinned; whatever it lists reaches agents unreviewed");
+        }
         let server = host.load_server(config.clone())?;
         let listed = match config.start {
             Start::Lazy => Vec::new(),
@@ -44,16 +49,23 @@ impl Served {
     }
 }
 
-/// The served tools of `server`, from its listing: disabled ones left
-/// out, names `SERVER.TOOL` checked against MCP's rules and `taken`.
+/// The served tools of `server`, from its listing held to its pins (see
+/// [`definitions`](crate::definitions)): disabled ones left out, names
+/// `SERVER.TOOL` checked against MCP's rules and `taken`.
 pub(super) fn served_tools(
     host: &Host,
     server: &HostedServer,
     listed: &[Tool],
     taken: impl Fn(&str) -> bool,
 ) -> Result<Vec<Arc<Served>>, ServeError> {
+    let store = host.store().ok_or(ServeError::NoState)?;
+    let settled = Definitions::in_store(store).settle(server, listed)?;
+    for change in &settled.raised {
+        tracing::warn!(server = %server.name(), change = %change.id, "{} differs from its pinned definition: {}; see `airlock servers changes`", change.subject,
+            if settled.program_held { "none of its tools is served until an operator accepts" } else { "the pinned definition serves until an operator decides" });
+    }
     let mut served = Vec::new();
-    for tool in listed {
+    for tool in &settled.tools {
         if server.config().tool(&tool.name).disabled {
             continue;
         }
@@ -230,6 +242,43 @@ impl Server {
         served.sort_unstable();
         now.sort_unstable();
         served != now
+    }
+
+    /// The hosted servers' definition changes, newest first (pending ones
+    /// unless `all`).
+    pub fn definition_changes(&self, all: bool) -> Result<Vec<Change>, ServeError> {
+        Ok(self.definitions()?.changes(all)?)
+    }
+
+    /// Decides definition change `id` as `decider` (an operator, or a
+    /// device of one; never an agent's client). The server's last listing
+    /// is served again under its pins at once.
+    pub async fn decide_definition(
+        &self,
+        decider: &Decider,
+        id: &str,
+        verdict: Verdict,
+    ) -> Result<Change, ServeError> {
+        if matches!(decider, Decider::McpClient { .. }) {
+            return Err(DefinitionError::NotAnOperator.into());
+        }
+        let change = self
+            .definitions()?
+            .decide(id, verdict, &decider.recorded_as())?;
+        if let Some(server) = self
+            .servers()
+            .into_iter()
+            .find(|s| s.name() == change.server)
+        {
+            self.refresh_server(&server, &server.tools().await)?;
+        }
+        Ok(change)
+    }
+
+    fn definitions(&self) -> Result<Definitions, ServeError> {
+        Ok(Definitions::in_store(
+            self.host().store().ok_or(ServeError::NoState)?,
+        ))
     }
 
     /// Stops every hosted server (at shutdown).

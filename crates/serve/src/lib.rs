@@ -25,6 +25,7 @@ mod arguments;
 mod call;
 pub mod console;
 mod decide;
+pub mod definitions;
 mod devices;
 mod elicit;
 mod hosting;
@@ -170,6 +171,9 @@ pub enum ServeError {
     /// The state database failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A hosted server's definitions could not be held to their pins.
+    #[error(transparent)]
+    Definition(#[from] definitions::DefinitionError),
     /// The key that seals client-approval state could not be made.
     #[error(transparent)]
     Seal(#[from] elicit::SealError),
@@ -201,6 +205,7 @@ impl ServeError {
             ServeError::Schema { .. } => "invalid_descriptor",
             ServeError::NoState => "state_dir_required",
             ServeError::Store(e) => e.code(),
+            ServeError::Definition(e) => e.code(),
             ServeError::Seal(_) | ServeError::Io { .. } => "serve_failed",
         }
     }
@@ -366,7 +371,17 @@ impl Server {
         };
         server.follow();
         replica::report(&server);
-        server.journal("started", json!({ "tools": server.tool_names() }))?;
+        // `pin = false` is recorded where an auditor looks.
+        let unpinned: Vec<String> = server
+            .servers()
+            .iter()
+            .filter(|hosted| !hosted.config().pin)
+            .map(|hosted| hosted.name().to_string())
+            .collect();
+        server.journal(
+            "started",
+            json!({ "tools": server.tool_names(), "unpinned_servers": unpinned }),
+        )?;
         Ok(server)
     }
 

@@ -13,6 +13,7 @@
 
 use super::Server;
 use super::decide::{DecideError, Decider};
+use super::definitions::Verdict;
 use airlock::approvals::{Approval, ApprovalError, OperatorDecision};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -115,6 +116,23 @@ pub enum OperatorRequest {
     ServersRestart {
         /// The server's name.
         name: String,
+    },
+    /// The hosted servers' definition changes that wait for an operator
+    /// (all of them, decided ones too, with `all`), newest first.
+    #[serde(rename = "servers.changes")]
+    ServersChanges {
+        /// Include decided and superseded ones.
+        #[serde(default)]
+        all: bool,
+    },
+    /// Decide a pending definition change: accepted, the new definition
+    /// is pinned and served; rejected, the pinned one keeps serving.
+    #[serde(rename = "servers.decide")]
+    ServersDecide {
+        /// The change's id.
+        id: String,
+        /// Accept (true) or reject (false).
+        accept: bool,
     },
     /// The paired devices, revoked ones included.
     #[serde(rename = "devices.list")]
@@ -280,6 +298,7 @@ async fn answer(
                             "program": hosted.program(),
                             "sha256": hosted.sha256(),
                             "state": hosted.status().state,
+                            "pinned": hosted.config().pin,
                             "tools": tools,
                         })
                     })
@@ -295,6 +314,27 @@ async fn answer(
         ),
         OperatorRequest::ServersRestart { name } => {
             json!({ "server": name, "tools": server.restart_server(&name).await? })
+        }
+        OperatorRequest::ServersChanges { all } => json!(
+            server
+                .definition_changes(all)?
+                .into_iter()
+                .map(|change| {
+                    let diff = change.diff();
+                    let mut shown = json!(change);
+                    shown["diff"] = json!(diff);
+                    shown
+                })
+                .collect::<Vec<_>>()
+        ),
+        OperatorRequest::ServersDecide { id, accept } => {
+            let verdict = if accept {
+                Verdict::Accept
+            } else {
+                Verdict::Reject
+            };
+            let decider = Decider::Operator(operator.to_string());
+            json!(server.decide_definition(&decider, &id, verdict).await?)
         }
         OperatorRequest::DevicesRevoke { id } => {
             json!(

@@ -13,6 +13,8 @@
 //!                                  # hidden in the sandbox
 //! start = "eager"                 # or "lazy": at the first call
 //! init_timeout = "30s"            # to answer `initialize`
+//! pin = true                      # false: follow its program and tool
+//!                                 # definitions unpinned (logged, journaled)
 //! limits = { memory = "8GiB", cpu = "1h", timeout = "60s", output = "4MiB" }
 //!
 //! [servers.network]               # strict egress under this grant (same keys as
@@ -99,6 +101,10 @@ pub struct ServerConfig {
     /// A granted directory may contain airlock's own files, which the
     /// sandbox then hides; otherwise such a grant is refused at load.
     pub hide_airlock_files: bool,
+    /// Whether its program and tool definitions are pinned at first sight
+    /// (a later change waits for an operator); `pin = false` follows
+    /// whatever the server lists.
+    pub pin: bool,
 }
 
 impl ServerConfig {
@@ -151,6 +157,7 @@ pub(crate) struct RawServer {
     tools: BTreeMap<String, Spanned<RawToolOverride>>,
     #[serde(default)]
     hide_airlock_files: bool,
+    pin: Option<bool>,
 }
 
 /// `network = "none"`, or a `[servers.network]` grant table (strict
@@ -316,6 +323,7 @@ impl RawServer {
             )?,
             tools,
             hide_airlock_files: self.hide_airlock_files,
+            pin: self.pin.unwrap_or(true),
             name,
         })
     }

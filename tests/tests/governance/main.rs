@@ -8,3 +8,4 @@ mod durability;
 mod journal;
 mod policy;
 mod shared;
+mod shared_pins;

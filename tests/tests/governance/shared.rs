@@ -14,15 +14,15 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 /// A replica of `db`: its own state directory (its own key) and store.
-struct Replica {
+pub(crate) struct Replica {
     _state: tempfile::TempDir,
     key: Arc<HostKey>,
-    store: Arc<PostgresStore>,
+    pub(crate) store: Arc<PostgresStore>,
     approvals: Arc<dyn ApprovalStore>,
-    journal: Arc<dyn JournalStore>,
+    pub(crate) journal: Arc<dyn JournalStore>,
 }
 
-fn replica(db: &TestDatabase, name: &str) -> Replica {
+pub(crate) fn replica(db: &TestDatabase, name: &str) -> Replica {
     let state = tempfile::tempdir().expect("state");
     let key = Arc::new(HostKey::open_or_create(state.path()).expect("key"));
     let store = PostgresStore::open(&db.settings(name), &key.verifying_key()).expect("opens");

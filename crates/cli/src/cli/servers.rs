@@ -33,6 +33,34 @@ pub enum ServersCommand {
         /// The server's name.
         name: String,
     },
+    /// Definitions a hosted server lists that differ from the ones pinned
+    /// when it was first served (a changed description, schema or
+    /// program), each as a diff; they wait for `accept` or `reject`.
+    #[command(
+        after_help = "Examples:\n  airlock servers changes\n  airlock servers changes --all --json"
+    )]
+    Changes {
+        /// Decided and superseded changes too.
+        #[arg(long)]
+        all: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Accept a pending definition change: the new definition is pinned
+    /// and served from now on.
+    #[command(after_help = "Examples:\n  airlock servers accept 01JF3Q…")]
+    Accept {
+        /// The change's id (`airlock servers changes`).
+        id: String,
+    },
+    /// Reject a pending definition change: the pinned definition keeps
+    /// serving, and the same change is not asked again.
+    #[command(after_help = "Examples:\n  airlock servers reject 01JF3Q…")]
+    Reject {
+        /// The change's id (`airlock servers changes`).
+        id: String,
+    },
 }
 
 pub async fn run(cli: &Cli, command: &ServersCommand) -> u8 {
@@ -51,12 +79,23 @@ async fn servers(cli: &Cli, command: &ServersCommand) -> Result<(), Failure> {
         ServersCommand::List { .. } => OperatorRequest::ServersList,
         ServersCommand::Status { .. } => OperatorRequest::ServersStatus,
         ServersCommand::Restart { name } => OperatorRequest::ServersRestart { name: name.clone() },
+        ServersCommand::Changes { all, .. } => OperatorRequest::ServersChanges { all: *all },
+        ServersCommand::Accept { id } => OperatorRequest::ServersDecide {
+            id: id.clone(),
+            accept: true,
+        },
+        ServersCommand::Reject { id } => OperatorRequest::ServersDecide {
+            id: id.clone(),
+            accept: false,
+        },
     };
     let Some(answer) = ask(cli, &request).await? else {
         return Err(not_running(cli));
     };
     match command {
-        ServersCommand::List { json: true } | ServersCommand::Status { json: true } => {
+        ServersCommand::List { json: true }
+        | ServersCommand::Status { json: true }
+        | ServersCommand::Changes { json: true, .. } => {
             outln!("{answer}");
         }
         ServersCommand::List { json: false } => {
@@ -70,9 +109,14 @@ async fn servers(cli: &Cli, command: &ServersCommand) -> Result<(), Failure> {
                     .map(|t| t.iter().map(text).collect())
                     .unwrap_or_default();
                 outln!(
-                    "{}  {}  {}  tools: {}",
+                    "{}  {}{}  {}  tools: {}",
                     text(&server["name"]),
                     text(&server["state"]),
+                    if server["pinned"] == false {
+                        "  UNPINNED (pin = false)"
+                    } else {
+                        ""
+                    },
                     text(&server["program"]),
                     if tools.is_empty() {
                         "none".to_string()
@@ -111,6 +155,44 @@ async fn servers(cli: &Cli, command: &ServersCommand) -> Result<(), Failure> {
                     );
                 }
             }
+        }
+        ServersCommand::Changes { json: false, all } => {
+            let list = answer.as_array().cloned().unwrap_or_default();
+            if list.is_empty() {
+                outln!(
+                    "no {}definition changes: every hosted server lists what was pinned",
+                    if *all { "" } else { "pending " }
+                );
+            }
+            for change in list {
+                outln!(
+                    "{}  server {}  {}  {}  seen {}{}",
+                    text(&change["id"]),
+                    text(&change["server"]),
+                    text(&change["subject"]),
+                    text(&change["status"]),
+                    text(&change["seen"]),
+                    change["decided_by"]
+                        .as_str()
+                        .map(|by| format!("  decided by {by}"))
+                        .unwrap_or_default()
+                );
+                outln!("{}", text(&change["diff"]).trim_end());
+            }
+        }
+        ServersCommand::Accept { .. } | ServersCommand::Reject { .. } => {
+            eprintln!(
+                "airlock: change {} {}: server {} {} {}",
+                text(&answer["id"]),
+                text(&answer["status"]),
+                text(&answer["server"]),
+                text(&answer["subject"]),
+                if answer["status"] == "accepted" {
+                    format!("now serves {}", text(&answer["new_digest"]))
+                } else {
+                    format!("keeps serving {}", text(&answer["old_digest"]))
+                }
+            );
         }
         ServersCommand::Restart { name } => {
             eprintln!(

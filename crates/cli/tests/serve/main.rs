@@ -18,6 +18,7 @@ mod raw;
 mod registry;
 mod replicas;
 mod roles;
+mod rug_pull;
 mod session_caps;
 mod sessions;
 mod survival;

@@ -1,15 +1,18 @@
 //! The operator console: `airlock serve --console`. Server-rendered pages
 //! over HTTPS for the browsers operators paired (`airlock devices pair`):
-//! pending approvals with live updates, the journal with proofs checked in
-//! place, the tools, the devices. A browser without a device cookie sees
+//! pending approvals with live updates, hosted servers' definition changes
+//! to accept or reject, the journal with proofs checked in place, the
+//! tools, the devices. A browser without a device cookie sees
 //! only the pairing page. Every decision takes [`Server::decide`]'s one
 //! path as `Device::"ID"` in `Operator::"NAME"`, channel `console`.
 //!
 //! - [`tls`]: the certificate (generated once, or the operator's).
 //! - `web`: strict headers, cookies, forms, CSRF tokens.
-//! - `pages`, `timeline`, `events`: one handler per page, the journal
-//!   pages, the server-sent events; `views`: the templates' data.
+//! - `pages`, `changes`, `timeline`, `events`: one handler per page, the
+//!   definition changes, the journal pages, the server-sent events;
+//!   `views`: the templates' data.
 
+mod changes;
 mod events;
 mod pages;
 mod timeline;
@@ -238,6 +241,10 @@ impl Console {
             (&Method::POST, ["approvals", id]) => pages::decide(&self, &viewer, id, &form),
             (&Method::GET, ["journal"]) => timeline::list(&self, &viewer, &query),
             (&Method::GET, ["journal", seq]) => timeline::entry(&self, &viewer, seq),
+            (&Method::GET, ["changes"]) => changes::list(&self, &viewer, &query, None),
+            (&Method::POST, ["changes", id, verdict]) => {
+                changes::decide(&self, &viewer, id, verdict).await
+            }
             (&Method::GET, ["tools"]) => pages::tools(&self, &viewer),
             (&Method::GET, ["devices"]) => pages::devices(&self, &viewer, None),
             (&Method::POST, ["devices", id, "revoke"]) => pages::revoke(&self, &viewer, id),

@@ -48,7 +48,7 @@ pub(super) fn failure(status: StatusCode, message: &str) -> Response<Body> {
     )
 }
 
-fn store_failed(error: &impl std::fmt::Display) -> Response<Body> {
+pub(super) fn store_failed(error: &impl std::fmt::Display) -> Response<Body> {
     tracing::error!(%error, "console: the state database failed");
     failure(
         StatusCode::SERVICE_UNAVAILABLE,
@@ -67,7 +67,7 @@ impl Viewer {
         }
     }
 
-    fn decider(&self) -> Decider {
+    pub(super) fn decider(&self) -> Decider {
         Decider::Device {
             id: self.device.id.clone(),
             operator: self.device.operator.clone(),

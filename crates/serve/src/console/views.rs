@@ -158,6 +158,28 @@ pub(super) struct ToolsPage<'a> {
     pub tools: Vec<ToolView>,
 }
 
+/// One pending change of a hosted server's definition.
+pub(super) struct ChangeView {
+    pub id: String,
+    pub server: String,
+    pub subject: String,
+    pub seen: String,
+    pub old_digest: String,
+    pub new_digest: String,
+    /// The two definitions as a unified diff, line by line, each with
+    /// its class (`add`, `del` or `same`).
+    pub diff: Vec<(&'static str, String)>,
+}
+
+#[derive(Template)]
+#[template(path = "console/changes.html")]
+pub(super) struct ChangesPage<'a> {
+    pub chrome: &'a Chrome,
+    pub notice: Option<String>,
+    pub error: Option<String>,
+    pub changes: Vec<ChangeView>,
+}
+
 pub(super) struct DeviceView {
     pub id: String,
     pub label: String,

@@ -1,0 +1,356 @@
+//! Pinned definitions of hosted servers (the "rug pull" defence).
+//!
+//! The first time a server's program runs and each of its tools is listed,
+//! the program's digest and the tool's whole definition (name, title,
+//! description, input and output schemas, annotations) are pinned in the
+//! store. A later listing that differs is not served: the pinned
+//! definition keeps serving while the tool exists, a changed program
+//! withholds all of the server's tools, and the change waits for an
+//! operator as a [`Change`] to accept or reject. Pins, changes and
+//! decisions are journaled (`server_definition`) and shared by replicas.
+
+mod kept;
+
+use airlock::journal::canonical_json;
+use airlock::servers::HostedServer;
+use airlock::store::{Store, StoreError};
+use rmcp::model::Tool;
+use serde::Serialize;
+use serde_json::{Value, json};
+use sha2::{Digest as _, Sha256};
+
+/// The fields of a listed tool that make its definition.
+const DEFINITION_FIELDS: [&str; 6] = [
+    "name",
+    "title",
+    "description",
+    "inputSchema",
+    "outputSchema",
+    "annotations",
+];
+
+/// What a pin is of: a server's program, or one of its tools.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Subject {
+    /// The program that runs the server.
+    Program,
+    /// The tool of this name (the server's own name for it).
+    Tool(String),
+}
+
+impl Subject {
+    /// As stored: `program` or `tool:NAME`.
+    fn key(&self) -> String {
+        match self {
+            Subject::Program => "program".to_string(),
+            Subject::Tool(name) => format!("tool:{name}"),
+        }
+    }
+
+    fn from_key(key: &str) -> Self {
+        match key.strip_prefix("tool:") {
+            Some(name) => Subject::Tool(name.to_string()),
+            None => Subject::Program,
+        }
+    }
+}
+
+impl std::fmt::Display for Subject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Subject::Program => f.write_str("its program"),
+            Subject::Tool(name) => write!(f, "tool `{name}`"),
+        }
+    }
+}
+
+impl Serialize for Subject {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.key())
+    }
+}
+
+/// A definition as pinned: its canonical JSON and that text's SHA-256.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Definition {
+    json: String,
+    digest: String,
+}
+
+impl Definition {
+    fn of(value: &Value) -> Self {
+        let json = canonical_json(value);
+        let digest = format!("sha256:{}", hex::encode(Sha256::digest(json.as_bytes())));
+        Self { json, digest }
+    }
+
+    /// A listed tool's definition: [`DEFINITION_FIELDS`], as the server
+    /// wrote them.
+    fn of_tool(tool: &Tool) -> Self {
+        let listed = serde_json::to_value(tool).unwrap_or(Value::Null);
+        let kept: serde_json::Map<String, Value> = DEFINITION_FIELDS
+            .iter()
+            .filter_map(|field| Some(((*field).to_string(), listed.get(*field)?.clone())))
+            .collect();
+        Self::of(&Value::Object(kept))
+    }
+
+    /// The program's: the file its links end in, and that file's digest.
+    fn of_program(server: &HostedServer) -> Self {
+        Self::of(&json!({
+            "program": server.program_target().display().to_string(),
+            "sha256": server.sha256(),
+        }))
+    }
+}
+
+/// Where a change stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeStatus {
+    /// Waiting for an operator; the pin keeps serving.
+    Pending,
+    /// An operator accepted it: the new definition is the pin.
+    Accepted,
+    /// An operator rejected it: the pin stays, and the same change is not
+    /// asked again.
+    Rejected,
+    /// The server changed again before anyone decided: a newer change
+    /// took its place.
+    Superseded,
+}
+
+impl ChangeStatus {
+    fn as_str(self) -> &'static str {
+        match self {
+            ChangeStatus::Pending => "pending",
+            ChangeStatus::Accepted => "accepted",
+            ChangeStatus::Rejected => "rejected",
+            ChangeStatus::Superseded => "superseded",
+        }
+    }
+
+    fn parse(text: &str) -> Option<Self> {
+        [
+            ChangeStatus::Pending,
+            ChangeStatus::Accepted,
+            ChangeStatus::Rejected,
+            ChangeStatus::Superseded,
+        ]
+        .into_iter()
+        .find(|status| status.as_str() == text)
+    }
+}
+
+/// A listing that differs from a pin: what was pinned, what the server
+/// lists now, and what became of it.
+#[derive(Clone, Debug, Serialize)]
+pub struct Change {
+    /// Its id, for `airlock servers accept|reject ID`.
+    pub id: String,
+    /// The server's name.
+    pub server: String,
+    /// What changed.
+    pub subject: Subject,
+    /// The pinned definition.
+    pub old: Value,
+    /// Its digest.
+    pub old_digest: String,
+    /// The definition the server lists now.
+    pub new: Value,
+    /// Its digest.
+    pub new_digest: String,
+    /// Where it stands.
+    pub status: ChangeStatus,
+    /// When it was first seen (RFC 3339).
+    pub seen: String,
+    /// When it was decided.
+    pub decided_at: Option<String>,
+    /// Who decided it (`operator:alice`, `operator:alice on device:ID`).
+    pub decided_by: Option<String>,
+}
+
+impl Change {
+    /// The change as a unified diff of the two definitions, pretty-printed
+    /// with sorted keys, so each changed field is a line.
+    pub fn diff(&self) -> String {
+        let pretty = |value: &Value| {
+            let sorted: Value = serde_json::from_str(&canonical_json(value)).unwrap_or(Value::Null);
+            serde_json::to_string_pretty(&sorted).unwrap_or_default() + "\n"
+        };
+        let (old, new) = (pretty(&self.old), pretty(&self.new));
+        similar::TextDiff::from_lines(&old, &new)
+            .unified_diff()
+            .context_radius(3)
+            .header(&self.old_digest, &self.new_digest)
+            .to_string()
+    }
+}
+
+/// What an operator decides about a pending change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// The new definition becomes the pin and is served.
+    Accept,
+    /// The pin stays; this change is not asked again.
+    Reject,
+}
+
+/// Why pinning or deciding failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DefinitionError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// No change has this id.
+    #[error("no server definition change `{id}`: see `airlock servers changes --all`")]
+    NotFound {
+        /// The id asked for.
+        id: String,
+    },
+    /// The change was decided already (or a newer one took its place).
+    #[error(
+        "server definition change `{id}` is {status} already; only a pending change is decided"
+    )]
+    Decided {
+        /// Its id.
+        id: String,
+        /// Where it stands.
+        status: &'static str,
+    },
+    /// Only an operator (or a device of one) decides what a server's tools
+    /// say, never an agent's client.
+    #[error(
+        "only an operator decides a server definition change: `airlock servers accept|reject ID` or the console"
+    )]
+    NotAnOperator,
+    /// A stored definition is not what airlock wrote.
+    #[error("the stored definition of server `{server}` {subject} is unreadable: {message}")]
+    Unreadable {
+        /// The server's name.
+        server: String,
+        /// What it is of.
+        subject: String,
+        /// What was wrong.
+        message: String,
+    },
+}
+
+impl DefinitionError {
+    /// Stable reason code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            DefinitionError::Store(e) => e.code(),
+            DefinitionError::NotFound { .. } => "change_not_found",
+            DefinitionError::Decided { .. } => "change_decided",
+            DefinitionError::NotAnOperator => "not_an_operator",
+            DefinitionError::Unreadable { .. } => "definition_unreadable",
+        }
+    }
+}
+
+/// A server's listing after its pins: the tools to serve (each with its
+/// pinned definition) and the changes this listing raised.
+#[derive(Debug, Default)]
+#[non_exhaustive]
+pub struct Settled {
+    /// What to serve.
+    pub tools: Vec<Tool>,
+    /// Changes first seen in this listing.
+    pub raised: Vec<Change>,
+    /// The program differs from its pin: none of the server's tools are
+    /// served.
+    pub program_held: bool,
+}
+
+/// The pins and changes of one store.
+#[derive(Clone, Debug)]
+pub struct Definitions(Store);
+
+impl Definitions {
+    /// The pins kept in `store`.
+    pub fn in_store(store: &Store) -> Self {
+        Self(store.clone())
+    }
+
+    /// Settles what `server` lists now against its pins, in one
+    /// transaction: first sights are pinned, differences become pending
+    /// changes and the pinned definitions are served instead.
+    pub fn settle(
+        &self,
+        server: &HostedServer,
+        listed: &[Tool],
+    ) -> Result<Settled, DefinitionError> {
+        if !server.config().pin {
+            return Ok(Settled {
+                tools: listed.to_vec(),
+                ..Settled::default()
+            });
+        }
+        self.0.transaction(
+            "pinning a server's definitions",
+            airlock::store::sql::Mode::Write,
+            |tx| {
+                let mut settled = Settled::default();
+                let name = server.name();
+                let program = Definition::of_program(server);
+                if let kept::Checked::Differs { raised, .. } =
+                    kept::check(tx, name, &Subject::Program, &program)?
+                {
+                    settled.program_held = true;
+                    settled.raised.extend(raised.map(|change| *change));
+                    return Ok(settled);
+                }
+                for tool in listed {
+                    let subject = Subject::Tool(tool.name.to_string());
+                    match kept::check(tx, name, &subject, &Definition::of_tool(tool))? {
+                        kept::Checked::Pinned => settled.tools.push(tool.clone()),
+                        kept::Checked::Differs { pinned, raised } => {
+                            settled.raised.extend(raised.map(|change| *change));
+                            settled.tools.push(pinned_tool(name, &subject, &pinned)?);
+                        }
+                    }
+                }
+                Ok(settled)
+            },
+        )
+    }
+
+    /// The changes, newest first: pending ones, or all with `all`.
+    pub fn changes(&self, all: bool) -> Result<Vec<Change>, DefinitionError> {
+        self.0.transaction(
+            "listing server definition changes",
+            airlock::store::sql::Mode::Read,
+            |tx| kept::changes(tx, all),
+        )
+    }
+
+    /// Decides pending change `id` as `decided_by` (journaled): accepted,
+    /// its definition becomes the pin.
+    pub fn decide(
+        &self,
+        id: &str,
+        verdict: Verdict,
+        decided_by: &str,
+    ) -> Result<Change, DefinitionError> {
+        self.0.transaction(
+            "deciding a server definition change",
+            airlock::store::sql::Mode::Write,
+            |tx| kept::decide(tx, id, verdict, decided_by),
+        )
+    }
+}
+
+/// The tool a pinned definition describes, to serve in place of what the
+/// server lists now.
+fn pinned_tool(server: &str, subject: &Subject, pinned: &str) -> Result<Tool, DefinitionError> {
+    serde_json::from_str(pinned).map_err(|e| DefinitionError::Unreadable {
+        server: server.to_string(),
+        subject: subject.to_string(),
+        message: e.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests;
