@@ -76,6 +76,8 @@ mod trail;
 pub mod vault;
 mod vocabulary;
 
+/// What this machine's native sandbox can do (a replica's statement).
+pub use airlock_sandbox::SandboxFacts;
 pub use config::{Config, ToolConfig};
 pub use egress::{EgressRecord, NetworkGrant};
 pub use grants::{DirAccess, DirGrant, GrantError, Grants};

@@ -17,6 +17,7 @@ pub mod bridge;
 mod cancel;
 #[cfg(unix)]
 pub mod channel;
+mod facts;
 pub mod linux_bwrap;
 pub mod macos_sbpl;
 mod output;
@@ -37,6 +38,7 @@ pub use backend::{
     find_program,
 };
 pub use cancel::Cancel;
+pub use facts::SandboxFacts;
 pub use linux_bwrap::LinuxBubblewrap;
 pub use macos_sbpl::MacosSandboxExec;
 pub use output::{CappedStream, Exit, RunOutput};

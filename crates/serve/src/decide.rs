@@ -148,6 +148,19 @@ pub enum DecideError {
         /// The id presented.
         id: String,
     },
+    /// The approval was asked on a replica whose statement does not meet
+    /// the `[fleet]` policy: nothing it asks for is released.
+    #[error(
+        "approval `{id}` was asked on replica `{replica}`, which may not serve under [fleet] ({reasons}); it is not decided"
+    )]
+    Unattested {
+        /// The approval.
+        id: String,
+        /// The replica it was asked on.
+        replica: String,
+        /// Why that replica fails.
+        reasons: String,
+    },
 }
 
 impl DecideError {
@@ -158,6 +171,7 @@ impl DecideError {
             DecideError::Store(e) => e.code(),
             DecideError::PolicyDenied(_) => "policy_denied",
             DecideError::NotTheCall { .. } => "approval_mismatch",
+            DecideError::Unattested { .. } => "replica_unattested",
         }
     }
 }
@@ -182,6 +196,16 @@ impl Server {
             .get(id)?
             .ok_or_else(|| ApprovalError::NotFound { id: id.to_string() })?;
         decider.may_decide(&approval)?;
+        if let (Some(policy), Some(store)) = (self.fleet_policy(), host.store())
+            && store.shared().is_some()
+            && let Some(failing) = super::fleet::unattested_asker(store, &policy, id)?
+        {
+            return Err(DecideError::Unattested {
+                id: id.to_string(),
+                reasons: failing.reasons(),
+                replica: failing.replica,
+            });
+        }
         let facts = ApprovalFacts {
             id: approval.id.clone(),
             tool: approval.request.tool_name.clone(),

@@ -59,10 +59,30 @@ pub(super) fn served_tools(
     taken: impl Fn(&str) -> bool,
 ) -> Result<Vec<Arc<Served>>, ServeError> {
     let store = host.store().ok_or(ServeError::NoState)?;
-    let settled = Definitions::in_store(store).settle(server, listed)?;
+    // Only names airlock could serve are pinned or raised: an operator is
+    // never shown a change under a name MCP does not allow.
+    let servable: Vec<Tool> = listed
+        .iter()
+        .filter(|tool| {
+            let name = HostedTool::new(server.clone(), &tool.name).facts().name.clone();
+            let valid = valid_tool_name(&name);
+            if !valid {
+                tracing::warn!(server = %server.name(), tool = %tool.name, "a server's tool name is not a valid MCP tool name as {name}: not served");
+            }
+            valid
+        })
+        .cloned()
+        .collect();
+    let settled = match Definitions::in_store(store).settle(server, &servable) {
+        Ok(settled) => settled,
+        Err(error) => {
+            tracing::error!(server = %server.name(), code = error.code(), %error, "the server's definitions could not be held to their pins: none of its tools is served");
+            return Ok(Vec::new());
+        }
+    };
     for change in &settled.raised {
         tracing::warn!(server = %server.name(), change = %change.id, "{} differs from its pinned definition: {}; see `airlock servers changes`", change.subject,
-            if settled.program_held { "none of its tools is served until an operator accepts" } else { "the pinned definition serves until an operator decides" });
+            if settled.program_held { "none of its tools is served until an operator accepts" } else { "it waits for an operator" });
     }
     let mut served = Vec::new();
     for tool in &settled.tools {
@@ -71,10 +91,6 @@ pub(super) fn served_tools(
         }
         let hosted = HostedTool::new(server.clone(), &tool.name);
         let name = hosted.facts().name.clone();
-        if !valid_tool_name(&name) {
-            tracing::warn!(server = %server.name(), tool = %tool.name, "a server's tool name is not a valid MCP tool name as {name}: not served");
-            continue;
-        }
         if taken(&name) || served.iter().any(|s: &Arc<Served>| s.tool.name() == name) {
             return Err(ServeError::Duplicate { name });
         }
@@ -250,6 +266,11 @@ impl Server {
         Ok(self.definitions()?.changes(all)?)
     }
 
+    /// Definition change `id`, if there is one.
+    pub fn definition_change(&self, id: &str) -> Result<Option<Change>, ServeError> {
+        Ok(self.definitions()?.change(id)?)
+    }
+
     /// Decides definition change `id` as `decider` (an operator, or a
     /// device of one; never an agent's client). The server's last listing
     /// is served again under its pins at once.
@@ -269,8 +290,11 @@ impl Server {
             .servers()
             .into_iter()
             .find(|s| s.name() == change.server)
+            && let Err(error) = self.refresh_server(&server, &server.tools().await)
         {
-            self.refresh_server(&server, &server.tools().await)?;
+            // Decided and journaled already: it takes effect at the
+            // server's next listing.
+            tracing::warn!(server = %server.name(), code = error.code(), %error, "the server's tools were not served again after a decision");
         }
         Ok(change)
     }

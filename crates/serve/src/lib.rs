@@ -28,6 +28,7 @@ mod decide;
 pub mod definitions;
 mod devices;
 mod elicit;
+pub mod fleet;
 mod hosting;
 pub mod http;
 mod mcp;
@@ -171,6 +172,14 @@ pub enum ServeError {
     /// The state database failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// This replica's statement does not meet the `[fleet]` policy.
+    #[error("replica `{replica}` may not serve under [fleet]: {reasons}")]
+    Fleet {
+        /// The replica.
+        replica: String,
+        /// Each failure, with its code.
+        reasons: String,
+    },
     /// A hosted server's definitions could not be held to their pins.
     #[error(transparent)]
     Definition(#[from] definitions::DefinitionError),
@@ -206,6 +215,7 @@ impl ServeError {
             ServeError::NoState => "state_dir_required",
             ServeError::Store(e) => e.code(),
             ServeError::Definition(e) => e.code(),
+            ServeError::Fleet { .. } => "fleet_policy_unmet",
             ServeError::Seal(_) | ServeError::Io { .. } => "serve_failed",
         }
     }
@@ -275,6 +285,29 @@ impl Catalog {
     pub(crate) fn get(&self, name: &str) -> Option<&Arc<Served>> {
         self.by_name.get(name).map(|&i| &self.tools[i])
     }
+
+    /// Publishes and judges the statement of a replica serving this
+    /// catalog (see [`fleet::attest`]); when it may not serve, the hosted
+    /// servers this catalog started are stopped.
+    async fn attest(
+        &self,
+        host: &Host,
+        config: &Config,
+        config_file: &Path,
+        publish_first: bool,
+    ) -> Result<(), ServeError> {
+        let tools = self
+            .tools
+            .iter()
+            .map(|s| (s.tool.name().to_string(), s.tool.sha256().to_string()));
+        let attested = fleet::attest(host, config, config_file, tools, publish_first);
+        if attested.is_err() {
+            for server in &self.servers {
+                server.stop().await;
+            }
+        }
+        attested
+    }
 }
 
 /// The running server: a [`Host`] and the tools it serves. Cheap to clone.
@@ -307,6 +340,8 @@ struct Inner {
     list_changed: tokio::sync::broadcast::Sender<()>,
     /// Serialises reloads.
     reloading: tokio::sync::Mutex<()>,
+    /// The `[fleet]` policy in force (replaced on reload).
+    fleet: RwLock<Option<airlock::config::FleetPolicy>>,
     /// Follow the hosted servers' `tools/list_changed` (replaced on reload).
     followers: std::sync::Mutex<Vec<AbortOnDropHandle<()>>>,
     /// Calls served since the start, for the shutdown record.
@@ -336,6 +371,9 @@ impl Server {
         }
         let config = sources.read_config()?;
         let catalog = load_catalog(&host, &config).await?;
+        catalog
+            .attest(&host, &config, &sources.config, true)
+            .await?;
         let settings = catalog.settings.clone();
         let Some(store) = host.store() else {
             return Err(ServeError::NoState);
@@ -359,6 +397,7 @@ impl Server {
                 stop: CancellationToken::new(),
                 list_changed,
                 reloading: tokio::sync::Mutex::new(()),
+                fleet: RwLock::new(config.fleet().cloned()),
                 followers: std::sync::Mutex::new(Vec::new()),
                 calls: AtomicU64::new(0),
                 seal: elicit::Seal::new()?,
@@ -371,18 +410,30 @@ impl Server {
         };
         server.follow();
         replica::report(&server);
-        // `pin = false` is recorded where an auditor looks.
-        let unpinned: Vec<String> = server
-            .servers()
+        server.journal(
+            "started",
+            json!({ "tools": server.tool_names(), "unpinned_servers": server.unpinned_servers() }),
+        )?;
+        Ok(server)
+    }
+
+    /// The `[fleet]` policy in force, if any.
+    pub(crate) fn fleet_policy(&self) -> Option<airlock::config::FleetPolicy> {
+        self.inner
+            .fleet
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The hosted servers with `pin = false`: recorded where an auditor
+    /// looks.
+    fn unpinned_servers(&self) -> Vec<String> {
+        self.servers()
             .iter()
             .filter(|hosted| !hosted.config().pin)
             .map(|hosted| hosted.name().to_string())
-            .collect();
-        server.journal(
-            "started",
-            json!({ "tools": server.tool_names(), "unpinned_servers": unpinned }),
-        )?;
-        Ok(server)
+            .collect()
     }
 
     fn downgrade(&self) -> Weak {
@@ -546,11 +597,20 @@ impl Server {
                 None => PolicyEngine::embedded(),
             };
             host.reload_policies(policies)?;
-            load_catalog(host, &config).await
+            let catalog = load_catalog(host, &config).await?;
+            catalog
+                .attest(host, &config, &self.inner.sources.config, false)
+                .await?;
+            Ok((catalog, config.fleet().cloned()))
         };
         match attempt.await {
-            Ok(catalog) => {
+            Ok((catalog, fleet)) => {
                 let previous = self.servers();
+                *self
+                    .inner
+                    .fleet
+                    .write()
+                    .unwrap_or_else(PoisonError::into_inner) = fleet;
                 self.swap_catalog(catalog);
                 self.follow();
                 for server in previous {
@@ -558,7 +618,10 @@ impl Server {
                 }
                 let names = self.tool_names();
                 replica::report(self);
-                self.journal("reloaded", json!({ "tools": names }))?;
+                self.journal(
+                    "reloaded",
+                    json!({ "tools": names, "unpinned_servers": self.unpinned_servers() }),
+                )?;
                 Ok(names)
             }
             Err(error) => {

@@ -134,6 +134,10 @@ pub enum OperatorRequest {
         /// Accept (true) or reject (false).
         accept: bool,
     },
+    /// Every replica of the shared store with its signed statement and
+    /// whether it verifies under `[fleet]`.
+    #[serde(rename = "replicas.list")]
+    ReplicasList,
     /// The paired devices, revoked ones included.
     #[serde(rename = "devices.list")]
     DevicesList,
@@ -335,6 +339,15 @@ async fn answer(
             };
             let decider = Decider::Operator(operator.to_string());
             json!(server.decide_definition(&decider, &id, verdict).await?)
+        }
+        OperatorRequest::ReplicasList => {
+            let store = server.host().store().filter(|s| s.shared().is_some()).ok_or_else(|| {
+                OperatorError::new(
+                    "not_a_replica",
+                    "this server keeps its state in its own database: replicas share a PostgreSQL store (see Several replicas)",
+                )
+            })?;
+            json!(super::fleet::report(store, server.fleet_policy().as_ref())?)
         }
         OperatorRequest::DevicesRevoke { id } => {
             json!(

@@ -30,6 +30,7 @@
 //!
 //! The `native` table's keys are described in [`crate::native`].
 
+mod fleet;
 mod lock;
 mod registries;
 pub mod serve;
@@ -46,6 +47,7 @@ use crate::store::location::{RawPostgres, store_location};
 use crate::telemetry::{RawTelemetry, TelemetrySettings};
 use crate::toml_file::{ConfigError, RawSize, TomlText, positive_size, timeout};
 use crate::vault::CredentialBinding;
+pub use fleet::{FleetPolicy, RequiredSandbox};
 pub use lock::{LOCKFILE, LockEntry, LockError, Lockfile, now as lock_time};
 pub use registries::{ComponentSource, NoTrust, RegistryLogin, RegistrySettings, required_trust};
 use serde::Deserialize;
@@ -157,6 +159,7 @@ pub struct Config {
     store: StoreLocation,
     telemetry: Option<TelemetrySettings>,
     registries: Vec<RegistrySettings>,
+    fleet: Option<FleetPolicy>,
     /// Where the lockfile was looked for, and what it held if it was there
     /// (only for a configuration read from a file).
     lockfile: Option<(PathBuf, Option<Lockfile>)>,
@@ -178,6 +181,7 @@ struct RawConfig {
     telemetry: Option<RawTelemetry>,
     #[serde(default)]
     registries: std::collections::BTreeMap<String, Spanned<registries::RawRegistry>>,
+    fleet: Option<fleet::RawFleet>,
 }
 
 #[derive(Deserialize)]
@@ -318,6 +322,7 @@ impl Config {
         let source = TomlText { text, origin };
         let mut trust_files = Vec::new();
         let registries = registries::registries(raw.registries, base, &source, &mut trust_files)?;
+        let fleet = raw.fleet.map(|fleet| fleet.check(&source)).transpose()?;
         let mut tools: Vec<ToolConfig> = Vec::with_capacity(raw.tools.len());
         // Where each name's entry starts, to name both places of a duplicate.
         let mut starts: Vec<(String, usize)> = Vec::with_capacity(raw.tools.len());
@@ -501,6 +506,7 @@ impl Config {
             store,
             telemetry,
             registries,
+            fleet,
             lockfile: None,
             trust_files,
         })
@@ -546,6 +552,12 @@ impl Config {
             .map(|(path, _)| path.clone())
             .chain(self.trust_files.iter().cloned())
             .collect()
+    }
+
+    /// What replicas of a shared store must attest to (the `[fleet]`
+    /// table), if anything.
+    pub fn fleet(&self) -> Option<&FleetPolicy> {
+        self.fleet.as_ref()
     }
 
     /// How to reach registries (the `[registries]` tables), by prefix.

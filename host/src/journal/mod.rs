@@ -277,6 +277,13 @@ impl Journal {
         self.core.key.verifying_key()
     }
 
+    /// Signs `message` with the host key that signs its heads: what a
+    /// replica's statement is signed with, so the key its log is checked
+    /// against also vouches for what the replica says it is.
+    pub fn sign(&self, message: &[u8]) -> ed25519_dalek::Signature {
+        self.core.key.sign(message)
+    }
+
     /// When it signs heads.
     pub fn cadence(&self) -> &Cadence {
         &self.core.cadence

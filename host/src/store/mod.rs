@@ -306,7 +306,7 @@ impl StoreError {
 /// Creates `dir` (and its parents) if missing and makes it owner-only
 /// (0700 on Unix, whatever the umask): a state directory holds the host
 /// key, the vault, approvals with their inputs, and the operator socket.
-pub(crate) fn private_dir(dir: &Path) -> Result<(), StoreError> {
+pub fn private_dir(dir: &Path) -> Result<(), StoreError> {
     let failed = |source| StoreError::Directory {
         path: dir.to_path_buf(),
         source,

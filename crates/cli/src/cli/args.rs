@@ -99,6 +99,10 @@ pub enum Command {
     /// The hosted MCP servers of the running server: list, status, restart.
     #[command(subcommand)]
     Servers(super::servers::ServersCommand),
+    /// The replicas of a shared store and their signed statements; this
+    /// replica's key, to register under `[fleet.replicas]`.
+    #[command(subcommand)]
+    Replicas(super::replicas::ReplicasCommand),
     /// Pair browsers with the operator console, list and revoke them.
     #[command(subcommand)]
     Devices(super::devices::DevicesCommand),

@@ -27,6 +27,7 @@ mod policy;
 mod progress;
 mod pull;
 mod render;
+mod replicas;
 mod run;
 mod serve;
 mod servers;
@@ -105,6 +106,7 @@ pub fn main() -> ExitCode {
             Command::Agents(command) => serve::agents(&cli, command).await,
             Command::Devices(command) => devices::run(&cli, command).await,
             Command::Servers(command) => servers::run(&cli, command).await,
+            Command::Replicas(command) => replicas::run(&cli, command).await,
             Command::Reload => serve::reload(&cli).await,
             Command::Status { json } => serve::status(&cli, *json).await,
             Command::Run(run) => run::run(&cli, run).await,

@@ -407,12 +407,35 @@ async fn progress_cancellation_and_tool_list_changes_pass_through() {
         .expect("cancelled");
     server.wait_until_running(0).await;
 
-    // A server that grows a tool says so; airlock lists it and tells its
-    // own clients.
+    // A server that grows a tool says so. The tool was not there when the
+    // server was pinned: it waits for an operator, who accepts it; then
+    // airlock serves it and tells its own clients.
     let grown = call_tool(client.peer(), "py.grow", serde_json::json!({})).await;
     assert_eq!(first_text(&grown), "grown");
-    // (The lazy start changed the list too: wait for the change that
-    // brings the new tool.)
+    // (The lazy start changed the list too: wait for the listing that
+    // raised the new tool.)
+    let added = loop {
+        client.service().next_list_changed().await;
+        let changes = server.airlock(&["servers", "changes", "--json"]);
+        let changes: serde_json::Value = serde_json::from_slice(&changes.stdout).expect("JSON");
+        if let Some(id) = changes
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|c| c["subject"] == "tool:extra")
+            .and_then(|c| c["id"].as_str())
+        {
+            break id.to_string();
+        }
+    };
+    let tools = client.peer().list_all_tools().await.expect("tools/list");
+    assert!(!tools.iter().any(|t| t.name == "py.extra"), "held");
+    let accepted = server.airlock(&["servers", "accept", &added]);
+    assert!(
+        accepted.status.success(),
+        "{}",
+        super::fixture::printed(&accepted)
+    );
     loop {
         client.service().next_list_changed().await;
         let tools = client.peer().list_all_tools().await.expect("tools/list");

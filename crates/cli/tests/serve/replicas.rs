@@ -382,3 +382,103 @@ async fn every_replica_injects_secrets_from_the_shared_vault() {
         );
     }
 }
+
+/// The public key (`host.pub`, hex) of `fixture`'s state directory, as an
+/// operator reads it to register the replica.
+fn replica_key(fixture: &Fixture) -> String {
+    let out = fixture::airlock_for(fixture, &["replicas", "key"])
+        .output()
+        .expect("airlock replicas key");
+    assert!(out.status.success(), "{}", printed(&out));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_that_fails_the_fleet_policy_neither_serves_nor_gets_approvals() {
+    let db = fresh_database();
+    let upstream = fixture::upstream().await;
+    let (fa, fb) = pair(&db, "", upstream.addr().port());
+    let (ka, kb) = (replica_key(&fa), replica_key(&fb));
+    let fleet = format!(
+        "[fleet]\nrequire_strict_egress = true\nrequire_sandbox = \"bubblewrap\"\n[fleet.replicas]\na = {ka:?}\nb = {kb:?}\n"
+    );
+    fa.write_config(&fleet);
+    // B's configuration runs a native tool outside the sandbox: its egress
+    // is not confined.
+    fb.write_config(&format!(
+        "[[tools]]\nname = \"loose\"\n[tools.native]\nprogram = \"/bin/cat\"\ntier = \"none\"\n\n{fleet}"
+    ));
+    let a = Server::http(&fa).await;
+    let refused = fixture::airlock_command(&fb)
+        .arg("--state-dir")
+        .arg(fb.state())
+        .args(["serve", "--listen", "127.0.0.1:0", "--no-dns", "--config"])
+        .arg(fb.config())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("airlock serve");
+    fixture::assert_refused(&refused, 2, "fleet_policy_unmet");
+    assert!(
+        printed(&refused).contains("strict_egress_required"),
+        "{}",
+        printed(&refused)
+    );
+
+    // Every replica's statement, as A judges it: A's verifies, B's
+    // (published when it tried to start) does not, and says why.
+    let listed = json_of(&a.airlock(&["replicas", "list", "--json"]));
+    let find = |name: &str| {
+        listed
+            .as_array()
+            .and_then(|all| all.iter().find(|r| r["replica"] == name))
+            .unwrap_or_else(|| panic!("no replica {name}: {listed}"))
+            .clone()
+    };
+    let (on_a, on_b) = (find("a"), find("b"));
+    assert_eq!(on_a["verified"], true, "{on_a}");
+    assert_eq!(on_a["statement"]["strict_egress"], true);
+    assert_eq!(on_a["statement"]["sandbox"]["bubblewrap"], true);
+    assert!(on_a["statement"]["tools"]["echo"].is_string(), "{on_a}");
+    let binary = std::fs::read(env!("CARGO_BIN_EXE_airlock")).expect("the binary");
+    assert_eq!(
+        on_a["statement"]["binary"],
+        format!("sha256:{}", hex::encode(sha2::Sha256::digest(&binary)))
+    );
+    assert_eq!(on_b["verified"], false, "{on_b}");
+    assert_eq!(
+        on_b["failures"][0]["code"], "strict_egress_required",
+        "{on_b}"
+    );
+    let text = a.airlock(&["replicas", "list"]);
+    assert!(
+        printed(&text).contains("b  NOT VERIFIED"),
+        "{}",
+        printed(&text)
+    );
+
+    // Were B to ask anyway (a build that ignores its own refusal, writing
+    // to the database directly), A releases nothing to it.
+    let key = airlock::journal::key::parse_public_key(&kb).expect("b's key");
+    let rogue = airlock::store::PostgresStore::open(&db.settings("b"), &key).expect("as b");
+    let asked =
+        airlock::approvals::kept_in(&airlock::store::Store::Postgres(std::sync::Arc::new(rogue)))
+            .request(&airlock::approvals::ApprovalRequest::new(
+                "Agent::\"claude\"",
+                "",
+                "fetch",
+                on_a["statement"]["tools"]["fetch"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .trim_start_matches("sha256:"),
+                &["network".into()],
+                airlock::approvals::GrantBinding::new(
+                    "host = \"svc.test\"".into(),
+                    ["svc.test".to_string()],
+                ),
+                "{\"url\":\"http://svc.test/\"}",
+            ))
+            .expect("b asks");
+    let decided = a.airlock(&["approvals", "decide", &asked.id, "--allow", "once"]);
+    fixture::assert_refused(&decided, 2, "replica_unattested");
+    assert_eq!(a.pending_approval_id(), asked.id, "still pending");
+}

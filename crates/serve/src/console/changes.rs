@@ -17,26 +17,27 @@ pub(super) fn list(
     query: &HashMap<String, String>,
     error: Option<(StatusCode, String)>,
 ) -> Response<Body> {
-    let changes = match console.server.definition_changes(true) {
+    let changes = match console.server.definition_changes(false) {
         Ok(changes) => changes,
         Err(e) => return store_failed(&e),
     };
-    let notice = query.get("decided").and_then(|id| {
-        let change = changes.iter().find(|c| &c.id == id)?;
-        Some(format!(
-            "Change {} to server `{}` {}: {}.",
-            change.id,
-            change.server,
-            change.subject,
-            match change.decided_by.as_deref() {
-                Some(by) => format!("{} by {by}", status_word(change)),
-                None => status_word(change).to_string(),
-            }
-        ))
-    });
+    let notice = query
+        .get("decided")
+        .and_then(|id| console.server.definition_change(id).ok().flatten())
+        .map(|change| {
+            format!(
+                "Change {} to server `{}` {}: {}.",
+                change.id,
+                change.server,
+                change.subject,
+                match change.decided_by.as_deref() {
+                    Some(by) => format!("{} by {by}", status_word(&change)),
+                    None => status_word(&change).to_string(),
+                }
+            )
+        });
     let items = changes
         .into_iter()
-        .filter(|c| c.status == crate::definitions::ChangeStatus::Pending)
         .map(|change| ChangeView {
             diff: change
                 .diff()

@@ -3,8 +3,10 @@
 //! pending approvals with live updates, hosted servers' definition changes
 //! to accept or reject, the journal with proofs checked in place, the
 //! tools, the devices. A browser without a device cookie sees
-//! only the pairing page. Every decision takes [`Server::decide`]'s one
-//! path as `Device::"ID"` in `Operator::"NAME"`, channel `console`.
+//! only the pairing page. Every approval decision takes
+//! [`Server::decide`]'s one path as `Device::"ID"` in `Operator::"NAME"`,
+//! channel `console`; a definition change is decided through
+//! [`Server::decide_definition`], recorded under the same names.
 //!
 //! - [`tls`]: the certificate (generated once, or the operator's).
 //! - `web`: strict headers, cookies, forms, CSRF tokens.

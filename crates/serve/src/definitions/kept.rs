@@ -9,12 +9,16 @@ use serde_json::{Value, json};
 
 /// A listing's definition against its pin.
 pub(super) enum Checked {
-    /// It is the pinned one (or was pinned just now, at first sight).
+    /// It is the pinned one.
     Pinned,
-    /// It differs: the pinned definition's JSON, and the change if this
-    /// listing raised it (not when it was asked before).
+    /// There was no pin: it is pinned now (first sight).
+    FirstSight,
+    /// It differs from its pin, or is new to a server seen before: the
+    /// pinned definition's JSON (none for a new tool, which is withheld),
+    /// and the change if this listing raised it (not when it was asked
+    /// before).
     Differs {
-        pinned: String,
+        pinned: Option<String>,
         raised: Option<Box<Change>>,
     },
 }
@@ -63,13 +67,15 @@ fn change_of(mut row: Row) -> Result<Change, DefinitionError> {
     })
 }
 
-/// Checks `definition` of `server`'s `subject` against its pin, pinning
-/// it at first sight and raising a pending change when it differs.
+/// Checks `definition` of `server`'s `subject` against its pin: without
+/// one, it is pinned when `pin_new` (the server's first sight) and raised
+/// as a change otherwise; a differing one is raised as a change.
 pub(super) fn check(
     tx: &mut dyn Tx,
     server: &str,
     subject: &Subject,
     definition: &Definition,
+    pin_new: bool,
 ) -> Result<Checked, DefinitionError> {
     let key = subject.key();
     let select = format!(
@@ -77,7 +83,7 @@ pub(super) fn check(
         tx.for_update()
     );
     let mut pin = tx.query_opt(&select, args![server, key.as_str()])?;
-    if pin.is_none() {
+    if pin.is_none() && pin_new {
         let pinned = tx.execute(
             "INSERT INTO server_pins (server, subject, digest, definition, pinned) \
              VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
@@ -100,15 +106,22 @@ pub(super) fn check(
                     "definition": parsed(&definition.json),
                 }),
             )?;
-            return Ok(Checked::Pinned);
+            return Ok(Checked::FirstSight);
         }
         // Another replica pinned it first: hold this listing to its pin.
         pin = tx.query_opt(&select, args![server, key.as_str()])?;
+        if pin.is_none() {
+            return Err(DefinitionError::Unreadable {
+                server: server.to_string(),
+                subject: subject.to_string(),
+                message: "its pin was neither written nor found".into(),
+            });
+        }
     }
-    let Some(mut pin) = pin else {
-        return Ok(Checked::Pinned);
+    let (pinned_digest, pinned) = match pin {
+        Some(mut pin) => (pin.text(0)?, Some(pin.text(1)?)),
+        None => (String::new(), None),
     };
-    let (pinned_digest, pinned) = (pin.text(0)?, pin.text(1)?);
     if pinned_digest == definition.digest {
         return Ok(Checked::Pinned);
     }
@@ -135,11 +148,12 @@ pub(super) fn check(
          WHERE server = ?1 AND subject = ?2 AND status = 'pending'",
         args![server, key.as_str()],
     )?;
+    let old_definition = pinned.clone().unwrap_or_else(|| "null".to_string());
     let change = Change {
         id: ulid::Ulid::new().to_string(),
         server: server.to_string(),
         subject: subject.clone(),
-        old: parsed(&pinned),
+        old: parsed(&old_definition),
         old_digest: pinned_digest,
         new: parsed(&definition.json),
         new_digest: definition.digest.clone(),
@@ -156,7 +170,7 @@ pub(super) fn check(
             change.id.as_str(),
             server,
             key.as_str(),
-            pinned.as_str(),
+            old_definition.as_str(),
             change.old_digest.as_str(),
             definition.json.as_str(),
             change.new_digest.as_str(),
@@ -200,6 +214,16 @@ pub(super) fn changes(tx: &mut dyn Tx, all: bool) -> Result<Vec<Change>, Definit
     .collect()
 }
 
+/// Change `id`, if there is one.
+pub(super) fn change(tx: &mut dyn Tx, id: &str) -> Result<Option<Change>, DefinitionError> {
+    tx.query_opt(
+        &format!("SELECT {CHANGE_COLUMNS} FROM server_changes WHERE id = ?1"),
+        args![id],
+    )?
+    .map(change_of)
+    .transpose()
+}
+
 /// Decides pending change `id`; accepting moves the pin to its new
 /// definition (if the pin is still the one it would replace).
 pub(super) fn decide(
@@ -225,19 +249,29 @@ pub(super) fn decide(
     let key = change.subject.key();
     let decided_at = now();
     if verdict == Verdict::Accept {
-        let moved = tx.execute(
-            "UPDATE server_pins SET digest = ?1, pinned = ?2, \
+        // A tool new to the server has no pin to move: the change makes one.
+        let moved = if change.old_digest.is_empty() {
+            tx.execute(
+                "INSERT INTO server_pins (server, subject, digest, definition, pinned) \
+                 SELECT server, subject, new_digest, new_definition, ?1 FROM server_changes \
+                 WHERE id = ?2 ON CONFLICT DO NOTHING",
+                args![decided_at.as_str(), id],
+            )?
+        } else {
+            tx.execute(
+                "UPDATE server_pins SET digest = ?1, pinned = ?2, \
              definition = (SELECT new_definition FROM server_changes WHERE id = ?3) \
              WHERE server = ?4 AND subject = ?5 AND digest = ?6",
-            args![
-                change.new_digest.as_str(),
-                decided_at.as_str(),
-                id,
-                change.server.as_str(),
-                key.as_str(),
-                change.old_digest.as_str()
-            ],
-        )?;
+                args![
+                    change.new_digest.as_str(),
+                    decided_at.as_str(),
+                    id,
+                    change.server.as_str(),
+                    key.as_str(),
+                    change.old_digest.as_str()
+                ],
+            )?
+        };
         if moved == 0 {
             return Err(DefinitionError::Decided {
                 id: change.id,

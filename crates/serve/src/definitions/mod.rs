@@ -19,6 +19,13 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 
+/// The largest definition pinned (canonical JSON); a larger tool is not
+/// served at all.
+const MAX_DEFINITION: usize = 64 * 1024;
+
+/// How long a diff may take before it is shown coarser.
+const DIFF_DEADLINE: std::time::Duration = std::time::Duration::from_millis(250);
+
 /// The fields of a listed tool that make its definition.
 const DEFINITION_FIELDS: [&str; 6] = [
     "name",
@@ -172,19 +179,53 @@ pub struct Change {
 
 impl Change {
     /// The change as a unified diff of the two definitions, pretty-printed
-    /// with sorted keys, so each changed field is a line.
+    /// with sorted keys, so each changed field is a line. Characters a
+    /// reader would not see (controls, bidirectional overrides,
+    /// zero-width ones) are written as `\u{…}`, so what is shown is what
+    /// is accepted.
     pub fn diff(&self) -> String {
         let pretty = |value: &Value| {
+            if value.is_null() {
+                return String::new();
+            }
             let sorted: Value = serde_json::from_str(&canonical_json(value)).unwrap_or(Value::Null);
             serde_json::to_string_pretty(&sorted).unwrap_or_default() + "\n"
         };
         let (old, new) = (pretty(&self.old), pretty(&self.new));
-        similar::TextDiff::from_lines(&old, &new)
+        let diff = similar::TextDiff::configure()
+            .deadline(std::time::Instant::now() + DIFF_DEADLINE)
+            .diff_lines(&old, &new)
             .unified_diff()
             .context_radius(3)
-            .header(&self.old_digest, &self.new_digest)
-            .to_string()
+            .header(
+                if self.old_digest.is_empty() {
+                    "(new tool)"
+                } else {
+                    &self.old_digest
+                },
+                &self.new_digest,
+            )
+            .to_string();
+        visible(&diff)
     }
+}
+
+/// `text` with every character a reader would not see written as
+/// `\u{…}` (line breaks kept).
+fn visible(text: &str) -> String {
+    let hidden = |c: char| {
+        (c.is_control() && c != '\n')
+            || matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{2069}' | '\u{feff}')
+    };
+    text.chars()
+        .map(|c| {
+            if hidden(c) {
+                format!("\\u{{{:04x}}}", u32::from(c))
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 /// What an operator decides about a pending change.
@@ -288,6 +329,11 @@ impl Definitions {
                 ..Settled::default()
             });
         }
+        // A server not started yet (lazy, or failed) lists nothing: its
+        // first sight is its first real listing.
+        if listed.is_empty() {
+            return Ok(Settled::default());
+        }
         self.0.transaction(
             "pinning a server's definitions",
             airlock::store::sql::Mode::Write,
@@ -295,20 +341,31 @@ impl Definitions {
                 let mut settled = Settled::default();
                 let name = server.name();
                 let program = Definition::of_program(server);
-                if let kept::Checked::Differs { raised, .. } =
-                    kept::check(tx, name, &Subject::Program, &program)?
-                {
-                    settled.program_held = true;
-                    settled.raised.extend(raised.map(|change| *change));
-                    return Ok(settled);
-                }
+                let first_sight = match kept::check(tx, name, &Subject::Program, &program, true)? {
+                    kept::Checked::FirstSight => true,
+                    kept::Checked::Pinned => false,
+                    kept::Checked::Differs { raised, .. } => {
+                        settled.program_held = true;
+                        settled.raised.extend(raised.map(|change| *change));
+                        return Ok(settled);
+                    }
+                };
                 for tool in listed {
                     let subject = Subject::Tool(tool.name.to_string());
-                    match kept::check(tx, name, &subject, &Definition::of_tool(tool))? {
-                        kept::Checked::Pinned => settled.tools.push(tool.clone()),
+                    let definition = Definition::of_tool(tool);
+                    if definition.json.len() > MAX_DEFINITION {
+                        tracing::warn!(server = %name, tool = %tool.name, bytes = definition.json.len(), "a tool's definition is larger than {MAX_DEFINITION} bytes: not served");
+                        continue;
+                    }
+                    match kept::check(tx, name, &subject, &definition, first_sight)? {
+                        kept::Checked::Pinned | kept::Checked::FirstSight => {
+                            settled.tools.push(tool.clone());
+                        }
                         kept::Checked::Differs { pinned, raised } => {
                             settled.raised.extend(raised.map(|change| *change));
-                            settled.tools.push(pinned_tool(name, &subject, &pinned)?);
+                            if let Some(pinned) = pinned {
+                                settled.tools.push(pinned_tool(name, &subject, &pinned)?);
+                            }
                         }
                     }
                 }
@@ -323,6 +380,15 @@ impl Definitions {
             "listing server definition changes",
             airlock::store::sql::Mode::Read,
             |tx| kept::changes(tx, all),
+        )
+    }
+
+    /// Change `id`, if there is one.
+    pub fn change(&self, id: &str) -> Result<Option<Change>, DefinitionError> {
+        self.0.transaction(
+            "reading a server definition change",
+            airlock::store::sql::Mode::Read,
+            |tx| kept::change(tx, id),
         )
     }
 

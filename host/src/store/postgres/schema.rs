@@ -10,7 +10,7 @@ use tokio_postgres::Client;
 const MIGRATION_LOCK: i64 = 0x0061_6972_6c6f_636b;
 
 /// The migrations, oldest first: the schema's version is how many ran.
-const MIGRATIONS: &[&str] = &[V1, V2, V3];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
 
 /// The schema version this binary writes.
 pub const SCHEMA_VERSION: i32 = MIGRATIONS.len() as i32;
@@ -142,6 +142,16 @@ CREATE TABLE server_changes (
 CREATE UNIQUE INDEX server_changes_asked
     ON server_changes (server, subject, old_digest, new_digest)
     WHERE status IN ('pending', 'rejected');
+";
+
+/// Each replica's signed statement of what it is and serves (`[fleet]`).
+const V4: &str = "
+CREATE TABLE replica_statements (
+    replica TEXT PRIMARY KEY REFERENCES replicas (name),
+    statement TEXT NOT NULL,
+    signature TEXT NOT NULL,
+    published TEXT NOT NULL
+);
 ";
 
 /// Brings the database up to [`SCHEMA_VERSION`], or refuses one that is
