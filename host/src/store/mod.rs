@@ -303,6 +303,39 @@ impl StoreError {
     }
 }
 
+/// Hosted servers' pinned programs and tool definitions, and the changes
+/// that wait for an operator: the same tables in either backend (SQLite
+/// creates them when it opens; they are the shared database's third
+/// migration).
+pub(crate) const SERVER_PINS: &str = "
+CREATE TABLE IF NOT EXISTS server_pins (
+    server TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    definition TEXT NOT NULL,
+    pinned TEXT NOT NULL,
+    PRIMARY KEY (server, subject)
+);
+CREATE TABLE IF NOT EXISTS server_changes (
+    id TEXT PRIMARY KEY,
+    server TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    old_digest TEXT NOT NULL,
+    old_definition TEXT NOT NULL,
+    new_digest TEXT NOT NULL,
+    new_definition TEXT NOT NULL,
+    status TEXT NOT NULL,
+    seen TEXT NOT NULL,
+    decided_at TEXT,
+    decided_by TEXT
+);
+-- A change is asked once: pending until decided, and a rejected one is
+-- not asked again while the pin it would replace stands.
+CREATE UNIQUE INDEX IF NOT EXISTS server_changes_asked
+    ON server_changes (server, subject, old_digest, new_digest)
+    WHERE status IN ('pending', 'rejected');
+";
+
 /// Creates `dir` (and its parents) if missing and makes it owner-only
 /// (0700 on Unix, whatever the umask): a state directory holds the host
 /// key, the vault, approvals with their inputs, and the operator socket.

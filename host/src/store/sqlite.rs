@@ -69,32 +69,6 @@ CREATE TABLE IF NOT EXISTS devices (
     revoked TEXT,
     revoked_by TEXT
 );
-CREATE TABLE IF NOT EXISTS server_pins (
-    server TEXT NOT NULL,
-    subject TEXT NOT NULL,
-    digest TEXT NOT NULL,
-    definition TEXT NOT NULL,
-    pinned TEXT NOT NULL,
-    PRIMARY KEY (server, subject)
-);
-CREATE TABLE IF NOT EXISTS server_changes (
-    id TEXT PRIMARY KEY,
-    server TEXT NOT NULL,
-    subject TEXT NOT NULL,
-    old_digest TEXT NOT NULL,
-    old_definition TEXT NOT NULL,
-    new_digest TEXT NOT NULL,
-    new_definition TEXT NOT NULL,
-    status TEXT NOT NULL,
-    seen TEXT NOT NULL,
-    decided_at TEXT,
-    decided_by TEXT
-);
--- A change is asked once: pending until decided, and a rejected one is
--- not asked again while the pin it would replace stands.
-CREATE UNIQUE INDEX IF NOT EXISTS server_changes_asked
-    ON server_changes (server, subject, old_digest, new_digest)
-    WHERE status IN ('pending', 'rejected');
 CREATE INDEX IF NOT EXISTS approvals_request ON approvals (request_hash, status);
 CREATE INDEX IF NOT EXISTS approvals_tool ON approvals (tool_sha256, principal, status);
 ";
@@ -133,7 +107,8 @@ impl SqliteStore {
         Ok(store)
     }
 
-    /// Columns added since the first release, added to older databases.
+    /// Tables and columns added since the first release, added to older
+    /// databases.
     /// Approvals from before `grant_digest` keep an empty one, which no
     /// grant has: they still show, but cover nothing (fail closed).
     fn migrate(&self) -> Result<(), StoreError> {
@@ -145,6 +120,8 @@ impl SqliteStore {
             ("replica", "replica TEXT NOT NULL DEFAULT ''"),
         ];
         self.write("upgrading the database", |tx| {
+            tx.execute_batch(super::SERVER_PINS)
+                .map_err(StoreError::sql("upgrading the database"))?;
             for (column, definition) in ADDED {
                 let present: bool = tx
                     .query_row(

@@ -56,6 +56,12 @@ async fn load(text: &str) -> HostedServer {
 }
 
 fn entry(command: &Path, args: &[&Path], fs_read: &[&Path]) -> String {
+    named_entry("s", command, args, fs_read)
+}
+
+/// A `[[servers]]` entry `name` running `command` with path `args`,
+/// `fs_read` granted, and no bytecode written.
+pub(super) fn named_entry(name: &str, command: &Path, args: &[&Path], fs_read: &[&Path]) -> String {
     let list = |paths: &[&Path]| {
         paths
             .iter()
@@ -64,7 +70,7 @@ fn entry(command: &Path, args: &[&Path], fs_read: &[&Path]) -> String {
             .join(", ")
     };
     format!(
-        "[[servers]]\nname = \"s\"\ncommand = {:?}\nargs = [{}]\nfs_read = [{}]\nenv = {{ PYTHONDONTWRITEBYTECODE = \"1\" }}\n",
+        "[[servers]]\nname = {name:?}\ncommand = {:?}\nargs = [{}]\nfs_read = [{}]\nenv = {{ PYTHONDONTWRITEBYTECODE = \"1\" }}\n",
         command.display().to_string(),
         list(args),
         list(fs_read),

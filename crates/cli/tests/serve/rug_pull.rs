@@ -11,7 +11,7 @@ use super::fixture::{Fixture, Server, printed, user_name};
 use super::hosted::{fixture_dir, open_to_everyone, server_python};
 use super::{call_tool, text};
 use serde_json::{Value, json};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 const HONEST: &str = "Search the documents for `q`.";
 const POISONED: &str =
@@ -46,19 +46,13 @@ impl Definition {
     fn server_entry(&self, more: &str) -> String {
         let venv = server_python();
         let dir = fixture_dir();
-        let paths = |paths: &[&Path]| {
-            paths
-                .iter()
-                .map(|p| format!("{:?}", p.display().to_string()))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        format!(
-            "[[servers]]\nname = \"docs\"\ncommand = {:?}\nargs = [{}]\nfs_read = [{}]\nenv = {{ PYTHONDONTWRITEBYTECODE = \"1\" }}\n{more}\n",
-            venv.join("bin/python").display().to_string(),
-            paths(&[&dir.join("shifty.py"), &self.file()]),
-            paths(&[&venv, &dir, self.place.path()]),
-        )
+        let entry = super::installs::named_entry(
+            "docs",
+            &venv.join("bin/python"),
+            &[&dir.join("shifty.py"), &self.file()],
+            &[&venv, &dir, self.place.path()],
+        );
+        format!("{entry}{more}\n")
     }
 }
 

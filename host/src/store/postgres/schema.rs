@@ -10,7 +10,7 @@ use tokio_postgres::Client;
 const MIGRATION_LOCK: i64 = 0x0061_6972_6c6f_636b;
 
 /// The migrations, oldest first: the schema's version is how many ran.
-const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
+const MIGRATIONS: &[&str] = &[V1, V2, crate::store::SERVER_PINS, V4];
 
 /// The schema version this binary writes.
 pub const SCHEMA_VERSION: i32 = MIGRATIONS.len() as i32;
@@ -110,38 +110,6 @@ CREATE TABLE vault_secrets (
     key_nonce BYTEA NOT NULL,
     wrapped_key BYTEA NOT NULL
 );
-";
-
-/// Hosted servers' pinned programs and tool definitions, and the changes
-/// that wait for an operator (shared: a change accepted through one
-/// replica holds on all).
-const V3: &str = "
-CREATE TABLE server_pins (
-    server TEXT NOT NULL,
-    subject TEXT NOT NULL,
-    digest TEXT NOT NULL,
-    definition TEXT NOT NULL,
-    pinned TEXT NOT NULL,
-    PRIMARY KEY (server, subject)
-);
-CREATE TABLE server_changes (
-    id TEXT PRIMARY KEY,
-    server TEXT NOT NULL,
-    subject TEXT NOT NULL,
-    old_digest TEXT NOT NULL,
-    old_definition TEXT NOT NULL,
-    new_digest TEXT NOT NULL,
-    new_definition TEXT NOT NULL,
-    status TEXT NOT NULL,
-    seen TEXT NOT NULL,
-    decided_at TEXT,
-    decided_by TEXT
-);
--- A change is asked once: pending until decided, and a rejected one is
--- not asked again while the pin it would replace stands.
-CREATE UNIQUE INDEX server_changes_asked
-    ON server_changes (server, subject, old_digest, new_digest)
-    WHERE status IN ('pending', 'rejected');
 ";
 
 /// Each replica's signed statement of what it is and serves (`[fleet]`).
