@@ -36,11 +36,12 @@ impl SandboxFacts {
     }
 }
 
-/// Whether the kernel has seccomp filtering (Linux reports a `Seccomp:`
-/// line for every process when it does).
+/// Whether the kernel filters system calls with seccomp (BPF filters and
+/// the errno action the sandbox's filter returns): Linux lists the actions
+/// it supports in `actions_avail` when it has filters at all.
 fn seccomp_available() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .is_ok_and(|status| status.lines().any(|line| line.starts_with("Seccomp:")))
+    std::fs::read_to_string("/proc/sys/kernel/seccomp/actions_avail")
+        .is_ok_and(|actions| actions.split_whitespace().any(|action| action == "errno"))
 }
 
 #[cfg(test)]

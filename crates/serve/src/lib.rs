@@ -286,27 +286,26 @@ impl Catalog {
         self.by_name.get(name).map(|&i| &self.tools[i])
     }
 
-    /// Publishes and judges the statement of a replica serving this
-    /// catalog (see [`fleet::attest`]); when it may not serve, the hosted
-    /// servers this catalog started are stopped.
-    async fn attest(
+    /// Publishes the statement of a replica serving this catalog (see
+    /// [`fleet::publish_statement`]); when that fails, the hosted servers
+    /// this catalog started are stopped.
+    async fn publish_statement(
         &self,
         host: &Host,
         config: &Config,
         config_file: &Path,
-        publish_first: bool,
     ) -> Result<(), ServeError> {
         let tools = self
             .tools
             .iter()
             .map(|s| (s.tool.name().to_string(), s.tool.sha256().to_string()));
-        let attested = fleet::attest(host, config, config_file, tools, publish_first);
-        if attested.is_err() {
+        let published = fleet::publish_statement(host, config, config_file, tools);
+        if published.is_err() {
             for server in &self.servers {
                 server.stop().await;
             }
         }
-        attested
+        Ok(published?)
     }
 }
 
@@ -370,9 +369,16 @@ impl Server {
             return Err(ServeError::NoState);
         }
         let config = sources.read_config()?;
+        fleet::admit(
+            &host,
+            &config,
+            &sources.config,
+            &host.policies().digest(),
+            fleet::Moment::Start,
+        )?;
         let catalog = load_catalog(&host, &config).await?;
         catalog
-            .attest(&host, &config, &sources.config, true)
+            .publish_statement(&host, &config, &sources.config)
             .await?;
         let settings = catalog.settings.clone();
         let Some(store) = host.store() else {
@@ -596,10 +602,18 @@ impl Server {
                 Some(dir) => PolicyEngine::from_dir(dir)?,
                 None => PolicyEngine::embedded(),
             };
+            // Judged with the new policies before they are enforced.
+            fleet::admit(
+                host,
+                &config,
+                &self.inner.sources.config,
+                &policies.digest(),
+                fleet::Moment::Reload,
+            )?;
             host.reload_policies(policies)?;
             let catalog = load_catalog(host, &config).await?;
             catalog
-                .attest(host, &config, &self.inner.sources.config, false)
+                .publish_statement(host, &config, &self.inner.sources.config)
                 .await?;
             Ok((catalog, config.fleet().cloned()))
         };

@@ -34,8 +34,10 @@ pub async fn run(cli: &Cli, command: &ReplicasCommand) -> u8 {
     }
 }
 
-fn text(value: &Value) -> &str {
-    value.as_str().unwrap_or_default()
+/// A string of a replica's row, with anything a terminal would act on or
+/// hide written as `\u{…}` (rows are whatever a database writer put there).
+fn text(value: &Value) -> String {
+    airlock_serve::definitions::visible(value.as_str().unwrap_or_default())
 }
 
 async fn replicas(cli: &Cli, command: &ReplicasCommand) -> Result<(), Failure> {

@@ -211,11 +211,19 @@ impl Change {
 }
 
 /// `text` with every character a reader would not see written as
-/// `\u{…}` (line breaks kept).
-fn visible(text: &str) -> String {
+/// `\u{…}` (line breaks kept): controls, format characters (bidirectional
+/// overrides, zero-width ones, soft hyphens, tags), line and paragraph
+/// separators, variation selectors, fillers and private use.
+pub fn visible(text: &str) -> String {
     let hidden = |c: char| {
         (c.is_control() && c != '\n')
-            || matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{2069}' | '\u{feff}')
+            || matches!(c,
+                '\u{ad}' | '\u{34f}' | '\u{61c}' | '\u{115f}' | '\u{1160}' | '\u{17b4}' | '\u{17b5}'
+                | '\u{180b}'..='\u{180f}' | '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}'
+                | '\u{2060}'..='\u{206f}' | '\u{3164}' | '\u{fe00}'..='\u{fe0f}' | '\u{feff}'
+                | '\u{ffa0}' | '\u{fff0}'..='\u{fffb}' | '\u{1bca0}'..='\u{1bca3}'
+                | '\u{1d173}'..='\u{1d17a}' | '\u{e000}'..='\u{f8ff}' | '\u{e0000}'..='\u{e0fff}'
+                | '\u{f0000}'..='\u{10ffff}')
     };
     text.chars()
         .map(|c| {

@@ -256,7 +256,10 @@ fn what_a_reader_would_not_see_is_shown_escaped() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Store::in_state_dir(dir.path()).expect("store");
     check(&store, &tool("plain", schema.clone()));
-    let hidden = tool("plain\u{202e}txt.exe\u{200b}\u{85}", schema);
+    let hidden = tool(
+        "plain\u{202e}txt.exe\u{200b}\u{85}\u{e0041}\u{fe0f}\u{ad}",
+        schema,
+    );
     let id = check(&store, &hidden).1.expect("raised");
     let change = Definitions::in_store(&store)
         .change(&id)
@@ -264,7 +267,7 @@ fn what_a_reader_would_not_see_is_shown_escaped() {
         .expect("there");
     let diff = change.diff();
     assert!(
-        diff.contains("plain\\u{202e}txt.exe\\u{200b}\\u{0085}"),
+        diff.contains("plain\\u{202e}txt.exe\\u{200b}\\u{0085}\\u{e0041}\\u{fe0f}\\u{00ad}"),
         "{diff}"
     );
     assert!(!diff.contains('\u{202e}') && !diff.contains('\u{85}'));

@@ -15,7 +15,6 @@ use airlock::config::{Config, FleetPolicy, RequiredSandbox};
 use airlock::journal::canonical_json;
 use airlock::native::Tier;
 use airlock::store::{Store, StoreError};
-use ed25519_dalek::Verifier as _;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use std::collections::BTreeMap;
@@ -33,6 +32,9 @@ pub struct Statement {
     pub config: String,
     /// SHA-256 of the policies it serves.
     pub policies: String,
+    /// SHA-256 of its `[fleet]` table (`none` without one): every replica
+    /// of a fleet must hold the same.
+    pub fleet: String,
     /// The sandbox this machine has, probed.
     pub sandbox: Sandbox,
     /// Every native tool runs sandboxed (network through the egress proxy
@@ -89,6 +91,7 @@ impl Statement {
             binary,
             config: digest_of(config_file),
             policies: format!("sha256:{policies}"),
+            fleet: fleet_digest(config.fleet()),
             sandbox: Sandbox {
                 bubblewrap: facts.bubblewrap,
                 user_namespaces: facts.user_namespaces,
@@ -119,25 +122,84 @@ impl Statement {
     }
 }
 
-/// Makes, signs and publishes this replica's statement when `host` keeps
-/// its state in a shared database, and judges it under `config`'s
-/// `[fleet]`. At start (`publish_first`) the statement is published even
-/// when it fails, so every replica sees why this one does not serve; on a
-/// reload a failing statement is not published and the reload is refused.
-pub(crate) fn attest(
+/// SHA-256 of a `[fleet]` table as checked (`none` without one): what
+/// replicas compare to hold the same policy.
+fn fleet_digest(policy: Option<&FleetPolicy>) -> String {
+    let Some(policy) = policy else {
+        return "none".to_string();
+    };
+    let keys: BTreeMap<&String, String> = policy
+        .replicas
+        .iter()
+        .map(|(name, key)| (name, hex::encode(key.as_bytes())))
+        .collect();
+    let table = serde_json::json!({
+        "require_strict_egress": policy.require_strict_egress,
+        "require_sandbox": policy.require_sandbox.map(RequiredSandbox::as_str),
+        "policies": policy.policies,
+        "replicas": keys,
+    });
+    sha256_of(canonical_json(&table).as_bytes())
+}
+
+/// When a replica judges itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Moment {
+    /// Before it serves anything: a failing statement is published, so
+    /// every replica sees why this one does not serve.
+    Start,
+    /// Before a reload takes effect: a failing one is not published (the
+    /// replica keeps serving as it was).
+    Reload,
+}
+
+/// The shared store, journal and name of this replica, if `host` is one.
+fn this_replica(host: &airlock::Host) -> Option<(&Store, &airlock::journal::Journal, &str)> {
+    let (store, journal) = (host.store()?, host.journal()?);
+    let replica = store.shared()?.replica();
+    Some((store, journal, replica))
+}
+
+/// Judges this replica under `config`'s `[fleet]`, with policies of
+/// digest `policies`, before anything is loaded (so a replica that may not
+/// serve starts no server and writes no pin).
+pub(crate) fn admit(
+    host: &airlock::Host,
+    config: &Config,
+    config_file: &std::path::Path,
+    policies: &str,
+    moment: Moment,
+) -> Result<(), crate::ServeError> {
+    let (Some((store, journal, replica)), Some(policy)) = (this_replica(host), config.fleet())
+    else {
+        return Ok(());
+    };
+    let statement = Statement::of_this_replica(replica, config, config_file, policies, []);
+    let published = statement.signed(|message| journal.sign(message));
+    let judgement = judge(policy, replica, Some(&published));
+    if judgement.verified {
+        return Ok(());
+    }
+    if moment == Moment::Start {
+        publish(store, replica, &published)?;
+    }
+    Err(crate::ServeError::Fleet {
+        replica: replica.to_string(),
+        reasons: judgement.reasons(),
+    })
+}
+
+/// Publishes this replica's statement, with the `tools` it serves (name,
+/// SHA-256), once it was admitted and loaded them.
+pub(crate) fn publish_statement(
     host: &airlock::Host,
     config: &Config,
     config_file: &std::path::Path,
     tools: impl IntoIterator<Item = (String, String)>,
-    publish_first: bool,
-) -> Result<(), crate::ServeError> {
-    let (Some(store), Some(journal)) = (host.store(), host.journal()) else {
+) -> Result<(), StoreError> {
+    let Some((store, journal, replica)) = this_replica(host) else {
         return Ok(());
     };
-    let Some(shared) = store.shared() else {
-        return Ok(());
-    };
-    let replica = shared.replica();
     let statement = Statement::of_this_replica(
         replica,
         config,
@@ -145,23 +207,11 @@ pub(crate) fn attest(
         &host.policies().digest(),
         tools,
     );
-    let published = statement.signed(|message| journal.sign(message));
-    if publish_first {
-        publish(store, replica, &published)?;
-    }
-    if let Some(policy) = config.fleet() {
-        let judgement = judge(policy, replica, Some(&published));
-        if !judgement.verified {
-            return Err(crate::ServeError::Fleet {
-                replica: replica.to_string(),
-                reasons: judgement.reasons(),
-            });
-        }
-    }
-    if !publish_first {
-        publish(store, replica, &published)?;
-    }
-    Ok(())
+    publish(
+        store,
+        replica,
+        &statement.signed(|message| journal.sign(message)),
+    )
 }
 
 /// A statement as published: the signed text and the signature (hex).
@@ -238,7 +288,7 @@ pub(crate) fn judge(
             let canonical = serde_json::from_str(&published.text)
                 .map(|value| canonical_json(&value))
                 .unwrap_or_default();
-            if signature.is_none_or(|s| key.verify(canonical.as_bytes(), &s).is_err()) {
+            if signature.is_none_or(|s| key.verify_strict(canonical.as_bytes(), &s).is_err()) {
                 fail(
                     "statement_signature_invalid",
                     format!(
@@ -255,6 +305,15 @@ pub(crate) fn judge(
         ),
         None => {}
         Some(statement) => {
+            if statement.fleet != fleet_digest(Some(policy)) {
+                fail(
+                    "fleet_differs",
+                    format!(
+                        "replica `{replica}` serves under another [fleet] table ({}): give every replica the same one",
+                        statement.fleet
+                    ),
+                );
+            }
             if statement.replica != replica {
                 fail(
                     "statement_replica_mismatch",

@@ -1,15 +1,17 @@
-use super::{Published, Sandbox, Statement, judge};
+use super::{Published, Sandbox, Statement, fleet_digest, judge};
 use airlock::config::{FleetPolicy, RequiredSandbox};
 use ed25519_dalek::{Signer as _, SigningKey};
 use std::collections::BTreeMap;
 
-fn statement(replica: &str) -> Statement {
+/// A statement of `replica` that meets every requirement of `policy`.
+fn statement(replica: &str, policy: &FleetPolicy) -> Statement {
     Statement {
         replica: replica.to_string(),
         version: "0.1.0".into(),
         binary: format!("sha256:{}", "b".repeat(64)),
         config: format!("sha256:{}", "c".repeat(64)),
         policies: format!("sha256:{}", "d".repeat(64)),
+        fleet: fleet_digest(Some(policy)),
         sandbox: Sandbox {
             bubblewrap: true,
             user_namespaces: true,
@@ -43,13 +45,13 @@ fn a_statement_verifies_only_under_the_registered_key_and_the_policy() {
         policies: Some(format!("sha256:{}", "d".repeat(64))),
         replicas: BTreeMap::from([("a".to_string(), key.verifying_key())]),
     };
-    let good = statement("a");
+    let good = statement("a", &policy);
     let verdict = judge(&policy, "a", Some(&signed(&key, &good)));
     assert!(verdict.verified, "{:?}", verdict.failures);
     assert_eq!(verdict.statement.as_ref(), Some(&good));
 
     assert_eq!(
-        codes(&policy, "b", Some(&signed(&key, &statement("b")))),
+        codes(&policy, "b", Some(&signed(&key, &statement("b", &policy)))),
         ["replica_not_registered"]
     );
     assert_eq!(codes(&policy, "a", None), ["statement_missing"]);
@@ -66,7 +68,7 @@ fn a_statement_verifies_only_under_the_registered_key_and_the_policy() {
         ["statement_signature_invalid", "strict_egress_required"]
     );
 
-    let mut loose = statement("a");
+    let mut loose = statement("a", &policy);
     loose.strict_egress = false;
     loose.sandbox.user_namespaces = false;
     loose.policies = format!("sha256:{}", "f".repeat(64));
@@ -79,20 +81,35 @@ fn a_statement_verifies_only_under_the_registered_key_and_the_policy() {
         ]
     );
     assert_eq!(
-        codes(&policy, "a", Some(&signed(&key, &statement("b")))),
+        codes(&policy, "a", Some(&signed(&key, &statement("b", &policy)))),
         ["statement_replica_mismatch"]
     );
 
-    // A policy that requires nothing still requires the registered key.
+    // A policy that requires nothing still requires the registered key,
+    // and the same [fleet] table.
     let lax = FleetPolicy {
         require_strict_egress: false,
         require_sandbox: None,
         policies: None,
         replicas: policy.replicas.clone(),
     };
-    assert!(judge(&lax, "a", Some(&signed(&key, &loose))).verified);
+    let mut loose_under_lax = loose.clone();
+    loose_under_lax.fleet = fleet_digest(Some(&lax));
+    assert!(judge(&lax, "a", Some(&signed(&key, &loose_under_lax))).verified);
     assert_eq!(
-        codes(&lax, "a", Some(&signed(&other, &loose))),
+        codes(&lax, "a", Some(&signed(&other, &loose_under_lax))),
         ["statement_signature_invalid"]
+    );
+    assert_eq!(
+        codes(&lax, "a", Some(&signed(&key, &loose))),
+        ["fleet_differs"],
+        "a replica under another [fleet] table"
+    );
+    let mut without = loose_under_lax;
+    without.fleet = fleet_digest(None);
+    assert_eq!(
+        codes(&lax, "a", Some(&signed(&key, &without))),
+        ["fleet_differs"],
+        "a replica without one"
     );
 }
