@@ -5,7 +5,9 @@
 
 use super::{Catalog, ServeError, Served, Server, Weak, object_schema, valid_tool_name};
 use crate::Decider;
-use crate::definitions::{Change, DefinitionError, Definitions, Verdict};
+use crate::definitions::{
+    Change, ChangeStatus, DefinitionError, Definitions, ProgramCheck, Verdict,
+};
 use airlock::ConfiguredTool;
 use airlock::Host;
 use airlock::servers::{HostedServer, HostedTool, ServerConfig, Start, State};
@@ -33,11 +35,37 @@ pub(super) async fn load_servers(
         let server = host.load_server(config.clone())?;
         let listed = match config.start {
             Start::Lazy => Vec::new(),
+            Start::Eager if program_held(host, &server) => Vec::new(),
             Start::Eager => server.start().await.unwrap_or_default(),
         };
         servers.push((server, listed));
     }
     Ok(servers)
+}
+
+/// Whether `server`'s program differs from its pin: then it is not
+/// started (its status says why) until an operator accepts the change.
+/// A failed check holds it too.
+fn program_held(host: &Host, server: &HostedServer) -> bool {
+    let checked = host
+        .store()
+        .ok_or(ServeError::NoState)
+        .and_then(|store| Ok(Definitions::in_store(store).program_check(server)?));
+    let why = match checked {
+        Ok(ProgramCheck::Accepted) => return false,
+        Ok(ProgramCheck::Held { raised }) => {
+            if let Some(change) = raised {
+                tracing::warn!(server = %server.name(), change = %change.id, "its program differs from the pinned one: it does not start until an operator accepts (see `airlock servers changes`)");
+            }
+            "its program differs from the pinned one; it starts once an operator accepts the change (`airlock servers changes`)".to_string()
+        }
+        Err(error) => {
+            tracing::error!(server = %server.name(), code = error.code(), %error, "its program could not be checked against its pin: not started");
+            format!("its program could not be checked against its pin: {error}")
+        }
+    };
+    server.mark_gone(&why);
+    true
 }
 
 impl Served {
@@ -169,6 +197,12 @@ impl Server {
                 name: name.to_string(),
             })?;
         server.stop().await;
+        if program_held(self.host(), &server) {
+            return Err(DefinitionError::ProgramHeld {
+                server: name.to_string(),
+            }
+            .into());
+        }
         let started = server.start().await;
         let listed = started.as_ref().map(Vec::clone).unwrap_or_default();
         self.refresh_server(&server, &listed)?;
@@ -210,6 +244,9 @@ impl Server {
                         let listed = if relist {
                             server.relist().await
                         } else if server.status().state == State::Failed {
+                            if program_held(this.host(), &server) {
+                                continue;
+                            }
                             match server.ensure_running().await {
                                 Ok(()) => {
                                     tracing::info!(server = %server.name(), "the server was started again");
@@ -286,7 +323,12 @@ impl Server {
         let change = self
             .definitions()?
             .decide(id, verdict, &decider.recorded_as())?;
-        if let Some(server) = self
+        if change.subject.is_program() && change.status == ChangeStatus::Accepted {
+            // The accepted program may start now.
+            if let Err(error) = self.restart_server(&change.server).await {
+                tracing::warn!(server = %change.server, code = error.code(), %error, "the server did not start after its program was accepted");
+            }
+        } else if let Some(server) = self
             .servers()
             .into_iter()
             .find(|s| s.name() == change.server)

@@ -279,3 +279,76 @@ async fn pin_false_follows_the_server_and_says_so() {
     assert_eq!(started["payload"]["unpinned_servers"], json!(["docs"]));
     assert!(!journal.iter().any(|e| e["kind"] == "server_definition"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replaced_program_does_not_start_until_accepted() {
+    let definition = Definition::new();
+    let fixture = Fixture::new("");
+    fixture.write_config(&definition.server_entry(""));
+    let server = Server::http(&fixture).await;
+    let client = server.client("claude").await;
+    assert_eq!(search_as_seen(&client).await, (HONEST.to_string(), false));
+
+    // Another interpreter file (a copy, as `python3 -m venv --copies`
+    // makes) in a venv beside the first: another program.
+    let venv = server_python();
+    let copied = definition.place.path().join("copied-venv");
+    std::fs::create_dir_all(copied.join("bin")).expect("venv dirs");
+    let interpreter = std::fs::canonicalize(venv.join("bin/python")).expect("the interpreter");
+    std::fs::copy(&interpreter, copied.join("bin/python")).expect("copy the interpreter");
+    std::fs::copy(venv.join("pyvenv.cfg"), copied.join("pyvenv.cfg")).expect("pyvenv.cfg");
+    std::os::unix::fs::symlink(venv.join("lib"), copied.join("lib")).expect("lib");
+    for dir in [copied.clone(), copied.join("bin")] {
+        open_to_everyone(&dir, 0o755);
+    }
+    let dir = fixture_dir();
+    fixture.write_config(&super::installs::named_entry(
+        "docs",
+        &copied.join("bin/python"),
+        &[&dir.join("shifty.py"), &definition.file()],
+        &[&copied, &venv, &dir, definition.place.path()],
+    ));
+    let reloaded = server.airlock(&["reload"]);
+    assert!(reloaded.status.success(), "{}", printed(&reloaded));
+
+    // It is not started, so none of its tools is served.
+    let status = server.airlock(&["servers", "status", "--json"]);
+    let status: Value = serde_json::from_slice(&status.stdout).expect("JSON");
+    assert_eq!(status[0]["state"], "failed", "{status}");
+    assert_eq!(status[0]["pid"], Value::Null, "{status}");
+    assert!(
+        status[0]["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("program differs from the pinned one")),
+        "{status}"
+    );
+    let tools = client.peer().list_all_tools().await.expect("tools/list");
+    assert!(
+        !tools.iter().any(|t| t.name.starts_with("docs.")),
+        "{tools:?}"
+    );
+    let restarted = server.airlock(&["servers", "restart", "docs"]);
+    assert_eq!(restarted.status.code(), Some(2), "{}", printed(&restarted));
+    assert!(
+        printed(&restarted).contains("program_changed"),
+        "{}",
+        printed(&restarted)
+    );
+
+    let pending = changes(&server, false);
+    assert_eq!(pending.len(), 1, "{pending:?}");
+    assert_eq!(pending[0]["subject"], "program");
+    assert_eq!(
+        pending[0]["new"]["program"],
+        copied.join("bin/python").display().to_string()
+    );
+    let id = pending[0]["id"].as_str().expect("id").to_string();
+    let accepted = server.airlock(&["servers", "accept", &id]);
+    assert!(accepted.status.success(), "{}", printed(&accepted));
+
+    // Accepted, it starts, and its tools (as pinned) are served again.
+    assert_eq!(search_as_seen(&client).await, (HONEST.to_string(), false));
+    let status = server.airlock(&["servers", "status", "--json"]);
+    let status: Value = serde_json::from_slice(&status.stdout).expect("JSON");
+    assert_eq!(status[0]["state"], "running", "{status}");
+}

@@ -202,6 +202,21 @@ pub(super) fn check(
     })
 }
 
+/// The digest pinned for `server`'s `subject`, if any.
+pub(super) fn pinned_digest(
+    tx: &mut dyn Tx,
+    server: &str,
+    subject: &Subject,
+) -> Result<Option<String>, DefinitionError> {
+    Ok(tx
+        .query_opt(
+            "SELECT digest FROM server_pins WHERE server = ?1 AND subject = ?2",
+            args![server, subject.key().as_str()],
+        )?
+        .map(|mut row| row.text(0))
+        .transpose()?)
+}
+
 /// The changes, newest first (pending ones only unless `all`).
 pub(super) fn changes(tx: &mut dyn Tx, all: bool) -> Result<Vec<Change>, DefinitionError> {
     let filter = if all { "" } else { "WHERE status = 'pending'" };

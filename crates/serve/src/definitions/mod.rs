@@ -62,6 +62,13 @@ impl Subject {
     }
 }
 
+impl Subject {
+    /// Whether this is the server's program.
+    pub fn is_program(&self) -> bool {
+        matches!(self, Subject::Program)
+    }
+}
+
 impl std::fmt::Display for Subject {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -268,6 +275,14 @@ pub enum DefinitionError {
         /// Where it stands.
         status: &'static str,
     },
+    /// The server's program differs from its pin: it is not started.
+    #[error(
+        "server `{server}`'s program differs from the pinned one: it starts once an operator accepts the change (`airlock servers changes`)"
+    )]
+    ProgramHeld {
+        /// The server's name.
+        server: String,
+    },
     /// Only an operator (or a device of one) decides what a server's tools
     /// say, never an agent's client.
     #[error(
@@ -294,6 +309,7 @@ impl DefinitionError {
             DefinitionError::NotFound { .. } => "change_not_found",
             DefinitionError::Decided { .. } => "change_decided",
             DefinitionError::NotAnOperator => "not_an_operator",
+            DefinitionError::ProgramHeld { .. } => "program_changed",
             DefinitionError::Unreadable { .. } => "definition_unreadable",
         }
     }
@@ -311,6 +327,19 @@ pub struct Settled {
     /// The program differs from its pin: none of the server's tools are
     /// served.
     pub program_held: bool,
+}
+
+/// Whether a server's program may run.
+#[derive(Debug)]
+pub enum ProgramCheck {
+    /// It is the pinned program (or none is pinned yet).
+    Accepted,
+    /// It differs from the pinned one: it waits for an operator, and the
+    /// change if this check raised it.
+    Held {
+        /// The change raised now (none when it was asked before).
+        raised: Option<Box<Change>>,
+    },
 }
 
 /// The pins and changes of one store.
@@ -378,6 +407,34 @@ impl Definitions {
                     }
                 }
                 Ok(settled)
+            },
+        )
+    }
+
+    /// Whether `server` may start: not when its program differs from the
+    /// one pinned (the change is raised, once), so a replaced program never
+    /// runs with the server's grants before an operator accepts it. A
+    /// server never pinned may start: its first listing pins it.
+    pub fn program_check(&self, server: &HostedServer) -> Result<ProgramCheck, DefinitionError> {
+        if !server.config().pin {
+            return Ok(ProgramCheck::Accepted);
+        }
+        self.0.transaction(
+            "checking a server's program against its pin",
+            airlock::store::sql::Mode::Write,
+            |tx| {
+                let name = server.name();
+                let program = Definition::of_program(server);
+                let pinned = kept::pinned_digest(tx, name, &Subject::Program)?;
+                if pinned.is_none_or(|digest| digest == program.digest) {
+                    return Ok(ProgramCheck::Accepted);
+                }
+                Ok(
+                    match kept::check(tx, name, &Subject::Program, &program, false)? {
+                        kept::Checked::Differs { raised, .. } => ProgramCheck::Held { raised },
+                        kept::Checked::Pinned | kept::Checked::FirstSight => ProgramCheck::Accepted,
+                    },
+                )
             },
         )
     }

@@ -272,3 +272,51 @@ fn what_a_reader_would_not_see_is_shown_escaped() {
     );
     assert!(!diff.contains('\u{202e}') && !diff.contains('\u{85}'));
 }
+
+#[test]
+fn a_changed_program_does_not_start_until_accepted() {
+    use super::ProgramCheck;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::in_state_dir(dir.path()).expect("store");
+    let definitions = Definitions::in_store(&store);
+    let first = loaded("/bin/sh", "");
+    let accepted = |check: ProgramCheck| matches!(check, ProgramCheck::Accepted);
+    assert!(
+        accepted(definitions.program_check(&first).expect("checked")),
+        "never pinned: it starts, and its first listing pins it"
+    );
+    assert!(
+        definitions
+            .program_check(&first)
+            .map(accepted)
+            .expect("checked"),
+        "checking pins nothing"
+    );
+    definitions
+        .settle(&first, &[tool("d", json!({ "type": "object" }))])
+        .expect("pinned");
+
+    let other = loaded("/bin/bash", "");
+    let ProgramCheck::Held {
+        raised: Some(change),
+    } = definitions.program_check(&other).expect("checked")
+    else {
+        panic!("another program is held, and the change raised")
+    };
+    assert!(change.subject.is_program());
+    assert!(matches!(
+        definitions.program_check(&other).expect("checked"),
+        ProgramCheck::Held { raised: None }
+    ));
+    assert!(accepted(
+        definitions
+            .program_check(&loaded("/bin/bash", "pin = false"))
+            .expect("checked")
+    ));
+    definitions
+        .decide(&change.id, Verdict::Accept, "operator:alice")
+        .expect("accepted");
+    assert!(accepted(
+        definitions.program_check(&other).expect("checked")
+    ));
+}
