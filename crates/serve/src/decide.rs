@@ -196,9 +196,10 @@ impl Server {
             .get(id)?
             .ok_or_else(|| ApprovalError::NotFound { id: id.to_string() })?;
         decider.may_decide(&approval)?;
-        if let (Some(policy), Some(store)) = (self.fleet_policy(), host.store())
+        let catalog = self.catalog();
+        if let (Some(policy), Some(store)) = (catalog.fleet.as_ref(), host.store())
             && store.shared().is_some()
-            && let Some(failing) = super::fleet::unattested_asker(store, &policy, id)?
+            && let Some(failing) = super::fleet::unattested_asker(store, policy, id)?
         {
             return Err(DecideError::Unattested {
                 id: id.to_string(),

@@ -3,7 +3,7 @@
 //! as `SERVER.TOOL`, the catalog refreshed when a server's tools change or
 //! it is restarted.
 
-use super::{Catalog, ServeError, Served, Server, Weak, object_schema, valid_tool_name};
+use super::{ServeError, Served, Server, Weak, object_schema, valid_tool_name};
 use crate::Decider;
 use crate::definitions::{
     Change, ChangeStatus, DefinitionError, Definitions, ProgramCheck, Verdict,
@@ -43,14 +43,18 @@ pub(super) async fn load_servers(
     Ok(servers)
 }
 
+/// The pins kept in `host`'s store.
+fn definitions(host: &Host) -> Result<Definitions, ServeError> {
+    Ok(Definitions::in_store(
+        host.store().ok_or(ServeError::NoState)?,
+    ))
+}
+
 /// Whether `server`'s program differs from its pin: then it is not
 /// started (its status says why) until an operator accepts the change.
 /// A failed check holds it too.
 fn program_held(host: &Host, server: &HostedServer) -> bool {
-    let checked = host
-        .store()
-        .ok_or(ServeError::NoState)
-        .and_then(|store| Ok(Definitions::in_store(store).program_check(server)?));
+    let checked = definitions(host).and_then(|pins| Ok(pins.program_check(server)?));
     let why = match checked {
         Ok(ProgramCheck::Accepted) => return false,
         Ok(ProgramCheck::Held { raised }) => {
@@ -80,13 +84,13 @@ impl Served {
 /// The served tools of `server`, from its listing held to its pins (see
 /// [`definitions`](crate::definitions)): disabled ones left out, names
 /// `SERVER.TOOL` checked against MCP's rules and `taken`.
-pub(super) fn served_tools(
+pub(crate) fn served_tools(
     host: &Host,
     server: &HostedServer,
     listed: &[Tool],
     taken: impl Fn(&str) -> bool,
 ) -> Result<Vec<Arc<Served>>, ServeError> {
-    let store = host.store().ok_or(ServeError::NoState)?;
+    let pins = definitions(host)?;
     // Only names airlock could serve are pinned or raised: an operator is
     // never shown a change under a name MCP does not allow.
     let servable: Vec<Tool> = listed
@@ -101,7 +105,7 @@ pub(super) fn served_tools(
         })
         .cloned()
         .collect();
-    let settled = match Definitions::in_store(store).settle(server, &servable) {
+    let settled = match pins.settle(server, &servable) {
         Ok(settled) => settled,
         Err(error) => {
             tracing::error!(server = %server.name(), code = error.code(), %error, "the server's definitions could not be held to their pins: none of its tools is served");
@@ -139,32 +143,6 @@ pub(super) fn served_tools(
         }));
     }
     Ok(served)
-}
-
-impl Catalog {
-    /// This catalog with `server`'s tools replaced by `listed`.
-    fn with_server_tools(
-        &self,
-        host: &Host,
-        server: &HostedServer,
-        listed: &[Tool],
-    ) -> Result<Catalog, ServeError> {
-        let mut tools: Vec<Arc<Served>> = self
-            .tools
-            .iter()
-            .filter(|s| s.hosted_by(server.name()).is_none())
-            .cloned()
-            .collect();
-        let added = served_tools(host, server, listed, |name| {
-            tools.iter().any(|s| s.tool.name() == name)
-        })?;
-        tools.extend(added);
-        Ok(Catalog::new(
-            tools,
-            self.settings.clone(),
-            self.servers.clone(),
-        ))
-    }
 }
 
 impl Server {
@@ -300,12 +278,12 @@ impl Server {
     /// The hosted servers' definition changes, newest first (pending ones
     /// unless `all`).
     pub fn definition_changes(&self, all: bool) -> Result<Vec<Change>, ServeError> {
-        Ok(self.definitions()?.changes(all)?)
+        Ok(definitions(self.host())?.changes(all)?)
     }
 
     /// Definition change `id`, if there is one.
     pub fn definition_change(&self, id: &str) -> Result<Option<Change>, ServeError> {
-        Ok(self.definitions()?.change(id)?)
+        Ok(definitions(self.host())?.change(id)?)
     }
 
     /// Decides definition change `id` as `decider` (an operator, or a
@@ -320,9 +298,7 @@ impl Server {
         if matches!(decider, Decider::McpClient { .. }) {
             return Err(DefinitionError::NotAnOperator.into());
         }
-        let change = self
-            .definitions()?
-            .decide(id, verdict, &decider.recorded_as())?;
+        let change = definitions(self.host())?.decide(id, verdict, &decider.recorded_as())?;
         if change.subject.is_program() && change.status == ChangeStatus::Accepted {
             // The accepted program may start now.
             if let Err(error) = self.restart_server(&change.server).await {
@@ -339,12 +315,6 @@ impl Server {
             tracing::warn!(server = %server.name(), code = error.code(), %error, "the server's tools were not served again after a decision");
         }
         Ok(change)
-    }
-
-    fn definitions(&self) -> Result<Definitions, ServeError> {
-        Ok(Definitions::in_store(
-            self.host().store().ok_or(ServeError::NoState)?,
-        ))
     }
 
     /// Stops every hosted server (at shutdown).

@@ -23,6 +23,7 @@
 mod agents;
 mod arguments;
 mod call;
+mod catalog;
 pub mod console;
 mod decide;
 pub mod definitions;
@@ -66,10 +67,9 @@ use airlock::policy::{PolicyEngine, PolicyError};
 use airlock::store::{Store, StoreError};
 use airlock::telemetry::Telemetry;
 use airlock::{ConfiguredError, ConfiguredTool};
-use futures_util::StreamExt as _;
+use catalog::{Catalog, load_catalog};
 use serde_json::json;
 use slots::Slots;
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
@@ -254,61 +254,6 @@ pub(crate) struct Served {
     pub(crate) schema: serde_json::Value,
 }
 
-/// The tools, hosted servers and settings in force; swapped whole on
-/// reload (and when a hosted server's tools change).
-pub(crate) struct Catalog {
-    pub(crate) tools: Vec<Arc<Served>>,
-    by_name: HashMap<String, usize>,
-    pub(crate) settings: ServeSettings,
-    pub(crate) servers: Vec<airlock::servers::HostedServer>,
-}
-
-impl Catalog {
-    fn new(
-        tools: Vec<Arc<Served>>,
-        settings: ServeSettings,
-        servers: Vec<airlock::servers::HostedServer>,
-    ) -> Self {
-        let by_name = tools
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (s.tool.name().to_string(), i))
-            .collect();
-        Self {
-            tools,
-            by_name,
-            settings,
-            servers,
-        }
-    }
-
-    pub(crate) fn get(&self, name: &str) -> Option<&Arc<Served>> {
-        self.by_name.get(name).map(|&i| &self.tools[i])
-    }
-
-    /// Publishes the statement of a replica serving this catalog (see
-    /// [`fleet::publish_statement`]); when that fails, the hosted servers
-    /// this catalog started are stopped.
-    async fn publish_statement(
-        &self,
-        host: &Host,
-        config: &Config,
-        config_file: &Path,
-    ) -> Result<(), ServeError> {
-        let tools = self
-            .tools
-            .iter()
-            .map(|s| (s.tool.name().to_string(), s.tool.sha256().to_string()));
-        let published = fleet::publish_statement(host, config, config_file, tools);
-        if published.is_err() {
-            for server in &self.servers {
-                server.stop().await;
-            }
-        }
-        Ok(published?)
-    }
-}
-
 /// The running server: a [`Host`] and the tools it serves. Cheap to clone.
 #[derive(Clone)]
 pub struct Server {
@@ -339,8 +284,6 @@ struct Inner {
     list_changed: tokio::sync::broadcast::Sender<()>,
     /// Serialises reloads.
     reloading: tokio::sync::Mutex<()>,
-    /// The `[fleet]` policy in force (replaced on reload).
-    fleet: RwLock<Option<airlock::config::FleetPolicy>>,
     /// Follow the hosted servers' `tools/list_changed` (replaced on reload).
     followers: std::sync::Mutex<Vec<AbortOnDropHandle<()>>>,
     /// Calls served since the start, for the shutdown record.
@@ -403,7 +346,6 @@ impl Server {
                 stop: CancellationToken::new(),
                 list_changed,
                 reloading: tokio::sync::Mutex::new(()),
-                fleet: RwLock::new(config.fleet().cloned()),
                 followers: std::sync::Mutex::new(Vec::new()),
                 calls: AtomicU64::new(0),
                 seal: elicit::Seal::new()?,
@@ -421,15 +363,6 @@ impl Server {
             json!({ "tools": server.tool_names(), "unpinned_servers": server.unpinned_servers() }),
         )?;
         Ok(server)
-    }
-
-    /// The `[fleet]` policy in force, if any.
-    pub(crate) fn fleet_policy(&self) -> Option<airlock::config::FleetPolicy> {
-        self.inner
-            .fleet
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
     }
 
     /// The hosted servers with `pin = false`: recorded where an auditor
@@ -615,16 +548,11 @@ impl Server {
             catalog
                 .publish_statement(host, &config, &self.inner.sources.config)
                 .await?;
-            Ok((catalog, config.fleet().cloned()))
+            Ok(catalog)
         };
         match attempt.await {
-            Ok((catalog, fleet)) => {
+            Ok(catalog) => {
                 let previous = self.servers();
-                *self
-                    .inner
-                    .fleet
-                    .write()
-                    .unwrap_or_else(PoisonError::into_inner) = fleet;
                 self.swap_catalog(catalog);
                 self.follow();
                 for server in previous {
@@ -722,61 +650,6 @@ pub fn operator_socket_path(settings: &ServeSettings, state_dir: &Path) -> PathB
         .unwrap_or_else(|| state_dir.join(OPERATOR_SOCKET))
 }
 
-/// Loads every configured tool, checking what MCP needs of it.
-async fn load_catalog(host: &Host, config: &Config) -> Result<Catalog, ServeError> {
-    let mut tools = Vec::with_capacity(config.tools().len());
-    let mut by_name = HashMap::new();
-    if let Some(bad) = config.tools().iter().find(|t| !valid_tool_name(t.name())) {
-        return Err(ServeError::ToolName {
-            name: bad.name().to_string(),
-        });
-    }
-    // Loaded a few at a time (reading and checking cache entries, and
-    // compiling, use a core each); errors are reported in file order.
-    let at_once = std::thread::available_parallelism().map_or(2, usize::from);
-    let loading: Vec<_> = config
-        .tools()
-        .iter()
-        .map(|tool_config| {
-            let (host, tool_config) = (host.clone(), tool_config.clone());
-            async move { host.load_configured(&tool_config).await }
-        })
-        .collect();
-    let mut loaded = Vec::with_capacity(loading.len());
-    let mut pending = futures_util::stream::iter(loading).buffered(at_once);
-    while let Some(tool) = pending.next().await {
-        loaded.push(tool?);
-    }
-    for (tool_config, tool) in config.tools().iter().zip(loaded) {
-        let name = tool_config.name();
-        let schema: serde_json::Value =
-            serde_json::from_str(tool.input_schema()).map_err(|e| ServeError::Schema {
-                name: name.to_string(),
-                message: e.to_string(),
-            })?;
-        let schema = object_schema(schema).map_err(|message| ServeError::Schema {
-            name: name.to_string(),
-            message,
-        })?;
-        by_name.insert(name.to_string(), tools.len());
-        tools.push(Arc::new(Served { tool, schema }));
-    }
-    let servers = hosting::load_servers(host, config.servers()).await?;
-    for (server, listed) in &servers {
-        for served in
-            hosting::served_tools(host, server, listed, |name| by_name.contains_key(name))?
-        {
-            by_name.insert(served.tool.name().to_string(), tools.len());
-            tools.push(served);
-        }
-    }
-    Ok(Catalog::new(
-        tools,
-        config.serve().clone(),
-        servers.into_iter().map(|(server, _)| server).collect(),
-    ))
-}
-
 /// MCP tools take an object: a schema without a `type` gets `"object"`,
 /// one of another type is refused.
 fn object_schema(mut schema: serde_json::Value) -> Result<serde_json::Value, String> {
@@ -791,29 +664,4 @@ fn object_schema(mut schema: serde_json::Value) -> Result<serde_json::Value, Str
         Some(other) => return Err(format!("its type is {other}, and MCP tools take an object")),
     }
     Ok(schema)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tool_names_follow_mcp_rules() {
-        for good in ["echo", "json-transform", "a.b_c", &"x".repeat(128)] {
-            assert!(valid_tool_name(good), "{good}");
-        }
-        for bad in ["", "has space", "semi;colon", "ünï", &"x".repeat(129)] {
-            assert!(!valid_tool_name(bad), "{bad}");
-        }
-    }
-
-    #[test]
-    fn schemas_must_describe_objects() {
-        assert_eq!(
-            object_schema(json!({"properties": {}})).expect("ok")["type"],
-            "object"
-        );
-        assert!(object_schema(json!({"type": "string"})).is_err());
-        assert!(object_schema(json!([1])).is_err());
-    }
 }

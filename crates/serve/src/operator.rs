@@ -347,7 +347,10 @@ async fn answer(
                     "this server keeps its state in its own database: replicas share a PostgreSQL store (see Several replicas)",
                 )
             })?;
-            json!(super::fleet::report(store, server.fleet_policy().as_ref())?)
+            json!(super::fleet::report(
+                store,
+                server.catalog().fleet.as_ref()
+            )?)
         }
         OperatorRequest::DevicesRevoke { id } => {
             json!(

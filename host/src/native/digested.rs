@@ -77,6 +77,12 @@ fn digest(file: &mut std::fs::File) -> std::io::Result<(String, Stamp)> {
     Ok((hex::encode(hasher.finalize()), before))
 }
 
+/// SHA-256 of the file at `path`, hex, read in pieces (as a program is
+/// digested).
+pub fn file_sha256(path: &Path) -> std::io::Result<String> {
+    digest(&mut std::fs::File::open(path)?).map(|(sha256, _)| sha256)
+}
+
 impl Digested {
     /// Reads and hashes `path` (one open file for the hash and the stamp).
     pub(crate) fn read(path: &Path) -> std::io::Result<Self> {

@@ -15,6 +15,7 @@ mod run;
 pub(crate) use config::{RawLimits, RawNative, limits as parse_limits, path as config_path};
 pub(crate) use digested::Digested;
 pub use digested::ProgramChanged;
+pub use digested::file_sha256;
 pub(crate) use run::{Granted, Visible, base_plan, listed_paths};
 
 use crate::approvals::GrantBinding;

@@ -17,7 +17,6 @@ use airlock::store::{Store, StoreError};
 use rmcp::model::Tool;
 use serde::Serialize;
 use serde_json::{Value, json};
-use sha2::{Digest as _, Sha256};
 
 /// The largest definition pinned (canonical JSON); a larger tool is not
 /// served at all.
@@ -94,7 +93,7 @@ pub(crate) struct Definition {
 impl Definition {
     fn of(value: &Value) -> Self {
         let json = canonical_json(value);
-        let digest = format!("sha256:{}", hex::encode(Sha256::digest(json.as_bytes())));
+        let digest = format!("sha256:{}", airlock::attest::sha256_hex(json.as_bytes()));
         Self { json, digest }
     }
 
@@ -419,16 +418,22 @@ impl Definitions {
         if !server.config().pin {
             return Ok(ProgramCheck::Accepted);
         }
-        self.0.transaction(
+        let name = server.name();
+        let program = Definition::of_program(server);
+        // Read first: a server that is checked every second while it waits
+        // takes the write lock only to raise its change.
+        let pinned = self.0.transaction(
             "checking a server's program against its pin",
+            airlock::store::sql::Mode::Read,
+            |tx| kept::pinned_digest(tx, name, &Subject::Program),
+        )?;
+        if pinned.is_none_or(|digest| digest == program.digest) {
+            return Ok(ProgramCheck::Accepted);
+        }
+        self.0.transaction(
+            "raising a server's program change",
             airlock::store::sql::Mode::Write,
             |tx| {
-                let name = server.name();
-                let program = Definition::of_program(server);
-                let pinned = kept::pinned_digest(tx, name, &Subject::Program)?;
-                if pinned.is_none_or(|digest| digest == program.digest) {
-                    return Ok(ProgramCheck::Accepted);
-                }
                 Ok(
                     match kept::check(tx, name, &Subject::Program, &program, false)? {
                         kept::Checked::Differs { raised, .. } => ProgramCheck::Held { raised },

@@ -16,7 +16,6 @@ use airlock::journal::canonical_json;
 use airlock::native::Tier;
 use airlock::store::{Store, StoreError};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest as _, Sha256};
 use std::collections::BTreeMap;
 
 /// What a replica says it is and serves.
@@ -58,7 +57,27 @@ pub struct Sandbox {
 }
 
 fn sha256_of(bytes: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+    format!("sha256:{}", airlock::attest::sha256_hex(bytes))
+}
+
+/// `sha256:HEX` of the file at `path`, or what kept it from being read.
+fn file_digest(path: &std::path::Path) -> String {
+    airlock::native::file_sha256(path)
+        .map_or_else(|_| "unreadable".to_string(), |hex| format!("sha256:{hex}"))
+}
+
+/// What this process runs on: its binary's digest and the sandbox facts,
+/// found once (a replica states them at start and at every reload).
+fn this_machine() -> &'static (String, airlock::SandboxFacts) {
+    static MACHINE: std::sync::OnceLock<(String, airlock::SandboxFacts)> =
+        std::sync::OnceLock::new();
+    MACHINE.get_or_init(|| {
+        let binary = std::env::current_exe().map_or_else(|_| "unknown".into(), |p| file_digest(&p));
+        (
+            binary,
+            airlock::SandboxFacts::probe(std::env::var_os("PATH")),
+        )
+    })
 }
 
 impl Statement {
@@ -71,11 +90,7 @@ impl Statement {
         policies: &str,
         tools: impl IntoIterator<Item = (String, String)>,
     ) -> Self {
-        let digest_of = |path: &std::path::Path| {
-            std::fs::read(path).map_or_else(|_| "unreadable".to_string(), |b| sha256_of(&b))
-        };
-        let binary = std::env::current_exe().map_or_else(|_| "unknown".into(), |p| digest_of(&p));
-        let facts = airlock::SandboxFacts::probe(std::env::var_os("PATH"));
+        let (binary, facts) = this_machine();
         // A Job Object confines neither files nor network.
         let confines = !cfg!(windows);
         let natives_sandboxed = config
@@ -88,8 +103,8 @@ impl Statement {
         Self {
             replica: replica.to_string(),
             version: airlock::build_info::AIRLOCK.to_string(),
-            binary,
-            config: digest_of(config_file),
+            binary: binary.clone(),
+            config: file_digest(config_file),
             policies: format!("sha256:{policies}"),
             fleet: fleet_digest(config.fleet()),
             sandbox: Sandbox {
