@@ -44,7 +44,7 @@ pub use macos_sbpl::MacosSandboxExec;
 pub use output::{CappedStream, Exit, RunOutput};
 pub use plan::{
     Access, DEFAULT_LIMITS, Hidden, Mount, NetworkMode, PERSISTENCE_PATHS, Persistent, Plan,
-    ProcessLimits,
+    ProcessLimits, TRUST_IN_SANDBOX, TRUST_VARIABLES,
 };
 #[cfg(unix)]
 pub use unix::run_unsandboxed;

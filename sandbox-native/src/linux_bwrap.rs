@@ -3,7 +3,9 @@
 //! and a short list of `/etc` files are visible read-only, and nothing else
 //! of the host is: no home, no `/etc/shadow`, no host `/proc` or `/dev`.
 
-use crate::plan::{Access, NetworkMode, PERSISTENCE_PATHS, Plan};
+use crate::plan::{
+    Access, NetworkMode, PERSISTENCE_PATHS, Plan, TRUST_IN_SANDBOX, TRUST_VARIABLES,
+};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
@@ -198,6 +200,17 @@ pub fn arguments_pinned(
     }
     for (key, value) in &plan.env {
         push(&mut args, &["--setenv", key, value]);
+    }
+    // After the plan's own variables, so a configured value cannot point
+    // the runtimes elsewhere.
+    if let NetworkMode::Strict {
+        trust: Some(trust), ..
+    } = &plan.network
+    {
+        bind(&mut args, "--ro-bind", trust, Path::new(TRUST_IN_SANDBOX));
+        for key in TRUST_VARIABLES {
+            push(&mut args, &["--setenv", key, TRUST_IN_SANDBOX]);
+        }
     }
     let cwd = plan.cwd.clone().unwrap_or_else(|| PathBuf::from("/"));
     args.push("--chdir".into());
@@ -527,11 +540,41 @@ mod tests {
     }
 
     #[test]
+    fn a_trust_bundle_is_shown_read_only_and_named_by_every_variable_last() {
+        let mut plan = Plan::new("/bin/true").env("SSL_CERT_FILE", "/elsewhere.pem");
+        plan.network = NetworkMode::Strict {
+            channel_fd: 9,
+            bridge: "/opt/airlock/airlock-bridge".into(),
+            trust: Some("/tmp/airlock-trust-1.pem".into()),
+        };
+        let args = text(&arguments(&plan, &|_| true, Some(7)));
+        let bundle = ["/tmp/airlock-trust-1.pem", TRUST_IN_SANDBOX];
+        assert!(find(&args, "--ro-bind", &bundle).is_some(), "{args:?}");
+        for key in TRUST_VARIABLES {
+            let at = find(&args, "--setenv", &[key, TRUST_IN_SANDBOX]).expect(key);
+            let configured = find(&args, "--setenv", &["SSL_CERT_FILE", "/elsewhere.pem"]);
+            assert!(
+                configured.is_none_or(|c| c < at),
+                "{key} set after the plan's own"
+            );
+        }
+        // Without a bundle nothing is bound or set.
+        plan.network = NetworkMode::Strict {
+            channel_fd: 9,
+            bridge: "/opt/airlock/airlock-bridge".into(),
+            trust: None,
+        };
+        let args = text(&arguments(&plan, &|_| true, Some(7)));
+        assert!(!args.iter().any(|a| a == TRUST_IN_SANDBOX), "{args:?}");
+    }
+
+    #[test]
     fn strict_network_mounts_only_the_bridge_and_hands_it_the_channel() {
         let mut plan = Plan::new("/bin/true");
         plan.network = NetworkMode::Strict {
             channel_fd: 9,
             bridge: "/opt/airlock/airlock-bridge".into(),
+            trust: None,
         };
         let args = text(&arguments(&plan, &|_| true, Some(7)));
         assert!(

@@ -100,6 +100,12 @@ pub fn profile(
     for (at, _) in &plan.links {
         let _ = write!(p, "\n    (literal {})", quoted(at));
     }
+    if let NetworkMode::Strict {
+        trust: Some(trust), ..
+    } = &plan.network
+    {
+        let _ = write!(p, "\n    (literal {})", quoted(trust));
+    }
     let _ = write!(p, "\n    (literal {}))\n", quoted(&plan.program));
     p.push_str("(allow file-read* file-write* process-exec");
     for dir in &writable {
@@ -200,9 +206,16 @@ impl crate::unix::Prepares for MacosSandboxExec {
             .env("TMPDIR", &tmp.0)
             .current_dir(plan.cwd.as_deref().unwrap_or(Path::new("/")));
         if let Some(port) = port {
-            let proxy = format!("http://127.0.0.1:{port}");
-            for key in ["HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"] {
-                command.env(key, &proxy);
+            command.envs(crate::bridge::proxy_environment(&format!(
+                "http://127.0.0.1:{port}"
+            )));
+        }
+        if let NetworkMode::Strict {
+            trust: Some(trust), ..
+        } = &plan.network
+        {
+            for key in crate::plan::TRUST_VARIABLES {
+                command.env(key, trust);
             }
         }
         // No process limit: RLIMIT_NPROC counts all of the user's processes on macOS.
@@ -264,6 +277,7 @@ mod tests {
             network: NetworkMode::Strict {
                 channel_fd: 9,
                 bridge: "/usr/local/bin/airlock".into(),
+                trust: None,
             },
             ..plan
         }

@@ -147,8 +147,31 @@ pub enum NetworkMode {
         channel_fd: i32,
         /// The `airlock-bridge` executable on the host.
         bridge: PathBuf,
+        /// The certificates (a PEM file on the host) the tool must trust
+        /// for the TLS the proxy terminates: shown read-only inside (at
+        /// [`TRUST_IN_SANDBOX`] on Linux) and named by every variable of
+        /// [`TRUST_VARIABLES`]. `None`: the proxy terminates no TLS.
+        trust: Option<PathBuf>,
     },
 }
+
+/// Where a Linux sandbox sees the proxy's trust bundle.
+pub const TRUST_IN_SANDBOX: &str = "/run/airlock/trust.pem";
+
+/// The variables common runtimes read a CA bundle from, each set to the
+/// trust bundle: OpenSSL and what links it (Python's `ssl` and `httpx`,
+/// Ruby, PHP, Go on Linux, rustls-native-certs), Python `requests`, Node,
+/// curl, git, Deno, the AWS SDKs and pip.
+pub const TRUST_VARIABLES: [&str; 8] = [
+    "SSL_CERT_FILE",
+    "REQUESTS_CA_BUNDLE",
+    "NODE_EXTRA_CA_CERTS",
+    "CURL_CA_BUNDLE",
+    "GIT_SSL_CAINFO",
+    "DENO_CERT",
+    "AWS_CA_BUNDLE",
+    "PIP_CERT",
+];
 
 /// Resource limits, applied with `setrlimit` before the program starts and
 /// by the runner (wall clock, output).

@@ -350,6 +350,7 @@ mod tests {
         plan.network = NetworkMode::Strict {
             channel_fd: 3,
             bridge: "bridge.exe".into(),
+            trust: None,
         };
         let err = job_limits(&plan, 4).expect_err("cannot enforce");
         assert_eq!(err.code(), "sandbox_unsupported");

@@ -64,6 +64,7 @@ fn the_only_way_out_is_the_proxy() {
     plan.network = NetworkMode::Strict {
         channel_fd: fd,
         bridge: env!("CARGO_BIN_EXE_airlock-bridge").into(),
+        trust: None,
     };
     let backend = detect().expect("bubblewrap");
     let out = backend.run(&plan, b"").expect("runs");

@@ -353,6 +353,7 @@ fn credential(request: &SeenRequest) -> String {
 
 /// A certificate authority and one server certificate it signed.
 pub struct TestCa {
+    certificate: rustls::pki_types::CertificateDer<'static>,
     roots: rustls::RootCertStore,
     server: Arc<rustls::ServerConfig>,
 }
@@ -386,9 +387,15 @@ impl TestCa {
             .with_single_cert(vec![server_cert.der().clone()], key)
             .expect("server config");
         Self {
+            certificate: ca_cert.der().clone(),
             roots,
             server: Arc::new(server),
         }
+    }
+
+    /// The CA's own certificate.
+    pub fn certificate(&self) -> rustls::pki_types::CertificateDer<'static> {
+        self.certificate.clone()
     }
 
     fn acceptor(&self) -> tokio_rustls::TlsAcceptor {

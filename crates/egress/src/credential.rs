@@ -176,6 +176,15 @@ impl CredentialBinding {
             }
     }
 
+    /// Whether `target` is a plain-`http` request to a host this binding
+    /// serves over `https` only: refused, rather than sent without the
+    /// credential the server expects (or with it, in the clear).
+    pub fn wants_https(&self, target: &Target) -> bool {
+        target.scheme == Scheme::Http
+            && !self.schemes.contains(&Scheme::Http)
+            && self.hosts.contains(&target.host)
+    }
+
     /// The header value with `secret` in place of `{secret}`, marked
     /// sensitive so hyper never logs or compresses it.
     pub(crate) fn header_value(&self, secret: &[u8]) -> Option<HeaderValue> {
@@ -191,26 +200,37 @@ impl CredentialBinding {
     /// The first origin of this binding the grant does not allow, if any:
     /// a binding may only narrow what the tool can reach.
     pub fn outside(&self, grant: &NetworkGrant) -> Option<String> {
-        for host in &self.hosts {
-            for &scheme in &self.schemes {
+        self.origins()
+            .find(|target| grant.rules().find(target).is_err())
+            .map(|target| format!("{}://{}", target.scheme, target.host_header()))
+    }
+
+    /// The first `https` origin of this binding whose rule in `grant` says
+    /// `intercept = false`, if any: the native tools' proxy never sees
+    /// inside that TLS, so it could not add the secret.
+    pub fn not_intercepted(&self, grant: &NetworkGrant) -> Option<String> {
+        self.origins()
+            .filter(|target| target.scheme == Scheme::Https)
+            .find(|target| grant.rules().find(target).is_ok_and(|rule| !rule.intercept))
+            .map(|target| format!("https://{}", target.host_header()))
+    }
+
+    /// Every origin the binding names.
+    fn origins(&self) -> impl Iterator<Item = Target> + '_ {
+        self.hosts.iter().flat_map(move |host| {
+            self.schemes.iter().flat_map(move |&scheme| {
                 let ports = match &self.ports {
                     Some(ports) => ports.clone(),
                     None => vec![scheme.default_port()],
                 };
-                for port in ports {
-                    let target = Target {
-                        scheme,
-                        host: host.clone(),
-                        port,
-                        path_and_query: "/".into(),
-                    };
-                    if grant.rules().find(&target).is_err() {
-                        return Some(format!("{scheme}://{}", target.host_header()));
-                    }
-                }
-            }
-        }
-        None
+                ports.into_iter().map(move |port| Target {
+                    scheme,
+                    host: host.clone(),
+                    port,
+                    path_and_query: "/".into(),
+                })
+            })
+        })
     }
 }
 

@@ -72,6 +72,14 @@ pub enum Reason {
     /// A proxy tunnel's TLS ClientHello names another server (SNI) than the
     /// one the tunnel was granted for.
     SniMismatch,
+    /// A plain-`http` request to a host whose credential binding allows
+    /// `https` only: the secret is never sent in the clear, and the request
+    /// does not go without it.
+    CredentialNeedsHttps,
+    /// The client inside the sandbox refused the certificate the proxy
+    /// presented for an intercepted origin: it pins its own certificate or
+    /// does not read the trust bundle.
+    ClientRefusedCa,
 }
 
 impl Reason {
@@ -102,6 +110,8 @@ impl Reason {
             Reason::UnscrubbableResponse => "unscrubbable_response",
             Reason::TunnelNotTls => "tunnel_not_tls",
             Reason::SniMismatch => "sni_mismatch",
+            Reason::CredentialNeedsHttps => "credential_needs_https",
+            Reason::ClientRefusedCa => "client_refused_ca",
         }
     }
 
@@ -119,7 +129,8 @@ impl Reason {
             | Reason::PolicyDenied
             | Reason::CredentialHeaderConflict
             | Reason::CredentialDenied
-            | Reason::CredentialUnavailable => E::HttpRequestDenied,
+            | Reason::CredentialUnavailable
+            | Reason::CredentialNeedsHttps => E::HttpRequestDenied,
             Reason::UnscrubbableResponse => E::HttpResponseContentCoding(Some(
                 "denied_by_host: a response to a request carrying a credential must not be compressed"
                     .into(),
@@ -136,9 +147,10 @@ impl Reason {
             Reason::TlsFailed => E::TlsCertificateError,
             Reason::FirstByteTimeout | Reason::BetweenBytesTimeout => E::ConnectionReadTimeout,
             // Only a native tool's proxy tunnels; a guest never sees these.
-            Reason::ProtocolError | Reason::TunnelNotTls | Reason::SniMismatch => {
-                E::HttpProtocolError
-            }
+            Reason::ProtocolError
+            | Reason::TunnelNotTls
+            | Reason::SniMismatch
+            | Reason::ClientRefusedCa => E::HttpProtocolError,
         }
     }
 }
@@ -157,6 +169,7 @@ pub struct PinnedTarget {
     target: Target,
     addresses: Vec<IpAddr>,
     rule: String,
+    interceptable: bool,
 }
 
 impl PinnedTarget {
@@ -173,6 +186,47 @@ impl PinnedTarget {
     /// The rule that allowed it, as written.
     pub fn rule(&self) -> &str {
         &self.rule
+    }
+
+    /// Whether the native tools' proxy may terminate TLS to it (its rule
+    /// does not say `intercept = false`).
+    pub fn interceptable(&self) -> bool {
+        self.interceptable
+    }
+
+    /// The same checked origin and addresses, for another path on it: a
+    /// request inside a tunnel the proxy terminates, decided (resolution
+    /// included) when the tunnel was. Rules and policies look at the
+    /// origin only, so the decision holds; the path is checked as any.
+    pub(crate) fn for_path(&self, path_and_query: &str) -> Result<Self, Box<Denial>> {
+        let url = format!(
+            "{}://{}{path_and_query}",
+            self.target.scheme.as_str(),
+            self.target.host_header()
+        );
+        match url::parse(&url) {
+            Ok(target)
+                if path_and_query.starts_with('/')
+                    && target.scheme == self.target.scheme
+                    && target.host == self.target.host
+                    && target.port == self.target.port =>
+            {
+                Ok(Self {
+                    target,
+                    ..self.clone()
+                })
+            }
+            _ => Err(Box::new(Denial {
+                reason: Reason::InvalidUrl,
+                message: format!(
+                    "`{path_and_query}` is not a path on {}",
+                    self.target.host_header()
+                ),
+                target: Some(self.target.clone()),
+                addresses: self.addresses.clone(),
+                rule: Some(self.rule.clone()),
+            })),
+        }
     }
 
     /// One endpoint per checked address, to try in order.
@@ -346,5 +400,6 @@ pub async fn decide(grant: &NetworkGrant, url: &str, resolver: &dyn Resolver) ->
         target,
         addresses,
         rule: rule.to_string(),
+        interceptable: rule.intercept,
     })
 }

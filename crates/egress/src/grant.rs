@@ -89,6 +89,21 @@ impl Default for Budgets {
 pub struct NetworkGrant {
     rules: RuleSet,
     budgets: Budgets,
+    intercept: Intercept,
+}
+
+/// Which `CONNECT` tunnels the native tools' proxy terminates (a
+/// component's TLS is always the host's own).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Intercept {
+    /// Only origins a credential binding names, so the secret can be
+    /// added (`intercept = "credentials"`, the default).
+    #[default]
+    Credentials,
+    /// Every origin whose rule does not say `intercept = false`: each
+    /// request inside TLS is decided, recorded and limited on its own
+    /// (`intercept = "all"`).
+    All,
 }
 
 impl NetworkGrant {
@@ -160,9 +175,25 @@ impl NetworkGrant {
                 source,
             )?,
         };
+        let intercept = match raw.intercept {
+            None => Intercept::Credentials,
+            Some(value) => match value.get_ref().as_str() {
+                "credentials" => Intercept::Credentials,
+                "all" => Intercept::All,
+                other => {
+                    return Err(source.error(
+                        value.span(),
+                        format!(
+                            "intercept `{other}` does not exist: write \"credentials\" (the default: terminate TLS only where a secret is injected) or \"all\""
+                        ),
+                    ));
+                }
+            },
+        };
         Ok(Self {
             rules: RuleSet::new(rules),
             budgets,
+            intercept,
         })
     }
 
@@ -174,6 +205,11 @@ impl NetworkGrant {
     /// The traffic budgets.
     pub fn budgets(&self) -> &Budgets {
         &self.budgets
+    }
+
+    /// Which tunnels the native tools' proxy terminates.
+    pub fn intercept(&self) -> Intercept {
+        self.intercept
     }
 
     /// Whether the grant reaches nothing.
@@ -195,6 +231,7 @@ pub struct RawGrant {
     connect_timeout: Option<Spanned<String>>,
     first_byte_timeout: Option<Spanned<String>>,
     between_bytes_timeout: Option<Spanned<String>>,
+    intercept: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -207,6 +244,7 @@ struct RawRule {
     schemes: Option<Spanned<Vec<Spanned<String>>>>,
     #[serde(default)]
     private: bool,
+    intercept: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -279,6 +317,7 @@ fn compile_rule(raw: Spanned<RawRule>, source: &TomlText<'_>) -> Result<Rule, Co
         ports,
         schemes,
         private: rule.private,
+        intercept: rule.intercept.unwrap_or(true),
         origin: format!("{}:{line}", source.origin),
     })
 }
@@ -475,6 +514,11 @@ private = true
     #[test]
     fn mistakes_name_the_line_and_the_fix() {
         let cases = [
+            (
+                "intercept = \"some\"\n[[allow]]\nhost = \"a.example\"\n",
+                "grant.toml:1:13:",
+                "\"credentials\" (the default",
+            ),
             (
                 "[[allow]]\ncidr = \"10.0.0.0/33\"\n",
                 "grant.toml:2:8:",

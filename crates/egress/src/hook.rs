@@ -33,7 +33,7 @@ use wasmtime_wasi_http::{Error as WasiError, RequestOptions, WasiBody, WasiHttpH
 mod proxy;
 
 pub use proxy::DENY_REASON_HEADER;
-pub use proxy::{EgressProxy, Route};
+pub use proxy::{CaError, EgressProxy, InterceptCa, Route};
 
 type IoFuture = Box<dyn Future<Output = Result<(), WasiError>> + Send>;
 type SendFuture =
@@ -230,7 +230,7 @@ impl Context {
             Ok(pinned) => pinned,
             Err(denial) => return deny(*denial),
         };
-        let injected = match self.credentials_for(&request, &pinned) {
+        let injected = match self.credentials_for(request.headers(), &pinned) {
             Ok(injected) => injected,
             Err(denial) => return deny(*denial),
         };
@@ -252,18 +252,7 @@ impl Context {
     /// guest's `wasi:http` or a native tool's proxy): the request budget,
     /// the egress decision, then Cedar's `http.request`.
     async fn check(&self, url: &str) -> Result<PinnedTarget, Box<Denial>> {
-        if !self.budget.admit_request() {
-            return Err(Box::new(Denial {
-                reason: Reason::TooManyRequests,
-                message: format!(
-                    "this invocation already made its {} requests",
-                    self.grant.budgets().max_requests
-                ),
-                target: None,
-                addresses: Vec::new(),
-                rule: None,
-            }));
-        }
+        self.admit(None)?;
         let pinned = match decide(&self.grant, url, self.network.resolver.as_ref()).await {
             Decision::Allow(pinned) => pinned,
             Decision::Deny(denial) => return Err(Box::new(denial)),
@@ -296,6 +285,44 @@ impl Context {
             }));
         }
         Ok(pinned)
+    }
+
+    /// Counts one request against the invocation's budget, or refuses it
+    /// (naming `pinned`'s destination when it is known).
+    fn admit(&self, pinned: Option<&PinnedTarget>) -> Result<(), Box<Denial>> {
+        if self.budget.admit_request() {
+            return Ok(());
+        }
+        Err(Box::new(Denial {
+            reason: Reason::TooManyRequests,
+            message: format!(
+                "this invocation already made its {} requests",
+                self.grant.budgets().max_requests
+            ),
+            target: pinned.map(|p| p.target().clone()),
+            addresses: pinned.map(|p| p.addresses().to_vec()).unwrap_or_default(),
+            rule: pinned.map(|p| p.rule().to_string()),
+        }))
+    }
+
+    /// Whether the proxy terminates the TLS of a `CONNECT` to `pinned`:
+    /// its rule allows it, and a credential is bound to it or the grant
+    /// asks for every origin.
+    fn intercepts(&self, pinned: &PinnedTarget) -> bool {
+        pinned.interceptable()
+            && (self.grant.intercept() == super::grant::Intercept::All
+                || self
+                    .requester
+                    .credentials
+                    .bindings
+                    .iter()
+                    .any(|b| b.matches(pinned.target())))
+    }
+
+    /// Whether a proxy for this context needs a CA: it may intercept.
+    fn may_intercept(&self) -> bool {
+        self.grant.intercept() == super::grant::Intercept::All
+            || !self.requester.credentials.bindings.is_empty()
     }
 
     /// Connects to the first checked address that answers within the
@@ -336,7 +363,7 @@ impl Context {
     /// scrubber for their reflections; or why the request must not go.
     fn credentials_for(
         &self,
-        request: &http::Request<WasiBody>,
+        headers: &http::HeaderMap,
         pinned: &PinnedTarget,
     ) -> Result<Injected, Box<Denial>> {
         let target = pinned.target();
@@ -350,11 +377,27 @@ impl Context {
                 rule: Some(pinned.rule().to_string()),
             })
         };
+        if let Some(binding) = r
+            .credentials
+            .bindings
+            .iter()
+            .find(|b| b.wants_https(target))
+        {
+            return Err(refuse(
+                Reason::CredentialNeedsHttps,
+                format!(
+                    "secret `{}` is bound to `{}` over https only: use https://{}",
+                    binding.secret(),
+                    target.host,
+                    target.host
+                ),
+            ));
+        }
         let mut injections = Vec::new();
         let mut secrets = Vec::new();
         for binding in r.credentials.bindings.iter().filter(|b| b.matches(target)) {
             let name = binding.secret();
-            if request.headers().contains_key(binding.header()) {
+            if headers.contains_key(binding.header()) {
                 return Err(refuse(
                     Reason::CredentialHeaderConflict,
                     format!(

@@ -34,9 +34,12 @@ pub use decide::{Decision, Denial, Endpoint, PinnedTarget, Reason, decide};
 pub use grant::RawGrant;
 pub use grant::{
     Budgets, DEFAULT_BETWEEN_BYTES_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_FIRST_BYTE_TIMEOUT,
-    DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MAX_REQUESTS, DEFAULT_MAX_RESPONSE_BYTES, NetworkGrant,
+    DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MAX_REQUESTS, DEFAULT_MAX_RESPONSE_BYTES, Intercept,
+    NetworkGrant,
 };
 pub use hook::DENY_REASON_HEADER;
-pub use hook::{Credentials, EgressHook, EgressProxy, Network, Requester, Route};
+pub use hook::{
+    CaError, Credentials, EgressHook, EgressProxy, InterceptCa, Network, Requester, Route,
+};
 pub use record::{EgressRecord, Verdict};
 pub use resolve::{ResolveError, ResolveFuture, Resolver, StaticResolver, SystemResolver};

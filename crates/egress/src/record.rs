@@ -44,6 +44,10 @@ pub struct EgressRecord {
     pub host: Option<String>,
     /// Port, if the URL parsed.
     pub port: Option<u16>,
+    /// SHA-256 (hex) of the path and query, if a request had one (not a
+    /// `CONNECT`): which resource, comparable across records, without
+    /// keeping what a query string may carry.
+    pub path_sha256: Option<String>,
     /// Every address the name resolved to (checked, for an allowed request).
     pub addresses: Vec<IpAddr>,
     /// The address actually connected to.
@@ -79,6 +83,7 @@ impl EgressRecord {
             "scheme": self.scheme,
             "host": self.host,
             "port": self.port,
+            "path_sha256": self.path_sha256,
             "addresses": self.addresses.iter().map(ToString::to_string).collect::<Vec<_>>(),
             "connected": self.connected.map(|a| a.to_string()),
             "decision": self.verdict.as_str(),
@@ -121,6 +126,20 @@ impl EgressRecord {
             duration_ms = self.duration.as_secs_f64() * 1000.0,
             "{event}"
         );
+    }
+}
+
+impl EgressRecord {
+    /// Fills in where the request went.
+    fn target(&mut self, target: &crate::url::Target) {
+        use sha2::Digest as _;
+        self.scheme = Some(target.scheme.to_string());
+        self.host = Some(target.host.to_string());
+        self.port = Some(target.port);
+        if self.method != "CONNECT" {
+            let digest = sha2::Sha256::digest(target.path_and_query.as_bytes());
+            self.path_sha256 = Some(hex::encode(digest));
+        }
     }
 }
 
@@ -173,6 +192,7 @@ impl EgressLog {
             scheme: None,
             host: None,
             port: None,
+            path_sha256: None,
             addresses: Vec::new(),
             connected: None,
             verdict,
@@ -191,9 +211,7 @@ impl EgressLog {
     pub(crate) fn deny(&self, origin: &Origin<'_>, denial: &Denial) {
         let mut record = Self::base(origin, Verdict::Deny);
         if let Some(target) = &denial.target {
-            record.scheme = Some(target.scheme.to_string());
-            record.host = Some(target.host.to_string());
-            record.port = Some(target.port);
+            record.target(target);
         }
         record.addresses = denial.addresses.clone();
         record.reason = Some(denial.reason);
@@ -211,10 +229,7 @@ impl EgressLog {
         credentials: Vec<String>,
     ) -> RecordHandle {
         let mut record = Self::base(origin, Verdict::Allow);
-        let target = pinned.target();
-        record.scheme = Some(target.scheme.to_string());
-        record.host = Some(target.host.to_string());
-        record.port = Some(target.port);
+        record.target(pinned.target());
         record.addresses = pinned.addresses().to_vec();
         record.rule = Some(pinned.rule().to_string());
         record.credentials = credentials;

@@ -85,6 +85,10 @@ pub struct Rule {
     pub schemes: SchemeSet,
     /// Whether it may reach special-purpose addresses.
     pub private: bool,
+    /// Whether the native tools' proxy may terminate TLS to what it
+    /// allows (to inject a credential, or under `intercept = "all"`);
+    /// `false` keeps a blind tunnel, for clients that pin certificates.
+    pub intercept: bool,
     /// Where it was written (`file:line`), for records and messages.
     pub origin: String,
 }
@@ -112,6 +116,9 @@ impl fmt::Display for Rule {
         }?;
         if self.private {
             f.write_str(", private = true")?;
+        }
+        if !self.intercept {
+            f.write_str(", intercept = false")?;
         }
         write!(f, " ({})", self.origin)
     }
@@ -292,6 +299,7 @@ mod tests {
             ports: PortSet::SchemeDefault,
             schemes: SchemeSet::BOTH,
             private: false,
+            intercept: true,
             origin: "test".into(),
         }
     }

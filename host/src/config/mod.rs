@@ -235,7 +235,7 @@ impl RawToolLimits {
 /// vault: there is deliberately no key for a command, file or variable.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawCredential {
+pub(crate) struct RawCredential {
     secret: Spanned<String>,
     header: Spanned<String>,
     format: Option<Spanned<String>>,
@@ -296,6 +296,30 @@ fn binding(raw: RawCredential, source: &TomlText<'_>) -> Result<CredentialBindin
         binding = binding
             .with_ports(ports.get_ref().clone())
             .map_err(at(ports.span()))?;
+    }
+    Ok(binding)
+}
+
+/// A binding of tool or server `name` (whose table is `table`), checked
+/// against its network grant: it may only narrow what the grant reaches.
+pub(crate) fn bound(
+    raw: Spanned<RawCredential>,
+    grants: &Grants,
+    table: &str,
+    name: &str,
+    source: &TomlText<'_>,
+) -> Result<CredentialBinding, ConfigError> {
+    let hosts_span = raw.get_ref().hosts.span();
+    let binding = binding(raw.into_inner(), source)?;
+    if let Some(origin) = binding.outside(grants.network()) {
+        return Err(source.error(
+            hosts_span,
+            format!(
+                "the binding of secret `{}` reaches {origin}, which {} `{name}`'s network grant does not allow: add it to [[{table}.network.allow]] or remove it from the binding",
+                binding.secret(),
+                table.trim_end_matches('s')
+            ),
+        ));
     }
     Ok(binding)
 }
@@ -362,10 +386,6 @@ impl Config {
                         )
                     } else if tool.verify.is_some() {
                         Some("`verify`: signatures are checked for `oci://` components")
-                    } else if !tool.credentials.is_empty() {
-                        Some(
-                            "`credentials`: native tools cannot have secrets injected yet; remove the bindings",
-                        )
                     } else {
                         None
                     };
@@ -399,19 +419,17 @@ impl Config {
             if let Some(network) = tool.network {
                 grants = grants.with_network(NetworkGrant::from_raw(network, &source)?);
             }
+            let credentials_span = tool.credentials.first().map(Spanned::span);
             for credential in tool.credentials {
-                let hosts_span = credential.get_ref().hosts.span();
-                let binding = binding(credential.into_inner(), &source)?;
-                if let Some(origin) = binding.outside(grants.network()) {
-                    return Err(source.error(
-                        hosts_span,
-                        format!(
-                            "the binding of secret `{}` reaches {origin}, which tool `{name}`'s network grant does not allow: add it to [[tools.network.allow]] or remove it from the binding",
-                            binding.secret()
-                        ),
-                    ));
-                }
+                let binding = bound(credential, &grants, "tools", &name, &source)?;
                 grants = grants.with_credential(binding);
+            }
+            if let (Some(native), Some(span)) = (&native, credentials_span) {
+                crate::native::injectable(
+                    &grants,
+                    native.network == crate::native::NativeNetwork::Strict,
+                )
+                .map_err(|message| source.error(span, message))?;
             }
             let input_schema = match tool.input_schema {
                 None => None,
@@ -746,11 +764,17 @@ native = { program = "sh", tier = "none" }
                 "a component or a native program, not both",
             ),
             (
-                // No secret reaches a native tool's proxy or its CONNECT
-                // tunnels (end-to-end TLS the host cannot add a header to).
-                "[[tools]]\nname = \"a\"\nnative = { program = \"/bin/true\" }\n[[tools.credentials]]\nsecret = \"k\"\nheader = \"authorization\"\nhosts = [\"a.test\"]\n",
-                "airlock.toml:3:10:",
-                "native tools cannot have secrets injected",
+                // A native tool's secrets go out through its proxy only.
+                "[[tools]]\nname = \"a\"\nnative = { program = \"/bin/true\" }\n[[tools.network.allow]]\nhost = \"a.test\"\n[[tools.credentials]]\nsecret = \"k\"\nheader = \"authorization\"\nhosts = [\"a.test\"]\n",
+                "airlock.toml:6:1:",
+                "the program has no network",
+            ),
+            (
+                // The proxy cannot add a header inside TLS it does not
+                // terminate.
+                "[[tools]]\nname = \"a\"\nnative = { program = \"/bin/true\", network = \"strict\" }\n[[tools.network.allow]]\nhost = \"a.test\"\nintercept = false\n[[tools.credentials]]\nsecret = \"k\"\nheader = \"authorization\"\nhosts = [\"a.test\"]\n",
+                "airlock.toml:7:1:",
+                "whose rule says `intercept = false`",
             ),
             (
                 "[[tools]]\nname = \"a\"\nnative = { program = \"/bin/true\", tier = \"none\", network = \"strict\" }\n",

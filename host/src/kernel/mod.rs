@@ -112,6 +112,17 @@ impl Kernel {
         self.parts.vault.as_ref()
     }
 
+    /// What a tool with `grants` may have injected: its credential
+    /// bindings, their secrets from the vault.
+    pub(crate) fn credentials(&self, grants: &crate::grants::Grants) -> crate::egress::Credentials {
+        crate::egress::Credentials {
+            bindings: grants.credentials_arc(),
+            secrets: self
+                .vault()
+                .map(|vault| Arc::clone(vault) as Arc<dyn crate::egress::Secrets>),
+        }
+    }
+
     /// The telemetry exporter, when one is configured.
     pub(crate) fn telemetry(&self) -> Option<&Telemetry> {
         self.parts.telemetry.as_ref()

@@ -2,9 +2,10 @@
 //! admission, journal and attestations as components.
 
 use super::run::outcome_of;
+use super::trust::TrustFile;
 use super::{NativeNetwork, NativeTool};
 use crate::approvals::GrantBinding;
-use crate::egress::{Credentials, EgressHook, EgressProxy};
+use crate::egress::{EgressHook, EgressProxy};
 use crate::kernel::{Admit, Executed, Executor, Kernel, Running};
 use crate::outcome::{InvokeError, Outcome, RunReport};
 use crate::policy::ToolFacts;
@@ -115,25 +116,28 @@ async fn run(
                 invocation_id,
                 tool.grants.network_arc(),
                 kernel.network().clone(),
-                admit.requester(&tool.facts, Credentials::default()),
+                admit.requester(&tool.facts, kernel.credentials(&tool.grants)),
             );
-            let proxy = EgressProxy::start(hook).map_err(|e| InvokeError::Native {
+            let failed = |e: std::io::Error| InvokeError::Native {
                 message: format!("starting the egress proxy failed: {e}"),
-            })?;
-            Some(proxy)
+            };
+            let proxy = EgressProxy::start(hook).map_err(failed)?;
+            let trust = TrustFile::for_proxy(&proxy).map_err(failed)?;
+            Some((proxy, trust))
         }
         NativeNetwork::None => None,
     };
     let bridge = tool.bridge.clone();
     tool.digested.verify()?;
     let mut plan = tool.plan(limits)?;
-    if let Some(proxy) = &proxy {
+    if let Some((proxy, trust)) = &proxy {
         let bridge = bridge.ok_or_else(|| InvokeError::Native {
             message: "strict network needs the bridge program: HostBuilder::native_bridge, or run from the airlock binary".into(),
         })?;
         plan.network = NetworkMode::Strict {
             channel_fd: proxy.channel_fd(),
             bridge,
+            trust: trust.as_ref().map(|t| t.path().to_path_buf()),
         };
     }
     let backend = tool.backend.clone();
@@ -155,7 +159,10 @@ async fn run(
     .map_err(|e| InvokeError::Native {
         message: format!("the sandbox task failed: {e}"),
     })??;
-    let egress = proxy.as_ref().map(EgressProxy::records).unwrap_or_default();
+    let egress = proxy
+        .as_ref()
+        .map(|(proxy, _)| proxy.records())
+        .unwrap_or_default();
     drop(proxy);
     Ok(Executed::Ran(outcome_of(
         output,

@@ -11,12 +11,14 @@ mod config;
 mod digested;
 mod executor;
 mod run;
+mod trust;
 
 pub(crate) use config::{RawLimits, RawNative, limits as parse_limits, path as config_path};
 pub(crate) use digested::Digested;
 pub use digested::ProgramChanged;
 pub use digested::file_sha256;
 pub(crate) use run::{Granted, Visible, base_plan, listed_paths};
+pub(crate) use trust::TrustFile;
 
 use crate::approvals::GrantBinding;
 use crate::grants::Grants;
@@ -217,9 +219,11 @@ pub enum NativeError {
     /// No sandbox on this machine.
     #[error(transparent)]
     Sandbox(#[from] airlock_sandbox::SandboxError),
-    /// Credentials are for components only so far.
-    #[error("credential bindings are not supported for native tools yet: remove them")]
-    Credentials,
+    /// A credential binding the proxy could not inject: the tool has no
+    /// `strict` network, or the binding reaches an origin whose rule says
+    /// `intercept = false`.
+    #[error("{0}")]
+    Credentials(String),
     /// `strict` network needs a sandbox that confines the network.
     #[error(
         "`network = \"strict\"` needs a sandbox that confines the network, and {executor} does not: the tool could bypass the proxy; use `network = \"none\"`"
@@ -246,10 +250,35 @@ impl NativeError {
             NativeError::Sandbox(e) => e.code(),
             NativeError::Protected(e) => e.code(),
             NativeError::Directory { .. }
-            | NativeError::Credentials
+            | NativeError::Credentials(_)
             | NativeError::UnsandboxedNetwork { .. } => "grant_invalid",
         }
     }
+}
+
+/// Whether the egress proxy of a program with `grants` can inject each of
+/// its credentials: it has a proxy (`strict`), and no binding reaches an
+/// origin whose rule keeps TLS a blind tunnel. The message says what to
+/// change.
+pub(crate) fn injectable(grants: &Grants, strict: bool) -> Result<(), String> {
+    let Some(first) = grants.credentials().first() else {
+        return Ok(());
+    };
+    if !strict {
+        return Err(format!(
+            "secret `{}` is bound, but the program has no network: the host injects credentials in its egress proxy, so give it `network = \"strict\"`",
+            first.secret()
+        ));
+    }
+    for binding in grants.credentials() {
+        if let Some(origin) = binding.not_intercepted(grants.network()) {
+            return Err(format!(
+                "secret `{}` is bound to {origin}, whose rule says `intercept = false`: the proxy never sees inside that TLS, so it cannot add the secret",
+                binding.secret()
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The program's canonical path: a bare name is looked up on `PATH`, as a
@@ -305,9 +334,8 @@ impl NativeTool {
         spec: NativeSpec,
         grants: Grants,
     ) -> Result<NativeTool, NativeError> {
-        if !grants.credentials().is_empty() {
-            return Err(NativeError::Credentials);
-        }
+        injectable(&grants, spec.network == NativeNetwork::Strict)
+            .map_err(NativeError::Credentials)?;
         let program = locate(&spec.program)?;
         let fs_read = existing_dirs(&spec.fs_read)?;
         let fs_write = existing_dirs(&spec.fs_write)?;
@@ -345,6 +373,9 @@ impl NativeTool {
         }
         if !spec.fs_write.is_empty() {
             capabilities.push(Capability::FilesystemWrite);
+        }
+        if !grants.credentials().is_empty() {
+            capabilities.push(Capability::Secrets);
         }
         let facts = ToolFacts::derive(
             name,

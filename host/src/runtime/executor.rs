@@ -4,11 +4,9 @@
 use super::run::{CallTool, ExecContext, execute, outcome_of};
 use super::tool::Tool;
 use crate::approvals::GrantBinding;
-use crate::egress::{Credentials, Secrets};
 use crate::kernel::{Admit, Executed, Executor, Kernel, Running};
 use crate::policy::ToolFacts;
 use crate::trail::{self, Execution};
-use std::sync::Arc;
 
 impl Executor for Tool {
     fn facts(&self) -> &ToolFacts {
@@ -34,15 +32,7 @@ impl Executor for Tool {
                 limits: admit.limits,
                 fuel_metering: kernel.fuel_metering(),
                 network: kernel.network(),
-                requester: admit.requester(
-                    &self.inner.facts,
-                    Credentials {
-                        bindings: self.grants().credentials_arc(),
-                        secrets: kernel
-                            .vault()
-                            .map(|vault| Arc::clone(vault) as Arc<dyn Secrets>),
-                    },
-                ),
+                requester: admit.requester(&self.inner.facts, kernel.credentials(self.grants())),
                 cancel: &invocation.cancel,
             };
             outcome_of(execute(&cx, CallTool(&invocation.input)).await).map(Executed::Ran)

@@ -21,12 +21,19 @@
 //! [[servers.network.allow]]       # a tool's); `network = "none"` or absent: none
 //! host = "api.example.com"
 //!
+//! [[servers.credentials]]         # the proxy adds the vault secret; the
+//! secret = "example"              # server never holds it (same keys as a
+//! header = "authorization"        # tool's)
+//! format = "Bearer {secret}"
+//! hosts = ["api.example.com"]
+//!
 //! [servers.tools.write_file]
 //! sensitive = true                # needs an approval
 //! [servers.tools.move_file]
 //! enabled = false                 # not served at all
 //! ```
 
+use crate::config::RawCredential;
 use crate::egress::{NetworkGrant, RawGrant};
 use crate::grants::Grants;
 use crate::native::{RawLimits, config_path, parse_limits};
@@ -126,6 +133,13 @@ impl ServerConfig {
         if !self.fs_write.is_empty() {
             capabilities.push(Capability::FilesystemWrite);
         }
+        if self
+            .network
+            .as_ref()
+            .is_some_and(|grants| !grants.credentials().is_empty())
+        {
+            capabilities.push(Capability::Secrets);
+        }
         capabilities
     }
 
@@ -150,6 +164,8 @@ pub(crate) struct RawServer {
     #[serde(default)]
     fs_write: Vec<String>,
     network: Option<Spanned<RawNetwork>>,
+    #[serde(default)]
+    credentials: Vec<Spanned<RawCredential>>,
     start: Option<Spanned<String>>,
     init_timeout: Option<Spanned<String>>,
     limits: Option<RawLimits>,
@@ -261,6 +277,30 @@ impl RawServer {
                 }
             }
         };
+        let network = match (network, self.credentials.first()) {
+            (None, Some(first)) => {
+                return Err(source.error(
+                    first.span(),
+                    format!(
+                        "server `{name}` has credentials but no network: the host injects them in its egress proxy, so give it a [servers.network] grant that allows their origins"
+                    ),
+                ));
+            }
+            (None, None) => None,
+            (Some(mut grants), _) => {
+                let span = self.credentials.first().map(Spanned::span);
+                for credential in self.credentials {
+                    let binding =
+                        crate::config::bound(credential, &grants, "servers", &name, source)?;
+                    grants = grants.with_credential(binding);
+                }
+                if let Some(span) = span {
+                    crate::native::injectable(&grants, true)
+                        .map_err(|message| source.error(span, message))?;
+                }
+                Some(grants)
+            }
+        };
         let start = match self
             .start
             .as_ref()
@@ -354,6 +394,11 @@ limits = { memory = "2GiB" }
 [servers.network]
 [[servers.network.allow]]
 host = "api.example.com"
+[[servers.credentials]]
+secret = "example"
+header = "Authorization"
+format = "Bearer {secret}"
+hosts = ["api.example.com"]
 [servers.tools.write_file]
 sensitive = true
 [servers.tools.move_file]
@@ -376,7 +421,13 @@ enabled = false
             server.limits.cpu_seconds, 3600,
             "server defaults fill the rest"
         );
-        assert!(server.network.is_some());
+        let grants = server.network.as_ref().expect("a grant");
+        assert_eq!(grants.credentials()[0].secret(), "example");
+        assert!(
+            server
+                .capabilities()
+                .contains(&crate::vocabulary::Capability::Secrets)
+        );
         assert!(server.tool("write_file").sensitive);
         assert!(server.tool("move_file").disabled);
         assert_eq!(server.tool("read_file"), super::ToolOverride::default());
@@ -407,6 +458,21 @@ enabled = false
                 "[[servers]]\nname = \"a\"\ncommand = \"x\"\n[servers.network]\n[[servers.network.allow]]\nhost = \"a.example\"\nschemes = [\"ftp\"]\n",
                 7,
                 "ftp",
+            ),
+            (
+                "[[servers]]\nname = \"a\"\ncommand = \"x\"\n[[servers.credentials]]\nsecret = \"k\"\nheader = \"authorization\"\nhosts = [\"a.example\"]\n",
+                4,
+                "has credentials but no network",
+            ),
+            (
+                "[[servers]]\nname = \"a\"\ncommand = \"x\"\n[servers.network]\n[[servers.network.allow]]\nhost = \"a.example\"\n[[servers.credentials]]\nsecret = \"k\"\nheader = \"authorization\"\nhosts = [\"b.example\"]\n",
+                10,
+                "which server `a`'s network grant does not allow",
+            ),
+            (
+                "[[servers]]\nname = \"a\"\ncommand = \"x\"\n[servers.network]\n[[servers.network.allow]]\nhost = \"a.example\"\nintercept = false\n[[servers.credentials]]\nsecret = \"k\"\nheader = \"authorization\"\nhosts = [\"a.example\"]\n",
+                8,
+                "intercept = false",
             ),
             (
                 "[[servers]]\nname = \"a\"\ncommand = \"x\"\nstart = \"later\"\n",

@@ -6,16 +6,19 @@
 //! server session, under invocation id `server-session:NAME:ID` and
 //! principal `Channel::"server:NAME"`, and journaled as such.
 
-use crate::egress::{Credentials, EgressHook, EgressProxy, EgressRecord, Requester};
+use crate::egress::{EgressHook, EgressProxy, EgressRecord, Requester};
 use crate::grants::Grants;
 use crate::journal::EntryKind;
 use crate::kernel::Kernel;
+use crate::native::TrustFile;
 use crate::policy::{Channel, Principal, PrincipalKind, RequestContext, ToolFacts};
 use std::sync::{Arc, Mutex, PoisonError};
 
 /// The server's proxy and the calls it attributes requests to.
 pub(crate) struct ServerEgress {
     proxy: EgressProxy,
+    /// The certificates its sandbox trusts, when the proxy intercepts.
+    trust: Option<TrustFile>,
     grants: Grants,
     calls: Arc<Mutex<Vec<(u64, EgressHook)>>>,
     session: EgressHook,
@@ -70,7 +73,7 @@ impl ServerEgress {
                     channel: Channel::McpServer,
                     ..RequestContext::default()
                 },
-                credentials: Credentials::default(),
+                credentials: kernel.credentials(&grants),
             },
         );
         let calls: Arc<Mutex<Vec<(u64, EgressHook)>>> = Arc::default();
@@ -84,14 +87,21 @@ impl ServerEgress {
                 }
             })
         };
+        let proxy = EgressProxy::start_routed(route)?;
         Ok(Self {
-            proxy: EgressProxy::start_routed(route)?,
+            trust: TrustFile::for_proxy(&proxy)?,
+            proxy,
             grants,
             calls,
             session,
             journaled: Mutex::new(0),
             next: std::sync::atomic::AtomicU64::new(0),
         })
+    }
+
+    /// The trust bundle its sandbox reads, if the proxy intercepts.
+    pub(crate) fn trust(&self) -> Option<&std::path::Path> {
+        self.trust.as_ref().map(TrustFile::path)
     }
 
     /// The channel descriptor the server's sandbox inherits.
@@ -111,7 +121,10 @@ impl ServerEgress {
             invocation_id,
             self.grants.network_arc(),
             kernel.network().clone(),
-            requester,
+            Requester {
+                credentials: kernel.credentials(&self.grants),
+                ..requester
+            },
         );
         let id = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.calls

@@ -274,6 +274,10 @@ impl HostedServer {
         let egress = match &config.network {
             None => None,
             Some(grants) => {
+                crate::native::injectable(grants, true).map_err(|message| ServerError::Start {
+                    server: config.name.clone(),
+                    message,
+                })?;
                 let bridge = kernel.native_bridge().ok_or_else(|| ServerError::Start {
                     server: config.name.clone(),
                     message: "strict egress needs the bridge program: HostBuilder::native_bridge, or run from the airlock binary".into(),
@@ -455,6 +459,7 @@ impl HostedServer {
             plan.network = NetworkMode::Strict {
                 channel_fd: egress.channel_fd(),
                 bridge: bridge.clone(),
+                trust: egress.trust().map(std::path::Path::to_path_buf),
             };
         }
         let failed = |message: String| ServerError::Start {

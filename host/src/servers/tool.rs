@@ -187,6 +187,7 @@ async fn call(
         egress.call(
             kernel,
             admit.invocation_id,
+            // `call` adds the server's own credential bindings.
             admit.requester(&tool.facts, crate::egress::Credentials::default()),
         )
     });

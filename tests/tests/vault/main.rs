@@ -3,6 +3,7 @@
 
 mod bindings;
 mod inject;
+mod proxied;
 mod shared;
 mod store;
 

@@ -3,13 +3,17 @@
 //! egress decision as the `wasi:http` hook: every request passes the
 //! budget, the grant, one resolution with every address classified, and
 //! Cedar, then goes to the pinned address. Plain HTTP (absolute-form
-//! requests) takes the hook's own exchange, limits, pacing and timeouts
-//! included; `CONNECT host:port` becomes a TCP tunnel to the checked
-//! address (see [`tunnel`]), so a DNS rebinding inside the tunnel gains
-//! nothing. Refusals are `403` with the reason code.
+//! requests) takes the hook's own exchange, limits, pacing, timeouts and
+//! credential injection included. `CONNECT host:port` to an origin with a
+//! credential binding (or every origin, under `intercept = "all"`) is
+//! terminated with the proxy's own CA (see [`intercept`], [`ca`]) so each
+//! request inside takes that same exchange; any other `CONNECT` becomes a
+//! TCP tunnel to the checked address (see [`tunnel`]), so a DNS rebinding
+//! inside the tunnel gains nothing. Refusals are `403` with the reason
+//! code.
 
-use super::{Context, EgressHook, Injected, Origin};
-use crate::decide::{Denial, Reason};
+use super::{Context, EgressHook, Origin};
+use crate::decide::{Denial, PinnedTarget, Reason};
 use crate::record::EgressRecord;
 use airlock_sandbox::channel::{self, ProxyChannel};
 use bytes::Bytes;
@@ -22,7 +26,11 @@ use tokio::io::Interest;
 use wasmtime_wasi_http::Error as WasiError;
 use wasmtime_wasi_http::io::TokioIo;
 
+mod ca;
+mod intercept;
 mod tunnel;
+
+pub use ca::{CaError, InterceptCa};
 
 type ProxyBody = UnsyncBoxBody<Bytes, WasiError>;
 
@@ -47,6 +55,11 @@ pub struct EgressProxy {
     sandbox_end: OwnedFd,
     hook: Option<EgressHook>,
     task: tokio::task::JoinHandle<()>,
+    /// The CA it terminates TLS with, when it may intercept any origin.
+    ca: Option<Arc<InterceptCa>>,
+    /// Whether some TLS stays a blind tunnel, so the sandbox needs the
+    /// host's roots besides the CA.
+    tunnels_too: bool,
 }
 
 impl Drop for EgressProxy {
@@ -66,23 +79,52 @@ impl EgressProxy {
 
     /// As [`EgressProxy::start`], each request decided by the hook `route`
     /// picks when it arrives.
+    /// The grant and credential bindings are those of the hook `route`
+    /// picks now: a CA is made when they may have TLS intercepted.
     pub fn start_routed(route: Route) -> std::io::Result<Self> {
+        let template = route();
+        let grant = &template.cx.grant;
+        let ca = if template.cx.may_intercept() {
+            Some(Arc::new(
+                InterceptCa::new(grant).map_err(std::io::Error::other)?,
+            ))
+        } else {
+            None
+        };
+        let tunnels_too = grant.intercept() == crate::grant::Intercept::Credentials
+            || grant.rules().rules().iter().any(|rule| !rule.intercept);
         let ProxyChannel { host, sandbox } = ProxyChannel::new()?;
         let host = std::os::unix::net::UnixStream::from(host);
         host.set_nonblocking(true)?;
         let channel = tokio::net::UnixStream::from_std(host)?;
-        let task = tokio::spawn(serve_channel(channel, route));
+        let task = tokio::spawn(serve_channel(channel, route, ca.clone()));
         Ok(Self {
             sandbox_end: sandbox,
             hook: None,
             task,
+            ca,
+            tunnels_too,
         })
+    }
+
+    /// The certificates (PEM) a sandbox behind this proxy must trust, when
+    /// the proxy terminates any TLS: its CA, then the host's roots when
+    /// some origins stay blind tunnels. `None`: nothing is intercepted.
+    pub fn trust_bundle(&self) -> Option<String> {
+        self.ca.as_ref().map(|ca| ca.trust_bundle(self.tunnels_too))
     }
 
     /// The descriptor a sandbox inherits to reach this proxy
     /// ([`airlock_sandbox::NetworkMode::Strict`]); open while the proxy is.
     pub fn channel_fd(&self) -> RawFd {
         self.sandbox_end.as_raw_fd()
+    }
+
+    /// A connection to the proxy, made as the sandbox's bridge makes one
+    /// (for an embedder's own bridge, and tests). Blocks until the proxy
+    /// hands it over: call it off the async runtime's threads.
+    pub fn connect(&self) -> std::io::Result<std::os::unix::net::UnixStream> {
+        channel::connect(self.sandbox_end.as_fd())
     }
 
     /// The records of every request so far (of a proxy with one hook).
@@ -96,7 +138,11 @@ impl EgressProxy {
 
 /// Answers each request on the channel with a new connection and serves
 /// it: one byte in, one connected socket out.
-async fn serve_channel(channel: tokio::net::UnixStream, route: Route) {
+async fn serve_channel(
+    channel: tokio::net::UnixStream,
+    route: Route,
+    ca: Option<Arc<InterceptCa>>,
+) {
     let open = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     let mut requests = [0u8; 16];
     loop {
@@ -134,11 +180,11 @@ async fn serve_channel(channel: tokio::net::UnixStream, route: Route) {
                     continue;
                 }
             };
-            let route = Arc::clone(&route);
+            let (route, ca) = (Arc::clone(&route), ca.clone());
             tokio::spawn(async move {
                 let service = hyper::service::service_fn(move |request| {
-                    let cx = Arc::clone(&route().cx);
-                    async move { Ok::<_, std::convert::Infallible>(handle(&cx, request).await) }
+                    let (route, ca) = (Arc::clone(&route), ca.clone());
+                    async move { Ok::<_, std::convert::Infallible>(handle(route, ca, request).await) }
                 });
                 let _ = hyper::server::conn::http1::Builder::new()
                     .serve_connection(TokioIo::new(stream), service)
@@ -188,15 +234,30 @@ fn refused(denial: &Denial) -> Response<ProxyBody> {
     )
 }
 
-fn failed(reason: Reason) -> Response<ProxyBody> {
+/// A `502` for a request that was allowed and then failed.
+fn failed(reason: Reason, pinned: &PinnedTarget) -> Response<ProxyBody> {
+    let host = pinned.target().host_header();
+    let why = match reason {
+        Reason::TlsFailed => format!(
+            "the TLS handshake with {host} failed: its certificate did not verify against the roots airlock trusts"
+        ),
+        Reason::ConnectFailed => format!("{host} refused the connection"),
+        Reason::ConnectTimeout => format!("{host} did not answer in time"),
+        _ => format!("the request to {host} failed"),
+    };
     text(
         StatusCode::BAD_GATEWAY,
         Some(reason),
-        format!("airlock: {}", reason.code()),
+        format!("airlock: {}: {why}", reason.code()),
     )
 }
 
-async fn handle(cx: &Context, request: Request<Incoming>) -> Response<ProxyBody> {
+async fn handle(
+    route: Route,
+    ca: Option<Arc<InterceptCa>>,
+    request: Request<Incoming>,
+) -> Response<ProxyBody> {
+    let cx = Arc::clone(&route().cx);
     let method = request.method().to_string();
     let origin = Origin {
         tool: &cx.requester.tool.name,
@@ -233,25 +294,59 @@ async fn handle(cx: &Context, request: Request<Incoming>) -> Response<ProxyBody>
             return refused(&denial);
         }
     };
-    let record = cx.log.allow(&origin, &pinned, Vec::new());
-    if tunnel {
-        return tunnel::open(cx, request, &pinned, record).await;
+    if !tunnel {
+        return forward(&cx, request, pinned).await;
     }
+    match ca {
+        Some(ca) if cx.intercepts(&pinned) => {
+            intercept::open(intercept::Session::new(route, cx, ca, pinned), request)
+        }
+        _ => {
+            let record = cx.log.allow(&origin, &pinned, Vec::new());
+            tunnel::open(&cx, request, &pinned, record).await
+        }
+    }
+}
+
+/// Sends one allowed request through the hook's exchange: the bound
+/// credentials injected (each checked), a record, and the response
+/// limited, paced and scrubbed. Plain requests and those inside an
+/// intercepted tunnel both end here.
+async fn forward(
+    cx: &Context,
+    request: Request<Incoming>,
+    pinned: PinnedTarget,
+) -> Response<ProxyBody> {
+    let method = request.method().to_string();
+    let origin = Origin {
+        tool: &cx.requester.tool.name,
+        invocation_id: &cx.invocation_id,
+        method: &method,
+    };
+    let injected = match cx.credentials_for(request.headers(), &pinned) {
+        Ok(injected) => injected,
+        Err(denial) => {
+            cx.log.deny(&origin, &denial);
+            return refused(&denial);
+        }
+    };
+    let names = injected.headers.iter().map(|i| i.secret.clone()).collect();
+    let record = cx.log.allow(&origin, &pinned, names);
     let (mut parts, body) = request.into_parts();
     parts.headers.remove("proxy-connection");
     parts.headers.remove(http::header::PROXY_AUTHORIZATION);
     let body = body.map_err(WasiError::from).boxed_unsync();
     let request = Request::from_parts(parts, body);
-    // Native tools hold no credentials (refused at load): nothing to inject.
-    match cx
-        .exchange(request, None, &pinned, &record, Injected::default())
-        .await
-    {
-        // The connection runs on its own task; its end needs no waiting.
-        Ok((response, _connection)) => response,
+    match cx.exchange(request, None, &pinned, &record, injected).await {
+        Ok((response, connection)) => {
+            // What is left of the upstream connection carries the rest of
+            // the body while the client reads it.
+            tokio::spawn(Box::into_pin(connection));
+            response
+        }
         Err((reason, _)) => {
             record.finish(Some(reason));
-            failed(reason)
+            failed(reason, &pinned)
         }
     }
 }

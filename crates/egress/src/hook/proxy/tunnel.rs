@@ -43,7 +43,7 @@ pub(super) async fn open(
         Ok(stream) => stream,
         Err(reason) => {
             record.finish(Some(reason));
-            return failed(reason);
+            return failed(reason, pinned);
         }
     };
     let host = pinned.target().host.to_string();
@@ -151,7 +151,7 @@ async fn read_hello(
 /// Whether a ClientHello's SNI names the granted `host`: the same name
 /// (ASCII case and a final dot aside), or none at all for an IP literal,
 /// where clients send no SNI.
-fn names_host(sni: Option<&str>, host: &str) -> bool {
+pub(super) fn names_host(sni: Option<&str>, host: &str) -> bool {
     let host = host.trim_start_matches('[').trim_end_matches(']');
     match sni {
         None => host.parse::<std::net::IpAddr>().is_ok(),

@@ -1,0 +1,209 @@
+//! Intercepted `CONNECT` tunnels: the proxy answers the client's TLS itself
+//! with a leaf its [`InterceptCa`] minted for the checked host, then serves
+//! HTTP/1.1 inside it. Each request there is a request like any other: it
+//! counts against the budget, gets the bound credentials (each checked
+//! with Cedar and the secret's scope), leaves a record, and goes out
+//! through the hook's exchange with the real certificate checks to the
+//! address pinned when the tunnel was decided. The client's TLS must name
+//! the granted host (SNI), as for a blind tunnel.
+
+use super::tunnel::names_host;
+use super::{Context, InterceptCa, ProxyBody, Route, forward, refused};
+use crate::decide::{Denial, PinnedTarget, Reason};
+use crate::record::Origin;
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Incoming;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use tokio_rustls::LazyConfigAcceptor;
+
+/// One intercepted tunnel: what was decided when it opened.
+pub(super) struct Session {
+    route: Route,
+    /// The context that decided the `CONNECT`.
+    opened_by: Arc<Context>,
+    ca: Arc<InterceptCa>,
+    pinned: PinnedTarget,
+    /// The `CONNECT` counted one request: the first inside is that one.
+    prepaid: AtomicBool,
+}
+
+impl Session {
+    /// A session for a `CONNECT` to `pinned` that `opened_by` allowed.
+    pub(super) fn new(
+        route: Route,
+        opened_by: Arc<Context>,
+        ca: Arc<InterceptCa>,
+        pinned: PinnedTarget,
+    ) -> Self {
+        Self {
+            route,
+            opened_by,
+            ca,
+            pinned,
+            prepaid: AtomicBool::new(true),
+        }
+    }
+
+    /// Refuses the tunnel: a record with the reason, and a log line.
+    fn refuse(&self, reason: Reason, message: String) {
+        let cx = &self.opened_by;
+        tracing::warn!(target: "airlock::egress", tool = %cx.requester.tool.name, reason = reason.code(), "{message}");
+        let origin = Origin {
+            tool: &cx.requester.tool.name,
+            invocation_id: &cx.invocation_id,
+            method: "CONNECT",
+        };
+        cx.log.deny(
+            &origin,
+            &Denial {
+                reason,
+                message,
+                target: Some(self.pinned.target().clone()),
+                addresses: self.pinned.addresses().to_vec(),
+                rule: Some(self.pinned.rule().to_string()),
+            },
+        );
+    }
+
+    /// Decides one request inside the tunnel, then forwards it.
+    async fn request(&self, request: Request<Incoming>) -> Response<ProxyBody> {
+        let cx = Arc::clone(&(self.route)().cx);
+        let path = request
+            .uri()
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+            .to_string();
+        let decided = if Arc::ptr_eq(&cx, &self.opened_by) {
+            // Same origin, same requester: the tunnel's decision holds (its
+            // resolution included); only the budget counts again.
+            self.pinned.for_path(&path).and_then(|pinned| {
+                if !self.prepaid.swap(false, Ordering::Relaxed) {
+                    cx.admit(Some(&pinned))?;
+                }
+                Ok(pinned)
+            })
+        } else {
+            // Another call of a hosted server now owns the proxy: decided
+            // afresh, for its requester.
+            let url = format!("https://{}{path}", self.pinned.target().host_header());
+            cx.check(&url).await
+        };
+        match decided {
+            Ok(pinned) => forward(&cx, request, pinned).await,
+            Err(denial) => {
+                let method = request.method().to_string();
+                let origin = Origin {
+                    tool: &cx.requester.tool.name,
+                    invocation_id: &cx.invocation_id,
+                    method: &method,
+                };
+                cx.log.deny(&origin, &denial);
+                refused(&denial)
+            }
+        }
+    }
+}
+
+/// Answers `200` to the `CONNECT`, then (on its own task) terminates the
+/// client's TLS and serves the requests inside.
+pub(super) fn open(session: Session, request: Request<Incoming>) -> Response<ProxyBody> {
+    tokio::spawn(async move {
+        let Ok(upgraded) = hyper::upgrade::on(request).await else {
+            return;
+        };
+        let timeout = session.opened_by.grant.budgets().first_byte_timeout;
+        let tls =
+            match tokio::time::timeout(timeout, accept(TokioIo::new(upgraded), &session)).await {
+                Err(_elapsed) => Err((
+                    Reason::FirstByteTimeout,
+                    "the client began no TLS handshake in time".to_string(),
+                )),
+                Ok(accepted) => accepted,
+            };
+        let tls = match tls {
+            Ok(tls) => tls,
+            Err((reason, message)) => return session.refuse(reason, message),
+        };
+        let session = Arc::new(session);
+        let service = hyper::service::service_fn(move |request| {
+            let session = Arc::clone(&session);
+            async move { Ok::<_, std::convert::Infallible>(session.request(request).await) }
+        });
+        let _ = hyper::server::conn::http1::Builder::new()
+            .serve_connection(TokioIo::new(tls), service)
+            .await;
+    });
+    Response::new(Empty::new().map_err(|never| match never {}).boxed_unsync())
+}
+
+/// The client's TLS, terminated with a leaf for the tunnel's host once its
+/// ClientHello named that host; or why not.
+async fn accept<IO>(
+    io: IO,
+    session: &Session,
+) -> Result<tokio_rustls::server::TlsStream<IO>, (Reason, String)>
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let host = session.pinned.target().host.to_string();
+    let start = LazyConfigAcceptor::new(rustls::server::Acceptor::default(), io)
+        .await
+        .map_err(|_| {
+            (
+                Reason::TunnelNotTls,
+                format!("the tunnel to {host} did not begin with a TLS ClientHello"),
+            )
+        })?;
+    let sni = start.client_hello().server_name().map(str::to_string);
+    if !names_host(sni.as_deref(), &host) {
+        return Err((
+            Reason::SniMismatch,
+            format!(
+                "the TLS ClientHello names {} in a tunnel granted for {host}",
+                sni.as_deref().unwrap_or("no server")
+            ),
+        ));
+    }
+    let config = session
+        .ca
+        .server_config(&session.pinned)
+        .map_err(|e| (Reason::ProtocolError, e.to_string()))?;
+    start.into_stream(config).await.map_err(|error| {
+        let refused_ours = error
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+            .is_some_and(|e| matches!(e, rustls::Error::AlertReceived(alert) if certificate_alert(*alert)));
+        if refused_ours {
+            (
+                Reason::ClientRefusedCa,
+                format!(
+                    "the client refused airlock's certificate for {host}: it pins its own certificate or does not read the CA bundle airlock gives it (SSL_CERT_FILE and the like). Point it at that bundle, or set `intercept = false` on the rule allowing {host} (the host can then not inject a credential there)"
+                ),
+            )
+        } else {
+            (
+                Reason::ProtocolError,
+                format!("the TLS handshake with the client for {host} failed: {error}"),
+            )
+        }
+    })
+}
+
+/// Whether a client's alert says it did not accept the certificate.
+fn certificate_alert(alert: rustls::AlertDescription) -> bool {
+    use rustls::AlertDescription as A;
+    matches!(
+        alert,
+        A::BadCertificate
+            | A::UnsupportedCertificate
+            | A::CertificateRevoked
+            | A::CertificateExpired
+            | A::CertificateUnknown
+            | A::UnknownCA
+            | A::AccessDenied
+            | A::DecryptError
+    )
+}
