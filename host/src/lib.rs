@@ -46,6 +46,7 @@
 struct ReadmeSnippets;
 
 pub mod approvals;
+mod bindings;
 /// Attestations and their offline proofs (the `airlock-journal` crate's).
 pub use airlock_journal::attest;
 /// Authorization with Cedar (the `airlock-policy` crate).

@@ -354,6 +354,7 @@ fn credential(request: &SeenRequest) -> String {
 /// A certificate authority and one server certificate it signed.
 pub struct TestCa {
     certificate: rustls::pki_types::CertificateDer<'static>,
+    pem: String,
     roots: rustls::RootCertStore,
     server: Arc<rustls::ServerConfig>,
 }
@@ -388,6 +389,7 @@ impl TestCa {
             .expect("server config");
         Self {
             certificate: ca_cert.der().clone(),
+            pem: ca_cert.pem(),
             roots,
             server: Arc::new(server),
         }
@@ -396,6 +398,11 @@ impl TestCa {
     /// The CA's own certificate.
     pub fn certificate(&self) -> rustls::pki_types::CertificateDer<'static> {
         self.certificate.clone()
+    }
+
+    /// The CA's own certificate, PEM (for a configuration's `roots`).
+    pub fn pem(&self) -> &str {
+        &self.pem
     }
 
     fn acceptor(&self) -> tokio_rustls::TlsAcceptor {

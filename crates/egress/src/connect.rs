@@ -66,6 +66,16 @@ impl TcpTlsConnector {
         Self::with_roots(roots)
     }
 
+    /// Verifies servers against the Mozilla root store and `extra` (the
+    /// operator's own CAs, `[egress] roots`).
+    pub fn with_webpki_roots_and(extra: Vec<rustls::pki_types::CertificateDer<'static>>) -> Self {
+        let mut roots = rustls::RootCertStore {
+            roots: webpki_roots::TLS_SERVER_ROOTS.into(),
+        };
+        roots.add_parsable_certificates(extra);
+        Self::with_roots(roots)
+    }
+
     /// Verifies servers against `roots` only (e.g. a private or test CA).
     pub fn with_roots(roots: rustls::RootCertStore) -> Self {
         let provider = Arc::new(rustls::crypto::ring::default_provider());

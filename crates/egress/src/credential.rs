@@ -84,6 +84,7 @@ pub struct CredentialBinding {
     hosts: Vec<TargetHost>,
     schemes: Vec<Scheme>,
     ports: Option<Vec<u16>>,
+    replace: bool,
 }
 
 impl CredentialBinding {
@@ -133,6 +134,7 @@ impl CredentialBinding {
             hosts,
             schemes: vec![Scheme::Https],
             ports: None,
+            replace: false,
         })
     }
 
@@ -153,6 +155,19 @@ impl CredentialBinding {
         }
         self.ports = Some(ports);
         Ok(self)
+    }
+
+    /// Replaces the header when the program set it itself, instead of
+    /// refusing the request: for programs that will not start without a
+    /// token and send the placeholder they were given.
+    pub fn replacing(mut self) -> Self {
+        self.replace = true;
+        self
+    }
+
+    /// Whether a header the program set is replaced (else refused).
+    pub fn replaces(&self) -> bool {
+        self.replace
     }
 
     /// The secret's name in the vault.

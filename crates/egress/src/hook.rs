@@ -397,11 +397,11 @@ impl Context {
         let mut secrets = Vec::new();
         for binding in r.credentials.bindings.iter().filter(|b| b.matches(target)) {
             let name = binding.secret();
-            if headers.contains_key(binding.header()) {
+            if headers.contains_key(binding.header()) && !binding.replaces() {
                 return Err(refuse(
                     Reason::CredentialHeaderConflict,
                     format!(
-                        "the tool set `{}`, which the host fills from secret `{name}` for this origin: leave it out",
+                        "the tool set `{}`, which the host fills from secret `{name}` for this origin: leave it out, or give the binding `replace = true` if the program insists on sending a placeholder",
                         binding.header()
                     ),
                 ));

@@ -35,7 +35,6 @@ mod lock;
 mod registries;
 pub mod serve;
 
-use crate::egress::url::Scheme;
 use crate::egress::{NetworkGrant, RawGrant};
 use crate::grants::{DirAccess, DirGrant, Grants};
 use crate::journal::{CommitMode, RawJournal};
@@ -46,7 +45,6 @@ use crate::store::StoreLocation;
 use crate::store::location::{RawPostgres, store_location};
 use crate::telemetry::{RawTelemetry, TelemetrySettings};
 use crate::toml_file::{ConfigError, RawSize, TomlText, positive_size, timeout};
-use crate::vault::CredentialBinding;
 pub use fleet::{FleetPolicy, RequiredSandbox};
 pub use lock::{LOCKFILE, LockEntry, LockError, Lockfile, now as lock_time};
 pub use registries::{ComponentSource, NoTrust, RegistryLogin, RegistrySettings, required_trust};
@@ -165,6 +163,8 @@ pub struct Config {
     lockfile: Option<(PathBuf, Option<Lockfile>)>,
     /// The keys and trusted roots `verify` tables read.
     trust_files: Vec<PathBuf>,
+    /// The operator's CAs upstream TLS is verified against too.
+    egress_roots: Vec<rustls::pki_types::CertificateDer<'static>>,
 }
 
 #[derive(Deserialize)]
@@ -182,6 +182,15 @@ struct RawConfig {
     #[serde(default)]
     registries: std::collections::BTreeMap<String, Spanned<registries::RawRegistry>>,
     fleet: Option<fleet::RawFleet>,
+    egress: Option<RawEgress>,
+}
+
+/// The `[egress]` table: what upstream TLS is verified against besides
+/// the Mozilla roots.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEgress {
+    roots: Option<Spanned<Vec<String>>>,
 }
 
 #[derive(Deserialize)]
@@ -196,7 +205,7 @@ struct RawTool {
     #[serde(default)]
     sensitive: bool,
     #[serde(default)]
-    credentials: Vec<Spanned<RawCredential>>,
+    credentials: Vec<Spanned<crate::bindings::RawCredential>>,
     description: Option<String>,
     input_schema: Option<Spanned<toml::Table>>,
     limits: Option<Spanned<RawToolLimits>>,
@@ -231,19 +240,6 @@ impl RawToolLimits {
     }
 }
 
-/// A credential binding as written. The only source of a value is the
-/// vault: there is deliberately no key for a command, file or variable.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawCredential {
-    secret: Spanned<String>,
-    header: Spanned<String>,
-    format: Option<Spanned<String>>,
-    hosts: Spanned<Vec<String>>,
-    ports: Option<Spanned<Vec<u16>>>,
-    schemes: Option<Spanned<Vec<String>>>,
-}
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawDir {
@@ -253,75 +249,38 @@ struct RawDir {
     access: Option<String>,
 }
 
-/// Builds and checks one binding, pointing errors at the key at fault.
-fn binding(raw: RawCredential, source: &TomlText<'_>) -> Result<CredentialBinding, ConfigError> {
-    let at = |span: std::ops::Range<usize>| {
-        move |e: crate::vault::BindingError| source.error(span, e.to_string())
-    };
-    let hosts: Vec<&str> = raw.hosts.get_ref().iter().map(String::as_str).collect();
-    let format = raw
-        .format
-        .as_ref()
-        .map_or("{secret}", |f| f.get_ref().as_str());
-    let span = match (&raw.format, raw.hosts.get_ref().is_empty()) {
-        (_, true) => raw.hosts.span(),
-        (Some(format), false) if !format.get_ref().contains("{secret}") => format.span(),
-        _ => raw.header.span(),
-    };
-    let mut binding =
-        CredentialBinding::new(raw.secret.get_ref(), raw.header.get_ref(), format, &hosts)
-            .map_err(|e| match e {
-                crate::vault::BindingError::Host { .. } => at(raw.hosts.span())(e),
-                crate::vault::BindingError::Format { .. } => {
-                    at(raw.format.as_ref().map_or(span.clone(), Spanned::span))(e)
-                }
-                other => at(span.clone())(other),
-            })?;
-    if let Some(schemes) = raw.schemes {
-        let parsed = schemes
-            .get_ref()
-            .iter()
-            .map(|s| {
-                Scheme::parse(s).ok_or_else(|| {
-                    source.error(
-                        schemes.span(),
-                        format!("scheme `{s}` is neither \"https\" nor \"http\""),
-                    )
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        binding = binding.with_schemes(parsed).map_err(at(schemes.span()))?;
-    }
-    if let Some(ports) = raw.ports {
-        binding = binding
-            .with_ports(ports.get_ref().clone())
-            .map_err(at(ports.span()))?;
-    }
-    Ok(binding)
-}
-
-/// A binding of tool or server `name` (whose table is `table`), checked
-/// against its network grant: it may only narrow what the grant reaches.
-pub(crate) fn bound(
-    raw: Spanned<RawCredential>,
-    grants: &Grants,
-    table: &str,
-    name: &str,
+/// The certificates of `[egress] roots`, each file read now (and kept
+/// among the files tools never see).
+fn egress_roots(
+    roots: &Spanned<Vec<String>>,
+    base: &Path,
     source: &TomlText<'_>,
-) -> Result<CredentialBinding, ConfigError> {
-    let hosts_span = raw.get_ref().hosts.span();
-    let binding = binding(raw.into_inner(), source)?;
-    if let Some(origin) = binding.outside(grants.network()) {
-        return Err(source.error(
-            hosts_span,
-            format!(
-                "the binding of secret `{}` reaches {origin}, which {} `{name}`'s network grant does not allow: add it to [[{table}.network.allow]] or remove it from the binding",
-                binding.secret(),
-                table.trim_end_matches('s')
-            ),
-        ));
+    trust_files: &mut Vec<PathBuf>,
+) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, ConfigError> {
+    use rustls::pki_types::pem::PemObject;
+    let mut certificates = Vec::new();
+    for file in roots.get_ref() {
+        let path = base.join(file);
+        let read: Result<Vec<_>, _> =
+            rustls::pki_types::CertificateDer::pem_file_iter(&path).and_then(Iterator::collect);
+        match read {
+            Ok(found) if !found.is_empty() => certificates.extend(found),
+            Ok(_) => {
+                return Err(source.error(
+                    roots.span(),
+                    format!("{} holds no PEM certificate: give the CA's certificate (-----BEGIN CERTIFICATE-----)", path.display()),
+                ));
+            }
+            Err(e) => {
+                return Err(source.error(
+                    roots.span(),
+                    format!("{} cannot be read as PEM certificates: {e}", path.display()),
+                ));
+            }
+        }
+        trust_files.push(path);
     }
-    Ok(binding)
+    Ok(certificates)
 }
 
 impl Config {
@@ -421,7 +380,7 @@ impl Config {
             }
             let credentials_span = tool.credentials.first().map(Spanned::span);
             for credential in tool.credentials {
-                let binding = bound(credential, &grants, "tools", &name, &source)?;
+                let binding = crate::bindings::bound(credential, &grants, "tools", &name, &source)?;
                 grants = grants.with_credential(binding);
             }
             if let (Some(native), Some(span)) = (&native, credentials_span) {
@@ -516,6 +475,10 @@ impl Config {
                     .map_err(|e| source.error(t.otlp.span(), e.to_string()))
             })
             .transpose()?;
+        let egress_roots = match raw.egress.and_then(|e| e.roots) {
+            None => Vec::new(),
+            Some(roots) => egress_roots(&roots, base, &source, &mut trust_files)?,
+        };
         Ok(Self {
             tools,
             servers,
@@ -527,6 +490,7 @@ impl Config {
             fleet,
             lockfile: None,
             trust_files,
+            egress_roots,
         })
     }
 
@@ -570,6 +534,12 @@ impl Config {
             .map(|(path, _)| path.clone())
             .chain(self.trust_files.iter().cloned())
             .collect()
+    }
+
+    /// The operator's CAs (`[egress] roots`) upstream servers' certificates
+    /// are verified against, besides the Mozilla roots.
+    pub fn egress_roots(&self) -> &[rustls::pki_types::CertificateDer<'static>] {
+        &self.egress_roots
     }
 
     /// What replicas of a shared store must attest to (the `[fleet]`

@@ -156,6 +156,19 @@ impl HostBuilder {
         self
     }
 
+    /// Verifies upstream servers against the Mozilla roots and `roots`
+    /// too (the operator's CAs, `[egress] roots`); nothing changes when
+    /// it is empty or a [`HostBuilder::connector`] was given.
+    pub fn trust_upstream(
+        mut self,
+        roots: Vec<rustls::pki_types::CertificateDer<'static>>,
+    ) -> Self {
+        if self.connector.is_none() && !roots.is_empty() {
+            self.connector = Some(Arc::new(TcpTlsConnector::with_webpki_roots_and(roots)));
+        }
+        self
+    }
+
     /// Keeps state in `dir`: the journal, the approvals (SQLite,
     /// `airlock.db`) and the host key that signs the journal's tree heads
     /// (`host.key`, created on first use). Without it the host journals

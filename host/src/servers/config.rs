@@ -15,7 +15,7 @@
 //! init_timeout = "30s"            # to answer `initialize`
 //! pin = true                      # false: follow its program and tool
 //!                                 # definitions unpinned (logged, journaled)
-//! limits = { memory = "8GiB", cpu = "1h", timeout = "60s", output = "4MiB" }
+//! limits = { memory = "16GiB", cpu = "1h", timeout = "60s", output = "4MiB" }
 //!
 //! [servers.network]               # strict egress under this grant (same keys as
 //! [[servers.network.allow]]       # a tool's); `network = "none"` or absent: none
@@ -33,7 +33,7 @@
 //! enabled = false                 # not served at all
 //! ```
 
-use crate::config::RawCredential;
+use crate::bindings::RawCredential;
 use crate::egress::{NetworkGrant, RawGrant};
 use crate::grants::Grants;
 use crate::native::{RawLimits, config_path, parse_limits};
@@ -49,12 +49,14 @@ pub(crate) const DEFAULT_INIT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A server's limits unless configured: a long-lived process needs more
 /// CPU time in total than one tool run, and JavaScript runtimes reserve
-/// address space far beyond what they use. `timeout` and `output` bound
-/// each call.
+/// address space far beyond what they use (Node's `fetch` compiles its
+/// HTTP parser to WebAssembly, whose memory V8 reserves about 10 GiB of
+/// address space for: under 8 GiB it crashes). `timeout` and `output`
+/// bound each call.
 pub(crate) const DEFAULT_SERVER_LIMITS: airlock_sandbox::ProcessLimits =
     airlock_sandbox::ProcessLimits {
         cpu_seconds: 3600,
-        address_space_bytes: 8 << 30,
+        address_space_bytes: 16 << 30,
         processes: 64,
         file_size_bytes: 64 << 20,
         open_files: 256,
@@ -291,7 +293,7 @@ impl RawServer {
                 let span = self.credentials.first().map(Spanned::span);
                 for credential in self.credentials {
                     let binding =
-                        crate::config::bound(credential, &grants, "servers", &name, source)?;
+                        crate::bindings::bound(credential, &grants, "servers", &name, source)?;
                     grants = grants.with_credential(binding);
                 }
                 if let Some(span) = span {

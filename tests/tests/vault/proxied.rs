@@ -35,7 +35,7 @@ struct Proxied {
     _vault_dir: tempfile::TempDir,
 }
 
-async fn world(intercept_all: bool) -> Proxied {
+async fn world(intercept_all: bool, replace: bool) -> Proxied {
     let upstream = TestCa::new(&["api.test"]);
     let stranger = TestCa::new(&["bad.test"]);
     let api = TestServer::start_tls(API, 0, Behaviour::Reflect, &upstream)
@@ -59,6 +59,7 @@ async fn world(intercept_all: bool) -> Proxied {
         .map(|(host, port)| {
             CredentialBinding::new("api-key", "Authorization", "Bearer {secret}", &[host])
                 .and_then(|b| b.with_ports(vec![port]))
+                .map(|b| if replace { b.replacing() } else { b })
                 .expect("binding")
         })
         .collect();
@@ -160,15 +161,29 @@ async fn get<IO>(io: IO, authority: &str, path: &str) -> (u16, String, String)
 where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
+    get_with(io, authority, path, None).await
+}
+
+/// As [`get`], with an `Authorization` header of the client's own.
+async fn get_with<IO>(
+    io: IO,
+    authority: &str,
+    path: &str,
+    authorization: Option<&str>,
+) -> (u16, String, String)
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let (mut sender, connection) =
         hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(io))
             .await
             .expect("handshake");
     tokio::spawn(connection);
-    let request = hyper::Request::get(path)
-        .header("host", authority)
-        .body(Empty::<bytes::Bytes>::new())
-        .expect("request");
+    let mut request = hyper::Request::get(path).header("host", authority);
+    if let Some(value) = authorization {
+        request = request.header("authorization", value);
+    }
+    let request = request.body(Empty::<bytes::Bytes>::new()).expect("request");
     let response = sender.send_request(request).await.expect("response");
     let status = response.status().as_u16();
     let headers = format!("{:?}", response.headers());
@@ -204,7 +219,7 @@ fn only(records: &[EgressRecord], reason: Reason) -> &EgressRecord {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bound_origin_gets_the_secret_inside_tls_and_never_sees_it_come_back() {
-    let world = world(false).await;
+    let world = world(false, false).await;
     let authority = format!("api.test:{}", world.api.addr().port());
     let (head, stream) = connect(&world.proxy, &authority).await;
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
@@ -260,7 +275,7 @@ async fn a_bound_origin_gets_the_secret_inside_tls_and_never_sees_it_come_back()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refusals_say_why_and_come_before_any_connection() {
-    let world = world(false).await;
+    let world = world(false, false).await;
     let api_port = world.api.addr().port();
 
     // A name the grant does not allow: refused at the CONNECT.
@@ -302,7 +317,7 @@ async fn refusals_say_why_and_come_before_any_connection() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_refuses_the_ca_and_an_upstream_that_fails_its_checks_are_named() {
-    let world = world(false).await;
+    let world = world(false, false).await;
 
     // A client that pins its own roots refuses the proxy's leaf: recorded
     // as such, with the way out.
@@ -339,8 +354,38 @@ async fn a_client_that_refuses_the_ca_and_an_upstream_that_fails_its_checks_are_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_placeholder_the_program_sends_is_refused_unless_the_binding_replaces_it() {
+    for replace in [false, true] {
+        let world = world(false, replace).await;
+        let authority = format!("api.test:{}", world.api.addr().port());
+        let (_, stream) = connect(&world.proxy, &authority).await;
+        let tls = tls(stream, proxy_ca(&world.proxy), "api.test")
+            .await
+            .expect("intercepted");
+        let (status, _, body) =
+            get_with(tls, &authority, "/", Some("Bearer placeholder-from-env")).await;
+        let seen = world.api.requests();
+        if replace {
+            assert_eq!(status, 200, "{body}");
+            assert_eq!(
+                seen[0].header("authorization"),
+                Some(format!("Bearer {SECRET}").as_str()),
+                "the placeholder was replaced"
+            );
+        } else {
+            assert_eq!(status, 403, "{body}");
+            assert!(
+                body.contains("credential_header_conflict") && body.contains("replace = true"),
+                "{body}"
+            );
+            assert!(seen.is_empty(), "{seen:?}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn intercepting_everything_records_each_request_and_leaves_nothing_to_inject() {
-    let world = world(true).await;
+    let world = world(true, false).await;
     let authority = format!("api.test:{}", world.api.addr().port());
     let (_, stream) = connect(&world.proxy, &authority).await;
     let tls = tls(stream, proxy_ca(&world.proxy), "api.test")

@@ -160,7 +160,11 @@ pub async fn run(cli: &Cli, args: &RunArgs) -> u8 {
             }
             None => b,
         };
-        Ok(b.registries(registries).build()?)
+        let roots = parsed
+            .iter()
+            .flat_map(|p| p.egress_roots().iter().cloned())
+            .collect();
+        Ok(b.registries(registries).trust_upstream(roots).build()?)
     });
     let host = match built {
         Ok(host) => host,

@@ -125,6 +125,11 @@ async fn run(cli: &Cli, args: &ServeArgs) -> Result<(), Failure> {
         .tools()
         .iter()
         .any(|t| !t.grants().credentials().is_empty())
+        || config.servers().iter().any(|s| {
+            s.network
+                .as_ref()
+                .is_some_and(|grants| !grants.credentials().is_empty())
+        })
         || config.registries().iter().any(|r| r.login().is_some());
     let vault = if needs_vault {
         Some(super::vault::open(&super::vault::place(
@@ -162,6 +167,7 @@ async fn run(cli: &Cli, args: &ServeArgs) -> Result<(), Failure> {
         .journal_commit(config.journal_commit())
         .store(config.store().clone())
         .registries(config.registries().to_vec())
+        .trust_upstream(config.egress_roots().to_vec())
         .max_concurrent_instances(config.serve().instance_slots());
     if let Some(telemetry) = config.telemetry() {
         builder = builder.telemetry(telemetry.clone());

@@ -12,6 +12,7 @@ mod client_approvals;
 mod console;
 mod fixture;
 mod hosted;
+mod injected;
 mod installs;
 mod python;
 mod raw;

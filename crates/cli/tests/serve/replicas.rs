@@ -274,28 +274,6 @@ async fn a_replica_with_other_policies_is_reported() {
 
 /// `airlock vault ARGS --config` of `fixture`, unlocked with `passphrase`,
 /// `stdin` piped in.
-fn vault(fixture: &Fixture, args: &[&str], passphrase: &str, stdin: &str) -> std::process::Output {
-    use std::io::Write as _;
-    let config = fixture.config().display().to_string();
-    let mut child = fixture::airlock_for(
-        fixture,
-        &[&["vault"], args, &["--config", &config]].concat(),
-    )
-    .env("AIRLOCK_VAULT_PASSPHRASE", passphrase)
-    .stdin(std::process::Stdio::piped())
-    .stdout(std::process::Stdio::piped())
-    .stderr(std::process::Stdio::piped())
-    .spawn()
-    .expect("run airlock vault");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(stdin.as_bytes())
-        .expect("write stdin");
-    child.wait_with_output().expect("airlock vault")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_replica_injects_secrets_from_the_shared_vault() {
     const SECRET: &str = "sk-shared-0123456789abcdef-airlock";
@@ -311,7 +289,7 @@ async fn every_replica_injects_secrets_from_the_shared_vault() {
     fb.write_config(&binding);
 
     // A keyring's key stays on one machine: refused for the shared vault.
-    let keyring = vault(&fa, &["init", "--backend", "keyring"], PASSPHRASE, "");
+    let keyring = fixture::vault(&fa, &["init", "--backend", "keyring"], PASSPHRASE, "");
     assert!(!keyring.status.success());
     assert!(
         printed(&keyring).contains("keyring_with_shared_store"),
@@ -319,15 +297,15 @@ async fn every_replica_injects_secrets_from_the_shared_vault() {
         printed(&keyring)
     );
     // Stored through A's configuration, listed through B's.
-    let set = vault(&fa, &["set", "api-key"], PASSPHRASE, SECRET);
+    let set = fixture::vault(&fa, &["set", "api-key"], PASSPHRASE, SECRET);
     assert!(set.status.success(), "{}", printed(&set));
-    let listed = vault(&fb, &["list", "--json"], PASSPHRASE, "");
+    let listed = fixture::vault(&fb, &["list", "--json"], PASSPHRASE, "");
     assert!(
         printed(&listed).contains("\"api-key\""),
         "{}",
         printed(&listed)
     );
-    let wrong = vault(&fb, &["list"], "not the passphrase at all", "");
+    let wrong = fixture::vault(&fb, &["list"], "not the passphrase at all", "");
     assert!(
         printed(&wrong).contains("wrong_master_key"),
         "{}",
