@@ -56,7 +56,16 @@ async fn a_fastmcp_server_runs_confined_with_an_empty_environment() {
     names.sort_unstable();
     assert_eq!(
         names,
-        ["crash", "environment", "fetch", "grow", "read", "slow"]
+        [
+            "crash",
+            "environment",
+            "fetch",
+            "fetch_with",
+            "grow",
+            "read",
+            "search",
+            "slow"
+        ]
     );
     assert_eq!(server.status().state, State::Running);
 
