@@ -12,15 +12,13 @@
 use super::body::{RequestBody, ResponseBody};
 use super::budget::Budget;
 use super::connect::Connector;
-use super::credential::{CredentialBinding, SecretRefusal, Secrets};
+use super::credential::{CredentialBinding, Secrets};
 use super::decide::{Decision, Denial, PinnedTarget, Reason, decide};
 use super::grant::NetworkGrant;
 use super::record::{EgressLog, EgressRecord, Origin, RecordHandle};
 use super::resolve::Resolver;
-use super::scrub::{ScrubbedBody, Scrubber};
-use airlock_policy::{
-    DestinationFacts, PolicyEngine, Principal, RequestContext, SecretFacts, ToolFacts,
-};
+use super::scrub::ScrubbedBody;
+use airlock_policy::{DestinationFacts, PolicyEngine, Principal, RequestContext, ToolFacts};
 use http_body_util::BodyExt;
 use std::future::Future as _;
 use std::pin::Pin;
@@ -30,7 +28,10 @@ use std::task::Poll;
 use std::time::Duration;
 use wasmtime_wasi_http::{Error as WasiError, RequestOptions, WasiBody, WasiHttpHooks};
 
+mod inject;
 mod proxy;
+
+use inject::Injected;
 
 pub use proxy::DENY_REASON_HEADER;
 pub use proxy::{CaError, EgressProxy, InterceptCa, Route};
@@ -72,13 +73,6 @@ pub struct Credentials {
     pub bindings: Arc<[CredentialBinding]>,
     /// Where their secrets come from; none means every binding fails.
     pub secrets: Option<Arc<dyn Secrets>>,
-}
-
-/// A credential ready to go out with one request.
-struct Injection {
-    secret: String,
-    header: http::HeaderName,
-    value: http::HeaderValue,
 }
 
 /// Everything one invocation's requests share.
@@ -162,14 +156,6 @@ impl WasiHttpHooks for EgressHook {
     }
 }
 
-/// What the host adds to one request: credential headers, and the
-/// scrubber for their reflections in the response.
-#[derive(Default)]
-struct Injected {
-    headers: Vec<Injection>,
-    scrubber: Option<Arc<Scrubber>>,
-}
-
 /// The `Content-Length` a message announces, if it is a number.
 fn announced_length(headers: &http::HeaderMap) -> Option<u64> {
     headers
@@ -234,7 +220,7 @@ impl Context {
             Ok(injected) => injected,
             Err(denial) => return deny(*denial),
         };
-        let names = injected.headers.iter().map(|i| i.secret.clone()).collect();
+        let names = injected.names();
         let record = self.log.allow(&origin, &pinned, names);
         match self
             .exchange(request, options, &pinned, &record, injected)
@@ -356,119 +342,6 @@ impl Context {
             }
         }
         Err(last)
-    }
-
-    /// The credentials bound to exactly this origin, each checked with
-    /// Cedar (`credential.use`) and against its secret's scope, with a
-    /// scrubber for their reflections; or why the request must not go.
-    fn credentials_for(
-        &self,
-        headers: &http::HeaderMap,
-        pinned: &PinnedTarget,
-    ) -> Result<Injected, Box<Denial>> {
-        let target = pinned.target();
-        let r = &self.requester;
-        let refuse = |reason: Reason, message: String| {
-            Box::new(Denial {
-                reason,
-                message,
-                target: Some(target.clone()),
-                addresses: pinned.addresses().to_vec(),
-                rule: Some(pinned.rule().to_string()),
-            })
-        };
-        if let Some(binding) = r
-            .credentials
-            .bindings
-            .iter()
-            .find(|b| b.wants_https(target))
-        {
-            return Err(refuse(
-                Reason::CredentialNeedsHttps,
-                format!(
-                    "secret `{}` is bound to `{}` over https only: use https://{}",
-                    binding.secret(),
-                    target.host,
-                    target.host
-                ),
-            ));
-        }
-        let mut injections = Vec::new();
-        let mut secrets = Vec::new();
-        for binding in r.credentials.bindings.iter().filter(|b| b.matches(target)) {
-            let name = binding.secret();
-            if headers.contains_key(binding.header()) && !binding.replaces() {
-                return Err(refuse(
-                    Reason::CredentialHeaderConflict,
-                    format!(
-                        "the tool set `{}`, which the host fills from secret `{name}` for this origin: leave it out, or give the binding `replace = true` if the program insists on sending a placeholder",
-                        binding.header()
-                    ),
-                ));
-            }
-            let source = r.credentials.secrets.as_deref().ok_or_else(|| {
-                refuse(
-                    Reason::CredentialUnavailable,
-                    "the host has no vault".into(),
-                )
-            })?;
-            let revealed = source
-                .reveal_for(name, &r.principal, &r.tool.name)
-                .map_err(|refusal| match refusal {
-                    SecretRefusal::Unavailable(code) => refuse(
-                        Reason::CredentialUnavailable,
-                        format!("secret `{name}`: {code}"),
-                    ),
-                    SecretRefusal::OutOfScope { scope } => refuse(
-                        Reason::CredentialDenied,
-                        format!(
-                            "secret `{name}` has scope {scope}, which does not cover {} running {}",
-                            r.principal, r.tool.name
-                        ),
-                    ),
-                })?;
-            let facts = SecretFacts {
-                name: name.to_string(),
-                scope: revealed.scope,
-            };
-            let value = revealed.value;
-            let verdict = r
-                .policies
-                .check_credential(&r.principal, &r.tool, &r.context, &facts);
-            if !verdict.allowed {
-                return Err(refuse(
-                    Reason::CredentialDenied,
-                    format!(
-                        "policy {} refuses secret `{name}`",
-                        verdict.policies.join(", ")
-                    ),
-                ));
-            }
-            let header_value = binding.header_value(&value).ok_or_else(|| {
-                refuse(
-                    Reason::CredentialUnavailable,
-                    format!("secret `{name}` does not fit in a header"),
-                )
-            })?;
-            injections.push(Injection {
-                secret: name.to_string(),
-                header: binding.header().clone(),
-                value: header_value,
-            });
-            secrets.push(value);
-        }
-        let exposed: Vec<&[u8]> = secrets.iter().map(|s| s.as_slice()).collect();
-        let scrubber = Scrubber::new(&exposed).map(Arc::new);
-        if !exposed.is_empty() && scrubber.is_none() {
-            return Err(refuse(
-                Reason::CredentialUnavailable,
-                "the secrets cannot be searched for in responses".into(),
-            ));
-        }
-        Ok(Injected {
-            headers: injections,
-            scrubber,
-        })
     }
 
     /// Connects to the pinned target and sends the request; on failure,

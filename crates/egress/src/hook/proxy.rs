@@ -330,7 +330,7 @@ async fn forward(
             return refused(&denial);
         }
     };
-    let names = injected.headers.iter().map(|i| i.secret.clone()).collect();
+    let names = injected.names();
     let record = cx.log.allow(&origin, &pinned, names);
     let (mut parts, body) = request.into_parts();
     parts.headers.remove("proxy-connection");
