@@ -103,16 +103,18 @@ pub fn arguments(
     existing: &dyn Fn(&Path) -> bool,
     seccomp_fd: Option<i32>,
 ) -> Vec<OsString> {
-    arguments_pinned(plan, existing, seccomp_fd, &|_| None)
+    arguments_pinned(plan, existing, seccomp_fd, &|_| None, None)
 }
 
 /// As [`arguments`], each host path that `pinned` has a descriptor for
-/// bound by that descriptor.
+/// bound by that descriptor, and the trust bundle copied from `trust_fd`
+/// when there is one.
 pub fn arguments_pinned(
     plan: &Plan,
     existing: &dyn Fn(&Path) -> bool,
     seccomp_fd: Option<i32>,
     pinned: &dyn Fn(&Path) -> Option<i32>,
+    trust_fd: Option<i32>,
 ) -> Vec<OsString> {
     let mut args = Vec::new();
     push(
@@ -207,7 +209,21 @@ pub fn arguments_pinned(
         trust: Some(trust), ..
     } = &plan.network
     {
-        bind(&mut args, "--ro-bind", trust, Path::new(TRUST_IN_SANDBOX));
+        match trust_fd {
+            // Copied in by bwrap from a descriptor: it resolves paths as
+            // the sandbox's user, who may not reach the file's directory.
+            Some(fd) => push(
+                &mut args,
+                &[
+                    "--perms",
+                    "0444",
+                    "--ro-bind-data",
+                    &fd.to_string(),
+                    TRUST_IN_SANDBOX,
+                ],
+            ),
+            None => bind(&mut args, "--ro-bind", trust, Path::new(TRUST_IN_SANDBOX)),
+        }
         for key in TRUST_VARIABLES {
             push(&mut args, &["--setenv", key, TRUST_IN_SANDBOX]);
         }
@@ -325,6 +341,13 @@ impl crate::unix::Prepares for LinuxBubblewrap {
         for bound in binds_in_order(plan) {
             pinned.open(&bound.host)?;
         }
+        let trust = match &plan.network {
+            NetworkMode::Strict {
+                trust: Some(trust), ..
+            } => Some(trust_copy(trust)?),
+            _ => None,
+        };
+        let trust_fd = trust.as_ref().map(|fd| fd.as_raw_fd());
         // Stand-ins are made through the grants' descriptors (never through
         // a link swapped in), and then every persistence path is opened.
         let stand_ins = crate::persistence::StandIns::create(plan, &pinned)?;
@@ -334,12 +357,17 @@ impl crate::unix::Prepares for LinuxBubblewrap {
             }
         }
         let mut command = command(&self.program);
-        command.args(arguments_pinned(plan, &existing, Some(filter_fd), &|p| {
-            pinned.fd(p)
-        }));
+        command.args(arguments_pinned(
+            plan,
+            &existing,
+            Some(filter_fd),
+            &|p| pinned.fd(p),
+            trust_fd,
+        ));
         let nproc_outside = !limits_processes_inside(&existing);
         let mut inherited = pinned.numbers();
         inherited.push(filter_fd);
+        inherited.extend(trust_fd);
         inherited.extend(channel_fd(plan));
         confine(
             &mut command,
@@ -351,7 +379,12 @@ impl crate::unix::Prepares for LinuxBubblewrap {
         );
         Ok(Prepared {
             command,
-            keep: vec![Box::new(filter), Box::new(stand_ins), Box::new(pinned)],
+            keep: vec![
+                Box::new(filter),
+                Box::new(stand_ins),
+                Box::new(pinned),
+                Box::new(trust),
+            ],
         })
     }
 }
@@ -365,11 +398,32 @@ pub(crate) fn channel_fd(plan: &Plan) -> Option<i32> {
     }
 }
 
+/// The trust bundle at `path` in a memory file, at offset 0, for `bwrap
+/// --ro-bind-data`.
+#[cfg(target_os = "linux")]
+fn trust_copy(path: &Path) -> Result<std::os::fd::OwnedFd, crate::SandboxError> {
+    let failed = |e: std::io::Error| crate::SandboxError::Spawn {
+        detail: format!("reading the trust bundle {}: {e}", path.display()),
+    };
+    let bundle = std::fs::read(path).map_err(failed)?;
+    memory_file("airlock-trust", &bundle).map_err(failed)
+}
+
+/// `bytes` in a new memory file, at offset 0 (what bwrap reads a
+/// descriptor's content from).
+#[cfg(target_os = "linux")]
+fn memory_file(name: &str, bytes: &[u8]) -> std::io::Result<std::os::fd::OwnedFd> {
+    use rustix::fs::{MemfdFlags, SeekFrom, memfd_create, seek};
+    use std::io::Write;
+    let mut file = std::fs::File::from(memfd_create(name, MemfdFlags::CLOEXEC)?);
+    file.write_all(bytes)?;
+    seek(&file, SeekFrom::Start(0))?;
+    Ok(file.into())
+}
+
 /// The seccomp program in a memory file, at offset 0, for `bwrap --seccomp`.
 #[cfg(target_os = "linux")]
 fn seccomp_filter() -> Result<std::os::fd::OwnedFd, crate::SandboxError> {
-    use rustix::fs::{MemfdFlags, SeekFrom, memfd_create, seek};
-    use std::io::Write;
     let failed = |detail: String| crate::SandboxError::Spawn {
         detail: format!("preparing the seccomp filter: {detail}"),
     };
@@ -379,12 +433,7 @@ fn seccomp_filter() -> Result<std::os::fd::OwnedFd, crate::SandboxError> {
         .get_or_init(|| crate::seccomp::program().map_err(|e| e.to_string()))
         .as_ref()
         .map_err(|e| failed(e.clone()))?;
-    let fd =
-        memfd_create("airlock-seccomp", MemfdFlags::CLOEXEC).map_err(|e| failed(e.to_string()))?;
-    let mut file = std::fs::File::from(fd);
-    file.write_all(program).map_err(|e| failed(e.to_string()))?;
-    seek(&file, SeekFrom::Start(0)).map_err(|e| failed(e.to_string()))?;
-    Ok(file.into())
+    memory_file("airlock-seccomp", program).map_err(|e| failed(e.to_string()))
 }
 
 #[cfg(test)]

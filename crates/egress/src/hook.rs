@@ -478,6 +478,11 @@ impl Context {
             None => response.map(BodyExt::boxed_unsync),
             Some(scrubber) => {
                 scrubber.scrub_headers(response.headers_mut());
+                // A reason phrase other than the standard one could echo
+                // the secret; a proxy would write it back as it came.
+                response
+                    .extensions_mut()
+                    .remove::<hyper::ext::ReasonPhrase>();
                 response.map(|body| ScrubbedBody::new(body, scrubber).boxed_unsync())
             }
         };

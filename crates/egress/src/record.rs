@@ -46,7 +46,8 @@ pub struct EgressRecord {
     pub port: Option<u16>,
     /// SHA-256 (hex) of the path and query, if a request had one (not a
     /// `CONNECT`): which resource, comparable across records, without
-    /// keeping what a query string may carry.
+    /// writing the path out. Unkeyed: a path that can be guessed can be
+    /// confirmed by hashing the guess.
     pub path_sha256: Option<String>,
     /// Every address the name resolved to (checked, for an allowed request).
     pub addresses: Vec<IpAddr>,

@@ -330,6 +330,7 @@ impl HostBuilder {
                     native_sandbox: self.native_sandbox,
                     telemetry,
                     protected,
+                    trust_dir: self.state_dir.as_ref().map(|dir| dir.join("trust")),
                     network: Network {
                         resolver: self
                             .resolver

@@ -46,6 +46,9 @@ pub(crate) struct Parts {
     pub(crate) native_sandbox: Option<airlock_sandbox::Backend>,
     pub(crate) telemetry: Option<Telemetry>,
     pub(crate) protected: ProtectedPaths,
+    /// Where intercepting proxies' trust bundles are written: `trust/` in
+    /// the state directory (out of every sandbox's sight), if there is one.
+    pub(crate) trust_dir: Option<PathBuf>,
 }
 
 impl Kernel {
@@ -110,6 +113,12 @@ impl Kernel {
     /// The vault credentials are injected from, if any.
     pub(crate) fn vault(&self) -> Option<&Arc<Vault>> {
         self.parts.vault.as_ref()
+    }
+
+    /// Where intercepting proxies' trust bundles are written, if not in a
+    /// private temporary directory.
+    pub(crate) fn trust_dir(&self) -> Option<&std::path::Path> {
+        self.parts.trust_dir.as_deref()
     }
 
     /// What a tool with `grants` may have injected: its credential

@@ -122,7 +122,7 @@ async fn run(
                 message: format!("starting the egress proxy failed: {e}"),
             };
             let proxy = EgressProxy::start(hook).map_err(failed)?;
-            let trust = TrustFile::for_proxy(&proxy).map_err(failed)?;
+            let trust = TrustFile::for_proxy(&proxy, kernel.trust_dir()).map_err(failed)?;
             Some((proxy, trust))
         }
         NativeNetwork::None => None,

@@ -17,8 +17,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 /// The server's proxy and the calls it attributes requests to.
 pub(crate) struct ServerEgress {
     proxy: EgressProxy,
-    /// The certificates its sandbox trusts, when the proxy intercepts.
-    trust: Option<TrustFile>,
+    /// The certificates its sandbox trusts, when the proxy intercepts
+    /// (rewritten with a new CA at each start), and where they are.
+    trust: Mutex<Option<TrustFile>>,
+    trust_path: Option<std::path::PathBuf>,
     grants: Grants,
     calls: Arc<Mutex<Vec<(u64, EgressHook)>>>,
     session: EgressHook,
@@ -88,8 +90,10 @@ impl ServerEgress {
             })
         };
         let proxy = EgressProxy::start_routed(route)?;
+        let trust = TrustFile::for_proxy(&proxy, kernel.trust_dir())?;
         Ok(Self {
-            trust: TrustFile::for_proxy(&proxy)?,
+            trust_path: trust.as_ref().map(|t| t.path().to_path_buf()),
+            trust: Mutex::new(trust),
             proxy,
             grants,
             calls,
@@ -101,7 +105,19 @@ impl ServerEgress {
 
     /// The trust bundle its sandbox reads, if the proxy intercepts.
     pub(crate) fn trust(&self) -> Option<&std::path::Path> {
-        self.trust.as_ref().map(TrustFile::path)
+        self.trust_path.as_deref()
+    }
+
+    /// A new CA for a new server process, its certificate in the bundle
+    /// before the process reads it: each start's CA is its own, and lives
+    /// no longer than that process.
+    pub(crate) fn renew_trust(&self) -> std::io::Result<()> {
+        let mut trust = self.trust.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(trust) = trust.as_mut() else {
+            return Ok(());
+        };
+        self.proxy.renew_ca().map_err(std::io::Error::other)?;
+        trust.refresh(&self.proxy)
     }
 
     /// The channel descriptor the server's sandbox inherits.

@@ -456,6 +456,10 @@ impl HostedServer {
                 source,
             })?;
         if let Some((egress, bridge)) = &self.inner.egress {
+            egress.renew_trust().map_err(|e| ServerError::Start {
+                server: config.name.clone(),
+                message: format!("renewing its egress CA failed: {e}"),
+            })?;
             plan.network = NetworkMode::Strict {
                 channel_fd: egress.channel_fd(),
                 bridge: bridge.clone(),

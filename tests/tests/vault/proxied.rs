@@ -36,9 +36,19 @@ struct Proxied {
 }
 
 async fn world(intercept_all: bool, replace: bool) -> Proxied {
+    world_with(intercept_all, replace, Behaviour::Reflect, "").await
+}
+
+/// As [`world`], `api.test` answering with `behaviour`, `more` grant keys.
+async fn world_with(
+    intercept_all: bool,
+    replace: bool,
+    behaviour: Behaviour,
+    more: &str,
+) -> Proxied {
     let upstream = TestCa::new(&["api.test"]);
     let stranger = TestCa::new(&["bad.test"]);
-    let api = TestServer::start_tls(API, 0, Behaviour::Reflect, &upstream)
+    let api = TestServer::start_tls(API, 0, behaviour, &upstream)
         .await
         .expect("api server");
     let bad = TestServer::start_tls(BAD, 0, Behaviour::Reflect, &stranger)
@@ -47,7 +57,7 @@ async fn world(intercept_all: bool, replace: bool) -> Proxied {
     let (api_port, bad_port) = (api.addr().port(), bad.addr().port());
     let grant = NetworkGrant::from_toml(
         &format!(
-            "{}[[allow]]\nhost = \"api.test\"\nprivate = true\nports = [{api_port}]\n[[allow]]\nhost = \"bad.test\"\nprivate = true\nports = [{bad_port}]\n",
+            "{more}{}[[allow]]\nhost = \"api.test\"\nprivate = true\nports = [{api_port}]\n[[allow]]\nhost = \"bad.test\"\nprivate = true\nports = [{bad_port}]\n",
             if intercept_all { "intercept = \"all\"\n" } else { "" }
         ),
         "grant.toml",
@@ -199,12 +209,18 @@ where
 /// The proxy's records once `failures` of them carry a reason: some are
 /// finished on the proxy's own tasks, after the client saw the outcome.
 async fn settled(proxy: &EgressProxy, failures: usize) -> Vec<EgressRecord> {
-    loop {
-        let records = proxy.records();
-        if records.iter().filter(|r| r.reason.is_some()).count() >= failures {
-            return records;
+    let wait = async {
+        loop {
+            let records = proxy.records();
+            if records.iter().filter(|r| r.reason.is_some()).count() >= failures {
+                return records;
+            }
+            tokio::task::yield_now().await;
         }
-        tokio::task::yield_now().await;
+    };
+    match tokio::time::timeout(std::time::Duration::from_secs(30), wait).await {
+        Ok(records) => records,
+        Err(_) => panic!("records never settled: {:#?}", proxy.records()),
     }
 }
 
@@ -248,13 +264,11 @@ async fn a_bound_origin_gets_the_secret_inside_tls_and_never_sees_it_come_back()
         "the reflection arrived: {body}"
     );
 
-    let records = world.proxy.records();
-    assert_eq!(
-        records.len(),
-        1,
-        "one record, for the request: {records:#?}"
-    );
-    let record = &records[0];
+    let records = settled(&world.proxy, 0).await;
+    assert_eq!(records.len(), 2, "the tunnel and the request: {records:#?}");
+    assert_eq!(records[0].method, "CONNECT");
+    assert!(records[0].credentials.is_empty());
+    let record = &records[1];
     assert_eq!(record.verdict, Verdict::Allow);
     assert_eq!(record.method, "GET");
     assert_eq!(record.credentials, ["api-key"]);
@@ -384,6 +398,64 @@ async fn a_placeholder_the_program_sends_is_refused_unless_the_binding_replaces_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secret_reflected_anywhere_in_the_head_reaches_the_program_masked() {
+    // The status line's reason phrase, a 1xx response, header names,
+    // Location, trailers: the raw bytes the program reads hold none of it.
+    let world = world_with(false, false, Behaviour::ReflectInHead, "").await;
+    let authority = format!("api.test:{}", world.api.addr().port());
+    let (_, stream) = connect(&world.proxy, &authority).await;
+    let mut tls = tls(stream, proxy_ca(&world.proxy), "api.test")
+        .await
+        .expect("intercepted");
+    let request = format!("GET / HTTP/1.1\r\nhost: {authority}\r\nconnection: close\r\n\r\n");
+    tls.write_all(request.as_bytes()).await.expect("request");
+    let mut raw = Vec::new();
+    let _ = tls.read_to_end(&mut raw).await;
+    let raw = String::from_utf8_lossy(&raw);
+    assert!(raw.starts_with("HTTP/1.1 302"), "{raw}");
+    assert!(!leaks(&raw), "{raw}");
+    assert_eq!(
+        world.api.requests()[0].header("authorization"),
+        Some(format!("Bearer {SECRET}").as_str())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_kept_alive_in_one_tunnel_each_count_and_are_recorded() {
+    // Three requests allowed: the CONNECT is the first (the first request
+    // inside is that one), the fourth inside is refused.
+    let world = world_with(false, false, Behaviour::Reflect, "max_requests = 3\n").await;
+    let authority = format!("api.test:{}", world.api.addr().port());
+    let (_, stream) = connect(&world.proxy, &authority).await;
+    let tls = tls(stream, proxy_ca(&world.proxy), "api.test")
+        .await
+        .expect("intercepted");
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
+            .await
+            .expect("handshake");
+    tokio::spawn(connection);
+    let mut statuses = Vec::new();
+    for n in 0..4 {
+        let request = hyper::Request::get(format!("/{n}"))
+            .header("host", &authority)
+            .body(Empty::<bytes::Bytes>::new())
+            .expect("request");
+        sender.ready().await.expect("the tunnel stays open");
+        let response = sender.send_request(request).await.expect("one connection");
+        statuses.push(response.status().as_u16());
+        response.into_body().collect().await.expect("body");
+    }
+    assert_eq!(statuses, [200, 200, 200, 403]);
+    assert_eq!(world.api.requests().len(), 3);
+    let records = world.proxy.records();
+    let inside: Vec<_> = records.iter().filter(|r| r.method == "GET").collect();
+    assert_eq!(inside.len(), 4, "{records:#?}");
+    assert_eq!(inside[3].reason, Some(Reason::TooManyRequests));
+    assert!(inside[..3].iter().all(|r| r.credentials == ["api-key"]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn intercepting_everything_records_each_request_and_leaves_nothing_to_inject() {
     let world = world(true, false).await;
     let authority = format!("api.test:{}", world.api.addr().port());
@@ -396,12 +468,17 @@ async fn intercepting_everything_records_each_request_and_leaves_nothing_to_inje
     let seen = world.api.requests();
     assert_eq!(seen[0].header("authorization"), None, "nothing bound");
     let records = world.proxy.records();
-    assert_eq!(records.len(), 1, "{records:#?}");
-    assert_eq!(records[0].method, "GET");
-    assert!(records[0].credentials.is_empty());
+    assert_eq!(records.len(), 2, "{records:#?}");
+    assert_eq!(records[1].method, "GET");
+    assert!(records[1].credentials.is_empty());
     // Nothing stays a blind tunnel: the bundle is the CA alone.
     let bundle = world.proxy.trust_bundle().expect("bundle");
     assert_eq!(bundle.matches("BEGIN CERTIFICATE").count(), 1);
+    // With blind tunnels, the host's roots follow the CA.
+    let tunnels = world_with(false, false, Behaviour::Reflect, "").await;
+    let bundle = tunnels.proxy.trust_bundle().expect("bundle");
+    let roots = rustls_native_certs::load_native_certs().certs.len();
+    assert_eq!(bundle.matches("BEGIN CERTIFICATE").count(), 1 + roots);
 }
 
 /// What the `curl` tool below prints about one run.

@@ -137,10 +137,11 @@ async fn hosted_python_and_node_servers_use_a_token_they_never_hold() {
             .call_tool(call(tool, arguments))
             .await
             .expect("tools/call");
+        // Each client names the proxy's 403 in its own words.
+        let answer = text(&refused);
         assert!(
-            text(&refused).starts_with("failed "),
-            "{tool}: {}",
-            text(&refused)
+            answer.starts_with("failed ") && answer.contains("403"),
+            "{tool}: {answer}"
         );
     }
     assert_eq!(upstream.requests().len(), 3, "nothing else arrived");

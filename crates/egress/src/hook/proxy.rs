@@ -21,7 +21,7 @@ use http_body_util::{BodyExt, Full, combinators::UnsyncBoxBody};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 use tokio::io::Interest;
 use wasmtime_wasi_http::Error as WasiError;
 use wasmtime_wasi_http::io::TokioIo;
@@ -33,6 +33,10 @@ mod tunnel;
 pub use ca::{CaError, InterceptCa};
 
 type ProxyBody = UnsyncBoxBody<Bytes, WasiError>;
+
+/// A share of one of the proxy's connection slots, held as long as the
+/// connection or a tunnel it became is open.
+type Permit = Arc<tokio::sync::OwnedSemaphorePermit>;
 
 /// The header a refusal names its reason code in.
 pub const DENY_REASON_HEADER: &str = "x-airlock-deny-reason";
@@ -55,11 +59,28 @@ pub struct EgressProxy {
     sandbox_end: OwnedFd,
     hook: Option<EgressHook>,
     task: tokio::task::JoinHandle<()>,
-    /// The CA it terminates TLS with, when it may intercept any origin.
-    ca: Option<Arc<InterceptCa>>,
+    shared: Arc<Shared>,
+    /// The grant a renewed CA is constrained to.
+    grant: Arc<crate::grant::NetworkGrant>,
     /// Whether some TLS stays a blind tunnel, so the sandbox needs the
     /// host's roots besides the CA.
     tunnels_too: bool,
+}
+
+/// What every connection of one proxy shares.
+struct Shared {
+    route: Route,
+    /// The CA it terminates TLS with, when it may intercept any origin.
+    ca: RwLock<Option<Arc<InterceptCa>>>,
+}
+
+impl Shared {
+    fn ca(&self) -> Option<Arc<InterceptCa>> {
+        self.ca
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
 }
 
 impl Drop for EgressProxy {
@@ -83,10 +104,10 @@ impl EgressProxy {
     /// picks now: a CA is made when they may have TLS intercepted.
     pub fn start_routed(route: Route) -> std::io::Result<Self> {
         let template = route();
-        let grant = &template.cx.grant;
+        let grant = Arc::clone(&template.cx.grant);
         let ca = if template.cx.may_intercept() {
             Some(Arc::new(
-                InterceptCa::new(grant).map_err(std::io::Error::other)?,
+                InterceptCa::new(&grant).map_err(std::io::Error::other)?,
             ))
         } else {
             None
@@ -97,21 +118,42 @@ impl EgressProxy {
         let host = std::os::unix::net::UnixStream::from(host);
         host.set_nonblocking(true)?;
         let channel = tokio::net::UnixStream::from_std(host)?;
-        let task = tokio::spawn(serve_channel(channel, route, ca.clone()));
+        let shared = Arc::new(Shared {
+            route,
+            ca: RwLock::new(ca),
+        });
+        let task = tokio::spawn(serve_channel(channel, Arc::clone(&shared)));
         Ok(Self {
             sandbox_end: sandbox,
             hook: None,
             task,
-            ca,
+            shared,
+            grant,
             tunnels_too,
         })
+    }
+
+    /// Replaces the CA (when there is one) with a new one, for a new
+    /// process behind the same proxy (a hosted server's restart): the old
+    /// CA's leaves are no longer minted, and [`EgressProxy::trust_bundle`]
+    /// holds the new certificate.
+    pub fn renew_ca(&self) -> Result<(), CaError> {
+        let mut ca = self
+            .shared
+            .ca
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        if ca.is_some() {
+            *ca = Some(Arc::new(InterceptCa::new(&self.grant)?));
+        }
+        Ok(())
     }
 
     /// The certificates (PEM) a sandbox behind this proxy must trust, when
     /// the proxy terminates any TLS: its CA, then the host's roots when
     /// some origins stay blind tunnels. `None`: nothing is intercepted.
     pub fn trust_bundle(&self) -> Option<String> {
-        self.ca.as_ref().map(|ca| ca.trust_bundle(self.tunnels_too))
+        self.shared.ca().map(|ca| ca.trust_bundle(self.tunnels_too))
     }
 
     /// The descriptor a sandbox inherits to reach this proxy
@@ -138,11 +180,7 @@ impl EgressProxy {
 
 /// Answers each request on the channel with a new connection and serves
 /// it: one byte in, one connected socket out.
-async fn serve_channel(
-    channel: tokio::net::UnixStream,
-    route: Route,
-    ca: Option<Arc<InterceptCa>>,
-) {
+async fn serve_channel(channel: tokio::net::UnixStream, shared: Arc<Shared>) {
     let open = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     let mut requests = [0u8; 16];
     loop {
@@ -180,17 +218,21 @@ async fn serve_channel(
                     continue;
                 }
             };
-            let (route, ca) = (Arc::clone(&route), ca.clone());
+            let shared = Arc::clone(&shared);
+            // A tunnel outlives the connection's HTTP part: it keeps its
+            // own share of the permit.
+            let permit = Arc::new(permit);
             tokio::spawn(async move {
                 let service = hyper::service::service_fn(move |request| {
-                    let (route, ca) = (Arc::clone(&route), ca.clone());
-                    async move { Ok::<_, std::convert::Infallible>(handle(route, ca, request).await) }
+                    let (shared, permit) = (Arc::clone(&shared), Arc::clone(&permit));
+                    async move {
+                        Ok::<_, std::convert::Infallible>(handle(shared, permit, request).await)
+                    }
                 });
                 let _ = hyper::server::conn::http1::Builder::new()
                     .serve_connection(TokioIo::new(stream), service)
                     .with_upgrades()
                     .await;
-                drop(permit);
             });
         }
     }
@@ -234,6 +276,34 @@ fn refused(denial: &Denial) -> Response<ProxyBody> {
     )
 }
 
+/// Drops the upstream connection's own headers from a response relayed to
+/// the client (RFC 9110 7.6.1): the proxy's connection with the client is
+/// another one (an upstream's `connection: close` must not end a tunnel,
+/// nor its `upgrade` start anything).
+fn hop_by_hop_removed(headers: &mut http::HeaderMap) {
+    let named: Vec<http::HeaderName> = headers
+        .get_all(http::header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| http::HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    for name in [
+        http::header::CONNECTION,
+        http::header::UPGRADE,
+        http::header::TE,
+        http::header::TRANSFER_ENCODING,
+        http::header::PROXY_AUTHENTICATE,
+        http::HeaderName::from_static("keep-alive"),
+        http::HeaderName::from_static("proxy-connection"),
+    ] {
+        headers.remove(name);
+    }
+}
+
 /// A `502` for a request that was allowed and then failed.
 fn failed(reason: Reason, pinned: &PinnedTarget) -> Response<ProxyBody> {
     let host = pinned.target().host_header();
@@ -253,11 +323,11 @@ fn failed(reason: Reason, pinned: &PinnedTarget) -> Response<ProxyBody> {
 }
 
 async fn handle(
-    route: Route,
-    ca: Option<Arc<InterceptCa>>,
+    shared: Arc<Shared>,
+    permit: Permit,
     request: Request<Incoming>,
 ) -> Response<ProxyBody> {
-    let cx = Arc::clone(&route().cx);
+    let cx = Arc::clone(&(shared.route)().cx);
     let method = request.method().to_string();
     let origin = Origin {
         tool: &cx.requester.tool.name,
@@ -297,14 +367,15 @@ async fn handle(
     if !tunnel {
         return forward(&cx, request, pinned).await;
     }
-    match ca {
-        Some(ca) if cx.intercepts(&pinned) => {
-            intercept::open(intercept::Session::new(route, cx, ca, pinned), request)
-        }
-        _ => {
-            let record = cx.log.allow(&origin, &pinned, Vec::new());
-            tunnel::open(&cx, request, &pinned, record).await
-        }
+    // The CONNECT is recorded whether or not a request follows inside.
+    let record = cx.log.allow(&origin, &pinned, Vec::new());
+    match shared.ca() {
+        Some(ca) if cx.intercepts(&pinned) => intercept::open(
+            intercept::Session::new(Arc::clone(&shared.route), cx, ca, pinned, record),
+            request,
+            permit,
+        ),
+        _ => tunnel::open(&cx, request, &pinned, record, permit).await,
     }
 }
 
@@ -338,10 +409,11 @@ async fn forward(
     let body = body.map_err(WasiError::from).boxed_unsync();
     let request = Request::from_parts(parts, body);
     match cx.exchange(request, None, &pinned, &record, injected).await {
-        Ok((response, connection)) => {
+        Ok((mut response, connection)) => {
             // What is left of the upstream connection carries the rest of
             // the body while the client reads it.
             tokio::spawn(Box::into_pin(connection));
+            hop_by_hop_removed(response.headers_mut());
             response
         }
         Err((reason, _)) => {

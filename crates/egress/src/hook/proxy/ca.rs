@@ -30,6 +30,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 const VALIDITY: time::Duration = time::Duration::days(30);
 const SLACK: time::Duration = time::Duration::days(1);
 
+/// Most leaves one CA keeps minted at once.
+const MAX_LEAVES: usize = 256;
+
 /// Why a CA or a leaf could not be made.
 #[derive(Debug, thiserror::Error)]
 pub enum CaError {
@@ -67,10 +70,7 @@ impl InterceptCa {
         params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
         params.not_before = now - SLACK;
         params.not_after = now + VALIDITY;
-        params.name_constraints = Some(NameConstraints {
-            permitted_subtrees: permitted(grant),
-            excluded_subtrees: Vec::new(),
-        });
+        params.name_constraints = Some(name_constraints(grant));
         let key = KeyPair::generate()?;
         let certificate = params.self_signed(&key)?;
         let pem = certificate.pem();
@@ -122,6 +122,11 @@ impl InterceptCa {
         if let Some(config) = leaves.get(&host) {
             return Ok(Arc::clone(config));
         }
+        // Many names under a wildcard or suffix rule: start over rather
+        // than grow without bound (a leaf is cheap to mint again).
+        if leaves.len() >= MAX_LEAVES {
+            leaves.clear();
+        }
         let now = time::OffsetDateTime::now_utc();
         let mut params = CertificateParams::new(vec![host.clone()])?;
         params.distinguished_name = DistinguishedName::new();
@@ -155,8 +160,37 @@ impl InterceptCa {
     }
 }
 
-/// The names and ranges a CA for `grant` may vouch for: each rule's host,
-/// domain (a wildcard's parent, a suffix) or address range.
+/// What a CA for `grant` may vouch for: each rule's host, domain (a
+/// wildcard's parent, a suffix; an exact name's subdomains too, which X.509
+/// cannot tell apart) or address range. Without a rule for addresses,
+/// every address is excluded (a constraint binds only the name types it
+/// lists).
+fn name_constraints(grant: &NetworkGrant) -> NameConstraints {
+    let permitted_subtrees = permitted(grant);
+    let excluded_subtrees = if permitted_subtrees
+        .iter()
+        .any(|subtree| matches!(subtree, GeneralSubtree::IpAddress(_)))
+    {
+        Vec::new()
+    } else {
+        vec![
+            GeneralSubtree::IpAddress(CidrSubnet::from_addr_prefix(
+                std::net::Ipv4Addr::UNSPECIFIED.into(),
+                0,
+            )),
+            GeneralSubtree::IpAddress(CidrSubnet::from_addr_prefix(
+                std::net::Ipv6Addr::UNSPECIFIED.into(),
+                0,
+            )),
+        ]
+    };
+    NameConstraints {
+        permitted_subtrees,
+        excluded_subtrees,
+    }
+}
+
+/// The permitted subtrees of [`name_constraints`].
 fn permitted(grant: &NetworkGrant) -> Vec<GeneralSubtree> {
     grant
         .rules()

@@ -8,13 +8,13 @@
 //! the granted host (SNI), as for a blind tunnel.
 
 use super::tunnel::names_host;
-use super::{Context, InterceptCa, ProxyBody, Route, forward, refused};
-use crate::decide::{Denial, PinnedTarget, Reason};
-use crate::record::Origin;
+use super::{Context, InterceptCa, Permit, ProxyBody, Route, forward, refused};
+use crate::decide::{PinnedTarget, Reason};
+use crate::record::{Origin, RecordHandle};
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Incoming;
 use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use tokio_rustls::LazyConfigAcceptor;
@@ -26,6 +26,8 @@ pub(super) struct Session {
     opened_by: Arc<Context>,
     ca: Arc<InterceptCa>,
     pinned: PinnedTarget,
+    /// The record of the `CONNECT` itself, finished when the tunnel ends.
+    record: RecordHandle,
     /// The `CONNECT` counted one request: the first inside is that one.
     prepaid: AtomicBool,
 }
@@ -37,35 +39,23 @@ impl Session {
         opened_by: Arc<Context>,
         ca: Arc<InterceptCa>,
         pinned: PinnedTarget,
+        record: RecordHandle,
     ) -> Self {
         Self {
             route,
             opened_by,
             ca,
             pinned,
+            record,
             prepaid: AtomicBool::new(true),
         }
     }
 
-    /// Refuses the tunnel: a record with the reason, and a log line.
-    fn refuse(&self, reason: Reason, message: String) {
-        let cx = &self.opened_by;
-        tracing::warn!(target: "airlock::egress", tool = %cx.requester.tool.name, reason = reason.code(), "{message}");
-        let origin = Origin {
-            tool: &cx.requester.tool.name,
-            invocation_id: &cx.invocation_id,
-            method: "CONNECT",
-        };
-        cx.log.deny(
-            &origin,
-            &Denial {
-                reason,
-                message,
-                target: Some(self.pinned.target().clone()),
-                addresses: self.pinned.addresses().to_vec(),
-                rule: Some(self.pinned.rule().to_string()),
-            },
-        );
+    /// Ends the tunnel's record with why it failed, and says so in the log.
+    fn refuse(&self, reason: Reason, message: &str) {
+        let tool = &self.opened_by.requester.tool.name;
+        tracing::warn!(target: "airlock::egress", %tool, reason = reason.code(), "{message}");
+        self.record.finish(Some(reason));
     }
 
     /// Decides one request inside the tunnel, then forwards it.
@@ -76,20 +66,27 @@ impl Session {
             .path_and_query()
             .map_or("/", |p| p.as_str())
             .to_string();
-        let decided = if Arc::ptr_eq(&cx, &self.opened_by) {
+        let decided = match self.pinned.for_path(&path) {
             // Same origin, same requester: the tunnel's decision holds (its
             // resolution included); only the budget counts again.
-            self.pinned.for_path(&path).and_then(|pinned| {
-                if !self.prepaid.swap(false, Ordering::Relaxed) {
-                    cx.admit(Some(&pinned))?;
+            Ok(pinned) if Arc::ptr_eq(&cx, &self.opened_by) => {
+                if self.prepaid.swap(false, Ordering::Relaxed) {
+                    Ok(pinned)
+                } else {
+                    cx.admit(Some(&pinned)).map(|()| pinned)
                 }
-                Ok(pinned)
-            })
-        } else {
+            }
             // Another call of a hosted server now owns the proxy: decided
             // afresh, for its requester.
-            let url = format!("https://{}{path}", self.pinned.target().host_header());
-            cx.check(&url).await
+            Ok(pinned) => {
+                let url = format!(
+                    "https://{}{}",
+                    pinned.target().host_header(),
+                    pinned.target().path_and_query
+                );
+                cx.check(&url).await
+            }
+            Err(denial) => Err(denial),
         };
         match decided {
             Ok(pinned) => forward(&cx, request, pinned).await,
@@ -109,9 +106,15 @@ impl Session {
 
 /// Answers `200` to the `CONNECT`, then (on its own task) terminates the
 /// client's TLS and serves the requests inside.
-pub(super) fn open(session: Session, request: Request<Incoming>) -> Response<ProxyBody> {
+pub(super) fn open(
+    session: Session,
+    request: Request<Incoming>,
+    permit: Permit,
+) -> Response<ProxyBody> {
     tokio::spawn(async move {
+        let _permit = permit;
         let Ok(upgraded) = hyper::upgrade::on(request).await else {
+            session.refuse(Reason::ProtocolError, "the CONNECT was not upgraded");
             return;
         };
         let timeout = session.opened_by.grant.budgets().first_byte_timeout;
@@ -125,16 +128,22 @@ pub(super) fn open(session: Session, request: Request<Incoming>) -> Response<Pro
             };
         let tls = match tls {
             Ok(tls) => tls,
-            Err((reason, message)) => return session.refuse(reason, message),
+            Err((reason, message)) => return session.refuse(reason, &message),
         };
         let session = Arc::new(session);
+        let inner = Arc::clone(&session);
         let service = hyper::service::service_fn(move |request| {
-            let session = Arc::clone(&session);
+            let session = Arc::clone(&inner);
             async move { Ok::<_, std::convert::Infallible>(session.request(request).await) }
         });
+        // A tunnel waiting for its next request closes as an idle
+        // connection would: no request head within the first-byte timeout.
         let _ = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(timeout)
             .serve_connection(TokioIo::new(tls), service)
             .await;
+        session.record.finish(None);
     });
     Response::new(Empty::new().map_err(|never| match never {}).boxed_unsync())
 }
