@@ -447,6 +447,14 @@ async fn requests_kept_alive_in_one_tunnel_each_count_and_are_recorded() {
         response.into_body().collect().await.expect("body");
     }
     assert_eq!(statuses, [200, 200, 200, 403]);
+    // Another CONNECT inside the tunnel is no request for its origin.
+    sender.ready().await.expect("the tunnel stays open");
+    let nested = hyper::Request::connect("evil.test:443")
+        .body(Empty::<bytes::Bytes>::new())
+        .expect("request");
+    let nested = sender.send_request(nested).await.expect("answered");
+    assert_eq!(nested.status(), 405);
+    assert_eq!(world.api.requests().len(), 3, "nothing more went upstream");
     assert_eq!(world.api.requests().len(), 3);
     let records = world.proxy.records();
     let inside: Vec<_> = records.iter().filter(|r| r.method == "GET").collect();

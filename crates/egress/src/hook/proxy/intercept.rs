@@ -8,7 +8,7 @@
 //! the granted host (SNI), as for a blind tunnel.
 
 use super::tunnel::names_host;
-use super::{Context, InterceptCa, Permit, ProxyBody, Route, forward, refused};
+use super::{Context, InterceptCa, Permit, ProxyBody, Route, forward, refused, text};
 use crate::decide::{PinnedTarget, Reason};
 use crate::record::{Origin, RecordHandle};
 use http_body_util::{BodyExt, Empty};
@@ -61,6 +61,17 @@ impl Session {
     /// Decides one request inside the tunnel, then forwards it.
     async fn request(&self, request: Request<Incoming>) -> Response<ProxyBody> {
         let cx = Arc::clone(&(self.route)().cx);
+        // Inside a tunnel to one origin, only requests for that origin.
+        if request.method() == hyper::Method::CONNECT {
+            return text(
+                hyper::StatusCode::METHOD_NOT_ALLOWED,
+                Some(Reason::ProtocolError),
+                format!(
+                    "airlock: protocol_error: a tunnel to {} carries requests for it, not another CONNECT",
+                    self.pinned.target().host_header()
+                ),
+            );
+        }
         let path = request
             .uri()
             .path_and_query()
