@@ -100,12 +100,6 @@ pub fn profile(
     for (at, _) in &plan.links {
         let _ = write!(p, "\n    (literal {})", quoted(at));
     }
-    if let NetworkMode::Strict {
-        trust: Some(trust), ..
-    } = &plan.network
-    {
-        let _ = write!(p, "\n    (literal {})", quoted(trust));
-    }
     let _ = write!(p, "\n    (literal {}))\n", quoted(&plan.program));
     p.push_str("(allow file-read* file-write* process-exec");
     for dir in &writable {
@@ -135,6 +129,14 @@ pub fn profile(
             let _ = write!(p, "\n    ({filter} {})", quoted(&hidden.host));
         }
         p.push_str(")\n");
+    }
+    // After the hidden paths' denials (later rules win): the bundle may sit
+    // in the state directory a grant hides.
+    if let NetworkMode::Strict {
+        trust: Some(trust), ..
+    } = &plan.network
+    {
+        let _ = writeln!(p, "(allow file-read* (literal {}))", quoted(trust));
     }
     match (&plan.network, bridge_port) {
         (NetworkMode::None, _) => {}

@@ -161,7 +161,12 @@ pub fn positive_count<T: Copy + Default + PartialEq>(
     }
 }
 
-/// A positive duration (`default` when absent), as `"10s"` or `"500ms"`.
+/// The longest duration a timeout may be: longer is a mistake, and a
+/// deadline that far off could overflow the clock's arithmetic.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(366 * 24 * 3600);
+
+/// A positive duration (`default` when absent), as `"10s"` or `"500ms"`,
+/// at most [`MAX_TIMEOUT`].
 pub fn timeout(
     value: Option<Spanned<String>>,
     default: Duration,
@@ -172,7 +177,11 @@ pub fn timeout(
         return Ok(default);
     };
     match humantime::parse_duration(value.get_ref()) {
-        Ok(d) if !d.is_zero() => Ok(d),
+        Ok(d) if !d.is_zero() && d <= MAX_TIMEOUT => Ok(d),
+        Ok(d) if d > MAX_TIMEOUT => Err(source.error(
+            value.span(),
+            format!("`{key}` is longer than a year: write a shorter duration"),
+        )),
         _ => Err(source.error(
             value.span(),
             format!(

@@ -526,6 +526,7 @@ mod tests {
                 "no user",
             ),
             ("approval_wait = \"soon\"", "positive duration"),
+            ("approval_wait = \"400days\"", "longer than a year"),
             ("max_sessions = 0", "would refuse every MCP session"),
             (
                 "max_sessions_per_agent = 0",

@@ -219,8 +219,8 @@ async fn serve_channel(channel: tokio::net::UnixStream, shared: Arc<Shared>) {
                 }
             };
             let shared = Arc::clone(&shared);
-            // A tunnel outlives the connection's HTTP part: it keeps its
-            // own share of the permit.
+            // An intercepted tunnel outlives the connection's HTTP part: it
+            // keeps its own share of the permit.
             let permit = Arc::new(permit);
             tokio::spawn(async move {
                 let service = hyper::service::service_fn(move |request| {
@@ -229,7 +229,10 @@ async fn serve_channel(channel: tokio::net::UnixStream, shared: Arc<Shared>) {
                         Ok::<_, std::convert::Infallible>(handle(shared, permit, request).await)
                     }
                 });
+                // The timer lets hyper close a connection that sends no
+                // request head within its header-read timeout.
                 let _ = hyper::server::conn::http1::Builder::new()
+                    .timer(hyper_util::rt::TokioTimer::new())
                     .serve_connection(TokioIo::new(stream), service)
                     .with_upgrades()
                     .await;
@@ -276,10 +279,11 @@ fn refused(denial: &Denial) -> Response<ProxyBody> {
     )
 }
 
-/// Drops the upstream connection's own headers from a response relayed to
-/// the client (RFC 9110 7.6.1): the proxy's connection with the client is
-/// another one (an upstream's `connection: close` must not end a tunnel,
-/// nor its `upgrade` start anything).
+/// Drops a connection's own headers from a message the proxy relays (RFC
+/// 9110 7.6.1): the client's connection and the upstream one are two (an
+/// upstream's `connection: close` must not end a tunnel, a client's `TE:
+/// gzip` must not bring back a coding the relay drops, an `upgrade` must
+/// not start anything).
 fn hop_by_hop_removed(headers: &mut http::HeaderMap) {
     let named: Vec<http::HeaderName> = headers
         .get_all(http::header::CONNECTION)
@@ -375,7 +379,10 @@ async fn handle(
             request,
             permit,
         ),
-        _ => tunnel::open(&cx, request, &pinned, record, permit).await,
+        // A blind tunnel has no idle end the proxy could see (the TLS
+        // inside is the client's): it gives its slot back with the
+        // connection, as an intercepted one, which closes when idle, does not.
+        _ => tunnel::open(&cx, request, &pinned, record).await,
     }
 }
 
@@ -404,7 +411,8 @@ async fn forward(
     let names = injected.names();
     let record = cx.log.allow(&origin, &pinned, names);
     let (mut parts, body) = request.into_parts();
-    parts.headers.remove("proxy-connection");
+    // The client's connection is with the proxy: its own headers stay here.
+    hop_by_hop_removed(&mut parts.headers);
     parts.headers.remove(http::header::PROXY_AUTHORIZATION);
     let body = body.map_err(WasiError::from).boxed_unsync();
     let request = Request::from_parts(parts, body);

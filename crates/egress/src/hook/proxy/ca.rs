@@ -166,7 +166,15 @@ impl InterceptCa {
 /// every address is excluded (a constraint binds only the name types it
 /// lists).
 fn name_constraints(grant: &NetworkGrant) -> NameConstraints {
-    let permitted_subtrees = permitted(grant);
+    let mut permitted_subtrees = permitted(grant);
+    // Without a rule for names, only a reserved name nothing real uses
+    // (RFC 2606): no permitted name would leave names unconstrained.
+    if !permitted_subtrees
+        .iter()
+        .any(|subtree| matches!(subtree, GeneralSubtree::DnsName(_)))
+    {
+        permitted_subtrees.push(GeneralSubtree::DnsName("invalid".into()));
+    }
     let excluded_subtrees = if permitted_subtrees
         .iter()
         .any(|subtree| matches!(subtree, GeneralSubtree::IpAddress(_)))

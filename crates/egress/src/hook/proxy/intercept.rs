@@ -63,6 +63,21 @@ impl Session {
         let cx = Arc::clone(&(self.route)().cx);
         // Inside a tunnel to one origin, only requests for that origin.
         if request.method() == hyper::Method::CONNECT {
+            let origin = Origin {
+                tool: &cx.requester.tool.name,
+                invocation_id: &cx.invocation_id,
+                method: "CONNECT",
+            };
+            cx.log.deny(
+                &origin,
+                &crate::decide::Denial {
+                    reason: Reason::ProtocolError,
+                    message: "a CONNECT inside an intercepted tunnel".into(),
+                    target: Some(self.pinned.target().clone()),
+                    addresses: Vec::new(),
+                    rule: None,
+                },
+            );
             return text(
                 hyper::StatusCode::METHOD_NOT_ALLOWED,
                 Some(Reason::ProtocolError),

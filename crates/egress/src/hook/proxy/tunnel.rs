@@ -6,7 +6,7 @@
 //! against the grant's byte limits and is paced by the invocation's rate
 //! limit, like the hook's bodies.
 
-use super::{Context, Permit, ProxyBody, failed};
+use super::{Context, ProxyBody, failed};
 use crate::budget::Budget;
 use crate::decide::{PinnedTarget, Reason};
 use crate::record::RecordHandle;
@@ -34,7 +34,6 @@ pub(super) async fn open(
     request: Request<Incoming>,
     pinned: &PinnedTarget,
     record: RecordHandle,
-    permit: Permit,
 ) -> Response<ProxyBody> {
     let budgets = cx.grant.budgets().clone();
     let stream = match cx
@@ -50,7 +49,6 @@ pub(super) async fn open(
     let host = pinned.target().host.to_string();
     let budget = Arc::clone(&cx.budget);
     tokio::spawn(async move {
-        let _permit = permit;
         let Ok(upgraded) = hyper::upgrade::on(request).await else {
             record.finish(Some(Reason::ProtocolError));
             return;
