@@ -202,34 +202,49 @@ impl Context {
         options: Option<RequestOptions>,
     ) -> Result<(http::Response<WasiBody>, IoFuture), WasiError> {
         let method = request.method().to_string();
-        let origin = Origin {
-            tool: &self.requester.tool.name,
-            invocation_id: &self.invocation_id,
-            method: &method,
-        };
-        let deny = |denial: Denial| {
-            self.log.deny(&origin, &denial);
-            Err(denial.reason.to_wasi(None))
-        };
+        let origin = self.origin(&method);
         let url = request.uri().to_string();
         let pinned = match self.check(&url).await {
             Ok(pinned) => pinned,
-            Err(denial) => return deny(*denial),
+            Err(denial) => {
+                self.log.deny(&origin, &denial);
+                return Err(denial.reason.to_wasi(None));
+            }
         };
-        let injected = match self.credentials_for(request.headers(), &pinned) {
-            Ok(injected) => injected,
-            Err(denial) => return deny(*denial),
-        };
-        let names = injected.names();
-        let record = self.log.allow(&origin, &pinned, names);
-        match self
-            .exchange(request, options, &pinned, &record, injected)
+        let (injected, record) = self
+            .admitted(request.headers(), &pinned, &origin)
+            .map_err(|denial| denial.reason.to_wasi(None))?;
+        self.exchange(request, options, &pinned, &record, injected)
             .await
-        {
-            Ok(exchange) => Ok(exchange),
-            Err((reason, error)) => {
-                record.finish(Some(reason));
-                Err(error)
+            .map_err(|(_, error)| error)
+    }
+
+    /// Who makes a request of this context with `method`, for its record.
+    fn origin<'a>(&'a self, method: &'a str) -> Origin<'a> {
+        Origin {
+            tool: &self.requester.tool.name,
+            invocation_id: &self.invocation_id,
+            method,
+        }
+    }
+
+    /// The credentials an allowed request to `pinned` carries (see
+    /// `credentials_for`) and its record, started; or the refusal,
+    /// recorded.
+    fn admitted(
+        &self,
+        headers: &http::HeaderMap,
+        pinned: &PinnedTarget,
+        origin: &Origin<'_>,
+    ) -> Result<(Injected, RecordHandle), Box<Denial>> {
+        match self.credentials_for(headers, pinned) {
+            Ok(injected) => {
+                let record = self.log.allow(origin, pinned, injected.names());
+                Ok((injected, record))
+            }
+            Err(denial) => {
+                self.log.deny(origin, &denial);
+                Err(denial)
             }
         }
     }
@@ -352,7 +367,26 @@ impl Context {
     /// header set here, credentials injected, the request body limited and
     /// paced, first-byte and between-bytes timeouts, the response limited,
     /// paced, counted and (with a credential) scrubbed.
+    /// A failure finishes `record` with its reason.
     async fn exchange(
+        &self,
+        request: http::Request<WasiBody>,
+        options: Option<RequestOptions>,
+        pinned: &PinnedTarget,
+        record: &RecordHandle,
+        injected: Injected,
+    ) -> Result<(http::Response<WasiBody>, IoFuture), (Reason, WasiError)> {
+        let result = self
+            .attempt(request, options, pinned, record, injected)
+            .await;
+        if let Err((reason, _)) = &result {
+            record.finish(Some(*reason));
+        }
+        result
+    }
+
+    /// The exchange itself (see [`Context::exchange`]).
+    async fn attempt(
         &self,
         request: http::Request<WasiBody>,
         options: Option<RequestOptions>,

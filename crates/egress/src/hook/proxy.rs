@@ -12,7 +12,7 @@
 //! inside the tunnel gains nothing. Refusals are `403` with the reason
 //! code.
 
-use super::{Context, EgressHook, Origin};
+use super::{Context, EgressHook};
 use crate::decide::{Denial, PinnedTarget, Reason};
 use crate::record::EgressRecord;
 use airlock_sandbox::channel::{self, ProxyChannel};
@@ -333,11 +333,7 @@ async fn handle(
 ) -> Response<ProxyBody> {
     let cx = Arc::clone(&(shared.route)().cx);
     let method = request.method().to_string();
-    let origin = Origin {
-        tool: &cx.requester.tool.name,
-        invocation_id: &cx.invocation_id,
-        method: &method,
-    };
+    let origin = cx.origin(&method);
     // CONNECT carries TLS, so it is decided as https; plain requests must
     // come in absolute form (`GET http://host/path`).
     let tunnel = request.method() == Method::CONNECT;
@@ -396,20 +392,10 @@ async fn forward(
     pinned: PinnedTarget,
 ) -> Response<ProxyBody> {
     let method = request.method().to_string();
-    let origin = Origin {
-        tool: &cx.requester.tool.name,
-        invocation_id: &cx.invocation_id,
-        method: &method,
+    let (injected, record) = match cx.admitted(request.headers(), &pinned, &cx.origin(&method)) {
+        Ok(admitted) => admitted,
+        Err(denial) => return refused(&denial),
     };
-    let injected = match cx.credentials_for(request.headers(), &pinned) {
-        Ok(injected) => injected,
-        Err(denial) => {
-            cx.log.deny(&origin, &denial);
-            return refused(&denial);
-        }
-    };
-    let names = injected.names();
-    let record = cx.log.allow(&origin, &pinned, names);
     let (mut parts, body) = request.into_parts();
     // The client's connection is with the proxy: its own headers stay here.
     hop_by_hop_removed(&mut parts.headers);
@@ -424,10 +410,7 @@ async fn forward(
             hop_by_hop_removed(response.headers_mut());
             response
         }
-        Err((reason, _)) => {
-            record.finish(Some(reason));
-            failed(reason, &pinned)
-        }
+        Err((reason, _)) => failed(reason, &pinned),
     }
 }
 

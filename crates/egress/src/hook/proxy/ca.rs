@@ -94,16 +94,7 @@ impl InterceptCa {
     pub fn trust_bundle(&self, with_roots: bool) -> String {
         let mut bundle = self.pem.clone();
         if with_roots {
-            let found = rustls_native_certs::load_native_certs();
-            for error in &found.errors {
-                tracing::debug!(target: "airlock::egress", %error, "a system root could not be read");
-            }
-            let pems: Vec<pem::Pem> = found
-                .certs
-                .iter()
-                .map(|der| pem::Pem::new("CERTIFICATE", der.to_vec()))
-                .collect();
-            bundle.push_str(&pem::encode_many(&pems));
+            bundle.push_str(host_roots());
         }
         bundle
     }
@@ -158,6 +149,24 @@ impl InterceptCa {
         hosts.sort();
         hosts
     }
+}
+
+/// The host's roots, PEM: read once per process (every bundle of every
+/// proxy holds the same), not at each run.
+fn host_roots() -> &'static str {
+    static ROOTS: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ROOTS.get_or_init(|| {
+        let found = rustls_native_certs::load_native_certs();
+        for error in &found.errors {
+            tracing::debug!(target: "airlock::egress", %error, "a system root could not be read");
+        }
+        let pems: Vec<pem::Pem> = found
+            .certs
+            .iter()
+            .map(|der| pem::Pem::new("CERTIFICATE", der.to_vec()))
+            .collect();
+        pem::encode_many(&pems)
+    })
 }
 
 /// What a CA for `grant` may vouch for: each rule's host, domain (a

@@ -10,7 +10,7 @@
 use super::tunnel::names_host;
 use super::{Context, InterceptCa, Permit, ProxyBody, Route, forward, refused, text};
 use crate::decide::{PinnedTarget, Reason};
-use crate::record::{Origin, RecordHandle};
+use crate::record::RecordHandle;
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Incoming;
 use hyper::{Request, Response};
@@ -63,13 +63,8 @@ impl Session {
         let cx = Arc::clone(&(self.route)().cx);
         // Inside a tunnel to one origin, only requests for that origin.
         if request.method() == hyper::Method::CONNECT {
-            let origin = Origin {
-                tool: &cx.requester.tool.name,
-                invocation_id: &cx.invocation_id,
-                method: "CONNECT",
-            };
             cx.log.deny(
-                &origin,
+                &cx.origin("CONNECT"),
                 &crate::decide::Denial {
                     reason: Reason::ProtocolError,
                     message: "a CONNECT inside an intercepted tunnel".into(),
@@ -117,13 +112,7 @@ impl Session {
         match decided {
             Ok(pinned) => forward(&cx, request, pinned).await,
             Err(denial) => {
-                let method = request.method().to_string();
-                let origin = Origin {
-                    tool: &cx.requester.tool.name,
-                    invocation_id: &cx.invocation_id,
-                    method: &method,
-                };
-                cx.log.deny(&origin, &denial);
+                cx.log.deny(&cx.origin(request.method().as_str()), &denial);
                 refused(&denial)
             }
         }
